@@ -1,0 +1,230 @@
+//! Domain records: servers, actions, statuses, events and pages.
+//!
+//! Field names are SPEC's wire names everywhere (Rust, Python, JSON, C).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A UTC timestamp with microsecond precision.
+pub type Timestamp = DateTime<Utc>;
+
+/// A managed server. Paused servers hold new actions for human approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Server {
+    /// 1–100 characters of `[A-Za-z0-9._-]`, starting alphanumeric.
+    pub id: String,
+    /// Optional display hostname.
+    pub hostname: Option<String>,
+    /// Maintenance mode: new actions start `pending` instead of `approved`.
+    pub is_paused: bool,
+    /// When maintenance mode was entered; `None` while not paused.
+    pub paused_at: Option<Timestamp>,
+    /// When the server was registered.
+    pub created_at: Timestamp,
+}
+
+/// Where an action is in its life. See SPEC's status machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionStatus {
+    /// Waiting for a human (server in maintenance mode).
+    Pending,
+    /// May be claimed by the server's agent.
+    Approved,
+    /// Refused by a human. Terminal.
+    Rejected,
+    /// Withdrawn before execution. Terminal.
+    Cancelled,
+    /// Claimed by an agent holding the lease.
+    Executing,
+    /// Finished with exit code 0. Terminal.
+    Completed,
+    /// Finished with a non-zero exit code or a lost lease. Terminal.
+    Failed,
+}
+
+impl ActionStatus {
+    /// Every status, in life-cycle order.
+    pub const ALL: [ActionStatus; 7] = [
+        ActionStatus::Pending,
+        ActionStatus::Approved,
+        ActionStatus::Rejected,
+        ActionStatus::Cancelled,
+        ActionStatus::Executing,
+        ActionStatus::Completed,
+        ActionStatus::Failed,
+    ];
+
+    /// The wire name, e.g. `"pending"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionStatus::Pending => "pending",
+            ActionStatus::Approved => "approved",
+            ActionStatus::Rejected => "rejected",
+            ActionStatus::Cancelled => "cancelled",
+            ActionStatus::Executing => "executing",
+            ActionStatus::Completed => "completed",
+            ActionStatus::Failed => "failed",
+        }
+    }
+
+    /// True for statuses no transition leaves.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ActionStatus::Rejected
+                | ActionStatus::Cancelled
+                | ActionStatus::Completed
+                | ActionStatus::Failed
+        )
+    }
+}
+
+impl fmt::Display for ActionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ActionStatus {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        ActionStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "Invalid status '{}' (must be one of: pending, approved, rejected, cancelled, executing, completed, failed)",
+                    s.escape_debug()
+                ))
+            })
+    }
+}
+
+/// A remediation action and its whole history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    /// Unique, strictly increasing from 1, never reused.
+    pub id: i64,
+    /// The server it runs on.
+    pub server_id: String,
+    /// The whitelist entry it was built from.
+    pub action_type: String,
+    /// Current status.
+    pub status: ActionStatus,
+    /// The systemd unit, for actions that take one.
+    pub service_name: Option<String>,
+    /// Display form of the command, as a POSIX shell would read it.
+    pub command: String,
+    /// What an executor runs, without a shell.
+    pub argv: Vec<String>,
+    /// Environment variables for the executor.
+    pub env: BTreeMap<String, String>,
+    /// The monitoring alert that prompted the action, if any.
+    pub alert_id: Option<i64>,
+    /// When the action was requested.
+    pub created_at: Timestamp,
+    /// Who requested it (default `"dashboard"`).
+    pub created_by: String,
+    /// When it was approved (equal to `created_at` for auto-approval).
+    pub approved_at: Option<Timestamp>,
+    /// Who approved it (`"auto"` for auto-approval).
+    pub approved_by: Option<String>,
+    /// When it was rejected.
+    pub rejected_at: Option<Timestamp>,
+    /// Who rejected it.
+    pub rejected_by: Option<String>,
+    /// Why it was rejected.
+    pub rejection_reason: Option<String>,
+    /// When it was cancelled.
+    pub cancelled_at: Option<Timestamp>,
+    /// Who cancelled it.
+    pub cancelled_by: Option<String>,
+    /// When an agent claimed it.
+    pub executed_at: Option<Timestamp>,
+    /// When the current lease runs out, while executing.
+    pub lease_expires_at: Option<Timestamp>,
+    /// When it finished (completed or failed).
+    pub completed_at: Option<Timestamp>,
+    /// The command's exit code; -1 for a lost lease.
+    pub exit_code: Option<i32>,
+    /// Captured standard output, capped.
+    pub stdout: Option<String>,
+    /// Captured standard error, capped.
+    pub stderr: Option<String>,
+}
+
+/// An action just claimed by an agent, with the token that fences its executor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// The action, now `executing`.
+    #[serde(flatten)]
+    pub action: Action,
+    /// Secret lease token (a UUID); required by `heartbeat` and `report_result`.
+    pub lease_token: String,
+}
+
+/// One page of a listing, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionPage {
+    /// The actions on this page.
+    pub actions: Vec<Action>,
+    /// How many actions match the filter in all.
+    pub total: u64,
+    /// The page size asked for.
+    pub limit: i64,
+    /// How many matches were skipped.
+    pub offset: i64,
+}
+
+/// One entry of the append-only audit log: a status change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Cursor position: strictly increasing, never reused.
+    pub id: i64,
+    /// The action that changed.
+    pub action_id: i64,
+    /// Status before the change; `None` when the action was created.
+    pub from_status: Option<ActionStatus>,
+    /// Status after the change.
+    pub to_status: ActionStatus,
+    /// Who made the change (`"auto"`, `"dashboard"`, `"agent"`, `"system"`, ...).
+    pub by: String,
+    /// When.
+    pub at: Timestamp,
+    /// Extra detail: rejection reason, exit code, why a lease was lost.
+    pub detail: Option<String>,
+}
+
+/// Filters and pagination for listing actions.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ActionFilter {
+    /// Only actions with this status.
+    pub status: Option<ActionStatus>,
+    /// Only actions on this server.
+    pub server_id: Option<String>,
+    /// Only actions of this type.
+    pub action_type: Option<String>,
+}
+
+impl ActionFilter {
+    /// True when `action` passes every set filter.
+    pub fn matches(&self, action: &Action) -> bool {
+        self.status.is_none_or(|s| s == action.status)
+            && self
+                .server_id
+                .as_deref()
+                .is_none_or(|s| s == action.server_id)
+            && self
+                .action_type
+                .as_deref()
+                .is_none_or(|t| t == action.action_type)
+    }
+}

@@ -1,0 +1,532 @@
+//! [`ActionQueue`]: the public face of actionq. It validates input, applies the
+//! whitelist and SPEC's create rules, and hands atomic work to a [`Store`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::memory::MemoryStore;
+use crate::model::{Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server};
+use crate::sqlite::{SqliteOptions, SqliteStore};
+use crate::store::{ActionDraft, Change, ChangeKind, ConflictGuard, PageRequest, Store};
+use crate::whitelist::{ConflictPolicy, Whitelist};
+
+/// Default `created_by` and actor for dashboard operations.
+pub const DASHBOARD: &str = "dashboard";
+/// Actor recorded for agent operations (claim, result).
+pub const AGENT: &str = "agent";
+/// Actor recorded for lease expiry.
+pub const SYSTEM: &str = "system";
+
+/// Tunables of a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueOptions {
+    /// `stdout`/`stderr` are cut to this many characters (default 10,000).
+    pub output_cap_chars: usize,
+    /// Lease given by `claim_next`/`heartbeat` when the caller names none (default 5 min).
+    pub default_lease: Duration,
+    /// Longest lease a caller may ask for (default 24 h).
+    pub max_lease: Duration,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            output_cap_chars: 10_000,
+            default_lease: Duration::from_secs(300),
+            max_lease: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// A request to queue an action. Build with [`NewAction::new`] and the setters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAction {
+    /// Target server id.
+    pub server_id: String,
+    /// Whitelisted action type.
+    pub action_type: String,
+    /// Parameter values by name (`service_name` for `restart_service`).
+    pub params: BTreeMap<String, String>,
+    /// Originating alert (≥ 1).
+    pub alert_id: Option<i64>,
+    /// Requester (default `"dashboard"`).
+    pub created_by: String,
+}
+
+impl NewAction {
+    /// A request for `action_type` on `server_id`, no parameters, by `"dashboard"`.
+    pub fn new(server_id: impl Into<String>, action_type: impl Into<String>) -> Self {
+        NewAction {
+            server_id: server_id.into(),
+            action_type: action_type.into(),
+            params: BTreeMap::new(),
+            alert_id: None,
+            created_by: DASHBOARD.to_owned(),
+        }
+    }
+
+    /// Sets the `service_name` parameter.
+    pub fn service_name(self, service_name: impl Into<String>) -> Self {
+        self.param("service_name", service_name)
+    }
+
+    /// Sets a parameter.
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.insert(name.into(), value.into());
+        self
+    }
+
+    /// Links the originating alert.
+    pub fn alert_id(mut self, alert_id: i64) -> Self {
+        self.alert_id = Some(alert_id);
+        self
+    }
+
+    /// Sets the requester.
+    pub fn created_by(mut self, created_by: impl Into<String>) -> Self {
+        self.created_by = created_by.into();
+        self
+    }
+}
+
+/// Filters and page of a listing. Defaults: no filter, `limit` 50, `offset` 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionQuery {
+    /// Only this status.
+    pub status: Option<ActionStatus>,
+    /// Only this server.
+    pub server_id: Option<String>,
+    /// Only this action type.
+    pub action_type: Option<String>,
+    /// Page size, 1..=100.
+    pub limit: i64,
+    /// Matches to skip, ≥ 0.
+    pub offset: i64,
+}
+
+impl Default for ActionQuery {
+    fn default() -> Self {
+        ActionQuery {
+            status: None,
+            server_id: None,
+            action_type: None,
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+/// The remediation action queue.
+///
+/// Cheap to clone (shared state) and safe to use from many threads.
+///
+/// ```
+/// use actionq::{ActionQueue, ActionStatus, NewAction};
+///
+/// let queue = ActionQueue::in_memory();
+/// queue.create_server("web-1", Some("web-1.lan"))?;
+/// let action = queue.create_action(&NewAction::new("web-1", "restart_service").service_name("nginx"))?;
+/// assert_eq!(action.status, ActionStatus::Approved); // server not paused
+/// assert_eq!(action.argv, ["systemctl", "restart", "nginx"]);
+///
+/// let claim = queue.claim_next("web-1", None)?.expect("one approved action");
+/// let done = queue.report_result(claim.action.id, &claim.lease_token, 0, Some("ok"), None)?;
+/// assert_eq!(done.status, ActionStatus::Completed);
+/// # Ok::<(), actionq::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct ActionQueue {
+    store: Arc<dyn Store>,
+    whitelist: Arc<Whitelist>,
+    clock: Arc<dyn Clock>,
+    options: QueueOptions,
+}
+
+impl std::fmt::Debug for ActionQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActionQueue")
+            .field("whitelist", &self.whitelist)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_len(what: &str, value: &str, max: usize) -> Result<()> {
+    let n = value.chars().count();
+    if n == 0 || n > max {
+        return Err(Error::InvalidInput(format!(
+            "{what} must be 1-{max} characters (got {n})"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::InvalidInput(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a server id: 1–100 chars of `[A-Za-z0-9._-]`, starting alphanumeric.
+pub fn check_server_id(id: &str) -> Result<()> {
+    let ok = (1..=100).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "Invalid server id '{}': 1-100 characters of [A-Za-z0-9._-], starting with a letter or digit",
+            id.chars().take(100).collect::<String>().escape_debug()
+        )))
+    }
+}
+
+fn cap(text: Option<&str>, max_chars: usize) -> Option<String> {
+    text.map(|t| match t.char_indices().nth(max_chars) {
+        Some((cut, _)) => t[..cut].to_owned(),
+        None => t.to_owned(),
+    })
+}
+
+impl ActionQueue {
+    /// A queue over `store` with the default whitelist, system clock and options.
+    pub fn new(store: impl Store) -> Self {
+        ActionQueue {
+            store: Arc::new(store),
+            whitelist: Arc::new(Whitelist::default()),
+            clock: Arc::new(SystemClock),
+            options: QueueOptions::default(),
+        }
+    }
+
+    /// A queue on the SQLite file at `path` (created if missing), default settings.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(Self::new(SqliteStore::open(
+            path,
+            &SqliteOptions::default(),
+        )?))
+    }
+
+    /// A queue held in memory only.
+    pub fn in_memory() -> Self {
+        Self::new(MemoryStore::new())
+    }
+
+    /// Replaces the whitelist.
+    pub fn with_whitelist(mut self, whitelist: Whitelist) -> Self {
+        self.whitelist = Arc::new(whitelist);
+        self
+    }
+
+    /// Replaces the clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Replaces the options.
+    pub fn with_options(mut self, options: QueueOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The whitelist in force.
+    pub fn whitelist(&self) -> &Whitelist {
+        &self.whitelist
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &QueueOptions {
+        &self.options
+    }
+
+    /// Registers a server (not paused). Conflict if the id is taken.
+    pub fn create_server(&self, id: &str, hostname: Option<&str>) -> Result<Server> {
+        check_server_id(id)?;
+        if let Some(h) = hostname {
+            check_len("hostname", h, 255)?;
+        }
+        let server = Server {
+            id: id.to_owned(),
+            hostname: hostname.map(str::to_owned),
+            is_paused: false,
+            paused_at: None,
+            created_at: self.clock.now(),
+        };
+        self.store.insert_server(&server)?;
+        Ok(server)
+    }
+
+    /// The server `id`, or NotFound `Server '{id}' not found`.
+    pub fn get_server(&self, id: &str) -> Result<Server> {
+        self.store
+            .get_server(id)?
+            .ok_or_else(|| Error::server_not_found(id))
+    }
+
+    /// Puts the server in maintenance mode (idempotent).
+    pub fn pause_server(&self, id: &str) -> Result<Server> {
+        self.store
+            .set_paused(id, Some(self.clock.now()))?
+            .ok_or_else(|| Error::server_not_found(id))
+    }
+
+    /// Takes the server out of maintenance mode (idempotent).
+    pub fn unpause_server(&self, id: &str) -> Result<Server> {
+        self.store
+            .set_paused(id, None)?
+            .ok_or_else(|| Error::server_not_found(id))
+    }
+
+    /// Queues an action, applying SPEC's create rules in order: malformed input
+    /// (InvalidInput), unknown server (NotFound), whitelist (NotWhitelisted),
+    /// conflict policy (Conflict); then auto-approves unless the server is paused.
+    pub fn create_action(&self, request: &NewAction) -> Result<Action> {
+        check_server_id(&request.server_id)?;
+        check_len("action_type", &request.action_type, 100)?;
+        check_len("created_by", &request.created_by, 100)?;
+        if let Some(alert_id) = request.alert_id {
+            if alert_id < 1 {
+                return Err(Error::InvalidInput(format!(
+                    "alert_id must be at least 1 (got {alert_id})"
+                )));
+            }
+        }
+        self.whitelist
+            .check_shape(&request.action_type, &request.params)?;
+        self.get_server(&request.server_id)?;
+        let built = self
+            .whitelist
+            .build(&request.action_type, &request.params)?;
+        let entry = self
+            .whitelist
+            .get(&request.action_type)
+            .expect("build succeeded");
+        let guard = match entry.conflict() {
+            ConflictPolicy::None => ConflictGuard::None,
+            ConflictPolicy::PendingDuplicate => ConflictGuard::PendingDuplicate {
+                message: match &built.service_name {
+                    Some(service) => format!(
+                        "Pending action already exists for service '{service}' on server '{}'",
+                        request.server_id
+                    ),
+                    None => format!(
+                        "Pending action already exists for '{}' on server '{}'",
+                        request.action_type, request.server_id
+                    ),
+                },
+            },
+            ConflictPolicy::ExclusiveGroup(group) => ConflictGuard::ActiveInGroup {
+                action_types: self.whitelist.group_members(group),
+                message: format!(
+                    "An {} action is already pending/in-progress for server '{}'",
+                    group.to_uppercase(),
+                    request.server_id
+                ),
+            },
+        };
+        let draft = ActionDraft {
+            server_id: request.server_id.clone(),
+            action_type: request.action_type.clone(),
+            service_name: built.service_name,
+            command: built.command,
+            argv: built.argv,
+            env: built.env,
+            alert_id: request.alert_id,
+            created_at: self.clock.now(),
+            created_by: request.created_by.clone(),
+        };
+        self.store.insert_action(draft, &guard)
+    }
+
+    /// The action `id`, or NotFound `Action {id} not found`.
+    pub fn get_action(&self, id: i64) -> Result<Action> {
+        self.store
+            .get_action(id)?
+            .ok_or_else(|| Error::action_not_found(id))
+    }
+
+    /// A page of actions matching `query`, newest first, with the total count.
+    pub fn list_actions(&self, query: &ActionQuery) -> Result<ActionPage> {
+        if !(1..=100).contains(&query.limit) {
+            return Err(Error::InvalidInput(format!(
+                "limit must be between 1 and 100 (got {})",
+                query.limit
+            )));
+        }
+        if query.offset < 0 {
+            return Err(Error::InvalidInput(format!(
+                "offset must be at least 0 (got {})",
+                query.offset
+            )));
+        }
+        let filter = ActionFilter {
+            status: query.status,
+            server_id: query.server_id.clone(),
+            action_type: query.action_type.clone(),
+        };
+        let page = PageRequest {
+            limit: query.limit as u32,
+            offset: query.offset as u64,
+        };
+        let (actions, total) = self.store.list_actions(&filter, page)?;
+        Ok(ActionPage {
+            actions,
+            total,
+            limit: query.limit,
+            offset: query.offset,
+        })
+    }
+
+    /// A page of one server's actions; NotFound for an unknown server.
+    pub fn list_server_actions(
+        &self,
+        server_id: &str,
+        status: Option<ActionStatus>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<ActionPage> {
+        self.get_server(server_id)?;
+        self.list_actions(&ActionQuery {
+            status,
+            server_id: Some(server_id.to_owned()),
+            action_type: None,
+            limit,
+            offset,
+        })
+    }
+
+    fn change(&self, id: i64, kind: ChangeKind, by: &str) -> Result<Action> {
+        check_len("actor", by, 100)?;
+        let change = Change {
+            kind,
+            by: by.to_owned(),
+            at: self.clock.now(),
+        };
+        self.store.update_action(id, &change)
+    }
+
+    /// pending → approved, by `by` (the dashboard passes `"dashboard"`).
+    pub fn approve_action(&self, id: i64, by: &str) -> Result<Action> {
+        self.change(id, ChangeKind::Approve, by)
+    }
+
+    /// pending → rejected with a reason of 1–1000 characters.
+    pub fn reject_action(&self, id: i64, by: &str, reason: &str) -> Result<Action> {
+        let n = reason.chars().count();
+        if !(1..=1000).contains(&n) {
+            return Err(Error::InvalidInput(format!(
+                "reason must be 1-1000 characters (got {n})"
+            )));
+        }
+        let reason = reason.to_owned();
+        self.change(id, ChangeKind::Reject { reason }, by)
+    }
+
+    /// pending | approved → cancelled.
+    pub fn cancel_action(&self, id: i64, by: &str) -> Result<Action> {
+        self.change(id, ChangeKind::Cancel, by)
+    }
+
+    fn lease_until(&self, lease: Option<Duration>) -> Result<chrono::DateTime<chrono::Utc>> {
+        let lease = lease.unwrap_or(self.options.default_lease);
+        if lease.is_zero() || lease > self.options.max_lease {
+            return Err(Error::InvalidInput(format!(
+                "lease must be between 1 second and {} seconds",
+                self.options.max_lease.as_secs()
+            )));
+        }
+        let delta = TimeDelta::from_std(lease).expect("bounded by max_lease");
+        Ok(self.clock.now() + delta)
+    }
+
+    /// Claims the oldest approved action of `server_id` for its agent: the action
+    /// becomes `executing` and the returned token fences the executor. `None` when
+    /// nothing is approved. `lease` defaults to [`QueueOptions::default_lease`].
+    pub fn claim_next(&self, server_id: &str, lease: Option<Duration>) -> Result<Option<Claim>> {
+        let lease_expires_at = self.lease_until(lease)?;
+        self.get_server(server_id)?;
+        let lease_token = uuid::Uuid::new_v4().to_string();
+        let change = Change {
+            kind: ChangeKind::Claim {
+                lease_token: lease_token.clone(),
+                lease_expires_at,
+            },
+            by: AGENT.to_owned(),
+            at: self.clock.now(),
+        };
+        Ok(self
+            .store
+            .claim_next(server_id, &change)?
+            .map(|action| Claim {
+                action,
+                lease_token,
+            }))
+    }
+
+    /// Extends the lease of the executor holding `lease_token`. Conflict for a
+    /// wrong or expired token.
+    pub fn heartbeat(&self, id: i64, lease_token: &str, lease: Option<Duration>) -> Result<Action> {
+        let lease_expires_at = self.lease_until(lease)?;
+        let kind = ChangeKind::Heartbeat {
+            lease_token: lease_token.to_owned(),
+            lease_expires_at,
+        };
+        self.change(id, kind, AGENT)
+    }
+
+    /// Finishes the action held with `lease_token`: exit code 0 completes it,
+    /// anything else fails it. Output is capped at
+    /// [`QueueOptions::output_cap_chars`]. Conflict for a wrong or expired token.
+    pub fn report_result(
+        &self,
+        id: i64,
+        lease_token: &str,
+        exit_code: i32,
+        stdout: Option<&str>,
+        stderr: Option<&str>,
+    ) -> Result<Action> {
+        let kind = ChangeKind::Report {
+            lease_token: lease_token.to_owned(),
+            exit_code,
+            stdout: cap(stdout, self.options.output_cap_chars),
+            stderr: cap(stderr, self.options.output_cap_chars),
+        };
+        self.change(id, kind, AGENT)
+    }
+
+    /// Fails every executing action whose lease has run out (exit code -1; never
+    /// retried, since remediation is not idempotent). Returns them.
+    pub fn expire_leases(&self) -> Result<Vec<Action>> {
+        let change = Change {
+            kind: ChangeKind::Expire,
+            by: SYSTEM.to_owned(),
+            at: self.clock.now(),
+        };
+        self.store.expire_leases(&change)
+    }
+
+    /// Up to `limit` (1..=1000) audit events after `cursor` (0 for the start), oldest first.
+    /// Pass the last event's `id` as the next cursor.
+    pub fn events_since(&self, cursor: i64, limit: i64) -> Result<Vec<Event>> {
+        if cursor < 0 {
+            return Err(Error::InvalidInput(format!(
+                "cursor must be at least 0 (got {cursor})"
+            )));
+        }
+        if !(1..=1000).contains(&limit) {
+            return Err(Error::InvalidInput(format!(
+                "limit must be between 1 and 1000 (got {limit})"
+            )));
+        }
+        self.store.events_since(cursor, limit as u32)
+    }
+}

@@ -1,0 +1,609 @@
+//! The command whitelist: which action types exist, how their commands are built,
+//! which parameter values are allowed, and which actions collide.
+//!
+//! Callers never pass a command. They name an action type and give parameter
+//! values; each value must pass a fixed, safe validator and is then placed inside
+//! exactly one argv word. A refused value is an error, never silently cleaned.
+//!
+//! Custom whitelists are JSON (see the README for the full format):
+//!
+//! ```
+//! let wl = actionq::Whitelist::from_json(r#"{
+//!   "actions": {
+//!     "restart_service": {
+//!       "command": "systemctl restart {service_name}",
+//!       "params": { "service_name": { "kind": "systemd_unit" } },
+//!       "conflict": "pending_duplicate"
+//!     },
+//!     "install_package": {
+//!       "command": "DEBIAN_FRONTEND=noninteractive apt-get install -y {package}",
+//!       "params": { "package": { "kind": "debian_package" } },
+//!       "conflict": { "exclusive_group": "apt" }
+//!     }
+//!   }
+//! }"#).unwrap();
+//! let built = wl.build("install_package", &[("package", "htop")].into()).unwrap();
+//! assert_eq!(built.argv, ["apt-get", "install", "-y", "htop"]);
+//! assert_eq!(built.env["DEBIAN_FRONTEND"], "noninteractive");
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Longest value any validator accepts (systemd's unit name limit).
+pub const MAX_PARAM_LEN: usize = 255;
+
+/// The fixed set of safe parameter validators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ParamKind {
+    /// A systemd unit name: `[A-Za-z0-9:_.@-]`, starting alphanumeric, at most 255 chars.
+    SystemdUnit,
+    /// A Debian package name: `[a-z0-9][a-z0-9+.-]+`, at most 128 chars.
+    DebianPackage,
+    /// A non-negative decimal integer within `min..=max`.
+    Integer {
+        /// Smallest accepted value (≥ 0).
+        min: u64,
+        /// Largest accepted value.
+        max: u64,
+    },
+    /// One of a fixed list of literals (each a safe token itself).
+    OneOf {
+        /// The accepted literals.
+        values: Vec<String>,
+    },
+}
+
+impl ParamKind {
+    /// Checks `value`; `Err` carries why it was refused (for the NotWhitelisted message).
+    pub fn validate(&self, value: &str) -> std::result::Result<(), String> {
+        match self {
+            ParamKind::SystemdUnit => check_systemd_unit(value),
+            ParamKind::DebianPackage => check_debian_package(value),
+            ParamKind::Integer { min, max } => {
+                let digits_only = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+                let canonical = value == "0" || !value.starts_with('0');
+                match value.parse::<u64>() {
+                    Ok(n) if digits_only && canonical && (*min..=*max).contains(&n) => Ok(()),
+                    _ => Err(format!("must be an integer from {min} to {max}")),
+                }
+            }
+            ParamKind::OneOf { values } => {
+                if values.iter().any(|v| v == value) {
+                    Ok(())
+                } else {
+                    Err(format!("must be one of: {}", values.join(", ")))
+                }
+            }
+        }
+    }
+
+    fn check_config(&self, name: &str) -> Result<()> {
+        match self {
+            ParamKind::Integer { min, max } if min > max => Err(Error::InvalidInput(format!(
+                "parameter '{name}': min {min} is greater than max {max}"
+            ))),
+            ParamKind::OneOf { values } if values.is_empty() => Err(Error::InvalidInput(format!(
+                "parameter '{name}': one_of needs at least one value"
+            ))),
+            ParamKind::OneOf { values } => values.iter().try_for_each(|v| {
+                check_safe_token(v).map_err(|why| {
+                    Error::InvalidInput(format!(
+                        "parameter '{name}': literal {:?} is not a safe token ({why})",
+                        v
+                    ))
+                })
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn check_common(value: &str, max_len: usize) -> std::result::Result<(), String> {
+    if value.chars().count() > max_len {
+        return Err(format!("longer than {max_len} characters"));
+    }
+    if value.starts_with('-') {
+        return Err("starts with '-'".into());
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| !c.is_ascii() || c.is_ascii_control())
+    {
+        return Err(format!("contains the character {:?}", c));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_ascii_whitespace()) {
+        return Err(format!("contains whitespace {:?}", c));
+    }
+    Ok(())
+}
+
+fn check_systemd_unit(value: &str) -> std::result::Result<(), String> {
+    check_common(value, MAX_PARAM_LEN)?;
+    let first_ok = value
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let chars_ok = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '.' | '@' | '-'));
+    let at_signs = value.matches('@').count();
+    if first_ok && chars_ok && at_signs <= 1 && !value.ends_with('.') {
+        Ok(())
+    } else {
+        Err("not a systemd unit name".into())
+    }
+}
+
+fn check_debian_package(value: &str) -> std::result::Result<(), String> {
+    check_common(value, 128)?;
+    let mut chars = value.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c));
+    if first_ok && rest_ok && value.len() >= 2 {
+        Ok(())
+    } else {
+        Err("not a Debian package name".into())
+    }
+}
+
+/// Characters a value may hold without any shell quoting.
+fn is_safe_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "._:=@%+,/-".contains(c)
+}
+
+fn check_safe_token(value: &str) -> std::result::Result<(), String> {
+    if value.is_empty() {
+        return Err("empty".into());
+    }
+    check_common(value, MAX_PARAM_LEN)?;
+    match value.chars().find(|c| !is_safe_char(*c)) {
+        Some(c) => Err(format!("contains {:?}", c)),
+        None => Ok(()),
+    }
+}
+
+/// One typed parameter of a whitelist entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamSpec {
+    /// The validator its values must pass.
+    #[serde(flatten)]
+    pub kind: ParamKind,
+    /// Value used when the caller gives none; a parameter without default is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+/// Which earlier actions a new one collides with.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ConflictPolicy {
+    /// Never collides.
+    #[default]
+    None,
+    /// Collides with a `pending` action of the same server, type and parameters.
+    PendingDuplicate,
+    /// Collides with any pending, approved or executing action of the same
+    /// server whose type is in the same named group.
+    ExclusiveGroup(String),
+}
+
+/// One part of an argv word: literal text or a parameter's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Param(String),
+}
+
+type Word = Vec<Piece>;
+
+/// A whitelist entry as written in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryConfig {
+    command: String,
+    #[serde(default)]
+    params: BTreeMap<String, ParamSpec>,
+    #[serde(default)]
+    conflict: ConflictPolicy,
+}
+
+/// A parsed whitelist entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhitelistEntry {
+    name: String,
+    config: EntryConfig,
+    env: Vec<(String, Word)>,
+    argv: Vec<Word>,
+}
+
+impl WhitelistEntry {
+    /// The action type this entry defines.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The display command template, e.g. `systemctl restart {service_name}`.
+    pub fn command_template(&self) -> &str {
+        &self.config.command
+    }
+
+    /// The entry's typed parameters.
+    pub fn params(&self) -> &BTreeMap<String, ParamSpec> {
+        &self.config.params
+    }
+
+    /// The entry's conflict policy.
+    pub fn conflict(&self) -> &ConflictPolicy {
+        &self.config.conflict
+    }
+
+    fn parse(name: &str, config: EntryConfig) -> Result<Self> {
+        let bad = |why: String| Error::InvalidInput(format!("whitelist entry '{name}': {why}"));
+        check_type_name(name).map_err(bad)?;
+        for (param, spec) in &config.params {
+            check_param_name(param).map_err(bad)?;
+            spec.kind.check_config(param)?;
+            if let Some(default) = &spec.default {
+                spec.kind.validate(default).map_err(|why| {
+                    bad(format!("default of parameter '{param}' is refused: {why}"))
+                })?;
+            }
+        }
+        let words = split_template(&config.command).map_err(bad)?;
+        let mut env = Vec::new();
+        let mut argv = Vec::new();
+        for (word, assignment) in words {
+            match assignment {
+                Some(var) if argv.is_empty() => env.push((var, word)),
+                _ => argv.push(word),
+            }
+        }
+        if argv.is_empty() {
+            return Err(bad("command has no program".into()));
+        }
+        let used: Vec<&String> = env
+            .iter()
+            .map(|(_, w)| w)
+            .chain(argv.iter())
+            .flatten()
+            .filter_map(|p| match p {
+                Piece::Param(n) => Some(n),
+                Piece::Text(_) => None,
+            })
+            .collect();
+        if let Some(unknown) = used.iter().find(|n| !config.params.contains_key(**n)) {
+            return Err(bad(format!(
+                "command uses undeclared parameter '{unknown}'"
+            )));
+        }
+        if let Some(unused) = config.params.keys().find(|n| !used.contains(n)) {
+            return Err(bad(format!(
+                "parameter '{unused}' is not used in the command"
+            )));
+        }
+        if let ConflictPolicy::ExclusiveGroup(group) = &config.conflict {
+            check_param_name(group).map_err(|why| bad(format!("group: {why}")))?;
+        }
+        Ok(WhitelistEntry {
+            name: name.to_owned(),
+            config,
+            env,
+            argv,
+        })
+    }
+}
+
+fn check_type_name(name: &str) -> std::result::Result<(), String> {
+    let ok = (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err("action type names are 1-64 characters of [a-z0-9_], starting with a letter".into())
+    }
+}
+
+fn check_param_name(name: &str) -> std::result::Result<(), String> {
+    check_type_name(name).map_err(|_| {
+        format!("name '{name}' must be 1-64 characters of [a-z0-9_], starting with a letter")
+    })
+}
+
+/// Splits a command template into words the way a POSIX shell would, for the
+/// subset of shell syntax a whitelist may use: plain words, single and double
+/// quotes, `{param}` placeholders, and leading `NAME=value` assignments. Anything
+/// else a shell would interpret (`;`, `|`, `$`, globs, redirections...) is refused.
+/// Returns each word with the variable name when it is an assignment.
+fn split_template(template: &str) -> std::result::Result<Vec<(Word, Option<String>)>, String> {
+    let mut words = Vec::new();
+    let mut chars = template.chars().peekable();
+    loop {
+        while chars.peek() == Some(&' ') {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return Ok(words);
+        }
+        let mut word: Word = Vec::new();
+        let mut text = String::new();
+        // The word is an assignment when `=` appears, unquoted, after a valid name.
+        let mut assignment: Option<String> = None;
+        let mut quoted_or_param = false;
+        let push_text = |word: &mut Word, text: &mut String| {
+            if !text.is_empty() {
+                word.push(Piece::Text(std::mem::take(text)));
+            }
+        };
+        while let Some(&c) = chars.peek() {
+            match c {
+                ' ' => break,
+                '\'' => {
+                    chars.next();
+                    quoted_or_param = true;
+                    loop {
+                        match chars.next() {
+                            Some('\'') => break,
+                            Some(c) if c == '{' || c == '}' || c.is_control() => {
+                                return Err(format!("{c:?} inside single quotes"))
+                            }
+                            Some(c) => text.push(c),
+                            None => return Err("unterminated single quote".into()),
+                        }
+                    }
+                }
+                '"' => {
+                    chars.next();
+                    quoted_or_param = true;
+                    loop {
+                        match chars.next() {
+                            Some('"') => break,
+                            Some('{') => {
+                                push_text(&mut word, &mut text);
+                                word.push(Piece::Param(read_param(&mut chars)?));
+                            }
+                            Some(c) if "$`\\!}".contains(c) || c.is_control() => {
+                                return Err(format!("{c:?} inside double quotes"))
+                            }
+                            Some(c) => text.push(c),
+                            None => return Err("unterminated double quote".into()),
+                        }
+                    }
+                }
+                '{' => {
+                    chars.next();
+                    quoted_or_param = true;
+                    push_text(&mut word, &mut text);
+                    word.push(Piece::Param(read_param(&mut chars)?));
+                }
+                '=' if assignment.is_none() && !quoted_or_param && word.is_empty() => {
+                    chars.next();
+                    let is_name = text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    if is_name {
+                        assignment = Some(std::mem::take(&mut text));
+                    } else {
+                        text.push('=');
+                    }
+                }
+                c if is_safe_char(c) => {
+                    chars.next();
+                    text.push(c);
+                }
+                c => return Err(format!("character {c:?} is not allowed in a command")),
+            }
+        }
+        push_text(&mut word, &mut text);
+        if word.is_empty() {
+            word.push(Piece::Text(String::new()));
+        }
+        words.push((word, assignment));
+    }
+}
+
+fn read_param(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+) -> std::result::Result<String, String> {
+    let mut name = String::new();
+    loop {
+        match chars.next() {
+            Some('}') => break,
+            Some(c) => name.push(c),
+            None => return Err("unterminated '{' placeholder".into()),
+        }
+    }
+    check_param_name(&name)?;
+    Ok(name)
+}
+
+/// A command built from a whitelist entry and validated parameter values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltCommand {
+    /// Display string (the template with values filled in).
+    pub command: String,
+    /// What the executor runs.
+    pub argv: Vec<String>,
+    /// Environment for the executor.
+    pub env: BTreeMap<String, String>,
+    /// The `service_name` parameter's value, if the entry has one.
+    pub service_name: Option<String>,
+}
+
+/// The set of action types a queue accepts. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Whitelist {
+    entries: BTreeMap<String, WhitelistEntry>,
+}
+
+/// The default whitelist as config text: SPEC's four action types.
+pub const DEFAULT_WHITELIST_JSON: &str = r#"{
+  "actions": {
+    "restart_service": {
+      "command": "systemctl restart {service_name}",
+      "params": { "service_name": { "kind": "systemd_unit" } },
+      "conflict": "pending_duplicate"
+    },
+    "clear_logs": {
+      "command": "journalctl --vacuum-time=7d"
+    },
+    "apt_update": {
+      "command": "DEBIAN_FRONTEND=noninteractive apt-get update -q -o APT::Sandbox::User=root",
+      "conflict": { "exclusive_group": "apt" }
+    },
+    "apt_upgrade_all": {
+      "command": "DEBIAN_FRONTEND=noninteractive apt-get dist-upgrade -q -y -o Dpkg::Options::=\"--force-confdef\" -o Dpkg::Options::=\"--force-confold\" -o APT::Sandbox::User=root",
+      "conflict": { "exclusive_group": "apt" }
+    }
+  }
+}"#;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WhitelistConfig {
+    actions: BTreeMap<String, EntryConfig>,
+}
+
+impl Default for Whitelist {
+    fn default() -> Self {
+        Whitelist::from_json(DEFAULT_WHITELIST_JSON).expect("the default whitelist is valid")
+    }
+}
+
+impl Whitelist {
+    /// Parses a whitelist from its JSON config text (format in the README).
+    /// A malformed config is [`Error::InvalidInput`] naming the problem.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let config: WhitelistConfig = serde_json::from_str(text)
+            .map_err(|e| Error::InvalidInput(format!("invalid whitelist config: {e}")))?;
+        if config.actions.is_empty() {
+            return Err(Error::InvalidInput(
+                "invalid whitelist config: no actions defined".into(),
+            ));
+        }
+        let entries = config
+            .actions
+            .into_iter()
+            .map(|(name, entry)| Ok((name.clone(), WhitelistEntry::parse(&name, entry)?)))
+            .collect::<Result<_>>()?;
+        Ok(Whitelist { entries })
+    }
+
+    /// The config text this whitelist was (or could have been) loaded from.
+    pub fn to_json(&self) -> String {
+        let actions: BTreeMap<&String, &EntryConfig> =
+            self.entries.iter().map(|(k, v)| (k, &v.config)).collect();
+        serde_json::to_string_pretty(&serde_json::json!({ "actions": actions }))
+            .expect("whitelist config serializes")
+    }
+
+    /// The entry for `action_type`, if whitelisted.
+    pub fn get(&self, action_type: &str) -> Option<&WhitelistEntry> {
+        self.entries.get(action_type)
+    }
+
+    /// All entries, by name.
+    pub fn entries(&self) -> impl Iterator<Item = &WhitelistEntry> {
+        self.entries.values()
+    }
+
+    /// Action types sharing `group`'s exclusive conflict group.
+    pub fn group_members(&self, group: &str) -> Vec<String> {
+        self.entries
+            .values()
+            .filter(
+                |e| matches!(&e.config.conflict, ConflictPolicy::ExclusiveGroup(g) if g == group),
+            )
+            .map(|e| e.name.clone())
+            .collect()
+    }
+
+    /// Checks that every required parameter is present and non-empty and that no
+    /// undeclared one is given (SPEC create rule 1). Unknown types pass here; they
+    /// are refused by [`Whitelist::build`] after the server check (rule 3).
+    pub fn check_shape(&self, action_type: &str, params: &BTreeMap<String, String>) -> Result<()> {
+        let Some(entry) = self.get(action_type) else {
+            return Ok(());
+        };
+        for (name, spec) in &entry.config.params {
+            let given = params.get(name).map(String::as_str);
+            if spec.default.is_none() && given.is_none() {
+                return Err(Error::InvalidInput(format!(
+                    "{name} is required for action type '{action_type}'"
+                )));
+            }
+            if given == Some("") {
+                return Err(Error::InvalidInput(format!("{name} must not be empty")));
+            }
+        }
+        if let Some(extra) = params
+            .keys()
+            .find(|k| !entry.config.params.contains_key(*k))
+        {
+            return Err(Error::InvalidInput(format!(
+                "{extra} is not a parameter of action type '{action_type}'"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Builds the command for `action_type` from `params`: NotWhitelisted when the type
+    /// is unknown or a value fails its validator.
+    pub fn build(
+        &self,
+        action_type: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<BuiltCommand> {
+        let entry = self.get(action_type).ok_or_else(|| {
+            Error::NotWhitelisted(format!(
+                "Action type '{}' not in whitelist",
+                action_type.escape_debug()
+            ))
+        })?;
+        self.check_shape(action_type, params)?;
+        let mut values = BTreeMap::new();
+        for (name, spec) in &entry.config.params {
+            let value = params
+                .get(name)
+                .or(spec.default.as_ref())
+                .expect("shape checked");
+            spec.kind.validate(value).map_err(|why| {
+                Error::NotWhitelisted(format!(
+                    "Parameter '{name}' value {:?} not in whitelist for action type '{action_type}': {why}",
+                    value.chars().take(80).collect::<String>()
+                ))
+            })?;
+            values.insert(name.as_str(), value.as_str());
+        }
+        let render = |word: &Word| -> String {
+            word.iter()
+                .map(|p| match p {
+                    Piece::Text(t) => t.as_str(),
+                    Piece::Param(n) => values[n.as_str()],
+                })
+                .collect()
+        };
+        let mut command = entry.config.command.clone();
+        for (name, value) in &values {
+            command = command.replace(&format!("{{{name}}}"), value);
+        }
+        Ok(BuiltCommand {
+            command,
+            argv: entry.argv.iter().map(render).collect(),
+            env: entry
+                .env
+                .iter()
+                .map(|(k, w)| (k.clone(), render(w)))
+                .collect(),
+            service_name: values.get("service_name").map(|s| s.to_string()),
+        })
+    }
+}
