@@ -22,7 +22,8 @@
 //!     }
 //!   }
 //! }"#).unwrap();
-//! let built = wl.build("install_package", &[("package", "htop")].into()).unwrap();
+//! let params = [("package".to_string(), "htop".to_string())].into();
+//! let built = wl.build("install_package", &params).unwrap();
 //! assert_eq!(built.argv, ["apt-get", "install", "-y", "htop"]);
 //! assert_eq!(built.env["DEBIAN_FRONTEND"], "noninteractive");
 //! ```

@@ -1,0 +1,34 @@
+# actionq: `make run` runs the main job, `make test` runs every test.
+# Each area keeps its own targets in mk/<area>.mk; this file only wires them.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+VPY := $(VENV)/bin/python
+
+.PHONY: run test test-rust lint bench soak venv
+.DEFAULT_GOAL := test
+
+## Python virtualenv with the pinned tools of requirements-dev.txt.
+venv: $(VENV)/.ready
+$(VENV)/.ready: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+include mk/*.mk
+
+test: lint test-rust test-python test-c test-fault
+	@echo "make test: all suites passed"
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --workspace --no-deps --quiet
+
+test-rust:
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc

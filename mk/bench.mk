@@ -1,0 +1,3 @@
+# Benchmarks (owned by the bench work).
+bench:
+	@echo "bench: not yet built"
