@@ -1,0 +1,111 @@
+//! Argument and output helpers shared by every entry point, and the panic
+//! boundary macro.
+
+use std::ffi::{c_char, CStr, CString};
+
+use serde::Serialize;
+
+use crate::error::Failure;
+
+/// Wraps an entry point's body (which evaluates to [`FfiResult`](crate::error::FfiResult)):
+/// catches panics, records the thread's last error, returns the `aq_status`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! ffi_boundary {
+    ( $($body:tt)* ) => {
+        $crate::error::boundary(move || -> $crate::error::FfiResult { $($body)* })
+    };
+}
+
+/// A required string argument: NUL-terminated UTF-8.
+///
+/// # Safety
+///
+/// `ptr` must be NULL or point to a NUL-terminated string that stays valid and
+/// unchanged for `'a`.
+pub(crate) unsafe fn str_arg<'a>(
+    ptr: *const c_char,
+    name: &'static str,
+) -> Result<&'a str, Failure> {
+    // SAFETY: forwarded to the caller.
+    unsafe { opt_str_arg(ptr, name) }?.ok_or(Failure::NullArgument(name))
+}
+
+/// An optional string argument: NULL means "not given".
+///
+/// # Safety
+///
+/// As for [`str_arg`].
+pub(crate) unsafe fn opt_str_arg<'a>(
+    ptr: *const c_char,
+    name: &'static str,
+) -> Result<Option<&'a str>, Failure> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL and NUL-terminated per the caller's contract.
+    let bytes = unsafe { CStr::from_ptr(ptr) };
+    bytes
+        .to_str()
+        .map(Some)
+        .map_err(|e| Failure::InvalidUtf8(name, e))
+}
+
+/// A required borrowed object argument.
+///
+/// # Safety
+///
+/// `ptr` must be NULL or point to a live `T` that no other thread mutates for `'a`.
+pub(crate) unsafe fn ref_arg<'a, T>(ptr: *const T, name: &'static str) -> Result<&'a T, Failure> {
+    // SAFETY: forwarded to the caller.
+    unsafe { ptr.as_ref() }.ok_or(Failure::NullArgument(name))
+}
+
+/// A required mutably borrowed object argument.
+///
+/// # Safety
+///
+/// `ptr` must be NULL or point to a live `T` that nothing else uses for `'a`.
+pub(crate) unsafe fn mut_arg<'a, T>(ptr: *mut T, name: &'static str) -> Result<&'a mut T, Failure> {
+    // SAFETY: forwarded to the caller.
+    unsafe { ptr.as_mut() }.ok_or(Failure::NullArgument(name))
+}
+
+/// An output pointer, checked before any work is done so that a NULL output
+/// never leaves a half-reported change behind.
+pub(crate) struct Out<T>(*mut T);
+
+impl<T> Out<T> {
+    /// Checks `ptr` is not NULL.
+    pub(crate) fn new(ptr: *mut T, name: &'static str) -> Result<Self, Failure> {
+        if ptr.is_null() {
+            Err(Failure::NullArgument(name))
+        } else {
+            Ok(Out(ptr))
+        }
+    }
+
+    /// Stores `value` (called only on success).
+    ///
+    /// # Safety
+    ///
+    /// The pointer given to [`Out::new`] must be writable for a `T`.
+    pub(crate) unsafe fn write(self, value: T) {
+        // SAFETY: non-NULL (checked in `new`) and writable per the caller.
+        unsafe { self.0.write(value) }
+    }
+}
+
+/// A NUL-terminated copy of `text` that the caller frees with `aq_string_free`.
+pub(crate) fn owned_c_string(text: &str) -> *mut c_char {
+    CString::new(text.replace('\0', "\\u0000"))
+        .expect("NULs were escaped")
+        .into_raw()
+}
+
+/// `value` as JSON, in a string that the caller frees with `aq_string_free`.
+pub(crate) fn json_string<T: Serialize + ?Sized>(value: &T) -> *mut c_char {
+    // serde_json escapes control characters, so the text holds no NUL.
+    let text = serde_json::to_string(value).expect("actionq records serialize to JSON");
+    owned_c_string(&text)
+}

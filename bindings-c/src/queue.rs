@@ -1,0 +1,681 @@
+//! `aq_queue`: the opaque handle, and every queue operation. Each one
+//! converts its arguments, calls the core once, and returns its result as JSON.
+
+use std::collections::BTreeMap;
+use std::ffi::c_char;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::str::FromStr;
+use std::time::Duration;
+
+use actionq_core::{
+    ActionQuery, ActionQueue, ActionStatus, Error, NewAction, SqliteStore, DASHBOARD,
+};
+use serde::Deserialize;
+
+use crate::error::aq_status;
+use crate::ffi::{json_string, opt_str_arg, ref_arg, str_arg, Out};
+use crate::ffi_boundary;
+use crate::options::aq_options;
+
+/// An open action queue: a SQLite file or an in-memory store, a whitelist and
+/// settings.
+///
+/// Create with `aq_queue_open` or `aq_queue_open_in_memory`, free with
+/// `aq_queue_free`. Every other function takes it as `const aq_queue *` and
+/// may be called on the same handle from any number of threads at once;
+/// only `aq_queue_free` must not overlap with any other use.
+#[allow(non_camel_case_types)]
+pub struct aq_queue {
+    inner: ActionQueue,
+}
+
+/// The promise above, checked at compile time.
+#[allow(dead_code)]
+fn assert_queue_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<aq_queue>();
+}
+
+fn build(base: ActionQueue, options: Option<&aq_options>) -> ActionQueue {
+    match options {
+        None => base,
+        Some(o) => {
+            let queue = base.with_options(o.queue.clone());
+            match &o.whitelist {
+                Some(w) => queue.with_whitelist(w.clone()),
+                None => queue,
+            }
+        }
+    }
+}
+
+/// Opens (creating it if missing) the queue stored in the SQLite file at
+/// `path`, migrating an older schema forward. A database written by a newer
+/// actionq is refused with `AQ_STATUS_STORAGE` and left untouched. Several
+/// handles and processes may open the same file at once.
+///
+/// `options` may be NULL for the defaults; it is only read during the call.
+/// On `AQ_STATUS_OK`, `*queue_out` receives a new handle that the caller owns
+/// and frees with `aq_queue_free`.
+///
+/// # Safety
+///
+/// `path` must be NULL or a NUL-terminated string; `options` must be NULL or a
+/// live `aq_options`; `queue_out` must be NULL or point to a writable `aq_queue *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_queue_open(
+    path: *const c_char,
+    options: *const aq_options,
+    queue_out: *mut *mut aq_queue,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all three): per the caller's contract.
+        let path = unsafe { str_arg(path, "path") }?;
+        let options = unsafe { options.as_ref() };
+        let out = Out::new(queue_out, "queue_out")?;
+        let defaults = aq_options::default();
+        let sqlite = &options.unwrap_or(&defaults).sqlite;
+        let store = SqliteStore::open(path, sqlite)?;
+        let inner = build(ActionQueue::new(store), options);
+        // SAFETY: per the caller's contract.
+        unsafe { out.write(Box::into_raw(Box::new(aq_queue { inner }))) };
+        Ok(())
+    }
+}
+
+/// Opens a queue held in memory only (gone when freed). `options` may be NULL
+/// for the defaults; durability and busy timeout do not apply.
+///
+/// On `AQ_STATUS_OK`, `*queue_out` receives a new handle that the caller owns
+/// and frees with `aq_queue_free`.
+///
+/// # Safety
+///
+/// `options` must be NULL or a live `aq_options`; `queue_out` must be NULL or
+/// point to a writable `aq_queue *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_queue_open_in_memory(
+    options: *const aq_options,
+    queue_out: *mut *mut aq_queue,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY: per the caller's contract.
+        let options = unsafe { options.as_ref() };
+        let out = Out::new(queue_out, "queue_out")?;
+        let inner = build(ActionQueue::in_memory(), options);
+        // SAFETY: per the caller's contract.
+        unsafe { out.write(Box::into_raw(Box::new(aq_queue { inner }))) };
+        Ok(())
+    }
+}
+
+/// Closes a queue from `aq_queue_open*`. `aq_queue_free(NULL)` does nothing.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a handle not yet freed, and no other call may be
+/// using it, now or later.
+#[no_mangle]
+pub unsafe extern "C" fn aq_queue_free(queue: *mut aq_queue) {
+    if !queue.is_null() {
+        // SAFETY: it came from Box::into_raw in aq_queue_open* and is freed once.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(queue) })));
+    }
+}
+
+/// Writes the whitelist in force as JSON config text (the format
+/// `aq_options_set_whitelist` reads) to `*json_out`, which the caller frees
+/// with `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `json_out` must be NULL or point to
+/// a writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_queue_whitelist_json(
+    queue: *const aq_queue,
+    json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY: per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let out = Out::new(json_out, "json_out")?;
+        let text = queue.inner.whitelist().to_json();
+        // SAFETY: per the caller's contract.
+        unsafe { out.write(crate::ffi::owned_c_string(&text)) };
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Servers
+
+/// Registers a server (not paused). `id`: 1–100 characters of
+/// `[A-Za-z0-9._-]`, starting with a letter or digit; `hostname` may be NULL.
+/// An id already taken is `AQ_STATUS_CONFLICT`.
+///
+/// On `AQ_STATUS_OK`, `*server_json_out` receives the server as JSON
+/// (`{"id","hostname","is_paused","paused_at","created_at"}`), which the
+/// caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `id`, `hostname` NULL or
+/// NUL-terminated strings; `server_json_out` NULL or a writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_server_create(
+    queue: *const aq_queue,
+    id: *const c_char,
+    hostname: *const c_char,
+    server_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let id = unsafe { str_arg(id, "id") }?;
+        let hostname = unsafe { opt_str_arg(hostname, "hostname") }?;
+        let out = Out::new(server_json_out, "server_json_out")?;
+        let server = queue.inner.create_server(id, hostname)?;
+        unsafe { out.write(json_string(&server)) };
+        Ok(())
+    }
+}
+
+/// Looks up a server: `AQ_STATUS_NOT_FOUND` (`Server '{id}' not found`) if
+/// unknown. On `AQ_STATUS_OK`, `*server_json_out` receives the server as
+/// JSON, which the caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// As for `aq_server_create`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_server_get(
+    queue: *const aq_queue,
+    id: *const c_char,
+    server_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let id = unsafe { str_arg(id, "id") }?;
+        let out = Out::new(server_json_out, "server_json_out")?;
+        let server = queue.inner.get_server(id)?;
+        unsafe { out.write(json_string(&server)) };
+        Ok(())
+    }
+}
+
+/// Puts a server in maintenance mode (idempotent): its new actions wait as
+/// `pending` for a human. On `AQ_STATUS_OK`, `*server_json_out` receives the
+/// server as JSON, which the caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// As for `aq_server_create`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_server_pause(
+    queue: *const aq_queue,
+    id: *const c_char,
+    server_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let id = unsafe { str_arg(id, "id") }?;
+        let out = Out::new(server_json_out, "server_json_out")?;
+        let server = queue.inner.pause_server(id)?;
+        unsafe { out.write(json_string(&server)) };
+        Ok(())
+    }
+}
+
+/// Takes a server out of maintenance mode (idempotent). On `AQ_STATUS_OK`,
+/// `*server_json_out` receives the server as JSON, which the caller frees
+/// with `aq_string_free`.
+///
+/// # Safety
+///
+/// As for `aq_server_create`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_server_unpause(
+    queue: *const aq_queue,
+    id: *const c_char,
+    server_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let id = unsafe { str_arg(id, "id") }?;
+        let out = Out::new(server_json_out, "server_json_out")?;
+        let server = queue.inner.unpause_server(id)?;
+        unsafe { out.write(json_string(&server)) };
+        Ok(())
+    }
+}
+
+fn parse_status(status: Option<&str>) -> Result<Option<ActionStatus>, Error> {
+    status.map(ActionStatus::from_str).transpose()
+}
+
+/// Lists one server's actions, newest first: `AQ_STATUS_NOT_FOUND` for an
+/// unknown server. `status` may be NULL (any) or a status name (`"pending"`,
+/// ...); `limit` 1–100 (the HTTP API's default is 50), `offset` ≥ 0.
+///
+/// On `AQ_STATUS_OK`, `*page_json_out` receives
+/// `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
+/// match), which the caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `server_id`, `status` NULL or
+/// NUL-terminated strings; `page_json_out` NULL or a writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_server_list_actions(
+    queue: *const aq_queue,
+    server_id: *const c_char,
+    status: *const c_char,
+    limit: i64,
+    offset: i64,
+    page_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let server_id = unsafe { str_arg(server_id, "server_id") }?;
+        let status = unsafe { opt_str_arg(status, "status") }?;
+        let out = Out::new(page_json_out, "page_json_out")?;
+        let page = queue
+            .inner
+            .list_server_actions(server_id, parse_status(status)?, limit, offset)?;
+        unsafe { out.write(json_string(&page)) };
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Actions
+
+/// The JSON body of `aq_action_create`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    server_id: String,
+    action_type: String,
+    #[serde(default)]
+    service_name: Option<String>,
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+    #[serde(default)]
+    alert_id: Option<i64>,
+    #[serde(default)]
+    created_by: Option<String>,
+}
+
+impl CreateRequest {
+    fn into_new_action(self) -> Result<NewAction, Error> {
+        let mut params = self.params;
+        if let Some(service_name) = self.service_name {
+            if params.contains_key("service_name") {
+                return Err(Error::InvalidInput(
+                    "service_name given both as a field and in params".into(),
+                ));
+            }
+            params.insert("service_name".into(), service_name);
+        }
+        let mut request = NewAction::new(self.server_id, self.action_type);
+        request.params = params;
+        request.alert_id = self.alert_id;
+        request.created_by = self.created_by.unwrap_or_else(|| DASHBOARD.to_owned());
+        Ok(request)
+    }
+}
+
+/// Queues an action. `request_json` is a JSON object:
+/// `{"server_id": "web-1", "action_type": "restart_service",
+///   "service_name": "nginx", "alert_id": 7, "created_by": "dashboard",
+///   "params": {"name": "value"}}` — `server_id` and `action_type` required;
+/// `service_name` is shorthand for `params.service_name`; `alert_id` (≥ 1),
+/// `created_by` (default `"dashboard"`) and `params` optional; other keys are
+/// refused. The queue builds the command from the whitelist.
+///
+/// SPEC's create rules, in order: malformed input or JSON →
+/// `AQ_STATUS_INVALID_INPUT`; unknown server → `AQ_STATUS_NOT_FOUND`; type or
+/// a parameter value not whitelisted → `AQ_STATUS_NOT_WHITELISTED`; the
+/// conflict policy → `AQ_STATUS_CONFLICT` (the colliding action's id via
+/// `aq_last_error_existing_action_id`). A new action is `approved` by
+/// `"auto"`, or `pending` when the server is paused.
+///
+/// On `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON (every
+/// field, nulls included), which the caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `request_json` NULL or a
+/// NUL-terminated string; `action_json_out` NULL or a writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_create(
+    queue: *const aq_queue,
+    request_json: *const c_char,
+    action_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let text = unsafe { str_arg(request_json, "request_json") }?;
+        let out = Out::new(action_json_out, "action_json_out")?;
+        let request: CreateRequest = serde_json::from_str(text)
+            .map_err(|e| Error::InvalidInput(format!("invalid create request: {e}")))?;
+        let action = queue.inner.create_action(&request.into_new_action()?)?;
+        unsafe { out.write(json_string(&action)) };
+        Ok(())
+    }
+}
+
+/// Looks up an action: `AQ_STATUS_NOT_FOUND` (`Action {id} not found`) if
+/// unknown. On `AQ_STATUS_OK`, `*action_json_out` receives the action as
+/// JSON, which the caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `action_json_out` NULL or a
+/// writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_get(
+    queue: *const aq_queue,
+    id: i64,
+    action_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let out = Out::new(action_json_out, "action_json_out")?;
+        let action = queue.inner.get_action(id)?;
+        unsafe { out.write(json_string(&action)) };
+        Ok(())
+    }
+}
+
+/// Lists actions, newest first. Each filter may be NULL (no filter):
+/// `status` a status name, `server_id`, `action_type`. `limit` 1–100 (the
+/// HTTP API's default is 50), `offset` ≥ 0; otherwise `AQ_STATUS_INVALID_INPUT`.
+///
+/// On `AQ_STATUS_OK`, `*page_json_out` receives
+/// `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
+/// match), which the caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; the filters NULL or NUL-terminated
+/// strings; `page_json_out` NULL or a writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_list(
+    queue: *const aq_queue,
+    status: *const c_char,
+    server_id: *const c_char,
+    action_type: *const c_char,
+    limit: i64,
+    offset: i64,
+    page_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let status = unsafe { opt_str_arg(status, "status") }?;
+        let server_id = unsafe { opt_str_arg(server_id, "server_id") }?;
+        let action_type = unsafe { opt_str_arg(action_type, "action_type") }?;
+        let out = Out::new(page_json_out, "page_json_out")?;
+        let query = ActionQuery {
+            status: parse_status(status)?,
+            server_id: server_id.map(str::to_owned),
+            action_type: action_type.map(str::to_owned),
+            limit,
+            offset,
+        };
+        let page = queue.inner.list_actions(&query)?;
+        unsafe { out.write(json_string(&page)) };
+        Ok(())
+    }
+}
+
+/// pending → approved. `by` names the approver (NULL: `"dashboard"`). Any
+/// other current status is `AQ_STATUS_CONFLICT`
+/// (`Cannot approve action with status '...' (must be pending)`).
+///
+/// On `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON, which
+/// the caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `by` NULL or a NUL-terminated
+/// string; `action_json_out` NULL or a writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_approve(
+    queue: *const aq_queue,
+    id: i64,
+    by: *const c_char,
+    action_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let by = unsafe { opt_str_arg(by, "by") }?.unwrap_or(DASHBOARD);
+        let out = Out::new(action_json_out, "action_json_out")?;
+        let action = queue.inner.approve_action(id, by)?;
+        unsafe { out.write(json_string(&action)) };
+        Ok(())
+    }
+}
+
+/// pending → rejected, with a `reason` of 1–1000 characters (required). `by`
+/// names the rejecter (NULL: `"dashboard"`). On `AQ_STATUS_OK`,
+/// `*action_json_out` receives the action as JSON, which the caller frees
+/// with `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `by`, `reason` NULL or
+/// NUL-terminated strings; `action_json_out` NULL or a writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_reject(
+    queue: *const aq_queue,
+    id: i64,
+    by: *const c_char,
+    reason: *const c_char,
+    action_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let by = unsafe { opt_str_arg(by, "by") }?.unwrap_or(DASHBOARD);
+        let reason = unsafe { str_arg(reason, "reason") }?;
+        let out = Out::new(action_json_out, "action_json_out")?;
+        let action = queue.inner.reject_action(id, by, reason)?;
+        unsafe { out.write(json_string(&action)) };
+        Ok(())
+    }
+}
+
+/// pending | approved → cancelled (not once executing). `by` names who
+/// cancelled (NULL: `"dashboard"`). On `AQ_STATUS_OK`, `*action_json_out`
+/// receives the action as JSON, which the caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// As for `aq_action_approve`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_cancel(
+    queue: *const aq_queue,
+    id: i64,
+    by: *const c_char,
+    action_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let by = unsafe { opt_str_arg(by, "by") }?.unwrap_or(DASHBOARD);
+        let out = Out::new(action_json_out, "action_json_out")?;
+        let action = queue.inner.cancel_action(id, by)?;
+        unsafe { out.write(json_string(&action)) };
+        Ok(())
+    }
+}
+
+fn lease(seconds: u64) -> Option<Duration> {
+    (seconds > 0).then(|| Duration::from_secs(seconds))
+}
+
+/// For `server_id`'s agent: claims the oldest approved action of that server,
+/// which becomes `executing`. Each action is claimed exactly once, even with
+/// concurrent claimers in several processes. `lease_seconds` 0 gives the
+/// default lease; more than the longest lease is `AQ_STATUS_INVALID_INPUT`.
+///
+/// On `AQ_STATUS_OK`, `*claim_json_out` receives either the claim as JSON —
+/// the action's fields plus `"lease_token"`, the secret that
+/// `aq_action_heartbeat` and `aq_action_report_result` require — which the
+/// caller frees with `aq_string_free`, or NULL when no approved action is
+/// waiting.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `server_id` NULL or a
+/// NUL-terminated string; `claim_json_out` NULL or a writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_claim_next(
+    queue: *const aq_queue,
+    server_id: *const c_char,
+    lease_seconds: u64,
+    claim_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let server_id = unsafe { str_arg(server_id, "server_id") }?;
+        let out = Out::new(claim_json_out, "claim_json_out")?;
+        let claim = queue.inner.claim_next(server_id, lease(lease_seconds))?;
+        let json = claim.map_or(std::ptr::null_mut(), |c| json_string(&c));
+        unsafe { out.write(json) };
+        Ok(())
+    }
+}
+
+/// Extends the lease of the executor holding `lease_token` by
+/// `lease_seconds` from now (0: the default lease). A wrong or expired token
+/// is `AQ_STATUS_CONFLICT`. On `AQ_STATUS_OK`, `*action_json_out` receives
+/// the action as JSON, which the caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `lease_token` NULL or a
+/// NUL-terminated string; `action_json_out` NULL or a writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_heartbeat(
+    queue: *const aq_queue,
+    id: i64,
+    lease_token: *const c_char,
+    lease_seconds: u64,
+    action_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let token = unsafe { str_arg(lease_token, "lease_token") }?;
+        let out = Out::new(action_json_out, "action_json_out")?;
+        let action = queue.inner.heartbeat(id, token, lease(lease_seconds))?;
+        unsafe { out.write(json_string(&action)) };
+        Ok(())
+    }
+}
+
+/// Finishes the action held with `lease_token`: `exit_code` 0 → `completed`,
+/// anything else → `failed`. `stdout_text` / `stderr_text` may be NULL; they
+/// are kept up to the output cap (UTF-8 required: invalid bytes are
+/// `AQ_STATUS_INVALID_UTF8`). A wrong or expired token is
+/// `AQ_STATUS_CONFLICT`, so a stale agent never overwrites a newer outcome.
+///
+/// On `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON, which
+/// the caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; the strings NULL or NUL-terminated;
+/// `action_json_out` NULL or a writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_report_result(
+    queue: *const aq_queue,
+    id: i64,
+    lease_token: *const c_char,
+    exit_code: i32,
+    stdout_text: *const c_char,
+    stderr_text: *const c_char,
+    action_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let token = unsafe { str_arg(lease_token, "lease_token") }?;
+        let stdout_text = unsafe { opt_str_arg(stdout_text, "stdout_text") }?;
+        let stderr_text = unsafe { opt_str_arg(stderr_text, "stderr_text") }?;
+        let out = Out::new(action_json_out, "action_json_out")?;
+        let action = queue
+            .inner
+            .report_result(id, token, exit_code, stdout_text, stderr_text)?;
+        unsafe { out.write(json_string(&action)) };
+        Ok(())
+    }
+}
+
+/// Fails every executing action whose lease has run out (`exit_code` -1,
+/// `stderr` says why; never retried). On `AQ_STATUS_OK`, `*actions_json_out`
+/// receives a JSON array of the actions it failed (possibly `[]`), which the
+/// caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `actions_json_out` NULL or a
+/// writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_expire_leases(
+    queue: *const aq_queue,
+    actions_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let out = Out::new(actions_json_out, "actions_json_out")?;
+        let actions = queue.inner.expire_leases()?;
+        unsafe { out.write(json_string(&actions)) };
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Audit events
+
+/// Reads the audit log: up to `limit` (1–1000) events with an id greater than
+/// `cursor` (0 for the start), oldest first. Pass the last event's `id` as the
+/// next cursor.
+///
+/// On `AQ_STATUS_OK`, `*events_json_out` receives a JSON array of
+/// `{"id","action_id","from_status","to_status","by","at","detail"}` (possibly
+/// `[]`), which the caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `events_json_out` NULL or a
+/// writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_event_list(
+    queue: *const aq_queue,
+    cursor: i64,
+    limit: i64,
+    events_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let out = Out::new(events_json_out, "events_json_out")?;
+        let events = queue.inner.events_since(cursor, limit)?;
+        unsafe { out.write(json_string(&events)) };
+        Ok(())
+    }
+}
