@@ -1,0 +1,226 @@
+//! Schema evolution: a database written by the previous schema version opens and
+//! migrates with its data intact; one written by a newer library is refused with a
+//! Storage error and left exactly as it was.
+//!
+//! The v1 database is generated from the frozen SQL in `tests/fixtures/`
+//! (`v1_schema.sql` = what `MIGRATIONS[0]` created, `v1_data.sql` = rows as 0.1 wrote
+//! them), so the fixture stays reviewable text rather than an opaque binary.
+
+mod fault_support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use actionq::{
+    ActionQuery, ActionQueue, ActionStatus, ErrorKind, NewAction, SqliteOptions, SqliteStore,
+    Store, SCHEMA_VERSION,
+};
+use rusqlite::Connection;
+
+const V1_SCHEMA: &str = include_str!("fixtures/v1_schema.sql");
+const V1_DATA: &str = include_str!("fixtures/v1_data.sql");
+
+fn write_v1(path: &Path) {
+    let conn = Connection::open(path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.execute_batch(&format!(
+        "BEGIN; {V1_SCHEMA} {V1_DATA} PRAGMA user_version = 1; COMMIT;"
+    ))
+    .unwrap();
+}
+
+fn user_version(path: &Path) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn v1_database_migrates_with_data_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v1.sqlite3");
+    write_v1(&db);
+    assert_eq!(user_version(&db), 1);
+    let before: Vec<(i64, String)> = {
+        let conn = Connection::open(&db).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT id, status FROM actions ORDER BY id")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows
+    };
+    assert_eq!(before.len(), 7);
+
+    let queue = ActionQueue::new(SqliteStore::open(&db, &SqliteOptions::default()).unwrap());
+    assert_eq!(user_version(&db), SCHEMA_VERSION);
+    // Every row, every field survived and reads back through the library.
+    let completed = queue.get_action(1).unwrap();
+    assert_eq!(completed.status, ActionStatus::Completed);
+    assert_eq!(completed.argv, ["systemctl", "restart", "nginx"]);
+    assert_eq!(completed.alert_id, Some(42));
+    assert_eq!(completed.stdout.as_deref(), Some("ok"));
+    assert_eq!(completed.exit_code, Some(0));
+    assert_eq!(
+        completed.created_at.to_rfc3339(),
+        "2026-01-01T00:00:20+00:00"
+    );
+    let failed = queue.get_action(2).unwrap();
+    assert_eq!(failed.env["DEBIAN_FRONTEND"], "noninteractive");
+    assert_eq!(failed.exit_code, Some(100));
+    assert_eq!(failed.created_by, "monitor");
+    let rejected = queue.get_action(4).unwrap();
+    assert_eq!(
+        rejected.rejection_reason.as_deref(),
+        Some("not during the migration")
+    );
+    let cancelled = queue.get_action(7).unwrap();
+    assert_eq!(cancelled.argv.len(), 10);
+    assert_eq!(cancelled.argv[5], "Dpkg::Options::=--force-confdef");
+    for (id, status) in &before {
+        assert_eq!(queue.get_action(*id).unwrap().status.as_str(), status);
+    }
+    let maint = queue.get_server("maint-1").unwrap();
+    assert!(maint.is_paused && maint.paused_at.is_some());
+
+    // action_counts was populated from the existing rows.
+    fault_support::assert_invariants(&db, "after migration");
+    let total = |q: ActionQuery| queue.list_actions(&q).unwrap().total;
+    assert_eq!(total(ActionQuery::default()), 7);
+    assert_eq!(
+        total(ActionQuery {
+            server_id: Some("web-1".into()),
+            ..ActionQuery::default()
+        }),
+        4
+    );
+    for status in ActionStatus::ALL {
+        let n = total(ActionQuery {
+            status: Some(status),
+            ..ActionQuery::default()
+        });
+        assert_eq!(n, 1, "one fixture action is {status}");
+    }
+    // The audit log reads back in order with its cursor.
+    let events = queue.events_since(0, 100).unwrap();
+    assert_eq!(events.len(), 15);
+    assert_eq!(
+        events[8].detail.as_deref(),
+        Some("not during the migration")
+    );
+
+    // The migrated data takes part in the rules: the pending duplicate collides,
+    // the executing apt-free server may take an apt action, the approved one is claimable.
+    let dup = queue
+        .create_action(&NewAction::new("maint-1", "restart_service").service_name("ssh"))
+        .unwrap_err();
+    assert_eq!(dup.kind(), ErrorKind::Conflict);
+    assert_eq!(dup.existing_action_id(), Some(3));
+    let claim = queue.claim_next("web-1", None).unwrap().unwrap();
+    assert_eq!(claim.action.id, 5);
+    // The lease token written by v1 still fences action 6.
+    let hb = queue.heartbeat(6, "6f1c2a52-3f0e-4a8e-9d59-0c6f7b2f6a01", None);
+    // (its v1 lease ran out in 2026-01-01, so the token is right but expired)
+    assert_eq!(hb.unwrap_err().kind(), ErrorKind::Conflict);
+    // New ids continue after the old ones; new events after the old cursor.
+    let fresh = queue
+        .create_action(&NewAction::new("web-1", "clear_logs"))
+        .unwrap();
+    assert_eq!(fresh.id, 8);
+    let later = queue.events_since(15, 100).unwrap();
+    assert!(later.iter().all(|e| e.id > 15));
+    fault_support::assert_invariants(&db, "after use");
+
+    // Reopening the migrated file is a no-op.
+    drop(queue);
+    let again = SqliteStore::open(&db, &SqliteOptions::default()).unwrap();
+    assert_eq!(again.get_action(8).unwrap().unwrap().id, 8);
+    assert_eq!(user_version(&db), SCHEMA_VERSION);
+}
+
+/// Every file in `dir` with its exact bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+fn stamp_newer(db: &Path, journal_mode: &str) {
+    {
+        let queue = ActionQueue::open(db).unwrap();
+        queue.create_server("web-1", None).unwrap();
+        queue
+            .create_action(&NewAction::new("web-1", "clear_logs"))
+            .unwrap();
+    }
+    let conn = Connection::open(db).unwrap();
+    let mode: String = conn
+        .query_row(&format!("PRAGMA journal_mode = {journal_mode}"), [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(mode.to_lowercase(), journal_mode.to_lowercase());
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    // A future schema may have anything; make sure it is not "fixed" by us.
+    conn.execute_batch("CREATE TABLE from_the_future (x INTEGER)")
+        .unwrap();
+    drop(conn);
+}
+
+fn assert_refused_untouched(journal_mode: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("newer.sqlite3");
+    stamp_newer(&db, journal_mode);
+    let before = snapshot(dir.path());
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        [&db],
+        "only the database file exists before the open ({journal_mode})"
+    );
+    for attempt in 0..2 {
+        let err = SqliteStore::open(&db, &SqliteOptions::default()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("version {}", SCHEMA_VERSION + 1)) && msg.contains("newer"),
+            "clear message: {msg}"
+        );
+        let err = ActionQueue::open(&db).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Storage);
+        // Byte-identical, and no -wal / -shm / -journal left behind.
+        let after = snapshot(dir.path());
+        assert_eq!(
+            after.keys().collect::<Vec<_>>(),
+            before.keys().collect::<Vec<_>>(),
+            "files in the directory after refused open #{attempt} ({journal_mode})"
+        );
+        assert!(
+            after == before,
+            "database bytes changed by refused open #{attempt} ({journal_mode})"
+        );
+    }
+    assert_eq!(user_version(&db), SCHEMA_VERSION + 1);
+}
+
+#[test]
+fn newer_wal_database_is_refused_and_left_byte_identical() {
+    assert_refused_untouched("wal");
+}
+
+#[test]
+fn newer_rollback_journal_database_is_refused_and_left_byte_identical() {
+    assert_refused_untouched("delete");
+}
