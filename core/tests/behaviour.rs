@@ -1,0 +1,1226 @@
+//! The shared behavioural suite: every SPEC rule, run against every store.
+
+mod common;
+
+use std::time::Duration;
+
+use actionq::{ActionQuery, ActionStatus, Error, ErrorKind, NewAction, QueueOptions};
+use common::Env;
+
+fn kind<T: std::fmt::Debug>(r: Result<T, Error>) -> ErrorKind {
+    r.expect_err("expected an error").kind()
+}
+
+fn message<T: std::fmt::Debug>(r: Result<T, Error>) -> String {
+    r.expect_err("expected an error").to_string()
+}
+
+fn restart(server: &str, service: &str) -> NewAction {
+    NewAction::new(server, "restart_service").service_name(service)
+}
+
+fn env_with_server(env: Env, paused: bool) -> Env {
+    env.queue.create_server("web-1", Some("web-1.lan")).unwrap();
+    if paused {
+        env.queue.pause_server("web-1").unwrap();
+    }
+    env
+}
+
+// ---------------------------------------------------------------- servers
+
+fn server_create_get_and_duplicate(env: Env) {
+    let q = &env.queue;
+    let s = q.create_server("web-1", Some("web-1.lan")).unwrap();
+    assert_eq!(s.id, "web-1");
+    assert_eq!(s.hostname.as_deref(), Some("web-1.lan"));
+    assert!(!s.is_paused);
+    assert_eq!(s.paused_at, None);
+    assert_eq!(s.created_at, common::start_time());
+    assert_eq!(q.get_server("web-1").unwrap(), s);
+    let dup = q.create_server("web-1", None);
+    assert_eq!(message(dup), "Server 'web-1' already exists");
+    let none = q.create_server("db_2.example-x", None).unwrap();
+    assert_eq!(none.hostname, None);
+}
+
+fn server_ids_are_validated(env: Env) {
+    let q = &env.queue;
+    let long = "a".repeat(101);
+    for bad in [
+        "",
+        "-web",
+        ".web",
+        "web 1",
+        "web/1",
+        "wéb",
+        "web;1",
+        long.as_str(),
+    ] {
+        assert_eq!(
+            kind(q.create_server(bad, None)),
+            ErrorKind::InvalidInput,
+            "{bad:?}"
+        );
+    }
+    q.create_server(&"a".repeat(100), None).unwrap();
+    q.create_server("9x", None).unwrap();
+    assert_eq!(
+        kind(q.create_server("h", Some(""))),
+        ErrorKind::InvalidInput
+    );
+}
+
+fn unknown_server_is_not_found(env: Env) {
+    let q = &env.queue;
+    assert_eq!(message(q.get_server("nope")), "Server 'nope' not found");
+    assert_eq!(kind(q.pause_server("nope")), ErrorKind::NotFound);
+    assert_eq!(kind(q.unpause_server("nope")), ErrorKind::NotFound);
+    assert_eq!(
+        kind(q.list_server_actions("nope", None, 50, 0)),
+        ErrorKind::NotFound
+    );
+    assert_eq!(kind(q.claim_next("nope", None)), ErrorKind::NotFound);
+}
+
+fn pause_and_unpause_are_idempotent(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    let paused = q.pause_server("web-1").unwrap();
+    assert!(paused.is_paused);
+    assert_eq!(paused.paused_at, Some(common::start_time()));
+    env.advance_secs(60);
+    let again = q.pause_server("web-1").unwrap();
+    assert_eq!(again, paused, "re-pausing keeps the original paused_at");
+    let unpaused = q.unpause_server("web-1").unwrap();
+    assert!(!unpaused.is_paused);
+    assert_eq!(unpaused.paused_at, None);
+    assert_eq!(q.unpause_server("web-1").unwrap(), unpaused);
+    assert_eq!(q.get_server("web-1").unwrap(), unpaused);
+}
+
+// ---------------------------------------------------------------- create
+
+fn create_on_normal_server_is_auto_approved(env: Env) {
+    let env = env_with_server(env, false);
+    let a = env
+        .queue
+        .create_action(&restart("web-1", "nginx").alert_id(7))
+        .unwrap();
+    assert_eq!(a.id, 1);
+    assert_eq!(a.status, ActionStatus::Approved);
+    assert_eq!(a.approved_by.as_deref(), Some("auto"));
+    assert_eq!(a.approved_at, Some(a.created_at));
+    assert_eq!(a.created_by, "dashboard");
+    assert_eq!(a.alert_id, Some(7));
+    assert_eq!(a.service_name.as_deref(), Some("nginx"));
+    assert_eq!(a.created_at, common::start_time());
+    for unset in [
+        a.rejected_at,
+        a.cancelled_at,
+        a.executed_at,
+        a.lease_expires_at,
+        a.completed_at,
+    ] {
+        assert_eq!(unset, None);
+    }
+    assert_eq!((a.exit_code, &a.stdout, &a.stderr), (None, &None, &None));
+    assert_eq!(env.queue.get_action(1).unwrap(), a);
+}
+
+fn create_on_paused_server_is_pending(env: Env) {
+    let env = env_with_server(env, true);
+    let a = env
+        .queue
+        .create_action(&restart("web-1", "nginx").created_by("alertmanager"))
+        .unwrap();
+    assert_eq!(a.status, ActionStatus::Pending);
+    assert_eq!((a.approved_at, a.approved_by), (None, None));
+    assert_eq!(a.created_by, "alertmanager");
+}
+
+fn default_whitelist_commands_are_exact(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    let a = q.create_action(&restart("web-1", "nginx.service")).unwrap();
+    assert_eq!(a.command, "systemctl restart nginx.service");
+    assert_eq!(a.argv, ["systemctl", "restart", "nginx.service"]);
+    assert!(a.env.is_empty());
+
+    let a = q
+        .create_action(&NewAction::new("web-1", "clear_logs"))
+        .unwrap();
+    assert_eq!(a.command, "journalctl --vacuum-time=7d");
+    assert_eq!(a.argv, ["journalctl", "--vacuum-time=7d"]);
+    assert_eq!(a.service_name, None);
+
+    let a = q
+        .create_action(&NewAction::new("web-1", "apt_update"))
+        .unwrap();
+    assert_eq!(
+        a.command,
+        "DEBIAN_FRONTEND=noninteractive apt-get update -q -o APT::Sandbox::User=root"
+    );
+    assert_eq!(
+        a.argv,
+        ["apt-get", "update", "-q", "-o", "APT::Sandbox::User=root"]
+    );
+    assert_eq!(a.env.len(), 1);
+    assert_eq!(a.env["DEBIAN_FRONTEND"], "noninteractive");
+    q.cancel_action(a.id, "dashboard").unwrap();
+
+    let a = q
+        .create_action(&NewAction::new("web-1", "apt_upgrade_all"))
+        .unwrap();
+    assert_eq!(
+        a.command,
+        "DEBIAN_FRONTEND=noninteractive apt-get dist-upgrade -q -y -o Dpkg::Options::=\"--force-confdef\" -o Dpkg::Options::=\"--force-confold\" -o APT::Sandbox::User=root"
+    );
+    assert_eq!(
+        a.argv,
+        [
+            "apt-get",
+            "dist-upgrade",
+            "-q",
+            "-y",
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+            "-o",
+            "APT::Sandbox::User=root"
+        ]
+    );
+    assert_eq!(a.env["DEBIAN_FRONTEND"], "noninteractive");
+}
+
+fn create_rules_apply_in_spec_order(env: Env) {
+    let env = env_with_server(env, true);
+    let q = &env.queue;
+    // 1 before 2: malformed input on an unknown server.
+    assert_eq!(
+        kind(q.create_action(&NewAction::new("ghost", "restart_service"))),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(q.create_action(&restart("ghost", "nginx").alert_id(0))),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(q.create_action(&restart("bad id", "nginx"))),
+        ErrorKind::InvalidInput
+    );
+    // 2 before 3: unknown server with an unknown type or a refused value.
+    assert_eq!(
+        message(q.create_action(&NewAction::new("ghost", "format_disk"))),
+        "Server 'ghost' not found"
+    );
+    assert_eq!(
+        kind(q.create_action(&restart("ghost", "a;b"))),
+        ErrorKind::NotFound
+    );
+    // 3 before 4: a refused value that would also be a duplicate.
+    q.create_action(&restart("web-1", "nginx")).unwrap();
+    assert_eq!(
+        kind(q.create_action(&restart("web-1", "nginx "))),
+        ErrorKind::NotWhitelisted
+    );
+    assert_eq!(
+        message(q.create_action(&NewAction::new("web-1", "format_disk"))),
+        "Action type 'format_disk' not in whitelist"
+    );
+    // 4: the duplicate itself.
+    assert_eq!(
+        kind(q.create_action(&restart("web-1", "nginx"))),
+        ErrorKind::Conflict
+    );
+}
+
+fn malformed_parameters_are_invalid_input(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    let missing = q.create_action(&NewAction::new("web-1", "restart_service"));
+    assert_eq!(kind(missing), ErrorKind::InvalidInput);
+    assert_eq!(
+        kind(q.create_action(&restart("web-1", ""))),
+        ErrorKind::InvalidInput
+    );
+    let extra = NewAction::new("web-1", "clear_logs").service_name("nginx");
+    assert_eq!(kind(q.create_action(&extra)), ErrorKind::InvalidInput);
+    for alert in [0, -1, i64::MIN] {
+        assert_eq!(
+            kind(q.create_action(&restart("web-1", "x").alert_id(alert))),
+            ErrorKind::InvalidInput
+        );
+    }
+    assert_eq!(
+        kind(q.create_action(&restart("web-1", "x").created_by(""))),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(q.create_action(&restart("web-1", "x").created_by("a".repeat(101)))),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        q.list_actions(&ActionQuery::default()).unwrap().total,
+        0,
+        "nothing was stored"
+    );
+}
+
+fn injection_corpus_is_not_whitelisted(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    let long = "a".repeat(256);
+    let corpus = [
+        "nginx; rm -rf /",
+        "$(reboot)",
+        "`id`",
+        "a|b",
+        "a&&b",
+        "-H",
+        "--help",
+        "a b",
+        "nginx\nrm",
+        "nginx\0",
+        "nginx\ttab",
+        "ngіnx",         // Cyrillic і
+        "nginx\u{200b}", // zero-width space
+        "ｎｇｉｎｘ",    // full-width
+        long.as_str(),
+        "a>b",
+        "a<b",
+        "a'b",
+        "a\"b",
+        "a\\b",
+        "~root",
+        "a*",
+        "a?",
+        "{a}",
+        "a$b",
+        "a#b",
+        "a!b",
+        "../../etc/passwd",
+        "a/b",
+        ".hidden",
+        "nginx.",
+        "a@b@c",
+        "\u{7f}",
+    ];
+    for bad in corpus {
+        let r = q.create_action(&restart("web-1", bad));
+        assert_eq!(
+            kind(r),
+            ErrorKind::NotWhitelisted,
+            "{bad:?} must be refused"
+        );
+    }
+    assert_eq!(q.list_actions(&ActionQuery::default()).unwrap().total, 0);
+    let valid = [
+        "nginx",
+        "nginx.service",
+        "getty@tty1.service",
+        "systemd-journald",
+        "dbus-org.freedesktop.login1.service",
+        &"a".repeat(255),
+    ];
+    for good in valid {
+        let a = q.create_action(&restart("web-1", good)).unwrap();
+        assert_eq!(a.argv, ["systemctl", "restart", good]);
+    }
+}
+
+fn refused_value_message_names_the_parameter(env: Env) {
+    let env = env_with_server(env, false);
+    let msg = message(env.queue.create_action(&restart("web-1", "a;b")));
+    assert!(msg.starts_with("Parameter 'service_name'"), "{msg}");
+    assert!(msg.contains("not in whitelist"), "{msg}");
+}
+
+// ---------------------------------------------------------------- conflicts
+
+fn pending_duplicate_restart_conflicts(env: Env) {
+    let env = env_with_server(env, true);
+    let q = &env.queue;
+    let first = q.create_action(&restart("web-1", "nginx")).unwrap();
+    let err = q.create_action(&restart("web-1", "nginx")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert_eq!(
+        err.to_string(),
+        "Pending action already exists for service 'nginx' on server 'web-1'"
+    );
+    assert_eq!(err.existing_action_id(), Some(first.id));
+    // Other services, servers and types are not duplicates.
+    q.create_action(&restart("web-1", "postgresql")).unwrap();
+    q.create_server("web-2", None).unwrap();
+    q.create_action(&restart("web-2", "nginx")).unwrap();
+    // Once the first leaves pending, the same restart may be queued again.
+    q.approve_action(first.id, "dashboard").unwrap();
+    q.create_action(&restart("web-1", "nginx")).unwrap();
+}
+
+fn restart_duplicates_only_block_while_pending(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    let a = q.create_action(&restart("web-1", "nginx")).unwrap();
+    let b = q.create_action(&restart("web-1", "nginx")).unwrap();
+    assert_eq!(
+        (a.status, b.status),
+        (ActionStatus::Approved, ActionStatus::Approved)
+    );
+}
+
+fn apt_actions_are_exclusive_per_server(env: Env) {
+    let env = env_with_server(env, true);
+    let q = &env.queue;
+    q.create_server("web-2", None).unwrap();
+    let first = q
+        .create_action(&NewAction::new("web-1", "apt_update"))
+        .unwrap();
+    let msg = "An APT action is already pending/in-progress for server 'web-1'";
+    for t in ["apt_update", "apt_upgrade_all"] {
+        let err = q.create_action(&NewAction::new("web-1", t)).unwrap_err();
+        assert_eq!(
+            (err.kind(), err.to_string()),
+            (ErrorKind::Conflict, msg.to_owned())
+        );
+        assert_eq!(err.existing_action_id(), Some(first.id));
+    }
+    q.create_action(&NewAction::new("web-2", "apt_upgrade_all"))
+        .unwrap();
+    q.create_action(&NewAction::new("web-1", "clear_logs"))
+        .unwrap();
+    // approved and executing still block
+    q.approve_action(first.id, "dashboard").unwrap();
+    assert_eq!(
+        kind(q.create_action(&NewAction::new("web-1", "apt_upgrade_all"))),
+        ErrorKind::Conflict
+    );
+    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    assert_eq!(claim.action.id, first.id);
+    assert_eq!(
+        kind(q.create_action(&NewAction::new("web-1", "apt_upgrade_all"))),
+        ErrorKind::Conflict
+    );
+    // a finished one does not
+    q.report_result(first.id, &claim.lease_token, 0, None, None)
+        .unwrap();
+    let next = q
+        .create_action(&NewAction::new("web-1", "apt_upgrade_all"))
+        .unwrap();
+    // neither does a cancelled or rejected one
+    q.reject_action(next.id, "dashboard", "not now").unwrap();
+    let again = q
+        .create_action(&NewAction::new("web-1", "apt_update"))
+        .unwrap();
+    q.cancel_action(again.id, "dashboard").unwrap();
+    q.create_action(&NewAction::new("web-1", "apt_update"))
+        .unwrap();
+}
+
+// ---------------------------------------------------------------- transitions
+
+fn approve_reject_cancel_from_pending(env: Env) {
+    let env = env_with_server(env, true);
+    let q = &env.queue;
+    let a = q.create_action(&restart("web-1", "a")).unwrap();
+    let b = q.create_action(&restart("web-1", "b")).unwrap();
+    let c = q.create_action(&restart("web-1", "c")).unwrap();
+    env.advance_secs(5);
+    let now = common::start_time() + chrono::TimeDelta::seconds(5);
+
+    let a = q.approve_action(a.id, "alice").unwrap();
+    assert_eq!(a.status, ActionStatus::Approved);
+    assert_eq!(
+        (a.approved_at, a.approved_by.as_deref()),
+        (Some(now), Some("alice"))
+    );
+
+    let b = q.reject_action(b.id, "bob", "maintenance window").unwrap();
+    assert_eq!(b.status, ActionStatus::Rejected);
+    assert_eq!(b.rejected_at, Some(now));
+    assert_eq!(b.rejected_by.as_deref(), Some("bob"));
+    assert_eq!(b.rejection_reason.as_deref(), Some("maintenance window"));
+    assert_eq!(b.approved_at, None);
+
+    let c = q.cancel_action(c.id, "carol").unwrap();
+    assert_eq!(c.status, ActionStatus::Cancelled);
+    assert_eq!(
+        (c.cancelled_at, c.cancelled_by.as_deref()),
+        (Some(now), Some("carol"))
+    );
+    for id in [a.id, b.id, c.id] {
+        assert_eq!(
+            q.get_action(id).unwrap(),
+            [&a, &b, &c][id as usize - 1].clone()
+        );
+    }
+}
+
+fn illegal_transitions_name_the_current_status(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    let a = q.create_action(&restart("web-1", "nginx")).unwrap();
+    assert_eq!(
+        message(q.approve_action(a.id, "dashboard")),
+        "Cannot approve action with status 'approved' (must be pending)"
+    );
+    assert_eq!(
+        message(q.reject_action(a.id, "dashboard", "no")),
+        "Cannot reject action with status 'approved' (must be pending)"
+    );
+    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    assert_eq!(
+        message(q.cancel_action(a.id, "dashboard")),
+        "Cannot cancel action with status 'executing' (must be pending or approved)"
+    );
+    q.report_result(a.id, &claim.lease_token, 0, None, None)
+        .unwrap();
+    for r in [
+        q.approve_action(a.id, "d"),
+        q.reject_action(a.id, "d", "x"),
+        q.cancel_action(a.id, "d"),
+    ] {
+        let err = r.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+        assert!(err.to_string().contains("with status 'completed'"), "{err}");
+        assert_eq!(err.existing_action_id(), None);
+    }
+    assert_eq!(q.get_action(a.id).unwrap().status, ActionStatus::Completed);
+}
+
+fn cancel_from_approved(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    let a = q.create_action(&restart("web-1", "nginx")).unwrap();
+    let c = q.cancel_action(a.id, "dashboard").unwrap();
+    assert_eq!(c.status, ActionStatus::Cancelled);
+    assert!(
+        q.claim_next("web-1", None).unwrap().is_none(),
+        "cancelled is never claimed"
+    );
+    assert_eq!(
+        message(q.cancel_action(a.id, "dashboard")),
+        "Cannot cancel action with status 'cancelled' (must be pending or approved)"
+    );
+}
+
+fn reject_reason_is_1_to_1000_chars(env: Env) {
+    let env = env_with_server(env, true);
+    let q = &env.queue;
+    let a = q.create_action(&restart("web-1", "nginx")).unwrap();
+    assert_eq!(
+        kind(q.reject_action(a.id, "dashboard", "")),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(q.reject_action(a.id, "dashboard", &"é".repeat(1001))),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(q.get_action(a.id).unwrap().status, ActionStatus::Pending);
+    let r = q
+        .reject_action(a.id, "dashboard", &"é".repeat(1000))
+        .unwrap();
+    assert_eq!(r.rejection_reason.unwrap().chars().count(), 1000);
+}
+
+fn unknown_action_is_not_found(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    assert_eq!(message(q.get_action(999)), "Action 999 not found");
+    for id in [0, -1, 999, i64::MAX] {
+        assert_eq!(kind(q.get_action(id)), ErrorKind::NotFound);
+        assert_eq!(kind(q.approve_action(id, "d")), ErrorKind::NotFound);
+        assert_eq!(kind(q.reject_action(id, "d", "r")), ErrorKind::NotFound);
+        assert_eq!(kind(q.cancel_action(id, "d")), ErrorKind::NotFound);
+        assert_eq!(kind(q.heartbeat(id, "t", None)), ErrorKind::NotFound);
+        assert_eq!(
+            kind(q.report_result(id, "t", 0, None, None)),
+            ErrorKind::NotFound
+        );
+    }
+}
+
+// ---------------------------------------------------------------- listing
+
+fn list_is_newest_first_with_filters_and_total(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    q.create_server("web-2", None).unwrap();
+    for i in 0..7 {
+        env.advance_secs(1);
+        let server = if i % 2 == 0 { "web-1" } else { "web-2" };
+        q.create_action(&restart(server, &format!("svc{i}")))
+            .unwrap();
+    }
+    q.create_action(&NewAction::new("web-2", "clear_logs"))
+        .unwrap();
+    q.cancel_action(1, "dashboard").unwrap();
+
+    let all = q.list_actions(&ActionQuery::default()).unwrap();
+    assert_eq!((all.total, all.limit, all.offset), (8, 50, 0));
+    let ids: Vec<i64> = all.actions.iter().map(|a| a.id).collect();
+    assert_eq!(ids, [8, 7, 6, 5, 4, 3, 2, 1]);
+
+    let page = q
+        .list_actions(&ActionQuery {
+            limit: 3,
+            offset: 2,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        page.actions.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [6, 5, 4]
+    );
+    assert_eq!((page.total, page.limit, page.offset), (8, 3, 2));
+
+    let past_end = q
+        .list_actions(&ActionQuery {
+            offset: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(past_end.actions.is_empty());
+    assert_eq!(past_end.total, 8);
+
+    let web2 = q
+        .list_actions(&ActionQuery {
+            server_id: Some("web-2".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        web2.actions.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [8, 6, 4, 2]
+    );
+    assert_eq!(web2.total, 4);
+
+    let cancelled = q
+        .list_actions(&ActionQuery {
+            status: Some(ActionStatus::Cancelled),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!((cancelled.total, cancelled.actions[0].id), (1, 1));
+
+    let logs = q
+        .list_actions(&ActionQuery {
+            action_type: Some("clear_logs".into()),
+            server_id: Some("web-2".into()),
+            status: Some(ActionStatus::Approved),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        (logs.total, logs.actions.len(), logs.actions[0].id),
+        (1, 1, 8)
+    );
+
+    let server = q
+        .list_server_actions("web-1", Some(ActionStatus::Approved), 2, 1)
+        .unwrap();
+    assert_eq!(
+        server.actions.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [5, 3]
+    );
+    assert_eq!((server.total, server.limit, server.offset), (3, 2, 1));
+
+    let nothing = q
+        .list_actions(&ActionQuery {
+            server_id: Some("nope".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!((nothing.total, nothing.actions.len()), (0, 0));
+}
+
+fn list_orders_by_created_at_not_id(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    q.create_action(&restart("web-1", "a")).unwrap();
+    env.advance_secs(-3600); // a host whose clock stepped back
+    q.create_action(&restart("web-1", "b")).unwrap();
+    env.advance_secs(7200);
+    q.create_action(&restart("web-1", "c")).unwrap();
+    let ids: Vec<i64> = q
+        .list_actions(&ActionQuery::default())
+        .unwrap()
+        .actions
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(ids, [3, 1, 2]);
+    // and the oldest approved is claimed first
+    assert_eq!(q.claim_next("web-1", None).unwrap().unwrap().action.id, 2);
+}
+
+fn list_bounds_are_validated(env: Env) {
+    let q = &env.queue;
+    for limit in [0, -1, 101] {
+        let r = q.list_actions(&ActionQuery {
+            limit,
+            ..Default::default()
+        });
+        assert_eq!(kind(r), ErrorKind::InvalidInput, "limit {limit}");
+    }
+    let r = q.list_actions(&ActionQuery {
+        offset: -1,
+        ..Default::default()
+    });
+    assert_eq!(kind(r), ErrorKind::InvalidInput);
+    q.list_actions(&ActionQuery {
+        limit: 100,
+        ..Default::default()
+    })
+    .unwrap();
+    q.list_actions(&ActionQuery {
+        limit: 1,
+        offset: i64::MAX,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        "bogus".parse::<ActionStatus>().unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    for s in ActionStatus::ALL {
+        assert_eq!(s.as_str().parse::<ActionStatus>().unwrap(), s);
+    }
+}
+
+// ---------------------------------------------------------------- agent side
+
+fn claim_takes_the_oldest_approved_once(env: Env) {
+    let env = env_with_server(env, true);
+    let q = &env.queue;
+    let pending = q.create_action(&restart("web-1", "a")).unwrap();
+    assert!(
+        q.claim_next("web-1", None).unwrap().is_none(),
+        "pending is not claimable"
+    );
+    q.unpause_server("web-1").unwrap();
+    env.advance_secs(1);
+    let b = q.create_action(&restart("web-1", "b")).unwrap();
+    env.advance_secs(1);
+    let c = q.create_action(&restart("web-1", "c")).unwrap();
+    q.approve_action(pending.id, "dashboard").unwrap();
+
+    env.advance_secs(10);
+    let now = env.clock_now();
+    let first = q
+        .claim_next("web-1", Some(Duration::from_secs(30)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.action.id, pending.id);
+    assert_eq!(first.action.status, ActionStatus::Executing);
+    assert_eq!(first.action.executed_at, Some(now));
+    assert_eq!(
+        first.action.lease_expires_at,
+        Some(now + chrono::TimeDelta::seconds(30))
+    );
+    uuid_like(&first.lease_token);
+    assert_eq!(
+        q.get_action(pending.id).unwrap(),
+        first.action,
+        "get never shows the token"
+    );
+
+    let second = q.claim_next("web-1", None).unwrap().unwrap();
+    assert_eq!(second.action.id, b.id);
+    assert_eq!(
+        second.action.lease_expires_at,
+        Some(now + chrono::TimeDelta::seconds(300))
+    );
+    assert_ne!(second.lease_token, first.lease_token);
+    assert_eq!(
+        q.claim_next("web-1", None).unwrap().unwrap().action.id,
+        c.id
+    );
+    assert!(q.claim_next("web-1", None).unwrap().is_none());
+}
+
+fn uuid_like(token: &str) {
+    assert_eq!(token.len(), 36, "{token}");
+    assert_eq!(token.matches('-').count(), 4, "{token}");
+}
+
+fn claim_lease_is_validated(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    q.create_action(&restart("web-1", "a")).unwrap();
+    assert_eq!(
+        kind(q.claim_next("web-1", Some(Duration::ZERO))),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(q.claim_next("web-1", Some(Duration::from_secs(86_401)))),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(q.get_action(1).unwrap().status, ActionStatus::Approved);
+}
+
+fn claims_are_per_server(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    q.create_server("web-2", None).unwrap();
+    q.create_action(&restart("web-2", "a")).unwrap();
+    assert!(q.claim_next("web-1", None).unwrap().is_none());
+    assert_eq!(
+        q.claim_next("web-2", None)
+            .unwrap()
+            .unwrap()
+            .action
+            .server_id,
+        "web-2"
+    );
+}
+
+fn report_result_completes_or_fails(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    q.create_action(&restart("web-1", "a")).unwrap();
+    q.create_action(&restart("web-1", "b")).unwrap();
+    let ok = q.claim_next("web-1", None).unwrap().unwrap();
+    let bad = q.claim_next("web-1", None).unwrap().unwrap();
+    env.advance_secs(3);
+    let done = q
+        .report_result(
+            ok.action.id,
+            &ok.lease_token,
+            0,
+            Some("restarted"),
+            Some(""),
+        )
+        .unwrap();
+    assert_eq!(done.status, ActionStatus::Completed);
+    assert_eq!(done.exit_code, Some(0));
+    assert_eq!(done.stdout.as_deref(), Some("restarted"));
+    assert_eq!(done.stderr.as_deref(), Some(""));
+    assert_eq!(done.completed_at, Some(env.clock_now()));
+    let failed = q
+        .report_result(
+            bad.action.id,
+            &bad.lease_token,
+            3,
+            None,
+            Some("unit not found"),
+        )
+        .unwrap();
+    assert_eq!(failed.status, ActionStatus::Failed);
+    assert_eq!(failed.exit_code, Some(3));
+    assert_eq!(failed.stdout, None);
+    // a second report with the same token is refused and changes nothing
+    let again = q.report_result(ok.action.id, &ok.lease_token, 1, Some("x"), None);
+    assert_eq!(
+        message(again),
+        "Cannot report result for action with status 'completed' (must be executing)"
+    );
+    assert_eq!(q.get_action(ok.action.id).unwrap(), done);
+}
+
+fn wrong_or_stale_token_is_conflict_and_changes_nothing(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    q.create_action(&restart("web-1", "a")).unwrap();
+    let claim = q
+        .claim_next("web-1", Some(Duration::from_secs(60)))
+        .unwrap()
+        .unwrap();
+    let before = q.get_action(claim.action.id).unwrap();
+    for wrong in ["", "not-a-token", "00000000-0000-0000-0000-000000000000"] {
+        let r = q.report_result(claim.action.id, wrong, 0, Some("forged"), None);
+        assert_eq!(
+            message(r),
+            format!(
+                "Lease token does not match the current lease of action {}",
+                claim.action.id
+            )
+        );
+        assert_eq!(
+            kind(q.heartbeat(claim.action.id, wrong, None)),
+            ErrorKind::Conflict
+        );
+    }
+    assert_eq!(q.get_action(claim.action.id).unwrap(), before);
+    // a token of another action does not fit either
+    q.create_action(&restart("web-1", "b")).unwrap();
+    let other = q.claim_next("web-1", None).unwrap().unwrap();
+    assert_eq!(
+        kind(q.report_result(claim.action.id, &other.lease_token, 0, None, None)),
+        ErrorKind::Conflict
+    );
+    assert_eq!(q.get_action(claim.action.id).unwrap(), before);
+}
+
+fn heartbeat_extends_the_lease(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    q.create_action(&restart("web-1", "a")).unwrap();
+    let claim = q
+        .claim_next("web-1", Some(Duration::from_secs(60)))
+        .unwrap()
+        .unwrap();
+    env.advance_secs(50);
+    let beat = q
+        .heartbeat(
+            claim.action.id,
+            &claim.lease_token,
+            Some(Duration::from_secs(60)),
+        )
+        .unwrap();
+    assert_eq!(beat.status, ActionStatus::Executing);
+    assert_eq!(
+        beat.lease_expires_at,
+        Some(env.clock_now() + chrono::TimeDelta::seconds(60))
+    );
+    env.advance_secs(50); // past the original lease, within the extended one
+    assert!(q.expire_leases().unwrap().is_empty());
+    let done = q
+        .report_result(claim.action.id, &claim.lease_token, 0, None, None)
+        .unwrap();
+    assert_eq!(done.status, ActionStatus::Completed);
+    assert_eq!(
+        kind(q.heartbeat(claim.action.id, &claim.lease_token, None)),
+        ErrorKind::Conflict
+    );
+}
+
+fn expired_lease_fails_and_is_never_requeued(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    q.create_action(&restart("web-1", "a")).unwrap();
+    q.create_action(&restart("web-1", "b")).unwrap();
+    let lost = q
+        .claim_next("web-1", Some(Duration::from_secs(10)))
+        .unwrap()
+        .unwrap();
+    let alive = q
+        .claim_next("web-1", Some(Duration::from_secs(100)))
+        .unwrap()
+        .unwrap();
+    env.advance_secs(10);
+    // The stale agent cannot report once its lease ran out, even before the sweep.
+    let late = q.report_result(lost.action.id, &lost.lease_token, 0, None, None);
+    assert_eq!(
+        message(late),
+        format!("Lease of action {} has expired", lost.action.id)
+    );
+    assert_eq!(
+        kind(q.heartbeat(lost.action.id, &lost.lease_token, None)),
+        ErrorKind::Conflict
+    );
+
+    let expired = q.expire_leases().unwrap();
+    assert_eq!(expired.len(), 1);
+    let failed = &expired[0];
+    assert_eq!(failed.id, lost.action.id);
+    assert_eq!(failed.status, ActionStatus::Failed);
+    assert_eq!(failed.exit_code, Some(-1));
+    assert_eq!(failed.completed_at, Some(env.clock_now()));
+    assert!(failed.stderr.as_deref().unwrap().contains("lease expired"));
+    assert_eq!(&q.get_action(lost.action.id).unwrap(), failed);
+    assert!(
+        q.claim_next("web-1", None).unwrap().is_none(),
+        "never re-queued"
+    );
+    assert!(q.expire_leases().unwrap().is_empty(), "expiry is done once");
+    assert_eq!(
+        kind(q.report_result(lost.action.id, &lost.lease_token, 0, None, None)),
+        ErrorKind::Conflict
+    );
+    assert_eq!(
+        q.get_action(alive.action.id).unwrap().status,
+        ActionStatus::Executing
+    );
+}
+
+fn output_is_capped(env: Env) {
+    let env = env_with_server(env, false).options(QueueOptions {
+        output_cap_chars: 5,
+        ..QueueOptions::default()
+    });
+    let q = &env.queue;
+    q.create_action(&restart("web-1", "a")).unwrap();
+    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let done = q
+        .report_result(
+            claim.action.id,
+            &claim.lease_token,
+            0,
+            Some("ééééééé"),
+            Some("abc"),
+        )
+        .unwrap();
+    assert_eq!(done.stdout.as_deref(), Some("ééééé"));
+    assert_eq!(done.stderr.as_deref(), Some("abc"));
+}
+
+fn default_output_cap_is_10000_chars(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    assert_eq!(q.options().output_cap_chars, 10_000);
+    q.create_action(&restart("web-1", "a")).unwrap();
+    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let big = "x".repeat(10 * 1024 * 1024);
+    let done = q
+        .report_result(
+            claim.action.id,
+            &claim.lease_token,
+            1,
+            Some(&big),
+            Some(&big),
+        )
+        .unwrap();
+    assert_eq!(done.stdout.unwrap().len(), 10_000);
+    assert_eq!(
+        q.get_action(claim.action.id).unwrap().stderr.unwrap().len(),
+        10_000
+    );
+}
+
+// ---------------------------------------------------------------- audit trail
+
+type EventRow<'a> = (
+    i64,
+    i64,
+    Option<ActionStatus>,
+    ActionStatus,
+    &'a str,
+    Option<&'a str>,
+);
+
+fn every_state_change_is_an_event(env: Env) {
+    let env = env_with_server(env, true);
+    let q = &env.queue;
+    let a = q
+        .create_action(&restart("web-1", "a").created_by("alerts"))
+        .unwrap();
+    let b = q.create_action(&restart("web-1", "b")).unwrap();
+    let c = q.create_action(&restart("web-1", "c")).unwrap();
+    q.approve_action(a.id, "alice").unwrap();
+    q.reject_action(b.id, "bob", "no").unwrap();
+    q.cancel_action(c.id, "carol").unwrap();
+    let claim = q
+        .claim_next("web-1", Some(Duration::from_secs(60)))
+        .unwrap()
+        .unwrap();
+    q.heartbeat(a.id, &claim.lease_token, None).unwrap(); // not a state change
+    q.report_result(a.id, &claim.lease_token, 4, None, None)
+        .unwrap();
+    q.unpause_server("web-1").unwrap();
+    let d = q.create_action(&restart("web-1", "d")).unwrap();
+    q.claim_next("web-1", Some(Duration::from_secs(1)))
+        .unwrap()
+        .unwrap();
+    env.advance_secs(2);
+    q.expire_leases().unwrap();
+
+    use ActionStatus::*;
+    let events = q.events_since(0, 1000).unwrap();
+    let got: Vec<EventRow> = events
+        .iter()
+        .map(|e| {
+            (
+                e.id,
+                e.action_id,
+                e.from_status,
+                e.to_status,
+                e.by.as_str(),
+                e.detail.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, a.id, None, Pending, "alerts", None),
+            (2, b.id, None, Pending, "dashboard", None),
+            (3, c.id, None, Pending, "dashboard", None),
+            (4, a.id, Some(Pending), Approved, "alice", None),
+            (5, b.id, Some(Pending), Rejected, "bob", Some("no")),
+            (6, c.id, Some(Pending), Cancelled, "carol", None),
+            (7, a.id, Some(Approved), Executing, "agent", None),
+            (
+                8,
+                a.id,
+                Some(Executing),
+                Failed,
+                "agent",
+                Some("exit_code=4")
+            ),
+            (9, d.id, None, Approved, "dashboard", None),
+            (10, d.id, Some(Approved), Executing, "agent", None),
+            (
+                11,
+                d.id,
+                Some(Executing),
+                Failed,
+                "system",
+                Some("lease expired")
+            ),
+        ]
+    );
+    assert_eq!(events[10].at, env.clock_now());
+    // cursor paging
+    let page = q.events_since(4, 3).unwrap();
+    assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [5, 6, 7]);
+    assert!(q.events_since(11, 10).unwrap().is_empty());
+    assert!(q.events_since(1_000_000, 10).unwrap().is_empty());
+    assert_eq!(kind(q.events_since(-1, 10)), ErrorKind::InvalidInput);
+    assert_eq!(kind(q.events_since(0, 0)), ErrorKind::InvalidInput);
+    assert_eq!(kind(q.events_since(0, 1001)), ErrorKind::InvalidInput);
+}
+
+fn failed_operations_log_nothing(env: Env) {
+    let env = env_with_server(env, true);
+    let q = &env.queue;
+    let a = q.create_action(&restart("web-1", "a")).unwrap();
+    let _ = q.create_action(&restart("web-1", "a"));
+    let _ = q.create_action(&restart("web-1", "a;b"));
+    let _ = q
+        .cancel_action(a.id, "x")
+        .and_then(|_| q.cancel_action(a.id, "x"));
+    let _ = q.approve_action(a.id, "x");
+    assert_eq!(q.events_since(0, 100).unwrap().len(), 2);
+}
+
+// ---------------------------------------------------------------- custom whitelists
+
+const CUSTOM: &str = r#"{
+  "actions": {
+    "install_package": {
+      "command": "DEBIAN_FRONTEND=noninteractive apt-get install -y {package}",
+      "params": { "package": { "kind": "debian_package" } },
+      "conflict": { "exclusive_group": "apt" }
+    },
+    "apt_update": {
+      "command": "apt-get update",
+      "conflict": { "exclusive_group": "apt" }
+    },
+    "vacuum_journal": {
+      "command": "journalctl --vacuum-time={days}d",
+      "params": { "days": { "kind": "integer", "min": 1, "max": 90, "default": "7" } }
+    },
+    "set_governor": {
+      "command": "cpupower frequency-set -g '{governor}'",
+      "params": { "governor": { "kind": "one_of", "values": ["performance", "powersave"] } },
+      "conflict": "pending_duplicate"
+    }
+  }
+}"#;
+
+fn custom_whitelist_builds_and_validates(env: Env) {
+    let env =
+        env_with_server(env, true).whitelist(CUSTOM.replace("'{governor}'", "{governor}").as_str());
+    let q = &env.queue;
+    let a = q
+        .create_action(&NewAction::new("web-1", "install_package").param("package", "libc6-dev"))
+        .unwrap();
+    assert_eq!(a.argv, ["apt-get", "install", "-y", "libc6-dev"]);
+    assert_eq!(
+        a.command,
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y libc6-dev"
+    );
+    assert_eq!(a.service_name, None);
+    let err = q
+        .create_action(&NewAction::new("web-1", "apt_update"))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "An APT action is already pending/in-progress for server 'web-1'"
+    );
+
+    let v = q
+        .create_action(&NewAction::new("web-1", "vacuum_journal"))
+        .unwrap();
+    assert_eq!(v.argv, ["journalctl", "--vacuum-time=7d"]);
+    let v = q
+        .create_action(&NewAction::new("web-1", "vacuum_journal").param("days", "30"))
+        .unwrap();
+    assert_eq!(v.argv, ["journalctl", "--vacuum-time=30d"]);
+    for bad in [
+        "0",
+        "91",
+        "-1",
+        "07",
+        "1e3",
+        "ten",
+        "3 ",
+        "99999999999999999999999",
+    ] {
+        let r = q.create_action(&NewAction::new("web-1", "vacuum_journal").param("days", bad));
+        assert_eq!(kind(r), ErrorKind::NotWhitelisted, "{bad:?}");
+    }
+    for bad in ["Libc", "-x", "a", "a b", "a;b", "é"] {
+        let r = q.create_action(&NewAction::new("web-1", "install_package").param("package", bad));
+        assert_eq!(kind(r), ErrorKind::NotWhitelisted, "{bad:?}");
+    }
+    let g = q
+        .create_action(&NewAction::new("web-1", "set_governor").param("governor", "powersave"))
+        .unwrap();
+    assert_eq!(g.argv, ["cpupower", "frequency-set", "-g", "powersave"]);
+    let dup =
+        q.create_action(&NewAction::new("web-1", "set_governor").param("governor", "powersave"));
+    assert_eq!(
+        message(dup),
+        "Pending action already exists for 'set_governor' on server 'web-1'"
+    );
+    q.create_action(&NewAction::new("web-1", "set_governor").param("governor", "performance"))
+        .unwrap();
+    let r = q.create_action(&NewAction::new("web-1", "set_governor").param("governor", "turbo"));
+    assert_eq!(kind(r), ErrorKind::NotWhitelisted);
+    assert_eq!(
+        kind(q.create_action(&restart("web-1", "nginx"))),
+        ErrorKind::NotWhitelisted
+    );
+}
+
+fn quoted_placeholders_keep_argv_and_display_consistent(env: Env) {
+    let env =
+        env_with_server(env, false).whitelist(&CUSTOM.replace("'{governor}'", r#"\"{governor}\""#));
+    let g = env
+        .queue
+        .create_action(&NewAction::new("web-1", "set_governor").param("governor", "performance"))
+        .unwrap();
+    assert_eq!(g.argv, ["cpupower", "frequency-set", "-g", "performance"]);
+    assert_eq!(g.command, "cpupower frequency-set -g \"performance\"");
+}
+
+for_each_store!(
+    server_create_get_and_duplicate,
+    server_ids_are_validated,
+    unknown_server_is_not_found,
+    pause_and_unpause_are_idempotent,
+    create_on_normal_server_is_auto_approved,
+    create_on_paused_server_is_pending,
+    default_whitelist_commands_are_exact,
+    create_rules_apply_in_spec_order,
+    malformed_parameters_are_invalid_input,
+    injection_corpus_is_not_whitelisted,
+    refused_value_message_names_the_parameter,
+    pending_duplicate_restart_conflicts,
+    restart_duplicates_only_block_while_pending,
+    apt_actions_are_exclusive_per_server,
+    approve_reject_cancel_from_pending,
+    illegal_transitions_name_the_current_status,
+    cancel_from_approved,
+    reject_reason_is_1_to_1000_chars,
+    unknown_action_is_not_found,
+    list_is_newest_first_with_filters_and_total,
+    list_orders_by_created_at_not_id,
+    list_bounds_are_validated,
+    claim_takes_the_oldest_approved_once,
+    claim_lease_is_validated,
+    claims_are_per_server,
+    report_result_completes_or_fails,
+    wrong_or_stale_token_is_conflict_and_changes_nothing,
+    heartbeat_extends_the_lease,
+    expired_lease_fails_and_is_never_requeued,
+    output_is_capped,
+    default_output_cap_is_10000_chars,
+    every_state_change_is_an_event,
+    failed_operations_log_nothing,
+    custom_whitelist_builds_and_validates,
+    quoted_placeholders_keep_argv_and_display_consistent,
+);

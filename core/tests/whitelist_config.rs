@@ -1,0 +1,171 @@
+//! Whitelist config parsing: malformed configs are refused with InvalidInput,
+//! and nothing a config says can make a command spliced from free text.
+
+use actionq::{ErrorKind, ParamKind, Whitelist, DEFAULT_WHITELIST_JSON};
+
+fn entry(command: &str, params: &str) -> String {
+    format!(r#"{{"actions": {{"t": {{"command": {command:?}, "params": {params}}}}}}}"#)
+}
+
+#[test]
+fn malformed_configs_are_invalid_input() {
+    let cases = [
+        ("not json".to_owned(), "invalid whitelist config"),
+        (r#"{"actions": {}}"#.to_owned(), "no actions"),
+        (
+            r#"{"actions": {"t": {"command": "ls"}}, "extra": 1}"#.to_owned(),
+            "unknown field",
+        ),
+        (
+            r#"{"actions": {"t": {"command": "ls", "typo": 1}}}"#.to_owned(),
+            "unknown field",
+        ),
+        (
+            r#"{"actions": {"Bad-Name": {"command": "ls"}}}"#.to_owned(),
+            "action type names",
+        ),
+        (entry("ls; rm -rf /", "{}"), "not allowed"),
+        (entry("ls | sh", "{}"), "not allowed"),
+        (entry("echo $HOME", "{}"), "not allowed"),
+        (entry("echo `id`", "{}"), "not allowed"),
+        (entry("ls > /etc/passwd", "{}"), "not allowed"),
+        (entry("ls *", "{}"), "not allowed"),
+        (entry("echo \"$(id)\"", "{}"), "inside double quotes"),
+        (entry("echo 'unterminated", "{}"), "unterminated"),
+        (
+            entry("echo '{x}'", r#"{"x": {"kind": "systemd_unit"}}"#),
+            "inside single quotes",
+        ),
+        (entry("X=1", "{}"), "no program"),
+        (entry("", "{}"), "no program"),
+        (
+            entry("systemctl restart {unit}", "{}"),
+            "undeclared parameter 'unit'",
+        ),
+        (
+            entry("ls", r#"{"unit": {"kind": "systemd_unit"}}"#),
+            "not used",
+        ),
+        (
+            entry(
+                "ls {n}",
+                r#"{"n": {"kind": "integer", "min": 5, "max": 1}}"#,
+            ),
+            "greater than max",
+        ),
+        (
+            entry("ls {n}", r#"{"n": {"kind": "one_of", "values": []}}"#),
+            "at least one",
+        ),
+        (
+            entry("ls {n}", r#"{"n": {"kind": "one_of", "values": ["a;b"]}}"#),
+            "not a safe token",
+        ),
+        (
+            entry(
+                "ls {n}",
+                r#"{"n": {"kind": "one_of", "values": ["--all"]}}"#,
+            ),
+            "not a safe token",
+        ),
+        (
+            entry("ls {n}", r#"{"n": {"kind": "free_text"}}"#),
+            "unknown variant",
+        ),
+        (
+            entry(
+                "ls {n}",
+                r#"{"n": {"kind": "systemd_unit", "default": "-x"}}"#,
+            ),
+            "default",
+        ),
+        (
+            entry("ls {N}", r#"{"N": {"kind": "systemd_unit"}}"#),
+            "must be 1-64",
+        ),
+    ];
+    for (config, expected) in cases {
+        let err = Whitelist::from_json(&config).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{config}");
+        assert!(err.to_string().contains(expected), "{config}: {err}");
+    }
+}
+
+#[test]
+fn default_whitelist_round_trips_through_its_config_text() {
+    let default = Whitelist::default();
+    assert_eq!(
+        Whitelist::from_json(DEFAULT_WHITELIST_JSON).unwrap(),
+        default
+    );
+    assert_eq!(Whitelist::from_json(&default.to_json()).unwrap(), default);
+    let names: Vec<&str> = default.entries().map(|e| e.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "apt_update",
+            "apt_upgrade_all",
+            "clear_logs",
+            "restart_service"
+        ]
+    );
+    assert_eq!(
+        default.group_members("apt"),
+        ["apt_update", "apt_upgrade_all"]
+    );
+}
+
+#[test]
+fn validators_accept_and_refuse() {
+    let unit = ParamKind::SystemdUnit;
+    for ok in [
+        "a",
+        "nginx",
+        "getty@tty1.service",
+        "x:y_z-1.mount",
+        "user@1000.service",
+    ] {
+        assert!(unit.validate(ok).is_ok(), "{ok}");
+    }
+    for bad in ["", "-a", ".a", "a b", "a/b", "a@b@c", "a.", "a\\x2d", "ä"] {
+        assert!(unit.validate(bad).is_err(), "{bad:?}");
+    }
+    let pkg = ParamKind::DebianPackage;
+    for ok in ["htop", "libc6-dev", "g++", "python3.11", "0ad"] {
+        assert!(pkg.validate(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "",
+        "a",
+        "Htop",
+        "-x",
+        "+x",
+        "a_b",
+        "a:amd64",
+        &"a".repeat(129),
+    ] {
+        assert!(pkg.validate(bad).is_err(), "{bad:?}");
+    }
+    let int = ParamKind::Integer { min: 0, max: 10 };
+    for ok in ["0", "1", "10"] {
+        assert!(int.validate(ok).is_ok(), "{ok}");
+    }
+    for bad in ["", "-0", "-1", "11", "01", "+1", "1.0", " 1", "٣"] {
+        assert!(int.validate(bad).is_err(), "{bad:?}");
+    }
+    let one = ParamKind::OneOf {
+        values: vec!["a".into(), "b".into()],
+    };
+    assert!(one.validate("a").is_ok());
+    for bad in ["", "A", "ab", "a "] {
+        assert!(one.validate(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn unknown_action_type_is_not_whitelisted() {
+    let wl = Whitelist::default();
+    let err = wl.build("rm_rf", &Default::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotWhitelisted);
+    assert_eq!(err.to_string(), "Action type 'rm_rf' not in whitelist");
+}
