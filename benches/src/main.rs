@@ -1,0 +1,650 @@
+//! `make bench` driver: runs every actionq benchmark and its baselines in one
+//! process tree, prints a table and writes `target/bench/summary.json`.
+//!
+//! ```text
+//! actionq-bench run [--out DIR] [--python PATH] [--scale F] [--skip-python]
+//! ```
+//!
+//! Contenders are measured in interleaved rounds (RAW, Rust, Python, ... then
+//! again), each on a fresh database file, and the median round is reported, so
+//! that load from other processes on the machine hits baselines and contenders
+//! alike. Every target is a ratio between numbers of the same run.
+//!
+//! Internal subcommands (spawned by `run`): `mem-fill`, `worker-create`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use actionq::{ActionQuery, ActionQueue, ActionStatus, ErrorKind, MemoryStore, NewAction};
+use actionq_bench::{
+    err, fresh_queue, median, now_micros, peak_rss_mb, percentile, rate, seed, server_id,
+    BenchResult, Lcg, Raw,
+};
+
+/// Flat summary: name → number, in insertion order for the table.
+#[derive(Default)]
+struct Summary {
+    values: Vec<(String, f64)>,
+}
+
+impl Summary {
+    fn set(&mut self, name: &str, value: f64) {
+        println!("  {name:<32} {}", fmt_num(value));
+        match self.values.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.values.push((name.to_owned(), value)),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<f64> {
+        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    fn merge_json(&mut self, json: &serde_json::Value) {
+        if let Some(map) = json.as_object() {
+            for (k, v) in map {
+                if let Some(x) = v.as_f64() {
+                    self.set(k, x);
+                }
+            }
+        }
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+struct Config {
+    out: PathBuf,
+    db: PathBuf,
+    python: Option<PathBuf>,
+    scale: f64,
+    repo: PathBuf,
+}
+
+impl Config {
+    fn n(&self, base: usize) -> usize {
+        ((base as f64 * self.scale) as usize).max(10)
+    }
+
+    fn script(&self, name: &str) -> PathBuf {
+        self.repo.join("benches/python").join(name)
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("mem-fill") => mem_fill(&args[1..]),
+        Some("worker-create") => worker_create(&args[1..]),
+        _ => Err("usage: actionq-bench run [--out DIR] [--python PATH] [--scale F] [--skip-python]"
+            .to_owned()),
+    };
+    if let Err(e) = result {
+        eprintln!("actionq-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+fn num_flag(args: &[String], name: &str, default: usize) -> BenchResult<usize> {
+    flag(args, name).map_or(Ok(default), |v| v.parse().map_err(err))
+}
+
+fn run(args: &[String]) -> BenchResult<()> {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("benches/ is inside the repo")
+        .to_path_buf();
+    let out = flag(args, "--out").map_or_else(|| repo.join("target/bench"), PathBuf::from);
+    let db = out.join("db");
+    std::fs::create_dir_all(&db).map_err(err)?;
+    let python = if args.iter().any(|a| a == "--skip-python") {
+        None
+    } else {
+        Some(flag(args, "--python").map_or_else(|| repo.join(".venv/bin/python"), PathBuf::from))
+    };
+    let scale: f64 = flag(args, "--scale").map_or(Ok(1.0), |v| v.parse().map_err(err))?;
+    let cfg = Config {
+        out,
+        db,
+        python,
+        scale,
+        repo,
+    };
+    let started = Instant::now();
+    let mut s = Summary::default();
+    let mut notes: Vec<String> = Vec::new();
+    let py = python_status(&cfg, &mut notes);
+
+    println!("== 1. create (file db, WAL, default settings; normal server, unique services)");
+    bench_create(&cfg, &py, &mut s, &mut notes)?;
+    println!("== 1b. MemoryStore with 1,000,000 actions resident (child process)");
+    bench_memory(&cfg, &mut s)?;
+    println!("== 2. get_action");
+    bench_get(&cfg, &py, &mut s, &mut notes)?;
+    println!("== 3. list_actions on 1,000,000 actions");
+    bench_list(&cfg, &mut s)?;
+    println!("== 4. claim_next + report_result");
+    bench_cycle(&cfg, &mut s)?;
+    println!("== 5. two processes creating on one file");
+    bench_two_procs(&cfg, &mut s)?;
+    println!("== 6. HTTP POST /api/v1/actions (FastAPI backend vs status quo)");
+    bench_http(&cfg, &py, &mut s, &mut notes);
+    println!("== 7. GIL: get_action with and without a busy Python thread");
+    bench_gil(&cfg, &py, &mut s, &mut notes);
+
+    s.set("bench_seconds", started.elapsed().as_secs_f64());
+    report(&cfg, &s, &notes)
+}
+
+/// What of the Python side can run.
+struct Python {
+    exe: Option<PathBuf>,
+    binding: bool,
+    status_quo: bool,
+}
+
+fn python_status(cfg: &Config, notes: &mut Vec<String>) -> Python {
+    let Some(exe) = cfg.python.clone().filter(|p| p.exists()) else {
+        notes.push("no Python interpreter (run `make venv`): Python parts skipped".into());
+        return Python {
+            exe: None,
+            binding: false,
+            status_quo: false,
+        };
+    };
+    let works = |code: &str| {
+        Command::new(&exe)
+            .args(["-c", code])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let binding = works("import actionq; actionq.ActionQueue(None)");
+    let status_quo = works("import sqlalchemy, aiosqlite, fastapi, httpx, uvicorn");
+    if !binding {
+        notes.push("Python binding `actionq` not importable: Python binding parts skipped".into());
+    }
+    if !status_quo {
+        notes.push("SQLAlchemy/aiosqlite/FastAPI not installed: status quo parts skipped".into());
+    }
+    Python {
+        exe: Some(exe),
+        binding,
+        status_quo,
+    }
+}
+
+/// Runs a Python script and returns the JSON object it prints last.
+fn python_json(cfg: &Config, py: &Python, script: &str, args: &[String]) -> BenchResult<serde_json::Value> {
+    let exe = py.exe.as_ref().ok_or("no python")?;
+    let output = Command::new(exe)
+        .arg(cfg.script(script))
+        .args(args)
+        .env("PYTHONPATH", cfg.script(""))
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(err)?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!("{script} {args:?} failed ({}): {stdout}", output.status));
+    }
+    let last = stdout.lines().rev().find(|l| l.starts_with('{')).ok_or_else(|| {
+        format!("{script} printed no JSON: {stdout}")
+    })?;
+    serde_json::from_str(last).map_err(err)
+}
+
+fn json_f64(v: &serde_json::Value, key: &str) -> BenchResult<f64> {
+    v.get(key)
+        .and_then(serde_json::Value::as_f64)
+        .ok_or_else(|| format!("missing {key} in {v}"))
+}
+
+fn restart(server: &str, service: String) -> NewAction {
+    NewAction::new(server, "restart_service").service_name(service)
+}
+
+fn bench_create(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String>) -> BenchResult<()> {
+    let n = cfg.n(4000);
+    let rounds = 5;
+    let path = cfg.db.join("create.db");
+    let server = server_id(0);
+    let (mut raw, mut rust, mut python) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        // Rotate the order so no contender always runs first or last.
+        for k in 0..3 {
+            match (round + k) % 3 {
+                0 => {
+                    drop(fresh_queue(&path, 1)?);
+                    let mut conn = Raw::open(&path)?;
+                    raw.push(rate(n, |i| {
+                        conn.create_restart(&server, &format!("svc-{i}.service"))
+                            .map(drop)
+                    })?);
+                }
+                1 => {
+                    let queue = fresh_queue(&path, 1)?;
+                    rust.push(rate(n, |i| {
+                        queue
+                            .create_action(&restart(&server, format!("svc-{i}.service")))
+                            .map(drop)
+                            .map_err(err)
+                    })?);
+                }
+                _ if py.binding => {
+                    drop(fresh_queue(&path, 1)?);
+                    let args = [a("create"), a("--db"), a(path.display()), a("--n"), a(n)];
+                    python.push(json_f64(&python_json(cfg, py, "bench_binding.py", &args)?, "per_s")?);
+                }
+                _ => {}
+            }
+        }
+    }
+    s.set("create_raw_per_s", median(&raw));
+    s.set("create_rust_per_s", median(&rust));
+    if py.binding {
+        s.set("create_py_per_s", median(&python));
+    }
+    if py.status_quo {
+        let n = cfg.n(600);
+        let mut sq = Vec::new();
+        for _ in 0..3 {
+            let path = cfg.db.join("create-sq.db");
+            actionq_bench::remove_db(&path);
+            let args = [a("create"), a("--db"), a(path.display()), a("--n"), a(n)];
+            sq.push(json_f64(&python_json(cfg, py, "status_quo.py", &args)?, "per_s")?);
+        }
+        s.set("create_sq_per_s", median(&sq));
+    } else {
+        notes.push("create_sq_per_s not measured".into());
+    }
+    Ok(())
+}
+
+fn bench_memory(cfg: &Config, s: &mut Summary) -> BenchResult<()> {
+    let n = cfg.n(1_000_000);
+    let extra = cfg.n(100_000);
+    let exe = std::env::current_exe().map_err(err)?;
+    let output = Command::new(exe)
+        .args(["mem-fill", "--n", &n.to_string(), "--extra", &extra.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(err)?;
+    if !output.status.success() {
+        return Err(format!("mem-fill failed: {}", output.status));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(err)?;
+    s.merge_json(&json);
+    Ok(())
+}
+
+/// Child: fills a MemoryStore queue with `n` actions on 100 servers, then times
+/// `extra` more creates with them resident; reports peak RSS of the process.
+fn mem_fill(args: &[String]) -> BenchResult<()> {
+    let n = num_flag(args, "--n", 1_000_000)?;
+    let extra = num_flag(args, "--extra", 100_000)?;
+    let queue = ActionQueue::new(MemoryStore::new());
+    let servers: Vec<String> = (0..100).map(server_id).collect();
+    for server in &servers {
+        queue.create_server(server, None).map_err(err)?;
+    }
+    let create = |i: usize| {
+        queue
+            .create_action(&restart(&servers[i % 100], format!("svc-{i}.service")))
+            .map(drop)
+            .map_err(err)
+    };
+    let fill = rate(n, create)?;
+    let resident = rate(extra, |i| create(n + i))?;
+    let out = serde_json::json!({
+        "create_mem_fill_per_s": fill,
+        "create_mem_per_s": resident,
+        "mem_1m_rss_mb": peak_rss_mb().unwrap_or(-1.0),
+    });
+    println!("{out}");
+    Ok(())
+}
+
+fn bench_get(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String>) -> BenchResult<()> {
+    let m = 10_000;
+    let n = cfg.n(20_000);
+    let rounds = 5;
+    let path = cfg.db.join("get.db");
+    let queue = fresh_queue(&path, 10)?;
+    for i in 0..m {
+        queue
+            .create_action(&restart(&server_id(i % 10), format!("svc-{i}.service")))
+            .map_err(err)?;
+    }
+    let raw_conn = Raw::open(&path)?;
+    let (mut raw, mut rust, mut python) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for k in 0..3 {
+            let mut ids = Lcg(round as u64);
+            match (round + k) % 3 {
+                0 => raw.push(rate(n, |_| {
+                    raw_conn
+                        .get(ids.below(m as u64) as i64 + 1)?
+                        .map(drop)
+                        .ok_or_else(|| "missing".to_owned())
+                })?),
+                1 => rust.push(rate(n, |_| {
+                    queue
+                        .get_action(ids.below(m as u64) as i64 + 1)
+                        .map(drop)
+                        .map_err(err)
+                })?),
+                _ if py.binding => {
+                    let args = [a("get"), a("--db"), a(path.display()), a("--n"), a(n), a("--ids"), a(m)];
+                    python.push(json_f64(&python_json(cfg, py, "bench_binding.py", &args)?, "per_s")?);
+                }
+                _ => {}
+            }
+        }
+    }
+    s.set("get_raw_per_s", median(&raw));
+    s.set("get_rust_per_s", median(&rust));
+    if py.binding {
+        s.set("get_py_per_s", median(&python));
+    }
+    if py.status_quo {
+        let path = cfg.db.join("get-sq.db");
+        actionq_bench::remove_db(&path);
+        let args = [a("get"), a("--db"), a(path.display()), a("--n"), a(cfg.n(3000)), a("--ids"), a(m), a("--rounds"), a(3)];
+        let json = python_json(cfg, py, "status_quo.py", &args)?;
+        s.set("get_sq_per_s", json_f64(&json, "per_s")?);
+    } else {
+        notes.push("get_sq_per_s not measured".into());
+    }
+    Ok(())
+}
+
+fn bench_list(cfg: &Config, s: &mut Summary) -> BenchResult<()> {
+    let n = cfg.n(1_000_000);
+    let path = cfg.db.join("list.db");
+    let t = Instant::now();
+    seed(&path, n, 100)?;
+    s.set("seed_1m_seconds", t.elapsed().as_secs_f64());
+    let queue = ActionQueue::open(&path).map_err(err)?;
+    let mut rng = Lcg(7);
+    let time = |query: &ActionQuery, out: &mut Vec<f64>| -> BenchResult<()> {
+        let t = Instant::now();
+        let page = queue.list_actions(query).map_err(err)?;
+        out.push(t.elapsed().as_secs_f64() * 1e6);
+        if page.actions.len() as u64 != page.total.min(50) {
+            return Err(format!("unexpected page: {} of {}", page.actions.len(), page.total));
+        }
+        Ok(())
+    };
+    let (mut narrow, mut broad) = (Vec::new(), Vec::new());
+    let mut warm = Vec::new();
+    let broad_query = ActionQuery {
+        status: Some(ActionStatus::Completed),
+        ..ActionQuery::default()
+    };
+    for _ in 0..50 {
+        time(&broad_query, &mut warm)?;
+    }
+    for _ in 0..2000 {
+        let query = ActionQuery {
+            server_id: Some(server_id(rng.below(100) as usize)),
+            status: Some(ActionStatus::ALL[rng.below(7) as usize]),
+            ..ActionQuery::default()
+        };
+        time(&query, &mut narrow)?;
+        time(&broad_query, &mut broad)?;
+    }
+    s.set("list_narrow_p50_us", percentile(&narrow, 50.0));
+    s.set("list_narrow_p99_us", percentile(&narrow, 99.0));
+    s.set("list_broad_p50_us", percentile(&broad, 50.0));
+    s.set("list_broad_p99_us", percentile(&broad, 99.0));
+    drop(queue);
+    actionq_bench::remove_db(&path);
+    Ok(())
+}
+
+fn bench_cycle(cfg: &Config, s: &mut Summary) -> BenchResult<()> {
+    let n = cfg.n(2000);
+    let path = cfg.db.join("cycle.db");
+    let server = server_id(0);
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let queue = fresh_queue(&path, 1)?;
+        for i in 0..n {
+            queue
+                .create_action(&restart(&server, format!("svc-{i}.service")))
+                .map_err(err)?;
+        }
+        rates.push(rate(n, |_| {
+            let claim = queue
+                .claim_next(&server, None)
+                .map_err(err)?
+                .ok_or("nothing to claim")?;
+            queue
+                .report_result(claim.action.id, &claim.lease_token, 0, Some("ok"), None)
+                .map(drop)
+                .map_err(err)
+        })?);
+    }
+    s.set("cycle_rust_per_s", median(&rates));
+    Ok(())
+}
+
+/// Runs `procs` worker processes creating `n` actions each on one fresh file,
+/// started together; returns (aggregate creates/s, busy errors, other errors).
+fn run_workers(path: &Path, procs: usize, n: usize) -> BenchResult<(f64, f64, f64)> {
+    drop(fresh_queue(path, 1)?);
+    let exe = std::env::current_exe().map_err(err)?;
+    let mut children = Vec::new();
+    for k in 0..procs {
+        let mut child = Command::new(&exe)
+            .args(["worker-create", "--db", &path.display().to_string()])
+            .args(["--n", &n.to_string(), "--tag", &k.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(err)?;
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let ready = lines.next().transpose().map_err(err)?;
+        if ready.as_deref() != Some("ready") {
+            return Err(format!("worker {k} not ready: {ready:?}"));
+        }
+        children.push((child, lines));
+    }
+    for (child, _) in &mut children {
+        writeln!(child.stdin.as_mut().expect("piped"), "go").map_err(err)?;
+    }
+    let (mut first, mut last, mut ok, mut busy, mut other) = (i64::MAX, 0i64, 0.0, 0.0, 0.0);
+    for (mut child, mut lines) in children {
+        let line = lines.next().transpose().map_err(err)?.ok_or("worker died")?;
+        child.wait().map_err(err)?;
+        let v: serde_json::Value = serde_json::from_str(&line).map_err(err)?;
+        first = first.min(json_f64(&v, "start_us")? as i64);
+        last = last.max(json_f64(&v, "end_us")? as i64);
+        ok += json_f64(&v, "ok")?;
+        busy += json_f64(&v, "busy")?;
+        other += json_f64(&v, "other")?;
+    }
+    let secs = (last - first) as f64 / 1e6;
+    Ok((ok / secs.max(1e-9), busy, other))
+}
+
+/// Child: opens the queue, says `ready`, waits for a line on stdin, creates.
+fn worker_create(args: &[String]) -> BenchResult<()> {
+    let path = flag(args, "--db").ok_or("--db")?;
+    let n = num_flag(args, "--n", 1000)?;
+    let tag = flag(args, "--tag").unwrap_or("0");
+    let queue = ActionQueue::open(path).map_err(err)?;
+    let server = server_id(0);
+    println!("ready");
+    std::io::stdout().flush().map_err(err)?;
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).map_err(err)?;
+    let (mut ok, mut busy, mut other) = (0u64, 0u64, 0u64);
+    let start = now_micros();
+    for i in 0..n {
+        match queue.create_action(&restart(&server, format!("w{tag}-{i}.service"))) {
+            Ok(_) => ok += 1,
+            Err(e) if e.kind() == ErrorKind::Storage && e.to_string().contains("busy") => busy += 1,
+            Err(e) => {
+                other += 1;
+                eprintln!("worker {tag}: {e}");
+            }
+        }
+    }
+    let end = now_micros();
+    println!(
+        "{}",
+        serde_json::json!({"start_us": start, "end_us": end, "ok": ok, "busy": busy, "other": other})
+    );
+    Ok(())
+}
+
+fn bench_two_procs(cfg: &Config, s: &mut Summary) -> BenchResult<()> {
+    let n = cfg.n(4000);
+    let path = cfg.db.join("procs.db");
+    let (mut one, mut two, mut busy, mut other) = (Vec::new(), Vec::new(), 0.0, 0.0);
+    for _ in 0..3 {
+        let (r, b, o) = run_workers(&path, 1, 2 * n)?;
+        one.push(r);
+        busy += b;
+        other += o;
+        let (r, b, o) = run_workers(&path, 2, n)?;
+        two.push(r);
+        busy += b;
+        other += o;
+    }
+    s.set("create_1proc_per_s", median(&one));
+    s.set("create_2proc_per_s", median(&two));
+    s.set("busy_errors", busy);
+    s.set("other_errors_2proc", other);
+    Ok(())
+}
+
+fn bench_http(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String>) {
+    if !(py.binding && py.status_quo) {
+        notes.push("HTTP comparison skipped (needs the binding and the status quo stack)".into());
+        return;
+    }
+    let args = [a("--dir"), a(cfg.db.display()), a("--n"), a(cfg.n(1000))];
+    match python_json(cfg, py, "bench_http.py", &args) {
+        Ok(json) => s.merge_json(&json),
+        Err(e) => notes.push(format!("HTTP comparison failed: {e}")),
+    }
+}
+
+fn bench_gil(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String>) {
+    if !py.binding {
+        notes.push("GIL bench skipped (no binding)".into());
+        return;
+    }
+    let path = cfg.db.join("gil.db");
+    let args = [a("gil"), a("--db"), a(path.display()), a("--seconds"), a(cfg.scale.min(1.0))];
+    match python_json(cfg, py, "bench_binding.py", &args) {
+        Ok(json) => s.merge_json(&json),
+        Err(e) => notes.push(format!("GIL bench failed: {e}")),
+    }
+}
+
+fn a(v: impl ToString) -> String {
+    v.to_string()
+}
+
+/// A target: `value(summary) >= bound` (or `<=`), shown with what it compares.
+struct Target {
+    name: &'static str,
+    lhs: &'static str,
+    rhs: Option<&'static str>,
+    factor: f64,
+    at_most: bool,
+}
+
+const TARGETS: &[Target] = &[
+    Target { name: "create_rust >= 0.7 x create_raw", lhs: "create_rust_per_s", rhs: Some("create_raw_per_s"), factor: 0.7, at_most: false },
+    Target { name: "create_py >= 0.6 x create_raw", lhs: "create_py_per_s", rhs: Some("create_raw_per_s"), factor: 0.6, at_most: false },
+    Target { name: "create_py >= 50 x create_sq", lhs: "create_py_per_s", rhs: Some("create_sq_per_s"), factor: 50.0, at_most: false },
+    Target { name: "get_py >= 50 x get_sq", lhs: "get_py_per_s", rhs: Some("get_sq_per_s"), factor: 50.0, at_most: false },
+    Target { name: "http_create_ratio >= 4", lhs: "http_create_ratio", rhs: None, factor: 4.0, at_most: false },
+    Target { name: "list_narrow_p99_us <= 500", lhs: "list_narrow_p99_us", rhs: None, factor: 500.0, at_most: true },
+    Target { name: "list_broad_p99_us <= 1000", lhs: "list_broad_p99_us", rhs: None, factor: 1000.0, at_most: true },
+    Target { name: "create_mem >= 400000/s", lhs: "create_mem_per_s", rhs: None, factor: 400_000.0, at_most: false },
+    Target { name: "mem_1m_rss_mb <= 1000", lhs: "mem_1m_rss_mb", rhs: None, factor: 1000.0, at_most: true },
+    Target { name: "create_2proc >= 1.2 x create_rust", lhs: "create_2proc_per_s", rhs: Some("create_rust_per_s"), factor: 1.2, at_most: false },
+    Target { name: "busy_errors = 0", lhs: "busy_errors", rhs: None, factor: 0.0, at_most: true },
+];
+
+fn report(cfg: &Config, s: &Summary, notes: &[String]) -> BenchResult<()> {
+    let mut summary = s.values.clone();
+    let mut lines = Vec::new();
+    for t in TARGETS {
+        let Some(lhs) = s.get(t.lhs) else {
+            lines.push(format!("  {:<38} {:>14}  NOT MEASURED", t.name, "-"));
+            continue;
+        };
+        let (value, bound) = match t.rhs {
+            Some(rhs) => match s.get(rhs) {
+                Some(r) if r > 0.0 => (lhs / r, t.factor),
+                _ => {
+                    lines.push(format!("  {:<38} {:>14}  NOT MEASURED", t.name, "-"));
+                    continue;
+                }
+            },
+            None => (lhs, t.factor),
+        };
+        if let Some(rhs) = t.rhs {
+            let name = format!("ratio_{}__{}", t.lhs.trim_end_matches("_per_s"), rhs.trim_end_matches("_per_s"));
+            if !summary.iter().any(|(n, _)| *n == name) {
+                summary.push((name, value));
+            }
+        }
+        let met = if t.at_most { value <= bound } else { value >= bound };
+        let shown = match t.rhs {
+            Some(_) => format!("{value:.2}x"),
+            None => fmt_num(value),
+        };
+        lines.push(format!(
+            "  {:<38} {:>14}  {}",
+            t.name,
+            shown,
+            if met { "met" } else { "NOT MET" }
+        ));
+    }
+    println!();
+    println!("== summary ({})", cfg.out.join("summary.json").display());
+    for (name, value) in &summary {
+        println!("  {name:<32} {:>14}", fmt_num(*value));
+    }
+    println!();
+    println!("== targets (ratios within this run)");
+    for line in &lines {
+        println!("{line}");
+    }
+    for note in notes {
+        println!("  note: {note}");
+    }
+    let map: BTreeMap<&str, f64> = summary.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let text = serde_json::to_string_pretty(&map).map_err(err)?;
+    std::fs::write(cfg.out.join("summary.json"), text + "\n").map_err(err)?;
+    Ok(())
+}
