@@ -1,0 +1,32 @@
+//! Python bindings for [`actionq`]: the extension module `actionq._actionq`,
+//! re-exported by the pure-Python package `actionq` (see `python/actionq`).
+//!
+//! A thin translation layer: every rule lives in the core. Records are frozen
+//! classes exposing SPEC's wire names; every [`actionq::Error`] becomes one
+//! `actionq.ActionQueueError` subclass through a single mapping function.
+#![warn(missing_docs)]
+
+mod error;
+mod queue;
+mod types;
+
+use pyo3::prelude::*;
+
+/// The extension module. Import `actionq` instead of this module.
+#[pymodule]
+mod _actionq {
+    use pyo3::prelude::*;
+
+    #[pymodule_export]
+    use crate::queue::PyActionQueue;
+    #[pymodule_export]
+    use crate::types::{PyAction, PyActionPage, PyClaim, PyEvent, PyServer};
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        crate::error::register(m)?;
+        m.add("DEFAULT_WHITELIST_JSON", actionq::DEFAULT_WHITELIST_JSON)?;
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,432 @@
+//! `ActionQueue`: the Python face of [`actionq::ActionQueue`].
+//!
+//! A thin translation: Python arguments become core arguments, core results
+//! become the frozen record classes, core errors go through [`to_py_err`]. No
+//! rule of the queue lives here; out-of-range values reach the core, which
+//! refuses them with `InvalidInputError`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use actionq::{
+    ActionQuery, ActionQueue, ActionStatus, Durability, NewAction, QueueOptions, SqliteOptions,
+    SqliteStore, Whitelist,
+};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyInt, PyString};
+
+use crate::error::to_py_err;
+use crate::types::{PyAction, PyActionPage, PyClaim, PyEvent, PyServer};
+
+/// The remediation action queue, on a SQLite file or in memory.
+///
+/// Safe to share between threads. Calls on a SQLite queue run with the GIL
+/// released (they may wait for the disk or for another process's lock); calls on
+/// an in-memory queue keep it, since releasing and re-taking the GIL would cost
+/// more than the call itself.
+#[pyclass(module = "actionq", name = "ActionQueue", frozen)]
+pub struct PyActionQueue {
+    queue: ActionQueue,
+    path: Option<PathBuf>,
+    /// Whether store calls release the GIL (SQLite backend).
+    detach: bool,
+}
+
+/// A Python duration in seconds, for settings the core takes as `Duration`.
+fn setting_duration(name: &str, seconds: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(seconds).map_err(|_| {
+        PyValueError::new_err(format!(
+            "{name} must be a finite number of seconds >= 0 (got {seconds})"
+        ))
+    })
+}
+
+/// A lease length in seconds for `claim_next`/`heartbeat`. The core validates the
+/// range; values a `Duration` cannot hold are passed as the nearest one it refuses
+/// (zero for `<= 0` or NaN, the maximum for overflow), so the core's
+/// `InvalidInputError` reports them.
+fn lease(seconds: Option<f64>) -> Option<Duration> {
+    seconds.map(|s| {
+        if s.is_nan() || s <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
+        }
+    })
+}
+
+/// A whitelist given as JSON text or as a dict (serialised with `json.dumps`).
+fn whitelist_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(text) = value.cast::<PyString>() {
+        return Ok(text.to_cow()?.into_owned());
+    }
+    if value.is_instance_of::<PyDict>() {
+        let json = value.py().import("json")?;
+        return json.call_method1("dumps", (value,))?.extract();
+    }
+    Err(PyTypeError::new_err(format!(
+        "whitelist must be a str (JSON) or a dict, not {}",
+        value.get_type().name()?
+    )))
+}
+
+/// Parameter values: `str`, or `int` (written in decimal; the whitelist's
+/// validator decides whether it is acceptable).
+fn param_value(name: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(text) = value.cast::<PyString>() {
+        return Ok(text.to_cow()?.into_owned());
+    }
+    if value.is_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>() {
+        return Ok(value.str()?.to_cow()?.into_owned());
+    }
+    Err(PyTypeError::new_err(format!(
+        "params[{name:?}] must be a str or an int, not {}",
+        value.get_type().name()?
+    )))
+}
+
+fn status_filter(status: Option<&str>) -> actionq::Result<Option<ActionStatus>> {
+    status.map(ActionStatus::from_str).transpose()
+}
+
+impl PyActionQueue {
+    /// Runs `f` on the queue, with the GIL released for the SQLite backend, and
+    /// maps a core error to its Python exception.
+    fn run<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    where
+        F: FnOnce(&ActionQueue) -> actionq::Result<T> + Send,
+        T: Send,
+    {
+        let result = if self.detach {
+            py.detach(|| f(&self.queue))
+        } else {
+            f(&self.queue)
+        };
+        result.map_err(|e| to_py_err(py, e))
+    }
+}
+
+#[pymethods]
+impl PyActionQueue {
+    /// Opens the queue: on the SQLite file at `path` (created if missing, migrated
+    /// forward if older) or, with `path=None`, in memory.
+    #[new]
+    #[pyo3(signature = (
+        path = None,
+        *,
+        whitelist = None,
+        output_cap_chars = 10_000,
+        durability = "normal",
+        busy_timeout_seconds = 10.0,
+        default_lease_seconds = 300.0,
+        max_lease_seconds = 86_400.0,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        path: Option<PathBuf>,
+        whitelist: Option<&Bound<'_, PyAny>>,
+        output_cap_chars: usize,
+        durability: &str,
+        busy_timeout_seconds: f64,
+        default_lease_seconds: f64,
+        max_lease_seconds: f64,
+    ) -> PyResult<Self> {
+        let durability = match durability {
+            "normal" => Durability::Normal,
+            "full" => Durability::Full,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "durability must be 'normal' or 'full' (got {other:?})"
+                )))
+            }
+        };
+        let sqlite_options = SqliteOptions {
+            durability,
+            busy_timeout: setting_duration("busy_timeout_seconds", busy_timeout_seconds)?,
+            ..SqliteOptions::default()
+        };
+        let options = QueueOptions {
+            output_cap_chars,
+            default_lease: setting_duration("default_lease_seconds", default_lease_seconds)?,
+            max_lease: setting_duration("max_lease_seconds", max_lease_seconds)?,
+        };
+        let whitelist = match whitelist {
+            None => Whitelist::default(),
+            Some(value) => {
+                let text = whitelist_text(value)?;
+                Whitelist::from_json(&text).map_err(|e| to_py_err(py, e))?
+            }
+        };
+        let queue = match &path {
+            None => ActionQueue::in_memory(),
+            Some(path) => {
+                let store = py
+                    .detach(|| SqliteStore::open(path, &sqlite_options))
+                    .map_err(|e| to_py_err(py, e))?;
+                ActionQueue::new(store)
+            }
+        };
+        Ok(PyActionQueue {
+            queue: queue.with_whitelist(whitelist).with_options(options),
+            detach: path.is_some(),
+            path,
+        })
+    }
+
+    /// The SQLite file, or `None` for an in-memory queue.
+    #[getter]
+    fn path(&self) -> Option<PathBuf> {
+        self.path.clone()
+    }
+
+    /// The whitelist in force, as JSON config text (loadable with `whitelist=`).
+    #[getter]
+    fn whitelist_json(&self) -> String {
+        self.queue.whitelist().to_json()
+    }
+
+    /// The whitelisted action types, sorted.
+    #[getter]
+    fn action_types(&self) -> Vec<String> {
+        self.queue
+            .whitelist()
+            .entries()
+            .map(|e| e.name().to_owned())
+            .collect()
+    }
+
+    /// Maximum characters kept of `stdout`/`stderr`.
+    #[getter]
+    fn output_cap_chars(&self) -> usize {
+        self.queue.options().output_cap_chars
+    }
+
+    /// Registers a server (not paused). `ConflictError` if the id is taken.
+    #[pyo3(signature = (id, hostname = None))]
+    fn create_server(
+        &self,
+        py: Python<'_>,
+        id: &str,
+        hostname: Option<&str>,
+    ) -> PyResult<PyServer> {
+        self.run(py, |q| q.create_server(id, hostname))
+            .map(PyServer::from)
+    }
+
+    /// The server `id`; `NotFoundError` if unknown.
+    fn get_server(&self, py: Python<'_>, id: &str) -> PyResult<PyServer> {
+        self.run(py, |q| q.get_server(id)).map(PyServer::from)
+    }
+
+    /// Puts the server in maintenance mode (idempotent): new actions start `pending`.
+    fn pause_server(&self, py: Python<'_>, id: &str) -> PyResult<PyServer> {
+        self.run(py, |q| q.pause_server(id)).map(PyServer::from)
+    }
+
+    /// Takes the server out of maintenance mode (idempotent).
+    fn unpause_server(&self, py: Python<'_>, id: &str) -> PyResult<PyServer> {
+        self.run(py, |q| q.unpause_server(id)).map(PyServer::from)
+    }
+
+    /// Queues a whitelisted action. `service_name` is shorthand for
+    /// `params={"service_name": ...}`. Auto-approved unless the server is paused.
+    #[pyo3(signature = (
+        server_id,
+        action_type,
+        service_name = None,
+        *,
+        params = None,
+        alert_id = None,
+        created_by = "dashboard",
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_action(
+        &self,
+        py: Python<'_>,
+        server_id: &str,
+        action_type: &str,
+        service_name: Option<String>,
+        params: Option<&Bound<'_, PyDict>>,
+        alert_id: Option<i64>,
+        created_by: &str,
+    ) -> PyResult<PyAction> {
+        let mut values = BTreeMap::new();
+        if let Some(params) = params {
+            for (key, value) in params.iter() {
+                let name: String = key.extract().map_err(|_| {
+                    PyTypeError::new_err("params keys must be str (parameter names)")
+                })?;
+                let value = param_value(&name, &value)?;
+                values.insert(name, value);
+            }
+        }
+        if let Some(service_name) = service_name {
+            if values.contains_key("service_name") {
+                return Err(PyTypeError::new_err(
+                    "service_name given both as an argument and in params",
+                ));
+            }
+            values.insert("service_name".to_owned(), service_name);
+        }
+        let request = NewAction {
+            server_id: server_id.to_owned(),
+            action_type: action_type.to_owned(),
+            params: values,
+            alert_id,
+            created_by: created_by.to_owned(),
+        };
+        self.run(py, |q| q.create_action(&request))
+            .map(PyAction::from)
+    }
+
+    /// The action `id`; `NotFoundError` if unknown.
+    fn get_action(&self, py: Python<'_>, id: i64) -> PyResult<PyAction> {
+        self.run(py, |q| q.get_action(id)).map(PyAction::from)
+    }
+
+    /// A page of actions, newest first, with the total number of matches.
+    /// `limit` must be 1..=100 and `offset` >= 0.
+    #[pyo3(signature = (status = None, server_id = None, action_type = None, limit = 50, offset = 0))]
+    fn list_actions(
+        &self,
+        py: Python<'_>,
+        status: Option<&str>,
+        server_id: Option<&str>,
+        action_type: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> PyResult<PyActionPage> {
+        let page = self.run(py, |q| {
+            q.list_actions(&ActionQuery {
+                status: status_filter(status)?,
+                server_id: server_id.map(str::to_owned),
+                action_type: action_type.map(str::to_owned),
+                limit,
+                offset,
+            })
+        })?;
+        PyActionPage::new(py, page)
+    }
+
+    /// A page of one server's actions; `NotFoundError` for an unknown server.
+    #[pyo3(signature = (server_id, status = None, limit = 50, offset = 0))]
+    fn list_server_actions(
+        &self,
+        py: Python<'_>,
+        server_id: &str,
+        status: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> PyResult<PyActionPage> {
+        let page = self.run(py, |q| {
+            q.list_server_actions(server_id, status_filter(status)?, limit, offset)
+        })?;
+        PyActionPage::new(py, page)
+    }
+
+    /// pending → approved.
+    #[pyo3(signature = (id, by = "dashboard"))]
+    fn approve_action(&self, py: Python<'_>, id: i64, by: &str) -> PyResult<PyAction> {
+        self.run(py, |q| q.approve_action(id, by))
+            .map(PyAction::from)
+    }
+
+    /// pending → rejected, with a reason of 1–1000 characters.
+    #[pyo3(signature = (id, reason, by = "dashboard"))]
+    fn reject_action(&self, py: Python<'_>, id: i64, reason: &str, by: &str) -> PyResult<PyAction> {
+        self.run(py, |q| q.reject_action(id, by, reason))
+            .map(PyAction::from)
+    }
+
+    /// pending | approved → cancelled.
+    #[pyo3(signature = (id, by = "dashboard"))]
+    fn cancel_action(&self, py: Python<'_>, id: i64, by: &str) -> PyResult<PyAction> {
+        self.run(py, |q| q.cancel_action(id, by))
+            .map(PyAction::from)
+    }
+
+    /// Claims the oldest approved action of `server_id`: it becomes `executing`
+    /// and the returned `Claim` carries the lease token. `None` when nothing is
+    /// approved. `lease_seconds` defaults to the queue's default lease.
+    #[pyo3(signature = (server_id, lease_seconds = None))]
+    fn claim_next(
+        &self,
+        py: Python<'_>,
+        server_id: &str,
+        lease_seconds: Option<f64>,
+    ) -> PyResult<Option<PyClaim>> {
+        let lease = lease(lease_seconds);
+        self.run(py, |q| q.claim_next(server_id, lease))
+            .map(|claim| claim.map(PyClaim::from))
+    }
+
+    /// Extends the lease held with `lease_token`; `ConflictError` for a wrong or
+    /// expired token.
+    #[pyo3(signature = (id, lease_token, lease_seconds = None))]
+    fn heartbeat(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        lease_token: &str,
+        lease_seconds: Option<f64>,
+    ) -> PyResult<PyAction> {
+        let lease = lease(lease_seconds);
+        self.run(py, |q| q.heartbeat(id, lease_token, lease))
+            .map(PyAction::from)
+    }
+
+    /// Finishes the action held with `lease_token`: exit code 0 → `completed`,
+    /// anything else → `failed`. Output is capped at `output_cap_chars`.
+    #[pyo3(signature = (id, lease_token, exit_code, stdout = None, stderr = None))]
+    fn report_result(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        lease_token: &str,
+        exit_code: i32,
+        stdout: Option<&str>,
+        stderr: Option<&str>,
+    ) -> PyResult<PyAction> {
+        self.run(py, |q| {
+            q.report_result(id, lease_token, exit_code, stdout, stderr)
+        })
+        .map(PyAction::from)
+    }
+
+    /// Fails every executing action whose lease ran out (exit code -1, never
+    /// retried) and returns them.
+    fn expire_leases(&self, py: Python<'_>) -> PyResult<Vec<PyAction>> {
+        self.run(py, |q| q.expire_leases())
+            .map(|actions| actions.into_iter().map(PyAction::from).collect())
+    }
+
+    /// Up to `limit` (1..=1000) audit events after `cursor`, oldest first. Pass
+    /// the last event's `id` as the next cursor.
+    #[pyo3(signature = (cursor = 0, limit = 100))]
+    fn events_since(&self, py: Python<'_>, cursor: i64, limit: i64) -> PyResult<Vec<PyEvent>> {
+        self.run(py, |q| q.events_since(cursor, limit))
+            .map(|events| events.into_iter().map(PyEvent::from).collect())
+    }
+
+    /// Benchmark helper: runs `get_action(id)` `iterations` times in Rust, the way
+    /// the Python method runs it (GIL released per call for SQLite), and returns
+    /// the mean nanoseconds per call. Not part of the API.
+    fn _bench_get_action(&self, py: Python<'_>, id: i64, iterations: u32) -> PyResult<f64> {
+        let start = Instant::now();
+        for _ in 0..iterations {
+            std::hint::black_box(self.run(py, |q| q.get_action(id))?);
+        }
+        Ok(start.elapsed().as_nanos() as f64 / f64::from(iterations.max(1)))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(match &self.path {
+            Some(path) => format!("ActionQueue({})", path.into_pyobject(py)?.repr()?),
+            None => "ActionQueue(None)".to_owned(),
+        })
+    }
+}

@@ -1,0 +1,576 @@
+//! Immutable Python views of the core's records: `Server`, `Action`, `Claim`,
+//! `ActionPage`, `Event`.
+//!
+//! Each wraps the Rust value and converts a field only when Python reads it, so
+//! returning a record costs one allocation. Attribute names are SPEC's wire
+//! names, which lets `pydantic.BaseModel.model_validate(obj, from_attributes=True)`
+//! read them directly; `to_dict()` gives the same fields as plain Python values.
+
+use actionq::{Action, ActionPage, Claim, Event, Server, Timestamp};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+
+/// Python `repr()` of a string, for `__repr__` output.
+fn str_repr(py: Python<'_>, s: &str) -> PyResult<String> {
+    Ok(PyString::new(py, s).repr()?.to_string())
+}
+
+/// Python `repr()` of an optional string (`None` when absent).
+fn opt_repr(py: Python<'_>, s: Option<&str>) -> PyResult<String> {
+    s.map_or(Ok("None".to_owned()), |s| str_repr(py, s))
+}
+
+/// A managed server (frozen). Attributes: `id`, `hostname`, `is_paused`,
+/// `paused_at`, `created_at`.
+#[pyclass(module = "actionq", name = "Server", frozen, eq)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct PyServer {
+    inner: Server,
+}
+
+impl From<Server> for PyServer {
+    fn from(inner: Server) -> Self {
+        PyServer { inner }
+    }
+}
+
+#[pymethods]
+impl PyServer {
+    /// 1–100 characters of `[A-Za-z0-9._-]`, starting alphanumeric.
+    #[getter]
+    fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// Optional display hostname.
+    #[getter]
+    fn hostname(&self) -> Option<&str> {
+        self.inner.hostname.as_deref()
+    }
+
+    /// Maintenance mode: new actions start `pending` instead of `approved`.
+    #[getter]
+    fn is_paused(&self) -> bool {
+        self.inner.is_paused
+    }
+
+    /// When maintenance mode was entered (UTC); `None` while not paused.
+    #[getter]
+    fn paused_at(&self) -> Option<Timestamp> {
+        self.inner.paused_at
+    }
+
+    /// When the server was registered (UTC).
+    #[getter]
+    fn created_at(&self) -> Timestamp {
+        self.inner.created_at
+    }
+
+    /// The fields as a dict of plain Python values (datetimes stay datetimes).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("id", &self.inner.id)?;
+        d.set_item("hostname", &self.inner.hostname)?;
+        d.set_item("is_paused", self.inner.is_paused)?;
+        d.set_item("paused_at", self.inner.paused_at)?;
+        d.set_item("created_at", self.inner.created_at)?;
+        Ok(d)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Server(id={}, hostname={}, is_paused={})",
+            str_repr(py, &self.inner.id)?,
+            opt_repr(py, self.inner.hostname.as_deref())?,
+            if self.inner.is_paused {
+                "True"
+            } else {
+                "False"
+            },
+        ))
+    }
+}
+
+/// Puts every field of `action` into `d`.
+fn action_into_dict(d: &Bound<'_, PyDict>, a: &Action) -> PyResult<()> {
+    d.set_item("id", a.id)?;
+    d.set_item("server_id", &a.server_id)?;
+    d.set_item("action_type", &a.action_type)?;
+    d.set_item("status", a.status.as_str())?;
+    d.set_item("service_name", &a.service_name)?;
+    d.set_item("command", &a.command)?;
+    d.set_item("argv", &a.argv)?;
+    d.set_item("env", &a.env)?;
+    d.set_item("alert_id", a.alert_id)?;
+    d.set_item("created_at", a.created_at)?;
+    d.set_item("created_by", &a.created_by)?;
+    d.set_item("approved_at", a.approved_at)?;
+    d.set_item("approved_by", &a.approved_by)?;
+    d.set_item("rejected_at", a.rejected_at)?;
+    d.set_item("rejected_by", &a.rejected_by)?;
+    d.set_item("rejection_reason", &a.rejection_reason)?;
+    d.set_item("cancelled_at", a.cancelled_at)?;
+    d.set_item("cancelled_by", &a.cancelled_by)?;
+    d.set_item("executed_at", a.executed_at)?;
+    d.set_item("lease_expires_at", a.lease_expires_at)?;
+    d.set_item("completed_at", a.completed_at)?;
+    d.set_item("exit_code", a.exit_code)?;
+    d.set_item("stdout", &a.stdout)?;
+    d.set_item("stderr", &a.stderr)?;
+    Ok(())
+}
+
+/// The short `repr()` body shared by `Action` and `Claim`.
+fn action_repr_fields(py: Python<'_>, a: &Action) -> PyResult<String> {
+    Ok(format!(
+        "id={}, server_id={}, action_type={}, status={}, service_name={}",
+        a.id,
+        str_repr(py, &a.server_id)?,
+        str_repr(py, &a.action_type)?,
+        str_repr(py, a.status.as_str())?,
+        opt_repr(py, a.service_name.as_deref())?,
+    ))
+}
+
+/// Generates the `#[pymethods]` block of a class exposing every `Action` field as
+/// a read-only attribute (`$get` borrows the `Action` from `self`), plus `$extra`
+/// methods. One macro keeps `Action` and `Claim` attribute-for-attribute equal.
+macro_rules! action_class_methods {
+    ($class:ty, |$this:ident| $get:expr, { $($extra:tt)* }) => {
+        #[pymethods]
+        impl $class {
+            /// Unique, strictly increasing from 1, never reused.
+            #[getter]
+            fn id(&self) -> i64 {
+                let $this = self;
+                $get.id
+            }
+
+            /// The server it runs on.
+            #[getter]
+            fn server_id(&self) -> &str {
+                let $this = self;
+                &$get.server_id
+            }
+
+            /// The whitelist entry it was built from.
+            #[getter]
+            fn action_type(&self) -> &str {
+                let $this = self;
+                &$get.action_type
+            }
+
+            /// Current status, a plain `str` (`"pending"`, `"approved"`, ...).
+            #[getter]
+            fn status(&self) -> &'static str {
+                let $this = self;
+                $get.status.as_str()
+            }
+
+            /// The systemd unit, for actions that take one.
+            #[getter]
+            fn service_name(&self) -> Option<&str> {
+                let $this = self;
+                $get.service_name.as_deref()
+            }
+
+            /// Display form of the command.
+            #[getter]
+            fn command(&self) -> &str {
+                let $this = self;
+                &$get.command
+            }
+
+            /// What an executor runs, without a shell (a new list on each read).
+            #[getter]
+            fn argv(&self) -> Vec<String> {
+                let $this = self;
+                $get.argv.clone()
+            }
+
+            /// Environment variables for the executor (a new dict on each read).
+            #[getter]
+            fn env(&self) -> std::collections::BTreeMap<String, String> {
+                let $this = self;
+                $get.env.clone()
+            }
+
+            /// The monitoring alert that prompted the action, if any.
+            #[getter]
+            fn alert_id(&self) -> Option<i64> {
+                let $this = self;
+                $get.alert_id
+            }
+
+            /// When the action was requested (UTC).
+            #[getter]
+            fn created_at(&self) -> Timestamp {
+                let $this = self;
+                $get.created_at
+            }
+
+            /// Who requested it.
+            #[getter]
+            fn created_by(&self) -> &str {
+                let $this = self;
+                &$get.created_by
+            }
+
+            /// When it was approved (UTC).
+            #[getter]
+            fn approved_at(&self) -> Option<Timestamp> {
+                let $this = self;
+                $get.approved_at
+            }
+
+            /// Who approved it (`"auto"` for auto-approval).
+            #[getter]
+            fn approved_by(&self) -> Option<&str> {
+                let $this = self;
+                $get.approved_by.as_deref()
+            }
+
+            /// When it was rejected (UTC).
+            #[getter]
+            fn rejected_at(&self) -> Option<Timestamp> {
+                let $this = self;
+                $get.rejected_at
+            }
+
+            /// Who rejected it.
+            #[getter]
+            fn rejected_by(&self) -> Option<&str> {
+                let $this = self;
+                $get.rejected_by.as_deref()
+            }
+
+            /// Why it was rejected.
+            #[getter]
+            fn rejection_reason(&self) -> Option<&str> {
+                let $this = self;
+                $get.rejection_reason.as_deref()
+            }
+
+            /// When it was cancelled (UTC).
+            #[getter]
+            fn cancelled_at(&self) -> Option<Timestamp> {
+                let $this = self;
+                $get.cancelled_at
+            }
+
+            /// Who cancelled it.
+            #[getter]
+            fn cancelled_by(&self) -> Option<&str> {
+                let $this = self;
+                $get.cancelled_by.as_deref()
+            }
+
+            /// When an agent claimed it (UTC).
+            #[getter]
+            fn executed_at(&self) -> Option<Timestamp> {
+                let $this = self;
+                $get.executed_at
+            }
+
+            /// When the current lease runs out (UTC), while executing.
+            #[getter]
+            fn lease_expires_at(&self) -> Option<Timestamp> {
+                let $this = self;
+                $get.lease_expires_at
+            }
+
+            /// When it finished (UTC).
+            #[getter]
+            fn completed_at(&self) -> Option<Timestamp> {
+                let $this = self;
+                $get.completed_at
+            }
+
+            /// The command's exit code; -1 for a lost lease.
+            #[getter]
+            fn exit_code(&self) -> Option<i32> {
+                let $this = self;
+                $get.exit_code
+            }
+
+            /// Captured standard output, capped.
+            #[getter]
+            fn stdout(&self) -> Option<&str> {
+                let $this = self;
+                $get.stdout.as_deref()
+            }
+
+            /// Captured standard error, capped.
+            #[getter]
+            fn stderr(&self) -> Option<&str> {
+                let $this = self;
+                $get.stderr.as_deref()
+            }
+
+            $($extra)*
+        }
+    };
+}
+
+/// A remediation action and its whole history (frozen). Every SPEC field is an
+/// attribute; timestamps are timezone-aware UTC datetimes.
+#[pyclass(module = "actionq", name = "Action", frozen, eq)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct PyAction {
+    inner: Action,
+}
+
+impl From<Action> for PyAction {
+    fn from(inner: Action) -> Self {
+        PyAction { inner }
+    }
+}
+
+impl PyAction {
+    /// The wrapped core record.
+    pub(crate) fn inner(&self) -> &Action {
+        &self.inner
+    }
+}
+
+action_class_methods!(PyAction, |this| this.inner, {
+    /// The fields as a dict of plain Python values (datetimes stay datetimes).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        action_into_dict(&d, &self.inner)?;
+        Ok(d)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!("Action({})", action_repr_fields(py, &self.inner)?))
+    }
+});
+
+/// An action just claimed by an agent (frozen): every `Action` attribute plus the
+/// secret `lease_token` that fences its executor, and `action` (the plain `Action`).
+#[pyclass(module = "actionq", name = "Claim", frozen, eq)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct PyClaim {
+    inner: Claim,
+}
+
+impl From<Claim> for PyClaim {
+    fn from(inner: Claim) -> Self {
+        PyClaim { inner }
+    }
+}
+
+action_class_methods!(PyClaim, |this| this.inner.action, {
+    /// Secret lease token (a UUID) for `heartbeat` and `report_result`.
+    #[getter]
+    fn lease_token(&self) -> &str {
+        &self.inner.lease_token
+    }
+
+    /// The claimed action, as a plain `Action`.
+    #[getter]
+    fn action(&self) -> PyAction {
+        PyAction::from(self.inner.action.clone())
+    }
+
+    /// The action's fields plus `lease_token`, as plain Python values.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        action_into_dict(&d, &self.inner.action)?;
+        d.set_item("lease_token", &self.inner.lease_token)?;
+        Ok(d)
+    }
+
+    /// Shows the action; the lease token is a secret and is left out.
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Claim({}, lease_token=...)",
+            action_repr_fields(py, &self.inner.action)?
+        ))
+    }
+});
+
+/// One page of a listing, newest first (frozen): `actions`, `total`, `limit`, `offset`.
+#[pyclass(module = "actionq", name = "ActionPage", frozen)]
+pub struct PyActionPage {
+    actions: Vec<Py<PyAction>>,
+    total: u64,
+    limit: i64,
+    offset: i64,
+}
+
+impl PyActionPage {
+    /// Wraps a core page, building its `Action` objects once.
+    pub(crate) fn new(py: Python<'_>, page: ActionPage) -> PyResult<Self> {
+        let actions = page
+            .actions
+            .into_iter()
+            .map(|a| Py::new(py, PyAction::from(a)))
+            .collect::<PyResult<_>>()?;
+        Ok(PyActionPage {
+            actions,
+            total: page.total,
+            limit: page.limit,
+            offset: page.offset,
+        })
+    }
+}
+
+#[pymethods]
+impl PyActionPage {
+    /// The actions on this page (a new list of the same `Action` objects on each read).
+    #[getter]
+    fn actions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.actions.iter().map(|a| a.bind(py)))
+    }
+
+    /// How many actions match the filter in all.
+    #[getter]
+    fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The page size asked for.
+    #[getter]
+    fn limit(&self) -> i64 {
+        self.limit
+    }
+
+    /// How many matches were skipped.
+    #[getter]
+    fn offset(&self) -> i64 {
+        self.offset
+    }
+
+    /// `{"actions": [dict, ...], "total", "limit", "offset"}` of plain Python values.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let actions = PyList::empty(py);
+        for a in &self.actions {
+            let d = PyDict::new(py);
+            action_into_dict(&d, a.get().inner())?;
+            actions.append(d)?;
+        }
+        let d = PyDict::new(py);
+        d.set_item("actions", actions)?;
+        d.set_item("total", self.total)?;
+        d.set_item("limit", self.limit)?;
+        d.set_item("offset", self.offset)?;
+        Ok(d)
+    }
+
+    fn __len__(&self) -> usize {
+        self.actions.len()
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        let Ok(other) = other.cast::<PyActionPage>() else {
+            return false;
+        };
+        let other = other.get();
+        self.total == other.total
+            && self.limit == other.limit
+            && self.offset == other.offset
+            && self.actions.len() == other.actions.len()
+            && self
+                .actions
+                .iter()
+                .zip(&other.actions)
+                .all(|(a, b)| a.get() == b.get())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ActionPage(actions=<{} actions>, total={}, limit={}, offset={})",
+            self.actions.len(),
+            self.total,
+            self.limit,
+            self.offset
+        )
+    }
+}
+
+/// One entry of the append-only audit log (frozen): `id` (the cursor),
+/// `action_id`, `from_status`, `to_status`, `by`, `at`, `detail`.
+#[pyclass(module = "actionq", name = "Event", frozen, eq)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct PyEvent {
+    inner: Event,
+}
+
+impl From<Event> for PyEvent {
+    fn from(inner: Event) -> Self {
+        PyEvent { inner }
+    }
+}
+
+#[pymethods]
+impl PyEvent {
+    /// Cursor position: strictly increasing, never reused.
+    #[getter]
+    fn id(&self) -> i64 {
+        self.inner.id
+    }
+
+    /// The action that changed.
+    #[getter]
+    fn action_id(&self) -> i64 {
+        self.inner.action_id
+    }
+
+    /// Status before the change; `None` when the action was created.
+    #[getter]
+    #[allow(clippy::wrong_self_convention)] // the wire name, not a constructor
+    fn from_status(&self) -> Option<&'static str> {
+        self.inner.from_status.map(|s| s.as_str())
+    }
+
+    /// Status after the change.
+    #[getter]
+    fn to_status(&self) -> &'static str {
+        self.inner.to_status.as_str()
+    }
+
+    /// Who made the change (`"auto"`, `"dashboard"`, `"agent"`, `"system"`, ...).
+    #[getter]
+    fn by(&self) -> &str {
+        &self.inner.by
+    }
+
+    /// When (UTC).
+    #[getter]
+    fn at(&self) -> Timestamp {
+        self.inner.at
+    }
+
+    /// Extra detail: rejection reason, exit code, why a lease was lost.
+    #[getter]
+    fn detail(&self) -> Option<&str> {
+        self.inner.detail.as_deref()
+    }
+
+    /// The fields as a dict of plain Python values (datetimes stay datetimes).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let e = &self.inner;
+        let d = PyDict::new(py);
+        d.set_item("id", e.id)?;
+        d.set_item("action_id", e.action_id)?;
+        d.set_item("from_status", e.from_status.map(|s| s.as_str()))?;
+        d.set_item("to_status", e.to_status.as_str())?;
+        d.set_item("by", &e.by)?;
+        d.set_item("at", e.at)?;
+        d.set_item("detail", &e.detail)?;
+        Ok(d)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let e = &self.inner;
+        Ok(format!(
+            "Event(id={}, action_id={}, from_status={}, to_status={}, by={})",
+            e.id,
+            e.action_id,
+            opt_repr(py, e.from_status.map(|s| s.as_str()))?,
+            str_repr(py, e.to_status.as_str())?,
+            str_repr(py, &e.by)?,
+        ))
+    }
+}
