@@ -1,0 +1,983 @@
+//! Model-based differential testing: random operation sequences are applied to an
+//! `ActionQueue` over `MemoryStore`, one over `SqliteStore`, and a small reference
+//! model of SPEC written here from the contract (not from the implementation).
+//! All three must agree on every result and every error kind; the two stores must
+//! also agree on every error message. Lease tokens differ per store, so claims
+//! are compared modulo their token, and each system uses its own tokens.
+//!
+//! proptest shrinks a failure to a minimal sequence. Cases: `ACTIONQ_DIFF_CASES`
+//! (default 96; `make soak` raises it), sequence length up to 80.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actionq::{
+    Action, ActionPage, ActionQuery, ActionQueue, ActionStatus, ErrorKind, Event, ManualClock,
+    MemoryStore, NewAction, QueueOptions, Server, SqliteOptions, SqliteStore, LEASE_EXPIRED_STDERR,
+};
+use chrono::{TimeDelta, Utc};
+use proptest::prelude::*;
+
+// ---------------------------------------------------------------- operations
+
+const SERVER_IDS: [&str; 6] = ["web-1", "web-2", "maint", "ghost", "-bad", ""];
+const TYPES: [&str; 6] = [
+    "restart_service",
+    "clear_logs",
+    "apt_update",
+    "apt_upgrade_all",
+    "reboot",
+    "",
+];
+/// (value, accepted by a systemd-unit validator per SPEC)
+const SERVICES: [(&str, bool); 12] = [
+    ("nginx", true),
+    ("ssh.service", true),
+    ("postgresql@15-main.service", true),
+    ("a", true),
+    ("-nginx", false),
+    ("ng inx", false),
+    ("a;b", false),
+    ("$(reboot)", false),
+    ("nginx\n", false),
+    ("ñginx", false),
+    ("x|y", false),
+    ("", false), // empty: malformed (InvalidInput), not a refused value
+];
+const CREATORS: [&str; 3] = ["dashboard", "monitor", ""];
+const OUTPUT_CAP: usize = 16;
+
+#[derive(Debug, Clone)]
+enum Params {
+    None,
+    Service(usize),
+    ServiceAndExtra(usize),
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    CreateServer(usize),
+    Pause(usize),
+    Unpause(usize),
+    GetServer(usize),
+    Create {
+        server: usize,
+        kind: usize,
+        params: Params,
+        alert: Option<i64>,
+        creator: usize,
+    },
+    Approve(u8),
+    Reject(u8, usize),
+    Cancel(u8),
+    Get(u8),
+    Claim(usize, Option<u64>),
+    Heartbeat(u8, bool, Option<u64>),
+    Report(u8, bool, i32, Option<String>),
+    Advance(i64),
+    Expire,
+    List {
+        status: Option<usize>,
+        server: Option<usize>,
+        kind: Option<usize>,
+        limit: i64,
+        offset: i64,
+    },
+    ListServer(usize, Option<usize>, i64, i64),
+    Events(i64, i64),
+}
+
+fn lease() -> impl Strategy<Value = Option<u64>> {
+    prop_oneof![
+        3 => Just(None),
+        1 => Just(Some(0)),
+        3 => Just(Some(1)),
+        3 => Just(Some(30)),
+        1 => Just(Some(90_000)),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let server = 0..SERVER_IDS.len();
+    let params = prop_oneof![
+        1 => Just(Params::None),
+        6 => (0..SERVICES.len()).prop_map(Params::Service),
+        1 => (0..SERVICES.len()).prop_map(Params::ServiceAndExtra),
+    ];
+    // Mostly well-formed requests (so the later rules get exercised), sometimes
+    // arbitrary combinations of parameters.
+    let well_formed = prop_oneof![
+        4 => (0..4usize).prop_map(|v| (0usize, Params::Service(v))),
+        1 => (0..SERVICES.len()).prop_map(|v| (0usize, Params::Service(v))),
+        2 => (1..4usize).prop_map(|k| (k, Params::None)),
+    ];
+    let arbitrary = (0..TYPES.len(), params);
+    let create = (
+        prop_oneof![6 => 0..3usize, 1 => 3..SERVER_IDS.len()],
+        prop_oneof![6 => well_formed, 1 => arbitrary],
+        prop_oneof![6 => Just(None), 2 => (1..5i64).prop_map(Some), 1 => (-1..=0i64).prop_map(Some)],
+        prop_oneof![8 => Just(0usize), 2 => Just(1usize), 1 => Just(2usize)],
+    )
+        .prop_map(|(server, (kind, params), alert, creator)| Op::Create {
+            server,
+            kind,
+            params,
+            alert,
+            creator,
+        });
+    let output = prop_oneof![
+        Just(None),
+        "[a-z\\n]{0,40}".prop_map(Some),
+        "\\PC{0,20}".prop_map(Some),
+    ];
+    prop_oneof![
+        1 => server.clone().prop_map(Op::CreateServer),
+        1 => server.clone().prop_map(Op::Pause),
+        1 => server.clone().prop_map(Op::Unpause),
+        1 => server.clone().prop_map(Op::GetServer),
+        10 => create,
+        3 => any::<u8>().prop_map(Op::Approve),
+        2 => (any::<u8>(), prop_oneof![1 => Just(0usize), 6 => Just(1usize), 1 => Just(2usize)])
+            .prop_map(|(a, r)| Op::Reject(a, r)),
+        2 => any::<u8>().prop_map(Op::Cancel),
+        1 => any::<u8>().prop_map(Op::Get),
+        5 => (prop_oneof![4 => 0..3usize, 1 => 3..SERVER_IDS.len()], lease())
+            .prop_map(|(s, l)| Op::Claim(s, l)),
+        2 => (any::<u8>(), prop::bool::weighted(0.8), lease())
+            .prop_map(|(c, right, l)| Op::Heartbeat(c, right, l)),
+        3 => (any::<u8>(), prop::bool::weighted(0.8), prop_oneof![Just(0), Just(1), Just(-9)], output)
+            .prop_map(|(c, right, code, out)| Op::Report(c, right, code, out)),
+        3 => prop_oneof![
+            Just(0i64), Just(1), Just(1_000_000), Just(29_000_000), Just(31_000_000),
+            Just(301_000_000), Just(-1_000_000)
+        ].prop_map(Op::Advance),
+        2 => Just(Op::Expire),
+        3 => (
+            prop::option::of(0..7usize),
+            prop::option::of(0..SERVER_IDS.len()),
+            prop::option::of(0..TYPES.len()),
+            prop_oneof![1 => Just(0i64), 6 => 1..4i64, 1 => Just(100i64), 1 => Just(101i64)],
+            prop_oneof![6 => 0..5i64, 1 => Just(-1i64)],
+        )
+            .prop_map(|(status, server, kind, limit, offset)| Op::List {
+                status,
+                server,
+                kind,
+                limit,
+                offset,
+            }),
+        1 => (
+            server,
+            prop::option::of(0..7usize),
+            prop_oneof![1 => Just(0i64), 4 => 1..4i64],
+            prop_oneof![4 => 0..3i64, 1 => Just(-1i64)],
+        )
+            .prop_map(|(s, st, l, o)| Op::ListServer(s, st, l, o)),
+        2 => (-1..30i64, prop_oneof![1 => Just(0i64), 5 => 1..6i64, 1 => Just(1001i64)])
+            .prop_map(|(c, l)| Op::Events(c, l)),
+    ]
+}
+
+// ---------------------------------------------------------------- outcomes
+
+#[derive(Debug, Clone, PartialEq)]
+enum Out {
+    Server(Server),
+    Action(Action),
+    Page(ActionPage),
+    Claimed(Option<Action>),
+    Actions(Vec<Action>),
+    Events(Vec<Event>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Fail {
+    kind: ErrorKind,
+    message: String,
+    existing: Option<i64>,
+}
+
+type Res = Result<Out, Fail>;
+
+fn fail(e: actionq::Error) -> Fail {
+    Fail {
+        kind: e.kind(),
+        message: e.to_string(),
+        existing: e.existing_action_id(),
+    }
+}
+
+fn model_fail(kind: ErrorKind) -> Fail {
+    Fail {
+        kind,
+        message: String::new(),
+        existing: None,
+    }
+}
+
+// ---------------------------------------------------------------- systems under test
+
+/// A queue plus the lease tokens its claims returned, by claim order.
+struct Real {
+    queue: ActionQueue,
+    claims: Vec<(i64, String)>,
+}
+
+fn reason(r: usize) -> String {
+    match r {
+        0 => String::new(),
+        1 => "not during business hours".into(),
+        _ => "r".repeat(1001),
+    }
+}
+
+fn params_of(p: &Params) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    match p {
+        Params::None => {}
+        Params::Service(i) => {
+            m.insert("service_name".into(), SERVICES[*i].0.into());
+        }
+        Params::ServiceAndExtra(i) => {
+            m.insert("service_name".into(), SERVICES[*i].0.into());
+            m.insert("force".into(), "1".into());
+        }
+    }
+    m
+}
+
+fn query(
+    status: Option<usize>,
+    server: Option<usize>,
+    kind: Option<usize>,
+    limit: i64,
+    offset: i64,
+) -> ActionQuery {
+    ActionQuery {
+        status: status.map(|s| ActionStatus::ALL[s]),
+        server_id: server.map(|s| SERVER_IDS[s].to_owned()),
+        action_type: kind.map(|k| TYPES[k].to_owned()),
+        limit,
+        offset,
+    }
+}
+
+/// Mostly an existing id (recent ones more often), sometimes 0 or one past the end.
+fn pick_id(a: u8, n_ids: i64) -> i64 {
+    if a >= 240 || n_ids == 0 {
+        i64::from(a) % (n_ids + 2)
+    } else if a >= 120 {
+        (n_ids - i64::from(a) % 3).max(1)
+    } else {
+        1 + i64::from(a) % n_ids
+    }
+}
+
+const WRONG_TOKEN: &str = "00000000-0000-0000-0000-000000000000";
+
+impl Real {
+    /// `n_ids` is how many actions the model has created (for picking ids).
+    fn apply(&mut self, op: &Op, n_ids: i64, clock: &ManualClock) -> Res {
+        let q = &self.queue;
+        let pick = |a: u8| pick_id(a, n_ids);
+        let secs = |l: Option<u64>| l.map(Duration::from_secs);
+        let r = match op {
+            Op::CreateServer(s) => q
+                .create_server(SERVER_IDS[*s], Some("h.lan"))
+                .map(Out::Server),
+            Op::Pause(s) => q.pause_server(SERVER_IDS[*s]).map(Out::Server),
+            Op::Unpause(s) => q.unpause_server(SERVER_IDS[*s]).map(Out::Server),
+            Op::GetServer(s) => q.get_server(SERVER_IDS[*s]).map(Out::Server),
+            Op::Create {
+                server,
+                kind,
+                params,
+                alert,
+                creator,
+            } => {
+                let mut req = NewAction::new(SERVER_IDS[*server], TYPES[*kind])
+                    .created_by(CREATORS[*creator]);
+                req.params = params_of(params);
+                req.alert_id = *alert;
+                q.create_action(&req).map(Out::Action)
+            }
+            Op::Approve(a) => q.approve_action(pick(*a), "dashboard").map(Out::Action),
+            Op::Reject(a, r) => q
+                .reject_action(pick(*a), "dashboard", &reason(*r))
+                .map(Out::Action),
+            Op::Cancel(a) => q.cancel_action(pick(*a), "dashboard").map(Out::Action),
+            Op::Get(a) => q.get_action(pick(*a)).map(Out::Action),
+            Op::Claim(s, l) => q.claim_next(SERVER_IDS[*s], secs(*l)).map(|c| {
+                Out::Claimed(c.map(|c| {
+                    assert!(uuid::Uuid::parse_str(&c.lease_token).is_ok());
+                    self.claims.push((c.action.id, c.lease_token));
+                    c.action
+                }))
+            }),
+            Op::Heartbeat(c, right, l) => match self.claim(*c, *right) {
+                None => return Ok(Out::Claimed(None)),
+                Some((id, token)) => q.heartbeat(id, &token, secs(*l)).map(Out::Action),
+            },
+            Op::Report(c, right, code, out) => match self.claim(*c, *right) {
+                None => return Ok(Out::Claimed(None)),
+                Some((id, token)) => self
+                    .queue
+                    .report_result(id, &token, *code, out.as_deref(), Some("stderr"))
+                    .map(Out::Action),
+            },
+            Op::Advance(_) => return Ok(Out::Claimed(None)),
+            Op::Expire => q.expire_leases().map(Out::Actions),
+            Op::List {
+                status,
+                server,
+                kind,
+                limit,
+                offset,
+            } => q
+                .list_actions(&query(*status, *server, *kind, *limit, *offset))
+                .map(Out::Page),
+            Op::ListServer(s, st, l, o) => q
+                .list_server_actions(SERVER_IDS[*s], st.map(|i| ActionStatus::ALL[i]), *l, *o)
+                .map(Out::Page),
+            Op::Events(c, l) => q.events_since(*c, *l).map(Out::Events),
+        };
+        let _ = clock;
+        r.map_err(fail)
+    }
+
+    fn claim(&self, c: u8, right: bool) -> Option<(i64, String)> {
+        if self.claims.is_empty() {
+            return None;
+        }
+        let (id, token) = self.claims[usize::from(c) % self.claims.len()].clone();
+        Some((id, if right { token } else { WRONG_TOKEN.into() }))
+    }
+}
+
+// ---------------------------------------------------------------- reference model
+
+/// SPEC, re-stated as directly as possible.
+struct Model {
+    servers: BTreeMap<String, Server>,
+    actions: Vec<Action>,
+    tokens: HashMap<i64, String>,
+    events: Vec<Event>,
+    claims: Vec<(i64, String)>,
+}
+
+fn valid_server_id(id: &str) -> bool {
+    (1..=100).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
+fn apt_env() -> BTreeMap<String, String> {
+    [("DEBIAN_FRONTEND".to_owned(), "noninteractive".to_owned())].into()
+}
+
+/// (command, argv, env) straight from SPEC's whitelist table.
+fn spec_command(
+    kind: &str,
+    service: Option<&str>,
+) -> (String, Vec<String>, BTreeMap<String, String>) {
+    let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match kind {
+        "restart_service" => {
+            let s = service.unwrap();
+            (format!("systemctl restart {s}"), v(&["systemctl", "restart", s]), BTreeMap::new())
+        }
+        "clear_logs" => (
+            "journalctl --vacuum-time=7d".into(),
+            v(&["journalctl", "--vacuum-time=7d"]),
+            BTreeMap::new(),
+        ),
+        "apt_update" => (
+            "DEBIAN_FRONTEND=noninteractive apt-get update -q -o APT::Sandbox::User=root".into(),
+            v(&["apt-get", "update", "-q", "-o", "APT::Sandbox::User=root"]),
+            apt_env(),
+        ),
+        "apt_upgrade_all" => (
+            "DEBIAN_FRONTEND=noninteractive apt-get dist-upgrade -q -y -o Dpkg::Options::=\"--force-confdef\" -o Dpkg::Options::=\"--force-confold\" -o APT::Sandbox::User=root".into(),
+            v(&[
+                "apt-get", "dist-upgrade", "-q", "-y", "-o", "Dpkg::Options::=--force-confdef",
+                "-o", "Dpkg::Options::=--force-confold", "-o", "APT::Sandbox::User=root",
+            ]),
+            apt_env(),
+        ),
+        _ => unreachable!(),
+    }
+}
+
+impl Model {
+    fn new() -> Self {
+        Model {
+            servers: BTreeMap::new(),
+            actions: Vec::new(),
+            tokens: HashMap::new(),
+            events: Vec::new(),
+            claims: Vec::new(),
+        }
+    }
+
+    fn log(
+        &mut self,
+        id: i64,
+        from: Option<ActionStatus>,
+        to: ActionStatus,
+        by: &str,
+        at: chrono::DateTime<Utc>,
+        detail: Option<String>,
+    ) {
+        let eid = self.events.len() as i64 + 1;
+        self.events.push(Event {
+            id: eid,
+            action_id: id,
+            from_status: from,
+            to_status: to,
+            by: by.into(),
+            at,
+            detail,
+        });
+    }
+
+    fn server(&self, id: &str) -> Result<&Server, Fail> {
+        self.servers.get(id).ok_or(model_fail(ErrorKind::NotFound))
+    }
+
+    fn action(&mut self, id: i64) -> Result<&mut Action, Fail> {
+        if id < 1 || id as usize > self.actions.len() {
+            return Err(model_fail(ErrorKind::NotFound));
+        }
+        Ok(&mut self.actions[id as usize - 1])
+    }
+
+    /// Moves action `id` from one of `from` to `to`, or Conflict.
+    fn transition(
+        &mut self,
+        id: i64,
+        from: &[ActionStatus],
+        edit: impl FnOnce(&mut Action),
+        by: &str,
+        now: chrono::DateTime<Utc>,
+        detail: Option<String>,
+    ) -> Res {
+        let a = self.action(id)?;
+        if !from.contains(&a.status) {
+            return Err(model_fail(ErrorKind::Conflict));
+        }
+        let was = a.status;
+        edit(a);
+        let a = a.clone();
+        self.log(id, Some(was), a.status, by, now, detail);
+        Ok(Out::Action(a))
+    }
+
+    fn holder(&mut self, id: i64, token: &str, now: chrono::DateTime<Utc>) -> Result<(), Fail> {
+        let held = self.tokens.get(&id).cloned();
+        let a = self.action(id)?;
+        if a.status != ActionStatus::Executing
+            || held.as_deref() != Some(token)
+            || a.lease_expires_at.is_none_or(|t| t <= now)
+        {
+            return Err(model_fail(ErrorKind::Conflict));
+        }
+        Ok(())
+    }
+
+    fn lease(l: Option<u64>) -> Result<TimeDelta, Fail> {
+        match l.unwrap_or(300) {
+            0 => Err(model_fail(ErrorKind::InvalidInput)),
+            s if s > 24 * 3600 => Err(model_fail(ErrorKind::InvalidInput)),
+            s => Ok(TimeDelta::seconds(s as i64)),
+        }
+    }
+
+    fn list(&self, q: &ActionQuery) -> Res {
+        if !(1..=100).contains(&q.limit) || q.offset < 0 {
+            return Err(model_fail(ErrorKind::InvalidInput));
+        }
+        let mut matching: Vec<&Action> = self
+            .actions
+            .iter()
+            .filter(|a| {
+                q.status.is_none_or(|s| a.status == s)
+                    && q.server_id.as_deref().is_none_or(|s| a.server_id == s)
+                    && q.action_type.as_deref().is_none_or(|t| a.action_type == t)
+            })
+            .collect();
+        matching.sort_by_key(|a| std::cmp::Reverse((a.created_at, a.id)));
+        Ok(Out::Page(ActionPage {
+            total: matching.len() as u64,
+            actions: matching
+                .iter()
+                .skip(q.offset as usize)
+                .take(q.limit as usize)
+                .map(|a| (*a).clone())
+                .collect(),
+            limit: q.limit,
+            offset: q.offset,
+        }))
+    }
+
+    fn apply(&mut self, op: &Op, now: chrono::DateTime<Utc>) -> Res {
+        use ActionStatus::*;
+        let n_ids = self.actions.len() as i64;
+        let pick = |a: u8| pick_id(a, n_ids);
+        match op {
+            Op::CreateServer(s) => {
+                let id = SERVER_IDS[*s];
+                if !valid_server_id(id) {
+                    return Err(model_fail(ErrorKind::InvalidInput));
+                }
+                if self.servers.contains_key(id) {
+                    return Err(model_fail(ErrorKind::Conflict));
+                }
+                let server = Server {
+                    id: id.into(),
+                    hostname: Some("h.lan".into()),
+                    is_paused: false,
+                    paused_at: None,
+                    created_at: now,
+                };
+                self.servers.insert(id.into(), server.clone());
+                Ok(Out::Server(server))
+            }
+            Op::Pause(s) | Op::Unpause(s) => {
+                let pause = matches!(op, Op::Pause(_));
+                let server = self
+                    .servers
+                    .get_mut(SERVER_IDS[*s])
+                    .ok_or(model_fail(ErrorKind::NotFound))?;
+                if pause && !server.is_paused {
+                    server.is_paused = true;
+                    server.paused_at = Some(now);
+                } else if !pause {
+                    server.is_paused = false;
+                    server.paused_at = None;
+                }
+                Ok(Out::Server(server.clone()))
+            }
+            Op::GetServer(s) => self.server(SERVER_IDS[*s]).cloned().map(Out::Server),
+            Op::Create {
+                server,
+                kind,
+                params,
+                alert,
+                creator,
+            } => {
+                let (sid, kind, by) = (SERVER_IDS[*server], TYPES[*kind], CREATORS[*creator]);
+                // 1. malformed input
+                let known = TYPES[..4].contains(&kind);
+                let service = match params {
+                    Params::None => None,
+                    Params::Service(i) | Params::ServiceAndExtra(i) => Some(SERVICES[*i]),
+                };
+                let shape_bad = known
+                    && match (kind, params) {
+                        (_, Params::ServiceAndExtra(_)) => true,
+                        ("restart_service", Params::None) => true,
+                        ("restart_service", _) => service.unwrap().0.is_empty(),
+                        (_, Params::Service(_)) => true, // not a parameter of this type
+                        _ => false,
+                    };
+                if !valid_server_id(sid)
+                    || kind.is_empty()
+                    || by.is_empty()
+                    || alert.is_some_and(|a| a < 1)
+                    || shape_bad
+                {
+                    return Err(model_fail(ErrorKind::InvalidInput));
+                }
+                // 2. unknown server
+                let paused = self.server(sid)?.is_paused;
+                // 3. whitelist
+                if !known || (kind == "restart_service" && !service.unwrap().1) {
+                    return Err(model_fail(ErrorKind::NotWhitelisted));
+                }
+                // 4. conflict policy
+                let service_name = service
+                    .map(|s| s.0.to_owned())
+                    .filter(|_| kind == "restart_service");
+                let clash = self.actions.iter().find(|a| {
+                    a.server_id == sid
+                        && match kind {
+                            "restart_service" => {
+                                a.status == Pending
+                                    && a.action_type == kind
+                                    && a.service_name == service_name
+                            }
+                            "apt_update" | "apt_upgrade_all" => {
+                                a.action_type.starts_with("apt_")
+                                    && matches!(a.status, Pending | Approved | Executing)
+                            }
+                            _ => false,
+                        }
+                });
+                if let Some(existing) = clash {
+                    return Err(Fail {
+                        kind: ErrorKind::Conflict,
+                        message: String::new(),
+                        existing: Some(existing.id),
+                    });
+                }
+                // 5. approval
+                let (command, argv, env) = spec_command(kind, service_name.as_deref());
+                let id = n_ids + 1;
+                let action = Action {
+                    id,
+                    server_id: sid.into(),
+                    action_type: kind.into(),
+                    status: if paused { Pending } else { Approved },
+                    service_name,
+                    command,
+                    argv,
+                    env,
+                    alert_id: *alert,
+                    created_at: now,
+                    created_by: by.into(),
+                    approved_at: (!paused).then_some(now),
+                    approved_by: (!paused).then(|| "auto".to_owned()),
+                    rejected_at: None,
+                    rejected_by: None,
+                    rejection_reason: None,
+                    cancelled_at: None,
+                    cancelled_by: None,
+                    executed_at: None,
+                    lease_expires_at: None,
+                    completed_at: None,
+                    exit_code: None,
+                    stdout: None,
+                    stderr: None,
+                };
+                self.actions.push(action.clone());
+                self.log(id, None, action.status, by, now, None);
+                Ok(Out::Action(action))
+            }
+            Op::Approve(a) => self.transition(
+                pick(*a),
+                &[Pending],
+                |a| {
+                    a.status = Approved;
+                    a.approved_at = Some(now);
+                    a.approved_by = Some("dashboard".into());
+                },
+                "dashboard",
+                now,
+                None,
+            ),
+            Op::Reject(a, r) => {
+                let reason = reason(*r);
+                if !(1..=1000).contains(&reason.chars().count()) {
+                    return Err(model_fail(ErrorKind::InvalidInput));
+                }
+                let detail = Some(reason.clone());
+                self.transition(
+                    pick(*a),
+                    &[Pending],
+                    |a| {
+                        a.status = Rejected;
+                        a.rejected_at = Some(now);
+                        a.rejected_by = Some("dashboard".into());
+                        a.rejection_reason = Some(reason);
+                    },
+                    "dashboard",
+                    now,
+                    detail,
+                )
+            }
+            Op::Cancel(a) => self.transition(
+                pick(*a),
+                &[Pending, Approved],
+                |a| {
+                    a.status = Cancelled;
+                    a.cancelled_at = Some(now);
+                    a.cancelled_by = Some("dashboard".into());
+                },
+                "dashboard",
+                now,
+                None,
+            ),
+            Op::Get(a) => self.action(pick(*a)).map(|a| Out::Action(a.clone())),
+            Op::Claim(s, l) => {
+                let lease = Self::lease(*l)?;
+                self.server(SERVER_IDS[*s])?;
+                let oldest = self
+                    .actions
+                    .iter()
+                    .filter(|a| a.server_id == SERVER_IDS[*s] && a.status == Approved)
+                    .min_by_key(|a| (a.created_at, a.id))
+                    .map(|a| a.id);
+                let Some(id) = oldest else {
+                    return Ok(Out::Claimed(None));
+                };
+                let token = format!("model-token-{id}");
+                self.tokens.insert(id, token.clone());
+                self.claims.push((id, token));
+                let out = self.transition(
+                    id,
+                    &[Approved],
+                    |a| {
+                        a.status = Executing;
+                        a.executed_at = Some(now);
+                        a.lease_expires_at = Some(now + lease);
+                    },
+                    "agent",
+                    now,
+                    None,
+                )?;
+                let Out::Action(a) = out else { unreachable!() };
+                Ok(Out::Claimed(Some(a)))
+            }
+            Op::Heartbeat(c, right, l) => {
+                let Some((id, token)) = self.claim(*c, *right) else {
+                    return Ok(Out::Claimed(None));
+                };
+                let lease = Self::lease(*l)?;
+                self.holder(id, &token, now)?;
+                let a = self.action(id)?;
+                a.lease_expires_at = Some(now + lease);
+                Ok(Out::Action(a.clone()))
+            }
+            Op::Report(c, right, code, out) => {
+                let Some((id, token)) = self.claim(*c, *right) else {
+                    return Ok(Out::Claimed(None));
+                };
+                self.holder(id, &token, now)?;
+                self.tokens.remove(&id);
+                let capped = out.as_ref().map(|s| s.chars().take(OUTPUT_CAP).collect());
+                let code = *code;
+                self.transition(
+                    id,
+                    &[Executing],
+                    |a| {
+                        a.status = if code == 0 { Completed } else { Failed };
+                        a.exit_code = Some(code);
+                        a.completed_at = Some(now);
+                        a.stdout = capped;
+                        a.stderr = Some("stderr".into());
+                    },
+                    "agent",
+                    now,
+                    Some(format!("exit_code={code}")),
+                )
+            }
+            Op::Advance(_) => Ok(Out::Claimed(None)),
+            Op::Expire => {
+                let due: Vec<i64> = self
+                    .actions
+                    .iter()
+                    .filter(|a| {
+                        a.status == Executing && a.lease_expires_at.is_some_and(|t| t <= now)
+                    })
+                    .map(|a| a.id)
+                    .collect();
+                let mut out = Vec::new();
+                for id in due {
+                    self.tokens.remove(&id);
+                    let Out::Action(a) = self.transition(
+                        id,
+                        &[Executing],
+                        |a| {
+                            a.status = Failed;
+                            a.exit_code = Some(-1);
+                            a.completed_at = Some(now);
+                            a.stderr = Some(LEASE_EXPIRED_STDERR.into());
+                        },
+                        "system",
+                        now,
+                        Some("lease expired".into()),
+                    )?
+                    else {
+                        unreachable!()
+                    };
+                    out.push(a);
+                }
+                Ok(Out::Actions(out))
+            }
+            Op::List {
+                status,
+                server,
+                kind,
+                limit,
+                offset,
+            } => self.list(&query(*status, *server, *kind, *limit, *offset)),
+            Op::ListServer(s, st, l, o) => {
+                self.server(SERVER_IDS[*s])?;
+                self.list(&query(*st, Some(*s), None, *l, *o))
+            }
+            Op::Events(c, l) => {
+                if *c < 0 || !(1..=1000).contains(l) {
+                    return Err(model_fail(ErrorKind::InvalidInput));
+                }
+                Ok(Out::Events(
+                    self.events
+                        .iter()
+                        .filter(|e| e.id > *c)
+                        .take(*l as usize)
+                        .cloned()
+                        .collect(),
+                ))
+            }
+        }
+    }
+
+    fn claim(&self, c: u8, right: bool) -> Option<(i64, String)> {
+        if self.claims.is_empty() {
+            return None;
+        }
+        let (id, token) = self.claims[usize::from(c) % self.claims.len()].clone();
+        Some((id, if right { token } else { WRONG_TOKEN.into() }))
+    }
+}
+
+// ---------------------------------------------------------------- the property
+
+/// Outcome counts per operation kind, printed at the end so a run shows it
+/// exercised successes and every error path (not just rejections).
+static TALLY: std::sync::Mutex<BTreeMap<String, BTreeMap<String, u64>>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+fn tally(op: &Op, res: &Res) {
+    let name = format!("{op:?}");
+    let name = name.split(['(', ' ']).next().unwrap_or("?").to_owned();
+    let outcome = match res {
+        Ok(Out::Claimed(None)) => "none".to_owned(),
+        Ok(_) => "ok".to_owned(),
+        Err(f) => f.kind.code().to_owned(),
+    };
+    *TALLY
+        .lock()
+        .unwrap()
+        .entry(name)
+        .or_default()
+        .entry(outcome)
+        .or_default() += 1;
+}
+
+fn run(ops: &[Op]) -> Result<usize, TestCaseError> {
+    let start = "2026-03-01T12:00:00Z".parse().unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let options = QueueOptions {
+        output_cap_chars: OUTPUT_CAP,
+        ..QueueOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(dir.path().join("diff.sqlite3"), &SqliteOptions::default())
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let mut mem = Real {
+        queue: ActionQueue::new(MemoryStore::new())
+            .with_clock(clock.clone())
+            .with_options(options.clone()),
+        claims: Vec::new(),
+    };
+    let mut sql = Real {
+        queue: ActionQueue::new(sqlite)
+            .with_clock(clock.clone())
+            .with_options(options),
+        claims: Vec::new(),
+    };
+    let mut model = Model::new();
+    let setup = [
+        Op::CreateServer(0),
+        Op::CreateServer(1),
+        Op::CreateServer(2),
+        Op::Pause(2),
+    ];
+    for (step, op) in setup.iter().chain(ops).enumerate() {
+        if let Op::Advance(micros) = op {
+            clock.advance(TimeDelta::microseconds(*micros));
+        }
+        let now = actionq::Clock::now(&*clock);
+        let n_ids = model.actions.len() as i64;
+        let expected = model.apply(op, now);
+        tally(op, &expected);
+        let got_mem = mem.apply(op, n_ids, &clock);
+        let got_sql = sql.apply(op, n_ids, &clock);
+        prop_assert_eq!(
+            &got_mem,
+            &got_sql,
+            "step {}: {:?}: MemoryStore vs SqliteStore",
+            step,
+            op
+        );
+        match (&expected, &got_mem) {
+            (Ok(want), Ok(got)) => {
+                prop_assert_eq!(want, got, "step {}: {:?}: model vs queue", step, op)
+            }
+            (Err(want), Err(got)) => {
+                prop_assert_eq!(
+                    (want.kind, want.existing),
+                    (got.kind, got.existing),
+                    "step {}: {:?}: error kind (queue said {:?})",
+                    step,
+                    op,
+                    got.message
+                );
+                prop_assert!(
+                    got.kind != ErrorKind::Storage,
+                    "storage error {}",
+                    got.message
+                );
+            }
+            _ => prop_assert!(
+                false,
+                "step {}: {:?}: model {:?} vs queue {:?}",
+                step,
+                op,
+                expected,
+                got_mem
+            ),
+        }
+    }
+    // Whole-state agreement at the end.
+    let all = |q: &ActionQueue| -> Vec<Action> {
+        (0..)
+            .map(|page| {
+                q.list_actions(&ActionQuery {
+                    limit: 100,
+                    offset: page * 100,
+                    ..ActionQuery::default()
+                })
+                .unwrap()
+                .actions
+            })
+            .take_while(|p| !p.is_empty())
+            .flatten()
+            .collect()
+    };
+    let (m, s) = (all(&mem.queue), all(&sql.queue));
+    prop_assert_eq!(&m, &s);
+    let mut by_model = model.actions.clone();
+    by_model.sort_by_key(|a| std::cmp::Reverse((a.created_at, a.id)));
+    prop_assert_eq!(&m, &by_model, "final actions: queue vs model");
+    let events = mem.queue.events_since(0, 1000).unwrap();
+    prop_assert_eq!(&events, &sql.queue.events_since(0, 1000).unwrap());
+    prop_assert_eq!(&events, &model.events, "final audit log: queue vs model");
+    Ok(model.actions.len())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("ACTIONQ_DIFF_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96),
+        max_shrink_iters: 4096,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn memory_sqlite_and_model_agree(ops in prop::collection::vec(op(), 1..80)) {
+        run(&ops)?;
+    }
+}
+
+/// Runs after the property in the same binary only by name order; prints the tally.
+#[test]
+fn zz_print_outcome_tally() {
+    std::thread::sleep(Duration::from_millis(50));
+    let tally = TALLY.lock().unwrap();
+    for (op, outcomes) in tally.iter() {
+        eprintln!("differential: {op:<12} {outcomes:?}");
+    }
+}
