@@ -1,4 +1,112 @@
-# C ABI (owned by the C work).
-.PHONY: test-c
-test-c:
-	@echo "test-c: not yet built"
+# C ABI (owned by the C work): libactionq (shared + static), its cbindgen header,
+# a pkg-config file, the C API test and the C/C++ examples, plain and under valgrind.
+#
+#   make test-c        everything below, then the programs under valgrind
+#   make c-header      regenerate bindings-c/include/actionq.h (commit the result)
+#   make c-pkgconfig   write target/pkgconfig/actionq.pc (and actionq-static.pc)
+.PHONY: test-c c-tools c-lib c-header c-header-check c-pkgconfig c-programs
+
+C_TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+C_LIBDIR := $(C_TARGET_DIR)/release
+C_OUT := $(C_TARGET_DIR)/c
+C_PCDIR := $(C_TARGET_DIR)/pkgconfig
+C_VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' $(CURDIR)/Cargo.toml | head -n1)
+
+# Pinned: the committed header must be exactly what this version writes.
+CBINDGEN_VERSION := 0.29.4
+C_CBINDGEN := $(C_TARGET_DIR)/tools/bin/cbindgen
+C_CBINDGEN_ARGS := --config cbindgen.toml --crate actionq-c --output include/actionq.h
+
+C_CFLAGS := -std=c11 -Wall -Wextra -Werror -pedantic -g -O1
+C_CXXFLAGS := -std=c++17 -Wall -Wextra -Werror -pedantic -g -O1
+C_PKG := PKG_CONFIG_PATH=$(C_PCDIR) pkg-config
+C_VALGRIND := valgrind --error-exitcode=1 --leak-check=full \
+	--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
+
+## Tools a fresh machine may lack: pkg-config, valgrind, a C/C++ compiler (apt),
+## and cbindgen at the pinned version (cargo install, into target/tools).
+c-tools:
+	@missing=""; \
+	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
+	command -v gcc >/dev/null || missing="$$missing gcc"; \
+	command -v g++ >/dev/null || missing="$$missing g++"; \
+	if [ -n "$$missing" ]; then \
+	  echo "c-tools: installing$$missing"; \
+	  apt-get install -y $$missing || { apt-get update && apt-get install -y $$missing; }; \
+	fi
+	@if ! "$(C_CBINDGEN)" --version 2>/dev/null | grep -qx "cbindgen $(CBINDGEN_VERSION)"; then \
+	  mkdir -p "$(dir $(C_CBINDGEN))"; \
+	  if command -v cbindgen >/dev/null && cbindgen --version | grep -qx "cbindgen $(CBINDGEN_VERSION)"; then \
+	    ln -sf "$$(command -v cbindgen)" "$(C_CBINDGEN)"; \
+	  else \
+	    $(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root "$(C_TARGET_DIR)/tools"; \
+	  fi; \
+	fi
+
+c-lib:
+	$(CARGO) build --release -p actionq-c
+
+c-header: c-tools
+	cd bindings-c && "$(C_CBINDGEN)" $(C_CBINDGEN_ARGS)
+
+## Fails when the committed header drifts from the code, or its version
+## macros from Cargo.toml.
+c-header-check: c-tools
+	cd bindings-c && "$(C_CBINDGEN)" --verify $(C_CBINDGEN_ARGS) \
+	  || { echo "bindings-c/include/actionq.h is stale: run 'make c-header' and commit it"; exit 1; }
+	@hv=$$(for p in MAJOR MINOR PATCH; do sed -n "s/^#define AQ_VERSION_$$p \([0-9]*\)$$/\1/p" bindings-c/include/actionq.h; done | paste -sd.); \
+	if [ "$$hv" != "$(C_VERSION)" ]; then echo "header version '$$hv' != Cargo.toml version '$(C_VERSION)'"; exit 1; fi; \
+	echo "c-header-check: header up to date, version $$hv"
+
+## pkg-config files for the build tree. actionq.pc links the shared library
+## (with an rpath, so programs run in place); actionq-static.pc links libactionq.a.
+c-pkgconfig:
+	@mkdir -p $(C_PCDIR)
+	@printf '%s\n' \
+	  'prefix=$(CURDIR)' \
+	  'includedir=$${prefix}/bindings-c/include' \
+	  'libdir=$(C_LIBDIR)' \
+	  '' \
+	  'Name: actionq' \
+	  'Description: Embeddable remediation action queue (C API)' \
+	  'Version: $(C_VERSION)' \
+	  'Cflags: -I$${includedir}' \
+	  'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -lactionq' \
+	  'Libs.private: -lpthread -ldl -lm' \
+	  > $(C_PCDIR)/actionq.pc
+	@printf '%s\n' \
+	  'prefix=$(CURDIR)' \
+	  'includedir=$${prefix}/bindings-c/include' \
+	  'libdir=$(C_LIBDIR)' \
+	  '' \
+	  'Name: actionq-static' \
+	  'Description: Embeddable remediation action queue (C API), static library' \
+	  'Version: $(C_VERSION)' \
+	  'Cflags: -I$${includedir}' \
+	  'Libs: $${libdir}/libactionq.a -lpthread -ldl -lm -lgcc_s' \
+	  > $(C_PCDIR)/actionq-static.pc
+	@echo "c-pkgconfig: $(C_PCDIR)/actionq.pc"
+
+## The C test (shared and static), the C example and the C++ example, built
+## with plain gcc/g++ and nothing but the pkg-config line.
+c-programs: c-tools c-lib c-pkgconfig
+	@mkdir -p $(C_OUT)
+	gcc $(C_CFLAGS) bindings-c/tests/test_api.c -o $(C_OUT)/test_api $$($(C_PKG) --cflags --libs actionq) -lpthread
+	gcc $(C_CFLAGS) bindings-c/tests/test_api.c -o $(C_OUT)/test_api_static $$($(C_PKG) --cflags --libs actionq-static) -lpthread
+	gcc $(C_CFLAGS) examples/c/main.c -o $(C_OUT)/example_c $$($(C_PKG) --cflags --libs actionq)
+	g++ $(C_CXXFLAGS) examples/cpp/main.cpp -o $(C_OUT)/example_cpp $$($(C_PKG) --cflags --libs actionq)
+
+# RUST_BACKTRACE=0: the test's deliberate panic then prints one line, and no
+# symbolizer cache stays reachable at exit.
+test-c: export RUST_BACKTRACE = 0
+test-c: c-header-check c-programs
+	@rm -rf $(C_OUT)/run && mkdir -p $(C_OUT)/run/plain $(C_OUT)/run/static $(C_OUT)/run/vg
+	$(C_OUT)/test_api $(C_OUT)/run/plain
+	$(C_OUT)/test_api_static $(C_OUT)/run/static
+	$(C_OUT)/example_c $(C_OUT)/run/plain/example-c.sqlite3
+	$(C_OUT)/example_cpp $(C_OUT)/run/plain/example-cpp.sqlite3
+	$(C_VALGRIND) $(C_OUT)/test_api $(C_OUT)/run/vg
+	$(C_VALGRIND) $(C_OUT)/example_c $(C_OUT)/run/vg/example-c.sqlite3
+	$(C_VALGRIND) $(C_OUT)/example_cpp $(C_OUT)/run/vg/example-cpp.sqlite3
+	@echo "test-c: C API test, C and C++ examples passed, valgrind clean"

@@ -1,0 +1,674 @@
+/*
+ * test_api.c: the C API as a C host uses it. Covers every exported function,
+ * every aq_status value (NULL and invalid UTF-8 arguments included), the
+ * thread-local last error, and one handle shared by 8 pthreads.
+ *
+ * Usage: test_api SCRATCH_DIR   (SQLite files are created there)
+ * Prints "test_api: N passed, M failed" and exits non-zero on any failure.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actionq.h"
+
+/* Test hook exported by libactionq but kept out of the public header. */
+aq_status aq_test_panic(void);
+
+static int passed;
+static int failed;
+
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (cond) {                                                                \
+      passed++;                                                                \
+    } else {                                                                   \
+      failed++;                                                                \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                          \
+  } while (0)
+
+/* Checks a call's status; prints the last error when it differs. */
+#define CHECK_STATUS(call, expected)                                           \
+  do {                                                                         \
+    aq_status got_ = (call);                                                   \
+    if (got_ == (expected)) {                                                  \
+      passed++;                                                                \
+    } else {                                                                   \
+      failed++;                                                                \
+      fprintf(stderr, "%s:%d: %s returned %s, expected %s: %s\n", __FILE__,    \
+              __LINE__, #call, aq_status_code(got_),                           \
+              aq_status_code(expected), last_error());                         \
+    }                                                                          \
+  } while (0)
+
+#define CHECK_OK(call) CHECK_STATUS(call, AQ_STATUS_OK)
+
+/* The thread's last error message (a per-thread static copy). */
+static const char *last_error(void) {
+  static _Thread_local char buf[1024];
+  size_t len = 0;
+  if (aq_last_error_message(buf, sizeof buf, &len) != AQ_STATUS_OK) {
+    return "<aq_last_error_message failed>";
+  }
+  return buf;
+}
+
+static int last_error_is(const char *expected) {
+  return strcmp(last_error(), expected) == 0;
+}
+
+static int last_error_starts_with(const char *prefix) {
+  return strncmp(last_error(), prefix, strlen(prefix)) == 0;
+}
+
+/* Minimal JSON field readers: the first `"key":` in the text. Enough for the
+ * flat records this API returns (an action's own "id" is its first key). */
+static int json_int(const char *json, const char *key, int64_t *value) {
+  char needle[64];
+  snprintf(needle, sizeof needle, "\"%s\":", key);
+  const char *at = json ? strstr(json, needle) : NULL;
+  if (at == NULL) return 0;
+  char *end = NULL;
+  *value = strtoll(at + strlen(needle), &end, 10);
+  return end != at + strlen(needle);
+}
+
+static int json_str(const char *json, const char *key, char *buf, size_t len) {
+  char needle[64];
+  snprintf(needle, sizeof needle, "\"%s\":\"", key);
+  const char *at = json ? strstr(json, needle) : NULL;
+  if (at == NULL) return 0;
+  at += strlen(needle);
+  const char *end = strchr(at, '"');
+  if (end == NULL || (size_t)(end - at) >= len) return 0;
+  memcpy(buf, at, (size_t)(end - at));
+  buf[end - at] = '\0';
+  return 1;
+}
+
+static int json_has(const char *json, const char *fragment) {
+  return json != NULL && strstr(json, fragment) != NULL;
+}
+
+static int count(const char *json, const char *fragment) {
+  int n = 0;
+  for (const char *p = json; p && (p = strstr(p, fragment)) != NULL; p += strlen(fragment)) n++;
+  return n;
+}
+
+/* A non-NULL pointer no function may write over on failure. */
+static char sentinel_byte;
+#define SENTINEL (&sentinel_byte)
+
+static void test_version_and_status_codes(void) {
+  char expected[32];
+  snprintf(expected, sizeof expected, "%d.%d.%d", AQ_VERSION_MAJOR, AQ_VERSION_MINOR,
+           AQ_VERSION_PATCH);
+  CHECK(strcmp(aq_version(), expected) == 0);
+
+  CHECK(strcmp(aq_status_code(AQ_STATUS_OK), "OK") == 0);
+  CHECK(strcmp(aq_status_code(AQ_STATUS_INVALID_INPUT), "VALIDATION_ERROR") == 0);
+  CHECK(strcmp(aq_status_code(AQ_STATUS_NOT_FOUND), "NOT_FOUND") == 0);
+  CHECK(strcmp(aq_status_code(AQ_STATUS_NOT_WHITELISTED), "FORBIDDEN") == 0);
+  CHECK(strcmp(aq_status_code(AQ_STATUS_CONFLICT), "CONFLICT") == 0);
+  CHECK(strcmp(aq_status_code(AQ_STATUS_STORAGE), "STORAGE_ERROR") == 0);
+  CHECK(strcmp(aq_status_code(AQ_STATUS_NULL_ARGUMENT), "NULL_ARGUMENT") == 0);
+  CHECK(strcmp(aq_status_code(AQ_STATUS_INVALID_UTF8), "INVALID_UTF8") == 0);
+  CHECK(strcmp(aq_status_code(AQ_STATUS_PANIC), "PANIC") == 0);
+  CHECK(strcmp(aq_status_code(4242), "UNKNOWN") == 0);
+}
+
+static void test_panic_boundary(void) {
+  fprintf(stderr, "test_api: a deliberate panic follows (its message is printed by Rust's hook)\n");
+  CHECK_STATUS(aq_test_panic(), AQ_STATUS_PANIC);
+  CHECK(last_error_is("internal error (panic) in actionq: aq_test_panic was called"));
+  /* The thread and the library keep working. */
+  char *json = NULL;
+  CHECK_OK(aq_whitelist_default_json(&json));
+  CHECK(json_has(json, "\"restart_service\""));
+  CHECK(last_error_is(""));
+  aq_string_free(json);
+}
+
+static void test_last_error_buffer(void) {
+  aq_queue *q = NULL;
+  CHECK_OK(aq_queue_open_in_memory(NULL, &q));
+  char *out = SENTINEL;
+  CHECK_STATUS(aq_server_get(q, "missing", &out), AQ_STATUS_NOT_FOUND);
+  CHECK(out == SENTINEL);
+  const char *full = "Server 'missing' not found";
+  size_t len = 0;
+  CHECK_OK(aq_last_error_message(NULL, 0, &len)); /* length query */
+  CHECK(len == strlen(full));
+  char small[8];
+  CHECK_OK(aq_last_error_message(small, sizeof small, &len));
+  CHECK(strcmp(small, "Server ") == 0); /* truncated, NUL-terminated */
+  CHECK(len == strlen(full));
+  CHECK_OK(aq_last_error_message(small, sizeof small, NULL)); /* length output optional */
+  CHECK_STATUS(aq_last_error_message(NULL, 8, &len), AQ_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_is(full)); /* reading never clears it */
+  int64_t id = -1;
+  CHECK_OK(aq_last_error_existing_action_id(&id));
+  CHECK(id == 0);
+  CHECK_STATUS(aq_last_error_existing_action_id(NULL), AQ_STATUS_NULL_ARGUMENT);
+  aq_queue_free(q);
+}
+
+static void test_null_arguments(void) {
+  aq_queue *q = NULL;
+  CHECK_OK(aq_queue_open_in_memory(NULL, &q));
+  char *out = SENTINEL;
+  aq_queue *qout = (aq_queue *)SENTINEL;
+
+#define REFUSED(call, arg)                                                     \
+  do {                                                                         \
+    CHECK_STATUS(call, AQ_STATUS_NULL_ARGUMENT);                               \
+    CHECK(last_error_is("argument '" arg "' must not be NULL"));               \
+  } while (0)
+
+  REFUSED(aq_queue_open(NULL, NULL, &qout), "path");
+  REFUSED(aq_queue_open("x.db", NULL, NULL), "queue_out");
+  REFUSED(aq_queue_open_in_memory(NULL, NULL), "queue_out");
+  REFUSED(aq_queue_whitelist_json(NULL, &out), "queue");
+  REFUSED(aq_queue_whitelist_json(q, NULL), "json_out");
+  REFUSED(aq_whitelist_default_json(NULL), "json_out");
+  REFUSED(aq_options_new(NULL), "options_out");
+  REFUSED(aq_options_set_whitelist(NULL, "{}"), "options");
+  REFUSED(aq_options_set_durability(NULL, AQ_DURABILITY_FULL), "options");
+  REFUSED(aq_options_set_output_cap(NULL, 10), "options");
+  REFUSED(aq_options_set_leases(NULL, 1, 2), "options");
+  REFUSED(aq_options_set_busy_timeout(NULL, 1), "options");
+  REFUSED(aq_server_create(NULL, "web-1", NULL, &out), "queue");
+  REFUSED(aq_server_create(q, NULL, NULL, &out), "id");
+  REFUSED(aq_server_create(q, "web-1", NULL, NULL), "server_json_out");
+  REFUSED(aq_server_get(q, NULL, &out), "id");
+  REFUSED(aq_server_pause(q, "web-1", NULL), "server_json_out");
+  REFUSED(aq_server_unpause(NULL, "web-1", &out), "queue");
+  REFUSED(aq_server_list_actions(q, NULL, NULL, 50, 0, &out), "server_id");
+  REFUSED(aq_action_create(q, NULL, &out), "request_json");
+  REFUSED(aq_action_get(NULL, 1, &out), "queue");
+  REFUSED(aq_action_list(q, NULL, NULL, NULL, 50, 0, NULL), "page_json_out");
+  REFUSED(aq_action_approve(q, 1, NULL, NULL), "action_json_out");
+  REFUSED(aq_action_reject(q, 1, NULL, NULL, &out), "reason");
+  REFUSED(aq_action_cancel(NULL, 1, NULL, &out), "queue");
+  REFUSED(aq_action_claim_next(q, NULL, 0, &out), "server_id");
+  REFUSED(aq_action_heartbeat(q, 1, NULL, 0, &out), "lease_token");
+  REFUSED(aq_action_report_result(q, 1, NULL, 0, NULL, NULL, &out), "lease_token");
+  REFUSED(aq_action_expire_leases(q, NULL), "actions_json_out");
+  REFUSED(aq_event_list(NULL, 0, 10, &out), "queue");
+#undef REFUSED
+  CHECK(out == SENTINEL);
+  CHECK(qout == (aq_queue *)SENTINEL);
+
+  /* The NULL output was refused before any work: "web-1" was not created. */
+  CHECK_STATUS(aq_server_get(q, "web-1", &out), AQ_STATUS_NOT_FOUND);
+
+  /* Frees of NULL are no-ops. */
+  aq_string_free(NULL);
+  aq_queue_free(NULL);
+  aq_options_free(NULL);
+  aq_queue_free(q);
+}
+
+static void test_invalid_utf8(void) {
+  aq_queue *q = NULL;
+  CHECK_OK(aq_queue_open_in_memory(NULL, &q));
+  char *out = NULL;
+  CHECK_OK(aq_server_create(q, "web-1", NULL, &out));
+  aq_string_free(out);
+  out = SENTINEL;
+  const char *bad = "web\xff\xfe";
+
+#define REFUSED(call, arg)                                                     \
+  do {                                                                         \
+    CHECK_STATUS(call, AQ_STATUS_INVALID_UTF8);                                \
+    CHECK(last_error_starts_with("argument '" arg "' is not valid UTF-8"));    \
+  } while (0)
+
+  aq_queue *qout = (aq_queue *)SENTINEL;
+  REFUSED(aq_queue_open(bad, NULL, &qout), "path");
+  CHECK(qout == (aq_queue *)SENTINEL);
+  REFUSED(aq_server_create(q, bad, NULL, &out), "id");
+  REFUSED(aq_server_create(q, "web-2", bad, &out), "hostname");
+  REFUSED(aq_server_get(q, bad, &out), "id");
+  REFUSED(aq_server_pause(q, bad, &out), "id");
+  REFUSED(aq_server_unpause(q, bad, &out), "id");
+  REFUSED(aq_server_list_actions(q, "web-1", bad, 50, 0, &out), "status");
+  REFUSED(aq_action_create(q, bad, &out), "request_json");
+  REFUSED(aq_action_list(q, NULL, bad, NULL, 50, 0, &out), "server_id");
+  REFUSED(aq_action_list(q, NULL, NULL, bad, 50, 0, &out), "action_type");
+  REFUSED(aq_action_approve(q, 1, bad, &out), "by");
+  REFUSED(aq_action_reject(q, 1, NULL, bad, &out), "reason");
+  REFUSED(aq_action_cancel(q, 1, bad, &out), "by");
+  REFUSED(aq_action_claim_next(q, bad, 0, &out), "server_id");
+  REFUSED(aq_action_heartbeat(q, 1, bad, 0, &out), "lease_token");
+  REFUSED(aq_action_report_result(q, 1, "t", 0, NULL, bad, &out), "stderr_text");
+  aq_options *o = NULL;
+  CHECK_OK(aq_options_new(&o));
+  REFUSED(aq_options_set_whitelist(o, bad), "config_json");
+  aq_options_free(o);
+#undef REFUSED
+  CHECK(out == SENTINEL);
+  aq_queue_free(q);
+}
+
+/* Every core error kind, each with its own status and SPEC's message. */
+static void test_core_statuses(const char *dir) {
+  aq_queue *q = NULL;
+  CHECK_OK(aq_queue_open_in_memory(NULL, &q));
+  char *out = NULL;
+  CHECK_OK(aq_server_create(q, "web-1", "web-1.lan", &out));
+  aq_string_free(out);
+  out = SENTINEL;
+
+  /* INVALID_INPUT */
+  CHECK_STATUS(aq_server_create(q, "-bad id", NULL, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\"}", &out),
+               AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_create(q, "{not json", &out), AQ_STATUS_INVALID_INPUT);
+  CHECK(last_error_starts_with("invalid create request"));
+  CHECK_STATUS(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\",\"alert_id\":0}", &out),
+               AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_list(q, NULL, NULL, NULL, 0, 0, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_list(q, NULL, NULL, NULL, 101, 0, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_list(q, NULL, NULL, NULL, 10, -1, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_list(q, "sleeping", NULL, NULL, 10, 0, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_event_list(q, -1, 10, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_event_list(q, 0, 0, &out), AQ_STATUS_INVALID_INPUT);
+
+  /* NOT_FOUND */
+  CHECK_STATUS(aq_action_get(q, 999, &out), AQ_STATUS_NOT_FOUND);
+  CHECK(last_error_is("Action 999 not found"));
+  CHECK_STATUS(aq_action_create(q, "{\"server_id\":\"ghost\",\"action_type\":\"clear_logs\"}", &out),
+               AQ_STATUS_NOT_FOUND);
+  CHECK(last_error_is("Server 'ghost' not found"));
+  CHECK_STATUS(aq_server_pause(q, "ghost", &out), AQ_STATUS_NOT_FOUND);
+  CHECK_STATUS(aq_server_unpause(q, "ghost", &out), AQ_STATUS_NOT_FOUND);
+  CHECK_STATUS(aq_server_list_actions(q, "ghost", NULL, 50, 0, &out), AQ_STATUS_NOT_FOUND);
+  CHECK_STATUS(aq_action_claim_next(q, "ghost", 0, &out), AQ_STATUS_NOT_FOUND);
+
+  /* NOT_WHITELISTED */
+  CHECK_STATUS(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"rm_rf\"}", &out),
+               AQ_STATUS_NOT_WHITELISTED);
+  CHECK(last_error_is("Action type 'rm_rf' not in whitelist"));
+  CHECK_STATUS(aq_action_create(q,
+                                "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\","
+                                "\"service_name\":\"nginx;reboot\"}",
+                                &out),
+               AQ_STATUS_NOT_WHITELISTED);
+
+  /* CONFLICT: duplicate server, duplicate pending restart (with the existing id),
+   * illegal transition, wrong lease token. */
+  CHECK_STATUS(aq_server_create(q, "web-1", NULL, &out), AQ_STATUS_CONFLICT);
+  char *paused = NULL;
+  CHECK_OK(aq_server_pause(q, "web-1", &paused));
+  aq_string_free(paused);
+  char *first = NULL;
+  const char *restart =
+      "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\",\"service_name\":\"nginx\"}";
+  CHECK_OK(aq_action_create(q, restart, &first));
+  int64_t first_id = 0;
+  CHECK(json_int(first, "id", &first_id) && first_id == 1);
+  aq_string_free(first);
+  CHECK_STATUS(aq_action_create(q, restart, &out), AQ_STATUS_CONFLICT);
+  CHECK(last_error_is("Pending action already exists for service 'nginx' on server 'web-1'"));
+  int64_t existing = 0;
+  CHECK_OK(aq_last_error_existing_action_id(&existing));
+  CHECK(existing == first_id);
+  char *cancelled = NULL;
+  CHECK_OK(aq_action_cancel(q, first_id, NULL, &cancelled));
+  aq_string_free(cancelled);
+  CHECK_STATUS(aq_action_approve(q, first_id, NULL, &out), AQ_STATUS_CONFLICT);
+  CHECK(last_error_is("Cannot approve action with status 'cancelled' (must be pending)"));
+  CHECK_OK(aq_last_error_existing_action_id(&existing));
+  CHECK(existing == 0);
+  CHECK_STATUS(aq_action_heartbeat(q, first_id, "not-a-token", 0, &out), AQ_STATUS_CONFLICT);
+  CHECK_STATUS(aq_action_report_result(q, first_id, "not-a-token", 0, NULL, NULL, &out),
+               AQ_STATUS_CONFLICT);
+  CHECK(out == SENTINEL);
+  aq_queue_free(q);
+
+  /* STORAGE: a directory is no database. */
+  aq_queue *bad = (aq_queue *)SENTINEL;
+  CHECK_STATUS(aq_queue_open(dir, NULL, &bad), AQ_STATUS_STORAGE);
+  CHECK(bad == (aq_queue *)SENTINEL);
+  CHECK(last_error_starts_with("") && strlen(last_error()) > 0);
+}
+
+static void test_options_and_whitelist(const char *dir) {
+  aq_options *o = NULL;
+  CHECK_OK(aq_options_new(&o));
+  CHECK_STATUS(aq_options_set_whitelist(o, "{\"actions\":{}}"), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_options_set_whitelist(o, "[1,2"), AQ_STATUS_INVALID_INPUT);
+  const char *config =
+      "{\"actions\":{\"install_package\":{"
+      "\"command\":\"DEBIAN_FRONTEND=noninteractive apt-get install -y {package}\","
+      "\"params\":{\"package\":{\"kind\":\"debian_package\"}},"
+      "\"conflict\":{\"exclusive_group\":\"apt\"}}}}";
+  CHECK_OK(aq_options_set_whitelist(o, config));
+  CHECK_STATUS(aq_options_set_durability(o, 7), AQ_STATUS_INVALID_INPUT);
+  CHECK_OK(aq_options_set_durability(o, AQ_DURABILITY_FULL));
+  CHECK_OK(aq_options_set_durability(o, AQ_DURABILITY_NORMAL));
+  CHECK_OK(aq_options_set_output_cap(o, 5));
+  CHECK_OK(aq_options_set_leases(o, 1, 120));
+  CHECK_OK(aq_options_set_busy_timeout(o, 5000));
+
+  char path[512];
+  snprintf(path, sizeof path, "%s/options.sqlite3", dir);
+  unlink(path);
+  aq_queue *q = NULL;
+  CHECK_OK(aq_queue_open(path, o, &q));
+  aq_options_free(o); /* the queue keeps its own copy */
+
+  char *wl = NULL;
+  CHECK_OK(aq_queue_whitelist_json(q, &wl));
+  CHECK(json_has(wl, "install_package") && !json_has(wl, "restart_service"));
+  aq_string_free(wl);
+
+  char *out = NULL;
+  CHECK_OK(aq_server_create(q, "db-1", NULL, &out));
+  aq_string_free(out);
+  out = SENTINEL;
+  CHECK_STATUS(aq_action_create(q, "{\"server_id\":\"db-1\",\"action_type\":\"clear_logs\"}", &out),
+               AQ_STATUS_NOT_WHITELISTED);
+  CHECK_STATUS(aq_action_create(q,
+                                "{\"server_id\":\"db-1\",\"action_type\":\"install_package\","
+                                "\"params\":{\"package\":\"Bad Name\"}}",
+                                &out),
+               AQ_STATUS_NOT_WHITELISTED);
+  char *action = NULL;
+  CHECK_OK(aq_action_create(q,
+                            "{\"server_id\":\"db-1\",\"action_type\":\"install_package\","
+                            "\"params\":{\"package\":\"htop\"},\"created_by\":\"c-test\"}",
+                            &action));
+  CHECK(json_has(action, "\"argv\":[\"apt-get\",\"install\",\"-y\",\"htop\"]"));
+  CHECK(json_has(action, "\"env\":{\"DEBIAN_FRONTEND\":\"noninteractive\"}"));
+  CHECK(json_has(action, "\"created_by\":\"c-test\""));
+  int64_t id = 0;
+  CHECK(json_int(action, "id", &id));
+  aq_string_free(action);
+
+  /* Lease bounds from the options; lease 1 s by default, then expiry. */
+  CHECK_STATUS(aq_action_claim_next(q, "db-1", 121, &out), AQ_STATUS_INVALID_INPUT);
+  char *claim = NULL;
+  CHECK_OK(aq_action_claim_next(q, "db-1", 0, &claim));
+  char token[64] = "";
+  CHECK(json_str(claim, "lease_token", token, sizeof token) && strlen(token) == 36);
+  aq_string_free(claim);
+  char *beat = NULL;
+  CHECK_OK(aq_action_heartbeat(q, id, token, 1, &beat));
+  CHECK(json_has(beat, "\"status\":\"executing\"") && !json_has(beat, "lease_token"));
+  aq_string_free(beat);
+  sleep(2);
+  char *expired = NULL;
+  CHECK_OK(aq_action_expire_leases(q, &expired));
+  CHECK(count(expired, "\"status\":\"failed\"") == 1);
+  CHECK(json_has(expired, "\"exit_code\":-1"));
+  aq_string_free(expired);
+  /* The stale agent cannot overwrite the outcome. */
+  CHECK_STATUS(aq_action_report_result(q, id, token, 0, "late", NULL, &out), AQ_STATUS_CONFLICT);
+
+  /* Output cap (5 characters) on a fresh claim. */
+  char *second = NULL;
+  CHECK_OK(aq_action_create(q,
+                            "{\"server_id\":\"db-1\",\"action_type\":\"install_package\","
+                            "\"params\":{\"package\":\"curl\"}}",
+                            &second));
+  int64_t id2 = 0;
+  CHECK(json_int(second, "id", &id2) && id2 == id + 1);
+  aq_string_free(second);
+  CHECK_OK(aq_action_claim_next(q, "db-1", 60, &claim));
+  CHECK(json_str(claim, "lease_token", token, sizeof token));
+  aq_string_free(claim);
+  char *done = NULL;
+  CHECK_OK(aq_action_report_result(q, id2, token, 3, "0123456789", "\xc3\xa9rr", &done));
+  CHECK(json_has(done, "\"status\":\"failed\""));
+  CHECK(json_has(done, "\"stdout\":\"01234\""));
+  CHECK(json_has(done, "\"stderr\":\"\xc3\xa9rr\""));
+  CHECK(json_has(done, "\"exit_code\":3"));
+  aq_string_free(done);
+  aq_queue_free(q);
+
+  char *defaults = NULL;
+  CHECK_OK(aq_whitelist_default_json(&defaults));
+  CHECK(json_has(defaults, "systemctl restart {service_name}"));
+  aq_string_free(defaults);
+}
+
+/* The SPEC flow on a SQLite file, reopened to show it persisted. */
+static void test_flow(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/flow.sqlite3", dir);
+  unlink(path);
+  aq_queue *q = NULL;
+  CHECK_OK(aq_queue_open(path, NULL, &q));
+
+  char *s = NULL;
+  CHECK_OK(aq_server_create(q, "web-1", "web-1.lan", &s));
+  CHECK(json_has(s, "\"id\":\"web-1\"") && json_has(s, "\"is_paused\":false"));
+  CHECK(json_has(s, "\"paused_at\":null"));
+  aq_string_free(s);
+  CHECK_OK(aq_server_pause(q, "web-1", &s));
+  CHECK(json_has(s, "\"is_paused\":true") && !json_has(s, "\"paused_at\":null"));
+  aq_string_free(s);
+  CHECK_OK(aq_server_get(q, "web-1", &s));
+  CHECK(json_has(s, "\"hostname\":\"web-1.lan\""));
+  aq_string_free(s);
+
+  char *a = NULL;
+  CHECK_OK(aq_action_create(q,
+                            "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\","
+                            "\"service_name\":\"nginx\",\"alert_id\":42}",
+                            &a));
+  CHECK(json_has(a, "\"status\":\"pending\""));
+  CHECK(json_has(a, "\"command\":\"systemctl restart nginx\""));
+  CHECK(json_has(a, "\"approved_by\":null"));
+  CHECK(json_has(a, "\"alert_id\":42"));
+  int64_t id = 0;
+  CHECK(json_int(a, "id", &id));
+  aq_string_free(a);
+
+  /* Claim finds nothing while it is pending. */
+  char *claim = SENTINEL;
+  CHECK_OK(aq_action_claim_next(q, "web-1", 0, &claim));
+  CHECK(claim == NULL);
+
+  CHECK_OK(aq_action_approve(q, id, "alice", &a));
+  CHECK(json_has(a, "\"status\":\"approved\"") && json_has(a, "\"approved_by\":\"alice\""));
+  aq_string_free(a);
+
+  CHECK_OK(aq_action_claim_next(q, "web-1", 300, &claim));
+  char token[64] = "";
+  CHECK(json_str(claim, "lease_token", token, sizeof token));
+  CHECK(json_has(claim, "\"status\":\"executing\""));
+  aq_string_free(claim);
+  CHECK_OK(aq_action_report_result(q, id, token, 0, "restarted", NULL, &a));
+  CHECK(json_has(a, "\"status\":\"completed\"") && json_has(a, "\"exit_code\":0"));
+  aq_string_free(a);
+
+  /* Another two on the paused server: one rejected, one left pending. */
+  char *b = NULL;
+  CHECK_OK(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &b));
+  int64_t rejected_id = 0;
+  CHECK(json_int(b, "id", &rejected_id));
+  aq_string_free(b);
+  CHECK_STATUS(aq_action_reject(q, rejected_id, NULL, "", &b), AQ_STATUS_INVALID_INPUT);
+  CHECK_OK(aq_action_reject(q, rejected_id, NULL, "maintenance window", &b));
+  CHECK(json_has(b, "\"rejected_by\":\"dashboard\"") &&
+        json_has(b, "\"rejection_reason\":\"maintenance window\""));
+  aq_string_free(b);
+  CHECK_OK(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"apt_update\"}", &b));
+  aq_string_free(b);
+  CHECK_OK(aq_server_unpause(q, "web-1", &s));
+  CHECK(json_has(s, "\"paused_at\":null"));
+  aq_string_free(s);
+  aq_queue_free(q);
+
+  /* Reopen: everything persisted. */
+  q = NULL;
+  CHECK_OK(aq_queue_open(path, NULL, &q));
+  char *page = NULL;
+  CHECK_OK(aq_action_list(q, NULL, NULL, NULL, 2, 0, &page));
+  int64_t total = 0, limit = 0;
+  CHECK(json_int(page, "total", &total) && total == 3);
+  CHECK(json_int(page, "limit", &limit) && limit == 2);
+  CHECK(count(page, "\"action_type\":") == 2);
+  CHECK(json_has(page, "\"actions\":[{\"id\":3,")); /* newest first */
+  aq_string_free(page);
+  CHECK_OK(aq_action_list(q, NULL, NULL, NULL, 2, 2, &page));
+  CHECK(count(page, "\"action_type\":") == 1 && json_has(page, "\"offset\":2"));
+  aq_string_free(page);
+  CHECK_OK(aq_action_list(q, "completed", "web-1", "restart_service", 50, 0, &page));
+  CHECK(json_int(page, "total", &total) && total == 1);
+  aq_string_free(page);
+  CHECK_OK(aq_server_list_actions(q, "web-1", "pending", 50, 0, &page));
+  CHECK(json_int(page, "total", &total) && total == 1);
+  CHECK(json_has(page, "\"action_type\":\"apt_update\""));
+  aq_string_free(page);
+
+  char *events = NULL;
+  CHECK_OK(aq_event_list(q, 0, 1000, &events));
+  /* created(pending), approved, executing, completed; pending, rejected; pending. */
+  CHECK(count(events, "\"to_status\":") == 7);
+  CHECK(json_has(events, "\"from_status\":\"executing\",\"to_status\":\"completed\""));
+  aq_string_free(events);
+  CHECK_OK(aq_event_list(q, 6, 1000, &events));
+  CHECK(count(events, "\"to_status\":") == 1 && json_has(events, "\"id\":7"));
+  aq_string_free(events);
+  CHECK_OK(aq_event_list(q, 7, 10, &events));
+  CHECK(strcmp(events, "[]") == 0);
+  aq_string_free(events);
+  aq_queue_free(q);
+}
+
+/* ---- 8 threads, one handle ------------------------------------------------ */
+
+enum { THREADS = 8, PER_THREAD = 20, TOTAL = THREADS * PER_THREAD };
+
+struct worker {
+  aq_queue *q;
+  int index;
+  int errors;
+  int claimed;
+  int64_t ids[TOTAL];
+};
+
+static void *create_worker(void *arg) {
+  struct worker *w = arg;
+  for (int i = 0; i < PER_THREAD; i++) {
+    char *a = NULL;
+    if (aq_action_create(w->q, "{\"server_id\":\"shared\",\"action_type\":\"clear_logs\"}", &a) !=
+        AQ_STATUS_OK) {
+      w->errors++;
+      continue;
+    }
+    aq_string_free(a);
+    /* The last error is per thread: each thread sees its own message. */
+    char *out = SENTINEL;
+    char expected[64];
+    snprintf(expected, sizeof expected, "Action %d not found", 100000 + w->index);
+    if (aq_action_get(w->q, 100000 + w->index, &out) != AQ_STATUS_NOT_FOUND || out != SENTINEL ||
+        !last_error_is(expected)) {
+      w->errors++;
+    }
+  }
+  return NULL;
+}
+
+static void *claim_worker(void *arg) {
+  struct worker *w = arg;
+  for (;;) {
+    char *claim = NULL;
+    if (aq_action_claim_next(w->q, "shared", 0, &claim) != AQ_STATUS_OK) {
+      w->errors++;
+      return NULL;
+    }
+    if (claim == NULL) return NULL;
+    int64_t id = 0;
+    char token[64];
+    if (!json_int(claim, "id", &id) || !json_str(claim, "lease_token", token, sizeof token)) {
+      w->errors++;
+    } else {
+      w->ids[w->claimed++] = id;
+      char *done = NULL;
+      if (aq_action_report_result(w->q, id, token, 0, "ok", NULL, &done) != AQ_STATUS_OK) {
+        w->errors++;
+      }
+      aq_string_free(done);
+    }
+    aq_string_free(claim);
+  }
+}
+
+static void test_threads(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/threads.sqlite3", dir);
+  unlink(path);
+  aq_queue *q = NULL;
+  CHECK_OK(aq_queue_open(path, NULL, &q));
+  char *s = NULL;
+  CHECK_OK(aq_server_create(q, "shared", NULL, &s));
+  aq_string_free(s);
+
+  static struct worker workers[THREADS];
+  pthread_t threads[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    workers[i] = (struct worker){.q = q, .index = i};
+    CHECK(pthread_create(&threads[i], NULL, create_worker, &workers[i]) == 0);
+  }
+  for (int i = 0; i < THREADS; i++) pthread_join(threads[i], NULL);
+  for (int i = 0; i < THREADS; i++) CHECK(workers[i].errors == 0);
+
+  char *page = NULL;
+  int64_t total = 0;
+  CHECK_OK(aq_action_list(q, "approved", "shared", NULL, 1, 0, &page));
+  CHECK(json_int(page, "total", &total) && total == TOTAL);
+  aq_string_free(page);
+
+  for (int i = 0; i < THREADS; i++) {
+    CHECK(pthread_create(&threads[i], NULL, claim_worker, &workers[i]) == 0);
+  }
+  for (int i = 0; i < THREADS; i++) pthread_join(threads[i], NULL);
+
+  /* Every action claimed exactly once: ids 1..TOTAL, no duplicates. */
+  static int seen[TOTAL + 1];
+  int claimed = 0, duplicates = 0, out_of_range = 0;
+  for (int i = 0; i < THREADS; i++) {
+    CHECK(workers[i].errors == 0);
+    for (int j = 0; j < workers[i].claimed; j++) {
+      int64_t id = workers[i].ids[j];
+      if (id < 1 || id > TOTAL) {
+        out_of_range++;
+      } else if (seen[id]++) {
+        duplicates++;
+      }
+      claimed++;
+    }
+  }
+  CHECK(claimed == TOTAL);
+  CHECK(duplicates == 0);
+  CHECK(out_of_range == 0);
+  CHECK_OK(aq_action_list(q, "completed", NULL, NULL, 1, 0, &page));
+  CHECK(json_int(page, "total", &total) && total == TOTAL);
+  aq_string_free(page);
+  aq_queue_free(q);
+}
+
+int main(int argc, char **argv) {
+  const char *dir = argc > 1 ? argv[1] : ".";
+  test_version_and_status_codes();
+  test_panic_boundary();
+  test_last_error_buffer();
+  test_null_arguments();
+  test_invalid_utf8();
+  test_core_statuses(dir);
+  test_options_and_whitelist(dir);
+  test_flow(dir);
+  test_threads(dir);
+  printf("test_api: %d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
