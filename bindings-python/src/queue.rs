@@ -425,7 +425,10 @@ impl PyActionQueue {
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(match &self.path {
-            Some(path) => format!("ActionQueue({})", path.into_pyobject(py)?.repr()?),
+            Some(path) => format!(
+                "ActionQueue({})",
+                PyString::new(py, &path.to_string_lossy()).repr()?
+            ),
             None => "ActionQueue(None)".to_owned(),
         })
     }

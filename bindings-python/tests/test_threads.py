@@ -1,0 +1,173 @@
+"""Threads: the GIL policy (released around SQLite calls, kept for in-memory ones)
+and one queue shared by many threads."""
+
+from __future__ import annotations
+
+import gc
+import operator
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+import actionq
+
+
+LOCK_HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=20)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+"""
+
+
+def test_blocked_sqlite_call_lets_other_threads_run(tmp_path: Path) -> None:
+    """A SQLite call waiting for another process's write lock must not hold the
+    GIL: while it waits, this thread keeps executing Python code. Deterministic: the
+    call cannot finish before the other process commits, and we only let it commit
+    after running Python code at a time later than the call's start (the action's
+    `created_at` is taken inside the call, before the store waits for the lock).
+
+    The lock holder is another process: POSIX file locks are per process, so a
+    second SQLite library in this process (Python's `sqlite3`) would not block us.
+    """
+    db = tmp_path / "q.sqlite3"
+    queue = actionq.ActionQueue(db, busy_timeout_seconds=20)
+    queue.create_server("s1")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        outcome: dict[str, object] = {}
+        started = threading.Event()
+
+        def writer() -> None:
+            started.set()
+            try:
+                outcome["action"] = queue.create_action("s1", "clear_logs")
+            except BaseException as exc:  # reported below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        started.wait()
+        # Run Python code for a while; meanwhile the writer is inside the call, waiting.
+        last_spin = datetime.now(timezone.utc)
+        stop_at = time.monotonic() + 0.3
+        while time.monotonic() < stop_at:
+            last_spin = datetime.now(timezone.utc)
+        finished_while_locked = not thread.is_alive() or bool(outcome)
+        holder.stdin.write("commit\n")
+        holder.stdin.flush()
+        thread.join(30)
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+
+    assert "error" not in outcome, outcome.get("error")
+    action = outcome["action"]
+    assert isinstance(action, actionq.Action)
+    assert not finished_while_locked
+    assert action.created_at < last_spin
+
+
+@pytest.mark.parametrize(("store", "calls", "releases"), [("memory", 200_000, False), ("sqlite", 20_000, True)])
+def test_gil_policy_per_store(tmp_path: Path, store: str, calls: int, releases: bool) -> None:
+    """SQLite calls release the GIL; in-memory calls keep it (releasing would cost
+    more than the call). Observed without timing assumptions: `list(map(...))` runs
+    the calls back to back in C, without a bytecode boundary where the interpreter
+    could switch threads. So a spinning thread can see the iterator *part-way*
+    through only if a call itself released the GIL."""
+    queue = actionq.ActionQueue(tmp_path / "q.sqlite3" if store == "sqlite" else None)
+    queue.create_server("s1")
+    action = queue.create_action("s1", "clear_logs")
+    ids = iter([action.id] * calls)
+    seen: list[int] = []
+    stop = threading.Event()
+    running = threading.Event()
+
+    def spin() -> None:
+        running.set()
+        while not stop.is_set():
+            seen.append(operator.length_hint(ids))
+
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)  # the spinner asks for the GIL every millisecond
+    thread = threading.Thread(target=spin)
+    thread.start()
+    # Garbage collection could run finalizers (Python code, hence a thread
+    # switch) in the middle of the calls; keep it out of the measurement.
+    gc.collect()
+    gc.disable()
+    try:
+        running.wait()
+        results = list(map(queue.get_action, ids))
+    finally:
+        gc.enable()
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(old_interval)
+    assert len(results) == calls and results[-1] == action
+    part_way = [left for left in seen if 0 < left < calls]
+    assert bool(part_way) is releases, f"{len(part_way)} of {len(seen)} observations part-way"
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_eight_threads_lose_nothing(tmp_path: Path, store: str) -> None:
+    threads_n, per_thread = 8, 40
+    queue = actionq.ActionQueue(tmp_path / "q.sqlite3" if store == "sqlite" else None)
+    queue.create_server("web-1")
+    barrier = threading.Barrier(threads_n)
+    created: list[list[int]] = [[] for _ in range(threads_n)]
+    claimed: list[list[int]] = [[] for _ in range(threads_n)]
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait()
+            for _ in range(per_thread):
+                created[i].append(queue.create_action("web-1", "clear_logs", created_by=f"t{i}").id)
+                queue.list_actions(limit=5)
+            barrier.wait()
+            while (claim := queue.claim_next("web-1")) is not None:
+                claimed[i].append(claim.id)
+                queue.heartbeat(claim.id, claim.lease_token)
+                queue.report_result(claim.id, claim.lease_token, i % 2, stdout=f"t{i}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads_n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert not errors, errors
+    all_created = [x for ids in created for x in ids]
+    all_claimed = [x for ids in claimed for x in ids]
+    total = threads_n * per_thread
+    assert len(all_created) == len(set(all_created)) == total
+    assert sorted(all_claimed) == sorted(all_created)  # each claimed exactly once
+    done = queue.list_actions(status="completed", limit=1).total
+    failed = queue.list_actions(status="failed", limit=1).total
+    assert done + failed == total
+    assert queue.list_actions(limit=1).total == total
+    for ids in created:  # each thread's own creations got increasing ids
+        assert ids == sorted(ids)
+    events = []
+    cursor = 0
+    while batch := queue.events_since(cursor, 1000):
+        events.extend(batch)
+        cursor = batch[-1].id
+    assert len(events) == 3 * total  # created (approved), executing, completed/failed
