@@ -33,6 +33,7 @@ c-tools:
 	command -v g++ >/dev/null || missing="$$missing g++"; \
 	if [ -n "$$missing" ]; then \
 	  echo "c-tools: installing$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y $$missing || { apt-get update && apt-get install -y $$missing; }; \
 	fi
 	@if ! "$(C_CBINDGEN)" --version 2>/dev/null | grep -qx "cbindgen $(CBINDGEN_VERSION)"; then \
