@@ -1,5 +1,21 @@
 # Python package and FastAPI backend (owned by the Python work).
-.PHONY: test-python
-test-python:
-	@echo "test-python: not yet built"
-run: run-rust-example
+.PHONY: python-develop test-python run run-rust-example
+
+# Builds the extension (release) and installs the `actionq` package into the venv
+# (editable: the compiled module lands in bindings-python/python/actionq/).
+python-develop: venv
+	VIRTUAL_ENV=$(VENV) $(VENV)/bin/maturin develop --release
+
+# Every Python suite (pyproject's testpaths): the binding on both stores, the
+# FastAPI backend with TestClient and live under uvicorn, stubtest and mypy.
+test-python: python-develop
+	$(VPY) -m pytest
+
+# The main job: the FastAPI backend on 127.0.0.1:8080, SQLite file under ./data/.
+# Uses ACTIONQ_API_KEY if set, else generates a key and prints it.
+run: python-develop
+	PYTHONPATH=$(CURDIR)/examples/python $(VPY) -m actionq_api --data-dir $(CURDIR)/data
+
+# The Rust example.
+run-rust-example:
+	$(CARGO) run --release -p actionq-example -- data/example.sqlite3

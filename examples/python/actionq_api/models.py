@@ -1,0 +1,138 @@
+"""Request and response models of the HTTP contract.
+
+Response models read actionq's records directly (``from_attributes``): the
+endpoints return ``actionq.Action``/``Server``/``Event`` objects and FastAPI
+validates them against these models, with no field copying by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from actionq import ActionStatus
+
+I64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+"""An int the queue can take (its range is the queue's to check)."""
+I32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+"""A process exit code."""
+
+
+class ActionType(str, Enum):
+    """The action types of the default whitelist (anything else is a 422)."""
+
+    restart_service = "restart_service"
+    clear_logs = "clear_logs"
+    apt_update = "apt_update"
+    apt_upgrade_all = "apt_upgrade_all"
+
+
+# Requests -------------------------------------------------------------------
+
+
+class ServerCreate(BaseModel):
+    id: str = Field(description="1-100 characters of [A-Za-z0-9._-], starting alphanumeric")
+    hostname: str | None = None
+
+
+class ActionCreate(BaseModel):
+    server_id: str
+    action_type: ActionType
+    service_name: str | None = Field(None, description="systemd unit, required for restart_service")
+    alert_id: I64 | None = Field(None, description="originating alert, >= 1")
+
+
+class RejectRequest(BaseModel):
+    reason: str = Field(description="1-1000 characters")
+
+
+class ClaimRequest(BaseModel):
+    lease_seconds: float | None = Field(None, description="lease length (default 300 s)")
+
+
+class HeartbeatRequest(BaseModel):
+    lease_token: str
+    lease_seconds: float | None = Field(None, description="new lease length from now (default 300 s)")
+
+
+class ResultRequest(BaseModel):
+    lease_token: str
+    exit_code: I32
+    stdout: str | None = None
+    stderr: str | None = None
+
+
+# Responses ------------------------------------------------------------------
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ServerOut(Record):
+    id: str
+    hostname: str | None
+    is_paused: bool
+    paused_at: datetime | None
+    created_at: datetime
+
+
+class ActionOut(Record):
+    id: int
+    server_id: str
+    action_type: str
+    status: ActionStatus
+    service_name: str | None
+    command: str
+    argv: list[str]
+    env: dict[str, str]
+    alert_id: int | None
+    created_at: datetime
+    created_by: str
+    approved_at: datetime | None
+    approved_by: str | None
+    rejected_at: datetime | None
+    rejected_by: str | None
+    rejection_reason: str | None
+    cancelled_at: datetime | None
+    cancelled_by: str | None
+    executed_at: datetime | None
+    lease_expires_at: datetime | None
+    completed_at: datetime | None
+    exit_code: int | None
+    stdout: str | None
+    stderr: str | None
+
+
+class ClaimOut(ActionOut):
+    lease_token: str = Field(description="secret; required by heartbeat and result")
+
+
+class ActionListOut(Record):
+    actions: list[ActionOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class EventOut(Record):
+    id: int = Field(description="cursor: pass the last id as `after`")
+    action_id: int
+    from_status: ActionStatus | None
+    to_status: ActionStatus
+    by: str
+    at: datetime
+    detail: str | None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    existing_action_id: int | None = Field(None, description="duplicate conflicts only")
+
+
+class ErrorOut(BaseModel):
+    detail: ErrorDetail

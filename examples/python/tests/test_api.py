@@ -1,0 +1,440 @@
+"""Every endpoint of SPEC's HTTP contract and its error paths, through TestClient."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import API_KEY
+from fastapi.testclient import TestClient
+
+import actionq
+from actionq_api import create_app
+from actionq_api.__main__ import api_key_from_env
+from actionq_api.models import ActionType
+
+V1 = "/api/v1"
+ACTION_FIELDS = {
+    "id", "server_id", "action_type", "status", "service_name", "command", "argv", "env",
+    "alert_id", "created_at", "created_by", "approved_at", "approved_by", "rejected_at",
+    "rejected_by", "rejection_reason", "cancelled_at", "cancelled_by", "executed_at",
+    "lease_expires_at", "completed_at", "exit_code", "stdout", "stderr",
+}  # fmt: skip
+
+ROUTES = [
+    ("POST", "/servers", {"id": "x1"}),
+    ("GET", "/servers/web-1", None),
+    ("PUT", "/servers/web-1/pause", None),
+    ("PUT", "/servers/web-1/unpause", None),
+    ("GET", "/servers/web-1/actions", None),
+    ("GET", "/actions", None),
+    ("GET", "/actions/1", None),
+    ("POST", "/actions", {"server_id": "web-1", "action_type": "clear_logs"}),
+    ("POST", "/actions/1/approve", None),
+    ("POST", "/actions/1/reject", {"reason": "no"}),
+    ("POST", "/actions/1/cancel", None),
+    ("POST", "/servers/web-1/actions/claim", {}),
+    ("POST", "/actions/1/heartbeat", {"lease_token": "t"}),
+    ("POST", "/actions/1/result", {"lease_token": "t", "exit_code": 0}),
+    ("GET", "/events", None),
+]
+OPERATIONS = {
+    "create_server", "get_server", "pause_server", "unpause_server", "list_server_actions",
+    "list_actions", "get_action", "create_action", "approve_action", "reject_action",
+    "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
+}  # fmt: skip
+
+
+def error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """Asserts SPEC's error body and returns its detail."""
+    assert response.status_code == status, response.text
+    detail: dict[str, Any] = response.json()["detail"]
+    assert detail["code"] == code
+    assert isinstance(detail["message"], str) and detail["message"]
+    return detail
+
+
+def create(client: TestClient, **body: Any) -> dict[str, Any]:
+    response = client.post(f"{V1}/actions", json={"server_id": "web-1", **body})
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def claim(client: TestClient, server: str = "web-1", **body: Any) -> dict[str, Any]:
+    response = client.post(f"{V1}/servers/{server}/actions/claim", json=body)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+# App factory, auth, docs ----------------------------------------------------
+
+
+def test_refuses_without_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ACTIONQ_API_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="ACTIONQ_API_KEY"):
+        create_app()
+    with pytest.raises(RuntimeError, match="no API key"):
+        create_app(api_key="")
+
+
+def test_api_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACTIONQ_API_KEY", "from-env")
+    with TestClient(create_app()) as c:
+        assert c.get(f"{V1}/events", headers={"X-API-Key": "from-env"}).status_code == 200
+        assert c.get(f"{V1}/events", headers={"X-API-Key": API_KEY}).status_code == 401
+
+
+def test_run_script_key_choice() -> None:
+    assert api_key_from_env({"ACTIONQ_API_KEY": "abc"}) == ("abc", False)
+    key, generated = api_key_from_env({})
+    assert generated and len(key) >= 32
+    assert api_key_from_env({})[0] != key
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES)
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}, {"X-API-Key": ""}])
+def test_every_route_requires_the_key(
+    method: str, path: str, body: Any, headers: dict[str, str]
+) -> None:
+    with TestClient(create_app(api_key=API_KEY)) as c:
+        response = c.request(method, V1 + path, json=body, headers=headers)
+        error(response, 401, "UNAUTHORIZED")
+
+
+def test_openapi_operation_ids_and_docs(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    ops = {op["operationId"] for methods in spec["paths"].values() for op in methods.values()}
+    assert ops == OPERATIONS
+    assert set(spec["components"]["schemas"]["ActionType"]["enum"]) == set(actionq.ActionQueue().action_types)
+    docs = client.get("/docs", headers={})
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+def test_action_type_enum_matches_default_whitelist() -> None:
+    assert sorted(t.value for t in ActionType) == actionq.ActionQueue().action_types
+
+
+# Servers ----------------------------------------------------------------------
+
+
+def test_create_server(client: TestClient) -> None:
+    response = client.post(f"{V1}/servers", json={"id": "db-1", "hostname": "db.lan"})
+    assert response.status_code == 201
+    body = response.json()
+    assert body == {
+        "id": "db-1",
+        "hostname": "db.lan",
+        "is_paused": False,
+        "paused_at": None,
+        "created_at": body["created_at"],
+    }
+    assert datetime.fromisoformat(body["created_at"].replace("Z", "+00:00")).tzinfo is not None
+    assert client.post(f"{V1}/servers", json={"id": "db-2"}).json()["hostname"] is None
+
+
+def test_create_server_errors(client: TestClient) -> None:
+    error(client.post(f"{V1}/servers", json={"id": "web-1"}), 409, "CONFLICT")
+    error(client.post(f"{V1}/servers", json={"id": "bad id!"}), 422, "VALIDATION_ERROR")
+    missing = client.post(f"{V1}/servers", json={"hostname": "x"})
+    assert missing.status_code == 422 and isinstance(missing.json()["detail"], list)
+
+
+def test_get_server(client: TestClient) -> None:
+    assert client.get(f"{V1}/servers/web-1").json()["hostname"] == "web-1.lan"
+    detail = error(client.get(f"{V1}/servers/nope"), 404, "NOT_FOUND")
+    assert detail["message"] == "Server 'nope' not found"
+
+
+def test_pause_unpause(client: TestClient) -> None:
+    paused = client.put(f"{V1}/servers/web-1/pause")
+    assert paused.status_code == 200
+    assert paused.json()["is_paused"] is True and paused.json()["paused_at"] is not None
+    assert client.put(f"{V1}/servers/web-1/pause").json()["is_paused"] is True
+    resumed = client.put(f"{V1}/servers/web-1/unpause")
+    assert resumed.status_code == 200
+    assert resumed.json()["is_paused"] is False and resumed.json()["paused_at"] is None
+    error(client.put(f"{V1}/servers/nope/pause"), 404, "NOT_FOUND")
+    error(client.put(f"{V1}/servers/nope/unpause"), 404, "NOT_FOUND")
+
+
+# Actions ----------------------------------------------------------------------
+
+
+def test_create_action_auto_approved(client: TestClient) -> None:
+    body = create(client, action_type="restart_service", service_name="nginx", alert_id=12)
+    assert set(body) == ACTION_FIELDS
+    assert body["status"] == "approved" and body["approved_by"] == "auto"
+    assert body["approved_at"] == body["created_at"]
+    assert body["command"] == "systemctl restart nginx"
+    assert body["argv"] == ["systemctl", "restart", "nginx"]
+    assert body["alert_id"] == 12 and body["created_by"] == "dashboard"
+
+
+def test_create_action_pending_when_paused(client: TestClient) -> None:
+    client.put(f"{V1}/servers/web-1/pause")
+    body = create(client, action_type="apt_update")
+    assert body["status"] == "pending" and body["approved_at"] is None and body["approved_by"] is None
+    assert body["env"] == {"DEBIAN_FRONTEND": "noninteractive"}
+
+
+def test_create_action_errors(client: TestClient) -> None:
+    def post(**body: Any) -> Any:
+        return client.post(f"{V1}/actions", json={"server_id": "web-1", **body})
+
+    unknown_type = post(action_type="reboot")
+    assert unknown_type.status_code == 422 and unknown_type.json()["detail"][0]["loc"] == ["body", "action_type"]
+    assert post().status_code == 422  # action_type missing
+    error(post(action_type="restart_service"), 422, "VALIDATION_ERROR")  # service_name required
+    error(post(action_type="clear_logs", alert_id=0), 422, "VALIDATION_ERROR")
+    assert post(action_type="clear_logs", alert_id=2**64).status_code == 422
+    detail = error(
+        client.post(f"{V1}/actions", json={"server_id": "nope", "action_type": "clear_logs"}), 404, "NOT_FOUND"
+    )
+    assert detail["message"] == "Server 'nope' not found"
+    detail = error(post(action_type="restart_service", service_name="nginx;reboot"), 403, "FORBIDDEN")
+    assert "service_name" in detail["message"]
+    assert "existing_action_id" not in detail
+
+
+def test_duplicate_conflicts_carry_existing_action_id(client: TestClient) -> None:
+    client.put(f"{V1}/servers/web-1/pause")
+    first = create(client, action_type="restart_service", service_name="nginx")
+    dup = client.post(f"{V1}/actions", json={"server_id": "web-1", "action_type": "restart_service", "service_name": "nginx"})
+    detail = error(dup, 409, "CONFLICT")
+    assert detail == {
+        "code": "CONFLICT",
+        "message": "Pending action already exists for service 'nginx' on server 'web-1'",
+        "existing_action_id": first["id"],
+    }
+    apt = create(client, action_type="apt_update")
+    detail = error(client.post(f"{V1}/actions", json={"server_id": "web-1", "action_type": "apt_upgrade_all"}), 409, "CONFLICT")
+    assert detail["message"] == "An APT action is already pending/in-progress for server 'web-1'"
+    assert detail["existing_action_id"] == apt["id"]
+
+
+def test_get_action_every_field(client: TestClient) -> None:
+    created = create(client, action_type="clear_logs")
+    response = client.get(f"{V1}/actions/{created['id']}")
+    assert response.status_code == 200
+    assert response.json() == created
+    assert set(response.json()) == ACTION_FIELDS and "lease_token" not in response.json()
+    error(client.get(f"{V1}/actions/999"), 404, "NOT_FOUND")
+    assert client.get(f"{V1}/actions/abc").status_code == 422
+    error(client.get(f"{V1}/actions/0"), 404, "NOT_FOUND")
+
+
+def test_list_actions(client: TestClient) -> None:
+    client.post(f"{V1}/servers", json={"id": "db-1"})
+    a = create(client, action_type="clear_logs")
+    b = create(client, server_id="db-1", action_type="restart_service", service_name="postgresql")
+    c = create(client, action_type="apt_update")
+    client.post(f"{V1}/actions/{a['id']}/cancel")
+
+    page = client.get(f"{V1}/actions").json()
+    assert [x["id"] for x in page["actions"]] == [c["id"], b["id"], a["id"]]
+    assert (page["total"], page["limit"], page["offset"]) == (3, 50, 0)
+
+    def ids(query: dict[str, Any]) -> list[int]:
+        return [x["id"] for x in client.get(f"{V1}/actions", params=query).json()["actions"]]
+
+    assert ids({"server_id": "web-1"}) == [c["id"], a["id"]]
+    assert ids({"status": "cancelled"}) == [a["id"]]
+    assert ids({"action_type": "restart_service"}) == [b["id"]]
+    assert ids({"limit": 1, "offset": 1}) == [b["id"]]
+    second = client.get(f"{V1}/actions", params={"limit": 1, "offset": 1}).json()
+    assert (second["total"], second["limit"], second["offset"]) == (3, 1, 1)
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"offset": -1}])
+def test_list_actions_range_errors(client: TestClient, params: dict[str, int]) -> None:
+    error(client.get(f"{V1}/actions", params=params), 422, "VALIDATION_ERROR")
+    error(client.get(f"{V1}/servers/web-1/actions", params=params), 422, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize("params", [{"status": "bogus"}, {"action_type": "reboot"}, {"limit": "x"}])
+def test_list_actions_shape_errors(client: TestClient, params: dict[str, str]) -> None:
+    response = client.get(f"{V1}/actions", params=params)
+    assert response.status_code == 422 and isinstance(response.json()["detail"], list)
+
+
+def test_list_server_actions(client: TestClient) -> None:
+    client.post(f"{V1}/servers", json={"id": "db-1"})
+    mine = create(client, action_type="clear_logs")
+    create(client, server_id="db-1", action_type="clear_logs")
+    page = client.get(f"{V1}/servers/web-1/actions").json()
+    assert [x["id"] for x in page["actions"]] == [mine["id"]] and page["total"] == 1
+    assert client.get(f"{V1}/servers/web-1/actions", params={"status": "pending"}).json()["total"] == 0
+    assert client.get(f"{V1}/servers/web-1/actions", params={"status": "nope"}).status_code == 422
+    error(client.get(f"{V1}/servers/nope/actions"), 404, "NOT_FOUND")
+
+
+def test_approve(client: TestClient) -> None:
+    client.put(f"{V1}/servers/web-1/pause")
+    action = create(client, action_type="clear_logs")
+    response = client.post(f"{V1}/actions/{action['id']}/approve")
+    assert response.status_code == 200
+    assert response.json()["status"] == "approved" and response.json()["approved_by"] == "dashboard"
+    detail = error(client.post(f"{V1}/actions/{action['id']}/approve"), 409, "CONFLICT")
+    assert detail["message"] == "Cannot approve action with status 'approved' (must be pending)"
+    error(client.post(f"{V1}/actions/999/approve"), 404, "NOT_FOUND")
+
+
+def test_reject(client: TestClient) -> None:
+    client.put(f"{V1}/servers/web-1/pause")
+    action = create(client, action_type="clear_logs")
+    url = f"{V1}/actions/{action['id']}/reject"
+    error(client.post(url, json={"reason": ""}), 422, "VALIDATION_ERROR")
+    error(client.post(url, json={"reason": "x" * 1001}), 422, "VALIDATION_ERROR")
+    assert client.post(url).status_code == 422  # no body
+    response = client.post(url, json={"reason": "x" * 1000})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "rejected" and body["rejected_by"] == "dashboard"
+    assert body["rejection_reason"] == "x" * 1000 and body["rejected_at"] is not None
+    error(client.post(url, json={"reason": "again"}), 409, "CONFLICT")
+    error(client.post(f"{V1}/actions/999/reject", json={"reason": "r"}), 404, "NOT_FOUND")
+
+
+def test_cancel(client: TestClient) -> None:
+    action = create(client, action_type="clear_logs")
+    response = client.post(f"{V1}/actions/{action['id']}/cancel")
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled" and response.json()["cancelled_by"] == "dashboard"
+    error(client.post(f"{V1}/actions/{action['id']}/cancel"), 409, "CONFLICT")
+    error(client.post(f"{V1}/actions/999/cancel"), 404, "NOT_FOUND")
+
+
+# Agent side -------------------------------------------------------------------
+
+
+def test_claim(client: TestClient) -> None:
+    assert client.post(f"{V1}/servers/web-1/actions/claim").status_code == 204
+    first = create(client, action_type="clear_logs")
+    second = create(client, action_type="restart_service", service_name="nginx")
+    body = claim(client)
+    assert set(body) == ACTION_FIELDS | {"lease_token"}
+    assert body["id"] == first["id"] and body["status"] == "executing"
+    assert body["executed_at"] is not None and body["lease_expires_at"] is not None
+    uuid.UUID(body["lease_token"])
+    no_body = client.post(f"{V1}/servers/web-1/actions/claim")
+    assert no_body.status_code == 200 and no_body.json()["id"] == second["id"]
+    none_left = client.post(f"{V1}/servers/web-1/actions/claim", json={})
+    assert none_left.status_code == 204 and none_left.content == b""
+    error(client.post(f"{V1}/servers/nope/actions/claim"), 404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize("lease", [0, -5, 10**9])
+def test_claim_lease_range(client: TestClient, lease: int) -> None:
+    create(client, action_type="clear_logs")
+    url = f"{V1}/servers/web-1/actions/claim"
+    error(client.post(url, json={"lease_seconds": lease}), 422, "VALIDATION_ERROR")
+    assert client.post(url, json={"lease_seconds": "soon"}).status_code == 422
+
+
+def test_heartbeat(client: TestClient) -> None:
+    create(client, action_type="clear_logs")
+    held = claim(client, lease_seconds=30)
+    url = f"{V1}/actions/{held['id']}/heartbeat"
+    response = client.post(url, json={"lease_token": held["lease_token"], "lease_seconds": 600})
+    assert response.status_code == 200
+    assert response.json()["lease_expires_at"] > held["lease_expires_at"]
+    assert client.post(url, json={"lease_token": held["lease_token"]}).status_code == 200
+    error(client.post(url, json={"lease_token": str(uuid.uuid4())}), 409, "CONFLICT")
+    assert client.post(url, json={}).status_code == 422
+    error(client.post(f"{V1}/actions/999/heartbeat", json={"lease_token": "t"}), 404, "NOT_FOUND")
+
+
+def test_result(client: TestClient) -> None:
+    create(client, action_type="clear_logs")
+    create(client, action_type="restart_service", service_name="nginx")
+    ok, bad = claim(client), claim(client)
+    url = f"{V1}/actions/{ok['id']}/result"
+    error(client.post(url, json={"lease_token": "wrong", "exit_code": 0}), 409, "CONFLICT")
+    assert client.post(url, json={"lease_token": ok["lease_token"], "exit_code": 2**40}).status_code == 422
+    assert client.post(url, json={"lease_token": ok["lease_token"]}).status_code == 422
+    done = client.post(url, json={"lease_token": ok["lease_token"], "exit_code": 0, "stdout": "freed 2G"})
+    assert done.status_code == 200
+    assert done.json()["status"] == "completed" and done.json()["stdout"] == "freed 2G"
+    assert done.json()["stderr"] is None and done.json()["completed_at"] is not None
+    failed = client.post(
+        f"{V1}/actions/{bad['id']}/result",
+        json={"lease_token": bad["lease_token"], "exit_code": 5, "stderr": "no such unit"},
+    )
+    assert failed.json()["status"] == "failed" and failed.json()["exit_code"] == 5
+    error(client.post(url, json={"lease_token": ok["lease_token"], "exit_code": 1}), 409, "CONFLICT")
+    error(client.post(f"{V1}/actions/999/result", json={"lease_token": "t", "exit_code": 0}), 404, "NOT_FOUND")
+
+
+def test_lost_leases_surface_in_reads(client: TestClient) -> None:
+    action = create(client, action_type="clear_logs")
+    held = claim(client, lease_seconds=0.05)
+    time.sleep(0.1)
+    body = client.get(f"{V1}/actions/{action['id']}").json()
+    assert body["status"] == "failed" and body["exit_code"] == -1
+    assert "lease expired" in body["stderr"]
+    late = client.post(f"{V1}/actions/{held['id']}/result", json={"lease_token": held["lease_token"], "exit_code": 0})
+    error(late, 409, "CONFLICT")
+
+
+# Audit trail ------------------------------------------------------------------
+
+
+def test_events(client: TestClient) -> None:
+    client.put(f"{V1}/servers/web-1/pause")
+    action = create(client, action_type="clear_logs")
+    client.post(f"{V1}/actions/{action['id']}/approve")
+    held = claim(client)
+    client.post(f"{V1}/actions/{held['id']}/result", json={"lease_token": held["lease_token"], "exit_code": 0})
+    events = client.get(f"{V1}/events").json()
+    assert [(e["from_status"], e["to_status"], e["by"]) for e in events] == [
+        (None, "pending", "dashboard"),
+        ("pending", "approved", "dashboard"),
+        ("approved", "executing", "agent"),
+        ("executing", "completed", "agent"),
+    ]
+    assert set(events[0]) == {"id", "action_id", "from_status", "to_status", "by", "at", "detail"}
+    after = client.get(f"{V1}/events", params={"after": events[1]["id"], "limit": 1}).json()
+    assert after == [events[2]]
+    assert client.get(f"{V1}/events", params={"after": events[-1]["id"]}).json() == []
+    error(client.get(f"{V1}/events", params={"limit": 0}), 422, "VALIDATION_ERROR")
+    error(client.get(f"{V1}/events", params={"after": -1}), 422, "VALIDATION_ERROR")
+
+
+# Storage ----------------------------------------------------------------------
+
+LOCK_HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=20)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_sqlite_app_persists_and_busy_is_503(tmp_path: Path) -> None:
+    db = tmp_path / "api.sqlite3"
+    with TestClient(create_app(db, api_key=API_KEY, busy_timeout_seconds=0.2), headers={"X-API-Key": API_KEY}) as c:
+        assert c.post(f"{V1}/servers", json={"id": "web-1"}).status_code == 201
+        created = c.post(f"{V1}/actions", json={"server_id": "web-1", "action_type": "clear_logs"}).json()
+        holder = subprocess.Popen(
+            [sys.executable, "-c", LOCK_HOLDER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert holder.stdout is not None and holder.stdin is not None
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            error(c.post(f"{V1}/servers", json={"id": "web-2"}), 503, "STORAGE_ERROR")
+        finally:
+            holder.stdin.close()
+            holder.wait(30)
+        assert c.post(f"{V1}/servers", json={"id": "web-2"}).status_code == 201
+    # a new app on the same file sees everything
+    with TestClient(create_app(db, api_key=API_KEY), headers={"X-API-Key": API_KEY}) as c:
+        assert c.get(f"{V1}/actions/{created['id']}").json() == created
