@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::DateTime;
 use rusqlite::{
@@ -155,11 +155,36 @@ fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
 }
 
 fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection> {
-    let conn = Connection::open(path).map_err(|e| storage("open", e))?;
-    conn.busy_timeout(options.busy_timeout)
-        .map_err(|e| storage("open", e))?;
+    let mut conn = Connection::open(path).map_err(|e| storage("open", e))?;
+    let timeout = options.busy_timeout;
+    let mut started = Instant::now();
+    // Like `busy_timeout`, but polls the lock every few microseconds at first
+    // instead of sleeping 1 ms, 2 ms, 5 ms, ...: a writer holds the WAL write
+    // lock for tens of microseconds, so SQLite's default back-off leaves the
+    // lock idle most of the time another process is waiting for it.
+    conn.busy_handler(Some(move |count: i32| {
+        if count == 0 {
+            started = Instant::now();
+        }
+        let waited = started.elapsed();
+        if waited >= timeout {
+            return false;
+        }
+        match count {
+            0..=2 => std::thread::yield_now(),
+            n => {
+                let pause = Duration::from_micros(10 << (n - 3).min(7)).min(BUSY_MAX_PAUSE);
+                std::thread::sleep(pause.min(timeout - waited));
+            }
+        }
+        true
+    }))
+    .map_err(|e| storage("open", e))?;
     Ok(conn)
 }
+
+/// Longest single sleep while waiting for a lock.
+const BUSY_MAX_PAUSE: Duration = Duration::from_millis(1);
 
 fn configure(conn: &Connection, options: &SqliteOptions) -> Result<()> {
     let synchronous = match options.durability {
@@ -226,7 +251,12 @@ fn status_from(s: String) -> rusqlite::Result<ActionStatus> {
     s.parse::<ActionStatus>().map_err(conversion)
 }
 
-const SERVER_COLUMNS: &str = "id, hostname, is_paused, paused_at, created_at";
+/// The columns `server_from_row` reads, in order.
+macro_rules! server_columns {
+    () => {
+        "id, hostname, is_paused, paused_at, created_at"
+    };
+}
 
 fn server_from_row(r: &Row<'_>) -> rusqlite::Result<Server> {
     Ok(Server {
@@ -238,11 +268,42 @@ fn server_from_row(r: &Row<'_>) -> rusqlite::Result<Server> {
     })
 }
 
-const ACTION_COLUMNS: &str =
-    "id, server_id, action_type, status, service_name, command, argv, env, \
-    alert_id, created_at, created_by, approved_at, approved_by, rejected_at, rejected_by, \
-    rejection_reason, cancelled_at, cancelled_by, executed_at, lease_expires_at, completed_at, \
-    exit_code, stdout, stderr, lease_token";
+/// The columns `action_from_row` reads, in order (a macro so statements can be
+/// built with `concat!` at compile time instead of formatted on every call).
+macro_rules! action_columns {
+    () => {
+        "id, server_id, action_type, status, service_name, command, argv, env, \
+        alert_id, created_at, created_by, approved_at, approved_by, rejected_at, rejected_by, \
+        rejection_reason, cancelled_at, cancelled_by, executed_at, lease_expires_at, completed_at, \
+        exit_code, stdout, stderr, lease_token"
+    };
+}
+
+const ACTION_COLUMNS: &str = action_columns!();
+
+/// One action by id.
+const SELECT_ACTION_SQL: &str =
+    concat!("SELECT ", action_columns!(), " FROM actions WHERE id = ?1");
+
+/// Pending actions of a server with the given type and command, oldest first.
+const PENDING_DUPLICATES_SQL: &str = concat!(
+    "SELECT ",
+    action_columns!(),
+    " FROM actions WHERE server_id = ?1 AND status = 'pending' AND action_type = ?2 \
+    AND command = ?3 ORDER BY id"
+);
+
+/// Pending, approved or executing actions of a server with the given type, oldest first.
+const ACTIVE_OF_TYPE_SQL: &str = concat!(
+    "SELECT ",
+    action_columns!(),
+    " FROM actions WHERE server_id = ?1 AND action_type = ?2 \
+    AND status IN ('pending', 'approved', 'executing') ORDER BY id"
+);
+
+/// One server by id.
+const SELECT_SERVER_SQL: &str =
+    concat!("SELECT ", server_columns!(), " FROM servers WHERE id = ?1");
 
 fn action_from_row(r: &Row<'_>) -> rusqlite::Result<Action> {
     let argv: String = r.get(6)?;
@@ -291,12 +352,10 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
 }
 
 fn load_action(tx: &Transaction<'_>, id: i64) -> Result<Option<(Action, Option<String>)>> {
-    tx.prepare_cached(&format!(
-        "SELECT {ACTION_COLUMNS} FROM actions WHERE id = ?1"
-    ))?
-    .query_row([id], |r| Ok((action_from_row(r)?, r.get(24)?)))
-    .optional()
-    .map_err(|e| storage("load action", e))
+    tx.prepare_cached(SELECT_ACTION_SQL)?
+        .query_row([id], |r| Ok((action_from_row(r)?, r.get(24)?)))
+        .optional()
+        .map_err(|e| storage("load action", e))
 }
 
 fn log_event(tx: &Transaction<'_>, event: &EventDraft) -> Result<()> {
@@ -465,12 +524,10 @@ impl Store for SqliteStore {
 
     fn get_server(&self, id: &str) -> Result<Option<Server>> {
         self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {SERVER_COLUMNS} FROM servers WHERE id = ?1"
-            ))?
-            .query_row([id], server_from_row)
-            .optional()
-            .map_err(|e| storage("get server", e))
+            conn.prepare_cached(SELECT_SERVER_SQL)?
+                .query_row([id], server_from_row)
+                .optional()
+                .map_err(|e| storage("get server", e))
         })
     }
 
@@ -481,7 +538,7 @@ impl Store for SqliteStore {
             )?
             .execute(params![id, paused_at.is_some(), paused_at.map(ts)])
             .map_err(|e| storage("pause server", e))?;
-            tx.prepare_cached(&format!("SELECT {SERVER_COLUMNS} FROM servers WHERE id = ?1"))?
+            tx.prepare_cached(SELECT_SERVER_SQL)?
                 .query_row([id], server_from_row)
                 .optional()
                 .map_err(|e| storage("pause server", e))
@@ -491,30 +548,40 @@ impl Store for SqliteStore {
     fn insert_action(&self, draft: ActionDraft, guard: &ConflictGuard) -> Result<Action> {
         self.write("create action", |tx| {
             let server = tx
-                .prepare_cached(&format!(
-                    "SELECT {SERVER_COLUMNS} FROM servers WHERE id = ?1"
-                ))?
+                .prepare_cached(SELECT_SERVER_SQL)?
                 .query_row([&draft.server_id], server_from_row)
                 .optional()
                 .map_err(|e| storage("create action", e))?
                 .ok_or_else(|| Error::server_not_found(&draft.server_id))?;
-            let member_types: Vec<&str> = match guard {
-                ConflictGuard::None => Vec::new(),
-                ConflictGuard::PendingDuplicate { .. } => vec![draft.action_type.as_str()],
-                ConflictGuard::ActiveInGroup { action_types, .. } => {
-                    action_types.iter().map(String::as_str).collect()
+            match guard {
+                ConflictGuard::None => {}
+                ConflictGuard::PendingDuplicate { .. } => {
+                    // Only a pending action with the same command can collide: ask
+                    // for exactly those (index actions_by_server_status), not for
+                    // every active action of the type, which grows with the queue.
+                    let mut candidates = tx.prepare_cached(PENDING_DUPLICATES_SQL)?;
+                    let mut rows = candidates.query(params![
+                        draft.server_id,
+                        draft.action_type,
+                        draft.command
+                    ])?;
+                    while let Some(row) = rows.next()? {
+                        let existing = action_from_row(row)?;
+                        if guard.collides(&draft, &existing) {
+                            return Err(guard.error(existing.id));
+                        }
+                    }
                 }
-            };
-            let mut candidates = tx.prepare_cached(&format!(
-                "SELECT {ACTION_COLUMNS} FROM actions WHERE server_id = ?1 AND action_type = ?2 \
-                 AND status IN ('pending', 'approved', 'executing') ORDER BY id"
-            ))?;
-            for action_type in member_types {
-                let mut rows = candidates.query(params![draft.server_id, action_type])?;
-                while let Some(row) = rows.next()? {
-                    let existing = action_from_row(row)?;
-                    if guard.collides(&draft, &existing) {
-                        return Err(guard.error(existing.id));
+                ConflictGuard::ActiveInGroup { action_types, .. } => {
+                    let mut candidates = tx.prepare_cached(ACTIVE_OF_TYPE_SQL)?;
+                    for action_type in action_types {
+                        let mut rows = candidates.query(params![draft.server_id, action_type])?;
+                        while let Some(row) = rows.next()? {
+                            let existing = action_from_row(row)?;
+                            if guard.collides(&draft, &existing) {
+                                return Err(guard.error(existing.id));
+                            }
+                        }
                     }
                 }
             }
@@ -549,12 +616,10 @@ impl Store for SqliteStore {
 
     fn get_action(&self, id: i64) -> Result<Option<Action>> {
         self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {ACTION_COLUMNS} FROM actions WHERE id = ?1"
-            ))?
-            .query_row([id], action_from_row)
-            .optional()
-            .map_err(|e| storage("get action", e))
+            conn.prepare_cached(SELECT_ACTION_SQL)?
+                .query_row([id], action_from_row)
+                .optional()
+                .map_err(|e| storage("get action", e))
         })
     }
 
