@@ -1,7 +1,7 @@
 # C ABI (owned by the C work): libactionq (shared + static), its cbindgen header,
 # a pkg-config file, the C API test and the C/C++ examples, plain and under valgrind.
 #
-#   make test-c        everything below, then the programs under valgrind
+#   make test-c        everything below, then the programs under ASan/UBSan and valgrind
 #   make c-header      regenerate bindings-c/include/actionq.h (commit the result)
 #   make c-pkgconfig   write target/pkgconfig/actionq.pc (and actionq-static.pc)
 .PHONY: test-c c-tools c-lib c-header c-header-check c-pkgconfig c-programs
@@ -19,6 +19,8 @@ C_CBINDGEN_ARGS := --config cbindgen.toml --crate actionq-c --output include/act
 
 C_CFLAGS := -std=c11 -Wall -Wextra -Werror -pedantic -g -O1
 C_CXXFLAGS := -std=c++17 -Wall -Wextra -Werror -pedantic -g -O1
+# AddressSanitizer (with LeakSanitizer) and UBSan on the C side, besides valgrind.
+C_SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 C_PKG := PKG_CONFIG_PATH=$(C_PCDIR) pkg-config
 C_VALGRIND := valgrind --error-exitcode=1 --leak-check=full \
 	--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
@@ -89,12 +91,13 @@ c-pkgconfig:
 	  > $(C_PCDIR)/actionq-static.pc
 	@echo "c-pkgconfig: $(C_PCDIR)/actionq.pc"
 
-## The C test (shared and static), the C example and the C++ example, built
+## The C test (shared, static, and with sanitizers), the C example and the C++ example, built
 ## with plain gcc/g++ and nothing but the pkg-config line.
 c-programs: c-tools c-lib c-pkgconfig
 	@mkdir -p $(C_OUT)
 	gcc $(C_CFLAGS) bindings-c/tests/test_api.c -o $(C_OUT)/test_api $$($(C_PKG) --cflags --libs actionq) -lpthread
 	gcc $(C_CFLAGS) bindings-c/tests/test_api.c -o $(C_OUT)/test_api_static $$($(C_PKG) --cflags --libs actionq-static) -lpthread
+	gcc $(C_CFLAGS) $(C_SANITIZE) bindings-c/tests/test_api.c -o $(C_OUT)/test_api_asan $$($(C_PKG) --cflags --libs actionq) -lpthread
 	gcc $(C_CFLAGS) examples/c/main.c -o $(C_OUT)/example_c $$($(C_PKG) --cflags --libs actionq)
 	g++ $(C_CXXFLAGS) examples/cpp/main.cpp -o $(C_OUT)/example_cpp $$($(C_PKG) --cflags --libs actionq)
 
@@ -102,12 +105,13 @@ c-programs: c-tools c-lib c-pkgconfig
 # symbolizer cache stays reachable at exit.
 test-c: export RUST_BACKTRACE = 0
 test-c: c-header-check c-programs
-	@rm -rf $(C_OUT)/run && mkdir -p $(C_OUT)/run/plain $(C_OUT)/run/static $(C_OUT)/run/vg
+	@rm -rf $(C_OUT)/run && mkdir -p $(C_OUT)/run/plain $(C_OUT)/run/static $(C_OUT)/run/asan $(C_OUT)/run/vg
 	$(C_OUT)/test_api $(C_OUT)/run/plain
 	$(C_OUT)/test_api_static $(C_OUT)/run/static
+	$(C_OUT)/test_api_asan $(C_OUT)/run/asan
 	$(C_OUT)/example_c $(C_OUT)/run/plain/example-c.sqlite3
 	$(C_OUT)/example_cpp $(C_OUT)/run/plain/example-cpp.sqlite3
 	$(C_VALGRIND) $(C_OUT)/test_api $(C_OUT)/run/vg
 	$(C_VALGRIND) $(C_OUT)/example_c $(C_OUT)/run/vg/example-c.sqlite3
 	$(C_VALGRIND) $(C_OUT)/example_cpp $(C_OUT)/run/vg/example-cpp.sqlite3
-	@echo "test-c: C API test, C and C++ examples passed, valgrind clean"
+	@echo "test-c: C API test (shared, static, ASan+UBSan), C and C++ examples passed; valgrind clean"
