@@ -1,7 +1,14 @@
 //! [`MemoryStore`]: everything in process memory, behind one lock.
+//!
+//! Actions are kept in a compact form (repeated strings such as server ids,
+//! action types and actors interned; fields only set later in an action's life
+//! boxed together) and turned back into [`Action`]s when read, so a million
+//! resident actions fit in a few hundred MiB. Indexes answer every lookup a
+//! write needs — conflicts, the oldest approved action, due leases — without
+//! scanning, so a write costs the same with a million actions as with ten.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
 use crate::model::{Action, ActionFilter, ActionStatus, Event, Server, Timestamp};
@@ -18,19 +25,118 @@ pub struct MemoryStore {
 
 type OrderKey = (Timestamp, i64);
 
+/// An interned string: index into [`Interner::strings`].
+type Sym = u32;
+
+#[derive(Debug, Default)]
+struct Interner {
+    strings: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, Sym>,
+}
+
+impl Interner {
+    fn intern(&mut self, s: &str) -> Sym {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = Sym::try_from(self.strings.len()).expect("fewer than 2^32 distinct strings");
+        let s: Arc<str> = Arc::from(s);
+        self.strings.push(s.clone());
+        self.ids.insert(s, id);
+        id
+    }
+
+    fn lookup(&self, s: &str) -> Option<Sym> {
+        self.ids.get(s).copied()
+    }
+
+    fn get(&self, id: Sym) -> &str {
+        &self.strings[id as usize]
+    }
+}
+
+/// Fields set after creation (decision, execution, result): absent for most
+/// resident actions until they move on.
+#[derive(Debug, Default, Clone)]
+struct Later {
+    rejected_at: Option<Timestamp>,
+    rejected_by: Option<String>,
+    rejection_reason: Option<String>,
+    cancelled_at: Option<Timestamp>,
+    cancelled_by: Option<String>,
+    executed_at: Option<Timestamp>,
+    lease_expires_at: Option<Timestamp>,
+    completed_at: Option<Timestamp>,
+    exit_code: Option<i32>,
+    stdout: Option<String>,
+    stderr: Option<String>,
+    lease_token: Option<String>,
+}
+
+impl Later {
+    fn is_empty(&self) -> bool {
+        self.rejected_at.is_none()
+            && self.rejected_by.is_none()
+            && self.rejection_reason.is_none()
+            && self.cancelled_at.is_none()
+            && self.cancelled_by.is_none()
+            && self.executed_at.is_none()
+            && self.lease_expires_at.is_none()
+            && self.completed_at.is_none()
+            && self.exit_code.is_none()
+            && self.stdout.is_none()
+            && self.stderr.is_none()
+            && self.lease_token.is_none()
+    }
+}
+
+/// One action, compactly. Its id is its position in [`Inner::actions`] + 1.
+#[derive(Debug, Clone)]
+struct Stored {
+    created_at: Timestamp,
+    approved_at: Option<Timestamp>,
+    alert_id: Option<i64>,
+    server_id: Sym,
+    action_type: Sym,
+    created_by: Sym,
+    approved_by: Option<Sym>,
+    status: ActionStatus,
+    service_name: Option<Box<str>>,
+    command: Box<str>,
+    argv: Box<[Box<str>]>,
+    env: Box<[(Box<str>, Box<str>)]>,
+    later: Option<Box<Later>>,
+}
+
+/// One audit event, compactly.
+#[derive(Debug, Clone)]
+struct StoredEvent {
+    action_id: i64,
+    at: Timestamp,
+    by: Sym,
+    from_status: Option<ActionStatus>,
+    to_status: ActionStatus,
+    detail: Option<Box<str>>,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
+    strings: Interner,
     servers: HashMap<String, Server>,
     /// Action with id `n` at index `n - 1`: ids are dense.
-    actions: Vec<Action>,
-    lease_tokens: HashMap<i64, String>,
-    events: Vec<Event>,
+    actions: Vec<Stored>,
+    events: Vec<StoredEvent>,
+    /// Totals per (server, type, status), so listings never count by scanning.
     counts: StatusCounts,
     /// Listing order, all actions and per server.
     by_created: BTreeSet<OrderKey>,
-    by_server: HashMap<String, BTreeSet<OrderKey>>,
-    /// Pending, approved or executing ids per server: conflicts and claims look here.
-    active: HashMap<String, BTreeSet<i64>>,
+    by_server: HashMap<Sym, BTreeSet<OrderKey>>,
+    /// Pending, approved or executing ids per (server, type): exclusive groups.
+    active: HashMap<(Sym, Sym), BTreeSet<i64>>,
+    /// Pending ids per (server, type, command): pending duplicates.
+    pending: HashMap<(Sym, Sym), HashMap<Box<str>, BTreeSet<i64>>>,
+    /// Approved actions per server in claim order.
+    approved: HashMap<Sym, BTreeSet<OrderKey>>,
     executing: BTreeSet<i64>,
 }
 
@@ -51,51 +157,225 @@ impl MemoryStore {
     }
 }
 
+fn boxed(s: &Option<String>) -> Option<Box<str>> {
+    s.as_deref().map(Box::from)
+}
+
+fn index(id: i64) -> Option<usize> {
+    usize::try_from(id.checked_sub(1)?).ok()
+}
+
 impl Inner {
-    fn action_mut(&mut self, id: i64) -> Option<&mut Action> {
-        let index = usize::try_from(id.checked_sub(1)?).ok()?;
-        self.actions.get_mut(index)
+    fn stored(&self, id: i64) -> Option<&Stored> {
+        self.actions.get(index(id)?)
+    }
+
+    /// The public form of a stored action, and its lease token.
+    fn action(&self, id: i64, s: &Stored) -> (Action, Option<String>) {
+        let name = |sym: Sym| self.strings.get(sym).to_owned();
+        let later = s.later.as_deref().cloned().unwrap_or_default();
+        let action = Action {
+            id,
+            server_id: name(s.server_id),
+            action_type: name(s.action_type),
+            status: s.status,
+            service_name: s.service_name.as_deref().map(str::to_owned),
+            command: s.command.to_string(),
+            argv: s.argv.iter().map(|w| w.to_string()).collect(),
+            env: s
+                .env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            alert_id: s.alert_id,
+            created_at: s.created_at,
+            created_by: name(s.created_by),
+            approved_at: s.approved_at,
+            approved_by: s.approved_by.map(name),
+            rejected_at: later.rejected_at,
+            rejected_by: later.rejected_by,
+            rejection_reason: later.rejection_reason,
+            cancelled_at: later.cancelled_at,
+            cancelled_by: later.cancelled_by,
+            executed_at: later.executed_at,
+            lease_expires_at: later.lease_expires_at,
+            completed_at: later.completed_at,
+            exit_code: later.exit_code,
+            stdout: later.stdout,
+            stderr: later.stderr,
+        };
+        (action, later.lease_token)
+    }
+
+    /// The compact form of `a` (with lease token `token`).
+    fn compact(&mut self, a: &Action, token: Option<String>) -> Stored {
+        let later = Later {
+            rejected_at: a.rejected_at,
+            rejected_by: a.rejected_by.clone(),
+            rejection_reason: a.rejection_reason.clone(),
+            cancelled_at: a.cancelled_at,
+            cancelled_by: a.cancelled_by.clone(),
+            executed_at: a.executed_at,
+            lease_expires_at: a.lease_expires_at,
+            completed_at: a.completed_at,
+            exit_code: a.exit_code,
+            stdout: a.stdout.clone(),
+            stderr: a.stderr.clone(),
+            lease_token: token,
+        };
+        Stored {
+            created_at: a.created_at,
+            approved_at: a.approved_at,
+            alert_id: a.alert_id,
+            server_id: self.strings.intern(&a.server_id),
+            action_type: self.strings.intern(&a.action_type),
+            created_by: self.strings.intern(&a.created_by),
+            approved_by: a.approved_by.as_deref().map(|s| self.strings.intern(s)),
+            status: a.status,
+            service_name: boxed(&a.service_name),
+            command: Box::from(a.command.as_str()),
+            argv: a.argv.iter().map(|w| Box::from(w.as_str())).collect(),
+            env: a
+                .env
+                .iter()
+                .map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str())))
+                .collect(),
+            later: (!later.is_empty()).then(|| Box::new(later)),
+        }
+    }
+
+    fn event(&self, id: i64, e: &StoredEvent) -> Event {
+        Event {
+            id,
+            action_id: e.action_id,
+            from_status: e.from_status,
+            to_status: e.to_status,
+            by: self.strings.get(e.by).to_owned(),
+            at: e.at,
+            detail: e.detail.as_deref().map(str::to_owned),
+        }
     }
 
     fn log(&mut self, event: EventDraft) {
-        let id = self.events.len() as i64 + 1;
-        self.events.push(event.with_id(id));
+        let by = self.strings.intern(&event.by);
+        self.events.push(StoredEvent {
+            action_id: event.action_id,
+            at: event.at,
+            by,
+            from_status: event.from_status,
+            to_status: event.to_status,
+            detail: boxed(&event.detail),
+        });
+    }
+
+    fn count(&mut self, s: &Stored, status: ActionStatus, delta: i64) {
+        let (server, kind) = (
+            self.strings.get(s.server_id),
+            self.strings.get(s.action_type),
+        );
+        self.counts.add(server, kind, status, delta);
+    }
+
+    /// Adds (`add`) or removes action `id` in the indexes of its current status.
+    fn index_status(&mut self, id: i64, s: &Stored, add: bool) {
+        let pair = (s.server_id, s.action_type);
+        let key = (s.created_at, id);
+        if ACTIVE_STATUSES.contains(&s.status) {
+            let ids = self.active.entry(pair).or_default();
+            if add {
+                ids.insert(id);
+            } else {
+                ids.remove(&id);
+            }
+        }
+        match s.status {
+            ActionStatus::Pending => {
+                let by_command = self.pending.entry(pair).or_default();
+                if add {
+                    by_command.entry(s.command.clone()).or_default().insert(id);
+                } else if let Some(ids) = by_command.get_mut(&*s.command) {
+                    ids.remove(&id);
+                    if ids.is_empty() {
+                        by_command.remove(&*s.command);
+                    }
+                }
+            }
+            ActionStatus::Approved => {
+                let keys = self.approved.entry(s.server_id).or_default();
+                if add {
+                    keys.insert(key);
+                } else {
+                    keys.remove(&key);
+                }
+            }
+            ActionStatus::Executing => {
+                if add {
+                    self.executing.insert(id);
+                } else {
+                    self.executing.remove(&id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The first (lowest id) stored action that collides with `draft` per `guard`.
+    fn collision(&self, draft: &ActionDraft, guard: &ConflictGuard) -> Option<i64> {
+        let server = self.strings.lookup(&draft.server_id)?;
+        let candidates: Vec<&BTreeSet<i64>> = match guard {
+            ConflictGuard::None => return None,
+            ConflictGuard::PendingDuplicate { .. } => {
+                let kind = self.strings.lookup(&draft.action_type)?;
+                self.pending
+                    .get(&(server, kind))
+                    .and_then(|by_command| by_command.get(draft.command.as_str()))
+                    .into_iter()
+                    .collect()
+            }
+            ConflictGuard::ActiveInGroup { action_types, .. } => action_types
+                .iter()
+                .filter_map(|t| self.strings.lookup(t))
+                .filter_map(|kind| self.active.get(&(server, kind)))
+                .collect(),
+        };
+        candidates
+            .into_iter()
+            .filter_map(|ids| {
+                ids.iter().copied().find(|&id| {
+                    let stored = self.stored(id).expect("indexed ids exist");
+                    guard.collides(draft, &self.action(id, stored).0)
+                })
+            })
+            .min()
     }
 
     /// Applies `change` to action `id` and keeps every index in step.
     fn apply(&mut self, id: i64, change: &Change) -> Result<Action> {
-        let mut token = self.lease_tokens.get(&id).cloned();
-        let action = self
-            .action_mut(id)
-            .ok_or_else(|| Error::action_not_found(id))?;
-        let mut updated = action.clone();
-        let event = change.apply(&mut updated, &mut token)?;
-        let from = action.status;
-        *action = updated.clone();
-        match token {
-            Some(t) => self.lease_tokens.insert(id, t),
-            None => self.lease_tokens.remove(&id),
+        let stored = self.stored(id).ok_or_else(|| Error::action_not_found(id))?;
+        let (mut action, mut token) = self.action(id, stored);
+        let Some(event) = change.apply(&mut action, &mut token)? else {
+            // No status change (a heartbeat): only the lease moves.
+            let index = index(id).expect("exists");
+            let later = self.actions[index].later.get_or_insert_with(Box::default);
+            later.lease_expires_at = action.lease_expires_at;
+            return Ok(action);
         };
-        if let Some(event) = event {
-            self.on_status_change(&updated, from);
-            self.log(event);
-        }
-        Ok(updated)
+        let old = self.actions[index(id).expect("exists")].clone();
+        let new = self.compact(&action, token);
+        self.index_status(id, &old, false);
+        self.index_status(id, &new, true);
+        self.count(&old, old.status, -1);
+        self.count(&new, new.status, 1);
+        self.actions[index(id).expect("exists")] = new;
+        self.log(event);
+        Ok(action)
     }
 
-    fn on_status_change(&mut self, action: &Action, from: ActionStatus) {
-        let (server, kind, to) = (&action.server_id, &action.action_type, action.status);
-        self.counts.add(server, kind, from, -1);
-        self.counts.add(server, kind, to, 1);
-        if !ACTIVE_STATUSES.contains(&to) {
-            if let Some(ids) = self.active.get_mut(server) {
-                ids.remove(&action.id);
-            }
-        }
-        if to == ActionStatus::Executing {
-            self.executing.insert(action.id);
-        } else {
-            self.executing.remove(&action.id);
+    /// Resolves `filter`'s names; `None` when a name was never stored (no match).
+    fn resolve(&self, name: Option<&str>) -> Option<Option<Sym>> {
+        match name {
+            None => Some(None),
+            Some(n) => self.strings.lookup(n).map(Some),
         }
     }
 }
@@ -136,50 +416,41 @@ impl Store for MemoryStore {
             .servers
             .get(&draft.server_id)
             .ok_or_else(|| Error::server_not_found(&draft.server_id))?;
-        if let Some(active) = inner.active.get(&draft.server_id) {
-            if let Some(&existing) = active
-                .iter()
-                .find(|&&id| guard.collides(&draft, &inner.actions[id as usize - 1]))
-            {
-                return Err(guard.error(existing));
-            }
+        if let Some(existing) = inner.collision(&draft, guard) {
+            return Err(guard.error(existing));
         }
         let id = inner.actions.len() as i64 + 1;
         let (action, event) = draft.into_action(id, server);
-        let key = (action.created_at, id);
-        inner.by_created.insert(key);
+        let stored = inner.compact(&action, None);
+        inner.by_created.insert((action.created_at, id));
         inner
             .by_server
-            .entry(action.server_id.clone())
+            .entry(stored.server_id)
             .or_default()
-            .insert(key);
-        inner
-            .active
-            .entry(action.server_id.clone())
-            .or_default()
-            .insert(id);
-        inner
-            .counts
-            .add(&action.server_id, &action.action_type, action.status, 1);
-        inner.actions.push(action.clone());
+            .insert((action.created_at, id));
+        inner.index_status(id, &stored, true);
+        inner.count(&stored, stored.status, 1);
+        inner.actions.push(stored);
         inner.log(event);
         Ok(action)
     }
 
     fn get_action(&self, id: i64) -> Result<Option<Action>> {
         let inner = self.read();
-        let index = usize::try_from(id.saturating_sub(1)).ok();
-        Ok(index
-            .filter(|_| id >= 1)
-            .and_then(|i| inner.actions.get(i))
-            .cloned())
+        Ok(inner.stored(id).map(|s| inner.action(id, s).0))
     }
 
     fn list_actions(&self, filter: &ActionFilter, page: PageRequest) -> Result<(Vec<Action>, u64)> {
         let inner = self.read();
+        let (Some(server), Some(kind)) = (
+            inner.resolve(filter.server_id.as_deref()),
+            inner.resolve(filter.action_type.as_deref()),
+        ) else {
+            return Ok((Vec::new(), 0));
+        };
         let total = inner.counts.total(filter);
-        let order = match &filter.server_id {
-            Some(server) => match inner.by_server.get(server) {
+        let order = match server {
+            Some(server) => match inner.by_server.get(&server) {
                 Some(keys) => keys,
                 None => return Ok((Vec::new(), 0)),
             },
@@ -188,11 +459,15 @@ impl Store for MemoryStore {
         let actions = order
             .iter()
             .rev()
-            .map(|(_, id)| &inner.actions[*id as usize - 1])
-            .filter(|a| filter.matches(a))
+            .map(|&(_, id)| (id, &inner.actions[id as usize - 1]))
+            .filter(|(_, s)| {
+                filter.status.is_none_or(|f| f == s.status)
+                    && server.is_none_or(|f| f == s.server_id)
+                    && kind.is_none_or(|f| f == s.action_type)
+            })
             .skip(page.offset.try_into().unwrap_or(usize::MAX))
             .take(page.limit as usize)
-            .cloned()
+            .map(|(id, s)| inner.action(id, s).0)
             .collect();
         Ok((actions, total))
     }
@@ -203,13 +478,12 @@ impl Store for MemoryStore {
 
     fn claim_next(&self, server_id: &str, change: &Change) -> Result<Option<Action>> {
         let mut inner = self.write();
-        let oldest = inner.active.get(server_id).and_then(|ids| {
-            ids.iter()
-                .map(|id| &inner.actions[*id as usize - 1])
-                .filter(|a| a.status == ActionStatus::Approved)
-                .min_by_key(|a| (a.created_at, a.id))
-                .map(|a| a.id)
-        });
+        let oldest = inner
+            .strings
+            .lookup(server_id)
+            .and_then(|server| inner.approved.get(&server))
+            .and_then(|keys| keys.first())
+            .map(|&(_, id)| id);
         oldest.map(|id| inner.apply(id, change)).transpose()
     }
 
@@ -219,9 +493,11 @@ impl Store for MemoryStore {
             .executing
             .iter()
             .copied()
-            .filter(|id| {
-                inner.actions[*id as usize - 1]
-                    .lease_expires_at
+            .filter(|&id| {
+                inner
+                    .stored(id)
+                    .and_then(|s| s.later.as_ref())
+                    .and_then(|l| l.lease_expires_at)
                     .is_some_and(|until| until <= change.at)
             })
             .collect();
@@ -234,7 +510,49 @@ impl Store for MemoryStore {
         Ok(inner.events[start..]
             .iter()
             .take(limit as usize)
-            .cloned()
+            .zip(start as i64 + 1..)
+            .map(|(e, id)| inner.event(id, e))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn compact_round_trip_keeps_every_field() {
+        let mut inner = Inner::default();
+        let at: Timestamp = "2026-01-02T03:04:05.123456Z".parse().unwrap();
+        let action = Action {
+            id: 1,
+            server_id: "web-1".into(),
+            action_type: "apt_update".into(),
+            status: ActionStatus::Failed,
+            service_name: Some("nginx".into()),
+            command: "x y".into(),
+            argv: vec!["x".into(), "y".into()],
+            env: BTreeMap::from([("A".to_owned(), "b".to_owned())]),
+            alert_id: Some(7),
+            created_at: at,
+            created_by: "me".into(),
+            approved_at: Some(at),
+            approved_by: Some("auto".into()),
+            rejected_at: Some(at),
+            rejected_by: Some("r".into()),
+            rejection_reason: Some("why".into()),
+            cancelled_at: Some(at),
+            cancelled_by: Some("c".into()),
+            executed_at: Some(at),
+            lease_expires_at: Some(at),
+            completed_at: Some(at),
+            exit_code: Some(3),
+            stdout: Some("out".into()),
+            stderr: Some("err".into()),
+        };
+        let stored = inner.compact(&action, Some("tok".into()));
+        assert_eq!(inner.action(1, &stored), (action, Some("tok".to_owned())));
     }
 }
