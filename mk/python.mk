@@ -19,3 +19,8 @@ run: python-develop
 # The Rust example.
 run-rust-example:
 	$(CARGO) run --release -p actionq-example -- data/example.sqlite3
+
+# Per-call cost of the binding: get_action from Python vs from Rust, one process.
+.PHONY: bench-python
+bench-python: python-develop
+	$(VPY) bindings-python/bench/bench_get_action.py

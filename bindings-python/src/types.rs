@@ -7,8 +7,49 @@
 //! read them directly; `to_dict()` gives the same fields as plain Python values.
 
 use actionq::{Action, ActionPage, Claim, Event, Server, Timestamp};
+use chrono::{Datelike, Timelike};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyString, PyType};
+use pyo3::{intern, IntoPyObjectExt};
+
+/// `datetime.datetime` and `datetime.timezone.utc`, looked up once.
+static DATETIME: PyOnceLock<(Py<PyType>, Py<PyAny>)> = PyOnceLock::new();
+
+/// A timezone-aware (UTC) `datetime` for `t`.
+///
+/// Calls the cached `datetime` type with positional arguments: under the stable
+/// ABI, pyo3's chrono conversion builds a keyword dict per value, which made a
+/// timestamp attribute cost ~580 ns instead of ~150 ns.
+fn utc_datetime<'py>(py: Python<'py>, t: Timestamp) -> PyResult<Bound<'py, PyAny>> {
+    let (datetime, utc) = DATETIME.get_or_try_init(py, || -> PyResult<_> {
+        let module = py.import("datetime")?;
+        let datetime = module.getattr("datetime")?.cast_into::<PyType>()?.unbind();
+        let utc = module.getattr("timezone")?.getattr("utc")?.unbind();
+        Ok((datetime, utc))
+    })?;
+    let n = t.naive_utc();
+    datetime.bind(py).call1((
+        n.year(),
+        n.month(),
+        n.day(),
+        n.hour(),
+        n.minute(),
+        n.second(),
+        // nanosecond() exceeds 1e9 only inside a leap second, which the queue's
+        // clock never produces; keep the value in datetime's range regardless.
+        (n.nanosecond() % 1_000_000_000) / 1_000,
+        utc.bind(py),
+    ))
+}
+
+/// [`utc_datetime`] of an optional timestamp (`None` stays `None`).
+fn opt_datetime<'py>(py: Python<'py>, t: Option<Timestamp>) -> PyResult<Bound<'py, PyAny>> {
+    match t {
+        Some(t) => utc_datetime(py, t),
+        None => py.None().into_bound_py_any(py),
+    }
+}
 
 /// Python `repr()` of a string, for `__repr__` output.
 fn str_repr(py: Python<'_>, s: &str) -> PyResult<String> {
@@ -56,24 +97,30 @@ impl PyServer {
 
     /// When maintenance mode was entered (UTC); `None` while not paused.
     #[getter]
-    fn paused_at(&self) -> Option<Timestamp> {
-        self.inner.paused_at
+    fn paused_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        opt_datetime(py, self.inner.paused_at)
     }
 
     /// When the server was registered (UTC).
     #[getter]
-    fn created_at(&self) -> Timestamp {
-        self.inner.created_at
+    fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        utc_datetime(py, self.inner.created_at)
     }
 
     /// The fields as a dict of plain Python values (datetimes stay datetimes).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        d.set_item("id", &self.inner.id)?;
-        d.set_item("hostname", &self.inner.hostname)?;
-        d.set_item("is_paused", self.inner.is_paused)?;
-        d.set_item("paused_at", self.inner.paused_at)?;
-        d.set_item("created_at", self.inner.created_at)?;
+        d.set_item(intern!(py, "id"), &self.inner.id)?;
+        d.set_item(intern!(py, "hostname"), &self.inner.hostname)?;
+        d.set_item(intern!(py, "is_paused"), self.inner.is_paused)?;
+        d.set_item(
+            intern!(py, "paused_at"),
+            opt_datetime(py, self.inner.paused_at)?,
+        )?;
+        d.set_item(
+            intern!(py, "created_at"),
+            utc_datetime(py, self.inner.created_at)?,
+        )?;
         Ok(d)
     }
 
@@ -93,30 +140,40 @@ impl PyServer {
 
 /// Puts every field of `action` into `d`.
 fn action_into_dict(d: &Bound<'_, PyDict>, a: &Action) -> PyResult<()> {
-    d.set_item("id", a.id)?;
-    d.set_item("server_id", &a.server_id)?;
-    d.set_item("action_type", &a.action_type)?;
-    d.set_item("status", a.status.as_str())?;
-    d.set_item("service_name", &a.service_name)?;
-    d.set_item("command", &a.command)?;
-    d.set_item("argv", &a.argv)?;
-    d.set_item("env", &a.env)?;
-    d.set_item("alert_id", a.alert_id)?;
-    d.set_item("created_at", a.created_at)?;
-    d.set_item("created_by", &a.created_by)?;
-    d.set_item("approved_at", a.approved_at)?;
-    d.set_item("approved_by", &a.approved_by)?;
-    d.set_item("rejected_at", a.rejected_at)?;
-    d.set_item("rejected_by", &a.rejected_by)?;
-    d.set_item("rejection_reason", &a.rejection_reason)?;
-    d.set_item("cancelled_at", a.cancelled_at)?;
-    d.set_item("cancelled_by", &a.cancelled_by)?;
-    d.set_item("executed_at", a.executed_at)?;
-    d.set_item("lease_expires_at", a.lease_expires_at)?;
-    d.set_item("completed_at", a.completed_at)?;
-    d.set_item("exit_code", a.exit_code)?;
-    d.set_item("stdout", &a.stdout)?;
-    d.set_item("stderr", &a.stderr)?;
+    let py = d.py();
+    d.set_item(intern!(py, "id"), a.id)?;
+    d.set_item(intern!(py, "server_id"), &a.server_id)?;
+    d.set_item(intern!(py, "action_type"), &a.action_type)?;
+    d.set_item(intern!(py, "status"), a.status.as_str())?;
+    d.set_item(intern!(py, "service_name"), &a.service_name)?;
+    d.set_item(intern!(py, "command"), &a.command)?;
+    d.set_item(intern!(py, "argv"), &a.argv)?;
+    d.set_item(intern!(py, "env"), &a.env)?;
+    d.set_item(intern!(py, "alert_id"), a.alert_id)?;
+    d.set_item(intern!(py, "created_at"), utc_datetime(py, a.created_at)?)?;
+    d.set_item(intern!(py, "created_by"), &a.created_by)?;
+    d.set_item(intern!(py, "approved_at"), opt_datetime(py, a.approved_at)?)?;
+    d.set_item(intern!(py, "approved_by"), &a.approved_by)?;
+    d.set_item(intern!(py, "rejected_at"), opt_datetime(py, a.rejected_at)?)?;
+    d.set_item(intern!(py, "rejected_by"), &a.rejected_by)?;
+    d.set_item(intern!(py, "rejection_reason"), &a.rejection_reason)?;
+    d.set_item(
+        intern!(py, "cancelled_at"),
+        opt_datetime(py, a.cancelled_at)?,
+    )?;
+    d.set_item(intern!(py, "cancelled_by"), &a.cancelled_by)?;
+    d.set_item(intern!(py, "executed_at"), opt_datetime(py, a.executed_at)?)?;
+    d.set_item(
+        intern!(py, "lease_expires_at"),
+        opt_datetime(py, a.lease_expires_at)?,
+    )?;
+    d.set_item(
+        intern!(py, "completed_at"),
+        opt_datetime(py, a.completed_at)?,
+    )?;
+    d.set_item(intern!(py, "exit_code"), a.exit_code)?;
+    d.set_item(intern!(py, "stdout"), &a.stdout)?;
+    d.set_item(intern!(py, "stderr"), &a.stderr)?;
     Ok(())
 }
 
@@ -204,9 +261,9 @@ macro_rules! action_class_methods {
 
             /// When the action was requested (UTC).
             #[getter]
-            fn created_at(&self) -> Timestamp {
+            fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
                 let $this = self;
-                $get.created_at
+                utc_datetime(py, $get.created_at)
             }
 
             /// Who requested it.
@@ -218,9 +275,9 @@ macro_rules! action_class_methods {
 
             /// When it was approved (UTC).
             #[getter]
-            fn approved_at(&self) -> Option<Timestamp> {
+            fn approved_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
                 let $this = self;
-                $get.approved_at
+                opt_datetime(py, $get.approved_at)
             }
 
             /// Who approved it (`"auto"` for auto-approval).
@@ -232,9 +289,9 @@ macro_rules! action_class_methods {
 
             /// When it was rejected (UTC).
             #[getter]
-            fn rejected_at(&self) -> Option<Timestamp> {
+            fn rejected_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
                 let $this = self;
-                $get.rejected_at
+                opt_datetime(py, $get.rejected_at)
             }
 
             /// Who rejected it.
@@ -253,9 +310,9 @@ macro_rules! action_class_methods {
 
             /// When it was cancelled (UTC).
             #[getter]
-            fn cancelled_at(&self) -> Option<Timestamp> {
+            fn cancelled_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
                 let $this = self;
-                $get.cancelled_at
+                opt_datetime(py, $get.cancelled_at)
             }
 
             /// Who cancelled it.
@@ -267,23 +324,23 @@ macro_rules! action_class_methods {
 
             /// When an agent claimed it (UTC).
             #[getter]
-            fn executed_at(&self) -> Option<Timestamp> {
+            fn executed_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
                 let $this = self;
-                $get.executed_at
+                opt_datetime(py, $get.executed_at)
             }
 
             /// When the current lease runs out (UTC), while executing.
             #[getter]
-            fn lease_expires_at(&self) -> Option<Timestamp> {
+            fn lease_expires_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
                 let $this = self;
-                $get.lease_expires_at
+                opt_datetime(py, $get.lease_expires_at)
             }
 
             /// When it finished (UTC).
             #[getter]
-            fn completed_at(&self) -> Option<Timestamp> {
+            fn completed_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
                 let $this = self;
-                $get.completed_at
+                opt_datetime(py, $get.completed_at)
             }
 
             /// The command's exit code; -1 for a lost lease.
@@ -377,7 +434,7 @@ action_class_methods!(PyClaim, |this| this.inner.action, {
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         action_into_dict(&d, &self.inner.action)?;
-        d.set_item("lease_token", &self.inner.lease_token)?;
+        d.set_item(intern!(py, "lease_token"), &self.inner.lease_token)?;
         Ok(d)
     }
 
@@ -451,10 +508,10 @@ impl PyActionPage {
             actions.append(d)?;
         }
         let d = PyDict::new(py);
-        d.set_item("actions", actions)?;
-        d.set_item("total", self.total)?;
-        d.set_item("limit", self.limit)?;
-        d.set_item("offset", self.offset)?;
+        d.set_item(intern!(py, "actions"), actions)?;
+        d.set_item(intern!(py, "total"), self.total)?;
+        d.set_item(intern!(py, "limit"), self.limit)?;
+        d.set_item(intern!(py, "offset"), self.offset)?;
         Ok(d)
     }
 
@@ -538,8 +595,8 @@ impl PyEvent {
 
     /// When (UTC).
     #[getter]
-    fn at(&self) -> Timestamp {
-        self.inner.at
+    fn at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        utc_datetime(py, self.inner.at)
     }
 
     /// Extra detail: rejection reason, exit code, why a lease was lost.
@@ -552,13 +609,16 @@ impl PyEvent {
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let e = &self.inner;
         let d = PyDict::new(py);
-        d.set_item("id", e.id)?;
-        d.set_item("action_id", e.action_id)?;
-        d.set_item("from_status", e.from_status.map(|s| s.as_str()))?;
-        d.set_item("to_status", e.to_status.as_str())?;
-        d.set_item("by", &e.by)?;
-        d.set_item("at", e.at)?;
-        d.set_item("detail", &e.detail)?;
+        d.set_item(intern!(py, "id"), e.id)?;
+        d.set_item(intern!(py, "action_id"), e.action_id)?;
+        d.set_item(
+            intern!(py, "from_status"),
+            e.from_status.map(|s| s.as_str()),
+        )?;
+        d.set_item(intern!(py, "to_status"), e.to_status.as_str())?;
+        d.set_item(intern!(py, "by"), &e.by)?;
+        d.set_item(intern!(py, "at"), utc_datetime(py, e.at)?)?;
+        d.set_item(intern!(py, "detail"), &e.detail)?;
         Ok(d)
     }
 
