@@ -208,6 +208,28 @@ fn too_new(found: i64) -> Error {
     ))
 }
 
+/// Switches to WAL, retrying while another connection holds a lock. SQLite
+/// does not call the busy handler for this switch (it needs an exclusive lock,
+/// and waiting for one while holding a shared lock could deadlock), so several
+/// processes opening a fresh file at once would otherwise fail at once.
+fn enable_wal(conn: &Connection, timeout: Duration) -> Result<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+            Ok(mode) => return Ok(mode),
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                ) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(storage("enable WAL", e)),
+        }
+    }
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -444,9 +466,7 @@ impl SqliteStore {
         if found > SCHEMA_VERSION {
             return Err(too_new(found));
         }
-        let mode: String = writer
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|e| storage("enable WAL", e))?;
+        let mode = enable_wal(&writer, options.busy_timeout)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::Storage(format!(
                 "could not enable WAL journal on {} (got '{mode}')",

@@ -76,7 +76,7 @@ fn open_child_entry() {
 }
 
 #[test]
-#[ignore = "BUG fault-1: concurrent first open fails at once with 'enable WAL: database is busy'; see report"]
+
 fn processes_opening_a_fresh_file_together_all_succeed() {
     if child_role().is_some() {
         return;
