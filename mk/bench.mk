@@ -1,3 +1,27 @@
-# Benchmarks (owned by the bench work).
-bench:
-	@echo "bench: not yet built"
+# Benchmarks (owned by the bench work). See benches/README.md.
+#   make bench             everything: Rust, Python binding, status quo, HTTP, GIL;
+#                          prints a table, writes target/bench/summary.json
+#   make bench-rust        the Rust-only parts (no venv needed)
+#   make bench-criterion   criterion micro-benchmarks of single operations
+#   make test-bench-build  compiles every bench target (part of `make test`)
+.PHONY: bench bench-rust bench-criterion bench-venv test-bench-build
+
+BENCH_OUT := $(CURDIR)/target/bench
+BENCH_ARGS ?=
+
+bench-venv: $(VENV)/.bench-ready
+$(VENV)/.bench-ready: $(VENV)/.ready benches/python/requirements.txt
+	$(VPY) -m pip install --quiet -r benches/python/requirements.txt
+	touch $@
+
+bench: bench-venv python-develop
+	$(CARGO) run --release --quiet -p actionq-bench -- run --out $(BENCH_OUT) --python $(VPY) $(BENCH_ARGS)
+
+bench-rust:
+	$(CARGO) run --release --quiet -p actionq-bench -- run --out $(BENCH_OUT) --skip-python $(BENCH_ARGS)
+
+bench-criterion:
+	$(CARGO) bench -p actionq-bench --bench micro
+
+test-bench-build:
+	$(CARGO) bench --no-run -p actionq-bench

@@ -180,7 +180,7 @@ fn python_status(cfg: &Config, notes: &mut Vec<String>) -> Python {
             .is_ok_and(|s| s.success())
     };
     let binding = works("import actionq; actionq.ActionQueue(None)");
-    let status_quo = works("import sqlalchemy, aiosqlite, fastapi, httpx, uvicorn");
+    let status_quo = works("import sqlalchemy.ext.asyncio, aiosqlite, fastapi, httpx, uvicorn");
     if !binding {
         notes.push("Python binding `actionq` not importable: Python binding parts skipped".into());
     }

@@ -1,0 +1,121 @@
+"""The Python binding's share of `make bench` (spawned by the Rust driver).
+
+    python bench_binding.py create --db PATH --n N        # creates/s, server bench-0 exists
+    python bench_binding.py get --db PATH --n N --ids M   # get_action/s over ids 1..M
+    python bench_binding.py gil --db PATH [--seconds S]   # GIL effect, see below
+
+Each prints one JSON line.
+
+GIL: the binding releases the GIL only around store work that can block (the
+SQLite backend: disk, file locks) and keeps it for the in-memory store. The
+`gil` mode shows what that choice is about: get_action rates on both stores,
+alone and next to a busy pure-Python thread. Releasing the GIL lets other
+threads run while SQLite works, but each call must then win the GIL back; next
+to a busy thread that costs up to a switch interval (5 ms), which is why calls
+that cannot block (memory store) keep it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import threading
+import time
+
+import actionq
+
+
+def create(db: str, n: int) -> dict[str, float]:
+    queue = actionq.ActionQueue(db)
+    create_action = queue.create_action
+    start = time.perf_counter()
+    for i in range(n):
+        create_action("bench-0", "restart_service", f"svc-{i}.service")
+    return {"per_s": n / (time.perf_counter() - start)}
+
+
+def get(db: str, n: int, ids: int) -> dict[str, float]:
+    queue = actionq.ActionQueue(db)
+    rng = random.Random(1)
+    picks = [rng.randrange(ids) + 1 for _ in range(n)]
+    get_action = queue.get_action
+    start = time.perf_counter()
+    for action_id in picks:
+        get_action(action_id)
+    return {"per_s": n / (time.perf_counter() - start)}
+
+
+def _rate(queue: actionq.ActionQueue, seconds: float, busy: bool) -> tuple[float, float]:
+    """get_action calls per second for `seconds`, optionally next to a thread
+    spinning in pure Python; also returns that thread's loop iterations/s."""
+    stop = threading.Event()
+    spins = [0]
+
+    def spin() -> None:
+        n = 0
+        while not stop.is_set():
+            for _ in range(1000):
+                n += 1
+        spins[0] = n
+
+    thread = threading.Thread(target=spin) if busy else None
+    if thread:
+        thread.start()
+        time.sleep(0.05)
+    get_action = queue.get_action
+    calls = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while time.perf_counter() < deadline:
+        for i in range(1, 101):
+            get_action(i)
+        calls += 100
+    elapsed = time.perf_counter() - start
+    stop.set()
+    if thread:
+        thread.join()
+    return calls / elapsed, spins[0] / elapsed
+
+
+def gil(db: str, seconds: float) -> dict[str, float]:
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.remove(db + suffix)
+        except FileNotFoundError:
+            pass
+    out: dict[str, float] = {}
+    for name, queue in (("mem", actionq.ActionQueue(None)), ("sqlite", actionq.ActionQueue(db))):
+        queue.create_server("bench-0")
+        for i in range(100):
+            queue.create_action("bench-0", "restart_service", f"svc-{i}.service")
+        alone, _ = _rate(queue, seconds, busy=False)
+        shared, spins = _rate(queue, seconds, busy=True)
+        out[f"gil_get_{name}_per_s"] = alone
+        out[f"gil_get_{name}_busy_thread_per_s"] = shared
+        out[f"gil_busy_thread_spins_{name}_per_s"] = spins
+    out["gil_switch_interval_ms"] = sys.getswitchinterval() * 1000
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["create", "get", "gil"])
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--ids", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    args = parser.parse_args()
+    if args.mode == "create":
+        result = create(args.db, args.n)
+    elif args.mode == "get":
+        result = get(args.db, args.n, args.ids)
+    else:
+        result = gil(args.db, args.seconds)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
