@@ -25,7 +25,7 @@ def test_stubtest_matches_runtime() -> None:
 @pytest.mark.parametrize(
     "paths",
     [
-        ["bindings-python/python/actionq", "bindings-python/tests"],
+        ["bindings-python/python/actionq", "bindings-python/tests", "bindings-python/bench"],
         ["examples/python"],  # the quickstart, the FastAPI backend and its tests
     ],
 )
