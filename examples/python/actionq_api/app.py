@@ -3,7 +3,7 @@
 
 import os
 import secrets
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -42,7 +42,7 @@ def create_app(
     db_path: str | os.PathLike[str] | None = None,
     api_key: str | None = None,
     *,
-    durability: str = "normal",
+    durability: Literal["normal", "full"] = "normal",
     busy_timeout_seconds: float = 10.0,
 ) -> FastAPI:
     """Builds the Action Queue API over an actionq queue.
@@ -60,7 +60,7 @@ def create_app(
         )
     queue = actionq.ActionQueue(
         db_path,
-        durability="full" if durability == "full" else "normal",
+        durability=durability,
         busy_timeout_seconds=busy_timeout_seconds,
     )
     if sorted(t.value for t in ActionType) != queue.action_types:

@@ -85,6 +85,11 @@ def test_refuses_without_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
         create_app(api_key="")
 
 
+def test_bad_store_settings_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="durability"):
+        create_app(tmp_path / "x.sqlite3", api_key=API_KEY, durability="fast")  # type: ignore[arg-type]
+
+
 def test_api_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACTIONQ_API_KEY", "from-env")
     with TestClient(create_app()) as c:
@@ -436,5 +441,5 @@ def test_sqlite_app_persists_and_busy_is_503(tmp_path: Path) -> None:
             holder.wait(30)
         assert c.post(f"{V1}/servers", json={"id": "web-2"}).status_code == 201
     # a new app on the same file sees everything
-    with TestClient(create_app(db, api_key=API_KEY), headers={"X-API-Key": API_KEY}) as c:
+    with TestClient(create_app(db, api_key=API_KEY, durability="full"), headers={"X-API-Key": API_KEY}) as c:
         assert c.get(f"{V1}/actions/{created['id']}").json() == created
