@@ -181,6 +181,10 @@ def test_wrong_argument_types_are_type_errors(queue: actionq.ActionQueue) -> Non
         queue.create_server(5)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         queue.create_action("web-1", "clear_logs", alert_id="3")  # type: ignore[arg-type]
+    with pytest.raises(OverflowError):
+        queue.list_actions(limit=2**70)
+    with pytest.raises(OverflowError):
+        queue.get_action(-(2**70))
 
 
 def test_approve(paused: actionq.ActionQueue) -> None:
