@@ -223,7 +223,8 @@ pub fn seed(path: &Path, n: usize, servers: usize) -> BenchResult<()> {
         .collect::<rusqlite::Result<_>>()
         .map_err(err)?;
     for (name, _) in &indexes {
-        tx.execute_batch(&format!("DROP INDEX {name}")).map_err(err)?;
+        tx.execute_batch(&format!("DROP INDEX {name}"))
+            .map_err(err)?;
     }
     {
         let mut insert = tx
@@ -339,6 +340,22 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
     v[rank.clamp(1, v.len()) - 1]
+}
+
+/// CPU time consumed by the calling thread so far (excludes time spent
+/// preempted or waiting): separates an operation's own cost from scheduling
+/// noise on a shared machine.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the pointer we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Peak resident set size of this process in MiB (Linux `VmHWM`), if known.
