@@ -34,7 +34,8 @@ fn create(c: &mut Criterion) {
     group.bench_function("raw", |b| {
         b.iter(|| {
             i += 1;
-            raw.create_restart(&server, &format!("s{i}")).expect("create")
+            raw.create_restart(&server, &format!("s{i}"))
+                .expect("create")
         })
     });
 
@@ -55,8 +56,7 @@ fn get(c: &mut Criterion) {
     let path = db("get.db");
     let queue = fresh_queue(&path, 1).expect("db");
     for i in 0..1000 {
-        let request =
-            NewAction::new(server_id(0), "restart_service").service_name(format!("s{i}"));
+        let request = NewAction::new(server_id(0), "restart_service").service_name(format!("s{i}"));
         queue.create_action(&request).expect("create");
     }
     let mut ids = Lcg(1);
