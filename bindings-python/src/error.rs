@@ -57,7 +57,8 @@ fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, PyType> {
 }
 
 /// Translates a core error into its Python exception: the subclass of its kind,
-/// carrying `code`, `http_status`, `message` and `existing_action_id`.
+/// carrying `code`, `http_status`, `existing_action_id` and the message (its only
+/// argument, read back by the `message` property).
 ///
 /// The only place where `actionq::Error` becomes a Python exception.
 pub(crate) fn to_py_err(py: Python<'_>, error: Error) -> PyErr {
@@ -66,7 +67,6 @@ pub(crate) fn to_py_err(py: Python<'_>, error: Error) -> PyErr {
         let exc = class_of(py, error.kind()).call1((message.as_str(),))?;
         exc.setattr("code", error.code())?;
         exc.setattr("http_status", error.http_status())?;
-        exc.setattr("message", message)?;
         exc.setattr("existing_action_id", error.existing_action_id())?;
         Ok(PyErr::from_value(exc))
     };
@@ -75,13 +75,19 @@ pub(crate) fn to_py_err(py: Python<'_>, error: Error) -> PyErr {
 
 /// Registers the exception classes on the module, with class-level `code` and
 /// `http_status` on each kind's subclass (so `except NotFoundError` handlers can
-/// read them from the class too).
+/// read them from the class too) and the `message` property on the base.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     let base = py.get_type::<ActionQueueError>();
     base.setattr("code", "ACTIONQ_ERROR")?;
     base.setattr("http_status", 500)?;
-    base.setattr("message", "")?;
+    // `message` is `str(error)`, so exceptions raised from Python code have one too.
+    let message = py.eval(
+        c"property(lambda self: str(self), doc='The human-readable message (same as str(error)).')",
+        None,
+        None,
+    )?;
+    base.setattr("message", message)?;
     base.setattr("existing_action_id", py.None())?;
     m.add("ActionQueueError", base)?;
     for kind in ErrorKind::ALL {

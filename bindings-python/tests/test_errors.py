@@ -51,4 +51,5 @@ def test_errors_can_be_raised_by_users() -> None:
     with pytest.raises(actionq.NotFoundError) as info:
         raise actionq.NotFoundError("custom")
     assert info.value.code == "NOT_FOUND"
-    assert str(info.value) == "custom"
+    assert str(info.value) == "custom" == info.value.message
+    assert info.value.existing_action_id is None

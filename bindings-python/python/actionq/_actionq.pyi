@@ -32,8 +32,9 @@ class ActionQueueError(Exception):
     """Stable machine-readable code: VALIDATION_ERROR, NOT_FOUND, FORBIDDEN, CONFLICT, STORAGE_ERROR."""
     http_status: int
     """The HTTP status a web host answers with."""
-    message: str
-    """Human-readable message (also ``str(error)``)."""
+    @property
+    def message(self) -> str:
+        """Human-readable message (same as ``str(error)``)."""
     existing_action_id: int | None
     """For a duplicate create: the id of the action it collided with."""
 
