@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use actionq::{
     Action, ActionPage, ActionQuery, ActionQueue, ActionStatus, ErrorKind, Event, ManualClock,
-    MemoryStore, NewAction, QueueOptions, Server, SqliteOptions, SqliteStore, LEASE_EXPIRED_STDERR,
+    MemoryStore, NewAction, QueueOptions, Server, SqliteOptions, SqliteStore, Whitelist,
+    LEASE_EXPIRED_STDERR,
 };
 use chrono::{TimeDelta, Utc};
 use proptest::prelude::*;
@@ -22,38 +23,142 @@ use proptest::prelude::*;
 // ---------------------------------------------------------------- operations
 
 const SERVER_IDS: [&str; 6] = ["web-1", "web-2", "maint", "ghost", "-bad", ""];
-const TYPES: [&str; 6] = [
+const TYPES: [&str; 9] = [
     "restart_service",
     "clear_logs",
     "apt_update",
     "apt_upgrade_all",
+    "install_package", // custom whitelist only
+    "set_mode",        // custom whitelist only
+    "scale",           // custom whitelist only
     "reboot",
     "",
 ];
-/// (value, accepted by a systemd-unit validator per SPEC)
-const SERVICES: [(&str, bool); 12] = [
-    ("nginx", true),
-    ("ssh.service", true),
-    ("postgresql@15-main.service", true),
-    ("a", true),
-    ("-nginx", false),
-    ("ng inx", false),
-    ("a;b", false),
-    ("$(reboot)", false),
-    ("nginx\n", false),
-    ("ñginx", false),
-    ("x|y", false),
-    ("", false), // empty: malformed (InvalidInput), not a refused value
+/// Parameter values tried everywhere; which kind accepts which is in [`accepts`].
+const VALUES: [&str; 20] = [
+    "nginx",
+    "ssh.service",
+    "postgresql@15-main.service",
+    "htop",
+    "libc6-dev",
+    "fast",
+    "safe",
+    "1",
+    "3",
+    "10",
+    "0",
+    "11",
+    "03",
+    "Htop",
+    "-nginx",
+    "ng inx",
+    "a;b",
+    "$(reboot)",
+    "ñginx",
+    "", // empty: malformed (InvalidInput), not a refused value
 ];
-const CREATORS: [&str; 3] = ["dashboard", "monitor", ""];
-const OUTPUT_CAP: usize = 16;
+
+/// A second whitelist, loaded from config as a host would: every parameter
+/// kind and conflict policy, a three-member exclusive group, a default value.
+const CUSTOM_WHITELIST: &str = r#"{
+  "actions": {
+    "restart_service": {
+      "command": "systemctl restart {service_name}",
+      "params": { "service_name": { "kind": "systemd_unit" } },
+      "conflict": "pending_duplicate"
+    },
+    "clear_logs": { "command": "journalctl --vacuum-time=7d" },
+    "apt_update": {
+      "command": "DEBIAN_FRONTEND=noninteractive apt-get update -q -o APT::Sandbox::User=root",
+      "conflict": { "exclusive_group": "apt" }
+    },
+    "apt_upgrade_all": {
+      "command": "DEBIAN_FRONTEND=noninteractive apt-get dist-upgrade -q -y -o Dpkg::Options::=\"--force-confdef\" -o Dpkg::Options::=\"--force-confold\" -o APT::Sandbox::User=root",
+      "conflict": { "exclusive_group": "apt" }
+    },
+    "install_package": {
+      "command": "DEBIAN_FRONTEND=noninteractive apt-get install -y {package}",
+      "params": { "package": { "kind": "debian_package" } },
+      "conflict": { "exclusive_group": "apt" }
+    },
+    "set_mode": {
+      "command": "tool --mode {mode}",
+      "params": { "mode": { "kind": "one_of", "values": ["fast", "safe"] } },
+      "conflict": "pending_duplicate"
+    },
+    "scale": {
+      "command": "scale --to {n}",
+      "params": { "n": { "kind": "integer", "min": 1, "max": 10, "default": "3" } },
+      "conflict": "pending_duplicate"
+    }
+  }
+}"#;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Unit,
+    Package,
+    Mode,
+    Count,
+}
+
+/// The declared parameters of a type (the same in both whitelists where the
+/// type exists): (name, kind, default).
+fn declared(action_type: &str) -> &'static [(&'static str, Kind, Option<&'static str>)] {
+    match action_type {
+        "restart_service" => &[("service_name", Kind::Unit, None)],
+        "install_package" => &[("package", Kind::Package, None)],
+        "set_mode" => &[("mode", Kind::Mode, None)],
+        "scale" => &[("n", Kind::Count, Some("3"))],
+        _ => &[],
+    }
+}
+
+/// SPEC's validators, as a table over [`VALUES`]: systemd unit names and Debian
+/// package names (at least two characters, lower case) per their own rules, a
+/// canonical integer in 1..=10, one of the literals.
+fn accepts(kind: Kind, value: &str) -> bool {
+    let safe = !value.is_empty()
+        && !value.starts_with('-')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@._-".contains(c));
+    match kind {
+        Kind::Unit => safe && value.matches('@').count() <= 1,
+        Kind::Package => {
+            safe && value.len() >= 2
+                && !value.contains('@')
+                && !value.contains('_')
+                && value.chars().all(|c| !c.is_ascii_uppercase())
+        }
+        Kind::Mode => value == "fast" || value == "safe",
+        Kind::Count => ["1", "3", "10"].contains(&value),
+    }
+}
 
 #[derive(Debug, Clone)]
-enum Params {
-    None,
-    Service(usize),
-    ServiceAndExtra(usize),
+struct Params {
+    /// 6: the first declared parameter left out; 7: an undeclared one added;
+    /// anything else: every declared parameter.
+    shape: u8,
+    values: [usize; 2],
 }
+
+fn params_of(action_type: &str, p: &Params) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for (i, (name, _, _)) in declared(action_type).iter().enumerate() {
+        if !(p.shape == 6 && i == 0) {
+            m.insert((*name).to_owned(), VALUES[p.values[i]].to_owned());
+        }
+    }
+    if p.shape == 7 {
+        m.insert("force".into(), "1".into());
+    }
+    m
+}
+
+const CREATORS: [&str; 3] = ["dashboard", "monitor", ""];
+const OUTPUT_CAP: usize = 16;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -100,26 +205,19 @@ fn lease() -> impl Strategy<Value = Option<u64>> {
 
 fn op() -> impl Strategy<Value = Op> {
     let server = 0..SERVER_IDS.len();
-    let params = prop_oneof![
-        1 => Just(Params::None),
-        6 => (0..SERVICES.len()).prop_map(Params::Service),
-        1 => (0..SERVICES.len()).prop_map(Params::ServiceAndExtra),
-    ];
-    // Mostly well-formed requests (so the later rules get exercised), sometimes
-    // arbitrary combinations of parameters.
-    let well_formed = prop_oneof![
-        4 => (0..4usize).prop_map(|v| (0usize, Params::Service(v))),
-        1 => (0..SERVICES.len()).prop_map(|v| (0usize, Params::Service(v))),
-        2 => (1..4usize).prop_map(|k| (k, Params::None)),
-    ];
-    let arbitrary = (0..TYPES.len(), params);
+    // The first ten values are accepted by most kinds.
+    let value = prop_oneof![3 => 0..10usize, 1 => 0..VALUES.len()];
     let create = (
         prop_oneof![6 => 0..3usize, 1 => 3..SERVER_IDS.len()],
-        prop_oneof![6 => well_formed, 1 => arbitrary],
+        prop_oneof![12 => 0..7usize, 1 => 7..TYPES.len()],
+        (0..10u8, value.clone(), value).prop_map(|(shape, a, b)| Params {
+            shape,
+            values: [a, b],
+        }),
         prop_oneof![6 => Just(None), 2 => (1..5i64).prop_map(Some), 1 => (-1..=0i64).prop_map(Some)],
         prop_oneof![8 => Just(0usize), 2 => Just(1usize), 1 => Just(2usize)],
     )
-        .prop_map(|(server, (kind, params), alert, creator)| Op::Create {
+        .prop_map(|(server, kind, params, alert, creator)| Op::Create {
             server,
             kind,
             params,
@@ -232,21 +330,6 @@ fn reason(r: usize) -> String {
     }
 }
 
-fn params_of(p: &Params) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    match p {
-        Params::None => {}
-        Params::Service(i) => {
-            m.insert("service_name".into(), SERVICES[*i].0.into());
-        }
-        Params::ServiceAndExtra(i) => {
-            m.insert("service_name".into(), SERVICES[*i].0.into());
-            m.insert("force".into(), "1".into());
-        }
-    }
-    m
-}
-
 fn query(
     status: Option<usize>,
     server: Option<usize>,
@@ -298,7 +381,7 @@ impl Real {
             } => {
                 let mut req = NewAction::new(SERVER_IDS[*server], TYPES[*kind])
                     .created_by(CREATORS[*creator]);
-                req.params = params_of(params);
+                req.params = params_of(TYPES[*kind], params);
                 req.alert_id = *alert;
                 q.create_action(&req).map(Out::Action)
             }
@@ -359,6 +442,8 @@ impl Real {
 
 /// SPEC, re-stated as directly as possible.
 struct Model {
+    /// The custom whitelist is in force (else the default one).
+    custom: bool,
     servers: BTreeMap<String, Server>,
     actions: Vec<Action>,
     tokens: HashMap<i64, String>,
@@ -381,12 +466,28 @@ fn apt_env() -> BTreeMap<String, String> {
 /// (command, argv, env) straight from SPEC's whitelist table.
 fn spec_command(
     kind: &str,
-    service: Option<&str>,
+    values: &BTreeMap<&str, String>,
 ) -> (String, Vec<String>, BTreeMap<String, String>) {
     let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     match kind {
+        "install_package" => {
+            let p = values["package"].as_str();
+            (
+                format!("DEBIAN_FRONTEND=noninteractive apt-get install -y {p}"),
+                v(&["apt-get", "install", "-y", p]),
+                apt_env(),
+            )
+        }
+        "set_mode" => {
+            let m = values["mode"].as_str();
+            (format!("tool --mode {m}"), v(&["tool", "--mode", m]), BTreeMap::new())
+        }
+        "scale" => {
+            let n = values["n"].as_str();
+            (format!("scale --to {n}"), v(&["scale", "--to", n]), BTreeMap::new())
+        }
         "restart_service" => {
-            let s = service.unwrap();
+            let s = values["service_name"].as_str();
             (format!("systemctl restart {s}"), v(&["systemctl", "restart", s]), BTreeMap::new())
         }
         "clear_logs" => (
@@ -412,8 +513,9 @@ fn spec_command(
 }
 
 impl Model {
-    fn new() -> Self {
+    fn new(custom: bool) -> Self {
         Model {
+            custom,
             servers: BTreeMap::new(),
             actions: Vec::new(),
             tokens: HashMap::new(),
@@ -569,20 +671,20 @@ impl Model {
                 creator,
             } => {
                 let (sid, kind, by) = (SERVER_IDS[*server], TYPES[*kind], CREATORS[*creator]);
-                // 1. malformed input
-                let known = TYPES[..4].contains(&kind);
-                let service = match params {
-                    Params::None => None,
-                    Params::Service(i) | Params::ServiceAndExtra(i) => Some(SERVICES[*i]),
+                let given = params_of(kind, params);
+                let known = if self.custom {
+                    TYPES[..7].contains(&kind)
+                } else {
+                    TYPES[..4].contains(&kind)
                 };
+                // 1. malformed input: bad ids or alert, a missing or empty
+                //    parameter, an undeclared one (of a whitelisted type).
                 let shape_bad = known
-                    && match (kind, params) {
-                        (_, Params::ServiceAndExtra(_)) => true,
-                        ("restart_service", Params::None) => true,
-                        ("restart_service", _) => service.unwrap().0.is_empty(),
-                        (_, Params::Service(_)) => true, // not a parameter of this type
-                        _ => false,
-                    };
+                    && (declared(kind).iter().any(|(name, _, default)| {
+                        given.get(*name).map_or(default.is_none(), |v| v.is_empty())
+                    }) || given
+                        .keys()
+                        .any(|k| !declared(kind).iter().any(|d| d.0 == k)));
                 if !valid_server_id(sid)
                     || kind.is_empty()
                     || by.is_empty()
@@ -594,23 +696,35 @@ impl Model {
                 // 2. unknown server
                 let paused = self.server(sid)?.is_paused;
                 // 3. whitelist
-                if !known || (kind == "restart_service" && !service.unwrap().1) {
+                if !known {
+                    return Err(model_fail(ErrorKind::NotWhitelisted));
+                }
+                let values: BTreeMap<&str, String> = declared(kind)
+                    .iter()
+                    .map(|(name, _, default)| {
+                        let v = given.get(*name).cloned().or(default.map(str::to_owned));
+                        (*name, v.unwrap())
+                    })
+                    .collect();
+                if declared(kind)
+                    .iter()
+                    .any(|(name, k, _)| !accepts(*k, &values[name]))
+                {
                     return Err(model_fail(ErrorKind::NotWhitelisted));
                 }
                 // 4. conflict policy
-                let service_name = service
-                    .map(|s| s.0.to_owned())
-                    .filter(|_| kind == "restart_service");
+                let service_name = values.get("service_name").cloned();
+                let (command, argv, env) = spec_command(kind, &values);
+                let in_group =
+                    |t: &str| t.starts_with("apt_") || (self.custom && t == "install_package");
                 let clash = self.actions.iter().find(|a| {
                     a.server_id == sid
                         && match kind {
-                            "restart_service" => {
-                                a.status == Pending
-                                    && a.action_type == kind
-                                    && a.service_name == service_name
+                            "restart_service" | "set_mode" | "scale" => {
+                                a.status == Pending && a.action_type == kind && a.command == command
                             }
-                            "apt_update" | "apt_upgrade_all" => {
-                                a.action_type.starts_with("apt_")
+                            t if in_group(t) => {
+                                in_group(&a.action_type)
                                     && matches!(a.status, Pending | Approved | Executing)
                             }
                             _ => false,
@@ -624,7 +738,6 @@ impl Model {
                     });
                 }
                 // 5. approval
-                let (command, argv, env) = spec_command(kind, service_name.as_deref());
                 let id = n_ids + 1;
                 let action = Action {
                     id,
@@ -857,7 +970,12 @@ fn tally(op: &Op, res: &Res) {
         .or_default() += 1;
 }
 
-fn run(ops: &[Op]) -> Result<usize, TestCaseError> {
+fn run(custom: bool, ops: &[Op]) -> Result<usize, TestCaseError> {
+    let whitelist = if custom {
+        Whitelist::from_json(CUSTOM_WHITELIST).expect("custom whitelist")
+    } else {
+        Whitelist::default()
+    };
     let start = "2026-03-01T12:00:00Z".parse().unwrap();
     let clock = Arc::new(ManualClock::new(start));
     let options = QueueOptions {
@@ -869,17 +987,19 @@ fn run(ops: &[Op]) -> Result<usize, TestCaseError> {
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut mem = Real {
         queue: ActionQueue::new(MemoryStore::new())
+            .with_whitelist(whitelist.clone())
             .with_clock(clock.clone())
             .with_options(options.clone()),
         claims: Vec::new(),
     };
     let mut sql = Real {
         queue: ActionQueue::new(sqlite)
+            .with_whitelist(whitelist)
             .with_clock(clock.clone())
             .with_options(options),
         claims: Vec::new(),
     };
-    let mut model = Model::new();
+    let mut model = Model::new(custom);
     let setup = [
         Op::CreateServer(0),
         Op::CreateServer(1),
@@ -967,8 +1087,11 @@ proptest! {
     })]
 
     #[test]
-    fn memory_sqlite_and_model_agree(ops in prop::collection::vec(op(), 1..80)) {
-        run(&ops)?;
+    fn memory_sqlite_and_model_agree(
+        custom in any::<bool>(),
+        ops in prop::collection::vec(op(), 1..80),
+    ) {
+        run(custom, &ops)?;
     }
 }
 
