@@ -1,5 +1,8 @@
-"""The app factory: SPEC's HTTP contract (prefix ``/api/v1``, ``X-API-Key``)."""
+"""The app factory: SPEC's HTTP contract (prefix ``/api/v1``, ``X-API-Key``).
 
+No ``from __future__ import annotations`` here: FastAPI resolves the endpoint
+annotations at definition time, and some name objects local to `create_app`.
+"""
 
 import os
 import secrets
