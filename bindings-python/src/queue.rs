@@ -6,6 +6,7 @@
 //! refuses them with `InvalidInputError`.
 
 use std::collections::BTreeMap;
+use std::mem::ManuallyDrop;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -29,7 +30,8 @@ use crate::types::{PyAction, PyActionPage, PyClaim, PyEvent, PyServer};
 /// more than the call itself.
 #[pyclass(module = "actionq", name = "ActionQueue", frozen)]
 pub struct PyActionQueue {
-    queue: ActionQueue,
+    /// Taken out only by `Drop`, which closes it without the GIL.
+    queue: ManuallyDrop<ActionQueue>,
     path: Option<PathBuf>,
     /// Whether store calls release the GIL (SQLite backend).
     detach: bool,
@@ -109,6 +111,21 @@ impl PyActionQueue {
     }
 }
 
+impl Drop for PyActionQueue {
+    /// Closing a SQLite store checkpoints its write-ahead log (disk I/O, tens of
+    /// milliseconds after many writes), so it runs with the GIL released, like
+    /// every other blocking store operation.
+    fn drop(&mut self) {
+        // SAFETY: `self.queue` is taken exactly once, here, and never used again.
+        let queue = unsafe { ManuallyDrop::take(&mut self.queue) };
+        if self.detach {
+            Python::attach(|py| py.detach(move || drop(queue)));
+        } else {
+            drop(queue);
+        }
+    }
+}
+
 #[pymethods]
 impl PyActionQueue {
     /// Opens the queue: on the SQLite file at `path` (created if missing, migrated
@@ -171,7 +188,7 @@ impl PyActionQueue {
             }
         };
         Ok(PyActionQueue {
-            queue: queue.with_whitelist(whitelist).with_options(options),
+            queue: ManuallyDrop::new(queue.with_whitelist(whitelist).with_options(options)),
             detach: path.is_some(),
             path,
         })
