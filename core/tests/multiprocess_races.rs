@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actionq::{ActionQueue, ActionStatus, ErrorKind, NewAction, SqliteOptions, SqliteStore};
+use actionq::{
+    ActionQuery, ActionQueue, ActionStatus, ErrorKind, NewAction, SqliteOptions, SqliteStore,
+};
 use fault_support::*;
 
 const ENTRY: &str = "race_child_entry";
@@ -189,6 +191,20 @@ fn race_child_entry() {
                                 None,
                             );
                             note(format!("report {} {}", c.action.id, record(&r)));
+                            // Readers run beside the writers of every process.
+                            let page = queue.list_actions(&ActionQuery {
+                                server_id: Some("claim".into()),
+                                status: Some(ActionStatus::Executing),
+                                limit: 10,
+                                ..ActionQuery::default()
+                            });
+                            let events = queue.events_since(c.action.id, 50);
+                            for (what, failed) in [("list", page.err()), ("events", events.err())] {
+                                match failed {
+                                    None => note(format!("read {what} ok 0")),
+                                    Some(e) => note(format!("read {what} {}", record(&Err(e)))),
+                                }
+                            }
                         }
                         Ok(None) => break,
                         Err(e) => {
@@ -358,6 +374,9 @@ fn four_processes_four_threads_race_on_one_file() {
         claimable,
         "every approved action claimed"
     );
+    for l in lines.iter().filter(|l| l[0] == "read") {
+        assert_eq!(l[2], "ok", "concurrent read failed: {l:?}");
+    }
     for l in lines.iter().filter(|l| l[0] == "report") {
         assert_eq!(l[2], "ok", "report of a held lease refused: {l:?}");
     }
