@@ -11,7 +11,9 @@ use chrono::TimeDelta;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::memory::MemoryStore;
-use crate::model::{Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server};
+use crate::model::{
+    Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp,
+};
 use crate::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{ActionDraft, Change, ChangeKind, ConflictGuard, PageRequest, Store};
 use crate::whitelist::{ConflictPolicy, Whitelist};
@@ -405,11 +407,15 @@ impl ActionQueue {
     }
 
     fn change(&self, id: i64, kind: ChangeKind, by: &str) -> Result<Action> {
+        self.change_at(id, kind, by, self.clock.now())
+    }
+
+    fn change_at(&self, id: i64, kind: ChangeKind, by: &str, at: Timestamp) -> Result<Action> {
         check_len("actor", by, 100)?;
         let change = Change {
             kind,
             by: by.to_owned(),
-            at: self.clock.now(),
+            at,
         };
         self.store.update_action(id, &change)
     }
@@ -436,7 +442,8 @@ impl ActionQueue {
         self.change(id, ChangeKind::Cancel, by)
     }
 
-    fn lease_until(&self, lease: Option<Duration>) -> Result<chrono::DateTime<chrono::Utc>> {
+    /// When a lease of `lease` (default: the options') taken at `now` runs out.
+    fn lease_until(&self, now: Timestamp, lease: Option<Duration>) -> Result<Timestamp> {
         let lease = lease.unwrap_or(self.options.default_lease);
         if lease.is_zero() || lease > self.options.max_lease {
             return Err(Error::InvalidInput(format!(
@@ -445,14 +452,15 @@ impl ActionQueue {
             )));
         }
         let delta = TimeDelta::from_std(lease).expect("bounded by max_lease");
-        Ok(self.clock.now() + delta)
+        Ok(now + delta)
     }
 
     /// Claims the oldest approved action of `server_id` for its agent: the action
     /// becomes `executing` and the returned token fences the executor. `None` when
     /// nothing is approved. `lease` defaults to [`QueueOptions::default_lease`].
     pub fn claim_next(&self, server_id: &str, lease: Option<Duration>) -> Result<Option<Claim>> {
-        let lease_expires_at = self.lease_until(lease)?;
+        let now = self.clock.now();
+        let lease_expires_at = self.lease_until(now, lease)?;
         self.get_server(server_id)?;
         let lease_token = uuid::Uuid::new_v4().to_string();
         let change = Change {
@@ -461,7 +469,7 @@ impl ActionQueue {
                 lease_expires_at,
             },
             by: AGENT.to_owned(),
-            at: self.clock.now(),
+            at: now,
         };
         Ok(self
             .store
@@ -475,12 +483,13 @@ impl ActionQueue {
     /// Extends the lease of the executor holding `lease_token`. Conflict for a
     /// wrong or expired token.
     pub fn heartbeat(&self, id: i64, lease_token: &str, lease: Option<Duration>) -> Result<Action> {
-        let lease_expires_at = self.lease_until(lease)?;
+        let now = self.clock.now();
+        let lease_expires_at = self.lease_until(now, lease)?;
         let kind = ChangeKind::Heartbeat {
             lease_token: lease_token.to_owned(),
             lease_expires_at,
         };
-        self.change(id, kind, AGENT)
+        self.change_at(id, kind, AGENT, now)
     }
 
     /// Finishes the action held with `lease_token`: exit code 0 completes it,

@@ -1224,3 +1224,24 @@ for_each_store!(
     custom_whitelist_builds_and_validates,
     quoted_placeholders_keep_argv_and_display_consistent,
 );
+
+/// With a moving (system) clock, the lease is measured from the claim's own
+/// `executed_at`, not from an earlier reading.
+#[test]
+fn lease_runs_exactly_from_the_claim_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = actionq::ActionQueue::open(dir.path().join("q.db")).unwrap();
+    for q in [actionq::ActionQueue::in_memory(), sqlite] {
+        q.create_server("web-1", None).unwrap();
+        for i in 0..50 {
+            q.create_action(&restart("web-1", &format!("s{i}"))).unwrap();
+            let lease = Duration::from_secs(300);
+            let claim = q.claim_next("web-1", Some(lease)).unwrap().unwrap();
+            let a = &claim.action;
+            let granted = a.lease_expires_at.unwrap() - a.executed_at.unwrap();
+            assert_eq!(granted, chrono::TimeDelta::seconds(300));
+            let beat = q.heartbeat(a.id, &claim.lease_token, Some(lease)).unwrap();
+            assert!(beat.lease_expires_at.unwrap() >= a.lease_expires_at.unwrap());
+        }
+    }
+}
