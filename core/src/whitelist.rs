@@ -269,6 +269,11 @@ impl WhitelistEntry {
         if argv.is_empty() {
             return Err(bad("command has no program".into()));
         }
+        // A value in the program position could change what runs, and one shaped
+        // like `NAME=value` would make a shell read the display string differently.
+        if argv[0].iter().any(|p| matches!(p, Piece::Param(_))) {
+            return Err(bad("the program must be literal, not a parameter".into()));
+        }
         let used: Vec<&String> = env
             .iter()
             .map(|(_, w)| w)

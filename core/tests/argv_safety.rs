@@ -149,7 +149,6 @@ proptest! {
 /// assignment breaks that: the shell reads `A=b tool` as an environment
 /// variable and runs `tool`, argv runs the program `A=b`.
 #[test]
-#[ignore = "BUG fault-2: an assignment-shaped value in the program position; see report"]
 fn assignment_shaped_value_in_program_position_matches_the_shell() {
     let whitelist = Whitelist::from_json(
         r#"{"actions":{"run":{"command":"{prog} --version",

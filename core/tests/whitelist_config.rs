@@ -37,6 +37,20 @@ fn malformed_configs_are_invalid_input() {
             "inside single quotes",
         ),
         (entry("X=1", "{}"), "no program"),
+        (
+            entry(
+                "{prog} --version",
+                r#"{"prog": {"kind": "one_of", "values": ["ls"]}}"#,
+            ),
+            "program must be literal",
+        ),
+        (
+            entry(
+                "X=1 /usr/bin/{p}",
+                r#"{"p": {"kind": "one_of", "values": ["ls"]}}"#,
+            ),
+            "program must be literal",
+        ),
         (entry("", "{}"), "no program"),
         (
             entry("systemctl restart {unit}", "{}"),
