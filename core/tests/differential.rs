@@ -228,6 +228,7 @@ fn op() -> impl Strategy<Value = Op> {
         Just(None),
         "[a-z\\n]{0,40}".prop_map(Some),
         "\\PC{0,20}".prop_map(Some),
+        "(?s).{0,12}".prop_map(Some), // control characters and NUL too
     ];
     prop_oneof![
         1 => server.clone().prop_map(Op::CreateServer),
