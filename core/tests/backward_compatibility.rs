@@ -224,3 +224,65 @@ fn newer_wal_database_is_refused_and_left_byte_identical() {
 fn newer_rollback_journal_database_is_refused_and_left_byte_identical() {
     assert_refused_untouched("delete");
 }
+
+/// Not a database at all, or a database cut short: a Storage error (never a
+/// panic), and a file that is not SQLite is left as it was.
+#[test]
+fn garbage_or_truncated_file_is_a_storage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.sqlite3");
+    let bytes: Vec<u8> = (0..8192u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&garbage, &bytes).unwrap();
+    let err = SqliteStore::open(&garbage, &SqliteOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
+    assert_eq!(
+        std::fs::read(&garbage).unwrap(),
+        bytes,
+        "garbage file modified"
+    );
+
+    // A real database cut in half: refused at open or at the first query that
+    // touches the missing pages, always as a Storage error.
+    let whole = dir.path().join("whole.sqlite3");
+    write_v1(&whole);
+    {
+        let queue = ActionQueue::open(&whole).unwrap();
+        for i in 0..200 {
+            queue
+                .create_action(
+                    &NewAction::new("web-1", "restart_service").service_name(format!("svc-{i}")),
+                )
+                .unwrap();
+        }
+    }
+    let full = std::fs::read(&whole).unwrap();
+    assert!(full.len() > 16 * 4096, "big enough to cut: {}", full.len());
+    let cut = dir.path().join("cut.sqlite3");
+    std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
+    match SqliteStore::open(&cut, &SqliteOptions::default()) {
+        Err(e) => {
+            eprintln!("backward_compatibility: truncated file refused at open: {e}");
+            assert_eq!(e.kind(), ErrorKind::Storage, "{e}")
+        }
+        Ok(store) => {
+            let queue = ActionQueue::new(store);
+            let results = [
+                queue.list_actions(&ActionQuery::default()).map(drop),
+                queue.get_action(150).map(drop),
+                queue.events_since(0, 1000).map(drop),
+                queue
+                    .create_action(&NewAction::new("web-1", "clear_logs"))
+                    .map(drop),
+            ];
+            for r in results {
+                eprintln!("backward_compatibility: truncated file: {r:?}");
+                if let Err(e) = r {
+                    assert!(
+                        matches!(e.kind(), ErrorKind::Storage | ErrorKind::NotFound),
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
+}
