@@ -514,6 +514,20 @@ impl SqliteStore {
         let conn = lock(&self.readers[n]);
         f(&conn)
     }
+
+    /// A single-statement read: on the writer connection when no write is
+    /// running, else on a reader. Any write to the file empties a reader's page
+    /// cache, while the writer's stays warm with the pages it wrote itself, so a
+    /// lookup that follows writes (the server check before every create) reads
+    /// from memory. Never waits for the writer; kept to point lookups so a long
+    /// listing can never hold up writes.
+    fn read_point<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        match self.writer.try_lock() {
+            Ok(conn) => f(&conn),
+            Err(std::sync::TryLockError::Poisoned(e)) => f(&e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => self.read(f),
+        }
+    }
 }
 
 impl Store for SqliteStore {
@@ -543,7 +557,7 @@ impl Store for SqliteStore {
     }
 
     fn get_server(&self, id: &str) -> Result<Option<Server>> {
-        self.read(|conn| {
+        self.read_point(|conn| {
             conn.prepare_cached(SELECT_SERVER_SQL)?
                 .query_row([id], server_from_row)
                 .optional()
@@ -635,7 +649,7 @@ impl Store for SqliteStore {
     }
 
     fn get_action(&self, id: i64) -> Result<Option<Action>> {
-        self.read(|conn| {
+        self.read_point(|conn| {
             conn.prepare_cached(SELECT_ACTION_SQL)?
                 .query_row([id], action_from_row)
                 .optional()
