@@ -52,7 +52,8 @@ pub fn now_micros() -> i64 {
 ///
 /// The connection gets exactly the settings `SqliteStore` gives its connections:
 /// `journal_mode=WAL` (persistent in the file), `synchronous=NORMAL` (the default
-/// durability), `foreign_keys=ON`, a 10 s busy timeout. The schema is whatever
+/// durability), `foreign_keys=ON`, the query planner stability guarantee, a 10 s
+/// busy timeout (SQLite's own handler). The schema is whatever
 /// `SqliteStore::open` created: open one on the file first.
 pub struct Raw {
     conn: Connection,
@@ -119,6 +120,12 @@ impl Raw {
         assert_eq!(mode, "wal", "actionq databases are in WAL mode");
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
             .map_err(err)?;
+        // Also as SqliteStore: plans never depend on bound values (no re-prepare).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map_err(err)?;
         Ok(Raw { conn })
     }
 

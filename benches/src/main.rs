@@ -89,6 +89,7 @@ fn main() {
         Some("run") => run(&args[1..]),
         Some("mem-fill") => mem_fill(&args[1..]),
         Some("worker-create") => worker_create(&args[1..]),
+        Some("one") => one(&args[1..]),
         _ => Err(
             "usage: actionq-bench run [--out DIR] [--python PATH] [--scale F] [--skip-python]"
                 .to_owned(),
@@ -263,8 +264,8 @@ fn bench_create(
     s: &mut Summary,
     notes: &mut Vec<String>,
 ) -> BenchResult<()> {
-    let n = cfg.n(4000);
-    let rounds = 5;
+    let n = cfg.n(2000);
+    let rounds = 9;
     let path = cfg.db.join("create.db");
     let server = server_id(0);
     let (mut raw, mut rust, mut python) = (Vec::new(), Vec::new(), Vec::new());
@@ -584,6 +585,36 @@ fn run_workers(path: &Path, procs: usize, n: usize) -> BenchResult<(f64, f64, f6
     }
     let secs = (last - first) as f64 / 1e6;
     Ok((ok / secs.max(1e-9), busy, other))
+}
+
+/// Diagnostics: `one --what raw|rust --db PATH --n N` runs one contender's
+/// creates alone (e.g. under `strace -c` or `perf` to compare their syscalls).
+fn one(args: &[String]) -> BenchResult<()> {
+    let path = PathBuf::from(flag(args, "--db").ok_or("--db")?);
+    let n = num_flag(args, "--n", 1000)?;
+    let server = server_id(0);
+    let per_s = match flag(args, "--what") {
+        Some("raw") => {
+            drop(fresh_queue(&path, 1)?);
+            let mut conn = Raw::open(&path)?;
+            rate(n, |i| {
+                conn.create_restart(&server, &format!("svc-{i}.service"))
+                    .map(drop)
+            })?
+        }
+        Some("rust") => {
+            let queue = fresh_queue(&path, 1)?;
+            rate(n, |i| {
+                queue
+                    .create_action(&restart(&server, format!("svc-{i}.service")))
+                    .map(drop)
+                    .map_err(err)
+            })?
+        }
+        other => return Err(format!("--what raw|rust, not {other:?}")),
+    };
+    println!("{per_s:.0}/s");
+    Ok(())
 }
 
 /// Child: opens the queue, says `ready`, waits for a line on stdin, creates.
