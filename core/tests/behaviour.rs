@@ -1234,7 +1234,8 @@ fn lease_runs_exactly_from_the_claim_time() {
     for q in [actionq::ActionQueue::in_memory(), sqlite] {
         q.create_server("web-1", None).unwrap();
         for i in 0..50 {
-            q.create_action(&restart("web-1", &format!("s{i}"))).unwrap();
+            q.create_action(&restart("web-1", &format!("s{i}")))
+                .unwrap();
             let lease = Duration::from_secs(300);
             let claim = q.claim_next("web-1", Some(lease)).unwrap().unwrap();
             let a = &claim.action;
