@@ -369,13 +369,18 @@ fn mem_fill(args: &[String]) -> BenchResult<()> {
     // With them resident: the median of 10 chunks, so a burst of load from
     // elsewhere on the machine does not decide the figure.
     let chunk = (extra / 10).max(1);
+    let cpu = thread_cpu_time();
     let chunks = (0..10)
         .map(|c| rate(chunk, |i| create(n + c * chunk + i)))
         .collect::<BenchResult<Vec<f64>>>()?;
+    let cpu = thread_cpu_time() - cpu;
     let resident = median(&chunks);
     let out = serde_json::json!({
         "create_mem_fill_per_s": fill,
         "create_mem_per_s": resident,
+        // The same creates per second of this thread's CPU time: what they cost
+        // when the machine's other load does not take the core away.
+        "create_mem_cpu_per_s": (chunk * 10) as f64 / cpu.as_secs_f64().max(1e-9),
         "mem_1m_rss_mb": peak_rss_mb().unwrap_or(-1.0),
     });
     println!("{out}");
