@@ -27,7 +27,7 @@ def main() -> None:
         from actionq_api.app import create_app
     else:
         from status_quo import create_app
-    app = create_app(args.db, args.key)
+    app = create_app(None if args.db == ":memory:" else args.db, args.key)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 
