@@ -15,10 +15,10 @@ $(VENV)/.bench-ready: $(VENV)/.ready benches/python/requirements.txt
 	touch $@
 
 bench: bench-venv python-develop
-	$(CARGO) run --release --quiet -p actionq-bench -- run --out $(BENCH_OUT) --python $(VPY) $(BENCH_ARGS)
+	$(CARGO) run --release --quiet -p actionq-bench -- run --repo $(CURDIR) --out $(BENCH_OUT) --python $(VPY) $(BENCH_ARGS)
 
 bench-rust:
-	$(CARGO) run --release --quiet -p actionq-bench -- run --out $(BENCH_OUT) --skip-python $(BENCH_ARGS)
+	$(CARGO) run --release --quiet -p actionq-bench -- run --repo $(CURDIR) --out $(BENCH_OUT) --skip-python $(BENCH_ARGS)
 
 bench-criterion:
 	$(CARGO) bench -p actionq-bench --bench micro

@@ -2,7 +2,7 @@
 //! process tree, prints a table and writes `target/bench/summary.json`.
 //!
 //! ```text
-//! actionq-bench run [--out DIR] [--python PATH] [--scale F] [--skip-python]
+//! actionq-bench run [--out DIR] [--repo DIR] [--python PATH] [--scale F] [--skip-python]
 //!                   [--only create,memory,get,list,cycle,procs,http,gil]
 //! ```
 //!
@@ -113,10 +113,16 @@ fn num_flag(args: &[String], name: &str, default: usize) -> BenchResult<usize> {
 }
 
 fn run(args: &[String]) -> BenchResult<()> {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("benches/ is inside the repo")
-        .to_path_buf();
+    // The repository (for benches/python): given by make, else where this was built.
+    let repo = flag(args, "--repo").map_or_else(
+        || {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("benches/ is inside the repo")
+                .to_path_buf()
+        },
+        PathBuf::from,
+    );
     let out = flag(args, "--out").map_or_else(|| repo.join("target/bench"), PathBuf::from);
     let db = out.join("db");
     std::fs::create_dir_all(&db).map_err(err)?;
