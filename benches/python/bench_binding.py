@@ -12,7 +12,10 @@ SQLite backend: disk, file locks) and keeps it for the in-memory store. The
 alone and next to a busy pure-Python thread. Releasing the GIL lets other
 threads run while SQLite works, but each call must then win the GIL back; next
 to a busy thread that costs up to a switch interval (5 ms), which is why calls
-that cannot block (memory store) keep it.
+that cannot block (memory store) keep it. The upside shows in the busy thread's
+progress (`gil_busy_thread_spins_*`): it gets more done next to SQLite calls,
+which let it run while they work. `gil_create_sqlite_{1,2}thread_per_s` checks
+that threads sharing one queue lose nothing to GIL hand-offs.
 """
 
 from __future__ import annotations
@@ -96,6 +99,27 @@ def gil(db: str, seconds: float) -> dict[str, float]:
         out[f"gil_get_{name}_per_s"] = alone
         out[f"gil_get_{name}_busy_thread_per_s"] = shared
         out[f"gil_busy_thread_spins_{name}_per_s"] = spins
+    # SQLite creates from 1 and from 2 Python threads sharing one queue: the
+    # store serializes writers, so two threads cannot do more, but they should
+    # not do less either (no GIL hand-off convoy).
+    sql = actionq.ActionQueue(db)
+    for threads in (1, 2):
+        n = int(2000 * seconds) // threads * threads
+        barrier = threading.Barrier(threads + 1)
+
+        def work(tag: int, count: int) -> None:
+            barrier.wait()
+            for i in range(count):
+                sql.create_action("bench-0", "restart_service", f"t{threads}-{tag}-{i}.service")
+
+        workers = [threading.Thread(target=work, args=(k, n // threads)) for k in range(threads)]
+        for w in workers:
+            w.start()
+        barrier.wait()
+        start = time.perf_counter()
+        for w in workers:
+            w.join()
+        out[f"gil_create_sqlite_{threads}thread_per_s"] = n / (time.perf_counter() - start)
     out["gil_switch_interval_ms"] = sys.getswitchinterval() * 1000
     return out
 
