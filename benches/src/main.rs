@@ -298,7 +298,13 @@ fn bench_create(
                 }
                 _ if py.binding => {
                     drop(fresh_queue(&path, 1)?);
-                    let args = [a("create"), a("--db"), a(path.display()), a("--n"), a(n)];
+                    let args = [
+                        arg("create"),
+                        arg("--db"),
+                        arg(path.display()),
+                        arg("--n"),
+                        arg(n),
+                    ];
                     python.push(json_f64(
                         &python_json(cfg, py, "bench_binding.py", &args)?,
                         "per_s",
@@ -319,7 +325,13 @@ fn bench_create(
         for _ in 0..3 {
             let path = cfg.db.join("create-sq.db");
             actionq_bench::remove_db(&path);
-            let args = [a("create"), a("--db"), a(path.display()), a("--n"), a(n)];
+            let args = [
+                arg("create"),
+                arg("--db"),
+                arg(path.display()),
+                arg("--n"),
+                arg(n),
+            ];
             sq.push(json_f64(
                 &python_json(cfg, py, "status_quo.py", &args)?,
                 "per_s",
@@ -429,13 +441,13 @@ fn bench_get(
                 })?),
                 _ if py.binding => {
                     let args = [
-                        a("get"),
-                        a("--db"),
-                        a(path.display()),
-                        a("--n"),
-                        a(n),
-                        a("--ids"),
-                        a(m),
+                        arg("get"),
+                        arg("--db"),
+                        arg(path.display()),
+                        arg("--n"),
+                        arg(n),
+                        arg("--ids"),
+                        arg(m),
                     ];
                     python.push(json_f64(
                         &python_json(cfg, py, "bench_binding.py", &args)?,
@@ -455,15 +467,15 @@ fn bench_get(
         let path = cfg.db.join("get-sq.db");
         actionq_bench::remove_db(&path);
         let args = [
-            a("get"),
-            a("--db"),
-            a(path.display()),
-            a("--n"),
-            a(cfg.n(3000)),
-            a("--ids"),
-            a(m),
-            a("--rounds"),
-            a(3),
+            arg("get"),
+            arg("--db"),
+            arg(path.display()),
+            arg("--n"),
+            arg(cfg.n(3000)),
+            arg("--ids"),
+            arg(m),
+            arg("--rounds"),
+            arg(3),
         ];
         let json = python_json(cfg, py, "status_quo.py", &args)?;
         s.set("get_sq_per_s", json_f64(&json, "per_s")?);
@@ -690,7 +702,12 @@ fn bench_http(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String
         notes.push("HTTP comparison skipped (needs the binding and the status quo stack)".into());
         return;
     }
-    let args = [a("--dir"), a(cfg.db.display()), a("--n"), a(cfg.n(1000))];
+    let args = [
+        arg("--dir"),
+        arg(cfg.db.display()),
+        arg("--n"),
+        arg(cfg.n(1000)),
+    ];
     match python_json(cfg, py, "bench_http.py", &args) {
         Ok(json) => s.merge_json(&json),
         Err(e) => notes.push(format!("HTTP comparison failed: {e}")),
@@ -704,11 +721,11 @@ fn bench_gil(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String>
     }
     let path = cfg.db.join("gil.db");
     let args = [
-        a("gil"),
-        a("--db"),
-        a(path.display()),
-        a("--seconds"),
-        a(cfg.scale.min(1.0)),
+        arg("gil"),
+        arg("--db"),
+        arg(path.display()),
+        arg("--seconds"),
+        arg(cfg.scale.min(1.0)),
     ];
     match python_json(cfg, py, "bench_binding.py", &args) {
         Ok(json) => s.merge_json(&json),
@@ -716,7 +733,8 @@ fn bench_gil(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String>
     }
 }
 
-fn a(v: impl ToString) -> String {
+/// A command-line argument.
+fn arg(v: impl ToString) -> String {
     v.to_string()
 }
 
