@@ -60,6 +60,19 @@ fn wait_for(path: &Path) {
     }
 }
 
+/// The whole audit log, page by page.
+fn all_events(queue: &ActionQueue) -> Vec<actionq::Event> {
+    let mut all: Vec<actionq::Event> = Vec::new();
+    loop {
+        let cursor = all.last().map_or(0, |e| e.id);
+        let more = queue.events_since(cursor, 1000).unwrap();
+        if more.is_empty() {
+            return all;
+        }
+        all.extend(more);
+    }
+}
+
 /// Opens a possibly brand-new file at the same moment as its siblings.
 #[test]
 fn open_child_entry() {
@@ -398,15 +411,7 @@ fn four_processes_four_threads_race_on_one_file() {
             assert!(l[2] == "CONFLICT", "unexpected outcome {l:?}");
         }
     }
-    let mut all_events = Vec::new();
-    loop {
-        let cursor = all_events.last().map_or(0, |e: &actionq::Event| e.id);
-        let more = queue.events_since(cursor, 1000).unwrap();
-        if more.is_empty() {
-            break;
-        }
-        all_events.extend(more);
-    }
+    let all_events = all_events(&queue);
     for id in &contested {
         let w = wins.get(id).cloned().unwrap_or_default();
         assert!(w.values().all(|n| *n == 1), "action {id}: {w:?}");
@@ -443,5 +448,179 @@ fn four_processes_four_threads_race_on_one_file() {
         contested.len(),
         stats.actions,
         stats.events
+    );
+}
+
+/// Reports and lease expiry racing across processes right at the lease's end.
+#[test]
+fn lease_child_entry() {
+    if child_role().as_deref() != Some("lease") {
+        return;
+    }
+    let db = PathBuf::from(std::env::var("ACTIONQ_RACE_DB").unwrap());
+    let dir = db.parent().unwrap().to_path_buf();
+    let me: usize = std::env::var("ACTIONQ_RACE_PROC").unwrap().parse().unwrap();
+    let leases: Vec<(i64, String)> = std::fs::read_to_string(dir.join("leases"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (id, token) = l.split_once(' ').unwrap();
+            (id.parse().unwrap(), token.to_owned())
+        })
+        .collect();
+    let queue = ActionQueue::new(SqliteStore::open(&db, &options()).expect("child open"));
+    std::fs::write(dir.join(format!("ready-{me}")), b"").unwrap();
+    wait_for(&dir.join("go"));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (queue, leases) = (queue.clone(), leases.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(time_seed() ^ ((me * THREADS + t) as u64) << 40);
+                let mut out = String::new();
+                let mut order: Vec<usize> = (0..leases.len()).collect();
+                for i in (1..order.len()).rev() {
+                    order.swap(i, rng.below(i as u64 + 1) as usize);
+                }
+                for i in order {
+                    let (id, token) = &leases[i];
+                    if t % 2 == 0 {
+                        let code = (rng.below(2)) as i32;
+                        match queue.report_result(*id, token, code, Some("done"), None) {
+                            Ok(a) => out.push_str(&format!("report {} ok {}\n", a.id, code)),
+                            Err(e) => out.push_str(&format!("report {id} {} 0\n", e.code())),
+                        }
+                    } else {
+                        match queue.expire_leases() {
+                            Ok(expired) => {
+                                for a in expired {
+                                    out.push_str(&format!("expire {} ok -1\n", a.id));
+                                }
+                            }
+                            Err(e) => out.push_str(&format!("expire - {} 0\n", e.code())),
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                out
+            })
+        })
+        .collect();
+    let text: String = handles
+        .into_iter()
+        .map(|h| h.join().expect("worker thread"))
+        .collect();
+    std::fs::write(dir.join(format!("result-{me}")), text).unwrap();
+}
+
+#[test]
+fn report_and_expiry_race_at_the_end_of_the_lease() {
+    if child_role().is_some() {
+        return;
+    }
+    let leases_n = 30 * env_num("ACTIONQ_RACE_SCALE", 3).max(1) as usize / 3;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lease.sqlite3");
+    let queue = ActionQueue::new(SqliteStore::open(&db, &options()).unwrap());
+    queue.create_server("lease", None).unwrap();
+    for _ in 0..leases_n {
+        queue
+            .create_action(&NewAction::new("lease", "clear_logs"))
+            .unwrap();
+    }
+    // Claim everything with a 1 s lease, hand the tokens to the children, and
+    // start the race shortly before the leases run out, so it straddles the
+    // expiry (on a loaded machine it may start later: then expiry wins all).
+    let mut leases = String::new();
+    let claimed_at = Instant::now();
+    while let Some(c) = queue
+        .claim_next("lease", Some(Duration::from_secs(1)))
+        .unwrap()
+    {
+        leases.push_str(&format!("{} {}\n", c.action.id, c.lease_token));
+    }
+    std::fs::write(dir.path().join("leases"), leases).unwrap();
+    let children: Vec<_> = (0..PROCESSES)
+        .map(|p| {
+            spawn_child(
+                "lease_child_entry",
+                "lease",
+                &[
+                    ("ACTIONQ_RACE_DB", db.display().to_string()),
+                    ("ACTIONQ_RACE_PROC", p.to_string()),
+                ],
+            )
+        })
+        .collect();
+    for p in 0..PROCESSES {
+        wait_for(&dir.path().join(format!("ready-{p}")));
+    }
+    // Anywhere from just before to just after the first expiry.
+    let start = Duration::from_millis(975 + Rng::new(time_seed()).below(40));
+    if let Some(left) = start.checked_sub(claimed_at.elapsed()) {
+        std::thread::sleep(left);
+    }
+    std::fs::write(dir.path().join("go"), b"").unwrap();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Whatever no racer finished, a last expiry does.
+    std::thread::sleep(Duration::from_millis(1100).saturating_sub(claimed_at.elapsed()));
+    let late = queue.expire_leases().unwrap();
+
+    let mut wins: BTreeMap<i64, Vec<(String, i32)>> = BTreeMap::new();
+    let (mut reports, mut expiries, mut refused) = (0, 0, 0);
+    for p in 0..PROCESSES {
+        for l in std::fs::read_to_string(dir.path().join(format!("result-{p}")))
+            .unwrap()
+            .lines()
+        {
+            let f: Vec<&str> = l.split(' ').collect();
+            match f[2] {
+                "ok" => {
+                    if f[0] == "report" {
+                        reports += 1;
+                    } else {
+                        expiries += 1;
+                    }
+                    wins.entry(f[1].parse().unwrap())
+                        .or_default()
+                        .push((f[0].to_owned(), f[3].parse().unwrap()));
+                }
+                "CONFLICT" if f[0] == "report" => refused += 1,
+                other => panic!("unexpected outcome {other}: {l}"),
+            }
+        }
+    }
+    for a in &late {
+        wins.entry(a.id).or_default().push(("late".into(), -1));
+    }
+    let events = all_events(&queue);
+    for id in 1..=leases_n as i64 {
+        let w = wins.get(&id).cloned().unwrap_or_default();
+        assert_eq!(w.len(), 1, "action {id}: one finisher, got {w:?}");
+        let action = queue.get_action(id).unwrap();
+        let (who, code) = &w[0];
+        assert_eq!(
+            action.exit_code,
+            Some(*code),
+            "action {id} finished by {who}"
+        );
+        let finishing: Vec<_> = events
+            .iter()
+            .filter(|e| e.action_id == id && e.from_status == Some(ActionStatus::Executing))
+            .collect();
+        assert_eq!(finishing.len(), 1, "action {id}: one terminal event");
+        assert_eq!(finishing[0].to_status, action.status);
+    }
+    assert_invariants(&db, "after the lease race");
+    eprintln!(
+        "multiprocess_races: lease race over {leases_n} actions: {reports} reports won, \
+         {expiries} expiries by racers, {} by the final sweep, {refused} stale reports refused",
+        late.len()
     );
 }
