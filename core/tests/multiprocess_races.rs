@@ -9,7 +9,10 @@
 //! - claim_next: every approved action claimed exactly once;
 //! - approve / reject / cancel on one pending action: each transition succeeds
 //!   at most once, and the successes are exactly the audit log's path;
-//! - no Storage (busy/locked) error escapes under the configured busy timeout.
+//! - report_result vs expire_leases at the end of a lease: exactly one finisher;
+//! - processes opening a brand-new file together all succeed;
+//! - no Storage (busy/locked) error escapes under the configured busy timeout,
+//!   for writers or for the readers (list, events) running beside them.
 //!
 //! Scale: `ACTIONQ_RACE_SCALE` (default 3; `make soak` raises it).
 
