@@ -119,6 +119,28 @@ struct StoredEvent {
     detail: Option<Box<str>>,
 }
 
+/// Keys in ascending order. Creation keys nearly always arrive in order (the
+/// clock moves forward), so an insert is a push; an earlier key (a clock set
+/// back, or racing threads) goes in its sorted place.
+#[derive(Debug, Default)]
+struct Ordered(Vec<OrderKey>);
+
+impl Ordered {
+    fn insert(&mut self, key: OrderKey) {
+        match self.0.last() {
+            Some(last) if *last >= key => {
+                let at = self.0.partition_point(|k| *k < key);
+                self.0.insert(at, key);
+            }
+            _ => self.0.push(key),
+        }
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, OrderKey> {
+        self.0.iter()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     strings: Interner,
@@ -129,8 +151,8 @@ struct Inner {
     /// Totals per (server, type, status), so listings never count by scanning.
     counts: StatusCounts,
     /// Listing order, all actions and per server.
-    by_created: BTreeSet<OrderKey>,
-    by_server: HashMap<Sym, BTreeSet<OrderKey>>,
+    by_created: Ordered,
+    by_server: HashMap<Sym, Ordered>,
     /// Pending, approved or executing ids per (server, type): exclusive groups.
     active: HashMap<(Sym, Sym), BTreeSet<i64>>,
     /// Pending ids per (server, type, command): pending duplicates.
@@ -521,6 +543,20 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn ordered_keeps_keys_sorted_whatever_the_arrival_order() {
+        let at = |s: i64| chrono::DateTime::from_timestamp(s, 0).unwrap();
+        let mut ordered = Ordered::default();
+        for key in [(at(5), 1), (at(7), 2), (at(6), 3), (at(7), 4), (at(1), 5)] {
+            ordered.insert(key);
+        }
+        let keys: Vec<OrderKey> = ordered.iter().copied().collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert_eq!(keys.len(), 5);
+    }
 
     #[test]
     fn compact_round_trip_keeps_every_field() {
