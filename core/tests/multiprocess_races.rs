@@ -541,6 +541,7 @@ fn report_and_expiry_race_at_the_end_of_the_lease() {
     {
         leases.push_str(&format!("{} {}\n", c.action.id, c.lease_token));
     }
+    let last_claim = Instant::now();
     std::fs::write(dir.path().join("leases"), leases).unwrap();
     let children: Vec<_> = (0..PROCESSES)
         .map(|p| {
@@ -572,7 +573,7 @@ fn report_and_expiry_race_at_the_end_of_the_lease() {
         );
     }
     // Whatever no racer finished, a last expiry does.
-    std::thread::sleep(Duration::from_millis(1100).saturating_sub(claimed_at.elapsed()));
+    std::thread::sleep(Duration::from_millis(1100).saturating_sub(last_claim.elapsed()));
     let late = queue.expire_leases().unwrap();
 
     let mut wins: BTreeMap<i64, Vec<(String, i32)>> = BTreeMap::new();
