@@ -153,6 +153,8 @@ struct Inner {
     /// Listing order, all actions and per server.
     by_created: Ordered,
     by_server: HashMap<Sym, Ordered>,
+    /// Listing order per status, so a status filter never scans other statuses.
+    by_status: HashMap<ActionStatus, BTreeSet<OrderKey>>,
     /// Pending, approved or executing ids per (server, type): exclusive groups.
     active: HashMap<(Sym, Sym), BTreeSet<i64>>,
     /// Pending ids per (server, type, command): pending duplicates.
@@ -302,6 +304,12 @@ impl Inner {
     fn index_status(&mut self, id: i64, s: &Stored, add: bool) {
         let pair = (s.server_id, s.action_type);
         let key = (s.created_at, id);
+        let listed = self.by_status.entry(s.status).or_default();
+        if add {
+            listed.insert(key);
+        } else {
+            listed.remove(&key);
+        }
         if ACTIVE_STATUSES.contains(&s.status) {
             let ids = self.active.entry(pair).or_default();
             if add {
@@ -471,16 +479,22 @@ impl Store for MemoryStore {
             return Ok((Vec::new(), 0));
         };
         let total = inner.counts.total(filter);
-        let order = match server {
-            Some(server) => match inner.by_server.get(&server) {
-                Some(keys) => keys,
+        if page.offset >= total {
+            return Ok((Vec::new(), total));
+        }
+        // Walk the narrowest order index the filter allows, newest first.
+        let newest_first: Box<dyn Iterator<Item = &OrderKey>> = match (server, filter.status) {
+            (Some(server), _) => match inner.by_server.get(&server) {
+                Some(keys) => Box::new(keys.iter().rev()),
                 None => return Ok((Vec::new(), 0)),
             },
-            None => &inner.by_created,
+            (None, Some(status)) => match inner.by_status.get(&status) {
+                Some(keys) => Box::new(keys.iter().rev()),
+                None => return Ok((Vec::new(), 0)),
+            },
+            (None, None) => Box::new(inner.by_created.iter().rev()),
         };
-        let actions = order
-            .iter()
-            .rev()
+        let actions = newest_first
             .map(|&(_, id)| (id, &inner.actions[id as usize - 1]))
             .filter(|(_, s)| {
                 filter.status.is_none_or(|f| f == s.status)

@@ -304,10 +304,16 @@ impl ActionQueue {
         }
         self.whitelist
             .check_shape(&request.action_type, &request.params)?;
-        self.get_server(&request.server_id)?;
-        let built = self
-            .whitelist
-            .build(&request.action_type, &request.params)?;
+        // Rule 2 (unknown server) outranks rule 3 (not whitelisted). The store
+        // checks the server atomically with the insert, so it is read here only
+        // when the whitelist refuses, to pick the right error.
+        let built = match self.whitelist.build(&request.action_type, &request.params) {
+            Ok(built) => built,
+            Err(refused) => {
+                self.get_server(&request.server_id)?;
+                return Err(refused);
+            }
+        };
         let entry = self
             .whitelist
             .get(&request.action_type)

@@ -617,15 +617,21 @@ impl Store for SqliteStore {
                     }
                 }
                 ConflictGuard::ActiveInGroup { action_types, .. } => {
+                    // Report the oldest collision across the group, as every store does.
                     let mut candidates = tx.prepare_cached(ACTIVE_OF_TYPE_SQL)?;
+                    let mut oldest: Option<i64> = None;
                     for action_type in action_types {
                         let mut rows = candidates.query(params![draft.server_id, action_type])?;
                         while let Some(row) = rows.next()? {
                             let existing = action_from_row(row)?;
                             if guard.collides(&draft, &existing) {
-                                return Err(guard.error(existing.id));
+                                oldest = Some(oldest.map_or(existing.id, |o| o.min(existing.id)));
+                                break;
                             }
                         }
+                    }
+                    if let Some(id) = oldest {
+                        return Err(guard.error(id));
                     }
                 }
             }

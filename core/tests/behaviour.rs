@@ -418,6 +418,26 @@ fn apt_actions_are_exclusive_per_server(env: Env) {
         .unwrap();
 }
 
+/// After a whitelist change several group members may be active at once; a
+/// collision names the oldest of them on every store.
+fn group_conflict_names_the_oldest_collision(env: Env) {
+    let ungrouped =
+        actionq::DEFAULT_WHITELIST_JSON.replace(r#"{ "exclusive_group": "apt" }"#, r#""none""#);
+    let env = env_with_server(env, false).whitelist(&ungrouped);
+    let q = &env.queue;
+    let upgrade = q
+        .create_action(&NewAction::new("web-1", "apt_upgrade_all"))
+        .unwrap();
+    q.create_action(&NewAction::new("web-1", "apt_update"))
+        .unwrap();
+    let env = env.whitelist(actionq::DEFAULT_WHITELIST_JSON);
+    let err = env
+        .queue
+        .create_action(&NewAction::new("web-1", "apt_update"))
+        .unwrap_err();
+    assert_eq!(err.existing_action_id(), Some(upgrade.id));
+}
+
 // ---------------------------------------------------------------- transitions
 
 fn approve_reject_cancel_from_pending(env: Env) {
@@ -1202,6 +1222,7 @@ for_each_store!(
     pending_duplicate_restart_conflicts,
     restart_duplicates_only_block_while_pending,
     apt_actions_are_exclusive_per_server,
+    group_conflict_names_the_oldest_collision,
     approve_reject_cancel_from_pending,
     illegal_transitions_name_the_current_status,
     cancel_from_approved,
