@@ -1,4 +1,4 @@
-# Benchmarks (owned by the bench work). See benches/README.md.
+# Benchmarks. See "Benchmarks" in README.md.
 #   make bench             everything: Rust, Python binding, status quo, HTTP, GIL;
 #                          prints a table, writes target/bench/summary.json
 #   make bench-rust        the Rust-only parts (no venv needed)

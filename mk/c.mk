@@ -1,4 +1,4 @@
-# C ABI (owned by the C work): libactionq (shared + static), its cbindgen header,
+# C ABI. libactionq (shared + static), its cbindgen header,
 # a pkg-config file, the C API test and the C/C++ examples, plain and under valgrind.
 #
 #   make test-c        everything below, then the programs under ASan/UBSan and valgrind

@@ -1,4 +1,4 @@
-# Fault, crash, race, differential and fuzz testing (owned by the fault work).
+# Fault, crash, race, differential and fuzz testing.
 #
 # The fault suites in core/tests (crash_consistency, multiprocess_races,
 # differential, argv_safety, backward_compatibility, resource_bounds) already run

@@ -1,4 +1,4 @@
-# Python package and FastAPI backend (owned by the Python work).
+# Python package and FastAPI backend.
 .PHONY: python-develop test-python run run-rust-example
 
 # Builds the extension (release) and installs the `actionq` package into the venv
