@@ -334,6 +334,9 @@ const ACTIVE_OF_TYPE_SQL: &str = concat!(
 );
 
 /// One server by id.
+const ANY_LEASE_DUE_SQL: &str =
+    "SELECT 1 FROM actions WHERE status = 'executing' AND lease_expires_at <= ?1 LIMIT 1";
+
 const SELECT_SERVER_SQL: &str =
     concat!("SELECT ", server_columns!(), " FROM servers WHERE id = ?1");
 
@@ -736,6 +739,18 @@ impl Store for SqliteStore {
     }
 
     fn expire_leases(&self, change: &Change) -> Result<Vec<Action>> {
+        // Hosts sweep often (before reads and claims) and there is rarely
+        // anything due: look first without taking the write lock. One that falls
+        // due after this look is caught by the next sweep.
+        let any_due = self.read_point(|conn| {
+            conn.prepare_cached(ANY_LEASE_DUE_SQL)?
+                .query_row([ts(change.at)], |_| Ok(()))
+                .optional()
+                .map_err(|e| storage("expire leases", e))
+        })?;
+        if any_due.is_none() {
+            return Ok(Vec::new());
+        }
         self.write("expire leases", |tx| {
             let due: Vec<i64> = tx
                 .prepare_cached(
