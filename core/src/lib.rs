@@ -28,6 +28,6 @@ pub use queue::{
 pub use sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION};
 pub use store::{
     ActionDraft, Change, ChangeKind, ConflictGuard, EventDraft, PageRequest, Store,
-    ACTIVE_STATUSES, LEASE_EXPIRED_STDERR,
+    ACTIVE_STATUSES, AUTO_APPROVED, LEASE_EXPIRED_STDERR,
 };
 pub use whitelist::{ConflictPolicy, ParamKind, Whitelist, DEFAULT_WHITELIST_JSON};

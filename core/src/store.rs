@@ -14,6 +14,9 @@ use crate::model::{Action, ActionFilter, ActionStatus, Event, Server, Timestamp}
 /// Who the automatic decisions are attributed to.
 pub(crate) const AUTO: &str = "auto";
 
+/// Detail of the creation event of an action approved automatically.
+pub const AUTO_APPROVED: &str = "auto-approved";
+
 /// A validated action not yet stored: everything but the id and the
 /// approval decision, which depend on the store's state at insert time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +60,8 @@ impl ActionDraft {
             to_status: status,
             by: self.created_by.clone(),
             at: self.created_at,
-            detail: None,
+            // The creator asked; the approval was automatic (`approved_by` "auto").
+            detail: (status == ActionStatus::Approved).then(|| AUTO_APPROVED.to_owned()),
         };
         let action = Action {
             id,

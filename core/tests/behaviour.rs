@@ -1069,7 +1069,7 @@ fn every_state_change_is_an_event(env: Env) {
                 "agent",
                 Some("exit_code=4")
             ),
-            (9, d.id, None, Approved, "dashboard", None),
+            (9, d.id, None, Approved, "dashboard", Some("auto-approved")),
             (10, d.id, Some(Approved), Executing, "agent", None),
             (
                 11,

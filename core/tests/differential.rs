@@ -767,7 +767,9 @@ impl Model {
                     stderr: None,
                 };
                 self.actions.push(action.clone());
-                self.log(id, None, action.status, by, now, None);
+                let detail = (action.status == ActionStatus::Approved)
+                    .then(|| actionq::AUTO_APPROVED.to_owned());
+                self.log(id, None, action.status, by, now, detail);
                 Ok(Out::Action(action))
             }
             Op::Approve(a) => self.transition(
