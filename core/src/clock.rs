@@ -13,7 +13,7 @@ pub trait Clock: Send + Sync + 'static {
 }
 
 /// Truncates to the microsecond precision every store keeps.
-pub fn to_micros(t: Timestamp) -> Timestamp {
+pub(crate) fn to_micros(t: Timestamp) -> Timestamp {
     t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
 }
 

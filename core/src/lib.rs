@@ -18,16 +18,14 @@ mod sqlite;
 mod store;
 pub mod whitelist;
 
-pub use clock::{to_micros, Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use memory::MemoryStore;
 pub use model::{Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp};
-pub use queue::{
-    check_server_id, ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM,
-};
+pub use queue::{ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM};
 pub use sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION};
 pub use store::{
-    ActionDraft, Change, ChangeKind, ConflictGuard, EventDraft, PageRequest, Store,
-    ACTIVE_STATUSES, AUTO_APPROVED, LEASE_EXPIRED_STDERR,
+    ActionDraft, Change, ChangeKind, ConflictGuard, EventDraft, PageRequest, Store, AUTO_APPROVED,
+    LEASE_EXPIRED_STDERR,
 };
 pub use whitelist::{ConflictPolicy, ParamKind, Whitelist, DEFAULT_WHITELIST_JSON};

@@ -13,8 +13,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::error::{Error, Result};
 use crate::model::{Action, ActionFilter, ActionStatus, Event, Server, Timestamp};
 use crate::store::{
-    ActionDraft, Change, ConflictGuard, EventDraft, PageRequest, StatusCounts, Store,
-    ACTIVE_STATUSES,
+    ActionDraft, Change, ConflictGuard, EventDraft, PageRequest, Store, ACTIVE_STATUSES,
 };
 
 /// An in-memory [`Store`]: fast, shared by threads of one process, gone on exit.
@@ -57,7 +56,7 @@ impl Interner {
 
 /// Fields set after creation (decision, execution, result): absent for most
 /// resident actions until they move on.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Later {
     rejected_at: Option<Timestamp>,
     rejected_by: Option<String>,
@@ -75,18 +74,7 @@ struct Later {
 
 impl Later {
     fn is_empty(&self) -> bool {
-        self.rejected_at.is_none()
-            && self.rejected_by.is_none()
-            && self.rejection_reason.is_none()
-            && self.cancelled_at.is_none()
-            && self.cancelled_by.is_none()
-            && self.executed_at.is_none()
-            && self.lease_expires_at.is_none()
-            && self.completed_at.is_none()
-            && self.exit_code.is_none()
-            && self.stdout.is_none()
-            && self.stderr.is_none()
-            && self.lease_token.is_none()
+        *self == Later::default()
     }
 }
 
@@ -117,6 +105,35 @@ struct StoredEvent {
     from_status: Option<ActionStatus>,
     to_status: ActionStatus,
     detail: Option<Box<str>>,
+}
+
+/// Totals per (server, type, status): lets a listing report `total` without
+/// scanning (the SQLite store keeps the same in its `action_counts` table).
+#[derive(Debug, Default, Clone)]
+struct StatusCounts {
+    counts: std::collections::HashMap<(String, String, ActionStatus), u64>,
+}
+
+impl StatusCounts {
+    fn add(&mut self, server_id: &str, action_type: &str, status: ActionStatus, delta: i64) {
+        let n = self
+            .counts
+            .entry((server_id.to_owned(), action_type.to_owned(), status))
+            .or_default();
+        *n = n.saturating_add_signed(delta);
+    }
+
+    fn total(&self, filter: &ActionFilter) -> u64 {
+        self.counts
+            .iter()
+            .filter(|((server, kind, status), _)| {
+                filter.status.is_none_or(|s| s == *status)
+                    && filter.server_id.as_deref().is_none_or(|s| s == server)
+                    && filter.action_type.as_deref().is_none_or(|t| t == kind)
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 /// Keys in ascending order. Creation keys nearly always arrive in order (the

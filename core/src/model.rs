@@ -73,17 +73,6 @@ impl ActionStatus {
             ActionStatus::Failed => "failed",
         }
     }
-
-    /// True for statuses no transition leaves.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            ActionStatus::Rejected
-                | ActionStatus::Cancelled
-                | ActionStatus::Completed
-                | ActionStatus::Failed
-        )
-    }
 }
 
 impl fmt::Display for ActionStatus {
@@ -212,19 +201,4 @@ pub struct ActionFilter {
     pub server_id: Option<String>,
     /// Only actions of this type.
     pub action_type: Option<String>,
-}
-
-impl ActionFilter {
-    /// True when `action` passes every set filter.
-    pub fn matches(&self, action: &Action) -> bool {
-        self.status.is_none_or(|s| s == action.status)
-            && self
-                .server_id
-                .as_deref()
-                .is_none_or(|s| s == action.server_id)
-            && self
-                .action_type
-                .as_deref()
-                .is_none_or(|t| t == action.action_type)
-    }
 }

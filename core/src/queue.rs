@@ -175,7 +175,7 @@ fn check_len(what: &str, value: &str, max: usize) -> Result<()> {
 }
 
 /// Checks a server id: 1–100 chars of `[A-Za-z0-9._-]`, starting alphanumeric.
-pub fn check_server_id(id: &str) -> Result<()> {
+fn check_server_id(id: &str) -> Result<()> {
     let ok = (1..=100).contains(&id.len())
         && id.starts_with(|c: char| c.is_ascii_alphanumeric())
         && id

@@ -262,17 +262,18 @@ fn ts(t: Timestamp) -> i64 {
     t.timestamp_micros()
 }
 
-fn from_micros(v: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
-    v.map(|v| {
-        DateTime::from_timestamp_micros(v).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Integer,
-                format!("timestamp {v} out of range").into(),
-            )
-        })
+fn required_micros(v: i64) -> rusqlite::Result<Timestamp> {
+    DateTime::from_timestamp_micros(v).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Integer,
+            format!("timestamp {v} out of range").into(),
+        )
     })
-    .transpose()
+}
+
+fn from_micros(v: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
+    v.map(required_micros).transpose()
 }
 
 fn conversion(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
@@ -296,7 +297,7 @@ fn server_from_row(r: &Row<'_>) -> rusqlite::Result<Server> {
         hostname: r.get(1)?,
         is_paused: r.get(2)?,
         paused_at: from_micros(r.get(3)?)?,
-        created_at: from_micros(Some(r.get(4)?))?.expect("some"),
+        created_at: required_micros(r.get(4)?)?,
     })
 }
 
@@ -333,10 +334,11 @@ const ACTIVE_OF_TYPE_SQL: &str = concat!(
     AND status IN ('pending', 'approved', 'executing') ORDER BY id"
 );
 
-/// One server by id.
+/// Whether any executing action's lease has run out by ?1.
 const ANY_LEASE_DUE_SQL: &str =
     "SELECT 1 FROM actions WHERE status = 'executing' AND lease_expires_at <= ?1 LIMIT 1";
 
+/// One server by id.
 const SELECT_SERVER_SQL: &str =
     concat!("SELECT ", server_columns!(), " FROM servers WHERE id = ?1");
 
@@ -353,7 +355,7 @@ fn action_from_row(r: &Row<'_>) -> rusqlite::Result<Action> {
         argv: serde_json::from_str(&argv).map_err(conversion)?,
         env: serde_json::from_str(&env).map_err(conversion)?,
         alert_id: r.get(8)?,
-        created_at: from_micros(Some(r.get(9)?))?.expect("some"),
+        created_at: required_micros(r.get(9)?)?,
         created_by: r.get(10)?,
         approved_at: from_micros(r.get(11)?)?,
         approved_by: r.get(12)?,
@@ -381,7 +383,7 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
             .transpose()?,
         to_status: status_from(r.get(3)?)?,
         by: r.get(4)?,
-        at: from_micros(Some(r.get(5)?))?.expect("some"),
+        at: required_micros(r.get(5)?)?,
         detail: r.get(6)?,
     })
 }
@@ -465,6 +467,43 @@ fn apply_change(tx: &Transaction<'_>, id: i64, change: &Change) -> Result<Action
     count(tx, &action, action.status, 1)?;
     log_event(tx, &event)?;
     Ok(action)
+}
+
+/// The oldest stored action that `guard` says blocks `draft`, as every store reports it.
+fn oldest_collision(
+    tx: &Transaction<'_>,
+    draft: &ActionDraft,
+    guard: &ConflictGuard,
+) -> Result<Option<i64>> {
+    let mut oldest: Option<i64> = None;
+    // Candidates come ordered by id, so the first collision of a query is its oldest.
+    let mut scan = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> Result<()> {
+        let mut candidates = tx.prepare_cached(sql)?;
+        let mut rows = candidates.query(args)?;
+        while let Some(row) = rows.next()? {
+            let existing = action_from_row(row)?;
+            if guard.collides(draft, &existing) {
+                oldest = Some(oldest.map_or(existing.id, |o| o.min(existing.id)));
+                break;
+            }
+        }
+        Ok(())
+    };
+    match guard {
+        ConflictGuard::None => {}
+        // Only a pending action with the same command can collide: ask for exactly
+        // those, not for every active action of the type, which grows with the queue.
+        ConflictGuard::PendingDuplicate { .. } => scan(
+            PENDING_DUPLICATES_SQL,
+            params![draft.server_id, draft.action_type, draft.command],
+        )?,
+        ConflictGuard::ActiveInGroup { action_types, .. } => {
+            for action_type in action_types {
+                scan(ACTIVE_OF_TYPE_SQL, params![draft.server_id, action_type])?;
+            }
+        }
+    }
+    Ok(oldest)
 }
 
 impl SqliteStore {
@@ -600,43 +639,8 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(|e| storage("create action", e))?
                 .ok_or_else(|| Error::server_not_found(&draft.server_id))?;
-            match guard {
-                ConflictGuard::None => {}
-                ConflictGuard::PendingDuplicate { .. } => {
-                    // Only a pending action with the same command can collide: ask
-                    // for exactly those (index actions_by_server_status), not for
-                    // every active action of the type, which grows with the queue.
-                    let mut candidates = tx.prepare_cached(PENDING_DUPLICATES_SQL)?;
-                    let mut rows = candidates.query(params![
-                        draft.server_id,
-                        draft.action_type,
-                        draft.command
-                    ])?;
-                    while let Some(row) = rows.next()? {
-                        let existing = action_from_row(row)?;
-                        if guard.collides(&draft, &existing) {
-                            return Err(guard.error(existing.id));
-                        }
-                    }
-                }
-                ConflictGuard::ActiveInGroup { action_types, .. } => {
-                    // Report the oldest collision across the group, as every store does.
-                    let mut candidates = tx.prepare_cached(ACTIVE_OF_TYPE_SQL)?;
-                    let mut oldest: Option<i64> = None;
-                    for action_type in action_types {
-                        let mut rows = candidates.query(params![draft.server_id, action_type])?;
-                        while let Some(row) = rows.next()? {
-                            let existing = action_from_row(row)?;
-                            if guard.collides(&draft, &existing) {
-                                oldest = Some(oldest.map_or(existing.id, |o| o.min(existing.id)));
-                                break;
-                            }
-                        }
-                    }
-                    if let Some(id) = oldest {
-                        return Err(guard.error(id));
-                    }
-                }
+            if let Some(existing) = oldest_collision(tx, &draft, guard)? {
+                return Err(guard.error(existing));
             }
             let (mut action, mut event) = draft.into_action(0, &server);
             tx.prepare_cached(

@@ -114,7 +114,7 @@ pub enum ConflictGuard {
 }
 
 /// Statuses during which an exclusive-group action blocks another.
-pub const ACTIVE_STATUSES: [ActionStatus; 3] = [
+pub(crate) const ACTIVE_STATUSES: [ActionStatus; 3] = [
     ActionStatus::Pending,
     ActionStatus::Approved,
     ActionStatus::Executing,
@@ -167,21 +167,6 @@ pub struct EventDraft {
     pub at: Timestamp,
     /// Extra detail.
     pub detail: Option<String>,
-}
-
-impl EventDraft {
-    /// The stored event with cursor id `id`.
-    pub fn with_id(self, id: i64) -> Event {
-        Event {
-            id,
-            action_id: self.action_id,
-            from_status: self.from_status,
-            to_status: self.to_status,
-            by: self.by,
-            at: self.at,
-            detail: self.detail,
-        }
-    }
 }
 
 /// What a change does to an action. Built by the queue, applied by the store.
@@ -438,39 +423,4 @@ pub trait Store: Send + Sync + 'static {
 
     /// Up to `limit` events with id greater than `cursor`, oldest first.
     fn events_since(&self, cursor: i64, limit: u32) -> Result<Vec<Event>>;
-}
-
-/// Totals per (server, type, status): lets a listing report `total` without
-/// scanning. Both backends keep one in step with every insert and change.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct StatusCounts {
-    counts: std::collections::HashMap<(String, String, ActionStatus), u64>,
-}
-
-impl StatusCounts {
-    pub(crate) fn add(
-        &mut self,
-        server_id: &str,
-        action_type: &str,
-        status: ActionStatus,
-        delta: i64,
-    ) {
-        let n = self
-            .counts
-            .entry((server_id.to_owned(), action_type.to_owned(), status))
-            .or_default();
-        *n = n.saturating_add_signed(delta);
-    }
-
-    pub(crate) fn total(&self, filter: &ActionFilter) -> u64 {
-        self.counts
-            .iter()
-            .filter(|((server, kind, status), _)| {
-                filter.status.is_none_or(|s| s == *status)
-                    && filter.server_id.as_deref().is_none_or(|s| s == server)
-                    && filter.action_type.as_deref().is_none_or(|t| t == kind)
-            })
-            .map(|(_, n)| n)
-            .sum()
-    }
 }
