@@ -77,7 +77,11 @@ pub(crate) struct Out<T>(*mut T);
 
 impl<T> Out<T> {
     /// Checks `ptr` is not NULL.
-    pub(crate) fn new(ptr: *mut T, name: &'static str) -> Result<Self, Failure> {
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be NULL or writable for a `T` until [`Out::write`] is called.
+    pub(crate) unsafe fn new(ptr: *mut T, name: &'static str) -> Result<Self, Failure> {
         if ptr.is_null() {
             Err(Failure::NullArgument(name))
         } else {
@@ -86,13 +90,16 @@ impl<T> Out<T> {
     }
 
     /// Stores `value` (called only on success).
-    ///
-    /// # Safety
-    ///
-    /// The pointer given to [`Out::new`] must be writable for a `T`.
-    pub(crate) unsafe fn write(self, value: T) {
-        // SAFETY: non-NULL (checked in `new`) and writable per the caller.
+    pub(crate) fn write(self, value: T) {
+        // SAFETY: non-NULL (checked in `new`) and writable per `new`'s contract.
         unsafe { self.0.write(value) }
+    }
+}
+
+impl Out<*mut c_char> {
+    /// Stores `value` as JSON, in a string that the caller frees with `aq_string_free`.
+    pub(crate) fn write_json<T: Serialize + ?Sized>(self, value: &T) {
+        self.write(json_string(value))
     }
 }
 

@@ -82,9 +82,9 @@ pub unsafe extern "C" fn aq_string_free(s: *mut c_char) {
 #[no_mangle]
 pub unsafe extern "C" fn aq_whitelist_default_json(json_out: *mut *mut c_char) -> aq_status {
     ffi_boundary! {
-        let out = ffi::Out::new(json_out, "json_out")?;
         // SAFETY: per the caller's contract.
-        unsafe { out.write(ffi::owned_c_string(actionq_core::DEFAULT_WHITELIST_JSON)) };
+        let out = unsafe { ffi::Out::new(json_out, "json_out") }?;
+        out.write(ffi::owned_c_string(actionq_core::DEFAULT_WHITELIST_JSON));
         Ok(())
     }
 }

@@ -50,9 +50,9 @@ pub struct aq_options {
 #[no_mangle]
 pub unsafe extern "C" fn aq_options_new(options_out: *mut *mut aq_options) -> aq_status {
     ffi_boundary! {
-        let out = Out::new(options_out, "options_out")?;
         // SAFETY: `options_out` is writable per the caller's contract.
-        unsafe { out.write(Box::into_raw(Box::default())) };
+        let out = unsafe { Out::new(options_out, "options_out") }?;
+        out.write(Box::into_raw(Box::default()));
         Ok(())
     }
 }

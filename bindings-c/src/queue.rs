@@ -12,8 +12,8 @@ use actionq_core::{
 };
 use serde::Deserialize;
 
-use crate::error::aq_status;
-use crate::ffi::{json_string, opt_str_arg, ref_arg, str_arg, Out};
+use crate::error::{aq_status, Failure};
+use crate::ffi::{json_string, opt_str_arg, owned_c_string, ref_arg, str_arg, Out};
 use crate::ffi_boundary;
 use crate::options::aq_options;
 
@@ -27,6 +27,16 @@ use crate::options::aq_options;
 #[allow(non_camel_case_types)]
 pub struct aq_queue {
     inner: ActionQueue,
+}
+
+/// The required `queue` argument: the queue behind the handle.
+///
+/// # Safety
+///
+/// `ptr` must be NULL or a live handle.
+unsafe fn queue_arg<'a>(ptr: *const aq_queue) -> Result<&'a ActionQueue, Failure> {
+    // SAFETY: forwarded to the caller.
+    Ok(&unsafe { ref_arg(ptr, "queue") }?.inner)
 }
 
 /// The promise above, checked at compile time.
@@ -72,13 +82,12 @@ pub unsafe extern "C" fn aq_queue_open(
         // SAFETY (all three): per the caller's contract.
         let path = unsafe { str_arg(path, "path") }?;
         let options = unsafe { options.as_ref() };
-        let out = Out::new(queue_out, "queue_out")?;
+        let out = unsafe { Out::new(queue_out, "queue_out") }?;
         let defaults = aq_options::default();
         let sqlite = &options.unwrap_or(&defaults).sqlite;
         let store = SqliteStore::open(path, sqlite)?;
         let inner = build(ActionQueue::new(store), options);
-        // SAFETY: per the caller's contract.
-        unsafe { out.write(Box::into_raw(Box::new(aq_queue { inner }))) };
+        out.write(Box::into_raw(Box::new(aq_queue { inner })));
         Ok(())
     }
 }
@@ -99,12 +108,11 @@ pub unsafe extern "C" fn aq_queue_open_in_memory(
     queue_out: *mut *mut aq_queue,
 ) -> aq_status {
     ffi_boundary! {
-        // SAFETY: per the caller's contract.
+        // SAFETY (both): per the caller's contract.
         let options = unsafe { options.as_ref() };
-        let out = Out::new(queue_out, "queue_out")?;
+        let out = unsafe { Out::new(queue_out, "queue_out") }?;
         let inner = build(ActionQueue::in_memory(), options);
-        // SAFETY: per the caller's contract.
-        unsafe { out.write(Box::into_raw(Box::new(aq_queue { inner }))) };
+        out.write(Box::into_raw(Box::new(aq_queue { inner })));
         Ok(())
     }
 }
@@ -137,12 +145,10 @@ pub unsafe extern "C" fn aq_queue_whitelist_json(
     json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
-        // SAFETY: per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
-        let out = Out::new(json_out, "json_out")?;
-        let text = queue.inner.whitelist().to_json();
-        // SAFETY: per the caller's contract.
-        unsafe { out.write(crate::ffi::owned_c_string(&text)) };
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { queue_arg(queue) }?;
+        let out = unsafe { Out::new(json_out, "json_out") }?;
+        out.write(owned_c_string(&queue.whitelist().to_json()));
         Ok(())
     }
 }
@@ -171,12 +177,12 @@ pub unsafe extern "C" fn aq_server_create(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let queue = unsafe { queue_arg(queue) }?;
         let id = unsafe { str_arg(id, "id") }?;
         let hostname = unsafe { opt_str_arg(hostname, "hostname") }?;
-        let out = Out::new(server_json_out, "server_json_out")?;
-        let server = queue.inner.create_server(id, hostname)?;
-        unsafe { out.write(json_string(&server)) };
+        let out = unsafe { Out::new(server_json_out, "server_json_out") }?;
+        let server = queue.create_server(id, hostname)?;
+        out.write_json(&server);
         Ok(())
     }
 }
@@ -196,11 +202,11 @@ pub unsafe extern "C" fn aq_server_get(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let queue = unsafe { queue_arg(queue) }?;
         let id = unsafe { str_arg(id, "id") }?;
-        let out = Out::new(server_json_out, "server_json_out")?;
-        let server = queue.inner.get_server(id)?;
-        unsafe { out.write(json_string(&server)) };
+        let out = unsafe { Out::new(server_json_out, "server_json_out") }?;
+        let server = queue.get_server(id)?;
+        out.write_json(&server);
         Ok(())
     }
 }
@@ -220,11 +226,11 @@ pub unsafe extern "C" fn aq_server_pause(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let queue = unsafe { queue_arg(queue) }?;
         let id = unsafe { str_arg(id, "id") }?;
-        let out = Out::new(server_json_out, "server_json_out")?;
-        let server = queue.inner.pause_server(id)?;
-        unsafe { out.write(json_string(&server)) };
+        let out = unsafe { Out::new(server_json_out, "server_json_out") }?;
+        let server = queue.pause_server(id)?;
+        out.write_json(&server);
         Ok(())
     }
 }
@@ -244,11 +250,11 @@ pub unsafe extern "C" fn aq_server_unpause(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let queue = unsafe { queue_arg(queue) }?;
         let id = unsafe { str_arg(id, "id") }?;
-        let out = Out::new(server_json_out, "server_json_out")?;
-        let server = queue.inner.unpause_server(id)?;
-        unsafe { out.write(json_string(&server)) };
+        let out = unsafe { Out::new(server_json_out, "server_json_out") }?;
+        let server = queue.unpause_server(id)?;
+        out.write_json(&server);
         Ok(())
     }
 }
@@ -280,14 +286,13 @@ pub unsafe extern "C" fn aq_server_list_actions(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let queue = unsafe { queue_arg(queue) }?;
         let server_id = unsafe { str_arg(server_id, "server_id") }?;
         let status = unsafe { opt_str_arg(status, "status") }?;
-        let out = Out::new(page_json_out, "page_json_out")?;
+        let out = unsafe { Out::new(page_json_out, "page_json_out") }?;
         let page = queue
-            .inner
             .list_server_actions(server_id, parse_status(status)?, limit, offset)?;
-        unsafe { out.write(json_string(&page)) };
+        out.write_json(&page);
         Ok(())
     }
 }
@@ -360,13 +365,13 @@ pub unsafe extern "C" fn aq_action_create(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let queue = unsafe { queue_arg(queue) }?;
         let text = unsafe { str_arg(request_json, "request_json") }?;
-        let out = Out::new(action_json_out, "action_json_out")?;
+        let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
         let request: CreateRequest = serde_json::from_str(text)
             .map_err(|e| Error::InvalidInput(format!("invalid create request: {e}")))?;
-        let action = queue.inner.create_action(&request.into_new_action()?)?;
-        unsafe { out.write(json_string(&action)) };
+        let action = queue.create_action(&request.into_new_action()?)?;
+        out.write_json(&action);
         Ok(())
     }
 }
@@ -387,10 +392,10 @@ pub unsafe extern "C" fn aq_action_get(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
-        let out = Out::new(action_json_out, "action_json_out")?;
-        let action = queue.inner.get_action(id)?;
-        unsafe { out.write(json_string(&action)) };
+        let queue = unsafe { queue_arg(queue) }?;
+        let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
+        let action = queue.get_action(id)?;
+        out.write_json(&action);
         Ok(())
     }
 }
@@ -419,11 +424,11 @@ pub unsafe extern "C" fn aq_action_list(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let queue = unsafe { queue_arg(queue) }?;
         let status = unsafe { opt_str_arg(status, "status") }?;
         let server_id = unsafe { opt_str_arg(server_id, "server_id") }?;
         let action_type = unsafe { opt_str_arg(action_type, "action_type") }?;
-        let out = Out::new(page_json_out, "page_json_out")?;
+        let out = unsafe { Out::new(page_json_out, "page_json_out") }?;
         let query = ActionQuery {
             status: parse_status(status)?,
             server_id: server_id.map(str::to_owned),
@@ -431,8 +436,8 @@ pub unsafe extern "C" fn aq_action_list(
             limit,
             offset,
         };
-        let page = queue.inner.list_actions(&query)?;
-        unsafe { out.write(json_string(&page)) };
+        let page = queue.list_actions(&query)?;
+        out.write_json(&page);
         Ok(())
     }
 }
@@ -457,11 +462,11 @@ pub unsafe extern "C" fn aq_action_approve(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let queue = unsafe { queue_arg(queue) }?;
         let by = unsafe { opt_str_arg(by, "by") }?.unwrap_or(DASHBOARD);
-        let out = Out::new(action_json_out, "action_json_out")?;
-        let action = queue.inner.approve_action(id, by)?;
-        unsafe { out.write(json_string(&action)) };
+        let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
+        let action = queue.approve_action(id, by)?;
+        out.write_json(&action);
         Ok(())
     }
 }
@@ -485,12 +490,12 @@ pub unsafe extern "C" fn aq_action_reject(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let queue = unsafe { queue_arg(queue) }?;
         let by = unsafe { opt_str_arg(by, "by") }?.unwrap_or(DASHBOARD);
         let reason = unsafe { str_arg(reason, "reason") }?;
-        let out = Out::new(action_json_out, "action_json_out")?;
-        let action = queue.inner.reject_action(id, by, reason)?;
-        unsafe { out.write(json_string(&action)) };
+        let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
+        let action = queue.reject_action(id, by, reason)?;
+        out.write_json(&action);
         Ok(())
     }
 }
@@ -511,11 +516,11 @@ pub unsafe extern "C" fn aq_action_cancel(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let queue = unsafe { queue_arg(queue) }?;
         let by = unsafe { opt_str_arg(by, "by") }?.unwrap_or(DASHBOARD);
-        let out = Out::new(action_json_out, "action_json_out")?;
-        let action = queue.inner.cancel_action(id, by)?;
-        unsafe { out.write(json_string(&action)) };
+        let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
+        let action = queue.cancel_action(id, by)?;
+        out.write_json(&action);
         Ok(())
     }
 }
@@ -548,12 +553,11 @@ pub unsafe extern "C" fn aq_action_claim_next(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let queue = unsafe { queue_arg(queue) }?;
         let server_id = unsafe { str_arg(server_id, "server_id") }?;
-        let out = Out::new(claim_json_out, "claim_json_out")?;
-        let claim = queue.inner.claim_next(server_id, lease(lease_seconds))?;
-        let json = claim.map_or(std::ptr::null_mut(), |c| json_string(&c));
-        unsafe { out.write(json) };
+        let out = unsafe { Out::new(claim_json_out, "claim_json_out") }?;
+        let claim = queue.claim_next(server_id, lease(lease_seconds))?;
+        out.write(claim.map_or(std::ptr::null_mut(), |c| json_string(&c)));
         Ok(())
     }
 }
@@ -577,11 +581,11 @@ pub unsafe extern "C" fn aq_action_heartbeat(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let queue = unsafe { queue_arg(queue) }?;
         let token = unsafe { str_arg(lease_token, "lease_token") }?;
-        let out = Out::new(action_json_out, "action_json_out")?;
-        let action = queue.inner.heartbeat(id, token, lease(lease_seconds))?;
-        unsafe { out.write(json_string(&action)) };
+        let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
+        let action = queue.heartbeat(id, token, lease(lease_seconds))?;
+        out.write_json(&action);
         Ok(())
     }
 }
@@ -611,15 +615,14 @@ pub unsafe extern "C" fn aq_action_report_result(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
+        let queue = unsafe { queue_arg(queue) }?;
         let token = unsafe { str_arg(lease_token, "lease_token") }?;
         let stdout_text = unsafe { opt_str_arg(stdout_text, "stdout_text") }?;
         let stderr_text = unsafe { opt_str_arg(stderr_text, "stderr_text") }?;
-        let out = Out::new(action_json_out, "action_json_out")?;
+        let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
         let action = queue
-            .inner
             .report_result(id, token, exit_code, stdout_text, stderr_text)?;
-        unsafe { out.write(json_string(&action)) };
+        out.write_json(&action);
         Ok(())
     }
 }
@@ -640,10 +643,10 @@ pub unsafe extern "C" fn aq_action_expire_leases(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
-        let out = Out::new(actions_json_out, "actions_json_out")?;
-        let actions = queue.inner.expire_leases()?;
-        unsafe { out.write(json_string(&actions)) };
+        let queue = unsafe { queue_arg(queue) }?;
+        let out = unsafe { Out::new(actions_json_out, "actions_json_out") }?;
+        let actions = queue.expire_leases()?;
+        out.write_json(&actions);
         Ok(())
     }
 }
@@ -672,10 +675,10 @@ pub unsafe extern "C" fn aq_event_list(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { ref_arg(queue, "queue") }?;
-        let out = Out::new(events_json_out, "events_json_out")?;
-        let events = queue.inner.events_since(cursor, limit)?;
-        unsafe { out.write(json_string(&events)) };
+        let queue = unsafe { queue_arg(queue) }?;
+        let out = unsafe { Out::new(events_json_out, "events_json_out") }?;
+        let events = queue.events_since(cursor, limit)?;
+        out.write_json(&events);
         Ok(())
     }
 }
