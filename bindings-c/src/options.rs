@@ -32,7 +32,7 @@ pub enum aq_durability {
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Default)]
 pub struct aq_options {
-    pub(crate) whitelist: Option<Whitelist>,
+    pub(crate) whitelist: Whitelist,
     pub(crate) queue: QueueOptions,
     pub(crate) sqlite: SqliteOptions,
 }
@@ -77,7 +77,7 @@ pub unsafe extern "C" fn aq_options_set_whitelist(
         let options = unsafe { mut_arg(options, "options") }?;
         // SAFETY: per the caller's contract.
         let text = unsafe { str_arg(config_json, "config_json") }?;
-        options.whitelist = Some(Whitelist::from_json(text)?);
+        options.whitelist = Whitelist::from_json(text)?;
         Ok(())
     }
 }

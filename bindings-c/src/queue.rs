@@ -8,7 +8,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use actionq_core::{
-    ActionQuery, ActionQueue, ActionStatus, Error, NewAction, SqliteStore, DASHBOARD,
+    ActionQuery, ActionQueue, ActionStatus, Error, MemoryStore, NewAction, SqliteStore, Store,
+    DASHBOARD,
 };
 use serde::Deserialize;
 
@@ -46,17 +47,12 @@ fn assert_queue_is_send_and_sync() {
     check::<aq_queue>();
 }
 
-fn build(base: ActionQueue, options: Option<&aq_options>) -> ActionQueue {
-    match options {
-        None => base,
-        Some(o) => {
-            let queue = base.with_options(o.queue.clone());
-            match &o.whitelist {
-                Some(w) => queue.with_whitelist(w.clone()),
-                None => queue,
-            }
-        }
-    }
+/// A new handle on `store` with the settings of `options`.
+fn new_handle(store: impl Store, options: aq_options) -> *mut aq_queue {
+    let inner = ActionQueue::new(store)
+        .with_options(options.queue)
+        .with_whitelist(options.whitelist);
+    Box::into_raw(Box::new(aq_queue { inner }))
 }
 
 /// Opens (creating it if missing) the queue stored in the SQLite file at
@@ -81,13 +77,10 @@ pub unsafe extern "C" fn aq_queue_open(
     ffi_boundary! {
         // SAFETY (all three): per the caller's contract.
         let path = unsafe { str_arg(path, "path") }?;
-        let options = unsafe { options.as_ref() };
+        let options = unsafe { options.as_ref() }.cloned().unwrap_or_default();
         let out = unsafe { Out::new(queue_out, "queue_out") }?;
-        let defaults = aq_options::default();
-        let sqlite = &options.unwrap_or(&defaults).sqlite;
-        let store = SqliteStore::open(path, sqlite)?;
-        let inner = build(ActionQueue::new(store), options);
-        out.write(Box::into_raw(Box::new(aq_queue { inner })));
+        let store = SqliteStore::open(path, &options.sqlite)?;
+        out.write(new_handle(store, options));
         Ok(())
     }
 }
@@ -109,10 +102,9 @@ pub unsafe extern "C" fn aq_queue_open_in_memory(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (both): per the caller's contract.
-        let options = unsafe { options.as_ref() };
+        let options = unsafe { options.as_ref() }.cloned().unwrap_or_default();
         let out = unsafe { Out::new(queue_out, "queue_out") }?;
-        let inner = build(ActionQueue::in_memory(), options);
-        out.write(Box::into_raw(Box::new(aq_queue { inner })));
+        out.write(new_handle(MemoryStore::new(), options));
         Ok(())
     }
 }
