@@ -7,6 +7,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use actionq_core::{Error, ErrorKind};
 
+use crate::ffi::c_string;
+
 /// What an `aq_*` function did. `AQ_STATUS_OK` (0) is success; every other
 /// value is a failure whose message `aq_last_error_message` returns.
 ///
@@ -151,8 +153,7 @@ fn record(outcome: FfiResult) -> aq_status {
     let last = match &outcome {
         Ok(()) => None,
         Err(failure) => Some(LastError {
-            // Messages may quote user input; a NUL inside would cut a C string.
-            message: CString::new(failure.message().replace('\0', "\\0")).unwrap_or_default(),
+            message: c_string(&failure.message()),
             existing_action_id: failure.existing_action_id(),
         }),
     };

@@ -103,16 +103,18 @@ impl Out<*mut c_char> {
     }
 }
 
-/// A NUL-terminated copy of `text` that the caller frees with `aq_string_free`.
+/// `text` as a C string. A NUL inside (a message may quote user input)
+/// would cut it short, so it is written as `\0`.
+pub(crate) fn c_string(text: &str) -> CString {
+    CString::new(text.replace('\0', "\\0")).expect("NULs were escaped")
+}
+
+/// A copy of `text` that the caller frees with `aq_string_free`.
 pub(crate) fn owned_c_string(text: &str) -> *mut c_char {
-    CString::new(text.replace('\0', "\\u0000"))
-        .expect("NULs were escaped")
-        .into_raw()
+    c_string(text).into_raw()
 }
 
 /// `value` as JSON, in a string that the caller frees with `aq_string_free`.
 pub(crate) fn json_string<T: Serialize + ?Sized>(value: &T) -> *mut c_char {
-    // serde_json escapes control characters, so the text holds no NUL.
-    let text = serde_json::to_string(value).expect("actionq records serialize to JSON");
-    owned_c_string(&text)
+    owned_c_string(&serde_json::to_string(value).expect("actionq records serialize to JSON"))
 }
