@@ -298,31 +298,30 @@ pub unsafe extern "C" fn aq_server_list_actions(
 struct CreateRequest {
     server_id: String,
     action_type: String,
-    #[serde(default)]
     service_name: Option<String>,
     #[serde(default)]
     params: BTreeMap<String, String>,
-    #[serde(default)]
     alert_id: Option<i64>,
-    #[serde(default)]
     created_by: Option<String>,
 }
 
 impl CreateRequest {
+    /// The core's request; what is not given keeps `NewAction::new`'s default.
     fn into_new_action(self) -> Result<NewAction, Error> {
-        let mut params = self.params;
+        let mut request = NewAction::new(self.server_id, self.action_type);
+        request.params = self.params;
         if let Some(service_name) = self.service_name {
-            if params.contains_key("service_name") {
+            if request.params.contains_key("service_name") {
                 return Err(Error::InvalidInput(
                     "service_name given both as a field and in params".into(),
                 ));
             }
-            params.insert("service_name".into(), service_name);
+            request = request.service_name(service_name);
         }
-        let mut request = NewAction::new(self.server_id, self.action_type);
-        request.params = params;
         request.alert_id = self.alert_id;
-        request.created_by = self.created_by.unwrap_or_else(|| DASHBOARD.to_owned());
+        if let Some(created_by) = self.created_by {
+            request.created_by = created_by;
+        }
         Ok(request)
     }
 }
