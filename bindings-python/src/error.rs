@@ -63,8 +63,7 @@ fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, PyType> {
 /// The only place where `actionq::Error` becomes a Python exception.
 pub(crate) fn to_py_err(py: Python<'_>, error: Error) -> PyErr {
     let build = || -> PyResult<PyErr> {
-        let message = error.message();
-        let exc = class_of(py, error.kind()).call1((message.as_str(),))?;
+        let exc = class_of(py, error.kind()).call1((error.to_string(),))?;
         exc.setattr("code", error.code())?;
         exc.setattr("http_status", error.http_status())?;
         exc.setattr("existing_action_id", error.existing_action_id())?;
