@@ -190,178 +190,154 @@ fn action_repr_fields(py: Python<'_>, a: &Action) -> PyResult<String> {
 }
 
 /// Generates the `#[pymethods]` block of a class exposing every `Action` field as
-/// a read-only attribute (`$get` borrows the `Action` from `self`), plus `$extra`
+/// a read-only attribute (read through the class's `core_action()`), plus `$extra`
 /// methods. One macro keeps `Action` and `Claim` attribute-for-attribute equal.
 macro_rules! action_class_methods {
-    ($class:ty, |$this:ident| $get:expr, { $($extra:tt)* }) => {
+    ($class:ty, { $($extra:tt)* }) => {
         #[pymethods]
         impl $class {
             /// Unique, strictly increasing from 1, never reused.
             #[getter]
             fn id(&self) -> i64 {
-                let $this = self;
-                $get.id
+                self.core_action().id
             }
 
             /// The server it runs on.
             #[getter]
             fn server_id(&self) -> &str {
-                let $this = self;
-                &$get.server_id
+                &self.core_action().server_id
             }
 
             /// The whitelist entry it was built from.
             #[getter]
             fn action_type(&self) -> &str {
-                let $this = self;
-                &$get.action_type
+                &self.core_action().action_type
             }
 
             /// Current status, a plain `str` (`"pending"`, `"approved"`, ...).
             #[getter]
             fn status(&self) -> &'static str {
-                let $this = self;
-                $get.status.as_str()
+                self.core_action().status.as_str()
             }
 
             /// The systemd unit, for actions that take one.
             #[getter]
             fn service_name(&self) -> Option<&str> {
-                let $this = self;
-                $get.service_name.as_deref()
+                self.core_action().service_name.as_deref()
             }
 
             /// Display form of the command.
             #[getter]
             fn command(&self) -> &str {
-                let $this = self;
-                &$get.command
+                &self.core_action().command
             }
 
             /// What an executor runs, without a shell (a new list on each read).
             #[getter]
             fn argv(&self) -> Vec<String> {
-                let $this = self;
-                $get.argv.clone()
+                self.core_action().argv.clone()
             }
 
             /// Environment variables for the executor (a new dict on each read).
             #[getter]
             fn env(&self) -> std::collections::BTreeMap<String, String> {
-                let $this = self;
-                $get.env.clone()
+                self.core_action().env.clone()
             }
 
             /// The monitoring alert that prompted the action, if any.
             #[getter]
             fn alert_id(&self) -> Option<i64> {
-                let $this = self;
-                $get.alert_id
+                self.core_action().alert_id
             }
 
             /// When the action was requested (UTC).
             #[getter]
             fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-                let $this = self;
-                utc_datetime(py, $get.created_at)
+                utc_datetime(py, self.core_action().created_at)
             }
 
             /// Who requested it.
             #[getter]
             fn created_by(&self) -> &str {
-                let $this = self;
-                &$get.created_by
+                &self.core_action().created_by
             }
 
             /// When it was approved (UTC).
             #[getter]
             fn approved_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-                let $this = self;
-                opt_datetime(py, $get.approved_at)
+                opt_datetime(py, self.core_action().approved_at)
             }
 
             /// Who approved it (`"auto"` for auto-approval).
             #[getter]
             fn approved_by(&self) -> Option<&str> {
-                let $this = self;
-                $get.approved_by.as_deref()
+                self.core_action().approved_by.as_deref()
             }
 
             /// When it was rejected (UTC).
             #[getter]
             fn rejected_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-                let $this = self;
-                opt_datetime(py, $get.rejected_at)
+                opt_datetime(py, self.core_action().rejected_at)
             }
 
             /// Who rejected it.
             #[getter]
             fn rejected_by(&self) -> Option<&str> {
-                let $this = self;
-                $get.rejected_by.as_deref()
+                self.core_action().rejected_by.as_deref()
             }
 
             /// Why it was rejected.
             #[getter]
             fn rejection_reason(&self) -> Option<&str> {
-                let $this = self;
-                $get.rejection_reason.as_deref()
+                self.core_action().rejection_reason.as_deref()
             }
 
             /// When it was cancelled (UTC).
             #[getter]
             fn cancelled_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-                let $this = self;
-                opt_datetime(py, $get.cancelled_at)
+                opt_datetime(py, self.core_action().cancelled_at)
             }
 
             /// Who cancelled it.
             #[getter]
             fn cancelled_by(&self) -> Option<&str> {
-                let $this = self;
-                $get.cancelled_by.as_deref()
+                self.core_action().cancelled_by.as_deref()
             }
 
             /// When an agent claimed it (UTC).
             #[getter]
             fn executed_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-                let $this = self;
-                opt_datetime(py, $get.executed_at)
+                opt_datetime(py, self.core_action().executed_at)
             }
 
             /// When the current lease runs out (UTC), while executing.
             #[getter]
             fn lease_expires_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-                let $this = self;
-                opt_datetime(py, $get.lease_expires_at)
+                opt_datetime(py, self.core_action().lease_expires_at)
             }
 
             /// When it finished (UTC).
             #[getter]
             fn completed_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-                let $this = self;
-                opt_datetime(py, $get.completed_at)
+                opt_datetime(py, self.core_action().completed_at)
             }
 
             /// The command's exit code; -1 for a lost lease.
             #[getter]
             fn exit_code(&self) -> Option<i32> {
-                let $this = self;
-                $get.exit_code
+                self.core_action().exit_code
             }
 
             /// Captured standard output, capped.
             #[getter]
             fn stdout(&self) -> Option<&str> {
-                let $this = self;
-                $get.stdout.as_deref()
+                self.core_action().stdout.as_deref()
             }
 
             /// Captured standard error, capped.
             #[getter]
             fn stderr(&self) -> Option<&str> {
-                let $this = self;
-                $get.stderr.as_deref()
+                self.core_action().stderr.as_deref()
             }
 
             $($extra)*
@@ -385,12 +361,12 @@ impl From<Action> for PyAction {
 
 impl PyAction {
     /// The wrapped core record.
-    pub(crate) fn inner(&self) -> &Action {
+    fn core_action(&self) -> &Action {
         &self.inner
     }
 }
 
-action_class_methods!(PyAction, |this| this.inner, {
+action_class_methods!(PyAction, {
     /// The fields as a dict of plain Python values (datetimes stay datetimes).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
@@ -417,7 +393,14 @@ impl From<Claim> for PyClaim {
     }
 }
 
-action_class_methods!(PyClaim, |this| this.inner.action, {
+impl PyClaim {
+    /// The claimed action.
+    fn core_action(&self) -> &Action {
+        &self.inner.action
+    }
+}
+
+action_class_methods!(PyClaim, {
     /// Secret lease token (a UUID) for `heartbeat` and `report_result`.
     #[getter]
     fn lease_token(&self) -> &str {
@@ -504,7 +487,7 @@ impl PyActionPage {
         let actions = PyList::empty(py);
         for a in &self.actions {
             let d = PyDict::new(py);
-            action_into_dict(&d, a.get().inner())?;
+            action_into_dict(&d, a.get().core_action())?;
             actions.append(d)?;
         }
         let d = PyDict::new(py);
