@@ -64,15 +64,6 @@ class ActionStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
 
-    @property
-    def is_terminal(self) -> bool:
-        """True for statuses no transition leaves."""
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset(
-    {ActionStatus.REJECTED, ActionStatus.CANCELLED, ActionStatus.COMPLETED, ActionStatus.FAILED}
-)
 
 __all__ = [
     "DEFAULT_WHITELIST_JSON",
