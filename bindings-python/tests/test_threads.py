@@ -3,13 +3,14 @@ and one queue shared by many threads."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import operator
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -83,6 +84,36 @@ def test_blocked_sqlite_call_lets_other_threads_run(tmp_path: Path) -> None:
     assert action.created_at < last_spin
 
 
+@contextlib.contextmanager
+def spinner(observe: Callable[[], None]) -> Iterator[None]:
+    """Runs `observe` in a loop on another thread, which asks for the GIL every
+    millisecond, for the duration of the block. Garbage collection is off inside:
+    it could run finalizers (Python code, hence a thread switch) in the middle of
+    the calls under observation."""
+    stop = threading.Event()
+    running = threading.Event()
+
+    def spin() -> None:
+        running.set()
+        while not stop.is_set():
+            observe()
+
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)
+    thread = threading.Thread(target=spin)
+    thread.start()
+    gc.collect()
+    gc.disable()
+    try:
+        running.wait()
+        yield
+    finally:
+        gc.enable()
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(old_interval)
+
+
 @pytest.mark.parametrize(("store", "calls", "releases"), [("memory", 200_000, False), ("sqlite", 20_000, True)])
 def test_gil_policy_per_store(tmp_path: Path, store: str, calls: int, releases: bool) -> None:
     """SQLite calls release the GIL; in-memory calls keep it (releasing would cost
@@ -95,30 +126,8 @@ def test_gil_policy_per_store(tmp_path: Path, store: str, calls: int, releases: 
     action = queue.create_action("s1", "clear_logs")
     ids = iter([action.id] * calls)
     seen: list[int] = []
-    stop = threading.Event()
-    running = threading.Event()
-
-    def spin() -> None:
-        running.set()
-        while not stop.is_set():
-            seen.append(operator.length_hint(ids))
-
-    old_interval = sys.getswitchinterval()
-    sys.setswitchinterval(0.001)  # the spinner asks for the GIL every millisecond
-    thread = threading.Thread(target=spin)
-    thread.start()
-    # Garbage collection could run finalizers (Python code, hence a thread
-    # switch) in the middle of the calls; keep it out of the measurement.
-    gc.collect()
-    gc.disable()
-    try:
-        running.wait()
+    with spinner(lambda: seen.append(operator.length_hint(ids))):
         results = list(map(queue.get_action, ids))
-    finally:
-        gc.enable()
-        stop.set()
-        thread.join()
-        sys.setswitchinterval(old_interval)
     assert len(results) == calls and results[-1] == action
     part_way = [left for left in seen if 0 < left < calls]
     assert bool(part_way) is releases, f"{len(part_way)} of {len(seen)} observations part-way"
@@ -135,30 +144,10 @@ def test_closing_a_sqlite_queue_releases_the_gil(tmp_path: Path) -> None:
         queue.create_action("s1", "clear_logs")
     phase = ["open"]
     seen: set[str] = set()
-    stop = threading.Event()
-    running = threading.Event()
-
-    def spin() -> None:
-        running.set()
-        while not stop.is_set():
-            seen.add(phase[0])
-
-    old_interval = sys.getswitchinterval()
-    sys.setswitchinterval(0.001)
-    thread = threading.Thread(target=spin)
-    thread.start()
-    gc.collect()
-    gc.disable()
-    try:
-        running.wait()
+    with spinner(lambda: seen.add(phase[0])):
         phase[0] = "closing"
         del queue
         phase[0] = "closed"
-    finally:
-        gc.enable()
-        stop.set()
-        thread.join()
-        sys.setswitchinterval(old_interval)
     assert "closing" in seen
     # and the file is intact: reopening finds every action
     assert actionq.ActionQueue(tmp_path / "q.sqlite3").list_actions(limit=1).total == 2_000
