@@ -1,17 +1,17 @@
 //! Races on one rule, fought by real threads and real processes on a real SQLite file.
 
-mod common;
+mod fault_support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use actionq::{ActionQueue, ErrorKind, MemoryStore, NewAction, SqliteOptions, SqliteStore};
+use fault_support::{child_role, spawn_child, wait_success};
 
-const CHILD_ENV: &str = "ACTIONQ_TEST_CHILD";
 /// Duplicate-create rounds per process race: enough that the two children overlap.
 const ROUNDS: usize = 200;
 
@@ -167,73 +167,64 @@ fn threads_claim_each_action_once() {
 
 // ------------------------------------------------------------------ processes
 
-/// Runs this test binary again as a child doing `role` on `path`, started when
-/// `go` exists.
-fn spawn_child(role: &str, path: &Path, go: &Path) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(
-            CHILD_ENV,
-            format!("{role}|{}|{}", path.display(), go.display()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+/// Runs this test binary again as a child doing `role` on `path` once `go`
+/// exists; it writes one line per result to `out`.
+fn spawn_worker(role: &str, path: &Path, go: &Path, out: &Path) -> Child {
+    spawn_child(
+        "child_process_entry",
+        role,
+        &[
+            ("ACTIONQ_TEST_DB", path.display().to_string()),
+            ("ACTIONQ_TEST_GO", go.display().to_string()),
+            ("ACTIONQ_TEST_OUT", out.display().to_string()),
+        ],
+    )
 }
 
-fn child_lines(child: std::process::Child) -> Vec<String> {
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "child failed: {:?}", out.status);
-    String::from_utf8(out.stdout)
+/// Waits for a worker and returns the lines it wrote.
+fn worker_lines(child: Child, out: &Path) -> Vec<String> {
+    wait_success(child, "worker");
+    std::fs::read_to_string(out)
         .unwrap()
         .lines()
-        // The harness prints "test child_process_entry ... " without a newline first.
-        .filter_map(|l| l.split_once("RESULT ").map(|(_, r)| r.to_owned()))
+        .map(str::to_owned)
         .collect()
 }
 
-/// The child side: does nothing unless started by `spawn_child`.
+/// The child side: does nothing unless started by `spawn_worker`.
 #[test]
 fn child_process_entry() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
+    let Some(role) = child_role() else {
         return;
     };
-    let parts: Vec<&str> = spec.split('|').collect();
-    let (role, path, go) = (parts[0], PathBuf::from(parts[1]), PathBuf::from(parts[2]));
+    let var = |name: &str| PathBuf::from(std::env::var(name).unwrap());
+    let (path, go) = (var("ACTIONQ_TEST_DB"), var("ACTIONQ_TEST_GO"));
     let q = open(&path);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !go.exists() {
         assert!(Instant::now() < deadline, "parent never said go");
         thread::sleep(Duration::from_micros(200));
     }
-    match role {
+    let mut lines = Vec::new();
+    match role.as_str() {
         "create" => {
             for round in 0..ROUNDS {
                 let r = q.create_action(
                     &NewAction::new("web-1", "restart_service").service_name(format!("svc{round}")),
                 );
                 match r {
-                    Ok(a) => println!("RESULT {round} won {}", a.id),
+                    Ok(a) => lines.push(format!("{round} won {}", a.id)),
                     Err(e) => {
                         assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
-                        println!("RESULT {round} lost {}", e.existing_action_id().unwrap());
+                        lines.push(format!("{round} lost {}", e.existing_action_id().unwrap()));
                     }
                 }
             }
         }
-        "claim" => {
-            for id in claim_all(&q) {
-                println!("RESULT {id}");
-            }
-        }
+        "claim" => lines.extend(claim_all(&q).iter().map(i64::to_string)),
         other => panic!("unknown role {other}"),
     }
+    std::fs::write(var("ACTIONQ_TEST_OUT"), lines.join("\n")).unwrap();
 }
 
 #[test]
@@ -242,9 +233,19 @@ fn processes_racing_duplicate_create_one_winner() {
     let path = dir.path().join("q.sqlite3");
     let go = dir.path().join("go");
     paused_server(&open(&path));
-    let children: Vec<_> = (0..2).map(|_| spawn_child("create", &path, &go)).collect();
+    let outs: Vec<PathBuf> = (0..2)
+        .map(|i| dir.path().join(format!("out-{i}")))
+        .collect();
+    let children: Vec<_> = outs
+        .iter()
+        .map(|out| spawn_worker("create", &path, &go, out))
+        .collect();
     std::fs::write(&go, b"").unwrap();
-    let results: Vec<Vec<String>> = children.into_iter().map(child_lines).collect();
+    let results: Vec<Vec<String>> = children
+        .into_iter()
+        .zip(&outs)
+        .map(|(c, out)| worker_lines(c, out))
+        .collect();
     for round in 0..ROUNDS {
         let lines: Vec<&String> = results
             .iter()
@@ -271,7 +272,13 @@ fn processes_and_threads_claim_each_action_once() {
     let go = dir.path().join("go");
     let q = open(&path);
     seed_approved(&q, 300);
-    let children: Vec<_> = (0..2).map(|_| spawn_child("claim", &path, &go)).collect();
+    let outs: Vec<PathBuf> = (0..2)
+        .map(|i| dir.path().join(format!("out-{i}")))
+        .collect();
+    let children: Vec<_> = outs
+        .iter()
+        .map(|out| spawn_worker("claim", &path, &go, out))
+        .collect();
     let threads: Vec<_> = (0..2)
         .map(|_| {
             let q = open(&path);
@@ -286,9 +293,9 @@ fn processes_and_threads_claim_each_action_once() {
         .collect();
     std::fs::write(&go, b"").unwrap();
     let mut claimed: Vec<Vec<i64>> = threads.into_iter().map(|h| h.join().unwrap()).collect();
-    for child in children {
+    for (child, out) in children.into_iter().zip(&outs) {
         claimed.push(
-            child_lines(child)
+            worker_lines(child, out)
                 .iter()
                 .map(|l| l.parse().unwrap())
                 .collect(),

@@ -63,6 +63,19 @@ fn wait_for(path: &Path) {
     }
 }
 
+/// Starts one child per process running `entry` as `role` on `db`.
+fn spawn_processes(entry: &str, role: &str, db: &Path) -> Vec<std::process::Child> {
+    (0..PROCESSES)
+        .map(|p| {
+            let envs = [
+                ("ACTIONQ_RACE_DB", db.display().to_string()),
+                ("ACTIONQ_RACE_PROC", p.to_string()),
+            ];
+            spawn_child(entry, role, &envs)
+        })
+        .collect()
+}
+
 /// The whole audit log, page by page.
 fn all_events(queue: &ActionQueue) -> Vec<actionq::Event> {
     let mut all: Vec<actionq::Event> = Vec::new();
@@ -94,7 +107,6 @@ fn open_child_entry() {
 }
 
 #[test]
-
 fn processes_opening_a_fresh_file_together_all_succeed() {
     if child_role().is_some() {
         return;
@@ -102,27 +114,11 @@ fn processes_opening_a_fresh_file_together_all_succeed() {
     for round in 0..env_num("ACTIONQ_OPEN_ROUNDS", 5) {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("fresh.sqlite3");
-        let children: Vec<_> = (0..PROCESSES)
-            .map(|p| {
-                spawn_child(
-                    "open_child_entry",
-                    "open",
-                    &[
-                        ("ACTIONQ_RACE_DB", db.display().to_string()),
-                        ("ACTIONQ_RACE_PROC", p.to_string()),
-                    ],
-                )
-            })
-            .collect();
+        let children = spawn_processes("open_child_entry", "open", &db);
         std::thread::sleep(Duration::from_millis(100));
         std::fs::write(dir.path().join("go"), b"").unwrap();
         for child in children {
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "round {round}: a concurrent first open failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            wait_success(child, &format!("round {round}: a concurrent first open"));
         }
         let stats = assert_invariants(&db, "after concurrent first opens");
         assert_eq!(stats.actions, PROCESSES as u64);
@@ -301,30 +297,14 @@ fn four_processes_four_threads_race_on_one_file() {
     )
     .unwrap();
 
-    let children: Vec<_> = (0..PROCESSES)
-        .map(|p| {
-            spawn_child(
-                ENTRY,
-                "race",
-                &[
-                    ("ACTIONQ_RACE_DB", db.display().to_string()),
-                    ("ACTIONQ_RACE_PROC", p.to_string()),
-                ],
-            )
-        })
-        .collect();
+    let children = spawn_processes(ENTRY, "race", &db);
     for p in 0..PROCESSES {
         wait_for(&dir.path().join(format!("ready-{p}")));
     }
     let started = Instant::now();
     std::fs::write(dir.path().join("go"), b"").unwrap();
     for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "child failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        wait_success(child, "race");
     }
     let elapsed = started.elapsed();
 
@@ -543,18 +523,7 @@ fn report_and_expiry_race_at_the_end_of_the_lease() {
     }
     let last_claim = Instant::now();
     std::fs::write(dir.path().join("leases"), leases).unwrap();
-    let children: Vec<_> = (0..PROCESSES)
-        .map(|p| {
-            spawn_child(
-                "lease_child_entry",
-                "lease",
-                &[
-                    ("ACTIONQ_RACE_DB", db.display().to_string()),
-                    ("ACTIONQ_RACE_PROC", p.to_string()),
-                ],
-            )
-        })
-        .collect();
+    let children = spawn_processes("lease_child_entry", "lease", &db);
     for p in 0..PROCESSES {
         wait_for(&dir.path().join(format!("ready-{p}")));
     }
@@ -565,12 +534,7 @@ fn report_and_expiry_race_at_the_end_of_the_lease() {
     }
     std::fs::write(dir.path().join("go"), b"").unwrap();
     for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "child failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        wait_success(child, "race");
     }
     // Whatever no racer finished, a last expiry does.
     std::thread::sleep(Duration::from_millis(1100).saturating_sub(last_claim.elapsed()));

@@ -29,6 +29,17 @@ pub fn spawn_child(entry: &str, role: &str, envs: &[(&str, String)]) -> Child {
     cmd.spawn().expect("spawn child test process")
 }
 
+/// Waits for a child started by [`spawn_child`] and fails the test, with its
+/// stderr and `context`, unless it exited successfully.
+pub fn wait_success(child: Child, context: &str) {
+    let out = child.wait_with_output().expect("wait for child");
+    assert!(
+        out.status.success(),
+        "{context}: child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The role of this process, if it was started by [`spawn_child`].
 pub fn child_role() -> Option<String> {
     std::env::var(CHILD_ROLE_ENV).ok()
