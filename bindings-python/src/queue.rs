@@ -37,13 +37,18 @@ pub struct PyActionQueue {
     detach: bool,
 }
 
-/// A Python duration in seconds, for settings the core takes as `Duration`.
-fn setting_duration(name: &str, seconds: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(seconds).map_err(|_| {
-        PyValueError::new_err(format!(
-            "{name} must be a finite number of seconds >= 0 (got {seconds})"
-        ))
-    })
+/// A Python duration in seconds, for settings the core takes as `Duration`
+/// (`None`: the caller keeps the core's default).
+fn setting_duration(name: &str, seconds: Option<f64>) -> PyResult<Option<Duration>> {
+    seconds
+        .map(|seconds| {
+            Duration::try_from_secs_f64(seconds).map_err(|_| {
+                PyValueError::new_err(format!(
+                    "{name} must be a finite number of seconds >= 0 (got {seconds})"
+                ))
+            })
+        })
+        .transpose()
 }
 
 /// A lease length in seconds for `claim_next`/`heartbeat`. The core validates the
@@ -129,33 +134,37 @@ impl Drop for PyActionQueue {
 #[pymethods]
 impl PyActionQueue {
     /// Opens the queue: on the SQLite file at `path` (created if missing, migrated
-    /// forward if older) or, with `path=None`, in memory.
+    /// forward if older) or, with `path=None`, in memory. Every setting left
+    /// `None` takes the core's default: output cap 10,000 characters, durability
+    /// `"normal"`, busy timeout 10 s, default lease 300 s, longest lease 24 h.
     #[new]
     #[pyo3(signature = (
         path = None,
         *,
         whitelist = None,
-        output_cap_chars = 10_000,
-        durability = "normal",
-        busy_timeout_seconds = 10.0,
-        default_lease_seconds = 300.0,
-        max_lease_seconds = 86_400.0,
+        output_cap_chars = None,
+        durability = None,
+        busy_timeout_seconds = None,
+        default_lease_seconds = None,
+        max_lease_seconds = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         path: Option<PathBuf>,
         whitelist: Option<&Bound<'_, PyAny>>,
-        output_cap_chars: usize,
-        durability: &str,
-        busy_timeout_seconds: f64,
-        default_lease_seconds: f64,
-        max_lease_seconds: f64,
+        output_cap_chars: Option<usize>,
+        durability: Option<&str>,
+        busy_timeout_seconds: Option<f64>,
+        default_lease_seconds: Option<f64>,
+        max_lease_seconds: Option<f64>,
     ) -> PyResult<Self> {
+        let sqlite_defaults = SqliteOptions::default();
         let durability = match durability {
-            "normal" => Durability::Normal,
-            "full" => Durability::Full,
-            other => {
+            None => sqlite_defaults.durability,
+            Some("normal") => Durability::Normal,
+            Some("full") => Durability::Full,
+            Some(other) => {
                 return Err(PyValueError::new_err(format!(
                     "durability must be 'normal' or 'full' (got {other:?})"
                 )))
@@ -163,13 +172,17 @@ impl PyActionQueue {
         };
         let sqlite_options = SqliteOptions {
             durability,
-            busy_timeout: setting_duration("busy_timeout_seconds", busy_timeout_seconds)?,
-            ..SqliteOptions::default()
+            busy_timeout: setting_duration("busy_timeout_seconds", busy_timeout_seconds)?
+                .unwrap_or(sqlite_defaults.busy_timeout),
+            ..sqlite_defaults
         };
+        let defaults = QueueOptions::default();
         let options = QueueOptions {
-            output_cap_chars,
-            default_lease: setting_duration("default_lease_seconds", default_lease_seconds)?,
-            max_lease: setting_duration("max_lease_seconds", max_lease_seconds)?,
+            output_cap_chars: output_cap_chars.unwrap_or(defaults.output_cap_chars),
+            default_lease: setting_duration("default_lease_seconds", default_lease_seconds)?
+                .unwrap_or(defaults.default_lease),
+            max_lease: setting_duration("max_lease_seconds", max_lease_seconds)?
+                .unwrap_or(defaults.max_lease),
         };
         let whitelist = match whitelist {
             None => Whitelist::default(),

@@ -235,11 +235,11 @@ class ActionQueue:
         path: str | os.PathLike[str] | None = None,
         *,
         whitelist: str | Mapping[str, Any] | None = None,
-        output_cap_chars: int = 10000,
-        durability: Literal["normal", "full"] = "normal",
-        busy_timeout_seconds: float = 10.0,
-        default_lease_seconds: float = 300.0,
-        max_lease_seconds: float = 86400.0,
+        output_cap_chars: int | None = None,
+        durability: Literal["normal", "full"] | None = None,
+        busy_timeout_seconds: float | None = None,
+        default_lease_seconds: float | None = None,
+        max_lease_seconds: float | None = None,
     ) -> ActionQueue: ...
     @property
     def path(self) -> Path | None: ...

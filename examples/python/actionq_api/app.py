@@ -45,15 +45,15 @@ def create_app(
     db_path: str | os.PathLike[str] | None = None,
     api_key: str | None = None,
     *,
-    durability: Literal["normal", "full"] = "normal",
-    busy_timeout_seconds: float = 10.0,
+    durability: Literal["normal", "full"] | None = None,
+    busy_timeout_seconds: float | None = None,
 ) -> FastAPI:
     """Builds the Action Queue API over an actionq queue.
 
     ``db_path`` None keeps the queue in memory; ``api_key`` None reads
     ``ACTIONQ_API_KEY``. With no key at all this refuses (RuntimeError), so no
     server ever runs open. ``durability``/``busy_timeout_seconds`` go to the
-    SQLite store.
+    SQLite store (None: actionq's defaults).
     """
     key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
     if not key:
