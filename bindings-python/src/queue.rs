@@ -264,6 +264,7 @@ impl PyActionQueue {
 
     /// Queues a whitelisted action. `service_name` is shorthand for
     /// `params={"service_name": ...}`. Auto-approved unless the server is paused.
+    /// `created_by` defaults to `"dashboard"`.
     #[pyo3(signature = (
         server_id,
         action_type,
@@ -271,7 +272,7 @@ impl PyActionQueue {
         *,
         params = None,
         alert_id = None,
-        created_by = "dashboard",
+        created_by = actionq::DASHBOARD,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn create_action(
@@ -319,8 +320,14 @@ impl PyActionQueue {
     }
 
     /// A page of actions, newest first, with the total number of matches.
-    /// `limit` must be 1..=100 and `offset` >= 0.
-    #[pyo3(signature = (status = None, server_id = None, action_type = None, limit = 50, offset = 0))]
+    /// `limit` must be 1..=100 (default 50) and `offset` >= 0.
+    #[pyo3(signature = (
+        status = None,
+        server_id = None,
+        action_type = None,
+        limit = ActionQuery::default().limit,
+        offset = 0,
+    ))]
     fn list_actions(
         &self,
         py: Python<'_>,
@@ -343,7 +350,7 @@ impl PyActionQueue {
     }
 
     /// A page of one server's actions; `NotFoundError` for an unknown server.
-    #[pyo3(signature = (server_id, status = None, limit = 50, offset = 0))]
+    #[pyo3(signature = (server_id, status = None, limit = ActionQuery::default().limit, offset = 0))]
     fn list_server_actions(
         &self,
         py: Python<'_>,
@@ -358,22 +365,22 @@ impl PyActionQueue {
         PyActionPage::new(py, page)
     }
 
-    /// pending → approved.
-    #[pyo3(signature = (id, by = "dashboard"))]
+    /// pending → approved, by `by` (default `"dashboard"`).
+    #[pyo3(signature = (id, by = actionq::DASHBOARD))]
     fn approve_action(&self, py: Python<'_>, id: i64, by: &str) -> PyResult<PyAction> {
         self.run(py, |q| q.approve_action(id, by))
             .map(PyAction::from)
     }
 
     /// pending → rejected, with a reason of 1–1000 characters.
-    #[pyo3(signature = (id, reason, by = "dashboard"))]
+    #[pyo3(signature = (id, reason, by = actionq::DASHBOARD))]
     fn reject_action(&self, py: Python<'_>, id: i64, reason: &str, by: &str) -> PyResult<PyAction> {
         self.run(py, |q| q.reject_action(id, by, reason))
             .map(PyAction::from)
     }
 
     /// pending | approved → cancelled.
-    #[pyo3(signature = (id, by = "dashboard"))]
+    #[pyo3(signature = (id, by = actionq::DASHBOARD))]
     fn cancel_action(&self, py: Python<'_>, id: i64, by: &str) -> PyResult<PyAction> {
         self.run(py, |q| q.cancel_action(id, by))
             .map(PyAction::from)
