@@ -1207,6 +1207,617 @@ fn quoted_placeholders_keep_argv_and_display_consistent(env: Env) {
     assert_eq!(g.command, "cpupower frequency-set -g \"performance\"");
 }
 
+// ---------------------------------------------------------------- coverage audit additions
+
+/// Puts one action in each of the seven statuses and returns (status, id, lease token).
+fn one_action_per_status(env: &Env) -> Vec<(ActionStatus, i64, Option<String>)> {
+    let q = &env.queue;
+    q.create_server("agent-host", None).unwrap();
+    q.pause_server("agent-host").unwrap();
+    let mk = |svc: &str| q.create_action(&restart("agent-host", svc)).unwrap().id;
+    let pending = mk("pending");
+    let rejected = mk("rejected");
+    q.reject_action(rejected, "dashboard", "no").unwrap();
+    let cancelled = mk("cancelled");
+    q.cancel_action(cancelled, "dashboard").unwrap();
+    let mut claimed = Vec::new();
+    for svc in ["executing", "completed", "failed"] {
+        let id = mk(svc);
+        q.approve_action(id, "dashboard").unwrap();
+        let claim = q
+            .claim_next("agent-host", Some(Duration::from_secs(3600)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(claim.action.id, id);
+        claimed.push((id, claim.lease_token));
+    }
+    let approved = mk("approved");
+    q.approve_action(approved, "dashboard").unwrap();
+    q.report_result(claimed[1].0, &claimed[1].1, 0, None, None)
+        .unwrap();
+    q.report_result(claimed[2].0, &claimed[2].1, 1, None, None)
+        .unwrap();
+    use ActionStatus::*;
+    let all = vec![
+        (Pending, pending, None),
+        (Approved, approved, None),
+        (Executing, claimed[0].0, Some(claimed[0].1.clone())),
+        (Completed, claimed[1].0, Some(claimed[1].1.clone())),
+        (Failed, claimed[2].0, Some(claimed[2].1.clone())),
+        (Rejected, rejected, None),
+        (Cancelled, cancelled, None),
+    ];
+    for (status, id, _) in &all {
+        assert_eq!(q.get_action(*id).unwrap().status, *status);
+    }
+    all
+}
+
+/// SPEC's status machine, exhaustively: from every status, each operation
+/// either makes exactly the SPEC transition or is a Conflict naming the
+/// current status, and a refused one changes nothing and logs nothing.
+fn transition_matrix_from_every_status(env: Env) {
+    use ActionStatus::*;
+    for (status, id, token) in one_action_per_status(&env) {
+        let token = token.unwrap_or_else(|| "no-token".to_owned());
+        let ops: [(&str, &[ActionStatus], ActionStatus); 5] = [
+            ("approve", &[Pending], Approved),
+            ("reject", &[Pending], Rejected),
+            ("cancel", &[Pending, Approved], Cancelled),
+            ("report result for", &[Executing], Completed),
+            ("heartbeat", &[Executing], Executing),
+        ];
+        for (verb, allowed, to) in ops {
+            // each op on a fresh copy of the state: rebuild the world per op
+            let fresh = match env.dir {
+                Some(_) => Env::sqlite(),
+                None => Env::memory(),
+            };
+            let rows = one_action_per_status(&fresh);
+            let (_, id2, token2) = rows.iter().find(|r| r.0 == status).unwrap().clone();
+            assert_eq!(id2, id);
+            let token2 = token2.unwrap_or_else(|| token.clone());
+            let q = &fresh.queue;
+            let before = q.get_action(id).unwrap();
+            let events_before = q.events_since(0, 1000).unwrap();
+            let r = match verb {
+                "approve" => q.approve_action(id, "dashboard"),
+                "reject" => q.reject_action(id, "dashboard", "why"),
+                "cancel" => q.cancel_action(id, "dashboard"),
+                "report result for" => q.report_result(id, &token2, 0, None, None),
+                _ => q.heartbeat(id, &token2, None),
+            };
+            if allowed.contains(&status) {
+                let after = r.unwrap_or_else(|e| panic!("{verb} from {status}: {e}"));
+                assert_eq!(after.status, to, "{verb} from {status}");
+                assert_eq!(q.get_action(id).unwrap(), after);
+                let logged = q.events_since(0, 1000).unwrap().len() - events_before.len();
+                assert_eq!(logged, usize::from(to != status), "{verb} from {status}");
+            } else {
+                let must: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+                let err = r.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Conflict, "{verb} from {status}");
+                assert_eq!(err.code(), "CONFLICT");
+                assert_eq!(err.http_status(), 409);
+                assert_eq!(
+                    err.to_string(),
+                    format!(
+                        "Cannot {verb} action with status '{status}' (must be {})",
+                        must.join(" or ")
+                    )
+                );
+                assert_eq!(err.existing_action_id(), None);
+                assert_eq!(q.get_action(id).unwrap(), before, "{verb} from {status}");
+                assert_eq!(q.events_since(0, 1000).unwrap(), events_before);
+            }
+        }
+    }
+    // terminal and pending actions are never claimed: only the approved one is
+    let q = &env.queue;
+    let claimed = q.claim_next("agent-host", None).unwrap().unwrap();
+    assert_eq!(
+        q.get_action(claimed.action.id)
+            .unwrap()
+            .service_name
+            .as_deref(),
+        Some("approved")
+    );
+    assert!(q.claim_next("agent-host", None).unwrap().is_none());
+}
+
+/// SPEC's error table, on errors the store actually returns.
+fn errors_carry_spec_code_and_http_status(env: Env) {
+    let env = env_with_server(env, true);
+    let q = &env.queue;
+    let a = q.create_action(&restart("web-1", "nginx")).unwrap();
+    let cases = [
+        (
+            q.create_action(&restart("web-1", "x").alert_id(0))
+                .unwrap_err(),
+            "VALIDATION_ERROR",
+            422,
+        ),
+        (q.get_action(999).unwrap_err(), "NOT_FOUND", 404),
+        (q.get_server("nope").unwrap_err(), "NOT_FOUND", 404),
+        (
+            q.create_action(&NewAction::new("web-1", "format_disk"))
+                .unwrap_err(),
+            "FORBIDDEN",
+            403,
+        ),
+        (
+            q.create_action(&restart("web-1", "a;b")).unwrap_err(),
+            "FORBIDDEN",
+            403,
+        ),
+        (
+            q.create_action(&restart("web-1", "nginx")).unwrap_err(),
+            "CONFLICT",
+            409,
+        ),
+        (q.create_server("web-1", None).unwrap_err(), "CONFLICT", 409),
+    ];
+    for (err, code, http) in cases {
+        assert_eq!((err.code(), err.http_status()), (code, http), "{err}");
+        assert_eq!((err.kind().code(), err.kind().http_status()), (code, http));
+        assert_eq!(err.message(), err.to_string());
+    }
+    q.approve_action(a.id, "dashboard").unwrap();
+    let err = q.approve_action(a.id, "dashboard").unwrap_err();
+    assert_eq!((err.code(), err.http_status()), ("CONFLICT", 409));
+}
+
+/// Ids start at 1 and strictly increase, whatever failed in between; the
+/// audit log's ids do too.
+fn ids_start_at_1_and_strictly_increase(env: Env) {
+    let env = env_with_server(env, true);
+    let q = &env.queue;
+    q.create_server("web-2", None).unwrap();
+    q.pause_server("web-2").unwrap();
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let server = if i % 3 == 0 { "web-2" } else { "web-1" };
+        let a = q.create_action(&restart(server, &format!("s{i}"))).unwrap();
+        ids.push(a.id);
+        // failed creates in between never take or reuse an id visibly
+        let _ = q.create_action(&restart(server, &format!("s{i}")));
+        let _ = q.create_action(&restart(server, "a;b"));
+        let _ = q.create_action(&NewAction::new("ghost", "clear_logs"));
+        if i % 4 == 1 {
+            q.cancel_action(a.id, "dashboard").unwrap();
+        }
+    }
+    assert_eq!(ids[0], 1);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let listed: Vec<i64> = q
+        .list_actions(&ActionQuery::default())
+        .unwrap()
+        .actions
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.reverse();
+    assert_eq!(listed, sorted);
+    let events = q.events_since(0, 1000).unwrap();
+    assert_eq!(events[0].id, 1);
+    assert!(events.windows(2).all(|w| w[0].id < w[1].id));
+}
+
+/// Timestamps are UTC with microsecond precision: a sub-microsecond clock
+/// reading is truncated, and every store gives back exactly what it returned.
+fn timestamps_are_utc_microseconds(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    let precise: actionq::Timestamp = "2026-03-01T13:14:15.987654321Z".parse().unwrap();
+    let micros: actionq::Timestamp = "2026-03-01T13:14:15.987654Z".parse().unwrap();
+    env.clock.set(precise);
+    assert_eq!(env.clock_now(), micros);
+    let a = q.create_action(&restart("web-1", "nginx")).unwrap();
+    assert_eq!(a.created_at, micros);
+    assert_eq!(a.approved_at, Some(micros));
+    let claim = q
+        .claim_next("web-1", Some(Duration::from_secs(1)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim.action.executed_at, Some(micros));
+    env.clock.set(precise + chrono::TimeDelta::nanoseconds(600));
+    let done = q
+        .report_result(a.id, &claim.lease_token, 0, None, None)
+        .unwrap();
+    assert_eq!(done.completed_at, Some(micros));
+    let stored = q.get_action(a.id).unwrap();
+    assert_eq!(stored, done);
+    for t in [
+        Some(stored.created_at),
+        stored.approved_at,
+        stored.executed_at,
+        stored.lease_expires_at,
+        stored.completed_at,
+    ] {
+        let t = t.unwrap();
+        assert_eq!(chrono::Timelike::nanosecond(&t) % 1000, 0, "{t}");
+    }
+    // JSON renders RFC 3339 in UTC, keeping the microseconds
+    let json = serde_json::to_value(&stored).unwrap();
+    let text = json["created_at"].as_str().unwrap();
+    let parsed = chrono::DateTime::parse_from_rfc3339(text).unwrap();
+    assert_eq!(parsed.offset().local_minus_utc(), 0, "{text}");
+    assert_eq!(parsed, micros);
+    let ev = q.events_since(0, 100).unwrap();
+    assert!(ev.iter().all(|e| e.at == micros), "{ev:?}");
+    let s = q.pause_server("web-1").unwrap();
+    assert_eq!(s.paused_at, Some(micros));
+    assert_eq!(q.get_server("web-1").unwrap().paused_at, Some(micros));
+}
+
+fn server_id_must_start_alphanumeric(env: Env) {
+    let q = &env.queue;
+    for bad in ["_web", "-", ".", "_", "web\n", "\u{0}web", "web 1 "] {
+        assert_eq!(
+            kind(q.create_server(bad, None)),
+            ErrorKind::InvalidInput,
+            "{bad:?}"
+        );
+    }
+    for good in ["A", "0", "a_b-c.D9", "0_", "Z-.-_"] {
+        assert_eq!(q.create_server(good, None).unwrap().id, good);
+    }
+    let dup = q.create_server("A", Some("other")).unwrap_err();
+    assert_eq!(dup.kind(), ErrorKind::Conflict);
+    assert_eq!(
+        q.get_server("A").unwrap().hostname,
+        None,
+        "duplicate changed nothing"
+    );
+    assert_eq!(
+        kind(q.get_server("a")),
+        ErrorKind::NotFound,
+        "ids are case-sensitive"
+    );
+}
+
+fn list_default_limit_is_50_and_pages_cover_everything(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    for i in 0..120 {
+        q.create_action(&restart("web-1", &format!("s{i}")))
+            .unwrap();
+    }
+    let first = q.list_actions(&ActionQuery::default()).unwrap();
+    assert_eq!(
+        (first.actions.len(), first.total, first.limit, first.offset),
+        (50, 120, 50, 0)
+    );
+    let max = q
+        .list_actions(&ActionQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!((max.actions.len(), max.total), (100, 120));
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = q
+            .list_actions(&ActionQuery {
+                limit: 7,
+                offset,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(page.total, 120, "total counts all matches on every page");
+        if page.actions.is_empty() {
+            break;
+        }
+        seen.extend(page.actions.iter().map(|a| a.id));
+        offset += 7;
+    }
+    assert_eq!(seen, (1..=120).rev().collect::<Vec<i64>>());
+    let server = q.list_server_actions("web-1", None, 50, 0).unwrap();
+    assert_eq!((server.actions.len(), server.total), (50, 120));
+    let tail = q.list_server_actions("web-1", None, 100, 100).unwrap();
+    assert_eq!(
+        tail.actions.iter().map(|a| a.id).collect::<Vec<_>>(),
+        (1..=20).rev().collect::<Vec<i64>>()
+    );
+    for (limit, offset) in [(0, 0), (101, 0), (-1, 0), (50, -1)] {
+        assert_eq!(
+            kind(q.list_server_actions("web-1", None, limit, offset)),
+            ErrorKind::InvalidInput,
+            "{limit} {offset}"
+        );
+    }
+    assert_eq!(
+        message(q.list_server_actions("nope", None, 50, 0)),
+        "Server 'nope' not found"
+    );
+}
+
+/// Every state change is logged with the status it left, including cancel
+/// from approved, reject and expiry; the log is append-only and a cursor
+/// resumes exactly where the last read stopped.
+fn event_log_is_append_only_and_resumable(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    let a = q.create_action(&restart("web-1", "a")).unwrap();
+    q.cancel_action(a.id, "carol").unwrap();
+    let snapshot = q.events_since(0, 1000).unwrap();
+    assert_eq!(snapshot.len(), 2);
+    assert_eq!(
+        (
+            snapshot[1].from_status,
+            snapshot[1].to_status,
+            snapshot[1].by.as_str()
+        ),
+        (
+            Some(ActionStatus::Approved),
+            ActionStatus::Cancelled,
+            "carol"
+        )
+    );
+    q.pause_server("web-1").unwrap();
+    let b = q.create_action(&restart("web-1", "b")).unwrap();
+    q.reject_action(b.id, "bob", "nope").unwrap();
+    q.unpause_server("web-1").unwrap();
+    let c = q.create_action(&restart("web-1", "c")).unwrap();
+    let claim = q
+        .claim_next("web-1", Some(Duration::from_secs(5)))
+        .unwrap()
+        .unwrap();
+    q.heartbeat(c.id, &claim.lease_token, None).unwrap();
+    env.advance_secs(400);
+    let expired = q.expire_leases().unwrap();
+    assert_eq!(expired.len(), 1);
+    assert!(expired[0]
+        .stderr
+        .as_deref()
+        .unwrap()
+        .contains("lease expired"));
+    let all = q.events_since(0, 1000).unwrap();
+    assert_eq!(&all[..2], &snapshot[..], "earlier events never change");
+    use ActionStatus::*;
+    let rows: Vec<_> = all
+        .iter()
+        .map(|e| (e.action_id, e.from_status, e.to_status))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (a.id, None, Approved),
+            (a.id, Some(Approved), Cancelled),
+            (b.id, None, Pending),
+            (b.id, Some(Pending), Rejected),
+            (c.id, None, Approved),
+            (c.id, Some(Approved), Executing),
+            (c.id, Some(Executing), Failed),
+        ]
+    );
+    // reading with a cursor one event at a time yields the same log
+    let mut cursor = 0;
+    let mut paged = Vec::new();
+    while let Some(e) = q.events_since(cursor, 1).unwrap().pop() {
+        cursor = e.id;
+        paged.push(e);
+    }
+    assert_eq!(paged, all);
+    // nothing new: the cursor at the end stays empty until the next change
+    assert!(q.events_since(cursor, 10).unwrap().is_empty());
+    q.create_action(&restart("web-1", "d")).unwrap();
+    let next = q.events_since(cursor, 10).unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].id, cursor + 1);
+}
+
+fn any_nonzero_exit_code_fails(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    for (i, exit) in [0, 1, -1, 2, 127, 255, i32::MIN, i32::MAX]
+        .into_iter()
+        .enumerate()
+    {
+        q.create_action(&restart("web-1", &format!("s{i}")))
+            .unwrap();
+        let claim = q.claim_next("web-1", None).unwrap().unwrap();
+        let done = q
+            .report_result(claim.action.id, &claim.lease_token, exit, None, None)
+            .unwrap();
+        let want = if exit == 0 {
+            ActionStatus::Completed
+        } else {
+            ActionStatus::Failed
+        };
+        assert_eq!((done.status, done.exit_code), (want, Some(exit)), "{exit}");
+        assert_eq!(q.get_action(claim.action.id).unwrap(), done);
+    }
+}
+
+fn alert_id_boundaries(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    for ok in [1, 2, i64::MAX] {
+        let a = q
+            .create_action(&restart("web-1", &format!("s{ok}")).alert_id(ok))
+            .unwrap();
+        assert_eq!(q.get_action(a.id).unwrap().alert_id, Some(ok));
+    }
+    let none = q.create_action(&restart("web-1", "plain")).unwrap();
+    assert_eq!(q.get_action(none.id).unwrap().alert_id, None);
+    assert_eq!(
+        kind(q.create_action(&restart("ghost", "x").alert_id(0))),
+        ErrorKind::InvalidInput,
+        "rule 1 before rule 2"
+    );
+}
+
+/// Bad lengths are rule 1, before the server and whitelist are looked at.
+fn overlong_inputs_are_invalid_input(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    let long_type = "a".repeat(101);
+    assert_eq!(
+        kind(q.create_action(&NewAction::new("ghost", long_type.as_str()))),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(q.create_action(&NewAction::new("web-1", long_type.as_str()))),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(q.create_action(&NewAction::new("a".repeat(101), "clear_logs"))),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(q.create_server("h", Some(&"h".repeat(256)))),
+        ErrorKind::InvalidInput
+    );
+    let a = q
+        .create_action(&restart("web-1", "x").created_by("a".repeat(100)))
+        .unwrap();
+    assert_eq!(a.created_by.len(), 100);
+    assert_eq!(q.list_actions(&ActionQuery::default()).unwrap().total, 1);
+}
+
+fn default_whitelist_env_is_exact_for_every_type(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    let expected: [(&str, &[(&str, &str)]); 4] = [
+        ("restart_service", &[]),
+        ("clear_logs", &[]),
+        ("apt_update", &[("DEBIAN_FRONTEND", "noninteractive")]),
+        ("apt_upgrade_all", &[("DEBIAN_FRONTEND", "noninteractive")]),
+    ];
+    for (t, env_vars) in expected {
+        let mut req = NewAction::new("web-1", t);
+        if t == "restart_service" {
+            req = req.service_name("nginx");
+        }
+        let a = q.create_action(&req).unwrap();
+        let want: std::collections::BTreeMap<String, String> = env_vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(a.env, want, "{t}");
+        assert!(!a.argv.iter().any(|w| w.contains("DEBIAN_FRONTEND")), "{t}");
+        assert_eq!(a.action_type, t);
+        let stored = q.get_action(a.id).unwrap();
+        assert_eq!(
+            (stored.argv, stored.env, stored.command),
+            (a.argv, a.env, a.command)
+        );
+        if t == "apt_update" {
+            q.cancel_action(a.id, "dashboard").unwrap();
+        }
+    }
+}
+
+fn configured_output_cap_applies_to_both_streams(env: Env) {
+    let env = env_with_server(env, false).options(QueueOptions {
+        output_cap_chars: 3,
+        ..QueueOptions::default()
+    });
+    let q = &env.queue;
+    q.create_action(&restart("web-1", "a")).unwrap();
+    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let done = q
+        .report_result(
+            claim.action.id,
+            &claim.lease_token,
+            2,
+            Some("abc"),
+            Some("日本語です"),
+        )
+        .unwrap();
+    assert_eq!(
+        done.stdout.as_deref(),
+        Some("abc"),
+        "exactly the cap is kept"
+    );
+    assert_eq!(done.stderr.as_deref(), Some("日本語"));
+    assert_eq!(q.get_action(claim.action.id).unwrap(), done);
+}
+
+/// Same created_at: the lower id is older; each action is claimed exactly once.
+fn claim_order_ties_break_by_id_and_each_is_claimed_once(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    let ids: Vec<i64> = (0..5)
+        .map(|i| {
+            q.create_action(&restart("web-1", &format!("s{i}")))
+                .unwrap()
+                .id
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    while let Some(c) = q.claim_next("web-1", None).unwrap() {
+        assert!(!claimed.contains(&c.action.id), "claimed twice");
+        claimed.push(c.action.id);
+    }
+    assert_eq!(claimed, ids);
+}
+
+/// The lease token is returned by the claim only: nothing get/list returns
+/// carries it, in any form.
+fn lease_token_is_never_returned_by_get_or_list(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    q.create_action(&restart("web-1", "a")).unwrap();
+    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let token = claim.lease_token.clone();
+    assert!(uuid::Uuid::parse_str(&token).is_ok(), "{token}");
+    let got = serde_json::to_string(&q.get_action(claim.action.id).unwrap()).unwrap();
+    let listed = serde_json::to_string(&q.list_actions(&ActionQuery::default()).unwrap()).unwrap();
+    let server =
+        serde_json::to_string(&q.list_server_actions("web-1", None, 50, 0).unwrap()).unwrap();
+    let events = serde_json::to_string(&q.events_since(0, 100).unwrap()).unwrap();
+    let beat = serde_json::to_string(&q.heartbeat(claim.action.id, &token, None).unwrap()).unwrap();
+    for (what, text) in [
+        ("get", got),
+        ("list", listed),
+        ("server list", server),
+        ("events", events),
+        ("heartbeat", beat),
+    ] {
+        assert!(!text.contains(&token), "{what} leaks the token");
+        assert!(!text.contains("lease_token"), "{what}: {text}");
+    }
+}
+
+fn lease_bounds_are_inclusive(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    q.create_action(&restart("web-1", "a")).unwrap();
+    let c = q
+        .claim_next("web-1", Some(Duration::from_secs(86_400)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        c.action.lease_expires_at,
+        Some(env.clock_now() + chrono::TimeDelta::days(1))
+    );
+    assert_eq!(
+        kind(q.heartbeat(
+            c.action.id,
+            &c.lease_token,
+            Some(Duration::from_secs(86_401))
+        )),
+        ErrorKind::InvalidInput
+    );
+    let b = q
+        .heartbeat(c.action.id, &c.lease_token, Some(Duration::from_secs(1)))
+        .unwrap();
+    assert_eq!(
+        b.lease_expires_at,
+        Some(env.clock_now() + chrono::TimeDelta::seconds(1))
+    );
+    env.advance_secs(1);
+    assert_eq!(
+        q.expire_leases().unwrap().len(),
+        1,
+        "a lease ends at its expiry instant"
+    );
+}
+
 for_each_store!(
     server_create_get_and_duplicate,
     server_ids_are_validated,
@@ -1244,7 +1855,44 @@ for_each_store!(
     failed_operations_log_nothing,
     custom_whitelist_builds_and_validates,
     quoted_placeholders_keep_argv_and_display_consistent,
+    transition_matrix_from_every_status,
+    errors_carry_spec_code_and_http_status,
+    ids_start_at_1_and_strictly_increase,
+    timestamps_are_utc_microseconds,
+    server_id_must_start_alphanumeric,
+    list_default_limit_is_50_and_pages_cover_everything,
+    event_log_is_append_only_and_resumable,
+    any_nonzero_exit_code_fails,
+    alert_id_boundaries,
+    overlong_inputs_are_invalid_input,
+    default_whitelist_env_is_exact_for_every_type,
+    configured_output_cap_applies_to_both_streams,
+    claim_order_ties_break_by_id_and_each_is_claimed_once,
+    lease_token_is_never_returned_by_get_or_list,
+    lease_bounds_are_inclusive,
 );
+
+/// SPEC's error table: every kind has its code and HTTP status.
+#[test]
+fn error_table_matches_spec() {
+    let table: Vec<(ErrorKind, &str, u16)> = ErrorKind::ALL
+        .iter()
+        .map(|k| (*k, k.code(), k.http_status()))
+        .collect();
+    assert_eq!(
+        table,
+        [
+            (ErrorKind::InvalidInput, "VALIDATION_ERROR", 422),
+            (ErrorKind::NotFound, "NOT_FOUND", 404),
+            (ErrorKind::NotWhitelisted, "FORBIDDEN", 403),
+            (ErrorKind::Conflict, "CONFLICT", 409),
+            (ErrorKind::Storage, "STORAGE_ERROR", 503),
+        ]
+    );
+    for k in ErrorKind::ALL {
+        assert_eq!(k.to_string(), k.code());
+    }
+}
 
 /// With a moving (system) clock, the lease is measured from the claim's own
 /// `executed_at`, not from an earlier reading.
