@@ -264,6 +264,42 @@ fn restart(server: &str, service: String) -> NewAction {
     NewAction::new(server, "restart_service").service_name(service)
 }
 
+/// The `per_s` figure a Python bench script prints for `args`.
+fn python_per_s(cfg: &Config, py: &Python, script: &str, args: &[String]) -> BenchResult<f64> {
+    json_f64(&python_json(cfg, py, script, args)?, "per_s")
+}
+
+type Contender<'a> = Box<dyn FnMut(usize) -> BenchResult<f64> + 'a>;
+
+/// Runs each contender (RAW, Rust, Python) once per round, rotating their order
+/// so that none always runs first or last, and sets `{op}_{raw,rust,py}_per_s`
+/// to the median of its rounds. A `None` contender is not measured.
+fn interleaved(
+    s: &mut Summary,
+    op: &str,
+    rounds: usize,
+    mut contenders: [Option<Contender<'_>>; 3],
+) -> BenchResult<()> {
+    let mut figures: [Vec<f64>; 3] = Default::default();
+    for round in 0..rounds {
+        for k in 0..3 {
+            let which = (round + k) % 3;
+            if let Some(run) = contenders[which].as_mut() {
+                figures[which].push(run(round)?);
+            }
+        }
+    }
+    for (name, (figures, contender)) in ["raw", "rust", "py"]
+        .iter()
+        .zip(figures.iter().zip(&contenders))
+    {
+        if contender.is_some() {
+            s.set(&format!("{op}_{name}_per_s"), median(figures));
+        }
+    }
+    Ok(())
+}
+
 fn bench_create(
     cfg: &Config,
     py: &Python,
@@ -271,54 +307,42 @@ fn bench_create(
     notes: &mut Vec<String>,
 ) -> BenchResult<()> {
     let n = cfg.n(2000);
-    let rounds = 9;
     let path = cfg.db.join("create.db");
     let server = server_id(0);
-    let (mut raw, mut rust, mut python) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..rounds {
-        // Rotate the order so no contender always runs first or last.
-        for k in 0..3 {
-            match (round + k) % 3 {
-                0 => {
-                    drop(fresh_queue(&path, 1)?);
-                    let mut conn = Raw::open(&path)?;
-                    raw.push(rate(n, |i| {
-                        conn.create_restart(&server, &format!("svc-{i}.service"))
-                            .map(drop)
-                    })?);
-                }
-                1 => {
-                    let queue = fresh_queue(&path, 1)?;
-                    rust.push(rate(n, |i| {
-                        queue
-                            .create_action(&restart(&server, format!("svc-{i}.service")))
-                            .map(drop)
-                            .map_err(err)
-                    })?);
-                }
-                _ if py.binding => {
-                    drop(fresh_queue(&path, 1)?);
-                    let args = [
-                        arg("create"),
-                        arg("--db"),
-                        arg(path.display()),
-                        arg("--n"),
-                        arg(n),
-                    ];
-                    python.push(json_f64(
-                        &python_json(cfg, py, "bench_binding.py", &args)?,
-                        "per_s",
-                    )?);
-                }
-                _ => {}
-            }
-        }
-    }
-    s.set("create_raw_per_s", median(&raw));
-    s.set("create_rust_per_s", median(&rust));
-    if py.binding {
-        s.set("create_py_per_s", median(&python));
-    }
+    let raw: Contender = Box::new(|_| {
+        drop(fresh_queue(&path, 1)?);
+        let mut conn = Raw::open(&path)?;
+        rate(n, |i| {
+            conn.create_restart(&server, &format!("svc-{i}.service"))
+                .map(drop)
+        })
+    });
+    let rust: Contender = Box::new(|_| {
+        let queue = fresh_queue(&path, 1)?;
+        rate(n, |i| {
+            queue
+                .create_action(&restart(&server, format!("svc-{i}.service")))
+                .map(drop)
+                .map_err(err)
+        })
+    });
+    let python: Contender = Box::new(|_| {
+        drop(fresh_queue(&path, 1)?);
+        let args = [
+            arg("create"),
+            arg("--db"),
+            arg(path.display()),
+            arg("--n"),
+            arg(n),
+        ];
+        python_per_s(cfg, py, "bench_binding.py", &args)
+    });
+    interleaved(
+        s,
+        "create",
+        9,
+        [Some(raw), Some(rust), py.binding.then_some(python)],
+    )?;
     if py.status_quo {
         let n = cfg.n(600);
         let mut sq = Vec::new();
@@ -332,10 +356,7 @@ fn bench_create(
                 arg("--n"),
                 arg(n),
             ];
-            sq.push(json_f64(
-                &python_json(cfg, py, "status_quo.py", &args)?,
-                "per_s",
-            )?);
+            sq.push(python_per_s(cfg, py, "status_quo.py", &args)?);
         }
         s.set("create_sq_per_s", median(&sq));
     } else {
@@ -415,7 +436,6 @@ fn bench_get(
 ) -> BenchResult<()> {
     let m = 10_000;
     let n = cfg.n(20_000);
-    let rounds = 5;
     let path = cfg.db.join("get.db");
     let queue = fresh_queue(&path, 10)?;
     for i in 0..m {
@@ -424,47 +444,41 @@ fn bench_get(
             .map_err(err)?;
     }
     let raw_conn = Raw::open(&path)?;
-    let (mut raw, mut rust, mut python) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..rounds {
-        for k in 0..3 {
-            let mut ids = Lcg(round as u64);
-            match (round + k) % 3 {
-                0 => raw.push(rate(n, |_| {
-                    raw_conn
-                        .get(ids.below(m as u64) as i64 + 1)?
-                        .map(drop)
-                        .ok_or_else(|| "missing".to_owned())
-                })?),
-                1 => rust.push(rate(n, |_| {
-                    queue
-                        .get_action(ids.below(m as u64) as i64 + 1)
-                        .map(drop)
-                        .map_err(err)
-                })?),
-                _ if py.binding => {
-                    let args = [
-                        arg("get"),
-                        arg("--db"),
-                        arg(path.display()),
-                        arg("--n"),
-                        arg(n),
-                        arg("--ids"),
-                        arg(m),
-                    ];
-                    python.push(json_f64(
-                        &python_json(cfg, py, "bench_binding.py", &args)?,
-                        "per_s",
-                    )?);
-                }
-                _ => {}
-            }
-        }
-    }
-    s.set("get_raw_per_s", median(&raw));
-    s.set("get_rust_per_s", median(&rust));
-    if py.binding {
-        s.set("get_py_per_s", median(&python));
-    }
+    let pick = |round: usize| {
+        let mut ids = Lcg(round as u64);
+        move || ids.below(m as u64) as i64 + 1
+    };
+    let raw: Contender = Box::new(|round| {
+        let mut next_id = pick(round);
+        rate(n, |_| {
+            raw_conn
+                .get(next_id())?
+                .map(drop)
+                .ok_or_else(|| "missing".to_owned())
+        })
+    });
+    let rust: Contender = Box::new(|round| {
+        let mut next_id = pick(round);
+        rate(n, |_| queue.get_action(next_id()).map(drop).map_err(err))
+    });
+    let python: Contender = Box::new(|_| {
+        let args = [
+            arg("get"),
+            arg("--db"),
+            arg(path.display()),
+            arg("--n"),
+            arg(n),
+            arg("--ids"),
+            arg(m),
+        ];
+        python_per_s(cfg, py, "bench_binding.py", &args)
+    });
+    interleaved(
+        s,
+        "get",
+        5,
+        [Some(raw), Some(rust), py.binding.then_some(python)],
+    )?;
     if py.status_quo {
         let path = cfg.db.join("get-sq.db");
         actionq_bench::remove_db(&path);
@@ -479,8 +493,10 @@ fn bench_get(
             arg("--rounds"),
             arg(3),
         ];
-        let json = python_json(cfg, py, "status_quo.py", &args)?;
-        s.set("get_sq_per_s", json_f64(&json, "per_s")?);
+        s.set(
+            "get_sq_per_s",
+            python_per_s(cfg, py, "status_quo.py", &args)?,
+        );
     } else {
         notes.push("get_sq_per_s not measured".into());
     }
