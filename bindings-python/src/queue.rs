@@ -32,9 +32,8 @@ use crate::types::{PyAction, PyActionPage, PyClaim, PyEvent, PyServer};
 pub struct PyActionQueue {
     /// Taken out only by `Drop`, which closes it without the GIL.
     queue: ManuallyDrop<ActionQueue>,
+    /// The SQLite file; `None` for an in-memory queue.
     path: Option<PathBuf>,
-    /// Whether store calls release the GIL (SQLite backend).
-    detach: bool,
 }
 
 /// A Python duration in seconds, for settings the core takes as `Duration`
@@ -100,6 +99,11 @@ fn status_filter(status: Option<&str>) -> actionq::Result<Option<ActionStatus>> 
 }
 
 impl PyActionQueue {
+    /// Whether store calls release the GIL: only a SQLite store can block.
+    fn detaches(&self) -> bool {
+        self.path.is_some()
+    }
+
     /// Runs `f` on the queue, with the GIL released for the SQLite backend, and
     /// maps a core error to its Python exception.
     fn run<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
@@ -107,7 +111,7 @@ impl PyActionQueue {
         F: FnOnce(&ActionQueue) -> actionq::Result<T> + Send,
         T: Send,
     {
-        let result = if self.detach {
+        let result = if self.detaches() {
             py.detach(|| f(&self.queue))
         } else {
             f(&self.queue)
@@ -123,7 +127,7 @@ impl Drop for PyActionQueue {
     fn drop(&mut self) {
         // SAFETY: `self.queue` is taken exactly once, here, and never used again.
         let queue = unsafe { ManuallyDrop::take(&mut self.queue) };
-        if self.detach {
+        if self.detaches() {
             Python::attach(|py| py.detach(move || drop(queue)));
         } else {
             drop(queue);
@@ -202,7 +206,6 @@ impl PyActionQueue {
         };
         Ok(PyActionQueue {
             queue: ManuallyDrop::new(queue.with_whitelist(whitelist).with_options(options)),
-            detach: path.is_some(),
             path,
         })
     }
