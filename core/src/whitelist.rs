@@ -334,91 +334,128 @@ fn split_template(template: &str) -> std::result::Result<Vec<(Word, Option<Strin
     let mut words = Vec::new();
     let mut chars = template.chars().peekable();
     loop {
-        while chars.peek() == Some(&' ') {
-            chars.next();
-        }
+        while chars.next_if_eq(&' ').is_some() {}
         if chars.peek().is_none() {
             return Ok(words);
         }
-        let mut word: Word = Vec::new();
-        let mut text = String::new();
-        // The word is an assignment when `=` appears, unquoted, after a valid name.
-        let mut assignment: Option<String> = None;
-        let mut quoted_or_param = false;
-        let push_text = |word: &mut Word, text: &mut String| {
-            if !text.is_empty() {
-                word.push(Piece::Text(std::mem::take(text)));
-            }
-        };
-        while let Some(&c) = chars.peek() {
-            match c {
-                ' ' => break,
-                '\'' => {
-                    chars.next();
-                    quoted_or_param = true;
-                    loop {
-                        match chars.next() {
-                            Some('\'') => break,
-                            Some(c) if c == '{' || c == '}' || c.is_control() => {
-                                return Err(format!("{c:?} inside single quotes"))
-                            }
-                            Some(c) => text.push(c),
-                            None => return Err("unterminated single quote".into()),
-                        }
-                    }
-                }
-                '"' => {
-                    chars.next();
-                    quoted_or_param = true;
-                    loop {
-                        match chars.next() {
-                            Some('"') => break,
-                            Some('{') => {
-                                push_text(&mut word, &mut text);
-                                word.push(Piece::Param(read_param(&mut chars)?));
-                            }
-                            Some(c) if "$`\\!}".contains(c) || c.is_control() => {
-                                return Err(format!("{c:?} inside double quotes"))
-                            }
-                            Some(c) => text.push(c),
-                            None => return Err("unterminated double quote".into()),
-                        }
-                    }
-                }
-                '{' => {
-                    chars.next();
-                    quoted_or_param = true;
-                    push_text(&mut word, &mut text);
-                    word.push(Piece::Param(read_param(&mut chars)?));
-                }
-                '=' if assignment.is_none() && !quoted_or_param && word.is_empty() => {
-                    chars.next();
-                    let is_name = text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                    if is_name {
-                        assignment = Some(std::mem::take(&mut text));
-                    } else {
-                        text.push('=');
-                    }
-                }
-                c if is_safe_char(c) => {
-                    chars.next();
-                    text.push(c);
-                }
-                c => return Err(format!("character {c:?} is not allowed in a command")),
-            }
-        }
-        push_text(&mut word, &mut text);
-        if word.is_empty() {
-            word.push(Piece::Text(String::new()));
-        }
-        words.push((word, assignment));
+        words.push(read_word(&mut chars)?);
     }
 }
 
-fn read_param(
-    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
-) -> std::result::Result<String, String> {
+type TemplateChars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
+
+/// One word being read: finished pieces plus literal text not yet pushed.
+#[derive(Default)]
+struct WordReader {
+    pieces: Word,
+    text: String,
+    /// Set once a quote or placeholder is seen: the word can no longer be an
+    /// assignment (a shell only treats a plain `NAME=` prefix as one).
+    quoted_or_param: bool,
+    assignment: Option<String>,
+}
+
+impl WordReader {
+    fn flush(&mut self) {
+        if !self.text.is_empty() {
+            self.pieces
+                .push(Piece::Text(std::mem::take(&mut self.text)));
+        }
+    }
+
+    fn param(&mut self, chars: &mut TemplateChars<'_>) -> std::result::Result<(), String> {
+        self.flush();
+        self.pieces.push(Piece::Param(read_param(chars)?));
+        Ok(())
+    }
+
+    /// An unquoted `=`: ends the variable name of an assignment, or is literal.
+    fn equals(&mut self) {
+        let is_name = self
+            .text
+            .starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && self
+                .text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if self.assignment.is_none() && !self.quoted_or_param && is_name {
+            self.assignment = Some(std::mem::take(&mut self.text));
+        } else {
+            self.text.push('=');
+        }
+    }
+
+    fn finish(mut self) -> (Word, Option<String>) {
+        self.flush();
+        if self.pieces.is_empty() {
+            self.pieces.push(Piece::Text(String::new()));
+        }
+        (self.pieces, self.assignment)
+    }
+}
+
+/// Reads one word, up to the next unquoted space or the end.
+fn read_word(chars: &mut TemplateChars<'_>) -> std::result::Result<(Word, Option<String>), String> {
+    let mut word = WordReader::default();
+    while let Some(c) = chars.next_if(|c| *c != ' ') {
+        match c {
+            '\'' => {
+                word.quoted_or_param = true;
+                read_single_quoted(chars, &mut word)?;
+            }
+            '"' => {
+                word.quoted_or_param = true;
+                read_double_quoted(chars, &mut word)?;
+            }
+            '{' => {
+                word.quoted_or_param = true;
+                word.param(chars)?;
+            }
+            '=' => word.equals(),
+            c if is_safe_char(c) => word.text.push(c),
+            c => return Err(format!("character {c:?} is not allowed in a command")),
+        }
+    }
+    Ok(word.finish())
+}
+
+/// Reads up to the closing `'`: everything literal, placeholders not allowed.
+fn read_single_quoted(
+    chars: &mut TemplateChars<'_>,
+    word: &mut WordReader,
+) -> std::result::Result<(), String> {
+    loop {
+        match chars.next() {
+            Some('\'') => return Ok(()),
+            Some(c) if c == '{' || c == '}' || c.is_control() => {
+                return Err(format!("{c:?} inside single quotes"))
+            }
+            Some(c) => word.text.push(c),
+            None => return Err("unterminated single quote".into()),
+        }
+    }
+}
+
+/// Reads up to the closing `"`: literal text and placeholders; nothing a shell
+/// would expand inside double quotes is allowed.
+fn read_double_quoted(
+    chars: &mut TemplateChars<'_>,
+    word: &mut WordReader,
+) -> std::result::Result<(), String> {
+    loop {
+        match chars.next() {
+            Some('"') => return Ok(()),
+            Some('{') => word.param(chars)?,
+            Some(c) if "$`\\!}".contains(c) || c.is_control() => {
+                return Err(format!("{c:?} inside double quotes"))
+            }
+            Some(c) => word.text.push(c),
+            None => return Err("unterminated double quote".into()),
+        }
+    }
+}
+
+fn read_param(chars: &mut TemplateChars<'_>) -> std::result::Result<String, String> {
     let mut name = String::new();
     loop {
         match chars.next() {
