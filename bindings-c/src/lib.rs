@@ -47,13 +47,7 @@ pub const AQ_VERSION_PATCH: u32 = 0;
 /// static: never free it.
 #[no_mangle]
 pub extern "C" fn aq_version() -> *const c_char {
-    const VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
-        concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
-    ) {
-        Ok(v) => v,
-        Err(_) => panic!("version has no NUL"),
-    };
-    VERSION.as_ptr()
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
 
 /// Frees a string returned by any `aq_*` function through a `char **` output.
