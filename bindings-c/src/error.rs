@@ -2,7 +2,7 @@
 //! last error.
 
 use std::cell::RefCell;
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use actionq_core::{Error, ErrorKind};
@@ -58,38 +58,21 @@ impl aq_status {
             _ => aq_status::Storage,
         }
     }
-
-    fn from_u32(value: u32) -> Option<aq_status> {
-        [
-            aq_status::Ok,
-            aq_status::InvalidInput,
-            aq_status::NotFound,
-            aq_status::NotWhitelisted,
-            aq_status::Conflict,
-            aq_status::Storage,
-            aq_status::NullArgument,
-            aq_status::InvalidUtf8,
-            aq_status::Panic,
-        ]
-        .into_iter()
-        .find(|s| *s as u32 == value)
-    }
-
-    /// Stable name: SPEC's error code for core kinds, the variant otherwise.
-    fn code(self) -> &'static core::ffi::CStr {
-        match self {
-            aq_status::Ok => c"OK",
-            aq_status::InvalidInput => c"VALIDATION_ERROR",
-            aq_status::NotFound => c"NOT_FOUND",
-            aq_status::NotWhitelisted => c"FORBIDDEN",
-            aq_status::Conflict => c"CONFLICT",
-            aq_status::Storage => c"STORAGE_ERROR",
-            aq_status::NullArgument => c"NULL_ARGUMENT",
-            aq_status::InvalidUtf8 => c"INVALID_UTF8",
-            aq_status::Panic => c"PANIC",
-        }
-    }
 }
+
+/// Every status with its stable name: SPEC's error code for the core kinds
+/// (the tests check they equal `ErrorKind::code`), the variant otherwise.
+const STATUS_CODES: [(aq_status, &CStr); 9] = [
+    (aq_status::Ok, c"OK"),
+    (aq_status::InvalidInput, c"VALIDATION_ERROR"),
+    (aq_status::NotFound, c"NOT_FOUND"),
+    (aq_status::NotWhitelisted, c"FORBIDDEN"),
+    (aq_status::Conflict, c"CONFLICT"),
+    (aq_status::Storage, c"STORAGE_ERROR"),
+    (aq_status::NullArgument, c"NULL_ARGUMENT"),
+    (aq_status::InvalidUtf8, c"INVALID_UTF8"),
+    (aq_status::Panic, c"PANIC"),
+];
 
 /// Why an entry point failed, before it is turned into a status.
 #[derive(Debug)]
@@ -283,7 +266,9 @@ pub unsafe extern "C" fn aq_last_error_existing_action_id(id_out: *mut i64) -> a
 /// The returned string is static: never free it.
 #[no_mangle]
 pub extern "C" fn aq_status_code(status: u32) -> *const c_char {
-    aq_status::from_u32(status)
-        .map_or(c"UNKNOWN", aq_status::code)
+    STATUS_CODES
+        .iter()
+        .find(|(s, _)| *s as u32 == status)
+        .map_or(c"UNKNOWN", |(_, code)| code)
         .as_ptr()
 }
