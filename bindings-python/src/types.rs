@@ -64,7 +64,7 @@ fn opt_repr(py: Python<'_>, s: Option<&str>) -> PyResult<String> {
 /// A managed server (frozen). Attributes: `id`, `hostname`, `is_paused`,
 /// `paused_at`, `created_at`.
 #[pyclass(module = "actionq", name = "Server", frozen, eq)]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct PyServer {
     inner: Server,
 }
@@ -348,7 +348,7 @@ macro_rules! action_class_methods {
 /// A remediation action and its whole history (frozen). Every SPEC field is an
 /// attribute; timestamps are timezone-aware UTC datetimes.
 #[pyclass(module = "actionq", name = "Action", frozen, eq)]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct PyAction {
     inner: Action,
 }
@@ -382,7 +382,7 @@ action_class_methods!(PyAction, {
 /// An action just claimed by an agent (frozen): every `Action` attribute plus the
 /// secret `lease_token` that fences its executor, and `action` (the plain `Action`).
 #[pyclass(module = "actionq", name = "Claim", frozen, eq)]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct PyClaim {
     inner: Claim,
 }
@@ -532,7 +532,7 @@ impl PyActionPage {
 /// One entry of the append-only audit log (frozen): `id` (the cursor),
 /// `action_id`, `from_status`, `to_status`, `by`, `at`, `detail`.
 #[pyclass(module = "actionq", name = "Event", frozen, eq)]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct PyEvent {
     inner: Event,
 }
