@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{to_micros, Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::memory::MemoryStore;
 use crate::model::{
@@ -240,6 +240,12 @@ impl ActionQueue {
         self
     }
 
+    /// Now, at the microsecond precision every store keeps, whatever the host's
+    /// clock gives.
+    fn now(&self) -> Timestamp {
+        to_micros(self.clock.now())
+    }
+
     /// The whitelist in force.
     pub fn whitelist(&self) -> &Whitelist {
         &self.whitelist
@@ -261,7 +267,7 @@ impl ActionQueue {
             hostname: hostname.map(str::to_owned),
             is_paused: false,
             paused_at: None,
-            created_at: self.clock.now(),
+            created_at: self.now(),
         };
         self.store.insert_server(&server)?;
         Ok(server)
@@ -277,7 +283,7 @@ impl ActionQueue {
     /// Puts the server in maintenance mode (idempotent).
     pub fn pause_server(&self, id: &str) -> Result<Server> {
         self.store
-            .set_paused(id, Some(self.clock.now()))?
+            .set_paused(id, Some(self.now()))?
             .ok_or_else(|| Error::server_not_found(id))
     }
 
@@ -349,7 +355,7 @@ impl ActionQueue {
             argv: built.argv,
             env: built.env,
             alert_id: request.alert_id,
-            created_at: self.clock.now(),
+            created_at: self.now(),
             created_by: request.created_by.clone(),
         };
         self.store.insert_action(draft, &guard)
@@ -413,7 +419,7 @@ impl ActionQueue {
     }
 
     fn change(&self, id: i64, kind: ChangeKind, by: &str) -> Result<Action> {
-        self.change_at(id, kind, by, self.clock.now())
+        self.change_at(id, kind, by, self.now())
     }
 
     fn change_at(&self, id: i64, kind: ChangeKind, by: &str, at: Timestamp) -> Result<Action> {
@@ -465,7 +471,7 @@ impl ActionQueue {
     /// becomes `executing` and the returned token fences the executor. `None` when
     /// nothing is approved. `lease` defaults to [`QueueOptions::default_lease`].
     pub fn claim_next(&self, server_id: &str, lease: Option<Duration>) -> Result<Option<Claim>> {
-        let now = self.clock.now();
+        let now = self.now();
         let lease_expires_at = self.lease_until(now, lease)?;
         self.get_server(server_id)?;
         let lease_token = uuid::Uuid::new_v4().to_string();
@@ -489,7 +495,7 @@ impl ActionQueue {
     /// Extends the lease of the executor holding `lease_token`. Conflict for a
     /// wrong or expired token.
     pub fn heartbeat(&self, id: i64, lease_token: &str, lease: Option<Duration>) -> Result<Action> {
-        let now = self.clock.now();
+        let now = self.now();
         let lease_expires_at = self.lease_until(now, lease)?;
         let kind = ChangeKind::Heartbeat {
             lease_token: lease_token.to_owned(),
@@ -524,7 +530,7 @@ impl ActionQueue {
         let change = Change {
             kind: ChangeKind::Expire,
             by: SYSTEM.to_owned(),
-            at: self.clock.now(),
+            at: self.now(),
         };
         self.store.expire_leases(&change)
     }
