@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 VPY := $(VENV)/bin/python
 
-.PHONY: run test test-rust lint bench soak venv
+.PHONY: run test test-rust rust-tools lint bench soak venv
 .DEFAULT_GOAL := test
 
 ## Python virtualenv with the pinned tools of requirements-dev.txt.
@@ -29,6 +29,11 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --workspace --no-deps --quiet
 
-test-rust:
+## strace: the durability test counts the syncs each setting makes.
+rust-tools:
+	@command -v strace >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y strace || { apt-get update && apt-get install -y strace; }; }
+
+test-rust: rust-tools
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
