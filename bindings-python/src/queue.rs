@@ -444,9 +444,9 @@ impl PyActionQueue {
             .map(|actions| actions.into_iter().map(PyAction::from).collect())
     }
 
-    /// Up to `limit` (1..=1000) audit events after `cursor`, oldest first. Pass
-    /// the last event's `id` as the next cursor.
-    #[pyo3(signature = (cursor = 0, limit = 100))]
+    /// Up to `limit` (1..=1000, default 100) audit events after `cursor`, oldest
+    /// first. Pass the last event's `id` as the next cursor.
+    #[pyo3(signature = (cursor = 0, limit = actionq::DEFAULT_EVENTS_LIMIT))]
     fn events_since(&self, py: Python<'_>, cursor: i64, limit: i64) -> PyResult<Vec<PyEvent>> {
         self.run(py, |q| q.events_since(cursor, limit))
             .map(|events| events.into_iter().map(PyEvent::from).collect())

@@ -22,7 +22,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use memory::MemoryStore;
 pub use model::{Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp};
-pub use queue::{ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM};
+pub use queue::{
+    ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, DEFAULT_EVENTS_LIMIT,
+    SYSTEM,
+};
 pub use sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION};
 pub use store::{
     ActionDraft, Change, ChangeKind, ConflictGuard, EventDraft, PageRequest, Store, AUTO_APPROVED,

@@ -22,6 +22,8 @@ use crate::whitelist::{ConflictPolicy, Whitelist};
 pub const DASHBOARD: &str = "dashboard";
 /// Actor recorded for agent operations (claim, result).
 pub const AGENT: &str = "agent";
+/// Page size of [`ActionQueue::events_since`] when a host names none.
+pub const DEFAULT_EVENTS_LIMIT: i64 = 100;
 /// Actor recorded for lease expiry.
 pub const SYSTEM: &str = "system";
 
