@@ -336,7 +336,7 @@ static void test_core_statuses(const char *dir) {
   aq_queue *bad = (aq_queue *)SENTINEL;
   CHECK_STATUS(aq_queue_open(dir, NULL, &bad), AQ_STATUS_STORAGE);
   CHECK(bad == (aq_queue *)SENTINEL);
-  CHECK(last_error_starts_with("") && strlen(last_error()) > 0);
+  CHECK(strlen(last_error()) > 0); /* with a message */
 }
 
 static void test_options_and_whitelist(const char *dir) {
