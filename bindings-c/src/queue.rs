@@ -1,7 +1,6 @@
 //! `aq_queue`: the opaque handle, and every queue operation. Each one
 //! converts its arguments, calls the core once, and returns its result as JSON.
 
-use std::collections::BTreeMap;
 use std::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::str::FromStr;
@@ -11,7 +10,6 @@ use actionq_core::{
     ActionQuery, ActionQueue, ActionStatus, Error, MemoryStore, NewAction, SqliteStore, Store,
     DASHBOARD,
 };
-use serde::Deserialize;
 
 use crate::error::{aq_status, Failure};
 use crate::ffi::{json_string, opt_str_arg, owned_c_string, ref_arg, str_arg, Out};
@@ -292,40 +290,6 @@ pub unsafe extern "C" fn aq_server_list_actions(
 // ---------------------------------------------------------------------------
 // Actions
 
-/// The JSON body of `aq_action_create`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateRequest {
-    server_id: String,
-    action_type: String,
-    service_name: Option<String>,
-    #[serde(default)]
-    params: BTreeMap<String, String>,
-    alert_id: Option<i64>,
-    created_by: Option<String>,
-}
-
-impl CreateRequest {
-    /// The core's request; what is not given keeps `NewAction::new`'s default.
-    fn into_new_action(self) -> Result<NewAction, Error> {
-        let mut request = NewAction::new(self.server_id, self.action_type);
-        request.params = self.params;
-        if let Some(service_name) = self.service_name {
-            if request.params.contains_key("service_name") {
-                return Err(Error::InvalidInput(
-                    "service_name given both as a field and in params".into(),
-                ));
-            }
-            request = request.service_name(service_name);
-        }
-        request.alert_id = self.alert_id;
-        if let Some(created_by) = self.created_by {
-            request.created_by = created_by;
-        }
-        Ok(request)
-    }
-}
-
 /// Queues an action. `request_json` is a JSON object:
 /// `{"server_id": "web-1", "action_type": "restart_service",
 ///   "service_name": "nginx", "alert_id": 7, "created_by": "dashboard",
@@ -359,9 +323,7 @@ pub unsafe extern "C" fn aq_action_create(
         let queue = unsafe { queue_arg(queue) }?;
         let text = unsafe { str_arg(request_json, "request_json") }?;
         let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
-        let request: CreateRequest = serde_json::from_str(text)
-            .map_err(|e| Error::InvalidInput(format!("invalid create request: {e}")))?;
-        let action = queue.create_action(&request.into_new_action()?)?;
+        let action = queue.create_action(&NewAction::from_json(text)?)?;
         out.write_json(&action);
         Ok(())
     }

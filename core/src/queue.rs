@@ -97,6 +97,51 @@ impl NewAction {
         self.created_by = created_by.into();
         self
     }
+
+    /// Reads a request in the shape of the HTTP create body:
+    /// `{"server_id", "action_type", "service_name"?, "params"?, "alert_id"?,
+    /// "created_by"?}`, where `service_name` is shorthand for that parameter.
+    /// Unknown keys, a `service_name` given both ways, or malformed JSON are
+    /// InvalidInput; what is not given keeps [`NewAction::new`]'s default.
+    ///
+    /// ```
+    /// let request = actionq::NewAction::from_json(
+    ///     r#"{"server_id": "web-1", "action_type": "restart_service", "service_name": "nginx"}"#,
+    /// )?;
+    /// assert_eq!(request.params["service_name"], "nginx");
+    /// assert_eq!(request.created_by, "dashboard");
+    /// # Ok::<(), actionq::Error>(())
+    /// ```
+    pub fn from_json(text: &str) -> Result<Self> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            server_id: String,
+            action_type: String,
+            service_name: Option<String>,
+            #[serde(default)]
+            params: BTreeMap<String, String>,
+            alert_id: Option<i64>,
+            created_by: Option<String>,
+        }
+        let body: Body = serde_json::from_str(text)
+            .map_err(|e| Error::InvalidInput(format!("invalid create request: {e}")))?;
+        let mut request = NewAction::new(body.server_id, body.action_type);
+        request.params = body.params;
+        if let Some(service_name) = body.service_name {
+            if request.params.contains_key("service_name") {
+                return Err(Error::InvalidInput(
+                    "service_name given both as a field and in params".into(),
+                ));
+            }
+            request = request.service_name(service_name);
+        }
+        request.alert_id = body.alert_id;
+        if let Some(created_by) = body.created_by {
+            request.created_by = created_by;
+        }
+        Ok(request)
+    }
 }
 
 /// Filters and page of a listing. Defaults: no filter, `limit` 50, `offset` 0.

@@ -183,3 +183,33 @@ fn unknown_action_type_is_not_whitelisted() {
     assert_eq!(err.kind(), ErrorKind::NotWhitelisted);
     assert_eq!(err.to_string(), "Action type 'rm_rf' not in whitelist");
 }
+
+#[test]
+fn create_request_json_reads_the_http_body_shape() {
+    use actionq::NewAction;
+    let r = NewAction::from_json(
+        r#"{"server_id": "web-1", "action_type": "restart_service", "service_name": "nginx",
+            "alert_id": 7, "created_by": "alerts", "params": {}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        r,
+        NewAction::new("web-1", "restart_service")
+            .service_name("nginx")
+            .alert_id(7)
+            .created_by("alerts")
+    );
+    let minimal =
+        NewAction::from_json(r#"{"server_id": "a", "action_type": "clear_logs"}"#).unwrap();
+    assert_eq!(minimal, NewAction::new("a", "clear_logs"));
+    for bad in [
+        r#"{"server_id": "a", "action_type": "t", "service_name": "x", "params": {"service_name": "y"}}"#,
+        r#"{"server_id": "a", "action_type": "t", "command": "rm -rf /"}"#,
+        r#"{"server_id": "a"}"#,
+        r#"{"server_id": "a", "action_type": "t", "params": {"n": 1}}"#,
+        "not json",
+    ] {
+        let err = NewAction::from_json(bad).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
+    }
+}
