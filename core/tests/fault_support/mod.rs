@@ -13,12 +13,13 @@ use rusqlite::Connection;
 /// Environment variable that turns a test binary into a child worker.
 pub const CHILD_ROLE_ENV: &str = "ACTIONQ_FAULT_CHILD_ROLE";
 
-/// Re-executes the current test binary so that only the test `entry` runs, with
+/// Re-executes the current test binary so that only the test `entry` runs (child
+/// entries are `#[ignore]`d, so a plain `cargo test` neither runs nor counts them), with
 /// `role` in [`CHILD_ROLE_ENV`] plus `envs`.
 pub fn spawn_child(entry: &str, role: &str, envs: &[(&str, String)]) -> Child {
     let exe = std::env::current_exe().expect("current test binary");
     let mut cmd = Command::new(exe);
-    cmd.args([entry, "--exact", "--nocapture", "--test-threads=1"])
+    cmd.args([entry, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env(CHILD_ROLE_ENV, role)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
