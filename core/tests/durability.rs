@@ -51,7 +51,12 @@ fn syncs_during_writes(mode: &str, dir: &Path) -> Option<usize> {
         .args(["-f", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
         .arg(&trace)
         .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "--ignored", "durability_child_entry", "--test-threads=1"])
+        .args([
+            "--exact",
+            "--ignored",
+            "durability_child_entry",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, format!("{mode}:{}", db.display()))
         .output()
         .ok()?;

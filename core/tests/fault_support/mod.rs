@@ -19,11 +19,17 @@ pub const CHILD_ROLE_ENV: &str = "ACTIONQ_FAULT_CHILD_ROLE";
 pub fn spawn_child(entry: &str, role: &str, envs: &[(&str, String)]) -> Child {
     let exe = std::env::current_exe().expect("current test binary");
     let mut cmd = Command::new(exe);
-    cmd.args([entry, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ROLE_ENV, role)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        entry,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ROLE_ENV, role)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     for (k, v) in envs {
         cmd.env(k, v);
     }
