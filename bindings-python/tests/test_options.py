@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +44,119 @@ def test_path_types_and_persistence(tmp_path: Path) -> None:
     # two queues on one file see each other's writes
     other = actionq.ActionQueue(db)
     assert other.list_actions().total == 1
+
+
+WRITES = 40
+
+CHILD = """
+import sys, actionq
+q = actionq.ActionQueue(sys.argv[1], durability=sys.argv[2])
+for i in range(int(sys.argv[3])):
+    q.create_action("web-1", "restart_service", f"s{i}")
+"""
+
+
+def syncs_during_writes(durability: str, tmp_path: Path) -> int:
+    """fsync + fdatasync calls of a child process committing WRITES writes, counted by strace."""
+    db = tmp_path / f"{durability}.sqlite3"
+    actionq.ActionQueue(db).create_server("web-1")
+    trace = tmp_path / f"{durability}.strace"
+    run = subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=fsync,fdatasync", "-o", str(trace),
+         sys.executable, "-c", CHILD, str(db), durability, str(WRITES)],
+        capture_output=True, text=True, env=os.environ.copy(), check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert actionq.ActionQueue(db).list_actions().total == WRITES, "the child committed its writes"
+    return sum("fsync(" in line or "fdatasync(" in line for line in trace.read_text().splitlines())
+
+
+def test_full_durability_reaches_sqlite(tmp_path: Path) -> None:
+    # PRAGMA synchronous is per connection, so the setting is observed from
+    # outside the process: durability="full" syncs every commit, the default does not.
+    assert shutil.which("strace"), "strace is missing; install it (make rust-tools)"
+    normal = syncs_during_writes("normal", tmp_path)
+    full = syncs_during_writes("full", tmp_path)
+    assert full >= normal + WRITES, f"normal {normal}, full {full}"
+    assert normal < WRITES, f"normal {normal}"
+
+
+HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+"""
+
+
+def hold_write_lock(db: Path) -> subprocess.Popen[str]:
+    """Another process holding the write lock on `db` until a line arrives on its stdin.
+    (Another process: locks of a second SQLite copy in this process would not conflict.)"""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+    return holder
+
+
+def release(holder: subprocess.Popen[str]) -> None:
+    holder.communicate("release\n", timeout=60)
+    assert holder.returncode == 0
+
+
+def test_busy_timeout_bounds_the_wait_for_a_lock(tmp_path: Path) -> None:
+    db = tmp_path / "busy.sqlite3"
+    fast = actionq.ActionQueue(db, busy_timeout_seconds=0.05)
+    patient = actionq.ActionQueue(db, busy_timeout_seconds=600)
+    fast.create_server("web-1")
+
+    # 50 ms: the write gives up while the lock is still held (for at most 5 s;
+    # the default timeout, 10 s, would outlast the hold and succeed).
+    holder = hold_write_lock(db)
+    outcome: list[BaseException | None] = []
+    done = threading.Event()
+
+    def fast_write() -> None:
+        try:
+            fast.create_action("web-1", "clear_logs")
+            outcome.append(None)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            outcome.append(e)
+        done.set()
+
+    writer = threading.Thread(target=fast_write)
+    writer.start()
+    done.wait(5)
+    release(holder)
+    writer.join()
+    assert isinstance(outcome[0], actionq.StorageError), outcome
+    assert outcome[0].code == "STORAGE_ERROR" and "busy" in str(outcome[0])
+
+    # 600 s: the write waits for the lock and succeeds after its release.
+    holder = hold_write_lock(db)
+    released = threading.Event()
+    started = threading.Event()
+    result: list[object] = []
+
+    def patient_write() -> None:
+        started.set()
+        try:
+            result.append(patient.create_action("web-1", "clear_logs").id)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            result.append(e)
+        result.append(released.is_set())
+
+    writer = threading.Thread(target=patient_write)
+    writer.start()
+    started.wait()
+    time.sleep(0.2)  # time for the writer to reach the lock; the outcome does not depend on it
+    released.set()
+    release(holder)
+    writer.join()
+    assert result == [1, True], "the write succeeded, after the lock was released"
+    assert fast.create_action("web-1", "clear_logs").id == 2
 
 
 def test_in_memory_queues_are_separate() -> None:
