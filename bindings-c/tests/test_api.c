@@ -6,11 +6,17 @@
  * Usage: test_api SCRATCH_DIR   (SQLite files are created there)
  * Prints "test_api: N passed, M failed" and exits non-zero on any failure.
  */
+#define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "actionq.h"
@@ -356,6 +362,9 @@ static void test_options_and_whitelist(const char *dir) {
   CHECK_OK(aq_options_set_output_cap(o, 5));
   CHECK_OK(aq_options_set_leases(o, 1, 120));
   CHECK_OK(aq_options_set_busy_timeout(o, 5000));
+  /* Their effects: the busy timeout in test_busy_timeout below; durability
+   * (syncs per commit, visible only from outside the process) in
+   * bindings-c/src/tests.rs, durability_set_through_the_c_api_reaches_sqlite. */
 
   char path[512];
   snprintf(path, sizeof path, "%s/options.sqlite3", dir);
@@ -437,6 +446,160 @@ static void test_options_and_whitelist(const char *dir) {
   CHECK_OK(aq_whitelist_default_json(&defaults));
   CHECK(json_has(defaults, "systemctl restart {service_name}"));
   aq_string_free(defaults);
+}
+
+/* Another process holding the write lock of a WAL database: an fcntl write
+ * lock on byte 120 of its -shm file, SQLite's WAL_WRITE_LOCK slot, which every
+ * writer takes first. A process of its own, since the POSIX locks of one
+ * process never conflict with each other. It holds the lock until
+ * release_write_lock or for at most max_hold_ms. */
+typedef struct {
+  pid_t pid;
+  int release_fd;
+} lock_holder;
+
+static int hold_write_lock(const char *db, int max_hold_ms, lock_holder *h) {
+  char shm[600];
+  snprintf(shm, sizeof shm, "%s-shm", db);
+  int to_child[2], to_parent[2];
+  if (pipe(to_child) != 0) return 0;
+  if (pipe(to_parent) != 0) return 0;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) return 0;
+  if (pid == 0) {
+    close(to_child[1]);
+    close(to_parent[0]);
+    int fd = open(shm, O_RDWR);
+    struct flock lock;
+    memset(&lock, 0, sizeof lock);
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    lock.l_start = 120;
+    lock.l_len = 1;
+    char ok = (fd >= 0 && fcntl(fd, F_SETLK, &lock) == 0) ? 'L' : 'E';
+    if (write(to_parent[1], &ok, 1) != 1 || ok != 'L') _exit(2);
+    struct pollfd release = {to_child[0], POLLIN, 0};
+    poll(&release, 1, max_hold_ms); /* a byte, EOF or the bound */
+    _exit(0);                       /* exiting drops the lock */
+  }
+  close(to_child[0]);
+  close(to_parent[1]);
+  char got = 0;
+  ssize_t n = read(to_parent[0], &got, 1);
+  close(to_parent[0]);
+  h->pid = pid;
+  h->release_fd = to_child[1];
+  return n == 1 && got == 'L';
+}
+
+/* Releases the lock and reaps the holder; 1 when it exited cleanly. */
+static int release_write_lock(lock_holder *h) {
+  char byte = 'r';
+  ssize_t n = write(h->release_fd, &byte, 1);
+  (void)n; /* the holder may already have left (its bound) */
+  close(h->release_fd);
+  int status = 0;
+  if (waitpid(h->pid, &status, 0) != h->pid) return 0;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static aq_queue *open_with_busy_timeout(const char *path, uint64_t milliseconds) {
+  aq_options *o = NULL;
+  CHECK_OK(aq_options_new(&o));
+  CHECK_OK(aq_options_set_busy_timeout(o, milliseconds));
+  aq_queue *q = NULL;
+  CHECK_OK(aq_queue_open(path, o, &q));
+  aq_options_free(o);
+  return q;
+}
+
+typedef struct {
+  aq_queue *q;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int started;
+  atomic_int released;
+  aq_status status;
+  int released_first;
+  int64_t id;
+  char message[256];
+} patient_write;
+
+static void *patient_writer(void *arg) {
+  patient_write *w = arg;
+  pthread_mutex_lock(&w->mu);
+  w->started = 1;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  char *action = NULL;
+  w->status =
+      aq_action_create(w->q, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &action);
+  w->released_first = atomic_load(&w->released);
+  snprintf(w->message, sizeof w->message, "%s", last_error());
+  if (w->status == AQ_STATUS_OK) {
+    json_int(action, "id", &w->id);
+    aq_string_free(action);
+  }
+  return NULL;
+}
+
+/* aq_options_set_busy_timeout bounds how long a write waits for another
+ * connection's lock: 50 ms gives up (STORAGE) while the lock is still held,
+ * a long timeout waits and succeeds once the lock is released. */
+static void test_busy_timeout(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/busy.sqlite3", dir);
+  unlink(path);
+  aq_queue *fast = open_with_busy_timeout(path, 50);
+  aq_queue *patient = open_with_busy_timeout(path, 600000);
+  char *out = NULL;
+  CHECK_OK(aq_server_create(fast, "web-1", NULL, &out));
+  aq_string_free(out);
+  const char *request = "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}";
+
+  /* Held for at most 5 s: the default timeout (10 s) would outlast the hold
+   * and succeed, 50 ms gives up while the lock is held. */
+  lock_holder h;
+  CHECK(hold_write_lock(path, 5000, &h));
+  out = SENTINEL;
+  CHECK_STATUS(aq_action_create(fast, request, &out), AQ_STATUS_STORAGE);
+  CHECK(strstr(last_error(), "database is busy") != NULL);
+  CHECK(out == SENTINEL);
+  CHECK(release_write_lock(&h));
+
+  /* 600 s: waits for the lock, succeeds after its release. */
+  patient_write w;
+  memset(&w, 0, sizeof w);
+  w.q = patient;
+  pthread_mutex_init(&w.mu, NULL);
+  pthread_cond_init(&w.cv, NULL);
+  atomic_init(&w.released, 0);
+  CHECK(hold_write_lock(path, 600000, &h));
+  pthread_t writer;
+  CHECK(pthread_create(&writer, NULL, patient_writer, &w) == 0);
+  pthread_mutex_lock(&w.mu);
+  while (!w.started) pthread_cond_wait(&w.cv, &w.mu);
+  pthread_mutex_unlock(&w.mu);
+  /* Time for the writer to reach the lock; no outcome depends on it. */
+  struct timespec pause = {0, 200 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+  atomic_store(&w.released, 1);
+  CHECK(release_write_lock(&h));
+  pthread_join(writer, NULL);
+  if (w.status != AQ_STATUS_OK) fprintf(stderr, "patient write: %s\n", w.message);
+  CHECK(w.status == AQ_STATUS_OK && w.id == 1);
+  CHECK(w.released_first); /* it returned only after the release */
+  pthread_cond_destroy(&w.cv);
+  pthread_mutex_destroy(&w.mu);
+
+  char *second = NULL;
+  CHECK_OK(aq_action_create(fast, request, &second));
+  int64_t id = 0;
+  CHECK(json_int(second, "id", &id) && id == 2);
+  aq_string_free(second);
+  aq_queue_free(patient);
+  aq_queue_free(fast);
 }
 
 /* The SPEC flow on a SQLite file, reopened to show it persisted. */
@@ -667,6 +830,7 @@ int main(int argc, char **argv) {
   test_invalid_utf8();
   test_core_statuses(dir);
   test_options_and_whitelist(dir);
+  test_busy_timeout(dir);
   test_flow(dir);
   test_threads(dir);
   printf("test_api: %d passed, %d failed\n", passed, failed);
