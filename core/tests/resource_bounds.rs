@@ -68,7 +68,6 @@ struct Cost {
     allocations: usize,
     /// RSS high-water growth in KiB (includes SQLite's C heap and page cache).
     rss_kib: i64,
-    millis: f64,
 }
 
 fn proc_status_kib(field: &str) -> i64 {
@@ -88,14 +87,11 @@ fn measure<T>(f: impl FnOnce() -> T) -> (T, Cost) {
     let live = LIVE.load(Ordering::SeqCst);
     PEAK.store(live, Ordering::SeqCst);
     let count = COUNT.load(Ordering::SeqCst);
-    let started = Instant::now();
     let out = f();
-    let millis = started.elapsed().as_secs_f64() * 1000.0;
     let cost = Cost {
         heap_peak: PEAK.load(Ordering::SeqCst).saturating_sub(live),
         allocations: COUNT.load(Ordering::SeqCst) - count,
         rss_kib: proc_status_kib("VmHWM:") - rss_before,
-        millis,
     };
     (out, cost)
 }
@@ -311,7 +307,11 @@ fn page_of_100_over_a_million_rows_stays_bounded_sqlite() {
             page.actions.len(),
             page.total
         );
-        assert!(page.actions.len() <= 100 && cost.millis < 10_000.0);
+        assert!(
+            page.actions.len() <= 100,
+            "{what}: {} actions",
+            page.actions.len()
+        );
         assert!(cost.heap_peak < HEAP_BOUND, "sqlite {what}: {cost:?}");
         assert!(cost.rss_kib < RSS_BOUND_KIB, "sqlite {what}: {cost:?}");
     }
@@ -406,7 +406,11 @@ fn page_of_100_over_a_million_rows_stays_bounded_memory() {
             page.actions.len(),
             page.total
         );
-        assert!(page.actions.len() <= 100 && cost.millis < 10_000.0);
+        assert!(
+            page.actions.len() <= 100,
+            "{what}: {} actions",
+            page.actions.len()
+        );
         assert!(cost.heap_peak < HEAP_BOUND, "memory {what}: {cost:?}");
         assert!(cost.allocations < 100 * 64, "memory {what}: {cost:?}");
     }
