@@ -3,13 +3,19 @@
 //! Each child is this test binary re-executed. Two threads of each process share
 //! the process's queue (one store, as an embedding host would) and two open a
 //! store of their own, so both in-process and cross-connection contention occur.
-//! Children wait on a start file so that all 16 threads hit the file together,
-//! and write what they observed to a result file the parent checks:
+//! Every contender (each process, and each thread where threads are used) writes
+//! a ready marker once it is set up; the parent waits for all of them (bounded)
+//! before it writes the `go` file the contenders spin on, so all start together.
+//! Each writes what it observed to a result file the parent checks, including that
+//! every contender really did its share of the work:
 //! - duplicate creates: exactly one winner per key, every loser points at it;
 //! - claim_next: every approved action claimed exactly once;
 //! - approve / reject / cancel on one pending action: each transition succeeds
 //!   at most once, and the successes are exactly the audit log's path;
-//! - report_result vs expire_leases at the end of a lease: exactly one finisher;
+//! - report_result vs expire_leases: exactly one finisher per action; the agent's
+//!   report wins by construction for live leases, the expiry sweep wins by
+//!   construction for leases that ran out (per the queues' injected clocks), and a
+//!   middle group is left to a real race;
 //! - processes opening a brand-new file together all succeed;
 //! - no Storage (busy/locked) error escapes under the configured busy timeout,
 //!   for writers or for the readers (list, events) running beside them.
@@ -20,14 +26,17 @@ mod fault_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actionq::{
-    ActionQuery, ActionQueue, ActionStatus, ErrorKind, NewAction, SqliteOptions, SqliteStore,
+    ActionQuery, ActionQueue, ActionStatus, Clock, ErrorKind, ManualClock, NewAction,
+    SqliteOptions, SqliteStore, SystemClock, LEASE_EXPIRED_STDERR,
 };
+use chrono::{DateTime, TimeDelta, Utc};
 use fault_support::*;
 
 const ENTRY: &str = "race_child_entry";
@@ -55,10 +64,60 @@ fn options() -> SqliteOptions {
     SqliteOptions::default() // busy timeout 10 s
 }
 
-fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "start signal never came");
+/// The bound on each side of the ready / go handshake.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(60);
+
+/// The ready markers of `PROCESSES` processes, with `threads` threads each (0: one
+/// marker per process).
+fn ready_markers(threads: usize) -> Vec<String> {
+    (0..PROCESSES)
+        .flat_map(|p| match threads {
+            0 => vec![format!("ready-{p}")],
+            n => (0..n).map(|t| format!("ready-{p}-{t}")).collect(),
+        })
+        .collect()
+}
+
+/// Writes this contender's ready marker in `dir`, then spins until the parent
+/// writes `go` there.
+fn ready_then_wait_go(dir: &Path, marker: &str) {
+    std::fs::write(dir.join(marker), b"").unwrap();
+    let go = dir.join("go");
+    let deadline = Instant::now() + HANDSHAKE_LIMIT;
+    while !go.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{marker}: no go signal within {}s",
+            HANDSHAKE_LIMIT.as_secs()
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Waits until every marker in `markers` exists in `dir`: each contender is set
+/// up and spinning on `go`. Fails at once if a child exits first, and after
+/// [`HANDSHAKE_LIMIT`] naming the markers still missing.
+fn await_ready(dir: &Path, children: &mut [Child], markers: &[String], context: &str) {
+    let deadline = Instant::now() + HANDSHAKE_LIMIT;
+    loop {
+        let missing: Vec<&String> = markers.iter().filter(|m| !dir.join(m).exists()).collect();
+        if missing.is_empty() {
+            return;
+        }
+        for (p, child) in children.iter_mut().enumerate() {
+            if let Some(status) = child.try_wait().expect("poll child") {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    pipe.read_to_string(&mut stderr).ok();
+                }
+                panic!("{context}: process {p} exited ({status}) before every contender was ready (missing {missing:?}): {stderr}");
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{context}: contenders not ready within {}s, missing {missing:?}",
+            HANDSHAKE_LIMIT.as_secs()
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -97,14 +156,17 @@ fn open_child_entry() {
         return;
     }
     let db = PathBuf::from(std::env::var("ACTIONQ_RACE_DB").unwrap());
+    let dir = db.parent().unwrap();
     let me = std::env::var("ACTIONQ_RACE_PROC").unwrap();
-    wait_for(&db.parent().unwrap().join("go"));
+    // Ready once started: the open itself is what races, so it comes after `go`.
+    ready_then_wait_go(dir, &format!("ready-{me}"));
     let queue = ActionQueue::new(SqliteStore::open(&db, &options()).expect("concurrent open"));
     let server = format!("host-{me}");
     queue.create_server(&server, None).expect("create server");
-    queue
+    let action = queue
         .create_action(&NewAction::new(server.as_str(), "clear_logs"))
         .expect("create action");
+    std::fs::write(dir.join(format!("done-{me}")), action.id.to_string()).unwrap();
 }
 
 #[test]
@@ -115,11 +177,24 @@ fn processes_opening_a_fresh_file_together_all_succeed() {
     for round in 0..env_num("ACTIONQ_OPEN_ROUNDS", 5) {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("fresh.sqlite3");
-        let children = spawn_processes("open_child_entry", "open", &db);
-        std::thread::sleep(Duration::from_millis(100));
+        let context = format!("round {round}: a concurrent first open");
+        let mut children = spawn_processes("open_child_entry", "open", &db);
+        await_ready(dir.path(), &mut children, &ready_markers(0), &context);
+        assert!(
+            !db.exists(),
+            "{context}: the file exists before go, so the first open did not race"
+        );
         std::fs::write(dir.path().join("go"), b"").unwrap();
         for child in children {
-            wait_success(child, &format!("round {round}: a concurrent first open"));
+            wait_success(child, &context);
+        }
+        // Every process opened the new file and wrote through its connection.
+        let queue = ActionQueue::new(SqliteStore::open(&db, &options()).unwrap());
+        for p in 0..PROCESSES {
+            let done = std::fs::read_to_string(dir.path().join(format!("done-{p}")))
+                .unwrap_or_else(|e| panic!("{context}: process {p} recorded no action: {e}"));
+            let action = queue.get_action(done.parse().unwrap()).unwrap();
+            assert_eq!(action.server_id, format!("host-{p}"), "{context}");
         }
         let stats = assert_invariants(&db, "after concurrent first opens");
         assert_eq!(stats.actions, PROCESSES as u64);
@@ -144,23 +219,23 @@ fn race_child_entry() {
         .map(|s| s.parse().unwrap())
         .collect();
     let contested = Arc::new(contested);
-    std::fs::write(dir.join(format!("ready-{me}")), b"").unwrap();
-    wait_for(&dir.join("go"));
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
-            let queue = if t < 2 {
-                shared.clone()
-            } else {
-                ActionQueue::new(SqliteStore::open(&db, &options()).expect("thread open"))
-            };
+            let (db, dir, shared) = (db.clone(), dir.clone(), shared.clone());
             let contested = Arc::clone(&contested);
             let (services, apt_servers) = (plan.services, plan.apt_servers);
             std::thread::spawn(move || {
+                let queue = if t < 2 {
+                    shared
+                } else {
+                    ActionQueue::new(SqliteStore::open(&db, &options()).expect("thread open"))
+                };
+                ready_then_wait_go(&dir, &format!("ready-{me}-{t}"));
                 let mut rng = Rng::new(time_seed() ^ ((me * THREADS + t) as u64) << 32);
                 let mut out = String::new();
+                // Each line ends with the worker (process.thread) that saw it.
                 let mut note = |line: String| {
-                    out.push_str(&line);
-                    out.push('\n');
+                    out.push_str(&format!("{line} {me}.{t}\n"));
                 };
                 let record = |r: &actionq::Result<actionq::Action>| -> String {
                     match r {
@@ -193,9 +268,11 @@ fn race_child_entry() {
                     note(format!("apt apt-{s} {}", record(&r)));
                 }
                 // 2. Claim until the server runs dry.
+                let mut claims = 0;
                 loop {
                     match queue.claim_next("claim", Some(Duration::from_secs(600))) {
                         Ok(Some(c)) => {
+                            claims += 1;
                             note(format!("claim {} ok {}", c.action.id, c.action.id));
                             let r = queue.report_result(
                                 c.action.id,
@@ -227,6 +304,7 @@ fn race_child_entry() {
                         }
                     }
                 }
+                note(format!("drained {claims} ok 0"));
                 // 3. Approve / reject / cancel the same pending actions.
                 let mut order: Vec<i64> = contested.to_vec();
                 for i in (1..order.len()).rev() {
@@ -299,10 +377,8 @@ fn four_processes_four_threads_race_on_one_file() {
     )
     .unwrap();
 
-    let children = spawn_processes(ENTRY, "race", &db);
-    for p in 0..PROCESSES {
-        wait_for(&dir.path().join(format!("ready-{p}")));
-    }
+    let mut children = spawn_processes(ENTRY, "race", &db);
+    await_ready(dir.path(), &mut children, &ready_markers(THREADS), "race");
     let started = Instant::now();
     std::fs::write(dir.path().join("go"), b"").unwrap();
     for child in children {
@@ -318,6 +394,35 @@ fn four_processes_four_threads_race_on_one_file() {
             text.lines()
                 .map(|l| l.split(' ').map(str::to_owned).collect::<Vec<String>>()),
         );
+    }
+    // Every worker of every process did its whole share, and every process
+    // claimed some of the approved actions.
+    let mut share: BTreeMap<&str, [usize; 4]> = BTreeMap::new();
+    for l in &lines {
+        let s = share.entry(l[4].as_str()).or_default();
+        match l[0].as_str() {
+            "dup" | "apt" => s[0] += 1,
+            "drained" => s[1] += 1,
+            "approve" | "reject" | "cancel" => s[2] += 1,
+            "claim" => s[3] += 1,
+            _ => {}
+        }
+    }
+    for p in 0..PROCESSES {
+        for t in 0..THREADS {
+            let w = format!("{p}.{t}");
+            let s = share.get(w.as_str()).copied().unwrap_or_default();
+            assert_eq!(
+                s[..3],
+                [plan.services + plan.apt_servers, 1, plan.contested],
+                "worker {w} did not do its share (creates, claim drained, transitions)"
+            );
+        }
+        let claims: usize = (0..THREADS)
+            .filter_map(|t| share.get(format!("{p}.{t}").as_str()))
+            .map(|s| s[3])
+            .sum();
+        assert!(claims > 0, "process {p} claimed nothing");
     }
     let storage: Vec<_> = lines.iter().filter(|l| l[2] == "storage").collect();
     assert!(
@@ -423,9 +528,18 @@ fn four_processes_four_threads_race_on_one_file() {
         );
     }
     let stats = assert_invariants(&db, "after the races");
+    let per_process: Vec<usize> = (0..PROCESSES)
+        .map(|p| {
+            (0..THREADS)
+                .filter_map(|t| share.get(format!("{p}.{t}").as_str()))
+                .map(|s| s[3])
+                .sum()
+        })
+        .collect();
     eprintln!(
         "multiprocess_races: {} observations from {PROCESSES}x{THREADS} workers in {:.2}s; \
-         {} keys, {} claims, {} contested actions; {} actions, {} events",
+         {} keys, {} claims (per process {per_process:?}), {} contested actions; \
+         {} actions, {} events",
         lines.len(),
         elapsed.as_secs_f64(),
         winners.len(),
@@ -436,7 +550,62 @@ fn four_processes_four_threads_race_on_one_file() {
     );
 }
 
-/// Reports and lease expiry racing across processes right at the lease's end.
+/// The lease groups of the lease race: `long` leases outlast the whole test, so
+/// the agent's report must win; `short` leases have run out when their reports
+/// are stamped, so the expiry sweep must win; `middle` leases are live for the
+/// reporters and fall due one by one during the sweeps: a real race.
+const LEASE_GROUPS: [&str; 3] = ["long", "short", "middle"];
+
+/// The lease race's schedule. All its queues run on [`ManualClock`]s offset from
+/// one start `t0` chosen by the parent, so what a report or sweep sees does not
+/// depend on how fast the machine is.
+struct LeaseSchedule {
+    t0: DateTime<Utc>,
+    /// Actions per group.
+    n: usize,
+}
+
+impl LeaseSchedule {
+    const LONG: Duration = Duration::from_secs(3600);
+    const SHORT: Duration = Duration::from_secs(1);
+
+    /// The lease the parent claims the `i`th action of `group` with.
+    fn lease(&self, group: &str, i: usize) -> Duration {
+        match group {
+            "long" => Self::LONG,
+            "short" => Self::SHORT,
+            _ => Duration::from_secs(2 + i as u64),
+        }
+    }
+
+    /// When reports of `group` are stamped: before every deadline except the
+    /// short group's, which have all passed.
+    fn report_at(&self, group: &str) -> DateTime<Utc> {
+        match group {
+            "short" => self.t0 + TimeDelta::milliseconds(1500),
+            _ => self.t0 + TimeDelta::milliseconds(500),
+        }
+    }
+
+    /// Sweeps per expirer thread.
+    fn sweeps(&self) -> usize {
+        3 * self.n
+    }
+
+    /// When sweep `k` runs: from the short deadline to the last middle one, long
+    /// before any long deadline.
+    fn sweep_at(&self, k: usize) -> DateTime<Utc> {
+        let span = (self.n as i64) * 1_000_000;
+        self.t0
+            + TimeDelta::seconds(1)
+            + TimeDelta::microseconds(span * k as i64 / (self.sweeps() as i64 - 1))
+    }
+}
+
+/// Reports and lease expiry racing across processes, one line per observation:
+/// `report {id} {group} {outcome} {exit code} {worker}`, `expire {id} {group} ok
+/// -1 {worker}`, `sweep {k} - {outcome} {expired} {worker}`. Even threads report
+/// every lease (in a random order), odd threads sweep.
 #[test]
 #[ignore = "child process entry: started by its parent test, checks nothing alone"]
 fn lease_child_entry() {
@@ -446,46 +615,94 @@ fn lease_child_entry() {
     let db = PathBuf::from(std::env::var("ACTIONQ_RACE_DB").unwrap());
     let dir = db.parent().unwrap().to_path_buf();
     let me: usize = std::env::var("ACTIONQ_RACE_PROC").unwrap().parse().unwrap();
-    let leases: Vec<(i64, String)> = std::fs::read_to_string(dir.join("leases"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let (id, token) = l.split_once(' ').unwrap();
-            (id.parse().unwrap(), token.to_owned())
-        })
-        .collect();
+    let micros = |s: &str| DateTime::from_timestamp_micros(s.parse().unwrap()).unwrap();
+    let t0 = micros(&std::fs::read_to_string(dir.join("t0")).unwrap());
+    let leases: Vec<(i64, String, String, DateTime<Utc>)> =
+        std::fs::read_to_string(dir.join("leases"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                (
+                    f[0].parse().unwrap(),
+                    f[1].to_owned(),
+                    f[2].to_owned(),
+                    micros(f[3]),
+                )
+            })
+            .collect();
+    let n = leases.len() / LEASE_GROUPS.len();
     let queue = ActionQueue::new(SqliteStore::open(&db, &options()).expect("child open"));
-    std::fs::write(dir.join(format!("ready-{me}")), b"").unwrap();
-    wait_for(&dir.join("go"));
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
-            let (queue, leases) = (queue.clone(), leases.clone());
+            let (queue, leases, dir) = (queue.clone(), leases.clone(), dir.clone());
+            let schedule = LeaseSchedule { t0, n };
             std::thread::spawn(move || {
+                let worker = format!("{me}.{t}");
                 let mut rng = Rng::new(time_seed() ^ ((me * THREADS + t) as u64) << 40);
                 let mut out = String::new();
-                let mut order: Vec<usize> = (0..leases.len()).collect();
-                for i in (1..order.len()).rev() {
-                    order.swap(i, rng.below(i as u64 + 1) as usize);
-                }
-                for i in order {
-                    let (id, token) = &leases[i];
-                    if t % 2 == 0 {
-                        let code = (rng.below(2)) as i32;
+                if t % 2 == 0 {
+                    let live_clock = Arc::new(ManualClock::new(schedule.report_at("long")));
+                    let late_clock = Arc::new(ManualClock::new(schedule.report_at("short")));
+                    let live = queue.clone().with_clock(live_clock.clone());
+                    let late = queue.with_clock(late_clock.clone());
+                    let mut order: Vec<usize> = (0..leases.len()).collect();
+                    for i in (1..order.len()).rev() {
+                        order.swap(i, rng.below(i as u64 + 1) as usize);
+                    }
+                    ready_then_wait_go(&dir, &format!("ready-{me}-{t}"));
+                    for i in order {
+                        let (id, group, token, expires) = &leases[i];
+                        let (queue, clock) = if group == "short" {
+                            (&late, &late_clock)
+                        } else {
+                            (&live, &live_clock)
+                        };
+                        // By construction: a short lease has run out by the time its
+                        // report is stamped, every other one is still live.
+                        assert_eq!(
+                            *expires <= clock.now(),
+                            group == "short",
+                            "action {id} ({group}): deadline {expires}, report stamped {}",
+                            clock.now()
+                        );
+                        let code = rng.below(2) as i32;
                         match queue.report_result(*id, token, code, Some("done"), None) {
-                            Ok(a) => out.push_str(&format!("report {} ok {}\n", a.id, code)),
-                            Err(e) => out.push_str(&format!("report {id} {} 0\n", e.code())),
-                        }
-                    } else {
-                        match queue.expire_leases() {
-                            Ok(expired) => {
-                                for a in expired {
-                                    out.push_str(&format!("expire {} ok -1\n", a.id));
-                                }
-                            }
-                            Err(e) => out.push_str(&format!("expire - {} 0\n", e.code())),
+                            Ok(a) => out
+                                .push_str(&format!("report {} {group} ok {code} {worker}\n", a.id)),
+                            Err(e) => out.push_str(&format!(
+                                "report {id} {group} {} 0 {worker}\n",
+                                e.code()
+                            )),
                         }
                     }
-                    std::thread::sleep(Duration::from_millis(1));
+                } else {
+                    let group_of: BTreeMap<i64, &str> =
+                        leases.iter().map(|l| (l.0, l.1.as_str())).collect();
+                    let clock = Arc::new(ManualClock::new(schedule.sweep_at(0)));
+                    let sweeper = queue.with_clock(clock.clone());
+                    ready_then_wait_go(&dir, &format!("ready-{me}-{t}"));
+                    for k in 0..schedule.sweeps() {
+                        clock.set(schedule.sweep_at(k));
+                        match sweeper.expire_leases() {
+                            Ok(expired) => {
+                                for a in &expired {
+                                    let group = group_of[&a.id];
+                                    out.push_str(&format!(
+                                        "expire {} {group} ok -1 {worker}\n",
+                                        a.id
+                                    ));
+                                }
+                                out.push_str(&format!(
+                                    "sweep {k} - ok {} {worker}\n",
+                                    expired.len()
+                                ));
+                            }
+                            Err(e) => {
+                                out.push_str(&format!("sweep {k} - {} 0 {worker}\n", e.code()))
+                            }
+                        }
+                    }
                 }
                 out
             })
@@ -503,95 +720,183 @@ fn report_and_expiry_race_at_the_end_of_the_lease() {
     if child_role().is_some() {
         return;
     }
-    let leases_n = 30 * env_num("ACTIONQ_RACE_SCALE", 3).max(1) as usize / 3;
+    let n = 10 * env_num("ACTIONQ_RACE_SCALE", 3).max(1) as usize;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lease.sqlite3");
-    let queue = ActionQueue::new(SqliteStore::open(&db, &options()).unwrap());
+    let t0 = SystemClock.now();
+    let schedule = LeaseSchedule { t0, n };
+    let last_sweep = schedule.sweep_at(schedule.sweeps() - 1);
+    assert!(
+        last_sweep < t0 + TimeDelta::from_std(LeaseSchedule::LONG).unwrap(),
+        "the sweeps must end before any long lease does"
+    );
+    let clock = Arc::new(ManualClock::new(t0));
+    let queue =
+        ActionQueue::new(SqliteStore::open(&db, &options()).unwrap()).with_clock(clock.clone());
     queue.create_server("lease", None).unwrap();
-    for _ in 0..leases_n {
+    for _ in 0..LEASE_GROUPS.len() * n {
         queue
             .create_action(&NewAction::new("lease", "clear_logs"))
             .unwrap();
     }
-    // Claim everything with a 1 s lease, hand the tokens to the children, and
-    // start the race shortly before the leases run out, so it straddles the
-    // expiry (on a loaded machine it may start later: then expiry wins all).
+    // Claim everything at t0, group by group, and hand the tokens and deadlines
+    // to the children.
+    let mut group_of: BTreeMap<i64, &str> = BTreeMap::new();
     let mut leases = String::new();
-    let claimed_at = Instant::now();
-    while let Some(c) = queue
-        .claim_next("lease", Some(Duration::from_secs(1)))
-        .unwrap()
-    {
-        leases.push_str(&format!("{} {}\n", c.action.id, c.lease_token));
+    for group in LEASE_GROUPS {
+        for i in 0..n {
+            let lease = schedule.lease(group, i);
+            let c = queue
+                .claim_next("lease", Some(lease))
+                .unwrap()
+                .expect("an approved action to claim");
+            let expires = c
+                .action
+                .lease_expires_at
+                .expect("a claim sets the deadline");
+            assert_eq!(expires, t0 + TimeDelta::from_std(lease).unwrap());
+            leases.push_str(&format!(
+                "{} {group} {} {}\n",
+                c.action.id,
+                c.lease_token,
+                expires.timestamp_micros()
+            ));
+            group_of.insert(c.action.id, group);
+        }
     }
-    let last_claim = Instant::now();
+    assert!(queue.claim_next("lease", None).unwrap().is_none());
     std::fs::write(dir.path().join("leases"), leases).unwrap();
-    let children = spawn_processes("lease_child_entry", "lease", &db);
-    for p in 0..PROCESSES {
-        wait_for(&dir.path().join(format!("ready-{p}")));
-    }
-    // Anywhere from just before to just after the first expiry.
-    let start = Duration::from_millis(975 + Rng::new(time_seed()).below(40));
-    if let Some(left) = start.checked_sub(claimed_at.elapsed()) {
-        std::thread::sleep(left);
-    }
+    std::fs::write(dir.path().join("t0"), t0.timestamp_micros().to_string()).unwrap();
+    let mut children = spawn_processes("lease_child_entry", "lease", &db);
+    await_ready(
+        dir.path(),
+        &mut children,
+        &ready_markers(THREADS),
+        "lease race",
+    );
     std::fs::write(dir.path().join("go"), b"").unwrap();
     for child in children {
-        wait_success(child, "race");
+        wait_success(child, "lease race");
     }
-    // Whatever no racer finished, a last expiry does.
-    std::thread::sleep(Duration::from_millis(1100).saturating_sub(last_claim.elapsed()));
+    // Every racer's last sweep ran at this time, after every short and middle
+    // deadline: a sweep now must find nothing left executing.
+    clock.set(last_sweep);
     let late = queue.expire_leases().unwrap();
+    assert!(
+        late.is_empty(),
+        "the racers' sweeps left {} actions executing past their deadline: {:?}",
+        late.len(),
+        late.iter().map(|a| a.id).collect::<Vec<_>>()
+    );
 
     let mut wins: BTreeMap<i64, Vec<(String, i32)>> = BTreeMap::new();
-    let (mut reports, mut expiries, mut refused) = (0, 0, 0);
+    let mut refused: BTreeMap<String, usize> = BTreeMap::new();
+    let mut reports: BTreeMap<String, usize> = BTreeMap::new();
+    let mut sweeps: BTreeMap<String, usize> = BTreeMap::new();
     for p in 0..PROCESSES {
         for l in std::fs::read_to_string(dir.path().join(format!("result-{p}")))
             .unwrap()
             .lines()
         {
             let f: Vec<&str> = l.split(' ').collect();
-            match f[2] {
-                "ok" => {
-                    if f[0] == "report" {
-                        reports += 1;
-                    } else {
-                        expiries += 1;
-                    }
-                    wins.entry(f[1].parse().unwrap())
-                        .or_default()
-                        .push((f[0].to_owned(), f[3].parse().unwrap()));
-                }
-                "CONFLICT" if f[0] == "report" => refused += 1,
-                other => panic!("unexpected outcome {other}: {l}"),
+            match (f[0], f[3]) {
+                ("report" | "expire", "ok") => wins
+                    .entry(f[1].parse().unwrap())
+                    .or_default()
+                    .push((f[0].to_owned(), f[4].parse().unwrap())),
+                ("report", "CONFLICT") => *refused.entry(f[2].to_owned()).or_default() += 1,
+                ("sweep", "ok") => *sweeps.entry(f[5].to_owned()).or_default() += 1,
+                _ => panic!("unexpected outcome: {l}"),
+            }
+            if f[0] == "report" {
+                *reports.entry(f[5].to_owned()).or_default() += 1;
             }
         }
     }
-    for a in &late {
-        wins.entry(a.id).or_default().push(("late".into(), -1));
+    // Every contender did its whole share.
+    for p in 0..PROCESSES {
+        for t in 0..THREADS {
+            let w = format!("{p}.{t}");
+            if t % 2 == 0 {
+                let seen = reports.get(&w).copied().unwrap_or(0);
+                assert_eq!(seen, LEASE_GROUPS.len() * n, "reporter {w}: reports sent");
+            } else {
+                let seen = sweeps.get(&w).copied().unwrap_or(0);
+                assert_eq!(seen, schedule.sweeps(), "expirer {w}: sweeps run");
+            }
+        }
     }
+
     let events = all_events(&queue);
-    for id in 1..=leases_n as i64 {
+    let mut split: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    for (&id, &group) in &group_of {
         let w = wins.get(&id).cloned().unwrap_or_default();
-        assert_eq!(w.len(), 1, "action {id}: one finisher, got {w:?}");
-        let action = queue.get_action(id).unwrap();
+        assert_eq!(w.len(), 1, "action {id} ({group}): one finisher, got {w:?}");
         let (who, code) = &w[0];
+        match group {
+            "long" => assert_eq!(
+                who, "report",
+                "action {id}: its lease outlasts the test, so the agent's report must win"
+            ),
+            "short" => assert_eq!(
+                who, "expire",
+                "action {id}: its lease ran out before any report was stamped, so the \
+                 expiry sweep must win"
+            ),
+            _ => {}
+        }
+        *split.entry((group, who.clone())).or_default() += 1;
+        let action = queue.get_action(id).unwrap();
         assert_eq!(
             action.exit_code,
             Some(*code),
             "action {id} finished by {who}"
         );
+        let status = if *code == 0 {
+            ActionStatus::Completed
+        } else {
+            ActionStatus::Failed
+        };
+        assert_eq!(action.status, status, "action {id} finished by {who}");
+        if who == "expire" {
+            assert_eq!(action.stderr.as_deref(), Some(LEASE_EXPIRED_STDERR));
+        }
         let finishing: Vec<_> = events
             .iter()
             .filter(|e| e.action_id == id && e.from_status == Some(ActionStatus::Executing))
             .collect();
         assert_eq!(finishing.len(), 1, "action {id}: one terminal event");
         assert_eq!(finishing[0].to_status, action.status);
+        let by = if who == "report" { "agent" } else { "system" };
+        assert_eq!(finishing[0].by, by, "action {id} finished by {who}");
     }
+    let count = |group: &str, who: &str| split.get(&(group, who.to_owned())).copied().unwrap_or(0);
+    // Every report that did not win was refused as a Conflict: all the short
+    // group's, all but the winner's on the long group.
+    let reporters = PROCESSES * THREADS / 2;
+    let refused_in = |group: &str| refused.get(group).copied().unwrap_or(0);
+    assert_eq!(
+        refused_in("long"),
+        (reporters - 1) * n,
+        "long group refusals"
+    );
+    assert_eq!(refused_in("short"), reporters * n, "short group refusals");
+    assert_eq!(
+        refused_in("middle"),
+        reporters * n - count("middle", "report"),
+        "middle group refusals"
+    );
     assert_invariants(&db, "after the lease race");
     eprintln!(
-        "multiprocess_races: lease race over {leases_n} actions: {reports} reports won, \
-         {expiries} expiries by racers, {} by the final sweep, {refused} stale reports refused",
-        late.len()
+        "multiprocess_races: lease race over {n} actions per group, {} reporters, {} \
+         expirers: long {} reported, short {} expired, middle {} reported / {} expired; \
+         {} refused reports (Conflict)",
+        reporters,
+        PROCESSES * THREADS - reporters,
+        count("long", "report"),
+        count("short", "expire"),
+        count("middle", "report"),
+        count("middle", "expire"),
+        refused.values().sum::<usize>()
     );
 }
