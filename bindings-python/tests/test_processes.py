@@ -3,21 +3,46 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import actionq
 
 
-def claim_all(db: str, worker: int) -> list[int]:
-    """Claims and completes actions until none is left; returns the claimed ids."""
+WORKERS = 4
+HANDSHAKE_SECONDS = 60.0  # bound on each wait: generous, so a loaded machine only slows a run
+
+
+def wait_for_all(folder: Path, stage: str, count: int, who: str) -> None:
+    """Waits until `count` `<stage>-<pid>` markers exist in `folder`, failing after the bound."""
+    deadline = time.monotonic() + HANDSHAKE_SECONDS
+    while (seen := len(list(folder.glob(f"{stage}-*")))) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{who}: {seen} of {count} {stage} markers after {HANDSHAKE_SECONDS} s")
+        time.sleep(0.0002)
+
+
+def claim_all(db: str, folder: str, workers: int) -> None:
+    """One worker process. Opens the queue, writes ready-<pid> and waits until all
+    `workers` are ready; claims one action and holds it until every worker holds
+    one (so all of them were in the race at once); then claims and completes
+    actions until none is left. Writes the claimed ids to result-<pid>."""
+    here, me = Path(folder), os.getpid()
     queue = actionq.ActionQueue(db)
-    claimed = []
-    while (claim := queue.claim_next("web-1")) is not None:
+    (here / f"ready-{me}").touch()
+    wait_for_all(here, "ready", workers, f"worker {me}")
+    claim = queue.claim_next("web-1")
+    (here / f"holding-{me}").touch()
+    wait_for_all(here, "holding", workers, f"worker {me}")
+    claimed: list[int] = []
+    while claim is not None:
         claimed.append(claim.id)
-        queue.report_result(claim.id, claim.lease_token, 0, stdout=f"worker {worker}")
-    return claimed
+        queue.report_result(claim.id, claim.lease_token, 0, stdout=f"worker {me}")
+        claim = queue.claim_next("web-1")
+    (here / f"result-{me}").write_text(" ".join(map(str, claimed)))
 
 
 def test_processes_share_one_file(tmp_path: Path) -> None:
@@ -25,13 +50,28 @@ def test_processes_share_one_file(tmp_path: Path) -> None:
     queue = actionq.ActionQueue(db)
     queue.create_server("web-1")
     created = {queue.create_action("web-1", "clear_logs").id for _ in range(120)}
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        results = pool.starmap(claim_all, [(str(db), w) for w in range(4)])
-    claimed = [i for ids in results for i in ids]
+    spawn = multiprocessing.get_context("spawn")
+    procs = [spawn.Process(target=claim_all, args=(str(db), str(tmp_path), WORKERS)) for _ in range(WORKERS)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=2 * HANDSHAKE_SECONDS + 60)
+        if p.is_alive():
+            p.kill()
+        assert p.exitcode == 0, f"worker {p.pid} exited with {p.exitcode}"
+    pids = {p.pid for p in procs}
+    assert len(pids) == WORKERS
+    assert {int(f.name.removeprefix("ready-")) for f in tmp_path.glob("ready-*")} == pids
+    by_worker = {pid: [int(i) for i in (tmp_path / f"result-{pid}").read_text().split()] for pid in pids}
+    spread = sorted(len(ids) for ids in by_worker.values())
+    print(f"{WORKERS} workers ready and holding a claim at once; claims per worker: {spread}")
+    for pid, ids in by_worker.items():
+        assert ids, f"worker {pid} claimed nothing, so it never raced; claims per worker: {spread}"
+    claimed = [i for ids in by_worker.values() for i in ids]
     assert sorted(claimed) == sorted(created)  # each exactly once, none lost
     assert queue.list_actions(status="completed", limit=1).total == len(created)
-    workers = {a.stdout for a in queue.list_actions(limit=100).actions}
-    assert workers <= {f"worker {w}" for w in range(4)}
+    for pid, ids in by_worker.items():
+        assert all(queue.get_action(i).stdout == f"worker {pid}" for i in ids)
 
 
 EXIT_WHILE_BUSY = """

@@ -3,6 +3,7 @@
 mod fault_support;
 
 use std::collections::BTreeSet;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::{Arc, Barrier};
@@ -166,29 +167,138 @@ fn threads_claim_each_action_once() {
 }
 
 // ------------------------------------------------------------------ processes
+//
+// Every contender (child process or thread) opens its store, writes `ready-<i>`
+// and spins on `go`; the parent writes `go` only once every `ready-<i>` exists.
+// A second rendezvous inside the race (`half-<i>`, `holding-<i>`) proves the
+// contenders were in it at the same time, not one after another.
 
-/// Runs this test binary again as a child doing `role` on `path` once `go`
-/// exists; it writes one line per result to `out`.
-fn spawn_worker(role: &str, path: &Path, go: &Path, out: &Path) -> Child {
+/// Bound on every handshake wait: generous, so a loaded machine only slows a run.
+const HANDSHAKE: Duration = Duration::from_secs(60);
+
+/// Waits until `path` exists, calling `alive` between polls so that a contender
+/// that died is reported instead of waited for.
+fn wait_file(path: &Path, who: &str, mut alive: impl FnMut()) {
+    let deadline = Instant::now() + HANDSHAKE;
+    while !path.exists() {
+        alive();
+        assert!(
+            Instant::now() < deadline,
+            "{who}: {} did not appear within {HANDSHAKE:?}",
+            path.display()
+        );
+        thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Waits until every `<stage>-<i>` marker (i < n) exists in `dir`.
+fn wait_markers(dir: &Path, stage: &str, n: usize, who: &str, mut alive: impl FnMut()) {
+    for i in 0..n {
+        wait_file(&dir.join(format!("{stage}-{i}")), who, &mut alive);
+    }
+}
+
+/// Contender `me` of `n` has reached `stage`; returns once all `n` have.
+fn rendezvous(dir: &Path, stage: &str, me: usize, n: usize) {
+    std::fs::write(dir.join(format!("{stage}-{me}")), b"").unwrap();
+    wait_markers(dir, stage, n, &format!("contender {me} at {stage}"), || {});
+}
+
+/// Contender `me`, its store open: says ready, then spins until the parent says go.
+fn ready_then_wait_go(dir: &Path, me: usize) {
+    std::fs::write(dir.join(format!("ready-{me}")), b"").unwrap();
+    wait_file(&dir.join("go"), &format!("contender {me}"), || {});
+}
+
+/// The parent: writes `go` once all `n` contenders are ready; `alive` fails the
+/// test if one of them ended before that.
+fn go_when_all_ready(dir: &Path, n: usize, alive: impl FnMut()) {
+    wait_markers(
+        dir,
+        "ready",
+        n,
+        "parent waiting for ready contenders",
+        alive,
+    );
+    std::fs::write(dir.join("go"), b"").unwrap();
+}
+
+/// Fails the test if a child ended before the race started, with its stderr.
+fn children_alive(children: &mut [Child]) {
+    for (i, child) in children.iter_mut().enumerate() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = stderr.read_to_string(&mut err);
+            }
+            panic!("child contender {i} exited ({status}) before the race started: {err}");
+        }
+    }
+}
+
+/// Runs this test binary again as contender `me` of `n`, doing `role` on `path`
+/// with its handshake files in `dir`; it writes one line per result to `out-<me>`.
+fn spawn_worker(role: &str, path: &Path, dir: &Path, me: usize, n: usize) -> Child {
     spawn_child(
         "child_process_entry",
         role,
         &[
             ("ACTIONQ_TEST_DB", path.display().to_string()),
-            ("ACTIONQ_TEST_GO", go.display().to_string()),
-            ("ACTIONQ_TEST_OUT", out.display().to_string()),
+            ("ACTIONQ_TEST_DIR", dir.display().to_string()),
+            ("ACTIONQ_TEST_ME", me.to_string()),
+            ("ACTIONQ_TEST_CONTENDERS", n.to_string()),
         ],
     )
 }
 
-/// Waits for a worker and returns the lines it wrote.
-fn worker_lines(child: Child, out: &Path) -> Vec<String> {
-    wait_success(child, "worker");
-    std::fs::read_to_string(out)
+/// Waits for contender `me`'s process and returns the lines it wrote.
+fn worker_lines(child: Child, dir: &Path, me: usize) -> Vec<String> {
+    wait_success(child, &format!("child contender {me}"));
+    std::fs::read_to_string(dir.join(format!("out-{me}")))
         .unwrap()
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+/// Contender `me` of `n` creates the same restart per round as every other
+/// contender; halfway, all meet, so their rounds overlap. One line per round:
+/// `<round> won <id>` or `<round> lost <winner id>`.
+fn create_rounds(q: &ActionQueue, dir: &Path, me: usize, n: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for round in 0..ROUNDS {
+        if round == ROUNDS / 2 {
+            rendezvous(dir, "half", me, n);
+        }
+        let r = q.create_action(
+            &NewAction::new("web-1", "restart_service").service_name(format!("svc{round}")),
+        );
+        match r {
+            Ok(a) => lines.push(format!("{round} won {}", a.id)),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+                lines.push(format!("{round} lost {}", e.existing_action_id().unwrap()));
+            }
+        }
+    }
+    lines
+}
+
+/// Contender `me` of `n` claims: one claim first, held until every contender
+/// holds one (all were inside the race at once), then the rest until none is
+/// left. Returns the claimed ids; an empty first claim is left to the parent
+/// to report.
+fn contend_claims(q: &ActionQueue, dir: &Path, me: usize, n: usize) -> Vec<i64> {
+    let first = q.claim_next("web-1", None).unwrap();
+    rendezvous(dir, "holding", me, n);
+    let mut got = Vec::new();
+    if let Some(claim) = first {
+        got.push(claim.action.id);
+        q.report_result(claim.action.id, &claim.lease_token, 0, None, None)
+            .unwrap();
+    }
+    got.extend(claim_all(q));
+    got
 }
 
 /// The child side: does nothing unless started by `spawn_worker`.
@@ -198,62 +308,58 @@ fn child_process_entry() {
     let Some(role) = child_role() else {
         return;
     };
-    let var = |name: &str| PathBuf::from(std::env::var(name).unwrap());
-    let (path, go) = (var("ACTIONQ_TEST_DB"), var("ACTIONQ_TEST_GO"));
+    let var = |name: &str| std::env::var(name).unwrap();
+    let path = PathBuf::from(var("ACTIONQ_TEST_DB"));
+    let dir = PathBuf::from(var("ACTIONQ_TEST_DIR"));
+    let me: usize = var("ACTIONQ_TEST_ME").parse().unwrap();
+    let n: usize = var("ACTIONQ_TEST_CONTENDERS").parse().unwrap();
     let q = open(&path);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !go.exists() {
-        assert!(Instant::now() < deadline, "parent never said go");
-        thread::sleep(Duration::from_micros(200));
-    }
-    let mut lines = Vec::new();
-    match role.as_str() {
-        "create" => {
-            for round in 0..ROUNDS {
-                let r = q.create_action(
-                    &NewAction::new("web-1", "restart_service").service_name(format!("svc{round}")),
-                );
-                match r {
-                    Ok(a) => lines.push(format!("{round} won {}", a.id)),
-                    Err(e) => {
-                        assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
-                        lines.push(format!("{round} lost {}", e.existing_action_id().unwrap()));
-                    }
-                }
-            }
-        }
-        "claim" => lines.extend(claim_all(&q).iter().map(i64::to_string)),
+    ready_then_wait_go(&dir, me);
+    let lines = match role.as_str() {
+        "create" => create_rounds(&q, &dir, me, n),
+        "claim" => contend_claims(&q, &dir, me, n)
+            .iter()
+            .map(i64::to_string)
+            .collect(),
         other => panic!("unknown role {other}"),
-    }
-    std::fs::write(var("ACTIONQ_TEST_OUT"), lines.join("\n")).unwrap();
+    };
+    std::fs::write(dir.join(format!("out-{me}")), lines.join("\n")).unwrap();
 }
 
 #[test]
 fn processes_racing_duplicate_create_one_winner() {
+    const CHILDREN: usize = 2;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.sqlite3");
-    let go = dir.path().join("go");
     paused_server(&open(&path));
-    let outs: Vec<PathBuf> = (0..2)
-        .map(|i| dir.path().join(format!("out-{i}")))
+    let mut children: Vec<Child> = (0..CHILDREN)
+        .map(|me| spawn_worker("create", &path, dir.path(), me, CHILDREN))
         .collect();
-    let children: Vec<_> = outs
-        .iter()
-        .map(|out| spawn_worker("create", &path, &go, out))
-        .collect();
-    std::fs::write(&go, b"").unwrap();
+    go_when_all_ready(dir.path(), CHILDREN, || children_alive(&mut children));
     let results: Vec<Vec<String>> = children
         .into_iter()
-        .zip(&outs)
-        .map(|(c, out)| worker_lines(c, out))
+        .enumerate()
+        .map(|(me, c)| worker_lines(c, dir.path(), me))
         .collect();
-    for round in 0..ROUNDS {
-        let lines: Vec<&String> = results
+    // Every contender attempted every round and reported its outcome.
+    for (me, lines) in results.iter().enumerate() {
+        let rounds: Vec<String> = lines
             .iter()
-            .flatten()
-            .filter(|l| l.split(' ').next() == Some(&round.to_string()))
+            .map(|l| l.split(' ').next().unwrap().to_owned())
             .collect();
-        assert_eq!(lines.len(), 2);
+        let expected: Vec<String> = (0..ROUNDS).map(|r| r.to_string()).collect();
+        assert_eq!(
+            rounds, expected,
+            "child contender {me} must report one outcome per round"
+        );
+    }
+    let wins: Vec<usize> = results
+        .iter()
+        .map(|lines| lines.iter().filter(|l| l.contains(" won ")).count())
+        .collect();
+    eprintln!("{CHILDREN} contenders ready; rounds won per contender: {wins:?}");
+    for round in 0..ROUNDS {
+        let lines: Vec<&String> = results.iter().map(|lines| &lines[round]).collect();
         let won: Vec<&&String> = lines.iter().filter(|l| l.contains(" won ")).collect();
         assert_eq!(won.len(), 1, "round {round}: {lines:?}");
         let winner_id = won[0].rsplit(' ').next().unwrap();
@@ -268,38 +374,51 @@ fn processes_racing_duplicate_create_one_winner() {
 
 #[test]
 fn processes_and_threads_claim_each_action_once() {
+    const CHILDREN: usize = 2;
+    const CONTENDERS: usize = 4; // children 0-1, threads of this process 2-3
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.sqlite3");
-    let go = dir.path().join("go");
-    let q = open(&path);
-    seed_approved(&q, 300);
-    let outs: Vec<PathBuf> = (0..2)
-        .map(|i| dir.path().join(format!("out-{i}")))
+    seed_approved(&open(&path), 300);
+    let mut children: Vec<Child> = (0..CHILDREN)
+        .map(|me| spawn_worker("claim", &path, dir.path(), me, CONTENDERS))
         .collect();
-    let children: Vec<_> = outs
-        .iter()
-        .map(|out| spawn_worker("claim", &path, &go, out))
-        .collect();
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let q = open(&path);
-            let go = go.clone();
+    let threads: Vec<_> = (CHILDREN..CONTENDERS)
+        .map(|me| {
+            let (path, dir) = (path.clone(), dir.path().to_path_buf());
             thread::spawn(move || {
-                while !go.exists() {
-                    thread::sleep(Duration::from_micros(200));
-                }
-                claim_all(&q)
+                let q = open(&path);
+                ready_then_wait_go(&dir, me);
+                contend_claims(&q, &dir, me, CONTENDERS)
             })
         })
         .collect();
-    std::fs::write(&go, b"").unwrap();
-    let mut claimed: Vec<Vec<i64>> = threads.into_iter().map(|h| h.join().unwrap()).collect();
-    for (child, out) in children.into_iter().zip(&outs) {
-        claimed.push(
-            worker_lines(child, out)
+    go_when_all_ready(dir.path(), CONTENDERS, || {
+        children_alive(&mut children);
+        for (t, h) in threads.iter().enumerate() {
+            assert!(
+                !h.is_finished(),
+                "thread contender {} ended before the race started",
+                CHILDREN + t
+            );
+        }
+    });
+    let mut claimed: Vec<Vec<i64>> = children
+        .into_iter()
+        .enumerate()
+        .map(|(me, child)| {
+            worker_lines(child, dir.path(), me)
                 .iter()
                 .map(|l| l.parse().unwrap())
-                .collect(),
+                .collect()
+        })
+        .collect();
+    claimed.extend(threads.into_iter().map(|h| h.join().unwrap()));
+    let spread: Vec<usize> = claimed.iter().map(Vec::len).collect();
+    eprintln!("{CONTENDERS} contenders ready; claims per contender (children 0-1, threads 2-3): {spread:?}");
+    for (me, ids) in claimed.iter().enumerate() {
+        assert!(
+            !ids.is_empty(),
+            "contender {me} claimed nothing, so it never raced; claims per contender: {spread:?}"
         );
     }
     assert_claimed_exactly_once(claimed, 300);
