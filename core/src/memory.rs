@@ -137,20 +137,15 @@ impl StatusCounts {
 }
 
 /// Keys in ascending order. Creation keys nearly always arrive in order (the
-/// clock moves forward), so an insert is a push; an earlier key (a clock set
-/// back, or racing threads) goes in its sorted place.
+/// clock moves forward), so an insert lands at the end and moves nothing; an
+/// earlier key (a clock set back, or racing threads) goes in its sorted place.
 #[derive(Debug, Default)]
 struct Ordered(Vec<OrderKey>);
 
 impl Ordered {
     fn insert(&mut self, key: OrderKey) {
-        match self.0.last() {
-            Some(last) if *last >= key => {
-                let at = self.0.partition_point(|k| *k < key);
-                self.0.insert(at, key);
-            }
-            _ => self.0.push(key),
-        }
+        let at = self.0.partition_point(|k| *k < key);
+        self.0.insert(at, key);
     }
 
     fn iter(&self) -> std::slice::Iter<'_, OrderKey> {

@@ -1,0 +1,23 @@
+## Mutation testing of the rules: status machine and create rules (queue,
+## store), whitelist, and both stores. Not part of `make test`: it rebuilds and
+## retests the core once per mutant (see README "Mutation testing" for its time).
+## The suites run are the behavioural ones; the race, crash, durability, lock
+## and million-row suites guard concurrency and durability, not these rules, and
+## would multiply the run's time.
+CARGO_MUTANTS_VERSION := 27.1.0
+MUTANTS_FILES := queue store whitelist memory sqlite
+MUTANTS_TESTS := --lib --test behaviour --test differential --test argv_safety \
+  --test whitelist_config --test backward_compatibility --test persistence \
+  --test conflict_guard
+MUTANTS_ARGS ?=
+MUTANTS_OUT ?= target/mutants
+
+.PHONY: mutants mutants-tool
+mutants-tool:
+	@cargo mutants --version 2>/dev/null | grep -qx "cargo-mutants $(CARGO_MUTANTS_VERSION)" || \
+	  $(CARGO) install --locked cargo-mutants --version $(CARGO_MUTANTS_VERSION)
+
+mutants: mutants-tool
+	$(CARGO) mutants --package actionq --test-package actionq --profile mutants \
+	  $(foreach f,$(MUTANTS_FILES),--file core/src/$(f).rs) \
+	  --timeout 180 --output $(MUTANTS_OUT) $(MUTANTS_ARGS) -- $(MUTANTS_TESTS)
