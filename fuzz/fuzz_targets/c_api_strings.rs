@@ -2,12 +2,16 @@
 //! included) and NULLs: every call returns a status, never crashes, never lets
 //! a panic through (AQ_STATUS_PANIC would mean one was caught at the boundary),
 //! and every returned string is valid, NUL-terminated JSON freed with
-//! aq_string_free. The error message buffer is read back each time.
+//! aq_string_free. The error message buffer is read back each time. In every
+//! action created, the argv words that came from parameters, and only those,
+//! must be safe values (see `check_parameter_words`).
 #![no_main]
 
 use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 
+use actionq_core::whitelist::WhitelistEntry;
+use actionq_core::{NewAction, Whitelist};
 use actionq_fuzz_c::*;
 use libfuzzer_sys::fuzz_target;
 
@@ -39,6 +43,101 @@ fn check(status: aq_status) {
     let mut len = 0usize;
     let s = unsafe { aq_last_error_message(buf.as_mut_ptr(), buf.len(), &mut len) };
     assert_ne!(s, aq_status::Panic);
+}
+
+/// Builds `entry`'s template with every parameter set to `value(name)`, through
+/// a whitelist holding only a copy of that template whose parameters accept
+/// just the two sentinels "a" and "b" (so the real validators play no part).
+fn sentinel_argv(entry: &WhitelistEntry, value: impl Fn(&str) -> &'static str) -> Vec<String> {
+    let params: serde_json::Map<String, serde_json::Value> = entry
+        .params()
+        .keys()
+        .map(|name| {
+            let spec = serde_json::json!({ "kind": "one_of", "values": ["a", "b"] });
+            (name.clone(), spec)
+        })
+        .collect();
+    let config = serde_json::json!({ "actions": { entry.name(): {
+        "command": entry.command_template(),
+        "params": params,
+    } } });
+    let copy = Whitelist::from_json(&config.to_string()).expect("the template parses again");
+    let values = entry
+        .params()
+        .keys()
+        .map(|name| (name.clone(), value(name).to_owned()))
+        .collect();
+    copy.build(entry.name(), &values)
+        .expect("sentinels are accepted")
+        .argv
+}
+
+/// Checks exactly the argv words of a created action that came from
+/// parameters, and no literal word of the template: a word is
+/// parameter-derived when building the template with every parameter "a" and
+/// with every parameter "b" (same length, every character different) gives two
+/// different words; the parameters inside it are those whose change alone
+/// changes it. A word that is one parameter's value and nothing else ("a" in
+/// the first build) must itself be a safe value; in a word mixing template
+/// text and values (`--days={n}`), each value in it must be.
+fn check_parameter_words(whitelist: &Whitelist, request: &str, action: &serde_json::Value) {
+    let argv: Vec<&str> = action["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    let action_type = action["action_type"].as_str().unwrap();
+    let entry = whitelist.get(action_type).expect("created from an entry");
+    let request = NewAction::from_json(request).expect("an accepted request parses");
+    // The values the queue used: given, or the parameter's default.
+    let value = |name: &str| -> &str {
+        request
+            .params
+            .get(name)
+            .or(entry.params()[name].default.as_ref())
+            .expect("every parameter has a value")
+    };
+    let rebuilt = whitelist.build(action_type, &request.params).unwrap();
+    assert_eq!(
+        argv, rebuilt.argv,
+        "argv is the entry built from the request"
+    );
+    let all_a = sentinel_argv(entry, |_| "a");
+    let all_b = sentinel_argv(entry, |_| "b");
+    let one_b: Vec<(&String, Vec<String>)> = entry
+        .params()
+        .keys()
+        .map(|p| {
+            (
+                p,
+                sentinel_argv(entry, |n| if n == p.as_str() { "b" } else { "a" }),
+            )
+        })
+        .collect();
+    assert_eq!(argv.len(), all_a.len());
+    for (i, word) in argv.iter().enumerate() {
+        if all_a[i] == all_b[i] {
+            // Template text only: the same in every build, never checked.
+            assert_eq!(*word, all_a[i], "literal word {i} of {action_type}");
+            continue;
+        }
+        let inside: Vec<&String> = one_b
+            .iter()
+            .filter(|(_, b)| b[i] != all_a[i])
+            .map(|(p, _)| *p)
+            .collect();
+        assert!(!inside.is_empty(), "word {i} changes with some parameter");
+        if all_a[i] == "a" && all_b[i] == "b" {
+            assert_eq!(inside.len(), 1);
+            assert_eq!(*word, value(inside[0]), "word {i} is the value itself");
+            check_safe_value(word);
+        } else {
+            for p in inside {
+                check_safe_value(value(p));
+            }
+        }
+    }
 }
 
 // Input: `null mask (1 byte), number (8 bytes LE), string \0 string \0 ...`;
@@ -89,14 +188,18 @@ fuzz_target!(|data: &[u8]| {
             "service_name": String::from_utf8_lossy(strings.get(4).map(Vec::as_slice).unwrap_or(b"nginx")),
         });
         let request = Some(cstr(request.to_string().as_bytes()));
+        let mut wl_out: *mut c_char = ptr::null_mut();
+        check(aq_queue_whitelist_json(queue, &mut wl_out));
+        let whitelist = Whitelist::from_json(CStr::from_ptr(wl_out).to_str().unwrap())
+            .expect("the queue's whitelist reloads");
+        aq_string_free(wl_out);
         for req in [&a3, &request] {
             check(aq_action_create(queue, ptr_of(req), &mut out));
             if !out.is_null() {
                 let text = CStr::from_ptr(out).to_str().unwrap().to_owned();
                 let action: serde_json::Value = serde_json::from_str(&text).unwrap();
-                for word in action["argv"].as_array().unwrap().iter().skip(2) {
-                    actionq_fuzz_c::check_safe_value(word.as_str().unwrap());
-                }
+                let request = req.as_ref().unwrap().to_str().unwrap();
+                check_parameter_words(&whitelist, request, &action);
                 aq_string_free(std::mem::replace(&mut out, ptr::null_mut()));
             }
         }
