@@ -1,14 +1,15 @@
 ## Mutation testing of the rules: status machine and create rules (queue,
 ## store), whitelist, and both stores. Not part of `make test`: it rebuilds and
 ## retests the core once per mutant (see README "Mutation testing" for its time).
-## The suites run are the behavioural ones; the race, crash, durability, lock
-## and million-row suites guard concurrency and durability, not these rules, and
-## would multiply the run's time.
+## The suites run are the behavioural ones plus the quick SQLite lock and
+## durability suites (they alone see the busy handler, the WAL switch and the
+## synchronous setting); the race, crash and million-row suites would multiply
+## the run's time.
 CARGO_MUTANTS_VERSION := 27.1.0
 MUTANTS_FILES := queue store whitelist memory sqlite
 MUTANTS_TESTS := --lib --test behaviour --test differential --test argv_safety \
   --test whitelist_config --test backward_compatibility --test persistence \
-  --test conflict_guard
+  --test conflict_guard --test sqlite_locking --test durability
 MUTANTS_ARGS ?=
 MUTANTS_OUT ?= target/mutants
 

@@ -263,7 +263,13 @@ impl WhitelistEntry {
         for (word, assignment) in words {
             match assignment {
                 Some(var) if argv.is_empty() => env.push((var, word)),
-                _ => argv.push(word),
+                // After the program, `NAME=value` is an argument like any other.
+                Some(var) => argv.push(
+                    std::iter::once(Piece::Text(format!("{var}=")))
+                        .chain(word)
+                        .collect(),
+                ),
+                None => argv.push(word),
             }
         }
         if argv.is_empty() {

@@ -1915,3 +1915,24 @@ fn lease_runs_exactly_from_the_claim_time() {
         }
     }
 }
+
+/// A queue reports the whitelist and options it was built with.
+#[test]
+fn queue_exposes_what_it_was_built_with() {
+    let whitelist =
+        actionq::Whitelist::from_json(r#"{"actions": {"uptime": {"command": "uptime"}}}"#).unwrap();
+    let options = QueueOptions {
+        output_cap_chars: 7,
+        ..QueueOptions::default()
+    };
+    let q = actionq::ActionQueue::in_memory()
+        .with_whitelist(whitelist.clone())
+        .with_options(options.clone());
+    assert_eq!(q.whitelist(), &whitelist);
+    assert_eq!(q.options(), &options);
+    let debug = format!("{q:?}");
+    assert!(
+        debug.starts_with("ActionQueue") && debug.contains("uptime") && debug.contains("7"),
+        "{debug}"
+    );
+}

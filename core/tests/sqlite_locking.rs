@@ -47,35 +47,52 @@ fn in_busy_wait(tid: &str) -> bool {
         .is_some_and(|nr| WAITING_SYSCALLS.contains(&nr))
 }
 
-/// A write running on its own thread, with that thread's id for watching it.
-struct Writer {
+/// A store call running on its own thread, with that thread's id for watching it.
+struct Waiter<T> {
     tid: String,
     done: mpsc::Receiver<()>,
-    handle: JoinHandle<Result<Action>>,
+    handle: JoinHandle<T>,
 }
 
-fn spawn_create(q: &ActionQueue, service: String) -> Writer {
-    let q = q.clone();
+/// Far longer than any busy timeout here: a call still running this long
+/// after its lock went away (or its timeout passed) waits forever.
+const WATCHDOG: Duration = Duration::from_secs(120);
+
+fn spawn_waiter<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> Waiter<T> {
     let (tid_tx, tid_rx) = mpsc::channel();
     let (done_tx, done) = mpsc::channel();
     let handle = std::thread::spawn(move || {
         tid_tx.send(current_tid()).unwrap();
-        let result = q.create_action(&restart(&service));
+        let result = call();
         let _ = done_tx.send(());
         result
     });
-    Writer {
+    Waiter {
         tid: tid_rx.recv().unwrap(),
         done,
         handle,
     }
 }
 
-impl Writer {
-    /// Watches the writer until it is seen waiting for the lock (true) or it
+fn spawn_create(q: &ActionQueue, service: String) -> Waiter<Result<Action>> {
+    let q = q.clone();
+    spawn_waiter(move || q.create_action(&restart(&service)))
+}
+
+fn spawn_open(path: &Path, busy_timeout: Duration) -> Waiter<Result<SqliteStore>> {
+    let path = path.to_owned();
+    let options = SqliteOptions {
+        busy_timeout,
+        ..SqliteOptions::default()
+    };
+    spawn_waiter(move || SqliteStore::open(&path, &options))
+}
+
+impl<T> Waiter<T> {
+    /// Watches the call until it is seen waiting for the lock (true) or it
     /// has returned without ever being seen waiting (false).
     fn seen_waiting(&self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + WATCHDOG;
         while Instant::now() < deadline {
             if in_busy_wait(&self.tid) {
                 return true;
@@ -85,7 +102,18 @@ impl Writer {
             }
             std::thread::yield_now();
         }
-        panic!("writer thread {} neither waited nor returned", self.tid);
+        panic!("thread {} neither waited nor returned", self.tid);
+    }
+
+    /// The call's result; panics instead of hanging if it never returns.
+    fn finish(self) -> T {
+        if self.done.recv_timeout(WATCHDOG).is_err() {
+            panic!(
+                "thread {} still waiting after {WATCHDOG:?}: its busy timeout is ignored",
+                self.tid
+            );
+        }
+        self.handle.join().unwrap()
     }
 }
 
@@ -107,7 +135,7 @@ fn lock_held_beyond_the_busy_timeout_is_a_storage_error_after_waiting() {
     for _attempt in 0..5 {
         let writer = spawn_create(&q, "nginx".into());
         waited |= writer.seen_waiting();
-        let err = writer.handle.join().unwrap().unwrap_err();
+        let err = writer.finish().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
         assert_eq!((err.code(), err.http_status()), ("STORAGE_ERROR", 503));
         assert!(err.to_string().contains("busy timeout"), "{err}");
@@ -165,13 +193,9 @@ fn writer_waits_for_another_connections_commit_instead_of_failing() {
         );
         assert!(dup.seen_waiting(), "round {round}: duplicate never waited");
         holder.execute_batch("COMMIT").unwrap();
-        let created = creator
-            .handle
-            .join()
-            .unwrap()
-            .expect("waits, then succeeds");
+        let created = creator.finish().expect("waits, then succeeds");
         assert_eq!(created.service_name.unwrap(), format!("r{round}"));
-        let dup = dup.handle.join().unwrap().unwrap_err();
+        let dup = dup.finish().unwrap_err();
         assert_eq!(dup.kind(), ErrorKind::Conflict, "{dup}");
         assert_eq!(dup.existing_action_id(), Some(first.id));
         assert_eq!(
@@ -179,4 +203,111 @@ fn writer_waits_for_another_connections_commit_instead_of_failing() {
             Some(format!("h{round}").as_str())
         );
     }
+}
+
+/// A connection on a fresh file in SQLite's default rollback journal, holding
+/// a read transaction: its SHARED lock blocks the exclusive lock that
+/// switching the file to WAL needs.
+fn fresh_file_with_reader(path: &Path) -> rusqlite::Connection {
+    let reader = rusqlite::Connection::open(path).unwrap();
+    reader
+        .execute_batch("CREATE TABLE unrelated (x); BEGIN; SELECT * FROM unrelated;")
+        .unwrap();
+    reader
+}
+
+#[test]
+fn switching_a_fresh_file_to_wal_waits_for_a_reader_to_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.sqlite3");
+    let reader = fresh_file_with_reader(&path);
+    // SQLite never calls the busy handler for this switch; the store retries it.
+    let opener = spawn_open(&path, Duration::from_secs(600));
+    assert!(opener.seen_waiting(), "open never waited for the reader");
+    reader.execute_batch("COMMIT").unwrap();
+    let q = ActionQueue::new(opener.finish().expect("waits, then opens"));
+    q.create_server("web-1", None).unwrap();
+    assert_eq!(q.create_action(&restart("nginx")).unwrap().id, 1);
+    drop(reader);
+    let mode: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn switching_to_wal_blocked_beyond_the_busy_timeout_is_a_storage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.sqlite3");
+    let reader = fresh_file_with_reader(&path);
+    let opener = spawn_open(&path, Duration::from_secs(2));
+    assert!(opener.seen_waiting(), "open never waited for the reader");
+    let err = opener.finish().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
+    assert!(err.to_string().contains("busy timeout"), "{err}");
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+    // Refused without a trace: still the reader's file, in its journal mode.
+    let mode: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+}
+
+#[test]
+fn opening_a_current_file_needs_no_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.sqlite3");
+    let q = open(&path, Duration::ZERO);
+    q.create_server("web-1", None).unwrap();
+    drop(q);
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // With no busy timeout at all, any wait for the writer's lock would fail.
+    let q = open(&path, Duration::ZERO);
+    assert_eq!(q.get_server("web-1").unwrap().id, "web-1");
+    holder.execute_batch("ROLLBACK").unwrap();
+}
+
+#[test]
+fn two_stores_migrating_one_old_file_at_once_both_open() {
+    const V1_SCHEMA: &str = include_str!("fixtures/v1_schema.sql");
+    const V1_DATA: &str = include_str!("fixtures/v1_data.sql");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.sqlite3");
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder
+        .execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; BEGIN; {V1_SCHEMA} {V1_DATA} PRAGMA user_version = 1; COMMIT;"
+        ))
+        .unwrap();
+    let actions_before: i64 = holder
+        .query_row("SELECT count(*) FROM actions", [], |r| r.get(0))
+        .unwrap();
+    // Both stores read version 1, then wait for the migration's write lock;
+    // whichever gets it second finds the file already migrated.
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let openers: Vec<_> = (0..2)
+        .map(|_| spawn_open(&path, Duration::from_secs(600)))
+        .collect();
+    for (i, opener) in openers.iter().enumerate() {
+        assert!(opener.seen_waiting(), "opener {i} never waited to migrate");
+    }
+    holder.execute_batch("ROLLBACK").unwrap();
+    for (i, opener) in openers.into_iter().enumerate() {
+        let store = opener
+            .finish()
+            .unwrap_or_else(|e| panic!("opener {i}: {e}"));
+        let q = ActionQueue::new(store);
+        assert_eq!(
+            q.list_actions(&Default::default()).unwrap().total as i64,
+            actions_before
+        );
+    }
+    let version: i64 = holder
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, actionq::SCHEMA_VERSION);
 }

@@ -1,6 +1,8 @@
 //! Whitelist config parsing: malformed configs are refused with InvalidInput,
 //! and nothing a config says can make a command spliced from free text.
 
+use std::collections::BTreeMap;
+
 use actionq::{ErrorKind, ParamKind, Whitelist, DEFAULT_WHITELIST_JSON};
 
 fn entry(command: &str, params: &str) -> String {
@@ -24,6 +26,22 @@ fn malformed_configs_are_invalid_input() {
             r#"{"actions": {"Bad-Name": {"command": "ls"}}}"#.to_owned(),
             "action type names",
         ),
+        // Each rule of a type name alone: length, first character, the rest.
+        (
+            format!(
+                r#"{{"actions": {{"{}": {{"command": "ls"}}}}}}"#,
+                "a".repeat(65)
+            ),
+            "action type names",
+        ),
+        (
+            r#"{"actions": {"1abc": {"command": "ls"}}}"#.to_owned(),
+            "action type names",
+        ),
+        (
+            r#"{"actions": {"ab-c": {"command": "ls"}}}"#.to_owned(),
+            "action type names",
+        ),
         (entry("ls; rm -rf /", "{}"), "not allowed"),
         (entry("ls | sh", "{}"), "not allowed"),
         (entry("echo $HOME", "{}"), "not allowed"),
@@ -37,6 +55,11 @@ fn malformed_configs_are_invalid_input() {
             "inside single quotes",
         ),
         (entry("X=1", "{}"), "no program"),
+        (entry("echo '}'", "{}"), "inside single quotes"),
+        (
+            r#"{"actions": {"t": {"command": "echo '\u0001'"}}}"#.to_owned(),
+            "inside single quotes",
+        ),
         (
             entry(
                 "{prog} --version",
@@ -211,5 +234,62 @@ fn create_request_json_reads_the_http_body_shape() {
     ] {
         let err = NewAction::from_json(bad).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
+    }
+}
+
+#[test]
+fn entry_accessors_show_the_config() {
+    let default = Whitelist::default();
+    let restart = default.get("restart_service").unwrap();
+    assert_eq!(
+        restart.command_template(),
+        "systemctl restart {service_name}"
+    );
+    let params: Vec<&String> = restart.params().keys().collect();
+    assert_eq!(params, ["service_name"]);
+    assert_eq!(
+        restart.params()["service_name"].kind,
+        ParamKind::SystemdUnit
+    );
+}
+
+#[test]
+fn integer_range_of_one_value_is_accepted() {
+    let w = Whitelist::from_json(&entry(
+        "ls {n}",
+        r#"{"n": {"kind": "integer", "min": 3, "max": 3}}"#,
+    ))
+    .unwrap();
+    let params = BTreeMap::from([("n".to_owned(), "3".to_owned())]);
+    assert_eq!(w.build("t", &params).unwrap().argv, ["ls", "3"]);
+}
+
+#[test]
+fn only_words_before_the_program_are_environment_assignments() {
+    let built = |command: &str| {
+        Whitelist::from_json(&entry(command, "{}"))
+            .unwrap()
+            .build("t", &BTreeMap::new())
+            .unwrap()
+    };
+    let cmd = built("_X=1 systemctl set-environment FOO=bar");
+    assert_eq!(cmd.env, BTreeMap::from([("_X".to_owned(), "1".to_owned())]));
+    assert_eq!(cmd.argv, ["systemctl", "set-environment", "FOO=bar"]);
+    // Not a variable name, so the program itself.
+    let cmd = built("9X=1 ls");
+    assert!(cmd.env.is_empty());
+    assert_eq!(cmd.argv, ["9X=1", "ls"]);
+}
+
+#[test]
+fn validator_reasons_name_the_offending_character() {
+    for kind in [ParamKind::SystemdUnit, ParamKind::DebianPackage] {
+        for (value, c) in [("ab\u{1}c", "'\\u{1}'"), ("abä", "'ä'")] {
+            let why = kind.validate(value).unwrap_err();
+            assert!(
+                why.contains(&format!("contains the character {c}")),
+                "{kind:?} {value:?}: {why}"
+            );
+        }
     }
 }
