@@ -11,10 +11,10 @@ use chrono::TimeDelta;
 
 use crate::clock::{to_micros, Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::store::memory::MemoryStore;
 use crate::model::{
     Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp,
 };
+use crate::store::memory::MemoryStore;
 #[cfg(feature = "sqlite")]
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{ActionDraft, Change, ChangeKind, ConflictGuard, PageRequest, Store};

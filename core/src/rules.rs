@@ -30,8 +30,6 @@ pub(crate) const ACTIVE_STATUSES: [ActionStatus; 3] = [
     ActionStatus::Executing,
 ];
 
-
-
 impl ActionDraft {
     /// The stored action with id `id`: auto-approved unless `server` is paused
     /// (SPEC create rule 5). Also returns the creation event (without its id).
