@@ -8,6 +8,7 @@
 //!
 //! Rounds: `ACTIONQ_CRASH_ROUNDS` (default 24; `make soak` raises it).
 //! Seed: `ACTIONQ_CRASH_SEED` replays a run (printed on failure).
+#![cfg(feature = "sqlite")]
 
 mod fault_support;
 
