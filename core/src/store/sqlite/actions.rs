@@ -309,3 +309,29 @@ pub(super) fn expire_leases(tx: &Transaction<'_>, change: &Change) -> Result<Vec
         .map(|id| apply_change(tx, id, change))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listing's statements are the same text whatever the page, so every
+    /// page reuses the cached prepared statements.
+    #[test]
+    fn listing_text_does_not_depend_on_the_page() {
+        let filters = [
+            ActionFilter::default(),
+            ActionFilter {
+                server_id: Some("web-1".into()),
+                status: Some(ActionStatus::Approved),
+                action_type: Some("apt_update".into()),
+            },
+        ];
+        for filter in &filters {
+            let first = listing(filter, PageRequest { limit: 1, offset: 0 });
+            let later = listing(filter, PageRequest { limit: 100, offset: 12_345 });
+            assert_eq!((&first.0, &first.1), (&later.0, &later.1));
+            assert_eq!(first.2.len(), later.2.len());
+            assert!(!later.1.contains("12345") && !later.1.contains("100"), "{}", later.1);
+        }
+    }
+}
