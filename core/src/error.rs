@@ -141,9 +141,3 @@ impl Error {
         Error::NotFound(format!("Action {id} not found"))
     }
 }
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Error::Storage(format!("SQLite: {e}"))
-    }
-}

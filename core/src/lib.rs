@@ -5,30 +5,39 @@
 //! servers in maintenance mode, and tracks each from request through agent
 //! execution to result, with an append-only audit log.
 //!
-//! Start with [`ActionQueue`]; storage is pluggable through [`Store`]
-//! ([`MemoryStore`], [`SqliteStore`]); commands come only from a [`Whitelist`].
+//! Start with [`ActionQueue`]; commands come only from a [`Whitelist`].
+//! Storage is pluggable: [`MemoryStore`], or [`SqliteStore`] with the default-on
+//! `sqlite` cargo feature. The crate root is the user's API; the storage seam
+//! (the [`Store`] trait and the types a backend writer needs) is the [`store`]
+//! module, whose docs list every place a new backend touches.
+//!
+//! Layout: `queue` (the API: validation, defaults, the clock), `rules` (the
+//! create rules and the status machine every store applies alike), `store`
+//! (the trait) with one module per backend under `store/`, `whitelist`,
+//! `model` (the records), `error`, `clock`.
+//!
+//! Features: `sqlite` (default) — [`SqliteStore`] and [`ActionQueue::open`],
+//! through rusqlite with a bundled SQLite.
 #![warn(missing_docs)]
 
 mod clock;
 mod error;
-mod memory;
 mod model;
 mod queue;
-mod sqlite;
-mod store;
+mod rules;
+pub mod store;
 pub mod whitelist;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
-pub use memory::MemoryStore;
 pub use model::{Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp};
 pub use queue::{
     ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, DEFAULT_EVENTS_LIMIT,
     SYSTEM,
 };
-pub use sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION};
-pub use store::{
-    ActionDraft, Change, ChangeKind, ConflictGuard, EventDraft, PageRequest, Store, AUTO_APPROVED,
-    LEASE_EXPIRED_STDERR,
-};
+pub use rules::{AUTO_APPROVED, LEASE_EXPIRED_STDERR};
+pub use store::memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use store::sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION};
+pub use store::Store;
 pub use whitelist::{ConflictPolicy, ParamKind, Whitelist, DEFAULT_WHITELIST_JSON};

@@ -2,6 +2,7 @@
 //! whitelist and SPEC's create rules, and hands atomic work to a [`Store`].
 
 use std::collections::BTreeMap;
+#[cfg(feature = "sqlite")]
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,11 +11,12 @@ use chrono::TimeDelta;
 
 use crate::clock::{to_micros, Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::memory::MemoryStore;
 use crate::model::{
     Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp,
 };
-use crate::sqlite::{SqliteOptions, SqliteStore};
+use crate::store::memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{ActionDraft, Change, ChangeKind, ConflictGuard, PageRequest, Store};
 use crate::whitelist::{ConflictPolicy, Whitelist};
 
@@ -257,6 +259,8 @@ impl ActionQueue {
     }
 
     /// A queue on the SQLite file at `path` (created if missing), default settings.
+    /// Needs the `sqlite` feature (on by default).
+    #[cfg(feature = "sqlite")]
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Ok(Self::new(SqliteStore::open(
             path,

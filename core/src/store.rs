@@ -1,21 +1,65 @@
-//! The storage trait and the record-level rules every backend shares.
+//! The storage seam: the [`Store`] trait and the types a backend writer needs.
 //!
-//! A backend only has to provide atomic read-modify-write on its own terms
-//! (a mutex, an SQLite `BEGIN IMMEDIATE`, a PostgreSQL `SELECT ... FOR UPDATE`).
-//! What a change *means* — which statuses it may leave, which fields it sets,
-//! which event it logs — lives here, in [`Change::apply`] and
-//! [`ActionDraft::into_action`], so backends cannot disagree on the rules.
+//! Users of actionq pick a store ([`MemoryStore`](crate::MemoryStore), or
+//! [`SqliteStore`](crate::SqliteStore) with the `sqlite` feature) and hand it to
+//! [`ActionQueue::new`](crate::ActionQueue::new); they never build the types of
+//! this module. The queue validates every call, turns it into an [`ActionDraft`]
+//! with its [`ConflictGuard`], or a [`Change`], and gives it to the store.
+//!
+//! A backend only provides atomic read-modify-write on its own terms (a mutex,
+//! an SQLite `BEGIN IMMEDIATE`, a PostgreSQL `SELECT ... FOR UPDATE`). What a
+//! change *means* — which statuses it may leave, which fields it sets, which
+//! event it logs — is not the backend's: it is in the core's rules
+//! ([`Change::apply`], [`ActionDraft::into_action`], [`ConflictGuard::collides`]),
+//! so backends cannot disagree on them.
+//!
+//! # Adding a backend
+//!
+//! Every place a new backend (say PostgreSQL) touches:
+//!
+//! 1. **Module**: `core/src/store/<name>/` (or `<name>.rs` when small), declared
+//!    in `core/src/store.rs` behind its own cargo feature in `core/Cargo.toml`
+//!    (like `sqlite = ["dep:rusqlite"]`, default-on only if every user should
+//!    pay for it), and its public type re-exported from `core/src/lib.rs`
+//!    under the same `#[cfg(feature = ...)]`.
+//! 2. **The trait**: implement every [`Store`] method. Duties beyond the
+//!    signatures, all on the trait's documentation: each method is atomic
+//!    against threads *and* other processes sharing the database;
+//!    [`Store::insert_action`] checks the server, the guard and inserts in one
+//!    step (the guard's oldest collision is the one reported);
+//!    [`Store::update_action`], [`Store::claim_next`] and [`Store::expire_leases`]
+//!    call [`Change::apply`] under the same lock that writes its result; ids of
+//!    actions and events start at 1, increase in commit order and are never
+//!    reused; [`Store::events_since`] never steps past an event whose
+//!    transaction is still open; listing totals and pages come from one snapshot.
+//! 3. **Errors**: map every backend failure to [`Error::Storage`](crate::Error::Storage) inside the
+//!    backend module (as the SQLite module's `storage(context, e)` does); the
+//!    core's [`Error`](crate::Error) names no backend type, and no `From` impl is added for one.
+//! 4. **Behavioural suite**: register the backend in `core/tests/common/mod.rs`
+//!    (an `Env` constructor and one line in the `for_each_store!` macro); every
+//!    test of `core/tests/behaviour.rs` then runs on it under its own module.
+//! 5. **Differential test**: add it to `backends()` in `core/tests/differential.rs`,
+//!    so random sequences must give the same results as the other stores and
+//!    the reference model.
+//! 6. **Backend-specific tests** (persistence, locking, crashes, migrations) in
+//!    their own `core/tests/<name>_*.rs` files, gated with
+//!    `#![cfg(feature = "<name>")]`.
+//! 7. **Hosts**: an open function in each binding — `ActionQueue(...)` in
+//!    `bindings-python`, `aq_queue_open` in `bindings-c` (and its header) — and
+//!    the HTTP server's `--database` option; options a user can set (timeouts,
+//!    pool size) exposed the same way in every host.
+//! 8. **Build gates**: the `Makefile`'s `test-rust` already builds and tests the
+//!    core without default features; add a run with the new feature alone if it
+//!    is not default-on.
 
 use std::collections::BTreeMap;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{Action, ActionFilter, ActionStatus, Event, Server, Timestamp};
 
-/// Who the automatic decisions are attributed to.
-pub(crate) const AUTO: &str = "auto";
-
-/// Detail of the creation event of an action approved automatically.
-pub const AUTO_APPROVED: &str = "auto-approved";
+pub(crate) mod memory;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
 
 /// A validated action not yet stored: everything but the id and the
 /// approval decision, which depend on the store's state at insert time.
@@ -41,58 +85,6 @@ pub struct ActionDraft {
     pub created_by: String,
 }
 
-impl ActionDraft {
-    /// The stored action with id `id`: auto-approved unless `server` is paused
-    /// (SPEC create rule 5). Also returns the creation event (without its id).
-    pub fn into_action(self, id: i64, server: &Server) -> (Action, EventDraft) {
-        let (status, approved_at, approved_by) = if server.is_paused {
-            (ActionStatus::Pending, None, None)
-        } else {
-            (
-                ActionStatus::Approved,
-                Some(self.created_at),
-                Some(AUTO.to_owned()),
-            )
-        };
-        let event = EventDraft {
-            action_id: id,
-            from_status: None,
-            to_status: status,
-            by: self.created_by.clone(),
-            at: self.created_at,
-            // The creator asked; the approval was automatic (`approved_by` "auto").
-            detail: (status == ActionStatus::Approved).then(|| AUTO_APPROVED.to_owned()),
-        };
-        let action = Action {
-            id,
-            server_id: self.server_id,
-            action_type: self.action_type,
-            status,
-            service_name: self.service_name,
-            command: self.command,
-            argv: self.argv,
-            env: self.env,
-            alert_id: self.alert_id,
-            created_at: self.created_at,
-            created_by: self.created_by,
-            approved_at,
-            approved_by,
-            rejected_at: None,
-            rejected_by: None,
-            rejection_reason: None,
-            cancelled_at: None,
-            cancelled_by: None,
-            executed_at: None,
-            lease_expires_at: None,
-            completed_at: None,
-            exit_code: None,
-            stdout: None,
-            stderr: None,
-        };
-        (action, event)
-    }
-}
-
 /// Which existing action makes an insert a conflict. Checked atomically with the insert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConflictGuard {
@@ -111,45 +103,6 @@ pub enum ConflictGuard {
         /// Message for the Conflict error.
         message: String,
     },
-}
-
-/// Statuses during which an exclusive-group action blocks another.
-pub(crate) const ACTIVE_STATUSES: [ActionStatus; 3] = [
-    ActionStatus::Pending,
-    ActionStatus::Approved,
-    ActionStatus::Executing,
-];
-
-impl ConflictGuard {
-    /// True when `existing` blocks inserting `draft`.
-    pub fn collides(&self, draft: &ActionDraft, existing: &Action) -> bool {
-        existing.server_id == draft.server_id
-            && match self {
-                ConflictGuard::None => false,
-                ConflictGuard::PendingDuplicate { .. } => {
-                    existing.status == ActionStatus::Pending
-                        && existing.action_type == draft.action_type
-                        && existing.command == draft.command
-                }
-                ConflictGuard::ActiveInGroup { action_types, .. } => {
-                    ACTIVE_STATUSES.contains(&existing.status)
-                        && action_types.contains(&existing.action_type)
-                }
-            }
-    }
-
-    /// The Conflict error for a collision with action `existing_action_id`.
-    pub fn error(&self, existing_action_id: i64) -> Error {
-        let message = match self {
-            ConflictGuard::None => String::new(),
-            ConflictGuard::PendingDuplicate { message }
-            | ConflictGuard::ActiveInGroup { message, .. } => message.clone(),
-        };
-        Error::Conflict {
-            message,
-            existing_action_id: Some(existing_action_id),
-        }
-    }
 }
 
 /// An audit event not yet stored (the store assigns the cursor id).
@@ -221,147 +174,6 @@ pub struct Change {
     pub at: Timestamp,
 }
 
-/// Why an expired lease failed its action (the action's `stderr`).
-pub const LEASE_EXPIRED_STDERR: &str =
-    "actionq: lease expired before the agent reported a result; the action was not retried";
-
-impl Change {
-    fn verb(&self) -> &'static str {
-        match self.kind {
-            ChangeKind::Approve => "approve",
-            ChangeKind::Reject { .. } => "reject",
-            ChangeKind::Cancel => "cancel",
-            ChangeKind::Claim { .. } => "claim",
-            ChangeKind::Heartbeat { .. } => "heartbeat",
-            ChangeKind::Report { .. } => "report result for",
-            ChangeKind::Expire => "expire",
-        }
-    }
-
-    fn allowed_from(&self) -> &'static [ActionStatus] {
-        use ActionStatus::*;
-        match self.kind {
-            ChangeKind::Approve | ChangeKind::Reject { .. } => &[Pending],
-            ChangeKind::Cancel => &[Pending, Approved],
-            ChangeKind::Claim { .. } => &[Approved],
-            ChangeKind::Heartbeat { .. } | ChangeKind::Report { .. } | ChangeKind::Expire => {
-                &[Executing]
-            }
-        }
-    }
-
-    /// Applies the change to `action` (whose stored lease token is `lease_token`)
-    /// or returns the Conflict that forbids it, leaving both untouched.
-    /// Returns the audit event when the status changed.
-    pub fn apply(
-        &self,
-        action: &mut Action,
-        lease_token: &mut Option<String>,
-    ) -> Result<Option<EventDraft>> {
-        let from = action.status;
-        let allowed = self.allowed_from();
-        if !allowed.contains(&from) {
-            let must: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
-            return Err(Error::conflict(format!(
-                "Cannot {} action with status '{}' (must be {})",
-                self.verb(),
-                from,
-                must.join(" or ")
-            )));
-        }
-        if let ChangeKind::Heartbeat {
-            lease_token: given, ..
-        }
-        | ChangeKind::Report {
-            lease_token: given, ..
-        } = &self.kind
-        {
-            if lease_token.as_deref() != Some(given.as_str()) {
-                return Err(Error::conflict(format!(
-                    "Lease token does not match the current lease of action {}",
-                    action.id
-                )));
-            }
-            if action.lease_expires_at.is_none_or(|until| until <= self.at) {
-                return Err(Error::conflict(format!(
-                    "Lease of action {} has expired",
-                    action.id
-                )));
-            }
-        }
-        let mut detail = None;
-        let to = match &self.kind {
-            ChangeKind::Approve => {
-                action.approved_at = Some(self.at);
-                action.approved_by = Some(self.by.clone());
-                ActionStatus::Approved
-            }
-            ChangeKind::Reject { reason } => {
-                action.rejected_at = Some(self.at);
-                action.rejected_by = Some(self.by.clone());
-                action.rejection_reason = Some(reason.clone());
-                detail = Some(reason.clone());
-                ActionStatus::Rejected
-            }
-            ChangeKind::Cancel => {
-                action.cancelled_at = Some(self.at);
-                action.cancelled_by = Some(self.by.clone());
-                ActionStatus::Cancelled
-            }
-            ChangeKind::Claim {
-                lease_token: token,
-                lease_expires_at,
-            } => {
-                action.executed_at = Some(self.at);
-                action.lease_expires_at = Some(*lease_expires_at);
-                *lease_token = Some(token.clone());
-                ActionStatus::Executing
-            }
-            ChangeKind::Heartbeat {
-                lease_expires_at, ..
-            } => {
-                action.lease_expires_at = Some(*lease_expires_at);
-                return Ok(None);
-            }
-            ChangeKind::Report {
-                exit_code,
-                stdout,
-                stderr,
-                ..
-            } => {
-                action.completed_at = Some(self.at);
-                action.exit_code = Some(*exit_code);
-                action.stdout = stdout.clone();
-                action.stderr = stderr.clone();
-                *lease_token = None;
-                detail = Some(format!("exit_code={exit_code}"));
-                if *exit_code == 0 {
-                    ActionStatus::Completed
-                } else {
-                    ActionStatus::Failed
-                }
-            }
-            ChangeKind::Expire => {
-                action.completed_at = Some(self.at);
-                action.exit_code = Some(-1);
-                action.stderr = Some(LEASE_EXPIRED_STDERR.to_owned());
-                *lease_token = None;
-                detail = Some("lease expired".to_owned());
-                ActionStatus::Failed
-            }
-        };
-        action.status = to;
-        Ok(Some(EventDraft {
-            action_id: action.id,
-            from_status: Some(from),
-            to_status: to,
-            by: self.by.clone(),
-            at: self.at,
-            detail,
-        }))
-    }
-}
-
 /// Pagination of a listing, already validated by the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
@@ -382,7 +194,7 @@ pub struct PageRequest {
 ///   and are never reused, even after deletes, crashes or reopening.
 /// - Business rules are not the backend's: it calls [`ActionDraft::into_action`],
 ///   [`ConflictGuard::collides`] and [`Change::apply`] inside its atomic section.
-/// - Backend failures are [`Error::Storage`]; nothing SQL-specific appears here.
+/// - Backend failures are [`Error::Storage`](crate::Error::Storage); nothing SQL-specific appears here.
 pub trait Store: Send + Sync + 'static {
     /// Adds `server`. Conflict `Server '{id}' already exists` if the id is taken.
     fn insert_server(&self, server: &Server) -> Result<()>;

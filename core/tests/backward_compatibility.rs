@@ -5,6 +5,7 @@
 //! The v1 database is generated from the frozen SQL in `tests/fixtures/`
 //! (`v1_schema.sql` = what `MIGRATIONS[0]` created, `v1_data.sql` = rows as 0.1 wrote
 //! them), so the fixture stays reviewable text rather than an opaque binary.
+#![cfg(feature = "sqlite")]
 
 mod fault_support;
 

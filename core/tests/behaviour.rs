@@ -1269,10 +1269,7 @@ fn transition_matrix_from_every_status(env: Env) {
         ];
         for (verb, allowed, to) in ops {
             // each op on a fresh copy of the state: rebuild the world per op
-            let fresh = match env.dir {
-                Some(_) => Env::sqlite(),
-                None => Env::memory(),
-            };
+            let fresh = env.fresh();
             let rows = one_action_per_status(&fresh);
             let (_, id2, token2) = rows.iter().find(|r| r.0 == status).unwrap().clone();
             assert_eq!(id2, id);
@@ -1870,6 +1867,7 @@ for_each_store!(
     claim_order_ties_break_by_id_and_each_is_claimed_once,
     lease_token_is_never_returned_by_get_or_list,
     lease_bounds_are_inclusive,
+    lease_runs_exactly_from_the_claim_time,
 );
 
 /// SPEC's error table: every kind has its code and HTTP status.
@@ -1896,23 +1894,22 @@ fn error_table_matches_spec() {
 
 /// With a moving (system) clock, the lease is measured from the claim's own
 /// `executed_at`, not from an earlier reading.
-#[test]
-fn lease_runs_exactly_from_the_claim_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = actionq::ActionQueue::open(dir.path().join("q.db")).unwrap();
-    for q in [actionq::ActionQueue::in_memory(), sqlite] {
-        q.create_server("web-1", None).unwrap();
-        for i in 0..50 {
-            q.create_action(&restart("web-1", &format!("s{i}")))
-                .unwrap();
-            let lease = Duration::from_secs(300);
-            let claim = q.claim_next("web-1", Some(lease)).unwrap().unwrap();
-            let a = &claim.action;
-            let granted = a.lease_expires_at.unwrap() - a.executed_at.unwrap();
-            assert_eq!(granted, chrono::TimeDelta::seconds(300));
-            let beat = q.heartbeat(a.id, &claim.lease_token, Some(lease)).unwrap();
-            assert!(beat.lease_expires_at.unwrap() >= a.lease_expires_at.unwrap());
-        }
+fn lease_runs_exactly_from_the_claim_time(env: Env) {
+    let q = env
+        .queue
+        .clone()
+        .with_clock(std::sync::Arc::new(actionq::SystemClock));
+    q.create_server("web-1", None).unwrap();
+    for i in 0..50 {
+        q.create_action(&restart("web-1", &format!("s{i}")))
+            .unwrap();
+        let lease = Duration::from_secs(300);
+        let claim = q.claim_next("web-1", Some(lease)).unwrap().unwrap();
+        let a = &claim.action;
+        let granted = a.lease_expires_at.unwrap() - a.executed_at.unwrap();
+        assert_eq!(granted, chrono::TimeDelta::seconds(300));
+        let beat = q.heartbeat(a.id, &claim.lease_token, Some(lease)).unwrap();
+        assert!(beat.lease_expires_at.unwrap() >= a.lease_expires_at.unwrap());
     }
 }
 

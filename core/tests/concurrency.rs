@@ -1,4 +1,8 @@
 //! Races on one rule, fought by real threads and real processes on a real SQLite file.
+//!
+//! Every test here involves the SQLite store (the memory-only races sit beside
+//! their SQLite twins), so the file needs the `sqlite` feature.
+#![cfg(feature = "sqlite")]
 
 mod fault_support;
 

@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use actionq::{Action, ActionDraft, ActionStatus, ConflictGuard, Server};
+use actionq::store::{ActionDraft, ConflictGuard};
+use actionq::{Action, ActionStatus, Server};
 
 fn draft(server_id: &str, action_type: &str, command: &str) -> ActionDraft {
     ActionDraft {

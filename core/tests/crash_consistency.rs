@@ -22,6 +22,7 @@
 //!
 //! Rounds: `ACTIONQ_CRASH_ROUNDS` (default 24; `make soak` raises it).
 //! Seed: `ACTIONQ_CRASH_SEED` replays a run (printed on failure).
+#![cfg(feature = "sqlite")]
 
 mod fault_support;
 
@@ -34,10 +35,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actionq::store::{ActionDraft, Change, ChangeKind, ConflictGuard, PageRequest};
 use actionq::{
-    Action, ActionDraft, ActionFilter, ActionQuery, ActionQueue, ActionStatus, Change, ChangeKind,
-    ConflictGuard, Durability, ErrorKind, Event, NewAction, PageRequest, Server, SqliteOptions,
-    SqliteStore, Store, Timestamp,
+    Action, ActionFilter, ActionQuery, ActionQueue, ActionStatus, Durability, ErrorKind, Event,
+    NewAction, Server, SqliteOptions, SqliteStore, Store, Timestamp,
 };
 use fault_support::*;
 

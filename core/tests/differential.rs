@@ -1,8 +1,9 @@
 //! Model-based differential testing: random operation sequences are applied to an
-//! `ActionQueue` over `MemoryStore`, one over `SqliteStore`, and a small reference
-//! model of SPEC written here from the contract (not from the implementation).
-//! All three must agree on every result and every error kind; the two stores must
-//! also agree on every error message. Lease tokens differ per store, so claims
+//! `ActionQueue` over each store of [`backends`] (`MemoryStore`, and `SqliteStore`
+//! with the `sqlite` feature), and a small reference model of SPEC written here
+//! from the contract (not from the implementation). All must agree on every
+//! result and every error kind; the stores must also agree on every error
+//! message. A new backend is added to [`backends`] and nowhere else. Lease tokens differ per store, so claims
 //! are compared modulo their token, and each system uses its own tokens.
 //!
 //! proptest shrinks a failure to a minimal sequence. Cases: `ACTIONQ_DIFF_CASES`
@@ -14,9 +15,10 @@ use std::time::Duration;
 
 use actionq::{
     Action, ActionPage, ActionQuery, ActionQueue, ActionStatus, ErrorKind, Event, ManualClock,
-    MemoryStore, NewAction, QueueOptions, Server, SqliteOptions, SqliteStore, Whitelist,
-    LEASE_EXPIRED_STDERR,
+    MemoryStore, NewAction, QueueOptions, Server, Whitelist, LEASE_EXPIRED_STDERR,
 };
+#[cfg(feature = "sqlite")]
+use actionq::{SqliteOptions, SqliteStore};
 use chrono::{TimeDelta, Utc};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
@@ -974,6 +976,24 @@ fn tally(op: &Op, res: &Res) {
         .or_default() += 1;
 }
 
+/// Every store the property runs on, by name, each a fresh queue (files under
+/// `dir`). The first is the one compared with the model; every other must give
+/// exactly its results. Register a new backend here.
+fn backends(dir: &std::path::Path) -> Result<Vec<(&'static str, ActionQueue)>, TestCaseError> {
+    let _ = dir; // only file-backed stores use it
+    #[allow(unused_mut)] // without the sqlite feature there is one store
+    let mut stores = vec![("MemoryStore", ActionQueue::new(MemoryStore::new()))];
+    #[cfg(feature = "sqlite")]
+    stores.push((
+        "SqliteStore",
+        ActionQueue::new(
+            SqliteStore::open(dir.join("diff.sqlite3"), &SqliteOptions::default())
+                .map_err(|e| TestCaseError::fail(e.to_string()))?,
+        ),
+    ));
+    Ok(stores)
+}
+
 fn run(custom: bool, ops: &[Op]) -> Result<usize, TestCaseError> {
     let whitelist = if custom {
         Whitelist::from_json(CUSTOM_WHITELIST).expect("custom whitelist")
@@ -987,22 +1007,17 @@ fn run(custom: bool, ops: &[Op]) -> Result<usize, TestCaseError> {
         ..QueueOptions::default()
     };
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = SqliteStore::open(dir.path().join("diff.sqlite3"), &SqliteOptions::default())
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let mut mem = Real {
-        queue: ActionQueue::new(MemoryStore::new())
-            .with_whitelist(whitelist.clone())
-            .with_clock(clock.clone())
-            .with_options(options.clone()),
-        claims: Vec::new(),
-    };
-    let mut sql = Real {
-        queue: ActionQueue::new(sqlite)
-            .with_whitelist(whitelist)
-            .with_clock(clock.clone())
-            .with_options(options),
-        claims: Vec::new(),
-    };
+    let mut reals: Vec<(&str, Real)> = backends(dir.path())?
+        .into_iter()
+        .map(|(name, queue)| {
+            let queue = queue
+                .with_whitelist(whitelist.clone())
+                .with_clock(clock.clone())
+                .with_options(options.clone());
+            let claims = Vec::new();
+            (name, Real { queue, claims })
+        })
+        .collect();
     let mut model = Model::new(custom);
     let setup = [
         Op::CreateServer(0),
@@ -1018,16 +1033,23 @@ fn run(custom: bool, ops: &[Op]) -> Result<usize, TestCaseError> {
         let n_ids = model.actions.len() as i64;
         let expected = model.apply(op, now);
         tally(op, &expected);
-        let got_mem = mem.apply(op, n_ids, &clock);
-        let got_sql = sql.apply(op, n_ids, &clock);
-        prop_assert_eq!(
-            &got_mem,
-            &got_sql,
-            "step {}: {:?}: MemoryStore vs SqliteStore",
-            step,
-            op
-        );
-        match (&expected, &got_mem) {
+        let got: Vec<Res> = reals
+            .iter_mut()
+            .map(|(_, real)| real.apply(op, n_ids, &clock))
+            .collect();
+        let got_first = &got[0];
+        for ((name, _), got_other) in reals.iter().zip(&got).skip(1) {
+            prop_assert_eq!(
+                got_first,
+                got_other,
+                "step {}: {:?}: {} vs {}",
+                step,
+                op,
+                reals[0].0,
+                name
+            );
+        }
+        match (&expected, got_first) {
             (Ok(want), Ok(got)) => {
                 prop_assert_eq!(want, got, "step {}: {:?}: model vs queue", step, op)
             }
@@ -1052,7 +1074,7 @@ fn run(custom: bool, ops: &[Op]) -> Result<usize, TestCaseError> {
                 step,
                 op,
                 expected,
-                got_mem
+                got_first
             ),
         }
     }
@@ -1072,13 +1094,30 @@ fn run(custom: bool, ops: &[Op]) -> Result<usize, TestCaseError> {
             .flatten()
             .collect()
     };
-    let (m, s) = (all(&mem.queue), all(&sql.queue));
-    prop_assert_eq!(&m, &s);
+    let m = all(&reals[0].1.queue);
+    for (name, real) in &reals[1..] {
+        prop_assert_eq!(
+            &m,
+            &all(&real.queue),
+            "final actions: {} vs {}",
+            reals[0].0,
+            name
+        );
+    }
     let mut by_model = model.actions.clone();
     by_model.sort_by_key(|a| std::cmp::Reverse((a.created_at, a.id)));
     prop_assert_eq!(&m, &by_model, "final actions: queue vs model");
-    let events = mem.queue.events_since(0, 1000).unwrap();
-    prop_assert_eq!(&events, &sql.queue.events_since(0, 1000).unwrap());
+    let events = reals[0].1.queue.events_since(0, 1000).unwrap();
+    for (name, real) in &reals[1..] {
+        let theirs = real.queue.events_since(0, 1000).unwrap();
+        prop_assert_eq!(
+            &events,
+            &theirs,
+            "final audit log: {} vs {}",
+            reals[0].0,
+            name
+        );
+    }
     prop_assert_eq!(&events, &model.events, "final audit log: queue vs model");
     Ok(model.actions.len())
 }

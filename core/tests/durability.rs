@@ -3,6 +3,7 @@
 //! in WAL) does not sync per commit. Observed from outside: the number of
 //! fsync/fdatasync calls a process makes while committing N writes, counted
 //! with strace on a child run of this test binary.
+#![cfg(feature = "sqlite")]
 
 use std::path::Path;
 use std::process::Command;

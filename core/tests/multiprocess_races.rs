@@ -21,6 +21,7 @@
 //!   for writers or for the readers (list, events) running beside them.
 //!
 //! Scale: `ACTIONQ_RACE_SCALE` (default 3; `make soak` raises it).
+#![cfg(feature = "sqlite")]
 
 mod fault_support;
 

@@ -1,4 +1,5 @@
 //! What a SQLite file keeps across closing and reopening.
+#![cfg(feature = "sqlite")]
 
 use actionq::{
     ActionQueue, ActionStatus, Durability, ErrorKind, NewAction, SqliteOptions, SqliteStore,

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use actionq::{
-    ActionDraft, ActionQuery, ActionQueue, ActionStatus, Change, ChangeKind, ConflictGuard,
-    MemoryStore, NewAction, QueueOptions, SqliteOptions, SqliteStore, Store,
-};
+use actionq::store::{ActionDraft, Change, ChangeKind, ConflictGuard, Store};
+use actionq::{ActionQuery, ActionQueue, ActionStatus, MemoryStore, NewAction, QueueOptions};
+#[cfg(feature = "sqlite")]
+use actionq::{SqliteOptions, SqliteStore};
 
 struct Counting;
 
@@ -67,6 +67,7 @@ struct Cost {
     /// Rust allocations made.
     allocations: usize,
     /// RSS high-water growth in KiB (includes SQLite's C heap and page cache).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // only the SQLite bound reads it
     rss_kib: i64,
 }
 
@@ -108,21 +109,23 @@ fn ten_megabyte_output_is_capped() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ten_mb = "x".repeat(10 * 1024 * 1024);
     let wide = "é".repeat(5 * 1024 * 1024); // 10 MB of 2-byte characters
+    #[cfg(feature = "sqlite")]
     let dir = tempfile::tempdir().unwrap();
     for (name, cap) in [("default", 10_000usize), ("custom", 1_234)] {
-        let stores: Vec<(&str, ActionQueue)> = vec![
-            ("memory", ActionQueue::new(MemoryStore::new())),
-            (
-                "sqlite",
-                ActionQueue::new(
-                    SqliteStore::open(
-                        dir.path().join(format!("{name}.sqlite3")),
-                        &SqliteOptions::default(),
-                    )
-                    .unwrap(),
-                ),
+        #[allow(unused_mut)] // without the sqlite feature there is one store
+        let mut stores: Vec<(&str, ActionQueue)> =
+            vec![("memory", ActionQueue::new(MemoryStore::new()))];
+        #[cfg(feature = "sqlite")]
+        stores.push((
+            "sqlite",
+            ActionQueue::new(
+                SqliteStore::open(
+                    dir.path().join(format!("{name}.sqlite3")),
+                    &SqliteOptions::default(),
+                )
+                .unwrap(),
             ),
-        ];
+        ));
         for (store, queue) in stores {
             let queue = queue.with_options(QueueOptions {
                 output_cap_chars: cap,
@@ -155,12 +158,15 @@ fn ten_megabyte_output_is_capped() {
                 );
             }
         }
+        #[cfg(feature = "sqlite")]
         let file = std::fs::metadata(dir.path().join(format!("{name}.sqlite3")))
             .unwrap()
             .len();
+        #[cfg(feature = "sqlite")]
         let wal = std::fs::metadata(dir.path().join(format!("{name}.sqlite3-wal")))
             .map(|m| m.len())
             .unwrap_or(0);
+        #[cfg(feature = "sqlite")]
         assert!(
             file + wal < 2 * 1024 * 1024,
             "{name}: {file} + {wal} bytes on disk after capped 10 MB outputs"
@@ -171,6 +177,7 @@ fn ten_megabyte_output_is_capped() {
 /// Fills a fresh SQLite store with `n` actions in one transaction of three
 /// INSERT ... SELECT statements (rows, creation events, totals), so the
 /// `action_counts` and audit invariants hold exactly as if created one by one.
+#[cfg(feature = "sqlite")]
 fn seed_sqlite(path: &std::path::Path, n: i64) {
     drop(SqliteStore::open(path, &SqliteOptions::default()).unwrap());
     let conn = rusqlite::Connection::open(path).unwrap();
@@ -283,8 +290,10 @@ fn queries() -> Vec<(&'static str, ActionQuery)> {
 /// Bound on what one page may cost, far below what materialising the matches
 /// would (a million actions are several hundred MB as Rust values).
 const HEAP_BOUND: usize = 4 * 1024 * 1024;
+#[cfg(feature = "sqlite")]
 const RSS_BOUND_KIB: i64 = 64 * 1024;
 
+#[cfg(feature = "sqlite")]
 #[test]
 fn page_of_100_over_a_million_rows_stays_bounded_sqlite() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

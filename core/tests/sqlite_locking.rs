@@ -5,6 +5,7 @@
 //! No durations are asserted and no sleep stands in for a handshake: a writer is
 //! known to be waiting for the lock when its thread is seen, through
 //! `/proc/self/task/<tid>/syscall`, inside the busy handler's yield or sleep.
+#![cfg(feature = "sqlite")]
 
 use std::path::Path;
 use std::sync::mpsc;

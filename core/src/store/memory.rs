@@ -12,9 +12,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
 use crate::model::{Action, ActionFilter, ActionStatus, Event, Server, Timestamp};
-use crate::store::{
-    ActionDraft, Change, ConflictGuard, EventDraft, PageRequest, Store, ACTIVE_STATUSES,
-};
+use crate::rules::ACTIVE_STATUSES;
+use crate::store::{ActionDraft, Change, ConflictGuard, EventDraft, PageRequest, Store};
 
 /// An in-memory [`Store`]: fast, shared by threads of one process, gone on exit.
 #[derive(Debug, Default)]

@@ -1,0 +1,252 @@
+//! The rules every store applies the same way: SPEC's create rule 5 (who is
+//! auto-approved), the conflict guards of create rules 6 and 7, and the status
+//! machine (which statuses each change may leave, which fields it sets, which
+//! event it logs).
+//!
+//! The types these rules act on are the storage vocabulary of [`crate::store`];
+//! the rules live here, as methods on those types, so a backend only provides
+//! atomicity and cannot disagree on what a change means. A backend calls
+//! [`ActionDraft::into_action`], [`ConflictGuard::collides`] /
+//! [`ConflictGuard::error`] and [`Change::apply`] inside its atomic section.
+
+use crate::error::{Error, Result};
+use crate::model::{Action, ActionStatus, Server};
+use crate::store::{ActionDraft, Change, ChangeKind, ConflictGuard, EventDraft};
+
+/// Who the automatic decisions are attributed to.
+pub(crate) const AUTO: &str = "auto";
+
+/// Detail of the creation event of an action approved automatically.
+pub const AUTO_APPROVED: &str = "auto-approved";
+
+/// Why an expired lease failed its action (the action's `stderr`).
+pub const LEASE_EXPIRED_STDERR: &str =
+    "actionq: lease expired before the agent reported a result; the action was not retried";
+
+/// Statuses during which an exclusive-group action blocks another.
+pub(crate) const ACTIVE_STATUSES: [ActionStatus; 3] = [
+    ActionStatus::Pending,
+    ActionStatus::Approved,
+    ActionStatus::Executing,
+];
+
+impl ActionDraft {
+    /// The stored action with id `id`: auto-approved unless `server` is paused
+    /// (SPEC create rule 5). Also returns the creation event (without its id).
+    pub fn into_action(self, id: i64, server: &Server) -> (Action, EventDraft) {
+        let (status, approved_at, approved_by) = if server.is_paused {
+            (ActionStatus::Pending, None, None)
+        } else {
+            (
+                ActionStatus::Approved,
+                Some(self.created_at),
+                Some(AUTO.to_owned()),
+            )
+        };
+        let event = EventDraft {
+            action_id: id,
+            from_status: None,
+            to_status: status,
+            by: self.created_by.clone(),
+            at: self.created_at,
+            // The creator asked; the approval was automatic (`approved_by` "auto").
+            detail: (status == ActionStatus::Approved).then(|| AUTO_APPROVED.to_owned()),
+        };
+        let action = Action {
+            id,
+            server_id: self.server_id,
+            action_type: self.action_type,
+            status,
+            service_name: self.service_name,
+            command: self.command,
+            argv: self.argv,
+            env: self.env,
+            alert_id: self.alert_id,
+            created_at: self.created_at,
+            created_by: self.created_by,
+            approved_at,
+            approved_by,
+            rejected_at: None,
+            rejected_by: None,
+            rejection_reason: None,
+            cancelled_at: None,
+            cancelled_by: None,
+            executed_at: None,
+            lease_expires_at: None,
+            completed_at: None,
+            exit_code: None,
+            stdout: None,
+            stderr: None,
+        };
+        (action, event)
+    }
+}
+
+impl ConflictGuard {
+    /// True when `existing` blocks inserting `draft`.
+    pub fn collides(&self, draft: &ActionDraft, existing: &Action) -> bool {
+        existing.server_id == draft.server_id
+            && match self {
+                ConflictGuard::None => false,
+                ConflictGuard::PendingDuplicate { .. } => {
+                    existing.status == ActionStatus::Pending
+                        && existing.action_type == draft.action_type
+                        && existing.command == draft.command
+                }
+                ConflictGuard::ActiveInGroup { action_types, .. } => {
+                    ACTIVE_STATUSES.contains(&existing.status)
+                        && action_types.contains(&existing.action_type)
+                }
+            }
+    }
+
+    /// The Conflict error for a collision with action `existing_action_id`.
+    pub fn error(&self, existing_action_id: i64) -> Error {
+        let message = match self {
+            ConflictGuard::None => String::new(),
+            ConflictGuard::PendingDuplicate { message }
+            | ConflictGuard::ActiveInGroup { message, .. } => message.clone(),
+        };
+        Error::Conflict {
+            message,
+            existing_action_id: Some(existing_action_id),
+        }
+    }
+}
+
+impl Change {
+    fn verb(&self) -> &'static str {
+        match self.kind {
+            ChangeKind::Approve => "approve",
+            ChangeKind::Reject { .. } => "reject",
+            ChangeKind::Cancel => "cancel",
+            ChangeKind::Claim { .. } => "claim",
+            ChangeKind::Heartbeat { .. } => "heartbeat",
+            ChangeKind::Report { .. } => "report result for",
+            ChangeKind::Expire => "expire",
+        }
+    }
+
+    fn allowed_from(&self) -> &'static [ActionStatus] {
+        use ActionStatus::*;
+        match self.kind {
+            ChangeKind::Approve | ChangeKind::Reject { .. } => &[Pending],
+            ChangeKind::Cancel => &[Pending, Approved],
+            ChangeKind::Claim { .. } => &[Approved],
+            ChangeKind::Heartbeat { .. } | ChangeKind::Report { .. } | ChangeKind::Expire => {
+                &[Executing]
+            }
+        }
+    }
+
+    /// Applies the change to `action` (whose stored lease token is `lease_token`)
+    /// or returns the Conflict that forbids it, leaving both untouched.
+    /// Returns the audit event when the status changed.
+    pub fn apply(
+        &self,
+        action: &mut Action,
+        lease_token: &mut Option<String>,
+    ) -> Result<Option<EventDraft>> {
+        let from = action.status;
+        let allowed = self.allowed_from();
+        if !allowed.contains(&from) {
+            let must: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+            return Err(Error::conflict(format!(
+                "Cannot {} action with status '{}' (must be {})",
+                self.verb(),
+                from,
+                must.join(" or ")
+            )));
+        }
+        if let ChangeKind::Heartbeat {
+            lease_token: given, ..
+        }
+        | ChangeKind::Report {
+            lease_token: given, ..
+        } = &self.kind
+        {
+            if lease_token.as_deref() != Some(given.as_str()) {
+                return Err(Error::conflict(format!(
+                    "Lease token does not match the current lease of action {}",
+                    action.id
+                )));
+            }
+            if action.lease_expires_at.is_none_or(|until| until <= self.at) {
+                return Err(Error::conflict(format!(
+                    "Lease of action {} has expired",
+                    action.id
+                )));
+            }
+        }
+        let mut detail = None;
+        let to = match &self.kind {
+            ChangeKind::Approve => {
+                action.approved_at = Some(self.at);
+                action.approved_by = Some(self.by.clone());
+                ActionStatus::Approved
+            }
+            ChangeKind::Reject { reason } => {
+                action.rejected_at = Some(self.at);
+                action.rejected_by = Some(self.by.clone());
+                action.rejection_reason = Some(reason.clone());
+                detail = Some(reason.clone());
+                ActionStatus::Rejected
+            }
+            ChangeKind::Cancel => {
+                action.cancelled_at = Some(self.at);
+                action.cancelled_by = Some(self.by.clone());
+                ActionStatus::Cancelled
+            }
+            ChangeKind::Claim {
+                lease_token: token,
+                lease_expires_at,
+            } => {
+                action.executed_at = Some(self.at);
+                action.lease_expires_at = Some(*lease_expires_at);
+                *lease_token = Some(token.clone());
+                ActionStatus::Executing
+            }
+            ChangeKind::Heartbeat {
+                lease_expires_at, ..
+            } => {
+                action.lease_expires_at = Some(*lease_expires_at);
+                return Ok(None);
+            }
+            ChangeKind::Report {
+                exit_code,
+                stdout,
+                stderr,
+                ..
+            } => {
+                action.completed_at = Some(self.at);
+                action.exit_code = Some(*exit_code);
+                action.stdout = stdout.clone();
+                action.stderr = stderr.clone();
+                *lease_token = None;
+                detail = Some(format!("exit_code={exit_code}"));
+                if *exit_code == 0 {
+                    ActionStatus::Completed
+                } else {
+                    ActionStatus::Failed
+                }
+            }
+            ChangeKind::Expire => {
+                action.completed_at = Some(self.at);
+                action.exit_code = Some(-1);
+                action.stderr = Some(LEASE_EXPIRED_STDERR.to_owned());
+                *lease_token = None;
+                detail = Some("lease expired".to_owned());
+                ActionStatus::Failed
+            }
+        };
+        action.status = to;
+        Ok(Some(EventDraft {
+            action_id: action.id,
+            from_status: Some(from),
+            to_status: to,
+            by: self.by.clone(),
+            at: self.at,
+            detail,
+        }))
+    }
+}

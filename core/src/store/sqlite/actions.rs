@@ -1,0 +1,337 @@
+//! Actions: create with its conflict check, reads and listings, and every
+//! status change (one path, [`apply_change`], for updates, claims and expiry).
+
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+
+use super::rows::{action_columns, action_from_row, json, ts, LEASE_TOKEN_COLUMN};
+use super::{events, servers, Context};
+use crate::error::{Error, Result};
+use crate::model::{Action, ActionFilter, ActionStatus};
+use crate::store::{ActionDraft, Change, ConflictGuard, PageRequest};
+
+/// One action by id.
+const SELECT_ACTION_SQL: &str =
+    concat!("SELECT ", action_columns!(), " FROM actions WHERE id = ?1");
+
+/// Pending actions of a server with the given type and command, oldest first.
+const PENDING_DUPLICATES_SQL: &str = concat!(
+    "SELECT ",
+    action_columns!(),
+    " FROM actions WHERE server_id = ?1 AND status = 'pending' AND action_type = ?2 \
+    AND command = ?3 ORDER BY id"
+);
+
+/// Pending, approved or executing actions of a server with the given type, oldest first.
+const ACTIVE_OF_TYPE_SQL: &str = concat!(
+    "SELECT ",
+    action_columns!(),
+    " FROM actions WHERE server_id = ?1 AND action_type = ?2 \
+    AND status IN ('pending', 'approved', 'executing') ORDER BY id"
+);
+
+/// Whether any executing action's lease has run out by ?1.
+const ANY_LEASE_DUE_SQL: &str =
+    "SELECT 1 FROM actions WHERE status = 'executing' AND lease_expires_at <= ?1 LIMIT 1";
+
+fn load(tx: &Transaction<'_>, id: i64) -> Result<Option<(Action, Option<String>)>> {
+    tx.prepare_cached(SELECT_ACTION_SQL)
+        .and_then(|mut select| {
+            select
+                .query_row([id], |r| {
+                    Ok((action_from_row(r)?, r.get(LEASE_TOKEN_COLUMN)?))
+                })
+                .optional()
+        })
+        .context("load action")
+}
+
+/// Keeps `action_counts` in step: `delta` actions of `action`'s server and type
+/// entered (+1) or left (-1) `status`.
+fn count(tx: &Transaction<'_>, action: &Action, status: ActionStatus, delta: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO action_counts (server_id, action_type, status, n) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (server_id, action_type, status) DO UPDATE SET n = n + excluded.n",
+    )
+    .and_then(|mut upsert| {
+        upsert.execute(params![
+            action.server_id,
+            action.action_type,
+            status.as_str(),
+            delta
+        ])
+    })
+    .context("count")?;
+    Ok(())
+}
+
+/// Applies `change` to the loaded action and writes back row, event and counts.
+fn apply_change(tx: &Transaction<'_>, id: i64, change: &Change) -> Result<Action> {
+    let (mut action, mut token) = load(tx, id)?.ok_or_else(|| Error::action_not_found(id))?;
+    let from = action.status;
+    let Some(event) = change.apply(&mut action, &mut token)? else {
+        tx.prepare_cached("UPDATE actions SET lease_expires_at = ?2 WHERE id = ?1")
+            .and_then(|mut update| update.execute(params![id, action.lease_expires_at.map(ts)]))
+            .context("update action")?;
+        return Ok(action);
+    };
+    tx.prepare_cached(
+        "UPDATE actions SET status = ?2, approved_at = ?3, approved_by = ?4, rejected_at = ?5, \
+         rejected_by = ?6, rejection_reason = ?7, cancelled_at = ?8, cancelled_by = ?9, \
+         executed_at = ?10, lease_expires_at = ?11, lease_token = ?12, completed_at = ?13, \
+         exit_code = ?14, stdout = ?15, stderr = ?16 WHERE id = ?1",
+    )
+    .and_then(|mut update| {
+        update.execute(params![
+            id,
+            action.status.as_str(),
+            action.approved_at.map(ts),
+            action.approved_by,
+            action.rejected_at.map(ts),
+            action.rejected_by,
+            action.rejection_reason,
+            action.cancelled_at.map(ts),
+            action.cancelled_by,
+            action.executed_at.map(ts),
+            action.lease_expires_at.map(ts),
+            token,
+            action.completed_at.map(ts),
+            action.exit_code,
+            action.stdout,
+            action.stderr,
+        ])
+    })
+    .context("update action")?;
+    count(tx, &action, from, -1)?;
+    count(tx, &action, action.status, 1)?;
+    events::log(tx, &event)?;
+    Ok(action)
+}
+
+/// The oldest stored action that `guard` says blocks `draft`, as every store reports it.
+fn oldest_collision(
+    tx: &Transaction<'_>,
+    draft: &ActionDraft,
+    guard: &ConflictGuard,
+) -> Result<Option<i64>> {
+    let mut oldest: Option<i64> = None;
+    // Candidates come ordered by id, so the first collision of a query is its oldest.
+    let mut scan = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<()> {
+        let mut candidates = tx.prepare_cached(sql)?;
+        let mut rows = candidates.query(args)?;
+        while let Some(row) = rows.next()? {
+            let existing = action_from_row(row)?;
+            if guard.collides(draft, &existing) {
+                oldest = Some(oldest.map_or(existing.id, |o| o.min(existing.id)));
+                break;
+            }
+        }
+        Ok(())
+    };
+    match guard {
+        ConflictGuard::None => {}
+        // Only a pending action with the same command can collide: ask for exactly
+        // those, not for every active action of the type, which grows with the queue.
+        ConflictGuard::PendingDuplicate { .. } => scan(
+            PENDING_DUPLICATES_SQL,
+            params![draft.server_id, draft.action_type, draft.command],
+        )
+        .context("create action")?,
+        ConflictGuard::ActiveInGroup { action_types, .. } => {
+            for action_type in action_types {
+                scan(ACTIVE_OF_TYPE_SQL, params![draft.server_id, action_type])
+                    .context("create action")?;
+            }
+        }
+    }
+    Ok(oldest)
+}
+
+/// [`Store::insert_action`](crate::store::Store::insert_action), inside the write transaction.
+pub(super) fn insert(
+    tx: &Transaction<'_>,
+    draft: ActionDraft,
+    guard: &ConflictGuard,
+) -> Result<Action> {
+    let server = servers::get(tx, &draft.server_id, "create action")?
+        .ok_or_else(|| Error::server_not_found(&draft.server_id))?;
+    if let Some(existing) = oldest_collision(tx, &draft, guard)? {
+        return Err(guard.error(existing));
+    }
+    let (mut action, mut event) = draft.into_action(0, &server);
+    tx.prepare_cached(
+        "INSERT INTO actions (server_id, action_type, status, service_name, command, argv, \
+         env, alert_id, created_at, created_by, approved_at, approved_by) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            action.server_id,
+            action.action_type,
+            action.status.as_str(),
+            action.service_name,
+            action.command,
+            json(&action.argv),
+            json(&action.env),
+            action.alert_id,
+            ts(action.created_at),
+            action.created_by,
+            action.approved_at.map(ts),
+            action.approved_by,
+        ])
+    })
+    .context("create action")?;
+    action.id = tx.last_insert_rowid();
+    event.action_id = action.id;
+    count(tx, &action, action.status, 1)?;
+    events::log(tx, &event)?;
+    Ok(action)
+}
+
+/// The action with `id`, if any.
+pub(super) fn get(conn: &Connection, id: i64) -> Result<Option<Action>> {
+    conn.prepare_cached(SELECT_ACTION_SQL)
+        .and_then(|mut select| select.query_row([id], action_from_row).optional())
+        .context("get action")
+}
+
+/// The two statements of a listing under `filter` and the values they bind:
+/// the total (filter values only) and the page (filter values, then `LIMIT`
+/// and `OFFSET`). The texts depend only on which filters are set, never on
+/// their values or the page, so each of the few combinations is prepared once
+/// and reused from the statement cache.
+fn listing<'a>(
+    filter: &'a ActionFilter,
+    page: PageRequest,
+) -> (String, String, Vec<ToSqlOutput<'a>>) {
+    let mut clauses = Vec::new();
+    let mut args: Vec<ToSqlOutput<'a>> = Vec::new();
+    let status = filter.status.map(ActionStatus::as_str);
+    for (column, value) in [
+        ("server_id", filter.server_id.as_deref()),
+        ("status", status),
+        ("action_type", filter.action_type.as_deref()),
+    ] {
+        if let Some(value) = value {
+            args.push(ToSqlOutput::from(value));
+            clauses.push(format!("{column} = ?{}", args.len()));
+        }
+    }
+    let where_clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let total_sql = format!("SELECT COALESCE(SUM(n), 0) FROM action_counts {where_clause}");
+    let n = args.len();
+    let page_sql = format!(
+        "SELECT {} FROM actions {where_clause} ORDER BY created_at DESC, id DESC \
+         LIMIT ?{} OFFSET ?{}",
+        action_columns!(),
+        n + 1,
+        n + 2
+    );
+    args.push(ToSqlOutput::from(i64::from(page.limit)));
+    args.push(ToSqlOutput::from(
+        i64::try_from(page.offset).unwrap_or(i64::MAX),
+    ));
+    (total_sql, page_sql, args)
+}
+
+/// The requested page of actions under `filter`, newest first, and the total.
+pub(super) fn list(
+    conn: &Connection,
+    filter: &ActionFilter,
+    page: PageRequest,
+) -> Result<(Vec<Action>, u64)> {
+    let (total_sql, page_sql, args) = listing(filter, page);
+    let filter_args = &args[..args.len() - 2];
+    // One read transaction, so the page and the total agree.
+    conn.execute_batch("BEGIN").context("list actions")?;
+    let result = (|| {
+        let total: i64 = conn
+            .prepare_cached(&total_sql)?
+            .query_row(params_from_iter(filter_args), |r| r.get(0))?;
+        let actions = conn
+            .prepare_cached(&page_sql)?
+            .query_map(params_from_iter(&args), action_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((actions, total.max(0) as u64))
+    })();
+    conn.execute_batch("COMMIT").context("list actions")?;
+    result.context("list actions")
+}
+
+/// [`Store::update_action`](crate::store::Store::update_action), inside the write transaction.
+pub(super) fn update(tx: &Transaction<'_>, id: i64, change: &Change) -> Result<Action> {
+    apply_change(tx, id, change)
+}
+
+/// Claims the oldest approved action of `server_id`, inside the write transaction.
+pub(super) fn claim_next(
+    tx: &Transaction<'_>,
+    server_id: &str,
+    change: &Change,
+) -> Result<Option<Action>> {
+    let oldest: Option<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM actions WHERE server_id = ?1 AND status = 'approved' \
+             ORDER BY created_at, id LIMIT 1",
+        )
+        .and_then(|mut select| select.query_row([server_id], |r| r.get(0)).optional())
+        .context("claim action")?;
+    oldest.map(|id| apply_change(tx, id, change)).transpose()
+}
+
+/// Whether any executing action's lease has run out by `change.at`: a look
+/// without the write lock, since there is rarely anything due.
+pub(super) fn any_lease_due(conn: &Connection, change: &Change) -> Result<bool> {
+    conn.prepare_cached(ANY_LEASE_DUE_SQL)
+        .and_then(|mut select| select.query_row([ts(change.at)], |_| Ok(())).optional())
+        .context("expire leases")
+        .map(|due| due.is_some())
+}
+
+/// Expires every lease run out by `change.at`, inside the write transaction.
+pub(super) fn expire_leases(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Action>> {
+    let due: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM actions WHERE status = 'executing' AND lease_expires_at <= ?1 \
+             ORDER BY id",
+        )
+        .and_then(|mut select| {
+            select
+                .query_map([ts(change.at)], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .context("expire leases")?;
+    due.into_iter()
+        .map(|id| apply_change(tx, id, change))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listing's statements are the same text whatever the page, so every
+    /// page reuses the cached prepared statements.
+    #[test]
+    fn listing_text_does_not_depend_on_the_page() {
+        let filters = [
+            ActionFilter::default(),
+            ActionFilter {
+                server_id: Some("web-1".into()),
+                status: Some(ActionStatus::Approved),
+                action_type: Some("apt_update".into()),
+            },
+        ];
+        for filter in &filters {
+            let first = listing(filter, PageRequest { limit: 1, offset: 0 });
+            let later = listing(filter, PageRequest { limit: 100, offset: 12_345 });
+            assert_eq!((&first.0, &first.1), (&later.0, &later.1));
+            assert_eq!(first.2.len(), later.2.len());
+            assert!(!later.1.contains("12345") && !later.1.contains("100"), "{}", later.1);
+        }
+    }
+}
