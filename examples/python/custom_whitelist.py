@@ -40,11 +40,12 @@ def main() -> None:
     print(f"#{install.id} {install.status}: argv={install.argv} env={install.env}")
 
     # Values that fail their validator are refused, never cleaned up.
-    for action_type, params in [
+    refused: list[tuple[str, dict[str, str | int]]] = [
         ("vacuum_journal", {"days": 90}),
         ("install_package", {"package": "htop; reboot"}),
         ("set_governor", {"governor": "turbo"}),
-    ]:
+    ]
+    for action_type, params in refused:
         try:
             queue.create_action("db-1", action_type, params=params)
         except actionq.NotWhitelistedError as err:

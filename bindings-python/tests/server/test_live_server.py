@@ -58,10 +58,12 @@ def live_server(*args: str) -> Iterator[tuple[httpx.Client, str]]:
     threading.Thread(target=pump, daemon=True).start()
     output: list[str] = []
     try:
-        # The script generates and prints a key when ACTIONQ_API_KEY is unset.
+        # The script generates and prints a key when ACTIONQ_API_KEY is unset,
+        # then says where it serves from.
         key = ""
         deadline = time.monotonic() + 60
-        while not key and time.monotonic() < deadline:
+        while not output or not output[-1].startswith("actionq API on "):
+            assert time.monotonic() < deadline, "".join(output)
             line = lines.get(timeout=60)
             output.append(line)
             if line.strip().startswith("ACTIONQ_API_KEY="):

@@ -11,9 +11,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler, TypeAdapter
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import core_schema
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic_core import PydanticCustomError
 
 from actionq import ActionStatus
 
@@ -32,26 +31,17 @@ class ActionType(str, Enum):
     apt_upgrade_all = "apt_upgrade_all"
 
 
-class _ActionTypeName:
-    """An action type name: a ``str`` here, checked against the serving app's
-    whitelist by the route (a 422 shaped like pydantic's enum error), and
-    documented as the ``ActionType`` enum, whose values each app's OpenAPI
-    document sets to its own whitelist."""
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.str_schema()
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return handler(_ACTION_TYPE_SCHEMA)
+def _action_type_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    return value
 
 
-_ACTION_TYPE_SCHEMA = TypeAdapter(ActionType).core_schema
-ActionTypeName = Annotated[str, _ActionTypeName]
-"""A whitelisted action type (``ActionType`` in the OpenAPI document)."""
+ActionTypeName = Annotated[str, PlainValidator(_action_type_name, json_schema_input_type=ActionType)]
+"""An action type name: a ``str`` here, checked against the serving app's
+whitelist by the routes (a 422 shaped like pydantic's enum error), and
+documented as the ``ActionType`` enum, whose values each app's OpenAPI
+document sets to its own whitelist."""
 
 
 # Requests -------------------------------------------------------------------
@@ -62,7 +52,14 @@ class ServerCreate(BaseModel):
     hostname: str | None = None
 
 
+def _untitled_action_type(schema: dict[str, Any]) -> None:
+    """Keeps ``action_type`` a bare ``$ref`` to ``ActionType``, as an enum field is."""
+    schema["properties"]["action_type"].pop("title", None)
+
+
 class ActionCreate(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_untitled_action_type)
+
     server_id: str
     action_type: ActionTypeName
     service_name: str | None = Field(None, description="systemd unit, required for restart_service")
