@@ -7,14 +7,16 @@ python-develop: venv
 	VIRTUAL_ENV=$(VENV) $(VENV)/bin/maturin develop --release
 
 # Every Python suite (pyproject's testpaths): the binding on both stores, the
-# FastAPI backend with TestClient and live under uvicorn, stubtest and mypy.
+# FastAPI backend (actionq.server) with TestClient and live under uvicorn,
+# stubtest and mypy.
 test-python: python-develop
 	$(VPY) -m pytest
 
-# The main job: the FastAPI backend on 127.0.0.1:8080, SQLite file under ./data/.
+# The main job: the FastAPI backend (`actionq-server`, the package's console
+# script) on 127.0.0.1:8080, SQLite file under ./data/.
 # Uses ACTIONQ_API_KEY if set, else generates a key and prints it.
 run: python-develop
-	PYTHONPATH=$(CURDIR)/examples/python $(VPY) -m actionq_api --data-dir $(CURDIR)/data
+	$(VENV)/bin/actionq-server --host 127.0.0.1 --port 8080 --database $(CURDIR)/data/actionq.sqlite3
 
 # The Rust example.
 run-rust-example:

@@ -1,6 +1,7 @@
 """HTTP share of `make bench`: POST /api/v1/actions through the FastAPI backend
-(examples/python, over actionq) vs the STATUS QUO (SQLAlchemy async, same routes
-and models), both under uvicorn on 127.0.0.1, in interleaved rounds.
+(actionq.server, over actionq) vs the STATUS QUO (SQLAlchemy async, same routes
+and models), both under uvicorn[standard] (uvloop, httptools) on 127.0.0.1, in
+interleaved rounds.
 
 Both servers are driven by the same clients, one request at a time over one
 keep-alive connection: the standard library's http.client (thin: most of the

@@ -12,7 +12,6 @@ import sys
 import uvicorn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "examples", "python"))
 sys.path.insert(0, HERE)
 
 
@@ -24,11 +23,15 @@ def main() -> None:
     parser.add_argument("--key", required=True)
     args = parser.parse_args()
     if args.impl == "actionq":
-        from actionq_api.app import create_app
+        from actionq.server import create_app
     else:
         from status_quo import create_app
     app = create_app(None if args.db == ":memory:" else args.db, args.key)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    # Both sides as deployed: uvicorn[standard]'s uvloop and httptools (named, so a
+    # missing piece fails instead of silently falling back to asyncio/h11).
+    uvicorn.run(
+        app, host="127.0.0.1", port=args.port, loop="uvloop", http="httptools", log_level="warning", access_log=False
+    )
 
 
 if __name__ == "__main__":

@@ -291,7 +291,7 @@ async def seed_get(session: AsyncSession, ids: int) -> None:
 
 def create_app(db_path: str, api_key: str) -> Any:
     """The status quo behind SPEC's routes for servers and actions (create, get),
-    with the request/response models of examples/python's backend."""
+    with the request/response models of the real backend (actionq.server)."""
     import secrets
     from typing import Annotated
 
@@ -299,7 +299,7 @@ def create_app(db_path: str, api_key: str) -> Any:
     from fastapi.responses import JSONResponse
     from fastapi.security import APIKeyHeader
 
-    from actionq_api.models import ActionCreate, ActionOut, ServerCreate, ServerOut
+    from actionq.server.models import ActionCreate, ActionOut, ServerCreate, ServerOut
 
     engine = make_engine(db_path)
     state: dict[str, async_sessionmaker[AsyncSession]] = {}
@@ -346,7 +346,9 @@ def create_app(db_path: str, api_key: str) -> Any:
 
     @api.post("/actions", status_code=201, response_model=ActionOut)
     async def create_action_route(body: ActionCreate, s: Session) -> Action:
-        return await create_action(s, body.server_id, body.action_type.value, body.service_name, body.alert_id)
+        if body.action_type not in COMMANDS:  # the model takes any name; the app checks its whitelist
+            raise HTTPException(422, [{"type": "enum", "loc": ["body", "action_type"], "msg": "not whitelisted"}])
+        return await create_action(s, body.server_id, body.action_type, body.service_name, body.alert_id)
 
     app.include_router(api)
     return app

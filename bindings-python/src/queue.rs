@@ -317,6 +317,17 @@ impl PyActionQueue {
             .map(PyAction::from)
     }
 
+    /// Queues an action from a create request in JSON, read by the core's
+    /// `NewAction::from_json`: `{"server_id", "action_type", "service_name"?,
+    /// "params"?, "alert_id"?, "created_by"?}` with string parameter values.
+    /// Malformed JSON, unknown keys or a `service_name` given both as a field
+    /// and in `params` are `InvalidInputError`; then as `create_action`.
+    fn create_action_json(&self, py: Python<'_>, request: &str) -> PyResult<PyAction> {
+        let request = NewAction::from_json(request).map_err(|e| to_py_err(py, e))?;
+        self.run(py, |q| q.create_action(&request))
+            .map(PyAction::from)
+    }
+
     /// The action `id`; `NotFoundError` if unknown.
     fn get_action(&self, py: Python<'_>, id: i64) -> PyResult<PyAction> {
         self.run(py, |q| q.get_action(id)).map(PyAction::from)

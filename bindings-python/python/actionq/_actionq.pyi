@@ -263,6 +263,12 @@ class ActionQueue:
         alert_id: int | None = None,
         created_by: str = ...,
     ) -> Action: ...
+    def create_action_json(self, request: str) -> Action:
+        """Queues an action from a create request in JSON (the HTTP create body's
+        shape, read by the core): ``{"server_id", "action_type", "service_name"?,
+        "params"?, "alert_id"?, "created_by"?}``, parameter values as strings.
+        Malformed JSON, unknown keys or ``service_name`` given both as a field and
+        in ``params`` raise ``InvalidInputError``."""
     def get_action(self, id: int) -> Action: ...
     def list_actions(
         self,

@@ -327,11 +327,27 @@ mod tests {
             },
         ];
         for filter in &filters {
-            let first = listing(filter, PageRequest { limit: 1, offset: 0 });
-            let later = listing(filter, PageRequest { limit: 100, offset: 12_345 });
+            let first = listing(
+                filter,
+                PageRequest {
+                    limit: 1,
+                    offset: 0,
+                },
+            );
+            let later = listing(
+                filter,
+                PageRequest {
+                    limit: 100,
+                    offset: 12_345,
+                },
+            );
             assert_eq!((&first.0, &first.1), (&later.0, &later.1));
             assert_eq!(first.2.len(), later.2.len());
-            assert!(!later.1.contains("12345") && !later.1.contains("100"), "{}", later.1);
+            assert!(
+                !later.1.contains("12345") && !later.1.contains("100"),
+                "{}",
+                later.1
+            );
         }
     }
 }

@@ -1,4 +1,4 @@
-"""Fixtures for the FastAPI backend tests."""
+"""Fixtures for the tests of the FastAPI backend, `actionq.server`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from actionq_api import create_app
+from actionq.server import create_app
 
 API_KEY = "test-key-0123456789"
 AUTH = {"X-API-Key": API_KEY}

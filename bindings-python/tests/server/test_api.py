@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -15,9 +16,9 @@ from conftest import API_KEY
 from fastapi.testclient import TestClient
 
 import actionq
-from actionq_api import create_app
-from actionq_api.__main__ import api_key_from_env
-from actionq_api.models import ActionType
+from actionq.server import create_app
+from actionq.server.cli import api_key_from_env
+from actionq.server.models import ActionType
 
 V1 = "/api/v1"
 ACTION_FIELDS = {
@@ -443,3 +444,120 @@ def test_sqlite_app_persists_and_busy_is_503(tmp_path: Path) -> None:
     # a new app on the same file sees everything
     with TestClient(create_app(db, api_key=API_KEY, durability="full"), headers={"X-API-Key": API_KEY}) as c:
         assert c.get(f"{V1}/actions/{created['id']}").json() == created
+
+
+# Create body: params, created_by -------------------------------------------
+
+
+def test_created_by_is_never_taken_from_the_body(client: TestClient) -> None:
+    # The body model has no `created_by` (extra keys are ignored, as FastAPI
+    # does by default), so what reaches the core never names the requester.
+    body = create(client, action_type="clear_logs", created_by="mallory")
+    assert body["created_by"] == "dashboard"
+    assert client.get(f"{V1}/events").json()[-1]["by"] == "dashboard"
+
+
+def test_params_for_the_default_whitelist(client: TestClient) -> None:
+    body = create(client, action_type="restart_service", params={"service_name": "nginx"})
+    assert body["service_name"] == "nginx" and body["argv"] == ["systemctl", "restart", "nginx"]
+
+
+def test_service_name_given_twice_is_the_cores_invalid_input(client: TestClient) -> None:
+    response = client.post(
+        f"{V1}/actions",
+        json={"server_id": "web-1", "action_type": "restart_service", "service_name": "a", "params": {"service_name": "b"}},
+    )
+    detail = error(response, 422, "VALIDATION_ERROR")
+    assert detail["message"] == "service_name given both as a field and in params"
+
+
+@pytest.mark.parametrize("params", [{"service_name": 5}, ["nginx"], "nginx"])
+def test_params_shape_errors(client: TestClient, params: Any) -> None:
+    response = client.post(f"{V1}/actions", json={"server_id": "web-1", "action_type": "restart_service", "params": params})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"][:2] == ["body", "params"]
+
+
+# Custom whitelists ---------------------------------------------------------
+
+CUSTOM = {
+    "actions": {
+        "vacuum_journal": {
+            "command": "journalctl --vacuum-time={days}d",
+            "params": {"days": {"kind": "integer", "min": 1, "max": 30}},
+            "conflict": "pending_duplicate",
+        },
+        "set_governor": {
+            "command": "cpupower frequency-set -g {governor}",
+            "params": {"governor": {"kind": "one_of", "values": ["performance", "powersave"]}},
+        },
+    }
+}
+
+
+@pytest.mark.parametrize("form", ["dict", "text", "path", "path-str"])
+def test_custom_whitelist_end_to_end(form: str, tmp_path: Path) -> None:
+    text = json.dumps(CUSTOM)
+    (tmp_path / "wl.json").write_text(text, encoding="utf-8")
+    whitelist: Any = {
+        "dict": CUSTOM,
+        "text": text,
+        "path": tmp_path / "wl.json",
+        "path-str": str(tmp_path / "wl.json"),
+    }[form]
+    with TestClient(create_app(api_key=API_KEY, whitelist=whitelist), headers={"X-API-Key": API_KEY}) as c:
+        assert c.post(f"{V1}/servers", json={"id": "web-1"}).status_code == 201
+        c.put(f"{V1}/servers/web-1/pause")
+
+        def post(**body: Any) -> Any:
+            return c.post(f"{V1}/actions", json={"server_id": "web-1", **body})
+
+        vacuum = post(action_type="vacuum_journal", params={"days": "3"}, alert_id=7)
+        assert vacuum.status_code == 201, vacuum.text
+        assert vacuum.json()["command"] == "journalctl --vacuum-time=3d"
+        assert vacuum.json()["argv"] == ["journalctl", "--vacuum-time=3d"]
+        assert vacuum.json()["status"] == "pending" and vacuum.json()["alert_id"] == 7
+        dup = error(post(action_type="vacuum_journal", params={"days": "3"}), 409, "CONFLICT")
+        assert dup["existing_action_id"] == vacuum.json()["id"]
+        assert post(action_type="set_governor", params={"governor": "powersave"}).status_code == 201
+        assert "days" in error(post(action_type="vacuum_journal", params={"days": "31"}), 403, "FORBIDDEN")["message"]
+        error(post(action_type="set_governor", params={"governor": "turbo"}), 403, "FORBIDDEN")
+        error(post(action_type="vacuum_journal"), 422, "VALIDATION_ERROR")  # missing parameter (the core)
+        # action types outside this app's whitelist are the usual 422, in the body and in a filter
+        for name in ("restart_service", "reboot"):
+            shape = post(action_type=name, service_name="nginx")
+            assert shape.status_code == 422 and shape.json()["detail"][0]["loc"] == ["body", "action_type"]
+            listing = c.get(f"{V1}/actions", params={"action_type": name})
+            assert listing.status_code == 422 and listing.json()["detail"][0]["loc"] == ["query", "action_type"]
+        page = c.get(f"{V1}/actions", params={"action_type": "vacuum_journal"}).json()
+        assert [a["id"] for a in page["actions"]] == [vacuum.json()["id"]]
+        held = c.post(f"{V1}/actions/{vacuum.json()['id']}/approve").json()
+        assert held["status"] == "approved"
+        claimed = c.post(f"{V1}/servers/web-1/actions/claim").json()
+        assert claimed["argv"] == ["journalctl", "--vacuum-time=3d"]
+        # the OpenAPI document lists this app's action types
+        schema = c.get("/openapi.json").json()
+        assert sorted(schema["components"]["schemas"]["ActionType"]["enum"]) == ["set_governor", "vacuum_journal"]
+
+
+def test_bad_whitelist_refused(tmp_path: Path) -> None:
+    with pytest.raises(actionq.InvalidInputError, match="whitelist"):
+        create_app(api_key=API_KEY, whitelist='{"actions": {}}')
+    with pytest.raises(FileNotFoundError):
+        create_app(api_key=API_KEY, whitelist=tmp_path / "missing.json")
+
+
+# The OpenAPI document ------------------------------------------------------
+
+OPENAPI = Path(__file__).with_name("openapi.json")
+
+
+def test_openapi_document_unchanged(client: TestClient) -> None:
+    """The document of the HomelabCmd-compatible contract, as committed in
+    openapi.json (the version is the package's). Only additions are allowed:
+    the create body's optional `params`."""
+    spec = client.get("/openapi.json").json()
+    expected = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    expected["info"]["version"] = actionq.__version__
+    create_body = spec["components"]["schemas"]["ActionCreate"]["properties"]
+    assert create_body.pop("params")["anyOf"][0] == {"type": "object", "additionalProperties": {"type": "string"}}
+    assert spec == expected

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic_core import PydanticCustomError
 
 from actionq import ActionStatus
 
@@ -30,6 +31,19 @@ class ActionType(str, Enum):
     apt_upgrade_all = "apt_upgrade_all"
 
 
+def _action_type_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    return value
+
+
+ActionTypeName = Annotated[str, PlainValidator(_action_type_name, json_schema_input_type=ActionType)]
+"""An action type name: a ``str`` here, checked against the serving app's
+whitelist by the routes (a 422 shaped like pydantic's enum error), and
+documented as the ``ActionType`` enum, whose values each app's OpenAPI
+document sets to its own whitelist."""
+
+
 # Requests -------------------------------------------------------------------
 
 
@@ -38,10 +52,22 @@ class ServerCreate(BaseModel):
     hostname: str | None = None
 
 
+def _untitled_action_type(schema: dict[str, Any]) -> None:
+    """Keeps ``action_type`` a bare ``$ref`` to ``ActionType``, as an enum field is."""
+    schema["properties"]["action_type"].pop("title", None)
+
+
 class ActionCreate(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_untitled_action_type)
+
     server_id: str
-    action_type: ActionType
+    action_type: ActionTypeName
     service_name: str | None = Field(None, description="systemd unit, required for restart_service")
+    params: dict[str, str] | None = Field(
+        None,
+        description="parameter name -> value for the action type's whitelist entry "
+        "(service_name may be given here instead, not both)",
+    )
     alert_id: I64 | None = Field(None, description="originating alert, >= 1")
 
 

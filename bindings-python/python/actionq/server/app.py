@@ -1,0 +1,99 @@
+"""The app factory: SPEC's HTTP contract (prefix ``/api/v1``, ``X-API-Key``)
+over an :class:`actionq.ActionQueue`, with the routes of
+:mod:`actionq.server.routes`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+import actionq
+from actionq.server.routes import ServerState, router
+
+__all__ = ["API_KEY_ENV", "WhitelistSource", "create_app", "load_whitelist", "queue_error_handler"]
+
+API_KEY_ENV = "ACTIONQ_API_KEY"
+"""Environment variable holding the API key when `create_app` is given none."""
+
+WhitelistSource = Union[str, os.PathLike[str], Mapping[str, Any]]
+"""A whitelist config: JSON text, a dict, or the path of a JSON file."""
+
+
+def load_whitelist(whitelist: WhitelistSource | None) -> str | Mapping[str, Any] | None:
+    """The config to give :class:`actionq.ActionQueue` (which parses and checks it).
+
+    A mapping or a ``str`` starting with ``{`` (after whitespace) is the config
+    itself; an ``os.PathLike`` or any other ``str`` names a JSON file to read.
+    """
+    if whitelist is None or isinstance(whitelist, Mapping):
+        return whitelist
+    if isinstance(whitelist, str) and whitelist.lstrip().startswith("{"):
+        return whitelist
+    return Path(whitelist).read_text(encoding="utf-8")
+
+
+async def queue_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """The one mapping from actionq errors to HTTP responses (SPEC's table)."""
+    assert isinstance(exc, actionq.ActionQueueError)
+    detail: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.existing_action_id is not None:
+        detail["existing_action_id"] = exc.existing_action_id
+    return JSONResponse(status_code=exc.http_status, content={"detail": detail})
+
+
+def create_app(
+    db_path: str | os.PathLike[str] | None = None,
+    api_key: str | None = None,
+    whitelist: WhitelistSource | None = None,
+    *,
+    durability: Literal["normal", "full"] | None = None,
+    busy_timeout_seconds: float | None = None,
+) -> FastAPI:
+    """Builds the Action Queue API over a new actionq queue.
+
+    ``db_path`` None keeps the queue in memory, a path opens (or creates) that
+    SQLite file. ``api_key`` None reads ``ACTIONQ_API_KEY``; with no key at all
+    this refuses (RuntimeError), so no server ever runs open. ``whitelist`` is a
+    config (JSON text, dict, or the path of a JSON file; None: the default
+    whitelist); its action types are the ones the routes accept and the
+    OpenAPI document lists. ``durability``/``busy_timeout_seconds`` go to the
+    SQLite store (None: actionq's defaults).
+    """
+    key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+    if not key:
+        raise RuntimeError(
+            f"no API key: pass create_app(api_key=...) or set {API_KEY_ENV}; "
+            "refusing to build an Action Queue API that anyone could call"
+        )
+    queue = actionq.ActionQueue(
+        db_path,
+        whitelist=load_whitelist(whitelist),
+        durability=durability,
+        busy_timeout_seconds=busy_timeout_seconds,
+    )
+    app = FastAPI(
+        title="actionq Action Queue API",
+        version=actionq.__version__,
+        description="Whitelisted remediation actions: request, approve, execute, audit.",
+    )
+    app.state.actionq = ServerState(queue=queue, api_key=key.encode())
+    app.add_exception_handler(actionq.ActionQueueError, queue_error_handler)
+    app.include_router(router)
+
+    document = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, with ``ActionType`` listing this app's whitelist."""
+        schema = document()
+        action_type = schema.get("components", {}).get("schemas", {}).get("ActionType")
+        if action_type is not None and set(action_type["enum"]) != set(queue.action_types):
+            action_type["enum"] = queue.action_types
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,165 @@
+"""The real thing: the `actionq-server` console script under uvicorn on a free
+loopback port, driven over HTTP with httpx, then stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+import actionq
+
+# The console script maturin installed next to this interpreter.
+SCRIPT = Path(sys.executable).with_name("actionq-server")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def live_server(*args: str) -> Iterator[tuple[httpx.Client, str]]:
+    """Runs `actionq-server --port N *args` without ACTIONQ_API_KEY; yields a
+    client (base URL /api/v1, the printed key) once uvicorn accepts connections,
+    then stops the server with SIGINT and checks it exited cleanly."""
+    assert SCRIPT.exists(), f"{SCRIPT} missing: run `make python-develop`"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("ACTIONQ_API_KEY", "ACTIONQ_DATABASE")}
+    env["PYTHONUNBUFFERED"] = "1"
+    server = subprocess.Popen(
+        [str(SCRIPT), "--host", "127.0.0.1", "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert server.stdout is not None
+    stdout = server.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    output: list[str] = []
+    try:
+        # The script generates and prints a key when ACTIONQ_API_KEY is unset,
+        # then says where it serves from.
+        key = ""
+        deadline = time.monotonic() + 60
+        while not output or not output[-1].startswith("actionq API on "):
+            assert time.monotonic() < deadline, "".join(output)
+            line = lines.get(timeout=60)
+            output.append(line)
+            if line.strip().startswith("ACTIONQ_API_KEY="):
+                key = line.strip().split("=", 1)[1]
+        assert key, "".join(output)
+
+        base = f"http://127.0.0.1:{port}"
+        while True:  # poll until uvicorn accepts connections (readiness, not a timed assertion)
+            try:
+                if httpx.get(base + "/docs", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "".join(output)
+            time.sleep(0.05)
+        assert httpx.get(base + "/api/v1/events").status_code == 401
+        with httpx.Client(base_url=base + "/api/v1", headers={"X-API-Key": key}, timeout=10) as http:
+            yield http, "".join(output)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    assert server.returncode == 0
+
+
+def test_live_server_flow(tmp_path: Path) -> None:
+    db = tmp_path / "data" / "actionq.sqlite3"  # its directory does not exist yet
+    with live_server("--database", str(db)) as (http, output):
+        assert str(db) in output
+        assert http.post("/servers", json={"id": "web-1", "hostname": "web-1.lan"}).status_code == 201
+        assert http.put("/servers/web-1/pause").json()["is_paused"] is True
+        created = http.post(
+            "/actions", json={"server_id": "web-1", "action_type": "restart_service", "service_name": "nginx"}
+        )
+        assert created.status_code == 201 and created.json()["status"] == "pending"
+        action_id = created.json()["id"]
+        assert http.post("/servers/web-1/actions/claim").status_code == 204
+        approved = http.post(f"/actions/{action_id}/approve")
+        assert approved.json()["status"] == "approved" and approved.json()["approved_by"] == "dashboard"
+        claimed = http.post("/servers/web-1/actions/claim", json={"lease_seconds": 60})
+        assert claimed.status_code == 200 and claimed.json()["id"] == action_id
+        token = claimed.json()["lease_token"]
+        assert http.post(f"/actions/{action_id}/heartbeat", json={"lease_token": token}).status_code == 200
+        result = http.post(
+            f"/actions/{action_id}/result", json={"lease_token": token, "exit_code": 0, "stdout": "restarted"}
+        )
+        assert result.status_code == 200 and result.json()["status"] == "completed"
+        events = http.get("/events").json()
+        assert [(e["from_status"], e["to_status"]) for e in events] == [
+            (None, "pending"),
+            ("pending", "approved"),
+            ("approved", "executing"),
+            ("executing", "completed"),
+        ]
+    # it served from the SQLite file it was given: the outcome is on disk
+    stored = actionq.ActionQueue(db)
+    assert stored.get_action(action_id).stdout == "restarted"
+
+
+CUSTOM_WHITELIST = {
+    "actions": {
+        "vacuum_journal": {
+            "command": "journalctl --vacuum-time={days}d",
+            "params": {"days": {"kind": "integer", "min": 1, "max": 30}},
+        },
+        "install_package": {
+            "command": "DEBIAN_FRONTEND=noninteractive apt-get install -y {package}",
+            "params": {"package": {"kind": "debian_package"}},
+            "conflict": {"exclusive_group": "apt"},
+        },
+    }
+}
+
+
+def test_live_server_custom_whitelist(tmp_path: Path) -> None:
+    config = tmp_path / "whitelist.json"
+    config.write_text(json.dumps(CUSTOM_WHITELIST), encoding="utf-8")
+    with live_server("--whitelist", str(config)) as (http, output):
+        assert "in memory" in output
+        assert http.post("/servers", json={"id": "web-1"}).status_code == 201
+        vacuum = http.post("/actions", json={"server_id": "web-1", "action_type": "vacuum_journal", "params": {"days": "3"}})
+        assert vacuum.status_code == 201, vacuum.text
+        assert vacuum.json()["argv"] == ["journalctl", "--vacuum-time=3d"]
+        install = http.post(
+            "/actions", json={"server_id": "web-1", "action_type": "install_package", "params": {"package": "htop"}}
+        )
+        assert install.status_code == 201, install.text
+        assert install.json()["argv"] == ["apt-get", "install", "-y", "htop"]
+        assert install.json()["env"] == {"DEBIAN_FRONTEND": "noninteractive"}
+        refused = http.post("/actions", json={"server_id": "web-1", "action_type": "vacuum_journal", "params": {"days": "99"}})
+        assert refused.status_code == 403 and refused.json()["detail"]["code"] == "FORBIDDEN"
+        # the default whitelist's types are not served by this app
+        default = http.post("/actions", json={"server_id": "web-1", "action_type": "clear_logs"})
+        assert default.status_code == 422 and default.json()["detail"][0]["loc"] == ["body", "action_type"]
+        schema = httpx.get(str(http.base_url).removesuffix("/api/v1/") + "/openapi.json").json()
+        assert sorted(schema["components"]["schemas"]["ActionType"]["enum"]) == ["install_package", "vacuum_journal"]
