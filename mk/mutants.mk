@@ -1,16 +1,17 @@
 ## Mutation testing of the rules: the queue, the status machine and create
 ## rules (rules, store), the whitelist, and both stores. Not part of `make test`: it rebuilds and
 ## retests the core once per mutant (see README "Mutation testing" for its time).
-## The suites run are the behavioural ones plus the quick SQLite lock and
-## durability suites (they alone see the busy handler, the WAL switch and the
-## synchronous setting); the race, crash and million-row suites would multiply
-## the run's time.
+## The suites run are the behavioural ones plus the quick SQLite lock,
+## durability and multi-process race suites (they alone see the busy handler,
+## the WAL switch retry and the synchronous setting); the crash and
+## million-row suites would multiply the run's time.
 CARGO_MUTANTS_VERSION := 27.1.0
 MUTANTS_FILES := $(addprefix core/src/,queue.rs rules.rs store.rs whitelist.rs store/memory.rs) \
   $(sort $(wildcard core/src/store/sqlite/*.rs))
 MUTANTS_TESTS := --lib --test behaviour --test differential --test argv_safety \
   --test whitelist_config --test backward_compatibility --test persistence \
-  --test conflict_guard --test sqlite_locking --test durability
+  --test conflict_guard --test sqlite_locking --test durability \
+  --test multiprocess_races
 MUTANTS_ARGS ?=
 MUTANTS_OUT ?= target/mutants
 

@@ -222,7 +222,8 @@ fn switching_a_fresh_file_to_wal_waits_for_a_reader_to_finish() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.sqlite3");
     let reader = fresh_file_with_reader(&path);
-    // SQLite never calls the busy handler for this switch; the store retries it.
+    // It waits in the busy handler; two openers switching at once, where SQLite
+    // refuses to wait, are multiprocess_races' open race.
     let opener = spawn_open(&path, Duration::from_secs(600));
     assert!(opener.seen_waiting(), "open never waited for the reader");
     reader.execute_batch("COMMIT").unwrap();

@@ -72,9 +72,10 @@ pub(super) fn configure(conn: &Connection, options: &SqliteOptions) -> Result<()
 }
 
 /// Switches to WAL, retrying while another connection holds a lock. SQLite
-/// does not call the busy handler for this switch (it needs an exclusive lock,
-/// and waiting for one while holding a shared lock could deadlock), so several
-/// processes opening a fresh file at once would otherwise fail at once.
+/// waits in the busy handler for a plain reader, but when two connections
+/// both switch at once it refuses to (each holds the shared lock the other's
+/// exclusive lock waits for: a deadlock), so several processes opening a fresh
+/// file at once would otherwise fail at once.
 pub(super) fn enable_wal(conn: &Connection, timeout: Duration) -> Result<String> {
     let deadline = Instant::now() + timeout;
     loop {
