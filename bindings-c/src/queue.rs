@@ -447,7 +447,7 @@ pub unsafe extern "C" fn aq_action_reject(
         let by = unsafe { opt_str_arg(by, "by") }?.unwrap_or(DASHBOARD);
         let reason = unsafe { str_arg(reason, "reason") }?;
         let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
-        let action = queue.reject_action(id, by, reason)?;
+        let action = queue.reject_action(id, reason, by)?;
         out.write_json(&action);
         Ok(())
     }
