@@ -20,6 +20,10 @@
  *    Every *_free(NULL) is a no-op.
  *  - No Rust panic crosses this boundary: it becomes AQ_STATUS_PANIC.
  *  - One aq_queue may be used by many threads at once (not while freeing it).
+ *  - As in every actionq host: durations are seconds (double); "the default"
+ *    is asked for with NULL (e.g. a lease), never with 0; a lease of 0 is
+ *    AQ_STATUS_INVALID_INPUT; the actor (`by`) is the last input argument;
+ *    limits and defaults are the AQ_* macros, equal to the core's.
  */
 
 #ifndef ACTIONQ_H
@@ -45,6 +49,63 @@
  * Patch version of this library (semver).
  */
 #define AQ_VERSION_PATCH 0
+
+/**
+ * Page size of `aq_action_list` / `aq_server_list_actions` the HTTP API and
+ * Python use when the caller names none (C callers always pass a limit).
+ */
+#define AQ_DEFAULT_PAGE_LIMIT 50
+
+/**
+ * Largest `limit` of a listing.
+ */
+#define AQ_MAX_PAGE_LIMIT 100
+
+/**
+ * Events the HTTP API and Python return when the caller names no limit.
+ */
+#define AQ_DEFAULT_EVENTS_LIMIT 100
+
+/**
+ * Largest `limit` of `aq_event_list`.
+ */
+#define AQ_MAX_EVENTS_LIMIT 1000
+
+/**
+ * Longest server id, in characters.
+ */
+#define AQ_MAX_SERVER_ID_CHARS 100
+
+/**
+ * Longest rejection reason, in characters.
+ */
+#define AQ_MAX_REASON_CHARS 1000
+
+/**
+ * Characters of `stdout`/`stderr` a result keeps by default.
+ */
+#define AQ_DEFAULT_OUTPUT_CAP_CHARS 10000
+
+/**
+ * Lease (seconds) a claim or heartbeat gets when its `lease_seconds` is NULL.
+ */
+#define AQ_DEFAULT_LEASE_SECONDS 300
+
+/**
+ * Longest lease (seconds) a caller may ask for by default.
+ */
+#define AQ_DEFAULT_MAX_LEASE_SECONDS 86400
+
+/**
+ * Whether reads expire lost leases first, by default (see
+ * `aq_options_set_expire_leases_on_read`).
+ */
+#define AQ_DEFAULT_EXPIRE_LEASES_ON_READ true
+
+/**
+ * How long (seconds) a SQLite write waits for another connection's lock by default.
+ */
+#define AQ_DEFAULT_BUSY_TIMEOUT_SECONDS 10
 
 /**
  * What an `aq_*` function did. `AQ_STATUS_OK` (0) is success; every other
@@ -110,8 +171,8 @@ typedef uint32_t aq_status;
 #endif // __cplusplus
 
 /**
- * How hard a SQLite store works to keep acknowledged writes. Pass to
- * `aq_options_set_durability`.
+ * How hard a SQLite store works to keep acknowledged writes (the core's
+ * `"normal"` and `"full"`, in that order). Pass to `aq_options_set_durability`.
  */
 enum aq_durability
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -138,8 +199,8 @@ typedef uint32_t aq_durability;
 
 /**
  * Settings for `aq_queue_open` / `aq_queue_open_in_memory`: whitelist,
- * durability, output cap, leases, busy timeout. Unset settings keep the
- * library defaults.
+ * durability, output cap, leases, busy timeout, expiry before reads. Unset
+ * settings keep the library defaults (the `AQ_DEFAULT_*` macros).
  *
  * Create with `aq_options_new`, free with `aq_options_free`. Opening a queue
  * only reads the options: free them whenever convenient afterwards. Not safe
@@ -243,9 +304,10 @@ aq_status aq_last_error_existing_action_id(int64_t *id_out);
 const char *aq_status_code(uint32_t status);
 
 /**
- * Creates options holding the defaults (SPEC's default whitelist, durability
- * `AQ_DURABILITY_NORMAL`, output cap 10,000 characters, default lease 300 s,
- * longest lease 24 h, SQLite busy timeout 10 s).
+ * Creates options holding the defaults: SPEC's default whitelist, durability
+ * `AQ_DURABILITY_NORMAL`, `AQ_DEFAULT_OUTPUT_CAP_CHARS`,
+ * `AQ_DEFAULT_LEASE_SECONDS`, `AQ_DEFAULT_MAX_LEASE_SECONDS`,
+ * `AQ_DEFAULT_BUSY_TIMEOUT_SECONDS`, `AQ_DEFAULT_EXPIRE_LEASES_ON_READ`.
  *
  * On `AQ_STATUS_OK`, `*options_out` receives a new object that the caller
  * owns and frees with `aq_options_free`.
@@ -282,7 +344,8 @@ aq_status aq_options_set_whitelist(struct aq_options *options, const char *confi
 aq_status aq_options_set_durability(struct aq_options *options, uint32_t durability);
 
 /**
- * Sets how many characters of `stdout`/`stderr` a result keeps (default 10,000).
+ * Sets how many characters of `stdout`/`stderr` a result keeps
+ * (`AQ_DEFAULT_OUTPUT_CAP_CHARS`); 0 keeps none.
  *
  * # Safety
  *
@@ -292,10 +355,12 @@ aq_status aq_options_set_durability(struct aq_options *options, uint32_t durabil
 aq_status aq_options_set_output_cap(struct aq_options *options, size_t max_chars);
 
 /**
- * Sets the lease that claim and heartbeat give when the caller passes 0
- * seconds (`default_seconds`, default 300) and the longest lease a caller
- * may ask for (`max_seconds`, default 86,400). Leases are checked against
- * them when claiming, not here.
+ * Sets the lease, in seconds, that claim and heartbeat give when the
+ * caller's `lease_seconds` is NULL (`default_seconds`,
+ * `AQ_DEFAULT_LEASE_SECONDS`) and the longest lease a caller may ask for
+ * (`max_seconds`, `AQ_DEFAULT_MAX_LEASE_SECONDS`). Fractions are kept. A
+ * negative, NaN or infinite value is `AQ_STATUS_INVALID_INPUT` and changes
+ * nothing; leases are checked against them when claiming.
  *
  * # Safety
  *
@@ -303,20 +368,36 @@ aq_status aq_options_set_output_cap(struct aq_options *options, size_t max_chars
  * another thread during the call.
  */
 aq_status aq_options_set_leases(struct aq_options *options,
-                                uint64_t default_seconds,
-                                uint64_t max_seconds);
+                                double default_seconds,
+                                double max_seconds);
 
 /**
- * Sets how long a SQLite write waits for another connection's lock before
- * failing with `AQ_STATUS_STORAGE` (default 10,000 ms). No effect on
- * in-memory queues.
+ * Sets whether every read (`aq_action_get`, the listings, `aq_event_list`)
+ * and `aq_action_claim_next` first fails the actions whose lease ran out, as
+ * `aq_action_expire_leases` does (`AQ_DEFAULT_EXPIRE_LEASES_ON_READ`: true,
+ * as in every host). With false, the host calls `aq_action_expire_leases`
+ * itself.
  *
  * # Safety
  *
  * `options` must be NULL or a live object from `aq_options_new`, not used by
  * another thread during the call.
  */
-aq_status aq_options_set_busy_timeout(struct aq_options *options, uint64_t milliseconds);
+aq_status aq_options_set_expire_leases_on_read(struct aq_options *options, bool enabled);
+
+/**
+ * Sets how long, in seconds, a SQLite write waits for another connection's
+ * lock before failing with `AQ_STATUS_STORAGE`
+ * (`AQ_DEFAULT_BUSY_TIMEOUT_SECONDS`; fractions are kept, 0 fails at once).
+ * A negative, NaN or infinite value is `AQ_STATUS_INVALID_INPUT`. No effect
+ * on in-memory queues.
+ *
+ * # Safety
+ *
+ * `options` must be NULL or a live object from `aq_options_new`, not used by
+ * another thread during the call.
+ */
+aq_status aq_options_set_busy_timeout_seconds(struct aq_options *options, double seconds);
 
 /**
  * Frees options from `aq_options_new`. `aq_options_free(NULL)` does nothing.
@@ -384,7 +465,7 @@ void aq_queue_free(struct aq_queue *queue);
 aq_status aq_queue_whitelist_json(const struct aq_queue *queue, char **json_out);
 
 /**
- * Registers a server (not paused). `id`: 1–100 characters of
+ * Registers a server (not paused). `id`: 1–`AQ_MAX_SERVER_ID_CHARS` characters of
  * `[A-Za-z0-9._-]`, starting with a letter or digit; `hostname` may be NULL.
  * An id already taken is `AQ_STATUS_CONFLICT`.
  *
@@ -438,7 +519,8 @@ aq_status aq_server_unpause(const struct aq_queue *queue, const char *id, char *
 /**
  * Lists one server's actions, newest first: `AQ_STATUS_NOT_FOUND` for an
  * unknown server. `status` may be NULL (any) or a status name (`"pending"`,
- * ...); `limit` 1–100 (the HTTP API's default is 50), `offset` ≥ 0.
+ * ...); `limit` 1–`AQ_MAX_PAGE_LIMIT` (Python's and HTTP's default is
+ * `AQ_DEFAULT_PAGE_LIMIT`), `offset` ≥ 0. Lost leases are expired first.
  *
  * On `AQ_STATUS_OK`, `*page_json_out` receives
  * `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
@@ -485,8 +567,8 @@ aq_status aq_action_create(const struct aq_queue *queue,
                            char **action_json_out);
 
 /**
- * Looks up an action: `AQ_STATUS_NOT_FOUND` (`Action {id} not found`) if
- * unknown. On `AQ_STATUS_OK`, `*action_json_out` receives the action as
+ * Looks up an action (after expiring lost leases): `AQ_STATUS_NOT_FOUND`
+ * (`Action {id} not found`) if unknown. On `AQ_STATUS_OK`, `*action_json_out` receives the action as
  * JSON, which the caller frees with `aq_string_free`.
  *
  * # Safety
@@ -494,12 +576,16 @@ aq_status aq_action_create(const struct aq_queue *queue,
  * `queue` must be NULL or a live handle; `action_json_out` NULL or a
  * writable `char *`.
  */
-aq_status aq_action_get(const struct aq_queue *queue, int64_t id, char **action_json_out);
+aq_status aq_action_get(const struct aq_queue *queue,
+                        int64_t id,
+                        char **action_json_out);
 
 /**
  * Lists actions, newest first. Each filter may be NULL (no filter):
- * `status` a status name, `server_id`, `action_type`. `limit` 1–100 (the
- * HTTP API's default is 50), `offset` ≥ 0; otherwise `AQ_STATUS_INVALID_INPUT`.
+ * `status` a status name, `server_id`, `action_type`. `limit`
+ * 1–`AQ_MAX_PAGE_LIMIT` (Python's and HTTP's default is
+ * `AQ_DEFAULT_PAGE_LIMIT`), `offset` ≥ 0; otherwise `AQ_STATUS_INVALID_INPUT`.
+ * Lost leases are expired first.
  *
  * On `AQ_STATUS_OK`, `*page_json_out` receives
  * `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
@@ -537,20 +623,22 @@ aq_status aq_action_approve(const struct aq_queue *queue,
                             char **action_json_out);
 
 /**
- * pending → rejected, with a `reason` of 1–1000 characters (required). `by`
- * names the rejecter (NULL: `"dashboard"`). On `AQ_STATUS_OK`,
+ * pending → rejected, with a `reason` of 1–`AQ_MAX_REASON_CHARS`
+ * characters (required). `by` names the rejecter (NULL: `"dashboard"`); it
+ * comes last, as in `aq_action_approve`/`aq_action_cancel` and as in Rust and
+ * Python's `reject_action(id, reason, by)`. On `AQ_STATUS_OK`,
  * `*action_json_out` receives the action as JSON, which the caller frees
  * with `aq_string_free`.
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `by`, `reason` NULL or
+ * `queue` must be NULL or a live handle; `reason`, `by` NULL or
  * NUL-terminated strings; `action_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_reject(const struct aq_queue *queue,
                            int64_t id,
-                           const char *by,
                            const char *reason,
+                           const char *by,
                            char **action_json_out);
 
 /**
@@ -570,8 +658,10 @@ aq_status aq_action_cancel(const struct aq_queue *queue,
 /**
  * For `server_id`'s agent: claims the oldest approved action of that server,
  * which becomes `executing`. Each action is claimed exactly once, even with
- * concurrent claimers in several processes. `lease_seconds` 0 gives the
- * default lease; more than the longest lease is `AQ_STATUS_INVALID_INPUT`.
+ * concurrent claimers in several processes. `lease_seconds` points to the
+ * lease in seconds, or is NULL for the queue's default lease; 0 (or less) or
+ * more than the longest lease is `AQ_STATUS_INVALID_INPUT`. Lost leases are
+ * expired first (see `aq_options_set_expire_leases_on_read`).
  *
  * On `AQ_STATUS_OK`, `*claim_json_out` receives either the claim as JSON —
  * the action's fields plus `"lease_token"`, the secret that
@@ -582,28 +672,30 @@ aq_status aq_action_cancel(const struct aq_queue *queue,
  * # Safety
  *
  * `queue` must be NULL or a live handle; `server_id` NULL or a
- * NUL-terminated string; `claim_json_out` NULL or a writable `char *`.
+ * NUL-terminated string; `lease_seconds` NULL or a readable `double`;
+ * `claim_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_claim_next(const struct aq_queue *queue,
                                const char *server_id,
-                               uint64_t lease_seconds,
+                               const double *lease_seconds,
                                char **claim_json_out);
 
 /**
- * Extends the lease of the executor holding `lease_token` by
- * `lease_seconds` from now (0: the default lease). A wrong or expired token
- * is `AQ_STATUS_CONFLICT`. On `AQ_STATUS_OK`, `*action_json_out` receives
+ * Extends the lease of the executor holding `lease_token` to `*lease_seconds`
+ * from now (NULL: the queue's default lease; 0 is `AQ_STATUS_INVALID_INPUT`).
+ * A wrong or expired token is `AQ_STATUS_CONFLICT`. On `AQ_STATUS_OK`, `*action_json_out` receives
  * the action as JSON, which the caller frees with `aq_string_free`.
  *
  * # Safety
  *
  * `queue` must be NULL or a live handle; `lease_token` NULL or a
- * NUL-terminated string; `action_json_out` NULL or a writable `char *`.
+ * NUL-terminated string; `lease_seconds` NULL or a readable `double`;
+ * `action_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_heartbeat(const struct aq_queue *queue,
                               int64_t id,
                               const char *lease_token,
-                              uint64_t lease_seconds,
+                              const double *lease_seconds,
                               char **action_json_out);
 
 /**
@@ -643,8 +735,9 @@ aq_status aq_action_report_result(const struct aq_queue *queue,
 aq_status aq_action_expire_leases(const struct aq_queue *queue, char **actions_json_out);
 
 /**
- * Reads the audit log: up to `limit` (1–1000) events with an id greater than
- * `cursor` (0 for the start), oldest first. Pass the last event's `id` as the
+ * Reads the audit log: up to `limit` (1–`AQ_MAX_EVENTS_LIMIT`) events with
+ * an id greater than `cursor` (0 for the start), oldest first (lost leases
+ * are expired first). Pass the last event's `id` as the
  * next cursor.
  *
  * On `AQ_STATUS_OK`, `*events_json_out` receives a JSON array of

@@ -13,6 +13,10 @@
 //! - No panic crosses the boundary: each entry point runs inside
 //!   [`ffi_boundary!`], which turns one into `AQ_STATUS_PANIC`.
 //! - One `aq_queue` may be used from many threads at once.
+//! - The conventions of every host (`actionq::limits`): durations are
+//!   seconds (`double`); "the default" is NULL (e.g. a lease), never 0; a
+//!   lease of 0 is `AQ_STATUS_INVALID_INPUT`; `aq_action_reject(queue, id,
+//!   reason, by, ...)` puts the actor last; limits are the `AQ_*` macros.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -20,6 +24,7 @@ use std::ffi::{c_char, CString};
 
 mod error;
 mod ffi;
+mod limits;
 mod options;
 mod queue;
 #[cfg(test)]
@@ -28,9 +33,11 @@ mod tests;
 pub use error::{
     aq_last_error_existing_action_id, aq_last_error_message, aq_status, aq_status_code,
 };
+pub use limits::*;
 pub use options::{
-    aq_durability, aq_options, aq_options_free, aq_options_new, aq_options_set_busy_timeout,
-    aq_options_set_durability, aq_options_set_leases, aq_options_set_output_cap,
+    aq_durability, aq_options, aq_options_free, aq_options_new,
+    aq_options_set_busy_timeout_seconds, aq_options_set_durability,
+    aq_options_set_expire_leases_on_read, aq_options_set_leases, aq_options_set_output_cap,
     aq_options_set_whitelist,
 };
 pub use queue::*;

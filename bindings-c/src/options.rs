@@ -1,16 +1,15 @@
 //! `aq_options`: settings for opening a queue, built with setters.
 
 use std::ffi::c_char;
-use std::time::Duration;
 
-use actionq_core::{Durability, QueueOptions, SqliteOptions, Whitelist};
+use actionq_core::{limits, Durability, QueueOptions, SqliteOptions, Whitelist};
 
 use crate::error::{aq_status, Failure};
 use crate::ffi::{mut_arg, str_arg, Out};
 use crate::ffi_boundary;
 
-/// How hard a SQLite store works to keep acknowledged writes. Pass to
-/// `aq_options_set_durability`.
+/// How hard a SQLite store works to keep acknowledged writes (the core's
+/// `"normal"` and `"full"`, in that order). Pass to `aq_options_set_durability`.
 #[allow(non_camel_case_types)]
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,9 +21,22 @@ pub enum aq_durability {
     Full = 1,
 }
 
+// The C values index the core's list, every one of it: checked at compile time.
+const _: () = {
+    assert!(matches!(
+        Durability::ALL[aq_durability::Normal as usize],
+        Durability::Normal
+    ));
+    assert!(matches!(
+        Durability::ALL[aq_durability::Full as usize],
+        Durability::Full
+    ));
+    assert!(Durability::ALL.len() == 2);
+};
+
 /// Settings for `aq_queue_open` / `aq_queue_open_in_memory`: whitelist,
-/// durability, output cap, leases, busy timeout. Unset settings keep the
-/// library defaults.
+/// durability, output cap, leases, busy timeout, expiry before reads. Unset
+/// settings keep the library defaults (the `AQ_DEFAULT_*` macros).
 ///
 /// Create with `aq_options_new`, free with `aq_options_free`. Opening a queue
 /// only reads the options: free them whenever convenient afterwards. Not safe
@@ -37,9 +49,10 @@ pub struct aq_options {
     pub(crate) sqlite: SqliteOptions,
 }
 
-/// Creates options holding the defaults (SPEC's default whitelist, durability
-/// `AQ_DURABILITY_NORMAL`, output cap 10,000 characters, default lease 300 s,
-/// longest lease 24 h, SQLite busy timeout 10 s).
+/// Creates options holding the defaults: SPEC's default whitelist, durability
+/// `AQ_DURABILITY_NORMAL`, `AQ_DEFAULT_OUTPUT_CAP_CHARS`,
+/// `AQ_DEFAULT_LEASE_SECONDS`, `AQ_DEFAULT_MAX_LEASE_SECONDS`,
+/// `AQ_DEFAULT_BUSY_TIMEOUT_SECONDS`, `AQ_DEFAULT_EXPIRE_LEASES_ON_READ`.
 ///
 /// On `AQ_STATUS_OK`, `*options_out` receives a new object that the caller
 /// owns and frees with `aq_options_free`.
@@ -97,20 +110,26 @@ pub unsafe extern "C" fn aq_options_set_durability(
     ffi_boundary! {
         // SAFETY: per the caller's contract.
         let options = unsafe { mut_arg(options, "options") }?;
-        options.sqlite.durability = match durability {
-            d if d == aq_durability::Normal as u32 => Durability::Normal,
-            d if d == aq_durability::Full as u32 => Durability::Full,
-            other => {
-                return Err(Failure::Core(actionq_core::Error::InvalidInput(format!(
-                    "durability must be AQ_DURABILITY_NORMAL (0) or AQ_DURABILITY_FULL (1) (got {other})"
-                ))))
-            }
+        // The C values index the core's list (checked above).
+        let Some(chosen) = usize::try_from(durability).ok().and_then(|i| Durability::ALL.get(i))
+        else {
+            let choices: Vec<String> = Durability::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, d)| format!("AQ_DURABILITY_{} ({i})", d.as_str().to_uppercase()))
+                .collect();
+            return Err(Failure::Core(actionq_core::Error::InvalidInput(format!(
+                "durability must be one of: {} (got {durability})",
+                choices.join(", ")
+            ))));
         };
+        options.sqlite.durability = *chosen;
         Ok(())
     }
 }
 
-/// Sets how many characters of `stdout`/`stderr` a result keeps (default 10,000).
+/// Sets how many characters of `stdout`/`stderr` a result keeps
+/// (`AQ_DEFAULT_OUTPUT_CAP_CHARS`); 0 keeps none.
 ///
 /// # Safety
 ///
@@ -129,10 +148,12 @@ pub unsafe extern "C" fn aq_options_set_output_cap(
     }
 }
 
-/// Sets the lease that claim and heartbeat give when the caller passes 0
-/// seconds (`default_seconds`, default 300) and the longest lease a caller
-/// may ask for (`max_seconds`, default 86,400). Leases are checked against
-/// them when claiming, not here.
+/// Sets the lease, in seconds, that claim and heartbeat give when the
+/// caller's `lease_seconds` is NULL (`default_seconds`,
+/// `AQ_DEFAULT_LEASE_SECONDS`) and the longest lease a caller may ask for
+/// (`max_seconds`, `AQ_DEFAULT_MAX_LEASE_SECONDS`). Fractions are kept. A
+/// negative, NaN or infinite value is `AQ_STATUS_INVALID_INPUT` and changes
+/// nothing; leases are checked against them when claiming.
 ///
 /// # Safety
 ///
@@ -141,35 +162,62 @@ pub unsafe extern "C" fn aq_options_set_output_cap(
 #[no_mangle]
 pub unsafe extern "C" fn aq_options_set_leases(
     options: *mut aq_options,
-    default_seconds: u64,
-    max_seconds: u64,
+    default_seconds: f64,
+    max_seconds: f64,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY: per the caller's contract.
         let options = unsafe { mut_arg(options, "options") }?;
-        options.queue.default_lease = Duration::from_secs(default_seconds);
-        options.queue.max_lease = Duration::from_secs(max_seconds);
+        let default_lease = limits::setting_seconds("default_seconds", default_seconds)?;
+        let max_lease = limits::setting_seconds("max_seconds", max_seconds)?;
+        options.queue.default_lease = default_lease;
+        options.queue.max_lease = max_lease;
         Ok(())
     }
 }
 
-/// Sets how long a SQLite write waits for another connection's lock before
-/// failing with `AQ_STATUS_STORAGE` (default 10,000 ms). No effect on
-/// in-memory queues.
+/// Sets whether every read (`aq_action_get`, the listings, `aq_event_list`)
+/// and `aq_action_claim_next` first fails the actions whose lease ran out, as
+/// `aq_action_expire_leases` does (`AQ_DEFAULT_EXPIRE_LEASES_ON_READ`: true,
+/// as in every host). With false, the host calls `aq_action_expire_leases`
+/// itself.
 ///
 /// # Safety
 ///
 /// `options` must be NULL or a live object from `aq_options_new`, not used by
 /// another thread during the call.
 #[no_mangle]
-pub unsafe extern "C" fn aq_options_set_busy_timeout(
+pub unsafe extern "C" fn aq_options_set_expire_leases_on_read(
     options: *mut aq_options,
-    milliseconds: u64,
+    enabled: bool,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY: per the caller's contract.
         let options = unsafe { mut_arg(options, "options") }?;
-        options.sqlite.busy_timeout = Duration::from_millis(milliseconds);
+        options.queue.expire_leases_on_read = enabled;
+        Ok(())
+    }
+}
+
+/// Sets how long, in seconds, a SQLite write waits for another connection's
+/// lock before failing with `AQ_STATUS_STORAGE`
+/// (`AQ_DEFAULT_BUSY_TIMEOUT_SECONDS`; fractions are kept, 0 fails at once).
+/// A negative, NaN or infinite value is `AQ_STATUS_INVALID_INPUT`. No effect
+/// on in-memory queues.
+///
+/// # Safety
+///
+/// `options` must be NULL or a live object from `aq_options_new`, not used by
+/// another thread during the call.
+#[no_mangle]
+pub unsafe extern "C" fn aq_options_set_busy_timeout_seconds(
+    options: *mut aq_options,
+    seconds: f64,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY: per the caller's contract.
+        let options = unsafe { mut_arg(options, "options") }?;
+        options.sqlite.busy_timeout = limits::setting_seconds("seconds", seconds)?;
         Ok(())
     }
 }

@@ -7,8 +7,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use actionq_core::{
-    ActionQuery, ActionQueue, ActionStatus, Error, MemoryStore, NewAction, SqliteStore, Store,
-    DASHBOARD,
+    limits, ActionQuery, ActionQueue, ActionStatus, Error, MemoryStore, NewAction, SqliteStore,
+    Store, DASHBOARD,
 };
 
 use crate::error::{aq_status, Failure};
@@ -146,7 +146,7 @@ pub unsafe extern "C" fn aq_queue_whitelist_json(
 // ---------------------------------------------------------------------------
 // Servers
 
-/// Registers a server (not paused). `id`: 1–100 characters of
+/// Registers a server (not paused). `id`: 1–`AQ_MAX_SERVER_ID_CHARS` characters of
 /// `[A-Za-z0-9._-]`, starting with a letter or digit; `hostname` may be NULL.
 /// An id already taken is `AQ_STATUS_CONFLICT`.
 ///
@@ -255,7 +255,8 @@ fn parse_status(status: Option<&str>) -> Result<Option<ActionStatus>, Error> {
 
 /// Lists one server's actions, newest first: `AQ_STATUS_NOT_FOUND` for an
 /// unknown server. `status` may be NULL (any) or a status name (`"pending"`,
-/// ...); `limit` 1–100 (the HTTP API's default is 50), `offset` ≥ 0.
+/// ...); `limit` 1–`AQ_MAX_PAGE_LIMIT` (Python's and HTTP's default is
+/// `AQ_DEFAULT_PAGE_LIMIT`), `offset` ≥ 0. Lost leases are expired first.
 ///
 /// On `AQ_STATUS_OK`, `*page_json_out` receives
 /// `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
@@ -329,8 +330,8 @@ pub unsafe extern "C" fn aq_action_create(
     }
 }
 
-/// Looks up an action: `AQ_STATUS_NOT_FOUND` (`Action {id} not found`) if
-/// unknown. On `AQ_STATUS_OK`, `*action_json_out` receives the action as
+/// Looks up an action (after expiring lost leases): `AQ_STATUS_NOT_FOUND`
+/// (`Action {id} not found`) if unknown. On `AQ_STATUS_OK`, `*action_json_out` receives the action as
 /// JSON, which the caller frees with `aq_string_free`.
 ///
 /// # Safety
@@ -354,8 +355,10 @@ pub unsafe extern "C" fn aq_action_get(
 }
 
 /// Lists actions, newest first. Each filter may be NULL (no filter):
-/// `status` a status name, `server_id`, `action_type`. `limit` 1–100 (the
-/// HTTP API's default is 50), `offset` ≥ 0; otherwise `AQ_STATUS_INVALID_INPUT`.
+/// `status` a status name, `server_id`, `action_type`. `limit`
+/// 1–`AQ_MAX_PAGE_LIMIT` (Python's and HTTP's default is
+/// `AQ_DEFAULT_PAGE_LIMIT`), `offset` ≥ 0; otherwise `AQ_STATUS_INVALID_INPUT`.
+/// Lost leases are expired first.
 ///
 /// On `AQ_STATUS_OK`, `*page_json_out` receives
 /// `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
@@ -424,30 +427,32 @@ pub unsafe extern "C" fn aq_action_approve(
     }
 }
 
-/// pending → rejected, with a `reason` of 1–1000 characters (required). `by`
-/// names the rejecter (NULL: `"dashboard"`). On `AQ_STATUS_OK`,
+/// pending → rejected, with a `reason` of 1–`AQ_MAX_REASON_CHARS`
+/// characters (required). `by` names the rejecter (NULL: `"dashboard"`); it
+/// comes last, as in `aq_action_approve`/`aq_action_cancel` and as in Rust and
+/// Python's `reject_action(id, reason, by)`. On `AQ_STATUS_OK`,
 /// `*action_json_out` receives the action as JSON, which the caller frees
 /// with `aq_string_free`.
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `by`, `reason` NULL or
+/// `queue` must be NULL or a live handle; `reason`, `by` NULL or
 /// NUL-terminated strings; `action_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_action_reject(
     queue: *const aq_queue,
     id: i64,
-    by: *const c_char,
     reason: *const c_char,
+    by: *const c_char,
     action_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
         let queue = unsafe { queue_arg(queue) }?;
-        let by = unsafe { opt_str_arg(by, "by") }?.unwrap_or(DASHBOARD);
         let reason = unsafe { str_arg(reason, "reason") }?;
+        let by = unsafe { opt_str_arg(by, "by") }?.unwrap_or(DASHBOARD);
         let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
-        let action = queue.reject_action(id, by, reason)?;
+        let action = queue.reject_action(id, reason, by)?;
         out.write_json(&action);
         Ok(())
     }
@@ -478,14 +483,23 @@ pub unsafe extern "C" fn aq_action_cancel(
     }
 }
 
-fn lease(seconds: u64) -> Option<Duration> {
-    (seconds > 0).then(|| Duration::from_secs(seconds))
+/// The optional lease argument: NULL asks for the queue's default; a value
+/// (seconds) goes to the core, which refuses 0 or less like in every host.
+///
+/// # Safety
+///
+/// `seconds` must be NULL or point to a readable `double`.
+unsafe fn lease(seconds: *const f64) -> Option<Duration> {
+    // SAFETY: per the caller's contract.
+    unsafe { seconds.as_ref() }.map(|s| limits::lease_seconds(*s))
 }
 
 /// For `server_id`'s agent: claims the oldest approved action of that server,
 /// which becomes `executing`. Each action is claimed exactly once, even with
-/// concurrent claimers in several processes. `lease_seconds` 0 gives the
-/// default lease; more than the longest lease is `AQ_STATUS_INVALID_INPUT`.
+/// concurrent claimers in several processes. `lease_seconds` points to the
+/// lease in seconds, or is NULL for the queue's default lease; 0 (or less) or
+/// more than the longest lease is `AQ_STATUS_INVALID_INPUT`. Lost leases are
+/// expired first (see `aq_options_set_expire_leases_on_read`).
 ///
 /// On `AQ_STATUS_OK`, `*claim_json_out` receives either the claim as JSON —
 /// the action's fields plus `"lease_token"`, the secret that
@@ -496,12 +510,13 @@ fn lease(seconds: u64) -> Option<Duration> {
 /// # Safety
 ///
 /// `queue` must be NULL or a live handle; `server_id` NULL or a
-/// NUL-terminated string; `claim_json_out` NULL or a writable `char *`.
+/// NUL-terminated string; `lease_seconds` NULL or a readable `double`;
+/// `claim_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_action_claim_next(
     queue: *const aq_queue,
     server_id: *const c_char,
-    lease_seconds: u64,
+    lease_seconds: *const f64,
     claim_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
@@ -509,27 +524,29 @@ pub unsafe extern "C" fn aq_action_claim_next(
         let queue = unsafe { queue_arg(queue) }?;
         let server_id = unsafe { str_arg(server_id, "server_id") }?;
         let out = unsafe { Out::new(claim_json_out, "claim_json_out") }?;
-        let claim = queue.claim_next(server_id, lease(lease_seconds))?;
+        let lease = unsafe { lease(lease_seconds) };
+        let claim = queue.claim_next(server_id, lease)?;
         out.write(claim.map_or(std::ptr::null_mut(), |c| json_string(&c)));
         Ok(())
     }
 }
 
-/// Extends the lease of the executor holding `lease_token` by
-/// `lease_seconds` from now (0: the default lease). A wrong or expired token
-/// is `AQ_STATUS_CONFLICT`. On `AQ_STATUS_OK`, `*action_json_out` receives
+/// Extends the lease of the executor holding `lease_token` to `*lease_seconds`
+/// from now (NULL: the queue's default lease; 0 is `AQ_STATUS_INVALID_INPUT`).
+/// A wrong or expired token is `AQ_STATUS_CONFLICT`. On `AQ_STATUS_OK`, `*action_json_out` receives
 /// the action as JSON, which the caller frees with `aq_string_free`.
 ///
 /// # Safety
 ///
 /// `queue` must be NULL or a live handle; `lease_token` NULL or a
-/// NUL-terminated string; `action_json_out` NULL or a writable `char *`.
+/// NUL-terminated string; `lease_seconds` NULL or a readable `double`;
+/// `action_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_action_heartbeat(
     queue: *const aq_queue,
     id: i64,
     lease_token: *const c_char,
-    lease_seconds: u64,
+    lease_seconds: *const f64,
     action_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
@@ -537,7 +554,8 @@ pub unsafe extern "C" fn aq_action_heartbeat(
         let queue = unsafe { queue_arg(queue) }?;
         let token = unsafe { str_arg(lease_token, "lease_token") }?;
         let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
-        let action = queue.heartbeat(id, token, lease(lease_seconds))?;
+        let lease = unsafe { lease(lease_seconds) };
+        let action = queue.heartbeat(id, token, lease)?;
         out.write_json(&action);
         Ok(())
     }
@@ -607,8 +625,9 @@ pub unsafe extern "C" fn aq_action_expire_leases(
 // ---------------------------------------------------------------------------
 // Audit events
 
-/// Reads the audit log: up to `limit` (1–1000) events with an id greater than
-/// `cursor` (0 for the start), oldest first. Pass the last event's `id` as the
+/// Reads the audit log: up to `limit` (1–`AQ_MAX_EVENTS_LIMIT`) events with
+/// an id greater than `cursor` (0 for the start), oldest first (lost leases
+/// are expired first). Pass the last event's `id` as the
 /// next cursor.
 ///
 /// On `AQ_STATUS_OK`, `*events_json_out` receives a JSON array of

@@ -126,7 +126,7 @@ fn whole_flow_returns_wire_json() {
 
     let mut claim = null_mut();
     assert_eq!(
-        unsafe { aq_action_claim_next(q.0, c("web-1").as_ptr(), 60, &mut claim) },
+        unsafe { aq_action_claim_next(q.0, c("web-1").as_ptr(), &60.0, &mut claim) },
         aq_status::Ok
     );
     let claim = take_json(claim);
@@ -134,7 +134,7 @@ fn whole_flow_returns_wire_json() {
     let token = c(claim["lease_token"].as_str().unwrap());
 
     assert_eq!(
-        unsafe { aq_action_heartbeat(q.0, id, token.as_ptr(), 0, &mut out) },
+        unsafe { aq_action_heartbeat(q.0, id, token.as_ptr(), null(), &mut out) },
         aq_status::Ok
     );
     assert!(
@@ -161,7 +161,7 @@ fn whole_flow_returns_wire_json() {
     // Nothing left to claim: OK with a NULL result.
     let mut none = SENTINEL;
     assert_eq!(
-        unsafe { aq_action_claim_next(q.0, c("web-1").as_ptr(), 0, &mut none) },
+        unsafe { aq_action_claim_next(q.0, c("web-1").as_ptr(), null(), &mut none) },
         aq_status::Ok
     );
     assert!(none.is_null());
@@ -374,9 +374,12 @@ fn null_arguments_are_refused_without_effect() {
     );
     refused!(aq_action_reject(q.0, 1, null(), null(), &mut out), "reason");
     refused!(aq_action_cancel(null(), 1, null(), &mut out), "queue");
-    refused!(aq_action_claim_next(q.0, null(), 0, &mut out), "server_id");
     refused!(
-        aq_action_heartbeat(q.0, 1, null(), 0, &mut out),
+        aq_action_claim_next(q.0, null(), null(), &mut out),
+        "server_id"
+    );
+    refused!(
+        aq_action_heartbeat(q.0, 1, null(), null(), &mut out),
         "lease_token"
     );
     refused!(
@@ -396,8 +399,15 @@ fn null_arguments_are_refused_without_effect() {
     );
     refused!(aq_options_set_durability(null_mut(), 0), "options");
     refused!(aq_options_set_output_cap(null_mut(), 1), "options");
-    refused!(aq_options_set_leases(null_mut(), 1, 2), "options");
-    refused!(aq_options_set_busy_timeout(null_mut(), 1), "options");
+    refused!(aq_options_set_leases(null_mut(), 1.0, 2.0), "options");
+    refused!(
+        aq_options_set_busy_timeout_seconds(null_mut(), 1.0),
+        "options"
+    );
+    refused!(
+        aq_options_set_expire_leases_on_read(null_mut(), false),
+        "options"
+    );
     assert_eq!(out, SENTINEL);
     // A NULL output checked before the work: the server was not paused.
     assert_eq!(
@@ -534,11 +544,11 @@ fn options_apply_and_are_validated() {
         aq_status::Ok
     );
     assert_eq!(
-        unsafe { aq_options_set_leases(options, 30, 60) },
+        unsafe { aq_options_set_leases(options, 30.0, 60.0) },
         aq_status::Ok
     );
     assert_eq!(
-        unsafe { aq_options_set_busy_timeout(options, 2000) },
+        unsafe { aq_options_set_busy_timeout_seconds(options, 2.0) },
         aq_status::Ok
     );
 
@@ -578,11 +588,11 @@ fn options_apply_and_are_validated() {
 
     // Lease bounds and output cap from the options.
     assert_eq!(
-        unsafe { aq_action_claim_next(q.0, c("db-1").as_ptr(), 61, &mut out) },
+        unsafe { aq_action_claim_next(q.0, c("db-1").as_ptr(), &61.0, &mut out) },
         aq_status::InvalidInput
     );
     assert_eq!(
-        unsafe { aq_action_claim_next(q.0, c("db-1").as_ptr(), 0, &mut out) },
+        unsafe { aq_action_claim_next(q.0, c("db-1").as_ptr(), null(), &mut out) },
         aq_status::Ok
     );
     let claim = take_json(out);
@@ -598,7 +608,7 @@ fn options_apply_and_are_validated() {
     let token = c(claim["lease_token"].as_str().unwrap());
     let id = claim["id"].as_i64().unwrap();
     assert_eq!(
-        unsafe { aq_action_heartbeat(q.0, id, c("wrong").as_ptr(), 0, &mut out) },
+        unsafe { aq_action_heartbeat(q.0, id, c("wrong").as_ptr(), null(), &mut out) },
         aq_status::Conflict
     );
     let status = unsafe {
@@ -639,11 +649,11 @@ fn reject_and_cancel() {
     let b = create_action(&q, r#"{"server_id":"web-1","action_type":"clear_logs"}"#).unwrap();
     let (a, b) = (a["id"].as_i64().unwrap(), b["id"].as_i64().unwrap());
     assert_eq!(
-        unsafe { aq_action_reject(q.0, a, c("alice").as_ptr(), c("").as_ptr(), &mut out) },
+        unsafe { aq_action_reject(q.0, a, c("").as_ptr(), c("alice").as_ptr(), &mut out) },
         aq_status::InvalidInput
     );
     assert_eq!(
-        unsafe { aq_action_reject(q.0, a, c("alice").as_ptr(), c("not now").as_ptr(), &mut out) },
+        unsafe { aq_action_reject(q.0, a, c("not now").as_ptr(), c("alice").as_ptr(), &mut out) },
         aq_status::Ok
     );
     let rejected = take_json(out);
@@ -705,7 +715,7 @@ fn one_handle_shared_by_eight_threads_loses_nothing() {
                     loop {
                         let mut out = null_mut();
                         let status = unsafe {
-                            aq_action_claim_next(q.ptr(), c("web-1").as_ptr(), 0, &mut out)
+                            aq_action_claim_next(q.ptr(), c("web-1").as_ptr(), null(), &mut out)
                         };
                         assert_eq!(status, aq_status::Ok);
                         if out.is_null() {
@@ -726,7 +736,7 @@ fn one_handle_shared_by_eight_threads_loses_nothing() {
 
 /// Opens a queue on `path` with a durability and a busy timeout set through
 /// the C setters.
-fn open_file_queue(path: &std::path::Path, durability: aq_durability, busy_ms: u64) -> Queue {
+fn open_file_queue(path: &std::path::Path, durability: aq_durability, busy_seconds: f64) -> Queue {
     let mut options = null_mut();
     assert_eq!(unsafe { aq_options_new(&mut options) }, aq_status::Ok);
     assert_eq!(
@@ -734,7 +744,7 @@ fn open_file_queue(path: &std::path::Path, durability: aq_durability, busy_ms: u
         aq_status::Ok
     );
     assert_eq!(
-        unsafe { aq_options_set_busy_timeout(options, busy_ms) },
+        unsafe { aq_options_set_busy_timeout_seconds(options, busy_seconds) },
         aq_status::Ok
     );
     let mut handle = null_mut();
@@ -760,7 +770,7 @@ fn durability_child_entry() {
         "full" => aq_durability::Full,
         _ => aq_durability::Normal,
     };
-    let q = open_file_queue(std::path::Path::new(path), durability, 10_000);
+    let q = open_file_queue(std::path::Path::new(path), durability, 10.0);
     for i in 0..DURABILITY_WRITES {
         create_action(
             &q,
@@ -776,10 +786,7 @@ fn durability_child_entry() {
 /// `DURABILITY_WRITES` writes with `mode`, counted by strace.
 fn syncs_during_writes(mode: &str, dir: &std::path::Path) -> usize {
     let db = dir.join(format!("{mode}.sqlite3"));
-    create_server(
-        &open_file_queue(&db, aq_durability::Normal, 10_000),
-        "web-1",
-    );
+    create_server(&open_file_queue(&db, aq_durability::Normal, 10.0), "web-1");
     let trace = dir.join(format!("{mode}.strace"));
     let run = std::process::Command::new("strace")
         .args(["-f", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
@@ -799,7 +806,7 @@ fn syncs_during_writes(mode: &str, dir: &std::path::Path) -> usize {
         "strace run failed: {}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let q = open_file_queue(&db, aq_durability::Normal, 10_000);
+    let q = open_file_queue(&db, aq_durability::Normal, 10.0);
     let mut out = null_mut();
     assert_eq!(
         unsafe { aq_action_list(q.0, null(), null(), null(), 1, 0, &mut out) },
@@ -878,7 +885,7 @@ impl Drop for RawConnection {
     }
 }
 
-/// `aq_options_set_busy_timeout` bounds how long a write waits for another
+/// `aq_options_set_busy_timeout_seconds` bounds how long a write waits for another
 /// connection's write lock: a short timeout gives up (STORAGE) while the lock
 /// is still held, a long one waits and succeeds once the lock is released.
 #[test]
@@ -889,8 +896,8 @@ fn busy_timeout_set_through_the_c_api_bounds_the_wait() {
 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("busy.sqlite3");
-    let fast = open_file_queue(&db, aq_durability::Normal, 50);
-    let patient = open_file_queue(&db, aq_durability::Normal, 600_000);
+    let fast = open_file_queue(&db, aq_durability::Normal, 0.05);
+    let patient = open_file_queue(&db, aq_durability::Normal, 600.0);
     create_server(&fast, "web-1");
     let request = r#"{"server_id":"web-1","action_type":"clear_logs"}"#;
     let holder = RawConnection::open(&db);

@@ -53,6 +53,10 @@ static int failed;
 
 #define CHECK_OK(call) CHECK_STATUS(call, AQ_STATUS_OK)
 
+/* A lease (or any optional seconds argument) given as a value; NULL asks for
+ * the queue's default. */
+#define SECONDS(x) (&(double){(x)})
+
 /* The thread's last error message (a per-thread static copy). */
 static const char *last_error(void) {
   static _Thread_local char buf[1024];
@@ -187,7 +191,8 @@ static void test_null_arguments(void) {
   REFUSED(aq_options_set_durability(NULL, AQ_DURABILITY_FULL), "options");
   REFUSED(aq_options_set_output_cap(NULL, 10), "options");
   REFUSED(aq_options_set_leases(NULL, 1, 2), "options");
-  REFUSED(aq_options_set_busy_timeout(NULL, 1), "options");
+  REFUSED(aq_options_set_busy_timeout_seconds(NULL, 1), "options");
+  REFUSED(aq_options_set_expire_leases_on_read(NULL, false), "options");
   REFUSED(aq_server_create(NULL, "web-1", NULL, &out), "queue");
   REFUSED(aq_server_create(q, NULL, NULL, &out), "id");
   REFUSED(aq_server_create(q, "web-1", NULL, NULL), "server_json_out");
@@ -201,8 +206,8 @@ static void test_null_arguments(void) {
   REFUSED(aq_action_approve(q, 1, NULL, NULL), "action_json_out");
   REFUSED(aq_action_reject(q, 1, NULL, NULL, &out), "reason");
   REFUSED(aq_action_cancel(NULL, 1, NULL, &out), "queue");
-  REFUSED(aq_action_claim_next(q, NULL, 0, &out), "server_id");
-  REFUSED(aq_action_heartbeat(q, 1, NULL, 0, &out), "lease_token");
+  REFUSED(aq_action_claim_next(q, NULL, NULL, &out), "server_id");
+  REFUSED(aq_action_heartbeat(q, 1, NULL, NULL, &out), "lease_token");
   REFUSED(aq_action_report_result(q, 1, NULL, 0, NULL, NULL, &out), "lease_token");
   REFUSED(aq_action_expire_leases(q, NULL), "actions_json_out");
   REFUSED(aq_event_list(NULL, 0, 10, &out), "queue");
@@ -248,10 +253,11 @@ static void test_invalid_utf8(void) {
   REFUSED(aq_action_list(q, NULL, bad, NULL, 50, 0, &out), "server_id");
   REFUSED(aq_action_list(q, NULL, NULL, bad, 50, 0, &out), "action_type");
   REFUSED(aq_action_approve(q, 1, bad, &out), "by");
-  REFUSED(aq_action_reject(q, 1, NULL, bad, &out), "reason");
+  REFUSED(aq_action_reject(q, 1, bad, NULL, &out), "reason");
+  REFUSED(aq_action_reject(q, 1, "why", bad, &out), "by");
   REFUSED(aq_action_cancel(q, 1, bad, &out), "by");
-  REFUSED(aq_action_claim_next(q, bad, 0, &out), "server_id");
-  REFUSED(aq_action_heartbeat(q, 1, bad, 0, &out), "lease_token");
+  REFUSED(aq_action_claim_next(q, bad, NULL, &out), "server_id");
+  REFUSED(aq_action_heartbeat(q, 1, bad, NULL, &out), "lease_token");
   REFUSED(aq_action_report_result(q, 1, "t", 0, NULL, bad, &out), "stderr_text");
   aq_options *o = NULL;
   CHECK_OK(aq_options_new(&o));
@@ -295,7 +301,7 @@ static void test_core_statuses(const char *dir) {
   CHECK_STATUS(aq_server_pause(q, "ghost", &out), AQ_STATUS_NOT_FOUND);
   CHECK_STATUS(aq_server_unpause(q, "ghost", &out), AQ_STATUS_NOT_FOUND);
   CHECK_STATUS(aq_server_list_actions(q, "ghost", NULL, 50, 0, &out), AQ_STATUS_NOT_FOUND);
-  CHECK_STATUS(aq_action_claim_next(q, "ghost", 0, &out), AQ_STATUS_NOT_FOUND);
+  CHECK_STATUS(aq_action_claim_next(q, "ghost", NULL, &out), AQ_STATUS_NOT_FOUND);
 
   /* NOT_WHITELISTED */
   CHECK_STATUS(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"rm_rf\"}", &out),
@@ -332,7 +338,7 @@ static void test_core_statuses(const char *dir) {
   CHECK(last_error_is("Cannot approve action with status 'cancelled' (must be pending)"));
   CHECK_OK(aq_last_error_existing_action_id(&existing));
   CHECK(existing == 0);
-  CHECK_STATUS(aq_action_heartbeat(q, first_id, "not-a-token", 0, &out), AQ_STATUS_CONFLICT);
+  CHECK_STATUS(aq_action_heartbeat(q, first_id, "not-a-token", NULL, &out), AQ_STATUS_CONFLICT);
   CHECK_STATUS(aq_action_report_result(q, first_id, "not-a-token", 0, NULL, NULL, &out),
                AQ_STATUS_CONFLICT);
   CHECK(out == SENTINEL);
@@ -361,7 +367,7 @@ static void test_options_and_whitelist(const char *dir) {
   CHECK_OK(aq_options_set_durability(o, AQ_DURABILITY_NORMAL));
   CHECK_OK(aq_options_set_output_cap(o, 5));
   CHECK_OK(aq_options_set_leases(o, 1, 120));
-  CHECK_OK(aq_options_set_busy_timeout(o, 5000));
+  CHECK_OK(aq_options_set_busy_timeout_seconds(o, 5));
   /* Their effects: the busy timeout in test_busy_timeout below; durability
    * (syncs per commit, visible only from outside the process) in
    * bindings-c/src/tests.rs, durability_set_through_the_c_api_reaches_sqlite. */
@@ -402,14 +408,14 @@ static void test_options_and_whitelist(const char *dir) {
   aq_string_free(action);
 
   /* Lease bounds from the options; lease 1 s by default, then expiry. */
-  CHECK_STATUS(aq_action_claim_next(q, "db-1", 121, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_claim_next(q, "db-1", SECONDS(121), &out), AQ_STATUS_INVALID_INPUT);
   char *claim = NULL;
-  CHECK_OK(aq_action_claim_next(q, "db-1", 0, &claim));
+  CHECK_OK(aq_action_claim_next(q, "db-1", NULL, &claim));
   char token[64] = "";
   CHECK(json_str(claim, "lease_token", token, sizeof token) && strlen(token) == 36);
   aq_string_free(claim);
   char *beat = NULL;
-  CHECK_OK(aq_action_heartbeat(q, id, token, 1, &beat));
+  CHECK_OK(aq_action_heartbeat(q, id, token, SECONDS(1), &beat));
   CHECK(json_has(beat, "\"status\":\"executing\"") && !json_has(beat, "lease_token"));
   aq_string_free(beat);
   sleep(2);
@@ -430,7 +436,7 @@ static void test_options_and_whitelist(const char *dir) {
   int64_t id2 = 0;
   CHECK(json_int(second, "id", &id2) && id2 == id + 1);
   aq_string_free(second);
-  CHECK_OK(aq_action_claim_next(q, "db-1", 60, &claim));
+  CHECK_OK(aq_action_claim_next(q, "db-1", SECONDS(60), &claim));
   CHECK(json_str(claim, "lease_token", token, sizeof token));
   aq_string_free(claim);
   char *done = NULL;
@@ -504,10 +510,10 @@ static int release_write_lock(lock_holder *h) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-static aq_queue *open_with_busy_timeout(const char *path, uint64_t milliseconds) {
+static aq_queue *open_with_busy_timeout(const char *path, double seconds) {
   aq_options *o = NULL;
   CHECK_OK(aq_options_new(&o));
-  CHECK_OK(aq_options_set_busy_timeout(o, milliseconds));
+  CHECK_OK(aq_options_set_busy_timeout_seconds(o, seconds));
   aq_queue *q = NULL;
   CHECK_OK(aq_queue_open(path, o, &q));
   aq_options_free(o);
@@ -544,15 +550,15 @@ static void *patient_writer(void *arg) {
   return NULL;
 }
 
-/* aq_options_set_busy_timeout bounds how long a write waits for another
+/* aq_options_set_busy_timeout_seconds bounds how long a write waits for another
  * connection's lock: 50 ms gives up (STORAGE) while the lock is still held,
  * a long timeout waits and succeeds once the lock is released. */
 static void test_busy_timeout(const char *dir) {
   char path[512];
   snprintf(path, sizeof path, "%s/busy.sqlite3", dir);
   unlink(path);
-  aq_queue *fast = open_with_busy_timeout(path, 50);
-  aq_queue *patient = open_with_busy_timeout(path, 600000);
+  aq_queue *fast = open_with_busy_timeout(path, 0.05);
+  aq_queue *patient = open_with_busy_timeout(path, 600);
   char *out = NULL;
   CHECK_OK(aq_server_create(fast, "web-1", NULL, &out));
   aq_string_free(out);
@@ -603,6 +609,139 @@ static void test_busy_timeout(const char *dir) {
 }
 
 /* The SPEC flow on a SQLite file, reopened to show it persisted. */
+/* The conventions every host shares (as core/tests/host_conventions.rs and
+ * bindings-python/tests/test_conventions.py check them): seconds everywhere,
+ * NULL (never 0) for the default lease, a lease of 0 refused, lost leases
+ * expired before every read by default (an option turns it off), reject's
+ * reason before its actor, service_name twice refused by the core,
+ * durability values from the core's list, limits as AQ_* macros. */
+
+/* Seconds on the wall clock (CLOCK_REALTIME, the queue's clock). */
+static double wall_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Claims web-1's next action with a 50 ms lease and returns once the wall
+ * clock is past that lease (a clock condition, not a guessed delay). */
+static int64_t claim_and_lose_lease(aq_queue *q, const char *request) {
+  char *out = NULL;
+  CHECK_OK(aq_action_create(q, request, &out));
+  aq_string_free(out);
+  char *claim = NULL;
+  CHECK_OK(aq_action_claim_next(q, "web-1", SECONDS(0.05), &claim));
+  double lease_end = wall_seconds() + 0.05;
+  int64_t id = 0;
+  CHECK(json_int(claim, "id", &id) && json_has(claim, "\"status\":\"executing\""));
+  aq_string_free(claim);
+  while (wall_seconds() <= lease_end + 0.001) {
+    struct timespec pause = {0, 5 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+  }
+  return id;
+}
+
+static void test_conventions(void) {
+  CHECK(AQ_DEFAULT_EXPIRE_LEASES_ON_READ == true);
+  CHECK(AQ_DEFAULT_PAGE_LIMIT == 50 && AQ_MAX_PAGE_LIMIT == 100);
+  CHECK(AQ_DEFAULT_EVENTS_LIMIT == 100 && AQ_MAX_EVENTS_LIMIT == 1000);
+  CHECK(AQ_DEFAULT_LEASE_SECONDS == 300 && AQ_DEFAULT_BUSY_TIMEOUT_SECONDS == 10);
+
+  aq_queue *q = NULL;
+  CHECK_OK(aq_queue_open_in_memory(NULL, &q));
+  char *out = NULL;
+  CHECK_OK(aq_server_create(q, "web-1", NULL, &out));
+  aq_string_free(out);
+
+  /* Lost leases are expired before every read, by default. */
+  const char *restart_a = "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\",\"service_name\":\"a\"}";
+  const char *restart_b = "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\",\"service_name\":\"b\"}";
+  const char *restart_c = "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\",\"service_name\":\"c\"}";
+  int64_t id = claim_and_lose_lease(q, restart_a);
+  char *read = NULL;
+  CHECK_OK(aq_action_get(q, id, &read));
+  CHECK(json_has(read, "\"status\":\"failed\"") && json_has(read, "\"exit_code\":-1"));
+  aq_string_free(read);
+  claim_and_lose_lease(q, restart_b);
+  CHECK_OK(aq_action_list(q, "executing", NULL, NULL, AQ_MAX_PAGE_LIMIT, 0, &read));
+  CHECK(json_has(read, "\"total\":0"));
+  aq_string_free(read);
+  claim_and_lose_lease(q, restart_c);
+  CHECK_OK(aq_event_list(q, 0, AQ_MAX_EVENTS_LIMIT, &read));
+  CHECK(count(read, "\"detail\":\"lease expired\"") == 3);
+  aq_string_free(read);
+  CHECK_OK(aq_action_expire_leases(q, &read));
+  CHECK(strcmp(read, "[]") == 0); /* the reads did it */
+  aq_string_free(read);
+
+  /* A lease of 0 is refused; NULL is the default lease. */
+  CHECK_OK(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &out));
+  aq_string_free(out);
+  out = SENTINEL;
+  CHECK_STATUS(aq_action_claim_next(q, "web-1", SECONDS(0), &out), AQ_STATUS_INVALID_INPUT);
+  CHECK(last_error_starts_with("lease must be between 1 second"));
+  CHECK(out == SENTINEL);
+  char *claim = NULL;
+  CHECK_OK(aq_action_claim_next(q, "web-1", NULL, &claim));
+  char token[64] = "";
+  int64_t claimed = 0;
+  CHECK(json_str(claim, "lease_token", token, sizeof token) && json_int(claim, "id", &claimed));
+  aq_string_free(claim);
+  CHECK_STATUS(aq_action_heartbeat(q, claimed, token, SECONDS(0), &out), AQ_STATUS_INVALID_INPUT);
+
+  /* reject(queue, id, reason, by): the actor last. */
+  CHECK_OK(aq_server_pause(q, "web-1", &out));
+  aq_string_free(out);
+  CHECK_OK(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"apt_update\"}", &out));
+  int64_t pending = 0;
+  CHECK(json_int(out, "id", &pending));
+  aq_string_free(out);
+  CHECK_OK(aq_action_reject(q, pending, "not now", "alice", &out));
+  CHECK(json_has(out, "\"rejected_by\":\"alice\"") && json_has(out, "\"rejection_reason\":\"not now\""));
+  aq_string_free(out);
+
+  /* service_name given twice: the core's InvalidInput. */
+  out = SENTINEL;
+  CHECK_STATUS(aq_action_create(q,
+                                "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\","
+                                "\"service_name\":\"a\",\"params\":{\"service_name\":\"a\"}}",
+                                &out),
+               AQ_STATUS_INVALID_INPUT);
+  CHECK(last_error_is("service_name given both on its own and in params"));
+
+  /* Limits are the macros. */
+  CHECK_STATUS(aq_action_list(q, NULL, NULL, NULL, AQ_MAX_PAGE_LIMIT + 1, 0, &out),
+               AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_event_list(q, 0, AQ_MAX_EVENTS_LIMIT + 1, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK(out == SENTINEL);
+  aq_queue_free(q);
+
+  /* Settings: seconds, durability from the core's list, the sweep optional. */
+  aq_options *o = NULL;
+  CHECK_OK(aq_options_new(&o));
+  CHECK_STATUS(aq_options_set_durability(o, 2), AQ_STATUS_INVALID_INPUT);
+  CHECK(last_error_is(
+      "durability must be one of: AQ_DURABILITY_NORMAL (0), AQ_DURABILITY_FULL (1) (got 2)"));
+  CHECK_STATUS(aq_options_set_busy_timeout_seconds(o, -1), AQ_STATUS_INVALID_INPUT);
+  CHECK(last_error_starts_with("seconds must be a finite number of seconds >= 0"));
+  CHECK_STATUS(aq_options_set_leases(o, -1, 10), AQ_STATUS_INVALID_INPUT);
+  CHECK_OK(aq_options_set_busy_timeout_seconds(o, 0.25));
+  CHECK_OK(aq_options_set_expire_leases_on_read(o, false));
+  CHECK_OK(aq_queue_open_in_memory(o, &q));
+  aq_options_free(o);
+  CHECK_OK(aq_server_create(q, "web-1", NULL, &out));
+  aq_string_free(out);
+  id = claim_and_lose_lease(q, restart_a);
+  CHECK_OK(aq_action_get(q, id, &read));
+  CHECK(json_has(read, "\"status\":\"executing\"")); /* no sweep: the host's call */
+  aq_string_free(read);
+  CHECK_OK(aq_action_expire_leases(q, &read));
+  CHECK(count(read, "\"status\":\"failed\"") == 1);
+  aq_string_free(read);
+  aq_queue_free(q);
+}
+
 static void test_flow(const char *dir) {
   char path[512];
   snprintf(path, sizeof path, "%s/flow.sqlite3", dir);
@@ -637,14 +776,14 @@ static void test_flow(const char *dir) {
 
   /* Claim finds nothing while it is pending. */
   char *claim = SENTINEL;
-  CHECK_OK(aq_action_claim_next(q, "web-1", 0, &claim));
+  CHECK_OK(aq_action_claim_next(q, "web-1", NULL, &claim));
   CHECK(claim == NULL);
 
   CHECK_OK(aq_action_approve(q, id, "alice", &a));
   CHECK(json_has(a, "\"status\":\"approved\"") && json_has(a, "\"approved_by\":\"alice\""));
   aq_string_free(a);
 
-  CHECK_OK(aq_action_claim_next(q, "web-1", 300, &claim));
+  CHECK_OK(aq_action_claim_next(q, "web-1", SECONDS(300), &claim));
   char token[64] = "";
   CHECK(json_str(claim, "lease_token", token, sizeof token));
   CHECK(json_has(claim, "\"status\":\"executing\""));
@@ -659,8 +798,8 @@ static void test_flow(const char *dir) {
   int64_t rejected_id = 0;
   CHECK(json_int(b, "id", &rejected_id));
   aq_string_free(b);
-  CHECK_STATUS(aq_action_reject(q, rejected_id, NULL, "", &b), AQ_STATUS_INVALID_INPUT);
-  CHECK_OK(aq_action_reject(q, rejected_id, NULL, "maintenance window", &b));
+  CHECK_STATUS(aq_action_reject(q, rejected_id, "", NULL, &b), AQ_STATUS_INVALID_INPUT);
+  CHECK_OK(aq_action_reject(q, rejected_id, "maintenance window", NULL, &b));
   CHECK(json_has(b, "\"rejected_by\":\"dashboard\"") &&
         json_has(b, "\"rejection_reason\":\"maintenance window\""));
   aq_string_free(b);
@@ -746,7 +885,7 @@ static void *claim_worker(void *arg) {
   struct worker *w = arg;
   for (;;) {
     char *claim = NULL;
-    if (aq_action_claim_next(w->q, "shared", 0, &claim) != AQ_STATUS_OK) {
+    if (aq_action_claim_next(w->q, "shared", NULL, &claim) != AQ_STATUS_OK) {
       w->errors++;
       return NULL;
     }
@@ -832,6 +971,7 @@ int main(int argc, char **argv) {
   test_options_and_whitelist(dir);
   test_busy_timeout(dir);
   test_flow(dir);
+  test_conventions();
   test_threads(dir);
   printf("test_api: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod limits;
 mod queue;
 mod types;
 
@@ -25,6 +26,7 @@ mod _actionq {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         crate::error::register(m)?;
+        crate::limits::register(m)?;
         m.add("DEFAULT_WHITELIST_JSON", actionq::DEFAULT_WHITELIST_JSON)?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         Ok(())

@@ -12,10 +12,10 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use actionq::{
-    ActionQuery, ActionQueue, ActionStatus, Durability, NewAction, QueueOptions, SqliteOptions,
-    SqliteStore, Whitelist,
+    limits, ActionQuery, ActionQueue, ActionStatus, Durability, NewAction, QueueOptions,
+    SqliteOptions, SqliteStore, Whitelist,
 };
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PyString};
 
@@ -36,32 +36,18 @@ pub struct PyActionQueue {
     path: Option<PathBuf>,
 }
 
-/// A Python duration in seconds, for settings the core takes as `Duration`
-/// (`None`: the caller keeps the core's default).
-fn setting_duration(name: &str, seconds: Option<f64>) -> PyResult<Option<Duration>> {
+/// A setting in seconds (`None`: the core's default), read by the core's
+/// [`limits::setting_seconds`].
+fn setting_duration(name: &str, seconds: Option<f64>) -> actionq::Result<Option<Duration>> {
     seconds
-        .map(|seconds| {
-            Duration::try_from_secs_f64(seconds).map_err(|_| {
-                PyValueError::new_err(format!(
-                    "{name} must be a finite number of seconds >= 0 (got {seconds})"
-                ))
-            })
-        })
+        .map(|seconds| limits::setting_seconds(name, seconds))
         .transpose()
 }
 
-/// A lease length in seconds for `claim_next`/`heartbeat`. The core validates the
-/// range; values a `Duration` cannot hold are passed as the nearest one it refuses
-/// (zero for `<= 0` or NaN, the maximum for overflow), so the core's
-/// `InvalidInputError` reports them.
+/// A lease in seconds for `claim_next`/`heartbeat` (`None`: the queue's
+/// default), read by the core's [`limits::lease_seconds`].
 fn lease(seconds: Option<f64>) -> Option<Duration> {
-    seconds.map(|s| {
-        if s.is_nan() || s <= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
-        }
-    })
+    seconds.map(limits::lease_seconds)
 }
 
 /// A whitelist given as JSON text or as a dict (serialised with `json.dumps`).
@@ -139,8 +125,9 @@ impl Drop for PyActionQueue {
 impl PyActionQueue {
     /// Opens the queue: on the SQLite file at `path` (created if missing, migrated
     /// forward if older) or, with `path=None`, in memory. Every setting left
-    /// `None` takes the core's default: output cap 10,000 characters, durability
-    /// `"normal"`, busy timeout 10 s, default lease 300 s, longest lease 24 h.
+    /// `None` takes the core's default (`actionq.limits`): output cap 10,000
+    /// characters, durability `"normal"`, busy timeout 10 s, default lease
+    /// 300 s, longest lease 24 h, lost leases expired before every read.
     #[new]
     #[pyo3(signature = (
         path = None,
@@ -151,6 +138,7 @@ impl PyActionQueue {
         busy_timeout_seconds = None,
         default_lease_seconds = None,
         max_lease_seconds = None,
+        expire_leases_on_read = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -162,32 +150,32 @@ impl PyActionQueue {
         busy_timeout_seconds: Option<f64>,
         default_lease_seconds: Option<f64>,
         max_lease_seconds: Option<f64>,
+        expire_leases_on_read: Option<bool>,
     ) -> PyResult<Self> {
-        let sqlite_defaults = SqliteOptions::default();
-        let durability = match durability {
-            None => sqlite_defaults.durability,
-            Some("normal") => Durability::Normal,
-            Some("full") => Durability::Full,
-            Some(other) => {
-                return Err(PyValueError::new_err(format!(
-                    "durability must be 'normal' or 'full' (got {other:?})"
-                )))
-            }
+        let settings = || -> actionq::Result<(SqliteOptions, QueueOptions)> {
+            let sqlite_defaults = SqliteOptions::default();
+            let sqlite_options = SqliteOptions {
+                durability: durability
+                    .map(Durability::from_str)
+                    .transpose()?
+                    .unwrap_or(sqlite_defaults.durability),
+                busy_timeout: setting_duration("busy_timeout_seconds", busy_timeout_seconds)?
+                    .unwrap_or(sqlite_defaults.busy_timeout),
+                ..sqlite_defaults
+            };
+            let defaults = QueueOptions::default();
+            let options = QueueOptions {
+                output_cap_chars: output_cap_chars.unwrap_or(defaults.output_cap_chars),
+                default_lease: setting_duration("default_lease_seconds", default_lease_seconds)?
+                    .unwrap_or(defaults.default_lease),
+                max_lease: setting_duration("max_lease_seconds", max_lease_seconds)?
+                    .unwrap_or(defaults.max_lease),
+                expire_leases_on_read: expire_leases_on_read
+                    .unwrap_or(defaults.expire_leases_on_read),
+            };
+            Ok((sqlite_options, options))
         };
-        let sqlite_options = SqliteOptions {
-            durability,
-            busy_timeout: setting_duration("busy_timeout_seconds", busy_timeout_seconds)?
-                .unwrap_or(sqlite_defaults.busy_timeout),
-            ..sqlite_defaults
-        };
-        let defaults = QueueOptions::default();
-        let options = QueueOptions {
-            output_cap_chars: output_cap_chars.unwrap_or(defaults.output_cap_chars),
-            default_lease: setting_duration("default_lease_seconds", default_lease_seconds)?
-                .unwrap_or(defaults.default_lease),
-            max_lease: setting_duration("max_lease_seconds", max_lease_seconds)?
-                .unwrap_or(defaults.max_lease),
-        };
+        let (sqlite_options, options) = settings().map_err(|e| to_py_err(py, e))?;
         let whitelist = match whitelist {
             None => Whitelist::default(),
             Some(value) => {
@@ -236,6 +224,18 @@ impl PyActionQueue {
     #[getter]
     fn output_cap_chars(&self) -> usize {
         self.queue.options().output_cap_chars
+    }
+
+    /// The lease a claim or heartbeat gets when it names none, in seconds.
+    #[getter]
+    fn default_lease_seconds(&self) -> f64 {
+        self.queue.options().default_lease.as_secs_f64()
+    }
+
+    /// Whether reads first fail the actions whose lease ran out.
+    #[getter]
+    fn expire_leases_on_read(&self) -> bool {
+        self.queue.options().expire_leases_on_read
     }
 
     /// Registers a server (not paused). `ConflictError` if the id is taken.
@@ -288,7 +288,7 @@ impl PyActionQueue {
         alert_id: Option<i64>,
         created_by: &str,
     ) -> PyResult<PyAction> {
-        let mut values = BTreeMap::new();
+        let mut values: BTreeMap<String, String> = BTreeMap::new();
         if let Some(params) = params {
             for (key, value) in params.iter() {
                 let name: String = key.extract().map_err(|_| {
@@ -298,21 +298,15 @@ impl PyActionQueue {
                 values.insert(name, value);
             }
         }
-        if let Some(service_name) = service_name {
-            if values.contains_key("service_name") {
-                return Err(PyTypeError::new_err(
-                    "service_name given both as an argument and in params",
-                ));
-            }
-            values.insert("service_name".to_owned(), service_name);
-        }
         let request = NewAction {
             server_id: server_id.to_owned(),
             action_type: action_type.to_owned(),
             params: values,
             alert_id,
             created_by: created_by.to_owned(),
-        };
+        }
+        .service_name_shorthand(service_name)
+        .map_err(|e| to_py_err(py, e))?;
         self.run(py, |q| q.create_action(&request))
             .map(PyAction::from)
     }
@@ -334,7 +328,8 @@ impl PyActionQueue {
     }
 
     /// A page of actions, newest first, with the total number of matches.
-    /// `limit` must be 1..=100 (default 50) and `offset` >= 0.
+    /// `limit` must be 1..=`actionq.limits.MAX_PAGE_LIMIT` (default
+    /// `DEFAULT_PAGE_LIMIT`) and `offset` >= 0.
     #[pyo3(signature = (
         status = None,
         server_id = None,
@@ -389,7 +384,7 @@ impl PyActionQueue {
     /// pending → rejected, with a reason of 1–1000 characters.
     #[pyo3(signature = (id, reason, by = actionq::DASHBOARD))]
     fn reject_action(&self, py: Python<'_>, id: i64, reason: &str, by: &str) -> PyResult<PyAction> {
-        self.run(py, |q| q.reject_action(id, by, reason))
+        self.run(py, |q| q.reject_action(id, reason, by))
             .map(PyAction::from)
     }
 
@@ -402,7 +397,9 @@ impl PyActionQueue {
 
     /// Claims the oldest approved action of `server_id`: it becomes `executing`
     /// and the returned `Claim` carries the lease token. `None` when nothing is
-    /// approved. `lease_seconds` defaults to the queue's default lease.
+    /// approved. `lease_seconds` `None` gives the queue's default lease; 0 (or
+    /// less) is `InvalidInputError`, as in every host. Runs `expire_leases`
+    /// first unless the queue was opened with `expire_leases_on_read=False`.
     #[pyo3(signature = (server_id, lease_seconds = None))]
     fn claim_next(
         &self,
@@ -449,14 +446,16 @@ impl PyActionQueue {
     }
 
     /// Fails every executing action whose lease ran out (exit code -1, never
-    /// retried) and returns them.
+    /// retried) and returns them. Reads do this first on their own unless the
+    /// queue was opened with `expire_leases_on_read=False`.
     fn expire_leases(&self, py: Python<'_>) -> PyResult<Vec<PyAction>> {
         self.run(py, |q| q.expire_leases())
             .map(|actions| actions.into_iter().map(PyAction::from).collect())
     }
 
-    /// Up to `limit` (1..=1000, default 100) audit events after `cursor`, oldest
-    /// first. Pass the last event's `id` as the next cursor.
+    /// Up to `limit` (1..=`actionq.limits.MAX_EVENTS_LIMIT`, default
+    /// `DEFAULT_EVENTS_LIMIT`) audit events after `cursor`, oldest first. Pass
+    /// the last event's `id` as the next cursor.
     #[pyo3(signature = (cursor = 0, limit = actionq::DEFAULT_EVENTS_LIMIT))]
     fn events_since(&self, py: Python<'_>, cursor: i64, limit: i64) -> PyResult<Vec<PyEvent>> {
         self.run(py, |q| q.events_since(cursor, limit))

@@ -214,10 +214,10 @@ macro_rules! action_class_methods {
                 &self.core_action().action_type
             }
 
-            /// Current status, a plain `str` (`"pending"`, `"approved"`, ...).
+            /// Current status: an `actionq.ActionStatus` member (a `str`).
             #[getter]
-            fn status(&self) -> &'static str {
-                self.core_action().status.as_str()
+            fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                crate::limits::status_member(py, self.core_action().status)
             }
 
             /// The systemd unit, for actions that take one.
@@ -557,17 +557,21 @@ impl PyEvent {
         self.inner.action_id
     }
 
-    /// Status before the change; `None` when the action was created.
+    /// Status before the change (an `actionq.ActionStatus` member); `None`
+    /// when the action was created.
     #[getter]
     #[allow(clippy::wrong_self_convention)] // the wire name, not a constructor
-    fn from_status(&self) -> Option<&'static str> {
-        self.inner.from_status.map(|s| s.as_str())
+    fn from_status<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner
+            .from_status
+            .map(|s| crate::limits::status_member(py, s))
+            .transpose()
     }
 
-    /// Status after the change.
+    /// Status after the change (an `actionq.ActionStatus` member).
     #[getter]
-    fn to_status(&self) -> &'static str {
-        self.inner.to_status.as_str()
+    fn to_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        crate::limits::status_member(py, self.inner.to_status)
     }
 
     /// Who made the change (`"auto"`, `"dashboard"`, `"agent"`, `"system"`, ...).

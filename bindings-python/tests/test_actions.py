@@ -55,7 +55,7 @@ def test_ids_strictly_increase(queue: actionq.ActionQueue) -> None:
 def test_params_dict_and_service_name(queue: actionq.ActionQueue) -> None:
     action = queue.create_action("web-1", "restart_service", params={"service_name": "sshd"})
     assert action.argv == ["systemctl", "restart", "sshd"]
-    with pytest.raises(TypeError):
+    with pytest.raises(actionq.InvalidInputError, match="service_name given both on its own and in params"):
         queue.create_action("web-1", "restart_service", "a", params={"service_name": "b"})
     with pytest.raises(TypeError):
         queue.create_action("web-1", "restart_service", params={"service_name": 1.5})  # type: ignore[dict-item]

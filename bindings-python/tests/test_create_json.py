@@ -26,7 +26,7 @@ def test_reads_the_http_create_body(queue: actionq.ActionQueue) -> None:
     ("request_text", "message"),
     [
         ('{"server_id": "web-1", "action_type": "restart_service", "service_name": "a", "params": {"service_name": "b"}}',
-         "service_name given both as a field and in params"),
+         "service_name given both on its own and in params"),
         ('{"server_id": "web-1", "action_type": "clear_logs", "bogus": 1}', "unknown field `bogus`"),
         ('{"server_id": "web-1", "action_type": "restart_service", "params": {"service_name": 5}}', "invalid type"),
         ('{"server_id": "web-1"', "invalid create request"),

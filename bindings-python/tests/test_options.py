@@ -167,10 +167,10 @@ def test_in_memory_queues_are_separate() -> None:
     assert a.path is None
 
 
-def test_bad_settings_are_value_errors(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="durability"):
+def test_bad_settings_are_the_cores_invalid_input(tmp_path: Path) -> None:
+    with pytest.raises(actionq.InvalidInputError, match="durability"):
         actionq.ActionQueue(tmp_path / "a.db", durability="fast")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="busy_timeout_seconds"):
+    with pytest.raises(actionq.InvalidInputError, match="busy_timeout_seconds"):
         actionq.ActionQueue(tmp_path / "a.db", busy_timeout_seconds=-1)
     with pytest.raises(TypeError):
         actionq.ActionQueue(42)  # type: ignore[arg-type]

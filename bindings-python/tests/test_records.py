@@ -129,7 +129,7 @@ def test_equality_and_hash(queue: actionq.ActionQueue) -> None:
 def test_records_are_frozen(queue: actionq.ActionQueue) -> None:
     action = queue.create_action("web-1", "clear_logs")
     with pytest.raises(AttributeError):
-        action.status = "completed"  # type: ignore[misc]
+        action.status = actionq.ActionStatus.COMPLETED  # type: ignore[misc]
     with pytest.raises((AttributeError, TypeError)):
         action.extra = 1  # type: ignore[attr-defined]
     argv = action.argv

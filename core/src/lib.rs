@@ -11,7 +11,8 @@
 //! (the [`Store`] trait and the types a backend writer needs) is the [`store`]
 //! module, whose docs list every place a new backend touches.
 //!
-//! Layout: `queue` (the API: validation, defaults, the clock), `rules` (the
+//! Layout: `queue` (the API: validation, the clock), [`limits`] (every named
+//! limit and default, which every host takes from there), `rules` (the
 //! create rules and the status machine every store applies alike), `store`
 //! (the trait) with one module per backend under `store/`, `whitelist`,
 //! `model` (the records), `error`, `clock`.
@@ -22,6 +23,7 @@
 
 mod clock;
 mod error;
+pub mod limits;
 mod model;
 mod queue;
 mod rules;
@@ -30,11 +32,9 @@ pub mod whitelist;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
+pub use limits::DEFAULT_EVENTS_LIMIT;
 pub use model::{Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp};
-pub use queue::{
-    ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, DEFAULT_EVENTS_LIMIT,
-    SYSTEM,
-};
+pub use queue::{ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM};
 pub use rules::{AUTO_APPROVED, LEASE_EXPIRED_STDERR};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "sqlite")]

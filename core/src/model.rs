@@ -50,7 +50,8 @@ pub enum ActionStatus {
 }
 
 impl ActionStatus {
-    /// Every status, in life-cycle order.
+    /// Every status, in life-cycle order: the list every host builds its own
+    /// enum from (Python's `actionq.ActionStatus`, the HTTP schema's).
     pub const ALL: [ActionStatus; 7] = [
         ActionStatus::Pending,
         ActionStatus::Approved,
@@ -89,9 +90,11 @@ impl FromStr for ActionStatus {
             .into_iter()
             .find(|status| status.as_str() == s)
             .ok_or_else(|| {
+                let names: Vec<&str> = ActionStatus::ALL.iter().map(|s| s.as_str()).collect();
                 Error::InvalidInput(format!(
-                    "Invalid status '{}' (must be one of: pending, approved, rejected, cancelled, executing, completed, failed)",
-                    s.escape_debug()
+                    "Invalid status '{}' (must be one of: {})",
+                    s.escape_debug(),
+                    names.join(", ")
                 ))
             })
     }

@@ -11,6 +11,7 @@ use chrono::TimeDelta;
 
 use crate::clock::{to_micros, Clock, SystemClock};
 use crate::error::{Error, Result};
+use crate::limits;
 use crate::model::{
     Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp,
 };
@@ -24,28 +25,35 @@ use crate::whitelist::{ConflictPolicy, Whitelist};
 pub const DASHBOARD: &str = "dashboard";
 /// Actor recorded for agent operations (claim, result).
 pub const AGENT: &str = "agent";
-/// Page size of [`ActionQueue::events_since`] when a host names none.
-pub const DEFAULT_EVENTS_LIMIT: i64 = 100;
 /// Actor recorded for lease expiry.
 pub const SYSTEM: &str = "system";
 
-/// Tunables of a queue.
+/// Tunables of a queue. Defaults: the [`limits`] module's `DEFAULT_*` values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueOptions {
-    /// `stdout`/`stderr` are cut to this many characters (default 10,000).
+    /// `stdout`/`stderr` are cut to this many characters
+    /// ([`limits::DEFAULT_OUTPUT_CAP_CHARS`]); 0 keeps none.
     pub output_cap_chars: usize,
-    /// Lease given by `claim_next`/`heartbeat` when the caller names none (default 5 min).
+    /// Lease given by `claim_next`/`heartbeat` when the caller names none
+    /// ([`limits::DEFAULT_LEASE`]).
     pub default_lease: Duration,
-    /// Longest lease a caller may ask for (default 24 h).
+    /// Longest lease a caller may ask for ([`limits::DEFAULT_MAX_LEASE`]).
     pub max_lease: Duration,
+    /// Whether every read (`get_action`, the listings, `events_since`) and
+    /// `claim_next` first runs [`ActionQueue::expire_leases`], so no read shows
+    /// an action `executing` after its lease ran out
+    /// ([`limits::DEFAULT_EXPIRE_LEASES_ON_READ`]: on). Off, the host must call
+    /// `expire_leases` itself.
+    pub expire_leases_on_read: bool,
 }
 
 impl Default for QueueOptions {
     fn default() -> Self {
         QueueOptions {
-            output_cap_chars: 10_000,
-            default_lease: Duration::from_secs(300),
-            max_lease: Duration::from_secs(24 * 3600),
+            output_cap_chars: limits::DEFAULT_OUTPUT_CAP_CHARS,
+            default_lease: limits::DEFAULT_LEASE,
+            max_lease: limits::DEFAULT_MAX_LEASE,
+            expire_leases_on_read: limits::DEFAULT_EXPIRE_LEASES_ON_READ,
         }
     }
 }
@@ -80,6 +88,25 @@ impl NewAction {
     /// Sets the `service_name` parameter.
     pub fn service_name(self, service_name: impl Into<String>) -> Self {
         self.param("service_name", service_name)
+    }
+
+    /// Applies the `service_name` shorthand every host offers beside the
+    /// parameters (the HTTP body's field, Python's argument, the C request's
+    /// key): sets that parameter, or InvalidInput when it is already set in
+    /// the parameters. `None` leaves the request as it is.
+    ///
+    /// ```
+    /// let request = actionq::NewAction::new("web-1", "restart_service").param("service_name", "a");
+    /// assert!(request.service_name_shorthand(Some("b".into())).is_err());
+    /// ```
+    pub fn service_name_shorthand(self, service_name: Option<String>) -> Result<Self> {
+        match service_name {
+            None => Ok(self),
+            Some(_) if self.params.contains_key("service_name") => Err(Error::InvalidInput(
+                "service_name given both on its own and in params".into(),
+            )),
+            Some(service_name) => Ok(self.service_name(service_name)),
+        }
     }
 
     /// Sets a parameter.
@@ -130,14 +157,7 @@ impl NewAction {
             .map_err(|e| Error::InvalidInput(format!("invalid create request: {e}")))?;
         let mut request = NewAction::new(body.server_id, body.action_type);
         request.params = body.params;
-        if let Some(service_name) = body.service_name {
-            if request.params.contains_key("service_name") {
-                return Err(Error::InvalidInput(
-                    "service_name given both as a field and in params".into(),
-                ));
-            }
-            request = request.service_name(service_name);
-        }
+        request = request.service_name_shorthand(body.service_name)?;
         request.alert_id = body.alert_id;
         if let Some(created_by) = body.created_by {
             request.created_by = created_by;
@@ -146,7 +166,8 @@ impl NewAction {
     }
 }
 
-/// Filters and page of a listing. Defaults: no filter, `limit` 50, `offset` 0.
+/// Filters and page of a listing. Defaults: no filter, `limit`
+/// [`limits::DEFAULT_PAGE_LIMIT`], `offset` 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionQuery {
     /// Only this status.
@@ -155,7 +176,7 @@ pub struct ActionQuery {
     pub server_id: Option<String>,
     /// Only this action type.
     pub action_type: Option<String>,
-    /// Page size, 1..=100.
+    /// Page size, 1..=[`limits::MAX_PAGE_LIMIT`].
     pub limit: i64,
     /// Matches to skip, ≥ 0.
     pub offset: i64,
@@ -167,7 +188,7 @@ impl Default for ActionQuery {
             status: None,
             server_id: None,
             action_type: None,
-            limit: 50,
+            limit: limits::DEFAULT_PAGE_LIMIT,
             offset: 0,
         }
     }
@@ -225,7 +246,8 @@ fn check_len(what: &str, value: &str, max: usize) -> Result<()> {
 
 /// Checks a server id: 1–100 chars of `[A-Za-z0-9._-]`, starting alphanumeric.
 fn check_server_id(id: &str) -> Result<()> {
-    let ok = (1..=100).contains(&id.len())
+    let max = limits::MAX_SERVER_ID_CHARS;
+    let ok = (1..=max).contains(&id.len())
         && id.starts_with(|c: char| c.is_ascii_alphanumeric())
         && id
             .chars()
@@ -234,8 +256,8 @@ fn check_server_id(id: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::InvalidInput(format!(
-            "Invalid server id '{}': 1-100 characters of [A-Za-z0-9._-], starting with a letter or digit",
-            id.chars().take(100).collect::<String>().escape_debug()
+            "Invalid server id '{}': 1-{max} characters of [A-Za-z0-9._-], starting with a letter or digit",
+            id.chars().take(max).collect::<String>().escape_debug()
         )))
     }
 }
@@ -311,7 +333,7 @@ impl ActionQueue {
     pub fn create_server(&self, id: &str, hostname: Option<&str>) -> Result<Server> {
         check_server_id(id)?;
         if let Some(h) = hostname {
-            check_len("hostname", h, 255)?;
+            check_len("hostname", h, limits::MAX_HOSTNAME_CHARS)?;
         }
         let server = Server {
             id: id.to_owned(),
@@ -350,8 +372,8 @@ impl ActionQueue {
     /// conflict policy (Conflict); then auto-approves unless the server is paused.
     pub fn create_action(&self, request: &NewAction) -> Result<Action> {
         check_server_id(&request.server_id)?;
-        check_len("action_type", &request.action_type, 100)?;
-        check_len("created_by", &request.created_by, 100)?;
+        check_len("action_type", &request.action_type, limits::MAX_NAME_CHARS)?;
+        check_len("created_by", &request.created_by, limits::MAX_NAME_CHARS)?;
         if let Some(alert_id) = request.alert_id {
             if alert_id < 1 {
                 return Err(Error::InvalidInput(format!(
@@ -412,8 +434,19 @@ impl ActionQueue {
         self.store.insert_action(draft, &guard)
     }
 
+    /// Runs [`ActionQueue::expire_leases`] when
+    /// [`QueueOptions::expire_leases_on_read`] asks for it: the first step of
+    /// every read and of `claim_next`, before any check of their arguments.
+    fn expire_before_read(&self) -> Result<()> {
+        if self.options.expire_leases_on_read {
+            self.expire_leases()?;
+        }
+        Ok(())
+    }
+
     /// The action `id`, or NotFound `Action {id} not found`.
     pub fn get_action(&self, id: i64) -> Result<Action> {
+        self.expire_before_read()?;
         self.store
             .get_action(id)?
             .ok_or_else(|| Error::action_not_found(id))
@@ -421,9 +454,16 @@ impl ActionQueue {
 
     /// A page of actions matching `query`, newest first, with the total count.
     pub fn list_actions(&self, query: &ActionQuery) -> Result<ActionPage> {
-        if !(1..=100).contains(&query.limit) {
+        self.expire_before_read()?;
+        self.list_unswept(query)
+    }
+
+    /// [`ActionQueue::list_actions`] without the sweep before it.
+    fn list_unswept(&self, query: &ActionQuery) -> Result<ActionPage> {
+        if !(1..=limits::MAX_PAGE_LIMIT).contains(&query.limit) {
             return Err(Error::InvalidInput(format!(
-                "limit must be between 1 and 100 (got {})",
+                "limit must be between 1 and {} (got {})",
+                limits::MAX_PAGE_LIMIT,
                 query.limit
             )));
         }
@@ -459,8 +499,9 @@ impl ActionQueue {
         limit: i64,
         offset: i64,
     ) -> Result<ActionPage> {
+        self.expire_before_read()?;
         self.get_server(server_id)?;
-        self.list_actions(&ActionQuery {
+        self.list_unswept(&ActionQuery {
             status,
             server_id: Some(server_id.to_owned()),
             action_type: None,
@@ -474,7 +515,7 @@ impl ActionQueue {
     }
 
     fn change_at(&self, id: i64, kind: ChangeKind, by: &str, at: Timestamp) -> Result<Action> {
-        check_len("actor", by, 100)?;
+        check_len("actor", by, limits::MAX_NAME_CHARS)?;
         let change = Change {
             kind,
             by: by.to_owned(),
@@ -488,12 +529,16 @@ impl ActionQueue {
         self.change(id, ChangeKind::Approve, by)
     }
 
-    /// pending → rejected with a reason of 1–1000 characters.
-    pub fn reject_action(&self, id: i64, by: &str, reason: &str) -> Result<Action> {
+    /// pending → rejected by `by`, with a reason of 1–1000 characters.
+    ///
+    /// Arguments in the order of every host (Rust, Python, C): id, reason, by —
+    /// the actor last, as in every change.
+    pub fn reject_action(&self, id: i64, reason: &str, by: &str) -> Result<Action> {
         let n = reason.chars().count();
-        if !(1..=1000).contains(&n) {
+        if !(1..=limits::MAX_REASON_CHARS).contains(&n) {
             return Err(Error::InvalidInput(format!(
-                "reason must be 1-1000 characters (got {n})"
+                "reason must be 1-{} characters (got {n})",
+                limits::MAX_REASON_CHARS
             )));
         }
         let reason = reason.to_owned();
@@ -506,6 +551,7 @@ impl ActionQueue {
     }
 
     /// When a lease of `lease` (default: the options') taken at `now` runs out.
+    /// A zero lease is InvalidInput: "the default" is `None`, never 0.
     fn lease_until(&self, now: Timestamp, lease: Option<Duration>) -> Result<Timestamp> {
         let lease = lease.unwrap_or(self.options.default_lease);
         if lease.is_zero() || lease > self.options.max_lease {
@@ -522,6 +568,7 @@ impl ActionQueue {
     /// becomes `executing` and the returned token fences the executor. `None` when
     /// nothing is approved. `lease` defaults to [`QueueOptions::default_lease`].
     pub fn claim_next(&self, server_id: &str, lease: Option<Duration>) -> Result<Option<Claim>> {
+        self.expire_before_read()?;
         let now = self.now();
         let lease_expires_at = self.lease_until(now, lease)?;
         self.get_server(server_id)?;
@@ -586,17 +633,20 @@ impl ActionQueue {
         self.store.expire_leases(&change)
     }
 
-    /// Up to `limit` (1..=1000) audit events after `cursor` (0 for the start), oldest first.
-    /// Pass the last event's `id` as the next cursor.
+    /// Up to `limit` (1..=[`limits::MAX_EVENTS_LIMIT`]; hosts default to
+    /// [`limits::DEFAULT_EVENTS_LIMIT`]) audit events after `cursor` (0 for the
+    /// start), oldest first. Pass the last event's `id` as the next cursor.
     pub fn events_since(&self, cursor: i64, limit: i64) -> Result<Vec<Event>> {
+        self.expire_before_read()?;
         if cursor < 0 {
             return Err(Error::InvalidInput(format!(
                 "cursor must be at least 0 (got {cursor})"
             )));
         }
-        if !(1..=1000).contains(&limit) {
+        if !(1..=limits::MAX_EVENTS_LIMIT).contains(&limit) {
             return Err(Error::InvalidInput(format!(
-                "limit must be between 1 and 1000 (got {limit})"
+                "limit must be between 1 and {} (got {limit})",
+                limits::MAX_EVENTS_LIMIT
             )));
         }
         self.store.events_since(cursor, limit as u32)

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use actionq::{
-    ActionQuery, ActionQueue, ActionStatus, ErrorKind, NewAction, SqliteOptions, SqliteStore,
-    Store, SCHEMA_VERSION,
+    ActionQuery, ActionQueue, ActionStatus, ErrorKind, NewAction, QueueOptions, SqliteOptions,
+    SqliteStore, Store, SCHEMA_VERSION,
 };
 use rusqlite::Connection;
 
@@ -60,7 +60,13 @@ fn v1_database_migrates_with_data_intact() {
     };
     assert_eq!(before.len(), 7);
 
-    let queue = ActionQueue::new(SqliteStore::open(&db, &SqliteOptions::default()).unwrap());
+    // Reads as stored: the fixture's executing action holds a lease from 2026-01-01,
+    // which the default sweep before reads would fail.
+    let queue = ActionQueue::new(SqliteStore::open(&db, &SqliteOptions::default()).unwrap())
+        .with_options(QueueOptions {
+            expire_leases_on_read: false,
+            ..QueueOptions::default()
+        });
     assert_eq!(user_version(&db), SCHEMA_VERSION);
     // Every row, every field survived and reads back through the library.
     let completed = queue.get_action(1).unwrap();

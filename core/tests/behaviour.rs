@@ -409,7 +409,7 @@ fn apt_actions_are_exclusive_per_server(env: Env) {
         .create_action(&NewAction::new("web-1", "apt_upgrade_all"))
         .unwrap();
     // neither does a cancelled or rejected one
-    q.reject_action(next.id, "dashboard", "not now").unwrap();
+    q.reject_action(next.id, "not now", "dashboard").unwrap();
     let again = q
         .create_action(&NewAction::new("web-1", "apt_update"))
         .unwrap();
@@ -456,7 +456,7 @@ fn approve_reject_cancel_from_pending(env: Env) {
         (Some(now), Some("alice"))
     );
 
-    let b = q.reject_action(b.id, "bob", "maintenance window").unwrap();
+    let b = q.reject_action(b.id, "maintenance window", "bob").unwrap();
     assert_eq!(b.status, ActionStatus::Rejected);
     assert_eq!(b.rejected_at, Some(now));
     assert_eq!(b.rejected_by.as_deref(), Some("bob"));
@@ -486,7 +486,7 @@ fn illegal_transitions_name_the_current_status(env: Env) {
         "Cannot approve action with status 'approved' (must be pending)"
     );
     assert_eq!(
-        message(q.reject_action(a.id, "dashboard", "no")),
+        message(q.reject_action(a.id, "no", "dashboard")),
         "Cannot reject action with status 'approved' (must be pending)"
     );
     let claim = q.claim_next("web-1", None).unwrap().unwrap();
@@ -498,7 +498,7 @@ fn illegal_transitions_name_the_current_status(env: Env) {
         .unwrap();
     for r in [
         q.approve_action(a.id, "d"),
-        q.reject_action(a.id, "d", "x"),
+        q.reject_action(a.id, "x", "d"),
         q.cancel_action(a.id, "d"),
     ] {
         let err = r.unwrap_err();
@@ -530,16 +530,16 @@ fn reject_reason_is_1_to_1000_chars(env: Env) {
     let q = &env.queue;
     let a = q.create_action(&restart("web-1", "nginx")).unwrap();
     assert_eq!(
-        kind(q.reject_action(a.id, "dashboard", "")),
+        kind(q.reject_action(a.id, "", "dashboard")),
         ErrorKind::InvalidInput
     );
     assert_eq!(
-        kind(q.reject_action(a.id, "dashboard", &"é".repeat(1001))),
+        kind(q.reject_action(a.id, &"é".repeat(1001), "dashboard")),
         ErrorKind::InvalidInput
     );
     assert_eq!(q.get_action(a.id).unwrap().status, ActionStatus::Pending);
     let r = q
-        .reject_action(a.id, "dashboard", &"é".repeat(1000))
+        .reject_action(a.id, &"é".repeat(1000), "dashboard")
         .unwrap();
     assert_eq!(r.rejection_reason.unwrap().chars().count(), 1000);
 }
@@ -551,7 +551,7 @@ fn unknown_action_is_not_found(env: Env) {
     for id in [0, -1, 999, i64::MAX] {
         assert_eq!(kind(q.get_action(id)), ErrorKind::NotFound);
         assert_eq!(kind(q.approve_action(id, "d")), ErrorKind::NotFound);
-        assert_eq!(kind(q.reject_action(id, "d", "r")), ErrorKind::NotFound);
+        assert_eq!(kind(q.reject_action(id, "r", "d")), ErrorKind::NotFound);
         assert_eq!(kind(q.cancel_action(id, "d")), ErrorKind::NotFound);
         assert_eq!(kind(q.heartbeat(id, "t", None)), ErrorKind::NotFound);
         assert_eq!(
@@ -1019,7 +1019,7 @@ fn every_state_change_is_an_event(env: Env) {
     let b = q.create_action(&restart("web-1", "b")).unwrap();
     let c = q.create_action(&restart("web-1", "c")).unwrap();
     q.approve_action(a.id, "alice").unwrap();
-    q.reject_action(b.id, "bob", "no").unwrap();
+    q.reject_action(b.id, "no", "bob").unwrap();
     q.cancel_action(c.id, "carol").unwrap();
     let claim = q
         .claim_next("web-1", Some(Duration::from_secs(60)))
@@ -1217,7 +1217,7 @@ fn one_action_per_status(env: &Env) -> Vec<(ActionStatus, i64, Option<String>)> 
     let mk = |svc: &str| q.create_action(&restart("agent-host", svc)).unwrap().id;
     let pending = mk("pending");
     let rejected = mk("rejected");
-    q.reject_action(rejected, "dashboard", "no").unwrap();
+    q.reject_action(rejected, "no", "dashboard").unwrap();
     let cancelled = mk("cancelled");
     q.cancel_action(cancelled, "dashboard").unwrap();
     let mut claimed = Vec::new();
@@ -1279,7 +1279,7 @@ fn transition_matrix_from_every_status(env: Env) {
             let events_before = q.events_since(0, 1000).unwrap();
             let r = match verb {
                 "approve" => q.approve_action(id, "dashboard"),
-                "reject" => q.reject_action(id, "dashboard", "why"),
+                "reject" => q.reject_action(id, "why", "dashboard"),
                 "cancel" => q.cancel_action(id, "dashboard"),
                 "report result for" => q.report_result(id, &token2, 0, None, None),
                 _ => q.heartbeat(id, &token2, None),
@@ -1555,7 +1555,7 @@ fn event_log_is_append_only_and_resumable(env: Env) {
     );
     q.pause_server("web-1").unwrap();
     let b = q.create_action(&restart("web-1", "b")).unwrap();
-    q.reject_action(b.id, "bob", "nope").unwrap();
+    q.reject_action(b.id, "nope", "bob").unwrap();
     q.unpause_server("web-1").unwrap();
     let c = q.create_action(&restart("web-1", "c")).unwrap();
     let claim = q

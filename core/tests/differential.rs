@@ -391,7 +391,7 @@ impl Real {
             }
             Op::Approve(a) => q.approve_action(pick(*a), "dashboard").map(Out::Action),
             Op::Reject(a, r) => q
-                .reject_action(pick(*a), "dashboard", &reason(*r))
+                .reject_action(pick(*a), &reason(*r), "dashboard")
                 .map(Out::Action),
             Op::Cancel(a) => q.cancel_action(pick(*a), "dashboard").map(Out::Action),
             Op::Get(a) => q.get_action(pick(*a)).map(Out::Action),
@@ -628,9 +628,51 @@ impl Model {
         }))
     }
 
+    /// Fails the executing actions whose lease ran out at `now`: the core's
+    /// `expire_leases`, also run first by every read and claim.
+    fn expire(&mut self, now: chrono::DateTime<Utc>) -> Result<Vec<Action>, Fail> {
+        use ActionStatus::*;
+        let due: Vec<i64> = self
+            .actions
+            .iter()
+            .filter(|a| a.status == Executing && a.lease_expires_at.is_some_and(|t| t <= now))
+            .map(|a| a.id)
+            .collect();
+        let mut out = Vec::new();
+        for id in due {
+            self.tokens.remove(&id);
+            let Out::Action(a) = self.transition(
+                id,
+                &[Executing],
+                |a| {
+                    a.status = Failed;
+                    a.exit_code = Some(-1);
+                    a.completed_at = Some(now);
+                    a.stderr = Some(LEASE_EXPIRED_STDERR.into());
+                },
+                "system",
+                now,
+                Some("lease expired".into()),
+            )?
+            else {
+                unreachable!()
+            };
+            out.push(a);
+        }
+        Ok(out)
+    }
+
     fn apply(&mut self, op: &Op, now: chrono::DateTime<Utc>) -> Res {
         use ActionStatus::*;
         let n_ids = self.actions.len() as i64;
+        // QueueOptions::expire_leases_on_read (on by default): reads and claims
+        // first fail what ran out.
+        if matches!(
+            op,
+            Op::Get(_) | Op::Claim(..) | Op::List { .. } | Op::ListServer(..) | Op::Events(..)
+        ) {
+            self.expire(now)?;
+        }
         let pick = |a: u8| pick_id(a, n_ids);
         match op {
             Op::CreateServer(s) => {
@@ -884,38 +926,7 @@ impl Model {
                 )
             }
             Op::Advance(_) => Ok(Out::Claimed(None)),
-            Op::Expire => {
-                let due: Vec<i64> = self
-                    .actions
-                    .iter()
-                    .filter(|a| {
-                        a.status == Executing && a.lease_expires_at.is_some_and(|t| t <= now)
-                    })
-                    .map(|a| a.id)
-                    .collect();
-                let mut out = Vec::new();
-                for id in due {
-                    self.tokens.remove(&id);
-                    let Out::Action(a) = self.transition(
-                        id,
-                        &[Executing],
-                        |a| {
-                            a.status = Failed;
-                            a.exit_code = Some(-1);
-                            a.completed_at = Some(now);
-                            a.stderr = Some(LEASE_EXPIRED_STDERR.into());
-                        },
-                        "system",
-                        now,
-                        Some("lease expired".into()),
-                    )?
-                    else {
-                        unreachable!()
-                    };
-                    out.push(a);
-                }
-                Ok(Out::Actions(out))
-            }
+            Op::Expire => self.expire(now).map(Out::Actions),
             Op::List {
                 status,
                 server,
@@ -1104,6 +1115,10 @@ fn run(custom: bool, ops: &[Op]) -> Result<usize, TestCaseError> {
             name
         );
     }
+    // The listings above swept what ran out; so does the model.
+    model
+        .expire(actionq::Clock::now(&*clock))
+        .expect("expiry never fails");
     let mut by_model = model.actions.clone();
     by_model.sort_by_key(|a| std::cmp::Reverse((a.created_at, a.id)));
     prop_assert_eq!(&m, &by_model, "final actions: queue vs model");

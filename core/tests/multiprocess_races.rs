@@ -314,7 +314,7 @@ fn race_child_entry() {
                 for id in order {
                     let (verb, r) = match rng.below(3) {
                         0 => ("approve", queue.approve_action(id, "dashboard")),
-                        1 => ("reject", queue.reject_action(id, "dashboard", "race")),
+                        1 => ("reject", queue.reject_action(id, "race", "dashboard")),
                         _ => ("cancel", queue.cancel_action(id, "dashboard")),
                     };
                     note(format!("{verb} {id} {}", record(&r)));

@@ -92,7 +92,8 @@ int main(int argc, char **argv) {
   aq_string_free(json);
 
   /* The agent side: claim, then report with the lease token. */
-  check(aq_action_claim_next(queue, "web-1", 120, &json), "aq_action_claim_next");
+  double lease_seconds = 120; /* NULL instead: the queue's default lease */
+  check(aq_action_claim_next(queue, "web-1", &lease_seconds, &json), "aq_action_claim_next");
   if (json == NULL) {
     fprintf(stderr, "nothing to claim\n");
     return 1;

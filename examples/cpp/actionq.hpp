@@ -71,6 +71,7 @@ std::string json(Call &&call) {
 }
 
 inline const char *opt(const std::optional<std::string> &s) { return s ? s->c_str() : nullptr; }
+inline const double *opt(const std::optional<double> &d) { return d ? &*d : nullptr; }
 
 struct OptionsFree {
   void operator()(aq_options *o) const noexcept { aq_options_free(o); }
@@ -145,19 +146,22 @@ class Queue {
   }
   std::string reject(int64_t id, const std::string &reason, const std::optional<std::string> &by = {}) const {
     return detail::json(
-        [&](char **out) { return aq_action_reject(get(), id, detail::opt(by), reason.c_str(), out); });
+        [&](char **out) { return aq_action_reject(get(), id, reason.c_str(), detail::opt(by), out); });
   }
   std::string cancel(int64_t id, const std::optional<std::string> &by = {}) const {
     return detail::json([&](char **out) { return aq_action_cancel(get(), id, detail::opt(by), out); });
   }
   // The claim's JSON (with "lease_token"), or nullopt when nothing is approved.
-  std::optional<std::string> claim_next(const std::string &server_id, uint64_t lease_seconds = 0) const {
+  // lease_seconds: nullopt for the queue's default lease (0 is refused).
+  std::optional<std::string> claim_next(const std::string &server_id,
+                                        std::optional<double> lease_seconds = std::nullopt) const {
     return detail::json_call(
-        [&](char **out) { return aq_action_claim_next(get(), server_id.c_str(), lease_seconds, out); });
+        [&](char **out) { return aq_action_claim_next(get(), server_id.c_str(), detail::opt(lease_seconds), out); });
   }
-  std::string heartbeat(int64_t id, const std::string &lease_token, uint64_t lease_seconds = 0) const {
+  std::string heartbeat(int64_t id, const std::string &lease_token,
+                        std::optional<double> lease_seconds = std::nullopt) const {
     return detail::json(
-        [&](char **out) { return aq_action_heartbeat(get(), id, lease_token.c_str(), lease_seconds, out); });
+        [&](char **out) { return aq_action_heartbeat(get(), id, lease_token.c_str(), detail::opt(lease_seconds), out); });
   }
   std::string report_result(int64_t id, const std::string &lease_token, int32_t exit_code,
                             const std::optional<std::string> &stdout_text = {},

@@ -219,7 +219,7 @@ fuzz_target!(|data: &[u8]| {
             queue,
             number,
             ptr_of(&a4),
-            30,
+            &30.0,
             &mut out,
         ));
         take_json(std::mem::replace(&mut out, ptr::null_mut()));

@@ -14,29 +14,21 @@ the audit trail::
         queue.report_result(claim.id, claim.lease_token, 0, stdout="ok")
 
 Every error is an :class:`ActionQueueError` subclass carrying ``code``,
-``http_status`` and ``message``.
+``http_status`` and ``message``. :class:`ActionStatus` is built from the
+core's status list, and :mod:`actionq.limits` holds the core's limits and
+defaults (the same values as Rust's ``actionq::limits`` and C's ``AQ_*``).
 """
 
 from __future__ import annotations
 
-import sys
-if sys.version_info >= (3, 11):
-    from enum import StrEnum
-else:  # pragma: no cover - Python 3.9/3.10
-    import enum
-
-    class StrEnum(str, enum.Enum):
-        """``enum.StrEnum`` for Python < 3.11."""
-
-        def __str__(self) -> str:
-            return str(self.value)
-
+from actionq import limits
 from actionq._actionq import (
     DEFAULT_WHITELIST_JSON,
     Action,
     ActionPage,
     ActionQueue,
     ActionQueueError,
+    ActionStatus,
     Claim,
     ConflictError,
     Event,
@@ -47,22 +39,6 @@ from actionq._actionq import (
     StorageError,
     __version__,
 )
-
-class ActionStatus(StrEnum):
-    """The statuses of an action, as a ``str`` enum.
-
-    ``Action.status`` is a plain ``str``; members compare equal to it
-    (``ActionStatus.PENDING == "pending"``), and pydantic fields typed
-    ``ActionStatus`` accept it.
-    """
-
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    EXECUTING = "executing"
-    COMPLETED = "completed"
-    FAILED = "failed"
 
 
 __all__ = [
@@ -81,4 +57,5 @@ __all__ = [
     "Server",
     "StorageError",
     "__version__",
+    "limits",
 ]

@@ -1,9 +1,17 @@
 """Type stubs of the extension module ``actionq._actionq`` (import ``actionq``)."""
 
 import os
+import sys
 from pathlib import Path
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Mapping, final
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum as _StrEnum
+else:
+    from enum import Enum
+
+    class _StrEnum(str, Enum): ...
 
 __all__ = [
     "ActionQueue",
@@ -18,12 +26,60 @@ __all__ = [
     "NotWhitelistedError",
     "ConflictError",
     "StorageError",
+    "ActionStatus",
+    "ACTION_STATUSES",
+    "DASHBOARD",
+    "DEFAULT_BUSY_TIMEOUT_SECONDS",
+    "DEFAULT_DURABILITY",
+    "DEFAULT_EVENTS_LIMIT",
+    "DEFAULT_EXPIRE_LEASES_ON_READ",
+    "DEFAULT_LEASE_SECONDS",
+    "DEFAULT_MAX_LEASE_SECONDS",
+    "DEFAULT_OUTPUT_CAP_CHARS",
+    "DEFAULT_PAGE_LIMIT",
+    "DURABILITIES",
+    "MAX_EVENTS_LIMIT",
+    "MAX_HOSTNAME_CHARS",
+    "MAX_NAME_CHARS",
+    "MAX_PAGE_LIMIT",
+    "MAX_REASON_CHARS",
+    "MAX_SERVER_ID_CHARS",
     "DEFAULT_WHITELIST_JSON",
     "__version__",
 ]
 
 DEFAULT_WHITELIST_JSON: str
 __version__: str
+
+# The core's names, lists, limits and defaults (re-exported by ``actionq.limits``).
+ACTION_STATUSES: tuple[str, ...]
+DURABILITIES: tuple[str, ...]
+DEFAULT_DURABILITY: str
+DASHBOARD: str
+DEFAULT_PAGE_LIMIT: int
+MAX_PAGE_LIMIT: int
+DEFAULT_EVENTS_LIMIT: int
+MAX_EVENTS_LIMIT: int
+MAX_SERVER_ID_CHARS: int
+MAX_HOSTNAME_CHARS: int
+MAX_NAME_CHARS: int
+MAX_REASON_CHARS: int
+DEFAULT_OUTPUT_CAP_CHARS: int
+DEFAULT_LEASE_SECONDS: int
+DEFAULT_MAX_LEASE_SECONDS: int
+DEFAULT_EXPIRE_LEASES_ON_READ: bool
+DEFAULT_BUSY_TIMEOUT_SECONDS: int
+
+class ActionStatus(_StrEnum):
+    """The statuses of an action, built from the core's list (``ACTION_STATUSES``)."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXECUTING = "executing"
+    COMPLETED = "completed"
+    FAILED = "failed"
 
 class ActionQueueError(Exception):
     """Base class of every actionq error."""
@@ -82,7 +138,7 @@ class Action:
     @property
     def action_type(self) -> str: ...
     @property
-    def status(self) -> str: ...
+    def status(self) -> ActionStatus: ...
     @property
     def service_name(self) -> str | None: ...
     @property
@@ -138,7 +194,7 @@ class Claim:
     @property
     def action_type(self) -> str: ...
     @property
-    def status(self) -> str: ...
+    def status(self) -> ActionStatus: ...
     @property
     def service_name(self) -> str | None: ...
     @property
@@ -213,9 +269,9 @@ class Event:
     @property
     def action_id(self) -> int: ...
     @property
-    def from_status(self) -> str | None: ...
+    def from_status(self) -> ActionStatus | None: ...
     @property
-    def to_status(self) -> str: ...
+    def to_status(self) -> ActionStatus: ...
     @property
     def by(self) -> str: ...
     @property
@@ -240,6 +296,7 @@ class ActionQueue:
         busy_timeout_seconds: float | None = None,
         default_lease_seconds: float | None = None,
         max_lease_seconds: float | None = None,
+        expire_leases_on_read: bool | None = None,
     ) -> ActionQueue: ...
     @property
     def path(self) -> Path | None: ...
@@ -249,6 +306,10 @@ class ActionQueue:
     def action_types(self) -> list[str]: ...
     @property
     def output_cap_chars(self) -> int: ...
+    @property
+    def default_lease_seconds(self) -> float: ...
+    @property
+    def expire_leases_on_read(self) -> bool: ...
     def create_server(self, id: str, hostname: str | None = None) -> Server: ...
     def get_server(self, id: str) -> Server: ...
     def pause_server(self, id: str) -> Server: ...
@@ -272,7 +333,7 @@ class ActionQueue:
     def get_action(self, id: int) -> Action: ...
     def list_actions(
         self,
-        status: str | None = None,
+        status: ActionStatus | str | None = None,
         server_id: str | None = None,
         action_type: str | None = None,
         limit: int = ...,
@@ -281,7 +342,7 @@ class ActionQueue:
     def list_server_actions(
         self,
         server_id: str,
-        status: str | None = None,
+        status: ActionStatus | str | None = None,
         limit: int = ...,
         offset: int = 0,
     ) -> ActionPage: ...

@@ -87,7 +87,7 @@ def test_refuses_without_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_bad_store_settings_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="durability"):
+    with pytest.raises(actionq.InvalidInputError, match="durability 'fast' .must be one of: normal, full"):
         create_app(tmp_path / "x.sqlite3", api_key=API_KEY, durability="fast")  # type: ignore[arg-type]
 
 
@@ -468,7 +468,7 @@ def test_service_name_given_twice_is_the_cores_invalid_input(client: TestClient)
         json={"server_id": "web-1", "action_type": "restart_service", "service_name": "a", "params": {"service_name": "b"}},
     )
     detail = error(response, 422, "VALIDATION_ERROR")
-    assert detail["message"] == "service_name given both as a field and in params"
+    assert detail["message"] == "service_name given both on its own and in params"
 
 
 @pytest.mark.parametrize("params", [{"service_name": 5}, ["nginx"], "nginx"])

@@ -192,6 +192,22 @@ impl MemoryStore {
     }
 }
 
+impl Inner {
+    /// Executing actions whose lease ran out at `at`, by id.
+    fn due_leases(&self, at: Timestamp) -> Vec<i64> {
+        self.executing
+            .iter()
+            .copied()
+            .filter(|&id| {
+                self.stored(id)
+                    .and_then(|s| s.later.as_ref())
+                    .and_then(|l| l.lease_expires_at)
+                    .is_some_and(|until| until <= at)
+            })
+            .collect()
+    }
+}
+
 fn boxed(s: &Option<String>) -> Option<Box<str>> {
     s.as_deref().map(Box::from)
 }
@@ -535,19 +551,14 @@ impl Store for MemoryStore {
     }
 
     fn expire_leases(&self, change: &Change) -> Result<Vec<Action>> {
+        // Reads sweep first (QueueOptions::expire_leases_on_read) and there is
+        // rarely anything due: look under the shared lock before taking the
+        // exclusive one. One that falls due after this look is caught next time.
+        if self.read().due_leases(change.at).is_empty() {
+            return Ok(Vec::new());
+        }
         let mut inner = self.write();
-        let due: Vec<i64> = inner
-            .executing
-            .iter()
-            .copied()
-            .filter(|&id| {
-                inner
-                    .stored(id)
-                    .and_then(|s| s.later.as_ref())
-                    .and_then(|l| l.lease_expires_at)
-                    .is_some_and(|until| until <= change.at)
-            })
-            .collect();
+        let due = inner.due_leases(change.at);
         due.into_iter().map(|id| inner.apply(id, change)).collect()
     }
 

@@ -2,11 +2,14 @@
 
 Response models read actionq's records directly (``from_attributes``): the
 endpoints return ``actionq.Action``/``Server``/``Event`` objects and FastAPI
-validates them against these models, with no field copying by hand.
+validates them against these models, with no field copying by hand. Limits in
+the descriptions come from :mod:`actionq.limits`, the status enum from the
+core's list, the action types from the default whitelist: none is restated here.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any
@@ -14,7 +17,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 from pydantic_core import PydanticCustomError
 
-from actionq import ActionStatus
+from actionq import DEFAULT_WHITELIST_JSON, ActionStatus, limits
 
 I64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 """An int the queue can take (its range is the queue's to check)."""
@@ -22,13 +25,13 @@ I32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 """A process exit code."""
 
 
-class ActionType(str, Enum):
-    """The action types of the default whitelist (anything else is a 422)."""
-
-    restart_service = "restart_service"
-    clear_logs = "clear_logs"
-    apt_update = "apt_update"
-    apt_upgrade_all = "apt_upgrade_all"
+ActionType = Enum(  # type: ignore[misc]
+    "ActionType",
+    {name: name for name in json.loads(DEFAULT_WHITELIST_JSON)["actions"]},
+    type=str,
+    module=__name__,
+)
+ActionType.__doc__ = "The action types of the default whitelist (anything else is a 422)."
 
 
 def _action_type_name(value: Any) -> str:
@@ -48,7 +51,9 @@ document sets to its own whitelist."""
 
 
 class ServerCreate(BaseModel):
-    id: str = Field(description="1-100 characters of [A-Za-z0-9._-], starting alphanumeric")
+    id: str = Field(
+        description=f"1-{limits.MAX_SERVER_ID_CHARS} characters of [A-Za-z0-9._-], starting alphanumeric"
+    )
     hostname: str | None = None
 
 
@@ -72,16 +77,19 @@ class ActionCreate(BaseModel):
 
 
 class RejectRequest(BaseModel):
-    reason: str = Field(description="1-1000 characters")
+    reason: str = Field(description=f"1-{limits.MAX_REASON_CHARS} characters")
+
+
+_LEASE = "(omitted: the queue's default lease; 0 is refused)"
 
 
 class ClaimRequest(BaseModel):
-    lease_seconds: float | None = Field(None, description="lease length (default 300 s)")
+    lease_seconds: float | None = Field(None, description=f"lease length in seconds {_LEASE}")
 
 
 class HeartbeatRequest(BaseModel):
     lease_token: str
-    lease_seconds: float | None = Field(None, description="new lease length from now (default 300 s)")
+    lease_seconds: float | None = Field(None, description=f"new lease length in seconds from now {_LEASE}")
 
 
 class ResultRequest(BaseModel):

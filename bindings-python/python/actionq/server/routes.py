@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 
 import actionq
-from actionq import ActionStatus
+from actionq import ActionStatus, limits
 from actionq.server.models import (
     I64,
     ActionCreate,
@@ -76,6 +76,9 @@ async def require_api_key(request: Request, given: Annotated[str | None, Depends
 
 
 Queue = Annotated[actionq.ActionQueue, Depends(get_queue)]
+_PAGE = f"1-{limits.MAX_PAGE_LIMIT}"
+# Lost leases need no sweep here: the queue expires them before every read
+# (actionq.limits.DEFAULT_EXPIRE_LEASES_ON_READ), in every host alike.
 ActionId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -84,11 +87,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)], responses=_ERRORS)
 """Every route of the contract, under ``/api/v1``, behind the API key."""
-
-
-def _sweep(queue: actionq.ActionQueue) -> None:
-    """Fails actions whose lease ran out, so lost agents surface in reads."""
-    queue.expire_leases()
 
 
 def _not_whitelisted(where: str, value: str, queue: actionq.ActionQueue) -> NoReturn:
@@ -137,10 +135,9 @@ def list_server_actions(
     server_id: str,
     queue: Queue,
     status: ActionStatus | None = None,
-    limit: Annotated[I64, Query(description="1-100")] = 50,
+    limit: Annotated[I64, Query(description=_PAGE)] = limits.DEFAULT_PAGE_LIMIT,
     offset: Annotated[I64, Query(description=">= 0")] = 0,
 ) -> actionq.ActionPage:
-    _sweep(queue)
     return queue.list_server_actions(server_id, status, limit, offset)
 
 
@@ -153,18 +150,16 @@ def list_actions(
     status: ActionStatus | None = None,
     server_id: str | None = None,
     action_type: ActionTypeName | None = None,
-    limit: Annotated[I64, Query(description="1-100")] = 50,
+    limit: Annotated[I64, Query(description=_PAGE)] = limits.DEFAULT_PAGE_LIMIT,
     offset: Annotated[I64, Query(description=">= 0")] = 0,
 ) -> actionq.ActionPage:
     if action_type is not None and action_type not in queue.action_types:
         _not_whitelisted("query", action_type, queue)
-    _sweep(queue)
     return queue.list_actions(status, server_id, action_type, limit, offset)
 
 
 @router.get("/actions/{action_id}", operation_id="get_action", response_model=ActionOut)
 def get_action(action_id: ActionId, queue: Queue) -> actionq.Action:
-    _sweep(queue)
     return queue.get_action(action_id)
 
 
@@ -180,17 +175,17 @@ def create_action(body: ActionCreate, queue: Queue) -> actionq.Action:
 
 @router.post("/actions/{action_id}/approve", operation_id="approve_action", response_model=ActionOut)
 def approve_action(action_id: ActionId, queue: Queue) -> actionq.Action:
-    return queue.approve_action(action_id, by="dashboard")
+    return queue.approve_action(action_id, by=limits.DASHBOARD)
 
 
 @router.post("/actions/{action_id}/reject", operation_id="reject_action", response_model=ActionOut)
 def reject_action(action_id: ActionId, body: RejectRequest, queue: Queue) -> actionq.Action:
-    return queue.reject_action(action_id, body.reason, by="dashboard")
+    return queue.reject_action(action_id, body.reason, by=limits.DASHBOARD)
 
 
 @router.post("/actions/{action_id}/cancel", operation_id="cancel_action", response_model=ActionOut)
 def cancel_action(action_id: ActionId, queue: Queue) -> actionq.Action:
-    return queue.cancel_action(action_id, by="dashboard")
+    return queue.cancel_action(action_id, by=limits.DASHBOARD)
 
 
 # Agent side -----------------------------------------------------------------
@@ -203,7 +198,6 @@ def cancel_action(action_id: ActionId, queue: Queue) -> actionq.Action:
     responses={204: {"description": "No approved action to claim"}},
 )
 def claim_action(server_id: str, queue: Queue, body: ClaimRequest | None = None) -> actionq.Claim | Response:
-    _sweep(queue)
     claim = queue.claim_next(server_id, body.lease_seconds if body else None)
     return claim if claim is not None else Response(status_code=204)
 
@@ -225,7 +219,6 @@ def report_action_result(action_id: ActionId, body: ResultRequest, queue: Queue)
 def list_events(
     queue: Queue,
     after: Annotated[I64, Query(description="cursor: id of the last event seen")] = 0,
-    limit: Annotated[I64, Query(description="1-1000")] = 100,
+    limit: Annotated[I64, Query(description=f"1-{limits.MAX_EVENTS_LIMIT}")] = limits.DEFAULT_EVENTS_LIMIT,
 ) -> list[actionq.Event]:
-    _sweep(queue)
     return queue.events_since(after, limit)

@@ -1,0 +1,56 @@
+"""The limits and defaults of actionq, as the core names them.
+
+The same values as Rust's ``actionq::limits`` and the C header's ``AQ_*``
+macros, read from the compiled core (never restated here). The conventions
+every host shares:
+
+- durations are seconds (floats);
+- "the default" is asked for by leaving a value out (``None``), never by ``0``;
+  a lease of 0 seconds is an ``InvalidInputError``;
+- a setting of 0 means zero (an output cap of 0 keeps no output, a busy timeout
+  of 0 fails at once on a lock);
+- lost leases are expired before every read unless a queue is opened with
+  ``expire_leases_on_read=False``.
+"""
+
+from __future__ import annotations
+
+from actionq._actionq import (
+    ACTION_STATUSES,
+    DASHBOARD,
+    DEFAULT_BUSY_TIMEOUT_SECONDS,
+    DEFAULT_DURABILITY,
+    DEFAULT_EVENTS_LIMIT,
+    DEFAULT_EXPIRE_LEASES_ON_READ,
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MAX_LEASE_SECONDS,
+    DEFAULT_OUTPUT_CAP_CHARS,
+    DEFAULT_PAGE_LIMIT,
+    DURABILITIES,
+    MAX_EVENTS_LIMIT,
+    MAX_HOSTNAME_CHARS,
+    MAX_NAME_CHARS,
+    MAX_PAGE_LIMIT,
+    MAX_REASON_CHARS,
+    MAX_SERVER_ID_CHARS,
+)
+
+__all__ = [
+    "ACTION_STATUSES",
+    "DASHBOARD",
+    "DEFAULT_BUSY_TIMEOUT_SECONDS",
+    "DEFAULT_DURABILITY",
+    "DEFAULT_EVENTS_LIMIT",
+    "DEFAULT_EXPIRE_LEASES_ON_READ",
+    "DEFAULT_LEASE_SECONDS",
+    "DEFAULT_MAX_LEASE_SECONDS",
+    "DEFAULT_OUTPUT_CAP_CHARS",
+    "DEFAULT_PAGE_LIMIT",
+    "DURABILITIES",
+    "MAX_EVENTS_LIMIT",
+    "MAX_HOSTNAME_CHARS",
+    "MAX_NAME_CHARS",
+    "MAX_PAGE_LIMIT",
+    "MAX_REASON_CHARS",
+    "MAX_SERVER_ID_CHARS",
+]

@@ -1,0 +1,100 @@
+//! Every named limit and default of actionq, in one place.
+//!
+//! The queue checks its input against these, [`QueueOptions::default`] and
+//! [`SqliteOptions::default`](crate::SqliteOptions) are built from them, and
+//! every host takes them from here instead of restating them: the Python
+//! package as `actionq.limits`, the C header as `AQ_*` macros (checked against
+//! these at compile time), the HTTP server's query defaults and descriptions.
+//!
+//! Units and meanings are the same in every host:
+//! - durations are **seconds** (a `Duration` in Rust, a float in Python and in
+//!   C, a number in HTTP bodies);
+//! - "the default" is always spelled by leaving the value out (`None` in Rust
+//!   and Python, `NULL` in C, an absent key in HTTP), never by `0`;
+//! - a lease of 0 seconds is InvalidInput everywhere (it would expire at once);
+//! - a setting of 0 means zero: an output cap of 0 keeps no output, a busy
+//!   timeout of 0 fails at once when another connection holds the lock.
+//!
+//! [`QueueOptions::default`]: crate::QueueOptions
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Page size of a listing when the caller names none.
+pub const DEFAULT_PAGE_LIMIT: i64 = 50;
+/// Largest page of a listing.
+pub const MAX_PAGE_LIMIT: i64 = 100;
+/// Events returned by `events_since` when the caller names no limit.
+pub const DEFAULT_EVENTS_LIMIT: i64 = 100;
+/// Largest `events_since` limit.
+pub const MAX_EVENTS_LIMIT: i64 = 1000;
+/// Longest server id, in characters (bytes: ids are ASCII).
+pub const MAX_SERVER_ID_CHARS: usize = 100;
+/// Longest hostname, in characters.
+pub const MAX_HOSTNAME_CHARS: usize = 255;
+/// Longest action type name, requester (`created_by`) or actor (`by`), in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+/// Longest rejection reason, in characters (at least 1 is required).
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// Characters of `stdout`/`stderr` a result keeps by default.
+pub const DEFAULT_OUTPUT_CAP_CHARS: usize = 10_000;
+/// Lease given by a claim or heartbeat that names none, in seconds.
+pub const DEFAULT_LEASE_SECONDS: u64 = 300;
+/// Longest lease a caller may ask for by default, in seconds.
+pub const DEFAULT_MAX_LEASE_SECONDS: u64 = 24 * 3600;
+/// Whether reads first fail the actions whose lease ran out (default: yes, as
+/// SPEC asks: no read ever shows an action `executing` past its lease).
+pub const DEFAULT_EXPIRE_LEASES_ON_READ: bool = true;
+
+/// How long a SQLite write waits for another connection's lock by default, in seconds.
+pub const DEFAULT_BUSY_TIMEOUT_SECONDS: u64 = 10;
+/// Read connections of a SQLite store by default.
+pub const DEFAULT_READ_CONNECTIONS: usize = 4;
+
+/// [`DEFAULT_LEASE_SECONDS`] as a `Duration`.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(DEFAULT_LEASE_SECONDS);
+/// [`DEFAULT_MAX_LEASE_SECONDS`] as a `Duration`.
+pub const DEFAULT_MAX_LEASE: Duration = Duration::from_secs(DEFAULT_MAX_LEASE_SECONDS);
+/// [`DEFAULT_BUSY_TIMEOUT_SECONDS`] as a `Duration`.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(DEFAULT_BUSY_TIMEOUT_SECONDS);
+
+/// A setting given in seconds by a host (Python float, C `double`) as a
+/// `Duration`: InvalidInput naming `name` unless it is finite and ≥ 0.
+///
+/// ```
+/// use std::time::Duration;
+/// use actionq::limits::setting_seconds;
+///
+/// assert_eq!(setting_seconds("busy_timeout_seconds", 0.5)?, Duration::from_millis(500));
+/// assert!(setting_seconds("busy_timeout_seconds", -1.0).is_err());
+/// # Ok::<(), actionq::Error>(())
+/// ```
+pub fn setting_seconds(name: &str, seconds: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(seconds).map_err(|_| {
+        Error::InvalidInput(format!(
+            "{name} must be a finite number of seconds >= 0 (got {seconds})"
+        ))
+    })
+}
+
+/// A lease given in seconds by a host, as the `Duration` the queue checks.
+/// Values a `Duration` cannot hold become the nearest one the queue refuses
+/// (zero for `<= 0` or NaN, the maximum for overflow), so every host gets the
+/// queue's own InvalidInput message for them.
+///
+/// ```
+/// use std::time::Duration;
+/// use actionq::limits::lease_seconds;
+///
+/// assert_eq!(lease_seconds(30.0), Duration::from_secs(30));
+/// assert_eq!(lease_seconds(-1.0), Duration::ZERO);
+/// ```
+pub fn lease_seconds(seconds: f64) -> Duration {
+    if seconds.is_nan() || seconds <= 0.0 {
+        Duration::ZERO
+    } else {
+        Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
+    }
+}
