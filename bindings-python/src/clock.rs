@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::types::utc_datetime;
@@ -16,6 +16,13 @@ pub struct PyManualClock {
 }
 
 fn timestamp(value: &Bound<'_, PyAny>) -> PyResult<actionq::Timestamp> {
+    let datetime = value.py().import("datetime")?.getattr("datetime")?;
+    if !value.is_instance(&datetime)? {
+        return Err(PyTypeError::new_err(format!(
+            "expected a datetime, got {}",
+            value.get_type().name()?
+        )));
+    }
     // isoformat() is exact to the microsecond; a naive datetime has no offset
     // and is refused by the RFC 3339 parser.
     let text: String = value.call_method0("isoformat")?.extract()?;

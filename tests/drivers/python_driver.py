@@ -55,7 +55,7 @@ class Host:
 
     def call(self, step: dict[str, Any]) -> Any:
         q = self.queue
-        args = {k: v for k, v in step.items() if k not in ("call", "expect", "save_token")}
+        args = {k: v for k, v in step.items() if k not in ("call", "expect", "http", "save_token")}
         name = step["call"]
         if name == "advance_clock":
             self.clock.advance(step["seconds"])

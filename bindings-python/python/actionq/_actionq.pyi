@@ -15,6 +15,7 @@ else:
 
 __all__ = [
     "ActionQueue",
+    "ManualClock",
     "Action",
     "ActionPage",
     "Claim",
