@@ -230,7 +230,7 @@ impl Host {
                 .approve_action(step.int("id")?, step.str("by")?)
                 .and_then(value),
             "reject_action" => q
-                .reject_action(step.int("id")?, step.str("by")?, step.str("reason")?)
+                .reject_action(step.int("id")?, step.str("reason")?, step.str("by")?)
                 .and_then(value),
             "cancel_action" => q
                 .cancel_action(step.int("id")?, step.str("by")?)
