@@ -6,6 +6,7 @@
 //! `actionq.ActionQueueError` subclass through a single mapping function.
 #![warn(missing_docs)]
 
+mod clock;
 mod error;
 mod limits;
 mod queue;
@@ -18,6 +19,8 @@ use pyo3::prelude::*;
 mod _actionq {
     use pyo3::prelude::*;
 
+    #[pymodule_export]
+    use crate::clock::PyManualClock;
     #[pymodule_export]
     use crate::queue::PyActionQueue;
     #[pymodule_export]

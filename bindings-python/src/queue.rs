@@ -19,6 +19,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PyString};
 
+use crate::clock::PyManualClock;
 use crate::error::to_py_err;
 use crate::types::{PyAction, PyActionPage, PyClaim, PyEvent, PyServer};
 
@@ -128,6 +129,7 @@ impl PyActionQueue {
     /// `None` takes the core's default (`actionq.limits`): output cap 10,000
     /// characters, durability `"normal"`, busy timeout 10 s, default lease
     /// 300 s, longest lease 24 h, lost leases expired before every read.
+    /// `clock` (a `ManualClock`) replaces the system clock, e.g. in tests.
     #[new]
     #[pyo3(signature = (
         path = None,
@@ -139,6 +141,7 @@ impl PyActionQueue {
         default_lease_seconds = None,
         max_lease_seconds = None,
         expire_leases_on_read = None,
+        clock = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -151,6 +154,7 @@ impl PyActionQueue {
         default_lease_seconds: Option<f64>,
         max_lease_seconds: Option<f64>,
         expire_leases_on_read: Option<bool>,
+        clock: Option<PyRef<'_, PyManualClock>>,
     ) -> PyResult<Self> {
         let settings = || -> actionq::Result<(SqliteOptions, QueueOptions)> {
             let sqlite_defaults = SqliteOptions::default();
@@ -191,6 +195,10 @@ impl PyActionQueue {
                     .map_err(|e| to_py_err(py, e))?;
                 ActionQueue::new(store)
             }
+        };
+        let queue = match clock {
+            Some(clock) => queue.with_clock(clock.inner.clone()),
+            None => queue,
         };
         Ok(PyActionQueue {
             queue: ManuallyDrop::new(queue.with_whitelist(whitelist).with_options(options)),

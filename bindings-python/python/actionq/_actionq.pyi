@@ -15,6 +15,7 @@ else:
 
 __all__ = [
     "ActionQueue",
+    "ManualClock",
     "Action",
     "ActionPage",
     "Claim",
@@ -283,6 +284,18 @@ class Event:
     __hash__: ClassVar[None]  # type: ignore[assignment]
 
 @final
+class ManualClock:
+    """A clock that stands still until moved: ``ActionQueue(clock=...)``."""
+
+    def __new__(cls, start: datetime) -> ManualClock: ...
+    def advance(self, seconds: float) -> None:
+        """Moves the clock forward by ``seconds`` (back, if negative)."""
+    def set(self, now: datetime) -> None:
+        """Sets the clock (a timezone-aware ``datetime``)."""
+    def now(self) -> datetime:
+        """The clock's time, as a UTC ``datetime``."""
+
+@final
 class ActionQueue:
     """The remediation action queue, on a SQLite file or in memory (``path=None``)."""
 
@@ -297,6 +310,7 @@ class ActionQueue:
         default_lease_seconds: float | None = None,
         max_lease_seconds: float | None = None,
         expire_leases_on_read: bool | None = None,
+        clock: ManualClock | None = None,
     ) -> ActionQueue: ...
     @property
     def path(self) -> Path | None: ...

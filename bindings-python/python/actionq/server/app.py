@@ -53,6 +53,7 @@ def create_app(
     *,
     durability: Literal["normal", "full"] | None = None,
     busy_timeout_seconds: float | None = None,
+    clock: actionq.ManualClock | None = None,
 ) -> FastAPI:
     """Builds the Action Queue API over a new actionq queue.
 
@@ -62,7 +63,8 @@ def create_app(
     config (JSON text, dict, or the path of a JSON file; None: the default
     whitelist); its action types are the ones the routes accept and the
     OpenAPI document lists. ``durability``/``busy_timeout_seconds`` go to the
-    SQLite store (None: actionq's defaults).
+    SQLite store (None: actionq's defaults); ``clock`` replaces the system
+    clock (tests).
     """
     key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
     if not key:
@@ -75,6 +77,7 @@ def create_app(
         whitelist=load_whitelist(whitelist),
         durability=durability,
         busy_timeout_seconds=busy_timeout_seconds,
+        clock=clock,
     )
     app = FastAPI(
         title="actionq Action Queue API",

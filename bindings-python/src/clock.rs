@@ -1,0 +1,75 @@
+//! `actionq.ManualClock`: the core's manual clock, so a Python host can test
+//! leases and timestamps without waiting, as a Rust host can.
+
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::types::utc_datetime;
+
+/// A clock that stands still until moved: pass it as `ActionQueue(clock=...)`.
+#[pyclass(name = "ManualClock", module = "actionq", frozen)]
+pub struct PyManualClock {
+    pub(crate) inner: Arc<actionq::ManualClock>,
+}
+
+fn timestamp(value: &Bound<'_, PyAny>) -> PyResult<actionq::Timestamp> {
+    let datetime = value.py().import("datetime")?.getattr("datetime")?;
+    if !value.is_instance(&datetime)? {
+        return Err(PyTypeError::new_err(format!(
+            "expected a datetime, got {}",
+            value.get_type().name()?
+        )));
+    }
+    // isoformat() is exact to the microsecond; a naive datetime has no offset
+    // and is refused by the RFC 3339 parser.
+    let text: String = value.call_method0("isoformat")?.extract()?;
+    chrono::DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.to_utc())
+        .map_err(|_| {
+            PyValueError::new_err(format!("expected a timezone-aware datetime, got {text:?}"))
+        })
+}
+
+#[pymethods]
+impl PyManualClock {
+    /// A clock stopped at `start` (a timezone-aware `datetime`).
+    #[new]
+    fn new(start: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(PyManualClock {
+            inner: Arc::new(actionq::ManualClock::new(timestamp(start)?)),
+        })
+    }
+
+    /// Moves the clock forward by `seconds` (back, if negative).
+    fn advance(&self, seconds: f64) -> PyResult<()> {
+        let micros = seconds * 1e6;
+        if !micros.is_finite() || micros.abs() >= i64::MAX as f64 {
+            return Err(PyValueError::new_err(format!(
+                "seconds must be a finite number (got {seconds})"
+            )));
+        }
+        self.inner
+            .advance(TimeDelta::microseconds(micros.round() as i64));
+        Ok(())
+    }
+
+    /// Sets the clock to `now` (a timezone-aware `datetime`).
+    fn set(&self, now: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inner.set(timestamp(now)?);
+        Ok(())
+    }
+
+    /// The clock's time, as a UTC `datetime`.
+    fn now<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        use actionq::Clock;
+        utc_datetime(py, self.inner.now())
+    }
+
+    fn __repr__(&self) -> String {
+        use actionq::Clock;
+        format!("ManualClock({})", self.inner.now().to_rfc3339())
+    }
+}

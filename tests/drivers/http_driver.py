@@ -1,0 +1,156 @@
+"""The HTTP host's driver for the cross-host scenarios (tests/scenarios/*.json).
+
+Runs every step of one scenario as a request to ``actionq.server``'s app (SPEC's
+HTTP contract, through FastAPI's TestClient: the whole ASGI stack, no socket)
+and prints the transcript, a JSON array with one outcome per step, on stdout.
+
+The contract differs from the library where SPEC says so: approvals, rejections
+and cancellations are always by ``dashboard``, ``created_by`` is never taken
+from the body, an action type outside the whitelist is a request-shape 422,
+and there is no route for ``expire_leases``. A step that meets one of these
+needs an ``http`` expectation in its scenario (see tests/README.md).
+
+Usage: ``python http_driver.py SCENARIO.json STORE`` (STORE: ``memory`` or a
+SQLite file path). A malformed scenario exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+import actionq
+from actionq.server import create_app
+
+API_KEY = "scenario-key"
+BY = "dashboard"
+
+
+class BadScenario(Exception):
+    """The scenario cannot be run as written."""
+
+
+def query(step: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {n: step[n] for n in names if step.get(n) is not None}
+
+
+def body(step: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {n: step[n] for n in names if n in step}
+
+
+class Host:
+    def __init__(self, scenario: dict[str, Any], store: str) -> None:
+        self.clock = actionq.ManualClock(datetime.fromisoformat(scenario["clock"].replace("Z", "+00:00")))
+        app = create_app(
+            None if store == "memory" else store,
+            api_key=API_KEY,
+            whitelist=scenario.get("whitelist"),
+            clock=self.clock,
+        )
+        self.client = TestClient(app, headers={"X-API-Key": API_KEY}, raise_server_exceptions=True)
+        self.tokens: dict[str, str] = {}
+
+    def token(self, step: dict[str, Any]) -> str:
+        given: str = step["lease_token"]
+        if given.startswith("$"):
+            if given[1:] not in self.tokens:
+                raise BadScenario(f"no saved token {given[1:]!r}")
+            return self.tokens[given[1:]]
+        return given
+
+    def request(self, step: dict[str, Any]) -> tuple[str, str, dict[str, Any], Any]:
+        """(method, path, query, JSON body) of a step."""
+        name = step["call"]
+        if step.get("by", BY) != BY:
+            raise BadScenario(f"{name}: the HTTP contract acts as {BY!r} only")
+        s = f"/api/v1/servers/{step.get('server_id', step.get('id'))}"
+        a = f"/api/v1/actions/{step.get('id')}"
+        routes: dict[str, tuple[str, str, dict[str, Any], Any]] = {
+            "create_server": ("POST", "/api/v1/servers", {}, body(step, "id", "hostname")),
+            "get_server": ("GET", s, {}, None),
+            "pause_server": ("PUT", f"{s}/pause", {}, None),
+            "unpause_server": ("PUT", f"{s}/unpause", {}, None),
+            "list_server_actions": ("GET", f"{s}/actions", query(step, "status", "limit", "offset"), None),
+            "create_action": (
+                "POST",
+                "/api/v1/actions",
+                {},
+                body(step, "server_id", "action_type", "service_name", "params", "alert_id"),
+            ),
+            "get_action": ("GET", a, {}, None),
+            "list_actions": (
+                "GET",
+                "/api/v1/actions",
+                query(step, "status", "server_id", "action_type", "limit", "offset"),
+                None,
+            ),
+            "approve_action": ("POST", f"{a}/approve", {}, None),
+            "reject_action": ("POST", f"{a}/reject", {}, body(step, "reason")),
+            "cancel_action": ("POST", f"{a}/cancel", {}, None),
+            "claim_next": ("POST", f"{s}/actions/claim", {}, body(step, "lease_seconds")),
+            "events_since": ("GET", "/api/v1/events", {"after": step.get("cursor"), **query(step, "limit")}, None),
+        }
+        if name in ("heartbeat", "report_result"):
+            fields = ("lease_seconds",) if name == "heartbeat" else ("exit_code", "stdout", "stderr")
+            path = f"{a}/heartbeat" if name == "heartbeat" else f"{a}/result"
+            return ("POST", path, {}, {"lease_token": self.token(step), **body(step, *fields)})
+        if name not in routes:
+            raise BadScenario(f"unknown call {name!r}")
+        return routes[name]
+
+    def call(self, step: dict[str, Any]) -> dict[str, Any]:
+        name = step["call"]
+        if name == "advance_clock":
+            self.clock.advance(step["seconds"])
+            return {"none": True}
+        if name == "expire_leases":
+            return {"unsupported": True, "why": "no HTTP route"}
+        method, path, params, payload = self.request(step)
+        response = self.client.request(method, path, params=params, json=payload)
+        if response.status_code == 204:
+            return {"none": True}
+        content = response.json()
+        if response.status_code >= 400:
+            detail = content["detail"]
+            if isinstance(detail, list):  # FastAPI's request-shape error
+                return {"error": {"code": "VALIDATION_ERROR", "request_shape": True}}
+            return {
+                "error": {
+                    "code": detail["code"],
+                    "message": detail["message"],
+                    "existing_action_id": detail.get("existing_action_id"),
+                }
+            }
+        if name == "claim_next":
+            if "save_token" in step:
+                self.tokens[step["save_token"]] = content["lease_token"]
+            content["lease_token"] = "<token>"
+        return {"ok": content}
+
+
+def run(path: str, store: str) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        scenario = json.load(f)
+    host = Host(scenario, store)
+    return [host.call(step) for step in scenario["steps"]]
+
+
+def main() -> int:
+    if len(sys.argv) != 3:
+        print("usage: http_driver.py SCENARIO.json STORE", file=sys.stderr)
+        return 2
+    try:
+        transcript = run(sys.argv[1], sys.argv[2])
+    except (BadScenario, KeyError) as e:
+        print(f"{sys.argv[1]}: {e!r}", file=sys.stderr)
+        return 2
+    print(json.dumps(transcript))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

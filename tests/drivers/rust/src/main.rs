@@ -1,0 +1,279 @@
+//! The Rust host's driver for the cross-host scenarios (`tests/scenarios/*.json`,
+//! format in `tests/README.md`): runs every step of one scenario through the
+//! `actionq` crate's API, as a Rust host would call it, and prints the
+//! transcript (a JSON array, one outcome per step) on stdout.
+//!
+//! Usage: `actionq-scenario-driver SCENARIO.json STORE`, STORE being `memory`
+//! or the path of a SQLite file. A malformed scenario exits with status 2.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actionq::{ActionQuery, ActionQueue, ActionStatus, ManualClock, NewAction, Whitelist};
+use serde_json::{json, Value};
+
+/// A scenario that cannot be run as written (a bug in the scenario file).
+struct BadScenario(String);
+
+type Outcome = Result<Option<Value>, actionq::Error>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, scenario, store] = args.as_slice() else {
+        eprintln!("usage: actionq-scenario-driver SCENARIO.json STORE");
+        return ExitCode::from(2);
+    };
+    match run(scenario, store) {
+        Ok(transcript) => {
+            println!("{}", Value::Array(transcript));
+            ExitCode::SUCCESS
+        }
+        Err(BadScenario(why)) => {
+            eprintln!("{scenario}: {why}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(path: &str, store: &str) -> Result<Vec<Value>, BadScenario> {
+    let text = std::fs::read_to_string(path).map_err(|e| BadScenario(e.to_string()))?;
+    let scenario: Value = serde_json::from_str(&text).map_err(|e| BadScenario(e.to_string()))?;
+    let start = scenario["clock"]
+        .as_str()
+        .ok_or_else(|| BadScenario("no \"clock\" start time".into()))?;
+    let start = chrono::DateTime::parse_from_rfc3339(start)
+        .map_err(|e| BadScenario(format!("clock: {e}")))?
+        .to_utc();
+    let clock = Arc::new(ManualClock::new(start));
+    let queue = match store {
+        "memory" => ActionQueue::in_memory(),
+        path => ActionQueue::open(path).map_err(|e| BadScenario(format!("open {path}: {e}")))?,
+    };
+    let mut queue = queue.with_clock(clock.clone());
+    if let Some(config) = scenario.get("whitelist") {
+        let whitelist = Whitelist::from_json(&config.to_string())
+            .map_err(|e| BadScenario(format!("whitelist: {e}")))?;
+        queue = queue.with_whitelist(whitelist);
+    }
+    let steps = scenario["steps"]
+        .as_array()
+        .ok_or_else(|| BadScenario("no \"steps\" list".into()))?;
+    let mut host = Host {
+        queue,
+        clock,
+        tokens: HashMap::new(),
+    };
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let step = Step(step);
+            let outcome = host
+                .call(&step)
+                .map_err(|BadScenario(why)| BadScenario(format!("step {i}: {why}")))?;
+            Ok(match outcome {
+                Ok(Some(value)) => json!({ "ok": value }),
+                Ok(None) => json!({ "none": true }),
+                Err(e) => json!({ "error": {
+                    "code": e.code(),
+                    "message": e.to_string(),
+                    "existing_action_id": e.existing_action_id(),
+                }}),
+            })
+        })
+        .collect()
+}
+
+/// One step's object: the call's name and its arguments.
+struct Step<'a>(&'a Value);
+
+impl Step<'_> {
+    fn name(&self) -> Result<&str, BadScenario> {
+        self.0["call"]
+            .as_str()
+            .ok_or_else(|| BadScenario("step without \"call\"".into()))
+    }
+
+    fn opt_str(&self, key: &str) -> Result<Option<&str>, BadScenario> {
+        match &self.0[key] {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s)),
+            other => Err(BadScenario(format!(
+                "{key}: expected a string, got {other}"
+            ))),
+        }
+    }
+
+    fn str(&self, key: &str) -> Result<&str, BadScenario> {
+        self.opt_str(key)?
+            .ok_or_else(|| BadScenario(format!("missing argument {key:?}")))
+    }
+
+    fn opt_int(&self, key: &str) -> Result<Option<i64>, BadScenario> {
+        match &self.0[key] {
+            Value::Null => Ok(None),
+            v => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| BadScenario(format!("{key}: expected an integer, got {v}"))),
+        }
+    }
+
+    fn int(&self, key: &str) -> Result<i64, BadScenario> {
+        self.opt_int(key)?
+            .ok_or_else(|| BadScenario(format!("missing argument {key:?}")))
+    }
+
+    fn lease(&self) -> Result<Option<Duration>, BadScenario> {
+        self.opt_int("lease_seconds")?
+            .map(|s| {
+                u64::try_from(s)
+                    .map(Duration::from_secs)
+                    .map_err(|_| BadScenario("lease_seconds: negative".into()))
+            })
+            .transpose()
+    }
+}
+
+struct Host {
+    queue: ActionQueue,
+    clock: Arc<ManualClock>,
+    /// Lease tokens saved by `claim_next` steps, by the name in `save_token`.
+    tokens: HashMap<String, String>,
+}
+
+fn value(record: impl serde::Serialize) -> Outcome {
+    Ok(Some(
+        serde_json::to_value(record).expect("records serialise"),
+    ))
+}
+
+fn status(name: Option<&str>) -> Result<Option<ActionStatus>, actionq::Error> {
+    name.map(str::parse).transpose()
+}
+
+impl Host {
+    /// A `$name` token argument is a saved token; anything else is literal.
+    fn token(&self, step: &Step<'_>) -> Result<String, BadScenario> {
+        let given = step.str("lease_token")?;
+        match given.strip_prefix('$') {
+            Some(name) => self
+                .tokens
+                .get(name)
+                .cloned()
+                .ok_or_else(|| BadScenario(format!("no saved token {name:?}"))),
+            None => Ok(given.to_owned()),
+        }
+    }
+
+    fn call(&mut self, step: &Step<'_>) -> Result<Outcome, BadScenario> {
+        let q = &self.queue;
+        Ok(match step.name()? {
+            "create_server" => q
+                .create_server(step.str("id")?, step.opt_str("hostname")?)
+                .and_then(value),
+            "get_server" => q.get_server(step.str("id")?).and_then(value),
+            "pause_server" => q.pause_server(step.str("id")?).and_then(value),
+            "unpause_server" => q.unpause_server(step.str("id")?).and_then(value),
+            "create_action" => {
+                let mut request = NewAction::new(step.str("server_id")?, step.str("action_type")?);
+                if let Some(s) = step.opt_str("service_name")? {
+                    request = request.service_name(s);
+                }
+                if let Some(params) = step.0.get("params").and_then(Value::as_object) {
+                    for (name, v) in params {
+                        let v = v
+                            .as_str()
+                            .ok_or_else(|| BadScenario(format!("params.{name}: not a string")))?;
+                        request = request.param(name, v);
+                    }
+                }
+                if let Some(alert) = step.opt_int("alert_id")? {
+                    request = request.alert_id(alert);
+                }
+                if let Some(by) = step.opt_str("created_by")? {
+                    request = request.created_by(by);
+                }
+                q.create_action(&request).and_then(value)
+            }
+            "get_action" => q.get_action(step.int("id")?).and_then(value),
+            "list_actions" => {
+                let defaults = ActionQuery::default();
+                let server_id = step.opt_str("server_id")?.map(Into::into);
+                let action_type = step.opt_str("action_type")?.map(Into::into);
+                let limit = step.opt_int("limit")?.unwrap_or(defaults.limit);
+                let offset = step.opt_int("offset")?.unwrap_or(defaults.offset);
+                status(step.opt_str("status")?)
+                    .and_then(|status| {
+                        q.list_actions(&ActionQuery {
+                            status,
+                            server_id,
+                            action_type,
+                            limit,
+                            offset,
+                        })
+                    })
+                    .and_then(value)
+            }
+            "list_server_actions" => {
+                let defaults = ActionQuery::default();
+                let server = step.str("server_id")?;
+                let limit = step.opt_int("limit")?.unwrap_or(defaults.limit);
+                let offset = step.opt_int("offset")?.unwrap_or(defaults.offset);
+                status(step.opt_str("status")?)
+                    .and_then(|s| q.list_server_actions(server, s, limit, offset))
+                    .and_then(value)
+            }
+            "approve_action" => q
+                .approve_action(step.int("id")?, step.str("by")?)
+                .and_then(value),
+            "reject_action" => q
+                .reject_action(step.int("id")?, step.str("reason")?, step.str("by")?)
+                .and_then(value),
+            "cancel_action" => q
+                .cancel_action(step.int("id")?, step.str("by")?)
+                .and_then(value),
+            "claim_next" => match q.claim_next(step.str("server_id")?, step.lease()?) {
+                Ok(Some(claim)) => {
+                    if let Some(name) = step.opt_str("save_token")? {
+                        self.tokens.insert(name.into(), claim.lease_token.clone());
+                    }
+                    let mut record = serde_json::to_value(&claim).expect("records serialise");
+                    record["lease_token"] = json!("<token>");
+                    Ok(Some(record))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            },
+            "heartbeat" => q
+                .heartbeat(step.int("id")?, &self.token(step)?, step.lease()?)
+                .and_then(value),
+            "report_result" => q
+                .report_result(
+                    step.int("id")?,
+                    &self.token(step)?,
+                    step.int("exit_code")?
+                        .try_into()
+                        .map_err(|_| BadScenario("exit_code: out of range".into()))?,
+                    step.opt_str("stdout")?,
+                    step.opt_str("stderr")?,
+                )
+                .and_then(value),
+            "expire_leases" => q.expire_leases().and_then(value),
+            "events_since" => {
+                let limit = step
+                    .opt_int("limit")?
+                    .unwrap_or(actionq::DEFAULT_EVENTS_LIMIT);
+                q.events_since(step.int("cursor")?, limit).and_then(value)
+            }
+            "advance_clock" => {
+                let seconds = step.int("seconds")?;
+                self.clock.advance(chrono::TimeDelta::seconds(seconds));
+                Ok(None)
+            }
+            other => return Err(BadScenario(format!("unknown call {other:?}"))),
+        })
+    }
+}
