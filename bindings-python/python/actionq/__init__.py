@@ -13,6 +13,9 @@ the audit trail::
     if claim is not None:
         queue.report_result(claim.id, claim.lease_token, 0, stdout="ok")
 
+In asyncio code use :class:`AsyncActionQueue`: the same methods as coroutines,
+which never block the event loop (``await aqueue.create_action(...)``).
+
 Every error is an :class:`ActionQueueError` subclass carrying ``code``,
 ``http_status`` and ``message``.
 """
@@ -47,6 +50,7 @@ from actionq._actionq import (
     StorageError,
     __version__,
 )
+from actionq._aio import AsyncActionQueue
 
 class ActionStatus(StrEnum):
     """The statuses of an action, as a ``str`` enum.
@@ -72,6 +76,7 @@ __all__ = [
     "ActionQueue",
     "ActionQueueError",
     "ActionStatus",
+    "AsyncActionQueue",
     "Claim",
     "ConflictError",
     "Event",
