@@ -9,7 +9,7 @@ the tests compare both). The read-only properties are shared as they are.
 A call on a SQLite queue can wait: for the disk, or up to the busy timeout for
 another process's write lock. So each one runs on a small thread pool owned by
 the queue, and the coroutine awaits it; the event loop keeps serving meanwhile
-(the binding releases the GIL while SQLite works or waits). A call on an
+(the binding releases the GIL while a call waits). A call on an
 in-memory queue never waits and costs about a microsecond, less than a thread
 hand-off, so it runs in the coroutine itself.
 
