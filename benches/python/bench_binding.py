@@ -6,15 +6,15 @@
 
 Each prints one JSON line.
 
-GIL: the binding releases the GIL only around store work that can block (the
-SQLite backend: disk, file locks) and keeps it for the in-memory store. The
-`gil` mode shows what that choice is about: get_action rates on both stores,
-alone and next to a busy pure-Python thread. Releasing the GIL lets other
-threads run while SQLite works, but each call must then win the GIL back; next
-to a busy thread that costs up to a switch interval (5 ms), which is why calls
-that cannot block (memory store) keep it. The upside shows in the busy thread's
-progress (`gil_busy_thread_spins_*`): it gets more done next to SQLite calls,
-which let it run while they work. `gil_create_sqlite_{1,2}thread_per_s` checks
+GIL: the binding releases the GIL only around calls that can wait (SQLite
+writes, and a SQLite read that met a lock) and keeps it for the rest (the
+in-memory store, SQLite reads that find no lock). The `gil` mode shows what that
+choice is about: get_action rates on both stores, alone and next to a busy
+pure-Python thread. Each released call must win the GIL back, which next to a
+busy thread costs up to a switch interval (5 ms): the convoy reads showed when
+they released it (`gil_get_sqlite_busy_thread_per_s` ~200/s). Kept, they share
+the interpreter with the busy thread (`gil_busy_thread_spins_*` is its
+progress). `gil_create_sqlite_{1,2}thread_per_s` checks
 that threads sharing one queue lose nothing to GIL hand-offs.
 """
 

@@ -25,14 +25,23 @@ use crate::types::{PyAction, PyActionPage, PyClaim, PyEvent, PyServer};
 
 /// The remediation action queue, on a SQLite file or in memory.
 ///
-/// Safe to share between threads. Calls on a SQLite queue run with the GIL
-/// released (they may wait for the disk or for another process's lock); calls on
-/// an in-memory queue keep it, since releasing and re-taking the GIL would cost
-/// more than the call itself.
+/// Safe to share between threads. The GIL policy: a call that may wait — a
+/// SQLite write (the disk, another process's lock) — runs with the GIL
+/// released; a call that cannot keeps it, since releasing and re-taking the GIL
+/// costs more than the call (next to a busy Python thread, up to the 5 ms switch
+/// interval each time). In-memory calls cannot wait. SQLite reads first try on
+/// a second store of the same file whose busy timeout is zero, holding the GIL:
+/// a read that meets a lock fails at once instead of waiting, and is run again,
+/// GIL released, on the main store with the real busy timeout (see [`Self::run_read`]).
 #[pyclass(module = "actionq", name = "ActionQueue", frozen)]
 pub struct PyActionQueue {
     /// Taken out only by `Drop`, which closes it without the GIL.
     queue: ManuallyDrop<ActionQueue>,
+    /// SQLite only: the same file, busy timeout zero, one read connection; used
+    /// only with the GIL held (so never by two threads at once), for reads.
+    /// `None` in memory, or if it could not be opened at once (reads then
+    /// release the GIL like writes). Taken out only by `Drop`.
+    fast: ManuallyDrop<Option<ActionQueue>>,
     /// The SQLite file; `None` for an in-memory queue.
     path: Option<PathBuf>,
 }
@@ -85,6 +94,13 @@ fn status_filter(status: Option<&str>) -> actionq::Result<Option<ActionStatus>> 
     status.map(ActionStatus::from_str).transpose()
 }
 
+/// Whether `error` is the store refusing to wait for a lock: a zero busy
+/// timeout ran out before anything was done (a refused `BEGIN IMMEDIATE` or
+/// read lock changes nothing), so the call may be run again.
+fn met_a_lock(error: &actionq::Error) -> bool {
+    matches!(error, actionq::Error::Storage(message) if message.contains("database is busy"))
+}
+
 impl PyActionQueue {
     /// Whether store calls release the GIL: only a SQLite store can block.
     fn detaches(&self) -> bool {
@@ -92,7 +108,7 @@ impl PyActionQueue {
     }
 
     /// Runs `f` on the queue, with the GIL released for the SQLite backend, and
-    /// maps a core error to its Python exception.
+    /// maps a core error to its Python exception. For calls that may write.
     fn run<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
         F: FnOnce(&ActionQueue) -> actionq::Result<T> + Send,
@@ -105,6 +121,25 @@ impl PyActionQueue {
         };
         result.map_err(|e| to_py_err(py, e))
     }
+
+    /// Runs `f`, a call that only reads (or, as `expire_leases`, almost always
+    /// does), without a GIL hand-off when it can: on the fast store, GIL held,
+    /// where a lock makes it fail at once instead of waiting; then, only if it
+    /// met one, again on the main store with the GIL released, where it waits
+    /// up to the busy timeout. The wait itself never holds the GIL.
+    fn run_read<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    where
+        F: Fn(&ActionQueue) -> actionq::Result<T> + Send + Sync,
+        T: Send,
+    {
+        if let Some(fast) = self.fast.as_ref() {
+            match f(fast) {
+                Err(e) if met_a_lock(&e) => {}
+                done => return done.map_err(|e| to_py_err(py, e)),
+            }
+        }
+        self.run(py, f)
+    }
 }
 
 impl Drop for PyActionQueue {
@@ -114,10 +149,12 @@ impl Drop for PyActionQueue {
     fn drop(&mut self) {
         // SAFETY: `self.queue` is taken exactly once, here, and never used again.
         let queue = unsafe { ManuallyDrop::take(&mut self.queue) };
+        // SAFETY: as above, for `self.fast`.
+        let fast = unsafe { ManuallyDrop::take(&mut self.fast) };
         if self.detaches() {
-            Python::attach(|py| py.detach(move || drop(queue)));
+            Python::attach(|py| py.detach(move || drop((fast, queue))));
         } else {
-            drop(queue);
+            drop((fast, queue));
         }
     }
 }
@@ -187,21 +224,41 @@ impl PyActionQueue {
                 Whitelist::from_json(&text).map_err(|e| to_py_err(py, e))?
             }
         };
-        let queue = match &path {
-            None => ActionQueue::in_memory(),
-            Some(path) => {
-                let store = py
-                    .detach(|| SqliteStore::open(path, &sqlite_options))
-                    .map_err(|e| to_py_err(py, e))?;
-                ActionQueue::new(store)
+        let clock = clock.map(|c| c.inner.clone());
+        // The main queue and the fast one answer alike: same rules, same time.
+        let configure = |queue: ActionQueue| {
+            let queue = queue
+                .with_whitelist(whitelist.clone())
+                .with_options(options.clone());
+            match &clock {
+                Some(clock) => queue.with_clock(clock.clone()),
+                None => queue,
             }
         };
-        let queue = match clock {
-            Some(clock) => queue.with_clock(clock.inner.clone()),
-            None => queue,
+        let (queue, fast) = match &path {
+            None => (ActionQueue::in_memory(), None),
+            Some(path) => {
+                let (store, fast) = py
+                    .detach(|| {
+                        let store = SqliteStore::open(path, &sqlite_options)?;
+                        // After the main store: the file is migrated and in WAL, so
+                        // this open writes nothing. If a lock stops it (another
+                        // process switching the journal at this very moment), reads
+                        // go without a fast path.
+                        let fast_options = SqliteOptions {
+                            busy_timeout: Duration::ZERO,
+                            read_connections: 1,
+                            ..sqlite_options.clone()
+                        };
+                        actionq::Result::Ok((store, SqliteStore::open(path, &fast_options).ok()))
+                    })
+                    .map_err(|e| to_py_err(py, e))?;
+                (ActionQueue::new(store), fast.map(ActionQueue::new))
+            }
         };
         Ok(PyActionQueue {
-            queue: ManuallyDrop::new(queue.with_whitelist(whitelist).with_options(options)),
+            queue: ManuallyDrop::new(configure(queue)),
+            fast: ManuallyDrop::new(fast.map(configure)),
             path,
         })
     }
@@ -260,7 +317,7 @@ impl PyActionQueue {
 
     /// The server `id`; `NotFoundError` if unknown.
     fn get_server(&self, py: Python<'_>, id: &str) -> PyResult<PyServer> {
-        self.run(py, |q| q.get_server(id)).map(PyServer::from)
+        self.run_read(py, |q| q.get_server(id)).map(PyServer::from)
     }
 
     /// Puts the server in maintenance mode (idempotent): new actions start `pending`.
@@ -332,7 +389,7 @@ impl PyActionQueue {
 
     /// The action `id`; `NotFoundError` if unknown.
     fn get_action(&self, py: Python<'_>, id: i64) -> PyResult<PyAction> {
-        self.run(py, |q| q.get_action(id)).map(PyAction::from)
+        self.run_read(py, |q| q.get_action(id)).map(PyAction::from)
     }
 
     /// A page of actions, newest first, with the total number of matches.
@@ -354,7 +411,7 @@ impl PyActionQueue {
         limit: i64,
         offset: i64,
     ) -> PyResult<PyActionPage> {
-        let page = self.run(py, |q| {
+        let page = self.run_read(py, |q| {
             q.list_actions(&ActionQuery {
                 status: status_filter(status)?,
                 server_id: server_id.map(str::to_owned),
@@ -376,7 +433,7 @@ impl PyActionQueue {
         limit: i64,
         offset: i64,
     ) -> PyResult<PyActionPage> {
-        let page = self.run(py, |q| {
+        let page = self.run_read(py, |q| {
             q.list_server_actions(server_id, status_filter(status)?, limit, offset)
         })?;
         PyActionPage::new(py, page)
@@ -457,7 +514,7 @@ impl PyActionQueue {
     /// retried) and returns them. Reads do this first on their own unless the
     /// queue was opened with `expire_leases_on_read=False`.
     fn expire_leases(&self, py: Python<'_>) -> PyResult<Vec<PyAction>> {
-        self.run(py, |q| q.expire_leases())
+        self.run_read(py, |q| q.expire_leases())
             .map(|actions| actions.into_iter().map(PyAction::from).collect())
     }
 
@@ -466,7 +523,7 @@ impl PyActionQueue {
     /// the last event's `id` as the next cursor.
     #[pyo3(signature = (cursor = 0, limit = actionq::DEFAULT_EVENTS_LIMIT))]
     fn events_since(&self, py: Python<'_>, cursor: i64, limit: i64) -> PyResult<Vec<PyEvent>> {
-        self.run(py, |q| q.events_since(cursor, limit))
+        self.run_read(py, |q| q.events_since(cursor, limit))
             .map(|events| events.into_iter().map(PyEvent::from).collect())
     }
 

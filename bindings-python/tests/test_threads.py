@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import operator
+import platform
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -84,6 +86,71 @@ def test_blocked_sqlite_call_lets_other_threads_run(tmp_path: Path) -> None:
     assert action.created_at < last_spin
 
 
+# Syscalls the core's busy handler waits in: sched_yield for its first polls,
+# then nanosleep/clock_nanosleep (core/tests/sqlite_locking.rs watches the same).
+WAITING_SYSCALLS = {"x86_64": {24, 35, 230}, "aarch64": {124, 101, 115}}.get(platform.machine(), set())
+
+
+def in_busy_wait(native_id: int) -> bool:
+    """Whether thread `native_id` of this process is in a busy-handler syscall now."""
+    try:
+        number = Path(f"/proc/self/task/{native_id}/syscall").read_text().split()[0]
+    except (OSError, IndexError):
+        return False
+    return number.isdigit() and int(number) in WAITING_SYSCALLS
+
+
+@pytest.mark.skipif(not WAITING_SYSCALLS, reason="needs Linux /proc on x86_64/aarch64")
+def test_read_that_meets_a_lock_waits_without_the_gil(tmp_path: Path) -> None:
+    """SQLite reads keep the GIL (test_gil_policy_per_store) because they first
+    run where a lock makes them fail at once; one that meets a lock runs again
+    with the GIL released and waits there. `expire_leases` is such a call: a
+    look (a read), then, with a lease due, a write. Here another process holds
+    the write lock while a lease is due: the sweep's thread is seen inside the
+    busy handler *by Python code running on this thread*, which needs the GIL
+    at that moment. Then the lock goes and the sweep completes. No durations:
+    the sweep cannot end before the holder commits, which it does only on cue."""
+    db = tmp_path / "q.sqlite3"
+    queue = actionq.ActionQueue(db, busy_timeout_seconds=20)
+    queue.create_server("s1")
+    queue.create_action("s1", "clear_logs")
+    claim = queue.claim_next("s1", lease_seconds=0.001)
+    assert claim is not None and claim.lease_expires_at is not None
+    while datetime.now(timezone.utc) <= claim.lease_expires_at:  # until the lease is due
+        time.sleep(0.001)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    outcome: dict[str, object] = {}
+
+    def sweep() -> None:
+        try:
+            outcome["expired"] = queue.expire_leases()
+        except BaseException as exc:  # reported below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=sweep)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        thread.start()
+        assert thread.native_id is not None
+        seen_waiting = False
+        while not seen_waiting and thread.is_alive():  # Python bytecode, on this thread
+            seen_waiting = in_busy_wait(thread.native_id)
+        finished_while_locked = bool(outcome)
+    finally:
+        holder.stdin.write("commit\n")
+        holder.stdin.close()
+        holder.wait(30)
+        thread.join(60)
+    assert "error" not in outcome, outcome.get("error")
+    assert seen_waiting and not finished_while_locked, outcome
+    expired = outcome["expired"]
+    assert isinstance(expired, list) and [a.id for a in expired] == [claim.id]
+    assert expired[0].status == "failed" and expired[0].exit_code == -1
+
+
 @contextlib.contextmanager
 def spinner(observe: Callable[[], None]) -> Iterator[None]:
     """Runs `observe` in a loop on another thread, which asks for the GIL every
@@ -114,21 +181,39 @@ def spinner(observe: Callable[[], None]) -> Iterator[None]:
         sys.setswitchinterval(old_interval)
 
 
-@pytest.mark.parametrize(("store", "calls", "releases"), [("memory", 200_000, False), ("sqlite", 20_000, True)])
-def test_gil_policy_per_store(tmp_path: Path, store: str, calls: int, releases: bool) -> None:
-    """SQLite calls release the GIL; in-memory calls keep it (releasing would cost
-    more than the call). Observed without timing assumptions: `list(map(...))` runs
-    the calls back to back in C, without a bytecode boundary where the interpreter
-    could switch threads. So a spinning thread can see the iterator *part-way*
-    through only if a call itself released the GIL."""
+@pytest.mark.parametrize(
+    ("store", "call", "calls", "releases"),
+    [
+        ("memory", "get_action", 200_000, False),
+        ("sqlite", "get_action", 20_000, False),
+        ("sqlite", "list_actions", 20_000, False),
+        ("sqlite", "pause_server", 2_000, True),
+    ],
+)
+def test_gil_policy_per_store(tmp_path: Path, store: str, call: str, calls: int, releases: bool) -> None:
+    """Calls that cannot wait keep the GIL: releasing it would cost more than the
+    call (next to a busy thread, up to a switch interval). In-memory calls and
+    SQLite reads are such calls (a read that meets a lock is run again without
+    the GIL: see test_read_that_meets_a_lock_waits_without_the_gil); SQLite
+    writes, which may wait for the disk or a lock, release it. Observed without
+    timing assumptions: `list(map(...))` runs the calls back to back in C,
+    without a bytecode boundary where the interpreter could switch threads. So a
+    spinning thread can see the iterator *part-way* through only if a call
+    itself released the GIL."""
     queue = actionq.ActionQueue(tmp_path / "q.sqlite3" if store == "sqlite" else None)
     queue.create_server("s1")
     action = queue.create_action("s1", "clear_logs")
-    ids = iter([action.id] * calls)
+    calls_by_name: dict[str, tuple[Callable[[Any], object], object]] = {
+        "get_action": (queue.get_action, action.id),
+        "list_actions": (queue.list_actions, None),
+        "pause_server": (queue.pause_server, "s1"),
+    }
+    method, arg = calls_by_name[call]
+    args = iter([arg] * calls)
     seen: list[int] = []
-    with spinner(lambda: seen.append(operator.length_hint(ids))):
-        results = list(map(queue.get_action, ids))
-    assert len(results) == calls and results[-1] == action
+    with spinner(lambda: seen.append(operator.length_hint(args))):
+        results = list(map(method, args))
+    assert len(results) == calls
     part_way = [left for left in seen if 0 < left < calls]
     assert bool(part_way) is releases, f"{len(part_way)} of {len(seen)} observations part-way"
 

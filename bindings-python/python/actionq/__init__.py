@@ -13,6 +13,9 @@ the audit trail::
     if claim is not None:
         queue.report_result(claim.id, claim.lease_token, 0, stdout="ok")
 
+In asyncio code use :class:`AsyncActionQueue`: the same methods as coroutines,
+which never block the event loop (``await aqueue.create_action(...)``).
+
 Every error is an :class:`ActionQueueError` subclass carrying ``code``,
 ``http_status`` and ``message``. :class:`ActionStatus` is built from the
 core's status list, and :mod:`actionq.limits` holds the core's limits and
@@ -40,6 +43,7 @@ from actionq._actionq import (
     StorageError,
     __version__,
 )
+from actionq._aio import AsyncActionQueue
 
 
 __all__ = [
@@ -49,6 +53,7 @@ __all__ = [
     "ActionQueue",
     "ActionQueueError",
     "ActionStatus",
+    "AsyncActionQueue",
     "Claim",
     "ConflictError",
     "Event",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import queue
 import signal
 import socket
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 import actionq
 
@@ -32,10 +34,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(*args: str) -> Iterator[tuple[httpx.Client, str]]:
+def live_server(*args: str) -> Iterator[tuple[httpx.Client, str, int]]:
     """Runs `actionq-server --port N *args` without ACTIONQ_API_KEY; yields a
-    client (base URL /api/v1, the printed key) once uvicorn accepts connections,
-    then stops the server with SIGINT and checks it exited cleanly."""
+    client (base URL /api/v1, the printed key), the output so far and the
+    server's pid once uvicorn accepts connections, then stops the server with
+    SIGINT and checks it exited cleanly."""
     assert SCRIPT.exists(), f"{SCRIPT} missing: run `make python-develop`"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("ACTIONQ_API_KEY", "ACTIONQ_DATABASE")}
@@ -81,7 +84,7 @@ def live_server(*args: str) -> Iterator[tuple[httpx.Client, str]]:
             time.sleep(0.05)
         assert httpx.get(base + "/api/v1/events").status_code == 401
         with httpx.Client(base_url=base + "/api/v1", headers={"X-API-Key": key}, timeout=10) as http:
-            yield http, "".join(output)
+            yield http, "".join(output), server.pid
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -94,7 +97,7 @@ def live_server(*args: str) -> Iterator[tuple[httpx.Client, str]]:
 
 def test_live_server_flow(tmp_path: Path) -> None:
     db = tmp_path / "data" / "actionq.sqlite3"  # its directory does not exist yet
-    with live_server("--database", str(db)) as (http, output):
+    with live_server("--database", str(db)) as (http, output, _):
         assert str(db) in output
         assert http.post("/servers", json={"id": "web-1", "hostname": "web-1.lan"}).status_code == 201
         assert http.put("/servers/web-1/pause").json()["is_paused"] is True
@@ -144,7 +147,7 @@ CUSTOM_WHITELIST = {
 def test_live_server_custom_whitelist(tmp_path: Path) -> None:
     config = tmp_path / "whitelist.json"
     config.write_text(json.dumps(CUSTOM_WHITELIST), encoding="utf-8")
-    with live_server("--whitelist", str(config)) as (http, output):
+    with live_server("--whitelist", str(config)) as (http, output, _):
         assert "in memory" in output
         assert http.post("/servers", json={"id": "web-1"}).status_code == 201
         vacuum = http.post("/actions", json={"server_id": "web-1", "action_type": "vacuum_journal", "params": {"days": "3"}})
@@ -163,3 +166,85 @@ def test_live_server_custom_whitelist(tmp_path: Path) -> None:
         assert default.status_code == 422 and default.json()["detail"][0]["loc"] == ["body", "action_type"]
         schema = httpx.get(str(http.base_url).removesuffix("/api/v1/") + "/openapi.json").json()
         assert sorted(schema["components"]["schemas"]["ActionType"]["enum"]) == ["install_package", "vacuum_journal"]
+
+
+LOCK_HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=20)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+"""
+
+# Syscalls the core's busy handler waits in (sched_yield, nanosleep,
+# clock_nanosleep), as core/tests/sqlite_locking.rs watches them.
+WAITING_SYSCALLS = {"x86_64": {24, 35, 230}, "aarch64": {124, 101, 115}}.get(platform.machine(), set())
+
+
+def threads_in_busy_wait(pid: int) -> set[str]:
+    """The threads of process `pid` inside one of the busy handler's syscalls."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            number = (task / "syscall").read_text().split()[0]
+        except (OSError, IndexError):
+            continue
+        if number.isdigit() and int(number) in WAITING_SYSCALLS:
+            found.add(task.name)
+    return found
+
+
+@pytest.mark.skipif(not WAITING_SYSCALLS, reason="needs Linux /proc on x86_64/aarch64")
+def test_requests_are_served_while_a_write_waits_on_a_lock(tmp_path: Path) -> None:
+    """Issue 10: never block the event loop on a SQLite lock wait. Another
+    process holds the file's write lock; a create sent to the live server waits
+    for it (seen: a server thread inside the busy handler). Meanwhile the server
+    answers other requests; after the release the create succeeds. No durations
+    asserted: the create cannot finish before the release, sent only once the
+    other requests were answered (the server's busy timeout is actionq's
+    default, 10 s: a blocked loop would answer them only after it, with a 503
+    for the create)."""
+    db = tmp_path / "actionq.sqlite3"
+    with live_server("--database", str(db)) as (http, _, pid):
+        assert http.post("/servers", json={"id": "web-1"}).status_code == 201
+        first = http.post("/actions", json={"server_id": "web-1", "action_type": "clear_logs"}).json()
+        idle = threads_in_busy_wait(pid)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", LOCK_HOLDER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert holder.stdout is not None and holder.stdin is not None
+        created: queue.Queue[httpx.Response | BaseException] = queue.Queue()
+
+        def create() -> None:
+            body = {"server_id": "web-1", "action_type": "restart_service", "service_name": "nginx"}
+            try:
+                created.put(http.post("/actions", json=body, timeout=60))
+            except BaseException as exc:  # reported below
+                created.put(exc)
+
+        poster = threading.Thread(target=create)
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            poster.start()
+            deadline = time.monotonic() + 60  # bound of the handshake, not a timing
+            while not threads_in_busy_wait(pid) - idle:
+                assert created.empty(), created.get()
+                assert time.monotonic() < deadline, "the create never waited for the lock"
+            # the create waits for the lock; the server answers meanwhile
+            assert http.get(f"/actions/{first['id']}").json() == first
+            assert http.get("/actions").json()["total"] == 1
+            assert http.get("/servers/web-1").json()["id"] == "web-1"
+            assert http.get("/events").json()[0]["action_id"] == first["id"]
+            assert created.empty(), created.get()  # still waiting: it cannot end before the release
+        finally:
+            holder.stdin.write("commit\n")
+            holder.stdin.close()
+            holder.wait(30)
+            if poster.is_alive():
+                poster.join(60)
+        response = created.get(timeout=1)
+        assert isinstance(response, httpx.Response), response
+        assert response.status_code == 201, response.text
+        assert response.json()["service_name"] == "nginx"
+        assert http.get("/actions").json()["total"] == 2

@@ -1,5 +1,5 @@
 """The app factory: SPEC's HTTP contract (prefix ``/api/v1``, ``X-API-Key``)
-over an :class:`actionq.ActionQueue`, with the routes of
+over an :class:`actionq.AsyncActionQueue`, with the routes of
 :mod:`actionq.server.routes`."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def create_app(
             f"no API key: pass create_app(api_key=...) or set {API_KEY_ENV}; "
             "refusing to build an Action Queue API that anyone could call"
         )
-    queue = actionq.ActionQueue(
+    queue = actionq.AsyncActionQueue(
         db_path,
         whitelist=load_whitelist(whitelist),
         durability=durability,

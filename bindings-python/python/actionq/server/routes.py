@@ -6,6 +6,12 @@ guarded by :func:`require_api_key`; both read the :class:`ServerState` that
 builds its own FastAPI app can include :data:`router` and set that state (or
 override the dependencies).
 
+Every route is ``async def`` and awaits an :class:`actionq.AsyncActionQueue`:
+a call that waits (for the disk, or for another process's SQLite write lock,
+up to the busy timeout) waits on the queue's own threads, never on the event
+loop, and validation and serialisation stay on the loop with no thread-pool
+hop of FastAPI's.
+
 No ``from __future__ import annotations`` here: FastAPI reads the endpoint
 annotations at definition time.
 """
@@ -44,7 +50,7 @@ __all__ = ["ServerState", "get_queue", "require_api_key", "router"]
 class ServerState:
     """What the routes need from the app: its queue and the bootstrap API key."""
 
-    queue: actionq.ActionQueue
+    queue: actionq.AsyncActionQueue
     api_key: bytes
 
     def __repr__(self) -> str:  # never print the key
@@ -58,7 +64,7 @@ def _state(request: Request) -> ServerState:
 
 # async: these never block, and a sync dependency would cost every request a
 # thread-pool hop on top of the endpoint's own.
-async def get_queue(request: Request) -> actionq.ActionQueue:
+async def get_queue(request: Request) -> actionq.AsyncActionQueue:
     """The app's queue (dependency)."""
     return _state(request).queue
 
@@ -75,7 +81,7 @@ async def require_api_key(request: Request, given: Annotated[str | None, Depends
         )
 
 
-Queue = Annotated[actionq.ActionQueue, Depends(get_queue)]
+Queue = Annotated[actionq.AsyncActionQueue, Depends(get_queue)]
 _PAGE = f"1-{limits.MAX_PAGE_LIMIT}"
 # Lost leases need no sweep here: the queue expires them before every read
 # (actionq.limits.DEFAULT_EXPIRE_LEASES_ON_READ), in every host alike.
@@ -89,7 +95,7 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)], re
 """Every route of the contract, under ``/api/v1``, behind the API key."""
 
 
-def _not_whitelisted(where: str, value: str, queue: actionq.ActionQueue) -> NoReturn:
+def _not_whitelisted(where: str, value: str, queue: actionq.AsyncActionQueue) -> NoReturn:
     """The 422 of an action type outside the whitelist, shaped like pydantic's
     enum error (the seed's contract: the type is an enum at this layer)."""
     names = [repr(t) for t in queue.action_types]
@@ -111,41 +117,41 @@ def _not_whitelisted(where: str, value: str, queue: actionq.ActionQueue) -> NoRe
 
 
 @router.post("/servers", operation_id="create_server", status_code=201, response_model=ServerOut)
-def create_server(body: ServerCreate, queue: Queue) -> actionq.Server:
-    return queue.create_server(body.id, body.hostname)
+async def create_server(body: ServerCreate, queue: Queue) -> actionq.Server:
+    return await queue.create_server(body.id, body.hostname)
 
 
 @router.get("/servers/{server_id}", operation_id="get_server", response_model=ServerOut)
-def get_server(server_id: str, queue: Queue) -> actionq.Server:
-    return queue.get_server(server_id)
+async def get_server(server_id: str, queue: Queue) -> actionq.Server:
+    return await queue.get_server(server_id)
 
 
 @router.put("/servers/{server_id}/pause", operation_id="pause_server", response_model=ServerOut)
-def pause_server(server_id: str, queue: Queue) -> actionq.Server:
-    return queue.pause_server(server_id)
+async def pause_server(server_id: str, queue: Queue) -> actionq.Server:
+    return await queue.pause_server(server_id)
 
 
 @router.put("/servers/{server_id}/unpause", operation_id="unpause_server", response_model=ServerOut)
-def unpause_server(server_id: str, queue: Queue) -> actionq.Server:
-    return queue.unpause_server(server_id)
+async def unpause_server(server_id: str, queue: Queue) -> actionq.Server:
+    return await queue.unpause_server(server_id)
 
 
 @router.get("/servers/{server_id}/actions", operation_id="list_server_actions", response_model=ActionListOut)
-def list_server_actions(
+async def list_server_actions(
     server_id: str,
     queue: Queue,
     status: ActionStatus | None = None,
     limit: Annotated[I64, Query(description=_PAGE)] = limits.DEFAULT_PAGE_LIMIT,
     offset: Annotated[I64, Query(description=">= 0")] = 0,
 ) -> actionq.ActionPage:
-    return queue.list_server_actions(server_id, status, limit, offset)
+    return await queue.list_server_actions(server_id, status, limit, offset)
 
 
 # Actions --------------------------------------------------------------------
 
 
 @router.get("/actions", operation_id="list_actions", response_model=ActionListOut)
-def list_actions(
+async def list_actions(
     queue: Queue,
     status: ActionStatus | None = None,
     server_id: str | None = None,
@@ -155,37 +161,37 @@ def list_actions(
 ) -> actionq.ActionPage:
     if action_type is not None and action_type not in queue.action_types:
         _not_whitelisted("query", action_type, queue)
-    return queue.list_actions(status, server_id, action_type, limit, offset)
+    return await queue.list_actions(status, server_id, action_type, limit, offset)
 
 
 @router.get("/actions/{action_id}", operation_id="get_action", response_model=ActionOut)
-def get_action(action_id: ActionId, queue: Queue) -> actionq.Action:
-    return queue.get_action(action_id)
+async def get_action(action_id: ActionId, queue: Queue) -> actionq.Action:
+    return await queue.get_action(action_id)
 
 
 @router.post("/actions", operation_id="create_action", status_code=201, response_model=ActionOut)
-def create_action(body: ActionCreate, queue: Queue) -> actionq.Action:
+async def create_action(body: ActionCreate, queue: Queue) -> actionq.Action:
     if body.action_type not in queue.action_types:
         _not_whitelisted("body", body.action_type, queue)
     # The core reads the request (NewAction::from_json: service_name given twice,
     # parameters, alert id). The model has no `created_by`, so the dump never
     # carries one: the requester is always the core's default, "dashboard".
-    return queue.create_action_json(body.model_dump_json(exclude_none=True))
+    return await queue.create_action_json(body.model_dump_json(exclude_none=True))
 
 
 @router.post("/actions/{action_id}/approve", operation_id="approve_action", response_model=ActionOut)
-def approve_action(action_id: ActionId, queue: Queue) -> actionq.Action:
-    return queue.approve_action(action_id, by=limits.DASHBOARD)
+async def approve_action(action_id: ActionId, queue: Queue) -> actionq.Action:
+    return await queue.approve_action(action_id, by=limits.DASHBOARD)
 
 
 @router.post("/actions/{action_id}/reject", operation_id="reject_action", response_model=ActionOut)
-def reject_action(action_id: ActionId, body: RejectRequest, queue: Queue) -> actionq.Action:
-    return queue.reject_action(action_id, body.reason, by=limits.DASHBOARD)
+async def reject_action(action_id: ActionId, body: RejectRequest, queue: Queue) -> actionq.Action:
+    return await queue.reject_action(action_id, body.reason, by=limits.DASHBOARD)
 
 
 @router.post("/actions/{action_id}/cancel", operation_id="cancel_action", response_model=ActionOut)
-def cancel_action(action_id: ActionId, queue: Queue) -> actionq.Action:
-    return queue.cancel_action(action_id, by=limits.DASHBOARD)
+async def cancel_action(action_id: ActionId, queue: Queue) -> actionq.Action:
+    return await queue.cancel_action(action_id, by=limits.DASHBOARD)
 
 
 # Agent side -----------------------------------------------------------------
@@ -197,28 +203,28 @@ def cancel_action(action_id: ActionId, queue: Queue) -> actionq.Action:
     response_model=ClaimOut,
     responses={204: {"description": "No approved action to claim"}},
 )
-def claim_action(server_id: str, queue: Queue, body: ClaimRequest | None = None) -> actionq.Claim | Response:
-    claim = queue.claim_next(server_id, body.lease_seconds if body else None)
+async def claim_action(server_id: str, queue: Queue, body: ClaimRequest | None = None) -> actionq.Claim | Response:
+    claim = await queue.claim_next(server_id, body.lease_seconds if body else None)
     return claim if claim is not None else Response(status_code=204)
 
 
 @router.post("/actions/{action_id}/heartbeat", operation_id="heartbeat_action", response_model=ActionOut)
-def heartbeat_action(action_id: ActionId, body: HeartbeatRequest, queue: Queue) -> actionq.Action:
-    return queue.heartbeat(action_id, body.lease_token, body.lease_seconds)
+async def heartbeat_action(action_id: ActionId, body: HeartbeatRequest, queue: Queue) -> actionq.Action:
+    return await queue.heartbeat(action_id, body.lease_token, body.lease_seconds)
 
 
 @router.post("/actions/{action_id}/result", operation_id="report_action_result", response_model=ActionOut)
-def report_action_result(action_id: ActionId, body: ResultRequest, queue: Queue) -> actionq.Action:
-    return queue.report_result(action_id, body.lease_token, body.exit_code, body.stdout, body.stderr)
+async def report_action_result(action_id: ActionId, body: ResultRequest, queue: Queue) -> actionq.Action:
+    return await queue.report_result(action_id, body.lease_token, body.exit_code, body.stdout, body.stderr)
 
 
 # Audit trail ----------------------------------------------------------------
 
 
 @router.get("/events", operation_id="list_events", response_model=list[EventOut])
-def list_events(
+async def list_events(
     queue: Queue,
     after: Annotated[I64, Query(description="cursor: id of the last event seen")] = 0,
     limit: Annotated[I64, Query(description=f"1-{limits.MAX_EVENTS_LIMIT}")] = limits.DEFAULT_EVENTS_LIMIT,
 ) -> list[actionq.Event]:
-    return queue.events_since(after, limit)
+    return await queue.events_since(after, limit)
