@@ -2,15 +2,19 @@
 # a pkg-config file, the C API test and the C/C++ examples, plain and under valgrind.
 #
 #   make test-c        everything below, then the programs under ASan/UBSan and valgrind
+#   make c-lib         build the crate actionq-c, install target/c/lib/libactionq.{so,a}
 #   make c-header      regenerate bindings-c/include/actionq.h (commit the result)
 #   make c-pkgconfig   write target/pkgconfig/actionq.pc (and actionq-static.pc)
 .PHONY: test-c c-tools c-lib c-header c-header-check c-pkgconfig c-programs
 
 C_TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
-C_LIBDIR := $(C_TARGET_DIR)/release
 C_OUT := $(C_TARGET_DIR)/c
+# The crate's lib is `actionq_c` (the core is `actionq`); its C artifacts are
+# installed here under the name C hosts link.
+C_LIBDIR := $(C_OUT)/lib
 C_PCDIR := $(C_TARGET_DIR)/pkgconfig
-C_VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' $(CURDIR)/Cargo.toml | head -n1)
+# The package version, as Cargo resolves it (path+file:///...#actionq-c@0.1.0).
+C_VERSION = $(lastword $(subst @, ,$(subst \#, ,$(shell $(CARGO) pkgid -p actionq-c))))
 
 # Pinned: the committed header must be exactly what this version writes.
 CBINDGEN_VERSION := 0.29.4
@@ -49,6 +53,8 @@ c-tools:
 
 c-lib:
 	$(CARGO) build --release -p actionq-c
+	install -D -m 644 $(C_TARGET_DIR)/release/libactionq_c.a $(C_LIBDIR)/libactionq.a
+	install -D -m 755 $(C_TARGET_DIR)/release/libactionq_c.so $(C_LIBDIR)/libactionq.so
 
 c-header: c-tools
 	cd bindings-c && "$(C_CBINDGEN)" $(C_CBINDGEN_ARGS)
@@ -59,34 +65,15 @@ c-header: c-tools
 c-header-check:
 	$(CARGO) test -p actionq-c --test header
 
-## pkg-config files for the build tree. actionq.pc links the shared library
-## (with an rpath, so programs run in place); actionq-static.pc links libactionq.a.
+## pkg-config files for the build tree, from the templates bindings-c/*.pc.in.
+## actionq.pc links the shared library (with an rpath, so programs run in place);
+## actionq-static.pc links libactionq.a.
+C_PC_SUBST = -e 's|@PREFIX@|$(CURDIR)|' -e 's|@INCLUDEDIR@|$(CURDIR)/bindings-c/include|' \
+	-e 's|@LIBDIR@|$(C_LIBDIR)|' -e 's|@VERSION@|$(C_VERSION)|'
 c-pkgconfig:
 	@mkdir -p $(C_PCDIR)
-	@printf '%s\n' \
-	  'prefix=$(CURDIR)' \
-	  'includedir=$${prefix}/bindings-c/include' \
-	  'libdir=$(C_LIBDIR)' \
-	  '' \
-	  'Name: actionq' \
-	  'Description: Embeddable remediation action queue (C API)' \
-	  'Version: $(C_VERSION)' \
-	  'Cflags: -I$${includedir}' \
-	  'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -lactionq' \
-	  'Libs.private: -lpthread -ldl -lm' \
-	  > $(C_PCDIR)/actionq.pc
-	@printf '%s\n' \
-	  'prefix=$(CURDIR)' \
-	  'includedir=$${prefix}/bindings-c/include' \
-	  'libdir=$(C_LIBDIR)' \
-	  '' \
-	  'Name: actionq-static' \
-	  'Description: Embeddable remediation action queue (C API), static library' \
-	  'Version: $(C_VERSION)' \
-	  'Cflags: -I$${includedir}' \
-	  'Libs: $${libdir}/libactionq.a -lpthread -ldl -lm -lgcc_s' \
-	  > $(C_PCDIR)/actionq-static.pc
-	@echo "c-pkgconfig: $(C_PCDIR)/actionq.pc"
+	sed $(C_PC_SUBST) bindings-c/actionq.pc.in > $(C_PCDIR)/actionq.pc
+	sed $(C_PC_SUBST) bindings-c/actionq-static.pc.in > $(C_PCDIR)/actionq-static.pc
 
 ## The C test (shared, static, and with sanitizers), the C example and the C++ example, built
 ## with plain gcc/g++ and nothing but the pkg-config line.

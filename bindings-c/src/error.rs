@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use actionq_core::{Error, ErrorKind};
+use actionq::{Error, ErrorKind};
 
 use crate::ffi::c_string;
 

@@ -27,8 +27,6 @@ mod ffi;
 mod limits;
 mod options;
 mod queue;
-#[cfg(test)]
-mod tests;
 
 pub use error::{
     aq_last_error_existing_action_id, aq_last_error_message, aq_status, aq_status_code,
@@ -85,7 +83,7 @@ pub unsafe extern "C" fn aq_whitelist_default_json(json_out: *mut *mut c_char) -
     ffi_boundary! {
         // SAFETY: per the caller's contract.
         let out = unsafe { ffi::Out::new(json_out, "json_out") }?;
-        out.write(ffi::owned_c_string(actionq_core::DEFAULT_WHITELIST_JSON));
+        out.write(ffi::owned_c_string(actionq::DEFAULT_WHITELIST_JSON));
         Ok(())
     }
 }

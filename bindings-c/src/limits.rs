@@ -2,7 +2,7 @@
 //! only literal values, so each is written here once more and checked against
 //! `actionq::limits` at compile time: the crate does not build if they differ.
 
-use actionq_core::limits;
+use actionq::limits;
 
 /// Page size of `aq_action_list` / `aq_server_list_actions` the HTTP API and
 /// Python use when the caller names none (C callers always pass a limit).

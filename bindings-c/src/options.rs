@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use actionq_core::{limits, Durability, QueueOptions, SqliteOptions, Whitelist};
+use actionq::{limits, Durability, QueueOptions, SqliteOptions, Whitelist};
 
 use crate::error::{aq_status, Failure};
 use crate::ffi::{mut_arg, str_arg, Out};
@@ -118,7 +118,7 @@ pub unsafe extern "C" fn aq_options_set_durability(
                 .enumerate()
                 .map(|(i, d)| format!("AQ_DURABILITY_{} ({i})", d.as_str().to_uppercase()))
                 .collect();
-            return Err(Failure::Core(actionq_core::Error::InvalidInput(format!(
+            return Err(Failure::Core(actionq::Error::InvalidInput(format!(
                 "durability must be one of: {} (got {durability})",
                 choices.join(", ")
             ))));

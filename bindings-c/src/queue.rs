@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::str::FromStr;
 use std::time::Duration;
 
-use actionq_core::{
+use actionq::{
     limits, ActionQuery, ActionQueue, ActionStatus, Error, MemoryStore, NewAction, SqliteStore,
     Store, DASHBOARD,
 };

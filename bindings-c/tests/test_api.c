@@ -370,7 +370,7 @@ static void test_options_and_whitelist(const char *dir) {
   CHECK_OK(aq_options_set_busy_timeout_seconds(o, 5));
   /* Their effects: the busy timeout in test_busy_timeout below; durability
    * (syncs per commit, visible only from outside the process) in
-   * bindings-c/src/tests.rs, durability_set_through_the_c_api_reaches_sqlite. */
+   * bindings-c/tests/options.rs, durability_set_through_the_c_api_reaches_sqlite. */
 
   char path[512];
   snprintf(path, sizeof path, "%s/options.sqlite3", dir);

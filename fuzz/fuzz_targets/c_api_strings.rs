@@ -10,9 +10,10 @@
 use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 
-use actionq_core::whitelist::WhitelistEntry;
-use actionq_core::{NewAction, Whitelist};
-use actionq_fuzz_c::*;
+use actionq::whitelist::WhitelistEntry;
+use actionq::{NewAction, Whitelist};
+use actionq_c::*;
+use actionq_fuzz::check_safe_value;
 use libfuzzer_sys::fuzz_target;
 
 fn cstr(bytes: &[u8]) -> CString {

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use actionq_core::{ParamKind, Whitelist};
-use actionq_fuzz_c::check_safe_value;
+use actionq::{ParamKind, Whitelist};
+use actionq_fuzz::check_safe_value;
 use libfuzzer_sys::fuzz_target;
 
 // Input: `selector, min (8 bytes LE), max (8 bytes LE), literal \n literal ... \0 value`

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use actionq_core::Whitelist;
-use actionq_fuzz_c::check_safe_value;
+use actionq::Whitelist;
+use actionq_fuzz::check_safe_value;
 use libfuzzer_sys::fuzz_target;
 
 // Input: `config JSON \0 action_type \n name=value \n name=value ...`

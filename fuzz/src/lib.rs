@@ -1,8 +1,4 @@
-//! The C ABI of actionq (bindings-c/src), compiled into this fuzzing crate
-//! together with a few helpers the fuzz targets share.
-#![allow(missing_docs, dead_code, unused_imports, clippy::all)]
-
-include!(concat!(env!("OUT_DIR"), "/actionq_c/root.rs"));
+//! Helpers the fuzz targets share.
 
 /// Characters a POSIX shell gives a meaning to (plus whitespace), which no
 /// accepted parameter value may contain.
