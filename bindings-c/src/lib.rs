@@ -36,8 +36,8 @@ pub use error::{
 pub use limits::*;
 pub use options::{
     aq_durability, aq_options, aq_options_free, aq_options_new,
-    aq_options_set_busy_timeout_seconds, aq_options_set_durability,
-    aq_options_set_clock, aq_options_set_expire_leases_on_read, aq_options_set_leases, aq_options_set_output_cap,
+    aq_options_set_busy_timeout_seconds, aq_options_set_clock, aq_options_set_durability,
+    aq_options_set_expire_leases_on_read, aq_options_set_leases, aq_options_set_output_cap,
     aq_options_set_whitelist,
 };
 pub use queue::*;
