@@ -1,7 +1,16 @@
 # Cross-host scenarios (tests/): every scenario of tests/scenarios through the
-# Rust, Python and HTTP drivers on every store; the transcripts must agree.
-.PHONY: test-hosts
+# Rust, Python, C and HTTP drivers on every store; the transcripts must agree.
+.PHONY: test-hosts hosts-tools
 
-test-hosts: python-develop
+HOSTS_C_DRIVER := $(C_OUT)/c_driver
+
+## The C driver reads and writes JSON with cJSON (Debian's libcjson-dev).
+hosts-tools: c-tools
+	@test -f /usr/include/cjson/cJSON.h || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y libcjson-dev || { apt-get update && apt-get install -y libcjson-dev; }; }
+
+test-hosts: python-develop c-lib hosts-tools
 	$(CARGO) build -p actionq-scenarios
-	$(VPY) -m pytest tests
+	gcc $(C_CFLAGS) -Ibindings-c/include tests/drivers/c_driver.c -o $(HOSTS_C_DRIVER) \
+	  -L$(C_LIBDIR) -lactionq -lcjson -Wl,-rpath,$(C_LIBDIR)
+	ACTIONQ_C_DRIVER=$(HOSTS_C_DRIVER) $(VPY) -m pytest tests

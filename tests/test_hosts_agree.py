@@ -29,8 +29,14 @@ def rust_driver() -> list[str]:
     return [str(target / "debug" / "actionq-scenario-driver")]
 
 
+def c_driver() -> list[str]:
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    return [os.environ.get("ACTIONQ_C_DRIVER", str(target / "c" / "c_driver"))]
+
+
 HOSTS = {
     "rust": rust_driver,
+    "c": c_driver,
     "python": lambda: [sys.executable, str(TESTS / "drivers" / "python_driver.py")],
     "http": lambda: [sys.executable, str(TESTS / "drivers" / "http_driver.py")],
 }

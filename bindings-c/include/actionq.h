@@ -198,6 +198,14 @@ typedef uint32_t aq_durability;
 #endif // __cplusplus
 
 /**
+ * A clock that stands still until moved (`aq_clock_advance`). Give it to
+ * `aq_options_set_clock` before opening a queue. Safe to use from many
+ * threads at once. Create with `aq_clock_new_manual`, free with
+ * `aq_clock_free` (queues opened with it keep their own reference).
+ */
+typedef struct aq_clock aq_clock;
+
+/**
  * Settings for `aq_queue_open` / `aq_queue_open_in_memory`: whitelist,
  * durability, output cap, leases, busy timeout, expiry before reads. Unset
  * settings keep the library defaults (the `AQ_DEFAULT_*` macros).
@@ -252,6 +260,51 @@ void aq_string_free(char *s);
  * `json_out` must be NULL or point to a writable `char *`.
  */
 aq_status aq_whitelist_default_json(char **json_out);
+
+/**
+ * Creates a manual clock stopped at `start_unix_micros` (microseconds since
+ * 1970-01-01T00:00:00Z). Out of range: `AQ_STATUS_INVALID_INPUT`.
+ *
+ * On `AQ_STATUS_OK`, `*clock_out` receives a new clock that the caller owns
+ * and frees with `aq_clock_free`.
+ *
+ * # Safety
+ *
+ * `clock_out` must be NULL or point to a writable `aq_clock *`.
+ */
+aq_status aq_clock_new_manual(int64_t start_unix_micros, struct aq_clock **clock_out);
+
+/**
+ * Moves the clock by `seconds` (fractions to the microsecond; back, if
+ * negative). Not finite, or out of range: `AQ_STATUS_INVALID_INPUT`, and the
+ * clock does not move.
+ *
+ * # Safety
+ *
+ * `clock` must be NULL or a live clock from `aq_clock_new_manual`.
+ */
+aq_status aq_clock_advance(const struct aq_clock *clock, double seconds);
+
+/**
+ * Writes the clock's time, in microseconds since 1970-01-01T00:00:00Z, to
+ * `*unix_micros_out`.
+ *
+ * # Safety
+ *
+ * `clock` must be NULL or a live clock from `aq_clock_new_manual`;
+ * `unix_micros_out` must be NULL or point to a writable `int64_t`.
+ */
+aq_status aq_clock_now(const struct aq_clock *clock, int64_t *unix_micros_out);
+
+/**
+ * Frees a clock from `aq_clock_new_manual`. Queues opened with it keep
+ * working (they hold their own reference). `aq_clock_free(NULL)` does nothing.
+ *
+ * # Safety
+ *
+ * `clock` must be NULL or a clock from `aq_clock_new_manual` not yet freed.
+ */
+void aq_clock_free(struct aq_clock *clock);
 
 /**
  * Copies the message of the last failed `aq_*` call on the calling thread
@@ -398,6 +451,19 @@ aq_status aq_options_set_expire_leases_on_read(struct aq_options *options, bool 
  * another thread during the call.
  */
 aq_status aq_options_set_busy_timeout_seconds(struct aq_options *options, double seconds);
+
+/**
+ * Makes queues opened with these options read time from `clock` (a manual
+ * clock, e.g. in tests) instead of the system clock. The options and the
+ * queues keep their own reference: the clock may be freed at any time.
+ *
+ * # Safety
+ *
+ * `options` must be NULL or a live object from `aq_options_new`, not used by
+ * another thread during the call; `clock` must be NULL or a live clock from
+ * `aq_clock_new_manual`.
+ */
+aq_status aq_options_set_clock(struct aq_options *options, const struct aq_clock *clock);
 
 /**
  * Frees options from `aq_options_new`. `aq_options_free(NULL)` does nothing.

@@ -22,19 +22,21 @@
 
 use std::ffi::{c_char, CString};
 
+mod clock;
 mod error;
 mod ffi;
 mod limits;
 mod options;
 mod queue;
 
+pub use clock::{aq_clock, aq_clock_advance, aq_clock_free, aq_clock_new_manual, aq_clock_now};
 pub use error::{
     aq_last_error_existing_action_id, aq_last_error_message, aq_status, aq_status_code,
 };
 pub use limits::*;
 pub use options::{
     aq_durability, aq_options, aq_options_free, aq_options_new,
-    aq_options_set_busy_timeout_seconds, aq_options_set_durability,
+    aq_options_set_busy_timeout_seconds, aq_options_set_clock, aq_options_set_durability,
     aq_options_set_expire_leases_on_read, aq_options_set_leases, aq_options_set_output_cap,
     aq_options_set_whitelist,
 };

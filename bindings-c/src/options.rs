@@ -1,11 +1,13 @@
 //! `aq_options`: settings for opening a queue, built with setters.
 
 use std::ffi::c_char;
+use std::sync::Arc;
 
-use actionq::{limits, Durability, QueueOptions, SqliteOptions, Whitelist};
+use actionq::{limits, Durability, ManualClock, QueueOptions, SqliteOptions, Whitelist};
 
+use crate::clock::aq_clock;
 use crate::error::{aq_status, Failure};
-use crate::ffi::{mut_arg, str_arg, Out};
+use crate::ffi::{mut_arg, ref_arg, str_arg, Out};
 use crate::ffi_boundary;
 
 /// How hard a SQLite store works to keep acknowledged writes (the core's
@@ -47,6 +49,7 @@ pub struct aq_options {
     pub(crate) whitelist: Whitelist,
     pub(crate) queue: QueueOptions,
     pub(crate) sqlite: SqliteOptions,
+    pub(crate) clock: Option<Arc<ManualClock>>,
 }
 
 /// Creates options holding the defaults: SPEC's default whitelist, durability
@@ -218,6 +221,29 @@ pub unsafe extern "C" fn aq_options_set_busy_timeout_seconds(
         // SAFETY: per the caller's contract.
         let options = unsafe { mut_arg(options, "options") }?;
         options.sqlite.busy_timeout = limits::setting_seconds("seconds", seconds)?;
+        Ok(())
+    }
+}
+
+/// Makes queues opened with these options read time from `clock` (a manual
+/// clock, e.g. in tests) instead of the system clock. The options and the
+/// queues keep their own reference: the clock may be freed at any time.
+///
+/// # Safety
+///
+/// `options` must be NULL or a live object from `aq_options_new`, not used by
+/// another thread during the call; `clock` must be NULL or a live clock from
+/// `aq_clock_new_manual`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_options_set_clock(
+    options: *mut aq_options,
+    clock: *const aq_clock,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (both): per the caller's contract.
+        let options = unsafe { mut_arg(options, "options") }?;
+        let clock = unsafe { ref_arg(clock, "clock") }?;
+        options.clock = Some(clock.inner.clone());
         Ok(())
     }
 }

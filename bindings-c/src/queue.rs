@@ -47,9 +47,12 @@ fn assert_queue_is_send_and_sync() {
 
 /// A new handle on `store` with the settings of `options`.
 fn new_handle(store: impl Store, options: aq_options) -> *mut aq_queue {
-    let inner = ActionQueue::new(store)
+    let mut inner = ActionQueue::new(store)
         .with_options(options.queue)
         .with_whitelist(options.whitelist);
+    if let Some(clock) = options.clock {
+        inner = inner.with_clock(clock);
+    }
     Box::into_raw(Box::new(aq_queue { inner }))
 }
 

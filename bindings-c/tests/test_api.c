@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -960,6 +961,57 @@ static void test_threads(const char *dir) {
   aq_queue_free(q);
 }
 
+/* aq_clock: a manual clock drives the queue's timestamps and leases. */
+static void test_manual_clock(void) {
+  aq_clock *clock = NULL;
+  aq_options *options = NULL;
+  aq_queue *q = NULL;
+  char *json = NULL;
+  char buf[64];
+  int64_t now = 0;
+  /* 2026-01-01T00:00:00Z */
+  const int64_t start = INT64_C(1767225600) * 1000000;
+  CHECK_STATUS(aq_clock_new_manual(start, NULL), AQ_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(aq_clock_new_manual(INT64_MAX, &clock), AQ_STATUS_INVALID_INPUT);
+  CHECK(clock == NULL);
+  CHECK_OK(aq_clock_new_manual(start, &clock));
+  CHECK_OK(aq_clock_now(clock, &now));
+  CHECK(now == start);
+  CHECK_STATUS(aq_clock_now(NULL, &now), AQ_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(aq_clock_now(clock, NULL), AQ_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(aq_clock_advance(NULL, 1), AQ_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(aq_clock_advance(clock, NAN), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_clock_advance(clock, INFINITY), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_clock_advance(clock, 1e300), AQ_STATUS_INVALID_INPUT);
+  CHECK_OK(aq_clock_now(clock, &now));
+  CHECK(now == start);
+
+  CHECK_OK(aq_options_new(&options));
+  CHECK_STATUS(aq_options_set_clock(options, NULL), AQ_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(aq_options_set_clock(NULL, clock), AQ_STATUS_NULL_ARGUMENT);
+  CHECK_OK(aq_options_set_clock(options, clock));
+  CHECK_OK(aq_queue_open_in_memory(options, &q));
+  aq_options_free(options);
+  CHECK_OK(aq_server_create(q, "web-1", NULL, &json));
+  CHECK(json_str(json, "created_at", buf, sizeof buf) && strcmp(buf, "2026-01-01T00:00:00Z") == 0);
+  aq_string_free(json);
+  CHECK_OK(aq_clock_advance(clock, 1.5));
+  CHECK_OK(aq_clock_now(clock, &now));
+  CHECK(now == start + 1500000);
+  CHECK_OK(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &json));
+  CHECK(json_str(json, "created_at", buf, sizeof buf) && strcmp(buf, "2026-01-01T00:00:01.500Z") == 0);
+  aq_string_free(json);
+  CHECK_OK(aq_action_claim_next(q, "web-1", SECONDS(10), &json));
+  aq_string_free(json);
+  /* Freed by the host: the queue keeps its own reference, and the time. */
+  aq_clock_free(clock);
+  aq_clock_free(NULL);
+  CHECK_OK(aq_action_expire_leases(q, &json));
+  CHECK(json != NULL && strcmp(json, "[]") == 0);
+  aq_string_free(json);
+  aq_queue_free(q);
+}
+
 int main(int argc, char **argv) {
   const char *dir = argc > 1 ? argv[1] : ".";
   test_version_and_status_codes();
@@ -972,6 +1024,7 @@ int main(int argc, char **argv) {
   test_busy_timeout(dir);
   test_flow(dir);
   test_conventions();
+  test_manual_clock();
   test_threads(dir);
   printf("test_api: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

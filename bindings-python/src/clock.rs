@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use chrono::TimeDelta;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
+use crate::error::to_py_err;
 use crate::types::utc_datetime;
 
 /// A clock that stands still until moved: pass it as `ActionQueue(clock=...)`.
@@ -44,16 +44,10 @@ impl PyManualClock {
     }
 
     /// Moves the clock forward by `seconds` (back, if negative).
-    fn advance(&self, seconds: f64) -> PyResult<()> {
-        let micros = seconds * 1e6;
-        if !micros.is_finite() || micros.abs() >= i64::MAX as f64 {
-            return Err(PyValueError::new_err(format!(
-                "seconds must be a finite number (got {seconds})"
-            )));
-        }
+    fn advance(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
         self.inner
-            .advance(TimeDelta::microseconds(micros.round() as i64));
-        Ok(())
+            .advance_seconds(seconds)
+            .map_err(|e| to_py_err(py, e))
     }
 
     /// Sets the clock to `now` (a timezone-aware `datetime`).

@@ -4,6 +4,7 @@ use std::sync::Mutex;
 
 use chrono::{DurationRound, TimeDelta, Utc};
 
+use crate::error::{Error, Result};
 use crate::model::Timestamp;
 
 /// A source of the current time. Implementations must be cheap and thread-safe.
@@ -52,6 +53,26 @@ impl ManualClock {
     pub fn advance(&self, delta: TimeDelta) {
         let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
         *now = to_micros(*now + delta);
+    }
+
+    /// Moves the clock by `seconds` (fractions to the microsecond; back, if
+    /// negative), the unit hosts pass durations in. A value that is not finite,
+    /// or moves the clock out of range, is InvalidInput and leaves it alone.
+    pub fn advance_seconds(&self, seconds: f64) -> Result<()> {
+        let refused = || {
+            Error::InvalidInput(format!(
+                "seconds must be a finite number of seconds that keeps the clock in range (got {seconds})"
+            ))
+        };
+        let micros = seconds * 1e6;
+        if !micros.is_finite() || micros.abs() >= i64::MAX as f64 {
+            return Err(refused());
+        }
+        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        *now = now
+            .checked_add_signed(TimeDelta::microseconds(micros.round() as i64))
+            .ok_or_else(refused)?;
+        Ok(())
     }
 
     /// Sets the clock.

@@ -313,3 +313,24 @@ fn two_stores_migrating_one_old_file_at_once_both_open() {
         .unwrap();
     assert_eq!(version, actionq::SCHEMA_VERSION);
 }
+
+#[test]
+fn switching_to_wal_retries_while_another_connection_is_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.sqlite3");
+    // A writer in the middle of a transaction (RESERVED) on a fresh rollback-
+    // journal file: SQLite refuses the switch's lock at once, without the busy
+    // handler (waiting there could deadlock), so only the store's own retry waits.
+    let writer = rusqlite::Connection::open(&path).unwrap();
+    writer
+        .execute_batch(
+            "CREATE TABLE unrelated (x); BEGIN IMMEDIATE; INSERT INTO unrelated VALUES (1);",
+        )
+        .unwrap();
+    let opener = spawn_open(&path, Duration::from_secs(600));
+    assert!(opener.seen_waiting(), "open never waited for the writer");
+    writer.execute_batch("ROLLBACK").unwrap();
+    let q = ActionQueue::new(opener.finish().expect("retries, then opens"));
+    q.create_server("web-1", None).unwrap();
+    assert_eq!(q.create_action(&restart("nginx")).unwrap().id, 1);
+}
