@@ -14,7 +14,7 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -34,7 +34,7 @@ def c_driver() -> list[str]:
     return [os.environ.get("ACTIONQ_C_DRIVER", str(target / "c" / "c_driver"))]
 
 
-HOSTS = {
+HOSTS: dict[str, Callable[[], list[str]]] = {
     "rust": rust_driver,
     "c": c_driver,
     "python": lambda: [sys.executable, str(TESTS / "drivers" / "python_driver.py")],

@@ -16,22 +16,16 @@ SQLite file path). A malformed scenario exits with status 2.
 
 from __future__ import annotations
 
-import json
 import sys
-from datetime import datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
+from scenario_host import BadScenario, ScenarioHost, main
 
-import actionq
 from actionq.server import create_app
 
 API_KEY = "scenario-key"
 BY = "dashboard"
-
-
-class BadScenario(Exception):
-    """The scenario cannot be run as written."""
 
 
 def query(step: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -42,9 +36,9 @@ def body(step: dict[str, Any], *names: str) -> dict[str, Any]:
     return {n: step[n] for n in names if n in step}
 
 
-class Host:
+class Host(ScenarioHost):
     def __init__(self, scenario: dict[str, Any], store: str) -> None:
-        self.clock = actionq.ManualClock(datetime.fromisoformat(scenario["clock"].replace("Z", "+00:00")))
+        super().__init__(scenario)
         app = create_app(
             None if store == "memory" else store,
             api_key=API_KEY,
@@ -52,15 +46,6 @@ class Host:
             clock=self.clock,
         )
         self.client = TestClient(app, headers={"X-API-Key": API_KEY}, raise_server_exceptions=True)
-        self.tokens: dict[str, str] = {}
-
-    def token(self, step: dict[str, Any]) -> str:
-        given: str = step["lease_token"]
-        if given.startswith("$"):
-            if given[1:] not in self.tokens:
-                raise BadScenario(f"no saved token {given[1:]!r}")
-            return self.tokens[given[1:]]
-        return given
 
     def request(self, step: dict[str, Any]) -> tuple[str, str, dict[str, Any], Any]:
         """(method, path, query, JSON body) of a step."""
@@ -132,25 +117,10 @@ class Host:
         return {"ok": content}
 
 
-def run(path: str, store: str) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        scenario = json.load(f)
+def run(scenario: dict[str, Any], store: str) -> list[dict[str, Any]]:
     host = Host(scenario, store)
     return [host.call(step) for step in scenario["steps"]]
 
 
-def main() -> int:
-    if len(sys.argv) != 3:
-        print("usage: http_driver.py SCENARIO.json STORE", file=sys.stderr)
-        return 2
-    try:
-        transcript = run(sys.argv[1], sys.argv[2])
-    except (BadScenario, KeyError) as e:
-        print(f"{sys.argv[1]}: {e!r}", file=sys.stderr)
-        return 2
-    print(json.dumps(transcript))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("http_driver.py", run))

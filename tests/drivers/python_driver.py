@@ -10,16 +10,13 @@ SQLite file path). A malformed scenario exits with status 2.
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime
 from typing import Any, Callable
 
+from scenario_host import BadScenario, ScenarioHost, main
+
 import actionq
-
-
-class BadScenario(Exception):
-    """The scenario cannot be run as written."""
 
 
 def plain(value: Any) -> Any:
@@ -35,23 +32,14 @@ def plain(value: Any) -> Any:
     return value
 
 
-class Host:
+class Host(ScenarioHost):
     def __init__(self, scenario: dict[str, Any], store: str) -> None:
-        self.clock = actionq.ManualClock(datetime.fromisoformat(scenario["clock"].replace("Z", "+00:00")))
+        super().__init__(scenario)
         self.queue = actionq.ActionQueue(
             None if store == "memory" else store,
             whitelist=scenario.get("whitelist"),
             clock=self.clock,
         )
-        self.tokens: dict[str, str] = {}
-
-    def token(self, step: dict[str, Any]) -> str:
-        given: str = step["lease_token"]
-        if given.startswith("$"):
-            if given[1:] not in self.tokens:
-                raise BadScenario(f"no saved token {given[1:]!r}")
-            return self.tokens[given[1:]]
-        return given
 
     def call(self, step: dict[str, Any]) -> Any:
         q = self.queue
@@ -75,11 +63,9 @@ class Host:
         return plain(result)
 
 
-def run(path: str, store: str) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        scenario = json.load(f)
+def run(scenario: dict[str, Any], store: str) -> list[dict[str, Any]]:
     host = Host(scenario, store)
-    transcript = []
+    transcript: list[dict[str, Any]] = []
     for step in scenario["steps"]:
         try:
             result = host.call(step)
@@ -92,18 +78,5 @@ def run(path: str, store: str) -> list[dict[str, Any]]:
     return transcript
 
 
-def main() -> int:
-    if len(sys.argv) != 3:
-        print("usage: python_driver.py SCENARIO.json STORE", file=sys.stderr)
-        return 2
-    try:
-        transcript = run(sys.argv[1], sys.argv[2])
-    except (BadScenario, KeyError, TypeError) as e:
-        print(f"{sys.argv[1]}: {e!r}", file=sys.stderr)
-        return 2
-    print(json.dumps(transcript))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("python_driver.py", run))
