@@ -681,7 +681,7 @@ static void test_conventions(void) {
   aq_string_free(out);
   out = SENTINEL;
   CHECK_STATUS(aq_action_claim_next(q, "web-1", SECONDS(0), &out), AQ_STATUS_INVALID_INPUT);
-  CHECK(last_error_starts_with("lease must be between 1 second"));
+  CHECK(last_error_starts_with("lease must be more than 0 seconds"));
   CHECK(out == SENTINEL);
   char *claim = NULL;
   CHECK_OK(aq_action_claim_next(q, "web-1", NULL, &claim));

@@ -556,7 +556,7 @@ impl ActionQueue {
         let lease = lease.unwrap_or(self.options.default_lease);
         if lease.is_zero() || lease > self.options.max_lease {
             return Err(Error::InvalidInput(format!(
-                "lease must be between 1 second and {} seconds",
+                "lease must be more than 0 seconds and at most {} seconds",
                 self.options.max_lease.as_secs()
             )));
         }
