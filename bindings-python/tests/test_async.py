@@ -6,9 +6,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
-import platform
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +13,7 @@ from typing import Any, TypeVar
 import pytest
 
 import actionq
+from lock_support import LockHolder, needs_proc, threads_in_busy_wait
 from actionq import ActionQueue, AsyncActionQueue
 
 T = TypeVar("T")
@@ -211,55 +209,6 @@ def test_open_and_constructor(tmp_path: Path) -> None:
 
 
 # The loop keeps serving while a call waits ----------------------------------
-
-LOCK_HOLDER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=20)
-conn.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-sys.stdin.readline()
-conn.execute("COMMIT")
-"""
-
-# Syscalls the core's busy handler waits in: sched_yield for its first polls,
-# then nanosleep/clock_nanosleep (core/tests/sqlite_locking.rs watches the same).
-WAITING_SYSCALLS = {"x86_64": {24, 35, 230}, "aarch64": {124, 101, 115}}.get(platform.machine(), set())
-needs_proc = pytest.mark.skipif(
-    not WAITING_SYSCALLS or not Path("/proc/self/task").is_dir(), reason="needs Linux /proc on x86_64/aarch64"
-)
-
-
-def threads_in_busy_wait(pid: int | str = "self") -> list[str]:
-    """The threads of process `pid` inside one of the busy handler's syscalls."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            number = (task / "syscall").read_text().split()[0]
-        except (OSError, IndexError):
-            continue
-        if number.isdigit() and int(number) in WAITING_SYSCALLS:
-            found.append(task.name)
-    return found
-
-
-class LockHolder:
-    """Another process holding the SQLite write lock of `db` (BEGIN IMMEDIATE)
-    until `release()`. POSIX locks are per process: a holder in this process
-    would not block the queue."""
-
-    def __init__(self, db: Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", LOCK_HOLDER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert self.process.stdout is not None and self.process.stdin is not None
-        assert self.process.stdout.readline().strip() == "locked"
-
-    def release(self) -> None:
-        assert self.process.stdin is not None
-        if not self.process.stdin.closed:
-            self.process.stdin.write("commit\n")
-            self.process.stdin.close()
-        assert self.process.wait(30) == 0
 
 
 @needs_proc

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import operator
-import platform
 import subprocess
 import sys
 import threading
@@ -19,16 +18,8 @@ from pathlib import Path
 import pytest
 
 import actionq
+from lock_support import LOCK_HOLDER, WAITING_SYSCALLS
 
-
-LOCK_HOLDER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=20)
-conn.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-sys.stdin.readline()
-conn.execute("COMMIT")
-"""
 
 
 def test_blocked_sqlite_call_lets_other_threads_run(tmp_path: Path) -> None:
@@ -85,10 +76,6 @@ def test_blocked_sqlite_call_lets_other_threads_run(tmp_path: Path) -> None:
     assert not finished_while_locked
     assert action.created_at < last_spin
 
-
-# Syscalls the core's busy handler waits in: sched_yield for its first polls,
-# then nanosleep/clock_nanosleep (core/tests/sqlite_locking.rs watches the same).
-WAITING_SYSCALLS = {"x86_64": {24, 35, 230}, "aarch64": {124, 101, 115}}.get(platform.machine(), set())
 
 
 def in_busy_wait(native_id: int) -> bool:

@@ -16,6 +16,7 @@ from conftest import API_KEY
 from fastapi.testclient import TestClient
 
 import actionq
+from lock_support import LOCK_HOLDER
 from actionq.server import create_app
 from actionq.server.cli import api_key_from_env
 from actionq.server.models import ActionType
@@ -415,14 +416,6 @@ def test_events(client: TestClient) -> None:
 
 
 # Storage ----------------------------------------------------------------------
-
-LOCK_HOLDER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=20)
-conn.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-sys.stdin.readline()
-"""
 
 
 def test_sqlite_app_persists_and_busy_is_503(tmp_path: Path) -> None:

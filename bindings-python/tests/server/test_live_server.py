@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import queue
 import signal
 import socket
@@ -21,6 +20,7 @@ import httpx
 import pytest
 
 import actionq
+from lock_support import LOCK_HOLDER, needs_proc, threads_in_busy_wait
 
 # The console script maturin installed next to this interpreter.
 SCRIPT = Path(sys.executable).with_name("actionq-server")
@@ -168,34 +168,8 @@ def test_live_server_custom_whitelist(tmp_path: Path) -> None:
         assert sorted(schema["components"]["schemas"]["ActionType"]["enum"]) == ["install_package", "vacuum_journal"]
 
 
-LOCK_HOLDER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=20)
-conn.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-sys.stdin.readline()
-conn.execute("COMMIT")
-"""
 
-# Syscalls the core's busy handler waits in (sched_yield, nanosleep,
-# clock_nanosleep), as core/tests/sqlite_locking.rs watches them.
-WAITING_SYSCALLS = {"x86_64": {24, 35, 230}, "aarch64": {124, 101, 115}}.get(platform.machine(), set())
-
-
-def threads_in_busy_wait(pid: int) -> set[str]:
-    """The threads of process `pid` inside one of the busy handler's syscalls."""
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            number = (task / "syscall").read_text().split()[0]
-        except (OSError, IndexError):
-            continue
-        if number.isdigit() and int(number) in WAITING_SYSCALLS:
-            found.add(task.name)
-    return found
-
-
-@pytest.mark.skipif(not WAITING_SYSCALLS, reason="needs Linux /proc on x86_64/aarch64")
+@needs_proc
 def test_requests_are_served_while_a_write_waits_on_a_lock(tmp_path: Path) -> None:
     """Issue 10: never block the event loop on a SQLite lock wait. Another
     process holds the file's write lock; a create sent to the live server waits
