@@ -98,7 +98,7 @@ fn status_filter(status: Option<&str>) -> actionq::Result<Option<ActionStatus>> 
 /// timeout ran out before anything was done (a refused `BEGIN IMMEDIATE` or
 /// read lock changes nothing), so the call may be run again.
 fn met_a_lock(error: &actionq::Error) -> bool {
-    matches!(error, actionq::Error::Storage(message) if message.contains("database is busy"))
+    error.is_busy()
 }
 
 impl PyActionQueue {

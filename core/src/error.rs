@@ -81,9 +81,13 @@ pub enum Error {
         /// For a duplicate create: the id of the action it collided with.
         existing_action_id: Option<i64>,
     },
-    /// The store failed: I/O, corruption, busy beyond the timeout, schema too new.
+    /// The store failed: I/O, corruption, schema too new.
     #[error("{0}")]
     Storage(String),
+    /// Another connection held a lock past the busy timeout (kind Storage).
+    /// Nothing was done, so the call may be made again.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// Shorthand for results whose error is [`Error`].
@@ -97,7 +101,7 @@ impl Error {
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::NotWhitelisted(_) => ErrorKind::NotWhitelisted,
             Error::Conflict { .. } => ErrorKind::Conflict,
-            Error::Storage(_) => ErrorKind::Storage,
+            Error::Storage(_) | Error::Busy(_) => ErrorKind::Storage,
         }
     }
 
@@ -114,6 +118,12 @@ impl Error {
     /// The human-readable message (same as `Display`).
     pub fn message(&self) -> String {
         self.to_string()
+    }
+
+    /// Whether another connection held a lock past the busy timeout (a
+    /// Storage error after which the same call may succeed).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Error::Busy(_))
     }
 
     /// For a duplicate create, the id of the existing action; otherwise `None`.

@@ -242,6 +242,7 @@ fn garbage_or_truncated_file_is_a_storage_error() {
     std::fs::write(&garbage, &bytes).unwrap();
     let err = SqliteStore::open(&garbage, &SqliteOptions::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
+    assert!(!err.is_busy(), "a damaged file is not a lock: {err}");
     assert_eq!(
         std::fs::read(&garbage).unwrap(),
         bytes,

@@ -140,6 +140,7 @@ fn lock_held_beyond_the_busy_timeout_is_a_storage_error_after_waiting() {
         assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
         assert_eq!((err.code(), err.http_status()), ("STORAGE_ERROR", 503));
         assert!(err.to_string().contains("busy timeout"), "{err}");
+        assert!(err.is_busy(), "{err}");
         if waited {
             break;
         }
@@ -247,6 +248,7 @@ fn switching_to_wal_blocked_beyond_the_busy_timeout_is_a_storage_error() {
     assert!(opener.seen_waiting(), "open never waited for the reader");
     let err = opener.finish().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
+    assert!(err.is_busy(), "{err}");
     assert!(err.to_string().contains("busy timeout"), "{err}");
     reader.execute_batch("COMMIT").unwrap();
     drop(reader);

@@ -48,7 +48,7 @@ pub struct SqliteStore {
 /// name such as "create action"). The only mapping from a SQLite error.
 fn storage(context: &str, e: rusqlite::Error) -> Error {
     match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Storage(format!(
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy(format!(
             "{context}: database is busy (another connection held the lock past the busy timeout)"
         )),
         _ => Error::Storage(format!("{context}: {e}")),
