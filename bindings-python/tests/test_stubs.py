@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
+    # The tests' shared helpers (lock_support) import as top-level modules, as
+    # pytest puts bindings-python/tests on sys.path.
+    env = {**os.environ, "MYPYPATH": str(ROOT / "bindings-python" / "tests")}
     return subprocess.run(
-        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env
     )
 
 
