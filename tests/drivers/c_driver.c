@@ -6,6 +6,12 @@
  * Usage: c_driver SCENARIO.json STORE  (STORE: "memory" or a SQLite file path)
  * A malformed scenario exits with status 2. JSON is read and written with
  * cJSON (Debian's libcjson-dev).
+ *
+ * Value objects (tests/README.md) become what a C caller passes: {"$null": true}
+ * a NULL pointer, {"$bytes_hex": "..."} the raw bytes (not UTF-8),
+ * {"$repeat"}/{"$concat"} the string they spell. A C string cannot hold a NUL
+ * and cJSON's strings end at one, so a step with a NUL inside a string must
+ * name "c" in its "skip"; a skipped step's outcome is {"skipped": true}.
  */
 #define _DEFAULT_SOURCE /* timegm */
 #include <cjson/cJSON.h>
@@ -18,6 +24,18 @@
 #include "actionq.h"
 
 #define MAX_TOKENS 64
+#define MAX_STEP_STRINGS 64
+
+static const char *const HOST = "c";
+
+/* Strings made for the current step's arguments, freed after it. */
+static char *step_strings[MAX_STEP_STRINGS];
+static int step_string_count;
+
+static void free_step_strings(void) {
+  for (int i = 0; i < step_string_count; i++) free(step_strings[i]);
+  step_string_count = 0;
+}
 
 static struct {
   char *name;
@@ -48,18 +66,109 @@ static char *read_file(const char *path) {
   return text;
 }
 
-/* A string argument, or NULL when absent or null. */
+static int is_value_object(const cJSON *v) {
+  return cJSON_IsObject(v) && v->child && v->child->string && v->child->string[0] == '$';
+}
+
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Appends the bytes `v` spells (a string or a value object) to buf[*len..];
+ * returns 0 for {"$null": true}. */
+static int spell(const cJSON *v, char **buf, size_t *len) {
+  const char *add = NULL;
+  size_t add_len = 0, times = 1;
+  char *bytes = NULL;
+  if (cJSON_IsString(v)) {
+    add = v->valuestring;
+    add_len = strlen(add);
+  } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "$null"))) {
+    return 0;
+  } else if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(v, "$repeat"))) {
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(v, "times");
+    if (!cJSON_IsNumber(n) || n->valuedouble < 0) bad_scenario("$repeat: times must be a number >= 0");
+    add = cJSON_GetObjectItemCaseSensitive(v, "$repeat")->valuestring;
+    add_len = strlen(add);
+    times = (size_t)n->valuedouble;
+  } else if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(v, "$concat"))) {
+    const cJSON *part;
+    cJSON_ArrayForEach(part, cJSON_GetObjectItemCaseSensitive(v, "$concat")) {
+      if (!spell(part, buf, len)) bad_scenario("$concat: a part is $null");
+    }
+    return 1;
+  } else if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(v, "$bytes_hex"))) {
+    const char *hex = cJSON_GetObjectItemCaseSensitive(v, "$bytes_hex")->valuestring;
+    bytes = malloc(strlen(hex) / 2 + 1);
+    for (const char *h = hex; *h;) {
+      if (*h == ' ') {
+        h++;
+        continue;
+      }
+      int hi = hex_digit(h[0]), lo = hi < 0 ? -1 : hex_digit(h[1]);
+      if (lo < 0) bad_scenario("$bytes_hex: not hex: %s", hex);
+      if (hi == 0 && lo == 0) bad_scenario("$bytes_hex: a C string cannot hold a NUL byte");
+      bytes[add_len++] = (char)(hi * 16 + lo);
+      h += 2;
+    }
+    add = bytes;
+  } else {
+    bad_scenario("unknown value object %s", cJSON_PrintUnformatted(v));
+  }
+  *buf = realloc(*buf, *len + add_len * times + 1);
+  for (size_t i = 0; i < times; i++, *len += add_len) memcpy(*buf + *len, add, add_len);
+  (*buf)[*len] = '\0';
+  free(bytes);
+  return 1;
+}
+
+/* The C string a step value stands for (freed after the step), or NULL for $null. */
+static const char *spelled(const cJSON *v) {
+  if (cJSON_IsString(v)) return v->valuestring;
+  char *buf = NULL;
+  size_t len = 0;
+  if (!spell(v, &buf, &len)) return NULL;
+  if (step_string_count == MAX_STEP_STRINGS) bad_scenario("too many strings in one step");
+  step_strings[step_string_count++] = buf;
+  return buf;
+}
+
+/* A string argument, or NULL when absent, null or {"$null": true}. */
 static const char *opt_str(const cJSON *step, const char *key) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(step, key);
   if (!v || cJSON_IsNull(v)) return NULL;
-  if (!cJSON_IsString(v)) bad_scenario("%s: expected a string", key);
-  return v->valuestring;
+  if (!cJSON_IsString(v) && !is_value_object(v)) bad_scenario("%s: expected a string", key);
+  return spelled(v);
 }
 
+/* A required string argument; {"$null": true} passes NULL (bad input), absent is a bad scenario. */
 static const char *req_str(const cJSON *step, const char *key) {
-  const char *s = opt_str(step, key);
-  if (!s) bad_scenario("missing argument %s", key);
-  return s;
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(step, key);
+  if (!v || cJSON_IsNull(v)) bad_scenario("missing argument %s", key);
+  return opt_str(step, key);
+}
+
+/* A copy of a step value for a JSON request, its value objects spelled out. */
+static cJSON *expanded(const cJSON *v) {
+  if (is_value_object(v)) {
+    const char *s = spelled(v);
+    return s ? cJSON_CreateString(s) : cJSON_CreateNull();
+  }
+  if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+    cJSON *copy = cJSON_IsObject(v) ? cJSON_CreateObject() : cJSON_CreateArray();
+    const cJSON *item;
+    cJSON_ArrayForEach(item, v) {
+      if (cJSON_IsObject(v))
+        cJSON_AddItemToObject(copy, item->string, expanded(item));
+      else
+        cJSON_AddItemToArray(copy, expanded(item));
+    }
+    return copy;
+  }
+  return cJSON_Duplicate(v, 1);
 }
 
 static int has(const cJSON *step, const char *key) {
@@ -79,7 +188,7 @@ static int64_t int_or(const cJSON *step, const char *key, int64_t fallback) {
 
 static const char *token_arg(const cJSON *step) {
   const char *given = req_str(step, "lease_token");
-  if (given[0] != '$') return given;
+  if (!given || given[0] != '$') return given;
   for (int i = 0; i < token_count; i++)
     if (strcmp(tokens[i].name, given + 1) == 0) return tokens[i].token;
   bad_scenario("no saved token %s", given + 1);
@@ -123,7 +232,7 @@ static char *create_body(const cJSON *step) {
   cJSON *body = cJSON_CreateObject();
   for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(step, fields[i]);
-    if (v) cJSON_AddItemToObject(body, fields[i], cJSON_Duplicate(v, 1));
+    if (v) cJSON_AddItemToObject(body, fields[i], expanded(v));
   }
   char *text = cJSON_PrintUnformatted(body);
   cJSON_Delete(body);
@@ -247,7 +356,18 @@ int main(int argc, char **argv) {
   if (!cJSON_IsArray(steps)) bad_scenario("no steps");
   cJSON *transcript = cJSON_CreateArray();
   const cJSON *step;
-  cJSON_ArrayForEach(step, steps) { cJSON_AddItemToArray(transcript, call(q, clock, step)); }
+  cJSON_ArrayForEach(step, steps) {
+    const cJSON *skip = cJSON_GetObjectItemCaseSensitive(step, "skip");
+    if (skip && !cJSON_IsObject(skip)) bad_scenario("skip must map hosts to a why");
+    if (cJSON_GetObjectItemCaseSensitive(skip, HOST)) {
+      cJSON *skipped = cJSON_CreateObject();
+      cJSON_AddTrueToObject(skipped, "skipped");
+      cJSON_AddItemToArray(transcript, skipped);
+      continue;
+    }
+    cJSON_AddItemToArray(transcript, call(q, clock, step));
+    free_step_strings();
+  }
   char *printed = cJSON_PrintUnformatted(transcript);
   puts(printed);
   cJSON_free(printed);

@@ -10,30 +10,64 @@ from the body, an action type outside the whitelist is a request-shape 422,
 and there is no route for ``expire_leases``. A step that meets one of these
 needs an ``http`` expectation in its scenario (see tests/README.md).
 
+Bytes that are not UTF-8 (``$bytes_hex``) are sent as a careless client would:
+raw in the JSON body, percent-encoded in a path. Path segments are
+percent-encoded, so an id with ``/`` stays one segment on the wire (the server
+decodes it before routing: SPEC's routes cannot take it). An error outside the
+contract's shape (a bare 404 of an unknown route) is ``HTTP_<status>`` with
+FastAPI's detail.
+
 Usage: ``python http_driver.py SCENARIO.json STORE`` (STORE: ``memory`` or a
 SQLite file path). A malformed scenario exits with status 2.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
+from urllib.parse import quote
 
 from fastapi.testclient import TestClient
-from scenario_host import BadScenario, ScenarioHost, main
+from scenario_host import BadScenario, ScenarioHost, expand, main, skipped
 
 from actionq.server import create_app
 
+HOST = "http"
 API_KEY = "scenario-key"
 BY = "dashboard"
 
 
+class Raw(bytes):
+    """Bytes that are not UTF-8, to be sent as they are."""
+
+
 def query(step: dict[str, Any], *names: str) -> dict[str, Any]:
-    return {n: step[n] for n in names if step.get(n) is not None}
+    given = {n: step[n] for n in names if step.get(n) is not None}
+    if any(isinstance(v, Raw) for v in given.values()):
+        raise BadScenario("raw bytes in a query string: not supported by this driver")
+    return given
 
 
 def body(step: dict[str, Any], *names: str) -> dict[str, Any]:
     return {n: step[n] for n in names if n in step}
+
+
+def segment(value: Any) -> str:
+    """A path segment, percent-encoded (raw bytes included)."""
+    return quote(value if isinstance(value, bytes) else str(value), safe="")
+
+
+def encode(value: Any) -> bytes:
+    """JSON text, with `Raw` strings written as their bytes (so not UTF-8)."""
+    if isinstance(value, Raw):
+        return b'"' + bytes(value) + b'"'
+    if isinstance(value, dict):
+        items = (json.dumps(k).encode() + b":" + encode(v) for k, v in value.items())
+        return b"{" + b",".join(items) + b"}"
+    if isinstance(value, list):
+        return b"[" + b",".join(encode(v) for v in value) + b"]"
+    return json.dumps(value).encode()
 
 
 class Host(ScenarioHost):
@@ -52,8 +86,8 @@ class Host(ScenarioHost):
         name = step["call"]
         if step.get("by", BY) != BY:
             raise BadScenario(f"{name}: the HTTP contract acts as {BY!r} only")
-        s = f"/api/v1/servers/{step.get('server_id', step.get('id'))}"
-        a = f"/api/v1/actions/{step.get('id')}"
+        s = f"/api/v1/servers/{segment(step.get('server_id', step.get('id')))}"
+        a = f"/api/v1/actions/{segment(step.get('id'))}"
         routes: dict[str, tuple[str, str, dict[str, Any], Any]] = {
             "create_server": ("POST", "/api/v1/servers", {}, body(step, "id", "hostname")),
             "get_server": ("GET", s, {}, None),
@@ -82,12 +116,16 @@ class Host(ScenarioHost):
         if name in ("heartbeat", "report_result"):
             fields = ("lease_seconds",) if name == "heartbeat" else ("exit_code", "stdout", "stderr")
             path = f"{a}/heartbeat" if name == "heartbeat" else f"{a}/result"
-            return ("POST", path, {}, {"lease_token": self.token(step), **body(step, *fields)})
+            payload = body(step, "lease_token", *fields)
+            if "lease_token" in payload:
+                payload["lease_token"] = self.token(payload["lease_token"])
+            return ("POST", path, {}, payload)
         if name not in routes:
             raise BadScenario(f"unknown call {name!r}")
         return routes[name]
 
-    def call(self, step: dict[str, Any]) -> dict[str, Any]:
+    def call(self, given: dict[str, Any]) -> dict[str, Any]:
+        step = expand(given, Raw)
         name = step["call"]
         if name == "advance_clock":
             self.clock.advance(step["seconds"])
@@ -95,7 +133,9 @@ class Host(ScenarioHost):
         if name == "expire_leases":
             return {"unsupported": True, "why": "no HTTP route"}
         method, path, params, payload = self.request(step)
-        response = self.client.request(method, path, params=params, json=payload)
+        content = None if payload is None else encode(payload)
+        headers = {} if payload is None else {"Content-Type": "application/json"}
+        response = self.client.request(method, path, params=params, content=content, headers=headers)
         if response.status_code == 204:
             return {"none": True}
         content = response.json()
@@ -103,6 +143,8 @@ class Host(ScenarioHost):
             detail = content["detail"]
             if isinstance(detail, list):  # FastAPI's request-shape error
                 return {"error": {"code": "VALIDATION_ERROR", "request_shape": True}}
+            if isinstance(detail, str):  # outside the contract, e.g. no such route
+                return {"error": {"code": f"HTTP_{response.status_code}", "message": detail}}
             return {
                 "error": {
                     "code": detail["code"],
@@ -119,7 +161,7 @@ class Host(ScenarioHost):
 
 def run(scenario: dict[str, Any], store: str) -> list[dict[str, Any]]:
     host = Host(scenario, store)
-    return [host.call(step) for step in scenario["steps"]]
+    return [{"skipped": True} if skipped(HOST, step) else host.call(step) for step in scenario["steps"]]
 
 
 if __name__ == "__main__":

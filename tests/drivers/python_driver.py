@@ -4,6 +4,12 @@ Runs every step of one scenario through ``actionq.ActionQueue`` as a Python host
 calls it (keyword arguments, records' ``to_dict()``) and prints the transcript,
 a JSON array with one outcome per step, on stdout.
 
+Bytes that are not UTF-8 (``$bytes_hex``) reach it as a Python program holds
+them in a ``str``: decoded with ``surrogateescape`` (as ``os.fsdecode`` and
+``sys.argv`` do). A call refused by Python itself before the queue sees it (a
+``TypeError`` for a wrong type or a missing argument, an ``OverflowError``, a
+``UnicodeEncodeError``) is written ``{"host_error": "<exception class>"}``.
+
 Usage: ``python python_driver.py SCENARIO.json STORE`` (STORE: ``memory`` or a
 SQLite file path). A malformed scenario exits with status 2.
 """
@@ -14,7 +20,7 @@ import sys
 from datetime import datetime
 from typing import Any, Callable
 
-from scenario_host import BadScenario, ScenarioHost, main
+from scenario_host import META, BadScenario, ScenarioHost, expand, main, skipped
 
 import actionq
 
@@ -32,6 +38,25 @@ def plain(value: Any) -> Any:
     return value
 
 
+HOST = "python"
+
+
+class HostError:
+    """A call Python refused before the queue ran it."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+
+HOST_ERRORS = (TypeError, OverflowError, UnicodeEncodeError)
+"""What Python raises for an argument it cannot convert, before the queue runs."""
+
+
+def surrogates(raw: bytes) -> str:
+    """Bytes as a Python program holds undecodable ones: a ``surrogateescape`` str."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
 class Host(ScenarioHost):
     def __init__(self, scenario: dict[str, Any], store: str) -> None:
         super().__init__(scenario)
@@ -43,17 +68,20 @@ class Host(ScenarioHost):
 
     def call(self, step: dict[str, Any]) -> Any:
         q = self.queue
-        args = {k: v for k, v in step.items() if k not in ("call", "expect", "http", "save_token")}
+        args = {k: expand(v, surrogates) for k, v in step.items() if k not in META}
         name = step["call"]
         if name == "advance_clock":
             self.clock.advance(step["seconds"])
             return None
-        if name in ("heartbeat", "report_result"):
-            args["lease_token"] = self.token(step)
+        if "lease_token" in args:
+            args["lease_token"] = self.token(args["lease_token"])
         method: Callable[..., Any] | None = getattr(q, name, None)
         if method is None:
             raise BadScenario(f"unknown call {name!r}")
-        result = method(**args)
+        try:
+            result = method(**args)
+        except HOST_ERRORS as e:
+            return HostError(type(e).__name__)
         if name == "claim_next" and result is not None:
             if "save_token" in step:
                 self.tokens[step["save_token"]] = result.lease_token
@@ -67,12 +95,18 @@ def run(scenario: dict[str, Any], store: str) -> list[dict[str, Any]]:
     host = Host(scenario, store)
     transcript: list[dict[str, Any]] = []
     for step in scenario["steps"]:
+        if skipped(HOST, step):
+            transcript.append({"skipped": True})
+            continue
         try:
             result = host.call(step)
         except actionq.ActionQueueError as e:
             transcript.append(
                 {"error": {"code": e.code, "message": e.message, "existing_action_id": e.existing_action_id}}
             )
+            continue
+        if isinstance(result, HostError):
+            transcript.append({"host_error": result.kind})
             continue
         transcript.append({"none": True} if result is None else {"ok": result})
     return transcript

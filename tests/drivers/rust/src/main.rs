@@ -5,6 +5,12 @@
 //!
 //! Usage: `actionq-scenario-driver SCENARIO.json STORE`, STORE being `memory`
 //! or the path of a SQLite file. A malformed scenario exits with status 2.
+//!
+//! Value objects (`$repeat`, `$concat`, `$null`) are expanded before a step
+//! runs; `$null` is `None` where the API takes an `Option`. What a Rust caller
+//! cannot write (bytes that are not UTF-8 in a `&str`, no value for a required
+//! argument, a negative `Duration`) is a bad scenario unless the step's `skip`
+//! names `rust`, in which case the outcome is `{"skipped": true}`.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -13,6 +19,9 @@ use std::time::Duration;
 
 use actionq::{ActionQuery, ActionQueue, ActionStatus, ManualClock, NewAction, Whitelist};
 use serde_json::{json, Value};
+
+/// This host's name in a step's `skip` and per-host expectations.
+const HOST: &str = "rust";
 
 /// A scenario that cannot be run as written (a bug in the scenario file).
 struct BadScenario(String);
@@ -69,10 +78,13 @@ fn run(path: &str, store: &str) -> Result<Vec<Value>, BadScenario> {
         .iter()
         .enumerate()
         .map(|(i, step)| {
-            let step = Step(step);
-            let outcome = host
-                .call(&step)
-                .map_err(|BadScenario(why)| BadScenario(format!("step {i}: {why}")))?;
+            let at = |BadScenario(why)| BadScenario(format!("step {i}: {why}"));
+            if skipped(step).map_err(at)? {
+                return Ok(json!({ "skipped": true }));
+            }
+            let step = expand(step).map_err(at)?;
+            let step = Step(&step);
+            let outcome = host.call(&step).map_err(at)?;
             Ok(match outcome {
                 Ok(Some(value)) => json!({ "ok": value }),
                 Ok(None) => json!({ "none": true }),
@@ -84,6 +96,65 @@ fn run(path: &str, store: &str) -> Result<Vec<Value>, BadScenario> {
             })
         })
         .collect()
+}
+
+/// Whether the step's `skip` (host name → why) names this host.
+fn skipped(step: &Value) -> Result<bool, BadScenario> {
+    match step.get("skip") {
+        None => Ok(false),
+        Some(Value::Object(skip))
+            if skip
+                .values()
+                .all(|w| w.as_str().is_some_and(|w| !w.is_empty())) =>
+        {
+            Ok(skip.contains_key(HOST))
+        }
+        Some(other) => Err(BadScenario(format!(
+            "skip must map hosts to a why, got {other}"
+        ))),
+    }
+}
+
+/// A step's value with its value objects replaced (see tests/README.md).
+fn expand(value: &Value) -> Result<Value, BadScenario> {
+    match value {
+        Value::Array(items) => items.iter().map(expand).collect(),
+        Value::Object(map) if map.keys().any(|k| k.starts_with('$')) => literal(value),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), expand(v)?)))
+            .collect::<Result<serde_json::Map<_, _>, _>>()
+            .map(Value::Object),
+        other => Ok(other.clone()),
+    }
+}
+
+/// A value object as the string (or null) it stands for.
+fn literal(value: &Value) -> Result<Value, BadScenario> {
+    let bad = || BadScenario(format!("value object {value}: not expressible in Rust"));
+    if let Some(unit) = value.get("$repeat") {
+        let unit = unit.as_str().ok_or_else(bad)?;
+        let times = value["times"].as_u64().ok_or_else(bad)?;
+        return Ok(Value::String(unit.repeat(times as usize)));
+    }
+    if let Some(parts) = value.get("$concat").and_then(Value::as_array) {
+        let mut text = String::new();
+        for part in parts {
+            match literal(part)? {
+                Value::String(s) => text.push_str(&s),
+                _ => return Err(bad()),
+            }
+        }
+        return Ok(Value::String(text));
+    }
+    if value.get("$null") == Some(&Value::Bool(true)) {
+        return Ok(Value::Null);
+    }
+    match value {
+        Value::String(_) => Ok(value.clone()),
+        // `$bytes_hex`: a `&str` is UTF-8, always.
+        _ => Err(bad()),
+    }
 }
 
 /// One step's object: the call's name and its arguments.
@@ -179,9 +250,6 @@ impl Host {
             "unpause_server" => q.unpause_server(step.str("id")?).and_then(value),
             "create_action" => {
                 let mut request = NewAction::new(step.str("server_id")?, step.str("action_type")?);
-                if let Some(s) = step.opt_str("service_name")? {
-                    request = request.service_name(s);
-                }
                 if let Some(params) = step.0.get("params").and_then(Value::as_object) {
                     for (name, v) in params {
                         let v = v
@@ -190,6 +258,14 @@ impl Host {
                         request = request.param(name, v);
                     }
                 }
+                // `service_name` beside the parameters, as every host offers it.
+                let request = match request
+                    .service_name_shorthand(step.opt_str("service_name")?.map(Into::into))
+                {
+                    Ok(request) => request,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let mut request = request;
                 if let Some(alert) = step.opt_int("alert_id")? {
                     request = request.alert_id(alert);
                 }
