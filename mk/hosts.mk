@@ -1,8 +1,11 @@
-# Cross-host scenarios (tests/): every scenario of tests/scenarios through the
+# Cross-host tests (tests/): every scenario of tests/scenarios through the
 # Rust, Python, C and HTTP drivers on every store; the transcripts must agree.
+# And the interop test: a Python creator, C agents and a Rust events reader on
+# one SQLite file at once.
 .PHONY: test-hosts hosts-tools
 
 HOSTS_C_DRIVER := $(C_OUT)/c_driver
+HOSTS_INTEROP_AGENT := $(C_OUT)/interop_agent
 
 ## The C driver reads and writes JSON with cJSON (Debian's libcjson-dev).
 hosts-tools: c-tools
@@ -13,4 +16,6 @@ test-hosts: python-develop c-lib hosts-tools
 	$(CARGO) build -p actionq-scenarios
 	gcc $(C_CFLAGS) -Ibindings-c/include tests/drivers/c_driver.c -o $(HOSTS_C_DRIVER) \
 	  -L$(C_LIBDIR) -lactionq -lcjson -Wl,-rpath,$(C_LIBDIR)
-	ACTIONQ_C_DRIVER=$(HOSTS_C_DRIVER) $(VPY) -m pytest tests
+	gcc $(C_CFLAGS) -Ibindings-c/include tests/interop/agent.c -o $(HOSTS_INTEROP_AGENT) \
+	  -L$(C_LIBDIR) -lactionq -lcjson -Wl,-rpath,$(C_LIBDIR)
+	ACTIONQ_C_DRIVER=$(HOSTS_C_DRIVER) ACTIONQ_INTEROP_AGENT=$(HOSTS_INTEROP_AGENT) $(VPY) -m pytest tests
