@@ -134,7 +134,7 @@ def value_objects(value: Any) -> set[str]:
 
 
 def arguments(step: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in step.items() if k not in ("call", "expect", "save_token", "skip", "known_bug", *HOSTS)}
+    return {k: v for k, v in step.items() if k not in ("call", "expect", "save_token", "skip", *HOSTS)}
 
 
 def is_bad_input(path: Path, step: dict[str, Any]) -> bool:
@@ -166,9 +166,6 @@ def test_bad_input_is_expressed() -> None:
         assert set(skip) <= set(HOSTS), f"{where}: skip names an unknown host"
         assert all(isinstance(w, str) and w.strip() for w in skip.values()), f"{where}: a skip must say why"
         assert len(HOSTS) - len(skip) >= 2, f"{where}: expressed by fewer than two hosts"
-        bugs = step.get("known_bug", {})
-        assert set(bugs) <= set(HOSTS) - set(skip), f"{where}: known_bug names a host that does not run the step"
-        assert all(isinstance(w, str) and w.strip() for w in bugs.values()), f"{where}: a known_bug must say what"
         if value_objects(arguments(step)) & {"$null", "$bytes_hex"}:
             assert "c" not in skip, f"{where}: NULL and raw bytes must run on the C host"
 
@@ -185,7 +182,7 @@ def own_expectation(host: str, step: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def not_compared(host: str, step: dict[str, Any]) -> bool:
-    return host in step.get("skip", {}) or host in step.get("known_bug", {}) or own_expectation(host, step) is not None
+    return host in step.get("skip", {}) or own_expectation(host, step) is not None
 
 
 @pytest.mark.parametrize("store", STORES)
@@ -193,7 +190,6 @@ def not_compared(host: str, step: dict[str, Any]) -> bool:
 def test_hosts_agree(scenario: Path, store: str, tmp_path: Path) -> None:
     steps = load_steps(scenario)
     transcripts = {host: run_host(host, scenario, store, tmp_path) for host in HOSTS}
-    known_bugs: list[str] = []
     for host, transcript in transcripts.items():
         assert len(transcript) == len(steps), f"{host}: {len(transcript)} outcomes for {len(steps)} steps"
         for i, (step, outcome) in enumerate(zip(steps, transcript)):
@@ -205,14 +201,9 @@ def test_hosts_agree(scenario: Path, store: str, tmp_path: Path) -> None:
             expect = own_expectation(host, step) or step.get("expect")
             if expect is not None:
                 miss = mismatch(canonical(expectation(expect)), outcome, f"step {i} ({step['call']})")
-                bug = step.get("known_bug", {}).get(host)
-                if bug:
-                    assert miss, f"{where}: answers as expected now: remove its known_bug ({bug})"
-                    known_bugs.append(f"{where}: {bug} ({miss})")
-                    continue
                 assert miss is None, f"{host} on {store}: {miss}"
     # The comparison: at each step, every host that runs it as the others do
-    # (no skip, no expectation of its own, no known bug: those are checked
+    # (no skip, no expectation of its own: those are checked
     # above only) gives the same outcome as the first such host.
     compared = {
         host: [
@@ -233,6 +224,3 @@ def test_hosts_agree(scenario: Path, store: str, tmp_path: Path) -> None:
             theirs, mine = [t for t, _ in pairs], [m for _, m in pairs]
             diff = "\n".join(difflib.unified_diff(theirs, mine, "/".join(names), host, lineterm="", n=1))
             pytest.fail(f"{host} differs from {'/'.join(names)} on {scenario.stem}/{store}:\n{diff}")
-    if known_bugs:
-        # Everything else passed; these answers are wrong and reported, not accepted.
-        pytest.xfail("known bugs:\n" + "\n".join(known_bugs))

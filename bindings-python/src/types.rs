@@ -51,6 +51,12 @@ fn opt_datetime<'py>(py: Python<'py>, t: Option<Timestamp>) -> PyResult<Bound<'p
     }
 }
 
+/// `value` as compact JSON (records always serialise: their fields are strings,
+/// numbers and maps with string keys).
+fn record_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("actionq records serialize to JSON")
+}
+
 /// Python `repr()` of a string, for `__repr__` output.
 fn str_repr(py: Python<'_>, s: &str) -> PyResult<String> {
     Ok(PyString::new(py, s).repr()?.to_string())
@@ -122,6 +128,12 @@ impl PyServer {
             utc_datetime(py, self.inner.created_at)?,
         )?;
         Ok(d)
+    }
+
+    /// The record as compact JSON text: the same text the C API and the HTTP
+    /// server give for it (SPEC's wire names; timestamps RFC 3339 in UTC).
+    fn to_json(&self) -> String {
+        record_json(&self.inner)
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -374,6 +386,12 @@ action_class_methods!(PyAction, {
         Ok(d)
     }
 
+    /// The record as compact JSON text: the same text the C API and the HTTP
+    /// server give for it (SPEC's wire names; timestamps RFC 3339 in UTC).
+    fn to_json(&self) -> String {
+        record_json(&self.inner)
+    }
+
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(format!("Action({})", action_repr_fields(py, &self.inner)?))
     }
@@ -419,6 +437,12 @@ action_class_methods!(PyClaim, {
         action_into_dict(&d, &self.inner.action)?;
         d.set_item(intern!(py, "lease_token"), &self.inner.lease_token)?;
         Ok(d)
+    }
+
+    /// The record as compact JSON text: the same text the C API and the HTTP
+    /// server give for it (SPEC's wire names; timestamps RFC 3339 in UTC).
+    fn to_json(&self) -> String {
+        record_json(&self.inner)
     }
 
     /// Shows the action; the lease token is a secret and is left out.
@@ -496,6 +520,24 @@ impl PyActionPage {
         d.set_item(intern!(py, "limit"), self.limit)?;
         d.set_item(intern!(py, "offset"), self.offset)?;
         Ok(d)
+    }
+
+    /// The record as compact JSON text: the same text the C API and the HTTP
+    /// server give for it (SPEC's wire names; timestamps RFC 3339 in UTC).
+    fn to_json(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Page<'a> {
+            actions: Vec<&'a Action>,
+            total: u64,
+            limit: i64,
+            offset: i64,
+        }
+        record_json(&Page {
+            actions: self.actions.iter().map(|a| a.get().core_action()).collect(),
+            total: self.total,
+            limit: self.limit,
+            offset: self.offset,
+        })
     }
 
     fn __len__(&self) -> usize {
@@ -607,6 +649,12 @@ impl PyEvent {
         d.set_item(intern!(py, "at"), utc_datetime(py, e.at)?)?;
         d.set_item(intern!(py, "detail"), &e.detail)?;
         Ok(d)
+    }
+
+    /// The record as compact JSON text: the same text the C API and the HTTP
+    /// server give for it (SPEC's wire names; timestamps RFC 3339 in UTC).
+    fn to_json(&self) -> String {
+        record_json(&self.inner)
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {

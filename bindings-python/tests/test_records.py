@@ -165,3 +165,42 @@ def test_reprs(queue: actionq.ActionQueue) -> None:
     assert repr(queue.get_server("web-1")) == "Server(id='web-1', hostname='web-1.lan', is_paused=False)"
     assert repr(actionq.ActionQueue()) == "ActionQueue(None)"
     assert type(action).__module__ == "actionq"
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        datetime(2026, 1, 1, tzinfo=timezone.utc),  # no microseconds: pydantic writes none
+        datetime(2026, 1, 1, 0, 0, 0, 120000, tzinfo=timezone.utc),  # trailing zeros kept
+        datetime(2026, 1, 1, 0, 0, 0, 7, tzinfo=timezone.utc),
+    ],
+)
+def test_to_json_is_the_http_models_json(start: datetime) -> None:
+    """`to_json()` (what actionq.server sends, encoded by the core) is byte for
+    byte what the HTTP response models would write for the same record."""
+    from actionq.server import models
+
+    clock = actionq.ManualClock(start)
+    queue = actionq.ActionQueue(clock=clock)
+    server = queue.create_server("web-1", "h\u00e9 <\"x\">")
+    created = queue.create_action("web-1", "restart_service", service_name="nginx", alert_id=7)
+    clock.advance(1.5)
+    claim = queue.claim_next("web-1", 30)
+    assert claim is not None
+    done = queue.report_result(created.id, claim.lease_token, 3, "out \u2603 \x01\t\"\\", None)
+    queue.pause_server("web-1")
+    rejected = queue.reject_action(
+        queue.create_action("web-1", "clear_logs").id, "no \u00e9", by="alice </script>"
+    )
+    pairs: list[tuple[object, type[pydantic.BaseModel]]] = [
+        (server, models.ServerOut),
+        (queue.get_server("web-1"), models.ServerOut),
+        (created, models.ActionOut),
+        (claim, models.ClaimOut),
+        (done, models.ActionOut),
+        (rejected, models.ActionOut),
+        (queue.list_actions(), models.ActionListOut),
+        *((event, models.EventOut) for event in queue.events_since(0)),
+    ]
+    for record, model in pairs:
+        assert record.to_json() == model.model_validate(record).model_dump_json(), record  # type: ignore[attr-defined]

@@ -12,7 +12,61 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// A UTC timestamp with microsecond precision.
+///
+/// Records serialise it as RFC 3339 in UTC with a `Z`, and six fractional
+/// digits only when there are microseconds (`2026-01-01T00:00:00Z`,
+/// `2026-01-01T00:00:00.120000Z`): the form pydantic writes, so the JSON of
+/// every host (C, Rust, Python's `to_json()`, HTTP) is the same text.
 pub type Timestamp = DateTime<Utc>;
+
+/// [`Timestamp`]'s wire form, for `#[serde(serialize_with)]`.
+mod wire_time {
+    use std::fmt;
+
+    use chrono::{Datelike, Timelike};
+    use serde::Serializer;
+
+    use super::Timestamp;
+
+    struct Wire<'a>(&'a Timestamp);
+
+    impl fmt::Display for Wire<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let t = self.0.naive_utc();
+            write!(
+                f,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )?;
+            // Only a leap second takes nanosecond() past 1e9; the queue's clock
+            // never makes one, and the modulus keeps six digits regardless.
+            let micros = (t.nanosecond() % 1_000_000_000) / 1_000;
+            if micros != 0 {
+                write!(f, ".{micros:06}")?;
+            }
+            f.write_str("Z")
+        }
+    }
+
+    pub(super) fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&Wire(t))
+    }
+
+    pub(super) fn serialize_opt<S: Serializer>(
+        t: &Option<Timestamp>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+}
 
 /// A managed server. Paused servers hold new actions for human approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,8 +78,10 @@ pub struct Server {
     /// Maintenance mode: new actions start `pending` instead of `approved`.
     pub is_paused: bool,
     /// When maintenance mode was entered; `None` while not paused.
+    #[serde(serialize_with = "wire_time::serialize_opt")]
     pub paused_at: Option<Timestamp>,
     /// When the server was registered.
+    #[serde(serialize_with = "wire_time::serialize")]
     pub created_at: Timestamp,
 }
 
@@ -122,28 +178,35 @@ pub struct Action {
     /// The monitoring alert that prompted the action, if any.
     pub alert_id: Option<i64>,
     /// When the action was requested.
+    #[serde(serialize_with = "wire_time::serialize")]
     pub created_at: Timestamp,
     /// Who requested it (default `"dashboard"`).
     pub created_by: String,
     /// When it was approved (equal to `created_at` for auto-approval).
+    #[serde(serialize_with = "wire_time::serialize_opt")]
     pub approved_at: Option<Timestamp>,
     /// Who approved it (`"auto"` for auto-approval).
     pub approved_by: Option<String>,
     /// When it was rejected.
+    #[serde(serialize_with = "wire_time::serialize_opt")]
     pub rejected_at: Option<Timestamp>,
     /// Who rejected it.
     pub rejected_by: Option<String>,
     /// Why it was rejected.
     pub rejection_reason: Option<String>,
     /// When it was cancelled.
+    #[serde(serialize_with = "wire_time::serialize_opt")]
     pub cancelled_at: Option<Timestamp>,
     /// Who cancelled it.
     pub cancelled_by: Option<String>,
     /// When an agent claimed it.
+    #[serde(serialize_with = "wire_time::serialize_opt")]
     pub executed_at: Option<Timestamp>,
     /// When the current lease runs out, while executing.
+    #[serde(serialize_with = "wire_time::serialize_opt")]
     pub lease_expires_at: Option<Timestamp>,
     /// When it finished (completed or failed).
+    #[serde(serialize_with = "wire_time::serialize_opt")]
     pub completed_at: Option<Timestamp>,
     /// The command's exit code; -1 for a lost lease.
     pub exit_code: Option<i32>,
@@ -190,6 +253,7 @@ pub struct Event {
     /// Who made the change (`"auto"`, `"dashboard"`, `"agent"`, `"system"`, ...).
     pub by: String,
     /// When.
+    #[serde(serialize_with = "wire_time::serialize")]
     pub at: Timestamp,
     /// Extra detail: rejection reason, exit code, why a lease was lost.
     pub detail: Option<String>,

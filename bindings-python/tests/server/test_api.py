@@ -211,6 +211,23 @@ def test_create_action_errors(client: TestClient) -> None:
     assert "existing_action_id" not in detail
 
 
+@pytest.mark.parametrize(("method", "path", "body"), [r for r in ROUTES if r[2] is not None])
+def test_a_body_that_is_not_utf8_is_a_422(client: TestClient, method: str, path: str, body: dict[str, Any]) -> None:
+    """Undecodable bytes make a body that is not JSON: FastAPI's request-shape
+    422 (`json_invalid`), as for malformed JSON, and nothing is written."""
+    raw = json.dumps({**body, "pad": "\u00e9"}).encode().replace("\\u00e9".encode(), b"\xff")
+    assert b"\xff" in raw
+    before = client.get(f"{V1}/events").json()
+    response = client.request(method, f"{V1}{path}", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["detail"]
+    assert problem["type"] == "json_invalid" and problem["loc"] == ["body", raw.index(b"\xff")]
+    assert client.get(f"{V1}/events").json() == before
+    # the same answer as a body that is not JSON at all
+    broken = client.request(method, f"{V1}{path}", content=b"{", headers={"Content-Type": "application/json"})
+    assert broken.status_code == 422 and broken.json()["detail"][0]["type"] == "json_invalid"
+
+
 def test_duplicate_conflicts_carry_existing_action_id(client: TestClient) -> None:
     client.put(f"{V1}/servers/web-1/pause")
     first = create(client, action_type="restart_service", service_name="nginx")

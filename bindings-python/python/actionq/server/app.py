@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 import actionq
 from actionq.server.routes import ServerState, router
 
-__all__ = ["API_KEY_ENV", "WhitelistSource", "create_app", "load_whitelist", "queue_error_handler"]
+__all__ = ["API_KEY_ENV", "WhitelistSource", "create_app", "load_whitelist", "queue_error_handler", "undecodable_body_handler"]
 
 API_KEY_ENV = "ACTIONQ_API_KEY"
 """Environment variable holding the API key when `create_app` is given none."""
@@ -44,6 +47,25 @@ async def queue_error_handler(request: Request, exc: Exception) -> JSONResponse:
     if exc.existing_action_id is not None:
         detail["existing_action_id"] = exc.existing_action_id
     return JSONResponse(status_code=exc.http_status, content={"detail": detail})
+
+
+async def undecodable_body_handler(request: Request, exc: Exception) -> Response:
+    """A body that is not UTF-8 is not JSON: FastAPI's 422 ``json_invalid``,
+    as for any other unparseable body, instead of the bare 400 FastAPI gives
+    when decoding (not parsing) fails. Other HTTP errors (Starlette's, which
+    FastAPI's subclass) pass to FastAPI's own handler unchanged."""
+    assert isinstance(exc, HTTPException)
+    cause = exc.__cause__
+    if not isinstance(cause, UnicodeDecodeError):
+        return await http_exception_handler(request, exc)
+    error = {
+        "type": "json_invalid",
+        "loc": ("body", cause.start),
+        "msg": "JSON decode error",
+        "input": {},
+        "ctx": {"error": f"invalid UTF-8 at byte {cause.start}"},
+    }
+    return await request_validation_exception_handler(request, RequestValidationError([error]))
 
 
 def create_app(
@@ -86,6 +108,7 @@ def create_app(
     )
     app.state.actionq = ServerState(queue=queue, api_key=key.encode())
     app.add_exception_handler(actionq.ActionQueueError, queue_error_handler)
+    app.add_exception_handler(HTTPException, undecodable_body_handler)
     app.include_router(router)
 
     document = app.openapi

@@ -1,8 +1,9 @@
 """Request and response models of the HTTP contract.
 
-Response models read actionq's records directly (``from_attributes``): the
-endpoints return ``actionq.Action``/``Server``/``Event`` objects and FastAPI
-validates them against these models, with no field copying by hand. Limits in
+Response models document the bodies (the OpenAPI schema) and read actionq's
+records directly (``from_attributes``); the routes send each record's
+``to_json()``, the core's encoding, which a test checks is byte for byte what
+these models write, so FastAPI does not re-validate it field by field. Limits in
 the descriptions come from :mod:`actionq.limits`, the status enum from the
 core's list, the action types from the default whitelist: none is restated here.
 """

@@ -95,6 +95,17 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)], re
 """Every route of the contract, under ``/api/v1``, behind the API key."""
 
 
+_JSON = "application/json"
+
+
+def _json(record: actionq.Server | actionq.Action | actionq.Claim | actionq.ActionPage, status_code: int = 200) -> Response:
+    """The response for `record`, as the core encodes it. The route's
+    ``response_model`` still documents the body; FastAPI neither validates
+    nor re-encodes a returned Response, which would only redo, field by field
+    in Python, what the core has already checked."""
+    return Response(record.to_json(), status_code=status_code, media_type=_JSON)
+
+
 def _not_whitelisted(where: str, value: str, queue: actionq.AsyncActionQueue) -> NoReturn:
     """The 422 of an action type outside the whitelist, shaped like pydantic's
     enum error (the seed's contract: the type is an enum at this layer)."""
@@ -117,23 +128,23 @@ def _not_whitelisted(where: str, value: str, queue: actionq.AsyncActionQueue) ->
 
 
 @router.post("/servers", operation_id="create_server", status_code=201, response_model=ServerOut)
-async def create_server(body: ServerCreate, queue: Queue) -> actionq.Server:
-    return await queue.create_server(body.id, body.hostname)
+async def create_server(body: ServerCreate, queue: Queue) -> Response:
+    return _json(await queue.create_server(body.id, body.hostname), 201)
 
 
 @router.get("/servers/{server_id}", operation_id="get_server", response_model=ServerOut)
-async def get_server(server_id: str, queue: Queue) -> actionq.Server:
-    return await queue.get_server(server_id)
+async def get_server(server_id: str, queue: Queue) -> Response:
+    return _json(await queue.get_server(server_id))
 
 
 @router.put("/servers/{server_id}/pause", operation_id="pause_server", response_model=ServerOut)
-async def pause_server(server_id: str, queue: Queue) -> actionq.Server:
-    return await queue.pause_server(server_id)
+async def pause_server(server_id: str, queue: Queue) -> Response:
+    return _json(await queue.pause_server(server_id))
 
 
 @router.put("/servers/{server_id}/unpause", operation_id="unpause_server", response_model=ServerOut)
-async def unpause_server(server_id: str, queue: Queue) -> actionq.Server:
-    return await queue.unpause_server(server_id)
+async def unpause_server(server_id: str, queue: Queue) -> Response:
+    return _json(await queue.unpause_server(server_id))
 
 
 @router.get("/servers/{server_id}/actions", operation_id="list_server_actions", response_model=ActionListOut)
@@ -143,8 +154,8 @@ async def list_server_actions(
     status: ActionStatus | None = None,
     limit: Annotated[I64, Query(description=_PAGE)] = limits.DEFAULT_PAGE_LIMIT,
     offset: Annotated[I64, Query(description=">= 0")] = 0,
-) -> actionq.ActionPage:
-    return await queue.list_server_actions(server_id, status, limit, offset)
+) -> Response:
+    return _json(await queue.list_server_actions(server_id, status, limit, offset))
 
 
 # Actions --------------------------------------------------------------------
@@ -158,40 +169,40 @@ async def list_actions(
     action_type: ActionTypeName | None = None,
     limit: Annotated[I64, Query(description=_PAGE)] = limits.DEFAULT_PAGE_LIMIT,
     offset: Annotated[I64, Query(description=">= 0")] = 0,
-) -> actionq.ActionPage:
+) -> Response:
     if action_type is not None and action_type not in queue.action_types:
         _not_whitelisted("query", action_type, queue)
-    return await queue.list_actions(status, server_id, action_type, limit, offset)
+    return _json(await queue.list_actions(status, server_id, action_type, limit, offset))
 
 
 @router.get("/actions/{action_id}", operation_id="get_action", response_model=ActionOut)
-async def get_action(action_id: ActionId, queue: Queue) -> actionq.Action:
-    return await queue.get_action(action_id)
+async def get_action(action_id: ActionId, queue: Queue) -> Response:
+    return _json(await queue.get_action(action_id))
 
 
 @router.post("/actions", operation_id="create_action", status_code=201, response_model=ActionOut)
-async def create_action(body: ActionCreate, queue: Queue) -> actionq.Action:
+async def create_action(body: ActionCreate, queue: Queue) -> Response:
     if body.action_type not in queue.action_types:
         _not_whitelisted("body", body.action_type, queue)
     # The core reads the request (NewAction::from_json: service_name given twice,
     # parameters, alert id). The model has no `created_by`, so the dump never
     # carries one: the requester is always the core's default, "dashboard".
-    return await queue.create_action_json(body.model_dump_json(exclude_none=True))
+    return _json(await queue.create_action_json(body.model_dump_json(exclude_none=True)), 201)
 
 
 @router.post("/actions/{action_id}/approve", operation_id="approve_action", response_model=ActionOut)
-async def approve_action(action_id: ActionId, queue: Queue) -> actionq.Action:
-    return await queue.approve_action(action_id, by=limits.DASHBOARD)
+async def approve_action(action_id: ActionId, queue: Queue) -> Response:
+    return _json(await queue.approve_action(action_id, by=limits.DASHBOARD))
 
 
 @router.post("/actions/{action_id}/reject", operation_id="reject_action", response_model=ActionOut)
-async def reject_action(action_id: ActionId, body: RejectRequest, queue: Queue) -> actionq.Action:
-    return await queue.reject_action(action_id, body.reason, by=limits.DASHBOARD)
+async def reject_action(action_id: ActionId, body: RejectRequest, queue: Queue) -> Response:
+    return _json(await queue.reject_action(action_id, body.reason, by=limits.DASHBOARD))
 
 
 @router.post("/actions/{action_id}/cancel", operation_id="cancel_action", response_model=ActionOut)
-async def cancel_action(action_id: ActionId, queue: Queue) -> actionq.Action:
-    return await queue.cancel_action(action_id, by=limits.DASHBOARD)
+async def cancel_action(action_id: ActionId, queue: Queue) -> Response:
+    return _json(await queue.cancel_action(action_id, by=limits.DASHBOARD))
 
 
 # Agent side -----------------------------------------------------------------
@@ -203,19 +214,21 @@ async def cancel_action(action_id: ActionId, queue: Queue) -> actionq.Action:
     response_model=ClaimOut,
     responses={204: {"description": "No approved action to claim"}},
 )
-async def claim_action(server_id: str, queue: Queue, body: ClaimRequest | None = None) -> actionq.Claim | Response:
+async def claim_action(server_id: str, queue: Queue, body: ClaimRequest | None = None) -> Response:
     claim = await queue.claim_next(server_id, body.lease_seconds if body else None)
-    return claim if claim is not None else Response(status_code=204)
+    return _json(claim) if claim is not None else Response(status_code=204)
 
 
 @router.post("/actions/{action_id}/heartbeat", operation_id="heartbeat_action", response_model=ActionOut)
-async def heartbeat_action(action_id: ActionId, body: HeartbeatRequest, queue: Queue) -> actionq.Action:
-    return await queue.heartbeat(action_id, body.lease_token, body.lease_seconds)
+async def heartbeat_action(action_id: ActionId, body: HeartbeatRequest, queue: Queue) -> Response:
+    return _json(await queue.heartbeat(action_id, body.lease_token, body.lease_seconds))
 
 
 @router.post("/actions/{action_id}/result", operation_id="report_action_result", response_model=ActionOut)
-async def report_action_result(action_id: ActionId, body: ResultRequest, queue: Queue) -> actionq.Action:
-    return await queue.report_result(action_id, body.lease_token, body.exit_code, body.stdout, body.stderr)
+async def report_action_result(action_id: ActionId, body: ResultRequest, queue: Queue) -> Response:
+    return _json(
+        await queue.report_result(action_id, body.lease_token, body.exit_code, body.stdout, body.stderr)
+    )
 
 
 # Audit trail ----------------------------------------------------------------
@@ -226,5 +239,6 @@ async def list_events(
     queue: Queue,
     after: Annotated[I64, Query(description="cursor: id of the last event seen")] = 0,
     limit: Annotated[I64, Query(description=f"1-{limits.MAX_EVENTS_LIMIT}")] = limits.DEFAULT_EVENTS_LIMIT,
-) -> list[actionq.Event]:
-    return await queue.events_since(after, limit)
+) -> Response:
+    events = await queue.events_since(after, limit)
+    return Response("[" + ",".join(e.to_json() for e in events) + "]", media_type=_JSON)
