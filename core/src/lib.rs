@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 mod clock;
+pub mod digest;
 mod error;
 pub mod identity;
 pub mod limits;
@@ -33,6 +34,7 @@ pub mod store;
 pub mod whitelist;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use digest::{action_digest, ACTION_DIGEST_TAG};
 pub use error::{Error, ErrorKind, Result};
 pub use identity::{Credential, IssuedCredential, Operation, Principal, Role};
 pub use limits::DEFAULT_EVENTS_LIMIT;
