@@ -33,6 +33,7 @@ pub mod whitelist;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use limits::DEFAULT_EVENTS_LIMIT;
+pub use model::ActionCount;
 pub use model::{Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp};
 pub use queue::{ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM};
 pub use rules::{AUTO_APPROVED, LEASE_EXPIRED_STDERR};

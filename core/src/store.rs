@@ -55,7 +55,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::Result;
-use crate::model::{Action, ActionFilter, ActionStatus, Event, Server, Timestamp};
+use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Server, Timestamp};
 
 pub(crate) mod memory;
 #[cfg(feature = "sqlite")]
@@ -235,4 +235,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Up to `limit` events with id greater than `cursor`, oldest first.
     fn events_since(&self, cursor: i64, limit: u32) -> Result<Vec<Event>>;
+
+    /// Every registered server, ordered by id.
+    fn list_servers(&self) -> Result<Vec<Server>>;
+
+    /// How many actions each server has in each status, from the running
+    /// totals the store keeps for listings (never by scanning actions): one
+    /// row per (server, status) with a count of at least 1, ordered by server
+    /// id, then status in [`ActionStatus::ALL`] order.
+    fn count_actions(&self) -> Result<Vec<ActionCount>>;
 }

@@ -154,6 +154,12 @@ impl Store for MarkedStore {
     fn events_since(&self, cursor: i64, limit: u32) -> actionq::Result<Vec<Event>> {
         self.inner.events_since(cursor, limit)
     }
+    fn list_servers(&self) -> actionq::Result<Vec<Server>> {
+        self.inner.list_servers()
+    }
+    fn count_actions(&self) -> actionq::Result<Vec<actionq::ActionCount>> {
+        self.inner.count_actions()
+    }
 }
 
 /// The child's workload (role `crash`) or a bare open (role `open`). A no-op

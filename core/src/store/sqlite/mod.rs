@@ -28,7 +28,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
-use crate::model::{Action, ActionFilter, Event, Server, Timestamp};
+use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
 use crate::store::{ActionDraft, Change, ConflictGuard, PageRequest, Store};
 
 pub use options::{Durability, SqliteOptions};
@@ -199,5 +199,13 @@ impl Store for SqliteStore {
 
     fn events_since(&self, cursor: i64, limit: u32) -> Result<Vec<Event>> {
         self.read(|conn| events::since(conn, cursor, limit))
+    }
+
+    fn list_servers(&self) -> Result<Vec<Server>> {
+        self.read(servers::list)
+    }
+
+    fn count_actions(&self) -> Result<Vec<ActionCount>> {
+        self.read(actions::count_per_server_status)
     }
 }
