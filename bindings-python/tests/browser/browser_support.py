@@ -28,14 +28,11 @@ CHROMIUM = "/usr/bin/chromium"
 ADMIN_KEY = "browser-test-admin-key"
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "target" / "web"
 
-try:
-    from selenium import webdriver
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.remote.webdriver import WebDriver
-    from selenium.webdriver.support.ui import WebDriverWait
-except ImportError:  # pragma: no cover - requirements-dev.txt pins selenium
-    webdriver = None
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 
 def _free_port() -> int:
@@ -80,7 +77,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
 def browser() -> Iterator[WebDriver]:
     """One headless Chromium for the whole run (each test gets its own origin,
     so nothing is shared between tests: sessionStorage is per origin and tab)."""
-    if webdriver is None or not Path(CHROMEDRIVER).exists() or shutil.which("chromium") is None:
+    if not Path(CHROMEDRIVER).exists() or shutil.which("chromium") is None:
         pytest.fail("chromium and chromium-driver are missing: `make test-web` installs them (apt-get)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM

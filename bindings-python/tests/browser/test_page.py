@@ -37,7 +37,8 @@ def card(driver: WebDriver, list_id: str, action_id: int) -> WebElement | None:
     return found[0] if found else None
 
 
-def field(element: WebElement, cls: str) -> str:
+def field(element: WebElement | None, cls: str) -> str:
+    assert element is not None, "no such card"
     text: str = element.find_element(By.CSS_SELECTOR, f".{cls} dd").get_attribute("textContent") or ""
     return text
 
