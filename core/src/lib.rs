@@ -41,4 +41,6 @@ pub use store::memory::MemoryStore;
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION};
 pub use store::Store;
-pub use whitelist::{ConflictPolicy, ParamKind, Whitelist, DEFAULT_WHITELIST_JSON};
+pub use whitelist::{
+    ApprovalPolicy, AutoApproveBudget, ConflictPolicy, ParamKind, Whitelist, DEFAULT_WHITELIST_JSON,
+};
