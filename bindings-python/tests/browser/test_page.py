@@ -148,6 +148,16 @@ def test_an_action_appears_without_reload_and_approve_moves_it(page: WebDriver, 
     wait_until(page, lambda d: "needs a human decision" in field(card(d, "pending-list", second["id"]), "why"), "the new reason")
     page.find_element(By.ID, "history-section").location_once_scrolled_into_view
     page.save_screenshot(str(SCREENSHOTS / "servers-and-history.png"))
+    # The whole page in one picture (the README's).
+    rejected = site.api.post(f"/actions/{second['id']}/reject", json={"reason": "postgresql is being upgraded"})
+    assert rejected.status_code == 200
+    create(site, "db-1", "redis")
+    fourth = create(site, "db-1", "cron")
+    wait_until(page, lambda d: card(d, "pending-list", fourth["id"]) is not None, "the new actions")
+    wait_until(page, lambda d: card(d, "history-list", second["id"]) is not None, "the rejection")
+    page.set_window_size(1280, 1480)
+    page.execute_script("window.scrollTo(0, 0)")
+    page.save_screenshot(str(SCREENSHOTS / "overview.png"))
 
 
 def test_reject_needs_a_reason(page: WebDriver, site: Site) -> None:
@@ -258,7 +268,7 @@ def test_two_tabs_approve_the_same_action_one_wins_the_other_sees_the_conflict(p
             page.save_screenshot(str(SCREENSHOTS / "conflict.png"))
     assert sum(1 for text in conflicts if text) == 1, conflicts
     loser = next(text for text in conflicts if text)
-    assert f"Could not approve #{action['id']}. Conflict (409): Cannot approve action with status 'approved'" in loser
+    assert f"Could not approve #{action['id']}. Conflict (409): Cannot approve action with status 'approved' (must be pending)." in loser
     assert "Someone else may have acted on it first" in loser
     assert site.api.get(f"/actions/{action['id']}").json()["status"] == "approved"
     events = site.api.get("/events").json()

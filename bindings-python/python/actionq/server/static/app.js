@@ -152,7 +152,8 @@
   /** The sentence a person reads for a failed API call. */
   function describe(err, doing) {
     const what = STATUS_WORDS[err.status] || `Error (HTTP ${err.status})`;
-    let text = `Could not ${doing}. ${what}: ${err.message}`;
+    const message = /[.!?]$/.test(err.message) ? err.message : `${err.message}.`;
+    let text = `Could not ${doing}. ${what}: ${message}`;
     if (err.status === 409) text += " Someone else may have acted on it first; the page now shows its current state.";
     if (err.status === 403 && err.code === "PERMISSION_DENIED") text += " Your role does not allow this.";
     return text;
