@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod clock;
+pub mod digest;
 mod error;
 pub mod limits;
 mod model;
@@ -31,6 +32,7 @@ pub mod store;
 pub mod whitelist;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use digest::{action_digest, ACTION_DIGEST_TAG};
 pub use error::{Error, ErrorKind, Result};
 pub use limits::DEFAULT_EVENTS_LIMIT;
 pub use model::{Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp};
