@@ -1,5 +1,5 @@
 //! The agent's side of SPEC's HTTP contract: claim, heartbeat, result, with
-//! the agent token in `X-Agent-Token`. Blocking (ureq over rustls).
+//! the agent token in `X-Agent-Token` (see [`crate::config::Config::auth_header`]). Blocking (ureq over rustls).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,9 +9,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::Token;
-
-/// The header that carries the agent token.
-pub const TOKEN_HEADER: &str = "X-Agent-Token";
 
 /// A claimed action: what the agent needs of the claim response.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -102,6 +99,7 @@ pub struct Client {
     api: String,
     server_id: String,
     token: Token,
+    auth_header: String,
 }
 
 impl fmt::Debug for Client {
@@ -114,8 +112,15 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client for `server_url` (without `/api/v1`), claiming for `server_id`.
-    pub fn new(server_url: &str, server_id: &str, token: Token, timeout: Duration) -> Client {
+    /// A client for `server_url` (without `/api/v1`), claiming for
+    /// `server_id`, sending `token` in `auth_header`.
+    pub fn new(
+        server_url: &str,
+        server_id: &str,
+        token: Token,
+        auth_header: &str,
+        timeout: Duration,
+    ) -> Client {
         let http: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             // Error statuses carry the server's reason: read them, not lose them.
@@ -128,6 +133,7 @@ impl Client {
             api: format!("{}/api/v1", server_url.trim_end_matches('/')),
             server_id: server_id.to_owned(),
             token,
+            auth_header: auth_header.to_owned(),
         }
     }
 
@@ -136,7 +142,7 @@ impl Client {
         let mut response = self
             .http
             .post(&url)
-            .header(TOKEN_HEADER, self.token.secret())
+            .header(&self.auth_header, self.token.secret())
             .send_json(body)
             .map_err(|e| ApiError::Transport(e.to_string()))?;
         let status = response.status().as_u16();

@@ -15,6 +15,7 @@
 //! http_timeout_seconds = 10
 //! require_digest = true
 //! working_directory = "/"
+//! auth_header = "X-Agent-Token" # "X-API-Key" only for a server that predates agent tokens
 //!
 //! [timeouts]                    # per action type, seconds
 //! apt_upgrade_all = 3600
@@ -72,6 +73,7 @@ struct ConfigFile {
     http_timeout_seconds: Option<f64>,
     require_digest: Option<bool>,
     working_directory: Option<PathBuf>,
+    auth_header: Option<String>,
     #[serde(default)]
     timeouts: BTreeMap<String, f64>,
 }
@@ -106,7 +108,13 @@ pub struct Config {
     pub require_digest: bool,
     /// Working directory of the commands.
     pub working_directory: PathBuf,
+    /// The header that carries the token: `X-Agent-Token` (agent
+    /// credentials); `X-API-Key` only for a server that predates them.
+    pub auth_header: String,
 }
+
+/// The headers a token may travel in.
+pub const AUTH_HEADERS: [&str; 2] = ["X-Agent-Token", "X-API-Key"];
 
 fn seconds(name: &str, value: Option<f64>, default: Duration) -> Result<Duration, ConfigError> {
     match value {
@@ -182,7 +190,14 @@ impl Config {
         if !working_directory.is_absolute() {
             return Err(ConfigError("working_directory must be an absolute path".into()));
         }
+        let auth_header = file.auth_header.unwrap_or_else(|| AUTH_HEADERS[0].to_owned());
+        if !AUTH_HEADERS.contains(&auth_header.as_str()) {
+            return Err(ConfigError(format!(
+                "auth_header must be one of {AUTH_HEADERS:?} (got {auth_header:?})"
+            )));
+        }
         Ok(Config {
+            auth_header,
             server_url,
             server_id: file.server_id,
             token_file: file.token_file,
@@ -310,6 +325,7 @@ mod tests {
             ("unknown_key = 1", "unknown field"),
             ("working_directory = \"tmp\"", "absolute"),
             ("[timeouts]\nx = -2", "timeouts.x"),
+            ("auth_header = \"Authorization\"", "auth_header"),
         ];
         for (extra, expected) in cases {
             let err = Config::from_toml(&format!("{MINIMAL}\n{extra}")).unwrap_err();

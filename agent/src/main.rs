@@ -63,7 +63,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let client = Client::new(&config.server_url, &config.server_id, token, config.http_timeout);
+    let client = Client::new(
+        &config.server_url,
+        &config.server_id,
+        token,
+        &config.auth_header,
+        config.http_timeout,
+    );
     match Agent::new(config, client, stop).run() {
         Exit::Stopped => ExitCode::SUCCESS,
         Exit::Refused(_) => ExitCode::from(EXIT_CONFIG),
