@@ -306,6 +306,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_is_valid() {
+        let c = Config::from_toml(include_str!("../config.example.toml")).unwrap();
+        assert_eq!(c.server_id, "web-1");
+        assert_eq!(c.timeout_for("restart_service"), Duration::from_secs(120));
+        assert_eq!(c.auth_header, "X-Agent-Token");
+    }
+
+    #[test]
     fn per_type_timeouts() {
         let c = Config::from_toml(&format!(
             "{MINIMAL}\ndefault_timeout_seconds = 7\n[timeouts]\nslow = 0.5\n"
