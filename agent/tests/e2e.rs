@@ -137,6 +137,36 @@ fn a_killed_agent_leaves_its_action_to_lease_expiry_and_never_reruns_it() {
 }
 
 #[test]
+fn heartbeats_keep_an_action_longer_than_its_lease_alive() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let id = server.create_action("web-1", "wait_go", &[]);
+    let extra = format!("{PRE_DIGEST}\nlease_seconds = 3\n");
+    let mut agent = Agent::start(&agent(&server, dir.path(), "agent", &extra));
+    // Watch the lease move forward three times (each read also expires a
+    // lapsed lease first, so a missed heartbeat would show as `failed`).
+    let mut seen: Vec<String> = Vec::new();
+    wait_for("three lease extensions", || agent.logs(), || {
+        let a = server.action(id);
+        if a["status"] == "approved" {
+            return None; // not claimed yet
+        }
+        assert_eq!(a["status"], "executing", "the lease lapsed: {a}");
+        let lease = a["lease_expires_at"].as_str().unwrap().to_owned();
+        if seen.last() != Some(&lease) {
+            seen.push(lease);
+        }
+        (seen.len() > 3).then_some(())
+    });
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let a = server.wait_finished(id, || agent.logs());
+    assert_eq!((a["status"].as_str(), a["exit_code"].as_i64()), (Some("completed"), Some(0)), "{a}");
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit().success());
+}
+
+#[test]
 fn a_result_is_reported_after_the_server_comes_back() {
     let dir = support::test_dir();
     let mut server = Server::start(dir.path(), &support::whitelist(dir.path()));
@@ -148,8 +178,15 @@ fn a_result_is_reported_after_the_server_comes_back() {
     wait_for("the command to start", || agent.logs(), || (!lines(&started).is_empty()).then_some(()));
     server.stop();
     std::fs::write(dir.path().join("go"), "").unwrap();
-    // The command ended while the server was down: the agent retries.
-    agent.wait_event("report_failed");
+    // The command ended while the server was down: the agent retries
+    // (rather than giving up, which would log the action line instead).
+    let first = wait_for("the agent's report attempt", || agent.logs(), || {
+        agent
+            .events()
+            .into_iter()
+            .find(|e| e["event"] == "report_failed" || e["event"] == "action")
+    });
+    assert_eq!(first["event"], "report_failed", "{}", agent.logs());
     server.restart();
     let a = server.wait_finished(id, || agent.logs());
     assert_eq!((a["status"].as_str(), a["exit_code"].as_i64()), (Some("completed"), Some(0)), "{a}");
