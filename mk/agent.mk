@@ -10,4 +10,6 @@ agent:
 # Unit tests and the fake-server digest test also run in test-rust; the
 # e2e target (test = false) needs the venv's actionq-server, hence here.
 test-agent: python-develop
+	@# `lint`'s clippy --all-targets skips a test = false target: check it here.
+	$(CARGO) clippy -p actionq-agent --test e2e -- -D warnings
 	ACTIONQ_SERVER=$(VENV)/bin/actionq-server $(CARGO) test -p actionq-agent --test e2e -- --test-threads=2

@@ -145,7 +145,11 @@ impl Agent {
         let mut buf = [0u8; 64];
         while matches!(std::io::Read::read(&mut self.stop, &mut buf), Ok(n) if n > 0) {}
         if !self.stopping {
-            log("info", "stopping", json!({ "drain_grace_s": self.config.drain_grace.as_secs_f64() }));
+            log(
+                "info",
+                "stopping",
+                json!({ "drain_grace_s": self.config.drain_grace.as_secs_f64() }),
+            );
         }
         self.stopping = true;
     }
@@ -220,7 +224,13 @@ impl Agent {
             run_ms: ms(ran - claimed),
         };
         let end = Instant::now();
-        log_action(&claim, &done, ms(claimed - claim_sent), ms(end - ran), ms(end - claim_sent));
+        log_action(
+            &claim,
+            &done,
+            ms(claimed - claim_sent),
+            ms(end - ran),
+            ms(end - claim_sent),
+        );
     }
 
     /// Runs the claimed command; heartbeats meanwhile. Gives the outcome and,
@@ -285,7 +295,9 @@ impl Agent {
                                 // The server no longer holds this lease for us (expired, or
                                 // the action was finished otherwise): we may not run on.
                                 let why = format!("lease lost: heartbeat refused: {e}");
-                                running.terminate(format!("actionq-agent: {why}; process group killed"));
+                                running.terminate(format!(
+                                    "actionq-agent: {why}; process group killed"
+                                ));
                                 lease_lost = Some(why);
                                 Instant::now() + Duration::from_secs(3600)
                             }
@@ -305,7 +317,12 @@ impl Agent {
 
     /// Reports `outcome`, retrying with backoff while the lease lasts.
     /// Gives the action's new status, or why it could not be reported.
-    fn report(&mut self, claim: &Claim, outcome: &Outcome, lease_end: Instant) -> Result<String, String> {
+    fn report(
+        &mut self,
+        claim: &Claim,
+        outcome: &Outcome,
+        lease_end: Instant,
+    ) -> Result<String, String> {
         let mut backoff = REPORT_BACKOFF_START;
         let mut attempts = 0u32;
         loop {

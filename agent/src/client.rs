@@ -66,7 +66,13 @@ impl ApiError {
     /// Whether the server refused the token (401, or 403 for a token of
     /// another server or role).
     pub fn is_auth(&self) -> bool {
-        matches!(self, ApiError::Status { status: 401 | 403, .. })
+        matches!(
+            self,
+            ApiError::Status {
+                status: 401 | 403,
+                ..
+            }
+        )
     }
 }
 
@@ -182,15 +188,22 @@ impl Client {
         if status == 204 {
             return Ok(None);
         }
-        serde_json::from_str(&text).map(Some).map_err(|e| ApiError::Status {
-            status,
-            code: None,
-            message: format!("unreadable claim response: {e}"),
-        })
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| ApiError::Status {
+                status,
+                code: None,
+                message: format!("unreadable claim response: {e}"),
+            })
     }
 
     /// Extends the lease of action `id`.
-    pub fn heartbeat(&self, id: i64, lease_token: &str, lease_seconds: u64) -> Result<(), ApiError> {
+    pub fn heartbeat(
+        &self,
+        id: i64,
+        lease_token: &str,
+        lease_seconds: u64,
+    ) -> Result<(), ApiError> {
         self.post(
             &format!("/actions/{id}/heartbeat"),
             &json!({ "lease_token": lease_token, "lease_seconds": lease_seconds }),

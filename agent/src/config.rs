@@ -148,7 +148,9 @@ impl Config {
         }
         if file.server_id.is_empty()
             || file.server_id.len() > limits::MAX_SERVER_ID_CHARS
-            || !file.server_id.starts_with(|c: char| c.is_ascii_alphanumeric())
+            || !file
+                .server_id
+                .starts_with(|c: char| c.is_ascii_alphanumeric())
             || !file
                 .server_id
                 .chars()
@@ -188,9 +190,13 @@ impl Config {
         }
         let working_directory = file.working_directory.unwrap_or_else(|| PathBuf::from("/"));
         if !working_directory.is_absolute() {
-            return Err(ConfigError("working_directory must be an absolute path".into()));
+            return Err(ConfigError(
+                "working_directory must be an absolute path".into(),
+            ));
         }
-        let auth_header = file.auth_header.unwrap_or_else(|| AUTH_HEADERS[0].to_owned());
+        let auth_header = file
+            .auth_header
+            .unwrap_or_else(|| AUTH_HEADERS[0].to_owned());
         if !AUTH_HEADERS.contains(&auth_header.as_str()) {
             return Err(ConfigError(format!(
                 "auth_header must be one of {AUTH_HEADERS:?} (got {auth_header:?})"
@@ -208,7 +214,11 @@ impl Config {
                 .unwrap_or(limits::DEFAULT_OUTPUT_CAP_CHARS),
             default_timeout,
             timeouts,
-            kill_grace: seconds("kill_grace_seconds", file.kill_grace_seconds, DEFAULT_KILL_GRACE)?,
+            kill_grace: seconds(
+                "kill_grace_seconds",
+                file.kill_grace_seconds,
+                DEFAULT_KILL_GRACE,
+            )?,
             drain_grace: seconds(
                 "drain_grace_seconds",
                 file.drain_grace_seconds,
@@ -273,7 +283,10 @@ pub fn read_token(path: &Path) -> Result<Token, ConfigError> {
         .map_err(|e| ConfigError(format!("cannot read token file {}: {e}", path.display())))?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(ConfigError(format!("token file {} is empty", path.display())));
+        return Err(ConfigError(format!(
+            "token file {} is empty",
+            path.display()
+        )));
     }
     if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(ConfigError(format!(

@@ -443,7 +443,9 @@ impl Running {
             }
             (None, Some(code), _) => code,
             (None, None, Some(signal)) => {
-                notes.push(format!("actionq-agent: the command was killed by signal {signal}"));
+                notes.push(format!(
+                    "actionq-agent: the command was killed by signal {signal}"
+                ));
                 128 + signal
             }
             (None, None, None) => unreachable!("an exit status has a code or a signal"),
@@ -531,7 +533,10 @@ mod tests {
         assert_eq!(c.kept.len(), 40);
         let shown = c.render(100, &[]);
         assert!(shown.starts_with(&"a".repeat(30)), "{shown}");
-        assert!(shown.contains("truncated; the stream had 60 bytes"), "{shown}");
+        assert!(
+            shown.contains("truncated; the stream had 60 bytes"),
+            "{shown}"
+        );
         assert!(c.render(20, &[]).chars().count() <= 20);
     }
 
@@ -613,7 +618,11 @@ mod tests {
         s.kill_grace = Duration::from_millis(200);
         let out = run(&s);
         assert_eq!(out.exit_code, KILLED_EXIT_CODE);
-        assert!(out.stderr.contains("timed out after 0.2s"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("timed out after 0.2s"),
+            "{}",
+            out.stderr
+        );
         assert!(out.killed.is_some());
     }
 

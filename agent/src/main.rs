@@ -51,7 +51,10 @@ fn main() -> ExitCode {
         }
     };
     if check_only {
-        println!("actionq-agent: {} and its token file are usable", config_path.display());
+        println!(
+            "actionq-agent: {} and its token file are usable",
+            config_path.display()
+        );
         return ExitCode::SUCCESS;
     }
     // SIGTERM and SIGINT write a byte to this pipe; the agent polls its read
@@ -59,7 +62,11 @@ fn main() -> ExitCode {
     let stop = match stop_pipe() {
         Ok(s) => s,
         Err(e) => {
-            log("error", "start", json!({ "message": format!("cannot set up signal handling: {e}") }));
+            log(
+                "error",
+                "start",
+                json!({ "message": format!("cannot set up signal handling: {e}") }),
+            );
             return ExitCode::FAILURE;
         }
     };

@@ -32,7 +32,11 @@ struct Fake {
 impl Fake {
     fn results(&self) -> Vec<Request> {
         let requests = self.requests.lock().unwrap();
-        requests.iter().filter(|r| r.path.ends_with("/result")).cloned().collect()
+        requests
+            .iter()
+            .filter(|r| r.path.ends_with("/result"))
+            .cloned()
+            .collect()
     }
 }
 
@@ -59,7 +63,11 @@ fn connection(stream: TcpStream, fake: &Fake) -> std::io::Result<()> {
         if reader.read_line(&mut request_line)? == 0 {
             return Ok(());
         }
-        let path = request_line.split_whitespace().nth(1).unwrap_or("").to_owned();
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_owned();
         let mut headers = BTreeMap::new();
         loop {
             let mut line = String::new();
@@ -72,7 +80,9 @@ fn connection(stream: TcpStream, fake: &Fake) -> std::io::Result<()> {
                 headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
             }
         }
-        let length: usize = headers.get("content-length").map_or(0, |v| v.parse().unwrap());
+        let length: usize = headers
+            .get("content-length")
+            .map_or(0, |v| v.parse().unwrap());
         let mut body = vec![0u8; length];
         reader.read_exact(&mut body)?;
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -87,7 +97,11 @@ fn connection(stream: TcpStream, fake: &Fake) -> std::io::Result<()> {
                 None => ("204 No Content", None),
             }
         } else if path.ends_with("/result") {
-            let status = if body["exit_code"] == 0 { "completed" } else { "failed" };
+            let status = if body["exit_code"] == 0 {
+                "completed"
+            } else {
+                "failed"
+            };
             ("200 OK", Some(json!({ "status": status })))
         } else {
             ("200 OK", Some(json!({})))
@@ -128,13 +142,28 @@ fn only_what_the_digest_covers_runs() {
     let fake = Arc::new(Fake::default());
     fake.claims.lock().unwrap().extend([
         // argv swapped after approval: the digest is that of `touch ok`.
-        claim(1, "web-1", &["touch", &pwned1], Some(digest("web-1", &["touch", &ok]))),
+        claim(
+            1,
+            "web-1",
+            &["touch", &pwned1],
+            Some(digest("web-1", &["touch", &ok])),
+        ),
         // no digest at all, with require_digest at its default (true)
         claim(2, "web-1", &["touch", &pwned2], None),
         // another server's action, with that server's valid digest
-        claim(3, "web-2", &["touch", &pwned3], Some(digest("web-2", &["touch", &pwned3]))),
+        claim(
+            3,
+            "web-2",
+            &["touch", &pwned3],
+            Some(digest("web-2", &["touch", &pwned3])),
+        ),
         // the real thing
-        claim(4, "web-1", &["touch", &ok], Some(digest("web-1", &["touch", &ok]))),
+        claim(
+            4,
+            "web-1",
+            &["touch", &ok],
+            Some(digest("web-1", &["touch", &ok])),
+        ),
     ]);
     let port = serve(Arc::clone(&fake));
     let token_file = dir.path().join("token");
@@ -152,10 +181,14 @@ fn only_what_the_digest_covers_runs() {
     )
     .unwrap();
     let mut agent = Agent::start_with_config(&config, &dir.path().join("agent.log"));
-    let results = wait_for("four results", || agent.logs(), || {
-        let r = fake.results();
-        (r.len() == 4).then_some(r)
-    });
+    let results = wait_for(
+        "four results",
+        || agent.logs(),
+        || {
+            let r = fake.results();
+            (r.len() == 4).then_some(r)
+        },
+    );
     agent.signal(libc::SIGTERM);
     assert!(agent.wait_exit().success(), "{}", agent.logs());
 
@@ -175,7 +208,10 @@ fn only_what_the_digest_covers_runs() {
         let body = by_id(id);
         assert_eq!(body["exit_code"], 125, "{body}");
         assert!(body["stderr"].as_str().unwrap().contains(why), "{body}");
-        assert!(body["stderr"].as_str().unwrap().contains("nothing was run"), "{body}");
+        assert!(
+            body["stderr"].as_str().unwrap().contains("nothing was run"),
+            "{body}"
+        );
         assert_eq!(body["lease_token"], format!("lease-{id}"));
     }
     for pwned in [&pwned1, &pwned2, &pwned3] {
@@ -185,7 +221,10 @@ fn only_what_the_digest_covers_runs() {
     assert!(std::path::Path::new(&ok).exists());
     // Every request carried the agent token in X-Agent-Token.
     let requests = fake.requests.lock().unwrap();
-    assert!(requests.iter().all(|r| r.token.as_deref() == Some(TOKEN)), "{requests:?}");
+    assert!(
+        requests.iter().all(|r| r.token.as_deref() == Some(TOKEN)),
+        "{requests:?}"
+    );
     let refused = agent
         .events()
         .into_iter()

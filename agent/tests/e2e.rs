@@ -62,19 +62,38 @@ fn each_command_ends_in_the_right_status_with_capped_output() {
     let ctx = || agent.logs();
 
     let a = server.wait_finished(ok, ctx);
-    assert_eq!((a["status"].as_str(), a["exit_code"].as_i64()), (Some("completed"), Some(0)), "{a}");
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("completed"), Some(0)),
+        "{a}"
+    );
 
     let a = server.wait_finished(exit3, ctx);
-    assert_eq!((a["status"].as_str(), a["exit_code"].as_i64()), (Some("failed"), Some(3)), "{a}");
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("failed"), Some(3)),
+        "{a}"
+    );
     assert_eq!(a["stdout"], "to-stdout\n");
     assert_eq!(a["stderr"], "to-stderr\n");
 
     let a = server.wait_finished(big, ctx);
-    assert_eq!((a["status"].as_str(), a["exit_code"].as_i64()), (Some("completed"), Some(0)), "{a}");
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("completed"), Some(0)),
+        "{a}"
+    );
     let stdout = a["stdout"].as_str().unwrap();
     assert!(stdout.chars().count() <= actionq::limits::DEFAULT_OUTPUT_CAP_CHARS);
-    assert!(stdout.starts_with("0123456789abcdef\n0123456789abcdef\n"), "{stdout:.100}");
-    assert!(stdout.ends_with("[actionq-agent: output truncated; the stream had 52428800 bytes]"), "{}", &stdout[stdout.len() - 100..]);
+    assert!(
+        stdout.starts_with("0123456789abcdef\n0123456789abcdef\n"),
+        "{stdout:.100}"
+    );
+    assert!(
+        stdout.ends_with("[actionq-agent: output truncated; the stream had 52428800 bytes]"),
+        "{}",
+        &stdout[stdout.len() - 100..]
+    );
     assert_eq!(action_line(&agent, big)["stdout_bytes"], 52_428_800);
     // The agent read all 50 MB through a bounded buffer: its peak resident
     // memory stays far below the output's size.
@@ -84,8 +103,18 @@ fn each_command_ends_in_the_right_status_with_capped_output() {
 
     for id in [slow, stubborn] {
         let a = server.wait_finished(id, ctx);
-        assert_eq!((a["status"].as_str(), a["exit_code"].as_i64()), (Some("failed"), Some(124)), "{a}");
-        assert!(a["stderr"].as_str().unwrap().contains("timed out after 1s; process group killed"), "{a}");
+        assert_eq!(
+            (a["status"].as_str(), a["exit_code"].as_i64()),
+            (Some("failed"), Some(124)),
+            "{a}"
+        );
+        assert!(
+            a["stderr"]
+                .as_str()
+                .unwrap()
+                .contains("timed out after 1s; process group killed"),
+            "{a}"
+        );
     }
     assert!(action_line(&agent, stubborn)["killed"].is_string());
 
@@ -110,20 +139,35 @@ fn a_killed_agent_leaves_its_action_to_lease_expiry_and_never_reruns_it() {
     let extra = format!("{PRE_DIGEST}\nlease_seconds = 3\n");
     let mut first = Agent::start(&agent(&server, dir.path(), "first", &extra));
     let started = dir.path().join("started");
-    wait_for("the command to start", || first.logs(), || (!lines(&started).is_empty()).then_some(()));
+    wait_for(
+        "the command to start",
+        || first.logs(),
+        || (!lines(&started).is_empty()).then_some(()),
+    );
     first.signal(libc::SIGKILL);
     first.wait_exit();
 
     let a = server.wait_finished(id, || first.logs());
-    assert_eq!((a["status"].as_str(), a["exit_code"].as_i64()), (Some("failed"), Some(-1)), "{a}");
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("failed"), Some(-1)),
+        "{a}"
+    );
     assert_eq!(a["stderr"], actionq::LEASE_EXPIRED_STDERR);
 
     // A restarted agent works (it runs a new action) and leaves the old one alone.
     let mut second = Agent::start(&agent(&server, dir.path(), "second", &extra));
     let next = server.create_action("web-1", "run_true", &[]);
-    assert_eq!(server.wait_finished(next, || second.logs())["status"], "completed");
+    assert_eq!(
+        server.wait_finished(next, || second.logs())["status"],
+        "completed"
+    );
     std::fs::write(dir.path().join("go"), "").unwrap(); // lets the orphaned command end
-    assert_eq!(lines(&started), ["started"], "the action ran more than once");
+    assert_eq!(
+        lines(&started),
+        ["started"],
+        "the action ran more than once"
+    );
     assert_eq!(server.action(id)["exit_code"], -1);
     let executing = server
         .events_of(id)
@@ -131,7 +175,11 @@ fn a_killed_agent_leaves_its_action_to_lease_expiry_and_never_reruns_it() {
         .filter(|e| e["to_status"] == "executing")
         .count();
     assert_eq!(executing, 1);
-    assert!(second.events().iter().all(|e| e["id"] != id), "{}", second.logs());
+    assert!(
+        second.events().iter().all(|e| e["id"] != id),
+        "{}",
+        second.logs()
+    );
     second.signal(libc::SIGTERM);
     assert!(second.wait_exit().success());
 }
@@ -147,21 +195,29 @@ fn heartbeats_keep_an_action_longer_than_its_lease_alive() {
     // Watch the lease move forward three times (each read also expires a
     // lapsed lease first, so a missed heartbeat would show as `failed`).
     let mut seen: Vec<String> = Vec::new();
-    wait_for("three lease extensions", || agent.logs(), || {
-        let a = server.action(id);
-        if a["status"] == "approved" {
-            return None; // not claimed yet
-        }
-        assert_eq!(a["status"], "executing", "the lease lapsed: {a}");
-        let lease = a["lease_expires_at"].as_str().unwrap().to_owned();
-        if seen.last() != Some(&lease) {
-            seen.push(lease);
-        }
-        (seen.len() > 3).then_some(())
-    });
+    wait_for(
+        "three lease extensions",
+        || agent.logs(),
+        || {
+            let a = server.action(id);
+            if a["status"] == "approved" {
+                return None; // not claimed yet
+            }
+            assert_eq!(a["status"], "executing", "the lease lapsed: {a}");
+            let lease = a["lease_expires_at"].as_str().unwrap().to_owned();
+            if seen.last() != Some(&lease) {
+                seen.push(lease);
+            }
+            (seen.len() > 3).then_some(())
+        },
+    );
     std::fs::write(dir.path().join("go"), "").unwrap();
     let a = server.wait_finished(id, || agent.logs());
-    assert_eq!((a["status"].as_str(), a["exit_code"].as_i64()), (Some("completed"), Some(0)), "{a}");
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("completed"), Some(0)),
+        "{a}"
+    );
     agent.signal(libc::SIGTERM);
     assert!(agent.wait_exit().success());
 }
@@ -175,21 +231,33 @@ fn a_result_is_reported_after_the_server_comes_back() {
     let extra = format!("{PRE_DIGEST}\nlease_seconds = 60\n");
     let mut agent = Agent::start(&agent(&server, dir.path(), "agent", &extra));
     let started = dir.path().join("started");
-    wait_for("the command to start", || agent.logs(), || (!lines(&started).is_empty()).then_some(()));
+    wait_for(
+        "the command to start",
+        || agent.logs(),
+        || (!lines(&started).is_empty()).then_some(()),
+    );
     server.stop();
     std::fs::write(dir.path().join("go"), "").unwrap();
     // The command ended while the server was down: the agent retries
     // (rather than giving up, which would log the action line instead).
-    let first = wait_for("the agent's report attempt", || agent.logs(), || {
-        agent
-            .events()
-            .into_iter()
-            .find(|e| e["event"] == "report_failed" || e["event"] == "action")
-    });
+    let first = wait_for(
+        "the agent's report attempt",
+        || agent.logs(),
+        || {
+            agent
+                .events()
+                .into_iter()
+                .find(|e| e["event"] == "report_failed" || e["event"] == "action")
+        },
+    );
     assert_eq!(first["event"], "report_failed", "{}", agent.logs());
     server.restart();
     let a = server.wait_finished(id, || agent.logs());
-    assert_eq!((a["status"].as_str(), a["exit_code"].as_i64()), (Some("completed"), Some(0)), "{a}");
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("completed"), Some(0)),
+        "{a}"
+    );
     assert_eq!(a["stdout"], "done\n");
     assert_eq!(lines(&started), ["started"]);
     agent.signal(libc::SIGTERM);
@@ -209,13 +277,23 @@ fn two_agents_run_each_action_exactly_once() {
         Agent::start(&agent(&server, dir.path(), "a", PRE_DIGEST)),
         Agent::start(&agent(&server, dir.path(), "b", PRE_DIGEST)),
     ];
-    let ctx = || agents.iter().map(Agent::logs).collect::<Vec<_>>().join("\n");
+    let ctx = || {
+        agents
+            .iter()
+            .map(Agent::logs)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     for &id in &ids {
         let a = server.wait_finished(id, ctx);
         assert_eq!(a["status"], "completed", "{a}");
     }
     for i in 1..=n {
-        assert_eq!(lines(&dir.path().join(format!("ran-{i}"))), ["ran"], "action {i}");
+        assert_eq!(
+            lines(&dir.path().join(format!("ran-{i}"))),
+            ["ran"],
+            "action {i}"
+        );
     }
     let ran_by = |agent: &Agent| -> Vec<i64> {
         agent
@@ -244,14 +322,22 @@ fn sigterm_lets_the_running_action_finish_and_claims_nothing_more() {
     let running = server.create_action("web-1", "wait_go", &[]);
     let mut agent = Agent::start(&agent(&server, dir.path(), "agent", PRE_DIGEST));
     let started = dir.path().join("started");
-    wait_for("the command to start", || agent.logs(), || (!lines(&started).is_empty()).then_some(()));
+    wait_for(
+        "the command to start",
+        || agent.logs(),
+        || (!lines(&started).is_empty()).then_some(()),
+    );
     let queued = server.create_action("web-1", "run_true", &[]);
     agent.signal(libc::SIGTERM);
     agent.wait_event("stopping");
     std::fs::write(dir.path().join("go"), "").unwrap();
     assert!(agent.wait_exit().success(), "{}", agent.logs());
     let a = server.action(running);
-    assert_eq!((a["status"].as_str(), a["exit_code"].as_i64()), (Some("completed"), Some(0)), "{a}");
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("completed"), Some(0)),
+        "{a}"
+    );
     assert_eq!(server.action(queued)["status"], "approved");
 }
 
@@ -263,12 +349,26 @@ fn sigterm_kills_an_action_that_outlasts_the_drain_grace() {
     let id = server.create_action("web-1", "ignore_term", &[]);
     let extra = format!("{PRE_DIGEST}\ndrain_grace_seconds = 0.5\nkill_grace_seconds = 0.5\n");
     let mut agent = Agent::start(&agent(&server, dir.path(), "agent", &extra));
-    wait_for("the claim", || agent.logs(), || (server.action(id)["status"] == "executing").then_some(()));
+    wait_for(
+        "the claim",
+        || agent.logs(),
+        || (server.action(id)["status"] == "executing").then_some(()),
+    );
     agent.signal(libc::SIGTERM);
     assert!(agent.wait_exit().success(), "{}", agent.logs());
     let a = server.action(id);
-    assert_eq!((a["status"].as_str(), a["exit_code"].as_i64()), (Some("failed"), Some(124)), "{a}");
-    assert!(a["stderr"].as_str().unwrap().contains("drain grace of 0.5s"), "{a}");
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("failed"), Some(124)),
+        "{a}"
+    );
+    assert!(
+        a["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("drain grace of 0.5s"),
+        "{a}"
+    );
 }
 
 #[test]
@@ -292,7 +392,10 @@ fn a_token_for_another_server_gets_403_and_the_agent_says_so() {
     assert_eq!(status.code(), Some(78), "{}", agent.logs());
     let refused = agent.wait_event("token_refused");
     let message = refused["message"].as_str().unwrap();
-    assert!(message.contains("HTTP 403") && message.contains("'web-1'"), "{message}");
+    assert!(
+        message.contains("HTTP 403") && message.contains("'web-1'"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -309,6 +412,12 @@ fn a_token_file_readable_by_others_stops_the_agent_at_start() {
     let mut agent = Agent::start_with_config(&config, &dir.path().join("agent.log"));
     assert_eq!(agent.wait_exit().code(), Some(78));
     let line = agent.wait_event("config");
-    assert!(line["message"].as_str().unwrap().contains("accessible by group or others"), "{line}");
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .contains("accessible by group or others"),
+        "{line}"
+    );
     assert!(!agent.logs().contains("aq_ag_not-a-real-token"));
 }

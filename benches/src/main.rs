@@ -834,7 +834,13 @@ fn bench_http(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String
 /// The executor (`actionq-agent`, release build; `--agent PATH` or
 /// target/release/actionq-agent) against `actionq-server`: see
 /// benches/python/bench_agent.py.
-fn bench_agent(cfg: &Config, py: &Python, args: &[String], s: &mut Summary, notes: &mut Vec<String>) {
+fn bench_agent(
+    cfg: &Config,
+    py: &Python,
+    args: &[String],
+    s: &mut Summary,
+    notes: &mut Vec<String>,
+) {
     let agent = flag(args, "--agent").map_or_else(
         || cfg.repo.join("target/release/actionq-agent"),
         PathBuf::from,

@@ -47,7 +47,11 @@ fn free_port() -> u16 {
 
 /// Polls `probe` until it gives a value; fails the test with `context()`
 /// past the hang guard.
-pub fn wait_for<T>(what: &str, context: impl Fn() -> String, mut probe: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(
+    what: &str,
+    context: impl Fn() -> String,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + HANG_GUARD;
     loop {
         if let Some(v) = probe() {
@@ -146,13 +150,17 @@ impl Server {
             .spawn()
             .unwrap();
         let url = format!("{}/docs", self.url());
-        wait_for("the server to accept connections", || self.logs(), || {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("server exited with {status}\n{}", self.logs());
-            }
-            let r = self.http.get(&url).call().ok()?;
-            (r.status() == 200).then_some(())
-        });
+        wait_for(
+            "the server to accept connections",
+            || self.logs(),
+            || {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!("server exited with {status}\n{}", self.logs());
+                }
+                let r = self.http.get(&url).call().ok()?;
+                (r.status() == 200).then_some(())
+            },
+        );
         self.child = Some(child);
     }
 
@@ -161,7 +169,11 @@ impl Server {
         if let Some(mut child) = self.child.take() {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-            wait_for("the server to exit", || self.logs(), || child.try_wait().unwrap());
+            wait_for(
+                "the server to exit",
+                || self.logs(),
+                || child.try_wait().unwrap(),
+            );
         }
     }
 
@@ -180,7 +192,11 @@ impl Server {
     pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("{}/api/v1{}", self.url(), path);
         let result = match (method, body) {
-            ("GET", _) => self.http.get(&url).header("X-API-Key", BOOTSTRAP_KEY).call(),
+            ("GET", _) => self
+                .http
+                .get(&url)
+                .header("X-API-Key", BOOTSTRAP_KEY)
+                .call(),
             ("POST", body) => self
                 .http
                 .post(&url)
@@ -193,19 +209,29 @@ impl Server {
                 .send_empty(),
             _ => panic!("method {method}"),
         };
-        let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.logs()));
+        let mut response =
+            result.unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.logs()));
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     pub fn create_server(&self, id: &str) {
-        let (status, body) = self.call("POST", "/servers", Some(json!({"id": id, "hostname": null})));
+        let (status, body) = self.call(
+            "POST",
+            "/servers",
+            Some(json!({"id": id, "hostname": null})),
+        );
         assert_eq!(status, 201, "{body}");
     }
 
     /// Creates an action (approved: the server is not paused); its id.
-    pub fn create_action(&self, server_id: &str, action_type: &str, params: &[(&str, &str)]) -> i64 {
+    pub fn create_action(
+        &self,
+        server_id: &str,
+        action_type: &str,
+        params: &[(&str, &str)],
+    ) -> i64 {
         let params: BTreeMap<&str, &str> = params.iter().copied().collect();
         let (status, body) = self.call(
             "POST",
@@ -378,16 +404,21 @@ impl Agent {
 
     /// Waits for a log line with `event`; the first such line.
     pub fn wait_event(&self, event: &str) -> Value {
-        wait_for(&format!("agent event {event}"), || self.logs(), || {
-            self.events().into_iter().find(|e| e["event"] == event)
-        })
+        wait_for(
+            &format!("agent event {event}"),
+            || self.logs(),
+            || self.events().into_iter().find(|e| e["event"] == event),
+        )
     }
 
     /// Waits for the agent to exit; its status.
     pub fn wait_exit(&mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
-        let status = wait_for("the agent to exit", || self.logs(), || child.try_wait().unwrap());
-        status
+        wait_for(
+            "the agent to exit",
+            || self.logs(),
+            || child.try_wait().unwrap(),
+        )
     }
 
     /// Peak resident memory of the running agent (VmHWM), in KiB.
