@@ -999,7 +999,7 @@ static void test_manual_clock(void) {
   CHECK_OK(aq_clock_now(clock, &now));
   CHECK(now == start + 1500000);
   CHECK_OK(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &json));
-  CHECK(json_str(json, "created_at", buf, sizeof buf) && strcmp(buf, "2026-01-01T00:00:01.500Z") == 0);
+  CHECK(json_str(json, "created_at", buf, sizeof buf) && strcmp(buf, "2026-01-01T00:00:01.500000Z") == 0);
   aq_string_free(json);
   CHECK_OK(aq_action_claim_next(q, "web-1", SECONDS(10), &json));
   aq_string_free(json);
