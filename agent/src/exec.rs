@@ -627,6 +627,32 @@ mod tests {
     }
 
     #[test]
+    fn what_the_command_leaves_in_its_group_is_killed_when_it_exits() {
+        let env = BTreeMap::new();
+        // The background sleep keeps the pipes open: unless the group is
+        // killed when the shell exits, finish() waits for the drain limit and
+        // says the output was held open.
+        let words = argv(&["sh", "-c", "sleep 300 & echo started"]);
+        let out = run(&spec(&words, &env));
+        assert_eq!((out.exit_code, out.stdout.as_str()), (0, "started\n"));
+        assert_eq!(out.stderr, "", "{out:?}");
+    }
+
+    #[test]
+    fn a_detached_process_holding_the_output_does_not_hold_the_agent() {
+        let env = BTreeMap::new();
+        // setsid leaves the group (and the kill): the agent stops reading after
+        // its drain limit, notes why, and reports.
+        let words = argv(&["sh", "-c", "setsid sleep 4 & echo started"]);
+        let out = run(&spec(&words, &env));
+        assert_eq!((out.exit_code, out.stdout.as_str()), (0, "started\n"));
+        assert!(
+            out.stderr.contains("still holds its output open"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
     fn output_is_capped_while_it_is_read() {
         let env = BTreeMap::new();
         let words = argv(&["head", "-c", "5000000", "/dev/zero"]);
