@@ -582,8 +582,8 @@ mod tests {
         let words = argv(&["cat"]);
         let out = run(&spec(&words, &env));
         assert_eq!((out.exit_code, out.stdout.as_str()), (0, ""));
-        // ps prints the process group of the shell: it is the shell's own pid.
-        let words = argv(&["sh", "-c", "echo $$ $(ps -o pgid= -p $$)"]);
+        // The shell's process group (field 5 of its /proc stat) is its own pid.
+        let words = argv(&["sh", "-c", "echo $$ $(cut -d' ' -f5 /proc/$$/stat)"]);
         let out = run(&spec(&words, &env));
         let ids: Vec<&str> = out.stdout.split_whitespace().collect();
         assert_eq!(ids.len(), 2, "{out:?}");
