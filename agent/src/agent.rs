@@ -28,7 +28,9 @@ const UNREACHABLE_LOG_EVERY: Duration = Duration::from_secs(60);
 pub enum Exit {
     /// Asked to stop (SIGTERM/SIGINT); the running action, if any, was reported.
     Stopped,
-    /// The server refused the token (401/403); the message says why.
+    /// The server refused the token (401/403) or the claim request itself
+    /// (another 4xx: an unknown `server_id`, a lease it will not give); the
+    /// message says why.
     Refused(String),
 }
 
@@ -96,6 +98,16 @@ impl Agent {
                 Err(e) if e.is_auth() => {
                     let message = auth_message(&e, &self.config.server_id);
                     log("error", "token_refused", json!({ "message": message }));
+                    return Exit::Refused(message);
+                }
+                Err(e) if !e.is_retryable() && !e.is_auth() && e.is_client_error() => {
+                    // 404 (unknown server_id), 422 (a lease the server will not
+                    // give): asking again changes nothing until the config does.
+                    let message = format!(
+                        "the server refused this agent's claim request ({e}): \
+                         check server_id and lease_seconds in the config"
+                    );
+                    log("error", "claim_refused", json!({ "message": message }));
                     return Exit::Refused(message);
                 }
                 Err(e) => {

@@ -59,8 +59,15 @@ impl ApiError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ApiError::Transport(_) => true,
-            ApiError::Status { status, .. } => *status >= 500,
+            ApiError::Status { status, .. } => *status >= 500 || matches!(status, 408 | 429),
         }
+    }
+
+    /// Whether the server refused the request as such (4xx other than a
+    /// timeout or rate limit): sending it again gives the same answer.
+    pub fn is_client_error(&self) -> bool {
+        matches!(self, ApiError::Status { status, .. }
+            if (400..500).contains(status) && !matches!(status, 408 | 429))
     }
 
     /// Whether the server refused the token (401, or 403 for a token of

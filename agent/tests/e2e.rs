@@ -399,6 +399,29 @@ fn a_token_for_another_server_gets_403_and_the_agent_says_so() {
 }
 
 #[test]
+fn an_unknown_server_id_stops_the_agent_with_the_servers_reason() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let setup = AgentSetup {
+        server_id: "web-9",
+        // With identity, a credential for web-9 cannot even be issued:
+        // the bootstrap key as X-API-Key reaches the claim route either way.
+        token: None,
+        ..agent(&server, dir.path(), "agent", PRE_DIGEST)
+    };
+    let (config, _) = support::write_agent_files_with(&setup, support::BOOTSTRAP_KEY, "X-API-Key");
+    let mut agent = Agent::start_with_config(&config, &dir.path().join("agent.log"));
+    assert_eq!(agent.wait_exit().code(), Some(78), "{}", agent.logs());
+    let line = agent.wait_event("claim_refused");
+    let message = line["message"].as_str().unwrap();
+    assert!(
+        message.contains("HTTP 404") && message.contains("Server 'web-9' not found"),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_token_file_readable_by_others_stops_the_agent_at_start() {
     let dir = support::test_dir();
     let server = Server::start(dir.path(), &support::whitelist(dir.path()));

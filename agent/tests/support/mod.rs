@@ -319,7 +319,6 @@ pub struct Agent {
 
 /// Writes the agent's config and token file (mode 0600) for `setup`.
 pub fn write_agent_files(setup: &AgentSetup<'_>) -> (PathBuf, PathBuf) {
-    let token_file = setup.dir.join(format!("{}.token", setup.name));
     let (token, header) = match &setup.token {
         Some(t) => (t.clone(), "X-Agent-Token"),
         None => match setup.server.agent_token(setup.server_id) {
@@ -329,6 +328,16 @@ pub fn write_agent_files(setup: &AgentSetup<'_>) -> (PathBuf, PathBuf) {
             None => (BOOTSTRAP_KEY.to_owned(), "X-API-Key"),
         },
     };
+    write_agent_files_with(setup, &token, header)
+}
+
+/// Writes the agent's config and token file with this token and header.
+pub fn write_agent_files_with(
+    setup: &AgentSetup<'_>,
+    token: &str,
+    header: &str,
+) -> (PathBuf, PathBuf) {
+    let token_file = setup.dir.join(format!("{}.token", setup.name));
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let config = setup.dir.join(format!("{}.toml", setup.name));
