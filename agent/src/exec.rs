@@ -643,7 +643,17 @@ mod tests {
         let env = BTreeMap::new();
         // setsid leaves the group (and the kill): the agent stops reading after
         // its drain limit, notes why, and reports.
-        let words = argv(&["sh", "-c", "setsid sleep 4 & echo started"]);
+        // The shell exits only once the detached process has left the group
+        // (its marker file exists), so the group kill cannot reach it.
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("detached");
+        let words = argv(&[
+            "sh",
+            "-c",
+            "setsid sh -c 'touch \"$0\"; sleep 4' \"$0\" & \
+             while [ ! -e \"$0\" ]; do sleep 0.01; done; echo started",
+            marker.to_str().unwrap(),
+        ]);
         let out = run(&spec(&words, &env));
         assert_eq!((out.exit_code, out.stdout.as_str()), (0, "started\n"));
         assert!(
