@@ -377,7 +377,7 @@ fn a_token_for_another_server_gets_403_and_the_agent_says_so() {
     let server = Server::start(dir.path(), &support::whitelist(dir.path()));
     server.create_server("web-1");
     server.create_server("web-2");
-    let Some(other) = server.agent_token("web-2") else {
+    let Some(other) = server.agent_token("agent-web-2", "web-2") else {
         // identity (issue 12) not in this build: the server has no agent
         // credentials, so there is no other server's token to try.
         eprintln!("NOT RUN: the server issues no agent credentials (POST /credentials absent)");

@@ -275,11 +275,11 @@ impl Server {
 
     /// The agent token for `server_id`: an agent credential when the server
     /// issues them (identity), else `None` (a server that predates them).
-    pub fn agent_token(&self, server_id: &str) -> Option<String> {
+    pub fn agent_token(&self, name: &str, server_id: &str) -> Option<String> {
         let (status, body) = self.call(
             "POST",
             "/credentials",
-            Some(json!({"name": format!("agent-{server_id}"), "role": "agent", "server_id": server_id})),
+            Some(json!({"name": name, "role": "agent", "server_id": server_id})),
         );
         match status {
             201 => Some(body["secret"].as_str().unwrap().to_owned()),
@@ -321,7 +321,10 @@ pub struct Agent {
 pub fn write_agent_files(setup: &AgentSetup<'_>) -> (PathBuf, PathBuf) {
     let (token, header) = match &setup.token {
         Some(t) => (t.clone(), "X-Agent-Token"),
-        None => match setup.server.agent_token(setup.server_id) {
+        None => match setup.server.agent_token(
+            &format!("{}-{}", setup.name, setup.server_id),
+            setup.server_id,
+        ) {
             Some(t) => (t, "X-Agent-Token"),
             // The server predates agent credentials (identity, issue 12, not
             // merged yet): the agent uses the bootstrap key as X-API-Key.
