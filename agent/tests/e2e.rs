@@ -125,7 +125,8 @@ fn each_command_ends_in_the_right_status_with_capped_output() {
     assert_eq!(line["exit_code"], 3);
     assert!(line["duration_ms"].is_number());
     let log = std::fs::read_to_string(&agent.log).unwrap();
-    assert!(!log.contains(support::BOOTSTRAP_KEY));
+    let token = std::fs::read_to_string(dir.path().join("agent.token")).unwrap();
+    assert!(!log.contains(token.trim()));
     agent.signal(libc::SIGTERM);
     assert!(agent.wait_exit().success());
 }
