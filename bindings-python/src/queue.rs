@@ -527,6 +527,44 @@ impl PyActionQueue {
             .map(|events| events.into_iter().map(PyEvent::from).collect())
     }
 
+    /// Every registered server, ordered by id.
+    fn list_servers(&self, py: Python<'_>) -> PyResult<Vec<PyServer>> {
+        self.run_read(py, |q| q.list_servers())
+            .map(|servers| servers.into_iter().map(PyServer::from).collect())
+    }
+
+    /// How many actions each server has in each status: `(server_id, status,
+    /// count)` tuples (status an `actionq.ActionStatus` member), one per pair
+    /// with at least one action, ordered by server id, then status in
+    /// `ActionStatus` order. Read from the totals the store keeps (no scan of
+    /// the actions), after expiring lost leases as every read does.
+    fn count_actions<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Vec<(String, Bound<'py, PyAny>, u64)>> {
+        let counts = self.run_read(py, |q| q.count_actions())?;
+        counts
+            .into_iter()
+            .map(|c| {
+                Ok((
+                    c.server_id,
+                    crate::limits::status_member(py, c.status)?,
+                    c.count,
+                ))
+            })
+            .collect()
+    }
+
+    /// How many actions this queue object has failed for a lost lease since
+    /// it was opened, whichever call expired them (a read, a claim or
+    /// `expire_leases()`); a process-local counter, as metrics want.
+    #[getter]
+    fn lease_expiries(&self) -> u64 {
+        // Reads may run on the fast store, which counts its own expiries.
+        let fast = self.fast.as_ref().map_or(0, ActionQueue::lease_expiries);
+        self.queue.lease_expiries() + fast
+    }
+
     /// Benchmark helper: runs `get_action(id)` `iterations` times from Rust, as a
     /// Rust program would (no Python in the loop; the GIL released around the whole
     /// loop), and returns the mean nanoseconds per call. Not part of the API; see

@@ -38,6 +38,7 @@ pub use digest::{action_digest, ACTION_DIGEST_TAG};
 pub use error::{Error, ErrorKind, Result};
 pub use identity::{Credential, IssuedCredential, Operation, Principal, Role};
 pub use limits::DEFAULT_EVENTS_LIMIT;
+pub use model::ActionCount;
 pub use model::{Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp};
 pub use queue::{
     Acting, ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM,

@@ -259,6 +259,18 @@ pub struct Event {
     pub detail: Option<String>,
 }
 
+/// How many actions one server has in one status: a row of
+/// [`ActionQueue::count_actions`](crate::ActionQueue::count_actions).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionCount {
+    /// The server.
+    pub server_id: String,
+    /// The status counted.
+    pub status: ActionStatus,
+    /// How many of the server's actions are in `status` (at least 1).
+    pub count: u64,
+}
+
 /// Filters and pagination for listing actions.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ActionFilter {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 #[cfg(feature = "sqlite")]
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use crate::identity::{
 };
 use crate::limits;
 use crate::model::{
-    Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp,
+    Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp,
 };
 use crate::store::memory::MemoryStore;
 #[cfg(feature = "sqlite")]
@@ -222,6 +223,8 @@ pub struct ActionQueue {
     whitelist: Arc<Whitelist>,
     clock: Arc<dyn Clock>,
     options: QueueOptions,
+    /// Actions this queue (and its clones) failed for a lost lease.
+    lease_expiries: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for ActionQueue {
@@ -281,6 +284,7 @@ impl ActionQueue {
             whitelist: Arc::new(Whitelist::default()),
             clock: Arc::new(SystemClock),
             options: QueueOptions::default(),
+            lease_expiries: Arc::default(),
         }
     }
 
@@ -665,7 +669,46 @@ impl ActionQueue {
             by: SYSTEM.to_owned(),
             at: self.now(),
         };
-        self.store.expire_leases(&change)
+        let expired = self.store.expire_leases(&change)?;
+        self.lease_expiries
+            .fetch_add(expired.len() as u64, Ordering::Relaxed);
+        Ok(expired)
+    }
+
+    /// How many actions this queue object (with its clones) has failed for a
+    /// lost lease since it was built, whichever call expired them (a read, a
+    /// claim or [`ActionQueue::expire_leases`]). Other processes' expiries are
+    /// theirs: like any process-local counter, a metrics scrape sums them.
+    pub fn lease_expiries(&self) -> u64 {
+        self.lease_expiries.load(Ordering::Relaxed)
+    }
+
+    /// Every registered server, ordered by id.
+    pub fn list_servers(&self) -> Result<Vec<Server>> {
+        self.store.list_servers()
+    }
+
+    /// How many actions each server has in each status: one row per (server,
+    /// status) with at least one action, ordered by server id, then status in
+    /// [`ActionStatus::ALL`] order. Read from the totals the store keeps in step
+    /// with every write (as listings' `total` is), so it costs the same with a
+    /// million actions as with ten; lost leases are expired first, as before
+    /// any read.
+    ///
+    /// ```
+    /// use actionq::{ActionQueue, ActionStatus, NewAction};
+    ///
+    /// let queue = ActionQueue::in_memory();
+    /// queue.create_server("web-1", None)?;
+    /// queue.create_action(&NewAction::new("web-1", "clear_logs"))?;
+    /// let counts = queue.count_actions()?;
+    /// assert_eq!(counts.len(), 1);
+    /// assert_eq!((counts[0].server_id.as_str(), counts[0].status, counts[0].count), ("web-1", ActionStatus::Approved, 1));
+    /// # Ok::<(), actionq::Error>(())
+    /// ```
+    pub fn count_actions(&self) -> Result<Vec<ActionCount>> {
+        self.expire_before_read()?;
+        self.store.count_actions()
     }
 
     /// Up to `limit` (1..=[`limits::MAX_EVENTS_LIMIT`]; hosts default to

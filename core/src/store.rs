@@ -57,7 +57,7 @@ use std::collections::BTreeMap;
 use crate::error::Result;
 use crate::identity::Credential;
 pub use crate::identity::CredentialDraft;
-use crate::model::{Action, ActionFilter, ActionStatus, Event, Server, Timestamp};
+use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Server, Timestamp};
 
 pub(crate) mod memory;
 #[cfg(feature = "sqlite")]
@@ -260,4 +260,13 @@ pub trait Store: Send + Sync + 'static {
     /// (the caller checks `revoked_at`). A lookup by digest, never a scan that
     /// compares secrets. Reads only: called on every authenticated request.
     fn find_credential(&self, secret_sha256: &[u8; 32]) -> Result<Option<Credential>>;
+
+    /// Every registered server, ordered by id.
+    fn list_servers(&self) -> Result<Vec<Server>>;
+
+    /// How many actions each server has in each status, from the running
+    /// totals the store keeps for listings (never by scanning actions): one
+    /// row per (server, status) with a count of at least 1, ordered by server
+    /// id, then status in [`ActionStatus::ALL`] order.
+    fn count_actions(&self) -> Result<Vec<ActionCount>>;
 }

@@ -169,6 +169,12 @@ impl Store for MarkedStore {
     fn find_credential(&self, secret_sha256: &[u8; 32]) -> actionq::Result<Option<Credential>> {
         self.inner.find_credential(secret_sha256)
     }
+    fn list_servers(&self) -> actionq::Result<Vec<Server>> {
+        self.inner.list_servers()
+    }
+    fn count_actions(&self) -> actionq::Result<Vec<actionq::ActionCount>> {
+        self.inner.count_actions()
+    }
 }
 
 /// The child's workload (role `crash`) or a bare open (role `open`). A no-op

@@ -727,4 +727,6 @@ forward! {
     events_since(cursor: i64, limit: u32) -> Vec<actionq::Event>;
     insert_credential(draft: actionq::store::CredentialDraft) -> actionq::Credential;
     revoke_credential(id: i64, at: actionq::Timestamp) -> Option<actionq::Credential>;
+    list_servers() -> Vec<actionq::Server>;
+    count_actions() -> Vec<actionq::ActionCount>;
 }

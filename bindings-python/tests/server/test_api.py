@@ -31,6 +31,7 @@ ACTION_FIELDS = {
 
 ROUTES = [
     ("POST", "/servers", {"id": "x1"}),
+    ("GET", "/servers", None),
     ("GET", "/servers/web-1", None),
     ("PUT", "/servers/web-1/pause", None),
     ("PUT", "/servers/web-1/unpause", None),
@@ -47,7 +48,7 @@ ROUTES = [
     ("GET", "/events", None),
 ]
 OPERATIONS = {
-    "create_server", "get_server", "pause_server", "unpause_server", "list_server_actions",
+    "create_server", "list_servers", "get_server", "pause_server", "unpause_server", "list_server_actions",
     "list_actions", "get_action", "create_action", "approve_action", "reject_action",
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
 }  # fmt: skip
@@ -564,10 +565,12 @@ OPENAPI = Path(__file__).with_name("openapi.json")
 def test_openapi_document_unchanged(client: TestClient) -> None:
     """The document of the HomelabCmd-compatible contract, as committed in
     openapi.json (the version is the package's). Only additions are allowed:
-    the create body's optional `params`."""
+    the create body's optional `params` and GET /servers."""
     spec = client.get("/openapi.json").json()
     expected = json.loads(OPENAPI.read_text(encoding="utf-8"))
     expected["info"]["version"] = actionq.__version__
     create_body = spec["components"]["schemas"]["ActionCreate"]["properties"]
     assert create_body.pop("params")["anyOf"][0] == {"type": "object", "additionalProperties": {"type": "string"}}
+    # Added for the approvers' page: the list of servers.
+    assert spec["paths"]["/api/v1/servers"].pop("get")["operationId"] == "list_servers"
     assert spec == expected

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
 use crate::identity::{Credential, CredentialDraft};
-use crate::model::{Action, ActionFilter, ActionStatus, Event, Server, Timestamp};
+use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Server, Timestamp};
 use crate::rules::ACTIVE_STATUSES;
 use crate::store::{ActionDraft, Change, ConflictGuard, EventDraft, PageRequest, Store};
 
@@ -121,6 +121,24 @@ impl StatusCounts {
             .entry((server_id.to_owned(), action_type.to_owned(), status))
             .or_default();
         *n = n.saturating_add_signed(delta);
+    }
+
+    /// Per (server, status), summed over types; zero totals left out.
+    fn per_server_status(&self) -> Vec<ActionCount> {
+        let mut sums: std::collections::BTreeMap<(&str, ActionStatus), u64> =
+            std::collections::BTreeMap::new();
+        for ((server, _, status), n) in &self.counts {
+            if *n > 0 {
+                *sums.entry((server.as_str(), *status)).or_default() += n;
+            }
+        }
+        sums.into_iter()
+            .map(|((server_id, status), count)| ActionCount {
+                server_id: server_id.to_owned(),
+                status,
+                count,
+            })
+            .collect()
     }
 
     fn total(&self, filter: &ActionFilter) -> u64 {
@@ -615,6 +633,16 @@ impl Store for MemoryStore {
             .zip(start as i64 + 1..)
             .map(|(e, id)| inner.event(id, e))
             .collect())
+    }
+
+    fn list_servers(&self) -> Result<Vec<Server>> {
+        let mut servers: Vec<Server> = self.read().servers.values().cloned().collect();
+        servers.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(servers)
+    }
+
+    fn count_actions(&self) -> Result<Vec<ActionCount>> {
+        Ok(self.read().counts.per_server_status())
     }
 }
 

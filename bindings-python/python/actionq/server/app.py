@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 
 import actionq
 from actionq.server.routes import ServerState, router
+from actionq.server import metrics, web
 
 __all__ = ["API_KEY_ENV", "WhitelistSource", "create_app", "load_whitelist", "queue_error_handler", "undecodable_body_handler"]
 
@@ -110,6 +111,9 @@ def create_app(
     app.add_exception_handler(actionq.ActionQueueError, queue_error_handler)
     app.add_exception_handler(HTTPException, undecodable_body_handler)
     app.include_router(router)
+    # The approvers' page at / and Prometheus metrics at /metrics.
+    app.include_router(web.page_router)
+    metrics.install(app, queue)
 
     document = app.openapi
 

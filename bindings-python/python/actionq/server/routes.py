@@ -132,6 +132,13 @@ async def create_server(body: ServerCreate, queue: Queue) -> Response:
     return _json(await queue.create_server(body.id, body.hostname), 201)
 
 
+@router.get("/servers", operation_id="list_servers", response_model=list[ServerOut])
+async def list_servers(queue: Queue) -> Response:
+    """Every registered server, ordered by id (the approvers' page lists them)."""
+    servers = await queue.list_servers()
+    return Response("[" + ",".join(s.to_json() for s in servers) + "]", media_type=_JSON)
+
+
 @router.get("/servers/{server_id}", operation_id="get_server", response_model=ServerOut)
 async def get_server(server_id: str, queue: Queue) -> Response:
     return _json(await queue.get_server(server_id))

@@ -4,10 +4,10 @@
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
-use super::rows::{action_columns, action_from_row, json, ts, LEASE_TOKEN_COLUMN};
+use super::rows::{action_columns, action_from_row, json, status_from, ts, LEASE_TOKEN_COLUMN};
 use super::{events, servers, Context};
 use crate::error::{Error, Result};
-use crate::model::{Action, ActionFilter, ActionStatus};
+use crate::model::{Action, ActionCount, ActionFilter, ActionStatus};
 use crate::store::{ActionDraft, Change, ConflictGuard, PageRequest};
 
 /// One action by id.
@@ -308,6 +308,31 @@ pub(super) fn expire_leases(tx: &Transaction<'_>, change: &Change) -> Result<Vec
     due.into_iter()
         .map(|id| apply_change(tx, id, change))
         .collect()
+}
+
+/// Actions per (server, status) from `action_counts`, the totals every write
+/// keeps in step (summed over action types; no scan of `actions`).
+pub(super) fn count_per_server_status(conn: &Connection) -> Result<Vec<ActionCount>> {
+    let mut counts = conn
+        .prepare_cached(
+            "SELECT server_id, status, SUM(n) FROM action_counts \
+             GROUP BY server_id, status HAVING SUM(n) > 0",
+        )
+        .and_then(|mut select| {
+            select
+                .query_map([], |r| {
+                    Ok(ActionCount {
+                        server_id: r.get(0)?,
+                        status: status_from(r.get(1)?)?,
+                        count: r.get::<_, i64>(2)?.max(0) as u64,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .context("count actions")?;
+    // Statuses in their declared order, as every store gives them (SQL would sort by name).
+    counts.sort_by(|a, b| (&a.server_id, a.status).cmp(&(&b.server_id, b.status)));
+    Ok(counts)
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
 use crate::identity::{Credential, CredentialDraft};
-use crate::model::{Action, ActionFilter, Event, Server, Timestamp};
+use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
 use crate::store::{ActionDraft, Change, ConflictGuard, PageRequest, Store};
 
 pub use options::{Durability, SqliteOptions};
@@ -220,5 +220,13 @@ impl Store for SqliteStore {
         // waits for the writer. A revocation committed by any process is
         // visible to the next read (WAL readers see the latest commit).
         self.read_point(|conn| credentials::find(conn, secret_sha256))
+    }
+
+    fn list_servers(&self) -> Result<Vec<Server>> {
+        self.read(servers::list)
+    }
+
+    fn count_actions(&self) -> Result<Vec<ActionCount>> {
+        self.read(actions::count_per_server_status)
     }
 }

@@ -29,7 +29,7 @@ fn conversion(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Er
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
 }
 
-fn status_from(s: String) -> rusqlite::Result<ActionStatus> {
+pub(super) fn status_from(s: String) -> rusqlite::Result<ActionStatus> {
     s.parse::<ActionStatus>().map_err(conversion)
 }
 
