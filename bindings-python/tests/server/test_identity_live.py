@@ -77,8 +77,8 @@ def test_malformed_headers_are_401_on_the_wire() -> None:
     with live_server() as (http, _, _):
         for value in ("", "x" * 8000, "aq_ag_" + "\u00ff" * 10, "a b c"):
             raw = value.encode("latin-1")
-            response = http.get("/events", headers={"X-API-Key": raw})
+            response = http.get("/events", headers={b"X-API-Key": raw})
             assert response.status_code == 401, (value[:20], response.text)
         with httpx.Client(base_url=http.base_url, timeout=10) as bare:
-            response = bare.post("/servers/web-1/actions/claim", headers={"X-Agent-Token": raw})
+            response = bare.post("/servers/web-1/actions/claim", headers={b"X-Agent-Token": raw})
             assert response.status_code == 401, (value[:20], response.text)
