@@ -15,14 +15,17 @@
 //! limit and default, which every host takes from there), `rules` (the
 //! create rules and the status machine every store applies alike), `store`
 //! (the trait) with one module per backend under `store/`, `whitelist`,
-//! `model` (the records), `error`, `clock`.
+//! `model` (the records), [`identity`] (credentials, roles and the one
+//! permission table), `error`, `clock`.
 //!
 //! Features: `sqlite` (default) — [`SqliteStore`] and [`ActionQueue::open`],
 //! through rusqlite with a bundled SQLite.
 #![warn(missing_docs)]
 
 mod clock;
+pub mod digest;
 mod error;
+pub mod identity;
 pub mod limits;
 mod model;
 mod queue;
@@ -31,11 +34,15 @@ pub mod store;
 pub mod whitelist;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use digest::{action_digest, ACTION_DIGEST_TAG};
 pub use error::{Error, ErrorKind, Result};
+pub use identity::{Credential, IssuedCredential, Operation, Principal, Role};
 pub use limits::DEFAULT_EVENTS_LIMIT;
 pub use model::ActionCount;
 pub use model::{Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp};
-pub use queue::{ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM};
+pub use queue::{
+    Acting, ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM,
+};
 pub use rules::{AUTO_APPROVED, LEASE_EXPIRED_STDERR};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "sqlite")]

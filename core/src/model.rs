@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 pub type Timestamp = DateTime<Utc>;
 
 /// [`Timestamp`]'s wire form, for `#[serde(serialize_with)]`.
-mod wire_time {
+pub(crate) mod wire_time {
     use std::fmt;
 
     use chrono::{Datelike, Timelike};
@@ -53,11 +53,11 @@ mod wire_time {
         }
     }
 
-    pub(super) fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&Wire(t))
     }
 
-    pub(super) fn serialize_opt<S: Serializer>(
+    pub(crate) fn serialize_opt<S: Serializer>(
         t: &Option<Timestamp>,
         s: S,
     ) -> Result<S::Ok, S::Error> {

@@ -119,7 +119,7 @@ impl Change {
         match self.kind {
             ChangeKind::Approve => "approve",
             ChangeKind::Reject { .. } => "reject",
-            ChangeKind::Cancel => "cancel",
+            ChangeKind::Cancel | ChangeKind::CancelPending => "cancel",
             ChangeKind::Claim { .. } => "claim",
             ChangeKind::Heartbeat { .. } => "heartbeat",
             ChangeKind::Report { .. } => "report result for",
@@ -130,7 +130,9 @@ impl Change {
     fn allowed_from(&self) -> &'static [ActionStatus] {
         use ActionStatus::*;
         match self.kind {
-            ChangeKind::Approve | ChangeKind::Reject { .. } => &[Pending],
+            ChangeKind::Approve | ChangeKind::Reject { .. } | ChangeKind::CancelPending => {
+                &[Pending]
+            }
             ChangeKind::Cancel => &[Pending, Approved],
             ChangeKind::Claim { .. } => &[Approved],
             ChangeKind::Heartbeat { .. } | ChangeKind::Report { .. } | ChangeKind::Expire => {
@@ -192,7 +194,7 @@ impl Change {
                 detail = Some(reason.clone());
                 ActionStatus::Rejected
             }
-            ChangeKind::Cancel => {
+            ChangeKind::Cancel | ChangeKind::CancelPending => {
                 action.cancelled_at = Some(self.at);
                 action.cancelled_by = Some(self.by.clone());
                 ActionStatus::Cancelled

@@ -55,6 +55,8 @@
 use std::collections::BTreeMap;
 
 use crate::error::Result;
+use crate::identity::Credential;
+pub use crate::identity::CredentialDraft;
 use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Server, Timestamp};
 
 pub(crate) mod memory;
@@ -134,6 +136,9 @@ pub enum ChangeKind {
     },
     /// pending | approved → cancelled.
     Cancel,
+    /// pending → cancelled only: a requester withdrawing its own request,
+    /// which must not stop an action someone else already approved.
+    CancelPending,
     /// approved → executing, with a new lease.
     Claim {
         /// The fresh lease token.
@@ -244,4 +249,24 @@ pub trait Store: Send + Sync + 'static {
     /// row per (server, status) with a count of at least 1, ordered by server
     /// id, then status in [`ActionStatus::ALL`] order.
     fn count_actions(&self) -> Result<Vec<ActionCount>>;
+
+    /// Stores a new credential with the next id (from 1, never reused) and
+    /// returns it. Only the secret's digest is given, and only it is stored;
+    /// digests are unique (a second insert of the same digest is a Conflict,
+    /// which random secrets never meet).
+    fn insert_credential(&self, draft: CredentialDraft) -> Result<Credential>;
+
+    /// Every credential, revoked ones included, by id ascending. Never the digest.
+    fn list_credentials(&self) -> Result<Vec<Credential>>;
+
+    /// Marks credential `id` revoked at `at`; an already revoked one keeps its
+    /// first `revoked_at`. `None` if there is no such credential. Once this
+    /// returns, [`Store::find_credential`] on any connection or process sharing
+    /// the database sees the revocation.
+    fn revoke_credential(&self, id: i64, at: Timestamp) -> Result<Option<Credential>>;
+
+    /// The credential whose secret's SHA-256 is `secret_sha256`, revoked or not
+    /// (the caller checks `revoked_at`). A lookup by digest, never a scan that
+    /// compares secrets. Reads only: called on every authenticated request.
+    fn find_credential(&self, secret_sha256: &[u8; 32]) -> Result<Option<Credential>>;
 }

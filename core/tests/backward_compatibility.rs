@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use actionq::{
-    ActionQuery, ActionQueue, ActionStatus, ErrorKind, NewAction, QueueOptions, SqliteOptions,
-    SqliteStore, Store, SCHEMA_VERSION,
+    ActionQuery, ActionQueue, ActionStatus, ErrorKind, NewAction, QueueOptions, Role,
+    SqliteOptions, SqliteStore, Store, SCHEMA_VERSION,
 };
 use rusqlite::Connection;
 
@@ -145,10 +145,24 @@ fn v1_database_migrates_with_data_intact() {
     assert!(later.iter().all(|e| e.id > 15));
     fault_support::assert_invariants(&db, "after use");
 
-    // Reopening the migrated file is a no-op.
+    // The migrated file starts with no credentials and takes them (v3).
+    assert!(queue.list_credentials().unwrap().is_empty());
+    let issued = queue
+        .issue_credential("web-1-agent", Role::Agent, Some("web-1"))
+        .unwrap();
+    assert_eq!(issued.credential.id, 1);
+    let agent = queue.authenticate(&issued.secret).unwrap();
+    let acted = queue
+        .as_principal(&agent)
+        .cancel_action(fresh.id)
+        .unwrap_err();
+    assert_eq!(acted.kind(), ErrorKind::PermissionDenied);
+
+    // Reopening the migrated file is a no-op, and keeps the credential.
     drop(queue);
     let again = SqliteStore::open(&db, &SqliteOptions::default()).unwrap();
     assert_eq!(again.get_action(8).unwrap().unwrap().id, 8);
+    assert_eq!(again.list_credentials().unwrap(), [issued.credential]);
     assert_eq!(user_version(&db), SCHEMA_VERSION);
 }
 

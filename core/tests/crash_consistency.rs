@@ -35,10 +35,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actionq::store::{ActionDraft, Change, ChangeKind, ConflictGuard, PageRequest};
+use actionq::store::{
+    ActionDraft, Change, ChangeKind, ConflictGuard, CredentialDraft, PageRequest,
+};
 use actionq::{
-    Action, ActionFilter, ActionQuery, ActionQueue, ActionStatus, Durability, ErrorKind, Event,
-    NewAction, QueueOptions, Server, SqliteOptions, SqliteStore, Store, Timestamp,
+    Action, ActionFilter, ActionQuery, ActionQueue, ActionStatus, Credential, Durability,
+    ErrorKind, Event, NewAction, QueueOptions, Server, SqliteOptions, SqliteStore, Store,
+    Timestamp,
 };
 use fault_support::*;
 
@@ -105,7 +108,7 @@ fn targets(kind: &ChangeKind) -> &'static str {
     match kind {
         ChangeKind::Approve => "approved",
         ChangeKind::Reject { .. } => "rejected",
-        ChangeKind::Cancel => "cancelled",
+        ChangeKind::Cancel | ChangeKind::CancelPending => "cancelled",
         ChangeKind::Claim { .. } | ChangeKind::Heartbeat { .. } => "executing",
         ChangeKind::Report { exit_code: 0, .. } => "completed",
         ChangeKind::Report { .. } | ChangeKind::Expire => "failed",
@@ -159,6 +162,18 @@ impl Store for MarkedStore {
     }
     fn count_actions(&self) -> actionq::Result<Vec<actionq::ActionCount>> {
         self.inner.count_actions()
+    }
+    fn insert_credential(&self, draft: CredentialDraft) -> actionq::Result<Credential> {
+        self.inner.insert_credential(draft)
+    }
+    fn list_credentials(&self) -> actionq::Result<Vec<Credential>> {
+        self.inner.list_credentials()
+    }
+    fn revoke_credential(&self, id: i64, at: Timestamp) -> actionq::Result<Option<Credential>> {
+        self.inner.revoke_credential(id, at)
+    }
+    fn find_credential(&self, secret_sha256: &[u8; 32]) -> actionq::Result<Option<Credential>> {
+        self.inner.find_credential(secret_sha256)
     }
 }
 

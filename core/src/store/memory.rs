@@ -11,6 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
+use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Server, Timestamp};
 use crate::rules::ACTIVE_STATUSES;
 use crate::store::{ActionDraft, Change, ConflictGuard, EventDraft, PageRequest, Store};
@@ -191,6 +192,10 @@ struct Inner {
     /// Approved actions per server in claim order.
     approved: HashMap<Sym, BTreeSet<OrderKey>>,
     executing: BTreeSet<i64>,
+    /// Credential with id `n` at index `n - 1`.
+    credentials: Vec<Credential>,
+    /// Credential index by the SHA-256 of its secret.
+    credential_by_digest: HashMap<[u8; 32], usize>,
 }
 
 impl MemoryStore {
@@ -578,6 +583,45 @@ impl Store for MemoryStore {
         let mut inner = self.write();
         let due = inner.due_leases(change.at);
         due.into_iter().map(|id| inner.apply(id, change)).collect()
+    }
+
+    fn insert_credential(&self, draft: CredentialDraft) -> Result<Credential> {
+        let mut inner = self.write();
+        if inner
+            .credential_by_digest
+            .contains_key(&draft.secret_sha256)
+        {
+            return Err(Error::conflict(
+                "A credential with this secret already exists",
+            ));
+        }
+        let index = inner.credentials.len();
+        let digest = draft.secret_sha256;
+        let credential = draft.into_credential(index as i64 + 1);
+        inner.credentials.push(credential.clone());
+        inner.credential_by_digest.insert(digest, index);
+        Ok(credential)
+    }
+
+    fn list_credentials(&self) -> Result<Vec<Credential>> {
+        Ok(self.read().credentials.clone())
+    }
+
+    fn revoke_credential(&self, id: i64, at: Timestamp) -> Result<Option<Credential>> {
+        let mut inner = self.write();
+        let Some(credential) = index(id).and_then(|i| inner.credentials.get_mut(i)) else {
+            return Ok(None);
+        };
+        credential.revoked_at.get_or_insert(at);
+        Ok(Some(credential.clone()))
+    }
+
+    fn find_credential(&self, secret_sha256: &[u8; 32]) -> Result<Option<Credential>> {
+        let inner = self.read();
+        Ok(inner
+            .credential_by_digest
+            .get(secret_sha256)
+            .map(|&i| inner.credentials[i].clone()))
     }
 
     fn events_since(&self, cursor: i64, limit: u32) -> Result<Vec<Event>> {

@@ -9,12 +9,13 @@
 //! By concern: this file opens the store and holds its connections (the writer,
 //! the reader pool) and the [`Store`] impl; `options` is what a user sets,
 //! `connection` configures one connection, `schema` migrates, `rows` converts
-//! records, and `servers`, `actions`, `events` hold the statements of each table.
+//! records, and `servers`, `actions`, `events`, `credentials` hold the statements of each table.
 //! Every rusqlite failure becomes an [`Error::Storage`] here, through
 //! [`storage`] / [`Context::context`], naming the operation that failed.
 
 mod actions;
 mod connection;
+mod credentials;
 mod events;
 mod options;
 mod rows;
@@ -28,6 +29,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
+use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
 use crate::store::{ActionDraft, Change, ConflictGuard, PageRequest, Store};
 
@@ -207,5 +209,24 @@ impl Store for SqliteStore {
 
     fn count_actions(&self) -> Result<Vec<ActionCount>> {
         self.read(actions::count_per_server_status)
+    }
+
+    fn insert_credential(&self, draft: CredentialDraft) -> Result<Credential> {
+        self.write("issue credential", |tx| credentials::insert(tx, draft))
+    }
+
+    fn list_credentials(&self) -> Result<Vec<Credential>> {
+        self.read(credentials::list)
+    }
+
+    fn revoke_credential(&self, id: i64, at: Timestamp) -> Result<Option<Credential>> {
+        self.write("revoke credential", |tx| credentials::revoke(tx, id, at))
+    }
+
+    fn find_credential(&self, secret_sha256: &[u8; 32]) -> Result<Option<Credential>> {
+        // Every authenticated request comes here: a point read that never
+        // waits for the writer. A revocation committed by any process is
+        // visible to the next read (WAL readers see the latest commit).
+        self.read_point(|conn| credentials::find(conn, secret_sha256))
     }
 }

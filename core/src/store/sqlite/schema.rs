@@ -75,6 +75,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX actions_leases ON actions(lease_expires_at)
         WHERE status = 'executing';
     "#,
+    // v3: credentials (only the SHA-256 of each secret), looked up by digest.
+    r#"
+    CREATE TABLE credentials (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        name           TEXT NOT NULL,
+        role           TEXT NOT NULL,
+        server_id      TEXT,
+        prefix         TEXT NOT NULL,
+        secret_sha256  BLOB NOT NULL UNIQUE,
+        created_at     INTEGER NOT NULL,
+        revoked_at     INTEGER
+    );
+    "#,
 ];
 
 /// The schema version this library writes.
