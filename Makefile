@@ -21,7 +21,7 @@ $(VENV)/.ready: requirements-dev.txt
 
 include mk/*.mk
 
-test: lint test-rust test-bench-build test-python test-c test-hosts test-fault
+test: lint test-rust test-bench-build test-python test-agent test-c test-hosts test-fault
 	@echo "make test: all suites passed"
 
 lint:

@@ -1,5 +1,5 @@
 # Benchmarks. See "Benchmarks" in README.md.
-#   make bench             everything: Rust, Python binding, status quo, HTTP, GIL;
+#   make bench             everything: Rust, Python binding, status quo, HTTP, GIL, agent;
 #                          prints a table, writes target/bench/summary.json
 #   make bench-rust        the Rust-only parts (no venv needed)
 #   make bench-criterion   criterion micro-benchmarks of single operations
@@ -14,7 +14,7 @@ $(VENV)/.bench-ready: $(VENV)/.ready benches/python/requirements.txt
 	$(VPY) -m pip install --quiet -r benches/python/requirements.txt
 	touch $@
 
-bench: bench-venv python-develop
+bench: bench-venv python-develop agent
 	$(CARGO) run --release --quiet -p actionq-bench -- run --repo $(CURDIR) --out $(BENCH_OUT) --python $(VPY) $(BENCH_ARGS)
 
 bench-rust:

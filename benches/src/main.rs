@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! actionq-bench run [--out DIR] [--repo DIR] [--python PATH] [--scale F] [--skip-python]
-//!                   [--only create,memory,get,list,cycle,procs,http,gil]
+//!                   [--only create,memory,get,list,cycle,procs,http,gil,agent]
+//!                   [--agent PATH]
 //! ```
 //!
 //! Contenders are measured in interleaved rounds (RAW, Rust, Python binding,
@@ -182,6 +183,10 @@ fn run(args: &[String]) -> BenchResult<()> {
     if want("http") {
         println!("== 6. HTTP POST /api/v1/actions (FastAPI backend vs status quo)");
         bench_http(&cfg, &py, &mut s, &mut notes);
+    }
+    if want("agent") {
+        println!("== 8. executor agent: claim-run-report cycle of `true` over HTTP, idle CPU");
+        bench_agent(&cfg, &py, args, &mut s, &mut notes);
     }
     if want("gil") {
         println!("== 7. GIL: get_action with and without a busy Python thread");
@@ -826,6 +831,43 @@ fn bench_http(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String
     }
 }
 
+/// The executor (`actionq-agent`, release build; `--agent PATH` or
+/// target/release/actionq-agent) against `actionq-server`: see
+/// benches/python/bench_agent.py.
+fn bench_agent(
+    cfg: &Config,
+    py: &Python,
+    args: &[String],
+    s: &mut Summary,
+    notes: &mut Vec<String>,
+) {
+    let agent = flag(args, "--agent").map_or_else(
+        || cfg.repo.join("target/release/actionq-agent"),
+        PathBuf::from,
+    );
+    if !py.binding || !agent.exists() {
+        notes.push(format!(
+            "agent bench skipped (needs the binding's actionq-server and {}: `make agent`)",
+            agent.display()
+        ));
+        return;
+    }
+    let bench_args = [
+        arg("--dir"),
+        arg(cfg.db.display()),
+        arg("--agent"),
+        arg(agent.display()),
+        arg("--n"),
+        arg(cfg.n(500)),
+        arg("--idle-seconds"),
+        arg(30.0 * cfg.scale.clamp(0.2, 1.0)),
+    ];
+    match python_json(cfg, py, "bench_agent.py", &bench_args) {
+        Ok(json) => s.merge_json(&json),
+        Err(e) => notes.push(format!("agent bench failed: {e}")),
+    }
+}
+
 fn bench_gil(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String>) {
     if !py.binding {
         notes.push("GIL bench skipped (no binding)".into());
@@ -929,6 +971,20 @@ const TARGETS: &[Target] = &[
         rhs: Some("create_1proc_per_s"),
         factor: 1.2,
         at_most: false,
+    },
+    Target {
+        name: "agent_cycle_ms <= 5 (median)",
+        lhs: "agent_cycle_ms",
+        rhs: None,
+        factor: 5.0,
+        at_most: true,
+    },
+    Target {
+        name: "agent_idle_cpu_pct <= 1",
+        lhs: "agent_idle_cpu_pct",
+        rhs: None,
+        factor: 1.0,
+        at_most: true,
     },
     Target {
         name: "busy_errors = 0",

@@ -33,7 +33,7 @@ pub struct aq_queue {
 /// # Safety
 ///
 /// `ptr` must be NULL or a live handle.
-unsafe fn queue_arg<'a>(ptr: *const aq_queue) -> Result<&'a ActionQueue, Failure> {
+pub(crate) unsafe fn queue_arg<'a>(ptr: *const aq_queue) -> Result<&'a ActionQueue, Failure> {
     // SAFETY: forwarded to the caller.
     Ok(&unsafe { ref_arg(ptr, "queue") }?.inner)
 }
@@ -252,7 +252,7 @@ pub unsafe extern "C" fn aq_server_unpause(
     }
 }
 
-fn parse_status(status: Option<&str>) -> Result<Option<ActionStatus>, Error> {
+pub(crate) fn parse_status(status: Option<&str>) -> Result<Option<ActionStatus>, Error> {
     status.map(ActionStatus::from_str).transpose()
 }
 
@@ -492,7 +492,7 @@ pub unsafe extern "C" fn aq_action_cancel(
 /// # Safety
 ///
 /// `seconds` must be NULL or point to a readable `double`.
-unsafe fn lease(seconds: *const f64) -> Option<Duration> {
+pub(crate) unsafe fn lease(seconds: *const f64) -> Option<Duration> {
     // SAFETY: per the caller's contract.
     unsafe { seconds.as_ref() }.map(|s| limits::lease_seconds(*s))
 }

@@ -8,6 +8,7 @@
 
 mod clock;
 mod error;
+mod identity;
 mod limits;
 mod queue;
 mod types;
@@ -21,6 +22,8 @@ mod _actionq {
 
     #[pymodule_export]
     use crate::clock::PyManualClock;
+    #[pymodule_export]
+    use crate::identity::{PyActingQueue, PyCredential, PyIssuedCredential, PyPrincipal};
     #[pymodule_export]
     use crate::queue::PyActionQueue;
     #[pymodule_export]

@@ -21,6 +21,7 @@ use pyo3::types::{PyBool, PyDict, PyInt, PyString};
 
 use crate::clock::PyManualClock;
 use crate::error::to_py_err;
+use crate::identity::{self, PyActingQueue, PyCredential, PyIssuedCredential, PyPrincipal};
 use crate::types::{PyAction, PyActionPage, PyClaim, PyEvent, PyServer};
 
 /// The remediation action queue, on a SQLite file or in memory.
@@ -56,7 +57,7 @@ fn setting_duration(name: &str, seconds: Option<f64>) -> actionq::Result<Option<
 
 /// A lease in seconds for `claim_next`/`heartbeat` (`None`: the queue's
 /// default), read by the core's [`limits::lease_seconds`].
-fn lease(seconds: Option<f64>) -> Option<Duration> {
+pub(crate) fn lease(seconds: Option<f64>) -> Option<Duration> {
     seconds.map(limits::lease_seconds)
 }
 
@@ -90,7 +91,39 @@ fn param_value(name: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
     )))
 }
 
-fn status_filter(status: Option<&str>) -> actionq::Result<Option<ActionStatus>> {
+/// The core's request for `create_action`'s arguments (shared by
+/// `ActionQueue` and `ActingQueue`).
+pub(crate) fn new_action(
+    py: Python<'_>,
+    server_id: &str,
+    action_type: &str,
+    service_name: Option<String>,
+    params: Option<&Bound<'_, PyDict>>,
+    alert_id: Option<i64>,
+    created_by: &str,
+) -> PyResult<NewAction> {
+    let mut values: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(params) = params {
+        for (key, value) in params.iter() {
+            let name: String = key
+                .extract()
+                .map_err(|_| PyTypeError::new_err("params keys must be str (parameter names)"))?;
+            let value = param_value(&name, &value)?;
+            values.insert(name, value);
+        }
+    }
+    NewAction {
+        server_id: server_id.to_owned(),
+        action_type: action_type.to_owned(),
+        params: values,
+        alert_id,
+        created_by: created_by.to_owned(),
+    }
+    .service_name_shorthand(service_name)
+    .map_err(|e| to_py_err(py, e))
+}
+
+pub(crate) fn status_filter(status: Option<&str>) -> actionq::Result<Option<ActionStatus>> {
     status.map(ActionStatus::from_str).transpose()
 }
 
@@ -109,7 +142,7 @@ impl PyActionQueue {
 
     /// Runs `f` on the queue, with the GIL released for the SQLite backend, and
     /// maps a core error to its Python exception. For calls that may write.
-    fn run<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    pub(crate) fn run<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
         F: FnOnce(&ActionQueue) -> actionq::Result<T> + Send,
         T: Send,
@@ -127,7 +160,7 @@ impl PyActionQueue {
     /// where a lock makes it fail at once instead of waiting; then, only if it
     /// met one, again on the main store with the GIL released, where it waits
     /// up to the busy timeout. The wait itself never holds the GIL.
-    fn run_read<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    pub(crate) fn run_read<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
         F: Fn(&ActionQueue) -> actionq::Result<T> + Send + Sync,
         T: Send,
@@ -353,25 +386,15 @@ impl PyActionQueue {
         alert_id: Option<i64>,
         created_by: &str,
     ) -> PyResult<PyAction> {
-        let mut values: BTreeMap<String, String> = BTreeMap::new();
-        if let Some(params) = params {
-            for (key, value) in params.iter() {
-                let name: String = key.extract().map_err(|_| {
-                    PyTypeError::new_err("params keys must be str (parameter names)")
-                })?;
-                let value = param_value(&name, &value)?;
-                values.insert(name, value);
-            }
-        }
-        let request = NewAction {
-            server_id: server_id.to_owned(),
-            action_type: action_type.to_owned(),
-            params: values,
+        let request = new_action(
+            py,
+            server_id,
+            action_type,
+            service_name,
+            params,
             alert_id,
-            created_by: created_by.to_owned(),
-        }
-        .service_name_shorthand(service_name)
-        .map_err(|e| to_py_err(py, e))?;
+            created_by,
+        )?;
         self.run(py, |q| q.create_action(&request))
             .map(PyAction::from)
     }
@@ -563,6 +586,46 @@ impl PyActionQueue {
         // Reads may run on the fast store, which counts its own expiries.
         let fast = self.fast.as_ref().map_or(0, ActionQueue::lease_expiries);
         self.queue.lease_expiries() + fast
+    }
+
+    /// Issues a credential for `name` with `role` (`"admin"`, `"operator"`,
+    /// `"requester"`, `"viewer"`, or `"agent"` with its `server_id`): the
+    /// returned `IssuedCredential` carries the secret, shown this once (only
+    /// its SHA-256 is stored). A trusted call: offer it to admins only, or use
+    /// `as_principal(p).issue_credential`, which checks.
+    #[pyo3(signature = (name, role, server_id = None))]
+    fn issue_credential(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        role: &str,
+        server_id: Option<&str>,
+    ) -> PyResult<PyIssuedCredential> {
+        identity::on_queue::issue(self, py, name, role, server_id)
+    }
+
+    /// Every credential, revoked ones included, by id; never a secret.
+    fn list_credentials(&self, py: Python<'_>) -> PyResult<Vec<PyCredential>> {
+        identity::on_queue::list(self, py)
+    }
+
+    /// Revokes credential `id` at once, for every process on the same store;
+    /// `NotFoundError` if unknown.
+    fn revoke_credential(&self, py: Python<'_>, id: i64) -> PyResult<PyCredential> {
+        identity::on_queue::revoke(self, py, id)
+    }
+
+    /// The `Principal` a secret belongs to; `UnauthenticatedError` for an
+    /// unknown, revoked or malformed one (the message never contains it).
+    /// Reads only: no write per call.
+    fn authenticate(&self, py: Python<'_>, secret: &str) -> PyResult<PyPrincipal> {
+        identity::on_queue::authenticate(self, py, secret)
+    }
+
+    /// The queue as `principal` sees it: an `ActingQueue`, whose methods are
+    /// checked by the permission table and record the principal's name.
+    fn as_principal(slf: Bound<'_, Self>, principal: PyRef<'_, PyPrincipal>) -> PyActingQueue {
+        PyActingQueue::new(slf.unbind(), principal.inner.clone())
     }
 
     /// Benchmark helper: runs `get_action(id)` `iterations` times from Rust, as a

@@ -910,6 +910,12 @@ impl Acting<'_> {
         self.queue.get_server(id)
     }
 
+    /// [`ActionQueue::list_servers`], for every role but agent.
+    pub fn list_servers(&self) -> Result<Vec<Server>> {
+        self.allow(Operation::Read, Target::None)?;
+        self.queue.list_servers()
+    }
+
     /// [`ActionQueue::pause_server`], for admins and operators.
     pub fn pause_server(&self, id: &str) -> Result<Server> {
         self.allow(Operation::PauseServer, Target::Server(id))?;
@@ -962,12 +968,6 @@ impl Acting<'_> {
     pub fn events_since(&self, cursor: i64, limit: i64) -> Result<Vec<Event>> {
         self.allow(Operation::Read, Target::None)?;
         self.queue.events_since(cursor, limit)
-    }
-
-    /// [`ActionQueue::list_servers`], for every role but agent.
-    pub fn list_servers(&self) -> Result<Vec<Server>> {
-        self.allow(Operation::Read, Target::None)?;
-        self.queue.list_servers()
     }
 
     /// [`ActionQueue::count_actions`], for every role but agent.

@@ -241,15 +241,6 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` events with id greater than `cursor`, oldest first.
     fn events_since(&self, cursor: i64, limit: u32) -> Result<Vec<Event>>;
 
-    /// Every registered server, ordered by id.
-    fn list_servers(&self) -> Result<Vec<Server>>;
-
-    /// How many actions each server has in each status, from the running
-    /// totals the store keeps for listings (never by scanning actions): one
-    /// row per (server, status) with a count of at least 1, ordered by server
-    /// id, then status in [`ActionStatus::ALL`] order.
-    fn count_actions(&self) -> Result<Vec<ActionCount>>;
-
     /// Stores a new credential with the next id (from 1, never reused) and
     /// returns it. Only the secret's digest is given, and only it is stored;
     /// digests are unique (a second insert of the same digest is a Conflict,
@@ -269,4 +260,13 @@ pub trait Store: Send + Sync + 'static {
     /// (the caller checks `revoked_at`). A lookup by digest, never a scan that
     /// compares secrets. Reads only: called on every authenticated request.
     fn find_credential(&self, secret_sha256: &[u8; 32]) -> Result<Option<Credential>>;
+
+    /// Every registered server, ordered by id.
+    fn list_servers(&self) -> Result<Vec<Server>>;
+
+    /// How many actions each server has in each status, from the running
+    /// totals the store keeps for listings (never by scanning actions): one
+    /// row per (server, status) with a count of at least 1, ordered by server
+    /// id, then status in [`ActionStatus::ALL`] order.
+    fn count_actions(&self) -> Result<Vec<ActionCount>>;
 }

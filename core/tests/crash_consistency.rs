@@ -157,12 +157,6 @@ impl Store for MarkedStore {
     fn events_since(&self, cursor: i64, limit: u32) -> actionq::Result<Vec<Event>> {
         self.inner.events_since(cursor, limit)
     }
-    fn list_servers(&self) -> actionq::Result<Vec<Server>> {
-        self.inner.list_servers()
-    }
-    fn count_actions(&self) -> actionq::Result<Vec<actionq::ActionCount>> {
-        self.inner.count_actions()
-    }
     fn insert_credential(&self, draft: CredentialDraft) -> actionq::Result<Credential> {
         self.inner.insert_credential(draft)
     }
@@ -174,6 +168,12 @@ impl Store for MarkedStore {
     }
     fn find_credential(&self, secret_sha256: &[u8; 32]) -> actionq::Result<Option<Credential>> {
         self.inner.find_credential(secret_sha256)
+    }
+    fn list_servers(&self) -> actionq::Result<Vec<Server>> {
+        self.inner.list_servers()
+    }
+    fn count_actions(&self) -> actionq::Result<Vec<actionq::ActionCount>> {
+        self.inner.count_actions()
     }
 }
 

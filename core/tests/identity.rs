@@ -339,6 +339,7 @@ fn second_queue(_: &std::path::Path) -> ActionQueue {
 enum Op {
     CreateServer,
     GetServer,
+    ListServers,
     PauseServer,
     UnpauseServer,
     ListServerActions,
@@ -358,9 +359,10 @@ enum Op {
     RevokeCredential,
 }
 
-const OPS: [Op; 19] = [
+const OPS: [Op; 20] = [
     Op::CreateServer,
     Op::GetServer,
+    Op::ListServers,
     Op::PauseServer,
     Op::UnpauseServer,
     Op::ListServerActions,
@@ -386,7 +388,7 @@ fn expected(role: Role, op: Op, own: bool) -> bool {
     use Op::*;
     let read = matches!(
         op,
-        GetServer | ListServerActions | GetAction | ListActions | EventsSince
+        GetServer | ListServers | ListServerActions | GetAction | ListActions | EventsSince
     );
     let agent_side = matches!(op, Claim | Heartbeat | ReportResult);
     let credentials = matches!(op, IssueCredential | ListCredentials | RevokeCredential);
@@ -479,6 +481,9 @@ fn run(q: &ActionQueue, principal: &Principal, op: Op, f: &Fixture) -> Result<()
         }
         Op::GetServer => {
             p.get_server(f.server)?;
+        }
+        Op::ListServers => {
+            assert_eq!(p.list_servers()?.len(), 2);
         }
         Op::PauseServer => {
             p.pause_server(f.server)?;
@@ -594,8 +599,8 @@ fn permission_matrix(env: Env) {
         }
     }
     assert_eq!(cells, Role::ALL.len() * OPS.len() * 2);
-    assert_eq!(cells, 190);
-    assert_eq!(allowed, 90);
+    assert_eq!(cells, 200);
+    assert_eq!(allowed, 98);
 }
 
 /// The core's table (`Role::allows`) agrees with the one written out above,
@@ -603,6 +608,7 @@ fn permission_matrix(env: Env) {
 fn role_table_and_agent_message(_env: Env) {
     let op_of = |op: Op| match op {
         Op::GetServer
+        | Op::ListServers
         | Op::ListServerActions
         | Op::GetAction
         | Op::ListActions
@@ -630,7 +636,7 @@ fn role_table_and_agent_message(_env: Env) {
             table.insert((role, format!("{op:?}")), any);
         }
     }
-    assert_eq!(table.len(), 95);
+    assert_eq!(table.len(), 100);
     let agent = Principal::agent("web-1-agent", "web-1");
     assert_eq!(
         authorize(&agent, Operation::Claim, Target::Server("web-2"))

@@ -15,6 +15,10 @@ else:
 
 __all__ = [
     "ActionQueue",
+    "ActingQueue",
+    "Principal",
+    "Credential",
+    "IssuedCredential",
     "ManualClock",
     "Action",
     "ActionPage",
@@ -27,6 +31,8 @@ __all__ = [
     "NotWhitelistedError",
     "ConflictError",
     "StorageError",
+    "UnauthenticatedError",
+    "PermissionDeniedError",
     "ActionStatus",
     "ACTION_STATUSES",
     "DASHBOARD",
@@ -45,6 +51,9 @@ __all__ = [
     "MAX_PAGE_LIMIT",
     "MAX_REASON_CHARS",
     "MAX_SERVER_ID_CHARS",
+    "MAX_SECRET_BYTES",
+    "MAX_REQUEST_BODY_BYTES",
+    "ROLES",
     "DEFAULT_WHITELIST_JSON",
     "__version__",
 ]
@@ -70,6 +79,9 @@ DEFAULT_LEASE_SECONDS: int
 DEFAULT_MAX_LEASE_SECONDS: int
 DEFAULT_EXPIRE_LEASES_ON_READ: bool
 DEFAULT_BUSY_TIMEOUT_SECONDS: int
+ROLES: tuple[str, ...]
+MAX_SECRET_BYTES: int
+MAX_REQUEST_BODY_BYTES: int
 
 class ActionStatus(_StrEnum):
     """The statuses of an action, built from the core's list (``ACTION_STATUSES``)."""
@@ -86,7 +98,8 @@ class ActionQueueError(Exception):
     """Base class of every actionq error."""
 
     code: str
-    """Stable machine-readable code: VALIDATION_ERROR, NOT_FOUND, FORBIDDEN, CONFLICT, STORAGE_ERROR."""
+    """Stable machine-readable code: VALIDATION_ERROR, NOT_FOUND, FORBIDDEN, CONFLICT, STORAGE_ERROR,
+    UNAUTHENTICATED, PERMISSION_DENIED."""
     http_status: int
     """The HTTP status a web host answers with."""
     @property
@@ -109,6 +122,77 @@ class ConflictError(ActionQueueError):
 
 class StorageError(ActionQueueError):
     """I/O, corruption, busy beyond timeout, schema too new (STORAGE_ERROR, 503)."""
+
+class UnauthenticatedError(ActionQueueError):
+    """Unknown, revoked or malformed credential secret (UNAUTHENTICATED, 401)."""
+
+class PermissionDeniedError(ActionQueueError):
+    """Role or server scope forbids the operation; nothing changed (PERMISSION_DENIED, 403)."""
+
+_Role = Literal["admin", "operator", "requester", "viewer", "agent"]
+
+@final
+class Principal:
+    """Who is acting (immutable): what actions record and what the permission table judges."""
+
+    def __new__(cls, name: str, role: str, server_id: str | None = None) -> Principal: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> _Role: ...
+    @property
+    def server_id(self) -> str | None: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Credential:
+    """A stored credential (immutable), as listed: never the secret."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> _Role: ...
+    @property
+    def server_id(self) -> str | None: ...
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def revoked_at(self) -> datetime | None: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def to_json(self) -> str: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+@final
+class IssuedCredential:
+    """A credential just issued (immutable), with its secret (shown this once)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> _Role: ...
+    @property
+    def server_id(self) -> str | None: ...
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def revoked_at(self) -> datetime | None: ...
+    @property
+    def secret(self) -> str: ...
+    @property
+    def credential(self) -> Credential: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def to_json(self) -> str: ...
 
 @final
 class Server:
@@ -384,3 +468,65 @@ class ActionQueue:
     def count_actions(self) -> list[tuple[str, ActionStatus, int]]: ...
     @property
     def lease_expiries(self) -> int: ...
+    def issue_credential(self, name: str, role: str, server_id: str | None = None) -> IssuedCredential: ...
+    def list_credentials(self) -> list[Credential]: ...
+    def revoke_credential(self, id: int) -> Credential: ...
+    def authenticate(self, secret: str) -> Principal: ...
+    def as_principal(self, principal: Principal) -> ActingQueue: ...
+
+@final
+class ActingQueue:
+    """The queue as one principal sees it (``ActionQueue.as_principal``): every call
+    checked by the core's permission table, the principal's name recorded."""
+
+    @property
+    def principal(self) -> Principal: ...
+    def create_server(self, id: str, hostname: str | None = None) -> Server: ...
+    def get_server(self, id: str) -> Server: ...
+    def list_servers(self) -> list[Server]: ...
+    def pause_server(self, id: str) -> Server: ...
+    def unpause_server(self, id: str) -> Server: ...
+    def create_action(
+        self,
+        server_id: str,
+        action_type: str,
+        service_name: str | None = None,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        alert_id: int | None = None,
+    ) -> Action: ...
+    def create_action_json(self, request: str) -> Action: ...
+    def get_action(self, id: int) -> Action: ...
+    def list_actions(
+        self,
+        status: ActionStatus | str | None = None,
+        server_id: str | None = None,
+        action_type: str | None = None,
+        limit: int = ...,
+        offset: int = 0,
+    ) -> ActionPage: ...
+    def list_server_actions(
+        self,
+        server_id: str,
+        status: ActionStatus | str | None = None,
+        limit: int = ...,
+        offset: int = 0,
+    ) -> ActionPage: ...
+    def approve_action(self, id: int) -> Action: ...
+    def reject_action(self, id: int, reason: str) -> Action: ...
+    def cancel_action(self, id: int) -> Action: ...
+    def claim_next(self, server_id: str, lease_seconds: float | None = None) -> Claim | None: ...
+    def heartbeat(self, id: int, lease_token: str, lease_seconds: float | None = None) -> Action: ...
+    def report_result(
+        self,
+        id: int,
+        lease_token: str,
+        exit_code: int,
+        stdout: str | None = None,
+        stderr: str | None = None,
+    ) -> Action: ...
+    def expire_leases(self) -> list[Action]: ...
+    def events_since(self, cursor: int = 0, limit: int = ...) -> list[Event]: ...
+    def issue_credential(self, name: str, role: str, server_id: str | None = None) -> IssuedCredential: ...
+    def list_credentials(self) -> list[Credential]: ...
+    def revoke_credential(self, id: int) -> Credential: ...

@@ -11,7 +11,6 @@ import dataclasses
 import json
 from typing import Any
 
-import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -204,8 +203,14 @@ MARKUP = [
 def test_markup_in_names_reasons_and_output_renders_as_text(page: WebDriver, site: Site) -> None:
     hostname = MARKUP[1]
     paused_server(site, "web-1", hostname)
-    # A requester name is not settable over HTTP yet (identity): seed through the queue.
-    action = site.queue.create_action("web-1", "restart_service", "nginx", created_by=MARKUP[0])
+    # A requester whose credential's name is markup asks over HTTP.
+    issued = site.api.post("/credentials", json={"name": MARKUP[0], "role": "requester"})
+    assert issued.status_code == 201, issued.text
+    as_requester = {"X-API-Key": issued.json()["secret"]}
+    asked = site.api.post("/actions", json={"server_id": "web-1", "action_type": "restart_service", "service_name": "nginx"}, headers=as_requester)
+    assert asked.status_code == 201, asked.text
+    action = site.queue.get_action(asked.json()["id"])
+    assert action.created_by == MARKUP[0]
     rejected = site.queue.create_action("web-1", "restart_service", "redis", created_by=MARKUP[2])
     site.queue.reject_action(rejected.id, MARKUP[1] + MARKUP[0], by=MARKUP[2])
     site.queue.unpause_server("web-1")
@@ -311,8 +316,6 @@ def test_a_refusal_from_the_api_is_shown_in_words(page: WebDriver, site: Site) -
 
 
 def test_a_viewer_sees_no_decisions_and_the_api_refuses_them(page: WebDriver, site: Site) -> None:
-    if not hasattr(actionq.ActionQueue, "issue_credential"):
-        pytest.skip("needs credentials with roles (identity, issue 12): not merged on this branch")
     paused_server(site)
     action = create(site, "web-1", "nginx")
     issued = site.api.post("/credentials", json={"name": "vera", "role": "viewer"})

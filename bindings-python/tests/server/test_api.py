@@ -46,11 +46,16 @@ ROUTES = [
     ("POST", "/actions/1/heartbeat", {"lease_token": "t"}),
     ("POST", "/actions/1/result", {"lease_token": "t", "exit_code": 0}),
     ("GET", "/events", None),
+    ("POST", "/credentials", {"name": "n", "role": "viewer"}),
+    ("GET", "/credentials", None),
+    ("DELETE", "/credentials/1", None),
+    ("GET", "/me", None),
 ]
 OPERATIONS = {
     "create_server", "list_servers", "get_server", "pause_server", "unpause_server", "list_server_actions",
     "list_actions", "get_action", "create_action", "approve_action", "reject_action",
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
+    "create_credential", "list_credentials", "revoke_credential", "get_me",
 }  # fmt: skip
 
 
@@ -114,7 +119,7 @@ def test_every_route_requires_the_key(
 ) -> None:
     with TestClient(create_app(api_key=API_KEY)) as c:
         response = c.request(method, V1 + path, json=body, headers=headers)
-        error(response, 401, "UNAUTHORIZED")
+        error(response, 401, "UNAUTHENTICATED")
 
 
 def test_openapi_operation_ids_and_docs(client: TestClient) -> None:
@@ -565,7 +570,9 @@ OPENAPI = Path(__file__).with_name("openapi.json")
 def test_openapi_document_unchanged(client: TestClient) -> None:
     """The document of the HomelabCmd-compatible contract, as committed in
     openapi.json (the version is the package's). Only additions are allowed:
-    the create body's optional `params` and GET /servers."""
+    the create body's optional `params` (popped here), GET /servers, and, committed in the
+    copy with identity (issue 12), the credential routes, `/me`, their schemas
+    and the `X-Agent-Token` scheme on the claim, heartbeat and result routes."""
     spec = client.get("/openapi.json").json()
     expected = json.loads(OPENAPI.read_text(encoding="utf-8"))
     expected["info"]["version"] = actionq.__version__

@@ -163,6 +163,41 @@ class EventOut(Record):
     detail: str | None
 
 
+Role = Enum(  # type: ignore[misc]
+    "Role",
+    {name: name for name in limits.ROLES},
+    type=str,
+    module=__name__,
+)
+Role.__doc__ = "What a credential may do (the core's roles)."
+
+
+class CredentialCreate(BaseModel):
+    name: str = Field(description=f"1-{limits.MAX_NAME_CHARS} characters: what actions record when it acts")
+    role: Role
+    server_id: str | None = Field(None, description="the server of an agent credential (agents only)")
+
+
+class CredentialOut(Record):
+    id: int
+    name: str
+    role: Role
+    server_id: str | None
+    prefix: str = Field(description="the readable start of the secret (useless to authenticate)")
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class IssuedCredentialOut(CredentialOut):
+    secret: str = Field(description="shown this once: only its SHA-256 is stored")
+
+
+class MeOut(Record):
+    name: str
+    role: Role
+    server_id: str | None
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str

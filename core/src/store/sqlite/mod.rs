@@ -203,14 +203,6 @@ impl Store for SqliteStore {
         self.read(|conn| events::since(conn, cursor, limit))
     }
 
-    fn list_servers(&self) -> Result<Vec<Server>> {
-        self.read(servers::list)
-    }
-
-    fn count_actions(&self) -> Result<Vec<ActionCount>> {
-        self.read(actions::count_per_server_status)
-    }
-
     fn insert_credential(&self, draft: CredentialDraft) -> Result<Credential> {
         self.write("issue credential", |tx| credentials::insert(tx, draft))
     }
@@ -228,5 +220,13 @@ impl Store for SqliteStore {
         // waits for the writer. A revocation committed by any process is
         // visible to the next read (WAL readers see the latest commit).
         self.read_point(|conn| credentials::find(conn, secret_sha256))
+    }
+
+    fn list_servers(&self) -> Result<Vec<Server>> {
+        self.read(servers::list)
+    }
+
+    fn count_actions(&self) -> Result<Vec<ActionCount>> {
+        self.read(actions::count_per_server_status)
     }
 }
