@@ -970,6 +970,12 @@ impl Acting<'_> {
         self.queue.events_since(cursor, limit)
     }
 
+    /// [`ActionQueue::count_actions`], for every role but agent.
+    pub fn count_actions(&self) -> Result<Vec<ActionCount>> {
+        self.allow(Operation::Read, Target::None)?;
+        self.queue.count_actions()
+    }
+
     /// [`ActionQueue::approve_action`] by the principal, for admins and operators.
     pub fn approve_action(&self, id: i64) -> Result<Action> {
         self.target_action(Operation::ApproveAction, id)?;

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use actionq::{ActionQuery, ActionStatus, NewAction};
+use actionq::{ActionQuery, ActionStatus, ErrorKind, NewAction, Principal, Role};
 use common::Env;
 
 /// (server, status) → count, as `count_actions` gives it.
@@ -167,7 +167,30 @@ fn servers_are_listed_by_id_with_their_state(env: Env) {
     assert!(!servers[0].is_paused);
 }
 
+fn every_role_but_agent_reads_servers_and_counts(env: Env) {
+    let q = &env.queue;
+    q.create_server("web-1", None).unwrap();
+    q.create_action(&restart("web-1", "a")).unwrap();
+    for role in [Role::Admin, Role::Operator, Role::Requester, Role::Viewer] {
+        let who = Principal::new("someone", role);
+        let acting = q.as_principal(&who);
+        assert_eq!(acting.list_servers().unwrap(), q.list_servers().unwrap());
+        assert_eq!(acting.count_actions().unwrap(), q.count_actions().unwrap());
+    }
+    let agent = Principal::agent("agent-1", "web-1");
+    let acting = q.as_principal(&agent);
+    assert_eq!(
+        acting.list_servers().unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    assert_eq!(
+        acting.count_actions().unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+}
+
 for_each_store!(
+    every_role_but_agent_reads_servers_and_counts,
     counts_follow_every_transition,
     counts_expire_lost_leases_first_and_count_them,
     many_actions_are_counted_exactly,

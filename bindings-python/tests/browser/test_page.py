@@ -7,10 +7,10 @@ says. Screenshots of the main views are written under ``target/web/``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
-import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -203,8 +203,14 @@ MARKUP = [
 def test_markup_in_names_reasons_and_output_renders_as_text(page: WebDriver, site: Site) -> None:
     hostname = MARKUP[1]
     paused_server(site, "web-1", hostname)
-    # A requester name is not settable over HTTP yet (identity): seed through the queue.
-    action = site.queue.create_action("web-1", "restart_service", "nginx", created_by=MARKUP[0])
+    # A requester whose credential's name is markup asks over HTTP.
+    issued = site.api.post("/credentials", json={"name": MARKUP[0], "role": "requester"})
+    assert issued.status_code == 201, issued.text
+    as_requester = {"X-API-Key": issued.json()["secret"]}
+    asked = site.api.post("/actions", json={"server_id": "web-1", "action_type": "restart_service", "service_name": "nginx"}, headers=as_requester)
+    assert asked.status_code == 201, asked.text
+    action = site.queue.get_action(asked.json()["id"])
+    assert action.created_by == MARKUP[0]
     rejected = site.queue.create_action("web-1", "restart_service", "redis", created_by=MARKUP[2])
     site.queue.reject_action(rejected.id, MARKUP[1] + MARKUP[0], by=MARKUP[2])
     site.queue.unpause_server("web-1")
@@ -275,9 +281,41 @@ def test_two_tabs_approve_the_same_action_one_wins_the_other_sees_the_conflict(p
     assert [e["to_status"] for e in events if e["action_id"] == action["id"]] == ["pending", "approved"]
 
 
+class RefusingQueue:
+    """The app's queue, except that approving is refused with a 403 (as the
+    queue does when, say, the whitelist no longer allows the action)."""
+
+    def __init__(self, queue: actionq.AsyncActionQueue) -> None:
+        self._queue = queue
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+    async def approve_action(self, id: int, by: str = "dashboard") -> actionq.Action:
+        raise actionq.NotWhitelistedError(f"Action type 'restart_service' not in whitelist (action {id})")
+
+
+def test_a_refusal_from_the_api_is_shown_in_words(page: WebDriver, site: Site) -> None:
+    paused_server(site)
+    action = create(site, "web-1", "nginx")
+    state = site.app.state.actionq
+    site.app.state.actionq = dataclasses.replace(state, queue=RefusingQueue(state.queue))
+    sign_in(page, ADMIN_KEY)
+    signed_in(page)
+    pending = wait_until(page, lambda d: card(d, "pending-list", action["id"]), "the pending action")
+    pending.find_element(By.CSS_SELECTOR, "button.approve").click()
+    wait_until(page, lambda d: error_text(d), "the refusal")
+    assert error_text(page) == (
+        f"Could not approve #{action['id']}. Not allowed (403): "
+        f"Action type 'restart_service' not in whitelist (action {action['id']})."
+    )
+    assert card(page, "pending-list", action["id"]) is not None
+    page.save_screenshot(str(SCREENSHOTS / "refused-403.png"))
+    page.find_element(By.ID, "error-close").click()
+    assert not page.find_element(By.ID, "error").is_displayed()
+
+
 def test_a_viewer_sees_no_decisions_and_the_api_refuses_them(page: WebDriver, site: Site) -> None:
-    if not hasattr(actionq.ActionQueue, "issue_credential"):
-        pytest.skip("needs credentials with roles (identity, issue 12): not merged on this branch")
     paused_server(site)
     action = create(site, "web-1", "nginx")
     issued = site.api.post("/credentials", json={"name": "vera", "role": "viewer"})

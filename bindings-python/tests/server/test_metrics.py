@@ -104,3 +104,23 @@ def test_metrics_need_no_key_and_each_app_counts_its_own() -> None:
         assert scrape(a)[("actionq_actions_created_total", ())] == 1
         assert scrape(b)[("actionq_actions_created_total", ())] == 0
         assert "/metrics" not in a.get("/openapi.json").json()["paths"]
+
+
+def test_auth_failures_tell_unauthenticated_from_permission_denied() -> None:
+    with TestClient(create_app(api_key=KEY), headers={"X-API-Key": KEY}) as c:
+        assert c.post(f"{V1}/servers", json={"id": "web-1"}).status_code == 201
+        assert c.put(f"{V1}/servers/web-1/pause").status_code == 200
+        action = c.post(f"{V1}/actions", json={"server_id": "web-1", "action_type": "clear_logs"}).json()
+        viewer = c.post(f"{V1}/credentials", json={"name": "vera", "role": "viewer"}).json()["secret"]
+        agent = c.post(f"{V1}/credentials", json={"name": "a2", "role": "agent", "server_id": "web-1"}).json()["secret"]
+        as_viewer = {"X-API-Key": viewer}
+        assert c.post(f"{V1}/actions/{action['id']}/approve", headers=as_viewer).json()["detail"]["code"] == "PERMISSION_DENIED"
+        assert c.put(f"{V1}/servers/web-1/unpause", headers=as_viewer).status_code == 403
+        assert c.get(f"{V1}/events", headers={"X-API-Key": agent}).status_code == 401  # agents use X-Agent-Token
+        # A refused value (403 FORBIDDEN, not whitelisted) is not an auth failure.
+        refused = c.post(f"{V1}/actions", json={"server_id": "web-1", "action_type": "restart_service", "service_name": "a;b"})
+        assert refused.json()["detail"]["code"] == "FORBIDDEN"
+        m = scrape(c)
+    assert m[("actionq_auth_failures_total", (("reason", "permission_denied"),))] == 2
+    assert m[("actionq_auth_failures_total", (("reason", "unauthenticated"),))] == 1
+    assert m[("actionq_actions_approved_total", ())] == 0

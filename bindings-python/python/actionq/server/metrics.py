@@ -25,9 +25,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -206,7 +205,7 @@ async def metrics(request: Request) -> Response:
     return Response(await registry.scrape(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-def install(app: Any, queue: actionq.AsyncActionQueue) -> Metrics:
+def install(app: FastAPI, queue: actionq.AsyncActionQueue) -> Metrics:
     """Adds ``/metrics`` and the middleware to `app` (what ``create_app`` calls)."""
     registry = Metrics(queue)
     app.state.actionq_metrics = registry

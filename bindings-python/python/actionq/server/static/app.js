@@ -208,6 +208,7 @@
     $("who-role").textContent = state.me.role;
     document.body.dataset.role = state.me.role;
     await refresh();
+    clearInterval(state.timer);
     state.timer = setInterval(refresh, POLL_MS);
   }
 
@@ -362,11 +363,18 @@
       ? el(
           "div",
           { class: "buttons decide" },
-          el("button", { type: "button", class: "approve", text: "Approve", onclick: (e) => approve(action, e.target) }),
+          el("button", {
+            type: "button",
+            class: "approve",
+            text: "Approve",
+            "aria-label": `Approve #${action.id}`,
+            onclick: (e) => approve(action, e.target),
+          }),
           el("button", {
             type: "button",
             class: "danger open-reject",
             text: "Reject…",
+            "aria-label": `Reject #${action.id}…`,
             onclick: () => {
               rejectForm.hidden = false;
               reasonBox.focus();
