@@ -193,7 +193,7 @@ fn run(args: &[String]) -> BenchResult<()> {
         bench_gil(&cfg, &py, &mut s, &mut notes);
     }
     if want("auth") {
-        println!("== 8. authentication overhead from Python (SQLite)");
+        println!("== 9. authentication overhead from Python (SQLite)");
         bench_auth(&cfg, &py, &mut s, &mut notes);
     }
     if want("memory") {
