@@ -724,7 +724,9 @@ forward! {
     update_action(id: i64, change: &Change) -> actionq::Action;
     claim_next(server_id: &str, change: &Change) -> Option<actionq::Action>;
     expire_leases(change: &Change) -> Vec<actionq::Action>;
+    expire_approvals(action_type: &str, created_until: actionq::Timestamp, change: &Change) -> Vec<actionq::Action>;
     events_since(cursor: i64, limit: u32) -> Vec<actionq::Event>;
+    verify_audit() -> actionq::AuditReport;
     insert_credential(draft: actionq::store::CredentialDraft) -> actionq::Credential;
     revoke_credential(id: i64, at: actionq::Timestamp) -> Option<actionq::Credential>;
 }
