@@ -71,10 +71,7 @@ pub fn action_digest<S: AsRef<str>>(
         put_str(&mut hash, value);
     }
     put_str(&mut hash, whitelist_version);
-    hash.finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

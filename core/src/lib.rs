@@ -41,7 +41,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use identity::{Credential, IssuedCredential, Operation, Principal, Role};
 pub use limits::DEFAULT_EVENTS_LIMIT;
 pub use model::{
-    Action, ActionFilter, Approval, ActionPage, ActionStatus, Claim, Event, Server, Timestamp,
+    Action, ActionFilter, ActionPage, ActionStatus, Approval, Claim, Event, Server, Timestamp,
 };
 pub use queue::{
     Acting, ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM,

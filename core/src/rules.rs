@@ -30,7 +30,6 @@ pub const LEASE_EXPIRED_STDERR: &str =
 /// built under another whitelist version: `"{STALE_WHITELIST} {id} was created"`.
 pub const STALE_WHITELIST: &str = "Whitelist changed since action";
 
-
 fn stale_whitelist(id: i64) -> String {
     format!("{STALE_WHITELIST} {id} was created")
 }
@@ -58,8 +57,8 @@ impl ActionDraft {
     /// insert and gives the count to [`ActionDraft::into_action`].
     pub fn budget_window(&self) -> Option<(u32, Timestamp)> {
         self.auto_approve_budget.map(|budget| {
-            let window = TimeDelta::try_seconds(budget.window_seconds as i64)
-                .unwrap_or(TimeDelta::MAX);
+            let window =
+                TimeDelta::try_seconds(budget.window_seconds as i64).unwrap_or(TimeDelta::MAX);
             let since = self
                 .created_at
                 .checked_sub_signed(window)

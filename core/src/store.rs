@@ -54,12 +54,12 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::audit::{AuditHead, AuditReport, AuditVerifier, ChainedEvent};
 use crate::error::Result;
 use crate::identity::Credential;
 pub use crate::identity::CredentialDraft;
 use crate::model::{Action, ActionFilter, ActionStatus, Event, Server, Timestamp};
 use crate::whitelist::{ApprovalPolicy, AutoApproveBudget};
-pub use crate::audit::{AuditHead, AuditReport, AuditVerifier, ChainedEvent};
 
 pub(crate) mod memory;
 #[cfg(feature = "sqlite")]

@@ -672,7 +672,10 @@ fn sigkilled_writer_never_loses_or_half_applies_anything() {
         // The audit chain survived the kill whole: no event without its head
         // move, no head move without its event.
         let audit = queue.verify_audit().unwrap();
-        assert_eq!(audit.first_bad_event_id, None, "{ctx}: audit chain {audit:?}");
+        assert_eq!(
+            audit.first_bad_event_id, None,
+            "{ctx}: audit chain {audit:?}"
+        );
         drop(queue);
         // What the file now holds is the next round's baseline: the in-flight
         // write's effect (if any) and the probe.
@@ -781,10 +784,14 @@ fn sigkill_inside_the_migration_leaves_v1_or_complete_v2() {
             v => panic!("{ctx}: user_version {v}"),
         }
         // The next open always succeeds, migrates if needed, and loses nothing.
-        let reopened = SqliteStore::open(&db, &SqliteOptions::default()).expect("open after the kill");
+        let reopened =
+            SqliteStore::open(&db, &SqliteOptions::default()).expect("open after the kill");
         // The migration chained the v1 events in the same transaction.
         let audit = reopened.verify_audit().unwrap();
-        assert_eq!(audit.first_bad_event_id, None, "{ctx}: audit chain {audit:?}");
+        assert_eq!(
+            audit.first_bad_event_id, None,
+            "{ctx}: audit chain {audit:?}"
+        );
         drop(reopened);
         assert_eq!(
             user_version(&db),

@@ -10,9 +10,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent, GENESIS_HASH};
 use crate::error::{Error, Result};
 use crate::identity::{Credential, CredentialDraft};
-use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent, GENESIS_HASH};
 use crate::model::{Action, ActionFilter, ActionStatus, Approval, Event, Server, Timestamp};
 use crate::rules::ACTIVE_STATUSES;
 use crate::store::{ActionDraft, Change, ConflictGuard, EventDraft, PageRequest, Store};

@@ -138,7 +138,9 @@ fn v4_digests_and_chain(tx: &Transaction<'_>) -> Result<()> {
         .prepare("SELECT id, server_id, action_type, argv, env FROM actions")
         .and_then(|mut select| {
             select
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
                 .collect()
         })
         .map_err(context)?;
