@@ -392,13 +392,21 @@ fn changed_whitelist_makes_older_actions_unapprovable_and_unclaimable(env: Env) 
     assert_chain_intact(&new);
 }
 
-/// The digest covers every part of the payload.
+/// The digest covers every part of the payload, and every approval must
+/// have approved it.
 fn digest_matches_only_the_approved_payload(env: Env) {
     let q = &env.queue;
-    q.create_server("web-1", None).unwrap();
-    create(q, "apt_update", None);
+    paused(&env);
+    let held = create(q, "apt_update", None);
+    q.approve_action(held.id, "alice").unwrap();
     let claim = q.claim_next("web-1", None).unwrap().unwrap();
     assert!(claim.action.digest_matches());
+    let mut other_approval = claim.action.clone();
+    other_approval.approvals[0].digest = "0".repeat(64);
+    assert!(
+        !other_approval.digest_matches(),
+        "an approval of another payload"
+    );
     let tampered: Vec<Box<dyn Fn(&mut actionq::Action)>> = vec![
         Box::new(|a| a.server_id = "web-2".into()),
         Box::new(|a| a.action_type = "apt_upgrade_all".into()),

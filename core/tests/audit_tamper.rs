@@ -76,6 +76,11 @@ fn every_edit_delete_and_reorder_names_the_first_bad_event() {
             report(19, Some(20)),
         ),
         (
+            "stored prev_hash of event 9 edited (its own hash left alone)",
+            "UPDATE action_events SET prev_hash = zeroblob(32) WHERE id = 9",
+            report(8, Some(9)),
+        ),
+        (
             "event 10 deleted",
             "DELETE FROM action_events WHERE id = 10",
             report(9, Some(11)),
