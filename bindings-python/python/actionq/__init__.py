@@ -32,6 +32,7 @@ from actionq._actionq import (
     ActionQueue,
     ActionQueueError,
     ActionStatus,
+    AuditReport,
     Claim,
     ConflictError,
     Event,
@@ -42,6 +43,7 @@ from actionq._actionq import (
     Server,
     StorageError,
     __version__,
+    action_digest,
 )
 from actionq._aio import AsyncActionQueue
 
@@ -54,6 +56,7 @@ __all__ = [
     "ActionQueueError",
     "ActionStatus",
     "AsyncActionQueue",
+    "AuditReport",
     "Claim",
     "ConflictError",
     "Event",
@@ -64,5 +67,6 @@ __all__ = [
     "Server",
     "StorageError",
     "__version__",
+    "action_digest",
     "limits",
 ]

@@ -8,7 +8,17 @@ import os
 from pathlib import Path
 from typing import Any, Literal, Mapping, final
 
-from actionq._actionq import Action, ActionPage, ActionQueue, ActionStatus, Claim, Event, ManualClock, Server
+from actionq._actionq import (
+    Action,
+    ActionPage,
+    ActionQueue,
+    ActionStatus,
+    AuditReport,
+    Claim,
+    Event,
+    ManualClock,
+    Server,
+)
 
 __all__ = ["DEFAULT_MAX_WORKERS", "AsyncActionQueue"]
 
@@ -114,4 +124,6 @@ class AsyncActionQueue:
         stderr: str | None = None,
     ) -> Action: ...
     async def expire_leases(self) -> list[Action]: ...
+    async def expire_approvals(self) -> list[Action]: ...
+    async def verify_audit(self) -> AuditReport: ...
     async def events_since(self, cursor: int = 0, limit: int = ...) -> list[Event]: ...

@@ -32,6 +32,7 @@ from actionq.server.models import (
     ActionListOut,
     ActionOut,
     ActionTypeName,
+    AuditReportOut,
     ClaimOut,
     ClaimRequest,
     ErrorOut,
@@ -242,3 +243,10 @@ async def list_events(
 ) -> Response:
     events = await queue.events_since(after, limit)
     return Response("[" + ",".join(e.to_json() for e in events) + "]", media_type=_JSON)
+
+
+@router.get("/audit/verify", operation_id="verify_audit", response_model=AuditReportOut)
+async def verify_audit(queue: Queue) -> Response:
+    """Walks the tamper-evident audit chain (SPEC "Tamper-evident audit")."""
+    report = await queue.verify_audit()
+    return Response(report.to_json(), media_type=_JSON)
