@@ -1,6 +1,6 @@
 //! `create_rate --db PATH --n N`: creates N actions on a fresh SQLite file
 //! with the default whitelist, the way `make bench`'s create section does, and
-//! prints `{"per_s": ...}`.
+//! prints `{"per_s": ...}`. `--db :memory:` uses the in-memory store.
 //!
 //! Not part of the workspace: `make bench-baseline` copies it into an export
 //! of the baseline revision (`BENCH_BASELINE_REV`) as a binary of that
@@ -23,10 +23,14 @@ fn main() {
     };
     let db = flag("--db");
     let n: usize = flag("--n").parse().expect("--n is a number");
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let _ = std::fs::remove_file(format!("{db}{suffix}"));
-    }
-    let queue = ActionQueue::open(&db).expect("open");
+    let queue = if db == ":memory:" {
+        ActionQueue::in_memory()
+    } else {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{db}{suffix}"));
+        }
+        ActionQueue::open(&db).expect("open")
+    };
     queue.create_server("bench-0", None).expect("server");
     let start = Instant::now();
     for i in 0..n {

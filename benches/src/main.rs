@@ -478,7 +478,37 @@ fn bench_create(
     }
     if !has_baseline {
         notes.push("create_baseline_per_s not measured (run `make bench-baseline`)".into());
+        return Ok(());
     }
+    // The same comparison on the in-memory store, where no disk hides the
+    // CPU the digest and the hash chain add (no target: a figure to watch).
+    let mem_n = cfg.n(100_000);
+    let rust_mem: Contender = Box::new(|_| {
+        let queue = actionq::ActionQueue::in_memory();
+        queue.create_server(&server, None).map_err(err)?;
+        rate(mem_n, |i| {
+            queue
+                .create_action(&restart(&server, format!("svc-{i}.service")))
+                .map(drop)
+                .map_err(err)
+        })
+    });
+    let baseline_mem: Contender = Box::new(|_| {
+        let bin = cfg.baseline.as_ref().ok_or("no baseline")?;
+        let output = Command::new(bin)
+            .args(["--db", ":memory:", "--n", &mem_n.to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(err)?;
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(err)?;
+        json_f64(&json, "per_s")
+    });
+    interleaved(
+        s,
+        "create_memstore",
+        5,
+        vec![("rust", Some(rust_mem)), ("baseline", Some(baseline_mem))],
+    )?;
     Ok(())
 }
 

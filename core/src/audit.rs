@@ -87,27 +87,28 @@ fn hash_fields(
     at: Timestamp,
     detail: Option<&str>,
 ) -> [u8; 32] {
-    let mut h = Sha256::new();
-    let put_str = |h: &mut Sha256, s: &str| {
-        h.update((s.len() as u64).to_be_bytes());
-        h.update(s.as_bytes());
+    // Built whole and hashed once (this runs for every event).
+    let mut h: Vec<u8> = Vec::with_capacity(160);
+    let put_str = |h: &mut Vec<u8>, s: &str| {
+        h.extend_from_slice(&(s.len() as u64).to_be_bytes());
+        h.extend_from_slice(s.as_bytes());
     };
-    let put_opt = |h: &mut Sha256, s: Option<&str>| match s {
-        None => h.update([0u8]),
+    let put_opt = |h: &mut Vec<u8>, s: Option<&str>| match s {
+        None => h.push(0),
         Some(s) => {
-            h.update([1u8]);
+            h.push(1);
             put_str(h, s);
         }
     };
-    h.update(prev);
+    h.extend_from_slice(prev);
     put_str(&mut h, AUDIT_EVENT_TAG);
-    h.update(action_id.to_be_bytes());
+    h.extend_from_slice(&action_id.to_be_bytes());
     put_opt(&mut h, from.map(ActionStatus::as_str));
     put_str(&mut h, to.as_str());
     put_str(&mut h, by);
-    h.update(at.timestamp_micros().to_be_bytes());
+    h.extend_from_slice(&at.timestamp_micros().to_be_bytes());
     put_opt(&mut h, detail);
-    h.finalize().into()
+    Sha256::digest(&h).into()
 }
 
 /// The hash of `event` chained after `prev` (see the [module docs](self)).
