@@ -85,6 +85,8 @@ struct Config {
     python: Option<PathBuf>,
     scale: f64,
     repo: PathBuf,
+    /// `create_rate` built against the baseline revision (`make bench-baseline`).
+    baseline: Option<PathBuf>,
 }
 
 impl Config {
@@ -146,12 +148,14 @@ fn run(args: &[String]) -> BenchResult<()> {
         Some(flag(args, "--python").map_or_else(|| repo.join(".venv/bin/python"), PathBuf::from))
     };
     let scale: f64 = flag(args, "--scale").map_or(Ok(1.0), |v| v.parse().map_err(err))?;
+    let baseline = flag(args, "--baseline").map(PathBuf::from);
     let cfg = Config {
         out,
         db,
         python,
         scale,
         repo,
+        baseline,
     };
     let started = Instant::now();
     let mut s = Summary::default();
@@ -167,6 +171,10 @@ fn run(args: &[String]) -> BenchResult<()> {
     if want("create") {
         println!("== 1. create (file db, WAL, default settings; normal server, unique services)");
         bench_create(&cfg, &py, &mut s, &mut notes)?;
+    }
+    if want("audit") {
+        println!("== 8. verify_audit on 100,000 events (SQLite file)");
+        bench_audit(&cfg, &mut s)?;
     }
     if want("procs") {
         println!("== 5. two processes creating on one file");
@@ -439,6 +447,29 @@ fn bench_create(
         ];
         python_per_s(cfg, py, "status_quo.py", &args)
     });
+    // The same loop against the library at BENCH_BASELINE_REV (before the
+    // approval policy and the audit chain), in a child built by make.
+    let baseline_path = cfg.db.join("create-baseline.db");
+    let baseline_bin = cfg.baseline.clone().filter(|p| p.exists());
+    let baseline: Contender = Box::new(|_| {
+        let bin = baseline_bin.as_ref().ok_or("no baseline")?;
+        let output = Command::new(bin)
+            .args([
+                "--db",
+                &baseline_path.display().to_string(),
+                "--n",
+                &n.to_string(),
+            ])
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(err)?;
+        if !output.status.success() {
+            return Err(format!("{} failed: {}", bin.display(), output.status));
+        }
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(err)?;
+        json_f64(&json, "per_s")
+    });
+    let has_baseline = cfg.baseline.as_ref().is_some_and(|p| p.exists());
     interleaved(
         s,
         "create",
@@ -446,6 +477,7 @@ fn bench_create(
         vec![
             ("raw", Some(raw)),
             ("rust", Some(rust)),
+            ("baseline", has_baseline.then_some(baseline)),
             ("py", py.binding.then_some(python)),
             ("sq", py.status_quo.then_some(status_quo)),
         ],
@@ -453,6 +485,66 @@ fn bench_create(
     if !py.status_quo {
         notes.push("create_sq_per_s not measured".into());
     }
+    if !has_baseline {
+        notes.push("create_baseline_per_s not measured (run `make bench-baseline`)".into());
+        return Ok(());
+    }
+    // The same comparison on the in-memory store, where no disk hides the
+    // CPU the digest and the hash chain add (no target: a figure to watch).
+    let mem_n = cfg.n(100_000);
+    let rust_mem: Contender = Box::new(|_| {
+        let queue = actionq::ActionQueue::in_memory();
+        queue.create_server(&server, None).map_err(err)?;
+        rate(mem_n, |i| {
+            queue
+                .create_action(&restart(&server, format!("svc-{i}.service")))
+                .map(drop)
+                .map_err(err)
+        })
+    });
+    let baseline_mem: Contender = Box::new(|_| {
+        let bin = cfg.baseline.as_ref().ok_or("no baseline")?;
+        let output = Command::new(bin)
+            .args(["--db", ":memory:", "--n", &mem_n.to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(err)?;
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(err)?;
+        json_f64(&json, "per_s")
+    });
+    interleaved(
+        s,
+        "create_memstore",
+        5,
+        vec![("rust", Some(rust_mem)), ("baseline", Some(baseline_mem))],
+    )?;
+    Ok(())
+}
+
+/// `verify_audit` over a SQLite file holding 100,000 events (50,000 actions
+/// created and cancelled): the median of 5 walks, in milliseconds.
+fn bench_audit(cfg: &Config, s: &mut Summary) -> BenchResult<()> {
+    let actions = cfg.n(50_000);
+    let path = cfg.db.join("audit.db");
+    let queue = fresh_queue(&path, 1)?;
+    let server = server_id(0);
+    for i in 0..actions {
+        let action = queue
+            .create_action(&restart(&server, format!("svc-{i}.service")))
+            .map_err(err)?;
+        queue.cancel_action(action.id, "bench").map_err(err)?;
+    }
+    let mut millis = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let report = queue.verify_audit().map_err(err)?;
+        millis.push(start.elapsed().as_secs_f64() * 1e3);
+        if report.first_bad_event_id.is_some() || report.checked != 2 * actions as u64 {
+            return Err(format!("audit chain not intact: {report:?}"));
+        }
+    }
+    s.set("audit_events", (2 * actions) as f64);
+    s.set("audit_verify_ms", median(&millis));
     Ok(())
 }
 
@@ -927,6 +1019,20 @@ struct Target {
 }
 
 const TARGETS: &[Target] = &[
+    Target {
+        name: "create_rust >= 0.9 x create_baseline (before policy + audit chain)",
+        lhs: "create_rust_per_s",
+        rhs: Some("create_baseline_per_s"),
+        factor: 0.9,
+        at_most: false,
+    },
+    Target {
+        name: "audit_verify (100k events) <= 1000 ms",
+        lhs: "audit_verify_ms",
+        rhs: None,
+        factor: 1000.0,
+        at_most: true,
+    },
     Target {
         name: "create_rust >= 0.7 x create_raw",
         lhs: "create_rust_per_s",

@@ -1160,6 +1160,49 @@ aq_status aq_event_list(const struct aq_queue *queue,
                         int64_t limit,
                         char **events_json_out);
 
+/**
+ * Rejects (by `system`, reason `approval expired after {ttl}s`) every pending
+ * action whose whitelist entry's `approval.ttl_seconds` has run out (reads do
+ * this first unless disabled with `aq_options_set_expire_leases_on_read`).
+ * On `AQ_STATUS_OK`, `*actions_json_out` receives a JSON array of the actions
+ * it rejected (possibly `[]`), which the caller frees with `aq_string_free`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `actions_json_out` NULL or a
+ * writable `char *`.
+ */
+aq_status aq_action_expire_approvals(const struct aq_queue *queue, char **actions_json_out);
+
+/**
+ * Walks the tamper-evident audit chain and the head kept apart from it. On
+ * `AQ_STATUS_OK`, `*report_json_out` receives
+ * `{"checked": <events verified before the first bad one>,
+ * "first_bad_event_id": <id or null>}`, which the caller frees with
+ * `aq_string_free`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `report_json_out` NULL or a
+ * writable `char *`.
+ */
+aq_status aq_audit_verify(const struct aq_queue *queue, char **report_json_out);
+
+/**
+ * For an agent, before it runs a claimed action: whether what would run is
+ * what was approved. `action_json` is an action or claim as this API returns
+ * it (`aq_action_claim_next`'s JSON); `*matches_out` receives 1 when the
+ * digest recomputed from its `server_id`, `action_type`, `argv`, `env` and
+ * `whitelist_version` equals its `digest` and every approval approved that
+ * digest, else 0. JSON that is not such a record is `AQ_STATUS_INVALID_INPUT`.
+ *
+ * # Safety
+ *
+ * `action_json` must be NULL or a NUL-terminated string; `matches_out` NULL
+ * or a writable `int`.
+ */
+aq_status aq_action_digest_matches(const char *action_json, int *matches_out);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

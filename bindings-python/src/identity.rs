@@ -292,6 +292,15 @@ impl PyActingQueue {
             .map(PyServer::from)
     }
 
+    /// Walks the audit chain (admin): what `ActionQueue.verify_audit` finds.
+    fn verify_audit(&self, py: Python<'_>) -> PyResult<crate::types::PyAuditReport> {
+        let p = &self.principal;
+        self.queue
+            .get()
+            .run_read(py, |q| q.as_principal(p).verify_audit())
+            .map(crate::types::PyAuditReport::from)
+    }
+
     /// Every registered server, ordered by id (every role but agent).
     fn list_servers(&self, py: Python<'_>) -> PyResult<Vec<PyServer>> {
         let p = &self.principal;

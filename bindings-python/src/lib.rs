@@ -27,7 +27,9 @@ mod _actionq {
     #[pymodule_export]
     use crate::queue::PyActionQueue;
     #[pymodule_export]
-    use crate::types::{PyAction, PyActionPage, PyClaim, PyEvent, PyServer};
+    use crate::types::{
+        action_digest, PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyServer,
+    };
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -22,7 +22,7 @@ use pyo3::types::{PyBool, PyDict, PyInt, PyString};
 use crate::clock::PyManualClock;
 use crate::error::to_py_err;
 use crate::identity::{self, PyActingQueue, PyCredential, PyIssuedCredential, PyPrincipal};
-use crate::types::{PyAction, PyActionPage, PyClaim, PyEvent, PyServer};
+use crate::types::{PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyServer};
 
 /// The remediation action queue, on a SQLite file or in memory.
 ///
@@ -539,6 +539,21 @@ impl PyActionQueue {
     fn expire_leases(&self, py: Python<'_>) -> PyResult<Vec<PyAction>> {
         self.run_read(py, |q| q.expire_leases())
             .map(|actions| actions.into_iter().map(PyAction::from).collect())
+    }
+
+    /// Rejects (by `system`) every pending action whose whitelist entry's
+    /// `approval.ttl_seconds` ran out, and returns them. Reads do this first
+    /// unless `expire_leases_on_read=False`.
+    fn expire_approvals(&self, py: Python<'_>) -> PyResult<Vec<PyAction>> {
+        self.run_read(py, |q| q.expire_approvals())
+            .map(|actions| actions.into_iter().map(PyAction::from).collect())
+    }
+
+    /// Walks the tamper-evident audit chain and the head kept apart from it:
+    /// an `AuditReport` with `checked` and `first_bad_event_id`.
+    fn verify_audit(&self, py: Python<'_>) -> PyResult<PyAuditReport> {
+        self.run_read(py, |q| q.verify_audit())
+            .map(PyAuditReport::from)
     }
 
     /// Up to `limit` (1..=`actionq.limits.MAX_EVENTS_LIMIT`, default

@@ -91,7 +91,10 @@ impl Role {
         use Operation::*;
         match self {
             Role::Admin => true,
-            Role::Operator => !matches!(op, Claim | Heartbeat | ReportResult | ManageCredentials),
+            Role::Operator => !matches!(
+                op,
+                Claim | Heartbeat | ReportResult | ManageCredentials | VerifyAudit
+            ),
             Role::Requester => matches!(op, Read | CreateAction | CancelAction),
             Role::Viewer => matches!(op, Read),
             Role::Agent => matches!(op, Claim | Heartbeat | ReportResult),
@@ -151,11 +154,13 @@ pub enum Operation {
     ExpireLeases,
     /// Issue, list and revoke credentials.
     ManageCredentials,
+    /// Walk the tamper-evident audit chain.
+    VerifyAudit,
 }
 
 impl Operation {
     /// Every operation, in the order of the permission table.
-    pub const ALL: [Operation; 12] = [
+    pub const ALL: [Operation; 13] = [
         Operation::Read,
         Operation::CreateServer,
         Operation::PauseServer,
@@ -168,6 +173,7 @@ impl Operation {
         Operation::ReportResult,
         Operation::ExpireLeases,
         Operation::ManageCredentials,
+        Operation::VerifyAudit,
     ];
 
     /// What the operation does, for messages: "approve actions".
@@ -185,6 +191,7 @@ impl Operation {
             Operation::ReportResult => "report results",
             Operation::ExpireLeases => "expire leases",
             Operation::ManageCredentials => "manage credentials",
+            Operation::VerifyAudit => "verify the audit log",
         }
     }
 }

@@ -22,6 +22,7 @@
 //! through rusqlite with a bundled SQLite.
 #![warn(missing_docs)]
 
+pub mod audit;
 mod clock;
 pub mod digest;
 mod error;
@@ -33,17 +34,20 @@ mod rules;
 pub mod store;
 pub mod whitelist;
 
+pub use audit::AuditReport;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::{action_digest, ACTION_DIGEST_TAG};
 pub use error::{Error, ErrorKind, Result};
 pub use identity::{Credential, IssuedCredential, Operation, Principal, Role};
 pub use limits::DEFAULT_EVENTS_LIMIT;
-pub use model::ActionCount;
-pub use model::{Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp};
+pub use model::{
+    Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Approval, Claim, Event, Server,
+    Timestamp,
+};
 pub use queue::{
     Acting, ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM,
 };
-pub use rules::{AUTO_APPROVED, LEASE_EXPIRED_STDERR};
+pub use rules::{AUTO_APPROVED, LEASE_EXPIRED_STDERR, STALE_WHITELIST};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION};

@@ -429,6 +429,17 @@ impl ActionQueue {
             },
         };
         let draft = ActionDraft {
+            created_at: self.now(),
+            created_by: request.created_by.clone(),
+            digest: crate::action_digest(
+                &request.server_id,
+                &request.action_type,
+                &built.argv,
+                &built.env,
+                self.whitelist.version(),
+            ),
+            whitelist_version: self.whitelist.version().to_owned(),
+            auto_approve_budget: entry.approval().auto_approve_budget,
             server_id: request.server_id.clone(),
             action_type: request.action_type.clone(),
             service_name: built.service_name,
@@ -436,8 +447,6 @@ impl ActionQueue {
             argv: built.argv,
             env: built.env,
             alert_id: request.alert_id,
-            created_at: self.now(),
-            created_by: request.created_by.clone(),
         };
         self.store.insert_action(draft, &guard)
     }
@@ -448,8 +457,54 @@ impl ActionQueue {
     fn expire_before_read(&self) -> Result<()> {
         if self.options.expire_leases_on_read {
             self.expire_leases()?;
+            self.expire_approvals()?;
         }
         Ok(())
+    }
+
+    /// Rejects (by `system`, reason `approval expired after {ttl}s`) every
+    /// pending action whose whitelist entry has an `approval.ttl_seconds`
+    /// that has run out. Returns them. Runs before every read with
+    /// [`QueueOptions::expire_leases_on_read`], like [`ActionQueue::expire_leases`];
+    /// nothing to do (and no store call) when no entry has a ttl.
+    pub fn expire_approvals(&self) -> Result<Vec<Action>> {
+        let now = self.now();
+        let mut expired = Vec::new();
+        for entry in self.whitelist.entries() {
+            let Some(ttl_seconds) = entry.approval().ttl_seconds else {
+                continue;
+            };
+            let ttl = TimeDelta::try_seconds(ttl_seconds as i64).unwrap_or(TimeDelta::MAX);
+            let Some(created_until) = now.checked_sub_signed(ttl) else {
+                continue;
+            };
+            let change = Change {
+                kind: ChangeKind::ExpireApproval { ttl_seconds },
+                by: SYSTEM.to_owned(),
+                at: now,
+            };
+            expired.extend(
+                self.store
+                    .expire_approvals(entry.name(), created_until, &change)?,
+            );
+        }
+        Ok(expired)
+    }
+
+    /// Walks the tamper-evident audit chain (every event's `prev_hash` and
+    /// `hash`, then the head kept apart from the events) and reports how many
+    /// events verified and the first that does not, if any.
+    ///
+    /// ```
+    /// let queue = actionq::ActionQueue::in_memory();
+    /// queue.create_server("web-1", None)?;
+    /// queue.create_action(&actionq::NewAction::new("web-1", "clear_logs"))?;
+    /// let report = queue.verify_audit()?;
+    /// assert_eq!((report.checked, report.first_bad_event_id), (1, None));
+    /// # Ok::<(), actionq::Error>(())
+    /// ```
+    pub fn verify_audit(&self) -> Result<crate::AuditReport> {
+        self.store.verify_audit()
     }
 
     /// The action `id`, or NotFound `Action {id} not found`.
@@ -532,9 +587,32 @@ impl ActionQueue {
         self.store.update_action(id, &change)
     }
 
-    /// pending → approved, by `by` (the dashboard passes `"dashboard"`).
+    /// One approval of a pending action by `by` (the dashboard passes
+    /// `"dashboard"`), under its whitelist entry's approval policy: the
+    /// action becomes `approved` once `required` distinct approvers approved
+    /// it (until then it stays `pending`, the approval recorded in
+    /// `approvals` and logged as an event `"1 of 2"`); a second approval by
+    /// the same approver returns the action unchanged. PermissionDenied when
+    /// `four_eyes` forbids the requester to approve; Conflict when the
+    /// approval's ttl ran out or the action was built under another
+    /// whitelist version (`Whitelist changed since action {id} was created`).
     pub fn approve_action(&self, id: i64, by: &str) -> Result<Action> {
-        self.change(id, ChangeKind::Approve, by)
+        // The policy is the entry's for the action's type, which never
+        // changes; reading it first does not race with anything.
+        let action = self
+            .store
+            .get_action(id)?
+            .ok_or_else(|| Error::action_not_found(id))?;
+        let policy = self
+            .whitelist
+            .get(&action.action_type)
+            .map(|entry| *entry.approval())
+            .unwrap_or_default();
+        let kind = ChangeKind::Approve {
+            policy,
+            whitelist_version: self.whitelist.version().to_owned(),
+        };
+        self.change(id, kind, by)
     }
 
     /// pending → rejected by `by`, with a reason of 1–1000 characters.
@@ -594,6 +672,7 @@ impl ActionQueue {
             kind: ChangeKind::Claim {
                 lease_token: lease_token.clone(),
                 lease_expires_at,
+                whitelist_version: self.whitelist.version().to_owned(),
             },
             by: by.to_owned(),
             at: now,
@@ -1035,6 +1114,19 @@ impl Acting<'_> {
     pub fn expire_leases(&self) -> Result<Vec<Action>> {
         self.allow(Operation::ExpireLeases, Target::None)?;
         self.queue.expire_leases()
+    }
+
+    /// [`ActionQueue::expire_approvals`], for admins and operators (the
+    /// same permission as expiring leases).
+    pub fn expire_approvals(&self) -> Result<Vec<Action>> {
+        self.allow(Operation::ExpireLeases, Target::None)?;
+        self.queue.expire_approvals()
+    }
+
+    /// [`ActionQueue::verify_audit`], for admins.
+    pub fn verify_audit(&self) -> Result<crate::AuditReport> {
+        self.allow(Operation::VerifyAudit, Target::None)?;
+        self.queue.verify_audit()
     }
 
     /// [`ActionQueue::issue_credential`], for admins.

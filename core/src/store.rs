@@ -54,10 +54,12 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::audit::{AuditHead, AuditReport, AuditVerifier, ChainedEvent};
 use crate::error::Result;
 use crate::identity::Credential;
 pub use crate::identity::CredentialDraft;
 use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Server, Timestamp};
+use crate::whitelist::{ApprovalPolicy, AutoApproveBudget};
 
 pub(crate) mod memory;
 #[cfg(feature = "sqlite")]
@@ -85,6 +87,15 @@ pub struct ActionDraft {
     pub created_at: Timestamp,
     /// Requester.
     pub created_by: String,
+    /// The payload digest ([`crate::action_digest`] under `whitelist_version`).
+    pub digest: String,
+    /// Version of the whitelist the action was built under.
+    pub whitelist_version: String,
+    /// The entry's auto-approval budget, if any: the store counts this
+    /// server's auto-approved actions of the same type and command created in
+    /// the window ([`ActionDraft::budget_window`]) inside its atomic section
+    /// and passes the count to [`ActionDraft::into_action`].
+    pub auto_approve_budget: Option<AutoApproveBudget>,
 }
 
 /// Which existing action makes an insert a conflict. Checked atomically with the insert.
@@ -127,8 +138,16 @@ pub struct EventDraft {
 /// What a change does to an action. Built by the queue, applied by the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangeKind {
-    /// pending → approved.
-    Approve,
+    /// One approval of a pending action: pending → approved once the
+    /// entry's policy has enough distinct approvers, else pending → pending
+    /// with the approval recorded (see [`Change::apply`]).
+    Approve {
+        /// The policy of the action's whitelist entry.
+        policy: ApprovalPolicy,
+        /// Version of the queue's whitelist: an action built under another
+        /// one can no longer be approved.
+        whitelist_version: String,
+    },
     /// pending → rejected.
     Reject {
         /// Why (1–1000 characters, checked by the queue).
@@ -139,12 +158,16 @@ pub enum ChangeKind {
     /// pending → cancelled only: a requester withdrawing its own request,
     /// which must not stop an action someone else already approved.
     CancelPending,
-    /// approved → executing, with a new lease.
+    /// approved → executing, with a new lease; or, for an action built
+    /// under another whitelist version, approved → cancelled by `system`
+    /// (the claim then goes on to the next action).
     Claim {
         /// The fresh lease token.
         lease_token: String,
         /// When the lease runs out.
         lease_expires_at: Timestamp,
+        /// Version of the queue's whitelist.
+        whitelist_version: String,
     },
     /// executing → executing: extend the lease of the token's holder.
     Heartbeat {
@@ -166,6 +189,12 @@ pub enum ChangeKind {
     },
     /// executing (lease ran out) → failed with exit code -1.
     Expire,
+    /// pending (approval waited too long) → rejected by `system` with
+    /// `rejection_reason` `approval expired after {ttl_seconds}s`.
+    ExpireApproval {
+        /// The entry's `approval.ttl_seconds`.
+        ttl_seconds: u64,
+    },
 }
 
 /// A change with its actor and time.
@@ -231,15 +260,47 @@ pub trait Store: Send + Sync + 'static {
 
     /// Atomically picks the oldest (`created_at`, then `id`) approved action of
     /// `server_id` and applies `change` (a [`ChangeKind::Claim`]) to it. Each action is
-    /// claimed at most once, however many claimers race. `None` when there is none.
+    /// claimed at most once, however many claimers race. When the rules
+    /// leave the picked action in another status than `executing` (they
+    /// cancel one built under an older whitelist), that result and its event
+    /// are stored too and the next oldest approved action is tried, in the
+    /// same atomic step. `None` when no approved action is left.
     fn claim_next(&self, server_id: &str, change: &Change) -> Result<Option<Action>>;
 
     /// Applies `change` (a [`ChangeKind::Expire`]) to every executing action whose
     /// `lease_expires_at <= change.at`; returns them.
     fn expire_leases(&self, change: &Change) -> Result<Vec<Action>>;
 
+    /// Applies `change` (a [`ChangeKind::ExpireApproval`]) to every
+    /// `pending` action of `action_type` with `created_at <= created_until`,
+    /// in one atomic step; returns them, by id. Called before reads for each
+    /// whitelist entry with a `ttl_seconds` (none for the default whitelist),
+    /// so it should first look without the write lock, as
+    /// [`Store::expire_leases`] does.
+    fn expire_approvals(
+        &self,
+        action_type: &str,
+        created_until: Timestamp,
+        change: &Change,
+    ) -> Result<Vec<Action>>;
+
     /// Up to `limit` events with id greater than `cursor`, oldest first.
     fn events_since(&self, cursor: i64, limit: u32) -> Result<Vec<Event>>;
+
+    /// Walks the tamper-evident audit chain: feeds every stored event with
+    /// its stored `prev_hash` and `hash`, in id order, to an
+    /// [`AuditVerifier`] (stopping when [`AuditVerifier::push`] returns
+    /// false), then gives it the stored head with [`AuditVerifier::finish`]
+    /// and returns its report. Events and head come from one snapshot.
+    ///
+    /// Appending (every method that logs an event) keeps the chain: in the
+    /// same atomic section as the event's insert, the store reads the head's
+    /// hash as the event's `prev_hash`, stores
+    /// `hash = `[`crate::audit::event_hash`]`(prev_hash, event)` with the
+    /// event, and moves the head (kept apart from the events: SQLite's
+    /// one-row `audit_head` table) to the event's id and hash. The head of an
+    /// empty log is id 0 and [`crate::audit::GENESIS_HASH`].
+    fn verify_audit(&self) -> Result<AuditReport>;
 
     /// Stores a new credential with the next id (from 1, never reused) and
     /// returns it. Only the secret's digest is given, and only it is stored;

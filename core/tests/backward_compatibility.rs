@@ -123,6 +123,28 @@ fn v1_database_migrates_with_data_intact() {
         Some("not during the migration")
     );
 
+    // v4: the old events were chained at migration; the old actions carry the
+    // digest of their payload under the empty whitelist version, no approvals.
+    let audit = queue.verify_audit().unwrap();
+    assert_eq!((audit.checked, audit.first_bad_event_id), (15, None));
+    for (id, _) in &before {
+        let action = queue.get_action(*id).unwrap();
+        assert_eq!(action.whitelist_version, "", "action {id}");
+        assert!(action.approvals.is_empty(), "action {id}");
+        assert_eq!(
+            action.digest,
+            actionq::action_digest(
+                &action.server_id,
+                &action.action_type,
+                &action.argv,
+                &action.env,
+                ""
+            ),
+            "action {id}"
+        );
+        assert!(action.digest_matches(), "action {id}");
+    }
+
     // The migrated data takes part in the rules: the pending duplicate collides,
     // the executing apt-free server may take an apt action, the approved one is claimable.
     let dup = queue
@@ -144,6 +166,13 @@ fn v1_database_migrates_with_data_intact() {
     let later = queue.events_since(15, 100).unwrap();
     assert!(later.iter().all(|e| e.id > 15));
     fault_support::assert_invariants(&db, "after use");
+    // An action from before whitelist versions is not stale: still approvable.
+    let legacy = queue.approve_action(3, "dashboard").unwrap();
+    assert_eq!(legacy.status, ActionStatus::Approved);
+    assert_eq!(legacy.approvals[0].digest, legacy.digest);
+    let audit = queue.verify_audit().unwrap();
+    assert_eq!(audit.first_bad_event_id, None);
+    assert!(audit.checked > 15);
 
     // The migrated file starts with no credentials and takes them (v3).
     assert!(queue.list_credentials().unwrap().is_empty());

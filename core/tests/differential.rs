@@ -448,6 +448,8 @@ impl Real {
 struct Model {
     /// The custom whitelist is in force (else the default one).
     custom: bool,
+    /// Its version, which every action carries and its digest covers.
+    whitelist_version: String,
     servers: BTreeMap<String, Server>,
     actions: Vec<Action>,
     tokens: HashMap<i64, String>,
@@ -518,8 +520,14 @@ fn spec_command(
 
 impl Model {
     fn new(custom: bool) -> Self {
+        let whitelist = if custom {
+            Whitelist::from_json(CUSTOM_WHITELIST).expect("custom whitelist")
+        } else {
+            Whitelist::default()
+        };
         Model {
             custom,
+            whitelist_version: whitelist.version().to_owned(),
             servers: BTreeMap::new(),
             actions: Vec::new(),
             tokens: HashMap::new(),
@@ -810,6 +818,13 @@ impl Model {
                     exit_code: None,
                     stdout: None,
                     stderr: None,
+                    approvals: Vec::new(),
+                    digest: String::new(),
+                    whitelist_version: self.whitelist_version.clone(),
+                };
+                let action = Action {
+                    digest: action.computed_digest(),
+                    ..action
                 };
                 self.actions.push(action.clone());
                 let detail = (action.status == ActionStatus::Approved)
@@ -824,6 +839,11 @@ impl Model {
                     a.status = Approved;
                     a.approved_at = Some(now);
                     a.approved_by = Some("dashboard".into());
+                    a.approvals.push(actionq::Approval {
+                        by: "dashboard".into(),
+                        at: now,
+                        digest: a.digest.clone(),
+                    });
                 },
                 "dashboard",
                 now,
@@ -1134,6 +1154,15 @@ fn run(custom: bool, ops: &[Op]) -> Result<usize, TestCaseError> {
         );
     }
     prop_assert_eq!(&events, &model.events, "final audit log: queue vs model");
+    for (name, real) in &reals {
+        let report = real.queue.verify_audit().unwrap();
+        prop_assert_eq!(
+            (report.checked, report.first_bad_event_id),
+            (events.len() as u64, None),
+            "audit chain of {}",
+            name
+        );
+    }
     Ok(model.actions.len())
 }
 

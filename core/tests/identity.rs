@@ -395,9 +395,10 @@ enum Op {
     IssueCredential,
     ListCredentials,
     RevokeCredential,
+    VerifyAudit,
 }
 
-const OPS: [Op; 20] = [
+const OPS: [Op; 21] = [
     Op::CreateServer,
     Op::GetServer,
     Op::ListServers,
@@ -418,6 +419,7 @@ const OPS: [Op; 20] = [
     Op::IssueCredential,
     Op::ListCredentials,
     Op::RevokeCredential,
+    Op::VerifyAudit,
 ];
 
 /// The permission table, written out here independently of the core's: may
@@ -430,9 +432,11 @@ fn expected(role: Role, op: Op, own: bool) -> bool {
     );
     let agent_side = matches!(op, Claim | Heartbeat | ReportResult);
     let credentials = matches!(op, IssueCredential | ListCredentials | RevokeCredential);
+    // Admins only, like credentials.
+    let audit = op == VerifyAudit;
     match role {
         Role::Admin => true,
-        Role::Operator => !agent_side && !credentials,
+        Role::Operator => !agent_side && !credentials && !audit,
         Role::Requester => read || op == CreateAction || (op == Cancel && own),
         Role::Viewer => read,
         Role::Agent => agent_side && own,
@@ -583,6 +587,9 @@ fn run(q: &ActionQueue, principal: &Principal, op: Op, f: &Fixture) -> Result<()
         Op::ListCredentials => {
             p.list_credentials()?;
         }
+        Op::VerifyAudit => {
+            assert_eq!(p.verify_audit()?.first_bad_event_id, None);
+        }
         Op::RevokeCredential => {
             assert!(p
                 .revoke_credential(f.spare_credential)?
@@ -637,8 +644,8 @@ fn permission_matrix(env: Env) {
         }
     }
     assert_eq!(cells, Role::ALL.len() * OPS.len() * 2);
-    assert_eq!(cells, 200);
-    assert_eq!(allowed, 98);
+    assert_eq!(cells, 210);
+    assert_eq!(allowed, 100);
 }
 
 /// The core's table (`Role::allows`) agrees with the one written out above,
@@ -664,6 +671,7 @@ fn role_table_and_agent_message(_env: Env) {
         Op::IssueCredential | Op::ListCredentials | Op::RevokeCredential => {
             Operation::ManageCredentials
         }
+        Op::VerifyAudit => Operation::VerifyAudit,
     };
     let mut table = BTreeMap::new();
     for role in Role::ALL {
@@ -674,7 +682,7 @@ fn role_table_and_agent_message(_env: Env) {
             table.insert((role, format!("{op:?}")), any);
         }
     }
-    assert_eq!(table.len(), 100);
+    assert_eq!(table.len(), 105);
     let agent = Principal::agent("web-1-agent", "web-1");
     assert_eq!(
         authorize(&agent, Operation::Claim, Target::Server("web-2"))
@@ -769,7 +777,9 @@ forward! {
     update_action(id: i64, change: &Change) -> actionq::Action;
     claim_next(server_id: &str, change: &Change) -> Option<actionq::Action>;
     expire_leases(change: &Change) -> Vec<actionq::Action>;
+    expire_approvals(action_type: &str, created_until: actionq::Timestamp, change: &Change) -> Vec<actionq::Action>;
     events_since(cursor: i64, limit: u32) -> Vec<actionq::Event>;
+    verify_audit() -> actionq::AuditReport;
     insert_credential(draft: actionq::store::CredentialDraft) -> actionq::Credential;
     revoke_credential(id: i64, at: actionq::Timestamp) -> Option<actionq::Credential>;
     list_servers() -> Vec<actionq::Server>;

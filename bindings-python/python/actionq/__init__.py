@@ -39,6 +39,7 @@ from actionq._actionq import (
     ActionQueue,
     ActionQueueError,
     ActionStatus,
+    AuditReport,
     Claim,
     ConflictError,
     Credential,
@@ -54,6 +55,7 @@ from actionq._actionq import (
     StorageError,
     UnauthenticatedError,
     __version__,
+    action_digest,
 )
 from actionq._aio import AsyncActingQueue, AsyncActionQueue
 
@@ -68,6 +70,7 @@ __all__ = [
     "ActionStatus",
     "AsyncActingQueue",
     "AsyncActionQueue",
+    "AuditReport",
     "Claim",
     "ConflictError",
     "Credential",
@@ -83,5 +86,6 @@ __all__ = [
     "StorageError",
     "UnauthenticatedError",
     "__version__",
+    "action_digest",
     "limits",
 ]

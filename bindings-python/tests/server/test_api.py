@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ ACTION_FIELDS = {
     "alert_id", "created_at", "created_by", "approved_at", "approved_by", "rejected_at",
     "rejected_by", "rejection_reason", "cancelled_at", "cancelled_by", "executed_at",
     "lease_expires_at", "completed_at", "exit_code", "stdout", "stderr",
+    "approvals", "digest", "whitelist_version",  # SPEC "Approval policy"
 }  # fmt: skip
 
 ROUTES = [
@@ -50,12 +52,14 @@ ROUTES = [
     ("GET", "/credentials", None),
     ("DELETE", "/credentials/1", None),
     ("GET", "/me", None),
+    ("GET", "/audit/verify", None),
 ]
 OPERATIONS = {
     "create_server", "list_servers", "get_server", "pause_server", "unpause_server", "list_server_actions",
     "list_actions", "get_action", "create_action", "approve_action", "reject_action",
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
     "create_credential", "list_credentials", "revoke_credential", "get_me",
+    "verify_audit",
 }  # fmt: skip
 
 
@@ -580,4 +584,60 @@ def test_openapi_document_unchanged(client: TestClient) -> None:
     assert create_body.pop("params")["anyOf"][0] == {"type": "object", "additionalProperties": {"type": "string"}}
     # Added for the approvers' page: the list of servers.
     assert spec["paths"]["/api/v1/servers"].pop("get")["operationId"] == "list_servers"
+    # SPEC "Approval policy" / "Tamper-evident audit": three more action fields,
+    # their two schemas, and GET /audit/verify.
+    schemas = spec["components"]["schemas"]
+    for name in ("ActionOut", "ClaimOut"):
+        added = [schemas[name]["properties"].pop(field) for field in ("approvals", "digest", "whitelist_version")]
+        assert added[0]["items"] == {"$ref": "#/components/schemas/ApprovalOut"}
+        assert [a["type"] for a in added] == ["array", "string", "string"]
+        required = schemas[name]["required"]
+        for field in ("approvals", "digest", "whitelist_version"):
+            required.remove(field)
+    assert set(schemas.pop("ApprovalOut")["properties"]) == {"by", "at", "digest"}
+    assert set(schemas.pop("AuditReportOut")["properties"]) == {"checked", "first_bad_event_id"}
+    verify = spec["paths"].pop("/api/v1/audit/verify")
+    assert verify["get"]["operationId"] == "verify_audit"
     assert spec == expected
+
+
+# Approval policy and audit (SPEC "Approval policy", "Tamper-evident audit") ----
+
+TWO_KEYS = {
+    "actions": {
+        "restart_service": {
+            "command": "systemctl restart {service_name}",
+            "params": {"service_name": {"kind": "systemd_unit"}},
+            "approval": {"required": 2},
+        }
+    }
+}
+
+
+def test_approve_shows_approvals_and_stays_pending_until_enough(tmp_path: Path) -> None:
+    db = tmp_path / "q.sqlite3"
+    with TestClient(create_app(db_path=str(db), api_key=API_KEY, whitelist=TWO_KEYS), headers={"X-API-Key": API_KEY}) as c:
+        assert c.post(f"{V1}/servers", json={"id": "web-1"}).status_code == 201
+        c.put(f"{V1}/servers/web-1/pause")
+        action = c.post(f"{V1}/actions", json={"server_id": "web-1", "action_type": "restart_service", "service_name": "nginx"}).json()
+        first = c.post(f"{V1}/actions/{action['id']}/approve")
+        assert first.status_code == 200
+        body = first.json()
+        assert body["status"] == "pending" and body["approved_by"] is None
+        assert [(a["by"], a["digest"]) for a in body["approvals"]] == [("dashboard", action["digest"])]
+        assert c.get(f"{V1}/events", params={"after": 1}).json()[0]["detail"] == "1 of 2"
+        # the same principal again: counted once, 200 with the action unchanged
+        again = c.post(f"{V1}/actions/{action['id']}/approve")
+        assert again.status_code == 200 and again.json() == body
+        verify = c.get(f"{V1}/audit/verify")
+        assert verify.status_code == 200
+        assert verify.json() == {"checked": 2, "first_bad_event_id": None}
+    # a changed whitelist: the older action can no longer be approved
+    with TestClient(create_app(db_path=str(db), api_key=API_KEY), headers={"X-API-Key": API_KEY}) as c:
+        detail = error(c.post(f"{V1}/actions/{action['id']}/approve"), 409, "CONFLICT")
+        assert detail["message"] == f"Whitelist changed since action {action['id']} was created"
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM action_events WHERE id = 2")
+    with TestClient(create_app(db_path=str(db), api_key=API_KEY), headers={"X-API-Key": API_KEY}) as c:
+        assert c.get(f"{V1}/audit/verify").json() == {"checked": 1, "first_bad_event_id": 2}
+        assert c.get(f"{V1}/audit/verify", headers={"X-API-Key": "wrong"}).status_code == 401

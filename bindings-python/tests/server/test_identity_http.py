@@ -280,6 +280,7 @@ def request(route: str, c: Cell) -> tuple[str, str, Any, int]:
         "list_credentials": ("GET", "/credentials", None, 200),
         "revoke_credential": ("DELETE", f"/credentials/{c.spare_credential}", None, 204),
         "get_me": ("GET", "/me", None, 200),
+        "verify_audit": ("GET", "/audit/verify", None, 200),
     }[route]
 
 
@@ -287,7 +288,7 @@ ROUTES = [
     "create_server", "get_server", "list_servers", "pause_server", "unpause_server", "list_server_actions",
     "list_actions", "get_action", "create_action", "approve_action", "reject_action",
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
-    "create_credential", "list_credentials", "revoke_credential", "get_me",
+    "create_credential", "list_credentials", "revoke_credential", "get_me", "verify_audit",
 ]  # fmt: skip
 AGENT_ROUTES = {"claim_action", "heartbeat_action", "report_action_result", "get_me"}
 READS = {"get_server", "list_servers", "list_server_actions", "list_actions", "get_action", "list_events", "get_me"}
@@ -303,7 +304,8 @@ def expected(role: str, route: str, own: bool) -> int:
     allowed = {
         "admin": True,
         "operator": route not in {"claim_action", "heartbeat_action", "report_action_result"}
-        and "credential" not in route,
+        and "credential" not in route
+        and route != "verify_audit",
         "requester": route in READS or route == "create_action" or (route == "cancel_action" and own),
         "viewer": route in READS,
     }[role]
@@ -351,7 +353,7 @@ def test_role_route_scope_matrix() -> None:
                         assert response.json()[field] == name, ctx
                     continue
                 assert snapshot(queue) == before, f"{ctx}: a refusal changed something"
-    assert counts == {"cells": 200, "allowed": 104, "403": 64, "401": 32}
+    assert counts == {"cells": 210, "allowed": 106, "403": 70, "401": 34}
 
 
 # Request bodies over 1 MiB --------------------------------------------------

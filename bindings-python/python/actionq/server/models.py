@@ -115,6 +115,12 @@ class ServerOut(Record):
     created_at: datetime
 
 
+class ApprovalOut(Record):
+    by: str
+    at: datetime
+    digest: str = Field(description="the action's digest this approver approved")
+
+
 class ActionOut(Record):
     id: int
     server_id: str
@@ -140,6 +146,9 @@ class ActionOut(Record):
     exit_code: int | None
     stdout: str | None
     stderr: str | None
+    approvals: list[ApprovalOut] = Field(description="human approvals so far, oldest first")
+    digest: str = Field(description="hex SHA-256 of (server_id, action_type, argv, env, whitelist_version)")
+    whitelist_version: str = Field(description="version of the whitelist the action was built under")
 
 
 class ClaimOut(ActionOut):
@@ -196,6 +205,11 @@ class MeOut(Record):
     name: str
     role: Role
     server_id: str | None
+
+
+class AuditReportOut(Record):
+    checked: int = Field(description="events verified before the first bad one (all when none is)")
+    first_bad_event_id: int | None = Field(description="the first event that does not verify; null when intact")
 
 
 class ErrorDetail(BaseModel):

@@ -43,6 +43,7 @@ from actionq.server.models import (
     ActionListOut,
     ActionOut,
     ActionTypeName,
+    AuditReportOut,
     ClaimOut,
     ClaimRequest,
     CredentialCreate,
@@ -355,3 +356,10 @@ async def revoke_credential(credential_id: ActionId, caller: Person) -> Response
     """Revokes a credential at once, for every replica on the same store (admin)."""
     await caller.revoke_credential(credential_id)
     return Response(status_code=204)
+
+
+@router.get("/audit/verify", operation_id="verify_audit", response_model=AuditReportOut)
+async def verify_audit(caller: Person) -> Response:
+    """Walks the tamper-evident audit chain (SPEC "Tamper-evident audit"; admin)."""
+    report = await caller.verify_audit()
+    return Response(report.to_json(), media_type=_JSON)

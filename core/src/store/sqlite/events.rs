@@ -1,18 +1,47 @@
-//! The audit log: appended inside each write, read by cursor.
+//! The audit log: appended inside each write, chained to the one before it
+//! (the head in the one-row `audit_head` table), read by cursor, verified.
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::rows::{event_from_row, ts};
 use super::Context;
+use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent};
 use crate::error::Result;
 use crate::model::{ActionStatus, Event};
 use crate::store::EventDraft;
 
-/// Appends `event` in the caller's write transaction.
+/// A stored hash: 32 bytes, or zeros for a value that is not (a row written
+/// outside the library), which then fails verification.
+fn hash_from(bytes: Option<Vec<u8>>) -> [u8; 32] {
+    bytes
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .unwrap_or([0xff; 32])
+}
+
+/// The head of the chain, if its row exists.
+fn head(conn: &Connection) -> Result<Option<AuditHead>> {
+    conn.prepare_cached("SELECT last_event_id, hash FROM audit_head WHERE only = 1")
+        .and_then(|mut select| {
+            select
+                .query_row([], |r| {
+                    Ok(AuditHead {
+                        last_event_id: r.get(0)?,
+                        hash: hash_from(r.get(1)?),
+                    })
+                })
+                .optional()
+        })
+        .context("read audit head")
+}
+
+/// Appends `event` in the caller's write transaction, chained after the head,
+/// and moves the head to it.
 pub(super) fn log(tx: &Transaction<'_>, event: &EventDraft) -> Result<()> {
+    let prev = head(tx)?.unwrap_or_default().hash;
+    let hash = event_hash(&prev, event);
     tx.prepare_cached(
-        "INSERT INTO action_events (action_id, from_status, to_status, actor, at, detail) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO action_events (action_id, from_status, to_status, actor, at, detail, \
+         prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .and_then(|mut insert| {
         insert.execute(params![
@@ -21,9 +50,19 @@ pub(super) fn log(tx: &Transaction<'_>, event: &EventDraft) -> Result<()> {
             event.to_status.as_str(),
             event.by,
             ts(event.at),
-            event.detail
+            event.detail,
+            &prev[..],
+            &hash[..],
         ])
     })
+    .context("log event")?;
+    let id = tx.last_insert_rowid();
+    tx.prepare_cached(
+        "INSERT INTO audit_head (only, last_event_id, hash) VALUES (1, ?1, ?2) \
+         ON CONFLICT (only) DO UPDATE SET last_event_id = excluded.last_event_id, \
+         hash = excluded.hash",
+    )
+    .and_then(|mut upsert| upsert.execute(params![id, &hash[..]]))
     .context("log event")?;
     Ok(())
 }
@@ -40,4 +79,47 @@ pub(super) fn since(conn: &Connection, cursor: i64, limit: u32) -> Result<Vec<Ev
             .collect()
     })
     .context("events")
+}
+
+/// Walks the whole chain and the head in one read transaction.
+pub(super) fn verify(conn: &Connection) -> Result<AuditReport> {
+    conn.execute_batch("BEGIN").context("verify audit")?;
+    let result = (|| {
+        let head = head(conn)?;
+        let mut verifier = AuditVerifier::new();
+        let mut select = conn
+            .prepare_cached(
+                "SELECT id, action_id, from_status, to_status, actor, at, detail, prev_hash, \
+                 hash FROM action_events ORDER BY id",
+            )
+            .context("verify audit")?;
+        let mut rows = select.query([]).context("verify audit")?;
+        while let Some(row) = rows.next().context("verify audit")? {
+            let chained = (|| {
+                Ok(ChainedEvent {
+                    event: event_from_row(row)?,
+                    prev_hash: hash_from(row.get(7)?),
+                    hash: hash_from(row.get(8)?),
+                })
+            })()
+            .context("verify audit");
+            // A row that does not even decode (an edited status) is bad too.
+            let chained = match chained {
+                Ok(chained) => chained,
+                Err(_) => {
+                    let id: i64 = row.get(0).context("verify audit")?;
+                    return Ok(AuditReport {
+                        checked: verifier.finish(None).checked,
+                        first_bad_event_id: Some(id),
+                    });
+                }
+            };
+            if !verifier.push(&chained) {
+                break;
+            }
+        }
+        Ok(verifier.finish(head.as_ref()))
+    })();
+    conn.execute_batch("COMMIT").context("verify audit")?;
+    result
 }

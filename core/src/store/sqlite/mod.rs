@@ -31,7 +31,7 @@ use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 use crate::error::{Error, Result};
 use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
-use crate::store::{ActionDraft, Change, ConflictGuard, PageRequest, Store};
+use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, PageRequest, Store};
 
 pub use options::{Durability, SqliteOptions};
 pub use schema::SCHEMA_VERSION;
@@ -199,8 +199,27 @@ impl Store for SqliteStore {
         self.write("expire leases", |tx| actions::expire_leases(tx, change))
     }
 
+    fn expire_approvals(
+        &self,
+        action_type: &str,
+        created_until: Timestamp,
+        change: &Change,
+    ) -> Result<Vec<Action>> {
+        // Like leases: swept before every read, rarely anything due.
+        if !self.read_point(|conn| actions::any_approval_due(conn, action_type, created_until))? {
+            return Ok(Vec::new());
+        }
+        self.write("expire approvals", |tx| {
+            actions::expire_approvals(tx, action_type, created_until, change)
+        })
+    }
+
     fn events_since(&self, cursor: i64, limit: u32) -> Result<Vec<Event>> {
         self.read(|conn| events::since(conn, cursor, limit))
+    }
+
+    fn verify_audit(&self) -> Result<AuditReport> {
+        self.read(events::verify)
     }
 
     fn insert_credential(&self, draft: CredentialDraft) -> Result<Credential> {
