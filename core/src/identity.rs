@@ -87,6 +87,7 @@ impl Role {
     /// | claim, heartbeat, report result | yes | no | no | no | own server |
     /// | expire leases | yes | yes | no | no | no |
     /// | credentials (issue, list, revoke) | yes | no | no | no | no |
+    /// | verify the audit chain | yes | no | no | no | no |
     pub fn allows(self, op: Operation) -> bool {
         use Operation::*;
         match self {
