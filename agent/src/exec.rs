@@ -207,6 +207,37 @@ fn killpg(pgid: libc::pid_t, signal: libc::c_int) {
     }
 }
 
+/// `program` as execvp would find it in `path` (the command's own `PATH`):
+/// itself when it names a path, else the first executable file of that
+/// name in `path`'s directories. Resolving here, not in the child, lets the
+/// standard library start the command with `posix_spawn` (no copy of the
+/// agent's page tables), and an executable without `#!` is not handed to
+/// `/bin/sh` as execvp would.
+fn resolve_program(program: &str, path: &str) -> io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.contains('/') {
+        return Ok(program.into());
+    }
+    if program.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "empty program name",
+        ));
+    }
+    for dir in path.split(':') {
+        let candidate = Path::new(if dir.is_empty() { "." } else { dir }).join(program);
+        if let Ok(meta) = std::fs::metadata(&candidate) {
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("not found in PATH {path}"),
+    ))
+}
+
 /// Milliseconds to `poll` until `at` (rounded up, so no wake-up comes early
 /// and spins), or -1 for no deadline.
 fn poll_timeout(at: Option<Instant>) -> libc::c_int {
@@ -262,8 +293,10 @@ impl Running {
             .argv
             .split_first()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty argv"))?;
-        let mut command = Command::new(program);
+        let path = spec.env.get("PATH").map_or(BASE_ENV[0].1, String::as_str);
+        let mut command = Command::new(resolve_program(program, path)?);
         command
+            .arg0(program)
             .args(args)
             .env_clear()
             .envs(BASE_ENV.iter().copied())
@@ -574,6 +607,35 @@ mod tests {
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
             ]
         );
+    }
+
+    #[test]
+    fn the_program_is_found_in_the_commands_own_path_and_keeps_its_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("hello-aq");
+        std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let plain = dir.path().join("not-executable");
+        std::fs::write(&plain, "#!/bin/sh\necho no\n").unwrap();
+        let env = BTreeMap::from([(
+            "PATH".to_owned(),
+            format!("/nonexistent:{}", dir.path().display()),
+        )]);
+        let words = argv(&["hello-aq"]);
+        assert_eq!(run(&spec(&words, &env)).stdout, "hi\n");
+        let words = argv(&["not-executable"]);
+        assert_eq!(run(&spec(&words, &env)).exit_code, NOT_FOUND_EXIT_CODE);
+        // Not in the fixed PATH either: the agent's own PATH is not used.
+        let words = argv(&["hello-aq"]);
+        assert_eq!(
+            run(&spec(&words, &BTreeMap::new())).exit_code,
+            NOT_FOUND_EXIT_CODE
+        );
+        // argv[0] stays as the action gave it.
+        let words = argv(&["sh", "-c", "tr '\\0' ' ' < /proc/$$/cmdline"]);
+        let out = run(&spec(&words, &BTreeMap::new()));
+        assert!(out.stdout.starts_with("sh -c "), "{out:?}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ on 127.0.0.1.
   agent's own per-action log line (`cycle_ms`: claim request sent to result
   acknowledged), over a backlog of N approved actions that the agent drains
   back to back (first WARM cycles left out: connection set-up, page cache).
-- agent_idle_cpu_pct: CPU the agent uses (user + system, /proc/PID/stat)
+- agent_idle_cpu_pct: CPU the agent uses (time on CPU, /proc/PID/task/*/schedstat)
   while idle, polling an empty queue at its default interval, over
   --idle-seconds of wall time.
 
@@ -41,10 +41,14 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # utime and stime are fields 14 and 15 of stat(5); fields[0] is field 3.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of every thread of `pid`, in seconds, from schedstat
+    (nanoseconds; utime/stime in /proc/PID/stat count 10 ms ticks, too
+    coarse for an idle process)."""
+    total_ns = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            total_ns += int(f.read().split()[0])
+    return total_ns / 1e9
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! actionq-bench run [--out DIR] [--repo DIR] [--python PATH] [--scale F] [--skip-python]
-//!                   [--only create,memory,get,list,cycle,procs,http,gil,agent]
+//!                   [--only create,memory,get,list,cycle,procs,http,gil,auth,agent]
 //!                   [--agent PATH]
 //! ```
 //!
@@ -191,6 +191,10 @@ fn run(args: &[String]) -> BenchResult<()> {
     if want("gil") {
         println!("== 7. GIL: get_action with and without a busy Python thread");
         bench_gil(&cfg, &py, &mut s, &mut notes);
+    }
+    if want("auth") {
+        println!("== 9. authentication overhead from Python (SQLite)");
+        bench_auth(&cfg, &py, &mut s, &mut notes);
     }
     if want("memory") {
         println!("== 1b. MemoryStore with 1,000,000 actions resident (child process)");
@@ -887,6 +891,27 @@ fn bench_gil(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String>
     }
 }
 
+/// What authenticating a request adds from Python on SQLite
+/// (`auth_overhead_us`; see `bench_binding.py auth`).
+fn bench_auth(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String>) {
+    if !py.binding {
+        notes.push("auth bench skipped (no binding)".into());
+        return;
+    }
+    let path = cfg.db.join("auth.db");
+    let args = [
+        arg("auth"),
+        arg("--db"),
+        arg(path.display()),
+        arg("--n"),
+        arg(cfg.n(20_000)),
+    ];
+    match python_json(cfg, py, "bench_binding.py", &args) {
+        Ok(json) => s.merge_json(&json),
+        Err(e) => notes.push(format!("auth bench failed: {e}")),
+    }
+}
+
 /// A command-line argument.
 fn arg(v: impl ToString) -> String {
     v.to_string()
@@ -984,6 +1009,13 @@ const TARGETS: &[Target] = &[
         lhs: "agent_idle_cpu_pct",
         rhs: None,
         factor: 1.0,
+        at_most: true,
+    },
+    Target {
+        name: "auth_overhead_us <= 20",
+        lhs: "auth_overhead_us",
+        rhs: None,
+        factor: 20.0,
         at_most: true,
     },
     Target {

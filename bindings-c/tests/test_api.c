@@ -130,6 +130,9 @@ static void test_version_and_status_codes(void) {
   CHECK(strcmp(aq_status_code(AQ_STATUS_NULL_ARGUMENT), "NULL_ARGUMENT") == 0);
   CHECK(strcmp(aq_status_code(AQ_STATUS_INVALID_UTF8), "INVALID_UTF8") == 0);
   CHECK(strcmp(aq_status_code(AQ_STATUS_PANIC), "PANIC") == 0);
+  CHECK(strcmp(aq_status_code(AQ_STATUS_UNAUTHENTICATED), "UNAUTHENTICATED") == 0);
+  CHECK(strcmp(aq_status_code(AQ_STATUS_PERMISSION_DENIED), "PERMISSION_DENIED") == 0);
+  CHECK(AQ_STATUS_UNAUTHENTICATED == 9 && AQ_STATUS_PERMISSION_DENIED == 10);
   CHECK(strcmp(aq_status_code(4242), "UNKNOWN") == 0);
 }
 
@@ -1012,6 +1015,73 @@ static void test_manual_clock(void) {
   aq_queue_free(q);
 }
 
+/* Identity from C: an agent credential claims for its own server only, and a
+ * revoked secret is refused at once on another handle of the same file. */
+static void test_identity(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/identity.sqlite3", dir);
+  aq_queue *q = NULL, *other = NULL;
+  CHECK_OK(aq_queue_open(path, NULL, &q));
+  CHECK_OK(aq_queue_open(path, NULL, &other));
+  char *json = NULL;
+  CHECK_OK(aq_server_create(q, "web-1", NULL, &json));
+  aq_string_free(json);
+  CHECK_OK(aq_server_create(q, "web-2", NULL, &json));
+  aq_string_free(json);
+
+  char *issued = NULL;
+  CHECK_OK(aq_credential_issue(q, NULL, "web-1-agent", "agent", "web-1", &issued));
+  char secret[128];
+  int64_t credential_id = 0;
+  CHECK(json_str(issued, "secret", secret, sizeof secret));
+  CHECK(json_int(issued, "id", &credential_id));
+  CHECK(strncmp(secret, "aq_ag_", 6) == 0);
+  aq_string_free(issued);
+
+  aq_principal *agent = NULL;
+  CHECK_OK(aq_queue_authenticate(other, secret, &agent));
+  CHECK_OK(aq_principal_json(agent, &json));
+  CHECK(json_has(json, "\"role\":\"agent\"") && json_has(json, "\"server_id\":\"web-1\""));
+  aq_string_free(json);
+
+  CHECK_OK(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &json));
+  aq_string_free(json);
+  char *claim = SENTINEL;
+  CHECK_STATUS(aq_action_claim_next_as(other, agent, "web-2", NULL, &claim), AQ_STATUS_PERMISSION_DENIED);
+  CHECK(claim == SENTINEL);
+  CHECK(last_error_is("Agent for server 'web-1' cannot claim actions of server 'web-2'"));
+  claim = NULL;
+  CHECK_OK(aq_action_claim_next_as(other, agent, "web-1", NULL, &claim));
+  CHECK(claim != NULL);
+  char token[64];
+  int64_t id = 0;
+  CHECK(json_str(claim, "lease_token", token, sizeof token) && json_int(claim, "id", &id));
+  aq_string_free(claim);
+  CHECK_OK(aq_action_report_result_as(other, agent, id, token, 0, "ok", NULL, &json));
+  CHECK(json_has(json, "\"status\":\"completed\""));
+  aq_string_free(json);
+
+  aq_principal *viewer = NULL;
+  CHECK_OK(aq_principal_new("victor", "viewer", NULL, &viewer));
+  json = SENTINEL;
+  CHECK_STATUS(aq_credential_list(q, viewer, &json), AQ_STATUS_PERMISSION_DENIED);
+  CHECK(json == SENTINEL);
+
+  CHECK_OK(aq_credential_revoke(q, NULL, credential_id, &json));
+  aq_string_free(json);
+  aq_principal *again = NULL;
+  CHECK_STATUS(aq_queue_authenticate(other, secret, &again), AQ_STATUS_UNAUTHENTICATED);
+  CHECK(again == NULL);
+  CHECK(strstr(last_error(), secret + 6) == NULL);
+  CHECK_STATUS(aq_queue_authenticate(other, "\xff\xfe", &again), AQ_STATUS_UNAUTHENTICATED);
+
+  aq_principal_free(viewer);
+  aq_principal_free(agent);
+  aq_principal_free(NULL);
+  aq_queue_free(other);
+  aq_queue_free(q);
+}
+
 int main(int argc, char **argv) {
   const char *dir = argc > 1 ? argv[1] : ".";
   test_version_and_status_codes();
@@ -1025,6 +1095,7 @@ int main(int argc, char **argv) {
   test_flow(dir);
   test_conventions();
   test_manual_clock();
+  test_identity(dir);
   test_threads(dir);
   printf("test_api: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

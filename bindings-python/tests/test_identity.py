@@ -75,6 +75,16 @@ def test_acting_queue_records_the_principal_and_refuses_what_the_role_may_not(
     assert denied.value.http_status == 403
     with pytest.raises(actionq.PermissionDeniedError):
         as_rita.approve_action(action.id)
+    for refused in (
+        lambda: queue.as_principal(victor).create_action("web-1", "clear_logs"),
+        lambda: queue.as_principal(victor).create_action_json('{"server_id": "web-1", "action_type": "clear_logs"}'),
+        lambda: queue.as_principal(victor).pause_server("web-1"),
+        lambda: as_rita.claim_next("web-1"),
+        lambda: as_rita.issue_credential("x", "admin"),
+        lambda: as_rita.list_credentials(),
+    ):
+        with pytest.raises(actionq.PermissionDeniedError):
+            refused()
     assert queue.events_since() == events and queue.get_action(action.id).status == actionq.ActionStatus.PENDING
     assert as_rita.cancel_action(action.id).cancelled_by == "rita"
     # a host that authenticates people itself builds the principal

@@ -322,6 +322,44 @@ fn revocation_is_seen_by_another_store_on_the_same_database(env: Env) {
     );
 }
 
+/// Authenticating writes nothing (no `last_used_at` is kept): a connection
+/// watching the SQLite file sees no commit across many authentications, and
+/// the memory store's credentials are unchanged.
+fn authentication_writes_nothing(env: Env) {
+    let q = &env.queue;
+    let issued = q.issue_credential("alice", Role::Operator, None).unwrap();
+    let before = q.list_credentials().unwrap();
+    #[cfg(feature = "sqlite")]
+    let watcher = env.dir.as_ref().map(|dir| {
+        let path = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "sqlite3"))
+            .unwrap();
+        rusqlite::Connection::open(path).unwrap()
+    });
+    #[cfg(feature = "sqlite")]
+    let version = |w: &Option<rusqlite::Connection>| -> Option<i64> {
+        w.as_ref().map(|c| {
+            c.query_row("PRAGMA data_version", [], |r| r.get(0))
+                .unwrap()
+        })
+    };
+    #[cfg(feature = "sqlite")]
+    let first = version(&watcher);
+    for _ in 0..100 {
+        q.authenticate(&issued.secret).unwrap();
+        q.authenticate("aq_op_wrong").unwrap_err();
+    }
+    #[cfg(feature = "sqlite")]
+    assert_eq!(
+        version(&watcher),
+        first,
+        "an authentication committed a write"
+    );
+    assert_eq!(q.list_credentials().unwrap(), before);
+}
+
 #[cfg(feature = "sqlite")]
 fn second_queue(path: &std::path::Path) -> ActionQueue {
     ActionQueue::new(actionq::SqliteStore::open(path, &actionq::SqliteOptions::default()).unwrap())
@@ -655,6 +693,7 @@ for_each_store!(
     principals_names_are_what_actions_record,
     requester_cancels_only_its_own_pending_actions,
     revocation_is_seen_by_another_store_on_the_same_database,
+    authentication_writes_nothing,
     permission_matrix,
     role_table_and_agent_message,
 );

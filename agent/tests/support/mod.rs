@@ -273,19 +273,16 @@ impl Server {
             .collect()
     }
 
-    /// The agent token for `server_id`: an agent credential when the server
-    /// issues them (identity), else `None` (a server that predates them).
-    pub fn agent_token(&self, name: &str, server_id: &str) -> Option<String> {
+    /// A new agent credential `name` bound to `server_id` (POST /credentials
+    /// with the bootstrap key): its secret.
+    pub fn agent_token(&self, name: &str, server_id: &str) -> String {
         let (status, body) = self.call(
             "POST",
             "/credentials",
             Some(json!({"name": name, "role": "agent", "server_id": server_id})),
         );
-        match status {
-            201 => Some(body["secret"].as_str().unwrap().to_owned()),
-            404 | 405 => None,
-            _ => panic!("POST /credentials: {status} {body}"),
-        }
+        assert_eq!(status, 201, "POST /credentials: {body}");
+        body["secret"].as_str().unwrap().to_owned()
     }
 }
 
@@ -306,7 +303,7 @@ pub struct AgentSetup<'a> {
     pub name: &'a str,
     /// Extra TOML lines.
     pub extra: &'a str,
-    /// The token to write, or None for the server's own choice (see [`Server::agent_token`]).
+    /// The token to write, or None for a new agent credential for `server_id`.
     pub token: Option<String>,
 }
 
@@ -319,19 +316,14 @@ pub struct Agent {
 
 /// Writes the agent's config and token file (mode 0600) for `setup`.
 pub fn write_agent_files(setup: &AgentSetup<'_>) -> (PathBuf, PathBuf) {
-    let (token, header) = match &setup.token {
-        Some(t) => (t.clone(), "X-Agent-Token"),
-        None => match setup.server.agent_token(
+    let token = match &setup.token {
+        Some(t) => t.clone(),
+        None => setup.server.agent_token(
             &format!("{}-{}", setup.name, setup.server_id),
             setup.server_id,
-        ) {
-            Some(t) => (t, "X-Agent-Token"),
-            // The server predates agent credentials (identity, issue 12, not
-            // merged yet): the agent uses the bootstrap key as X-API-Key.
-            None => (BOOTSTRAP_KEY.to_owned(), "X-API-Key"),
-        },
+        ),
     };
-    write_agent_files_with(setup, &token, header)
+    write_agent_files_with(setup, &token, "X-Agent-Token")
 }
 
 /// Writes the agent's config and token file with this token and header.

@@ -128,8 +128,6 @@ async def agent_or_person(
     state = _state(request)
     if api_key is not None or agent_token is None:
         return await _from_api_key(state, api_key)
-    if not agent_token:
-        _unauthenticated("Missing or invalid X-Agent-Token header")
     principal = await state.queue.authenticate(agent_token)
     if principal.role != "agent":
         _unauthenticated("X-Agent-Token takes an agent credential; people use X-API-Key")
