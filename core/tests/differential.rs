@@ -1163,6 +1163,32 @@ fn run(custom: bool, ops: &[Op]) -> Result<usize, TestCaseError> {
             name
         );
     }
+    // The running totals (count_actions) agree with the actions themselves, and
+    // the server list with the model's servers, on every store.
+    let mut totals: BTreeMap<(String, ActionStatus), u64> = BTreeMap::new();
+    for a in &model.actions {
+        *totals.entry((a.server_id.clone(), a.status)).or_default() += 1;
+    }
+    let want: Vec<(String, ActionStatus, u64)> =
+        totals.into_iter().map(|((s, st), n)| (s, st, n)).collect();
+    let servers: Vec<&Server> = model.servers.values().collect();
+    for (name, real) in &reals {
+        let got: Vec<(String, ActionStatus, u64)> = real
+            .queue
+            .count_actions()
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.server_id, c.status, c.count))
+            .collect();
+        prop_assert_eq!(&got, &want, "count_actions: {} vs the model", name);
+        let listed = real.queue.list_servers().unwrap();
+        prop_assert_eq!(
+            listed.iter().collect::<Vec<_>>(),
+            servers.clone(),
+            "list_servers: {} vs the model",
+            name
+        );
+    }
     Ok(model.actions.len())
 }
 
