@@ -4,11 +4,10 @@
 //! needs that venv.
 //!
 //! Agents authenticate with agent credentials (`X-Agent-Token`) issued by
-//! the test through POST /credentials. Until the server's actions carry a
-//! payload digest (issue 13), they run with `require_digest = false`
-//! ("server predates digests"; a digest that is present is checked all the
-//! same): once claims carry `digest`, drop PRE_DIGEST. The digest check
-//! itself is tested against a fake server in `digest.rs`.
+//! the test through POST /credentials, and run with the default
+//! `require_digest = true`: every claim the server hands out carries the
+//! payload digest, and the agent checks it before running anything (a
+//! tampered claim is tested against a fake server in `digest.rs`).
 
 mod support;
 
@@ -16,9 +15,6 @@ use std::path::Path;
 
 use serde_json::Value;
 use support::{wait_for, Agent, AgentSetup, Server};
-
-/// What agents here add to their config while the server has no digests.
-const PRE_DIGEST: &str = "require_digest = false";
 
 fn agent<'a>(server: &'a Server, dir: &'a Path, name: &'a str, extra: &'a str) -> AgentSetup<'a> {
     AgentSetup {
@@ -58,10 +54,8 @@ fn each_command_ends_in_the_right_status_with_capped_output() {
     let big = server.create_action("web-1", "print_50mb", &[]);
     let slow = server.create_action("web-1", "sleep_long", &[]);
     let stubborn = server.create_action("web-1", "ignore_term", &[]);
-    let extra = format!(
-        "{PRE_DIGEST}\nkill_grace_seconds = 1\n[timeouts]\nsleep_long = 1\nignore_term = 1\n"
-    );
-    let mut agent = Agent::start(&agent(&server, dir.path(), "agent", &extra));
+    let extra = "kill_grace_seconds = 1\n[timeouts]\nsleep_long = 1\nignore_term = 1\n";
+    let mut agent = Agent::start(&agent(&server, dir.path(), "agent", extra));
     let ctx = || agent.logs();
 
     let a = server.wait_finished(ok, ctx);
@@ -140,7 +134,7 @@ fn a_killed_agent_leaves_its_action_to_lease_expiry_and_never_reruns_it() {
     let server = Server::start(dir.path(), &support::whitelist(dir.path()));
     server.create_server("web-1");
     let id = server.create_action("web-1", "wait_go", &[]);
-    let extra = format!("{PRE_DIGEST}\nlease_seconds = 3\n");
+    let extra = "lease_seconds = 3\n".to_owned();
     let mut first = Agent::start(&agent(&server, dir.path(), "first", &extra));
     let started = dir.path().join("started");
     wait_for(
@@ -194,7 +188,7 @@ fn heartbeats_keep_an_action_longer_than_its_lease_alive() {
     let server = Server::start(dir.path(), &support::whitelist(dir.path()));
     server.create_server("web-1");
     let id = server.create_action("web-1", "wait_go", &[]);
-    let extra = format!("{PRE_DIGEST}\nlease_seconds = 3\n");
+    let extra = "lease_seconds = 3\n".to_owned();
     let mut agent = Agent::start(&agent(&server, dir.path(), "agent", &extra));
     // Watch the lease move forward three times (each read also expires a
     // lapsed lease first, so a missed heartbeat would show as `failed`).
@@ -232,7 +226,7 @@ fn a_result_is_reported_after_the_server_comes_back() {
     let mut server = Server::start(dir.path(), &support::whitelist(dir.path()));
     server.create_server("web-1");
     let id = server.create_action("web-1", "wait_go", &[]);
-    let extra = format!("{PRE_DIGEST}\nlease_seconds = 60\n");
+    let extra = "lease_seconds = 60\n".to_owned();
     let mut agent = Agent::start(&agent(&server, dir.path(), "agent", &extra));
     let started = dir.path().join("started");
     wait_for(
@@ -278,8 +272,8 @@ fn two_agents_run_each_action_exactly_once() {
         .map(|i| server.create_action("web-1", "mark", &[("n", &i.to_string())]))
         .collect();
     let mut agents = [
-        Agent::start(&agent(&server, dir.path(), "a", PRE_DIGEST)),
-        Agent::start(&agent(&server, dir.path(), "b", PRE_DIGEST)),
+        Agent::start(&agent(&server, dir.path(), "a", "")),
+        Agent::start(&agent(&server, dir.path(), "b", "")),
     ];
     let ctx = || {
         agents
@@ -324,7 +318,7 @@ fn sigterm_lets_the_running_action_finish_and_claims_nothing_more() {
     let server = Server::start(dir.path(), &support::whitelist(dir.path()));
     server.create_server("web-1");
     let running = server.create_action("web-1", "wait_go", &[]);
-    let mut agent = Agent::start(&agent(&server, dir.path(), "agent", PRE_DIGEST));
+    let mut agent = Agent::start(&agent(&server, dir.path(), "agent", ""));
     let started = dir.path().join("started");
     wait_for(
         "the command to start",
@@ -351,7 +345,7 @@ fn sigterm_kills_an_action_that_outlasts_the_drain_grace() {
     let server = Server::start(dir.path(), &support::whitelist(dir.path()));
     server.create_server("web-1");
     let id = server.create_action("web-1", "ignore_term", &[]);
-    let extra = format!("{PRE_DIGEST}\ndrain_grace_seconds = 0.5\nkill_grace_seconds = 0.5\n");
+    let extra = "drain_grace_seconds = 0.5\nkill_grace_seconds = 0.5\n".to_owned();
     let mut agent = Agent::start(&agent(&server, dir.path(), "agent", &extra));
     wait_for(
         "the claim",
@@ -384,7 +378,7 @@ fn a_token_for_another_server_gets_403_and_the_agent_says_so() {
     let other = server.agent_token("agent-web-2", "web-2");
     let setup = AgentSetup {
         token: Some(other),
-        ..agent(&server, dir.path(), "agent", PRE_DIGEST)
+        ..agent(&server, dir.path(), "agent", "")
     };
     let mut agent = Agent::start(&setup);
     let status = agent.wait_exit();
@@ -410,7 +404,7 @@ fn an_unknown_server_id_stops_the_agent_with_the_servers_reason() {
         // No agent credential can be issued for an unknown server: the
         // bootstrap key (an admin, in X-API-Key) reaches the claim route.
         token: None,
-        ..agent(&server, dir.path(), "agent", PRE_DIGEST)
+        ..agent(&server, dir.path(), "agent", "")
     };
     let (config, _) = support::write_agent_files_with(&setup, support::BOOTSTRAP_KEY, "X-API-Key");
     let mut agent = Agent::start_with_config(&config, &dir.path().join("agent.log"));
@@ -427,7 +421,7 @@ fn an_unknown_server_id_stops_the_agent_with_the_servers_reason() {
 fn a_token_file_readable_by_others_stops_the_agent_at_start() {
     let dir = support::test_dir();
     let server = Server::start(dir.path(), &support::whitelist(dir.path()));
-    let setup = agent(&server, dir.path(), "agent", PRE_DIGEST);
+    let setup = agent(&server, dir.path(), "agent", "");
     let (config, token) = support::write_agent_files(&AgentSetup {
         token: Some("aq_ag_not-a-real-token".into()),
         ..setup
