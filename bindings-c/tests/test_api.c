@@ -215,6 +215,13 @@ static void test_null_arguments(void) {
   REFUSED(aq_action_report_result(q, 1, NULL, 0, NULL, NULL, &out), "lease_token");
   REFUSED(aq_action_expire_leases(q, NULL), "actions_json_out");
   REFUSED(aq_event_list(NULL, 0, 10, &out), "queue");
+  REFUSED(aq_action_expire_approvals(q, NULL), "actions_json_out");
+  REFUSED(aq_audit_verify(NULL, &out), "queue");
+  REFUSED(aq_audit_verify(q, NULL), "report_json_out");
+  int matches = 7;
+  REFUSED(aq_action_digest_matches(NULL, &matches), "action_json");
+  REFUSED(aq_action_digest_matches("{}", NULL), "matches_out");
+  CHECK(matches == 7);
 #undef REFUSED
   CHECK(out == SENTINEL);
   CHECK(qout == (aq_queue *)SENTINEL);
@@ -791,7 +798,13 @@ static void test_flow(const char *dir) {
   char token[64] = "";
   CHECK(json_str(claim, "lease_token", token, sizeof token));
   CHECK(json_has(claim, "\"status\":\"executing\""));
+  /* The agent checks that what it runs is what was approved. */
+  int matches = -1;
+  CHECK_OK(aq_action_digest_matches(claim, &matches));
+  CHECK(matches == 1);
+  CHECK(json_has(claim, "\"approvals\":[{\"by\":\"alice\""));
   aq_string_free(claim);
+  CHECK_STATUS(aq_action_digest_matches("not json", &matches), AQ_STATUS_INVALID_INPUT);
   CHECK_OK(aq_action_report_result(q, id, token, 0, "restarted", NULL, &a));
   CHECK(json_has(a, "\"status\":\"completed\"") && json_has(a, "\"exit_code\":0"));
   aq_string_free(a);
@@ -1082,6 +1095,32 @@ static void test_identity(const char *dir) {
   aq_queue_free(q);
 }
 
+/* The tamper-evident audit chain and the approval sweep through the C API
+   (tampering is the core's test, core/tests/audit_tamper.rs). */
+static void test_audit_verify(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/audit.sqlite3", dir);
+  unlink(path);
+  aq_queue *q = NULL;
+  CHECK_OK(aq_queue_open(path, NULL, &q));
+  char *s = NULL;
+  CHECK_OK(aq_server_create(q, "web-1", NULL, &s));
+  aq_string_free(s);
+  for (int i = 0; i < 3; i++) {
+    CHECK_OK(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &s));
+    aq_string_free(s);
+  }
+  char *report = NULL;
+  CHECK_OK(aq_audit_verify(q, &report));
+  CHECK(report != NULL && strcmp(report, "{\"checked\":3,\"first_bad_event_id\":null}") == 0);
+  aq_string_free(report);
+  char *expired = NULL;
+  CHECK_OK(aq_action_expire_approvals(q, &expired));
+  CHECK(expired != NULL && strcmp(expired, "[]") == 0);
+  aq_string_free(expired);
+  aq_queue_free(q);
+}
+
 int main(int argc, char **argv) {
   const char *dir = argc > 1 ? argv[1] : ".";
   test_version_and_status_codes();
@@ -1093,6 +1132,7 @@ int main(int argc, char **argv) {
   test_options_and_whitelist(dir);
   test_busy_timeout(dir);
   test_flow(dir);
+  test_audit_verify(dir);
   test_conventions();
   test_manual_clock();
   test_identity(dir);

@@ -297,8 +297,9 @@ pub trait Store: Send + Sync + 'static {
     /// same atomic section as the event's insert, the store reads the head's
     /// hash as the event's `prev_hash`, stores
     /// `hash = `[`crate::audit::event_hash`]`(prev_hash, event)` with the
-    /// event, and moves the head (kept apart from the events: SQLite's
-    /// one-row `audit_head` table) to the event's id and hash. The head of an
+    /// event, and moves the head (kept apart from the events: in SQLite a
+    /// row of `sqlite_sequence`, whose page every such write already
+    /// rewrites) to the event's id and hash. The head of an
     /// empty log is id 0 and [`crate::audit::GENESIS_HASH`].
     fn verify_audit(&self) -> Result<AuditReport>;
 

@@ -407,7 +407,8 @@ fn digest_matches_only_the_approved_payload(env: Env) {
         !other_approval.digest_matches(),
         "an approval of another payload"
     );
-    let tampered: Vec<Box<dyn Fn(&mut actionq::Action)>> = vec![
+    type Tamper = Box<dyn Fn(&mut actionq::Action)>;
+    let tampered: Vec<Tamper> = vec![
         Box::new(|a| a.server_id = "web-2".into()),
         Box::new(|a| a.action_type = "apt_upgrade_all".into()),
         Box::new(|a| a.argv[0] = "rm".into()),

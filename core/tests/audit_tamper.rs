@@ -136,8 +136,13 @@ fn every_edit_delete_and_reorder_names_the_first_bad_event() {
             report(14, Some(15)),
         ),
         (
+            "the head overwritten with something that is not a head",
+            "UPDATE sqlite_sequence SET seq = 29 WHERE name = 'actionq_audit_head'",
+            report(30, Some(31)),
+        ),
+        (
             "the head row deleted",
-            "DELETE FROM audit_head",
+            "DELETE FROM sqlite_sequence WHERE name = 'actionq_audit_head'",
             report(30, Some(31)),
         ),
     ];

@@ -17,9 +17,7 @@ mod common;
 mod fault_support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
 
 use actionq::{ActionQueue, ActionStatus, Event, ManualClock, NewAction, Timestamp, Whitelist};
 use chrono::TimeDelta;
@@ -340,92 +338,100 @@ fn threads_race_on_every_policy(env: Env) {
 
 for_each_store!(threads_race_on_every_policy);
 
-const ENTRY: &str = "policy_race_child_entry";
-const HANDSHAKE_LIMIT: Duration = Duration::from_secs(60);
-
-fn ids(text: &str) -> Vec<i64> {
-    text.split_whitespace()
-        .map(|s| s.parse().unwrap())
-        .collect()
-}
-
-#[test]
-#[ignore = "child process entry: started by its parent test, checks nothing alone"]
-fn policy_race_child_entry() {
-    if child_role().as_deref() != Some("policy") {
-        return;
-    }
-    let db = PathBuf::from(std::env::var("ACTIONQ_RACE_DB").unwrap());
-    let dir = db.parent().unwrap();
-    let me: usize = std::env::var("ACTIONQ_RACE_PROC").unwrap().parse().unwrap();
-    let read = |name: &str| ids(&std::fs::read_to_string(dir.join(name)).unwrap());
-    let setup = Setup {
-        two: read("two"),
-        three: read("three"),
-        short: read("short"),
-    };
-    let queue = ActionQueue::open(&db).expect("child open");
-    std::fs::write(dir.join(format!("ready-{me}")), b"").unwrap();
-    let deadline = Instant::now() + HANDSHAKE_LIMIT;
-    while !dir.join("go").exists() {
-        assert!(Instant::now() < deadline, "no go within the limit");
-        std::thread::yield_now();
-    }
-    let lines = work(&queue, me, &setup, time_seed() ^ (me as u64) << 40);
-    std::fs::write(dir.join(format!("result-{me}")), lines.join("\n")).unwrap();
-}
-
-fn write_ids(dir: &Path, name: &str, ids: &[i64]) {
-    let text: Vec<String> = ids.iter().map(i64::to_string).collect();
-    std::fs::write(dir.join(name), text.join(" ")).unwrap();
-}
-
 /// Eight processes on one SQLite file.
-#[test]
-fn processes_race_on_every_policy() {
-    if child_role().is_some() {
-        return;
+#[cfg(feature = "sqlite")]
+mod processes {
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    const ENTRY: &str = "policy_race_child_entry";
+    const HANDSHAKE_LIMIT: Duration = Duration::from_secs(60);
+
+    fn ids(text: &str) -> Vec<i64> {
+        text.split_whitespace()
+            .map(|s| s.parse().unwrap())
+            .collect()
     }
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("q.sqlite3");
-    let queue = ActionQueue::open(&db).unwrap();
-    let setup = setup(&queue);
-    write_ids(dir.path(), "two", &setup.two);
-    write_ids(dir.path(), "three", &setup.three);
-    write_ids(dir.path(), "short", &setup.short);
-    let mut children: Vec<_> = (0..CONTENDERS)
-        .map(|p| {
-            let envs = [
-                ("ACTIONQ_RACE_DB", db.display().to_string()),
-                ("ACTIONQ_RACE_PROC", p.to_string()),
-            ];
-            spawn_child(ENTRY, "policy", &envs)
-        })
-        .collect();
-    let deadline = Instant::now() + HANDSHAKE_LIMIT;
-    while (0..CONTENDERS).any(|p| !dir.path().join(format!("ready-{p}")).exists()) {
-        for child in children.iter_mut() {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "a child exited before go"
-            );
+
+    #[test]
+    #[ignore = "child process entry: started by its parent test, checks nothing alone"]
+    fn policy_race_child_entry() {
+        if child_role().as_deref() != Some("policy") {
+            return;
         }
-        assert!(Instant::now() < deadline, "children not ready in time");
-        std::thread::sleep(Duration::from_millis(1));
+        let db = PathBuf::from(std::env::var("ACTIONQ_RACE_DB").unwrap());
+        let dir = db.parent().unwrap();
+        let me: usize = std::env::var("ACTIONQ_RACE_PROC").unwrap().parse().unwrap();
+        let read = |name: &str| ids(&std::fs::read_to_string(dir.join(name)).unwrap());
+        let setup = Setup {
+            two: read("two"),
+            three: read("three"),
+            short: read("short"),
+        };
+        let queue = ActionQueue::open(&db).expect("child open");
+        std::fs::write(dir.join(format!("ready-{me}")), b"").unwrap();
+        let deadline = Instant::now() + HANDSHAKE_LIMIT;
+        while !dir.join("go").exists() {
+            assert!(Instant::now() < deadline, "no go within the limit");
+            std::thread::yield_now();
+        }
+        let lines = work(&queue, me, &setup, time_seed() ^ (me as u64) << 40);
+        std::fs::write(dir.join(format!("result-{me}")), lines.join("\n")).unwrap();
     }
-    std::fs::write(dir.path().join("go"), b"").unwrap();
-    for child in children {
-        wait_success(child, "policy race child");
+
+    fn write_ids(dir: &Path, name: &str, ids: &[i64]) {
+        let text: Vec<String> = ids.iter().map(i64::to_string).collect();
+        std::fs::write(dir.join(name), text.join(" ")).unwrap();
     }
-    let lines: Vec<String> = (0..CONTENDERS)
-        .flat_map(|p| {
-            std::fs::read_to_string(dir.path().join(format!("result-{p}")))
-                .unwrap()
-                .lines()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    check(&queue, &setup, &lines, "processes");
-    assert_invariants(&db, "after the policy races");
+
+    #[test]
+    fn processes_race_on_every_policy() {
+        if child_role().is_some() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("q.sqlite3");
+        let queue = ActionQueue::open(&db).unwrap();
+        let setup = setup(&queue);
+        write_ids(dir.path(), "two", &setup.two);
+        write_ids(dir.path(), "three", &setup.three);
+        write_ids(dir.path(), "short", &setup.short);
+        let mut children: Vec<_> = (0..CONTENDERS)
+            .map(|p| {
+                let envs = [
+                    ("ACTIONQ_RACE_DB", db.display().to_string()),
+                    ("ACTIONQ_RACE_PROC", p.to_string()),
+                ];
+                spawn_child(ENTRY, "policy", &envs)
+            })
+            .collect();
+        let deadline = Instant::now() + HANDSHAKE_LIMIT;
+        while (0..CONTENDERS).any(|p| !dir.path().join(format!("ready-{p}")).exists()) {
+            for child in children.iter_mut() {
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "a child exited before go"
+                );
+            }
+            assert!(Instant::now() < deadline, "children not ready in time");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::fs::write(dir.path().join("go"), b"").unwrap();
+        for child in children {
+            wait_success(child, "policy race child");
+        }
+        let lines: Vec<String> = (0..CONTENDERS)
+            .flat_map(|p| {
+                std::fs::read_to_string(dir.path().join(format!("result-{p}")))
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        check(&queue, &setup, &lines, "processes");
+        assert_invariants(&db, "after the policy races");
+    }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
+use super::events::{head_blob, HEAD_ROW};
 use super::rows::event_from_row;
 use super::storage;
 use crate::audit::{event_hash, AuditHead};
@@ -113,20 +114,15 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// v4: each action's `approvals` (JSON list), `digest` and
-/// `whitelist_version`; each event's `prev_hash` and `hash`; the chain's head
-/// in a one-row table apart from the events.
+/// `whitelist_version`; each event's `prev_hash` and `hash`. The chain's head
+/// goes into `sqlite_sequence` (see `events.rs` for why), written by the
+/// Rust step.
 const V4_APPROVALS_AND_AUDIT_CHAIN: &str = r#"
     ALTER TABLE actions ADD COLUMN approvals TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE actions ADD COLUMN digest TEXT NOT NULL DEFAULT '';
     ALTER TABLE actions ADD COLUMN whitelist_version TEXT NOT NULL DEFAULT '';
     ALTER TABLE action_events ADD COLUMN prev_hash BLOB;
     ALTER TABLE action_events ADD COLUMN hash BLOB;
-    CREATE TABLE audit_head (
-        only           INTEGER PRIMARY KEY CHECK (only = 1),
-        last_event_id  INTEGER NOT NULL,
-        hash           BLOB NOT NULL
-    );
-    INSERT INTO audit_head (only, last_event_id, hash) VALUES (1, 0, zeroblob(32));
 "#;
 
 /// v4's Rust part: actions stored before whitelists had versions get the
@@ -186,8 +182,8 @@ fn v4_digests_and_chain(tx: &Transaction<'_>) -> Result<()> {
         };
     }
     tx.execute(
-        "UPDATE audit_head SET last_event_id = ?1, hash = ?2",
-        params![head.last_event_id, &head.hash[..]],
+        "INSERT INTO sqlite_sequence (name, seq) VALUES (?1, ?2)",
+        params![HEAD_ROW, &head_blob(&head)[..]],
     )
     .map_err(context)?;
     Ok(())
