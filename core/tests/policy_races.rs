@@ -346,7 +346,7 @@ mod processes {
 
     use super::*;
 
-    const ENTRY: &str = "policy_race_child_entry";
+    const ENTRY: &str = "processes::policy_race_child_entry";
     const HANDSHAKE_LIMIT: Duration = Duration::from_secs(60);
 
     fn ids(text: &str) -> Vec<i64> {
