@@ -32,6 +32,18 @@
 //!    actions and events start at 1, increase in commit order and are never
 //!    reused; [`Store::events_since`] never steps past an event whose
 //!    transaction is still open; listing totals and pages come from one snapshot.
+//!    Approval policy and audit (issue 13): [`Store::insert_action`] counts
+//!    the draft's auto-approvals ([`ActionDraft::budget_window`]) in the same
+//!    atomic step as the insert; [`Store::claim_next`] goes on past an action
+//!    the rules cancelled (stale whitelist); [`Store::expire_approvals`]
+//!    applies [`ChangeKind::ExpireApproval`] like [`Store::expire_leases`];
+//!    every event is chained ([`crate::audit::event_hash`]) to a head kept
+//!    apart from the events, read and moved in the event's own transaction
+//!    (a chain serializes appends: in PostgreSQL lock the head row
+//!    `FOR UPDATE` as the transaction's last step, so writes for different
+//!    servers overlap in everything else), and [`Store::verify_audit`] feeds one snapshot of
+//!    events and head to an [`AuditVerifier`]. `Action`'s `approvals`
+//!    (JSON), `digest` and `whitelist_version` are stored and read back.
 //! 3. **Errors**: map every backend failure to [`Error::Storage`](crate::Error::Storage) inside the
 //!    backend module (as the SQLite module's `storage(context, e)` does); the
 //!    core's [`Error`](crate::Error) names no backend type, and no `From` impl is added for one.

@@ -114,7 +114,9 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// v4: each action's `approvals` (JSON list), `digest` and
-/// `whitelist_version`; each event's `prev_hash` and `hash`. The chain's head
+/// `whitelist_version`; each event's `prev_hash` and `hash`; pending actions
+/// by type and age, so the ttl sweep before every read is a seek whatever
+/// else is pending (auto-approved creates never touch it). The chain's head
 /// goes into `sqlite_sequence` (see `events.rs` for why), written by the
 /// Rust step.
 const V4_APPROVALS_AND_AUDIT_CHAIN: &str = r#"
@@ -123,6 +125,8 @@ const V4_APPROVALS_AND_AUDIT_CHAIN: &str = r#"
     ALTER TABLE actions ADD COLUMN whitelist_version TEXT NOT NULL DEFAULT '';
     ALTER TABLE action_events ADD COLUMN prev_hash BLOB;
     ALTER TABLE action_events ADD COLUMN hash BLOB;
+    CREATE INDEX actions_pending_by_type ON actions(action_type, created_at)
+        WHERE status = 'pending';
 "#;
 
 /// v4's Rust part: actions stored before whitelists had versions get the
