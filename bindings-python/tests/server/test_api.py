@@ -641,3 +641,49 @@ def test_approve_shows_approvals_and_stays_pending_until_enough(tmp_path: Path) 
     with TestClient(create_app(db_path=str(db), api_key=API_KEY), headers={"X-API-Key": API_KEY}) as c:
         assert c.get(f"{V1}/audit/verify").json() == {"checked": 1, "first_bad_event_id": 2}
         assert c.get(f"{V1}/audit/verify", headers={"X-API-Key": "wrong"}).status_code == 401
+
+
+FOUR_EYES_TWO = {
+    "actions": {
+        "restart_service": {
+            "command": "systemctl restart {service_name}",
+            "params": {"service_name": {"kind": "systemd_unit"}},
+            "approval": {"required": 2, "four_eyes": True},
+        }
+    }
+}
+
+
+def test_two_operators_complete_an_approval_and_the_requester_may_not_approve() -> None:
+    """With credentials, `required: 2` completes over HTTP: each operator's
+    approval is recorded under its name, the second moves the action to
+    approved; the requester (four eyes) and a repeat change nothing."""
+    with TestClient(create_app(api_key=API_KEY, whitelist=FOUR_EYES_TWO), headers={"X-API-Key": API_KEY}) as c:
+        secrets = {}
+        for name in ("rita", "olga", "omar"):
+            issued = c.post(f"{V1}/credentials", json={"name": name, "role": "operator"})
+            assert issued.status_code == 201, issued.text
+            secrets[name] = issued.json()["secret"]
+        assert c.post(f"{V1}/servers", json={"id": "web-1"}).status_code == 201
+        assert c.put(f"{V1}/servers/web-1/pause").status_code == 200
+
+        def as_(name: str) -> dict[str, str]:
+            return {"X-API-Key": secrets[name]}
+
+        created = c.post(
+            f"{V1}/actions",
+            json={"server_id": "web-1", "action_type": "restart_service", "service_name": "nginx"},
+            headers=as_("rita"),
+        )
+        assert created.status_code == 201 and created.json()["created_by"] == "rita"
+        url = f"{V1}/actions/{created.json()['id']}/approve"
+        refused = error(c.post(url, headers=as_("rita")), 403, "PERMISSION_DENIED")
+        assert "rita" in refused["message"]
+        first = c.post(url, headers=as_("olga")).json()
+        assert first["status"] == "pending" and [a["by"] for a in first["approvals"]] == ["olga"]
+        assert c.post(url, headers=as_("olga")).json() == first
+        second = c.post(url, headers=as_("omar")).json()
+        assert second["status"] == "approved" and second["approved_by"] == "omar"
+        assert [a["by"] for a in second["approvals"]] == ["olga", "omar"]
+        details = [e["detail"] for e in c.get(f"{V1}/events").json() if e["action_id"] == created.json()["id"]]
+        assert details[1:] == ["1 of 2", "2 of 2"]
