@@ -55,9 +55,12 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def site(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
+    """The backend, with the default whitelist or the one a test passes as
+    the indirect parameter ``site``."""
     db = tmp_path / "actionq.sqlite3"
-    app = create_app(db, api_key=ADMIN_KEY)
+    whitelist = getattr(request, "param", None)
+    app = create_app(db, api_key=ADMIN_KEY, whitelist=whitelist)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
@@ -68,7 +71,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
             if not thread.is_alive():
                 raise RuntimeError("uvicorn did not start")
             threading.Event().wait(0.02)
-        yield Site(url=url, api=api, queue=actionq.ActionQueue(db), app=app)
+        yield Site(url=url, api=api, queue=actionq.ActionQueue(db, whitelist=whitelist), app=app)
     server.should_exit = True
     thread.join(timeout=30)
 

@@ -11,6 +11,7 @@ import dataclasses
 import json
 from typing import Any
 
+import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -339,6 +340,57 @@ def test_a_viewer_sees_no_decisions_and_the_api_refuses_them(page: WebDriver, si
     )
     assert refused[0] == 403 and refused[1]["detail"]["code"] == "PERMISSION_DENIED", refused
     assert site.api.get(f"/actions/{action['id']}").json()["status"] == "pending"
+
+
+POLICY = {
+    "actions": {
+        "restart_service": {
+            "command": "systemctl restart {service_name}",
+            "params": {"service_name": {"kind": "systemd_unit"}},
+            "approval": {"required": 2},
+        },
+        "clear_logs": {
+            "command": "journalctl --vacuum-time=7d",
+            "approval": {"auto_approve_budget": {"max": 1, "window_seconds": 3600}},
+        },
+    }
+}
+
+
+@pytest.mark.parametrize("site", [POLICY], indirect=True)
+def test_approvals_so_far_and_an_exceeded_budget_are_shown(page: WebDriver, site: Site) -> None:
+    """SPEC: each pending action shows its approvals so far and why it waits,
+    including an auto-approval budget that ran out on a normal server."""
+    assert site.api.post("/servers", json={"id": "web-1"}).status_code == 201
+    assert site.api.post("/servers", json={"id": "db-1"}).status_code == 201
+    assert site.api.put("/servers/web-1/pause").status_code == 200
+    operators = []
+    for name in ("olga", "omar"):
+        issued = site.api.post("/credentials", json={"name": name, "role": "operator"})
+        assert issued.status_code == 201, issued.text
+        operators.append(issued.json()["secret"])
+    two = create(site, "web-1", "nginx")
+    first_logs = site.api.post("/actions", json={"server_id": "db-1", "action_type": "clear_logs"}).json()
+    held = site.api.post("/actions", json={"server_id": "db-1", "action_type": "clear_logs"}).json()
+    assert first_logs["status"] == "approved" and held["status"] == "pending"
+
+    sign_in(page, ADMIN_KEY)
+    signed_in(page)
+    wait_until(page, lambda d: card(d, "pending-list", held["id"]) is not None, "the held action")
+    assert field(card(page, "pending-list", two["id"]), "approvals") == "none yet"
+    why = field(card(page, "pending-list", held["id"]), "why")
+    assert "auto-approval budget exceeded: 1 in the last 3600s" in why, why
+    assert "maintenance" not in why
+
+    olga = site.api.post(f"/actions/{two['id']}/approve", headers={"X-API-Key": operators[0]})
+    assert olga.status_code == 200 and olga.json()["status"] == "pending"
+    wait_until(page, lambda d: field(card(d, "pending-list", two["id"]), "approvals") == "olga (1 of 2)", "the first approval")
+    page.save_screenshot(str(SCREENSHOTS / "approvals-and-budget.png"))
+    # The page's own Approve adds the admin's: the second of two, so it leaves the pending list.
+    card(page, "pending-list", two["id"]).find_element(By.CSS_SELECTOR, "button.approve").click()  # type: ignore[union-attr]
+    wait_until(page, lambda d: card(d, "pending-list", two["id"]) is None, "the approved action to leave the pending list")
+    done = site.api.get(f"/actions/{two['id']}").json()
+    assert done["status"] == "approved" and [a["by"] for a in done["approvals"]] == ["olga", "dashboard"]
 
 
 def test_a_thousand_pending_actions_are_paged_and_the_page_fits_a_phone(page: WebDriver, site: Site) -> None:
