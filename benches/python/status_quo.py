@@ -299,7 +299,24 @@ def create_app(db_path: str, api_key: str) -> Any:
     from fastapi.responses import JSONResponse
     from fastapi.security import APIKeyHeader
 
-    from actionq.server.models import ActionCreate, ActionOut, ServerCreate, ServerOut
+    from pydantic import create_model
+
+    from actionq.server import models
+    from actionq.server.models import ActionCreate, ServerCreate, ServerOut
+
+    # The seed's action record: actionq's without the fields the approval
+    # policy added (approvals, digest, whitelist_version), which the status
+    # quo never had.
+    policy_fields = {"approvals", "digest", "whitelist_version"}
+    ActionOut = create_model(  # noqa: N806 (a model class)
+        "ActionOut",
+        __base__=models.Record,
+        **{
+            name: (field.annotation, field)
+            for name, field in models.ActionOut.model_fields.items()
+            if name not in policy_fields
+        },
+    )
 
     engine = make_engine(db_path)
     state: dict[str, async_sessionmaker[AsyncSession]] = {}
