@@ -18,7 +18,9 @@
 //! `model` (the records), `error`, `clock`.
 //!
 //! Features: `sqlite` (default) — [`SqliteStore`] and [`ActionQueue::open`],
-//! through rusqlite with a bundled SQLite.
+//! through rusqlite with a bundled SQLite; `postgres` — [`PostgresStore`] and
+//! [`ActionQueue::open_location`] on a `postgresql://` URL, through the
+//! `postgres` crate and an r2d2 pool, TLS by rustls.
 #![warn(missing_docs)]
 
 mod clock;
@@ -37,7 +39,9 @@ pub use model::{Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Se
 pub use queue::{ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM};
 pub use rules::{AUTO_APPROVED, LEASE_EXPIRED_STDERR};
 pub use store::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use store::postgres::{PostgresOptions, PostgresStore, PG_SCHEMA_VERSION};
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION};
-pub use store::Store;
+pub use store::{is_postgres_url, Store};
 pub use whitelist::{ConflictPolicy, ParamKind, Whitelist, DEFAULT_WHITELIST_JSON};

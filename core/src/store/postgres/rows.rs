@@ -1,0 +1,125 @@
+//! Records to and from rows: timestamps as microseconds (`bigint`), argv and
+//! env as JSON text, statuses as their names — the SQLite store's encoding, so
+//! both stores hold the same values.
+
+use chrono::DateTime;
+use postgres::Row;
+
+use crate::error::{Error, Result};
+use crate::model::{Action, ActionStatus, Event, Server, Timestamp};
+
+/// A timestamp as stored: microseconds since the Unix epoch.
+pub(super) fn ts(t: Timestamp) -> i64 {
+    t.timestamp_micros()
+}
+
+fn bad(what: &str, detail: impl std::fmt::Display) -> Error {
+    Error::Storage(format!("corrupt {what} in the database: {detail}"))
+}
+
+fn required_micros(v: i64) -> Result<Timestamp> {
+    DateTime::from_timestamp_micros(v).ok_or_else(|| bad("timestamp", v))
+}
+
+fn from_micros(v: Option<i64>) -> Result<Option<Timestamp>> {
+    v.map(required_micros).transpose()
+}
+
+fn status_from(s: &str) -> Result<ActionStatus> {
+    s.parse::<ActionStatus>().map_err(|e| bad("status", e))
+}
+
+/// Column `i` of `r`, a Storage error if it has another type.
+fn get<'a, T: postgres::types::FromSql<'a>>(r: &'a Row, i: usize) -> Result<T> {
+    r.try_get(i)
+        .map_err(|e| Error::Storage(format!("read column {i}: {e}")))
+}
+
+/// The columns [`server_from_row`] reads, in order.
+macro_rules! server_columns {
+    () => {
+        "id, hostname, is_paused, paused_at, created_at"
+    };
+}
+pub(super) use server_columns;
+
+/// A server from the columns of [`server_columns!`].
+pub(super) fn server_from_row(r: &Row) -> Result<Server> {
+    Ok(Server {
+        id: get(r, 0)?,
+        hostname: get(r, 1)?,
+        is_paused: get(r, 2)?,
+        paused_at: from_micros(get(r, 3)?)?,
+        created_at: required_micros(get(r, 4)?)?,
+    })
+}
+
+/// The columns [`action_from_row`] reads, in order, then the lease token
+/// (column [`LEASE_TOKEN_COLUMN`]).
+macro_rules! action_columns {
+    () => {
+        "id, server_id, action_type, status, service_name, command, argv, env, \
+        alert_id, created_at, created_by, approved_at, approved_by, rejected_at, rejected_by, \
+        rejection_reason, cancelled_at, cancelled_by, executed_at, lease_expires_at, completed_at, \
+        exit_code, stdout, stderr, lease_token"
+    };
+}
+pub(super) use action_columns;
+
+/// Index of `lease_token` in [`action_columns!`].
+pub(super) const LEASE_TOKEN_COLUMN: usize = 24;
+
+/// An action from the columns of [`action_columns!`], starting at column `at`.
+pub(super) fn action_from_row(r: &Row, at: usize) -> Result<Action> {
+    let argv: String = get(r, at + 6)?;
+    let env: String = get(r, at + 7)?;
+    Ok(Action {
+        id: get(r, at)?,
+        server_id: get(r, at + 1)?,
+        action_type: get(r, at + 2)?,
+        status: status_from(get(r, at + 3)?)?,
+        service_name: get(r, at + 4)?,
+        command: get(r, at + 5)?,
+        argv: serde_json::from_str(&argv).map_err(|e| bad("argv", e))?,
+        env: serde_json::from_str(&env).map_err(|e| bad("env", e))?,
+        alert_id: get(r, at + 8)?,
+        created_at: required_micros(get(r, at + 9)?)?,
+        created_by: get(r, at + 10)?,
+        approved_at: from_micros(get(r, at + 11)?)?,
+        approved_by: get(r, at + 12)?,
+        rejected_at: from_micros(get(r, at + 13)?)?,
+        rejected_by: get(r, at + 14)?,
+        rejection_reason: get(r, at + 15)?,
+        cancelled_at: from_micros(get(r, at + 16)?)?,
+        cancelled_by: get(r, at + 17)?,
+        executed_at: from_micros(get(r, at + 18)?)?,
+        lease_expires_at: from_micros(get(r, at + 19)?)?,
+        completed_at: from_micros(get(r, at + 20)?)?,
+        exit_code: get(r, at + 21)?,
+        stdout: get(r, at + 22)?,
+        stderr: get(r, at + 23)?,
+    })
+}
+
+/// An action and its lease token.
+pub(super) fn action_and_token(r: &Row) -> Result<(Action, Option<String>)> {
+    Ok((action_from_row(r, 0)?, get(r, LEASE_TOKEN_COLUMN)?))
+}
+
+/// An event from the columns `id, action_id, from_status, to_status, actor, at, detail`.
+pub(super) fn event_from_row(r: &Row) -> Result<Event> {
+    Ok(Event {
+        id: get(r, 0)?,
+        action_id: get(r, 1)?,
+        from_status: get::<Option<&str>>(r, 2)?.map(status_from).transpose()?,
+        to_status: status_from(get(r, 3)?)?,
+        by: get(r, 4)?,
+        at: required_micros(get(r, 5)?)?,
+        detail: get(r, 6)?,
+    })
+}
+
+/// JSON text of an argv or env (strings always serialize).
+pub(super) fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("strings serialize")
+}

@@ -1,0 +1,145 @@
+//! The schema: forward migrations, versioned in the one-row table
+//! `actionq_schema`, run under an advisory lock so that any number of
+//! processes may open a fresh database at once.
+
+use postgres::{Client, GenericClient};
+
+use super::storage;
+use crate::error::{Error, Result};
+
+/// Forward migrations; entry `n` takes a database from version `n` to `n + 1`.
+/// Tables live in the first schema of the connection's `search_path`.
+const MIGRATIONS: &[&str] = &[
+    // v1: servers, actions, audit events, per-(server, type, status) totals,
+    // and the id counters (see the module docs of `postgres` for why ids are
+    // counted in a row and not taken from sequences).
+    r#"
+    CREATE TABLE servers (
+        id          text PRIMARY KEY,
+        hostname    text,
+        is_paused   boolean NOT NULL DEFAULT false,
+        paused_at   bigint,
+        created_at  bigint NOT NULL
+    );
+    CREATE TABLE actions (
+        id                bigint PRIMARY KEY,
+        server_id         text NOT NULL REFERENCES servers(id),
+        action_type       text NOT NULL,
+        status            text NOT NULL,
+        service_name      text,
+        command           text NOT NULL,
+        argv              text NOT NULL,
+        env               text NOT NULL,
+        alert_id          bigint,
+        created_at        bigint NOT NULL,
+        created_by        text NOT NULL,
+        approved_at       bigint,
+        approved_by       text,
+        rejected_at       bigint,
+        rejected_by       text,
+        rejection_reason  text,
+        cancelled_at      bigint,
+        cancelled_by      text,
+        executed_at       bigint,
+        lease_expires_at  bigint,
+        lease_token       text,
+        completed_at      bigint,
+        exit_code         integer,
+        stdout            text,
+        stderr            text
+    );
+    CREATE INDEX actions_by_created ON actions (created_at, id);
+    CREATE INDEX actions_by_server ON actions (server_id, created_at, id);
+    CREATE INDEX actions_by_server_status ON actions (server_id, status, created_at, id);
+    CREATE INDEX actions_by_status ON actions (status, created_at, id);
+    CREATE INDEX actions_by_server_type ON actions (server_id, action_type, created_at, id);
+    CREATE INDEX actions_by_type ON actions (action_type, created_at, id);
+    CREATE INDEX actions_active ON actions (server_id, action_type, id)
+        WHERE status IN ('pending', 'approved', 'executing');
+    CREATE INDEX actions_leases ON actions (lease_expires_at) WHERE status = 'executing';
+    CREATE TABLE action_events (
+        id           bigint PRIMARY KEY,
+        action_id    bigint NOT NULL,
+        from_status  text,
+        to_status    text NOT NULL,
+        actor        text NOT NULL,
+        at           bigint NOT NULL,
+        detail       text
+    );
+    CREATE TABLE action_counts (
+        server_id    text NOT NULL,
+        action_type  text NOT NULL,
+        status       text NOT NULL,
+        n            bigint NOT NULL,
+        PRIMARY KEY (server_id, action_type, status)
+    );
+    CREATE TABLE actionq_ids (
+        singleton       boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        last_action_id  bigint NOT NULL,
+        last_event_id   bigint NOT NULL
+    );
+    INSERT INTO actionq_ids (last_action_id, last_event_id) VALUES (0, 0);
+    "#,
+];
+
+/// The schema version this library writes to PostgreSQL.
+pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Key of the advisory lock migrations run under ("actionq" in ASCII).
+const MIGRATION_LOCK: i64 = 0x61_6374_696f_6e71;
+
+/// The schema version of the database (0 when actionq never wrote to it).
+pub(super) fn version(client: &mut impl GenericClient) -> Result<i64> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('actionq_schema') IS NOT NULL", &[])
+        .and_then(|r| r.try_get(0))
+        .map_err(|e| storage("read schema version", e))?;
+    if !exists {
+        return Ok(0);
+    }
+    client
+        .query_one("SELECT version FROM actionq_schema", &[])
+        .and_then(|r| r.try_get(0))
+        .map_err(|e| storage("read schema version", e))
+}
+
+/// The refusal of a database written by a newer actionq.
+pub(super) fn too_new(found: i64) -> Error {
+    Error::Storage(format!(
+        "database schema version {found} is newer than this library supports ({PG_SCHEMA_VERSION}); upgrade actionq (the database was not modified)"
+    ))
+}
+
+/// Brings the database to [`PG_SCHEMA_VERSION`] in one transaction, under the
+/// advisory lock: a second process opening at the same time waits, then finds
+/// the work done.
+pub(super) fn migrate(client: &mut Client) -> Result<()> {
+    let mut tx = client.transaction().map_err(|e| storage("migrate", e))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(|e| storage("migrate: take the migration lock", e))?;
+    // Re-read under the lock: another process may have migrated meanwhile.
+    let found = version(&mut tx)?;
+    if found > PG_SCHEMA_VERSION {
+        return Err(too_new(found));
+    }
+    if found == PG_SCHEMA_VERSION {
+        return Ok(());
+    }
+    if found == 0 {
+        tx.batch_execute(
+            "CREATE TABLE actionq_schema (version bigint NOT NULL); \
+             INSERT INTO actionq_schema (version) VALUES (0);",
+        )
+        .map_err(|e| storage("migrate: create the version table", e))?;
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.batch_execute(sql)
+            .map_err(|e| storage(&format!("migrate to version {}", version + 1), e))?;
+    }
+    tx.execute(
+        "UPDATE actionq_schema SET version = $1",
+        &[&PG_SCHEMA_VERSION],
+    )
+    .map_err(|e| storage("migrate", e))?;
+    tx.commit().map_err(|e| storage("migrate", e))
+}
