@@ -10,7 +10,6 @@
 //! (default 96; `make soak` raises it), sequence length up to 80.
 
 #[cfg(feature = "postgres")]
-#[allow(dead_code)]
 mod common;
 
 use std::collections::{BTreeMap, HashMap};

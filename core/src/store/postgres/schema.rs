@@ -112,11 +112,23 @@ pub(super) fn too_new(found: i64) -> Error {
 
 /// Brings the database to [`PG_SCHEMA_VERSION`] in one transaction, under the
 /// advisory lock: a second process opening at the same time waits, then finds
-/// the work done.
+/// the work done. The lock is a session lock taken *before* the transaction
+/// starts: a transaction that began before another one's migration committed
+/// may still resolve table names from its stale catalog cache (an advisory
+/// lock does not refresh it), and would then create the tables a second time.
 pub(super) fn migrate(client: &mut Client) -> Result<()> {
-    let mut tx = client.transaction().map_err(|e| storage("migrate", e))?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .map_err(|e| storage("migrate: take the migration lock", e))?;
+    let result = migrate_locked(client);
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .map_err(|e| storage("migrate: release the migration lock", e));
+    result.and(unlocked.map(|_| ()))
+}
+
+fn migrate_locked(client: &mut Client) -> Result<()> {
+    let mut tx = client.transaction().map_err(|e| storage("migrate", e))?;
     // Re-read under the lock: another process may have migrated meanwhile.
     let found = version(&mut tx)?;
     if found > PG_SCHEMA_VERSION {
