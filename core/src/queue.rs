@@ -16,7 +16,7 @@ use crate::model::{
     Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp,
 };
 use crate::store::memory::MemoryStore;
-#[cfg(feature = "postgres")]
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
 use crate::store::postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
