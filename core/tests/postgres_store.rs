@@ -71,9 +71,11 @@ fn events_cursor_never_skips_a_transaction_still_open() {
     };
     let schema = pg::schema_of(&url);
     let queue = open(&url);
+    // Two servers, so the writers share no row but the id counter.
     queue.create_server("web-1", None).unwrap();
+    queue.create_server("web-2", None).unwrap();
     let first = queue.create_action(&restart("web-1", "a")).unwrap();
-    let second = queue.create_action(&restart("web-1", "b")).unwrap();
+    let second = queue.create_action(&restart("web-2", "b")).unwrap();
     let mut cursor = queue.events_since(0, 1000).unwrap().last().unwrap().id;
 
     let mut admin = pg::admin();
