@@ -16,6 +16,8 @@
 //!
 //! Internal subcommands (spawned by `run`): `mem-fill`, `worker-create`.
 
+mod pg;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -103,6 +105,8 @@ fn main() {
         Some("mem-fill") => mem_fill(&args[1..]),
         Some("worker-create") => worker_create(&args[1..]),
         Some("one") => one(&args[1..]),
+        Some("pg-worker-create") => pg::worker_create(&args[1..]),
+        Some("pg-worker-cycle") => pg::worker_cycle(&args[1..]),
         _ => Err(
             "usage: actionq-bench run [--out DIR] [--python PATH] [--scale F] [--skip-python]"
                 .to_owned(),
@@ -194,6 +198,12 @@ fn run(args: &[String]) -> BenchResult<()> {
     if want("list") {
         println!("== 3. list_actions on 1,000,000 actions");
         bench_list(&cfg, &mut s)?;
+    }
+    if want("pg") {
+        println!(
+            "== 8. PostgreSQL: creates by 1/2/4/8 processes, 8 agents' cycles, list on 1,000,000"
+        );
+        pg::bench(&cfg, &mut s, &mut notes)?;
     }
 
     s.set("bench_seconds", started.elapsed().as_secs_f64());
