@@ -14,11 +14,12 @@ $(VENV)/.bench-ready: $(VENV)/.ready benches/python/requirements.txt
 	$(VPY) -m pip install --quiet -r benches/python/requirements.txt
 	touch $@
 
+## The PostgreSQL part runs beside a throwaway server (mk/postgres.mk).
 bench: bench-venv python-develop
-	$(CARGO) run --release --quiet -p actionq-bench -- run --repo $(CURDIR) --out $(BENCH_OUT) --python $(VPY) $(BENCH_ARGS)
+	$(WITH_POSTGRES) $(CARGO) run --release --quiet -p actionq-bench -- run --repo $(CURDIR) --out $(BENCH_OUT) --python $(VPY) $(BENCH_ARGS)
 
 bench-rust:
-	$(CARGO) run --release --quiet -p actionq-bench -- run --repo $(CURDIR) --out $(BENCH_OUT) --skip-python $(BENCH_ARGS)
+	$(WITH_POSTGRES) $(CARGO) run --release --quiet -p actionq-bench -- run --repo $(CURDIR) --out $(BENCH_OUT) --skip-python $(BENCH_ARGS)
 
 bench-criterion:
 	$(CARGO) bench -p actionq-bench --bench micro

@@ -871,6 +871,34 @@ struct Target {
 
 const TARGETS: &[Target] = &[
     Target {
+        name: "pg_create_4proc >= 2 x pg_create_1proc",
+        lhs: "pg_create_4proc_per_s",
+        rhs: Some("pg_create_1proc_per_s"),
+        factor: 2.0,
+        at_most: false,
+    },
+    Target {
+        name: "pg_list_1m_p99_us <= 2000",
+        lhs: "pg_list_1m_p99_us",
+        rhs: None,
+        factor: 2000.0,
+        at_most: true,
+    },
+    Target {
+        name: "pg_lost_actions = 0",
+        lhs: "pg_lost_actions",
+        rhs: None,
+        factor: 0.0,
+        at_most: true,
+    },
+    Target {
+        name: "pg_double_claims = 0",
+        lhs: "pg_double_claims",
+        rhs: None,
+        factor: 0.0,
+        at_most: true,
+    },
+    Target {
         name: "create_rust >= 0.7 x create_raw",
         lhs: "create_rust_per_s",
         rhs: Some("create_raw_per_s"),

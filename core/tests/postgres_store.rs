@@ -436,6 +436,10 @@ fn server_restart_loses_nothing_acknowledged_and_the_pool_reconnects() {
     eprintln!("restart: private cluster at {}", cluster.url);
     let queue = open(&cluster.url);
     queue.create_server("web-1", None).unwrap();
+    // A second queue left idle across the restart: its pooled connections
+    // are all dead afterwards, and its first calls must still succeed.
+    let idle = open(&cluster.url);
+    idle.create_server("web-2", None).unwrap();
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let failures = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -468,6 +472,10 @@ fn server_restart_loses_nothing_acknowledged_and_the_pool_reconnects() {
     eprintln!("restart: restarting the server");
     cluster.pg_ctl(&["-m", "immediate", "restart"]);
     eprintln!("restart: server restarted");
+    idle.get_server("web-2").unwrap();
+    idle.create_action(&restart("web-2", "after-restart"))
+        .unwrap();
+    idle.events_since(0, 10).unwrap();
     let before = acknowledged.lock().unwrap().len();
     wait_until("creates after the restart", || {
         acknowledged.lock().unwrap().len() >= before + 50
