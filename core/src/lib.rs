@@ -18,7 +18,7 @@
 //! `model` (the records), `error`, `clock`.
 //!
 //! Features: `sqlite` (default) — [`SqliteStore`] and [`ActionQueue::open`],
-//! through rusqlite with a bundled SQLite; `postgres` — [`PostgresStore`] and
+//! through rusqlite with a bundled SQLite; `postgres` — `PostgresStore` and
 //! [`ActionQueue::open_location`] on a `postgresql://` URL, through the
 //! `postgres` crate and an r2d2 pool, TLS by rustls.
 #![warn(missing_docs)]

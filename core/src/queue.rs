@@ -294,8 +294,7 @@ impl ActionQueue {
 
     /// A queue on the store `location` names, as every host opens one: a
     /// `postgresql://` or `postgres://` URL is a PostgreSQL database (with the
-    /// `postgres` feature; see [`PostgresStore::open`](crate::PostgresStore::open)
-    /// for what the URL may set), anything else the path of a SQLite file opened
+    /// `postgres` feature; see `PostgresStore::open` for what the URL may set), anything else the path of a SQLite file opened
     /// with `sqlite`. On PostgreSQL, `sqlite.busy_timeout` is the lock timeout,
     /// so a host's one busy-timeout setting means the same on both.
     #[cfg(feature = "sqlite")]
