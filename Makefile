@@ -33,6 +33,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p actionq --no-default-features --all-targets -- -D warnings
+	$(CARGO) clippy -p actionq --no-default-features --features postgres --all-targets -- -D warnings
 	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --workspace --no-deps --quiet
 
 ## strace: the durability test counts the syncs each setting makes.

@@ -337,6 +337,12 @@ impl Cluster {
     }
 
     fn start() -> Option<Cluster> {
+        Cluster::start_with(false)
+    }
+
+    /// With `tls`: `ssl=on`, a certificate for 127.0.0.1 signed by a CA
+    /// whose certificate is `ca.crt` in the cluster's directory.
+    fn start_with(tls: bool) -> Option<Cluster> {
         pg::admin_url()?;
         let bin =
             PathBuf::from(std::env::var("ACTIONQ_TEST_PG_BIN").expect(
@@ -363,10 +369,14 @@ impl Cluster {
                 "--locale=C",
             ],
         );
-        let opts = format!(
+        let mut opts = format!(
             "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={}",
             dir.path().display()
         );
+        if tls {
+            make_certificates(dir.path(), &data);
+            opts.push_str(" -c ssl=on");
+        }
         let cluster = Cluster {
             url: format!("postgresql://postgres@127.0.0.1:{port}/postgres"),
             bin,
@@ -386,6 +396,82 @@ impl Drop for Cluster {
             .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
             .output();
     }
+}
+
+/// A CA (`ca.crt` in `dir`) and the server's key and certificate for
+/// 127.0.0.1, signed by it, in the data directory.
+fn make_certificates(dir: &Path, data: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=actionq test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
+    for file in ["server.key", "server.crt"] {
+        std::fs::copy(dir.join(file), data.join(file)).unwrap();
+        chown_to_postgres(&data.join(file));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        data.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
 }
 
 fn is_root() -> bool {
@@ -729,4 +815,79 @@ fn four_processes_four_threads_race_on_one_database() {
     // Event ids are dense and increasing: none skipped, none reused.
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
     assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>());
+}
+
+/// TLS when the URL asks for it, by rustls: `sslmode=require` encrypts (the
+/// server's own view of the connection says so), `verify-full` accepts the
+/// server's certificate against the right CA and refuses it against another.
+#[test]
+fn tls_when_the_url_asks_for_it() {
+    let Some(cluster) = Cluster::start_with(true) else {
+        return;
+    };
+    let queue = open(&format!(
+        "{}?sslmode=require&application_name=aq-require",
+        cluster.url
+    ));
+    queue.create_server("web-1", None).unwrap();
+    let mut plain =
+        postgres::Client::connect(&format!("{}?sslmode=disable", cluster.url), postgres::NoTls)
+            .unwrap();
+    let (connections, encrypted): (i64, i64) = {
+        let row = plain
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_ssl s \
+                 JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'aq-require'",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(
+        connections >= 1 && encrypted == connections,
+        "{encrypted} of {connections} encrypted"
+    );
+
+    let ca = cluster.dir.path().join("ca.crt");
+    let verified = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        cluster.url,
+        ca.display()
+    );
+    open(&verified).get_server("web-1").unwrap();
+
+    // Another CA: the server's certificate is refused, at open.
+    let other = tempfile::tempdir().unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=other CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ])
+        .current_dir(other.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let e = PostgresStore::open(
+        &format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            cluster.url,
+            other.path().join("ca.crt").display()
+        ),
+        &PostgresOptions::default(),
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
 }

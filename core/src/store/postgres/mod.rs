@@ -58,7 +58,15 @@ const RETRIES: usize = 5;
 /// name such as "create action"). The only mapping from a PostgreSQL error.
 fn storage(context: &str, e: postgres::Error) -> Error {
     let Some(db) = e.as_db_error() else {
-        return Error::Storage(format!("{context}: {e}"));
+        // The cause (refused connection, TLS certificate, ...) is in the
+        // source chain, not in the top error's text.
+        let mut message = format!("{context}: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        return Error::Storage(message);
     };
     let code = db.code();
     if *code == SqlState::LOCK_NOT_AVAILABLE {
