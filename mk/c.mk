@@ -51,8 +51,14 @@ c-tools:
 	  fi; \
 	fi
 
+# rustc prints the system libraries the static library needs (replayed when
+# the build is fresh); c-pkgconfig puts them in actionq-static.pc.
+C_NATIVE_LIBS_FILE := $(C_OUT)/native-static-libs
 c-lib:
-	$(CARGO) build --release -p actionq-c
+	@mkdir -p $(C_OUT)
+	$(CARGO) rustc --release -p actionq-c -- --print native-static-libs 2>&1 \
+	  | tee $(C_OUT)/build.log | sed -n 's/^note: native-static-libs: //p' > $(C_NATIVE_LIBS_FILE)
+	@test -s $(C_NATIVE_LIBS_FILE) || { cat $(C_OUT)/build.log; echo "c-lib: rustc printed no native-static-libs"; exit 1; }
 	install -D -m 644 $(C_TARGET_DIR)/release/libactionq_c.a $(C_LIBDIR)/libactionq.a
 	install -D -m 755 $(C_TARGET_DIR)/release/libactionq_c.so $(C_LIBDIR)/libactionq.so
 
@@ -67,10 +73,11 @@ c-header-check:
 
 ## pkg-config files for the build tree, from the templates bindings-c/*.pc.in.
 ## actionq.pc links the shared library (with an rpath, so programs run in place);
-## actionq-static.pc links libactionq.a.
+## actionq-static.pc links libactionq.a and the system libraries rustc named.
 C_PC_SUBST = -e 's|@PREFIX@|$(CURDIR)|' -e 's|@INCLUDEDIR@|$(CURDIR)/bindings-c/include|' \
-	-e 's|@LIBDIR@|$(C_LIBDIR)|' -e 's|@VERSION@|$(C_VERSION)|'
-c-pkgconfig:
+	-e 's|@LIBDIR@|$(C_LIBDIR)|' -e 's|@VERSION@|$(C_VERSION)|' \
+	-e "s|@NATIVE_STATIC_LIBS@|$$(cat $(C_NATIVE_LIBS_FILE))|"
+c-pkgconfig: c-lib
 	@mkdir -p $(C_PCDIR)
 	sed $(C_PC_SUBST) bindings-c/actionq.pc.in > $(C_PCDIR)/actionq.pc
 	sed $(C_PC_SUBST) bindings-c/actionq-static.pc.in > $(C_PCDIR)/actionq-static.pc

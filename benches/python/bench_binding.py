@@ -3,8 +3,15 @@
     python bench_binding.py create --db PATH --n N        # creates/s, server bench-0 exists
     python bench_binding.py get --db PATH --n N --ids M   # get_action/s over ids 1..M
     python bench_binding.py gil --db PATH [--seconds S]   # GIL effect, see below
+    python bench_binding.py auth --db PATH --n N          # cost of authenticating, see below
 
 Each prints one JSON line.
+
+Auth: what authenticating adds to a request from Python on SQLite: the same
+get_action as the trusted call (``queue.get_action(id)``) and as a request
+with a credential does it (``queue.as_principal(queue.authenticate(secret))
+.get_action(id)``: the digest lookup, the principal, the permission check);
+``auth_overhead_us`` is the difference per request (median of 5 rounds).
 
 GIL: the binding releases the GIL only around calls that can wait (SQLite
 writes, and a SQLite read that met a lock) and keeps it for the rest (the
@@ -124,9 +131,43 @@ def gil(db: str, seconds: float) -> dict[str, float]:
     return out
 
 
+def auth(db: str, n: int) -> dict[str, float]:
+    queue = actionq.ActionQueue(db)
+    queue.create_server("auth-0")
+    action_id = queue.create_action("auth-0", "clear_logs").id
+    secret = queue.issue_credential("bench-viewer", "viewer").secret
+    get_action, authenticate, as_principal = queue.get_action, queue.authenticate, queue.as_principal
+
+    def trusted() -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            get_action(action_id)
+        return (time.perf_counter() - start) / n
+
+    def authenticated() -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            as_principal(authenticate(secret)).get_action(action_id)
+        return (time.perf_counter() - start) / n
+
+    def authenticate_only() -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            authenticate(secret)
+        return (time.perf_counter() - start) / n
+
+    rounds = [(trusted(), authenticated(), authenticate_only()) for _ in range(5)]
+    overhead = sorted(a - t for t, a, _ in rounds)[len(rounds) // 2]
+    return {
+        "auth_overhead_us": overhead * 1e6,
+        "auth_authenticate_us": sorted(o for _, _, o in rounds)[len(rounds) // 2] * 1e6,
+        "auth_get_trusted_us": sorted(t for t, _, _ in rounds)[len(rounds) // 2] * 1e6,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["create", "get", "gil"])
+    parser.add_argument("mode", choices=["create", "get", "gil", "auth"])
     parser.add_argument("--db", required=True)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--ids", type=int, default=1000)
@@ -136,6 +177,8 @@ def main() -> None:
         result = create(args.db, args.n)
     elif args.mode == "get":
         result = get(args.db, args.n, args.ids)
+    elif args.mode == "auth":
+        result = auth(args.db, args.n)
     else:
         result = gil(args.db, args.seconds)
     print(json.dumps(result))

@@ -63,7 +63,7 @@ pub struct Raw {
 const RAW_ACTION_COLUMNS: &str = "id, server_id, action_type, status, service_name, command, \
     argv, env, alert_id, created_at, created_by, approved_at, approved_by, rejected_at, \
     rejected_by, rejection_reason, cancelled_at, cancelled_by, executed_at, lease_expires_at, \
-    completed_at, exit_code, stdout, stderr";
+    completed_at, exit_code, stdout, stderr, approvals, digest, whitelist_version";
 
 fn ts(v: Option<i64>) -> rusqlite::Result<Option<actionq::Timestamp>> {
     v.map(|v| {
@@ -106,6 +106,9 @@ fn raw_action(r: &Row<'_>) -> rusqlite::Result<Action> {
         exit_code: r.get(21)?,
         stdout: r.get(22)?,
         stderr: r.get(23)?,
+        approvals: serde_json::from_str(&r.get::<_, String>(24)?).map_err(bad)?,
+        digest: r.get(25)?,
+        whitelist_version: r.get(26)?,
     })
 }
 

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! actionq-bench run [--out DIR] [--repo DIR] [--python PATH] [--scale F] [--skip-python]
-//!                   [--only create,memory,get,list,cycle,procs,http,gil]
+//!                   [--only create,memory,get,list,cycle,procs,http,gil,auth,agent]
+//!                   [--agent PATH]
 //! ```
 //!
 //! Contenders are measured in interleaved rounds (RAW, Rust, Python binding,
@@ -86,6 +87,8 @@ struct Config {
     python: Option<PathBuf>,
     scale: f64,
     repo: PathBuf,
+    /// `create_rate` built against the baseline revision (`make bench-baseline`).
+    baseline: Option<PathBuf>,
 }
 
 impl Config {
@@ -149,12 +152,14 @@ fn run(args: &[String]) -> BenchResult<()> {
         Some(flag(args, "--python").map_or_else(|| repo.join(".venv/bin/python"), PathBuf::from))
     };
     let scale: f64 = flag(args, "--scale").map_or(Ok(1.0), |v| v.parse().map_err(err))?;
+    let baseline = flag(args, "--baseline").map(PathBuf::from);
     let cfg = Config {
         out,
         db,
         python,
         scale,
         repo,
+        baseline,
     };
     let started = Instant::now();
     let mut s = Summary::default();
@@ -170,6 +175,10 @@ fn run(args: &[String]) -> BenchResult<()> {
     if want("create") {
         println!("== 1. create (file db, WAL, default settings; normal server, unique services)");
         bench_create(&cfg, &py, &mut s, &mut notes)?;
+    }
+    if want("audit") {
+        println!("== 8. verify_audit on 100,000 events (SQLite file)");
+        bench_audit(&cfg, &mut s)?;
     }
     if want("procs") {
         println!("== 5. two processes creating on one file");
@@ -187,9 +196,17 @@ fn run(args: &[String]) -> BenchResult<()> {
         println!("== 6. HTTP POST /api/v1/actions (FastAPI backend vs status quo)");
         bench_http(&cfg, &py, &mut s, &mut notes);
     }
+    if want("agent") {
+        println!("== 8. executor agent: claim-run-report cycle of `true` over HTTP, idle CPU");
+        bench_agent(&cfg, &py, args, &mut s, &mut notes);
+    }
     if want("gil") {
         println!("== 7. GIL: get_action with and without a busy Python thread");
         bench_gil(&cfg, &py, &mut s, &mut notes);
+    }
+    if want("auth") {
+        println!("== 9. authentication overhead from Python (SQLite)");
+        bench_auth(&cfg, &py, &mut s, &mut notes);
     }
     if want("memory") {
         println!("== 1b. MemoryStore with 1,000,000 actions resident (child process)");
@@ -440,6 +457,29 @@ fn bench_create(
         ];
         python_per_s(cfg, py, "status_quo.py", &args)
     });
+    // The same loop against the library at BENCH_BASELINE_REV (before the
+    // approval policy and the audit chain), in a child built by make.
+    let baseline_path = cfg.db.join("create-baseline.db");
+    let baseline_bin = cfg.baseline.clone().filter(|p| p.exists());
+    let baseline: Contender = Box::new(|_| {
+        let bin = baseline_bin.as_ref().ok_or("no baseline")?;
+        let output = Command::new(bin)
+            .args([
+                "--db",
+                &baseline_path.display().to_string(),
+                "--n",
+                &n.to_string(),
+            ])
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(err)?;
+        if !output.status.success() {
+            return Err(format!("{} failed: {}", bin.display(), output.status));
+        }
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(err)?;
+        json_f64(&json, "per_s")
+    });
+    let has_baseline = cfg.baseline.as_ref().is_some_and(|p| p.exists());
     interleaved(
         s,
         "create",
@@ -447,6 +487,7 @@ fn bench_create(
         vec![
             ("raw", Some(raw)),
             ("rust", Some(rust)),
+            ("baseline", has_baseline.then_some(baseline)),
             ("py", py.binding.then_some(python)),
             ("sq", py.status_quo.then_some(status_quo)),
         ],
@@ -454,6 +495,66 @@ fn bench_create(
     if !py.status_quo {
         notes.push("create_sq_per_s not measured".into());
     }
+    if !has_baseline {
+        notes.push("create_baseline_per_s not measured (run `make bench-baseline`)".into());
+        return Ok(());
+    }
+    // The same comparison on the in-memory store, where no disk hides the
+    // CPU the digest and the hash chain add (no target: a figure to watch).
+    let mem_n = cfg.n(100_000);
+    let rust_mem: Contender = Box::new(|_| {
+        let queue = actionq::ActionQueue::in_memory();
+        queue.create_server(&server, None).map_err(err)?;
+        rate(mem_n, |i| {
+            queue
+                .create_action(&restart(&server, format!("svc-{i}.service")))
+                .map(drop)
+                .map_err(err)
+        })
+    });
+    let baseline_mem: Contender = Box::new(|_| {
+        let bin = cfg.baseline.as_ref().ok_or("no baseline")?;
+        let output = Command::new(bin)
+            .args(["--db", ":memory:", "--n", &mem_n.to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(err)?;
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(err)?;
+        json_f64(&json, "per_s")
+    });
+    interleaved(
+        s,
+        "create_memstore",
+        5,
+        vec![("rust", Some(rust_mem)), ("baseline", Some(baseline_mem))],
+    )?;
+    Ok(())
+}
+
+/// `verify_audit` over a SQLite file holding 100,000 events (50,000 actions
+/// created and cancelled): the median of 5 walks, in milliseconds.
+fn bench_audit(cfg: &Config, s: &mut Summary) -> BenchResult<()> {
+    let actions = cfg.n(50_000);
+    let path = cfg.db.join("audit.db");
+    let queue = fresh_queue(&path, 1)?;
+    let server = server_id(0);
+    for i in 0..actions {
+        let action = queue
+            .create_action(&restart(&server, format!("svc-{i}.service")))
+            .map_err(err)?;
+        queue.cancel_action(action.id, "bench").map_err(err)?;
+    }
+    let mut millis = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let report = queue.verify_audit().map_err(err)?;
+        millis.push(start.elapsed().as_secs_f64() * 1e3);
+        if report.first_bad_event_id.is_some() || report.checked != 2 * actions as u64 {
+            return Err(format!("audit chain not intact: {report:?}"));
+        }
+    }
+    s.set("audit_events", (2 * actions) as f64);
+    s.set("audit_verify_ms", median(&millis));
     Ok(())
 }
 
@@ -836,6 +937,43 @@ fn bench_http(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String
     }
 }
 
+/// The executor (`actionq-agent`, release build; `--agent PATH` or
+/// target/release/actionq-agent) against `actionq-server`: see
+/// benches/python/bench_agent.py.
+fn bench_agent(
+    cfg: &Config,
+    py: &Python,
+    args: &[String],
+    s: &mut Summary,
+    notes: &mut Vec<String>,
+) {
+    let agent = flag(args, "--agent").map_or_else(
+        || cfg.repo.join("target/release/actionq-agent"),
+        PathBuf::from,
+    );
+    if !py.binding || !agent.exists() {
+        notes.push(format!(
+            "agent bench skipped (needs the binding's actionq-server and {}: `make agent`)",
+            agent.display()
+        ));
+        return;
+    }
+    let bench_args = [
+        arg("--dir"),
+        arg(cfg.db.display()),
+        arg("--agent"),
+        arg(agent.display()),
+        arg("--n"),
+        arg(cfg.n(500)),
+        arg("--idle-seconds"),
+        arg(30.0 * cfg.scale.clamp(0.2, 1.0)),
+    ];
+    match python_json(cfg, py, "bench_agent.py", &bench_args) {
+        Ok(json) => s.merge_json(&json),
+        Err(e) => notes.push(format!("agent bench failed: {e}")),
+    }
+}
+
 fn bench_gil(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String>) {
     if !py.binding {
         notes.push("GIL bench skipped (no binding)".into());
@@ -852,6 +990,27 @@ fn bench_gil(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String>
     match python_json(cfg, py, "bench_binding.py", &args) {
         Ok(json) => s.merge_json(&json),
         Err(e) => notes.push(format!("GIL bench failed: {e}")),
+    }
+}
+
+/// What authenticating a request adds from Python on SQLite
+/// (`auth_overhead_us`; see `bench_binding.py auth`).
+fn bench_auth(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String>) {
+    if !py.binding {
+        notes.push("auth bench skipped (no binding)".into());
+        return;
+    }
+    let path = cfg.db.join("auth.db");
+    let args = [
+        arg("auth"),
+        arg("--db"),
+        arg(path.display()),
+        arg("--n"),
+        arg(cfg.n(20_000)),
+    ];
+    match python_json(cfg, py, "bench_binding.py", &args) {
+        Ok(json) => s.merge_json(&json),
+        Err(e) => notes.push(format!("auth bench failed: {e}")),
     }
 }
 
@@ -896,6 +1055,20 @@ const TARGETS: &[Target] = &[
         lhs: "pg_double_claims",
         rhs: None,
         factor: 0.0,
+        at_most: true,
+    },
+    Target {
+        name: "create_rust >= 0.9 x create_baseline (before policy + audit chain)",
+        lhs: "create_rust_per_s",
+        rhs: Some("create_baseline_per_s"),
+        factor: 0.9,
+        at_most: false,
+    },
+    Target {
+        name: "audit_verify (100k events) <= 1000 ms",
+        lhs: "audit_verify_ms",
+        rhs: None,
+        factor: 1000.0,
         at_most: true,
     },
     Target {
@@ -967,6 +1140,27 @@ const TARGETS: &[Target] = &[
         rhs: Some("create_1proc_per_s"),
         factor: 1.2,
         at_most: false,
+    },
+    Target {
+        name: "agent_cycle_ms <= 5 (median)",
+        lhs: "agent_cycle_ms",
+        rhs: None,
+        factor: 5.0,
+        at_most: true,
+    },
+    Target {
+        name: "agent_idle_cpu_pct <= 1",
+        lhs: "agent_idle_cpu_pct",
+        rhs: None,
+        factor: 1.0,
+        at_most: true,
+    },
+    Target {
+        name: "auth_overhead_us <= 20",
+        lhs: "auth_overhead_us",
+        rhs: None,
+        factor: 20.0,
+        at_most: true,
     },
     Target {
         name: "busy_errors = 0",

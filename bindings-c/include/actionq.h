@@ -161,6 +161,17 @@ enum aq_status
    * handle involved may be unusable afterwards; please report it.
    */
   AQ_STATUS_PANIC = 8,
+  /**
+   * An unknown, revoked or malformed credential secret (core kind
+   * `Unauthenticated`, code `UNAUTHENTICATED`, HTTP 401).
+   */
+  AQ_STATUS_UNAUTHENTICATED = 9,
+  /**
+   * The principal's role or server scope does not allow the operation;
+   * nothing was changed (core kind `PermissionDenied`, code
+   * `PERMISSION_DENIED`, HTTP 403).
+   */
+  AQ_STATUS_PERMISSION_DENIED = 10,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -215,6 +226,14 @@ typedef struct aq_clock aq_clock;
  * to modify from several threads at once.
  */
 typedef struct aq_options aq_options;
+
+/**
+ * Who is acting: a name (what actions record), a role and, for an agent, its
+ * server. From `aq_queue_authenticate` (a credential's secret) or
+ * `aq_principal_new` (a host that authenticates people itself). Immutable:
+ * may be used from many threads at once. Free with `aq_principal_free`.
+ */
+typedef struct aq_principal aq_principal;
 
 /**
  * An open action queue: a SQLite file or an in-memory store, a whitelist and
@@ -349,12 +368,333 @@ aq_status aq_last_error_existing_action_id(int64_t *id_out);
 /**
  * The stable name of a status value: SPEC's error code for the core kinds
  * (`"VALIDATION_ERROR"`, `"NOT_FOUND"`, `"FORBIDDEN"`, `"CONFLICT"`,
- * `"STORAGE_ERROR"`), otherwise `"OK"`, `"NULL_ARGUMENT"`, `"INVALID_UTF8"`,
+ * `"STORAGE_ERROR"`, `"UNAUTHENTICATED"`, `"PERMISSION_DENIED"`), otherwise `"OK"`, `"NULL_ARGUMENT"`, `"INVALID_UTF8"`,
  * `"PANIC"`, or `"UNKNOWN"` for a number that is no `aq_status`.
  *
  * The returned string is static: never free it.
  */
 const char *aq_status_code(uint32_t status);
+
+/**
+ * A principal built by a host that authenticates people itself (trusted, like
+ * a `by` string): `name`, `role` (`"admin"`, `"operator"`, `"requester"`,
+ * `"viewer"` or `"agent"`; anything else is `AQ_STATUS_INVALID_INPUT`) and,
+ * for an agent, its `server_id` (NULL otherwise).
+ *
+ * On `AQ_STATUS_OK`, `*principal_out` receives a new handle that the caller
+ * owns and frees with `aq_principal_free`.
+ *
+ * # Safety
+ *
+ * `name`, `role`, `server_id` must be NULL or NUL-terminated strings;
+ * `principal_out` NULL or a writable `aq_principal *`.
+ */
+aq_status aq_principal_new(const char *name,
+                           const char *role,
+                           const char *server_id,
+                           struct aq_principal **principal_out);
+
+/**
+ * The principal a credential's `secret` belongs to. An unknown, revoked or
+ * malformed secret (empty, over-long, not ASCII, not even UTF-8) is
+ * `AQ_STATUS_UNAUTHENTICATED`, whose message never contains it. Reads only.
+ *
+ * On `AQ_STATUS_OK`, `*principal_out` receives a new handle that the caller
+ * owns and frees with `aq_principal_free`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `secret` NULL or a NUL-terminated
+ * string; `principal_out` NULL or a writable `aq_principal *`.
+ */
+aq_status aq_queue_authenticate(const struct aq_queue *queue,
+                                const char *secret,
+                                struct aq_principal **principal_out);
+
+/**
+ * Writes the principal as JSON `{"name","role","server_id"}` to `*json_out`,
+ * which the caller frees with `aq_string_free`.
+ *
+ * # Safety
+ *
+ * `principal` must be NULL or a live handle; `json_out` NULL or a writable `char *`.
+ */
+aq_status aq_principal_json(const struct aq_principal *principal, char **json_out);
+
+/**
+ * Frees a principal. `aq_principal_free(NULL)` does nothing.
+ *
+ * # Safety
+ *
+ * `principal` must be NULL or a handle not yet freed and no longer in use.
+ */
+void aq_principal_free(struct aq_principal *principal);
+
+/**
+ * Issues a credential: `name` (1–`AQ_MAX_NAME_CHARS` characters, what actions
+ * record when it acts), `role`, and for an agent its `server_id` (required
+ * then, which must exist; NULL for other roles). As `principal` (which must
+ * be an admin), or trusted when `principal` is NULL.
+ *
+ * On `AQ_STATUS_OK`, `*issued_json_out` receives
+ * `{"id","name","role","server_id","prefix","created_at","revoked_at","secret"}`
+ * — the only time the secret exists outside its holder (only its SHA-256 is
+ * stored) — which the caller frees with `aq_string_free` (after wiping it,
+ * if it cares).
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * principal; the strings NULL or NUL-terminated; `issued_json_out` NULL or a
+ * writable `char *`.
+ */
+aq_status aq_credential_issue(const struct aq_queue *queue,
+                              const struct aq_principal *principal,
+                              const char *name,
+                              const char *role,
+                              const char *server_id,
+                              char **issued_json_out);
+
+/**
+ * Lists every credential, revoked ones included, by id: a JSON array of
+ * `{"id","name","role","server_id","prefix","created_at","revoked_at"}`,
+ * never a secret. As `principal` (an admin), or trusted when NULL. The
+ * caller frees `*credentials_json_out` with `aq_string_free`.
+ *
+ * # Safety
+ *
+ * As for `aq_credential_issue`.
+ */
+aq_status aq_credential_list(const struct aq_queue *queue,
+                             const struct aq_principal *principal,
+                             char **credentials_json_out);
+
+/**
+ * Revokes credential `id` at once, for every handle and process on the same
+ * store (a second revoke keeps the first time); `AQ_STATUS_NOT_FOUND` if
+ * unknown. As `principal` (an admin), or trusted when NULL. The caller frees
+ * `*credential_json_out` with `aq_string_free`.
+ *
+ * # Safety
+ *
+ * As for `aq_credential_issue`.
+ */
+aq_status aq_credential_revoke(const struct aq_queue *queue,
+                               const struct aq_principal *principal,
+                               int64_t id,
+                               char **credential_json_out);
+
+/**
+ * `aq_server_create` as `principal` (admin, operator).
+ *
+ * # Safety
+ *
+ * As for `aq_server_create`; `principal` NULL or a live principal.
+ */
+aq_status aq_server_create_as(const struct aq_queue *queue,
+                              const struct aq_principal *principal,
+                              const char *id,
+                              const char *hostname,
+                              char **server_json_out);
+
+/**
+ * `aq_server_get` as `principal` (every role but agent).
+ *
+ * # Safety
+ *
+ * As for `aq_server_create_as`.
+ */
+aq_status aq_server_get_as(const struct aq_queue *queue,
+                           const struct aq_principal *principal,
+                           const char *id,
+                           char **server_json_out);
+
+/**
+ * `aq_server_pause` as `principal` (admin, operator).
+ *
+ * # Safety
+ *
+ * As for `aq_server_create_as`.
+ */
+aq_status aq_server_pause_as(const struct aq_queue *queue,
+                             const struct aq_principal *principal,
+                             const char *id,
+                             char **server_json_out);
+
+/**
+ * `aq_server_unpause` as `principal` (admin, operator).
+ *
+ * # Safety
+ *
+ * As for `aq_server_create_as`.
+ */
+aq_status aq_server_unpause_as(const struct aq_queue *queue,
+                               const struct aq_principal *principal,
+                               const char *id,
+                               char **server_json_out);
+
+/**
+ * `aq_server_list_actions` as `principal` (every role but agent).
+ *
+ * # Safety
+ *
+ * As for `aq_server_list_actions`; `principal` NULL or a live principal.
+ */
+aq_status aq_server_list_actions_as(const struct aq_queue *queue,
+                                    const struct aq_principal *principal,
+                                    const char *server_id,
+                                    const char *status,
+                                    int64_t limit,
+                                    int64_t offset,
+                                    char **page_json_out);
+
+/**
+ * `aq_action_create` as `principal` (admin, operator, requester): the
+ * action's `created_by` is the principal's name, whatever the request says.
+ *
+ * # Safety
+ *
+ * As for `aq_action_create`; `principal` NULL or a live principal.
+ */
+aq_status aq_action_create_as(const struct aq_queue *queue,
+                              const struct aq_principal *principal,
+                              const char *request_json,
+                              char **action_json_out);
+
+/**
+ * `aq_action_get` as `principal` (every role but agent).
+ *
+ * # Safety
+ *
+ * As for `aq_action_get`; `principal` NULL or a live principal.
+ */
+aq_status aq_action_get_as(const struct aq_queue *queue,
+                           const struct aq_principal *principal,
+                           int64_t id,
+                           char **action_json_out);
+
+/**
+ * `aq_action_list` as `principal` (every role but agent).
+ *
+ * # Safety
+ *
+ * As for `aq_action_list`; `principal` NULL or a live principal.
+ */
+aq_status aq_action_list_as(const struct aq_queue *queue,
+                            const struct aq_principal *principal,
+                            const char *status,
+                            const char *server_id,
+                            const char *action_type,
+                            int64_t limit,
+                            int64_t offset,
+                            char **page_json_out);
+
+/**
+ * `aq_action_approve` by `principal` (admin, operator).
+ *
+ * # Safety
+ *
+ * As for `aq_action_get_as`.
+ */
+aq_status aq_action_approve_as(const struct aq_queue *queue,
+                               const struct aq_principal *principal,
+                               int64_t id,
+                               char **action_json_out);
+
+/**
+ * `aq_action_reject` by `principal` (admin, operator), with a required `reason`.
+ *
+ * # Safety
+ *
+ * As for `aq_action_get_as`; `reason` NULL or a NUL-terminated string.
+ */
+aq_status aq_action_reject_as(const struct aq_queue *queue,
+                              const struct aq_principal *principal,
+                              int64_t id,
+                              const char *reason,
+                              char **action_json_out);
+
+/**
+ * `aq_action_cancel` by `principal` (admin, operator; a requester only its
+ * own pending actions).
+ *
+ * # Safety
+ *
+ * As for `aq_action_get_as`.
+ */
+aq_status aq_action_cancel_as(const struct aq_queue *queue,
+                              const struct aq_principal *principal,
+                              int64_t id,
+                              char **action_json_out);
+
+/**
+ * `aq_action_claim_next` by `principal` (the server's own agent, or an
+ * admin): `*claim_json_out` is NULL when nothing is approved.
+ *
+ * # Safety
+ *
+ * As for `aq_action_claim_next`; `principal` NULL or a live principal.
+ */
+aq_status aq_action_claim_next_as(const struct aq_queue *queue,
+                                  const struct aq_principal *principal,
+                                  const char *server_id,
+                                  const double *lease_seconds,
+                                  char **claim_json_out);
+
+/**
+ * `aq_action_heartbeat` by `principal` (the action's server's agent, or an admin).
+ *
+ * # Safety
+ *
+ * As for `aq_action_heartbeat`; `principal` NULL or a live principal.
+ */
+aq_status aq_action_heartbeat_as(const struct aq_queue *queue,
+                                 const struct aq_principal *principal,
+                                 int64_t id,
+                                 const char *lease_token,
+                                 const double *lease_seconds,
+                                 char **action_json_out);
+
+/**
+ * `aq_action_report_result` by `principal` (the action's server's agent, or
+ * an admin).
+ *
+ * # Safety
+ *
+ * As for `aq_action_report_result`; `principal` NULL or a live principal.
+ */
+aq_status aq_action_report_result_as(const struct aq_queue *queue,
+                                     const struct aq_principal *principal,
+                                     int64_t id,
+                                     const char *lease_token,
+                                     int32_t exit_code,
+                                     const char *stdout_text,
+                                     const char *stderr_text,
+                                     char **action_json_out);
+
+/**
+ * `aq_action_expire_leases` as `principal` (admin, operator).
+ *
+ * # Safety
+ *
+ * As for `aq_action_expire_leases`; `principal` NULL or a live principal.
+ */
+aq_status aq_action_expire_leases_as(const struct aq_queue *queue,
+                                     const struct aq_principal *principal,
+                                     char **actions_json_out);
+
+/**
+ * `aq_event_list` as `principal` (every role but agent).
+ *
+ * # Safety
+ *
+ * As for `aq_event_list`; `principal` NULL or a live principal.
+ */
+aq_status aq_event_list_as(const struct aq_queue *queue,
+                           const struct aq_principal *principal,
+                           int64_t cursor,
+                           int64_t limit,
+                           char **events_json_out);
 
 /**
  * Creates options holding the defaults: SPEC's default whitelist, durability
@@ -823,6 +1163,49 @@ aq_status aq_event_list(const struct aq_queue *queue,
                         int64_t cursor,
                         int64_t limit,
                         char **events_json_out);
+
+/**
+ * Rejects (by `system`, reason `approval expired after {ttl}s`) every pending
+ * action whose whitelist entry's `approval.ttl_seconds` has run out (reads do
+ * this first unless disabled with `aq_options_set_expire_leases_on_read`).
+ * On `AQ_STATUS_OK`, `*actions_json_out` receives a JSON array of the actions
+ * it rejected (possibly `[]`), which the caller frees with `aq_string_free`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `actions_json_out` NULL or a
+ * writable `char *`.
+ */
+aq_status aq_action_expire_approvals(const struct aq_queue *queue, char **actions_json_out);
+
+/**
+ * Walks the tamper-evident audit chain and the head kept apart from it. On
+ * `AQ_STATUS_OK`, `*report_json_out` receives
+ * `{"checked": <events verified before the first bad one>,
+ * "first_bad_event_id": <id or null>}`, which the caller frees with
+ * `aq_string_free`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `report_json_out` NULL or a
+ * writable `char *`.
+ */
+aq_status aq_audit_verify(const struct aq_queue *queue, char **report_json_out);
+
+/**
+ * For an agent, before it runs a claimed action: whether what would run is
+ * what was approved. `action_json` is an action or claim as this API returns
+ * it (`aq_action_claim_next`'s JSON); `*matches_out` receives 1 when the
+ * digest recomputed from its `server_id`, `action_type`, `argv`, `env` and
+ * `whitelist_version` equals its `digest` and every approval approved that
+ * digest, else 0. JSON that is not such a record is `AQ_STATUS_INVALID_INPUT`.
+ *
+ * # Safety
+ *
+ * `action_json` must be NULL or a NUL-terminated string; `matches_out` NULL
+ * or a writable `int`.
+ */
+aq_status aq_action_digest_matches(const char *action_json, int *matches_out);
 
 #ifdef __cplusplus
 }  // extern "C"

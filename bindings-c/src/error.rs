@@ -42,6 +42,13 @@ pub enum aq_status {
     /// A bug inside actionq was caught at the C boundary (a Rust panic). The
     /// handle involved may be unusable afterwards; please report it.
     Panic = 8,
+    /// An unknown, revoked or malformed credential secret (core kind
+    /// `Unauthenticated`, code `UNAUTHENTICATED`, HTTP 401).
+    Unauthenticated = 9,
+    /// The principal's role or server scope does not allow the operation;
+    /// nothing was changed (core kind `PermissionDenied`, code
+    /// `PERMISSION_DENIED`, HTTP 403).
+    PermissionDenied = 10,
 }
 
 impl aq_status {
@@ -53,6 +60,8 @@ impl aq_status {
             ErrorKind::NotWhitelisted => aq_status::NotWhitelisted,
             ErrorKind::Conflict => aq_status::Conflict,
             ErrorKind::Storage => aq_status::Storage,
+            ErrorKind::Unauthenticated => aq_status::Unauthenticated,
+            ErrorKind::PermissionDenied => aq_status::PermissionDenied,
             // ErrorKind is non-exhaustive: a kind added to the core without a
             // status here is a storage-class failure until it gets its own value.
             _ => aq_status::Storage,
@@ -62,7 +71,7 @@ impl aq_status {
 
 /// Every status with its stable name: SPEC's error code for the core kinds
 /// (the tests check they equal `ErrorKind::code`), the variant otherwise.
-const STATUS_CODES: [(aq_status, &CStr); 9] = [
+const STATUS_CODES: [(aq_status, &CStr); 11] = [
     (aq_status::Ok, c"OK"),
     (aq_status::InvalidInput, c"VALIDATION_ERROR"),
     (aq_status::NotFound, c"NOT_FOUND"),
@@ -72,6 +81,8 @@ const STATUS_CODES: [(aq_status, &CStr); 9] = [
     (aq_status::NullArgument, c"NULL_ARGUMENT"),
     (aq_status::InvalidUtf8, c"INVALID_UTF8"),
     (aq_status::Panic, c"PANIC"),
+    (aq_status::Unauthenticated, c"UNAUTHENTICATED"),
+    (aq_status::PermissionDenied, c"PERMISSION_DENIED"),
 ];
 
 /// Why an entry point failed, before it is turned into a status.
@@ -260,7 +271,7 @@ pub unsafe extern "C" fn aq_last_error_existing_action_id(id_out: *mut i64) -> a
 
 /// The stable name of a status value: SPEC's error code for the core kinds
 /// (`"VALIDATION_ERROR"`, `"NOT_FOUND"`, `"FORBIDDEN"`, `"CONFLICT"`,
-/// `"STORAGE_ERROR"`), otherwise `"OK"`, `"NULL_ARGUMENT"`, `"INVALID_UTF8"`,
+/// `"STORAGE_ERROR"`, `"UNAUTHENTICATED"`, `"PERMISSION_DENIED"`), otherwise `"OK"`, `"NULL_ARGUMENT"`, `"INVALID_UTF8"`,
 /// `"PANIC"`, or `"UNKNOWN"` for a number that is no `aq_status`.
 ///
 /// The returned string is static: never free it.

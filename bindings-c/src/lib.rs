@@ -25,6 +25,7 @@ use std::ffi::{c_char, CString};
 mod clock;
 mod error;
 mod ffi;
+mod identity;
 mod limits;
 mod options;
 mod queue;
@@ -33,6 +34,7 @@ pub use clock::{aq_clock, aq_clock_advance, aq_clock_free, aq_clock_new_manual, 
 pub use error::{
     aq_last_error_existing_action_id, aq_last_error_message, aq_status, aq_status_code,
 };
+pub use identity::*;
 pub use limits::*;
 pub use options::{
     aq_durability, aq_options, aq_options_free, aq_options_new,

@@ -32,7 +32,7 @@ pub struct aq_queue {
 /// # Safety
 ///
 /// `ptr` must be NULL or a live handle.
-unsafe fn queue_arg<'a>(ptr: *const aq_queue) -> Result<&'a ActionQueue, Failure> {
+pub(crate) unsafe fn queue_arg<'a>(ptr: *const aq_queue) -> Result<&'a ActionQueue, Failure> {
     // SAFETY: forwarded to the caller.
     Ok(&unsafe { ref_arg(ptr, "queue") }?.inner)
 }
@@ -259,7 +259,7 @@ pub unsafe extern "C" fn aq_server_unpause(
     }
 }
 
-fn parse_status(status: Option<&str>) -> Result<Option<ActionStatus>, Error> {
+pub(crate) fn parse_status(status: Option<&str>) -> Result<Option<ActionStatus>, Error> {
     status.map(ActionStatus::from_str).transpose()
 }
 
@@ -499,7 +499,7 @@ pub unsafe extern "C" fn aq_action_cancel(
 /// # Safety
 ///
 /// `seconds` must be NULL or point to a readable `double`.
-unsafe fn lease(seconds: *const f64) -> Option<Duration> {
+pub(crate) unsafe fn lease(seconds: *const f64) -> Option<Duration> {
     // SAFETY: per the caller's contract.
     unsafe { seconds.as_ref() }.map(|s| limits::lease_seconds(*s))
 }
@@ -661,6 +661,86 @@ pub unsafe extern "C" fn aq_event_list(
         let out = unsafe { Out::new(events_json_out, "events_json_out") }?;
         let events = queue.events_since(cursor, limit)?;
         out.write_json(&events);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Approval policy and tamper-evident audit
+
+/// Rejects (by `system`, reason `approval expired after {ttl}s`) every pending
+/// action whose whitelist entry's `approval.ttl_seconds` has run out (reads do
+/// this first unless disabled with `aq_options_set_expire_leases_on_read`).
+/// On `AQ_STATUS_OK`, `*actions_json_out` receives a JSON array of the actions
+/// it rejected (possibly `[]`), which the caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `actions_json_out` NULL or a
+/// writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_expire_approvals(
+    queue: *const aq_queue,
+    actions_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { queue_arg(queue) }?;
+        let out = unsafe { Out::new(actions_json_out, "actions_json_out") }?;
+        let actions = queue.expire_approvals()?;
+        out.write_json(&actions);
+        Ok(())
+    }
+}
+
+/// Walks the tamper-evident audit chain and the head kept apart from it. On
+/// `AQ_STATUS_OK`, `*report_json_out` receives
+/// `{"checked": <events verified before the first bad one>,
+/// "first_bad_event_id": <id or null>}`, which the caller frees with
+/// `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `report_json_out` NULL or a
+/// writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_audit_verify(
+    queue: *const aq_queue,
+    report_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { queue_arg(queue) }?;
+        let out = unsafe { Out::new(report_json_out, "report_json_out") }?;
+        let report = queue.verify_audit()?;
+        out.write_json(&report);
+        Ok(())
+    }
+}
+
+/// For an agent, before it runs a claimed action: whether what would run is
+/// what was approved. `action_json` is an action or claim as this API returns
+/// it (`aq_action_claim_next`'s JSON); `*matches_out` receives 1 when the
+/// digest recomputed from its `server_id`, `action_type`, `argv`, `env` and
+/// `whitelist_version` equals its `digest` and every approval approved that
+/// digest, else 0. JSON that is not such a record is `AQ_STATUS_INVALID_INPUT`.
+///
+/// # Safety
+///
+/// `action_json` must be NULL or a NUL-terminated string; `matches_out` NULL
+/// or a writable `int`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_digest_matches(
+    action_json: *const c_char,
+    matches_out: *mut std::ffi::c_int,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let text = unsafe { str_arg(action_json, "action_json") }?;
+        let out = unsafe { Out::new(matches_out, "matches_out") }?;
+        let action: actionq::Action = serde_json::from_str(text)
+            .map_err(|e| Error::InvalidInput(format!("action_json is not an action: {e}")))?;
+        out.write(std::ffi::c_int::from(action.digest_matches()));
         Ok(())
     }
 }

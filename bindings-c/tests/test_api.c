@@ -130,6 +130,9 @@ static void test_version_and_status_codes(void) {
   CHECK(strcmp(aq_status_code(AQ_STATUS_NULL_ARGUMENT), "NULL_ARGUMENT") == 0);
   CHECK(strcmp(aq_status_code(AQ_STATUS_INVALID_UTF8), "INVALID_UTF8") == 0);
   CHECK(strcmp(aq_status_code(AQ_STATUS_PANIC), "PANIC") == 0);
+  CHECK(strcmp(aq_status_code(AQ_STATUS_UNAUTHENTICATED), "UNAUTHENTICATED") == 0);
+  CHECK(strcmp(aq_status_code(AQ_STATUS_PERMISSION_DENIED), "PERMISSION_DENIED") == 0);
+  CHECK(AQ_STATUS_UNAUTHENTICATED == 9 && AQ_STATUS_PERMISSION_DENIED == 10);
   CHECK(strcmp(aq_status_code(4242), "UNKNOWN") == 0);
 }
 
@@ -212,6 +215,13 @@ static void test_null_arguments(void) {
   REFUSED(aq_action_report_result(q, 1, NULL, 0, NULL, NULL, &out), "lease_token");
   REFUSED(aq_action_expire_leases(q, NULL), "actions_json_out");
   REFUSED(aq_event_list(NULL, 0, 10, &out), "queue");
+  REFUSED(aq_action_expire_approvals(q, NULL), "actions_json_out");
+  REFUSED(aq_audit_verify(NULL, &out), "queue");
+  REFUSED(aq_audit_verify(q, NULL), "report_json_out");
+  int matches = 7;
+  REFUSED(aq_action_digest_matches(NULL, &matches), "action_json");
+  REFUSED(aq_action_digest_matches("{}", NULL), "matches_out");
+  CHECK(matches == 7);
 #undef REFUSED
   CHECK(out == SENTINEL);
   CHECK(qout == (aq_queue *)SENTINEL);
@@ -788,7 +798,13 @@ static void test_flow(const char *dir) {
   char token[64] = "";
   CHECK(json_str(claim, "lease_token", token, sizeof token));
   CHECK(json_has(claim, "\"status\":\"executing\""));
+  /* The agent checks that what it runs is what was approved. */
+  int matches = -1;
+  CHECK_OK(aq_action_digest_matches(claim, &matches));
+  CHECK(matches == 1);
+  CHECK(json_has(claim, "\"approvals\":[{\"by\":\"alice\""));
   aq_string_free(claim);
+  CHECK_STATUS(aq_action_digest_matches("not json", &matches), AQ_STATUS_INVALID_INPUT);
   CHECK_OK(aq_action_report_result(q, id, token, 0, "restarted", NULL, &a));
   CHECK(json_has(a, "\"status\":\"completed\"") && json_has(a, "\"exit_code\":0"));
   aq_string_free(a);
@@ -999,7 +1015,7 @@ static void test_manual_clock(void) {
   CHECK_OK(aq_clock_now(clock, &now));
   CHECK(now == start + 1500000);
   CHECK_OK(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &json));
-  CHECK(json_str(json, "created_at", buf, sizeof buf) && strcmp(buf, "2026-01-01T00:00:01.500Z") == 0);
+  CHECK(json_str(json, "created_at", buf, sizeof buf) && strcmp(buf, "2026-01-01T00:00:01.500000Z") == 0);
   aq_string_free(json);
   CHECK_OK(aq_action_claim_next(q, "web-1", SECONDS(10), &json));
   aq_string_free(json);
@@ -1009,6 +1025,99 @@ static void test_manual_clock(void) {
   CHECK_OK(aq_action_expire_leases(q, &json));
   CHECK(json != NULL && strcmp(json, "[]") == 0);
   aq_string_free(json);
+  aq_queue_free(q);
+}
+
+/* Identity from C: an agent credential claims for its own server only, and a
+ * revoked secret is refused at once on another handle of the same file. */
+static void test_identity(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/identity.sqlite3", dir);
+  aq_queue *q = NULL, *other = NULL;
+  CHECK_OK(aq_queue_open(path, NULL, &q));
+  CHECK_OK(aq_queue_open(path, NULL, &other));
+  char *json = NULL;
+  CHECK_OK(aq_server_create(q, "web-1", NULL, &json));
+  aq_string_free(json);
+  CHECK_OK(aq_server_create(q, "web-2", NULL, &json));
+  aq_string_free(json);
+
+  char *issued = NULL;
+  CHECK_OK(aq_credential_issue(q, NULL, "web-1-agent", "agent", "web-1", &issued));
+  char secret[128];
+  int64_t credential_id = 0;
+  CHECK(json_str(issued, "secret", secret, sizeof secret));
+  CHECK(json_int(issued, "id", &credential_id));
+  CHECK(strncmp(secret, "aq_ag_", 6) == 0);
+  aq_string_free(issued);
+
+  aq_principal *agent = NULL;
+  CHECK_OK(aq_queue_authenticate(other, secret, &agent));
+  CHECK_OK(aq_principal_json(agent, &json));
+  CHECK(json_has(json, "\"role\":\"agent\"") && json_has(json, "\"server_id\":\"web-1\""));
+  aq_string_free(json);
+
+  CHECK_OK(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &json));
+  aq_string_free(json);
+  char *claim = SENTINEL;
+  CHECK_STATUS(aq_action_claim_next_as(other, agent, "web-2", NULL, &claim), AQ_STATUS_PERMISSION_DENIED);
+  CHECK(claim == SENTINEL);
+  CHECK(last_error_is("Agent for server 'web-1' cannot claim actions of server 'web-2'"));
+  claim = NULL;
+  CHECK_OK(aq_action_claim_next_as(other, agent, "web-1", NULL, &claim));
+  CHECK(claim != NULL);
+  char token[64];
+  int64_t id = 0;
+  CHECK(json_str(claim, "lease_token", token, sizeof token) && json_int(claim, "id", &id));
+  aq_string_free(claim);
+  CHECK_OK(aq_action_report_result_as(other, agent, id, token, 0, "ok", NULL, &json));
+  CHECK(json_has(json, "\"status\":\"completed\""));
+  aq_string_free(json);
+
+  aq_principal *viewer = NULL;
+  CHECK_OK(aq_principal_new("victor", "viewer", NULL, &viewer));
+  json = SENTINEL;
+  CHECK_STATUS(aq_credential_list(q, viewer, &json), AQ_STATUS_PERMISSION_DENIED);
+  CHECK(json == SENTINEL);
+
+  CHECK_OK(aq_credential_revoke(q, NULL, credential_id, &json));
+  aq_string_free(json);
+  aq_principal *again = NULL;
+  CHECK_STATUS(aq_queue_authenticate(other, secret, &again), AQ_STATUS_UNAUTHENTICATED);
+  CHECK(again == NULL);
+  CHECK(strstr(last_error(), secret + 6) == NULL);
+  CHECK_STATUS(aq_queue_authenticate(other, "\xff\xfe", &again), AQ_STATUS_UNAUTHENTICATED);
+
+  aq_principal_free(viewer);
+  aq_principal_free(agent);
+  aq_principal_free(NULL);
+  aq_queue_free(other);
+  aq_queue_free(q);
+}
+
+/* The tamper-evident audit chain and the approval sweep through the C API
+   (tampering is the core's test, core/tests/audit_tamper.rs). */
+static void test_audit_verify(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/audit.sqlite3", dir);
+  unlink(path);
+  aq_queue *q = NULL;
+  CHECK_OK(aq_queue_open(path, NULL, &q));
+  char *s = NULL;
+  CHECK_OK(aq_server_create(q, "web-1", NULL, &s));
+  aq_string_free(s);
+  for (int i = 0; i < 3; i++) {
+    CHECK_OK(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &s));
+    aq_string_free(s);
+  }
+  char *report = NULL;
+  CHECK_OK(aq_audit_verify(q, &report));
+  CHECK(report != NULL && strcmp(report, "{\"checked\":3,\"first_bad_event_id\":null}") == 0);
+  aq_string_free(report);
+  char *expired = NULL;
+  CHECK_OK(aq_action_expire_approvals(q, &expired));
+  CHECK(expired != NULL && strcmp(expired, "[]") == 0);
+  aq_string_free(expired);
   aq_queue_free(q);
 }
 
@@ -1023,8 +1132,10 @@ int main(int argc, char **argv) {
   test_options_and_whitelist(dir);
   test_busy_timeout(dir);
   test_flow(dir);
+  test_audit_verify(dir);
   test_conventions();
   test_manual_clock();
+  test_identity(dir);
   test_threads(dir);
   printf("test_api: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

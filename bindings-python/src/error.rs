@@ -43,6 +43,19 @@ create_exception!(
     "I/O failure, corruption, busy beyond the timeout, schema too new (`STORAGE_ERROR`, HTTP 503)."
 );
 
+create_exception!(
+    actionq,
+    UnauthenticatedError,
+    ActionQueueError,
+    "An unknown, revoked or malformed credential secret (`UNAUTHENTICATED`, HTTP 401)."
+);
+create_exception!(
+    actionq,
+    PermissionDeniedError,
+    ActionQueueError,
+    "A role or server scope that does not allow the operation; nothing changed (`PERMISSION_DENIED`, HTTP 403)."
+);
+
 /// The exception class of `kind`.
 fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, PyType> {
     match kind {
@@ -51,6 +64,8 @@ fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, PyType> {
         ErrorKind::NotWhitelisted => py.get_type::<NotWhitelistedError>(),
         ErrorKind::Conflict => py.get_type::<ConflictError>(),
         ErrorKind::Storage => py.get_type::<StorageError>(),
+        ErrorKind::Unauthenticated => py.get_type::<UnauthenticatedError>(),
+        ErrorKind::PermissionDenied => py.get_type::<PermissionDeniedError>(),
         // `ErrorKind` is non-exhaustive: a future kind still raises the base class.
         _ => py.get_type::<ActionQueueError>(),
     }

@@ -8,6 +8,7 @@
 
 mod clock;
 mod error;
+mod identity;
 mod limits;
 mod queue;
 mod types;
@@ -22,9 +23,13 @@ mod _actionq {
     #[pymodule_export]
     use crate::clock::PyManualClock;
     #[pymodule_export]
+    use crate::identity::{PyActingQueue, PyCredential, PyIssuedCredential, PyPrincipal};
+    #[pymodule_export]
     use crate::queue::PyActionQueue;
     #[pymodule_export]
-    use crate::types::{PyAction, PyActionPage, PyClaim, PyEvent, PyServer};
+    use crate::types::{
+        action_digest, PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyServer,
+    };
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -92,5 +92,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "DEFAULT_BUSY_TIMEOUT_SECONDS",
         limits::DEFAULT_BUSY_TIMEOUT_SECONDS,
     )?;
+    let roles = actionq::Role::ALL.map(actionq::Role::as_str);
+    m.add("ROLES", PyTuple::new(py, roles)?)?;
+    m.add("MAX_SECRET_BYTES", limits::MAX_SECRET_BYTES)?;
+    m.add("MAX_REQUEST_BODY_BYTES", limits::MAX_REQUEST_BODY_BYTES)?;
     Ok(())
 }

@@ -21,7 +21,8 @@ use pyo3::types::{PyBool, PyDict, PyInt, PyString};
 
 use crate::clock::PyManualClock;
 use crate::error::to_py_err;
-use crate::types::{PyAction, PyActionPage, PyClaim, PyEvent, PyServer};
+use crate::identity::{self, PyActingQueue, PyCredential, PyIssuedCredential, PyPrincipal};
+use crate::types::{PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyServer};
 
 /// The remediation action queue, on a SQLite file or in memory.
 ///
@@ -58,7 +59,7 @@ fn setting_duration(name: &str, seconds: Option<f64>) -> actionq::Result<Option<
 
 /// A lease in seconds for `claim_next`/`heartbeat` (`None`: the queue's
 /// default), read by the core's [`limits::lease_seconds`].
-fn lease(seconds: Option<f64>) -> Option<Duration> {
+pub(crate) fn lease(seconds: Option<f64>) -> Option<Duration> {
     seconds.map(limits::lease_seconds)
 }
 
@@ -92,7 +93,39 @@ fn param_value(name: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
     )))
 }
 
-fn status_filter(status: Option<&str>) -> actionq::Result<Option<ActionStatus>> {
+/// The core's request for `create_action`'s arguments (shared by
+/// `ActionQueue` and `ActingQueue`).
+pub(crate) fn new_action(
+    py: Python<'_>,
+    server_id: &str,
+    action_type: &str,
+    service_name: Option<String>,
+    params: Option<&Bound<'_, PyDict>>,
+    alert_id: Option<i64>,
+    created_by: &str,
+) -> PyResult<NewAction> {
+    let mut values: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(params) = params {
+        for (key, value) in params.iter() {
+            let name: String = key
+                .extract()
+                .map_err(|_| PyTypeError::new_err("params keys must be str (parameter names)"))?;
+            let value = param_value(&name, &value)?;
+            values.insert(name, value);
+        }
+    }
+    NewAction {
+        server_id: server_id.to_owned(),
+        action_type: action_type.to_owned(),
+        params: values,
+        alert_id,
+        created_by: created_by.to_owned(),
+    }
+    .service_name_shorthand(service_name)
+    .map_err(|e| to_py_err(py, e))
+}
+
+pub(crate) fn status_filter(status: Option<&str>) -> actionq::Result<Option<ActionStatus>> {
     status.map(ActionStatus::from_str).transpose()
 }
 
@@ -111,7 +144,7 @@ impl PyActionQueue {
 
     /// Runs `f` on the queue, with the GIL released for the SQLite backend, and
     /// maps a core error to its Python exception. For calls that may write.
-    fn run<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    pub(crate) fn run<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
         F: FnOnce(&ActionQueue) -> actionq::Result<T> + Send,
         T: Send,
@@ -129,7 +162,7 @@ impl PyActionQueue {
     /// where a lock makes it fail at once instead of waiting; then, only if it
     /// met one, again on the main store with the GIL released, where it waits
     /// up to the busy timeout. The wait itself never holds the GIL.
-    fn run_read<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    pub(crate) fn run_read<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
         F: Fn(&ActionQueue) -> actionq::Result<T> + Send + Sync,
         T: Send,
@@ -370,25 +403,15 @@ impl PyActionQueue {
         alert_id: Option<i64>,
         created_by: &str,
     ) -> PyResult<PyAction> {
-        let mut values: BTreeMap<String, String> = BTreeMap::new();
-        if let Some(params) = params {
-            for (key, value) in params.iter() {
-                let name: String = key.extract().map_err(|_| {
-                    PyTypeError::new_err("params keys must be str (parameter names)")
-                })?;
-                let value = param_value(&name, &value)?;
-                values.insert(name, value);
-            }
-        }
-        let request = NewAction {
-            server_id: server_id.to_owned(),
-            action_type: action_type.to_owned(),
-            params: values,
+        let request = new_action(
+            py,
+            server_id,
+            action_type,
+            service_name,
+            params,
             alert_id,
-            created_by: created_by.to_owned(),
-        }
-        .service_name_shorthand(service_name)
-        .map_err(|e| to_py_err(py, e))?;
+            created_by,
+        )?;
         self.run(py, |q| q.create_action(&request))
             .map(PyAction::from)
     }
@@ -535,6 +558,21 @@ impl PyActionQueue {
             .map(|actions| actions.into_iter().map(PyAction::from).collect())
     }
 
+    /// Rejects (by `system`) every pending action whose whitelist entry's
+    /// `approval.ttl_seconds` ran out, and returns them. Reads do this first
+    /// unless `expire_leases_on_read=False`.
+    fn expire_approvals(&self, py: Python<'_>) -> PyResult<Vec<PyAction>> {
+        self.run_read(py, |q| q.expire_approvals())
+            .map(|actions| actions.into_iter().map(PyAction::from).collect())
+    }
+
+    /// Walks the tamper-evident audit chain and the head kept apart from it:
+    /// an `AuditReport` with `checked` and `first_bad_event_id`.
+    fn verify_audit(&self, py: Python<'_>) -> PyResult<PyAuditReport> {
+        self.run_read(py, |q| q.verify_audit())
+            .map(PyAuditReport::from)
+    }
+
     /// Up to `limit` (1..=`actionq.limits.MAX_EVENTS_LIMIT`, default
     /// `DEFAULT_EVENTS_LIMIT`) audit events after `cursor`, oldest first. Pass
     /// the last event's `id` as the next cursor.
@@ -542,6 +580,84 @@ impl PyActionQueue {
     fn events_since(&self, py: Python<'_>, cursor: i64, limit: i64) -> PyResult<Vec<PyEvent>> {
         self.run_read(py, |q| q.events_since(cursor, limit))
             .map(|events| events.into_iter().map(PyEvent::from).collect())
+    }
+
+    /// Every registered server, ordered by id.
+    fn list_servers(&self, py: Python<'_>) -> PyResult<Vec<PyServer>> {
+        self.run_read(py, |q| q.list_servers())
+            .map(|servers| servers.into_iter().map(PyServer::from).collect())
+    }
+
+    /// How many actions each server has in each status: `(server_id, status,
+    /// count)` tuples (status an `actionq.ActionStatus` member), one per pair
+    /// with at least one action, ordered by server id, then status in
+    /// `ActionStatus` order. Read from the totals the store keeps (no scan of
+    /// the actions), after expiring lost leases as every read does.
+    fn count_actions<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Vec<(String, Bound<'py, PyAny>, u64)>> {
+        let counts = self.run_read(py, |q| q.count_actions())?;
+        counts
+            .into_iter()
+            .map(|c| {
+                Ok((
+                    c.server_id,
+                    crate::limits::status_member(py, c.status)?,
+                    c.count,
+                ))
+            })
+            .collect()
+    }
+
+    /// How many actions this queue object has failed for a lost lease since
+    /// it was opened, whichever call expired them (a read, a claim or
+    /// `expire_leases()`); a process-local counter, as metrics want.
+    #[getter]
+    fn lease_expiries(&self) -> u64 {
+        // Reads may run on the fast store, which counts its own expiries.
+        let fast = self.fast.as_ref().map_or(0, ActionQueue::lease_expiries);
+        self.queue.lease_expiries() + fast
+    }
+
+    /// Issues a credential for `name` with `role` (`"admin"`, `"operator"`,
+    /// `"requester"`, `"viewer"`, or `"agent"` with its `server_id`): the
+    /// returned `IssuedCredential` carries the secret, shown this once (only
+    /// its SHA-256 is stored). A trusted call: offer it to admins only, or use
+    /// `as_principal(p).issue_credential`, which checks.
+    #[pyo3(signature = (name, role, server_id = None))]
+    fn issue_credential(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        role: &str,
+        server_id: Option<&str>,
+    ) -> PyResult<PyIssuedCredential> {
+        identity::on_queue::issue(self, py, name, role, server_id)
+    }
+
+    /// Every credential, revoked ones included, by id; never a secret.
+    fn list_credentials(&self, py: Python<'_>) -> PyResult<Vec<PyCredential>> {
+        identity::on_queue::list(self, py)
+    }
+
+    /// Revokes credential `id` at once, for every process on the same store;
+    /// `NotFoundError` if unknown.
+    fn revoke_credential(&self, py: Python<'_>, id: i64) -> PyResult<PyCredential> {
+        identity::on_queue::revoke(self, py, id)
+    }
+
+    /// The `Principal` a secret belongs to; `UnauthenticatedError` for an
+    /// unknown, revoked or malformed one (the message never contains it).
+    /// Reads only: no write per call.
+    fn authenticate(&self, py: Python<'_>, secret: &str) -> PyResult<PyPrincipal> {
+        identity::on_queue::authenticate(self, py, secret)
+    }
+
+    /// The queue as `principal` sees it: an `ActingQueue`, whose methods are
+    /// checked by the permission table and record the principal's name.
+    fn as_principal(slf: Bound<'_, Self>, principal: PyRef<'_, PyPrincipal>) -> PyActingQueue {
+        PyActingQueue::new(slf.unbind(), principal.inner.clone())
     }
 
     /// Benchmark helper: runs `get_action(id)` `iterations` times from Rust, as a

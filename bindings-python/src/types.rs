@@ -6,7 +6,7 @@
 //! names, which lets `pydantic.BaseModel.model_validate(obj, from_attributes=True)`
 //! read them directly; `to_dict()` gives the same fields as plain Python values.
 
-use actionq::{Action, ActionPage, Claim, Event, Server, Timestamp};
+use actionq::{Action, ActionPage, Approval, AuditReport, Claim, Event, Server, Timestamp};
 use chrono::{Datelike, Timelike};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -186,7 +186,25 @@ fn action_into_dict(d: &Bound<'_, PyDict>, a: &Action) -> PyResult<()> {
     d.set_item(intern!(py, "exit_code"), a.exit_code)?;
     d.set_item(intern!(py, "stdout"), &a.stdout)?;
     d.set_item(intern!(py, "stderr"), &a.stderr)?;
+    d.set_item(intern!(py, "approvals"), approvals_list(py, &a.approvals)?)?;
+    d.set_item(intern!(py, "digest"), &a.digest)?;
+    d.set_item(intern!(py, "whitelist_version"), &a.whitelist_version)?;
     Ok(())
+}
+
+/// `approvals` as a list of dicts `{"by", "at" (UTC datetime), "digest"}`.
+fn approvals_list<'py>(py: Python<'py>, approvals: &[Approval]) -> PyResult<Bound<'py, PyList>> {
+    let items = approvals
+        .iter()
+        .map(|a| {
+            let d = PyDict::new(py);
+            d.set_item(intern!(py, "by"), &a.by)?;
+            d.set_item(intern!(py, "at"), utc_datetime(py, a.at)?)?;
+            d.set_item(intern!(py, "digest"), &a.digest)?;
+            Ok(d)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, items)
 }
 
 /// The short `repr()` body shared by `Action` and `Claim`.
@@ -350,6 +368,34 @@ macro_rules! action_class_methods {
             #[getter]
             fn stderr(&self) -> Option<&str> {
                 self.core_action().stderr.as_deref()
+            }
+
+            /// The human approvals so far, oldest first: a new list of dicts
+            /// `{"by", "at", "digest"}` on each read (empty when auto-approved).
+            #[getter]
+            fn approvals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+                approvals_list(py, &self.core_action().approvals)
+            }
+
+            /// The payload digest (hex SHA-256 of server_id, action_type, argv,
+            /// env and whitelist_version): what approvers approved.
+            #[getter]
+            fn digest(&self) -> &str {
+                &self.core_action().digest
+            }
+
+            /// Version of the whitelist the action was built under.
+            #[getter]
+            fn whitelist_version(&self) -> &str {
+                &self.core_action().whitelist_version
+            }
+
+            /// Whether what would run is what was approved: the digest
+            /// recomputed from this record's payload equals `digest`, and every
+            /// approval approved it. An agent calls this on a claim before it
+            /// runs anything.
+            fn digest_matches(&self) -> bool {
+                self.core_action().digest_matches()
             }
 
             $($extra)*
@@ -668,4 +714,73 @@ impl PyEvent {
             str_repr(py, &e.by)?,
         ))
     }
+}
+
+/// What `verify_audit()` found (frozen): `checked`, the events verified
+/// before the first bad one (all when none is), and `first_bad_event_id`
+/// (`None` when the chain is intact).
+#[pyclass(module = "actionq", name = "AuditReport", frozen, eq)]
+#[derive(Debug, PartialEq)]
+pub struct PyAuditReport {
+    inner: AuditReport,
+}
+
+impl From<AuditReport> for PyAuditReport {
+    fn from(inner: AuditReport) -> Self {
+        PyAuditReport { inner }
+    }
+}
+
+#[pymethods]
+impl PyAuditReport {
+    /// Events verified before the first bad one (all of them when none is bad).
+    #[getter]
+    fn checked(&self) -> u64 {
+        self.inner.checked
+    }
+
+    /// The first event that does not verify, or `None` when the chain is intact.
+    #[getter]
+    fn first_bad_event_id(&self) -> Option<i64> {
+        self.inner.first_bad_event_id
+    }
+
+    /// `{"checked": ..., "first_bad_event_id": ...}`.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "checked"), self.inner.checked)?;
+        d.set_item(
+            intern!(py, "first_bad_event_id"),
+            self.inner.first_bad_event_id,
+        )?;
+        Ok(d)
+    }
+
+    /// The report as compact JSON text (the HTTP body of `/audit/verify`).
+    fn to_json(&self) -> String {
+        record_json(&self.inner)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "AuditReport(checked={}, first_bad_event_id={})",
+            self.inner.checked,
+            self.inner
+                .first_bad_event_id
+                .map_or("None".to_owned(), |id| id.to_string())
+        )
+    }
+}
+
+/// The hex SHA-256 payload digest of an action (SPEC "Approval policy"):
+/// what `Action.digest` holds, for an agent that recomputes it itself.
+#[pyfunction]
+pub fn action_digest(
+    server_id: &str,
+    action_type: &str,
+    argv: Vec<String>,
+    env: std::collections::BTreeMap<String, String>,
+    whitelist_version: &str,
+) -> String {
+    actionq::action_digest(server_id, action_type, &argv, &env, whitelist_version)
 }

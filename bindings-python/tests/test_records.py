@@ -15,6 +15,8 @@ ACTION_FIELDS = [
     "alert_id", "created_at", "created_by", "approved_at", "approved_by", "rejected_at",
     "rejected_by", "rejection_reason", "cancelled_at", "cancelled_by", "executed_at",
     "lease_expires_at", "completed_at", "exit_code", "stdout", "stderr",
+    # SPEC "Approval policy": after the seed's fields
+    "approvals", "digest", "whitelist_version",
 ]  # fmt: skip
 
 
@@ -25,6 +27,12 @@ class ServerModel(pydantic.BaseModel):
     is_paused: bool
     paused_at: Optional[datetime]
     created_at: datetime
+
+
+class ApprovalModel(pydantic.BaseModel):
+    by: str
+    at: datetime
+    digest: str
 
 
 class ActionModel(pydantic.BaseModel):
@@ -53,6 +61,9 @@ class ActionModel(pydantic.BaseModel):
     exit_code: Optional[int]
     stdout: Optional[str]
     stderr: Optional[str]
+    approvals: list[ApprovalModel]
+    digest: str
+    whitelist_version: str
 
 
 class LiteralStatusModel(pydantic.BaseModel):

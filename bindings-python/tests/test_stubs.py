@@ -42,9 +42,10 @@ BINDING_TESTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "bindings-pytho
         # the package, actionq.server included, its own tests and the bench
         ["bindings-python/python/actionq", *BINDING_TESTS, "bindings-python/bench"],
         ["bindings-python/tests/server"],  # the FastAPI backend's tests
+        ["bindings-python/tests/browser"],  # the approvers' page in Chromium
         ["examples/python"],  # the embedding walk-throughs
     ],
-    ids=["package", "server-tests", "examples"],
+    ids=["package", "server-tests", "browser-tests", "examples"],
 )
 def test_mypy_strict(paths: list[str]) -> None:
     # Separate runs: each test folder has its own top-level `conftest` module.

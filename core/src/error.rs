@@ -16,16 +16,22 @@ pub enum ErrorKind {
     Conflict,
     /// I/O failure, corruption, lock wait beyond the busy timeout, or a schema too new.
     Storage,
+    /// An unknown, revoked or malformed credential secret.
+    Unauthenticated,
+    /// A principal whose role or server scope does not allow the operation.
+    PermissionDenied,
 }
 
 impl ErrorKind {
     /// Every kind, in SPEC order.
-    pub const ALL: [ErrorKind; 5] = [
+    pub const ALL: [ErrorKind; 7] = [
         ErrorKind::InvalidInput,
         ErrorKind::NotFound,
         ErrorKind::NotWhitelisted,
         ErrorKind::Conflict,
         ErrorKind::Storage,
+        ErrorKind::Unauthenticated,
+        ErrorKind::PermissionDenied,
     ];
 
     /// The stable machine-readable code, as used in HTTP error bodies.
@@ -36,6 +42,8 @@ impl ErrorKind {
             ErrorKind::NotWhitelisted => "FORBIDDEN",
             ErrorKind::Conflict => "CONFLICT",
             ErrorKind::Storage => "STORAGE_ERROR",
+            ErrorKind::Unauthenticated => "UNAUTHENTICATED",
+            ErrorKind::PermissionDenied => "PERMISSION_DENIED",
         }
     }
 
@@ -47,6 +55,8 @@ impl ErrorKind {
             ErrorKind::NotWhitelisted => 403,
             ErrorKind::Conflict => 409,
             ErrorKind::Storage => 503,
+            ErrorKind::Unauthenticated => 401,
+            ErrorKind::PermissionDenied => 403,
         }
     }
 }
@@ -88,6 +98,14 @@ pub enum Error {
     /// Nothing was done, so the call may be made again.
     #[error("{0}")]
     Busy(String),
+    /// The secret given is unknown, revoked or malformed. The message never
+    /// contains the secret.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The acting principal's role or server scope forbids the operation;
+    /// nothing was changed. The message names the rule.
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 /// Shorthand for results whose error is [`Error`].
@@ -102,6 +120,8 @@ impl Error {
             Error::NotWhitelisted(_) => ErrorKind::NotWhitelisted,
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Storage(_) | Error::Busy(_) => ErrorKind::Storage,
+            Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
         }
     }
 

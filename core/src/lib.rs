@@ -15,7 +15,8 @@
 //! limit and default, which every host takes from there), `rules` (the
 //! create rules and the status machine every store applies alike), `store`
 //! (the trait) with one module per backend under `store/`, `whitelist`,
-//! `model` (the records), `error`, `clock`.
+//! `model` (the records), [`identity`] (credentials, roles and the one
+//! permission table), `error`, `clock`.
 //!
 //! Features: `sqlite` (default) — [`SqliteStore`] and [`ActionQueue::open`],
 //! through rusqlite with a bundled SQLite; `postgres` — `PostgresStore` and
@@ -23,8 +24,11 @@
 //! `postgres` crate and an r2d2 pool, TLS by rustls.
 #![warn(missing_docs)]
 
+pub mod audit;
 mod clock;
+pub mod digest;
 mod error;
+pub mod identity;
 pub mod limits;
 mod model;
 mod queue;
@@ -32,16 +36,26 @@ mod rules;
 pub mod store;
 pub mod whitelist;
 
+pub use audit::AuditReport;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use digest::{action_digest, ACTION_DIGEST_TAG};
 pub use error::{Error, ErrorKind, Result};
+pub use identity::{Credential, IssuedCredential, Operation, Principal, Role};
 pub use limits::DEFAULT_EVENTS_LIMIT;
-pub use model::{Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp};
-pub use queue::{ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM};
-pub use rules::{AUTO_APPROVED, LEASE_EXPIRED_STDERR};
+pub use model::{
+    Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Approval, Claim, Event, Server,
+    Timestamp,
+};
+pub use queue::{
+    Acting, ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM,
+};
+pub use rules::{AUTO_APPROVED, LEASE_EXPIRED_STDERR, STALE_WHITELIST};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use store::postgres::{PostgresOptions, PostgresStore, PG_SCHEMA_VERSION};
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION};
 pub use store::{is_postgres_url, Store};
-pub use whitelist::{ConflictPolicy, ParamKind, Whitelist, DEFAULT_WHITELIST_JSON};
+pub use whitelist::{
+    ApprovalPolicy, AutoApproveBudget, ConflictPolicy, ParamKind, Whitelist, DEFAULT_WHITELIST_JSON,
+};

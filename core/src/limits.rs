@@ -37,6 +37,17 @@ pub const MAX_HOSTNAME_CHARS: usize = 255;
 pub const MAX_NAME_CHARS: usize = 100;
 /// Longest rejection reason, in characters (at least 1 is required).
 pub const MAX_REASON_CHARS: usize = 1000;
+/// Most approvals a whitelist entry's policy may require (`approval.required`).
+pub const MAX_REQUIRED_APPROVALS: u32 = 10;
+/// Longest approval expiry or budget window a policy may set (366 days).
+pub const MAX_POLICY_SECONDS: u64 = 366 * 24 * 3600;
+
+/// Longest credential secret accepted for authentication, in bytes (issued
+/// secrets are 49); anything longer is refused before it is hashed.
+pub const MAX_SECRET_BYTES: usize = 256;
+/// Largest HTTP request body a web host reads, in bytes (1 MiB): a result's
+/// output is capped anyway, so nothing legitimate is larger.
+pub const MAX_REQUEST_BODY_BYTES: usize = 1 << 20;
 
 /// Characters of `stdout`/`stderr` a result keeps by default.
 pub const DEFAULT_OUTPUT_CAP_CHARS: usize = 10_000;

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 pub type Timestamp = DateTime<Utc>;
 
 /// [`Timestamp`]'s wire form, for `#[serde(serialize_with)]`.
-mod wire_time {
+pub(crate) mod wire_time {
     use std::fmt;
 
     use chrono::{Datelike, Timelike};
@@ -53,11 +53,11 @@ mod wire_time {
         }
     }
 
-    pub(super) fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&Wire(t))
     }
 
-    pub(super) fn serialize_opt<S: Serializer>(
+    pub(crate) fn serialize_opt<S: Serializer>(
         t: &Option<Timestamp>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
@@ -214,6 +214,68 @@ pub struct Action {
     pub stdout: Option<String>,
     /// Captured standard error, capped.
     pub stderr: Option<String>,
+    /// The human approvals so far, oldest first (empty for an auto-approved
+    /// action). With the approval policy's `required` > 1 an action stays
+    /// `pending` until this holds that many distinct approvers.
+    #[serde(default)]
+    pub approvals: Vec<Approval>,
+    /// The payload digest: [`crate::action_digest`] of (`server_id`,
+    /// `action_type`, `argv`, `env`, `whitelist_version`). What approvers
+    /// approve and what an executor checks before it runs anything
+    /// ([`Action::digest_matches`]).
+    #[serde(default)]
+    pub digest: String,
+    /// [`crate::Whitelist::version`] of the whitelist the action was built
+    /// under. Empty for actions stored before whitelists had versions
+    /// (SQLite schema < 4), which are exempt from the stale-whitelist check.
+    #[serde(default)]
+    pub whitelist_version: String,
+}
+
+impl Action {
+    /// The digest recomputed from this action's payload: what
+    /// [`Action::digest`] must be.
+    pub fn computed_digest(&self) -> String {
+        crate::action_digest(
+            &self.server_id,
+            &self.action_type,
+            &self.argv,
+            &self.env,
+            &self.whitelist_version,
+        )
+    }
+
+    /// Whether what would run is what was approved: the digest recomputed
+    /// from `server_id`, `action_type`, `argv`, `env` and `whitelist_version`
+    /// equals the stored `digest`, and every approval approved that digest.
+    /// An executor calls this on a claim before running anything.
+    ///
+    /// ```
+    /// let queue = actionq::ActionQueue::in_memory();
+    /// queue.create_server("web-1", None)?;
+    /// queue.create_action(&actionq::NewAction::new("web-1", "clear_logs"))?;
+    /// let mut claim = queue.claim_next("web-1", None)?.expect("approved");
+    /// assert!(claim.action.digest_matches());
+    /// claim.action.argv.push("--now".into()); // not what was approved
+    /// assert!(!claim.action.digest_matches());
+    /// # Ok::<(), actionq::Error>(())
+    /// ```
+    pub fn digest_matches(&self) -> bool {
+        let digest = self.computed_digest();
+        digest == self.digest && self.approvals.iter().all(|a| a.digest == digest)
+    }
+}
+
+/// One human approval of an action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// Who approved (a principal's name, or the trusted caller's `by`).
+    pub by: String,
+    /// When.
+    #[serde(serialize_with = "wire_time::serialize")]
+    pub at: Timestamp,
+    /// The action's digest at the time: what this approver approved.
+    pub digest: String,
 }
 
 /// An action just claimed by an agent, with the token that fences its executor.
@@ -257,6 +319,18 @@ pub struct Event {
     pub at: Timestamp,
     /// Extra detail: rejection reason, exit code, why a lease was lost.
     pub detail: Option<String>,
+}
+
+/// How many actions one server has in one status: a row of
+/// [`ActionQueue::count_actions`](crate::ActionQueue::count_actions).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionCount {
+    /// The server.
+    pub server_id: String,
+    /// The status counted.
+    pub status: ActionStatus,
+    /// How many of the server's actions are in `status` (at least 1).
+    pub count: u64,
 }
 
 /// Filters and pagination for listing actions.

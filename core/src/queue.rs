@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 #[cfg(feature = "sqlite")]
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +12,13 @@ use chrono::TimeDelta;
 
 use crate::clock::{to_micros, Clock, SystemClock};
 use crate::error::{Error, Result};
+use crate::identity::{
+    self, authorize, authorize_role, Credential, CredentialDraft, IssuedCredential, Operation,
+    Principal, Role, Target,
+};
 use crate::limits;
 use crate::model::{
-    Action, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp,
+    Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp,
 };
 use crate::store::memory::MemoryStore;
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
@@ -220,6 +225,8 @@ pub struct ActionQueue {
     whitelist: Arc<Whitelist>,
     clock: Arc<dyn Clock>,
     options: QueueOptions,
+    /// Actions this queue (and its clones) failed for a lost lease.
+    lease_expiries: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for ActionQueue {
@@ -279,6 +286,7 @@ impl ActionQueue {
             whitelist: Arc::new(Whitelist::default()),
             clock: Arc::new(SystemClock),
             options: QueueOptions::default(),
+            lease_expiries: Arc::default(),
         }
     }
 
@@ -447,6 +455,17 @@ impl ActionQueue {
             },
         };
         let draft = ActionDraft {
+            created_at: self.now(),
+            created_by: request.created_by.clone(),
+            digest: crate::action_digest(
+                &request.server_id,
+                &request.action_type,
+                &built.argv,
+                &built.env,
+                self.whitelist.version(),
+            ),
+            whitelist_version: self.whitelist.version().to_owned(),
+            auto_approve_budget: entry.approval().auto_approve_budget,
             server_id: request.server_id.clone(),
             action_type: request.action_type.clone(),
             service_name: built.service_name,
@@ -454,8 +473,6 @@ impl ActionQueue {
             argv: built.argv,
             env: built.env,
             alert_id: request.alert_id,
-            created_at: self.now(),
-            created_by: request.created_by.clone(),
         };
         self.store.insert_action(draft, &guard)
     }
@@ -466,8 +483,54 @@ impl ActionQueue {
     fn expire_before_read(&self) -> Result<()> {
         if self.options.expire_leases_on_read {
             self.expire_leases()?;
+            self.expire_approvals()?;
         }
         Ok(())
+    }
+
+    /// Rejects (by `system`, reason `approval expired after {ttl}s`) every
+    /// pending action whose whitelist entry has an `approval.ttl_seconds`
+    /// that has run out. Returns them. Runs before every read with
+    /// [`QueueOptions::expire_leases_on_read`], like [`ActionQueue::expire_leases`];
+    /// nothing to do (and no store call) when no entry has a ttl.
+    pub fn expire_approvals(&self) -> Result<Vec<Action>> {
+        let now = self.now();
+        let mut expired = Vec::new();
+        for entry in self.whitelist.entries() {
+            let Some(ttl_seconds) = entry.approval().ttl_seconds else {
+                continue;
+            };
+            let ttl = TimeDelta::try_seconds(ttl_seconds as i64).unwrap_or(TimeDelta::MAX);
+            let Some(created_until) = now.checked_sub_signed(ttl) else {
+                continue;
+            };
+            let change = Change {
+                kind: ChangeKind::ExpireApproval { ttl_seconds },
+                by: SYSTEM.to_owned(),
+                at: now,
+            };
+            expired.extend(
+                self.store
+                    .expire_approvals(entry.name(), created_until, &change)?,
+            );
+        }
+        Ok(expired)
+    }
+
+    /// Walks the tamper-evident audit chain (every event's `prev_hash` and
+    /// `hash`, then the head kept apart from the events) and reports how many
+    /// events verified and the first that does not, if any.
+    ///
+    /// ```
+    /// let queue = actionq::ActionQueue::in_memory();
+    /// queue.create_server("web-1", None)?;
+    /// queue.create_action(&actionq::NewAction::new("web-1", "clear_logs"))?;
+    /// let report = queue.verify_audit()?;
+    /// assert_eq!((report.checked, report.first_bad_event_id), (1, None));
+    /// # Ok::<(), actionq::Error>(())
+    /// ```
+    pub fn verify_audit(&self) -> Result<crate::AuditReport> {
+        self.store.verify_audit()
     }
 
     /// The action `id`, or NotFound `Action {id} not found`.
@@ -550,9 +613,32 @@ impl ActionQueue {
         self.store.update_action(id, &change)
     }
 
-    /// pending → approved, by `by` (the dashboard passes `"dashboard"`).
+    /// One approval of a pending action by `by` (the dashboard passes
+    /// `"dashboard"`), under its whitelist entry's approval policy: the
+    /// action becomes `approved` once `required` distinct approvers approved
+    /// it (until then it stays `pending`, the approval recorded in
+    /// `approvals` and logged as an event `"1 of 2"`); a second approval by
+    /// the same approver returns the action unchanged. PermissionDenied when
+    /// `four_eyes` forbids the requester to approve; Conflict when the
+    /// approval's ttl ran out or the action was built under another
+    /// whitelist version (`Whitelist changed since action {id} was created`).
     pub fn approve_action(&self, id: i64, by: &str) -> Result<Action> {
-        self.change(id, ChangeKind::Approve, by)
+        // The policy is the entry's for the action's type, which never
+        // changes; reading it first does not race with anything.
+        let action = self
+            .store
+            .get_action(id)?
+            .ok_or_else(|| Error::action_not_found(id))?;
+        let policy = self
+            .whitelist
+            .get(&action.action_type)
+            .map(|entry| *entry.approval())
+            .unwrap_or_default();
+        let kind = ChangeKind::Approve {
+            policy,
+            whitelist_version: self.whitelist.version().to_owned(),
+        };
+        self.change(id, kind, by)
     }
 
     /// pending → rejected by `by`, with a reason of 1–1000 characters.
@@ -594,6 +680,15 @@ impl ActionQueue {
     /// becomes `executing` and the returned token fences the executor. `None` when
     /// nothing is approved. `lease` defaults to [`QueueOptions::default_lease`].
     pub fn claim_next(&self, server_id: &str, lease: Option<Duration>) -> Result<Option<Claim>> {
+        self.claim_next_by(server_id, lease, AGENT)
+    }
+
+    fn claim_next_by(
+        &self,
+        server_id: &str,
+        lease: Option<Duration>,
+        by: &str,
+    ) -> Result<Option<Claim>> {
         self.expire_before_read()?;
         let now = self.now();
         let lease_expires_at = self.lease_until(now, lease)?;
@@ -603,8 +698,9 @@ impl ActionQueue {
             kind: ChangeKind::Claim {
                 lease_token: lease_token.clone(),
                 lease_expires_at,
+                whitelist_version: self.whitelist.version().to_owned(),
             },
-            by: AGENT.to_owned(),
+            by: by.to_owned(),
             at: now,
         };
         Ok(self
@@ -619,13 +715,23 @@ impl ActionQueue {
     /// Extends the lease of the executor holding `lease_token`. Conflict for a
     /// wrong or expired token.
     pub fn heartbeat(&self, id: i64, lease_token: &str, lease: Option<Duration>) -> Result<Action> {
+        self.heartbeat_by(id, lease_token, lease, AGENT)
+    }
+
+    fn heartbeat_by(
+        &self,
+        id: i64,
+        lease_token: &str,
+        lease: Option<Duration>,
+        by: &str,
+    ) -> Result<Action> {
         let now = self.now();
         let lease_expires_at = self.lease_until(now, lease)?;
         let kind = ChangeKind::Heartbeat {
             lease_token: lease_token.to_owned(),
             lease_expires_at,
         };
-        self.change_at(id, kind, AGENT, now)
+        self.change_at(id, kind, by, now)
     }
 
     /// Finishes the action held with `lease_token`: exit code 0 completes it,
@@ -639,13 +745,25 @@ impl ActionQueue {
         stdout: Option<&str>,
         stderr: Option<&str>,
     ) -> Result<Action> {
+        self.report_result_by(id, lease_token, exit_code, stdout, stderr, AGENT)
+    }
+
+    fn report_result_by(
+        &self,
+        id: i64,
+        lease_token: &str,
+        exit_code: i32,
+        stdout: Option<&str>,
+        stderr: Option<&str>,
+        by: &str,
+    ) -> Result<Action> {
         let kind = ChangeKind::Report {
             lease_token: lease_token.to_owned(),
             exit_code,
             stdout: cap(stdout, self.options.output_cap_chars),
             stderr: cap(stderr, self.options.output_cap_chars),
         };
-        self.change(id, kind, AGENT)
+        self.change(id, kind, by)
     }
 
     /// Fails every executing action whose lease has run out (exit code -1; never
@@ -656,7 +774,46 @@ impl ActionQueue {
             by: SYSTEM.to_owned(),
             at: self.now(),
         };
-        self.store.expire_leases(&change)
+        let expired = self.store.expire_leases(&change)?;
+        self.lease_expiries
+            .fetch_add(expired.len() as u64, Ordering::Relaxed);
+        Ok(expired)
+    }
+
+    /// How many actions this queue object (with its clones) has failed for a
+    /// lost lease since it was built, whichever call expired them (a read, a
+    /// claim or [`ActionQueue::expire_leases`]). Other processes' expiries are
+    /// theirs: like any process-local counter, a metrics scrape sums them.
+    pub fn lease_expiries(&self) -> u64 {
+        self.lease_expiries.load(Ordering::Relaxed)
+    }
+
+    /// Every registered server, ordered by id.
+    pub fn list_servers(&self) -> Result<Vec<Server>> {
+        self.store.list_servers()
+    }
+
+    /// How many actions each server has in each status: one row per (server,
+    /// status) with at least one action, ordered by server id, then status in
+    /// [`ActionStatus::ALL`] order. Read from the totals the store keeps in step
+    /// with every write (as listings' `total` is), so it costs the same with a
+    /// million actions as with ten; lost leases are expired first, as before
+    /// any read.
+    ///
+    /// ```
+    /// use actionq::{ActionQueue, ActionStatus, NewAction};
+    ///
+    /// let queue = ActionQueue::in_memory();
+    /// queue.create_server("web-1", None)?;
+    /// queue.create_action(&NewAction::new("web-1", "clear_logs"))?;
+    /// let counts = queue.count_actions()?;
+    /// assert_eq!(counts.len(), 1);
+    /// assert_eq!((counts[0].server_id.as_str(), counts[0].status, counts[0].count), ("web-1", ActionStatus::Approved, 1));
+    /// # Ok::<(), actionq::Error>(())
+    /// ```
+    pub fn count_actions(&self) -> Result<Vec<ActionCount>> {
+        self.expire_before_read()?;
+        self.store.count_actions()
     }
 
     /// Up to `limit` (1..=[`limits::MAX_EVENTS_LIMIT`]; hosts default to
@@ -676,5 +833,348 @@ impl ActionQueue {
             )));
         }
         self.store.events_since(cursor, limit as u32)
+    }
+
+    /// Issues a credential for `name` with `role` (an agent's bound to
+    /// `server_id`, which must exist; other roles take none) and returns it
+    /// with its secret: 32 random bytes from the OS as URL-safe text behind the
+    /// role's prefix (`aq_op_...`). The secret is shown this once; the store
+    /// keeps only its SHA-256. A trusted call: hosts offer it to admins only
+    /// (see [`Acting::issue_credential`]).
+    ///
+    /// Names are what actions record when the credential acts; credentials
+    /// sharing a name are one principal (rotate by issuing, then revoking).
+    /// The names the queue records on its own (`auto`, `system`) and the
+    /// bootstrap principal's (`dashboard`) are reserved.
+    ///
+    /// ```
+    /// use actionq::{ActionQueue, Role};
+    ///
+    /// let queue = ActionQueue::in_memory();
+    /// let issued = queue.issue_credential("alice", Role::Operator, None)?;
+    /// assert!(issued.secret.starts_with("aq_op_"));
+    /// assert_eq!(queue.authenticate(&issued.secret)?.name, "alice");
+    /// queue.revoke_credential(issued.credential.id)?;
+    /// assert!(queue.authenticate(&issued.secret).is_err());
+    /// # Ok::<(), actionq::Error>(())
+    /// ```
+    pub fn issue_credential(
+        &self,
+        name: &str,
+        role: Role,
+        server_id: Option<&str>,
+    ) -> Result<IssuedCredential> {
+        check_len("name", name, limits::MAX_NAME_CHARS)?;
+        if [DASHBOARD, SYSTEM, crate::rules::AUTO].contains(&name) {
+            return Err(Error::InvalidInput(format!(
+                "name '{name}' is reserved (the queue records it on its own)"
+            )));
+        }
+        match (role, server_id) {
+            (Role::Agent, None) => {
+                return Err(Error::InvalidInput(
+                    "an agent credential needs a server_id".into(),
+                ))
+            }
+            (Role::Agent, Some(server_id)) => {
+                check_server_id(server_id)?;
+                self.get_server(server_id)?;
+            }
+            (_, Some(_)) => {
+                return Err(Error::InvalidInput(format!(
+                    "server_id is only for agent credentials, not {role}"
+                )))
+            }
+            (_, None) => {}
+        }
+        let secret = identity::new_secret(role)?;
+        let draft = CredentialDraft {
+            name: name.to_owned(),
+            role,
+            server_id: server_id.map(str::to_owned),
+            prefix: identity::shown_prefix(&secret, role),
+            secret_sha256: identity::secret_digest(&secret),
+            created_at: self.now(),
+        };
+        let credential = self.store.insert_credential(draft)?;
+        Ok(IssuedCredential { credential, secret })
+    }
+
+    /// Every credential, revoked ones included, by id. Never a secret.
+    pub fn list_credentials(&self) -> Result<Vec<Credential>> {
+        self.store.list_credentials()
+    }
+
+    /// Revokes credential `id` at once, for every process sharing the store
+    /// (idempotent: a second revoke keeps the first time). NotFound
+    /// `Credential {id} not found`.
+    pub fn revoke_credential(&self, id: i64) -> Result<Credential> {
+        self.store
+            .revoke_credential(id, self.now())?
+            .ok_or_else(|| Error::NotFound(format!("Credential {id} not found")))
+    }
+
+    /// The principal a secret belongs to, or Unauthenticated (one message for
+    /// an unknown, revoked, empty, over-long or non-ASCII secret, never
+    /// echoing it). The secret is looked up by its SHA-256, so how long a
+    /// refusal takes does not depend on how much of a real secret it matched.
+    /// Reads only: no write per request.
+    pub fn authenticate(&self, secret: &str) -> Result<Principal> {
+        if secret.is_empty()
+            || secret.len() > limits::MAX_SECRET_BYTES
+            || !secret.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(identity::unauthenticated());
+        }
+        match self
+            .store
+            .find_credential(&identity::secret_digest(secret))?
+        {
+            Some(credential) if credential.revoked_at.is_none() => Ok(credential.principal()),
+            _ => Err(identity::unauthenticated()),
+        }
+    }
+
+    /// The queue as `principal` sees it: every operation checked against the
+    /// permission table ([`identity::authorize`]) before anything changes, and
+    /// the principal's name recorded as `created_by`, `approved_by`, ... .
+    ///
+    /// ```
+    /// use actionq::{ActionQueue, ErrorKind, NewAction, Principal, Role};
+    ///
+    /// let queue = ActionQueue::in_memory();
+    /// queue.create_server("web-1", None)?;
+    /// queue.pause_server("web-1")?;
+    /// let alice = Principal::new("alice", Role::Operator);
+    /// let viewer = Principal::new("victor", Role::Viewer);
+    /// let action = queue.as_principal(&alice).create_action(&NewAction::new("web-1", "clear_logs"))?;
+    /// assert_eq!(action.created_by, "alice");
+    /// let refused = queue.as_principal(&viewer).approve_action(action.id).unwrap_err();
+    /// assert_eq!(refused.kind(), ErrorKind::PermissionDenied);
+    /// let approved = queue.as_principal(&alice).approve_action(action.id)?;
+    /// assert_eq!(approved.approved_by.as_deref(), Some("alice"));
+    /// # Ok::<(), actionq::Error>(())
+    /// ```
+    pub fn as_principal<'q>(&'q self, principal: &'q Principal) -> Acting<'q> {
+        Acting {
+            queue: self,
+            principal,
+        }
+    }
+}
+
+/// The queue acting as one [`Principal`]: made by [`ActionQueue::as_principal`].
+///
+/// The same operations as [`ActionQueue`] without a `by` argument: the
+/// principal's name is the actor, and [`identity::authorize`] decides first.
+/// A refusal is PermissionDenied and changes nothing. Role refusals come
+/// before any lookup (a viewer learns nothing about action 7 by trying to
+/// approve it); scope checks (an agent's server, a requester's own pending
+/// actions) read their target first, so an unknown id is NotFound.
+#[derive(Debug, Clone, Copy)]
+pub struct Acting<'q> {
+    queue: &'q ActionQueue,
+    principal: &'q Principal,
+}
+
+impl Acting<'_> {
+    /// Who is acting.
+    pub fn principal(&self) -> &Principal {
+        self.principal
+    }
+
+    fn allow(&self, op: Operation, target: Target<'_>) -> Result<()> {
+        authorize(self.principal, op, target)
+    }
+
+    /// The action `id` after the role check for `op`, then the scope check on it.
+    fn target_action(&self, op: Operation, id: i64) -> Result<Action> {
+        authorize_role(self.principal, op)?;
+        let action = self
+            .queue
+            .store
+            .get_action(id)?
+            .ok_or_else(|| Error::action_not_found(id))?;
+        self.allow(op, Target::Action(&action))?;
+        Ok(action)
+    }
+
+    fn name(&self) -> &str {
+        &self.principal.name
+    }
+
+    /// [`ActionQueue::create_server`], for admins and operators.
+    pub fn create_server(&self, id: &str, hostname: Option<&str>) -> Result<Server> {
+        self.allow(Operation::CreateServer, Target::Server(id))?;
+        self.queue.create_server(id, hostname)
+    }
+
+    /// [`ActionQueue::get_server`], for every role but agent.
+    pub fn get_server(&self, id: &str) -> Result<Server> {
+        self.allow(Operation::Read, Target::Server(id))?;
+        self.queue.get_server(id)
+    }
+
+    /// [`ActionQueue::list_servers`], for every role but agent.
+    pub fn list_servers(&self) -> Result<Vec<Server>> {
+        self.allow(Operation::Read, Target::None)?;
+        self.queue.list_servers()
+    }
+
+    /// [`ActionQueue::pause_server`], for admins and operators.
+    pub fn pause_server(&self, id: &str) -> Result<Server> {
+        self.allow(Operation::PauseServer, Target::Server(id))?;
+        self.queue.pause_server(id)
+    }
+
+    /// [`ActionQueue::unpause_server`], for admins and operators.
+    pub fn unpause_server(&self, id: &str) -> Result<Server> {
+        self.allow(Operation::PauseServer, Target::Server(id))?;
+        self.queue.unpause_server(id)
+    }
+
+    /// [`ActionQueue::create_action`] with `created_by` the principal's name
+    /// (whatever the request says), for admins, operators and requesters.
+    pub fn create_action(&self, request: &NewAction) -> Result<Action> {
+        self.allow(Operation::CreateAction, Target::Server(&request.server_id))?;
+        let request = NewAction {
+            created_by: self.name().to_owned(),
+            ..request.clone()
+        };
+        self.queue.create_action(&request)
+    }
+
+    /// [`ActionQueue::get_action`], for every role but agent.
+    pub fn get_action(&self, id: i64) -> Result<Action> {
+        self.allow(Operation::Read, Target::None)?;
+        self.queue.get_action(id)
+    }
+
+    /// [`ActionQueue::list_actions`], for every role but agent.
+    pub fn list_actions(&self, query: &ActionQuery) -> Result<ActionPage> {
+        self.allow(Operation::Read, Target::None)?;
+        self.queue.list_actions(query)
+    }
+
+    /// [`ActionQueue::list_server_actions`], for every role but agent.
+    pub fn list_server_actions(
+        &self,
+        server_id: &str,
+        status: Option<ActionStatus>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<ActionPage> {
+        self.allow(Operation::Read, Target::Server(server_id))?;
+        self.queue
+            .list_server_actions(server_id, status, limit, offset)
+    }
+
+    /// [`ActionQueue::events_since`], for every role but agent.
+    pub fn events_since(&self, cursor: i64, limit: i64) -> Result<Vec<Event>> {
+        self.allow(Operation::Read, Target::None)?;
+        self.queue.events_since(cursor, limit)
+    }
+
+    /// [`ActionQueue::count_actions`], for every role but agent.
+    pub fn count_actions(&self) -> Result<Vec<ActionCount>> {
+        self.allow(Operation::Read, Target::None)?;
+        self.queue.count_actions()
+    }
+
+    /// [`ActionQueue::approve_action`] by the principal, for admins and operators.
+    pub fn approve_action(&self, id: i64) -> Result<Action> {
+        self.target_action(Operation::ApproveAction, id)?;
+        self.queue.approve_action(id, self.name())
+    }
+
+    /// [`ActionQueue::reject_action`] by the principal, for admins and operators.
+    pub fn reject_action(&self, id: i64, reason: &str) -> Result<Action> {
+        self.target_action(Operation::RejectAction, id)?;
+        self.queue.reject_action(id, reason, self.name())
+    }
+
+    /// [`ActionQueue::cancel_action`] by the principal: admins and operators
+    /// cancel any pending or approved action; a requester only its own
+    /// pending ones (checked again atomically with the change, so an approval
+    /// that lands in between makes it a Conflict, not a cancel).
+    pub fn cancel_action(&self, id: i64) -> Result<Action> {
+        self.target_action(Operation::CancelAction, id)?;
+        let kind = if self.principal.role == Role::Requester {
+            ChangeKind::CancelPending
+        } else {
+            ChangeKind::Cancel
+        };
+        self.queue.change(id, kind, self.name())
+    }
+
+    /// [`ActionQueue::claim_next`] by the principal: an agent for its own
+    /// server only, or an admin.
+    pub fn claim_next(&self, server_id: &str, lease: Option<Duration>) -> Result<Option<Claim>> {
+        self.allow(Operation::Claim, Target::Server(server_id))?;
+        self.queue.claim_next_by(server_id, lease, self.name())
+    }
+
+    /// [`ActionQueue::heartbeat`] by the principal: an agent for its own
+    /// server's actions only, or an admin.
+    pub fn heartbeat(&self, id: i64, lease_token: &str, lease: Option<Duration>) -> Result<Action> {
+        self.target_action(Operation::Heartbeat, id)?;
+        self.queue.heartbeat_by(id, lease_token, lease, self.name())
+    }
+
+    /// [`ActionQueue::report_result`] by the principal: an agent for its own
+    /// server's actions only, or an admin.
+    pub fn report_result(
+        &self,
+        id: i64,
+        lease_token: &str,
+        exit_code: i32,
+        stdout: Option<&str>,
+        stderr: Option<&str>,
+    ) -> Result<Action> {
+        self.target_action(Operation::ReportResult, id)?;
+        self.queue
+            .report_result_by(id, lease_token, exit_code, stdout, stderr, self.name())
+    }
+
+    /// [`ActionQueue::expire_leases`], for admins and operators.
+    pub fn expire_leases(&self) -> Result<Vec<Action>> {
+        self.allow(Operation::ExpireLeases, Target::None)?;
+        self.queue.expire_leases()
+    }
+
+    /// [`ActionQueue::expire_approvals`], for admins and operators (the
+    /// same permission as expiring leases).
+    pub fn expire_approvals(&self) -> Result<Vec<Action>> {
+        self.allow(Operation::ExpireLeases, Target::None)?;
+        self.queue.expire_approvals()
+    }
+
+    /// [`ActionQueue::verify_audit`], for admins.
+    pub fn verify_audit(&self) -> Result<crate::AuditReport> {
+        self.allow(Operation::VerifyAudit, Target::None)?;
+        self.queue.verify_audit()
+    }
+
+    /// [`ActionQueue::issue_credential`], for admins.
+    pub fn issue_credential(
+        &self,
+        name: &str,
+        role: Role,
+        server_id: Option<&str>,
+    ) -> Result<IssuedCredential> {
+        self.allow(Operation::ManageCredentials, Target::None)?;
+        self.queue.issue_credential(name, role, server_id)
+    }
+
+    /// [`ActionQueue::list_credentials`], for admins.
+    pub fn list_credentials(&self) -> Result<Vec<Credential>> {
+        self.allow(Operation::ManageCredentials, Target::None)?;
+        self.queue.list_credentials()
+    }
+
+    /// [`ActionQueue::revoke_credential`], for admins.
+    pub fn revoke_credential(&self, id: i64) -> Result<Credential> {
+        self.allow(Operation::ManageCredentials, Target::None)?;
+        self.queue.revoke_credential(id)
     }
 }

@@ -10,7 +10,10 @@
 //! [`ConflictGuard::error`] and [`Change::apply`] inside its atomic section.
 
 use crate::error::{Error, Result};
-use crate::model::{Action, ActionStatus, Server};
+use crate::queue::SYSTEM;
+use chrono::TimeDelta;
+
+use crate::model::{Action, ActionStatus, Approval, Server, Timestamp};
 use crate::store::{ActionDraft, Change, ChangeKind, ConflictGuard, EventDraft};
 
 /// Who the automatic decisions are attributed to.
@@ -23,6 +26,21 @@ pub const AUTO_APPROVED: &str = "auto-approved";
 pub const LEASE_EXPIRED_STDERR: &str =
     "actionq: lease expired before the agent reported a result; the action was not retried";
 
+/// Start of the Conflict (and of the claim's cancel detail) for an action
+/// built under another whitelist version: `"{STALE_WHITELIST} {id} was created"`.
+pub const STALE_WHITELIST: &str = "Whitelist changed since action";
+
+fn stale_whitelist(id: i64) -> String {
+    format!("{STALE_WHITELIST} {id} was created")
+}
+
+/// Whether `action` was built under another whitelist than `version`.
+/// Actions stored before whitelists had versions (an empty
+/// `whitelist_version`) predate the check and pass it.
+fn is_stale(action: &Action, version: &str) -> bool {
+    !action.whitelist_version.is_empty() && action.whitelist_version != version
+}
+
 /// Statuses during which an exclusive-group action blocks another.
 pub(crate) const ACTIVE_STATUSES: [ActionStatus; 3] = [
     ActionStatus::Pending,
@@ -31,10 +49,54 @@ pub(crate) const ACTIVE_STATUSES: [ActionStatus; 3] = [
 ];
 
 impl ActionDraft {
+    /// When the draft's entry has an auto-approval budget: the budget's
+    /// `max`, and the instant after which this server's auto-approved actions
+    /// of the same type and command count against it (those with
+    /// `created_at` strictly later, up to the draft's own `created_at`). The
+    /// store counts them (at most `max` are needed) atomically with the
+    /// insert and gives the count to [`ActionDraft::into_action`].
+    pub fn budget_window(&self) -> Option<(u32, Timestamp)> {
+        self.auto_approve_budget.map(|budget| {
+            let window =
+                TimeDelta::try_seconds(budget.window_seconds as i64).unwrap_or(TimeDelta::MAX);
+            let since = self
+                .created_at
+                .checked_sub_signed(window)
+                .unwrap_or(Timestamp::MIN_UTC);
+            (budget.max, since)
+        })
+    }
+
+    /// Whether `existing` is one of the auto-approvals that
+    /// [`ActionDraft::budget_window`] counts (the store may select by these
+    /// columns instead: same server, type and command, `approved_by` "auto",
+    /// `created_at` in the window).
+    pub fn counts_against_budget(&self, existing: &Action) -> bool {
+        self.budget_window().is_some_and(|(_, since)| {
+            existing.server_id == self.server_id
+                && existing.action_type == self.action_type
+                && existing.command == self.command
+                && existing.approved_by.as_deref() == Some(AUTO)
+                && existing.created_at > since
+                && existing.created_at <= self.created_at
+        })
+    }
+
     /// The stored action with id `id`: auto-approved unless `server` is paused
-    /// (SPEC create rule 5). Also returns the creation event (without its id).
-    pub fn into_action(self, id: i64, server: &Server) -> (Action, EventDraft) {
-        let (status, approved_at, approved_by) = if server.is_paused {
+    /// (SPEC create rule 5) or the entry's auto-approval budget is spent
+    /// (`auto_approved_in_window` is the store's count for
+    /// [`ActionDraft::budget_window`], 0 without a budget). Also returns the
+    /// creation event (without its id).
+    pub fn into_action(
+        self,
+        id: i64,
+        server: &Server,
+        auto_approved_in_window: u32,
+    ) -> (Action, EventDraft) {
+        let over_budget = self
+            .auto_approve_budget
+            .filter(|budget| auto_approved_in_window >= budget.max);
+        let (status, approved_at, approved_by) = if server.is_paused || over_budget.is_some() {
             (ActionStatus::Pending, None, None)
         } else {
             (
@@ -50,7 +112,13 @@ impl ActionDraft {
             by: self.created_by.clone(),
             at: self.created_at,
             // The creator asked; the approval was automatic (`approved_by` "auto").
-            detail: (status == ActionStatus::Approved).then(|| AUTO_APPROVED.to_owned()),
+            detail: match over_budget {
+                Some(budget) if !server.is_paused => Some(format!(
+                    "auto-approval budget exceeded: {} in the last {}s",
+                    budget.max, budget.window_seconds
+                )),
+                _ => (status == ActionStatus::Approved).then(|| AUTO_APPROVED.to_owned()),
+            },
         };
         let action = Action {
             id,
@@ -77,6 +145,9 @@ impl ActionDraft {
             exit_code: None,
             stdout: None,
             stderr: None,
+            approvals: Vec::new(),
+            digest: self.digest,
+            whitelist_version: self.whitelist_version,
         };
         (action, event)
     }
@@ -117,20 +188,23 @@ impl ConflictGuard {
 impl Change {
     fn verb(&self) -> &'static str {
         match self.kind {
-            ChangeKind::Approve => "approve",
+            ChangeKind::Approve { .. } => "approve",
             ChangeKind::Reject { .. } => "reject",
-            ChangeKind::Cancel => "cancel",
+            ChangeKind::Cancel | ChangeKind::CancelPending => "cancel",
             ChangeKind::Claim { .. } => "claim",
             ChangeKind::Heartbeat { .. } => "heartbeat",
             ChangeKind::Report { .. } => "report result for",
-            ChangeKind::Expire => "expire",
+            ChangeKind::Expire | ChangeKind::ExpireApproval { .. } => "expire",
         }
     }
 
     fn allowed_from(&self) -> &'static [ActionStatus] {
         use ActionStatus::*;
         match self.kind {
-            ChangeKind::Approve | ChangeKind::Reject { .. } => &[Pending],
+            ChangeKind::Approve { .. }
+            | ChangeKind::Reject { .. }
+            | ChangeKind::CancelPending
+            | ChangeKind::ExpireApproval { .. } => &[Pending],
             ChangeKind::Cancel => &[Pending, Approved],
             ChangeKind::Claim { .. } => &[Approved],
             ChangeKind::Heartbeat { .. } | ChangeKind::Report { .. } | ChangeKind::Expire => {
@@ -140,8 +214,12 @@ impl Change {
     }
 
     /// Applies the change to `action` (whose stored lease token is `lease_token`)
-    /// or returns the Conflict that forbids it, leaving both untouched.
-    /// Returns the audit event when the status changed.
+    /// or returns the Conflict (or PermissionDenied: four-eyes) that forbids
+    /// it, leaving both untouched. Returns the audit event when something
+    /// was recorded: a status change, or an approval that is not yet the
+    /// last one needed (pending → pending). `None` when nothing but the lease
+    /// changed (a heartbeat) or nothing changed at all (a second approval by
+    /// the same approver).
     pub fn apply(
         &self,
         action: &mut Action,
@@ -179,11 +257,50 @@ impl Change {
             }
         }
         let mut detail = None;
+        let mut by = self.by.clone();
         let to = match &self.kind {
-            ChangeKind::Approve => {
-                action.approved_at = Some(self.at);
-                action.approved_by = Some(self.by.clone());
-                ActionStatus::Approved
+            ChangeKind::Approve {
+                policy,
+                whitelist_version,
+            } => {
+                if is_stale(action, whitelist_version) {
+                    return Err(Error::conflict(stale_whitelist(action.id)));
+                }
+                if let Some(ttl) = policy.ttl_seconds {
+                    if approval_deadline(action.created_at, ttl) <= self.at {
+                        return Err(Error::conflict(format!(
+                            "Approval of action {} expired after {ttl}s",
+                            action.id
+                        )));
+                    }
+                }
+                if policy.four_eyes && action.created_by == self.by {
+                    return Err(Error::PermissionDenied(format!(
+                        "Four-eyes policy: '{}' requested action {} and cannot approve it",
+                        self.by, action.id
+                    )));
+                }
+                if action.approvals.iter().any(|a| a.by == self.by) {
+                    // Counted once: the action is returned as it is.
+                    return Ok(None);
+                }
+                action.approvals.push(Approval {
+                    by: self.by.clone(),
+                    at: self.at,
+                    digest: action.digest.clone(),
+                });
+                let given = action.approvals.len();
+                let required = policy.required.max(1) as usize;
+                if required > 1 {
+                    detail = Some(format!("{given} of {required}"));
+                }
+                if given < required {
+                    ActionStatus::Pending
+                } else {
+                    action.approved_at = Some(self.at);
+                    action.approved_by = Some(self.by.clone());
+                    ActionStatus::Approved
+                }
             }
             ChangeKind::Reject { reason } => {
                 action.rejected_at = Some(self.at);
@@ -192,14 +309,26 @@ impl Change {
                 detail = Some(reason.clone());
                 ActionStatus::Rejected
             }
-            ChangeKind::Cancel => {
+            ChangeKind::Cancel | ChangeKind::CancelPending => {
                 action.cancelled_at = Some(self.at);
                 action.cancelled_by = Some(self.by.clone());
                 ActionStatus::Cancelled
             }
             ChangeKind::Claim {
+                whitelist_version, ..
+            } if is_stale(action, whitelist_version) => {
+                // Never run what the current whitelist did not build; cancel it
+                // so it cannot block the server, and let the claim go on.
+                action.cancelled_at = Some(self.at);
+                action.cancelled_by = Some(SYSTEM.to_owned());
+                by = SYSTEM.to_owned();
+                detail = Some(stale_whitelist(action.id));
+                ActionStatus::Cancelled
+            }
+            ChangeKind::Claim {
                 lease_token: token,
                 lease_expires_at,
+                ..
             } => {
                 action.executed_at = Some(self.at);
                 action.lease_expires_at = Some(*lease_expires_at);
@@ -238,15 +367,31 @@ impl Change {
                 detail = Some("lease expired".to_owned());
                 ActionStatus::Failed
             }
+            ChangeKind::ExpireApproval { ttl_seconds } => {
+                let reason = format!("approval expired after {ttl_seconds}s");
+                action.rejected_at = Some(self.at);
+                action.rejected_by = Some(self.by.clone());
+                action.rejection_reason = Some(reason.clone());
+                detail = Some(reason);
+                ActionStatus::Rejected
+            }
         };
         action.status = to;
         Ok(Some(EventDraft {
             action_id: action.id,
             from_status: Some(from),
             to_status: to,
-            by: self.by.clone(),
+            by,
             at: self.at,
             detail,
         }))
     }
+}
+
+/// When a pending action created at `created_at` under `ttl_seconds` expires
+/// (it is expired at this instant and after).
+pub(crate) fn approval_deadline(created_at: Timestamp, ttl_seconds: u64) -> Timestamp {
+    TimeDelta::try_seconds(ttl_seconds as i64)
+        .and_then(|ttl| created_at.checked_add_signed(ttl))
+        .unwrap_or(Timestamp::MAX_UTC)
 }

@@ -32,6 +32,18 @@
 //!    actions and events start at 1, increase in commit order and are never
 //!    reused; [`Store::events_since`] never steps past an event whose
 //!    transaction is still open; listing totals and pages come from one snapshot.
+//!    Approval policy and audit (issue 13): [`Store::insert_action`] counts
+//!    the draft's auto-approvals ([`ActionDraft::budget_window`]) in the same
+//!    atomic step as the insert; [`Store::claim_next`] goes on past an action
+//!    the rules cancelled (stale whitelist); [`Store::expire_approvals`]
+//!    applies [`ChangeKind::ExpireApproval`] like [`Store::expire_leases`];
+//!    every event is chained ([`crate::audit::event_hash`]) to a head kept
+//!    apart from the events, read and moved in the event's own transaction
+//!    (a chain serializes appends: in PostgreSQL lock the head row
+//!    `FOR UPDATE` as the transaction's last step, so writes for different
+//!    servers overlap in everything else), and [`Store::verify_audit`] feeds one snapshot of
+//!    events and head to an [`AuditVerifier`]. `Action`'s `approvals`
+//!    (JSON), `digest` and `whitelist_version` are stored and read back.
 //! 3. **Errors**: map every backend failure to [`Error::Storage`](crate::Error::Storage) inside the
 //!    backend module (as the SQLite module's `storage(context, e)` does); the
 //!    core's [`Error`](crate::Error) names no backend type, and no `From` impl is added for one.
@@ -54,8 +66,12 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::audit::{AuditHead, AuditReport, AuditVerifier, ChainedEvent};
 use crate::error::Result;
-use crate::model::{Action, ActionFilter, ActionStatus, Event, Server, Timestamp};
+use crate::identity::Credential;
+pub use crate::identity::CredentialDraft;
+use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Server, Timestamp};
+use crate::whitelist::{ApprovalPolicy, AutoApproveBudget};
 
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
@@ -96,6 +112,15 @@ pub struct ActionDraft {
     pub created_at: Timestamp,
     /// Requester.
     pub created_by: String,
+    /// The payload digest ([`crate::action_digest`] under `whitelist_version`).
+    pub digest: String,
+    /// Version of the whitelist the action was built under.
+    pub whitelist_version: String,
+    /// The entry's auto-approval budget, if any: the store counts this
+    /// server's auto-approved actions of the same type and command created in
+    /// the window ([`ActionDraft::budget_window`]) inside its atomic section
+    /// and passes the count to [`ActionDraft::into_action`].
+    pub auto_approve_budget: Option<AutoApproveBudget>,
 }
 
 /// Which existing action makes an insert a conflict. Checked atomically with the insert.
@@ -138,8 +163,16 @@ pub struct EventDraft {
 /// What a change does to an action. Built by the queue, applied by the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangeKind {
-    /// pending → approved.
-    Approve,
+    /// One approval of a pending action: pending → approved once the
+    /// entry's policy has enough distinct approvers, else pending → pending
+    /// with the approval recorded (see [`Change::apply`]).
+    Approve {
+        /// The policy of the action's whitelist entry.
+        policy: ApprovalPolicy,
+        /// Version of the queue's whitelist: an action built under another
+        /// one can no longer be approved.
+        whitelist_version: String,
+    },
     /// pending → rejected.
     Reject {
         /// Why (1–1000 characters, checked by the queue).
@@ -147,12 +180,19 @@ pub enum ChangeKind {
     },
     /// pending | approved → cancelled.
     Cancel,
-    /// approved → executing, with a new lease.
+    /// pending → cancelled only: a requester withdrawing its own request,
+    /// which must not stop an action someone else already approved.
+    CancelPending,
+    /// approved → executing, with a new lease; or, for an action built
+    /// under another whitelist version, approved → cancelled by `system`
+    /// (the claim then goes on to the next action).
     Claim {
         /// The fresh lease token.
         lease_token: String,
         /// When the lease runs out.
         lease_expires_at: Timestamp,
+        /// Version of the queue's whitelist.
+        whitelist_version: String,
     },
     /// executing → executing: extend the lease of the token's holder.
     Heartbeat {
@@ -174,6 +214,12 @@ pub enum ChangeKind {
     },
     /// executing (lease ran out) → failed with exit code -1.
     Expire,
+    /// pending (approval waited too long) → rejected by `system` with
+    /// `rejection_reason` `approval expired after {ttl_seconds}s`.
+    ExpireApproval {
+        /// The entry's `approval.ttl_seconds`.
+        ttl_seconds: u64,
+    },
 }
 
 /// A change with its actor and time.
@@ -239,13 +285,75 @@ pub trait Store: Send + Sync + 'static {
 
     /// Atomically picks the oldest (`created_at`, then `id`) approved action of
     /// `server_id` and applies `change` (a [`ChangeKind::Claim`]) to it. Each action is
-    /// claimed at most once, however many claimers race. `None` when there is none.
+    /// claimed at most once, however many claimers race. When the rules
+    /// leave the picked action in another status than `executing` (they
+    /// cancel one built under an older whitelist), that result and its event
+    /// are stored too and the next oldest approved action is tried, in the
+    /// same atomic step. `None` when no approved action is left.
     fn claim_next(&self, server_id: &str, change: &Change) -> Result<Option<Action>>;
 
     /// Applies `change` (a [`ChangeKind::Expire`]) to every executing action whose
     /// `lease_expires_at <= change.at`; returns them.
     fn expire_leases(&self, change: &Change) -> Result<Vec<Action>>;
 
+    /// Applies `change` (a [`ChangeKind::ExpireApproval`]) to every
+    /// `pending` action of `action_type` with `created_at <= created_until`,
+    /// in one atomic step; returns them, by id. Called before reads for each
+    /// whitelist entry with a `ttl_seconds` (none for the default whitelist),
+    /// so it should first look without the write lock, as
+    /// [`Store::expire_leases`] does.
+    fn expire_approvals(
+        &self,
+        action_type: &str,
+        created_until: Timestamp,
+        change: &Change,
+    ) -> Result<Vec<Action>>;
+
     /// Up to `limit` events with id greater than `cursor`, oldest first.
     fn events_since(&self, cursor: i64, limit: u32) -> Result<Vec<Event>>;
+
+    /// Walks the tamper-evident audit chain: feeds every stored event with
+    /// its stored `prev_hash` and `hash`, in id order, to an
+    /// [`AuditVerifier`] (stopping when [`AuditVerifier::push`] returns
+    /// false), then gives it the stored head with [`AuditVerifier::finish`]
+    /// and returns its report. Events and head come from one snapshot.
+    ///
+    /// Appending (every method that logs an event) keeps the chain: in the
+    /// same atomic section as the event's insert, the store reads the head's
+    /// hash as the event's `prev_hash`, stores
+    /// `hash = `[`crate::audit::event_hash`]`(prev_hash, event)` with the
+    /// event, and moves the head (kept apart from the events: in SQLite a
+    /// row of `sqlite_sequence`, whose page every such write already
+    /// rewrites) to the event's id and hash. The head of an
+    /// empty log is id 0 and [`crate::audit::GENESIS_HASH`].
+    fn verify_audit(&self) -> Result<AuditReport>;
+
+    /// Stores a new credential with the next id (from 1, never reused) and
+    /// returns it. Only the secret's digest is given, and only it is stored;
+    /// digests are unique (a second insert of the same digest is a Conflict,
+    /// which random secrets never meet).
+    fn insert_credential(&self, draft: CredentialDraft) -> Result<Credential>;
+
+    /// Every credential, revoked ones included, by id ascending. Never the digest.
+    fn list_credentials(&self) -> Result<Vec<Credential>>;
+
+    /// Marks credential `id` revoked at `at`; an already revoked one keeps its
+    /// first `revoked_at`. `None` if there is no such credential. Once this
+    /// returns, [`Store::find_credential`] on any connection or process sharing
+    /// the database sees the revocation.
+    fn revoke_credential(&self, id: i64, at: Timestamp) -> Result<Option<Credential>>;
+
+    /// The credential whose secret's SHA-256 is `secret_sha256`, revoked or not
+    /// (the caller checks `revoked_at`). A lookup by digest, never a scan that
+    /// compares secrets. Reads only: called on every authenticated request.
+    fn find_credential(&self, secret_sha256: &[u8; 32]) -> Result<Option<Credential>>;
+
+    /// Every registered server, ordered by id.
+    fn list_servers(&self) -> Result<Vec<Server>>;
+
+    /// How many actions each server has in each status, from the running
+    /// totals the store keeps for listings (never by scanning actions): one
+    /// row per (server, status) with a count of at least 1, ordered by server
+    /// id, then status in [`ActionStatus::ALL`] order.
+    fn count_actions(&self) -> Result<Vec<ActionCount>>;
 }

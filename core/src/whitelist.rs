@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::limits;
 
 /// Longest value any validator accepts (systemd's unit name limit).
 pub const MAX_PARAM_LEN: usize = 255;
@@ -195,6 +196,79 @@ pub enum ConflictPolicy {
     ExclusiveGroup(String),
 }
 
+/// How many actions of one type, with the same parameters, a normal server
+/// auto-approves within a sliding window before holding the next for a human.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoApproveBudget {
+    /// Auto-approvals allowed per window (at least 1).
+    pub max: u32,
+    /// The window's length in seconds (at least 1).
+    pub window_seconds: u64,
+}
+
+/// Who must approve an entry's actions, and for how long an approval may wait.
+/// The default is the seed's behaviour: one approval, by anyone, no expiry,
+/// no budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApprovalPolicy {
+    /// Distinct principals that must approve a held action (1..=[`limits::MAX_REQUIRED_APPROVALS`]).
+    pub required: u32,
+    /// The requester may not approve its own action.
+    pub four_eyes: bool,
+    /// A pending action older than this is rejected by `system`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
+    /// Auto-approvals allowed per window on a normal server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_approve_budget: Option<AutoApproveBudget>,
+}
+
+impl Default for ApprovalPolicy {
+    fn default() -> Self {
+        ApprovalPolicy {
+            required: 1,
+            four_eyes: false,
+            ttl_seconds: None,
+            auto_approve_budget: None,
+        }
+    }
+}
+
+impl ApprovalPolicy {
+    fn is_default(&self) -> bool {
+        *self == ApprovalPolicy::default()
+    }
+
+    fn check_config(&self) -> std::result::Result<(), String> {
+        let max = limits::MAX_REQUIRED_APPROVALS;
+        if !(1..=max).contains(&self.required) {
+            return Err(format!("approval.required must be from 1 to {max}"));
+        }
+        if let Some(ttl) = self.ttl_seconds {
+            if !(1..=limits::MAX_POLICY_SECONDS).contains(&ttl) {
+                return Err(format!(
+                    "approval.ttl_seconds must be from 1 to {}",
+                    limits::MAX_POLICY_SECONDS
+                ));
+            }
+        }
+        if let Some(budget) = self.auto_approve_budget {
+            if budget.max < 1 {
+                return Err("approval.auto_approve_budget.max must be at least 1".into());
+            }
+            if !(1..=limits::MAX_POLICY_SECONDS).contains(&budget.window_seconds) {
+                return Err(format!(
+                    "approval.auto_approve_budget.window_seconds must be from 1 to {}",
+                    limits::MAX_POLICY_SECONDS
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One part of an argv word: literal text or a parameter's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
@@ -213,6 +287,8 @@ struct EntryConfig {
     params: BTreeMap<String, ParamSpec>,
     #[serde(default)]
     conflict: ConflictPolicy,
+    #[serde(default, skip_serializing_if = "ApprovalPolicy::is_default")]
+    approval: ApprovalPolicy,
 }
 
 /// A parsed whitelist entry.
@@ -243,6 +319,11 @@ impl WhitelistEntry {
     /// The entry's conflict policy.
     pub fn conflict(&self) -> &ConflictPolicy {
         &self.config.conflict
+    }
+
+    /// The entry's approval policy.
+    pub fn approval(&self) -> &ApprovalPolicy {
+        &self.config.approval
     }
 
     fn parse(name: &str, config: EntryConfig) -> Result<Self> {
@@ -303,6 +384,7 @@ impl WhitelistEntry {
         if let ConflictPolicy::ExclusiveGroup(group) = &config.conflict {
             check_param_name(group).map_err(|why| bad(format!("group: {why}")))?;
         }
+        config.approval.check_config().map_err(bad)?;
         Ok(WhitelistEntry {
             name: name.to_owned(),
             config,
@@ -491,6 +573,7 @@ pub struct BuiltCommand {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Whitelist {
     entries: BTreeMap<String, WhitelistEntry>,
+    version: String,
 }
 
 /// The default whitelist as config text: SPEC's four action types.
@@ -514,6 +597,65 @@ pub const DEFAULT_WHITELIST_JSON: &str = r#"{
     }
   }
 }"#;
+
+/// The config as a JSON value.
+fn config_value(entries: &BTreeMap<String, WhitelistEntry>) -> serde_json::Value {
+    let actions: BTreeMap<&String, &EntryConfig> =
+        entries.iter().map(|(k, v)| (k, &v.config)).collect();
+    serde_json::json!({ "actions": actions })
+}
+
+fn canonical_config(entries: &BTreeMap<String, WhitelistEntry>) -> String {
+    let mut out = String::new();
+    write_canonical(&config_value(entries), &mut out);
+    out
+}
+
+/// Compact JSON with every object's keys sorted here, not by the map type
+/// (serde_json's `preserve_order` feature, if any crate turns it on, would
+/// keep struct field order instead).
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key.as_str()], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write;
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -542,16 +684,22 @@ impl Whitelist {
             .actions
             .into_iter()
             .map(|(name, entry)| Ok((name.clone(), WhitelistEntry::parse(&name, entry)?)))
-            .collect::<Result<_>>()?;
-        Ok(Whitelist { entries })
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        let version = hex_sha256(canonical_config(&entries).as_bytes());
+        Ok(Whitelist { entries, version })
     }
 
     /// The config text this whitelist was (or could have been) loaded from.
     pub fn to_json(&self) -> String {
-        let actions: BTreeMap<&String, &EntryConfig> =
-            self.entries.iter().map(|(k, v)| (k, &v.config)).collect();
-        serde_json::to_string_pretty(&serde_json::json!({ "actions": actions }))
+        serde_json::to_string_pretty(&config_value(&self.entries))
             .expect("whitelist config serializes")
+    }
+
+    /// The whitelist's version: the hex SHA-256 of its canonical config (keys
+    /// sorted, no whitespace, defaults left out), so the same config always has
+    /// the same version however it was written, and any change gives a new one.
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// The entry for `action_type`, if whitelisted.

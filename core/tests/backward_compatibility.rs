@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use actionq::{
-    ActionQuery, ActionQueue, ActionStatus, ErrorKind, NewAction, QueueOptions, SqliteOptions,
-    SqliteStore, Store, SCHEMA_VERSION,
+    ActionQuery, ActionQueue, ActionStatus, ErrorKind, NewAction, QueueOptions, Role,
+    SqliteOptions, SqliteStore, Store, SCHEMA_VERSION,
 };
 use rusqlite::Connection;
 
@@ -123,6 +123,28 @@ fn v1_database_migrates_with_data_intact() {
         Some("not during the migration")
     );
 
+    // v4: the old events were chained at migration; the old actions carry the
+    // digest of their payload under the empty whitelist version, no approvals.
+    let audit = queue.verify_audit().unwrap();
+    assert_eq!((audit.checked, audit.first_bad_event_id), (15, None));
+    for (id, _) in &before {
+        let action = queue.get_action(*id).unwrap();
+        assert_eq!(action.whitelist_version, "", "action {id}");
+        assert!(action.approvals.is_empty(), "action {id}");
+        assert_eq!(
+            action.digest,
+            actionq::action_digest(
+                &action.server_id,
+                &action.action_type,
+                &action.argv,
+                &action.env,
+                ""
+            ),
+            "action {id}"
+        );
+        assert!(action.digest_matches(), "action {id}");
+    }
+
     // The migrated data takes part in the rules: the pending duplicate collides,
     // the executing apt-free server may take an apt action, the approved one is claimable.
     let dup = queue
@@ -144,11 +166,32 @@ fn v1_database_migrates_with_data_intact() {
     let later = queue.events_since(15, 100).unwrap();
     assert!(later.iter().all(|e| e.id > 15));
     fault_support::assert_invariants(&db, "after use");
+    // An action from before whitelist versions is not stale: still approvable.
+    let legacy = queue.approve_action(3, "dashboard").unwrap();
+    assert_eq!(legacy.status, ActionStatus::Approved);
+    assert_eq!(legacy.approvals[0].digest, legacy.digest);
+    let audit = queue.verify_audit().unwrap();
+    assert_eq!(audit.first_bad_event_id, None);
+    assert!(audit.checked > 15);
 
-    // Reopening the migrated file is a no-op.
+    // The migrated file starts with no credentials and takes them (v3).
+    assert!(queue.list_credentials().unwrap().is_empty());
+    let issued = queue
+        .issue_credential("web-1-agent", Role::Agent, Some("web-1"))
+        .unwrap();
+    assert_eq!(issued.credential.id, 1);
+    let agent = queue.authenticate(&issued.secret).unwrap();
+    let acted = queue
+        .as_principal(&agent)
+        .cancel_action(fresh.id)
+        .unwrap_err();
+    assert_eq!(acted.kind(), ErrorKind::PermissionDenied);
+
+    // Reopening the migrated file is a no-op, and keeps the credential.
     drop(queue);
     let again = SqliteStore::open(&db, &SqliteOptions::default()).unwrap();
     assert_eq!(again.get_action(8).unwrap().unwrap().id, 8);
+    assert_eq!(again.list_credentials().unwrap(), [issued.credential]);
     assert_eq!(user_version(&db), SCHEMA_VERSION);
 }
 

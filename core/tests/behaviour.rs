@@ -1885,6 +1885,8 @@ fn error_table_matches_spec() {
             (ErrorKind::NotWhitelisted, "FORBIDDEN", 403),
             (ErrorKind::Conflict, "CONFLICT", 409),
             (ErrorKind::Storage, "STORAGE_ERROR", 503),
+            (ErrorKind::Unauthenticated, "UNAUTHENTICATED", 401),
+            (ErrorKind::PermissionDenied, "PERMISSION_DENIED", 403),
         ]
     );
     for k in ErrorKind::ALL {

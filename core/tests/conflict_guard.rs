@@ -20,6 +20,9 @@ fn draft(server_id: &str, action_type: &str, command: &str) -> ActionDraft {
         alert_id: None,
         created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
         created_by: "test".into(),
+        digest: String::new(),
+        whitelist_version: String::new(),
+        auto_approve_budget: None,
     }
 }
 
@@ -31,7 +34,7 @@ fn existing(d: &ActionDraft, status: ActionStatus) -> Action {
         paused_at: None,
         created_at: d.created_at,
     };
-    let mut action = d.clone().into_action(1, &server).0;
+    let mut action = d.clone().into_action(1, &server, 0).0;
     action.status = status;
     action
 }

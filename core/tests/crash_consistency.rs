@@ -35,10 +35,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actionq::store::{ActionDraft, Change, ChangeKind, ConflictGuard, PageRequest};
+use actionq::store::{
+    ActionDraft, Change, ChangeKind, ConflictGuard, CredentialDraft, PageRequest,
+};
 use actionq::{
-    Action, ActionFilter, ActionQuery, ActionQueue, ActionStatus, Durability, ErrorKind, Event,
-    NewAction, QueueOptions, Server, SqliteOptions, SqliteStore, Store, Timestamp,
+    Action, ActionFilter, ActionQuery, ActionQueue, ActionStatus, Credential, Durability,
+    ErrorKind, Event, NewAction, QueueOptions, Server, SqliteOptions, SqliteStore, Store,
+    Timestamp,
 };
 use fault_support::*;
 
@@ -103,12 +106,13 @@ impl MarkedStore {
 /// The status(es) `kind` leads to, as logged in a `B` line.
 fn targets(kind: &ChangeKind) -> &'static str {
     match kind {
-        ChangeKind::Approve => "approved",
+        ChangeKind::Approve { .. } => "approved",
         ChangeKind::Reject { .. } => "rejected",
-        ChangeKind::Cancel => "cancelled",
+        ChangeKind::Cancel | ChangeKind::CancelPending => "cancelled",
         ChangeKind::Claim { .. } | ChangeKind::Heartbeat { .. } => "executing",
         ChangeKind::Report { exit_code: 0, .. } => "completed",
         ChangeKind::Report { .. } | ChangeKind::Expire => "failed",
+        ChangeKind::ExpireApproval { .. } => "rejected",
     }
 }
 
@@ -151,8 +155,39 @@ impl Store for MarkedStore {
     fn expire_leases(&self, change: &Change) -> actionq::Result<Vec<Action>> {
         self.mark("expire 0 failed", |s| s.expire_leases(change))
     }
+    fn expire_approvals(
+        &self,
+        action_type: &str,
+        created_until: Timestamp,
+        change: &Change,
+    ) -> actionq::Result<Vec<Action>> {
+        self.mark("expire 0 rejected", |s| {
+            s.expire_approvals(action_type, created_until, change)
+        })
+    }
     fn events_since(&self, cursor: i64, limit: u32) -> actionq::Result<Vec<Event>> {
         self.inner.events_since(cursor, limit)
+    }
+    fn verify_audit(&self) -> actionq::Result<actionq::AuditReport> {
+        self.inner.verify_audit()
+    }
+    fn insert_credential(&self, draft: CredentialDraft) -> actionq::Result<Credential> {
+        self.inner.insert_credential(draft)
+    }
+    fn list_credentials(&self) -> actionq::Result<Vec<Credential>> {
+        self.inner.list_credentials()
+    }
+    fn revoke_credential(&self, id: i64, at: Timestamp) -> actionq::Result<Option<Credential>> {
+        self.inner.revoke_credential(id, at)
+    }
+    fn find_credential(&self, secret_sha256: &[u8; 32]) -> actionq::Result<Option<Credential>> {
+        self.inner.find_credential(secret_sha256)
+    }
+    fn list_servers(&self) -> actionq::Result<Vec<Server>> {
+        self.inner.list_servers()
+    }
+    fn count_actions(&self) -> actionq::Result<Vec<actionq::ActionCount>> {
+        self.inner.count_actions()
     }
 }
 
@@ -640,6 +675,13 @@ fn sigkilled_writer_never_loses_or_half_applies_anything() {
             stats.actions + 1,
             "listing total after reopen"
         );
+        // The audit chain survived the kill whole: no event without its head
+        // move, no head move without its event.
+        let audit = queue.verify_audit().unwrap();
+        assert_eq!(
+            audit.first_bad_event_id, None,
+            "{ctx}: audit chain {audit:?}"
+        );
         drop(queue);
         // What the file now holds is the next round's baseline: the in-flight
         // write's effect (if any) and the probe.
@@ -748,7 +790,15 @@ fn sigkill_inside_the_migration_leaves_v1_or_complete_v2() {
             v => panic!("{ctx}: user_version {v}"),
         }
         // The next open always succeeds, migrates if needed, and loses nothing.
-        drop(SqliteStore::open(&db, &SqliteOptions::default()).expect("open after the kill"));
+        let reopened =
+            SqliteStore::open(&db, &SqliteOptions::default()).expect("open after the kill");
+        // The migration chained the v1 events in the same transaction.
+        let audit = reopened.verify_audit().unwrap();
+        assert_eq!(
+            audit.first_bad_event_id, None,
+            "{ctx}: audit chain {audit:?}"
+        );
+        drop(reopened);
         assert_eq!(
             user_version(&db),
             actionq::SCHEMA_VERSION,

@@ -451,6 +451,8 @@ impl Real {
 struct Model {
     /// The custom whitelist is in force (else the default one).
     custom: bool,
+    /// Its version, which every action carries and its digest covers.
+    whitelist_version: String,
     servers: BTreeMap<String, Server>,
     actions: Vec<Action>,
     tokens: HashMap<i64, String>,
@@ -521,8 +523,14 @@ fn spec_command(
 
 impl Model {
     fn new(custom: bool) -> Self {
+        let whitelist = if custom {
+            Whitelist::from_json(CUSTOM_WHITELIST).expect("custom whitelist")
+        } else {
+            Whitelist::default()
+        };
         Model {
             custom,
+            whitelist_version: whitelist.version().to_owned(),
             servers: BTreeMap::new(),
             actions: Vec::new(),
             tokens: HashMap::new(),
@@ -813,6 +821,13 @@ impl Model {
                     exit_code: None,
                     stdout: None,
                     stderr: None,
+                    approvals: Vec::new(),
+                    digest: String::new(),
+                    whitelist_version: self.whitelist_version.clone(),
+                };
+                let action = Action {
+                    digest: action.computed_digest(),
+                    ..action
                 };
                 self.actions.push(action.clone());
                 let detail = (action.status == ActionStatus::Approved)
@@ -827,6 +842,11 @@ impl Model {
                     a.status = Approved;
                     a.approved_at = Some(now);
                     a.approved_by = Some("dashboard".into());
+                    a.approvals.push(actionq::Approval {
+                        by: "dashboard".into(),
+                        at: now,
+                        digest: a.digest.clone(),
+                    });
                 },
                 "dashboard",
                 now,
@@ -1147,6 +1167,41 @@ fn run(custom: bool, ops: &[Op]) -> Result<usize, TestCaseError> {
         );
     }
     prop_assert_eq!(&events, &model.events, "final audit log: queue vs model");
+    for (name, real) in &reals {
+        let report = real.queue.verify_audit().unwrap();
+        prop_assert_eq!(
+            (report.checked, report.first_bad_event_id),
+            (events.len() as u64, None),
+            "audit chain of {}",
+            name
+        );
+    }
+    // The running totals (count_actions) agree with the actions themselves, and
+    // the server list with the model's servers, on every store.
+    let mut totals: BTreeMap<(String, ActionStatus), u64> = BTreeMap::new();
+    for a in &model.actions {
+        *totals.entry((a.server_id.clone(), a.status)).or_default() += 1;
+    }
+    let want: Vec<(String, ActionStatus, u64)> =
+        totals.into_iter().map(|((s, st), n)| (s, st, n)).collect();
+    let servers: Vec<&Server> = model.servers.values().collect();
+    for (name, real) in &reals {
+        let got: Vec<(String, ActionStatus, u64)> = real
+            .queue
+            .count_actions()
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.server_id, c.status, c.count))
+            .collect();
+        prop_assert_eq!(&got, &want, "count_actions: {} vs the model", name);
+        let listed = real.queue.list_servers().unwrap();
+        prop_assert_eq!(
+            listed.iter().collect::<Vec<_>>(),
+            servers.clone(),
+            "list_servers: {} vs the model",
+            name
+        );
+    }
     Ok(model.actions.len())
 }
 

@@ -365,6 +365,9 @@ fn page_of_100_over_a_million_rows_stays_bounded_memory() {
             alert_id: None,
             created_at: at,
             created_by: "seed".into(),
+            digest: String::new(),
+            whitelist_version: String::new(),
+            auto_approve_budget: None,
         };
         let id = store.insert_action(draft, &ConflictGuard::None).unwrap().id;
         // Leave the active set at once, as finished actions do (an active action
@@ -375,6 +378,7 @@ fn page_of_100_over_a_million_rows_stays_bounded_memory() {
             ChangeKind::Claim {
                 lease_token: String::new(),
                 lease_expires_at: at,
+                whitelist_version: String::new(),
             }
         };
         store

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use actionq::{ErrorKind, ParamKind, Whitelist, DEFAULT_WHITELIST_JSON};
+use actionq::{
+    ApprovalPolicy, AutoApproveBudget, ErrorKind, ParamKind, Whitelist, DEFAULT_WHITELIST_JSON,
+};
 
 fn entry(command: &str, params: &str) -> String {
     format!(r#"{{"actions": {{"t": {{"command": {command:?}, "params": {params}}}}}}}"#)
@@ -291,5 +293,152 @@ fn validator_reasons_name_the_offending_character() {
                 "{kind:?} {value:?}: {why}"
             );
         }
+    }
+}
+
+#[test]
+fn approval_policy_is_read_per_entry_with_the_seed_behaviour_as_default() {
+    let wl = Whitelist::default();
+    for entry in wl.entries() {
+        assert_eq!(
+            *entry.approval(),
+            ApprovalPolicy::default(),
+            "{}",
+            entry.name()
+        );
+    }
+    assert_eq!(ApprovalPolicy::default().required, 1);
+    assert!(!ApprovalPolicy::default().four_eyes);
+
+    let wl = Whitelist::from_json(
+        r#"{"actions": {"clear_logs": {"command": "journalctl --vacuum-time=7d",
+            "approval": {"required": 2, "four_eyes": true, "ttl_seconds": 86400,
+                         "auto_approve_budget": {"max": 3, "window_seconds": 3600}}}}}"#,
+    )
+    .unwrap();
+    let policy = *wl.get("clear_logs").unwrap().approval();
+    assert_eq!(
+        policy,
+        ApprovalPolicy {
+            required: 2,
+            four_eyes: true,
+            ttl_seconds: Some(86400),
+            auto_approve_budget: Some(AutoApproveBudget {
+                max: 3,
+                window_seconds: 3600
+            }),
+        }
+    );
+    // Written back with the config, and read again the same.
+    let again = Whitelist::from_json(&wl.to_json()).unwrap();
+    assert_eq!(*again.get("clear_logs").unwrap().approval(), policy);
+    // Every key is optional.
+    let wl = Whitelist::from_json(
+        r#"{"actions": {"clear_logs": {"command": "journalctl", "approval": {"four_eyes": true}}}}"#,
+    )
+    .unwrap();
+    assert_eq!(wl.get("clear_logs").unwrap().approval().required, 1);
+}
+
+#[test]
+fn malformed_approval_policies_are_invalid_input() {
+    let cases = [
+        (
+            r#"{"required": 0}"#,
+            "approval.required must be from 1 to 10",
+        ),
+        (
+            r#"{"required": 11}"#,
+            "approval.required must be from 1 to 10",
+        ),
+        (r#"{"required": -1}"#, "invalid whitelist config"),
+        (
+            r#"{"ttl_seconds": 0}"#,
+            "approval.ttl_seconds must be from 1 to 31622400",
+        ),
+        (
+            r#"{"ttl_seconds": 31622401}"#,
+            "approval.ttl_seconds must be from 1 to 31622400",
+        ),
+        (
+            r#"{"auto_approve_budget": {"max": 0, "window_seconds": 60}}"#,
+            "approval.auto_approve_budget.max must be at least 1",
+        ),
+        (
+            r#"{"auto_approve_budget": {"max": 1, "window_seconds": 0}}"#,
+            "approval.auto_approve_budget.window_seconds must be from 1 to 31622400",
+        ),
+        (
+            r#"{"auto_approve_budget": {"max": 1}}"#,
+            "missing field `window_seconds`",
+        ),
+        (r#"{"four_eyes": "yes"}"#, "invalid whitelist config"),
+        (r#"{"quorum": 2}"#, "unknown field `quorum`"),
+    ];
+    for (policy, expected) in cases {
+        let text = format!(
+            r#"{{"actions": {{"clear_logs": {{"command": "journalctl", "approval": {policy}}}}}}}"#
+        );
+        let err = Whitelist::from_json(&text).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{policy}");
+        assert!(
+            err.to_string().contains(expected),
+            "{policy}: {err} should contain {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn whitelist_version_is_a_property_of_the_config_not_of_its_text() {
+    let a = Whitelist::from_json(
+        r#"{"actions": {"restart_service": {"command": "systemctl restart {service_name}",
+            "params": {"service_name": {"kind": "systemd_unit"}}, "conflict": "pending_duplicate"},
+            "clear_logs": {"command": "journalctl --vacuum-time=7d"}}}"#,
+    )
+    .unwrap();
+    // Other key order, other whitespace, defaults written out.
+    let b = Whitelist::from_json(
+        r#"{"actions":{"clear_logs":{"conflict":"none","params":{},"approval":{"required":1,"four_eyes":false},
+            "command":"journalctl --vacuum-time=7d"},"restart_service":{"conflict":"pending_duplicate",
+            "params":{"service_name":{"kind":"systemd_unit"}},"command":"systemctl restart {service_name}"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(a.version(), b.version());
+    assert_eq!(a.version().len(), 64);
+    assert!(a
+        .version()
+        .bytes()
+        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    // Round trip through the config text keeps it.
+    assert_eq!(
+        Whitelist::from_json(&a.to_json()).unwrap().version(),
+        a.version()
+    );
+    // Pinned: versions are stored with actions, so the canonical form is a
+    // contract across releases and hosts. Python's json.dumps(config,
+    // sort_keys=True, separators=(",", ":")) with "params" and "conflict"
+    // written out gives the same SHA-256.
+    assert_eq!(
+        Whitelist::default().version(),
+        "63657d88e0746ce45ca7790f61c46acf857a701a6994bb96f16605d27b227a78",
+        "the default whitelist's version changed"
+    );
+    // Any change to what runs or how it is approved is a new version.
+    let changed = [
+        r#"{"actions": {"clear_logs": {"command": "journalctl --vacuum-time=8d"}}}"#,
+        r#"{"actions": {"clear_logz": {"command": "journalctl --vacuum-time=7d"}}}"#,
+        r#"{"actions": {"clear_logs": {"command": "journalctl --vacuum-time=7d", "conflict": "pending_duplicate"}}}"#,
+        r#"{"actions": {"clear_logs": {"command": "journalctl --vacuum-time=7d", "approval": {"required": 2}}}}"#,
+        r#"{"actions": {"clear_logs": {"command": "journalctl --vacuum-time=7d", "approval": {"ttl_seconds": 60}}}}"#,
+    ];
+    let base = Whitelist::from_json(
+        r#"{"actions": {"clear_logs": {"command": "journalctl --vacuum-time=7d"}}}"#,
+    )
+    .unwrap();
+    let mut seen = vec![base.version().to_owned()];
+    for text in changed {
+        let v = Whitelist::from_json(text).unwrap().version().to_owned();
+        assert!(!seen.contains(&v), "{text} has an earlier version");
+        seen.push(v);
     }
 }

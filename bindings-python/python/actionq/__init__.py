@@ -16,6 +16,12 @@ the audit trail::
 In asyncio code use :class:`AsyncActionQueue`: the same methods as coroutines,
 which never block the event loop (``await aqueue.create_action(...)``).
 
+Identity: ``queue.issue_credential(name, role)`` gives a secret once;
+``queue.authenticate(secret)`` gives its :class:`Principal`, and
+``queue.as_principal(principal)`` an :class:`ActingQueue` whose every call the
+core checks against its permission table (``PermissionDeniedError``) and
+records under the principal's name.
+
 Every error is an :class:`ActionQueueError` subclass carrying ``code``,
 ``http_status`` and ``message``. :class:`ActionStatus` is built from the
 core's status list, and :mod:`actionq.limits` holds the core's limits and
@@ -28,41 +34,58 @@ from actionq import limits
 from actionq._actionq import (
     DEFAULT_WHITELIST_JSON,
     Action,
+    ActingQueue,
     ActionPage,
     ActionQueue,
     ActionQueueError,
     ActionStatus,
+    AuditReport,
     Claim,
     ConflictError,
+    Credential,
     Event,
     InvalidInputError,
+    IssuedCredential,
     ManualClock,
     NotFoundError,
     NotWhitelistedError,
+    PermissionDeniedError,
+    Principal,
     Server,
     StorageError,
+    UnauthenticatedError,
     __version__,
+    action_digest,
 )
-from actionq._aio import AsyncActionQueue
+from actionq._aio import AsyncActingQueue, AsyncActionQueue
 
 
 __all__ = [
     "DEFAULT_WHITELIST_JSON",
+    "ActingQueue",
     "Action",
     "ActionPage",
     "ActionQueue",
     "ActionQueueError",
     "ActionStatus",
+    "AsyncActingQueue",
     "AsyncActionQueue",
+    "AuditReport",
     "Claim",
     "ConflictError",
+    "Credential",
     "Event",
     "InvalidInputError",
+    "IssuedCredential",
     "ManualClock",
     "NotFoundError",
     "NotWhitelistedError",
+    "PermissionDeniedError",
+    "Principal",
     "Server",
     "StorageError",
+    "UnauthenticatedError",
     "__version__",
+    "action_digest",
     "limits",
 ]

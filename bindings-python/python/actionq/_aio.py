@@ -26,9 +26,9 @@ import inspect
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from actionq._actionq import ActionQueue
+from actionq._actionq import ActingQueue, ActionQueue, Principal
 
-__all__ = ["DEFAULT_MAX_WORKERS", "AsyncActionQueue"]
+__all__ = ["DEFAULT_MAX_WORKERS", "AsyncActingQueue", "AsyncActionQueue"]
 
 DEFAULT_MAX_WORKERS = 8
 """Threads per SQLite queue: calls that may run at once. One writer and four
@@ -142,3 +142,64 @@ def _derive() -> None:
 
 
 _derive()
+
+
+class AsyncActingQueue:
+    """``ActingQueue`` for asyncio: the queue as one principal sees it, its
+    methods as coroutines run like :class:`AsyncActionQueue`'s (on the same
+    thread pool). Made by ``AsyncActionQueue.as_principal(principal)``; cheap,
+    one per request is fine."""
+
+    __slots__ = ("_acting", "_owner")
+
+    _acting: ActingQueue
+    _owner: AsyncActionQueue
+
+    def __init__(self, owner: AsyncActionQueue, principal: Principal) -> None:
+        self._owner = owner
+        self._acting = owner.queue.as_principal(principal)
+
+    @property
+    def principal(self) -> Principal:
+        """Who is acting."""
+        return self._acting.principal
+
+    def __repr__(self) -> str:
+        return f"Async{self._acting!r}"
+
+
+def _acting_coroutine(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """``await AsyncActingQueue.<name>(...)``: ``ActingQueue.<name>`` off the loop."""
+
+    async def call(self: AsyncActingQueue, /, *args: Any, **kwargs: Any) -> Any:
+        executor = self._owner._executor
+        if executor is None:
+            return method(self._acting, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, functools.partial(method, self._acting, *args, **kwargs))
+
+    call.__name__ = name
+    call.__qualname__ = f"AsyncActingQueue.{name}"
+    call.__doc__ = (method.__doc__ or "").strip() + "\n\n(Awaitable: runs off the event loop.)"
+    call.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]
+    return call
+
+
+def _as_principal(self: AsyncActionQueue, principal: Principal) -> AsyncActingQueue:
+    """The queue as ``principal`` sees it: an :class:`AsyncActingQueue`
+    (not a coroutine: making it does no I/O)."""
+    return AsyncActingQueue(self, principal)
+
+
+def _derive_acting() -> None:
+    """Adds ``ActingQueue``'s public methods to ``AsyncActingQueue`` as
+    coroutines; ``AsyncActionQueue.as_principal`` returns one."""
+    for name, attr in vars(ActingQueue).items():
+        if name.startswith("_") or inspect.isdatadescriptor(attr) or not callable(attr):
+            continue
+        setattr(AsyncActingQueue, name, _acting_coroutine(name, attr))
+    _as_principal.__signature__ = inspect.signature(ActionQueue.as_principal)  # type: ignore[attr-defined]
+    AsyncActionQueue.as_principal = _as_principal  # type: ignore[attr-defined]
+
+
+_derive_acting()

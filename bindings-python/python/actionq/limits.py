@@ -32,7 +32,10 @@ from actionq._actionq import (
     MAX_NAME_CHARS,
     MAX_PAGE_LIMIT,
     MAX_REASON_CHARS,
+    MAX_REQUEST_BODY_BYTES,
+    MAX_SECRET_BYTES,
     MAX_SERVER_ID_CHARS,
+    ROLES,
 )
 
 __all__ = [
@@ -52,5 +55,8 @@ __all__ = [
     "MAX_NAME_CHARS",
     "MAX_PAGE_LIMIT",
     "MAX_REASON_CHARS",
+    "MAX_REQUEST_BODY_BYTES",
+    "MAX_SECRET_BYTES",
     "MAX_SERVER_ID_CHARS",
+    "ROLES",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -27,10 +28,12 @@ ACTION_FIELDS = {
     "alert_id", "created_at", "created_by", "approved_at", "approved_by", "rejected_at",
     "rejected_by", "rejection_reason", "cancelled_at", "cancelled_by", "executed_at",
     "lease_expires_at", "completed_at", "exit_code", "stdout", "stderr",
+    "approvals", "digest", "whitelist_version",  # SPEC "Approval policy"
 }  # fmt: skip
 
 ROUTES = [
     ("POST", "/servers", {"id": "x1"}),
+    ("GET", "/servers", None),
     ("GET", "/servers/web-1", None),
     ("PUT", "/servers/web-1/pause", None),
     ("PUT", "/servers/web-1/unpause", None),
@@ -45,11 +48,18 @@ ROUTES = [
     ("POST", "/actions/1/heartbeat", {"lease_token": "t"}),
     ("POST", "/actions/1/result", {"lease_token": "t", "exit_code": 0}),
     ("GET", "/events", None),
+    ("POST", "/credentials", {"name": "n", "role": "viewer"}),
+    ("GET", "/credentials", None),
+    ("DELETE", "/credentials/1", None),
+    ("GET", "/me", None),
+    ("GET", "/audit/verify", None),
 ]
 OPERATIONS = {
-    "create_server", "get_server", "pause_server", "unpause_server", "list_server_actions",
+    "create_server", "list_servers", "get_server", "pause_server", "unpause_server", "list_server_actions",
     "list_actions", "get_action", "create_action", "approve_action", "reject_action",
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
+    "create_credential", "list_credentials", "revoke_credential", "get_me",
+    "verify_audit",
 }  # fmt: skip
 
 
@@ -113,7 +123,7 @@ def test_every_route_requires_the_key(
 ) -> None:
     with TestClient(create_app(api_key=API_KEY)) as c:
         response = c.request(method, V1 + path, json=body, headers=headers)
-        error(response, 401, "UNAUTHORIZED")
+        error(response, 401, "UNAUTHENTICATED")
 
 
 def test_openapi_operation_ids_and_docs(client: TestClient) -> None:
@@ -564,10 +574,116 @@ OPENAPI = Path(__file__).with_name("openapi.json")
 def test_openapi_document_unchanged(client: TestClient) -> None:
     """The document of the HomelabCmd-compatible contract, as committed in
     openapi.json (the version is the package's). Only additions are allowed:
-    the create body's optional `params`."""
+    the create body's optional `params` (popped here), GET /servers, and, committed in the
+    copy with identity (issue 12), the credential routes, `/me`, their schemas
+    and the `X-Agent-Token` scheme on the claim, heartbeat and result routes."""
     spec = client.get("/openapi.json").json()
     expected = json.loads(OPENAPI.read_text(encoding="utf-8"))
     expected["info"]["version"] = actionq.__version__
     create_body = spec["components"]["schemas"]["ActionCreate"]["properties"]
     assert create_body.pop("params")["anyOf"][0] == {"type": "object", "additionalProperties": {"type": "string"}}
+    # Added for the approvers' page: the list of servers.
+    assert spec["paths"]["/api/v1/servers"].pop("get")["operationId"] == "list_servers"
+    # SPEC "Approval policy" / "Tamper-evident audit": three more action fields,
+    # their two schemas, and GET /audit/verify.
+    schemas = spec["components"]["schemas"]
+    for name in ("ActionOut", "ClaimOut"):
+        added = [schemas[name]["properties"].pop(field) for field in ("approvals", "digest", "whitelist_version")]
+        assert added[0]["items"] == {"$ref": "#/components/schemas/ApprovalOut"}
+        assert [a["type"] for a in added] == ["array", "string", "string"]
+        required = schemas[name]["required"]
+        for field in ("approvals", "digest", "whitelist_version"):
+            required.remove(field)
+    assert set(schemas.pop("ApprovalOut")["properties"]) == {"by", "at", "digest"}
+    assert set(schemas.pop("AuditReportOut")["properties"]) == {"checked", "first_bad_event_id"}
+    verify = spec["paths"].pop("/api/v1/audit/verify")
+    assert verify["get"]["operationId"] == "verify_audit"
     assert spec == expected
+
+
+# Approval policy and audit (SPEC "Approval policy", "Tamper-evident audit") ----
+
+TWO_KEYS = {
+    "actions": {
+        "restart_service": {
+            "command": "systemctl restart {service_name}",
+            "params": {"service_name": {"kind": "systemd_unit"}},
+            "approval": {"required": 2},
+        }
+    }
+}
+
+
+def test_approve_shows_approvals_and_stays_pending_until_enough(tmp_path: Path) -> None:
+    db = tmp_path / "q.sqlite3"
+    with TestClient(create_app(db_path=str(db), api_key=API_KEY, whitelist=TWO_KEYS), headers={"X-API-Key": API_KEY}) as c:
+        assert c.post(f"{V1}/servers", json={"id": "web-1"}).status_code == 201
+        c.put(f"{V1}/servers/web-1/pause")
+        action = c.post(f"{V1}/actions", json={"server_id": "web-1", "action_type": "restart_service", "service_name": "nginx"}).json()
+        first = c.post(f"{V1}/actions/{action['id']}/approve")
+        assert first.status_code == 200
+        body = first.json()
+        assert body["status"] == "pending" and body["approved_by"] is None
+        assert [(a["by"], a["digest"]) for a in body["approvals"]] == [("dashboard", action["digest"])]
+        assert c.get(f"{V1}/events", params={"after": 1}).json()[0]["detail"] == "1 of 2"
+        # the same principal again: counted once, 200 with the action unchanged
+        again = c.post(f"{V1}/actions/{action['id']}/approve")
+        assert again.status_code == 200 and again.json() == body
+        verify = c.get(f"{V1}/audit/verify")
+        assert verify.status_code == 200
+        assert verify.json() == {"checked": 2, "first_bad_event_id": None}
+    # a changed whitelist: the older action can no longer be approved
+    with TestClient(create_app(db_path=str(db), api_key=API_KEY), headers={"X-API-Key": API_KEY}) as c:
+        detail = error(c.post(f"{V1}/actions/{action['id']}/approve"), 409, "CONFLICT")
+        assert detail["message"] == f"Whitelist changed since action {action['id']} was created"
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM action_events WHERE id = 2")
+    with TestClient(create_app(db_path=str(db), api_key=API_KEY), headers={"X-API-Key": API_KEY}) as c:
+        assert c.get(f"{V1}/audit/verify").json() == {"checked": 1, "first_bad_event_id": 2}
+        assert c.get(f"{V1}/audit/verify", headers={"X-API-Key": "wrong"}).status_code == 401
+
+
+FOUR_EYES_TWO = {
+    "actions": {
+        "restart_service": {
+            "command": "systemctl restart {service_name}",
+            "params": {"service_name": {"kind": "systemd_unit"}},
+            "approval": {"required": 2, "four_eyes": True},
+        }
+    }
+}
+
+
+def test_two_operators_complete_an_approval_and_the_requester_may_not_approve() -> None:
+    """With credentials, `required: 2` completes over HTTP: each operator's
+    approval is recorded under its name, the second moves the action to
+    approved; the requester (four eyes) and a repeat change nothing."""
+    with TestClient(create_app(api_key=API_KEY, whitelist=FOUR_EYES_TWO), headers={"X-API-Key": API_KEY}) as c:
+        secrets = {}
+        for name in ("rita", "olga", "omar"):
+            issued = c.post(f"{V1}/credentials", json={"name": name, "role": "operator"})
+            assert issued.status_code == 201, issued.text
+            secrets[name] = issued.json()["secret"]
+        assert c.post(f"{V1}/servers", json={"id": "web-1"}).status_code == 201
+        assert c.put(f"{V1}/servers/web-1/pause").status_code == 200
+
+        def as_(name: str) -> dict[str, str]:
+            return {"X-API-Key": secrets[name]}
+
+        created = c.post(
+            f"{V1}/actions",
+            json={"server_id": "web-1", "action_type": "restart_service", "service_name": "nginx"},
+            headers=as_("rita"),
+        )
+        assert created.status_code == 201 and created.json()["created_by"] == "rita"
+        url = f"{V1}/actions/{created.json()['id']}/approve"
+        refused = error(c.post(url, headers=as_("rita")), 403, "PERMISSION_DENIED")
+        assert "rita" in refused["message"]
+        first = c.post(url, headers=as_("olga")).json()
+        assert first["status"] == "pending" and [a["by"] for a in first["approvals"]] == ["olga"]
+        assert c.post(url, headers=as_("olga")).json() == first
+        second = c.post(url, headers=as_("omar")).json()
+        assert second["status"] == "approved" and second["approved_by"] == "omar"
+        assert [a["by"] for a in second["approvals"]] == ["olga", "omar"]
+        details = [e["detail"] for e in c.get(f"{V1}/events").json() if e["action_id"] == created.json()["id"]]
+        assert details[1:] == ["1 of 2", "2 of 2"]

@@ -10,8 +10,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent, GENESIS_HASH};
 use crate::error::{Error, Result};
-use crate::model::{Action, ActionFilter, ActionStatus, Event, Server, Timestamp};
+use crate::identity::{Credential, CredentialDraft};
+use crate::model::{
+    Action, ActionCount, ActionFilter, ActionStatus, Approval, Event, Server, Timestamp,
+};
 use crate::rules::ACTIVE_STATUSES;
 use crate::store::{ActionDraft, Change, ConflictGuard, EventDraft, PageRequest, Store};
 
@@ -69,6 +73,7 @@ struct Later {
     stdout: Option<String>,
     stderr: Option<String>,
     lease_token: Option<String>,
+    approvals: Vec<Approval>,
 }
 
 impl Later {
@@ -92,6 +97,8 @@ struct Stored {
     command: Box<str>,
     argv: Box<[Box<str>]>,
     env: Box<[(Box<str>, Box<str>)]>,
+    digest: Box<str>,
+    whitelist_version: Sym,
     later: Option<Box<Later>>,
 }
 
@@ -104,6 +111,8 @@ struct StoredEvent {
     from_status: Option<ActionStatus>,
     to_status: ActionStatus,
     detail: Option<Box<str>>,
+    /// The chain hash (the previous event's is this one's `prev_hash`).
+    hash: [u8; 32],
 }
 
 /// Totals per (server, type, status): lets a listing report `total` without
@@ -120,6 +129,24 @@ impl StatusCounts {
             .entry((server_id.to_owned(), action_type.to_owned(), status))
             .or_default();
         *n = n.saturating_add_signed(delta);
+    }
+
+    /// Per (server, status), summed over types; zero totals left out.
+    fn per_server_status(&self) -> Vec<ActionCount> {
+        let mut sums: std::collections::BTreeMap<(&str, ActionStatus), u64> =
+            std::collections::BTreeMap::new();
+        for ((server, _, status), n) in &self.counts {
+            if *n > 0 {
+                *sums.entry((server.as_str(), *status)).or_default() += n;
+            }
+        }
+        sums.into_iter()
+            .map(|((server_id, status), count)| ActionCount {
+                server_id: server_id.to_owned(),
+                status,
+                count,
+            })
+            .collect()
     }
 
     fn total(&self, filter: &ActionFilter) -> u64 {
@@ -155,6 +182,8 @@ impl Ordered {
 #[derive(Debug, Default)]
 struct Inner {
     strings: Interner,
+    /// The whitelist version interned last ([`Inner::intern_version`]).
+    last_version: Option<Sym>,
     servers: HashMap<String, Server>,
     /// Action with id `n` at index `n - 1`: ids are dense.
     actions: Vec<Stored>,
@@ -173,6 +202,10 @@ struct Inner {
     /// Approved actions per server in claim order.
     approved: HashMap<Sym, BTreeSet<OrderKey>>,
     executing: BTreeSet<i64>,
+    /// Credential with id `n` at index `n - 1`.
+    credentials: Vec<Credential>,
+    /// Credential index by the SHA-256 of its secret.
+    credential_by_digest: HashMap<[u8; 32], usize>,
 }
 
 impl MemoryStore {
@@ -254,6 +287,9 @@ impl Inner {
             exit_code: later.exit_code,
             stdout: later.stdout,
             stderr: later.stderr,
+            approvals: later.approvals,
+            digest: s.digest.to_string(),
+            whitelist_version: name(s.whitelist_version),
         };
         (action, later.lease_token)
     }
@@ -273,6 +309,7 @@ impl Inner {
             stdout: a.stdout.clone(),
             stderr: a.stderr.clone(),
             lease_token: token,
+            approvals: a.approvals.clone(),
         };
         Stored {
             created_at: a.created_at,
@@ -291,8 +328,23 @@ impl Inner {
                 .iter()
                 .map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str())))
                 .collect(),
+            digest: Box::from(a.digest.as_str()),
+            whitelist_version: self.intern_version(&a.whitelist_version),
             later: (!later.is_empty()).then(|| Box::new(later)),
         }
+    }
+
+    /// Interns a whitelist version: the same one on nearly every action, so
+    /// the last one is compared first instead of hashing 64 bytes each time.
+    fn intern_version(&mut self, version: &str) -> Sym {
+        if let Some(last) = self.last_version {
+            if self.strings.get(last) == version {
+                return last;
+            }
+        }
+        let sym = self.strings.intern(version);
+        self.last_version = Some(sym);
+        sym
     }
 
     fn event(&self, id: i64, e: &StoredEvent) -> Event {
@@ -309,6 +361,8 @@ impl Inner {
 
     fn log(&mut self, event: EventDraft) {
         let by = self.strings.intern(&event.by);
+        let prev = self.events.last().map_or(GENESIS_HASH, |e| e.hash);
+        let hash = event_hash(&prev, &event);
         self.events.push(StoredEvent {
             action_id: event.action_id,
             at: event.at,
@@ -316,7 +370,35 @@ impl Inner {
             from_status: event.from_status,
             to_status: event.to_status,
             detail: boxed(&event.detail),
+            hash,
         });
+    }
+
+    /// How many auto-approvals count against `draft`'s budget, up to its
+    /// `max` (0 without a budget): the server's actions, newest first, while
+    /// they are inside the window.
+    fn auto_approved_in_window(&self, draft: &ActionDraft) -> u32 {
+        let Some((max, since)) = draft.budget_window() else {
+            return 0;
+        };
+        let Some(keys) = self
+            .strings
+            .lookup(&draft.server_id)
+            .and_then(|server| self.by_server.get(&server))
+        else {
+            return 0;
+        };
+        let mut n = 0;
+        for &(created_at, id) in keys.iter().rev() {
+            if created_at <= since || n >= max {
+                break;
+            }
+            let stored = self.stored(id).expect("indexed ids exist");
+            if draft.counts_against_budget(&self.action(id, stored).0) {
+                n += 1;
+            }
+        }
+        n
     }
 
     fn count(&mut self, s: &Stored, status: ActionStatus, delta: i64) {
@@ -411,7 +493,8 @@ impl Inner {
         let stored = self.stored(id).ok_or_else(|| Error::action_not_found(id))?;
         let (mut action, mut token) = self.action(id, stored);
         let Some(event) = change.apply(&mut action, &mut token)? else {
-            // No status change (a heartbeat): only the lease moves.
+            // Nothing recorded (a heartbeat, a repeated approval): only the
+            // lease may have moved.
             let index = index(id).expect("exists");
             let later = self.actions[index].later.get_or_insert_with(Box::default);
             later.lease_expires_at = action.lease_expires_at;
@@ -477,7 +560,8 @@ impl Store for MemoryStore {
             return Err(guard.error(existing));
         }
         let id = inner.actions.len() as i64 + 1;
-        let (action, event) = draft.into_action(id, server);
+        let spent = inner.auto_approved_in_window(&draft);
+        let (action, event) = draft.into_action(id, server, spent);
         let stored = inner.compact(&action, None);
         inner.by_created.insert((action.created_at, id));
         inner
@@ -541,13 +625,72 @@ impl Store for MemoryStore {
 
     fn claim_next(&self, server_id: &str, change: &Change) -> Result<Option<Action>> {
         let mut inner = self.write();
-        let oldest = inner
-            .strings
-            .lookup(server_id)
-            .and_then(|server| inner.approved.get(&server))
-            .and_then(|keys| keys.first())
-            .map(|&(_, id)| id);
-        oldest.map(|id| inner.apply(id, change)).transpose()
+        loop {
+            let oldest = inner
+                .strings
+                .lookup(server_id)
+                .and_then(|server| inner.approved.get(&server))
+                .and_then(|keys| keys.first())
+                .map(|&(_, id)| id);
+            let Some(id) = oldest else {
+                return Ok(None);
+            };
+            let action = inner.apply(id, change)?;
+            if action.status == ActionStatus::Executing {
+                return Ok(Some(action));
+            }
+        }
+    }
+
+    fn expire_approvals(
+        &self,
+        action_type: &str,
+        created_until: Timestamp,
+        change: &Change,
+    ) -> Result<Vec<Action>> {
+        let due = |inner: &Inner| -> Vec<i64> {
+            let Some(kind) = inner.strings.lookup(action_type) else {
+                return Vec::new();
+            };
+            inner
+                .by_status
+                .get(&ActionStatus::Pending)
+                .into_iter()
+                .flat_map(|keys| keys.iter())
+                .take_while(|(created_at, _)| *created_at <= created_until)
+                .map(|&(_, id)| id)
+                .filter(|&id| inner.stored(id).is_some_and(|s| s.action_type == kind))
+                .collect()
+        };
+        if due(&self.read()).is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inner = self.write();
+        let mut ids = due(&inner);
+        ids.sort_unstable();
+        ids.into_iter().map(|id| inner.apply(id, change)).collect()
+    }
+
+    fn verify_audit(&self) -> Result<AuditReport> {
+        let inner = self.read();
+        let mut verifier = AuditVerifier::new();
+        let mut prev = GENESIS_HASH;
+        for (e, id) in inner.events.iter().zip(1..) {
+            let row = ChainedEvent {
+                event: inner.event(id, e),
+                prev_hash: prev,
+                hash: e.hash,
+            };
+            prev = e.hash;
+            if !verifier.push(&row) {
+                break;
+            }
+        }
+        let head = AuditHead {
+            last_event_id: inner.events.len() as i64,
+            hash: inner.events.last().map_or(GENESIS_HASH, |e| e.hash),
+        };
+        Ok(verifier.finish(Some(&head)))
     }
 
     fn expire_leases(&self, change: &Change) -> Result<Vec<Action>> {
@@ -562,6 +705,45 @@ impl Store for MemoryStore {
         due.into_iter().map(|id| inner.apply(id, change)).collect()
     }
 
+    fn insert_credential(&self, draft: CredentialDraft) -> Result<Credential> {
+        let mut inner = self.write();
+        if inner
+            .credential_by_digest
+            .contains_key(&draft.secret_sha256)
+        {
+            return Err(Error::conflict(
+                "A credential with this secret already exists",
+            ));
+        }
+        let index = inner.credentials.len();
+        let digest = draft.secret_sha256;
+        let credential = draft.into_credential(index as i64 + 1);
+        inner.credentials.push(credential.clone());
+        inner.credential_by_digest.insert(digest, index);
+        Ok(credential)
+    }
+
+    fn list_credentials(&self) -> Result<Vec<Credential>> {
+        Ok(self.read().credentials.clone())
+    }
+
+    fn revoke_credential(&self, id: i64, at: Timestamp) -> Result<Option<Credential>> {
+        let mut inner = self.write();
+        let Some(credential) = index(id).and_then(|i| inner.credentials.get_mut(i)) else {
+            return Ok(None);
+        };
+        credential.revoked_at.get_or_insert(at);
+        Ok(Some(credential.clone()))
+    }
+
+    fn find_credential(&self, secret_sha256: &[u8; 32]) -> Result<Option<Credential>> {
+        let inner = self.read();
+        Ok(inner
+            .credential_by_digest
+            .get(secret_sha256)
+            .map(|&i| inner.credentials[i].clone()))
+    }
+
     fn events_since(&self, cursor: i64, limit: u32) -> Result<Vec<Event>> {
         let inner = self.read();
         let start = usize::try_from(cursor).unwrap_or(0).min(inner.events.len());
@@ -571,6 +753,16 @@ impl Store for MemoryStore {
             .zip(start as i64 + 1..)
             .map(|(e, id)| inner.event(id, e))
             .collect())
+    }
+
+    fn list_servers(&self) -> Result<Vec<Server>> {
+        let mut servers: Vec<Server> = self.read().servers.values().cloned().collect();
+        servers.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(servers)
+    }
+
+    fn count_actions(&self) -> Result<Vec<ActionCount>> {
+        Ok(self.read().counts.per_server_status())
     }
 }
 
@@ -623,6 +815,13 @@ mod tests {
             exit_code: Some(3),
             stdout: Some("out".into()),
             stderr: Some("err".into()),
+            approvals: vec![Approval {
+                by: "alice".into(),
+                at,
+                digest: "ab".repeat(32),
+            }],
+            digest: "ab".repeat(32),
+            whitelist_version: "v".into(),
         };
         let stored = inner.compact(&action, Some("tok".into()));
         assert_eq!(inner.action(1, &stored), (action, Some("tok".to_owned())));

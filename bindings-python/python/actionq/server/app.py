@@ -14,11 +14,22 @@ from fastapi.exception_handlers import http_exception_handler, request_validatio
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import actionq
+from actionq import limits
 from actionq.server.routes import ServerState, router
+from actionq.server import metrics, web
 
-__all__ = ["API_KEY_ENV", "WhitelistSource", "create_app", "load_whitelist", "queue_error_handler", "undecodable_body_handler"]
+__all__ = [
+    "API_KEY_ENV",
+    "BodyLimit",
+    "WhitelistSource",
+    "create_app",
+    "load_whitelist",
+    "queue_error_handler",
+    "undecodable_body_handler",
+]
 
 API_KEY_ENV = "ACTIONQ_API_KEY"
 """Environment variable holding the API key when `create_app` is given none."""
@@ -68,6 +79,57 @@ async def undecodable_body_handler(request: Request, exc: Exception) -> Response
     return await request_validation_exception_handler(request, RequestValidationError([error]))
 
 
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes (default
+    ``actionq.limits.MAX_REQUEST_BODY_BYTES``, 1 MiB) is refused with 413
+    ``PAYLOAD_TOO_LARGE`` before it is read whole. A declared
+    ``Content-Length`` over the limit is refused before any of the body is
+    read; a body without one (chunked) is counted as it arrives, and the read
+    stops at the first chunk past the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int = limits.MAX_REQUEST_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    def _refusal(self) -> tuple[int, dict[str, Any]]:
+        return 413, {
+            "detail": {
+                "code": "PAYLOAD_TOO_LARGE",
+                "message": f"Request body is larger than {self.limit} bytes",
+            }
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0  # the server refuses a malformed length itself
+                if declared > self.limit:
+                    status, body = self._refusal()
+                    await JSONResponse(body, status_code=status)(scope, receive, send)
+                    return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    status, body = self._refusal()
+                    # FastAPI passes an HTTPException raised while it reads the
+                    # body on to the app's handler, which renders this detail.
+                    raise HTTPException(status_code=status, detail=body["detail"])
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def create_app(
     db_path: str | os.PathLike[str] | None = None,
     api_key: str | None = None,
@@ -109,7 +171,11 @@ def create_app(
     app.state.actionq = ServerState(queue=queue, api_key=key.encode())
     app.add_exception_handler(actionq.ActionQueueError, queue_error_handler)
     app.add_exception_handler(HTTPException, undecodable_body_handler)
+    app.add_middleware(BodyLimit)
     app.include_router(router)
+    # The approvers' page at / and Prometheus metrics at /metrics.
+    app.include_router(web.page_router)
+    metrics.install(app, queue)
 
     document = app.openapi
 

@@ -72,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         where = f"database {database}"
     app = create_app(database, api_key=key, whitelist=args.whitelist)
     print(f"actionq API on http://{args.host}:{args.port}/api/v1 (Swagger UI: /docs), {where}", flush=True)
+    print(f"approvers' page: http://{args.host}:{args.port}/ (sign in with the API key); metrics: /metrics", flush=True)
     uvicorn.run(app, host=args.host, port=args.port)
 
 

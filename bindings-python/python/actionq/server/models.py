@@ -115,6 +115,12 @@ class ServerOut(Record):
     created_at: datetime
 
 
+class ApprovalOut(Record):
+    by: str
+    at: datetime
+    digest: str = Field(description="the action's digest this approver approved")
+
+
 class ActionOut(Record):
     id: int
     server_id: str
@@ -140,6 +146,9 @@ class ActionOut(Record):
     exit_code: int | None
     stdout: str | None
     stderr: str | None
+    approvals: list[ApprovalOut] = Field(description="human approvals so far, oldest first")
+    digest: str = Field(description="hex SHA-256 of (server_id, action_type, argv, env, whitelist_version)")
+    whitelist_version: str = Field(description="version of the whitelist the action was built under")
 
 
 class ClaimOut(ActionOut):
@@ -161,6 +170,46 @@ class EventOut(Record):
     by: str
     at: datetime
     detail: str | None
+
+
+Role = Enum(  # type: ignore[misc]
+    "Role",
+    {name: name for name in limits.ROLES},
+    type=str,
+    module=__name__,
+)
+Role.__doc__ = "What a credential may do (the core's roles)."
+
+
+class CredentialCreate(BaseModel):
+    name: str = Field(description=f"1-{limits.MAX_NAME_CHARS} characters: what actions record when it acts")
+    role: Role
+    server_id: str | None = Field(None, description="the server of an agent credential (agents only)")
+
+
+class CredentialOut(Record):
+    id: int
+    name: str
+    role: Role
+    server_id: str | None
+    prefix: str = Field(description="the readable start of the secret (useless to authenticate)")
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class IssuedCredentialOut(CredentialOut):
+    secret: str = Field(description="shown this once: only its SHA-256 is stored")
+
+
+class MeOut(Record):
+    name: str
+    role: Role
+    server_id: str | None
+
+
+class AuditReportOut(Record):
+    checked: int = Field(description="events verified before the first bad one (all when none is)")
+    first_bad_event_id: int | None = Field(description="the first event that does not verify; null when intact")
 
 
 class ErrorDetail(BaseModel):

@@ -1,10 +1,20 @@
 """The routes of SPEC's HTTP contract, on one module-level :data:`router`.
 
-Every route reaches the queue through the :func:`get_queue` dependency and is
-guarded by :func:`require_api_key`; both read the :class:`ServerState` that
+Every route reaches the queue through the :func:`get_queue` dependency and
+acts as the caller the :func:`person` or :func:`agent_or_person` dependency
+authenticated; both read the :class:`ServerState` that
 :func:`actionq.server.create_app` puts on ``app.state.actionq``. A host that
 builds its own FastAPI app can include :data:`router` and set that state (or
 override the dependencies).
+
+Who calls: ``X-API-Key`` carries the app's bootstrap key (the admin named
+``dashboard``: the trusted calls, exactly as before credentials existed, so
+HomelabCmd's clients see no change) or the secret of a non-agent credential;
+the claim, heartbeat and result routes also take ``X-Agent-Token`` (an agent
+credential). A missing, unknown, revoked or malformed secret is 401
+``UNAUTHENTICATED``; what the caller's role or server may not do is the core's
+403 ``PERMISSION_DENIED``. ``created_by``, ``approved_by``, ... are the
+caller's name, never taken from a body.
 
 Every route is ``async def`` and awaits an :class:`actionq.AsyncActionQueue`:
 a call that waits (for the disk, or for another process's SQLite write lock,
@@ -16,11 +26,12 @@ No ``from __future__ import annotations`` here: FastAPI reads the endpoint
 annotations at definition time.
 """
 
+import json
 import secrets
 from dataclasses import dataclass
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, Union
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 
@@ -32,18 +43,23 @@ from actionq.server.models import (
     ActionListOut,
     ActionOut,
     ActionTypeName,
+    AuditReportOut,
     ClaimOut,
     ClaimRequest,
+    CredentialCreate,
+    CredentialOut,
     ErrorOut,
     EventOut,
     HeartbeatRequest,
+    IssuedCredentialOut,
+    MeOut,
     RejectRequest,
     ResultRequest,
     ServerCreate,
     ServerOut,
 )
 
-__all__ = ["ServerState", "get_queue", "require_api_key", "router"]
+__all__ = ["Caller", "ServerState", "agent_or_person", "get_queue", "person", "require_api_key", "router"]
 
 
 @dataclass(frozen=True)
@@ -69,19 +85,63 @@ async def get_queue(request: Request) -> actionq.AsyncActionQueue:
     return _state(request).queue
 
 
+Caller = Union[actionq.AsyncActionQueue, actionq.AsyncActingQueue]
+"""Who a route acts as: the queue itself for the bootstrap key (trusted calls,
+recorded as ``dashboard``, agent calls as ``agent``, as before credentials),
+or the queue as the authenticated principal sees it."""
+
+BOOTSTRAP = actionq.Principal(limits.DASHBOARD, "admin")
+"""The principal of the bootstrap key."""
+
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+_agent_token_header = APIKeyHeader(name="X-Agent-Token", scheme_name="AgentToken", auto_error=False)
 
 
-async def require_api_key(request: Request, given: Annotated[str | None, Depends(_api_key_header)]) -> None:
-    """401 unless the request carries the app's ``X-API-Key`` (dependency)."""
-    if given is None or not secrets.compare_digest(given.encode(), _state(request).api_key):
-        raise HTTPException(
-            status_code=401,
-            detail={"code": "UNAUTHORIZED", "message": "Missing or invalid X-API-Key header"},
-        )
+def _unauthenticated(message: str) -> NoReturn:
+    # The core's error kind, through the app's one error mapping (401
+    # UNAUTHENTICATED); never echoes what was sent.
+    raise actionq.UnauthenticatedError(message)
 
+
+async def _from_api_key(state: ServerState, given: str | None) -> Caller:
+    if not given:
+        _unauthenticated("Missing or invalid X-API-Key header")
+    if secrets.compare_digest(given.encode("utf-8", "surrogateescape"), state.api_key):
+        return state.queue
+    principal = await state.queue.authenticate(given)
+    if principal.role == "agent":
+        _unauthenticated("An agent credential goes in the X-Agent-Token header, not X-API-Key")
+    return state.queue.as_principal(principal)
+
+
+async def person(request: Request, api_key: Annotated[str | None, Depends(_api_key_header)]) -> Caller:
+    """The caller of a route for people: ``X-API-Key`` (dependency)."""
+    return await _from_api_key(_state(request), api_key)
+
+
+async def agent_or_person(
+    request: Request,
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+    agent_token: Annotated[str | None, Depends(_agent_token_header)],
+) -> Caller:
+    """The caller of an agent route: ``X-API-Key`` as for any route, or
+    ``X-Agent-Token`` carrying an agent credential (dependency)."""
+    state = _state(request)
+    if api_key is not None or agent_token is None:
+        return await _from_api_key(state, api_key)
+    principal = await state.queue.authenticate(agent_token)
+    if principal.role != "agent":
+        _unauthenticated("X-Agent-Token takes an agent credential; people use X-API-Key")
+    return state.queue.as_principal(principal)
+
+
+require_api_key = person
+"""The dependency of the routes for people (the name routers built before
+credentials used)."""
 
 Queue = Annotated[actionq.AsyncActionQueue, Depends(get_queue)]
+Person = Annotated[Caller, Depends(person)]
+AgentOrPerson = Annotated[Caller, Depends(agent_or_person)]
 _PAGE = f"1-{limits.MAX_PAGE_LIMIT}"
 # Lost leases need no sweep here: the queue expires them before every read
 # (actionq.limits.DEFAULT_EXPIRE_LEASES_ON_READ), in every host alike.
@@ -91,14 +151,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut} for status in (401, 403, 404, 409, 503)
 }
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)], responses=_ERRORS)
-"""Every route of the contract, under ``/api/v1``, behind the API key."""
+router = APIRouter(prefix="/api/v1", responses=_ERRORS)
+"""Every route of the contract, under ``/api/v1``, each behind its caller dependency."""
 
 
 _JSON = "application/json"
 
 
-def _json(record: actionq.Server | actionq.Action | actionq.Claim | actionq.ActionPage, status_code: int = 200) -> Response:
+def _json(
+    record: actionq.Server | actionq.Action | actionq.Claim | actionq.ActionPage | actionq.Credential | actionq.IssuedCredential,
+    status_code: int = 200,
+) -> Response:
     """The response for `record`, as the core encodes it. The route's
     ``response_model`` still documents the body; FastAPI neither validates
     nor re-encodes a returned Response, which would only redo, field by field
@@ -128,34 +191,41 @@ def _not_whitelisted(where: str, value: str, queue: actionq.AsyncActionQueue) ->
 
 
 @router.post("/servers", operation_id="create_server", status_code=201, response_model=ServerOut)
-async def create_server(body: ServerCreate, queue: Queue) -> Response:
-    return _json(await queue.create_server(body.id, body.hostname), 201)
+async def create_server(body: ServerCreate, caller: Person) -> Response:
+    return _json(await caller.create_server(body.id, body.hostname), 201)
+
+
+@router.get("/servers", operation_id="list_servers", response_model=list[ServerOut])
+async def list_servers(caller: Person) -> Response:
+    """Every registered server, ordered by id (the approvers' page lists them)."""
+    servers = await caller.list_servers()
+    return Response("[" + ",".join(s.to_json() for s in servers) + "]", media_type=_JSON)
 
 
 @router.get("/servers/{server_id}", operation_id="get_server", response_model=ServerOut)
-async def get_server(server_id: str, queue: Queue) -> Response:
-    return _json(await queue.get_server(server_id))
+async def get_server(server_id: str, caller: Person) -> Response:
+    return _json(await caller.get_server(server_id))
 
 
 @router.put("/servers/{server_id}/pause", operation_id="pause_server", response_model=ServerOut)
-async def pause_server(server_id: str, queue: Queue) -> Response:
-    return _json(await queue.pause_server(server_id))
+async def pause_server(server_id: str, caller: Person) -> Response:
+    return _json(await caller.pause_server(server_id))
 
 
 @router.put("/servers/{server_id}/unpause", operation_id="unpause_server", response_model=ServerOut)
-async def unpause_server(server_id: str, queue: Queue) -> Response:
-    return _json(await queue.unpause_server(server_id))
+async def unpause_server(server_id: str, caller: Person) -> Response:
+    return _json(await caller.unpause_server(server_id))
 
 
 @router.get("/servers/{server_id}/actions", operation_id="list_server_actions", response_model=ActionListOut)
 async def list_server_actions(
     server_id: str,
-    queue: Queue,
+    caller: Person,
     status: ActionStatus | None = None,
     limit: Annotated[I64, Query(description=_PAGE)] = limits.DEFAULT_PAGE_LIMIT,
     offset: Annotated[I64, Query(description=">= 0")] = 0,
 ) -> Response:
-    return _json(await queue.list_server_actions(server_id, status, limit, offset))
+    return _json(await caller.list_server_actions(server_id, status, limit, offset))
 
 
 # Actions --------------------------------------------------------------------
@@ -164,6 +234,7 @@ async def list_server_actions(
 @router.get("/actions", operation_id="list_actions", response_model=ActionListOut)
 async def list_actions(
     queue: Queue,
+    caller: Person,
     status: ActionStatus | None = None,
     server_id: str | None = None,
     action_type: ActionTypeName | None = None,
@@ -172,37 +243,38 @@ async def list_actions(
 ) -> Response:
     if action_type is not None and action_type not in queue.action_types:
         _not_whitelisted("query", action_type, queue)
-    return _json(await queue.list_actions(status, server_id, action_type, limit, offset))
+    return _json(await caller.list_actions(status, server_id, action_type, limit, offset))
 
 
 @router.get("/actions/{action_id}", operation_id="get_action", response_model=ActionOut)
-async def get_action(action_id: ActionId, queue: Queue) -> Response:
-    return _json(await queue.get_action(action_id))
+async def get_action(action_id: ActionId, caller: Person) -> Response:
+    return _json(await caller.get_action(action_id))
 
 
 @router.post("/actions", operation_id="create_action", status_code=201, response_model=ActionOut)
-async def create_action(body: ActionCreate, queue: Queue) -> Response:
+async def create_action(body: ActionCreate, queue: Queue, caller: Person) -> Response:
     if body.action_type not in queue.action_types:
         _not_whitelisted("body", body.action_type, queue)
     # The core reads the request (NewAction::from_json: service_name given twice,
     # parameters, alert id). The model has no `created_by`, so the dump never
-    # carries one: the requester is always the core's default, "dashboard".
-    return _json(await queue.create_action_json(body.model_dump_json(exclude_none=True)), 201)
+    # carries one: the requester is the caller (the core's default, "dashboard",
+    # for the bootstrap key).
+    return _json(await caller.create_action_json(body.model_dump_json(exclude_none=True)), 201)
 
 
 @router.post("/actions/{action_id}/approve", operation_id="approve_action", response_model=ActionOut)
-async def approve_action(action_id: ActionId, queue: Queue) -> Response:
-    return _json(await queue.approve_action(action_id, by=limits.DASHBOARD))
+async def approve_action(action_id: ActionId, caller: Person) -> Response:
+    return _json(await caller.approve_action(action_id))
 
 
 @router.post("/actions/{action_id}/reject", operation_id="reject_action", response_model=ActionOut)
-async def reject_action(action_id: ActionId, body: RejectRequest, queue: Queue) -> Response:
-    return _json(await queue.reject_action(action_id, body.reason, by=limits.DASHBOARD))
+async def reject_action(action_id: ActionId, body: RejectRequest, caller: Person) -> Response:
+    return _json(await caller.reject_action(action_id, body.reason))
 
 
 @router.post("/actions/{action_id}/cancel", operation_id="cancel_action", response_model=ActionOut)
-async def cancel_action(action_id: ActionId, queue: Queue) -> Response:
-    return _json(await queue.cancel_action(action_id, by=limits.DASHBOARD))
+async def cancel_action(action_id: ActionId, caller: Person) -> Response:
+    return _json(await caller.cancel_action(action_id))
 
 
 # Agent side -----------------------------------------------------------------
@@ -214,20 +286,20 @@ async def cancel_action(action_id: ActionId, queue: Queue) -> Response:
     response_model=ClaimOut,
     responses={204: {"description": "No approved action to claim"}},
 )
-async def claim_action(server_id: str, queue: Queue, body: ClaimRequest | None = None) -> Response:
-    claim = await queue.claim_next(server_id, body.lease_seconds if body else None)
+async def claim_action(server_id: str, caller: AgentOrPerson, body: ClaimRequest | None = None) -> Response:
+    claim = await caller.claim_next(server_id, body.lease_seconds if body else None)
     return _json(claim) if claim is not None else Response(status_code=204)
 
 
 @router.post("/actions/{action_id}/heartbeat", operation_id="heartbeat_action", response_model=ActionOut)
-async def heartbeat_action(action_id: ActionId, body: HeartbeatRequest, queue: Queue) -> Response:
-    return _json(await queue.heartbeat(action_id, body.lease_token, body.lease_seconds))
+async def heartbeat_action(action_id: ActionId, body: HeartbeatRequest, caller: AgentOrPerson) -> Response:
+    return _json(await caller.heartbeat(action_id, body.lease_token, body.lease_seconds))
 
 
 @router.post("/actions/{action_id}/result", operation_id="report_action_result", response_model=ActionOut)
-async def report_action_result(action_id: ActionId, body: ResultRequest, queue: Queue) -> Response:
+async def report_action_result(action_id: ActionId, body: ResultRequest, caller: AgentOrPerson) -> Response:
     return _json(
-        await queue.report_result(action_id, body.lease_token, body.exit_code, body.stdout, body.stderr)
+        await caller.report_result(action_id, body.lease_token, body.exit_code, body.stdout, body.stderr)
     )
 
 
@@ -236,9 +308,58 @@ async def report_action_result(action_id: ActionId, body: ResultRequest, queue: 
 
 @router.get("/events", operation_id="list_events", response_model=list[EventOut])
 async def list_events(
-    queue: Queue,
+    caller: Person,
     after: Annotated[I64, Query(description="cursor: id of the last event seen")] = 0,
     limit: Annotated[I64, Query(description=f"1-{limits.MAX_EVENTS_LIMIT}")] = limits.DEFAULT_EVENTS_LIMIT,
 ) -> Response:
-    events = await queue.events_since(after, limit)
+    events = await caller.events_since(after, limit)
     return Response("[" + ",".join(e.to_json() for e in events) + "]", media_type=_JSON)
+
+
+# Identity -------------------------------------------------------------------
+
+
+def _me(caller: Caller) -> actionq.Principal:
+    return caller.principal if isinstance(caller, actionq.AsyncActingQueue) else BOOTSTRAP
+
+
+@router.get("/me", operation_id="get_me", response_model=MeOut)
+async def get_me(caller: AgentOrPerson) -> Response:
+    """Who the caller is: ``{name, role, server_id}`` (the bootstrap key is the
+    admin ``dashboard``)."""
+    me = _me(caller)
+    return Response(
+        json.dumps({"name": me.name, "role": me.role, "server_id": me.server_id}), media_type=_JSON
+    )
+
+
+@router.post("/credentials", operation_id="create_credential", status_code=201, response_model=IssuedCredentialOut)
+async def create_credential(body: CredentialCreate, caller: Person) -> Response:
+    """Issues a credential (admin). The response is the only time its secret is shown."""
+    return _json(await caller.issue_credential(body.name, body.role.value, body.server_id), 201)
+
+
+@router.get("/credentials", operation_id="list_credentials", response_model=list[CredentialOut])
+async def list_credentials(caller: Person) -> Response:
+    """Every credential, revoked ones included, without secrets (admin)."""
+    listed = await caller.list_credentials()
+    return Response("[" + ",".join(c.to_json() for c in listed) + "]", media_type=_JSON)
+
+
+@router.delete(
+    "/credentials/{credential_id}",
+    operation_id="revoke_credential",
+    status_code=204,
+    response_class=Response,
+)
+async def revoke_credential(credential_id: ActionId, caller: Person) -> Response:
+    """Revokes a credential at once, for every replica on the same store (admin)."""
+    await caller.revoke_credential(credential_id)
+    return Response(status_code=204)
+
+
+@router.get("/audit/verify", operation_id="verify_audit", response_model=AuditReportOut)
+async def verify_audit(caller: Person) -> Response:
+    """Walks the tamper-evident audit chain (SPEC "Tamper-evident audit"; admin)."""
+    report = await caller.verify_audit()
+    return Response(report.to_json(), media_type=_JSON)

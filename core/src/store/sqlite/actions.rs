@@ -4,10 +4,10 @@
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
-use super::rows::{action_columns, action_from_row, json, ts, LEASE_TOKEN_COLUMN};
+use super::rows::{action_columns, action_from_row, json, status_from, ts, LEASE_TOKEN_COLUMN};
 use super::{events, servers, Context};
 use crate::error::{Error, Result};
-use crate::model::{Action, ActionFilter, ActionStatus};
+use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Timestamp};
 use crate::store::{ActionDraft, Change, ConflictGuard, PageRequest};
 
 /// One action by id.
@@ -79,7 +79,7 @@ fn apply_change(tx: &Transaction<'_>, id: i64, change: &Change) -> Result<Action
         "UPDATE actions SET status = ?2, approved_at = ?3, approved_by = ?4, rejected_at = ?5, \
          rejected_by = ?6, rejection_reason = ?7, cancelled_at = ?8, cancelled_by = ?9, \
          executed_at = ?10, lease_expires_at = ?11, lease_token = ?12, completed_at = ?13, \
-         exit_code = ?14, stdout = ?15, stderr = ?16 WHERE id = ?1",
+         exit_code = ?14, stdout = ?15, stderr = ?16, approvals = ?17 WHERE id = ?1",
     )
     .and_then(|mut update| {
         update.execute(params![
@@ -99,6 +99,7 @@ fn apply_change(tx: &Transaction<'_>, id: i64, change: &Change) -> Result<Action
             action.exit_code,
             action.stdout,
             action.stderr,
+            json(&action.approvals),
         ])
     })
     .context("update action")?;
@@ -147,6 +148,36 @@ fn oldest_collision(
     Ok(oldest)
 }
 
+/// How many auto-approvals count against `draft`'s budget (at most its
+/// `max`; 0 without a budget), read in the insert's write transaction so
+/// counting and inserting are one step across processes.
+fn auto_approved_in_window(tx: &Transaction<'_>, draft: &ActionDraft) -> Result<u32> {
+    let Some((max, since)) = draft.budget_window() else {
+        return Ok(0);
+    };
+    let n: i64 = tx
+        .prepare_cached(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM actions WHERE server_id = ?1 \
+             AND created_at > ?2 AND created_at <= ?3 AND action_type = ?4 AND command = ?5 \
+             AND approved_by = 'auto' LIMIT ?6)",
+        )
+        .and_then(|mut select| {
+            select.query_row(
+                params![
+                    draft.server_id,
+                    ts(since),
+                    ts(draft.created_at),
+                    draft.action_type,
+                    draft.command,
+                    max
+                ],
+                |r| r.get(0),
+            )
+        })
+        .context("create action")?;
+    Ok(n.clamp(0, i64::from(max)) as u32)
+}
+
 /// [`Store::insert_action`](crate::store::Store::insert_action), inside the write transaction.
 pub(super) fn insert(
     tx: &Transaction<'_>,
@@ -158,11 +189,13 @@ pub(super) fn insert(
     if let Some(existing) = oldest_collision(tx, &draft, guard)? {
         return Err(guard.error(existing));
     }
-    let (mut action, mut event) = draft.into_action(0, &server);
+    let spent = auto_approved_in_window(tx, &draft)?;
+    let (mut action, mut event) = draft.into_action(0, &server, spent);
     tx.prepare_cached(
         "INSERT INTO actions (server_id, action_type, status, service_name, command, argv, \
-         env, alert_id, created_at, created_by, approved_at, approved_by) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         env, alert_id, created_at, created_by, approved_at, approved_by, digest, \
+         whitelist_version) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )
     .and_then(|mut insert| {
         insert.execute(params![
@@ -178,6 +211,8 @@ pub(super) fn insert(
             action.created_by,
             action.approved_at.map(ts),
             action.approved_by,
+            action.digest,
+            action.whitelist_version,
         ])
     })
     .context("create action")?;
@@ -267,20 +302,75 @@ pub(super) fn update(tx: &Transaction<'_>, id: i64, change: &Change) -> Result<A
     apply_change(tx, id, change)
 }
 
-/// Claims the oldest approved action of `server_id`, inside the write transaction.
+/// Claims the oldest approved action of `server_id`, inside the write
+/// transaction; one the rules cancel instead (stale whitelist) is stored as
+/// such and the next oldest tried.
 pub(super) fn claim_next(
     tx: &Transaction<'_>,
     server_id: &str,
     change: &Change,
 ) -> Result<Option<Action>> {
-    let oldest: Option<i64> = tx
-        .prepare_cached(
-            "SELECT id FROM actions WHERE server_id = ?1 AND status = 'approved' \
-             ORDER BY created_at, id LIMIT 1",
-        )
-        .and_then(|mut select| select.query_row([server_id], |r| r.get(0)).optional())
-        .context("claim action")?;
-    oldest.map(|id| apply_change(tx, id, change)).transpose()
+    loop {
+        let oldest: Option<i64> = tx
+            .prepare_cached(
+                "SELECT id FROM actions WHERE server_id = ?1 AND status = 'approved' \
+                 ORDER BY created_at, id LIMIT 1",
+            )
+            .and_then(|mut select| select.query_row([server_id], |r| r.get(0)).optional())
+            .context("claim action")?;
+        let Some(id) = oldest else {
+            return Ok(None);
+        };
+        let action = apply_change(tx, id, change)?;
+        if action.status == ActionStatus::Executing {
+            return Ok(Some(action));
+        }
+    }
+}
+
+/// Pending actions of type ?1 created at or before ?2, oldest first.
+const APPROVALS_DUE_SQL: &str = "SELECT id FROM actions WHERE status = 'pending' \
+     AND created_at <= ?2 AND action_type = ?1 ORDER BY id";
+
+/// Whether any pending action of `action_type` was created at or before
+/// `created_until`: a look without the write lock.
+pub(super) fn any_approval_due(
+    conn: &Connection,
+    action_type: &str,
+    created_until: Timestamp,
+) -> Result<bool> {
+    conn.prepare_cached(
+        "SELECT 1 FROM actions WHERE status = 'pending' AND created_at <= ?2 \
+         AND action_type = ?1 LIMIT 1",
+    )
+    .and_then(|mut select| {
+        select
+            .query_row(params![action_type, ts(created_until)], |_| Ok(()))
+            .optional()
+    })
+    .context("expire approvals")
+    .map(|due| due.is_some())
+}
+
+/// Rejects every pending action of `action_type` created at or before
+/// `created_until` with `change`, inside the write transaction.
+pub(super) fn expire_approvals(
+    tx: &Transaction<'_>,
+    action_type: &str,
+    created_until: Timestamp,
+    change: &Change,
+) -> Result<Vec<Action>> {
+    let due: Vec<i64> = tx
+        .prepare_cached(APPROVALS_DUE_SQL)
+        .and_then(|mut select| {
+            select
+                .query_map(params![action_type, ts(created_until)], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .context("expire approvals")?;
+    due.into_iter()
+        .map(|id| apply_change(tx, id, change))
+        .collect()
 }
 
 /// Whether any executing action's lease has run out by `change.at`: a look
@@ -308,6 +398,31 @@ pub(super) fn expire_leases(tx: &Transaction<'_>, change: &Change) -> Result<Vec
     due.into_iter()
         .map(|id| apply_change(tx, id, change))
         .collect()
+}
+
+/// Actions per (server, status) from `action_counts`, the totals every write
+/// keeps in step (summed over action types; no scan of `actions`).
+pub(super) fn count_per_server_status(conn: &Connection) -> Result<Vec<ActionCount>> {
+    let mut counts = conn
+        .prepare_cached(
+            "SELECT server_id, status, SUM(n) FROM action_counts \
+             GROUP BY server_id, status HAVING SUM(n) > 0",
+        )
+        .and_then(|mut select| {
+            select
+                .query_map([], |r| {
+                    Ok(ActionCount {
+                        server_id: r.get(0)?,
+                        status: status_from(r.get(1)?)?,
+                        count: r.get::<_, i64>(2)?.max(0) as u64,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .context("count actions")?;
+    // Statuses in their declared order, as every store gives them (SQL would sort by name).
+    counts.sort_by(|a, b| (&a.server_id, a.status).cmp(&(&b.server_id, b.status)));
+    Ok(counts)
 }
 
 #[cfg(test)]

@@ -9,12 +9,13 @@
 //! By concern: this file opens the store and holds its connections (the writer,
 //! the reader pool) and the [`Store`] impl; `options` is what a user sets,
 //! `connection` configures one connection, `schema` migrates, `rows` converts
-//! records, and `servers`, `actions`, `events` hold the statements of each table.
+//! records, and `servers`, `actions`, `events`, `credentials` hold the statements of each table.
 //! Every rusqlite failure becomes an [`Error::Storage`] here, through
 //! [`storage`] / [`Context::context`], naming the operation that failed.
 
 mod actions;
 mod connection;
+mod credentials;
 mod events;
 mod options;
 mod rows;
@@ -28,8 +29,9 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
-use crate::model::{Action, ActionFilter, Event, Server, Timestamp};
-use crate::store::{ActionDraft, Change, ConflictGuard, PageRequest, Store};
+use crate::identity::{Credential, CredentialDraft};
+use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
+use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, PageRequest, Store};
 
 pub use options::{Durability, SqliteOptions};
 pub use schema::SCHEMA_VERSION;
@@ -197,7 +199,53 @@ impl Store for SqliteStore {
         self.write("expire leases", |tx| actions::expire_leases(tx, change))
     }
 
+    fn expire_approvals(
+        &self,
+        action_type: &str,
+        created_until: Timestamp,
+        change: &Change,
+    ) -> Result<Vec<Action>> {
+        // Like leases: swept before every read, rarely anything due.
+        if !self.read_point(|conn| actions::any_approval_due(conn, action_type, created_until))? {
+            return Ok(Vec::new());
+        }
+        self.write("expire approvals", |tx| {
+            actions::expire_approvals(tx, action_type, created_until, change)
+        })
+    }
+
     fn events_since(&self, cursor: i64, limit: u32) -> Result<Vec<Event>> {
         self.read(|conn| events::since(conn, cursor, limit))
+    }
+
+    fn verify_audit(&self) -> Result<AuditReport> {
+        self.read(events::verify)
+    }
+
+    fn insert_credential(&self, draft: CredentialDraft) -> Result<Credential> {
+        self.write("issue credential", |tx| credentials::insert(tx, draft))
+    }
+
+    fn list_credentials(&self) -> Result<Vec<Credential>> {
+        self.read(credentials::list)
+    }
+
+    fn revoke_credential(&self, id: i64, at: Timestamp) -> Result<Option<Credential>> {
+        self.write("revoke credential", |tx| credentials::revoke(tx, id, at))
+    }
+
+    fn find_credential(&self, secret_sha256: &[u8; 32]) -> Result<Option<Credential>> {
+        // Every authenticated request comes here: a point read that never
+        // waits for the writer. A revocation committed by any process is
+        // visible to the next read (WAL readers see the latest commit).
+        self.read_point(|conn| credentials::find(conn, secret_sha256))
+    }
+
+    fn list_servers(&self) -> Result<Vec<Server>> {
+        self.read(servers::list)
+    }
+
+    fn count_actions(&self) -> Result<Vec<ActionCount>> {
+        self.read(actions::count_per_server_status)
     }
 }

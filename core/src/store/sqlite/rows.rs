@@ -29,7 +29,7 @@ fn conversion(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Er
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
 }
 
-fn status_from(s: String) -> rusqlite::Result<ActionStatus> {
+pub(super) fn status_from(s: String) -> rusqlite::Result<ActionStatus> {
     s.parse::<ActionStatus>().map_err(conversion)
 }
 
@@ -52,15 +52,15 @@ pub(super) fn server_from_row(r: &Row<'_>) -> rusqlite::Result<Server> {
     })
 }
 
-/// The columns [`action_from_row`] reads, in order, then the lease token
-/// (column [`LEASE_TOKEN_COLUMN`]). A macro so statements can be built with
+/// The columns [`action_from_row`] reads, in order, with the lease token
+/// (column [`LEASE_TOKEN_COLUMN`], which it skips) among them. A macro so statements can be built with
 /// `concat!` at compile time instead of formatted on every call.
 macro_rules! action_columns {
     () => {
         "id, server_id, action_type, status, service_name, command, argv, env, \
         alert_id, created_at, created_by, approved_at, approved_by, rejected_at, rejected_by, \
         rejection_reason, cancelled_at, cancelled_by, executed_at, lease_expires_at, completed_at, \
-        exit_code, stdout, stderr, lease_token"
+        exit_code, stdout, stderr, lease_token, approvals, digest, whitelist_version"
     };
 }
 pub(super) use action_columns;
@@ -97,6 +97,9 @@ pub(super) fn action_from_row(r: &Row<'_>) -> rusqlite::Result<Action> {
         exit_code: r.get(21)?,
         stdout: r.get(22)?,
         stderr: r.get(23)?,
+        approvals: serde_json::from_str(&r.get::<_, String>(25)?).map_err(conversion)?,
+        digest: r.get(26)?,
+        whitelist_version: r.get(27)?,
     })
 }
 

@@ -1,14 +1,32 @@
 //! The schema: forward migrations, versioned in `PRAGMA user_version`.
 
-use rusqlite::{Connection, TransactionBehavior};
+use std::collections::BTreeMap;
 
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+
+use super::events::{head_blob, HEAD_ROW};
+use super::rows::event_from_row;
 use super::storage;
+use crate::audit::{event_hash, AuditHead};
 use crate::error::{Error, Result};
+use crate::model::Event;
+use crate::store::EventDraft;
+
+/// One forward migration: SQL, then (for what SQL cannot compute) a step
+/// in Rust, in the same transaction.
+struct Migration {
+    sql: &'static str,
+    then: Option<fn(&Transaction<'_>) -> Result<()>>,
+}
+
+const fn sql(sql: &'static str) -> Migration {
+    Migration { sql, then: None }
+}
 
 /// Forward migrations; entry `n` takes a database from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Migration] = &[
     // v1: servers, actions, audit events.
-    r#"
+    sql(r#"
     CREATE TABLE servers (
         id          TEXT PRIMARY KEY NOT NULL,
         hostname    TEXT,
@@ -56,10 +74,10 @@ const MIGRATIONS: &[&str] = &[
         at           INTEGER NOT NULL,
         detail       TEXT
     );
-    "#,
+    "#),
     // v2: per-(server, type, status) totals kept in step with every write, so a
     // listing's `total` never scans; partial indexes for conflicts and expiry.
-    r#"
+    sql(r#"
     CREATE TABLE action_counts (
         server_id    TEXT NOT NULL,
         action_type  TEXT NOT NULL,
@@ -74,8 +92,106 @@ const MIGRATIONS: &[&str] = &[
         WHERE status IN ('pending', 'approved', 'executing');
     CREATE INDEX actions_leases ON actions(lease_expires_at)
         WHERE status = 'executing';
-    "#,
+    "#),
+    // v3: credentials (only the SHA-256 of each secret), looked up by digest.
+    sql(r#"
+    CREATE TABLE credentials (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        name           TEXT NOT NULL,
+        role           TEXT NOT NULL,
+        server_id      TEXT,
+        prefix         TEXT NOT NULL,
+        secret_sha256  BLOB NOT NULL UNIQUE,
+        created_at     INTEGER NOT NULL,
+        revoked_at     INTEGER
+    );
+    "#),
+    // v4: approval policy and tamper-evident audit.
+    Migration {
+        sql: V4_APPROVALS_AND_AUDIT_CHAIN,
+        then: Some(v4_digests_and_chain),
+    },
 ];
+
+/// v4: each action's `approvals` (JSON list), `digest` and
+/// `whitelist_version`; each event's `prev_hash` and `hash`; pending actions
+/// by type and age, so the ttl sweep before every read is a seek whatever
+/// else is pending (auto-approved creates never touch it). The chain's head
+/// goes into `sqlite_sequence` (see `events.rs` for why), written by the
+/// Rust step.
+const V4_APPROVALS_AND_AUDIT_CHAIN: &str = r#"
+    ALTER TABLE actions ADD COLUMN approvals TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE actions ADD COLUMN digest TEXT NOT NULL DEFAULT '';
+    ALTER TABLE actions ADD COLUMN whitelist_version TEXT NOT NULL DEFAULT '';
+    ALTER TABLE action_events ADD COLUMN prev_hash BLOB;
+    ALTER TABLE action_events ADD COLUMN hash BLOB;
+    CREATE INDEX actions_pending_by_type ON actions(action_type, created_at)
+        WHERE status = 'pending';
+"#;
+
+/// v4's Rust part: actions stored before whitelists had versions get the
+/// digest of their payload under the empty version (and stay exempt from
+/// the stale-whitelist check); the existing events are chained in id order.
+fn v4_digests_and_chain(tx: &Transaction<'_>) -> Result<()> {
+    let context = |e| storage("migrate to version 4", e);
+    let actions: Vec<(i64, String, String, String, String)> = tx
+        .prepare("SELECT id, server_id, action_type, argv, env FROM actions")
+        .and_then(|mut select| {
+            select
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect()
+        })
+        .map_err(context)?;
+    let mut update = tx
+        .prepare("UPDATE actions SET digest = ?2 WHERE id = ?1")
+        .map_err(context)?;
+    for (id, server_id, action_type, argv, env) in actions {
+        let bad = |e: serde_json::Error| {
+            Error::Storage(format!("migrate to version 4: action {id}: {e}"))
+        };
+        let argv: Vec<String> = serde_json::from_str(&argv).map_err(bad)?;
+        let env: BTreeMap<String, String> = serde_json::from_str(&env).map_err(bad)?;
+        let digest = crate::action_digest(&server_id, &action_type, &argv, &env, "");
+        update.execute(params![id, digest]).map_err(context)?;
+    }
+    let events: Vec<Event> = tx
+        .prepare(
+            "SELECT id, action_id, from_status, to_status, actor, at, detail \
+             FROM action_events ORDER BY id",
+        )
+        .and_then(|mut select| select.query_map([], event_from_row)?.collect())
+        .map_err(context)?;
+    let mut chain = tx
+        .prepare("UPDATE action_events SET prev_hash = ?2, hash = ?3 WHERE id = ?1")
+        .map_err(context)?;
+    let mut head = AuditHead::default();
+    for event in events {
+        let draft = EventDraft {
+            action_id: event.action_id,
+            from_status: event.from_status,
+            to_status: event.to_status,
+            by: event.by,
+            at: event.at,
+            detail: event.detail,
+        };
+        let hash = event_hash(&head.hash, &draft);
+        chain
+            .execute(params![event.id, &head.hash[..], &hash[..]])
+            .map_err(context)?;
+        head = AuditHead {
+            last_event_id: event.id,
+            hash,
+        };
+    }
+    tx.execute(
+        "INSERT INTO sqlite_sequence (name, seq) VALUES (?1, ?2)",
+        params![HEAD_ROW, &head_blob(&head)[..]],
+    )
+    .map_err(context)?;
+    Ok(())
+}
 
 /// The schema version this library writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -103,9 +219,12 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     if found > SCHEMA_VERSION {
         return Err(too_new(found));
     }
-    for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        tx.execute_batch(sql)
+    for (version, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(migration.sql)
             .map_err(|e| storage(&format!("migrate to version {}", version + 1), e))?;
+        if let Some(step) = migration.then {
+            step(&tx)?;
+        }
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(|e| storage("migrate", e))?;

@@ -57,3 +57,18 @@ pub(super) fn set_paused(
     .context("pause server")?;
     get(tx, id, "pause server")
 }
+
+/// Every server, ordered by id.
+pub(super) fn list(conn: &Connection) -> Result<Vec<Server>> {
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        server_columns!(),
+        " FROM servers ORDER BY id"
+    ))
+    .and_then(|mut select| {
+        select
+            .query_map([], server_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .context("list servers")
+}

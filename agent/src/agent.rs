@@ -1,0 +1,425 @@
+//! The agent's loop: claim, check, run, heartbeat, report; stop on request.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::client::{ApiError, Claim, Client};
+use crate::config::Config;
+use crate::exec::{self, fmt_secs, Outcome, Running, Spec, Wake};
+use crate::log::log;
+
+/// Exit code reported for an action the agent refused to run (digest
+/// mismatch, missing digest, a claim for another server). Nothing ran.
+pub const REFUSED_EXIT_CODE: i32 = 125;
+
+/// First wait before a failed report is sent again; it doubles up to
+/// [`REPORT_BACKOFF_MAX`].
+const REPORT_BACKOFF_START: Duration = Duration::from_millis(100);
+/// Longest wait between two report attempts.
+const REPORT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// While the server cannot be reached, one log line per this period.
+const UNREACHABLE_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Why [`Agent::run`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// Asked to stop (SIGTERM/SIGINT); the running action, if any, was reported.
+    Stopped,
+    /// The server refused the token (401/403) or the claim request itself
+    /// (another 4xx: an unknown `server_id`, a lease it will not give); the
+    /// message says why.
+    Refused(String),
+}
+
+/// The agent: one server's executor.
+#[derive(Debug)]
+pub struct Agent {
+    config: Config,
+    client: Client,
+    stop: UnixStream,
+    stopping: bool,
+}
+
+/// What happened to a claimed action, for its log line.
+struct Done {
+    outcome: Outcome,
+    refused: Option<String>,
+    reported: Result<String, String>,
+    run_ms: f64,
+}
+
+impl Agent {
+    /// An agent with `config`, talking through `client`; `stop` is the read
+    /// end (non-blocking) of the pipe the signal handlers write to.
+    pub fn new(config: Config, client: Client, stop: UnixStream) -> Agent {
+        Agent {
+            config,
+            client,
+            stop,
+            stopping: false,
+        }
+    }
+
+    /// Claims and runs actions until asked to stop or refused by the server.
+    pub fn run(&mut self) -> Exit {
+        log(
+            "info",
+            "start",
+            json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "server_url": self.config.server_url,
+                "server_id": self.config.server_id,
+                "require_digest": self.config.require_digest,
+                "poll_interval_s": self.config.poll_interval.as_secs_f64(),
+                "lease_s": self.config.lease_seconds,
+            }),
+        );
+        let mut unreachable_since: Option<(Instant, Instant)> = None;
+        while !self.stopping {
+            let sent = Instant::now();
+            match self.client.claim(self.config.lease_seconds) {
+                Ok(claim) => {
+                    if let Some((since, _)) = unreachable_since.take() {
+                        log(
+                            "info",
+                            "server_reachable",
+                            json!({ "after_s": since.elapsed().as_secs_f64() }),
+                        );
+                    }
+                    match claim {
+                        // Straight on to the next claim: a backlog drains at full speed.
+                        Some(claim) => self.handle(claim, sent),
+                        None => self.idle(self.config.poll_interval),
+                    }
+                }
+                Err(e) if e.is_auth() => {
+                    let message = auth_message(&e, &self.config.server_id);
+                    log("error", "token_refused", json!({ "message": message }));
+                    return Exit::Refused(message);
+                }
+                Err(e) if !e.is_retryable() && !e.is_auth() && e.is_client_error() => {
+                    // 404 (unknown server_id), 422 (a lease the server will not
+                    // give): asking again changes nothing until the config does.
+                    let message = format!(
+                        "the server refused this agent's claim request ({e}): \
+                         check server_id and lease_seconds in the config"
+                    );
+                    log("error", "claim_refused", json!({ "message": message }));
+                    return Exit::Refused(message);
+                }
+                Err(e) => {
+                    let now = Instant::now();
+                    let due = match unreachable_since {
+                        None => {
+                            unreachable_since = Some((now, now));
+                            true
+                        }
+                        Some((since, last)) if now - last >= UNREACHABLE_LOG_EVERY => {
+                            unreachable_since = Some((since, now));
+                            true
+                        }
+                        Some(_) => false,
+                    };
+                    if due {
+                        log(
+                            "warn",
+                            "claim_failed",
+                            json!({ "error": e.to_string(), "retry_every_s": self.config.poll_interval.as_secs_f64() }),
+                        );
+                    }
+                    self.idle(self.config.poll_interval);
+                }
+            }
+        }
+        log("info", "stop", json!({}));
+        Exit::Stopped
+    }
+
+    /// Waits `d`, or less when a stop request comes.
+    fn idle(&mut self, d: Duration) {
+        let mut fds = [libc::pollfd {
+            fd: self.stop.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let ms = d.as_millis().min(libc::c_int::MAX as u128) as libc::c_int;
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
+        if n > 0 && fds[0].revents != 0 {
+            self.stop_requested();
+        }
+    }
+
+    fn stop_requested(&mut self) {
+        let mut buf = [0u8; 64];
+        while matches!(std::io::Read::read(&mut self.stop, &mut buf), Ok(n) if n > 0) {}
+        if !self.stopping {
+            log(
+                "info",
+                "stopping",
+                json!({ "drain_grace_s": self.config.drain_grace.as_secs_f64() }),
+            );
+        }
+        self.stopping = true;
+    }
+
+    /// Why the agent will not run `claim`, if it will not.
+    fn refusal(&self, claim: &Claim) -> Option<String> {
+        if claim.server_id != self.config.server_id {
+            return Some(format!(
+                "actionq-agent: refused: the claim is for server '{}', this agent runs server '{}'; nothing was run",
+                claim.server_id, self.config.server_id
+            ));
+        }
+        match (&claim.digest, &claim.whitelist_version) {
+            (Some(digest), Some(version)) => {
+                let computed = actionq::action_digest(
+                    &self.config.server_id,
+                    &claim.action_type,
+                    &claim.argv,
+                    &claim.env,
+                    version,
+                );
+                (computed != *digest).then(|| {
+                    format!(
+                        "actionq-agent: refused: digest mismatch: the claim says {digest}, its server_id, \
+                         action_type, argv, env and whitelist_version give {computed}; what would run is \
+                         not what was approved, so nothing was run"
+                    )
+                })
+            }
+            (Some(_), None) => Some(
+                "actionq-agent: refused: the claim has a digest but no whitelist_version to check it with; nothing was run"
+                    .to_owned(),
+            ),
+            (None, _) if self.config.require_digest => Some(
+                "actionq-agent: refused: the claim carries no digest, so what would run cannot be checked \
+                 against what was approved; nothing was run (a server that predates payload digests needs \
+                 require_digest = false in the agent's config)"
+                    .to_owned(),
+            ),
+            (None, _) => None,
+        }
+    }
+
+    /// Runs (or refuses) one claimed action and reports it; one log line.
+    fn handle(&mut self, claim: Claim, claim_sent: Instant) {
+        let claimed = Instant::now();
+        let mut lease_end = claim_sent + self.config.lease();
+        let refused = self.refusal(&claim);
+        let (outcome, lease_lost) = match &refused {
+            Some(reason) => (
+                Outcome {
+                    exit_code: REFUSED_EXIT_CODE,
+                    stdout: String::new(),
+                    stderr: reason.chars().take(self.config.output_cap_chars).collect(),
+                    output_bytes: (0, 0),
+                    killed: None,
+                    duration: Duration::ZERO,
+                },
+                None,
+            ),
+            None => self.execute(&claim, &mut lease_end),
+        };
+        let ran = Instant::now();
+        let reported = match lease_lost {
+            Some(why) => Err(why),
+            None => self.report(&claim, &outcome, lease_end),
+        };
+        let done = Done {
+            outcome,
+            refused,
+            reported,
+            run_ms: ms(ran - claimed),
+        };
+        let end = Instant::now();
+        log_action(
+            &claim,
+            &done,
+            ms(claimed - claim_sent),
+            ms(end - ran),
+            ms(end - claim_sent),
+        );
+    }
+
+    /// Runs the claimed command; heartbeats meanwhile. Gives the outcome and,
+    /// when the lease was lost on the way, why (then there is nothing to report).
+    fn execute(&mut self, claim: &Claim, lease_end: &mut Instant) -> (Outcome, Option<String>) {
+        let spec = Spec {
+            argv: &claim.argv,
+            env: &claim.env,
+            cwd: &self.config.working_directory,
+            timeout: self.config.timeout_for(&claim.action_type),
+            kill_grace: self.config.kill_grace,
+            cap_chars: self.config.output_cap_chars,
+        };
+        let argv0 = claim.argv.first().map_or("", String::as_str);
+        let mut running = match Running::start(&spec) {
+            Ok(r) => r,
+            Err(e) => return (exec::spawn_failure(argv0, &e), None),
+        };
+        let beat_every = self.config.lease() / 3;
+        let mut next_beat = Instant::now() + beat_every;
+        let mut drain_deadline: Option<Instant> = None;
+        let mut lease_lost: Option<String> = None;
+        loop {
+            let until = drain_deadline.map_or(next_beat, |d| d.min(next_beat));
+            let stop_fd = (!self.stopping).then(|| self.stop.as_raw_fd());
+            match running.wait(Some(until), stop_fd) {
+                Ok(Wake::Exited) => break,
+                Ok(Wake::Stop) => {
+                    self.stop_requested();
+                    drain_deadline = Some(Instant::now() + self.config.drain_grace);
+                }
+                Ok(Wake::Deadline) => {
+                    let now = Instant::now();
+                    if drain_deadline.is_some_and(|d| now >= d) {
+                        drain_deadline = None;
+                        running.terminate(format!(
+                            "actionq-agent: the agent was asked to stop and the action did not finish \
+                             within the drain grace of {}s; process group killed",
+                            fmt_secs(self.config.drain_grace)
+                        ));
+                    }
+                    if now >= next_beat {
+                        next_beat = match self.client.heartbeat(
+                            claim.id,
+                            &claim.lease_token,
+                            self.config.lease_seconds,
+                        ) {
+                            Ok(()) => {
+                                *lease_end = now + self.config.lease();
+                                now + beat_every
+                            }
+                            Err(e) if e.is_retryable() => {
+                                log(
+                                    "warn",
+                                    "heartbeat_failed",
+                                    json!({ "id": claim.id, "error": e.to_string() }),
+                                );
+                                // Try again sooner: the lease is running out.
+                                now + (beat_every / 4).max(Duration::from_millis(100))
+                            }
+                            Err(e) => {
+                                // The server no longer holds this lease for us (expired, or
+                                // the action was finished otherwise): we may not run on.
+                                let why = format!("lease lost: heartbeat refused: {e}");
+                                running.terminate(format!(
+                                    "actionq-agent: {why}; process group killed"
+                                ));
+                                lease_lost = Some(why);
+                                Instant::now() + Duration::from_secs(3600)
+                            }
+                        };
+                    }
+                }
+                Err(e) => {
+                    running.terminate(format!("actionq-agent: lost track of the command: {e}"));
+                }
+            }
+        }
+        let outcome = running
+            .finish()
+            .unwrap_or_else(|e| exec::spawn_failure(argv0, &e));
+        (outcome, lease_lost)
+    }
+
+    /// Reports `outcome`, retrying with backoff while the lease lasts.
+    /// Gives the action's new status, or why it could not be reported.
+    fn report(
+        &mut self,
+        claim: &Claim,
+        outcome: &Outcome,
+        lease_end: Instant,
+    ) -> Result<String, String> {
+        let mut backoff = REPORT_BACKOFF_START;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let error = match self.client.report(
+                claim.id,
+                &claim.lease_token,
+                outcome.exit_code,
+                &outcome.stdout,
+                &outcome.stderr,
+            ) {
+                Ok(reported) => return Ok(reported.status),
+                Err(e) => e,
+            };
+            let now = Instant::now();
+            if !error.is_retryable() || now + backoff >= lease_end {
+                let why = if error.is_retryable() {
+                    format!("the lease ended before the server took the result ({attempts} attempts; last: {error})")
+                } else {
+                    format!("the server refused the result: {error}")
+                };
+                return Err(why);
+            }
+            log(
+                "warn",
+                "report_failed",
+                json!({
+                    "id": claim.id,
+                    "attempt": attempts,
+                    "error": error.to_string(),
+                    "retry_in_ms": ms(backoff),
+                    "lease_left_s": (lease_end - now).as_secs_f64(),
+                }),
+            );
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(REPORT_BACKOFF_MAX);
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn auth_message(e: &ApiError, server_id: &str) -> String {
+    match e {
+        ApiError::Status { status: 403, .. } => format!(
+            "the server refused this agent's token for server '{server_id}' ({e}): \
+             is the token file holding an agent token issued for '{server_id}'?"
+        ),
+        _ => format!(
+            "the server did not accept this agent's token ({e}): \
+             is it revoked, or from another actionq server?"
+        ),
+    }
+}
+
+/// The one log line of an action: id, argv, exit code, duration, outcome.
+fn log_action(claim: &Claim, done: &Done, claim_ms: f64, report_ms: f64, cycle_ms: f64) {
+    let o = &done.outcome;
+    let (level, status, not_reported) = match &done.reported {
+        Ok(status) if done.refused.is_some() => ("error", status.as_str(), None),
+        Ok(status) => ("info", status.as_str(), None),
+        Err(why) => ("error", "not_reported", Some(why.as_str())),
+    };
+    log(
+        level,
+        "action",
+        json!({
+            "id": claim.id,
+            "action_type": claim.action_type,
+            "argv": claim.argv,
+            "exit_code": o.exit_code,
+            "status": status,
+            "duration_ms": ms(o.duration),
+            "stdout_bytes": o.output_bytes.0,
+            "stderr_bytes": o.output_bytes.1,
+            "refused": done.refused,
+            "killed": o.killed,
+            "not_reported": not_reported,
+            "digest_checked": claim.digest.is_some(),
+            "claim_ms": claim_ms,
+            "run_ms": done.run_ms,
+            "report_ms": report_ms,
+            "cycle_ms": cycle_ms,
+        }),
+    );
+}

@@ -1,0 +1,245 @@
+//! The agent's side of SPEC's HTTP contract: claim, heartbeat, result, with
+//! the agent token in `X-Agent-Token` (see [`crate::config::Config::auth_header`]). Blocking (ureq over rustls).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::config::Token;
+
+/// A claimed action: what the agent needs of the claim response.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Claim {
+    /// The action's id.
+    pub id: i64,
+    /// The server it belongs to.
+    pub server_id: String,
+    /// Its whitelisted type.
+    pub action_type: String,
+    /// What to run.
+    pub argv: Vec<String>,
+    /// Its environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The payload digest the approval covered (absent from servers that
+    /// predate digests).
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// The whitelist version the action was built under.
+    #[serde(default)]
+    pub whitelist_version: Option<String>,
+    /// The fencing token of this claim.
+    pub lease_token: String,
+    /// When the lease ends unless extended (RFC 3339, the server's clock).
+    #[serde(default)]
+    pub lease_expires_at: Option<String>,
+}
+
+/// A request that did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// No HTTP answer (connection refused, reset, timed out): worth retrying.
+    Transport(String),
+    /// The server answered with an error status.
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// `detail.code` of the error body, when there is one.
+        code: Option<String>,
+        /// `detail.message`, or the body.
+        message: String,
+    },
+}
+
+impl ApiError {
+    /// Whether trying again later may succeed (transport errors and 5xx).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApiError::Transport(_) => true,
+            ApiError::Status { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+        }
+    }
+
+    /// Whether the server refused the request as such (4xx other than a
+    /// timeout or rate limit): sending it again gives the same answer.
+    pub fn is_client_error(&self) -> bool {
+        matches!(self, ApiError::Status { status, .. }
+            if (400..500).contains(status) && !matches!(status, 408 | 429))
+    }
+
+    /// Whether the server refused the token (401, or 403 for a token of
+    /// another server or role).
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Status {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Transport(e) => write!(f, "no answer from the server: {e}"),
+            ApiError::Status {
+                status,
+                code,
+                message,
+            } => match code {
+                Some(code) => write!(f, "HTTP {status} {code}: {message}"),
+                None => write!(f, "HTTP {status}: {message}"),
+            },
+        }
+    }
+}
+
+/// The server's answer to a result report.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Reported {
+    /// The action's status after the report (`completed` or `failed`).
+    pub status: String,
+}
+
+/// An HTTP client for one server and one agent token.
+pub struct Client {
+    http: ureq::Agent,
+    api: String,
+    server_id: String,
+    token: Token,
+    auth_header: String,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("api", &self.api)
+            .field("server_id", &self.server_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for `server_url` (without `/api/v1`), claiming for
+    /// `server_id`, sending `token` in `auth_header`.
+    pub fn new(
+        server_url: &str,
+        server_id: &str,
+        token: Token,
+        auth_header: &str,
+        timeout: Duration,
+    ) -> Client {
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            // Error statuses carry the server's reason: read them, not lose them.
+            .http_status_as_error(false)
+            .user_agent(concat!("actionq-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Client {
+            http,
+            api: format!("{}/api/v1", server_url.trim_end_matches('/')),
+            server_id: server_id.to_owned(),
+            token,
+            auth_header: auth_header.to_owned(),
+        }
+    }
+
+    fn post(&self, path: &str, body: &serde_json::Value) -> Result<(u16, String), ApiError> {
+        let url = format!("{}{}", self.api, path);
+        let mut response = self
+            .http
+            .post(&url)
+            .header(&self.auth_header, self.token.secret())
+            .send_json(body)
+            .map_err(|e| ApiError::Transport(e.to_string()))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .map_err(|e| ApiError::Transport(e.to_string()))?;
+        if (200..300).contains(&status) {
+            return Ok((status, text));
+        }
+        let detail = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("detail").cloned());
+        let (code, message) = match detail {
+            Some(serde_json::Value::Object(d)) => (
+                d.get("code").and_then(|c| c.as_str()).map(str::to_owned),
+                d.get("message")
+                    .and_then(|m| m.as_str())
+                    .map_or_else(|| text.clone(), str::to_owned),
+            ),
+            Some(other) => (None, other.to_string()),
+            None => (None, text),
+        };
+        Err(ApiError::Status {
+            status,
+            code,
+            message,
+        })
+    }
+
+    /// Claims the server's oldest approved action, with a lease of `lease_seconds`.
+    pub fn claim(&self, lease_seconds: u64) -> Result<Option<Claim>, ApiError> {
+        let path = format!("/servers/{}/actions/claim", self.server_id);
+        let (status, text) = self.post(&path, &json!({ "lease_seconds": lease_seconds }))?;
+        if status == 204 {
+            return Ok(None);
+        }
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| ApiError::Status {
+                status,
+                code: None,
+                message: format!("unreadable claim response: {e}"),
+            })
+    }
+
+    /// Extends the lease of action `id`.
+    pub fn heartbeat(
+        &self,
+        id: i64,
+        lease_token: &str,
+        lease_seconds: u64,
+    ) -> Result<(), ApiError> {
+        self.post(
+            &format!("/actions/{id}/heartbeat"),
+            &json!({ "lease_token": lease_token, "lease_seconds": lease_seconds }),
+        )
+        .map(|_| ())
+    }
+
+    /// Reports the result of action `id`.
+    pub fn report(
+        &self,
+        id: i64,
+        lease_token: &str,
+        exit_code: i32,
+        stdout: &str,
+        stderr: &str,
+    ) -> Result<Reported, ApiError> {
+        let (status, text) = self.post(
+            &format!("/actions/{id}/result"),
+            &json!({
+                "lease_token": lease_token,
+                "exit_code": exit_code,
+                "stdout": stdout,
+                "stderr": stderr,
+            }),
+        )?;
+        serde_json::from_str(&text).map_err(|e| ApiError::Status {
+            status,
+            code: None,
+            message: format!("unreadable result response: {e}"),
+        })
+    }
+}

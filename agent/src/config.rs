@@ -1,0 +1,384 @@
+//! The agent's configuration file (TOML) and its token file.
+//!
+//! ```toml
+//! server_url = "https://actionq.lan"      # where actionq.server serves /api/v1
+//! server_id = "web-1"                     # the server this agent runs actions for
+//! token_file = "/etc/actionq-agent/token" # its agent token, mode 0600 (0400)
+//!
+//! # Everything below is optional; the values shown are the defaults.
+//! poll_interval_seconds = 1.0   # wait between empty claims, 0 < x <= 2
+//! lease_seconds = 300           # lease asked for by claims and heartbeats
+//! output_cap_chars = 10000      # the queue's stdout/stderr cap
+//! default_timeout_seconds = 3600
+//! kill_grace_seconds = 5        # SIGTERM to the process group, then SIGKILL
+//! drain_grace_seconds = 60      # on SIGTERM: time the running action gets
+//! http_timeout_seconds = 10
+//! require_digest = true
+//! working_directory = "/"
+//! auth_header = "X-Agent-Token" # "X-API-Key" only for a server that predates agent tokens
+//!
+//! [timeouts]                    # per action type, seconds
+//! apt_upgrade_all = 3600
+//! restart_service = 120
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use actionq::limits;
+use serde::Deserialize;
+
+/// Longest poll interval SPEC allows between empty claims.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Poll interval when the config names none.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Per-action timeout when neither `[timeouts]` nor `default_timeout_seconds` names one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Time between the SIGTERM and the SIGKILL sent to a process group.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+/// Time a running action gets to finish after the agent is asked to stop.
+pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(60);
+/// Timeout of one HTTP request.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A config or token file the agent cannot start with: the message says what
+/// to fix (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The file as written; [`Config::from_toml`] checks it and fills in defaults.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    server_url: String,
+    server_id: String,
+    token_file: PathBuf,
+    poll_interval_seconds: Option<f64>,
+    lease_seconds: Option<u64>,
+    output_cap_chars: Option<usize>,
+    default_timeout_seconds: Option<f64>,
+    kill_grace_seconds: Option<f64>,
+    drain_grace_seconds: Option<f64>,
+    http_timeout_seconds: Option<f64>,
+    require_digest: Option<bool>,
+    working_directory: Option<PathBuf>,
+    auth_header: Option<String>,
+    #[serde(default)]
+    timeouts: BTreeMap<String, f64>,
+}
+
+/// The agent's checked configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Base URL of the server, without `/api/v1` (a trailing `/` is dropped).
+    pub server_url: String,
+    /// The server whose actions this agent claims.
+    pub server_id: String,
+    /// Path of the file holding the agent token.
+    pub token_file: PathBuf,
+    /// Wait between claims that found nothing (≤ [`MAX_POLL_INTERVAL`]).
+    pub poll_interval: Duration,
+    /// Lease asked for by each claim and heartbeat, in seconds.
+    pub lease_seconds: u64,
+    /// The queue's output cap, in characters: what is kept of stdout and stderr.
+    pub output_cap_chars: usize,
+    /// Timeout of an action type without an entry in `timeouts`.
+    pub default_timeout: Duration,
+    /// Per-action-type timeouts.
+    pub timeouts: BTreeMap<String, Duration>,
+    /// SIGTERM → SIGKILL delay when a process group is killed.
+    pub kill_grace: Duration,
+    /// Time the running action gets after the agent receives SIGTERM.
+    pub drain_grace: Duration,
+    /// Timeout of one HTTP request.
+    pub http_timeout: Duration,
+    /// Refuse claims without a `digest` (false only for servers that predate
+    /// payload digests).
+    pub require_digest: bool,
+    /// Working directory of the commands.
+    pub working_directory: PathBuf,
+    /// The header that carries the token: `X-Agent-Token` (agent
+    /// credentials); `X-API-Key` only for a server that predates them.
+    pub auth_header: String,
+}
+
+/// The headers a token may travel in.
+pub const AUTH_HEADERS: [&str; 2] = ["X-Agent-Token", "X-API-Key"];
+
+fn seconds(name: &str, value: Option<f64>, default: Duration) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => match limits::setting_seconds(name, v) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            Ok(_) => Err(ConfigError(format!("{name} must be greater than 0"))),
+            Err(e) => Err(ConfigError(e.to_string())),
+        },
+    }
+}
+
+impl Config {
+    /// Reads and checks the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+        Config::from_toml(&text)
+            .map_err(|e| ConfigError(format!("config {}: {}", path.display(), e.0)))
+    }
+
+    /// Parses and checks a config text (see the [module docs](self)).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        let server_url = file.server_url.trim_end_matches('/').to_owned();
+        if !(server_url.starts_with("http://") || server_url.starts_with("https://")) {
+            return Err(ConfigError(format!(
+                "server_url must start with http:// or https:// (got {:?})",
+                file.server_url
+            )));
+        }
+        if file.server_id.is_empty()
+            || file.server_id.len() > limits::MAX_SERVER_ID_CHARS
+            || !file
+                .server_id
+                .starts_with(|c: char| c.is_ascii_alphanumeric())
+            || !file
+                .server_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(ConfigError(format!(
+                "server_id must be 1-{} characters of [A-Za-z0-9._-], starting alphanumeric (got {:?})",
+                limits::MAX_SERVER_ID_CHARS,
+                file.server_id
+            )));
+        }
+        let poll_interval = seconds(
+            "poll_interval_seconds",
+            file.poll_interval_seconds,
+            DEFAULT_POLL_INTERVAL,
+        )?;
+        if poll_interval > MAX_POLL_INTERVAL {
+            return Err(ConfigError(format!(
+                "poll_interval_seconds must be at most {} (an approved action waits at most that long)",
+                MAX_POLL_INTERVAL.as_secs()
+            )));
+        }
+        let lease_seconds = file.lease_seconds.unwrap_or(limits::DEFAULT_LEASE_SECONDS);
+        if lease_seconds < 3 {
+            // Heartbeats come every third of the lease, in whole seconds' worth of slack.
+            return Err(ConfigError("lease_seconds must be at least 3".into()));
+        }
+        let default_timeout = seconds(
+            "default_timeout_seconds",
+            file.default_timeout_seconds,
+            DEFAULT_TIMEOUT,
+        )?;
+        let mut timeouts = BTreeMap::new();
+        for (action_type, secs) in file.timeouts {
+            let name = format!("timeouts.{action_type}");
+            timeouts.insert(action_type, seconds(&name, Some(secs), DEFAULT_TIMEOUT)?);
+        }
+        let working_directory = file.working_directory.unwrap_or_else(|| PathBuf::from("/"));
+        if !working_directory.is_absolute() {
+            return Err(ConfigError(
+                "working_directory must be an absolute path".into(),
+            ));
+        }
+        let auth_header = file
+            .auth_header
+            .unwrap_or_else(|| AUTH_HEADERS[0].to_owned());
+        if !AUTH_HEADERS.contains(&auth_header.as_str()) {
+            return Err(ConfigError(format!(
+                "auth_header must be one of {AUTH_HEADERS:?} (got {auth_header:?})"
+            )));
+        }
+        Ok(Config {
+            auth_header,
+            server_url,
+            server_id: file.server_id,
+            token_file: file.token_file,
+            poll_interval,
+            lease_seconds,
+            output_cap_chars: file
+                .output_cap_chars
+                .unwrap_or(limits::DEFAULT_OUTPUT_CAP_CHARS),
+            default_timeout,
+            timeouts,
+            kill_grace: seconds(
+                "kill_grace_seconds",
+                file.kill_grace_seconds,
+                DEFAULT_KILL_GRACE,
+            )?,
+            drain_grace: seconds(
+                "drain_grace_seconds",
+                file.drain_grace_seconds,
+                DEFAULT_DRAIN_GRACE,
+            )?,
+            http_timeout: seconds(
+                "http_timeout_seconds",
+                file.http_timeout_seconds,
+                DEFAULT_HTTP_TIMEOUT,
+            )?,
+            require_digest: file.require_digest.unwrap_or(true),
+            working_directory,
+        })
+    }
+
+    /// The timeout of `action_type`.
+    pub fn timeout_for(&self, action_type: &str) -> Duration {
+        self.timeouts
+            .get(action_type)
+            .copied()
+            .unwrap_or(self.default_timeout)
+    }
+
+    /// The lease as a `Duration`.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds)
+    }
+}
+
+/// The agent token: its text is never printed (`Debug` hides it).
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    /// The secret, for the request header only.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<hidden>)")
+    }
+}
+
+/// Reads the token file, refusing one that group or others may access (the
+/// token lets whoever holds it run this server's approved actions' results).
+pub fn read_token(path: &Path) -> Result<Token, ConfigError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ConfigError(format!("cannot read token file {}: {e}", path.display())))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(ConfigError(format!(
+            "token file {} is accessible by group or others (mode {mode:04o}); \
+             run `chmod 600 {}` (refusing to start)",
+            path.display(),
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read token file {}: {e}", path.display())))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(ConfigError(format!(
+            "token file {} is empty",
+            path.display()
+        )));
+    }
+    if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ConfigError(format!(
+            "token file {} holds more than one token-like word (whitespace or control characters)",
+            path.display()
+        )));
+    }
+    Ok(Token(token.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        server_url = "http://127.0.0.1:8080/"
+        server_id = "web-1"
+        token_file = "/etc/actionq-agent/token"
+    "#;
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_toml(MINIMAL).unwrap();
+        assert_eq!(c.server_url, "http://127.0.0.1:8080");
+        assert_eq!(c.poll_interval, DEFAULT_POLL_INTERVAL);
+        assert_eq!(c.lease_seconds, limits::DEFAULT_LEASE_SECONDS);
+        assert_eq!(c.output_cap_chars, limits::DEFAULT_OUTPUT_CAP_CHARS);
+        assert!(c.require_digest);
+        assert_eq!(c.timeout_for("anything"), DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        let c = Config::from_toml(include_str!("../config.example.toml")).unwrap();
+        assert_eq!(c.server_id, "web-1");
+        assert_eq!(c.timeout_for("restart_service"), Duration::from_secs(120));
+        assert_eq!(c.auth_header, "X-Agent-Token");
+    }
+
+    #[test]
+    fn per_type_timeouts() {
+        let c = Config::from_toml(&format!(
+            "{MINIMAL}\ndefault_timeout_seconds = 7\n[timeouts]\nslow = 0.5\n"
+        ))
+        .unwrap();
+        assert_eq!(c.timeout_for("slow"), Duration::from_millis(500));
+        assert_eq!(c.timeout_for("other"), Duration::from_secs(7));
+    }
+
+    #[test]
+    fn bad_configs_say_what_is_wrong() {
+        let cases = [
+            ("poll_interval_seconds = 3", "at most 2"),
+            ("poll_interval_seconds = 0", "greater than 0"),
+            ("poll_interval_seconds = -1", "finite number"),
+            ("lease_seconds = 1", "at least 3"),
+            ("unknown_key = 1", "unknown field"),
+            ("working_directory = \"tmp\"", "absolute"),
+            ("[timeouts]\nx = -2", "timeouts.x"),
+            ("auth_header = \"Authorization\"", "auth_header"),
+        ];
+        for (extra, expected) in cases {
+            let err = Config::from_toml(&format!("{MINIMAL}\n{extra}")).unwrap_err();
+            assert!(err.0.contains(expected), "{extra}: {err}");
+        }
+        let err = Config::from_toml(&MINIMAL.replace("web-1", "web 1")).unwrap_err();
+        assert!(err.0.contains("server_id"), "{err}");
+        let err = Config::from_toml(&MINIMAL.replace("http://", "ftp://")).unwrap_err();
+        assert!(err.0.contains("server_url"), "{err}");
+    }
+
+    #[test]
+    fn token_file_must_be_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "aq_ag_secret\n").unwrap();
+        for mode in [0o640, 0o604, 0o620, 0o644] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = read_token(&path).unwrap_err();
+            assert!(err.0.contains("group or others"), "{mode:o}: {err}");
+            assert!(!err.0.contains("aq_ag_secret"));
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(read_token(&path).unwrap().secret(), "aq_ag_secret");
+        }
+        assert_eq!(
+            format!("{:?}", read_token(&path).unwrap()),
+            "Token(<hidden>)"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&path, " \n").unwrap();
+        assert!(read_token(&path).unwrap_err().0.contains("empty"));
+    }
+}

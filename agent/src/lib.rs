@@ -1,0 +1,24 @@
+//! # actionq-agent — the executor that runs on each server
+//!
+//! The queue decides what may run; this agent runs it. It claims its
+//! server's oldest approved action from `actionq.server` (with its agent
+//! token in `X-Agent-Token`), checks the action's payload digest
+//! ([`actionq::action_digest`]), runs `argv` directly (no shell) with the
+//! action's `env` over a fixed minimal environment, stdin on `/dev/null`, in a
+//! process group of its own, heartbeats at a third of the lease, kills the
+//! group at the action type's timeout (exit code 124), keeps at most the
+//! queue's cap of output while reading it, and reports the result, retrying
+//! with backoff while the lease lasts. It never runs an action twice: a claim
+//! is run at most once, and an action whose result cannot be reported fails
+//! by lease expiry on the server, never by a second run.
+//!
+//! Layout: [`config`] (the TOML file and the token file), [`client`] (the
+//! HTTP calls), [`exec`] (running one command), [`agent`] (the loop),
+//! [`log`] (JSON lines on stderr).
+#![warn(missing_docs)]
+
+pub mod agent;
+pub mod client;
+pub mod config;
+pub mod exec;
+pub mod log;

@@ -1,0 +1,442 @@
+//! End to end: `actionq-server` on loopback, the `actionq-agent` binary, real
+//! commands. Run by `make test-agent` (it builds the server into .venv first);
+//! `cargo test --workspace` leaves this target out (`test = false`), since it
+//! needs that venv.
+//!
+//! Agents authenticate with agent credentials (`X-Agent-Token`) issued by
+//! the test through POST /credentials, and run with the default
+//! `require_digest = true`: every claim the server hands out carries the
+//! payload digest, and the agent checks it before running anything (a
+//! tampered claim is tested against a fake server in `digest.rs`).
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::Value;
+use support::{wait_for, Agent, AgentSetup, Server};
+
+fn agent<'a>(server: &'a Server, dir: &'a Path, name: &'a str, extra: &'a str) -> AgentSetup<'a> {
+    AgentSetup {
+        server,
+        server_id: "web-1",
+        dir,
+        name,
+        extra,
+        token: None,
+    }
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The agent's `action` log line for `id`.
+fn action_line(agent: &Agent, id: i64) -> Value {
+    agent
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "action" && e["id"] == id)
+        .unwrap_or_else(|| panic!("no action line for {id}\n{}", agent.logs()))
+}
+
+#[test]
+fn each_command_ends_in_the_right_status_with_capped_output() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let ok = server.create_action("web-1", "run_true", &[]);
+    let exit3 = server.create_action("web-1", "exit_3", &[]);
+    let big = server.create_action("web-1", "print_50mb", &[]);
+    let slow = server.create_action("web-1", "sleep_long", &[]);
+    let stubborn = server.create_action("web-1", "ignore_term", &[]);
+    let extra = "kill_grace_seconds = 1\n[timeouts]\nsleep_long = 1\nignore_term = 1\n";
+    let mut agent = Agent::start(&agent(&server, dir.path(), "agent", extra));
+    let ctx = || agent.logs();
+
+    let a = server.wait_finished(ok, ctx);
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("completed"), Some(0)),
+        "{a}"
+    );
+
+    let a = server.wait_finished(exit3, ctx);
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("failed"), Some(3)),
+        "{a}"
+    );
+    assert_eq!(a["stdout"], "to-stdout\n");
+    assert_eq!(a["stderr"], "to-stderr\n");
+
+    let a = server.wait_finished(big, ctx);
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("completed"), Some(0)),
+        "{a}"
+    );
+    let stdout = a["stdout"].as_str().unwrap();
+    assert!(stdout.chars().count() <= actionq::limits::DEFAULT_OUTPUT_CAP_CHARS);
+    assert!(
+        stdout.starts_with("0123456789abcdef\n0123456789abcdef\n"),
+        "{stdout:.100}"
+    );
+    assert!(
+        stdout.ends_with("[actionq-agent: output truncated; the stream had 52428800 bytes]"),
+        "{}",
+        &stdout[stdout.len() - 100..]
+    );
+    assert_eq!(action_line(&agent, big)["stdout_bytes"], 52_428_800);
+    // The agent read all 50 MB through a bounded buffer: its peak resident
+    // memory stays far below the output's size.
+    let peak_kib = agent.peak_rss_kib();
+    eprintln!("agent peak RSS after the 50 MB command: {peak_kib} KiB");
+    assert!(peak_kib < 24 * 1024, "agent peak RSS {peak_kib} KiB");
+
+    for id in [slow, stubborn] {
+        let a = server.wait_finished(id, ctx);
+        assert_eq!(
+            (a["status"].as_str(), a["exit_code"].as_i64()),
+            (Some("failed"), Some(124)),
+            "{a}"
+        );
+        assert!(
+            a["stderr"]
+                .as_str()
+                .unwrap()
+                .contains("timed out after 1s; process group killed"),
+            "{a}"
+        );
+    }
+    assert!(action_line(&agent, stubborn)["killed"].is_string());
+
+    // Every line names the action, its argv, exit code and duration, and
+    // no line carries the token.
+    let line = action_line(&agent, exit3);
+    assert_eq!(line["argv"][0], "sh");
+    assert_eq!(line["exit_code"], 3);
+    assert!(line["duration_ms"].is_number());
+    let log = std::fs::read_to_string(&agent.log).unwrap();
+    let token = std::fs::read_to_string(dir.path().join("agent.token")).unwrap();
+    assert!(!log.contains(token.trim()));
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit().success());
+}
+
+#[test]
+fn a_killed_agent_leaves_its_action_to_lease_expiry_and_never_reruns_it() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let id = server.create_action("web-1", "wait_go", &[]);
+    let extra = "lease_seconds = 3\n".to_owned();
+    let mut first = Agent::start(&agent(&server, dir.path(), "first", &extra));
+    let started = dir.path().join("started");
+    wait_for(
+        "the command to start",
+        || first.logs(),
+        || (!lines(&started).is_empty()).then_some(()),
+    );
+    first.signal(libc::SIGKILL);
+    first.wait_exit();
+
+    let a = server.wait_finished(id, || first.logs());
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("failed"), Some(-1)),
+        "{a}"
+    );
+    assert_eq!(a["stderr"], actionq::LEASE_EXPIRED_STDERR);
+
+    // A restarted agent works (it runs a new action) and leaves the old one alone.
+    let mut second = Agent::start(&agent(&server, dir.path(), "second", &extra));
+    let next = server.create_action("web-1", "run_true", &[]);
+    assert_eq!(
+        server.wait_finished(next, || second.logs())["status"],
+        "completed"
+    );
+    std::fs::write(dir.path().join("go"), "").unwrap(); // lets the orphaned command end
+    assert_eq!(
+        lines(&started),
+        ["started"],
+        "the action ran more than once"
+    );
+    assert_eq!(server.action(id)["exit_code"], -1);
+    let executing = server
+        .events_of(id)
+        .iter()
+        .filter(|e| e["to_status"] == "executing")
+        .count();
+    assert_eq!(executing, 1);
+    assert!(
+        second.events().iter().all(|e| e["id"] != id),
+        "{}",
+        second.logs()
+    );
+    second.signal(libc::SIGTERM);
+    assert!(second.wait_exit().success());
+}
+
+#[test]
+fn heartbeats_keep_an_action_longer_than_its_lease_alive() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let id = server.create_action("web-1", "wait_go", &[]);
+    let extra = "lease_seconds = 3\n".to_owned();
+    let mut agent = Agent::start(&agent(&server, dir.path(), "agent", &extra));
+    // Watch the lease move forward three times (each read also expires a
+    // lapsed lease first, so a missed heartbeat would show as `failed`).
+    let mut seen: Vec<String> = Vec::new();
+    wait_for(
+        "three lease extensions",
+        || agent.logs(),
+        || {
+            let a = server.action(id);
+            if a["status"] == "approved" {
+                return None; // not claimed yet
+            }
+            assert_eq!(a["status"], "executing", "the lease lapsed: {a}");
+            let lease = a["lease_expires_at"].as_str().unwrap().to_owned();
+            if seen.last() != Some(&lease) {
+                seen.push(lease);
+            }
+            (seen.len() > 3).then_some(())
+        },
+    );
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let a = server.wait_finished(id, || agent.logs());
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("completed"), Some(0)),
+        "{a}"
+    );
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit().success());
+}
+
+#[test]
+fn a_result_is_reported_after_the_server_comes_back() {
+    let dir = support::test_dir();
+    let mut server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let id = server.create_action("web-1", "wait_go", &[]);
+    let extra = "lease_seconds = 60\n".to_owned();
+    let mut agent = Agent::start(&agent(&server, dir.path(), "agent", &extra));
+    let started = dir.path().join("started");
+    wait_for(
+        "the command to start",
+        || agent.logs(),
+        || (!lines(&started).is_empty()).then_some(()),
+    );
+    server.stop();
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    // The command ended while the server was down: the agent retries
+    // (rather than giving up, which would log the action line instead).
+    let first = wait_for(
+        "the agent's report attempt",
+        || agent.logs(),
+        || {
+            agent
+                .events()
+                .into_iter()
+                .find(|e| e["event"] == "report_failed" || e["event"] == "action")
+        },
+    );
+    assert_eq!(first["event"], "report_failed", "{}", agent.logs());
+    server.restart();
+    let a = server.wait_finished(id, || agent.logs());
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("completed"), Some(0)),
+        "{a}"
+    );
+    assert_eq!(a["stdout"], "done\n");
+    assert_eq!(lines(&started), ["started"]);
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit().success());
+}
+
+#[test]
+fn two_agents_run_each_action_exactly_once() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let n = 60;
+    let ids: Vec<i64> = (1..=n)
+        .map(|i| server.create_action("web-1", "mark", &[("n", &i.to_string())]))
+        .collect();
+    let mut agents = [
+        Agent::start(&agent(&server, dir.path(), "a", "")),
+        Agent::start(&agent(&server, dir.path(), "b", "")),
+    ];
+    let ctx = || {
+        agents
+            .iter()
+            .map(Agent::logs)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for &id in &ids {
+        let a = server.wait_finished(id, ctx);
+        assert_eq!(a["status"], "completed", "{a}");
+    }
+    for i in 1..=n {
+        assert_eq!(
+            lines(&dir.path().join(format!("ran-{i}"))),
+            ["ran"],
+            "action {i}"
+        );
+    }
+    let ran_by = |agent: &Agent| -> Vec<i64> {
+        agent
+            .events()
+            .iter()
+            .filter(|e| e["event"] == "action")
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (a, b) = (ran_by(&agents[0]), ran_by(&agents[1]));
+    eprintln!("agent a ran {} actions, agent b {}", a.len(), b.len());
+    let mut all: Vec<i64> = a.iter().chain(&b).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, ids, "each action once, by one agent");
+    for agent in &mut agents {
+        agent.signal(libc::SIGTERM);
+        assert!(agent.wait_exit().success());
+    }
+}
+
+#[test]
+fn sigterm_lets_the_running_action_finish_and_claims_nothing_more() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let running = server.create_action("web-1", "wait_go", &[]);
+    let mut agent = Agent::start(&agent(&server, dir.path(), "agent", ""));
+    let started = dir.path().join("started");
+    wait_for(
+        "the command to start",
+        || agent.logs(),
+        || (!lines(&started).is_empty()).then_some(()),
+    );
+    let queued = server.create_action("web-1", "run_true", &[]);
+    agent.signal(libc::SIGTERM);
+    agent.wait_event("stopping");
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    assert!(agent.wait_exit().success(), "{}", agent.logs());
+    let a = server.action(running);
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("completed"), Some(0)),
+        "{a}"
+    );
+    assert_eq!(server.action(queued)["status"], "approved");
+}
+
+#[test]
+fn sigterm_kills_an_action_that_outlasts_the_drain_grace() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let id = server.create_action("web-1", "ignore_term", &[]);
+    let extra = "drain_grace_seconds = 0.5\nkill_grace_seconds = 0.5\n".to_owned();
+    let mut agent = Agent::start(&agent(&server, dir.path(), "agent", &extra));
+    wait_for(
+        "the claim",
+        || agent.logs(),
+        || (server.action(id)["status"] == "executing").then_some(()),
+    );
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit().success(), "{}", agent.logs());
+    let a = server.action(id);
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("failed"), Some(124)),
+        "{a}"
+    );
+    assert!(
+        a["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("drain grace of 0.5s"),
+        "{a}"
+    );
+}
+
+#[test]
+fn a_token_for_another_server_gets_403_and_the_agent_says_so() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    server.create_server("web-2");
+    let other = server.agent_token("agent-web-2", "web-2");
+    let setup = AgentSetup {
+        token: Some(other),
+        ..agent(&server, dir.path(), "agent", "")
+    };
+    let mut agent = Agent::start(&setup);
+    let status = agent.wait_exit();
+    assert_eq!(status.code(), Some(78), "{}", agent.logs());
+    let refused = agent.wait_event("token_refused");
+    let message = refused["message"].as_str().unwrap();
+    // The server's reason, and the agent's own word on what to check.
+    assert!(message.contains("HTTP 403 PERMISSION_DENIED"), "{message}");
+    assert!(
+        message.contains("an agent token issued for 'web-1'"),
+        "{message}"
+    );
+    eprintln!("the agent says: {message}");
+}
+
+#[test]
+fn an_unknown_server_id_stops_the_agent_with_the_servers_reason() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let setup = AgentSetup {
+        server_id: "web-9",
+        // No agent credential can be issued for an unknown server: the
+        // bootstrap key (an admin, in X-API-Key) reaches the claim route.
+        token: None,
+        ..agent(&server, dir.path(), "agent", "")
+    };
+    let (config, _) = support::write_agent_files_with(&setup, support::BOOTSTRAP_KEY, "X-API-Key");
+    let mut agent = Agent::start_with_config(&config, &dir.path().join("agent.log"));
+    assert_eq!(agent.wait_exit().code(), Some(78), "{}", agent.logs());
+    let line = agent.wait_event("claim_refused");
+    let message = line["message"].as_str().unwrap();
+    assert!(
+        message.contains("HTTP 404") && message.contains("Server 'web-9' not found"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_token_file_readable_by_others_stops_the_agent_at_start() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    let setup = agent(&server, dir.path(), "agent", "");
+    let (config, token) = support::write_agent_files(&AgentSetup {
+        token: Some("aq_ag_not-a-real-token".into()),
+        ..setup
+    });
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut agent = Agent::start_with_config(&config, &dir.path().join("agent.log"));
+    assert_eq!(agent.wait_exit().code(), Some(78));
+    let line = agent.wait_event("config");
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .contains("accessible by group or others"),
+        "{line}"
+    );
+    assert!(!agent.logs().contains("aq_ag_not-a-real-token"));
+}

@@ -1,0 +1,332 @@
+//! Identity through the C ABI: principals, authentication, credentials, and
+//! every `*_as` entry point once allowed and once refused (refusals are
+//! `AQ_STATUS_PERMISSION_DENIED`, write no output and change nothing).
+
+mod support;
+
+use std::ffi::{c_char, CStr, CString};
+use std::ptr::{null, null_mut};
+
+use actionq_c::*;
+use serde_json::Value;
+use support::*;
+
+struct Principal(*mut aq_principal);
+
+impl Drop for Principal {
+    fn drop(&mut self) {
+        unsafe { aq_principal_free(self.0) };
+    }
+}
+
+fn principal(name: &str, role: &str, server: Option<&str>) -> Principal {
+    let mut out = null_mut();
+    let server = server.map(c);
+    let status = unsafe {
+        aq_principal_new(
+            c(name).as_ptr(),
+            c(role).as_ptr(),
+            server.as_ref().map_or(null(), |s| s.as_ptr()),
+            &mut out,
+        )
+    };
+    assert_eq!(status, aq_status::Ok, "{}", last_message());
+    Principal(out)
+}
+
+fn issue(q: &Queue, name: &str, role: &str, server: Option<&str>) -> Value {
+    let mut out = null_mut();
+    let server = server.map(c);
+    let status = unsafe {
+        aq_credential_issue(
+            q.ptr(),
+            null(),
+            c(name).as_ptr(),
+            c(role).as_ptr(),
+            server.as_ref().map_or(null(), |s| s.as_ptr()),
+            &mut out,
+        )
+    };
+    assert_eq!(status, aq_status::Ok, "{}", last_message());
+    take_json(out)
+}
+
+fn authenticate(q: &Queue, secret: &[u8]) -> Result<Principal, aq_status> {
+    let mut bytes = secret.to_vec();
+    bytes.push(0);
+    let mut out = null_mut();
+    let status = unsafe { aq_queue_authenticate(q.ptr(), bytes.as_ptr().cast(), &mut out) };
+    if status == aq_status::Ok {
+        Ok(Principal(out))
+    } else {
+        assert!(out.is_null());
+        Err(status)
+    }
+}
+
+fn principal_json(p: &Principal) -> Value {
+    let mut out = null_mut();
+    assert_eq!(unsafe { aq_principal_json(p.0, &mut out) }, aq_status::Ok);
+    take_json(out)
+}
+
+#[test]
+fn credentials_issue_authenticate_list_revoke() {
+    let q = Queue::in_memory();
+    create_server(&q, "web-1");
+    let issued = issue(&q, "web-1-agent", "agent", Some("web-1"));
+    let secret = issued["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("aq_ag_"));
+    let agent = authenticate(&q, secret.as_bytes()).unwrap();
+    assert_eq!(
+        principal_json(&agent),
+        serde_json::json!({"name": "web-1-agent", "role": "agent", "server_id": "web-1"})
+    );
+    let mut listed = null_mut();
+    assert_eq!(
+        unsafe { aq_credential_list(q.ptr(), null(), &mut listed) },
+        aq_status::Ok
+    );
+    let listed = take_json(listed);
+    assert_eq!(listed[0]["name"], "web-1-agent");
+    assert!(!listed.to_string().contains(&secret[6..]));
+    let mut revoked = null_mut();
+    let id = issued["id"].as_i64().unwrap();
+    assert_eq!(
+        unsafe { aq_credential_revoke(q.ptr(), null(), id, &mut revoked) },
+        aq_status::Ok
+    );
+    assert!(!take_json(revoked)["revoked_at"].is_null());
+    assert_eq!(
+        authenticate(&q, secret.as_bytes()).err(),
+        Some(aq_status::Unauthenticated)
+    );
+    assert!(!last_message().contains(&secret[6..]));
+    // malformed secrets: never INVALID_UTF8 (whose message describes the bytes)
+    for bad in [&b""[..], b"\xff\xfe", b"aq_op_\xc3", b"nope", &[b'a'; 5000]] {
+        assert_eq!(
+            authenticate(&q, bad).err(),
+            Some(aq_status::Unauthenticated)
+        );
+    }
+    let mut out = null_mut();
+    assert_eq!(
+        unsafe { aq_queue_authenticate(q.ptr(), null(), &mut out) },
+        aq_status::NullArgument
+    );
+    assert_eq!(
+        unsafe { aq_principal_new(c("x").as_ptr(), c("root").as_ptr(), null(), &mut out) },
+        aq_status::InvalidInput
+    );
+    assert_eq!(
+        unsafe { CStr::from_ptr(aq_status_code(aq_status::Unauthenticated as u32)) }
+            .to_str()
+            .unwrap(),
+        "UNAUTHENTICATED"
+    );
+    unsafe { aq_principal_free(null_mut()) };
+}
+
+/// What a `*_as` case acts on: a queue with web-1 and web-2; on web-1 an
+/// executing action (and its lease token), an approved one, and three pending
+/// ones requested by "rita".
+struct Fixture {
+    q: Queue,
+    pending: Vec<i64>,
+    executing: i64,
+    token: CString,
+}
+
+fn fixture() -> Fixture {
+    let q = Queue::in_memory();
+    for id in ["web-1", "web-2"] {
+        create_server(&q, id);
+    }
+    create_action(
+        &q,
+        r#"{"server_id":"web-1","action_type":"restart_service","service_name":"nginx"}"#,
+    )
+    .unwrap();
+    let mut claim = null_mut();
+    let status = unsafe { aq_action_claim_next(q.ptr(), c("web-1").as_ptr(), null(), &mut claim) };
+    assert_eq!(status, aq_status::Ok);
+    let claim = take_json(claim);
+    create_action(
+        &q,
+        r#"{"server_id":"web-1","action_type":"restart_service","service_name":"cron"}"#,
+    )
+    .unwrap();
+    let mut out = null_mut();
+    let status = unsafe { aq_server_pause(q.ptr(), c("web-1").as_ptr(), &mut out) };
+    assert_eq!(status, aq_status::Ok);
+    take_json(out);
+    let pending = ["a", "b", "c"]
+        .iter()
+        .map(|s| {
+            let request = format!(
+                r#"{{"server_id":"web-1","action_type":"restart_service","service_name":"{s}","created_by":"rita"}}"#
+            );
+            create_action(&q, &request).unwrap()["id"].as_i64().unwrap()
+        })
+        .collect();
+    issue(&q, "spare", "viewer", None);
+    Fixture {
+        q,
+        pending,
+        executing: claim["id"].as_i64().unwrap(),
+        token: c(claim["lease_token"].as_str().unwrap()),
+    }
+}
+
+/// Servers, actions, events and credentials, as JSON text.
+fn state(q: &Queue) -> String {
+    let mut parts = Vec::new();
+    for id in ["web-1", "web-2", "web-9"] {
+        let mut out = null_mut();
+        if unsafe { aq_server_get(q.ptr(), c(id).as_ptr(), &mut out) } == aq_status::Ok {
+            parts.push(take_json(out));
+        }
+    }
+    let mut out = null_mut();
+    let status = unsafe { aq_action_list(q.ptr(), null(), null(), null(), 100, 0, &mut out) };
+    assert_eq!(status, aq_status::Ok);
+    parts.push(take_json(out));
+    let mut out = null_mut();
+    assert_eq!(
+        unsafe { aq_event_list(q.ptr(), 0, 1000, &mut out) },
+        aq_status::Ok
+    );
+    parts.push(take_json(out));
+    let mut out = null_mut();
+    assert_eq!(
+        unsafe { aq_credential_list(q.ptr(), null(), &mut out) },
+        aq_status::Ok
+    );
+    parts.push(take_json(out));
+    serde_json::to_string(&parts).unwrap()
+}
+
+type Call = fn(&Fixture, *const aq_principal, *mut *mut c_char) -> aq_status;
+
+/// One principal-taking entry point: a role allowed to call it, one refused,
+/// and the field that records the caller, if any.
+struct Case {
+    name: &'static str,
+    allowed: &'static str,
+    refused: &'static str,
+    records: Option<&'static str>,
+    call: Call,
+}
+
+#[rustfmt::skip]
+fn cases() -> Vec<Case> {
+    vec![
+        Case { name: "server_create", allowed: "operator", refused: "requester", records: None,
+            call: |f, p, o| unsafe { aq_server_create_as(f.q.ptr(), p, c("web-9").as_ptr(), null(), o) } },
+        Case { name: "server_get", allowed: "viewer", refused: "agent", records: None,
+            call: |f, p, o| unsafe { aq_server_get_as(f.q.ptr(), p, c("web-1").as_ptr(), o) } },
+        Case { name: "server_pause", allowed: "operator", refused: "viewer", records: None,
+            call: |f, p, o| unsafe { aq_server_pause_as(f.q.ptr(), p, c("web-2").as_ptr(), o) } },
+        Case { name: "server_unpause", allowed: "admin", refused: "requester", records: None,
+            call: |f, p, o| unsafe { aq_server_unpause_as(f.q.ptr(), p, c("web-1").as_ptr(), o) } },
+        Case { name: "server_list_actions", allowed: "requester", refused: "agent", records: None,
+            call: |f, p, o| unsafe { aq_server_list_actions_as(f.q.ptr(), p, c("web-1").as_ptr(), null(), 10, 0, o) } },
+        Case { name: "action_create", allowed: "requester", refused: "viewer", records: Some("created_by"),
+            call: |f, p, o| unsafe { aq_action_create_as(f.q.ptr(), p, c(r#"{"server_id":"web-1","action_type":"clear_logs","created_by":"mallory"}"#).as_ptr(), o) } },
+        Case { name: "action_get", allowed: "viewer", refused: "agent", records: None,
+            call: |f, p, o| unsafe { aq_action_get_as(f.q.ptr(), p, f.pending[0], o) } },
+        Case { name: "action_list", allowed: "viewer", refused: "agent", records: None,
+            call: |f, p, o| unsafe { aq_action_list_as(f.q.ptr(), p, null(), null(), null(), 10, 0, o) } },
+        Case { name: "action_approve", allowed: "operator", refused: "requester", records: Some("approved_by"),
+            call: |f, p, o| unsafe { aq_action_approve_as(f.q.ptr(), p, f.pending[0], o) } },
+        Case { name: "action_reject", allowed: "admin", refused: "viewer", records: Some("rejected_by"),
+            call: |f, p, o| unsafe { aq_action_reject_as(f.q.ptr(), p, f.pending[1], c("no").as_ptr(), o) } },
+        Case { name: "action_cancel", allowed: "requester", refused: "other-requester", records: Some("cancelled_by"),
+            call: |f, p, o| unsafe { aq_action_cancel_as(f.q.ptr(), p, f.pending[2], o) } },
+        Case { name: "action_claim_next", allowed: "agent", refused: "other-agent", records: None,
+            call: |f, p, o| unsafe { aq_action_claim_next_as(f.q.ptr(), p, c("web-1").as_ptr(), null(), o) } },
+        Case { name: "action_heartbeat", allowed: "agent", refused: "other-agent", records: None,
+            call: |f, p, o| unsafe { aq_action_heartbeat_as(f.q.ptr(), p, f.executing, f.token.as_ptr(), null(), o) } },
+        Case { name: "action_report_result", allowed: "agent", refused: "operator", records: None,
+            call: |f, p, o| unsafe { aq_action_report_result_as(f.q.ptr(), p, f.executing, f.token.as_ptr(), 0, null(), null(), o) } },
+        Case { name: "action_expire_leases", allowed: "operator", refused: "agent", records: None,
+            call: |f, p, o| unsafe { aq_action_expire_leases_as(f.q.ptr(), p, o) } },
+        Case { name: "event_list", allowed: "viewer", refused: "agent", records: None,
+            call: |f, p, o| unsafe { aq_event_list_as(f.q.ptr(), p, 0, 10, o) } },
+        Case { name: "credential_issue", allowed: "admin", refused: "operator", records: None,
+            call: |f, p, o| unsafe { aq_credential_issue(f.q.ptr(), p, c("new").as_ptr(), c("viewer").as_ptr(), null(), o) } },
+        Case { name: "credential_list", allowed: "admin", refused: "operator", records: None,
+            call: |f, p, o| unsafe { aq_credential_list(f.q.ptr(), p, o) } },
+        Case { name: "credential_revoke", allowed: "admin", refused: "viewer", records: None,
+            call: |f, p, o| unsafe { aq_credential_revoke(f.q.ptr(), p, 1, o) } },
+    ]
+}
+
+#[test]
+fn every_as_entry_point_is_checked() {
+    let principals = [
+        ("admin", "ada", principal("ada", "admin", None)),
+        ("operator", "olga", principal("olga", "operator", None)),
+        ("requester", "rita", principal("rita", "requester", None)),
+        (
+            "other-requester",
+            "ralf",
+            principal("ralf", "requester", None),
+        ),
+        ("viewer", "victor", principal("victor", "viewer", None)),
+        (
+            "agent",
+            "web-1-agent",
+            principal("web-1-agent", "agent", Some("web-1")),
+        ),
+        (
+            "other-agent",
+            "web-2-agent",
+            principal("web-2-agent", "agent", Some("web-2")),
+        ),
+    ];
+    let by = |role: &str| {
+        let (_, name, p) = principals.iter().find(|(r, _, _)| *r == role).unwrap();
+        (*name, p.0.cast_const())
+    };
+    let cases = cases();
+    assert_eq!(cases.len(), 19);
+    for case in cases {
+        let f = fixture();
+        let before = state(&f.q);
+        let (refused_name, refused) = by(case.refused);
+        let mut out = SENTINEL;
+        let status = (case.call)(&f, refused, &mut out);
+        let ctx = format!("{} as {}", case.name, case.refused);
+        assert_eq!(
+            status,
+            aq_status::PermissionDenied,
+            "{ctx}: {}",
+            last_message()
+        );
+        assert_eq!(out, SENTINEL, "{ctx}: output written on a refusal");
+        let message = last_message();
+        assert!(
+            message.contains(refused_name) || message.starts_with("Agent for server"),
+            "{ctx}: {message}"
+        );
+        assert_eq!(state(&f.q), before, "{ctx}: a refusal changed something");
+        // principal is required on the *_as calls (NULL is the trusted call
+        // only for credentials)
+        if !case.name.starts_with("credential") {
+            let mut out = SENTINEL;
+            let status = (case.call)(&f, null(), &mut out);
+            assert_eq!(status, aq_status::NullArgument, "{}", case.name);
+        }
+        let (allowed_name, allowed) = by(case.allowed);
+        let mut out = null_mut();
+        let status = (case.call)(&f, allowed, &mut out);
+        let ctx = format!("{} as {}", case.name, case.allowed);
+        assert_eq!(status, aq_status::Ok, "{ctx}: {}", last_message());
+        assert!(!out.is_null(), "{ctx}");
+        let value = take_json(out);
+        if let Some(field) = case.records {
+            assert_eq!(value[field], allowed_name, "{ctx}");
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Credentials: issue, list, revoke, look up by the digest of a secret.
+
+use chrono::DateTime;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use super::rows::ts;
+use super::Context;
+use crate::error::{Error, Result};
+use crate::identity::{Credential, CredentialDraft, Role};
+use crate::model::Timestamp;
+
+/// The columns [`credential_from_row`] reads, in order.
+macro_rules! credential_columns {
+    () => {
+        "id, name, role, server_id, prefix, created_at, revoked_at"
+    };
+}
+
+fn micros(v: i64) -> rusqlite::Result<Timestamp> {
+    DateTime::from_timestamp_micros(v).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Integer,
+            format!("timestamp {v} out of range").into(),
+        )
+    })
+}
+
+fn credential_from_row(r: &Row<'_>) -> rusqlite::Result<Credential> {
+    let role: String = r.get(2)?;
+    Ok(Credential {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: role.parse::<Role>().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        server_id: r.get(3)?,
+        prefix: r.get(4)?,
+        created_at: micros(r.get(5)?)?,
+        revoked_at: r.get::<_, Option<i64>>(6)?.map(micros).transpose()?,
+    })
+}
+
+/// Stores `draft` with the next id.
+pub(super) fn insert(tx: &Transaction<'_>, draft: CredentialDraft) -> Result<Credential> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO credentials (name, role, server_id, prefix, secret_sha256, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (secret_sha256) DO NOTHING",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
+                draft.name,
+                draft.role.as_str(),
+                draft.server_id,
+                draft.prefix,
+                &draft.secret_sha256[..],
+                ts(draft.created_at)
+            ])
+        })
+        .context("issue credential")?;
+    if inserted == 0 {
+        return Err(Error::conflict(
+            "A credential with this secret already exists",
+        ));
+    }
+    Ok(draft.into_credential(tx.last_insert_rowid()))
+}
+
+/// Every credential by id.
+pub(super) fn list(conn: &Connection) -> Result<Vec<Credential>> {
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        credential_columns!(),
+        " FROM credentials ORDER BY id"
+    ))
+    .and_then(|mut select| {
+        select
+            .query_map([], credential_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .context("list credentials")
+}
+
+/// Revokes credential `id` (keeping an earlier revocation time).
+pub(super) fn revoke(tx: &Transaction<'_>, id: i64, at: Timestamp) -> Result<Option<Credential>> {
+    tx.prepare_cached(
+        "UPDATE credentials SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+    )
+    .and_then(|mut update| update.execute(params![id, ts(at)]))
+    .context("revoke credential")?;
+    tx.prepare_cached(concat!(
+        "SELECT ",
+        credential_columns!(),
+        " FROM credentials WHERE id = ?1"
+    ))
+    .and_then(|mut select| select.query_row([id], credential_from_row).optional())
+    .context("revoke credential")
+}
+
+/// The credential whose secret has digest `secret_sha256` (unique index lookup).
+pub(super) fn find(conn: &Connection, secret_sha256: &[u8; 32]) -> Result<Option<Credential>> {
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        credential_columns!(),
+        " FROM credentials WHERE secret_sha256 = ?1"
+    ))
+    .and_then(|mut select| {
+        select
+            .query_row([&secret_sha256[..]], credential_from_row)
+            .optional()
+    })
+    .context("authenticate")
+}

@@ -1,0 +1,183 @@
+//! SPEC "Tamper-evident audit" against someone editing the SQLite file: rows
+//! of `action_events` edited, deleted (in the middle and the newest ones)
+//! and reordered directly with SQL; `verify_audit` names the first bad event
+//! each time, and an untouched file verifies whole.
+#![cfg(feature = "sqlite")]
+
+use std::path::{Path, PathBuf};
+
+use actionq::{ActionQueue, AuditReport, NewAction};
+use rusqlite::Connection;
+
+/// A SQLite queue with `n_actions` actions, each created, claimed and
+/// finished (3 events each), on its own file. Returns the file.
+fn busy_file(dir: &Path, n_actions: usize) -> PathBuf {
+    let path = dir.join("q.sqlite3");
+    let queue = ActionQueue::open(&path).unwrap();
+    queue.create_server("web-1", None).unwrap();
+    for i in 0..n_actions {
+        queue
+            .create_action(&NewAction::new("web-1", "clear_logs").created_by(format!("u{i}")))
+            .unwrap();
+        let claim = queue.claim_next("web-1", None).unwrap().unwrap();
+        queue
+            .report_result(claim.action.id, &claim.lease_token, 0, Some("ok"), None)
+            .unwrap();
+    }
+    path
+}
+
+fn verify(path: &Path) -> AuditReport {
+    ActionQueue::open(path).unwrap().verify_audit().unwrap()
+}
+
+fn sql(path: &Path, statements: &str) {
+    Connection::open(path)
+        .unwrap()
+        .execute_batch(statements)
+        .unwrap();
+}
+
+fn report(checked: u64, first_bad: Option<i64>) -> AuditReport {
+    AuditReport {
+        checked,
+        first_bad_event_id: first_bad,
+    }
+}
+
+/// Each kind of damage on a fresh copy of a 30-event log.
+#[test]
+fn every_edit_delete_and_reorder_names_the_first_bad_event() {
+    let cases: &[(&str, &str, AuditReport)] = &[
+        ("untouched", "", report(30, None)),
+        (
+            "actor of event 7 edited",
+            "UPDATE action_events SET actor = 'mallory' WHERE id = 7",
+            report(6, Some(7)),
+        ),
+        (
+            "detail of event 12 edited",
+            "UPDATE action_events SET detail = 'exit_code=1' WHERE id = 12",
+            report(11, Some(12)),
+        ),
+        (
+            "time of event 1 edited",
+            "UPDATE action_events SET at = at + 1 WHERE id = 1",
+            report(0, Some(1)),
+        ),
+        (
+            "status of event 20 edited to another valid one",
+            "UPDATE action_events SET to_status = 'failed' WHERE id = 20",
+            report(19, Some(20)),
+        ),
+        (
+            "status of event 20 edited to garbage",
+            "UPDATE action_events SET to_status = 'pwned' WHERE id = 20",
+            report(19, Some(20)),
+        ),
+        (
+            "stored prev_hash of event 9 edited (its own hash left alone)",
+            "UPDATE action_events SET prev_hash = zeroblob(32) WHERE id = 9",
+            report(8, Some(9)),
+        ),
+        (
+            "event 10 deleted",
+            "DELETE FROM action_events WHERE id = 10",
+            report(9, Some(11)),
+        ),
+        (
+            "the newest event deleted",
+            "DELETE FROM action_events WHERE id = 30",
+            report(29, Some(30)),
+        ),
+        (
+            "the three newest events deleted",
+            "DELETE FROM action_events WHERE id > 27",
+            report(27, Some(28)),
+        ),
+        (
+            "every event deleted",
+            "DELETE FROM action_events",
+            report(0, Some(1)),
+        ),
+        (
+            "events 4 and 5 swapped (ids exchanged)",
+            "UPDATE action_events SET id = -4 WHERE id = 4;
+             UPDATE action_events SET id = 4 WHERE id = 5;
+             UPDATE action_events SET id = 5 WHERE id = -4;",
+            report(3, Some(4)),
+        ),
+        (
+            "events 4 and 5 swapped (contents exchanged, hashes kept)",
+            "CREATE TEMP TABLE t AS SELECT * FROM action_events WHERE id IN (4, 5);
+             UPDATE action_events SET action_id = (SELECT action_id FROM t WHERE id = 5),
+               from_status = (SELECT from_status FROM t WHERE id = 5),
+               to_status = (SELECT to_status FROM t WHERE id = 5),
+               actor = (SELECT actor FROM t WHERE id = 5), at = (SELECT at FROM t WHERE id = 5),
+               detail = (SELECT detail FROM t WHERE id = 5) WHERE id = 4;
+             UPDATE action_events SET action_id = (SELECT action_id FROM t WHERE id = 4),
+               from_status = (SELECT from_status FROM t WHERE id = 4),
+               to_status = (SELECT to_status FROM t WHERE id = 4),
+               actor = (SELECT actor FROM t WHERE id = 4), at = (SELECT at FROM t WHERE id = 4),
+               detail = (SELECT detail FROM t WHERE id = 4) WHERE id = 5;",
+            report(3, Some(4)),
+        ),
+        (
+            "a forged event appended without moving the head",
+            "INSERT INTO action_events (action_id, from_status, to_status, actor, at, detail,
+               prev_hash, hash)
+             SELECT 1, 'approved', 'cancelled', 'mallory', at, NULL, hash, hash
+             FROM action_events WHERE id = 30",
+            report(30, Some(31)),
+        ),
+        (
+            "an edited event whose hash was recomputed by hand is still found by the next link",
+            "UPDATE action_events SET hash = zeroblob(32) WHERE id = 15",
+            report(14, Some(15)),
+        ),
+        (
+            "the head overwritten with something that is not a head",
+            "UPDATE sqlite_sequence SET seq = 29 WHERE name = 'actionq_audit_head'",
+            report(30, Some(31)),
+        ),
+        (
+            "the head row deleted",
+            "DELETE FROM sqlite_sequence WHERE name = 'actionq_audit_head'",
+            report(30, Some(31)),
+        ),
+    ];
+    let pristine = tempfile::tempdir().unwrap();
+    let source = busy_file(pristine.path(), 10);
+    for (what, statements, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("q.sqlite3");
+        // A consistent copy of the WAL database.
+        sql(
+            &source,
+            &format!(
+                "VACUUM INTO '{}'",
+                copy.display().to_string().replace('\'', "''")
+            ),
+        );
+        sql(&copy, statements);
+        assert_eq!(verify(&copy), *want, "{what}");
+    }
+}
+
+/// The chain continues across reopening and across processes' writes
+/// (every write reads the head in its own transaction).
+#[test]
+fn chain_continues_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = busy_file(dir.path(), 3);
+    let queue = ActionQueue::open(&path).unwrap();
+    queue
+        .create_action(&NewAction::new("web-1", "clear_logs"))
+        .unwrap();
+    let second = ActionQueue::open(&path).unwrap();
+    second
+        .create_action(&NewAction::new("web-1", "apt_update"))
+        .unwrap();
+    queue.claim_next("web-1", None).unwrap().unwrap();
+    assert_eq!(verify(&path), report(12, None));
+}
