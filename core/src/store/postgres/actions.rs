@@ -1,19 +1,23 @@
-//! The statements: servers, actions with their conflict checks, every status
-//! change (one path, [`write_back`], for updates, claims and expiry), counts,
-//! events. Every function runs on a connection the store's runner hands it,
+//! The statements: servers, actions with their conflict checks and
+//! auto-approval budget, every status change (one path, [`Pending::apply`]
+//! then [`Pending::finish`], for updates, claims and both expiries), counts,
+//! events and their chain. Every function runs on a connection the store's runner hands it,
 //! inside a transaction where it says so.
 
 use std::collections::BTreeMap;
 
 use postgres::types::ToSql;
 
+use postgres::fallible_iterator::FallibleIterator;
+
 use super::rows::{
-    action_and_token, action_columns, action_from_row, event_from_row, json, server_columns,
-    server_from_row, ts,
+    action_and_token, action_columns, action_from_row, event_from_row, hash_from, json,
+    server_columns, server_from_row, ts,
 };
 use super::{Conn, Db, Failure};
+use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent};
 use crate::error::Error;
-use crate::model::{Action, ActionFilter, ActionStatus, Event, Server, Timestamp};
+use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Server, Timestamp};
 use crate::store::{ActionDraft, Change, ConflictGuard, EventDraft, PageRequest};
 
 type Out<T> = std::result::Result<T, Failure>;
@@ -55,6 +59,14 @@ const NEXT_APPROVED_SQL: &str = concat!(
     action_columns!(),
     " FROM actions WHERE server_id = $1 AND status = 'approved' \
     ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+);
+
+/// Pending actions of type $1 created at or before $2, locked, by id.
+const APPROVALS_DUE_SQL: &str = concat!(
+    "SELECT ",
+    action_columns!(),
+    " FROM actions WHERE status = 'pending' AND action_type = $1 AND created_at <= $2 \
+    ORDER BY id FOR UPDATE"
 );
 
 /// Executing actions whose lease ran out by $1, locked, by id.
@@ -144,10 +156,58 @@ fn count(conn: &mut Conn, deltas: BTreeMap<(String, String, &'static str), i64>)
     Ok(())
 }
 
-/// Logs `events` with the next event ids, taken from `actionq_ids` in the same
-/// statement; the last statement before the commit (see the module docs).
+/// The row of `actionq_ids`: the last ids handed out and the chain's head.
+struct Ids {
+    last_action_id: i64,
+    head: AuditHead,
+}
+
+/// Locks the row of `actionq_ids` (ids and chain head) and reads it: the
+/// second-to-last statement of every transaction that logs events, followed
+/// only by the one that writes the events and moves the row (module docs).
+fn lock_ids(conn: &mut Conn) -> Out<Ids> {
+    let rows = conn
+        .query(
+            "SELECT last_action_id, last_event_id, head_hash FROM actionq_ids FOR UPDATE",
+            &[],
+        )
+        .db("log event")?;
+    let row = rows
+        .first()
+        .ok_or_else(|| Error::Storage("log event: the id counter row is missing".into()))?;
+    Ok(Ids {
+        last_action_id: row.try_get(0).db("log event")?,
+        head: AuditHead {
+            last_event_id: row.try_get(1).db("log event")?,
+            hash: hash_from(row.try_get(2).db("log event")?),
+        },
+    })
+}
+
+/// `events` chained after `head`: their ids, `prev_hash`es and hashes, and
+/// the new head.
+fn chain(head: &AuditHead, events: &[EventDraft]) -> (Vec<i64>, Vec<Vec<u8>>, Vec<Vec<u8>>, AuditHead) {
+    let mut head = *head;
+    let (mut ids, mut prevs, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
+    for event in events {
+        let hash = event_hash(&head.hash, event);
+        ids.push(head.last_event_id + 1);
+        prevs.push(head.hash.to_vec());
+        hashes.push(hash.to_vec());
+        head = AuditHead {
+            last_event_id: head.last_event_id + 1,
+            hash,
+        };
+    }
+    (ids, prevs, hashes, head)
+}
+
+/// Logs `events` with the next event ids, chained after the head: locks the
+/// id row, then one statement inserts the events and moves ids and head. The
+/// last two statements before the commit (see the module docs).
 fn log_events(conn: &mut Conn, events: &[EventDraft]) -> Out<()> {
-    let n = events.len() as i64;
+    let ids = lock_ids(conn)?;
+    let (event_ids, prevs, hashes, head) = chain(&ids.head, events);
     let action_ids: Vec<i64> = events.iter().map(|e| e.action_id).collect();
     let from: Vec<Option<&str>> = events
         .iter()
@@ -158,14 +218,24 @@ fn log_events(conn: &mut Conn, events: &[EventDraft]) -> Out<()> {
     let at: Vec<i64> = events.iter().map(|e| ts(e.at)).collect();
     let detail: Vec<Option<&str>> = events.iter().map(|e| e.detail.as_deref()).collect();
     conn.execute(
-        "WITH ids AS (UPDATE actionq_ids SET last_event_id = last_event_id + $1 \
-                      RETURNING last_event_id) \
-         INSERT INTO action_events (id, action_id, from_status, to_status, actor, at, detail) \
-         SELECT ids.last_event_id - $1 + e.n, e.action_id, e.from_status, e.to_status, \
-                e.actor, e.at, e.detail \
-         FROM ids, unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[]) \
-              WITH ORDINALITY AS e(action_id, from_status, to_status, actor, at, detail, n)",
-        &[&n, &action_ids, &from, &to, &by, &at, &detail],
+        "WITH ids AS (UPDATE actionq_ids SET last_event_id = $1, head_hash = $2) \
+         INSERT INTO action_events (id, action_id, from_status, to_status, actor, at, detail, \
+                                    prev_hash, hash) \
+         SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
+                              $8::bigint[], $9::text[], $10::bytea[], $11::bytea[])",
+        &[
+            &head.last_event_id,
+            &&head.hash[..],
+            &event_ids,
+            &action_ids,
+            &from,
+            &to,
+            &by,
+            &at,
+            &detail,
+            &prevs,
+            &hashes,
+        ],
     )
     .db("log event")?;
     Ok(())
@@ -206,16 +276,23 @@ pub(super) fn insert(conn: &mut Conn, draft: ActionDraft, guard: &ConflictGuard)
     if let Some(existing) = oldest_collision(conn, &draft, guard)? {
         return Err(guard.error(existing).into());
     }
-    let (mut action, event) = draft.into_action(0, &server);
+    let spent = auto_approved_in_window(conn, &draft)?;
+    let (mut action, mut event) = draft.into_action(0, &server, spent);
     let key = (
         action.server_id.clone(),
         action.action_type.clone(),
         action.status.as_str(),
     );
     count(conn, BTreeMap::from([(key, 1)]))?;
-    // Last: the action and event ids, the action and its creation event, in
-    // one statement holding the id row until the commit.
-    let params: [&(dyn ToSql + Sync); 15] = [
+    // Last: lock the id row, then one statement stores the action and its
+    // chained creation event and moves the ids and the head; the row stays
+    // locked until the commit.
+    let ids = lock_ids(conn)?;
+    action.id = ids.last_action_id + 1;
+    event.action_id = action.id;
+    let (event_ids, prevs, hashes, head) = chain(&ids.head, std::slice::from_ref(&event));
+    let params: [&(dyn ToSql + Sync); 24] = [
+        &action.id,
         &action.server_id,
         &action.action_type,
         &action.status.as_str(),
@@ -228,43 +305,83 @@ pub(super) fn insert(conn: &mut Conn, draft: ActionDraft, guard: &ConflictGuard)
         &action.created_by,
         &action.approved_at.map(ts),
         &action.approved_by,
+        &json(&action.approvals),
+        &action.digest,
+        &action.whitelist_version,
+        &event_ids[0],
         &event.to_status.as_str(),
         &event.by,
+        &ts(event.at),
         &event.detail,
+        &prevs[0],
+        &hashes[0],
+        &&head.hash[..],
     ];
-    let rows = conn
-        .query(
-            "WITH ids AS (UPDATE actionq_ids SET last_action_id = last_action_id + 1, \
-                          last_event_id = last_event_id + 1 \
-                          RETURNING last_action_id, last_event_id), \
-             a AS (INSERT INTO actions (id, server_id, action_type, status, service_name, command, \
-                       argv, env, alert_id, created_at, created_by, approved_at, approved_by) \
-                   SELECT last_action_id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM ids), \
-             e AS (INSERT INTO action_events (id, action_id, from_status, to_status, actor, at, detail) \
-                   SELECT last_event_id, last_action_id, NULL, $13, $14, $9, $15 FROM ids) \
-             SELECT last_action_id FROM ids",
-            &params,
-        )
-        .db("create action")?;
-    action.id = rows
-        .first()
-        .ok_or_else(|| Error::Storage("create action: the id counter row is missing".into()))?
-        .try_get(0)
-        .db("create action")?;
+    conn.execute(
+        "WITH ids AS (UPDATE actionq_ids SET last_action_id = $1, last_event_id = $17, \
+                      head_hash = $24), \
+         a AS (INSERT INTO actions (id, server_id, action_type, status, service_name, command, \
+                   argv, env, alert_id, created_at, created_by, approved_at, approved_by, \
+                   approvals, digest, whitelist_version) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)) \
+         INSERT INTO action_events (id, action_id, from_status, to_status, actor, at, detail, \
+                                    prev_hash, hash) \
+         VALUES ($17, $1, NULL, $18, $19, $20, $21, $22, $23)",
+        &params,
+    )
+    .db("create action")?;
     Ok(action)
 }
 
-/// Applies `change` to each locked `(action, token)`, writes the rows back,
-/// then counts and events. Heartbeats change only the lease.
-fn write_back(
-    conn: &mut Conn,
-    locked: Vec<(Action, Option<String>)>,
-    change: &Change,
-) -> Out<Vec<Action>> {
-    let mut deltas = BTreeMap::new();
-    let mut events = Vec::new();
-    let mut out = Vec::with_capacity(locked.len());
-    for (mut action, mut token) in locked {
+/// How many auto-approvals count against `draft`'s budget (at most its
+/// `max`; 0 without a budget). Read under the server's row lock, which
+/// every create for the server takes, so counting and inserting are one
+/// step across processes.
+fn auto_approved_in_window(conn: &mut Conn, draft: &ActionDraft) -> Out<u32> {
+    let Some((max, since)) = draft.budget_window() else {
+        return Ok(0);
+    };
+    let rows = conn
+        .query(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM actions WHERE server_id = $1 \
+             AND action_type = $2 AND created_at > $3 AND created_at <= $4 AND command = $5 \
+             AND approved_by = 'auto' LIMIT $6) t",
+            &[
+                &draft.server_id,
+                &draft.action_type,
+                &ts(since),
+                &ts(draft.created_at),
+                &draft.command,
+                &i64::from(max),
+            ],
+        )
+        .db("create action")?;
+    let n: i64 = rows
+        .first()
+        .map(|r| r.try_get(0))
+        .transpose()
+        .db("create action")?
+        .unwrap_or(0);
+    Ok(n.clamp(0, i64::from(max)) as u32)
+}
+
+/// Status changes applied and written back to their rows, whose counts and
+/// events are still to be written ([`Pending::finish`], last).
+#[derive(Default)]
+struct Pending {
+    deltas: BTreeMap<(String, String, &'static str), i64>,
+    events: Vec<EventDraft>,
+}
+
+impl Pending {
+    /// Applies `change` to the locked `(action, token)` and writes the row
+    /// back. Heartbeats change only the lease.
+    fn apply(
+        &mut self,
+        conn: &mut Conn,
+        (mut action, mut token): (Action, Option<String>),
+        change: &Change,
+    ) -> Out<Action> {
         let from = action.status;
         let Some(event) = change.apply(&mut action, &mut token)? else {
             conn.execute(
@@ -272,10 +389,9 @@ fn write_back(
                 &[&action.id, &action.lease_expires_at.map(ts)],
             )
             .db("update action")?;
-            out.push(action);
-            continue;
+            return Ok(action);
         };
-        let params: [&(dyn ToSql + Sync); 16] = [
+        let params: [&(dyn ToSql + Sync); 17] = [
             &action.id,
             &action.status.as_str(),
             &action.approved_at.map(ts),
@@ -292,12 +408,13 @@ fn write_back(
             &action.exit_code,
             &action.stdout,
             &action.stderr,
+            &json(&action.approvals),
         ];
         conn.execute(
             "UPDATE actions SET status = $2, approved_at = $3, approved_by = $4, rejected_at = $5, \
              rejected_by = $6, rejection_reason = $7, cancelled_at = $8, cancelled_by = $9, \
              executed_at = $10, lease_expires_at = $11, lease_token = $12, completed_at = $13, \
-             exit_code = $14, stdout = $15, stderr = $16 WHERE id = $1",
+             exit_code = $14, stdout = $15, stderr = $16, approvals = $17 WHERE id = $1",
             &params,
         )
         .db("update action")?;
@@ -308,15 +425,34 @@ fn write_back(
                 status.as_str(),
             )
         };
-        *deltas.entry(key(from)).or_insert(0) -= 1;
-        *deltas.entry(key(action.status)).or_insert(0) += 1;
-        events.push(event);
-        out.push(action);
+        *self.deltas.entry(key(from)).or_insert(0) -= 1;
+        *self.deltas.entry(key(action.status)).or_insert(0) += 1;
+        self.events.push(event);
+        Ok(action)
     }
-    count(conn, deltas)?;
-    if !events.is_empty() {
-        log_events(conn, &events)?;
+
+    /// Counts, then the chained events: the transaction's last statements.
+    fn finish(self, conn: &mut Conn) -> Out<()> {
+        count(conn, self.deltas)?;
+        if !self.events.is_empty() {
+            log_events(conn, &self.events)?;
+        }
+        Ok(())
     }
+}
+
+/// Applies `change` to each locked `(action, token)`, then writes counts and events.
+fn write_back(
+    conn: &mut Conn,
+    locked: Vec<(Action, Option<String>)>,
+    change: &Change,
+) -> Out<Vec<Action>> {
+    let mut pending = Pending::default();
+    let out = locked
+        .into_iter()
+        .map(|row| pending.apply(conn, row, change))
+        .collect::<Out<Vec<_>>>()?;
+    pending.finish(conn)?;
     Ok(out)
 }
 
@@ -328,16 +464,61 @@ pub(super) fn update(conn: &mut Conn, id: i64, change: &Change) -> Out<Action> {
     Ok(write_back(conn, vec![locked], change)?.remove(0))
 }
 
-/// Claims the oldest approved action of `server_id`, inside a transaction.
+/// Claims the oldest approved action of `server_id`, inside a transaction;
+/// one the rules cancel instead (stale whitelist) is stored as such and the
+/// next oldest tried. Counts and events of all of them are written last.
 pub(super) fn claim_next(conn: &mut Conn, server_id: &str, change: &Change) -> Out<Option<Action>> {
-    let rows = conn
-        .query(NEXT_APPROVED_SQL, &[&server_id])
-        .db("claim action")?;
-    let Some(row) = rows.first() else {
-        return Ok(None);
+    let mut pending = Pending::default();
+    let claimed = loop {
+        let rows = conn
+            .query(NEXT_APPROVED_SQL, &[&server_id])
+            .db("claim action")?;
+        let Some(row) = rows.first() else {
+            break None;
+        };
+        let action = pending.apply(conn, action_and_token(row)?, change)?;
+        if action.status == ActionStatus::Executing {
+            break Some(action);
+        }
     };
-    let locked = action_and_token(row)?;
-    Ok(write_back(conn, vec![locked], change)?.pop())
+    pending.finish(conn)?;
+    Ok(claimed)
+}
+
+/// Whether any pending action of `action_type` was created at or before
+/// `created_until`: a look without a transaction.
+pub(super) fn any_approval_due(
+    conn: &mut Conn,
+    action_type: &str,
+    created_until: Timestamp,
+) -> Out<bool> {
+    let rows = conn
+        .query(
+            "SELECT 1 FROM actions WHERE status = 'pending' AND action_type = $1 \
+             AND created_at <= $2 LIMIT 1",
+            &[&action_type, &ts(created_until)],
+        )
+        .db("expire approvals")?;
+    Ok(!rows.is_empty())
+}
+
+/// Rejects every pending action of `action_type` created at or before
+/// `created_until` with `change`, inside a transaction. The rows are locked
+/// by id; one approved, rejected or cancelled meanwhile no longer matches.
+pub(super) fn expire_approvals(
+    conn: &mut Conn,
+    action_type: &str,
+    created_until: Timestamp,
+    change: &Change,
+) -> Out<Vec<Action>> {
+    let rows = conn
+        .query(APPROVALS_DUE_SQL, &[&action_type, &ts(created_until)])
+        .db("expire approvals")?;
+    let locked = rows
+        .iter()
+        .map(action_and_token)
+        .collect::<Result<Vec<_>, _>>()?;
+    write_back(conn, locked, change)
 }
 
 /// Whether any executing action's lease has run out by `change.at`.
@@ -436,4 +617,96 @@ pub(super) fn events_since(conn: &mut Conn, cursor: i64, limit: u32) -> Out<Vec<
         )
         .db("events")?;
     Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
+}
+
+/// Walks the chain and the head, inside a transaction at REPEATABLE READ
+/// (one snapshot of both), streaming the events.
+pub(super) fn verify_audit(conn: &mut Conn) -> Out<AuditReport> {
+    conn.client
+        .batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .db("verify audit")?;
+    let rows = conn
+        .query("SELECT last_event_id, head_hash FROM actionq_ids", &[])
+        .db("verify audit")?;
+    let head = rows
+        .first()
+        .map(|row| -> Out<AuditHead> {
+            Ok(AuditHead {
+                last_event_id: row.try_get(0).db("verify audit")?,
+                hash: hash_from(row.try_get(1).db("verify audit")?),
+            })
+        })
+        .transpose()?;
+    let statement = conn
+        .prepared(
+            "SELECT id, action_id, from_status, to_status, actor, at, detail, prev_hash, hash \
+             FROM action_events ORDER BY id",
+        )
+        .db("verify audit")?;
+    let mut verifier = AuditVerifier::new();
+    let mut events = conn
+        .client
+        .query_raw(&statement, std::iter::empty::<i64>())
+        .db("verify audit")?;
+    while let Some(row) = events.next().db("verify audit")? {
+        let chained = event_from_row(&row).and_then(|event| {
+            Ok(ChainedEvent {
+                event,
+                prev_hash: hash_from(row.try_get(7).map_err(|e| Error::Storage(e.to_string()))?),
+                hash: hash_from(row.try_get(8).map_err(|e| Error::Storage(e.to_string()))?),
+            })
+        });
+        // A row that does not even decode (an edited status) is bad too.
+        let chained = match chained {
+            Ok(chained) => chained,
+            Err(_) => {
+                let id: i64 = row.try_get(0).db("verify audit")?;
+                return Ok(AuditReport {
+                    checked: verifier.finish(None).checked,
+                    first_bad_event_id: Some(id),
+                });
+            }
+        };
+        if !verifier.push(&chained) {
+            break;
+        }
+    }
+    Ok(verifier.finish(head.as_ref()))
+}
+
+/// Every server, ordered by id.
+pub(super) fn list_servers(conn: &mut Conn) -> Out<Vec<Server>> {
+    let rows = conn
+        .query(
+            concat!("SELECT ", server_columns!(), " FROM servers ORDER BY id"),
+            &[],
+        )
+        .db("list servers")?;
+    Ok(rows.iter().map(server_from_row).collect::<Result<_, _>>()?)
+}
+
+/// Actions per (server, status) from `action_counts`, the totals every write
+/// keeps in step (summed over action types; no scan of `actions`).
+pub(super) fn count_per_server_status(conn: &mut Conn) -> Out<Vec<ActionCount>> {
+    let rows = conn
+        .query(
+            "SELECT server_id, status, SUM(n)::bigint FROM action_counts \
+             GROUP BY server_id, status HAVING SUM(n) > 0",
+            &[],
+        )
+        .db("count actions")?;
+    let mut counts = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let status: &str = row.try_get(1).db("count actions")?;
+        counts.push(ActionCount {
+            server_id: row.try_get(0).db("count actions")?,
+            status: status
+                .parse::<ActionStatus>()
+                .map_err(|e| Error::Storage(format!("corrupt status in the database: {e}")))?,
+            count: row.try_get::<_, i64>(2).db("count actions")?.max(0) as u64,
+        });
+    }
+    // Statuses in their declared order, as every store gives them (SQL would sort by name).
+    counts.sort_by(|a, b| (&a.server_id, a.status).cmp(&(&b.server_id, b.status)));
+    Ok(counts)
 }

@@ -15,14 +15,22 @@
 //! out ids at insert time, and transactions commit in another order, so a
 //! reader could see event 11 before event 10 commits and step its cursor past
 //! 10 for ever. Instead the one row of `actionq_ids` is bumped by the *last*
-//! statement of every transaction that logs events, which also inserts the
-//! events (and a created action). Its row lock is held from that statement to
+//! statements of every transaction that logs events: a `SELECT ... FOR UPDATE`
+//! of the row, then one statement that inserts the events (and a created
+//! action) and moves the row. Its row lock is held from the first of those to
 //! the end of the commit, so ids are assigned in commit order and an id is
 //! visible only after every smaller one: `events_since` can read `id > cursor`
 //! and never skip. The lock is taken after all other locks of the transaction
-//! (server, action, counts), so it is held only for one statement and the
+//! (server, action, counts), so it is held only for two statements and the
 //! commit, not for the whole transaction, and no transaction ever waits for a
 //! lock while holding it (no deadlock through it).
+//!
+//! The audit chain's head is in the same row: `last_event_id` and
+//! `head_hash`. Each event's hash needs the hash before it, so the chain
+//! serializes appends; reading the head under the same late lock makes chain
+//! order the commit order (and the id order) while transactions for
+//! different servers still overlap in everything else. The hashes are
+//! computed in Rust between the lock and the insert.
 //!
 //! Lock order, the same in every transaction: server row, then action rows by
 //! id, then `action_counts` rows sorted by key, then `actionq_ids`.
@@ -32,6 +40,7 @@
 //! `schema` migrates, `rows` converts records, `actions` holds the statements.
 
 mod actions;
+mod credentials;
 mod options;
 mod rows;
 mod schema;
@@ -44,8 +53,9 @@ use postgres::{Client, NoTls, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{Error, Result};
-use crate::model::{Action, ActionFilter, Event, Server, Timestamp};
-use crate::store::{ActionDraft, Change, ConflictGuard, PageRequest, Store};
+use crate::identity::{Credential, CredentialDraft};
+use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
+use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, PageRequest, Store};
 
 pub use options::PostgresOptions;
 pub use schema::PG_SCHEMA_VERSION;
@@ -395,7 +405,55 @@ impl Store for PostgresStore {
         self.write("expire leases", |conn| actions::expire_leases(conn, change))
     }
 
+    fn expire_approvals(
+        &self,
+        action_type: &str,
+        created_until: Timestamp,
+        change: &Change,
+    ) -> Result<Vec<Action>> {
+        // Like leases: swept before every read, rarely anything due.
+        if !self.single("expire approvals", |conn| {
+            actions::any_approval_due(conn, action_type, created_until)
+        })? {
+            return Ok(Vec::new());
+        }
+        self.write("expire approvals", |conn| {
+            actions::expire_approvals(conn, action_type, created_until, change)
+        })
+    }
+
     fn events_since(&self, cursor: i64, limit: u32) -> Result<Vec<Event>> {
         self.single("events", |conn| actions::events_since(conn, cursor, limit))
+    }
+
+    fn verify_audit(&self) -> Result<AuditReport> {
+        self.write("verify audit", actions::verify_audit)
+    }
+
+    fn insert_credential(&self, draft: CredentialDraft) -> Result<Credential> {
+        self.single("issue credential", |conn| credentials::insert(conn, &draft))
+    }
+
+    fn list_credentials(&self) -> Result<Vec<Credential>> {
+        self.single("list credentials", credentials::list)
+    }
+
+    fn revoke_credential(&self, id: i64, at: Timestamp) -> Result<Option<Credential>> {
+        self.single("revoke credential", |conn| credentials::revoke(conn, id, at))
+    }
+
+    fn find_credential(&self, secret_sha256: &[u8; 32]) -> Result<Option<Credential>> {
+        // One statement: a revocation committed by any connection is seen.
+        self.single("authenticate", |conn| {
+            credentials::find(conn, secret_sha256)
+        })
+    }
+
+    fn list_servers(&self) -> Result<Vec<Server>> {
+        self.single("list servers", actions::list_servers)
+    }
+
+    fn count_actions(&self) -> Result<Vec<ActionCount>> {
+        self.single("count actions", actions::count_per_server_status)
     }
 }

@@ -1,11 +1,12 @@
 //! Records to and from rows: timestamps as microseconds (`bigint`), argv and
-//! env as JSON text, statuses as their names — the SQLite store's encoding, so
+//! env and approvals as JSON text, statuses as their names — the SQLite store's encoding, so
 //! both stores hold the same values.
 
 use chrono::DateTime;
 use postgres::Row;
 
 use crate::error::{Error, Result};
+use crate::identity::{Credential, Role};
 use crate::model::{Action, ActionStatus, Event, Server, Timestamp};
 
 /// A timestamp as stored: microseconds since the Unix epoch.
@@ -61,7 +62,7 @@ macro_rules! action_columns {
         "id, server_id, action_type, status, service_name, command, argv, env, \
         alert_id, created_at, created_by, approved_at, approved_by, rejected_at, rejected_by, \
         rejection_reason, cancelled_at, cancelled_by, executed_at, lease_expires_at, completed_at, \
-        exit_code, stdout, stderr, lease_token"
+        exit_code, stdout, stderr, lease_token, approvals, digest, whitelist_version"
     };
 }
 pub(super) use action_columns;
@@ -98,6 +99,10 @@ pub(super) fn action_from_row(r: &Row, at: usize) -> Result<Action> {
         exit_code: get(r, at + 21)?,
         stdout: get(r, at + 22)?,
         stderr: get(r, at + 23)?,
+        approvals: serde_json::from_str(&get::<String>(r, at + 25)?)
+            .map_err(|e| bad("approvals", e))?,
+        digest: get(r, at + 26)?,
+        whitelist_version: get(r, at + 27)?,
     })
 }
 
@@ -117,6 +122,37 @@ pub(super) fn event_from_row(r: &Row) -> Result<Event> {
         at: required_micros(get(r, 5)?)?,
         detail: get(r, 6)?,
     })
+}
+
+/// The columns [`credential_from_row`] reads, in order.
+macro_rules! credential_columns {
+    () => {
+        "id, name, role, server_id, prefix, created_at, revoked_at"
+    };
+}
+pub(super) use credential_columns;
+
+/// A credential from the columns of [`credential_columns!`].
+pub(super) fn credential_from_row(r: &Row) -> Result<Credential> {
+    Ok(Credential {
+        id: get(r, 0)?,
+        name: get(r, 1)?,
+        role: get::<&str>(r, 2)?
+            .parse::<Role>()
+            .map_err(|e| bad("credential role", e))?,
+        server_id: get(r, 3)?,
+        prefix: get(r, 4)?,
+        created_at: required_micros(get(r, 5)?)?,
+        revoked_at: from_micros(get(r, 6)?)?,
+    })
+}
+
+/// A stored chain hash: 32 bytes, or a value no chain matches for anything
+/// else (a row written outside the library), which then fails verification.
+pub(super) fn hash_from(bytes: Option<&[u8]>) -> [u8; 32] {
+    bytes
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .unwrap_or([0xff; 32])
 }
 
 /// JSON text of an argv or env (strings always serialize).

@@ -2,14 +2,31 @@
 //! `actionq_schema`, run under an advisory lock so that any number of
 //! processes may open a fresh database at once.
 
-use postgres::{Client, GenericClient};
+use std::collections::BTreeMap;
 
+use postgres::{Client, GenericClient, Transaction};
+
+use super::rows::event_from_row;
 use super::storage;
+use crate::audit::{event_hash, AuditHead};
 use crate::error::{Error, Result};
+use crate::store::EventDraft;
+
+/// One forward migration: SQL, then an optional Rust step in the same
+/// transaction (for values only Rust computes: digests, chain hashes).
+struct Migration {
+    sql: &'static str,
+    then: Option<fn(&mut Transaction<'_>) -> Result<()>>,
+}
+
+const fn sql(sql: &'static str) -> Migration {
+    Migration { sql, then: None }
+}
 
 /// Forward migrations; entry `n` takes a database from version `n` to `n + 1`.
 /// Tables live in the first schema of the connection's `search_path`.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Migration] = &[
+    sql(
     // v1: servers, actions, audit events, per-(server, type, status) totals,
     // and the id counters (see the module docs of `postgres` for why ids are
     // counted in a row and not taken from sequences).
@@ -80,7 +97,104 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO actionq_ids (last_action_id, last_event_id) VALUES (0, 0);
     "#,
+    ),
+    // v2: credentials, approval policy and tamper-evident audit.
+    Migration {
+        sql: V2_CREDENTIALS_APPROVALS_AND_AUDIT_CHAIN,
+        then: Some(v2_digests_and_chain),
+    },
 ];
+
+/// v2: credentials (only the SHA-256 of each secret, unique, looked up by
+/// it); each action's `approvals` (JSON list), `digest` and
+/// `whitelist_version`; each event's `prev_hash` and `hash`; the chain's
+/// head hash beside `last_event_id` in the row of `actionq_ids` (the head is
+/// that id and this hash: moved by the same late statement that takes event
+/// ids, see the module docs of `postgres`); pending actions by type and age
+/// for the ttl sweep before every read. The Rust step fills digests and
+/// chains the existing events.
+const V2_CREDENTIALS_APPROVALS_AND_AUDIT_CHAIN: &str = r#"
+    CREATE TABLE credentials (
+        id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name           text NOT NULL,
+        role           text NOT NULL,
+        server_id      text,
+        prefix         text NOT NULL,
+        secret_sha256  bytea NOT NULL UNIQUE,
+        created_at     bigint NOT NULL,
+        revoked_at     bigint
+    );
+    ALTER TABLE actions ADD COLUMN approvals text NOT NULL DEFAULT '[]';
+    ALTER TABLE actions ADD COLUMN digest text NOT NULL DEFAULT '';
+    ALTER TABLE actions ADD COLUMN whitelist_version text NOT NULL DEFAULT '';
+    ALTER TABLE action_events ADD COLUMN prev_hash bytea;
+    ALTER TABLE action_events ADD COLUMN hash bytea;
+    ALTER TABLE actionq_ids ADD COLUMN head_hash bytea;
+    CREATE INDEX actions_pending_by_type ON actions (action_type, created_at)
+        WHERE status = 'pending';
+"#;
+
+/// v2's Rust part: actions stored before whitelists had versions get the
+/// digest of their payload under the empty version (and stay exempt from
+/// the stale-whitelist check); the existing events are chained in id order
+/// and the head set to the last one.
+fn v2_digests_and_chain(tx: &mut Transaction<'_>) -> Result<()> {
+    let context = |e| storage("migrate to version 2", e);
+    let actions = tx
+        .query("SELECT id, server_id, action_type, argv, env FROM actions", &[])
+        .map_err(context)?;
+    let update = tx
+        .prepare("UPDATE actions SET digest = $2 WHERE id = $1")
+        .map_err(context)?;
+    for row in &actions {
+        let (id, server_id, action_type, argv, env): (i64, String, String, String, String) = (
+            row.try_get(0).map_err(context)?,
+            row.try_get(1).map_err(context)?,
+            row.try_get(2).map_err(context)?,
+            row.try_get(3).map_err(context)?,
+            row.try_get(4).map_err(context)?,
+        );
+        let bad =
+            |e: serde_json::Error| Error::Storage(format!("migrate to version 2: action {id}: {e}"));
+        let argv: Vec<String> = serde_json::from_str(&argv).map_err(bad)?;
+        let env: BTreeMap<String, String> = serde_json::from_str(&env).map_err(bad)?;
+        let digest = crate::action_digest(&server_id, &action_type, &argv, &env, "");
+        tx.execute(&update, &[&id, &digest]).map_err(context)?;
+    }
+    let events = tx
+        .query(
+            "SELECT id, action_id, from_status, to_status, actor, at, detail \
+             FROM action_events ORDER BY id",
+            &[],
+        )
+        .map_err(context)?;
+    let chain = tx
+        .prepare("UPDATE action_events SET prev_hash = $2, hash = $3 WHERE id = $1")
+        .map_err(context)?;
+    let mut head = AuditHead::default();
+    for row in &events {
+        let event = event_from_row(row)?;
+        let draft = EventDraft {
+            action_id: event.action_id,
+            from_status: event.from_status,
+            to_status: event.to_status,
+            by: event.by,
+            at: event.at,
+            detail: event.detail,
+        };
+        let hash = event_hash(&head.hash, &draft);
+        tx.execute(&chain, &[&event.id, &&head.hash[..], &&hash[..]])
+            .map_err(context)?;
+        head = AuditHead {
+            last_event_id: event.id,
+            hash,
+        };
+    }
+    // The head's id is `last_event_id`, which already counts every event.
+    tx.execute("UPDATE actionq_ids SET head_hash = $1", &[&&head.hash[..]])
+        .map_err(context)?;
+    Ok(())
+}
 
 /// The schema version this library writes to PostgreSQL.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -144,9 +258,12 @@ fn migrate_locked(client: &mut Client) -> Result<()> {
         )
         .map_err(|e| storage("migrate: create the version table", e))?;
     }
-    for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        tx.batch_execute(sql)
+    for (version, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.batch_execute(migration.sql)
             .map_err(|e| storage(&format!("migrate to version {}", version + 1), e))?;
+        if let Some(step) = migration.then {
+            step(&mut tx)?;
+        }
     }
     tx.execute(
         "UPDATE actionq_schema SET version = $1",
