@@ -2,7 +2,9 @@
 //! behaviour.rs and differential.rs): the events cursor never skips a
 //! transaction still open, schema handling (newer refused untouched, many
 //! processes migrating a fresh database at once), errors at open and on
-//! timeouts, reconnecting after a server restart, and races between processes.
+//! timeouts, reconnecting after a server restart, races between processes
+//! (appending to one audit chain), tampering with the chain, and migrating a
+//! version 1 database.
 //!
 //! Needs `ACTIONQ_TEST_PG_URL` (set by `make test`); without it each test says
 //! it skipped, except under `CI=true`, where it fails.
@@ -19,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actionq::{
-    ActionQueue, ActionStatus, ErrorKind, NewAction, PostgresOptions, PostgresStore,
+    ActionQueue, ActionStatus, AuditReport, ErrorKind, NewAction, PostgresOptions, PostgresStore,
     PG_SCHEMA_VERSION,
 };
 use common::pg;
@@ -815,6 +817,198 @@ fn four_processes_four_threads_race_on_one_database() {
     // Event ids are dense and increasing: none skipped, none reused.
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
     assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>());
+    // Every process appended to one chain, in id order: each event's
+    // prev_hash is the hash of the event before it, and the head is the last.
+    assert_eq!(
+        queue.verify_audit().unwrap(),
+        AuditReport {
+            checked: ids.len() as u64,
+            first_bad_event_id: None
+        }
+    );
+}
+
+/// A queue on a fresh schema with `n` actions, each created, claimed and
+/// finished (3 events each); returns it with its schema's name.
+fn busy_schema(n: usize) -> Option<(ActionQueue, String)> {
+    let url = pg::fresh_schema_url()?;
+    let queue = open(&url);
+    queue.create_server("web-1", None).unwrap();
+    for i in 0..n {
+        queue
+            .create_action(&NewAction::new("web-1", "clear_logs").created_by(format!("u{i}")))
+            .unwrap();
+        let claim = queue.claim_next("web-1", None).unwrap().unwrap();
+        queue
+            .report_result(claim.action.id, &claim.lease_token, 0, Some("ok"), None)
+            .unwrap();
+    }
+    Some((queue, pg::schema_of(&url)))
+}
+
+/// SPEC "Tamper-evident audit" against someone editing the PostgreSQL
+/// tables: rows of `action_events` edited, deleted (in the middle and the
+/// newest ones) and reordered with SQL; `verify_audit` names the first bad
+/// event each time, and an untouched log verifies whole.
+#[test]
+fn every_edit_delete_and_reorder_names_the_first_bad_event() {
+    let report = |checked, first_bad_event_id| AuditReport {
+        checked,
+        first_bad_event_id,
+    };
+    let cases: &[(&str, &str, AuditReport)] = &[
+        ("untouched", "", report(30, None)),
+        (
+            "actor of event 7 edited",
+            "UPDATE action_events SET actor = 'mallory' WHERE id = 7",
+            report(6, Some(7)),
+        ),
+        (
+            "time of event 1 edited",
+            "UPDATE action_events SET at = at + 1 WHERE id = 1",
+            report(0, Some(1)),
+        ),
+        (
+            "status of event 20 edited to garbage",
+            "UPDATE action_events SET to_status = 'pwned' WHERE id = 20",
+            report(19, Some(20)),
+        ),
+        (
+            "stored hash of event 9 edited",
+            "UPDATE action_events SET hash = decode(repeat('00', 32), 'hex') WHERE id = 9",
+            report(8, Some(9)),
+        ),
+        (
+            "event 15 deleted",
+            "DELETE FROM action_events WHERE id = 15",
+            report(14, Some(16)),
+        ),
+        (
+            "the newest three events deleted",
+            "DELETE FROM action_events WHERE id > 27",
+            report(27, Some(28)),
+        ),
+        (
+            "events 4 and 5 swapped",
+            "UPDATE action_events SET id = -4 WHERE id = 4; \
+             UPDATE action_events SET id = 4 WHERE id = 5; \
+             UPDATE action_events SET id = 5 WHERE id = -4;",
+            report(3, Some(4)),
+        ),
+        (
+            "head moved back to event 29",
+            "UPDATE actionq_ids SET last_event_id = 29",
+            report(30, Some(31)),
+        ),
+    ];
+    let mut admin = pg::admin();
+    for (what, statements, expected) in cases {
+        let Some((queue, schema)) = busy_schema(10) else {
+            return;
+        };
+        admin
+            .batch_execute(&format!("SET search_path = {schema}; {statements}"))
+            .unwrap();
+        assert_eq!(&queue.verify_audit().unwrap(), expected, "{what}");
+    }
+}
+
+/// A database left by schema version 1 (before credentials, approvals and
+/// the audit chain) is migrated on open: its events are chained in id order
+/// with the head at the last one, its actions get the digest of their
+/// payload under the empty whitelist version, and all of it takes part in
+/// the rules afterwards.
+#[test]
+fn a_version_1_database_is_migrated_and_chained() {
+    let Some(url) = pg::fresh_schema_url() else {
+        return;
+    };
+    let schema = pg::schema_of(&url);
+    let mut admin = pg::admin();
+    let v1 = include_str!("fixtures/pg_v1_schema.sql");
+    // Action 1 pending, 2 approved, 3 completed; 6 events; their counts.
+    let data = r#"
+        INSERT INTO servers (id, hostname, created_at) VALUES ('web-1', NULL, 1767225600000000);
+        INSERT INTO actions (id, server_id, action_type, status, service_name, command, argv,
+                             env, created_at, created_by, approved_at, approved_by, executed_at,
+                             completed_at, exit_code, stdout)
+        VALUES
+          (1, 'web-1', 'restart_service', 'pending', 'nginx', 'systemctl restart nginx',
+           '["systemctl","restart","nginx"]', '{}', 1767225601000000, 'alerts', NULL, NULL,
+           NULL, NULL, NULL, NULL),
+          (2, 'web-1', 'clear_logs', 'approved', NULL, 'journalctl --vacuum-time=7d',
+           '["journalctl","--vacuum-time=7d"]', '{"LC_ALL":"C"}', 1767225602000000, 'alerts',
+           1767225602000000, 'auto', NULL, NULL, NULL, NULL),
+          (3, 'web-1', 'clear_logs', 'completed', NULL, 'journalctl --vacuum-time=7d',
+           '["journalctl","--vacuum-time=7d"]', '{}', 1767225603000000, 'alerts',
+           1767225603000000, 'auto', 1767225604000000, 1767225605000000, 0, 'ok');
+        INSERT INTO action_events (id, action_id, from_status, to_status, actor, at, detail)
+        VALUES
+          (1, 1, NULL, 'pending', 'alerts', 1767225601000000, NULL),
+          (2, 2, NULL, 'approved', 'alerts', 1767225602000000, 'auto-approved'),
+          (3, 3, NULL, 'approved', 'alerts', 1767225603000000, 'auto-approved'),
+          (4, 3, 'approved', 'executing', 'agent', 1767225604000000, NULL),
+          (5, 3, 'executing', 'completed', 'agent', 1767225605000000, 'exit_code=0'),
+          (6, 1, 'pending', 'pending', 'alerts', 1767225606000000, 'not during the migration');
+        INSERT INTO action_counts (server_id, action_type, status, n) VALUES
+          ('web-1', 'restart_service', 'pending', 1),
+          ('web-1', 'clear_logs', 'approved', 1),
+          ('web-1', 'clear_logs', 'completed', 1);
+        UPDATE actionq_ids SET last_action_id = 3, last_event_id = 6;
+    "#;
+    admin
+        .batch_execute(&format!("SET search_path = {schema}; {v1} {data}"))
+        .unwrap();
+
+    let queue = open(&url);
+    let version: i64 = admin
+        .query_one(&format!("SELECT version FROM {schema}.actionq_schema"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, PG_SCHEMA_VERSION);
+    assert_eq!(
+        queue.verify_audit().unwrap(),
+        AuditReport {
+            checked: 6,
+            first_bad_event_id: None
+        }
+    );
+    for id in 1..=3 {
+        let action = queue.get_action(id).unwrap();
+        assert_eq!(action.whitelist_version, "", "action {id}");
+        assert!(action.approvals.is_empty(), "action {id}");
+        assert_eq!(
+            action.digest,
+            actionq::action_digest(
+                &action.server_id,
+                &action.action_type,
+                &action.argv,
+                &action.env,
+                ""
+            ),
+            "action {id}"
+        );
+        assert!(action.digest_matches(), "action {id}");
+    }
+    // The chain goes on from the migrated head; new ids after the old ones.
+    let claim = queue.claim_next("web-1", None).unwrap().unwrap();
+    assert_eq!(claim.action.id, 2);
+    let legacy = queue.approve_action(1, "dashboard").unwrap();
+    assert_eq!(legacy.status, ActionStatus::Approved);
+    assert_eq!(legacy.approvals[0].digest, legacy.digest);
+    let fresh = queue
+        .create_action(&NewAction::new("web-1", "apt_update"))
+        .unwrap();
+    assert_eq!(fresh.id, 4);
+    assert!(queue.events_since(6, 100).unwrap().iter().all(|e| e.id > 6));
+    assert!(queue.list_credentials().unwrap().is_empty());
+    assert_eq!(
+        queue.verify_audit().unwrap(),
+        AuditReport {
+            checked: 9,
+            first_bad_event_id: None
+        }
+    );
 }
 
 /// TLS when the URL asks for it, by rustls: `sslmode=require` encrypts (the
