@@ -184,22 +184,34 @@ fn lock_ids(conn: &mut Conn) -> Out<Ids> {
     })
 }
 
-/// `events` chained after `head`: their ids, `prev_hash`es and hashes, and
-/// the new head.
-fn chain(head: &AuditHead, events: &[EventDraft]) -> (Vec<i64>, Vec<Vec<u8>>, Vec<Vec<u8>>, AuditHead) {
-    let mut head = *head;
-    let (mut ids, mut prevs, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
+/// Events chained after a head: their ids, `prev_hash`es and hashes, as
+/// the insert binds them, and the head after the last.
+struct Chained {
+    ids: Vec<i64>,
+    prevs: Vec<Vec<u8>>,
+    hashes: Vec<Vec<u8>>,
+    head: AuditHead,
+}
+
+/// `events` chained after `head`.
+fn chain(head: &AuditHead, events: &[EventDraft]) -> Chained {
+    let mut chained = Chained {
+        ids: Vec::with_capacity(events.len()),
+        prevs: Vec::with_capacity(events.len()),
+        hashes: Vec::with_capacity(events.len()),
+        head: *head,
+    };
     for event in events {
-        let hash = event_hash(&head.hash, event);
-        ids.push(head.last_event_id + 1);
-        prevs.push(head.hash.to_vec());
-        hashes.push(hash.to_vec());
-        head = AuditHead {
-            last_event_id: head.last_event_id + 1,
+        let hash = event_hash(&chained.head.hash, event);
+        chained.ids.push(chained.head.last_event_id + 1);
+        chained.prevs.push(chained.head.hash.to_vec());
+        chained.hashes.push(hash.to_vec());
+        chained.head = AuditHead {
+            last_event_id: chained.head.last_event_id + 1,
             hash,
         };
     }
-    (ids, prevs, hashes, head)
+    chained
 }
 
 /// Logs `events` with the next event ids, chained after the head: locks the
@@ -207,7 +219,12 @@ fn chain(head: &AuditHead, events: &[EventDraft]) -> (Vec<i64>, Vec<Vec<u8>>, Ve
 /// last two statements before the commit (see the module docs).
 fn log_events(conn: &mut Conn, events: &[EventDraft]) -> Out<()> {
     let ids = lock_ids(conn)?;
-    let (event_ids, prevs, hashes, head) = chain(&ids.head, events);
+    let Chained {
+        ids: event_ids,
+        prevs,
+        hashes,
+        head,
+    } = chain(&ids.head, events);
     let action_ids: Vec<i64> = events.iter().map(|e| e.action_id).collect();
     let from: Vec<Option<&str>> = events
         .iter()
@@ -290,7 +307,12 @@ pub(super) fn insert(conn: &mut Conn, draft: ActionDraft, guard: &ConflictGuard)
     let ids = lock_ids(conn)?;
     action.id = ids.last_action_id + 1;
     event.action_id = action.id;
-    let (event_ids, prevs, hashes, head) = chain(&ids.head, std::slice::from_ref(&event));
+    let Chained {
+        ids: event_ids,
+        prevs,
+        hashes,
+        head,
+    } = chain(&ids.head, std::slice::from_ref(&event));
     let params: [&(dyn ToSql + Sync); 24] = [
         &action.id,
         &action.server_id,

@@ -439,7 +439,9 @@ impl Store for PostgresStore {
     }
 
     fn revoke_credential(&self, id: i64, at: Timestamp) -> Result<Option<Credential>> {
-        self.single("revoke credential", |conn| credentials::revoke(conn, id, at))
+        self.single("revoke credential", |conn| {
+            credentials::revoke(conn, id, at)
+        })
     }
 
     fn find_credential(&self, secret_sha256: &[u8; 32]) -> Result<Option<Credential>> {

@@ -27,10 +27,10 @@ const fn sql(sql: &'static str) -> Migration {
 /// Tables live in the first schema of the connection's `search_path`.
 const MIGRATIONS: &[Migration] = &[
     sql(
-    // v1: servers, actions, audit events, per-(server, type, status) totals,
-    // and the id counters (see the module docs of `postgres` for why ids are
-    // counted in a row and not taken from sequences).
-    r#"
+        // v1: servers, actions, audit events, per-(server, type, status) totals,
+        // and the id counters (see the module docs of `postgres` for why ids are
+        // counted in a row and not taken from sequences).
+        r#"
     CREATE TABLE servers (
         id          text PRIMARY KEY,
         hostname    text,
@@ -141,7 +141,10 @@ const V2_CREDENTIALS_APPROVALS_AND_AUDIT_CHAIN: &str = r#"
 fn v2_digests_and_chain(tx: &mut Transaction<'_>) -> Result<()> {
     let context = |e| storage("migrate to version 2", e);
     let actions = tx
-        .query("SELECT id, server_id, action_type, argv, env FROM actions", &[])
+        .query(
+            "SELECT id, server_id, action_type, argv, env FROM actions",
+            &[],
+        )
         .map_err(context)?;
     let update = tx
         .prepare("UPDATE actions SET digest = $2 WHERE id = $1")
@@ -154,8 +157,9 @@ fn v2_digests_and_chain(tx: &mut Transaction<'_>) -> Result<()> {
             row.try_get(3).map_err(context)?,
             row.try_get(4).map_err(context)?,
         );
-        let bad =
-            |e: serde_json::Error| Error::Storage(format!("migrate to version 2: action {id}: {e}"));
+        let bad = |e: serde_json::Error| {
+            Error::Storage(format!("migrate to version 2: action {id}: {e}"))
+        };
         let argv: Vec<String> = serde_json::from_str(&argv).map_err(bad)?;
         let env: BTreeMap<String, String> = serde_json::from_str(&env).map_err(bad)?;
         let digest = crate::action_digest(&server_id, &action_type, &argv, &env, "");
