@@ -990,6 +990,8 @@ fn a_version_1_database_is_migrated_and_chained() {
         );
         assert!(action.digest_matches(), "action {id}");
     }
+    // Output written as text by v1 reads back from its bytes.
+    assert_eq!(queue.get_action(3).unwrap().stdout.as_deref(), Some("ok"));
     // The chain goes on from the migrated head; new ids after the old ones.
     let claim = queue.claim_next("web-1", None).unwrap().unwrap();
     assert_eq!(claim.action.id, 2);

@@ -12,7 +12,7 @@ use postgres::fallible_iterator::FallibleIterator;
 
 use super::rows::{
     action_and_token, action_columns, action_from_row, event_from_row, hash_from, json,
-    server_columns, server_from_row, ts,
+    output_bytes, server_columns, server_from_row, ts,
 };
 use super::{Conn, Db, Failure};
 use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent};
@@ -428,8 +428,8 @@ impl Pending {
             &token,
             &action.completed_at.map(ts),
             &action.exit_code,
-            &action.stdout,
-            &action.stderr,
+            &output_bytes(&action.stdout),
+            &output_bytes(&action.stderr),
             &json(&action.approvals),
         ];
         conn.execute(

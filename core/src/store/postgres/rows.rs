@@ -1,5 +1,5 @@
 //! Records to and from rows: timestamps as microseconds (`bigint`), argv and
-//! env and approvals as JSON text, statuses as their names — the SQLite store's encoding, so
+//! env and approvals as JSON text, captured output as its UTF-8 bytes, statuses as their names — the SQLite store's encoding, so
 //! both stores hold the same values.
 
 use chrono::DateTime;
@@ -97,13 +97,25 @@ pub(super) fn action_from_row(r: &Row, at: usize) -> Result<Action> {
         lease_expires_at: from_micros(get(r, at + 19)?)?,
         completed_at: from_micros(get(r, at + 20)?)?,
         exit_code: get(r, at + 21)?,
-        stdout: get(r, at + 22)?,
-        stderr: get(r, at + 23)?,
+        stdout: output(get(r, at + 22)?, "stdout")?,
+        stderr: output(get(r, at + 23)?, "stderr")?,
         approvals: serde_json::from_str(&get::<String>(r, at + 25)?)
             .map_err(|e| bad("approvals", e))?,
         digest: get(r, at + 26)?,
         whitelist_version: get(r, at + 27)?,
     })
+}
+
+/// Captured output as stored: its UTF-8 bytes (`bytea`, since `text` cannot
+/// hold NUL, which output may contain).
+pub(super) fn output_bytes(output: &Option<String>) -> Option<&[u8]> {
+    output.as_deref().map(str::as_bytes)
+}
+
+fn output(bytes: Option<Vec<u8>>, what: &str) -> Result<Option<String>> {
+    bytes
+        .map(|b| String::from_utf8(b).map_err(|e| bad(what, e)))
+        .transpose()
 }
 
 /// An action and its lease token.

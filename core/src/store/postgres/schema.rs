@@ -111,8 +111,9 @@ const MIGRATIONS: &[Migration] = &[
 /// head hash beside `last_event_id` in the row of `actionq_ids` (the head is
 /// that id and this hash: moved by the same late statement that takes event
 /// ids, see the module docs of `postgres`); pending actions by type and age
-/// for the ttl sweep before every read. The Rust step fills digests and
-/// chains the existing events.
+/// for the ttl sweep before every read; `stdout` and `stderr` as `bytea`
+/// (their UTF-8 bytes): executor output may hold NUL, which `text` refuses.
+/// The Rust step fills digests and chains the existing events.
 const V2_CREDENTIALS_APPROVALS_AND_AUDIT_CHAIN: &str = r#"
     CREATE TABLE credentials (
         id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -132,6 +133,8 @@ const V2_CREDENTIALS_APPROVALS_AND_AUDIT_CHAIN: &str = r#"
     ALTER TABLE actionq_ids ADD COLUMN head_hash bytea;
     CREATE INDEX actions_pending_by_type ON actions (action_type, created_at)
         WHERE status = 'pending';
+    ALTER TABLE actions ALTER COLUMN stdout TYPE bytea USING convert_to(stdout, 'UTF8'),
+                        ALTER COLUMN stderr TYPE bytea USING convert_to(stderr, 'UTF8');
 "#;
 
 /// v2's Rust part: actions stored before whitelists had versions get the
