@@ -5,8 +5,8 @@
 //!
 //! Transactions run at READ COMMITTED and lock only what they change:
 //! a create locks its server's row (`FOR NO KEY UPDATE`: creates for one
-//! server queue, so the conflict check and the insert are one step, and a pause
-//! is seen whole), an update locks its action's row (`FOR UPDATE`), a claim
+//! server queue, so the conflict check, the count of the auto-approval budget
+//! and the insert are one step, and a pause is seen whole), an update locks its action's row (`FOR UPDATE`), a claim
 //! takes the oldest approved row of the server that nobody else holds
 //! (`FOR UPDATE SKIP LOCKED`). Listing totals live in `action_counts`, one row
 //! per (server, type, status), updated in one sorted statement per transaction.
@@ -37,7 +37,8 @@
 //!
 //! By concern: this file holds the pool, the transaction runner (retries, the
 //! error mapping) and the [`Store`] impl; `options` reads the URL and TLS,
-//! `schema` migrates, `rows` converts records, `actions` holds the statements.
+//! `schema` migrates, `rows` converts records, `actions` holds the statements
+//! (`credentials` those of credentials, each a single statement).
 
 mod actions;
 mod credentials;
