@@ -33,11 +33,12 @@ bench-baseline:
 	$(CARGO) build --release --quiet --offline --manifest-path $(BENCH_BASELINE)/src/Cargo.toml \
 	  -p actionq-example --bin create_rate --target-dir $(BENCH_BASELINE)/target
 
+## The PostgreSQL part runs beside a throwaway server (mk/postgres.mk).
 bench: bench-venv python-develop agent bench-baseline
-	$(CARGO) run --release --quiet -p actionq-bench -- run --repo $(CURDIR) --out $(BENCH_OUT) --python $(VPY) --baseline $(BENCH_BASELINE_BIN) $(BENCH_ARGS)
+	$(WITH_POSTGRES) $(CARGO) run --release --quiet -p actionq-bench -- run --repo $(CURDIR) --out $(BENCH_OUT) --python $(VPY) --baseline $(BENCH_BASELINE_BIN) $(BENCH_ARGS)
 
 bench-rust: bench-baseline
-	$(CARGO) run --release --quiet -p actionq-bench -- run --repo $(CURDIR) --out $(BENCH_OUT) --skip-python --baseline $(BENCH_BASELINE_BIN) $(BENCH_ARGS)
+	$(WITH_POSTGRES) $(CARGO) run --release --quiet -p actionq-bench -- run --repo $(CURDIR) --out $(BENCH_OUT) --skip-python --baseline $(BENCH_BASELINE_BIN) $(BENCH_ARGS)
 
 bench-criterion:
 	$(CARGO) bench -p actionq-bench --bench micro

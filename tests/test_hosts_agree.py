@@ -18,10 +18,14 @@ from typing import Any, Callable
 
 import pytest
 
+# The PostgreSQL test schemas, shared with the binding's tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bindings-python" / "tests"))
+from pg_support import fresh_url  # noqa: E402
+
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 SCENARIOS = sorted((TESTS / "scenarios").glob("*.json"))
-STORES = ["memory", "sqlite"]
+STORES = ["memory", "sqlite", "postgres"]
 
 
 def rust_driver() -> list[str]:
@@ -57,7 +61,10 @@ def canonical(value: Any) -> Any:
 
 
 def run_host(host: str, scenario: Path, store: str, tmp: Path) -> list[Any]:
-    target = "memory" if store == "memory" else str(tmp / f"{host}.sqlite3")
+    if store == "postgres":
+        target = fresh_url()
+    else:
+        target = "memory" if store == "memory" else str(tmp / f"{host}.sqlite3")
     done = subprocess.run(
         [*HOSTS[host](), str(scenario), target],
         capture_output=True,

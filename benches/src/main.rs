@@ -17,6 +17,8 @@
 //!
 //! Internal subcommands (spawned by `run`): `mem-fill`, `worker-create`.
 
+mod pg;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -106,6 +108,8 @@ fn main() {
         Some("mem-fill") => mem_fill(&args[1..]),
         Some("worker-create") => worker_create(&args[1..]),
         Some("one") => one(&args[1..]),
+        Some("pg-worker-create") => pg::worker_create(&args[1..]),
+        Some("pg-worker-cycle") => pg::worker_cycle(&args[1..]),
         _ => Err(
             "usage: actionq-bench run [--out DIR] [--python PATH] [--scale F] [--skip-python]"
                 .to_owned(),
@@ -211,6 +215,12 @@ fn run(args: &[String]) -> BenchResult<()> {
     if want("list") {
         println!("== 3. list_actions on 1,000,000 actions");
         bench_list(&cfg, &mut s)?;
+    }
+    if want("pg") {
+        println!(
+            "== 8. PostgreSQL: creates by 1/2/4/8 processes, 8 agents' cycles, list on 1,000,000"
+        );
+        pg::bench(&cfg, &mut s, &mut notes)?;
     }
 
     s.set("bench_seconds", started.elapsed().as_secs_f64());
@@ -1019,6 +1029,34 @@ struct Target {
 }
 
 const TARGETS: &[Target] = &[
+    Target {
+        name: "pg_create_4proc >= 2 x pg_create_1proc",
+        lhs: "pg_create_4proc_per_s",
+        rhs: Some("pg_create_1proc_per_s"),
+        factor: 2.0,
+        at_most: false,
+    },
+    Target {
+        name: "pg_list_1m_p99_us <= 2000",
+        lhs: "pg_list_1m_p99_us",
+        rhs: None,
+        factor: 2000.0,
+        at_most: true,
+    },
+    Target {
+        name: "pg_lost_actions = 0",
+        lhs: "pg_lost_actions",
+        rhs: None,
+        factor: 0.0,
+        at_most: true,
+    },
+    Target {
+        name: "pg_double_claims = 0",
+        lhs: "pg_double_claims",
+        rhs: None,
+        factor: 0.0,
+        at_most: true,
+    },
     Target {
         name: "create_rust >= 0.9 x create_baseline (before policy + audit chain)",
         lhs: "create_rust_per_s",

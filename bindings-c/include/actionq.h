@@ -817,9 +817,13 @@ void aq_options_free(struct aq_options *options);
 
 /**
  * Opens (creating it if missing) the queue stored in the SQLite file at
- * `path`, migrating an older schema forward. A database written by a newer
- * actionq is refused with `AQ_STATUS_STORAGE` and left untouched. Several
- * handles and processes may open the same file at once.
+ * `path`, or in the PostgreSQL database of a `postgresql://` (or
+ * `postgres://`) URL given as `path`, migrating an older schema forward. A
+ * database written by a newer actionq is refused with `AQ_STATUS_STORAGE` and
+ * left untouched; so is a PostgreSQL server that cannot be reached or refuses
+ * the login (the message says why). Several handles and processes may open
+ * the same database at once. On PostgreSQL the busy timeout is the lock
+ * timeout; durability does not apply (the server's settings rule).
  *
  * `options` may be NULL for the defaults; it is only read during the call.
  * On `AQ_STATUS_OK`, `*queue_out` receives a new handle that the caller owns

@@ -7,8 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use actionq::{
-    limits, ActionQuery, ActionQueue, ActionStatus, Error, MemoryStore, NewAction, SqliteStore,
-    Store, DASHBOARD,
+    limits, ActionQuery, ActionQueue, ActionStatus, Error, MemoryStore, NewAction, Store, DASHBOARD,
 };
 
 use crate::error::{aq_status, Failure};
@@ -47,7 +46,11 @@ fn assert_queue_is_send_and_sync() {
 
 /// A new handle on `store` with the settings of `options`.
 fn new_handle(store: impl Store, options: aq_options) -> *mut aq_queue {
-    let mut inner = ActionQueue::new(store)
+    queue_handle(ActionQueue::new(store), options)
+}
+
+fn queue_handle(queue: ActionQueue, options: aq_options) -> *mut aq_queue {
+    let mut inner = queue
         .with_options(options.queue)
         .with_whitelist(options.whitelist);
     if let Some(clock) = options.clock {
@@ -57,9 +60,13 @@ fn new_handle(store: impl Store, options: aq_options) -> *mut aq_queue {
 }
 
 /// Opens (creating it if missing) the queue stored in the SQLite file at
-/// `path`, migrating an older schema forward. A database written by a newer
-/// actionq is refused with `AQ_STATUS_STORAGE` and left untouched. Several
-/// handles and processes may open the same file at once.
+/// `path`, or in the PostgreSQL database of a `postgresql://` (or
+/// `postgres://`) URL given as `path`, migrating an older schema forward. A
+/// database written by a newer actionq is refused with `AQ_STATUS_STORAGE` and
+/// left untouched; so is a PostgreSQL server that cannot be reached or refuses
+/// the login (the message says why). Several handles and processes may open
+/// the same database at once. On PostgreSQL the busy timeout is the lock
+/// timeout; durability does not apply (the server's settings rule).
 ///
 /// `options` may be NULL for the defaults; it is only read during the call.
 /// On `AQ_STATUS_OK`, `*queue_out` receives a new handle that the caller owns
@@ -80,8 +87,8 @@ pub unsafe extern "C" fn aq_queue_open(
         let path = unsafe { str_arg(path, "path") }?;
         let options = unsafe { options.as_ref() }.cloned().unwrap_or_default();
         let out = unsafe { Out::new(queue_out, "queue_out") }?;
-        let store = SqliteStore::open(path, &options.sqlite)?;
-        out.write(new_handle(store, options));
+        let queue = ActionQueue::open_location(path, &options.sqlite)?;
+        out.write(queue_handle(queue, options));
         Ok(())
     }
 }

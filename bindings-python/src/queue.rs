@@ -43,8 +43,10 @@ pub struct PyActionQueue {
     /// `None` in memory, or if it could not be opened at once (reads then
     /// release the GIL like writes). Taken out only by `Drop`.
     fast: ManuallyDrop<Option<ActionQueue>>,
-    /// The SQLite file; `None` for an in-memory queue.
+    /// The SQLite file; `None` for an in-memory or PostgreSQL queue.
     path: Option<PathBuf>,
+    /// On a PostgreSQL database (whose URL is not kept: it may hold a password).
+    postgres: bool,
 }
 
 /// A setting in seconds (`None`: the core's default), read by the core's
@@ -135,9 +137,9 @@ fn met_a_lock(error: &actionq::Error) -> bool {
 }
 
 impl PyActionQueue {
-    /// Whether store calls release the GIL: only a SQLite store can block.
+    /// Whether store calls release the GIL: SQLite and PostgreSQL stores can block.
     fn detaches(&self) -> bool {
-        self.path.is_some()
+        self.path.is_some() || self.postgres
     }
 
     /// Runs `f` on the queue, with the GIL released for the SQLite backend, and
@@ -195,7 +197,9 @@ impl Drop for PyActionQueue {
 #[pymethods]
 impl PyActionQueue {
     /// Opens the queue: on the SQLite file at `path` (created if missing, migrated
-    /// forward if older) or, with `path=None`, in memory. Every setting left
+    /// forward if older), on the PostgreSQL database of a `postgresql://` URL
+    /// (`busy_timeout_seconds` is its lock timeout; the URL may set more, see
+    /// the README), or, with `path=None`, in memory. Every setting left
     /// `None` takes the core's default (`actionq.limits`): output cap 10,000
     /// characters, durability `"normal"`, busy timeout 10 s, default lease
     /// 300 s, longest lease 24 h, lost leases expired before every read.
@@ -268,9 +272,21 @@ impl PyActionQueue {
                 None => queue,
             }
         };
-        let (queue, fast) = match &path {
-            None => (ActionQueue::in_memory(), None),
-            Some(path) => {
+        let url = path
+            .as_deref()
+            .and_then(|p| p.to_str())
+            .filter(|p| actionq::is_postgres_url(p))
+            .map(str::to_owned);
+        let postgres = url.is_some();
+        let (queue, fast) = match (&path, url) {
+            (None, _) => (ActionQueue::in_memory(), None),
+            (Some(_), Some(url)) => {
+                let queue = py
+                    .detach(|| ActionQueue::open_location(&url, &sqlite_options))
+                    .map_err(|e| to_py_err(py, e))?;
+                (queue, None)
+            }
+            (Some(path), None) => {
                 let (store, fast) = py
                     .detach(|| {
                         let store = SqliteStore::open(path, &sqlite_options)?;
@@ -292,7 +308,8 @@ impl PyActionQueue {
         Ok(PyActionQueue {
             queue: ManuallyDrop::new(configure(queue)),
             fast: ManuallyDrop::new(fast.map(configure)),
-            path,
+            path: if postgres { None } else { path },
+            postgres,
         })
     }
 
@@ -666,6 +683,7 @@ impl PyActionQueue {
                 "ActionQueue({})",
                 PyString::new(py, &path.to_string_lossy()).repr()?
             ),
+            None if self.postgres => "ActionQueue('postgresql://...')".to_owned(),
             None => "ActionQueue(None)".to_owned(),
         })
     }

@@ -19,7 +19,9 @@
 //! permission table), `error`, `clock`.
 //!
 //! Features: `sqlite` (default) — [`SqliteStore`] and [`ActionQueue::open`],
-//! through rusqlite with a bundled SQLite.
+//! through rusqlite with a bundled SQLite; `postgres` — `PostgresStore` and
+//! [`ActionQueue::open_location`] on a `postgresql://` URL, through the
+//! `postgres` crate and an r2d2 pool, TLS by rustls.
 #![warn(missing_docs)]
 
 pub mod audit;
@@ -49,9 +51,11 @@ pub use queue::{
 };
 pub use rules::{AUTO_APPROVED, LEASE_EXPIRED_STDERR, STALE_WHITELIST};
 pub use store::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use store::postgres::{PostgresOptions, PostgresStore, PG_SCHEMA_VERSION};
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::{Durability, SqliteOptions, SqliteStore, SCHEMA_VERSION};
-pub use store::Store;
+pub use store::{is_postgres_url, Store};
 pub use whitelist::{
     ApprovalPolicy, AutoApproveBudget, ConflictPolicy, ParamKind, Whitelist, DEFAULT_WHITELIST_JSON,
 };

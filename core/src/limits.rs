@@ -63,6 +63,8 @@ pub const DEFAULT_EXPIRE_LEASES_ON_READ: bool = true;
 pub const DEFAULT_BUSY_TIMEOUT_SECONDS: u64 = 10;
 /// Read connections of a SQLite store by default.
 pub const DEFAULT_READ_CONNECTIONS: usize = 4;
+/// Connections in a PostgreSQL store's pool by default.
+pub const DEFAULT_PG_POOL_SIZE: u32 = 8;
 
 /// [`DEFAULT_LEASE_SECONDS`] as a `Duration`.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(DEFAULT_LEASE_SECONDS);

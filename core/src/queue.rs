@@ -21,6 +21,8 @@ use crate::model::{
     Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp,
 };
 use crate::store::memory::MemoryStore;
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
+use crate::store::postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{ActionDraft, Change, ChangeKind, ConflictGuard, PageRequest, Store};
@@ -296,6 +298,30 @@ impl ActionQueue {
             path,
             &SqliteOptions::default(),
         )?))
+    }
+
+    /// A queue on the store `location` names, as every host opens one: a
+    /// `postgresql://` or `postgres://` URL is a PostgreSQL database (with the
+    /// `postgres` feature; see `PostgresStore::open` for what the URL may set), anything else the path of a SQLite file opened
+    /// with `sqlite`. On PostgreSQL, `sqlite.busy_timeout` is the lock timeout,
+    /// so a host's one busy-timeout setting means the same on both.
+    #[cfg(feature = "sqlite")]
+    pub fn open_location(location: &str, sqlite: &SqliteOptions) -> Result<Self> {
+        if crate::store::is_postgres_url(location) {
+            #[cfg(feature = "postgres")]
+            {
+                let options = PostgresOptions {
+                    lock_timeout: sqlite.busy_timeout,
+                    ..PostgresOptions::default()
+                };
+                return Ok(Self::new(PostgresStore::open(location, &options)?));
+            }
+            #[cfg(not(feature = "postgres"))]
+            return Err(Error::InvalidInput(
+                "this build of actionq has no PostgreSQL support (cargo feature `postgres`)".into(),
+            ));
+        }
+        Ok(Self::new(SqliteStore::open(location, sqlite)?))
     }
 
     /// A queue held in memory only.

@@ -74,8 +74,21 @@ use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Serve
 use crate::whitelist::{ApprovalPolicy, AutoApproveBudget};
 
 pub(crate) mod memory;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+
+/// Whether `location` names a PostgreSQL database (a `postgresql://` or
+/// `postgres://` URL) rather than a SQLite file: how every host picks the store.
+///
+/// ```
+/// assert!(actionq::is_postgres_url("postgresql://aq@db.lan/actionq"));
+/// assert!(!actionq::is_postgres_url("data/actionq.sqlite3"));
+/// ```
+pub fn is_postgres_url(location: &str) -> bool {
+    location.starts_with("postgresql://") || location.starts_with("postgres://")
+}
 
 /// A validated action not yet stored: everything but the id and the
 /// approval decision, which depend on the store's state at insert time.

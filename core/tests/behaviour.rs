@@ -976,6 +976,28 @@ fn output_is_capped(env: Env) {
     assert_eq!(done.stderr.as_deref(), Some("abc"));
 }
 
+/// Executor output is stored as given, whatever bytes it holds: NUL and
+/// other control characters included (PostgreSQL `text` refuses NUL).
+fn output_with_nul_and_control_characters_reads_back(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    q.create_action(&restart("web-1", "a")).unwrap();
+    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let (out, err) = ("a\0b\x01\u{7f}é\n", "\0");
+    let done = q
+        .report_result(claim.action.id, &claim.lease_token, 1, Some(out), Some(err))
+        .unwrap();
+    assert_eq!(
+        (done.stdout.as_deref(), done.stderr.as_deref()),
+        (Some(out), Some(err))
+    );
+    let read = q.get_action(claim.action.id).unwrap();
+    assert_eq!(
+        (read.stdout.as_deref(), read.stderr.as_deref()),
+        (Some(out), Some(err))
+    );
+}
+
 fn default_output_cap_is_10000_chars(env: Env) {
     let env = env_with_server(env, false);
     let q = &env.queue;
@@ -1847,6 +1869,7 @@ for_each_store!(
     heartbeat_extends_the_lease,
     expired_lease_fails_and_is_never_requeued,
     output_is_capped,
+    output_with_nul_and_control_characters_reads_back,
     default_output_cap_is_10000_chars,
     every_state_change_is_an_event,
     failed_operations_log_nothing,

@@ -9,6 +9,9 @@
 //! proptest shrinks a failure to a minimal sequence. Cases: `ACTIONQ_DIFF_CASES`
 //! (default 96; `make soak` raises it), sequence length up to 80.
 
+#[cfg(feature = "postgres")]
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1022,6 +1025,16 @@ fn backends(dir: &std::path::Path) -> Result<Vec<(&'static str, ActionQueue)>, T
                 .map_err(|e| TestCaseError::fail(e.to_string()))?,
         ),
     ));
+    #[cfg(feature = "postgres")]
+    if let Some(url) = common::pg::fresh_schema_url() {
+        stores.push((
+            "PostgresStore",
+            ActionQueue::new(
+                actionq::PostgresStore::open(&url, &actionq::PostgresOptions::default())
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?,
+            ),
+        ));
+    }
     Ok(stores)
 }
 

@@ -1,5 +1,6 @@
 //! SPEC "Approval policy" under races: 8 contenders at once, as threads on
-//! every store and as processes sharing one SQLite file.
+//! every store and as processes sharing one SQLite file or one PostgreSQL
+//! database.
 //!
 //! - last approval: two racing approvers on the last one needed → one
 //!   transition to `approved`, both approvals recorded once; the same
@@ -338,10 +339,10 @@ fn threads_race_on_every_policy(env: Env) {
 
 for_each_store!(threads_race_on_every_policy);
 
-/// Eight processes on one SQLite file.
-#[cfg(feature = "sqlite")]
+/// Eight processes on one SQLite file, or on one PostgreSQL database.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod processes {
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
     use std::time::{Duration, Instant};
 
     use super::*;
@@ -355,14 +356,29 @@ mod processes {
             .collect()
     }
 
+    /// A queue on `location`: a PostgreSQL URL or a SQLite file.
+    fn open(location: &str) -> ActionQueue {
+        #[cfg(feature = "postgres")]
+        if actionq::is_postgres_url(location) {
+            let options = actionq::PostgresOptions::default();
+            return ActionQueue::new(actionq::PostgresStore::open(location, &options).unwrap());
+        }
+        #[cfg(feature = "sqlite")]
+        return ActionQueue::open(location).unwrap();
+        #[allow(unreachable_code)]
+        {
+            panic!("no store for {location}")
+        }
+    }
+
     #[test]
     #[ignore = "child process entry: started by its parent test, checks nothing alone"]
     fn policy_race_child_entry() {
         if child_role().as_deref() != Some("policy") {
             return;
         }
-        let db = PathBuf::from(std::env::var("ACTIONQ_RACE_DB").unwrap());
-        let dir = db.parent().unwrap();
+        let location = std::env::var("ACTIONQ_RACE_DB").unwrap();
+        let dir = std::path::PathBuf::from(std::env::var("ACTIONQ_RACE_DIR").unwrap());
         let me: usize = std::env::var("ACTIONQ_RACE_PROC").unwrap().parse().unwrap();
         let read = |name: &str| ids(&std::fs::read_to_string(dir.join(name)).unwrap());
         let setup = Setup {
@@ -370,7 +386,7 @@ mod processes {
             three: read("three"),
             short: read("short"),
         };
-        let queue = ActionQueue::open(&db).expect("child open");
+        let queue = open(&location);
         std::fs::write(dir.join(format!("ready-{me}")), b"").unwrap();
         let deadline = Instant::now() + HANDSHAKE_LIMIT;
         while !dir.join("go").exists() {
@@ -386,14 +402,11 @@ mod processes {
         std::fs::write(dir.join(name), text.join(" ")).unwrap();
     }
 
-    #[test]
-    fn processes_race_on_every_policy() {
-        if child_role().is_some() {
-            return;
-        }
+    /// Sets up the scenarios on `location`, races [`CONTENDERS`] processes
+    /// on it, and checks the result.
+    fn race(location: &str, context: &str) {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("q.sqlite3");
-        let queue = ActionQueue::open(&db).unwrap();
+        let queue = open(location);
         let setup = setup(&queue);
         write_ids(dir.path(), "two", &setup.two);
         write_ids(dir.path(), "three", &setup.three);
@@ -401,7 +414,8 @@ mod processes {
         let mut children: Vec<_> = (0..CONTENDERS)
             .map(|p| {
                 let envs = [
-                    ("ACTIONQ_RACE_DB", db.display().to_string()),
+                    ("ACTIONQ_RACE_DB", location.to_owned()),
+                    ("ACTIONQ_RACE_DIR", dir.path().display().to_string()),
                     ("ACTIONQ_RACE_PROC", p.to_string()),
                 ];
                 spawn_child(ENTRY, "policy", &envs)
@@ -431,7 +445,30 @@ mod processes {
                     .collect::<Vec<_>>()
             })
             .collect();
-        check(&queue, &setup, &lines, "processes");
+        check(&queue, &setup, &lines, context);
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn processes_race_on_every_policy() {
+        if child_role().is_some() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("q.sqlite3");
+        race(&db.display().to_string(), "processes");
         assert_invariants(&db, "after the policy races");
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn processes_race_on_every_policy_postgres() {
+        if child_role().is_some() {
+            return;
+        }
+        let Some(url) = common::pg::fresh_schema_url() else {
+            return;
+        };
+        race(&url, "processes on PostgreSQL");
     }
 }

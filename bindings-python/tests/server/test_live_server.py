@@ -222,3 +222,65 @@ def test_requests_are_served_while_a_write_waits_on_a_lock(tmp_path: Path) -> No
         assert response.status_code == 201, response.text
         assert response.json()["service_name"] == "nginx"
         assert http.get("/actions").json()["total"] == 2
+
+
+def test_two_servers_on_one_postgres_database() -> None:
+    """Two `actionq-server` processes on one PostgreSQL database (replicas
+    behind a load balancer): duplicate creates sent through both at once have
+    one winner per key, and agents claiming through both get every approved
+    action exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pg_support import fresh_url
+
+    url = fresh_url()
+    with live_server("--database", url) as (a, out_a, _), live_server("--database", url) as (b, _, _):
+        assert url not in out_a
+        assert a.post("/servers", json={"id": "dup", "hostname": None}).status_code == 201
+        assert b.put("/servers/dup/pause").status_code == 200
+        assert b.post("/servers", json={"id": "claims", "hostname": None}).status_code == 201
+        clients = [a, b] * 4
+
+        def create_all(i: int) -> list[tuple[int, int, int]]:
+            http = clients[i]
+            out: list[tuple[int, int, int]] = []
+            for k in range(10):
+                k = (k + i) % 10
+                r = http.post(
+                    "/actions",
+                    json={"server_id": "dup", "action_type": "restart_service", "service_name": f"svc-{k}"},
+                )
+                assert r.status_code in (201, 409), r.text
+                out.append((k, r.status_code, r.json()["id"] if r.status_code == 201 else 0))
+            return out
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            results = [row for rows in pool.map(create_all, range(len(clients))) for row in rows]
+        for k in range(10):
+            codes = sorted(code for key, code, _ in results if key == k)
+            assert codes == [201] + [409] * (len(clients) - 1), (k, codes)
+
+        approved: set[int] = set()
+        for i in range(60):
+            http = clients[i % 2]
+            r = http.post(
+                "/actions",
+                json={"server_id": "claims", "action_type": "restart_service", "service_name": f"c{i}"},
+            )
+            assert r.status_code == 201 and r.json()["status"] == "approved", r.text
+            approved.add(r.json()["id"])
+
+        def claim_all(i: int) -> list[int]:
+            http = clients[i]
+            got: list[int] = []
+            while True:
+                r = http.post("/servers/claims/actions/claim", json={})
+                if r.status_code == 204:
+                    return got
+                assert r.status_code == 200, r.text
+                got.append(r.json()["id"])
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            claimed = [i for ids in pool.map(claim_all, range(len(clients))) for i in ids]
+        assert len(claimed) == len(set(claimed)), "an action was claimed twice"
+        assert set(claimed) == approved

@@ -42,6 +42,26 @@ impl Env {
         Env::with(ActionQueue::new(store), Some(dir), Env::sqlite)
     }
 
+    /// A queue over a [`PostgresStore`](actionq::PostgresStore) in a fresh schema
+    /// of the test server (`ACTIONQ_TEST_PG_URL`); `None` (after saying why)
+    /// when no server is configured outside CI.
+    #[cfg(feature = "postgres")]
+    pub fn postgres() -> Option<Env> {
+        let url = pg::fresh_schema_url()?;
+        let store =
+            actionq::PostgresStore::open(&url, &actionq::PostgresOptions::default()).unwrap();
+        Some(Env::with(
+            ActionQueue::new(store),
+            None,
+            Env::postgres_required,
+        ))
+    }
+
+    #[cfg(feature = "postgres")]
+    fn postgres_required() -> Env {
+        Env::postgres().expect("a PostgreSQL test server")
+    }
+
     fn with(queue: ActionQueue, dir: Option<TempDir>, make: fn() -> Env) -> Env {
         let clock = Arc::new(ManualClock::new(start_time()));
         Env {
@@ -88,6 +108,22 @@ macro_rules! for_each_store {
         $crate::store_suite!(memory_store, memory; $($name),*);
         #[cfg(feature = "sqlite")]
         $crate::store_suite!(sqlite_store, sqlite; $($name),*);
+        #[cfg(feature = "postgres")]
+        $crate::optional_store_suite!(postgres_store, postgres; $($name),*);
+    };
+}
+
+/// Like [`store_suite!`] for a backend that needs a server: `Env::$backend()`
+/// returns `None` when none is configured (outside CI), and the test passes
+/// after saying it was skipped.
+#[macro_export]
+macro_rules! optional_store_suite {
+    ($module:ident, $backend:ident; $($name:ident),*) => {
+        mod $module {
+            $( #[test] fn $name() {
+                if let Some(env) = super::common::Env::$backend() { super::$name(env) }
+            } )*
+        }
     };
 }
 
@@ -100,4 +136,62 @@ macro_rules! store_suite {
             $( #[test] fn $name() { super::$name(super::common::Env::$backend()) } )*
         }
     };
+}
+
+/// The PostgreSQL test server: `ACTIONQ_TEST_PG_URL`, set by `make test`
+/// (mk/with-postgres.sh). Each test gets its own schema, so tests run in
+/// parallel on one server without seeing each other.
+#[cfg(feature = "postgres")]
+pub mod pg {
+    /// The server's superuser URL, or `None` (with a message) when it is not
+    /// set outside CI. Under `CI=true` a missing server fails the test.
+    pub fn admin_url() -> Option<String> {
+        match std::env::var("ACTIONQ_TEST_PG_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "ACTIONQ_TEST_PG_URL is not set under CI=true: the PostgreSQL tests must run \
+                     (`make test` starts a server with mk/with-postgres.sh)"
+                );
+                eprintln!(
+                    "skipped: ACTIONQ_TEST_PG_URL is not set (run under `make pg-shell` or `make test`)"
+                );
+                None
+            }
+        }
+    }
+
+    /// A superuser connection to the test server.
+    pub fn admin() -> postgres::Client {
+        postgres::Client::connect(&admin_url().expect("ACTIONQ_TEST_PG_URL"), postgres::NoTls)
+            .unwrap()
+    }
+
+    /// `url` with `key=value` added to its query.
+    pub fn with_param(url: &str, key: &str, value: &str) -> String {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}{key}={value}")
+    }
+
+    /// The URL of a new, empty schema (first on the search path), or `None` as
+    /// [`admin_url`].
+    pub fn fresh_schema_url() -> Option<String> {
+        let url = admin_url()?;
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        admin()
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .unwrap();
+        Some(schema_url(&url, &schema))
+    }
+
+    /// `url` with `schema` as its search path.
+    pub fn schema_url(url: &str, schema: &str) -> String {
+        with_param(url, "options", &format!("-csearch_path%3D{schema}"))
+    }
+
+    /// The schema a URL of [`fresh_schema_url`] names.
+    pub fn schema_of(url: &str) -> String {
+        url.rsplit("search_path%3D").next().unwrap().to_owned()
+    }
 }

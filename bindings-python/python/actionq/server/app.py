@@ -142,7 +142,7 @@ def create_app(
     """Builds the Action Queue API over a new actionq queue.
 
     ``db_path`` None keeps the queue in memory, a path opens (or creates) that
-    SQLite file. ``api_key`` None reads ``ACTIONQ_API_KEY``; with no key at all
+    SQLite file, a ``postgresql://`` URL that PostgreSQL database. ``api_key`` None reads ``ACTIONQ_API_KEY``; with no key at all
     this refuses (RuntimeError), so no server ever runs open. ``whitelist`` is a
     config (JSON text, dict, or the path of a JSON file; None: the default
     whitelist); its action types are the ones the routes accept and the

@@ -58,7 +58,9 @@ fn run(path: &str, store: &str) -> Result<Vec<Value>, BadScenario> {
     let clock = Arc::new(ManualClock::new(start));
     let queue = match store {
         "memory" => ActionQueue::in_memory(),
-        path => ActionQueue::open(path).map_err(|e| BadScenario(format!("open {path}: {e}")))?,
+        // A SQLite file or a postgresql:// URL, as every host opens it.
+        path => ActionQueue::open_location(path, &actionq::SqliteOptions::default())
+            .map_err(|e| BadScenario(format!("open {path}: {e}")))?,
     };
     let mut queue = queue.with_clock(clock.clone());
     if let Some(config) = scenario.get("whitelist") {

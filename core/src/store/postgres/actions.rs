@@ -1,0 +1,734 @@
+//! The statements: servers, actions with their conflict checks and
+//! auto-approval budget, every status change (one path, [`Pending::apply`]
+//! then [`Pending::finish`], for updates, claims and both expiries), counts,
+//! events and their chain. Every function runs on a connection the store's runner hands it,
+//! inside a transaction where it says so.
+
+use std::collections::BTreeMap;
+
+use postgres::types::ToSql;
+
+use postgres::fallible_iterator::FallibleIterator;
+
+use super::rows::{
+    action_and_token, action_columns, action_from_row, event_from_row, hash_from, json,
+    output_bytes, server_columns, server_from_row, ts,
+};
+use super::{Conn, Db, Failure};
+use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent};
+use crate::error::Error;
+use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Server, Timestamp};
+use crate::store::{ActionDraft, Change, ConflictGuard, EventDraft, PageRequest};
+
+type Out<T> = std::result::Result<T, Failure>;
+
+const SELECT_SERVER_SQL: &str =
+    concat!("SELECT ", server_columns!(), " FROM servers WHERE id = $1");
+const LOCK_SERVER_SQL: &str = concat!(
+    "SELECT ",
+    server_columns!(),
+    " FROM servers WHERE id = $1 FOR NO KEY UPDATE"
+);
+const SELECT_ACTION_SQL: &str =
+    concat!("SELECT ", action_columns!(), " FROM actions WHERE id = $1");
+const LOCK_ACTION_SQL: &str = concat!(
+    "SELECT ",
+    action_columns!(),
+    " FROM actions WHERE id = $1 FOR UPDATE"
+);
+
+/// Pending actions of a server with the given type and command, oldest first.
+const PENDING_DUPLICATES_SQL: &str = concat!(
+    "SELECT ",
+    action_columns!(),
+    " FROM actions WHERE server_id = $1 AND status = 'pending' AND action_type = $2 \
+    AND command = $3 ORDER BY id"
+);
+
+/// Pending, approved or executing actions of a server with one of the types, oldest first.
+const ACTIVE_OF_TYPES_SQL: &str = concat!(
+    "SELECT ",
+    action_columns!(),
+    " FROM actions WHERE server_id = $1 AND action_type = ANY($2) \
+    AND status IN ('pending', 'approved', 'executing') ORDER BY id"
+);
+
+/// The oldest approved action of a server that no other transaction holds.
+const NEXT_APPROVED_SQL: &str = concat!(
+    "SELECT ",
+    action_columns!(),
+    " FROM actions WHERE server_id = $1 AND status = 'approved' \
+    ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+);
+
+/// Pending actions of type $1 created at or before $2, locked, by id.
+const APPROVALS_DUE_SQL: &str = concat!(
+    "SELECT ",
+    action_columns!(),
+    " FROM actions WHERE status = 'pending' AND action_type = $1 AND created_at <= $2 \
+    ORDER BY id FOR UPDATE"
+);
+
+/// Executing actions whose lease ran out by $1, locked, by id.
+const DUE_SQL: &str = concat!(
+    "SELECT ",
+    action_columns!(),
+    " FROM actions WHERE status = 'executing' AND lease_expires_at <= $1 ORDER BY id FOR UPDATE"
+);
+
+/// Adds `server` (one statement); Conflict if its id is taken.
+pub(super) fn insert_server(conn: &mut Conn, server: &Server) -> Out<()> {
+    let inserted = conn
+        .execute(
+            "INSERT INTO servers (id, hostname, is_paused, paused_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+            &[
+                &server.id,
+                &server.hostname,
+                &server.is_paused,
+                &server.paused_at.map(ts),
+                &ts(server.created_at),
+            ],
+        )
+        .db("insert server")?;
+    if inserted == 0 {
+        return Err(Error::conflict(format!("Server '{}' already exists", server.id)).into());
+    }
+    Ok(())
+}
+
+/// The server with `id`, if registered; row-locked when `lock`.
+pub(super) fn get_server(conn: &mut Conn, id: &str, lock: bool) -> Out<Option<Server>> {
+    let sql = if lock {
+        LOCK_SERVER_SQL
+    } else {
+        SELECT_SERVER_SQL
+    };
+    let rows = conn.query(sql, &[&id]).db("get server")?;
+    Ok(rows.first().map(server_from_row).transpose()?)
+}
+
+/// Enters or leaves maintenance mode, keeping an earlier `paused_at`. One
+/// statement: it locks the row, so it reads the state it changes.
+pub(super) fn set_paused(
+    conn: &mut Conn,
+    id: &str,
+    paused_at: Option<Timestamp>,
+) -> Out<Option<Server>> {
+    let rows = conn
+        .query(
+            concat!(
+                "UPDATE servers SET is_paused = $2, \
+                 paused_at = CASE WHEN is_paused = $2 THEN paused_at ELSE $3 END \
+                 WHERE id = $1 RETURNING ",
+                server_columns!()
+            ),
+            &[&id, &paused_at.is_some(), &paused_at.map(ts)],
+        )
+        .db("pause server")?;
+    Ok(rows.first().map(server_from_row).transpose()?)
+}
+
+/// The action with `id`, if any.
+pub(super) fn get(conn: &mut Conn, id: i64) -> Out<Option<Action>> {
+    let rows = conn.query(SELECT_ACTION_SQL, &[&id]).db("get action")?;
+    Ok(rows.first().map(|r| action_from_row(r, 0)).transpose()?)
+}
+
+/// Keeps `action_counts` in step with the given changes of (server, type,
+/// status) totals, in one statement that locks the rows in key order.
+fn count(conn: &mut Conn, deltas: BTreeMap<(String, String, &'static str), i64>) -> Out<()> {
+    let deltas: Vec<_> = deltas.into_iter().filter(|(_, n)| *n != 0).collect();
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let servers: Vec<&str> = deltas.iter().map(|((s, _, _), _)| s.as_str()).collect();
+    let types: Vec<&str> = deltas.iter().map(|((_, t, _), _)| t.as_str()).collect();
+    let statuses: Vec<&str> = deltas.iter().map(|((_, _, st), _)| *st).collect();
+    let ns: Vec<i64> = deltas.iter().map(|(_, n)| *n).collect();
+    conn.execute(
+        "INSERT INTO action_counts (server_id, action_type, status, n) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) \
+         ON CONFLICT (server_id, action_type, status) DO UPDATE SET n = action_counts.n + excluded.n",
+        &[&servers, &types, &statuses, &ns],
+    )
+    .db("count")?;
+    Ok(())
+}
+
+/// The row of `actionq_ids`: the last ids handed out and the chain's head.
+struct Ids {
+    last_action_id: i64,
+    head: AuditHead,
+}
+
+/// Locks the row of `actionq_ids` (ids and chain head) and reads it: the
+/// second-to-last statement of every transaction that logs events, followed
+/// only by the one that writes the events and moves the row (module docs).
+fn lock_ids(conn: &mut Conn) -> Out<Ids> {
+    let rows = conn
+        .query(
+            "SELECT last_action_id, last_event_id, head_hash FROM actionq_ids FOR UPDATE",
+            &[],
+        )
+        .db("log event")?;
+    let row = rows
+        .first()
+        .ok_or_else(|| Error::Storage("log event: the id counter row is missing".into()))?;
+    Ok(Ids {
+        last_action_id: row.try_get(0).db("log event")?,
+        head: AuditHead {
+            last_event_id: row.try_get(1).db("log event")?,
+            hash: hash_from(row.try_get(2).db("log event")?),
+        },
+    })
+}
+
+/// Events chained after a head: their ids, `prev_hash`es and hashes, as
+/// the insert binds them, and the head after the last.
+struct Chained {
+    ids: Vec<i64>,
+    prevs: Vec<Vec<u8>>,
+    hashes: Vec<Vec<u8>>,
+    head: AuditHead,
+}
+
+/// `events` chained after `head`.
+fn chain(head: &AuditHead, events: &[EventDraft]) -> Chained {
+    let mut chained = Chained {
+        ids: Vec::with_capacity(events.len()),
+        prevs: Vec::with_capacity(events.len()),
+        hashes: Vec::with_capacity(events.len()),
+        head: *head,
+    };
+    for event in events {
+        let hash = event_hash(&chained.head.hash, event);
+        chained.ids.push(chained.head.last_event_id + 1);
+        chained.prevs.push(chained.head.hash.to_vec());
+        chained.hashes.push(hash.to_vec());
+        chained.head = AuditHead {
+            last_event_id: chained.head.last_event_id + 1,
+            hash,
+        };
+    }
+    chained
+}
+
+/// Logs `events` with the next event ids, chained after the head: locks the
+/// id row, then one statement inserts the events and moves ids and head. The
+/// last two statements before the commit (see the module docs).
+fn log_events(conn: &mut Conn, events: &[EventDraft]) -> Out<()> {
+    let ids = lock_ids(conn)?;
+    let Chained {
+        ids: event_ids,
+        prevs,
+        hashes,
+        head,
+    } = chain(&ids.head, events);
+    let action_ids: Vec<i64> = events.iter().map(|e| e.action_id).collect();
+    let from: Vec<Option<&str>> = events
+        .iter()
+        .map(|e| e.from_status.map(ActionStatus::as_str))
+        .collect();
+    let to: Vec<&str> = events.iter().map(|e| e.to_status.as_str()).collect();
+    let by: Vec<&str> = events.iter().map(|e| e.by.as_str()).collect();
+    let at: Vec<i64> = events.iter().map(|e| ts(e.at)).collect();
+    let detail: Vec<Option<&str>> = events.iter().map(|e| e.detail.as_deref()).collect();
+    conn.execute(
+        "WITH ids AS (UPDATE actionq_ids SET last_event_id = $1, head_hash = $2) \
+         INSERT INTO action_events (id, action_id, from_status, to_status, actor, at, detail, \
+                                    prev_hash, hash) \
+         SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
+                              $8::bigint[], $9::text[], $10::bytea[], $11::bytea[])",
+        &[
+            &head.last_event_id,
+            &&head.hash[..],
+            &event_ids,
+            &action_ids,
+            &from,
+            &to,
+            &by,
+            &at,
+            &detail,
+            &prevs,
+            &hashes,
+        ],
+    )
+    .db("log event")?;
+    Ok(())
+}
+
+/// The oldest stored action that `guard` says blocks `draft`, as every store
+/// reports it. The server's row is locked, so no create for it runs meanwhile.
+fn oldest_collision(
+    conn: &mut Conn,
+    draft: &ActionDraft,
+    guard: &ConflictGuard,
+) -> Out<Option<i64>> {
+    let rows = match guard {
+        ConflictGuard::None => return Ok(None),
+        ConflictGuard::PendingDuplicate { .. } => conn.query(
+            PENDING_DUPLICATES_SQL,
+            &[&draft.server_id, &draft.action_type, &draft.command],
+        ),
+        ConflictGuard::ActiveInGroup { action_types, .. } => {
+            conn.query(ACTIVE_OF_TYPES_SQL, &[&draft.server_id, action_types])
+        }
+    }
+    .db("create action")?;
+    // Rows come by id: the first collision is the oldest.
+    for row in &rows {
+        let existing = action_from_row(row, 0)?;
+        if guard.collides(draft, &existing) {
+            return Ok(Some(existing.id));
+        }
+    }
+    Ok(None)
+}
+
+/// [`Store::insert_action`](crate::store::Store::insert_action), inside a transaction.
+pub(super) fn insert(conn: &mut Conn, draft: ActionDraft, guard: &ConflictGuard) -> Out<Action> {
+    let server = get_server(conn, &draft.server_id, true)?
+        .ok_or_else(|| Error::server_not_found(&draft.server_id))?;
+    if let Some(existing) = oldest_collision(conn, &draft, guard)? {
+        return Err(guard.error(existing).into());
+    }
+    let spent = auto_approved_in_window(conn, &draft)?;
+    let (mut action, mut event) = draft.into_action(0, &server, spent);
+    let key = (
+        action.server_id.clone(),
+        action.action_type.clone(),
+        action.status.as_str(),
+    );
+    count(conn, BTreeMap::from([(key, 1)]))?;
+    // Last: lock the id row, then one statement stores the action and its
+    // chained creation event and moves the ids and the head; the row stays
+    // locked until the commit.
+    let ids = lock_ids(conn)?;
+    action.id = ids.last_action_id + 1;
+    event.action_id = action.id;
+    let Chained {
+        ids: event_ids,
+        prevs,
+        hashes,
+        head,
+    } = chain(&ids.head, std::slice::from_ref(&event));
+    let params: [&(dyn ToSql + Sync); 24] = [
+        &action.id,
+        &action.server_id,
+        &action.action_type,
+        &action.status.as_str(),
+        &action.service_name,
+        &action.command,
+        &json(&action.argv),
+        &json(&action.env),
+        &action.alert_id,
+        &ts(action.created_at),
+        &action.created_by,
+        &action.approved_at.map(ts),
+        &action.approved_by,
+        &json(&action.approvals),
+        &action.digest,
+        &action.whitelist_version,
+        &event_ids[0],
+        &event.to_status.as_str(),
+        &event.by,
+        &ts(event.at),
+        &event.detail,
+        &prevs[0],
+        &hashes[0],
+        &&head.hash[..],
+    ];
+    conn.execute(
+        "WITH ids AS (UPDATE actionq_ids SET last_action_id = $1, last_event_id = $17, \
+                      head_hash = $24), \
+         a AS (INSERT INTO actions (id, server_id, action_type, status, service_name, command, \
+                   argv, env, alert_id, created_at, created_by, approved_at, approved_by, \
+                   approvals, digest, whitelist_version) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)) \
+         INSERT INTO action_events (id, action_id, from_status, to_status, actor, at, detail, \
+                                    prev_hash, hash) \
+         VALUES ($17, $1, NULL, $18, $19, $20, $21, $22, $23)",
+        &params,
+    )
+    .db("create action")?;
+    Ok(action)
+}
+
+/// How many auto-approvals count against `draft`'s budget (at most its
+/// `max`; 0 without a budget). Read under the server's row lock, which
+/// every create for the server takes, so counting and inserting are one
+/// step across processes.
+fn auto_approved_in_window(conn: &mut Conn, draft: &ActionDraft) -> Out<u32> {
+    let Some((max, since)) = draft.budget_window() else {
+        return Ok(0);
+    };
+    let rows = conn
+        .query(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM actions WHERE server_id = $1 \
+             AND action_type = $2 AND created_at > $3 AND created_at <= $4 AND command = $5 \
+             AND approved_by = 'auto' LIMIT $6) t",
+            &[
+                &draft.server_id,
+                &draft.action_type,
+                &ts(since),
+                &ts(draft.created_at),
+                &draft.command,
+                &i64::from(max),
+            ],
+        )
+        .db("create action")?;
+    let n: i64 = rows
+        .first()
+        .map(|r| r.try_get(0))
+        .transpose()
+        .db("create action")?
+        .unwrap_or(0);
+    Ok(n.clamp(0, i64::from(max)) as u32)
+}
+
+/// Status changes applied and written back to their rows, whose counts and
+/// events are still to be written ([`Pending::finish`], last).
+#[derive(Default)]
+struct Pending {
+    deltas: BTreeMap<(String, String, &'static str), i64>,
+    events: Vec<EventDraft>,
+}
+
+impl Pending {
+    /// Applies `change` to the locked `(action, token)` and writes the row
+    /// back. Heartbeats change only the lease.
+    fn apply(
+        &mut self,
+        conn: &mut Conn,
+        (mut action, mut token): (Action, Option<String>),
+        change: &Change,
+    ) -> Out<Action> {
+        let from = action.status;
+        let Some(event) = change.apply(&mut action, &mut token)? else {
+            conn.execute(
+                "UPDATE actions SET lease_expires_at = $2 WHERE id = $1",
+                &[&action.id, &action.lease_expires_at.map(ts)],
+            )
+            .db("update action")?;
+            return Ok(action);
+        };
+        let params: [&(dyn ToSql + Sync); 17] = [
+            &action.id,
+            &action.status.as_str(),
+            &action.approved_at.map(ts),
+            &action.approved_by,
+            &action.rejected_at.map(ts),
+            &action.rejected_by,
+            &action.rejection_reason,
+            &action.cancelled_at.map(ts),
+            &action.cancelled_by,
+            &action.executed_at.map(ts),
+            &action.lease_expires_at.map(ts),
+            &token,
+            &action.completed_at.map(ts),
+            &action.exit_code,
+            &output_bytes(&action.stdout),
+            &output_bytes(&action.stderr),
+            &json(&action.approvals),
+        ];
+        conn.execute(
+            "UPDATE actions SET status = $2, approved_at = $3, approved_by = $4, rejected_at = $5, \
+             rejected_by = $6, rejection_reason = $7, cancelled_at = $8, cancelled_by = $9, \
+             executed_at = $10, lease_expires_at = $11, lease_token = $12, completed_at = $13, \
+             exit_code = $14, stdout = $15, stderr = $16, approvals = $17 WHERE id = $1",
+            &params,
+        )
+        .db("update action")?;
+        let key = |status: ActionStatus| {
+            (
+                action.server_id.clone(),
+                action.action_type.clone(),
+                status.as_str(),
+            )
+        };
+        *self.deltas.entry(key(from)).or_insert(0) -= 1;
+        *self.deltas.entry(key(action.status)).or_insert(0) += 1;
+        self.events.push(event);
+        Ok(action)
+    }
+
+    /// Counts, then the chained events: the transaction's last statements.
+    fn finish(self, conn: &mut Conn) -> Out<()> {
+        count(conn, self.deltas)?;
+        if !self.events.is_empty() {
+            log_events(conn, &self.events)?;
+        }
+        Ok(())
+    }
+}
+
+/// Applies `change` to each locked `(action, token)`, then writes counts and events.
+fn write_back(
+    conn: &mut Conn,
+    locked: Vec<(Action, Option<String>)>,
+    change: &Change,
+) -> Out<Vec<Action>> {
+    let mut pending = Pending::default();
+    let out = locked
+        .into_iter()
+        .map(|row| pending.apply(conn, row, change))
+        .collect::<Out<Vec<_>>>()?;
+    pending.finish(conn)?;
+    Ok(out)
+}
+
+/// [`Store::update_action`](crate::store::Store::update_action), inside a transaction.
+pub(super) fn update(conn: &mut Conn, id: i64, change: &Change) -> Out<Action> {
+    let rows = conn.query(LOCK_ACTION_SQL, &[&id]).db("update action")?;
+    let row = rows.first().ok_or_else(|| Error::action_not_found(id))?;
+    let locked = action_and_token(row)?;
+    Ok(write_back(conn, vec![locked], change)?.remove(0))
+}
+
+/// Claims the oldest approved action of `server_id`, inside a transaction;
+/// one the rules cancel instead (stale whitelist) is stored as such and the
+/// next oldest tried. Counts and events of all of them are written last.
+pub(super) fn claim_next(conn: &mut Conn, server_id: &str, change: &Change) -> Out<Option<Action>> {
+    let mut pending = Pending::default();
+    let claimed = loop {
+        let rows = conn
+            .query(NEXT_APPROVED_SQL, &[&server_id])
+            .db("claim action")?;
+        let Some(row) = rows.first() else {
+            break None;
+        };
+        let action = pending.apply(conn, action_and_token(row)?, change)?;
+        if action.status == ActionStatus::Executing {
+            break Some(action);
+        }
+    };
+    pending.finish(conn)?;
+    Ok(claimed)
+}
+
+/// Whether any pending action of `action_type` was created at or before
+/// `created_until`: a look without a transaction.
+pub(super) fn any_approval_due(
+    conn: &mut Conn,
+    action_type: &str,
+    created_until: Timestamp,
+) -> Out<bool> {
+    let rows = conn
+        .query(
+            "SELECT 1 FROM actions WHERE status = 'pending' AND action_type = $1 \
+             AND created_at <= $2 LIMIT 1",
+            &[&action_type, &ts(created_until)],
+        )
+        .db("expire approvals")?;
+    Ok(!rows.is_empty())
+}
+
+/// Rejects every pending action of `action_type` created at or before
+/// `created_until` with `change`, inside a transaction. The rows are locked
+/// by id; one approved, rejected or cancelled meanwhile no longer matches.
+pub(super) fn expire_approvals(
+    conn: &mut Conn,
+    action_type: &str,
+    created_until: Timestamp,
+    change: &Change,
+) -> Out<Vec<Action>> {
+    let rows = conn
+        .query(APPROVALS_DUE_SQL, &[&action_type, &ts(created_until)])
+        .db("expire approvals")?;
+    let locked = rows
+        .iter()
+        .map(action_and_token)
+        .collect::<Result<Vec<_>, _>>()?;
+    write_back(conn, locked, change)
+}
+
+/// Whether any executing action's lease has run out by `change.at`.
+pub(super) fn any_lease_due(conn: &mut Conn, change: &Change) -> Out<bool> {
+    let rows = conn
+        .query(
+            "SELECT 1 FROM actions WHERE status = 'executing' AND lease_expires_at <= $1 LIMIT 1",
+            &[&ts(change.at)],
+        )
+        .db("expire leases")?;
+    Ok(!rows.is_empty())
+}
+
+/// Expires every lease run out by `change.at`, inside a transaction. The
+/// rows are locked by id; one whose lease was extended or which was reported
+/// meanwhile no longer matches and is left alone.
+pub(super) fn expire_leases(conn: &mut Conn, change: &Change) -> Out<Vec<Action>> {
+    let rows = conn.query(DUE_SQL, &[&ts(change.at)]).db("expire leases")?;
+    let locked = rows
+        .iter()
+        .map(action_and_token)
+        .collect::<Result<Vec<_>, _>>()?;
+    write_back(conn, locked, change)
+}
+
+/// The requested page of actions under `filter`, newest first, and the total,
+/// from one statement (one snapshot).
+pub(super) fn list(
+    conn: &mut Conn,
+    filter: &ActionFilter,
+    page: PageRequest,
+) -> Out<(Vec<Action>, u64)> {
+    let status = filter.status.map(ActionStatus::as_str);
+    let mut clauses = Vec::new();
+    let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    let values = [
+        ("server_id", filter.server_id.as_ref()),
+        ("action_type", filter.action_type.as_ref()),
+    ];
+    for (column, value) in &values {
+        if let Some(value) = value {
+            args.push(*value);
+            clauses.push(format!("{column} = ${}", args.len()));
+        }
+    }
+    if let Some(status) = &status {
+        args.push(status);
+        clauses.push(format!("status = ${}", args.len()));
+    }
+    let where_clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let limit = i64::from(page.limit);
+    let offset = i64::try_from(page.offset).unwrap_or(i64::MAX);
+    let n = args.len();
+    args.push(&limit);
+    args.push(&offset);
+    // The statement text depends only on which filters are set, so each
+    // combination is prepared once per connection.
+    let sql = format!(
+        "WITH page AS (SELECT {columns} FROM actions {where_clause} \
+                       ORDER BY created_at DESC, id DESC LIMIT ${l} OFFSET ${o}) \
+         SELECT t.total, page.* FROM \
+           (SELECT COALESCE(SUM(n), 0)::bigint AS total FROM action_counts {where_clause}) t \
+         LEFT JOIN page ON true ORDER BY page.created_at DESC, page.id DESC",
+        columns = action_columns!(),
+        l = n + 1,
+        o = n + 2,
+    );
+    let rows = conn.query(&sql, &args).db("list actions")?;
+    let mut total = 0i64;
+    let mut actions = Vec::new();
+    for row in &rows {
+        total = row.try_get(0).db("list actions")?;
+        if row
+            .try_get::<_, Option<i64>>(1)
+            .db("list actions")?
+            .is_some()
+        {
+            actions.push(action_from_row(row, 1)?);
+        }
+    }
+    Ok((actions, total.max(0) as u64))
+}
+
+/// Up to `limit` events after `cursor`, oldest first. Ids become visible in
+/// order (module docs), so nothing below the last one returned can appear later.
+pub(super) fn events_since(conn: &mut Conn, cursor: i64, limit: u32) -> Out<Vec<Event>> {
+    let rows = conn
+        .query(
+            "SELECT id, action_id, from_status, to_status, actor, at, detail FROM action_events \
+             WHERE id > $1 ORDER BY id LIMIT $2",
+            &[&cursor, &i64::from(limit)],
+        )
+        .db("events")?;
+    Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
+}
+
+/// Walks the chain and the head, inside a transaction at REPEATABLE READ
+/// (one snapshot of both), streaming the events.
+pub(super) fn verify_audit(conn: &mut Conn) -> Out<AuditReport> {
+    conn.client
+        .batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .db("verify audit")?;
+    let rows = conn
+        .query("SELECT last_event_id, head_hash FROM actionq_ids", &[])
+        .db("verify audit")?;
+    let head = rows
+        .first()
+        .map(|row| -> Out<AuditHead> {
+            Ok(AuditHead {
+                last_event_id: row.try_get(0).db("verify audit")?,
+                hash: hash_from(row.try_get(1).db("verify audit")?),
+            })
+        })
+        .transpose()?;
+    let statement = conn
+        .prepared(
+            "SELECT id, action_id, from_status, to_status, actor, at, detail, prev_hash, hash \
+             FROM action_events ORDER BY id",
+        )
+        .db("verify audit")?;
+    let mut verifier = AuditVerifier::new();
+    let mut events = conn
+        .client
+        .query_raw(&statement, std::iter::empty::<i64>())
+        .db("verify audit")?;
+    while let Some(row) = events.next().db("verify audit")? {
+        let chained = event_from_row(&row).and_then(|event| {
+            Ok(ChainedEvent {
+                event,
+                prev_hash: hash_from(row.try_get(7).map_err(|e| Error::Storage(e.to_string()))?),
+                hash: hash_from(row.try_get(8).map_err(|e| Error::Storage(e.to_string()))?),
+            })
+        });
+        // A row that does not even decode (an edited status) is bad too.
+        let chained = match chained {
+            Ok(chained) => chained,
+            Err(_) => {
+                let id: i64 = row.try_get(0).db("verify audit")?;
+                return Ok(AuditReport {
+                    checked: verifier.finish(None).checked,
+                    first_bad_event_id: Some(id),
+                });
+            }
+        };
+        if !verifier.push(&chained) {
+            break;
+        }
+    }
+    Ok(verifier.finish(head.as_ref()))
+}
+
+/// Every server, ordered by id.
+pub(super) fn list_servers(conn: &mut Conn) -> Out<Vec<Server>> {
+    let rows = conn
+        .query(
+            concat!("SELECT ", server_columns!(), " FROM servers ORDER BY id"),
+            &[],
+        )
+        .db("list servers")?;
+    Ok(rows.iter().map(server_from_row).collect::<Result<_, _>>()?)
+}
+
+/// Actions per (server, status) from `action_counts`, the totals every write
+/// keeps in step (summed over action types; no scan of `actions`).
+pub(super) fn count_per_server_status(conn: &mut Conn) -> Out<Vec<ActionCount>> {
+    let rows = conn
+        .query(
+            "SELECT server_id, status, SUM(n)::bigint FROM action_counts \
+             GROUP BY server_id, status HAVING SUM(n) > 0",
+            &[],
+        )
+        .db("count actions")?;
+    let mut counts = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let status: &str = row.try_get(1).db("count actions")?;
+        counts.push(ActionCount {
+            server_id: row.try_get(0).db("count actions")?,
+            status: status
+                .parse::<ActionStatus>()
+                .map_err(|e| Error::Storage(format!("corrupt status in the database: {e}")))?,
+            count: row.try_get::<_, i64>(2).db("count actions")?.max(0) as u64,
+        });
+    }
+    // Statuses in their declared order, as every store gives them (SQL would sort by name).
+    counts.sort_by(|a, b| (&a.server_id, a.status).cmp(&(&b.server_id, b.status)));
+    Ok(counts)
+}
