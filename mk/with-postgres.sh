@@ -44,6 +44,9 @@ stop() {
   rm -rf "$DIR"
 }
 trap stop EXIT
+# Interrupted (Ctrl-C, a CI timeout's TERM): exit, so the EXIT trap stops the cluster.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 as_pg "$BIN/initdb" -D "$DIR/data" -U postgres -E UTF8 --locale=C --auth=trust >"$DIR/initdb.log" 2>&1 \
   || { cat "$DIR/initdb.log" >&2; exit 1; }
