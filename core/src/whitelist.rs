@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::limits;
+use sha2::Digest as _;
 
 /// Longest value any validator accepts (systemd's unit name limit).
 pub const MAX_PARAM_LEN: usize = 255;
@@ -645,18 +646,6 @@ fn write_canonical(value: &serde_json::Value, out: &mut String) {
     }
 }
 
-/// Lower-case hex SHA-256 of `bytes`.
-pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    use std::fmt::Write;
-    Sha256::digest(bytes)
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WhitelistConfig {
@@ -685,7 +674,8 @@ impl Whitelist {
             .into_iter()
             .map(|(name, entry)| Ok((name.clone(), WhitelistEntry::parse(&name, entry)?)))
             .collect::<Result<BTreeMap<_, _>>>()?;
-        let version = hex_sha256(canonical_config(&entries).as_bytes());
+        let canonical = canonical_config(&entries);
+        let version = crate::digest::lower_hex(&sha2::Sha256::digest(canonical.as_bytes()));
         Ok(Whitelist { entries, version })
     }
 
