@@ -53,29 +53,56 @@ pub fn action_digest<S: AsRef<str>>(
 ) -> String {
     // The encoding is built whole and hashed once: one `update` per field
     // costs more than the copy (this runs on every create).
-    let mut bytes: Vec<u8> = Vec::with_capacity(256);
-    let put_u64 =
-        |bytes: &mut Vec<u8>, n: usize| bytes.extend_from_slice(&(n as u64).to_be_bytes());
-    let put_str = |bytes: &mut Vec<u8>, s: &str| {
-        bytes.extend_from_slice(&(s.len() as u64).to_be_bytes());
-        bytes.extend_from_slice(s.as_bytes());
-    };
-    put_str(&mut bytes, ACTION_DIGEST_TAG);
-    put_str(&mut bytes, server_id);
-    put_str(&mut bytes, action_type);
-    put_u64(&mut bytes, argv.len());
-    for word in argv {
-        put_str(&mut bytes, word.as_ref());
-    }
-    put_u64(&mut bytes, env.len());
-    // BTreeMap<String, _> iterates in ascending byte order of the keys.
-    for (key, value) in env {
-        put_str(&mut bytes, key);
-        put_str(&mut bytes, value);
-    }
-    put_str(&mut bytes, whitelist_version);
+    let mut bytes = Encoding::with_capacity(256);
+    bytes.str(ACTION_DIGEST_TAG);
+    bytes.str(server_id);
+    bytes.str(action_type);
+    bytes.list(argv);
+    bytes.map(env);
+    bytes.str(whitelist_version);
+    let bytes = bytes.0;
     let hash = Sha256::digest(&bytes);
     lower_hex(&hash)
+}
+
+/// The length-prefixed encoding both [`action_digest`] and the claim
+/// signature ([`crate::signing`]) use: `u64` big-endian counts, strings as
+/// their byte length then their UTF-8 bytes.
+pub(crate) struct Encoding(pub(crate) Vec<u8>);
+
+impl Encoding {
+    pub(crate) fn with_capacity(n: usize) -> Encoding {
+        Encoding(Vec::with_capacity(n))
+    }
+
+    pub(crate) fn u64(&mut self, n: usize) {
+        self.0.extend_from_slice(&(n as u64).to_be_bytes());
+    }
+
+    pub(crate) fn i64(&mut self, n: i64) {
+        self.0.extend_from_slice(&n.to_be_bytes());
+    }
+
+    pub(crate) fn str(&mut self, s: &str) {
+        self.u64(s.len());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    pub(crate) fn list<S: AsRef<str>>(&mut self, words: &[S]) {
+        self.u64(words.len());
+        for word in words {
+            self.str(word.as_ref());
+        }
+    }
+
+    /// Pairs in ascending byte order of their keys (a `BTreeMap<String, _>`'s order).
+    pub(crate) fn map(&mut self, pairs: &BTreeMap<String, String>) {
+        self.u64(pairs.len());
+        for (key, value) in pairs {
+            self.str(key);
+            self.str(value);
+        }
+    }
 }
 
 /// Lowercase hex of `bytes`, without a formatter per byte (this runs on

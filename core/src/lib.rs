@@ -33,6 +33,7 @@ pub mod limits;
 mod model;
 mod queue;
 mod rules;
+pub mod signing;
 pub mod store;
 pub mod whitelist;
 
@@ -50,6 +51,7 @@ pub use queue::{
     Acting, ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM,
 };
 pub use rules::{AUTO_APPROVED, LEASE_EXPIRED_STDERR, STALE_WHITELIST};
+pub use signing::{ClaimFields, ClaimSigningKey, ClaimVerifyingKey, CLAIM_SIGNATURE_TAG};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use store::postgres::{PostgresOptions, PostgresStore, PG_SCHEMA_VERSION};
