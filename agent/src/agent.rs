@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::client::{ApiError, Claim, Client};
-use crate::config::Config;
+use crate::config::{Config, Trust};
 use crate::exec::{self, fmt_secs, Outcome, Running, Spec, Wake};
 use crate::log::log;
 
-/// Exit code reported for an action the agent refused to run (digest
-/// mismatch, missing digest, a claim for another server). Nothing ran.
+/// Exit code reported for an action the agent refused to run (a claim for
+/// another server, unsigned or wrongly signed, past its lease, built under
+/// another whitelist version, or not what the agent's own whitelist builds).
+/// Nothing ran.
 pub const REFUSED_EXIT_CODE: i32 = 125;
 
 /// First wait before a failed report is sent again; it doubles up to
@@ -38,6 +40,7 @@ pub enum Exit {
 #[derive(Debug)]
 pub struct Agent {
     config: Config,
+    trust: Trust,
     client: Client,
     stop: UnixStream,
     stopping: bool,
@@ -52,11 +55,13 @@ struct Done {
 }
 
 impl Agent {
-    /// An agent with `config`, talking through `client`; `stop` is the read
-    /// end (non-blocking) of the pipe the signal handlers write to.
-    pub fn new(config: Config, client: Client, stop: UnixStream) -> Agent {
+    /// An agent with `config` and what it trusts (`trust`, from its own
+    /// files), talking through `client`; `stop` is the read end
+    /// (non-blocking) of the pipe the signal handlers write to.
+    pub fn new(config: Config, trust: Trust, client: Client, stop: UnixStream) -> Agent {
         Agent {
             config,
+            trust,
             client,
             stop,
             stopping: false,
@@ -72,7 +77,7 @@ impl Agent {
                 "version": env!("CARGO_PKG_VERSION"),
                 "server_url": self.config.server_url,
                 "server_id": self.config.server_id,
-                "require_digest": self.config.require_digest,
+                "whitelist_version": self.trust.whitelist.version(),
                 "poll_interval_s": self.config.poll_interval.as_secs_f64(),
                 "lease_s": self.config.lease_seconds,
             }),
@@ -98,6 +103,11 @@ impl Agent {
                 Err(e) if e.is_auth() => {
                     let message = auth_message(&e, &self.config.server_id);
                     log("error", "token_refused", json!({ "message": message }));
+                    return Exit::Refused(message);
+                }
+                Err(e) if e.is_redirect() => {
+                    let message = format!("the server's claim route answered {e}");
+                    log("error", "claim_refused", json!({ "message": message }));
                     return Exit::Refused(message);
                 }
                 Err(e) if !e.is_retryable() && !e.is_auth() && e.is_client_error() => {
@@ -166,43 +176,99 @@ impl Agent {
         self.stopping = true;
     }
 
-    /// Why the agent will not run `claim`, if it will not.
+    /// Why the agent will not run `claim`, if it will not: everything it
+    /// runs is what its own whitelist builds from the claim's type and
+    /// parameters, under the claim's verified signature.
     fn refusal(&self, claim: &Claim) -> Option<String> {
+        self.check(claim)
+            .err()
+            .map(|why| format!("actionq-agent: refused: {why}; nothing was run"))
+    }
+
+    fn check(&self, claim: &Claim) -> Result<(), String> {
         if claim.server_id != self.config.server_id {
-            return Some(format!(
-                "actionq-agent: refused: the claim is for server '{}', this agent runs server '{}'; nothing was run",
+            return Err(format!(
+                "the claim is for server '{}', this agent runs server '{}'",
                 claim.server_id, self.config.server_id
             ));
         }
-        match (&claim.digest, &claim.whitelist_version) {
-            (Some(digest), Some(version)) => {
-                let computed = actionq::action_digest(
-                    &self.config.server_id,
-                    &claim.action_type,
-                    &claim.argv,
-                    &claim.env,
-                    version,
-                );
-                (computed != *digest).then(|| {
-                    format!(
-                        "actionq-agent: refused: digest mismatch: the claim says {digest}, its server_id, \
-                         action_type, argv, env and whitelist_version give {computed}; what would run is \
-                         not what was approved, so nothing was run"
-                    )
-                })
-            }
-            (Some(_), None) => Some(
-                "actionq-agent: refused: the claim has a digest but no whitelist_version to check it with; nothing was run"
-                    .to_owned(),
-            ),
-            (None, _) if self.config.require_digest => Some(
-                "actionq-agent: refused: the claim carries no digest, so what would run cannot be checked \
-                 against what was approved; nothing was run (a server that predates payload digests needs \
-                 require_digest = false in the agent's config)"
-                    .to_owned(),
-            ),
-            (None, _) => None,
+        let Some(signature) = &claim.signature else {
+            return Err(
+                "the claim carries no signature (a server that predates claim signing is not \
+                 trusted)"
+                    .into(),
+            );
+        };
+        let (Some(digest), Some(version), Some(lease_end)) = (
+            &claim.digest,
+            &claim.whitelist_version,
+            &claim.lease_expires_at,
+        ) else {
+            return Err("the claim lacks its digest, whitelist_version or lease_expires_at".into());
+        };
+        let lease_end = chrono::DateTime::parse_from_rfc3339(lease_end)
+            .map_err(|e| format!("unreadable lease_expires_at {lease_end:?}: {e}"))?
+            .with_timezone(&chrono::Utc);
+        let fields = actionq::ClaimFields {
+            id: claim.id,
+            server_id: &claim.server_id,
+            action_type: &claim.action_type,
+            params: &claim.params,
+            argv: &claim.argv,
+            env: &claim.env,
+            digest,
+            whitelist_version: version,
+            lease_token: &claim.lease_token,
+            lease_expires_at: lease_end,
+        };
+        self.trust
+            .claim_key
+            .verify(&fields, signature)
+            .map_err(|e| {
+                format!(
+                    "{e} (claim_public_key_file {})",
+                    self.config.claim_public_key_file.display()
+                )
+            })?;
+        if lease_end <= chrono::Utc::now() {
+            return Err(format!(
+                "the claim's lease ended at {} (an old claim replayed)",
+                claim.lease_expires_at.as_deref().unwrap_or_default()
+            ));
         }
+        let local = self.trust.whitelist.version();
+        if version != local {
+            return Err(format!(
+                "the action was built under whitelist version {version}, this agent's \
+                 whitelist_file is version {local}"
+            ));
+        }
+        let built = self
+            .trust
+            .whitelist
+            .build(&claim.action_type, &claim.params)
+            .map_err(|e| format!("this agent's whitelist does not allow it: {e}"))?;
+        if built.argv != claim.argv || built.env != claim.env {
+            return Err(format!(
+                "the claim's command is not what this agent's whitelist builds for {} with its \
+                 parameters: the claim says argv {:?} env {:?}, the whitelist gives argv {:?} env {:?}",
+                claim.action_type, claim.argv, claim.env, built.argv, built.env
+            ));
+        }
+        let computed = actionq::action_digest(
+            &claim.server_id,
+            &claim.action_type,
+            &built.argv,
+            &built.env,
+            local,
+        );
+        if computed != *digest {
+            return Err(format!(
+                "digest mismatch: the claim says {digest}, the command this agent's whitelist \
+                 builds gives {computed}: what would run is not what was approved"
+            ));
+        }
+        Ok(())
     }
 
     /// Runs (or refuses) one claimed action and reports it; one log line.
@@ -415,7 +481,7 @@ fn log_action(claim: &Claim, done: &Done, claim_ms: f64, report_ms: f64, cycle_m
             "refused": done.refused,
             "killed": o.killed,
             "not_reported": not_reported,
-            "digest_checked": claim.digest.is_some(),
+            "verified": done.refused.is_none(),
             "claim_ms": claim_ms,
             "run_ms": done.run_ms,
             "report_ms": report_ms,

@@ -19,6 +19,10 @@ pub struct Claim {
     pub server_id: String,
     /// Its whitelisted type.
     pub action_type: String,
+    /// Its normalised parameter values: what the agent rebuilds the command
+    /// from with its own whitelist.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
     /// What to run.
     pub argv: Vec<String>,
     /// Its environment.
@@ -36,6 +40,10 @@ pub struct Claim {
     /// When the lease ends unless extended (RFC 3339, the server's clock).
     #[serde(default)]
     pub lease_expires_at: Option<String>,
+    /// The server's Ed25519 signature of the claim (base64), absent from a
+    /// server that predates claim signing.
+    #[serde(default)]
+    pub signature: Option<String>,
 }
 
 /// A request that did not succeed.
@@ -68,6 +76,12 @@ impl ApiError {
     pub fn is_client_error(&self) -> bool {
         matches!(self, ApiError::Status { status, .. }
             if (400..500).contains(status) && !matches!(status, 408 | 429))
+    }
+
+    /// Whether the server answered with a redirect, which the agent never
+    /// follows (it would carry the token to wherever the redirect points).
+    pub fn is_redirect(&self) -> bool {
+        matches!(self, ApiError::Status { status, .. } if (300..400).contains(status))
     }
 
     /// Whether the server refused the token (401, or 403 for a token of
@@ -126,28 +140,49 @@ impl fmt::Debug for Client {
 
 impl Client {
     /// A client for `server_url` (without `/api/v1`), claiming for
-    /// `server_id`, sending `token` in `auth_header`.
+    /// `server_id`, sending `token` in `auth_header`. `ca_pem` (the
+    /// certificates of a `ca_file`) replaces the public roots for https.
+    /// Redirects are never followed: a 3xx is an error
+    /// ([`ApiError::is_redirect`]), so the token goes nowhere but `server_url`.
     pub fn new(
         server_url: &str,
         server_id: &str,
         token: Token,
         auth_header: &str,
         timeout: Duration,
-    ) -> Client {
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Client, String> {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(pem) = ca_pem {
+            let certs = ureq::tls::parse_pem(pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("not a PEM certificate file: {e}"))?;
+            if certs.is_empty() {
+                return Err("no PEM certificate in it".into());
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
         let http: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             // Error statuses carry the server's reason: read them, not lose them.
             .http_status_as_error(false)
+            .max_redirects(0)
+            .tls_config(tls.build())
             .user_agent(concat!("actionq-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Client {
+        Ok(Client {
             http,
             api: format!("{}/api/v1", server_url.trim_end_matches('/')),
             server_id: server_id.to_owned(),
             token,
             auth_header: auth_header.to_owned(),
-        }
+        })
     }
 
     fn post(&self, path: &str, body: &serde_json::Value) -> Result<(u16, String), ApiError> {
@@ -167,6 +202,21 @@ impl Client {
             .map_err(|e| ApiError::Transport(e.to_string()))?;
         if (200..300).contains(&status) {
             return Ok((status, text));
+        }
+        if (300..400).contains(&status) {
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("nowhere");
+            return Err(ApiError::Status {
+                status,
+                code: None,
+                message: format!(
+                    "a redirect to {location:?}, not followed (it would carry the agent token \
+                     elsewhere): set server_url to the server's own address"
+                ),
+            });
         }
         let detail = serde_json::from_str::<serde_json::Value>(&text)
             .ok()

@@ -4,6 +4,11 @@
 //! server_url = "https://actionq.lan"      # where actionq.server serves /api/v1
 //! server_id = "web-1"                     # the server this agent runs actions for
 //! token_file = "/etc/actionq-agent/token" # its agent token, mode 0600 (0400)
+//! # What the agent trusts (see "What the agent trusts" in the README): both
+//! # root-owned (or the agent user's), not writable by group or others.
+//! whitelist_file = "/etc/actionq-agent/whitelist.json"          # the server's whitelist config
+//! claim_public_key_file = "/etc/actionq-agent/claim-signing.pub" # the server's claim-signing key
+//! # ca_file = "/etc/actionq-agent/ca.pem" # PEM: trust only this CA for https (a private CA)
 //!
 //! # Everything below is optional; the values shown are the defaults.
 //! poll_interval_seconds = 1.0   # wait between empty claims, 0 < x <= 2
@@ -13,7 +18,6 @@
 //! kill_grace_seconds = 5        # SIGTERM to the process group, then SIGKILL
 //! drain_grace_seconds = 60      # on SIGTERM: time the running action gets
 //! http_timeout_seconds = 10
-//! require_digest = true
 //! working_directory = "/"
 //! auth_header = "X-Agent-Token" # "X-API-Key" only for a server that predates agent tokens
 //!
@@ -64,6 +68,9 @@ struct ConfigFile {
     server_url: String,
     server_id: String,
     token_file: PathBuf,
+    whitelist_file: PathBuf,
+    claim_public_key_file: PathBuf,
+    ca_file: Option<PathBuf>,
     poll_interval_seconds: Option<f64>,
     lease_seconds: Option<u64>,
     output_cap_chars: Option<usize>,
@@ -87,6 +94,14 @@ pub struct Config {
     pub server_id: String,
     /// Path of the file holding the agent token.
     pub token_file: PathBuf,
+    /// The whitelist config (JSON) the agent rebuilds every claim's command
+    /// from: the same text the server runs with.
+    pub whitelist_file: PathBuf,
+    /// The server's claim-signing public key (PEM `PUBLIC KEY`).
+    pub claim_public_key_file: PathBuf,
+    /// PEM certificates of the CA(s) to trust for `https://` instead of the
+    /// public (Mozilla) roots: a private CA.
+    pub ca_file: Option<PathBuf>,
     /// Wait between claims that found nothing (≤ [`MAX_POLL_INTERVAL`]).
     pub poll_interval: Duration,
     /// Lease asked for by each claim and heartbeat, in seconds.
@@ -103,9 +118,6 @@ pub struct Config {
     pub drain_grace: Duration,
     /// Timeout of one HTTP request.
     pub http_timeout: Duration,
-    /// Refuse claims without a `digest` (false only for servers that predate
-    /// payload digests).
-    pub require_digest: bool,
     /// Working directory of the commands.
     pub working_directory: PathBuf,
     /// The header that carries the token: `X-Agent-Token` (agent
@@ -140,11 +152,13 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
         let server_url = file.server_url.trim_end_matches('/').to_owned();
-        if !(server_url.starts_with("http://") || server_url.starts_with("https://")) {
-            return Err(ConfigError(format!(
-                "server_url must start with http:// or https:// (got {:?})",
-                file.server_url
-            )));
+        check_server_url(&server_url)?;
+        if file.require_digest.is_some() {
+            return Err(ConfigError(
+                "require_digest was removed: every claim must carry a digest and the server's \
+                 signature (a server that predates claim signing is not trusted); delete the line"
+                    .into(),
+            ));
         }
         if file.server_id.is_empty()
             || file.server_id.len() > limits::MAX_SERVER_ID_CHARS
@@ -207,6 +221,9 @@ impl Config {
             server_url,
             server_id: file.server_id,
             token_file: file.token_file,
+            whitelist_file: file.whitelist_file,
+            claim_public_key_file: file.claim_public_key_file,
+            ca_file: file.ca_file,
             poll_interval,
             lease_seconds,
             output_cap_chars: file
@@ -229,7 +246,6 @@ impl Config {
                 file.http_timeout_seconds,
                 DEFAULT_HTTP_TIMEOUT,
             )?,
-            require_digest: file.require_digest.unwrap_or(true),
             working_directory,
         })
     }
@@ -246,6 +262,98 @@ impl Config {
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_seconds)
     }
+}
+
+/// `https://` anywhere; `http://` only to a loopback host (127.0.0.0/8,
+/// `::1`, `localhost`), where nothing on the network can read or change
+/// the traffic.
+fn check_server_url(url: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| ConfigError(format!("server_url {url:?}: {why}"));
+    let uri: ureq::http::Uri = url.parse().map_err(|e| bad(&format!("not a URL ({e})")))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| bad("no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") => {
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err(bad(
+                    "plain http:// is refused except to a loopback address (127.0.0.0/8, ::1, \
+                     localhost): anyone on the path could read the token and change the claims; \
+                     use https:// (ca_file for a private CA)",
+                ))
+            }
+        }
+        _ => Err(bad(
+            "must start with https:// (or http:// to a loopback address)",
+        )),
+    }
+}
+
+/// What the agent trusts, read from its own files (never from the server).
+#[derive(Debug, Clone)]
+pub struct Trust {
+    /// The whitelist every claim's command is rebuilt from.
+    pub whitelist: actionq::Whitelist,
+    /// The key every claim must be signed with.
+    pub claim_key: actionq::ClaimVerifyingKey,
+}
+
+/// Refuses a file the agent takes its policy from when someone other than
+/// root or the agent's own user could have written it: writable by group or
+/// others, or owned by another user.
+pub fn check_trusted_file(path: &Path, what: &str) -> Result<(), ConfigError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ConfigError(format!("cannot read {what} {}: {e}", path.display())))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(ConfigError(format!(
+            "{what} {} is writable by group or others (mode {mode:04o}); \
+             run `chmod go-w {}` (refusing to start: whoever can write it decides what runs)",
+            path.display(),
+            path.display()
+        )));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(ConfigError(format!(
+            "{what} {} is owned by user {}, neither root nor this agent's user ({me}); \
+             run `chown root {}` (refusing to start: its owner decides what runs)",
+            path.display(),
+            meta.uid(),
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads the whitelist and the claim public key named by `config`, each
+/// checked with [`check_trusted_file`].
+pub fn read_trust(config: &Config) -> Result<Trust, ConfigError> {
+    let wl = &config.whitelist_file;
+    check_trusted_file(wl, "whitelist_file")?;
+    let text = std::fs::read_to_string(wl)
+        .map_err(|e| ConfigError(format!("cannot read whitelist_file {}: {e}", wl.display())))?;
+    let whitelist = actionq::Whitelist::from_json(&text)
+        .map_err(|e| ConfigError(format!("whitelist_file {}: {e}", wl.display())))?;
+    let key = &config.claim_public_key_file;
+    check_trusted_file(key, "claim_public_key_file")?;
+    let claim_key = actionq::ClaimVerifyingKey::load(key)
+        .map_err(|e| ConfigError(format!("claim_public_key_file: {e}")))?;
+    Ok(Trust {
+        whitelist,
+        claim_key,
+    })
 }
 
 /// The agent token: its text is never printed (`Debug` hides it).
@@ -305,6 +413,8 @@ mod tests {
         server_url = "http://127.0.0.1:8080/"
         server_id = "web-1"
         token_file = "/etc/actionq-agent/token"
+        whitelist_file = "/etc/actionq-agent/whitelist.json"
+        claim_public_key_file = "/etc/actionq-agent/claim-signing.pub"
     "#;
 
     #[test]
@@ -314,7 +424,7 @@ mod tests {
         assert_eq!(c.poll_interval, DEFAULT_POLL_INTERVAL);
         assert_eq!(c.lease_seconds, limits::DEFAULT_LEASE_SECONDS);
         assert_eq!(c.output_cap_chars, limits::DEFAULT_OUTPUT_CAP_CHARS);
-        assert!(c.require_digest);
+        assert_eq!(c.ca_file, None);
         assert_eq!(c.timeout_for("anything"), DEFAULT_TIMEOUT);
     }
 
@@ -347,6 +457,7 @@ mod tests {
             ("working_directory = \"tmp\"", "absolute"),
             ("[timeouts]\nx = -2", "timeouts.x"),
             ("auth_header = \"Authorization\"", "auth_header"),
+            ("require_digest = false", "require_digest was removed"),
         ];
         for (extra, expected) in cases {
             let err = Config::from_toml(&format!("{MINIMAL}\n{extra}")).unwrap_err();
@@ -356,6 +467,70 @@ mod tests {
         assert!(err.0.contains("server_id"), "{err}");
         let err = Config::from_toml(&MINIMAL.replace("http://", "ftp://")).unwrap_err();
         assert!(err.0.contains("server_url"), "{err}");
+        for field in ["whitelist_file", "claim_public_key_file"] {
+            let without: String = MINIMAL
+                .lines()
+                .filter(|l| !l.contains(field))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let err = Config::from_toml(&without).unwrap_err();
+            assert!(err.0.contains(field), "{err}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        let with_url = |url: &str| {
+            Config::from_toml(&MINIMAL.replace("http://127.0.0.1:8080/", url)).map(|c| c.server_url)
+        };
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.8.9.10",
+            "http://localhost:8080",
+            "http://LOCALHOST",
+            "http://[::1]:8080",
+            "https://actionq.lan",
+            "https://10.0.0.5:8443",
+        ] {
+            assert_eq!(with_url(url).as_deref(), Ok(url), "{url}");
+        }
+        for url in [
+            "http://10.0.0.5:8080",
+            "http://actionq.lan",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.nip.io",
+            "http://[::2]",
+            "http://0.0.0.0:8080",
+        ] {
+            let err = with_url(url).unwrap_err();
+            assert!(err.0.contains("loopback"), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn trusted_files_must_not_be_writable_by_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("whitelist.json");
+        std::fs::write(&path, "{}").unwrap();
+        for mode in [0o664, 0o646, 0o666, 0o620] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = check_trusted_file(&path, "whitelist_file").unwrap_err();
+            assert!(
+                err.0.contains("writable by group or others"),
+                "{mode:o}: {err}"
+            );
+        }
+        for mode in [0o644, 0o600, 0o444] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            check_trusted_file(&path, "whitelist_file").unwrap();
+        }
+        // Owned by another non-root user: refused (needs root to arrange).
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(&path, Some(4242), None).unwrap();
+            let err = check_trusted_file(&path, "whitelist_file").unwrap_err();
+            assert!(err.0.contains("owned by user 4242"), "{err}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use actionq_agent::agent::{Agent, Exit};
 use actionq_agent::client::Client;
-use actionq_agent::config::{read_token, Config};
+use actionq_agent::config::{read_token, read_trust, Config, ConfigError, Trust};
 use actionq_agent::log::log;
 use serde_json::json;
 
@@ -42,9 +42,8 @@ fn main() -> ExitCode {
             other => return usage_error(&format!("unknown argument {other:?}")),
         }
     }
-    let loaded = Config::load(&config_path).and_then(|c| read_token(&c.token_file).map(|t| (c, t)));
-    let (config, token) = match loaded {
-        Ok(pair) => pair,
+    let (config, trust, client) = match load(&config_path) {
+        Ok(loaded) => loaded,
         Err(e) => {
             log("error", "config", json!({ "message": e.to_string() }));
             return ExitCode::from(EXIT_CONFIG);
@@ -52,7 +51,7 @@ fn main() -> ExitCode {
     };
     if check_only {
         println!(
-            "actionq-agent: {} and its token file are usable",
+            "actionq-agent: {}, its token, whitelist, claim key and CA files are usable",
             config_path.display()
         );
         return ExitCode::SUCCESS;
@@ -70,17 +69,41 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    match Agent::new(config, trust, client, stop).run() {
+        Exit::Stopped => ExitCode::SUCCESS,
+        Exit::Refused(_) => ExitCode::from(EXIT_CONFIG),
+    }
+}
+
+/// Everything `--check` checks: the config, the token, what the agent
+/// trusts, the CA file.
+fn load(config_path: &std::path::Path) -> Result<(Config, Trust, Client), ConfigError> {
+    let config = Config::load(config_path)?;
+    let token = read_token(&config.token_file)?;
+    let trust = read_trust(&config)?;
+    let ca_pem = match &config.ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| ConfigError(format!("cannot read ca_file {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
     let client = Client::new(
         &config.server_url,
         &config.server_id,
         token,
         &config.auth_header,
         config.http_timeout,
-    );
-    match Agent::new(config, client, stop).run() {
-        Exit::Stopped => ExitCode::SUCCESS,
-        Exit::Refused(_) => ExitCode::from(EXIT_CONFIG),
-    }
+        ca_pem.as_deref(),
+    )
+    .map_err(|e| {
+        let path = config
+            .ca_file
+            .as_deref()
+            .unwrap_or(std::path::Path::new(""));
+        ConfigError(format!("ca_file {}: {e}", path.display()))
+    })?;
+    Ok((config, trust, client))
 }
 
 fn stop_pipe() -> std::io::Result<UnixStream> {
