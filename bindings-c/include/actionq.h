@@ -1193,6 +1193,23 @@ aq_status aq_action_expire_approvals(const struct aq_queue *queue, char **action
 aq_status aq_audit_verify(const struct aq_queue *queue, char **report_json_out);
 
 /**
+ * For an agent, before it runs a claimed action: whether the claim is the
+ * server's, signed by the claim-signing key it pins. `public_key_pem` is
+ * that key (PEM `PUBLIC KEY`, the server's `claim-signing.pub`);
+ * `claim_json` the claim response as the server sent it, with its
+ * `signature` field. `AQ_STATUS_OK` when the signature verifies over the
+ * claim's fields; `AQ_STATUS_UNAUTHENTICATED` when it is missing or does
+ * not; `AQ_STATUS_INVALID_INPUT` for a key or JSON that is not one. The
+ * caller still checks the claim against its own whitelist (README "What
+ * the agent trusts").
+ *
+ * # Safety
+ *
+ * `public_key_pem` and `claim_json` must be NULL or NUL-terminated strings.
+ */
+aq_status aq_claim_verify(const char *public_key_pem, const char *claim_json);
+
+/**
  * For an agent, before it runs a claimed action: whether what would run is
  * what was approved. `action_json` is an action or claim as this API returns
  * it (`aq_action_claim_next`'s JSON); `*matches_out` receives 1 when the

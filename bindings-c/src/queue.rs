@@ -718,6 +718,33 @@ pub unsafe extern "C" fn aq_audit_verify(
     }
 }
 
+/// For an agent, before it runs a claimed action: whether the claim is the
+/// server's, signed by the claim-signing key it pins. `public_key_pem` is
+/// that key (PEM `PUBLIC KEY`, the server's `claim-signing.pub`);
+/// `claim_json` the claim response as the server sent it, with its
+/// `signature` field. `AQ_STATUS_OK` when the signature verifies over the
+/// claim's fields; `AQ_STATUS_UNAUTHENTICATED` when it is missing or does
+/// not; `AQ_STATUS_INVALID_INPUT` for a key or JSON that is not one. The
+/// caller still checks the claim against its own whitelist (README "What
+/// the agent trusts").
+///
+/// # Safety
+///
+/// `public_key_pem` and `claim_json` must be NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn aq_claim_verify(
+    public_key_pem: *const c_char,
+    claim_json: *const c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let pem = unsafe { str_arg(public_key_pem, "public_key_pem") }?;
+        let text = unsafe { str_arg(claim_json, "claim_json") }?;
+        actionq::ClaimVerifyingKey::from_pem(pem)?.verify_claim_json(text)?;
+        Ok(())
+    }
+}
+
 /// For an agent, before it runs a claimed action: whether what would run is
 /// what was approved. `action_json` is an action or claim as this API returns
 /// it (`aq_action_claim_next`'s JSON); `*matches_out` receives 1 when the

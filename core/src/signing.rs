@@ -337,6 +337,27 @@ impl ClaimVerifyingKey {
     pub fn verify_claim(&self, claim: &Claim, signature: &str) -> Result<()> {
         self.verify(&claim.signed_fields(), signature)
     }
+
+    /// Checks a claim response as a server sends it (the claim's JSON with
+    /// its `signature` field) and gives the claim. JSON that is no claim is
+    /// [`Error::InvalidInput`]; a missing or refused signature
+    /// [`Error::Unauthenticated`].
+    pub fn verify_claim_json(&self, text: &str) -> Result<Claim> {
+        let mut value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| Error::InvalidInput(format!("the claim is not JSON: {e}")))?;
+        let signature = match value.as_object_mut().and_then(|o| o.remove("signature")) {
+            Some(serde_json::Value::String(s)) => s,
+            _ => {
+                return Err(Error::Unauthenticated(
+                    "the claim carries no signature".into(),
+                ))
+            }
+        };
+        let claim: Claim = serde_json::from_value(value)
+            .map_err(|e| Error::InvalidInput(format!("the JSON is not a claim: {e}")))?;
+        self.verify_claim(&claim, &signature)?;
+        Ok(claim)
+    }
 }
 
 #[cfg(test)]
@@ -448,6 +469,36 @@ mod tests {
         ];
         for (i, v) in variants.iter().enumerate() {
             assert!(public.verify(v, &sig).is_err(), "variant {i} verified");
+        }
+    }
+
+    #[test]
+    fn a_claim_response_verifies_as_json() {
+        let queue = crate::ActionQueue::in_memory();
+        queue.create_server("web-1", None).unwrap();
+        let new = crate::NewAction::new("web-1", "restart_service").service_name("nginx");
+        queue.create_action(&new).unwrap();
+        let claim = queue.claim_next("web-1", None).unwrap().unwrap();
+        let key = ClaimSigningKey::generate().unwrap();
+        let mut response = serde_json::to_value(&claim).unwrap();
+        response["signature"] = key.sign_claim(&claim).into();
+        let public = key.public_key();
+        assert_eq!(
+            public.verify_claim_json(&response.to_string()).unwrap(),
+            claim
+        );
+
+        let mut edited = response.clone();
+        edited["argv"] = serde_json::json!(["sh", "-c", "id"]);
+        let e = public.verify_claim_json(&edited.to_string()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
+        let mut unsigned = response.clone();
+        unsigned.as_object_mut().unwrap().remove("signature");
+        let e = public.verify_claim_json(&unsigned.to_string()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
+        for text in ["not json", "{\"signature\": \"x\"}"] {
+            let e = public.verify_claim_json(text).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{text}: {e}");
         }
     }
 
