@@ -4,10 +4,11 @@
 //! needs that venv.
 //!
 //! Agents authenticate with agent credentials (`X-Agent-Token`) issued by
-//! the test through POST /credentials, and run with the default
-//! `require_digest = true`: every claim the server hands out carries the
-//! payload digest, and the agent checks it before running anything (a
-//! tampered claim is tested against a fake server in `digest.rs`).
+//! the test through POST /credentials, and trust what an operator would
+//! provision: the server's whitelist file and the claim-signing public key
+//! the server generated beside its database. Every claim is signed, and the
+//! agent rebuilds its command from its own whitelist before running it
+//! (claims from a fake server are tested in `trust.rs`).
 
 mod support;
 
@@ -439,4 +440,58 @@ fn a_token_file_readable_by_others_stops_the_agent_at_start() {
         "{line}"
     );
     assert!(!agent.logs().contains("aq_ag_not-a-real-token"));
+}
+
+#[test]
+fn a_database_row_edited_after_approval_is_refused_by_the_agent() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let id = server.create_action("web-1", "mark", &[("n", "1")]);
+    let approved = server.action(id);
+    // Whoever can write the database swaps the approved command for a shell,
+    // with a digest that matches the new command.
+    let pwned = dir.path().join("pwned");
+    let argv = vec![
+        "sh".to_owned(),
+        "-c".to_owned(),
+        format!("touch {}", pwned.display()),
+    ];
+    let digest = actionq::action_digest(
+        "web-1",
+        "mark",
+        &argv,
+        &Default::default(),
+        approved["whitelist_version"].as_str().unwrap(),
+    );
+    let edit = std::process::Command::new(support::venv_python())
+        .args([
+            "-c",
+            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); \
+             db.execute('UPDATE actions SET argv = ?, digest = ? WHERE id = ?', \
+             (sys.argv[2], sys.argv[3], int(sys.argv[4]))); db.commit()",
+        ])
+        .arg(&server.db)
+        .arg(serde_json::to_string(&argv).unwrap())
+        .arg(&digest)
+        .arg(id.to_string())
+        .output()
+        .unwrap();
+    assert!(edit.status.success(), "{edit:?}");
+    assert_eq!(server.action(id)["argv"], serde_json::json!(argv));
+
+    let agent = Agent::start(&agent(&server, dir.path(), "agent", ""));
+    let a = server.wait_finished(id, || agent.logs());
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("failed"), Some(125)),
+        "{a}"
+    );
+    let stderr = a["stderr"].as_str().unwrap();
+    assert!(
+        stderr.contains("is not what this agent's whitelist builds"),
+        "{stderr}"
+    );
+    assert!(!pwned.exists(), "the edited command ran");
+    assert!(lines(&dir.path().join("ran-1")).is_empty());
 }

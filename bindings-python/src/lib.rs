@@ -11,6 +11,7 @@ mod error;
 mod identity;
 mod limits;
 mod queue;
+mod signing;
 mod types;
 
 use pyo3::prelude::*;
@@ -26,6 +27,8 @@ mod _actionq {
     use crate::identity::{PyActingQueue, PyCredential, PyIssuedCredential, PyPrincipal};
     #[pymodule_export]
     use crate::queue::PyActionQueue;
+    #[pymodule_export]
+    use crate::signing::{PyClaimSigningKey, PyClaimVerifyingKey};
     #[pymodule_export]
     use crate::types::{
         action_digest, PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyServer,

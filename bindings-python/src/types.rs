@@ -458,6 +458,11 @@ impl From<Claim> for PyClaim {
 }
 
 impl PyClaim {
+    /// The core claim.
+    pub(crate) fn core(&self) -> &Claim {
+        &self.inner
+    }
+
     /// The claimed action.
     fn core_action(&self) -> &Action {
         &self.inner.action

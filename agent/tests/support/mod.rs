@@ -37,6 +37,11 @@ pub fn server_script() -> PathBuf {
     path
 }
 
+/// The Python of the venv `actionq-server` runs in.
+pub fn venv_python() -> PathBuf {
+    server_script().with_file_name("python")
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -179,6 +184,11 @@ impl Server {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The claim-signing public key the server wrote beside its database.
+    pub fn claim_public_key(&self) -> PathBuf {
+        self.db.with_file_name("claim-signing.pub")
     }
 
     pub fn logs(&self) -> String {
@@ -336,14 +346,19 @@ pub fn write_agent_files_with(
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let config = setup.dir.join(format!("{}.toml", setup.name));
+    // The agent trusts the server's whitelist file and the public key the
+    // server generated beside its database, as an operator provisions them.
     std::fs::write(
         &config,
         format!(
             "server_url = \"{}\"\nserver_id = \"{}\"\ntoken_file = \"{}\"\nauth_header = \"{header}\"\n\
+             whitelist_file = \"{}\"\nclaim_public_key_file = \"{}\"\n\
              poll_interval_seconds = 0.2\n{}\n",
             setup.server.url(),
             setup.server_id,
             token_file.display(),
+            setup.server.whitelist.display(),
+            setup.server.claim_public_key().display(),
             setup.extra
         ),
     )

@@ -5,7 +5,7 @@ over an :class:`actionq.AsyncActionQueue`, with the routes of
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -14,25 +14,76 @@ from fastapi.exception_handlers import http_exception_handler, request_validatio
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import actionq
 from actionq import limits
 from actionq.server.routes import ServerState, router
-from actionq.server import metrics, web
+from actionq.server import docs, metrics, web
 
 __all__ = [
     "API_KEY_ENV",
+    "CLAIM_PUBLIC_KEY_NAME",
+    "CLAIM_SIGNING_KEY_NAME",
+    "POSTGRES_SCHEMES",
+    "SIGNING_KEY_ENV",
     "BodyLimit",
     "WhitelistSource",
     "create_app",
     "load_whitelist",
+    "resolve_signing_key",
     "queue_error_handler",
     "undecodable_body_handler",
 ]
 
 API_KEY_ENV = "ACTIONQ_API_KEY"
 """Environment variable holding the API key when `create_app` is given none."""
+
+SIGNING_KEY_ENV = "ACTIONQ_SIGNING_KEY_FILE"
+"""Environment variable naming the claim-signing key file when `create_app` is given none."""
+
+CLAIM_SIGNING_KEY_NAME = "claim-signing.key"
+"""The claim-signing key generated beside a SQLite file when none is given (mode 0600)."""
+
+CLAIM_PUBLIC_KEY_NAME = "claim-signing.pub"
+"""Its public key, written beside it: what agents pin (``claim_public_key_file``)."""
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+"""URL prefixes that name a PostgreSQL database rather than a SQLite file."""
+
+SigningKeySource = Union[actionq.ClaimSigningKey, str, "os.PathLike[str]"]
+"""A claim-signing key, or the path of its PEM (PKCS#8) file."""
+
+
+def resolve_signing_key(
+    signing_key: SigningKeySource | None, db_path: str | os.PathLike[str] | None
+) -> tuple[actionq.ClaimSigningKey, str]:
+    """The key the server signs claims with, and where it came from (for the log).
+
+    A key or a key file given (else ``ACTIONQ_SIGNING_KEY_FILE``) is used as
+    is. Without one, a SQLite database keeps its key beside it:
+    ``claim-signing.key`` (generated on first start, mode 0600) and
+    ``claim-signing.pub`` for agents, reused on later starts. An in-memory or
+    PostgreSQL queue without a key gets an ephemeral one, which no agent can
+    have pinned: give such a server a key file.
+    """
+    if isinstance(signing_key, actionq.ClaimSigningKey):
+        return signing_key, "the claim-signing key given"
+    path = signing_key if signing_key is not None else os.environ.get(SIGNING_KEY_ENV) or None
+    if path is not None:
+        return actionq.ClaimSigningKey.load(path), f"claim-signing key {os.fspath(path)}"
+    if db_path is not None and not os.fspath(db_path).startswith(POSTGRES_SCHEMES):
+        folder = Path(db_path).parent
+        key_path, public_path = folder / CLAIM_SIGNING_KEY_NAME, folder / CLAIM_PUBLIC_KEY_NAME
+        key, generated = actionq.ClaimSigningKey.load_or_generate(key_path, public_path)
+        made = "generated" if generated else "reused"
+        return key, f"claim-signing key {key_path} ({made}); agents pin its public key {public_path}"
+    return (
+        actionq.ClaimSigningKey.generate(),
+        "an ephemeral claim-signing key (no agent can pin it: pass a key file)",
+    )
+
 
 WhitelistSource = Union[str, os.PathLike[str], Mapping[str, Any]]
 """A whitelist config: JSON text, a dict, or the path of a JSON file."""
@@ -138,6 +189,8 @@ def create_app(
     durability: Literal["normal", "full"] | None = None,
     busy_timeout_seconds: float | None = None,
     clock: actionq.ManualClock | None = None,
+    signing_key: SigningKeySource | None = None,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> FastAPI:
     """Builds the Action Queue API over a new actionq queue.
 
@@ -148,7 +201,11 @@ def create_app(
     whitelist); its action types are the ones the routes accept and the
     OpenAPI document lists. ``durability``/``busy_timeout_seconds`` go to the
     SQLite store (None: actionq's defaults); ``clock`` replaces the system
-    clock (tests).
+    clock (tests). ``signing_key`` signs every claim (see
+    :func:`resolve_signing_key` for what None does). ``allowed_hosts`` are
+    the ``Host`` header values served (against DNS rebinding; others get
+    400); None checks no Host header, for a host that mounts the app behind
+    its own check (``actionq-server`` always passes a list).
     """
     key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
     if not key:
@@ -164,15 +221,23 @@ def create_app(
         clock=clock,
     )
     app = FastAPI(
+        # /docs is served from the wheel's files by `docs.docs_router`.
+        docs_url=None,
+        redoc_url=None,
         title="actionq Action Queue API",
         version=actionq.__version__,
         description="Whitelisted remediation actions: request, approve, execute, audit.",
     )
-    app.state.actionq = ServerState(queue=queue, api_key=key.encode())
+    signer, _ = resolve_signing_key(signing_key, db_path)
+    app.state.actionq = ServerState(queue=queue, api_key=key.encode(), signing_key=signer)
     app.add_exception_handler(actionq.ActionQueueError, queue_error_handler)
     app.add_exception_handler(HTTPException, undecodable_body_handler)
     app.add_middleware(BodyLimit)
+    if allowed_hosts is not None:
+        # Added last, so it runs first: a foreign Host is refused before anything else.
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     app.include_router(router)
+    app.include_router(docs.docs_router)
     # The approvers' page at / and Prometheus metrics at /metrics.
     app.include_router(web.page_router)
     metrics.install(app, queue)

@@ -1,10 +1,15 @@
 """``actionq-server``: runs the Action Queue API under uvicorn.
 
     actionq-server [--host 127.0.0.1] [--port 8080] [--database FILE|URL] [--whitelist FILE]
+                   [--signing-key FILE] [--allowed-hosts HOST ...]
 
-Uses ``ACTIONQ_API_KEY`` if set; otherwise generates a key and prints it.
-``--database`` (a SQLite file, or a ``postgresql://`` URL) defaults to
+Uses ``ACTIONQ_API_KEY`` if set; otherwise generates a key, writes it to a
+file only its owner can read (mode 0600) and prints that file's path, never
+the key. ``--database`` (a SQLite file, or a ``postgresql://`` URL) defaults to
 ``ACTIONQ_DATABASE``; with neither the queue lives in memory (lost on exit).
+``--signing-key`` (default ``ACTIONQ_SIGNING_KEY_FILE``; else generated beside
+a SQLite file) signs every claim; ``--allowed-hosts`` (default: the bind
+address and localhost) are the ``Host`` header values served.
 """
 
 from __future__ import annotations
@@ -12,16 +17,17 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from actionq.server.app import API_KEY_ENV, create_app
+from actionq.server.app import API_KEY_ENV, POSTGRES_SCHEMES, SIGNING_KEY_ENV, create_app, resolve_signing_key
 
 DATABASE_ENV = "ACTIONQ_DATABASE"
 """Environment variable naming the SQLite file or PostgreSQL URL when ``--database`` is not given."""
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-"""URL prefixes that name a PostgreSQL database rather than a SQLite file."""
+API_KEY_FILE_NAME = "api-key"
+"""The file a generated API key is written to, beside a SQLite database."""
 
 
 def api_key_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, bool]:
@@ -49,7 +55,38 @@ def parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--whitelist", type=Path, default=None, help="whitelist config, a JSON file (default: built in)")
+    p.add_argument(
+        "--signing-key",
+        type=Path,
+        default=os.environ.get(SIGNING_KEY_ENV) or None,
+        help=(
+            f"claim-signing key, a PEM PKCS#8 Ed25519 file, mode 0600 (default ${SIGNING_KEY_ENV}; "
+            "else generated beside a SQLite database, with its public key for agents)"
+        ),
+    )
+    p.add_argument(
+        "--allowed-hosts",
+        nargs="+",
+        default=None,
+        metavar="HOST",
+        help="Host header values served, others get 400 (default: the bind address and localhost)",
+    )
     return p
+
+
+def write_api_key(key: str, folder: Path | None) -> Path:
+    """Writes a generated API key to a new mode-0600 file: ``api-key`` in
+    ``folder`` (replaced), or a fresh temporary file when there is none."""
+    if folder is None:
+        fd, name = tempfile.mkstemp(prefix="actionq-api-key-")
+        path = Path(name)
+    else:
+        path = folder / API_KEY_FILE_NAME
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(key + "\n")
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -57,22 +94,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn  # the server extra; imported here so `--help` works without it
 
     args = parser().parse_args(argv)
-    key, generated = api_key_from_env()
-    if generated:
-        print(f"{API_KEY_ENV} is not set; generated an API key for this run:", flush=True)
-        print(f"  {API_KEY_ENV}={key}", flush=True)
     database: str | None = args.database
+    data_folder: Path | None = None
     if database is None:
         where = "in memory (lost on exit)"
     elif database.startswith(POSTGRES_SCHEMES):
         # Not the URL itself: it may hold a password.
         where = "PostgreSQL database"
     else:
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        data_folder = Path(database).parent
+        data_folder.mkdir(parents=True, exist_ok=True)
         where = f"database {database}"
-    app = create_app(database, api_key=key, whitelist=args.whitelist)
+    key, generated = api_key_from_env()
+    if generated:
+        # The key goes to a file only its owner reads, never to the terminal
+        # or the log that captures it.
+        key_file = write_api_key(key, data_folder)
+        print(f"{API_KEY_ENV} is not set; generated an API key for this run into {key_file} (mode 0600):", flush=True)
+        print(f"  export {API_KEY_ENV}=\"$(cat {key_file})\"", flush=True)
+    signing_key, signing_where = resolve_signing_key(args.signing_key, database)
+    print(f"claims are signed with {signing_where}", flush=True)
+    allowed_hosts = args.allowed_hosts or sorted({args.host, "localhost"})
+    app = create_app(
+        database, api_key=key, whitelist=args.whitelist, signing_key=signing_key, allowed_hosts=allowed_hosts
+    )
     print(f"actionq API on http://{args.host}:{args.port}/api/v1 (Swagger UI: /docs), {where}", flush=True)
     print(f"approvers' page: http://{args.host}:{args.port}/ (sign in with the API key); metrics: /metrics", flush=True)
+    print(f"Host headers served: {', '.join(allowed_hosts)} (--allowed-hosts)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port)
 
 

@@ -153,6 +153,10 @@ class ActionOut(Record):
 
 class ClaimOut(ActionOut):
     lease_token: str = Field(description="secret; required by heartbeat and result")
+    signature: str = Field(
+        description="the server's Ed25519 signature of the claim (base64): agents check it with the "
+        "server's claim-signing public key before running anything"
+    )
 
 
 class ActionListOut(Record):

@@ -64,10 +64,12 @@ __all__ = ["Caller", "ServerState", "agent_or_person", "get_queue", "person", "r
 
 @dataclass(frozen=True)
 class ServerState:
-    """What the routes need from the app: its queue and the bootstrap API key."""
+    """What the routes need from the app: its queue, the bootstrap API key
+    and the key claims are signed with."""
 
     queue: actionq.AsyncActionQueue
     api_key: bytes
+    signing_key: actionq.ClaimSigningKey
 
     def __repr__(self) -> str:  # never print the key
         return f"ServerState(queue={self.queue!r})"
@@ -286,9 +288,17 @@ async def cancel_action(action_id: ActionId, caller: Person) -> Response:
     response_model=ClaimOut,
     responses={204: {"description": "No approved action to claim"}},
 )
-async def claim_action(server_id: str, caller: AgentOrPerson, body: ClaimRequest | None = None) -> Response:
+async def claim_action(
+    server_id: str, caller: AgentOrPerson, request: Request, body: ClaimRequest | None = None
+) -> Response:
     claim = await caller.claim_next(server_id, body.lease_seconds if body else None)
-    return _json(claim) if claim is not None else Response(status_code=204)
+    if claim is None:
+        return Response(status_code=204)
+    signature = _state(request).signing_key.sign(claim)
+    # The core's JSON object, with the signature as its last field.
+    text = claim.to_json()
+    signed = f"{text[:-1]},{json.dumps('signature')}:{json.dumps(signature)}}}"
+    return Response(signed, media_type=_JSON)
 
 
 @router.post("/actions/{action_id}/heartbeat", operation_id="heartbeat_action", response_model=ActionOut)
