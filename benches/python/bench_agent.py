@@ -106,8 +106,10 @@ def main() -> None:
             f.write(
                 f'server_url = "{base}"\nserver_id = "{SERVER_ID}"\ntoken_file = "{token_file}"\n'
                 f'auth_header = "{header}"\n'
-                # A digest, when the claim has one, is checked either way.
-                "require_digest = false\n"
+                # What the agent trusts: the server's whitelist and the
+                # claim-signing public key it generated beside its database.
+                f'whitelist_file = "{whitelist}"\n'
+                f'claim_public_key_file = "{os.path.join(args.dir, "claim-signing.pub")}"\n'
             )
         total = args.n + WARM
         for _ in range(total):

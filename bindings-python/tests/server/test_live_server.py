@@ -61,17 +61,21 @@ def live_server(*args: str) -> Iterator[tuple[httpx.Client, str, int]]:
     threading.Thread(target=pump, daemon=True).start()
     output: list[str] = []
     try:
-        # The script generates and prints a key when ACTIONQ_API_KEY is unset,
-        # then says where it serves from.
+        # The script generates a key when ACTIONQ_API_KEY is unset, writes it
+        # to a mode-0600 file and prints the file's path (never the key), then
+        # says where it serves from.
         key = ""
         deadline = time.monotonic() + 60
         while not output or not output[-1].startswith("actionq API on "):
             assert time.monotonic() < deadline, "".join(output)
             line = lines.get(timeout=60)
             output.append(line)
-            if line.strip().startswith("ACTIONQ_API_KEY="):
-                key = line.strip().split("=", 1)[1]
+            if line.strip().startswith('export ACTIONQ_API_KEY="$(cat '):
+                key_file = Path(line.strip().removeprefix('export ACTIONQ_API_KEY="$(cat ').removesuffix(')"'))
+                assert key_file.stat().st_mode & 0o777 == 0o600, oct(key_file.stat().st_mode)
+                key = key_file.read_text().strip()
         assert key, "".join(output)
+        assert key not in "".join(output)
 
         base = f"http://127.0.0.1:{port}"
         while True:  # poll until uvicorn accepts connections (readiness, not a timed assertion)
@@ -86,6 +90,10 @@ def live_server(*args: str) -> Iterator[tuple[httpx.Client, str, int]]:
         with httpx.Client(base_url=base + "/api/v1", headers={"X-API-Key": key}, timeout=10) as http:
             yield http, "".join(output), server.pid
     finally:
+        # Whatever it printed later never shows the key either.
+        if key:
+            while not lines.empty():
+                assert key not in lines.get_nowait()
         server.send_signal(signal.SIGINT)
         try:
             server.wait(30)
@@ -127,6 +135,25 @@ def test_live_server_flow(tmp_path: Path) -> None:
     # it served from the SQLite file it was given: the outcome is on disk
     stored = actionq.ActionQueue(db)
     assert stored.get_action(action_id).stdout == "restarted"
+    # The generated API key, the claim-signing key (private) and its public key
+    # sit beside the database; the claim verified with that public key.
+    data = db.parent
+    assert (data / "api-key").stat().st_mode & 0o777 == 0o600
+    assert (data / "claim-signing.key").stat().st_mode & 0o777 == 0o600
+    assert f"agents pin its public key {data / 'claim-signing.pub'}" in output
+    actionq.ClaimVerifyingKey.load(data / "claim-signing.pub").verify_json(claimed.text)
+
+
+def test_the_host_header_must_be_the_bind_address_or_localhost() -> None:
+    with live_server() as (http, output, _):
+        port = http.base_url.port
+        assert "Host headers served: 127.0.0.1, localhost" in output
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
+            assert http.get("/events", headers={"Host": host}).status_code == 200, host
+        # A DNS-rebound name pointing at 127.0.0.1 gets nothing.
+        for path in ("/events", "/servers/web-1"):
+            r = http.get(path, headers={"Host": "evil.example"})
+            assert r.status_code == 400, (path, r.text)
 
 
 CUSTOM_WHITELIST = {
