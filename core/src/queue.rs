@@ -472,6 +472,7 @@ impl ActionQueue {
             command: built.command,
             argv: built.argv,
             env: built.env,
+            params: built.params,
             alert_id: request.alert_id,
         };
         self.store.insert_action(draft, &guard)

@@ -148,6 +148,7 @@ impl ActionDraft {
             approvals: Vec::new(),
             digest: self.digest,
             whitelist_version: self.whitelist_version,
+            params: self.params,
         };
         (action, event)
     }

@@ -568,6 +568,9 @@ pub struct BuiltCommand {
     pub env: BTreeMap<String, String>,
     /// The `service_name` parameter's value, if the entry has one.
     pub service_name: Option<String>,
+    /// Every parameter's value the command was built from: defaults
+    /// applied, values normalised (what the action records as `params`).
+    pub params: BTreeMap<String, String>,
 }
 
 /// The set of action types a queue accepts. Cheap to clone.
@@ -791,6 +794,10 @@ impl Whitelist {
                 .map(|(k, w)| (k.clone(), render(w)))
                 .collect(),
             service_name: values.get("service_name").map(|s| s.to_string()),
+            params: values
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         })
     }
 }

@@ -79,7 +79,14 @@ fn v1_database_migrates_with_data_intact() {
         completed.created_at.to_rfc3339(),
         "2026-01-01T00:00:20+00:00"
     );
+    // v5: an old action's params are what its row still says: the unit of
+    // a restart, nothing for the others.
+    assert_eq!(
+        completed.params,
+        BTreeMap::from([("service_name".to_owned(), "nginx".to_owned())])
+    );
     let failed = queue.get_action(2).unwrap();
+    assert!(failed.params.is_empty());
     assert_eq!(failed.env["DEBIAN_FRONTEND"], "noninteractive");
     assert_eq!(failed.exit_code, Some(100));
     assert_eq!(failed.created_by, "monitor");

@@ -824,6 +824,10 @@ impl Model {
                     approvals: Vec::new(),
                     digest: String::new(),
                     whitelist_version: self.whitelist_version.clone(),
+                    params: values
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.clone()))
+                        .collect(),
                 };
                 let action = Action {
                     digest: action.computed_digest(),

@@ -362,6 +362,7 @@ fn page_of_100_over_a_million_rows_stays_bounded_memory() {
             command: String::new(),
             argv: Vec::new(),
             env: Default::default(),
+            params: Default::default(),
             alert_id: None,
             created_at: at,
             created_by: "seed".into(),
