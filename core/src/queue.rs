@@ -212,7 +212,7 @@ impl Default for ActionQuery {
 /// queue.create_server("web-1", Some("web-1.lan"))?;
 /// let action = queue.create_action(&NewAction::new("web-1", "restart_service").service_name("nginx"))?;
 /// assert_eq!(action.status, ActionStatus::Approved); // server not paused
-/// assert_eq!(action.argv, ["systemctl", "restart", "nginx"]);
+/// assert_eq!(action.argv, ["systemctl", "restart", "nginx.service"]); // a bare name is a service
 ///
 /// let claim = queue.claim_next("web-1", None)?.expect("one approved action");
 /// let done = queue.report_result(claim.action.id, &claim.lease_token, 0, Some("ok"), None)?;

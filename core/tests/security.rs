@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use actionq::{ActionQuery, ActionStatus, NewAction, Whitelist};
+use actionq::{ActionQuery, ActionStatus, ErrorKind, NewAction, Role, Whitelist};
 use common::Env;
 
 fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -72,4 +72,129 @@ fn actions_keep_the_params_they_were_built_from(env: Env) {
     assert_eq!(claim.action.status, ActionStatus::Executing);
 }
 
-for_each_store!(actions_keep_the_params_they_were_built_from,);
+// ---------------------------------------------------------------- validators
+
+/// Issue 22's attack: a requester on a normal server asked `restart_service`
+/// for units that power the host off or stop it; each was auto-approved.
+/// Now each is NotWhitelisted and nothing is stored.
+fn restart_service_cannot_power_off(env: Env) {
+    let q = &env.queue;
+    q.create_server("web-1", None).unwrap();
+    let issued = q.issue_credential("alerts", Role::Requester, None).unwrap();
+    let requester = q.authenticate(&issued.secret).unwrap();
+    let acting = q.as_principal(&requester);
+    let events_before = q.events_since(0, 100).unwrap();
+    for unit in [
+        "poweroff.target",
+        "reboot.target",
+        "systemd-reboot.service",
+        "emergency.target",
+        "systemd-poweroff",
+        "halt.target",
+        "kexec.target",
+        "rescue.target",
+        "getty@tty1.service",
+        "-.mount",
+    ] {
+        let err = acting
+            .create_action(&NewAction::new("web-1", "restart_service").service_name(unit))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotWhitelisted, "{unit}: {err}");
+        assert!(err.to_string().contains("service_name"), "{err}");
+    }
+    assert_eq!(q.list_actions(&ActionQuery::default()).unwrap().total, 0);
+    assert_eq!(q.events_since(0, 100).unwrap(), events_before);
+}
+
+/// A bare name is `<name>.service` before the digest, the duplicate guard
+/// and the budget see it: `nginx` then `nginx.service` is one action.
+fn bare_and_suffixed_unit_names_are_one_action(env: Env) {
+    let q = &env.queue;
+    q.create_server("web-1", None).unwrap();
+    q.pause_server("web-1").unwrap();
+    let bare = q
+        .create_action(&NewAction::new("web-1", "restart_service").service_name("nginx"))
+        .unwrap();
+    assert_eq!(bare.service_name.as_deref(), Some("nginx.service"));
+    assert_eq!(bare.command, "systemctl restart nginx.service");
+    assert_eq!(bare.argv, ["systemctl", "restart", "nginx.service"]);
+    assert_eq!(bare.params, params(&[("service_name", "nginx.service")]));
+    let dup = q
+        .create_action(&NewAction::new("web-1", "restart_service").service_name("nginx.service"))
+        .unwrap_err();
+    assert_eq!(dup.kind(), ErrorKind::Conflict, "{dup}");
+    assert_eq!(dup.existing_action_id(), Some(bare.id));
+    assert_eq!(
+        dup.to_string(),
+        "Pending action already exists for service 'nginx.service' on server 'web-1'"
+    );
+
+    // The budget counts them as the same action too.
+    let budget = Whitelist::from_json(
+        r#"{"actions": {"restart_service": {
+            "command": "systemctl restart {service_name}",
+            "params": {"service_name": {"kind": "systemd_unit"}},
+            "approval": {"auto_approve_budget": {"max": 1, "window_seconds": 3600}}
+        }}}"#,
+    )
+    .unwrap();
+    let q = env.queue.clone().with_whitelist(budget);
+    q.create_server("web-2", None).unwrap();
+    let first = q
+        .create_action(&NewAction::new("web-2", "restart_service").service_name("nginx.service"))
+        .unwrap();
+    assert_eq!(first.status, ActionStatus::Approved);
+    let second = q
+        .create_action(&NewAction::new("web-2", "restart_service").service_name("nginx"))
+        .unwrap();
+    assert_eq!(second.status, ActionStatus::Pending);
+    assert_eq!(second.digest, {
+        let mut same = first.clone();
+        same.id = second.id;
+        same.computed_digest()
+    });
+    let created = q.events_since(0, 100).unwrap();
+    let detail = created
+        .iter()
+        .rfind(|e| e.action_id == second.id)
+        .and_then(|e| e.detail.clone());
+    assert_eq!(
+        detail.as_deref(),
+        Some("auto-approval budget exceeded: 1 in the last 3600s")
+    );
+}
+
+/// apt's removal and pattern syntax never reaches `apt-get install`.
+fn debian_package_refuses_apt_removal_and_patterns(env: Env) {
+    let whitelist = Whitelist::from_json(
+        r#"{"actions": {"install_package": {
+            "command": "DEBIAN_FRONTEND=noninteractive apt-get install -y {package}",
+            "params": {"package": {"kind": "debian_package"}}
+        }}}"#,
+    )
+    .unwrap();
+    let q = env.queue.clone().with_whitelist(whitelist);
+    q.create_server("web-1", None).unwrap();
+    for package in [
+        "openssh-server-",
+        "openssh-server+",
+        "openssh.*",
+        "linux-image.+",
+    ] {
+        let err = q
+            .create_action(&NewAction::new("web-1", "install_package").param("package", package))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotWhitelisted, "{package}: {err}");
+    }
+    let htop = q
+        .create_action(&NewAction::new("web-1", "install_package").param("package", "htop"))
+        .unwrap();
+    assert_eq!(htop.argv, ["apt-get", "install", "-y", "htop"]);
+}
+
+for_each_store!(
+    actions_keep_the_params_they_were_built_from,
+    restart_service_cannot_power_off,
+    bare_and_suffixed_unit_names_are_one_action,
+    debian_package_refuses_apt_removal_and_patterns,
+);
