@@ -466,6 +466,7 @@ impl ActionQueue {
             ),
             whitelist_version: self.whitelist.version().to_owned(),
             auto_approve_budget: entry.approval().auto_approve_budget,
+            needs_people: entry.approval().needs_people(),
             server_id: request.server_id.clone(),
             action_type: request.action_type.clone(),
             service_name: built.service_name,

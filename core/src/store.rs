@@ -124,6 +124,10 @@ pub struct ActionDraft {
     /// the window ([`ActionDraft::budget_window`]) inside its atomic section
     /// and passes the count to [`ActionDraft::into_action`].
     pub auto_approve_budget: Option<AutoApproveBudget>,
+    /// Why the entry's policy needs people ([`ApprovalPolicy::needs_people`]):
+    /// such an action is never auto-approved, on any server, and on a normal
+    /// server this is its creation event's detail.
+    pub needs_people: Option<String>,
 }
 
 /// Which existing action makes an insert a conflict. Checked atomically with the insert.

@@ -315,6 +315,20 @@ impl Default for ApprovalPolicy {
 }
 
 impl ApprovalPolicy {
+    /// Why an action under this policy must wait for people whatever the
+    /// server's state: more than one approval, or four eyes (an automatic
+    /// approval would skip both). `None` when auto-approval may decide.
+    pub fn needs_people(&self) -> Option<String> {
+        match (self.required > 1, self.four_eyes) {
+            (true, _) => Some(format!(
+                "held for approval: {} approvals required",
+                self.required
+            )),
+            (false, true) => Some("held for approval: four-eyes policy".to_owned()),
+            (false, false) => None,
+        }
+    }
+
     fn is_default(&self) -> bool {
         *self == ApprovalPolicy::default()
     }

@@ -24,6 +24,7 @@ fn draft(server_id: &str, action_type: &str, command: &str) -> ActionDraft {
         digest: String::new(),
         whitelist_version: String::new(),
         auto_approve_budget: None,
+        needs_people: None,
     }
 }
 

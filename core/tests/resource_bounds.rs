@@ -369,6 +369,7 @@ fn page_of_100_over_a_million_rows_stays_bounded_memory() {
             digest: String::new(),
             whitelist_version: String::new(),
             auto_approve_budget: None,
+            needs_people: None,
         };
         let id = store.insert_action(draft, &ConflictGuard::None).unwrap().id;
         // Leave the active set at once, as finished actions do (an active action

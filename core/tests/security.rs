@@ -192,7 +192,83 @@ fn debian_package_refuses_apt_removal_and_patterns(env: Env) {
     assert_eq!(htop.argv, ["apt-get", "install", "-y", "htop"]);
 }
 
+// ---------------------------------------------------------------- policy
+
+/// Issue 22's attack: `required: 2` and `four_eyes` held only on a paused
+/// server, so unpausing it (any operator may) let a requester's action be
+/// auto-approved. Now such an entry is never auto-approved.
+fn policy_that_needs_people_holds_on_every_server(env: Env) {
+    let whitelist = Whitelist::from_json(
+        r#"{"actions": {
+            "two_keys": {"command": "reboot", "approval": {"required": 2}},
+            "four_eyes": {"command": "apt-get autoremove -y", "approval": {"four_eyes": true}},
+            "plain": {"command": "uptime"}
+        }}"#,
+    )
+    .unwrap();
+    let q = env.queue.clone().with_whitelist(whitelist);
+    q.create_server("web-1", None).unwrap();
+    q.pause_server("web-1").unwrap();
+    q.unpause_server("web-1").unwrap();
+    let two = q
+        .create_action(&NewAction::new("web-1", "two_keys").created_by("alerts"))
+        .unwrap();
+    let eyes = q
+        .create_action(&NewAction::new("web-1", "four_eyes").created_by("alerts"))
+        .unwrap();
+    let plain = q
+        .create_action(&NewAction::new("web-1", "plain").created_by("alerts"))
+        .unwrap();
+    assert_eq!(
+        [two.status, eyes.status, plain.status],
+        [
+            ActionStatus::Pending,
+            ActionStatus::Pending,
+            ActionStatus::Approved
+        ]
+    );
+    assert_eq!(
+        (two.approved_by.as_deref(), eyes.approved_by.as_deref()),
+        (None, None)
+    );
+    let detail = |id: i64| {
+        q.events_since(0, 100)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.action_id == id)
+            .and_then(|e| e.detail)
+    };
+    assert_eq!(
+        detail(two.id).as_deref(),
+        Some("held for approval: 2 approvals required")
+    );
+    assert_eq!(
+        detail(eyes.id).as_deref(),
+        Some("held for approval: four-eyes policy")
+    );
+    // Nothing is claimable until people approved.
+    assert!(q.claim_next("web-1", None).unwrap().unwrap().action.id == plain.id);
+    assert!(q.claim_next("web-1", None).unwrap().is_none());
+    // The policy itself still applies: the requester cannot approve its own,
+    // and two distinct approvers are needed.
+    let own = q.approve_action(eyes.id, "alerts").unwrap_err();
+    assert_eq!(own.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(
+        q.approve_action(eyes.id, "bob").unwrap().status,
+        ActionStatus::Approved
+    );
+    assert_eq!(
+        q.approve_action(two.id, "bob").unwrap().status,
+        ActionStatus::Pending
+    );
+    assert_eq!(
+        q.approve_action(two.id, "carol").unwrap().status,
+        ActionStatus::Approved
+    );
+}
+
 for_each_store!(
+    policy_that_needs_people_holds_on_every_server,
     actions_keep_the_params_they_were_built_from,
     restart_service_cannot_power_off,
     bare_and_suffixed_unit_names_are_one_action,
