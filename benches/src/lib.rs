@@ -63,7 +63,7 @@ pub struct Raw {
 const RAW_ACTION_COLUMNS: &str = "id, server_id, action_type, status, service_name, command, \
     argv, env, alert_id, created_at, created_by, approved_at, approved_by, rejected_at, \
     rejected_by, rejection_reason, cancelled_at, cancelled_by, executed_at, lease_expires_at, \
-    completed_at, exit_code, stdout, stderr, approvals, digest, whitelist_version";
+    completed_at, exit_code, stdout, stderr, approvals, digest, whitelist_version, params";
 
 fn ts(v: Option<i64>) -> rusqlite::Result<Option<actionq::Timestamp>> {
     v.map(|v| {
@@ -109,6 +109,7 @@ fn raw_action(r: &Row<'_>) -> rusqlite::Result<Action> {
         approvals: serde_json::from_str(&r.get::<_, String>(24)?).map_err(bad)?,
         digest: r.get(25)?,
         whitelist_version: r.get(26)?,
+        params: serde_json::from_str(&r.get::<_, String>(27)?).map_err(bad)?,
     })
 }
 

@@ -189,6 +189,7 @@ fn action_into_dict(d: &Bound<'_, PyDict>, a: &Action) -> PyResult<()> {
     d.set_item(intern!(py, "approvals"), approvals_list(py, &a.approvals)?)?;
     d.set_item(intern!(py, "digest"), &a.digest)?;
     d.set_item(intern!(py, "whitelist_version"), &a.whitelist_version)?;
+    d.set_item(intern!(py, "params"), &a.params)?;
     Ok(())
 }
 
@@ -388,6 +389,13 @@ macro_rules! action_class_methods {
             #[getter]
             fn whitelist_version(&self) -> &str {
                 &self.core_action().whitelist_version
+            }
+
+            /// The parameter values the command was built from, normalised
+            /// (a new dict on each read).
+            #[getter]
+            fn params(&self) -> std::collections::BTreeMap<String, String> {
+                self.core_action().params.clone()
             }
 
             /// Whether what would run is what was approved: the digest

@@ -17,6 +17,7 @@ ACTION_FIELDS = [
     "lease_expires_at", "completed_at", "exit_code", "stdout", "stderr",
     # SPEC "Approval policy": after the seed's fields
     "approvals", "digest", "whitelist_version",
+    "params",  # README "Security": what the command was built from
 ]  # fmt: skip
 
 
@@ -64,6 +65,7 @@ class ActionModel(pydantic.BaseModel):
     approvals: list[ApprovalModel]
     digest: str
     whitelist_version: str
+    params: dict[str, str]
 
 
 class LiteralStatusModel(pydantic.BaseModel):

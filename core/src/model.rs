@@ -230,6 +230,13 @@ pub struct Action {
     /// (SQLite schema < 4), which are exempt from the stale-whitelist check.
     #[serde(default)]
     pub whitelist_version: String,
+    /// The parameter values the command was built from, by name: defaults
+    /// applied and values normalised (e.g. `nginx` → `nginx.service`), so an
+    /// executor can rebuild `argv`/`env` from the action type with its own
+    /// whitelist. Empty for actions stored before actions kept their
+    /// parameters, except `service_name` where the action has one.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
 }
 
 impl Action {

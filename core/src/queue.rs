@@ -212,7 +212,7 @@ impl Default for ActionQuery {
 /// queue.create_server("web-1", Some("web-1.lan"))?;
 /// let action = queue.create_action(&NewAction::new("web-1", "restart_service").service_name("nginx"))?;
 /// assert_eq!(action.status, ActionStatus::Approved); // server not paused
-/// assert_eq!(action.argv, ["systemctl", "restart", "nginx"]);
+/// assert_eq!(action.argv, ["systemctl", "restart", "nginx.service"]); // a bare name is a service
 ///
 /// let claim = queue.claim_next("web-1", None)?.expect("one approved action");
 /// let done = queue.report_result(claim.action.id, &claim.lease_token, 0, Some("ok"), None)?;
@@ -466,12 +466,14 @@ impl ActionQueue {
             ),
             whitelist_version: self.whitelist.version().to_owned(),
             auto_approve_budget: entry.approval().auto_approve_budget,
+            needs_people: entry.approval().needs_people(),
             server_id: request.server_id.clone(),
             action_type: request.action_type.clone(),
             service_name: built.service_name,
             command: built.command,
             argv: built.argv,
             env: built.env,
+            params: built.params,
             alert_id: request.alert_id,
         };
         self.store.insert_action(draft, &guard)

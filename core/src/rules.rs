@@ -83,7 +83,8 @@ impl ActionDraft {
     }
 
     /// The stored action with id `id`: auto-approved unless `server` is paused
-    /// (SPEC create rule 5) or the entry's auto-approval budget is spent
+    /// (SPEC create rule 5), the entry's policy needs people
+    /// ([`ActionDraft::needs_people`]) or its auto-approval budget is spent
     /// (`auto_approved_in_window` is the store's count for
     /// [`ActionDraft::budget_window`], 0 without a budget). Also returns the
     /// creation event (without its id).
@@ -96,7 +97,8 @@ impl ActionDraft {
         let over_budget = self
             .auto_approve_budget
             .filter(|budget| auto_approved_in_window >= budget.max);
-        let (status, approved_at, approved_by) = if server.is_paused || over_budget.is_some() {
+        let held = server.is_paused || over_budget.is_some() || self.needs_people.is_some();
+        let (status, approved_at, approved_by) = if held {
             (ActionStatus::Pending, None, None)
         } else {
             (
@@ -112,12 +114,14 @@ impl ActionDraft {
             by: self.created_by.clone(),
             at: self.created_at,
             // The creator asked; the approval was automatic (`approved_by` "auto").
-            detail: match over_budget {
-                Some(budget) if !server.is_paused => Some(format!(
+            detail: match (&self.needs_people, over_budget) {
+                _ if server.is_paused => None,
+                (Some(why), _) => Some(why.clone()),
+                (None, Some(budget)) => Some(format!(
                     "auto-approval budget exceeded: {} in the last {}s",
                     budget.max, budget.window_seconds
                 )),
-                _ => (status == ActionStatus::Approved).then(|| AUTO_APPROVED.to_owned()),
+                (None, None) => Some(AUTO_APPROVED.to_owned()),
             },
         };
         let action = Action {
@@ -148,6 +152,7 @@ impl ActionDraft {
             approvals: Vec::new(),
             digest: self.digest,
             whitelist_version: self.whitelist_version,
+            params: self.params,
         };
         (action, event)
     }

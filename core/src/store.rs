@@ -43,7 +43,8 @@
 //!    `FOR UPDATE` as the transaction's last step, so writes for different
 //!    servers overlap in everything else), and [`Store::verify_audit`] feeds one snapshot of
 //!    events and head to an [`AuditVerifier`]. `Action`'s `approvals`
-//!    (JSON), `digest` and `whitelist_version` are stored and read back.
+//!    (JSON), `digest`, `whitelist_version` and `params` (JSON) are stored and
+//!    read back.
 //! 3. **Errors**: map every backend failure to [`Error::Storage`](crate::Error::Storage) inside the
 //!    backend module (as the SQLite module's `storage(context, e)` does); the
 //!    core's [`Error`](crate::Error) names no backend type, and no `From` impl is added for one.
@@ -106,6 +107,8 @@ pub struct ActionDraft {
     pub argv: Vec<String>,
     /// Executor environment.
     pub env: BTreeMap<String, String>,
+    /// The parameter values the command was built from (normalised).
+    pub params: BTreeMap<String, String>,
     /// Originating alert.
     pub alert_id: Option<i64>,
     /// Creation time.
@@ -121,6 +124,10 @@ pub struct ActionDraft {
     /// the window ([`ActionDraft::budget_window`]) inside its atomic section
     /// and passes the count to [`ActionDraft::into_action`].
     pub auto_approve_budget: Option<AutoApproveBudget>,
+    /// Why the entry's policy needs people ([`ApprovalPolicy::needs_people`]):
+    /// such an action is never auto-approved, on any server, and on a normal
+    /// server this is its creation event's detail.
+    pub needs_people: Option<String>,
 }
 
 /// Which existing action makes an insert a conflict. Checked atomically with the insert.

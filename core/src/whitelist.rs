@@ -43,9 +43,19 @@ pub const MAX_PARAM_LEN: usize = 255;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ParamKind {
-    /// A systemd unit name: `[A-Za-z0-9:_.@-]`, starting alphanumeric, at most 255 chars.
-    SystemdUnit,
-    /// A Debian package name: `[a-z0-9][a-z0-9+.-]+`, at most 128 chars.
+    /// A systemd service: `[A-Za-z0-9:_.@-]`, starting alphanumeric, at most
+    /// 255 chars with its suffix. A bare name means `<name>.service` and is
+    /// normalised to it; any other unit type (`.target`, `.socket`, ...) and
+    /// `systemd-*` units are refused, and so are template instances
+    /// (`name@instance.service`) unless `allow_templates` is set.
+    SystemdUnit {
+        /// Accept one `@` with a non-empty instance (`getty@tty1.service`).
+        #[serde(default, skip_serializing_if = "is_false")]
+        allow_templates: bool,
+    },
+    /// A Debian package name: `[a-z0-9][a-z0-9+.-]+`, at most 128 chars,
+    /// without apt's removal and pattern syntax (a trailing `-` or `+`,
+    /// `.+`, `.*`).
     DebianPackage,
     /// A non-negative decimal integer within `min..=max`.
     Integer {
@@ -62,22 +72,37 @@ pub enum ParamKind {
 }
 
 impl ParamKind {
-    /// Checks `value`; `Err` carries why it was refused (for the NotWhitelisted message).
-    pub fn validate(&self, value: &str) -> std::result::Result<(), String> {
+    /// Checks `value` and returns it normalised (a bare systemd unit name
+    /// gains `.service`; every other accepted value is returned as given):
+    /// what the command, digest, duplicate guard and budget see. `Err`
+    /// carries why it was refused (for the NotWhitelisted message).
+    ///
+    /// ```
+    /// use actionq::ParamKind;
+    /// let unit = ParamKind::SystemdUnit { allow_templates: false };
+    /// assert_eq!(unit.validate("nginx").unwrap(), "nginx.service");
+    /// assert!(unit.validate("reboot.target").is_err());
+    /// assert!(ParamKind::DebianPackage.validate("openssh-server-").is_err());
+    /// ```
+    pub fn validate(&self, value: &str) -> std::result::Result<String, String> {
         match self {
-            ParamKind::SystemdUnit => check_systemd_unit(value),
-            ParamKind::DebianPackage => check_debian_package(value),
+            ParamKind::SystemdUnit { allow_templates } => {
+                check_systemd_unit(value, *allow_templates)
+            }
+            ParamKind::DebianPackage => check_debian_package(value).map(|()| value.to_owned()),
             ParamKind::Integer { min, max } => {
                 let digits_only = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
                 let canonical = value == "0" || !value.starts_with('0');
                 match value.parse::<u64>() {
-                    Ok(n) if digits_only && canonical && (*min..=*max).contains(&n) => Ok(()),
+                    Ok(n) if digits_only && canonical && (*min..=*max).contains(&n) => {
+                        Ok(value.to_owned())
+                    }
                     _ => Err(format!("must be an integer from {min} to {max}")),
                 }
             }
             ParamKind::OneOf { values } => {
                 if values.iter().any(|v| v == value) {
-                    Ok(())
+                    Ok(value.to_owned())
                 } else {
                     Err(format!("must be one of: {}", values.join(", ")))
                 }
@@ -125,7 +150,29 @@ fn check_common(value: &str, max_len: usize) -> std::result::Result<(), String> 
     Ok(())
 }
 
-fn check_systemd_unit(value: &str) -> std::result::Result<(), String> {
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// systemd's unit types other than `service`: a value with one of these
+/// suffixes names something `restart` must not touch (`reboot.target`,
+/// `-.mount`, ...), so it is refused rather than read as a service name.
+const OTHER_UNIT_TYPES: [&str; 10] = [
+    "target",
+    "socket",
+    "device",
+    "mount",
+    "automount",
+    "swap",
+    "path",
+    "timer",
+    "slice",
+    "scope",
+];
+
+/// A service unit, normalised: `name` → `name.service`, as `systemctl` reads
+/// a name without a unit suffix.
+fn check_systemd_unit(value: &str, allow_templates: bool) -> std::result::Result<String, String> {
     check_common(value, MAX_PARAM_LEN)?;
     let first_ok = value
         .chars()
@@ -134,11 +181,34 @@ fn check_systemd_unit(value: &str) -> std::result::Result<(), String> {
     let chars_ok = value
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '.' | '@' | '-'));
-    let at_signs = value.matches('@').count();
-    if first_ok && chars_ok && at_signs <= 1 && !value.ends_with('.') {
-        Ok(())
-    } else {
-        Err("not a systemd unit name".into())
+    if !first_ok || !chars_ok || value.ends_with('.') {
+        return Err("not a systemd unit name".into());
+    }
+    let name = match value.rsplit_once('.') {
+        Some((name, "service")) => name,
+        Some((_, suffix)) if OTHER_UNIT_TYPES.contains(&suffix) => {
+            return Err(format!("only .service units may be given, not .{suffix}"));
+        }
+        _ => value,
+    };
+    let unit = format!("{name}.service");
+    if unit.len() > MAX_PARAM_LEN {
+        return Err(format!("longer than {MAX_PARAM_LEN} characters"));
+    }
+    if name.to_ascii_lowercase().starts_with("systemd-") {
+        return Err("systemd's own units (systemd-*) are refused".into());
+    }
+    match name.split_once('@') {
+        None => Ok(unit),
+        Some(_) if !allow_templates => {
+            Err("template units (name@instance) are refused by this entry".into())
+        }
+        Some((prefix, instance))
+            if !prefix.is_empty() && !instance.is_empty() && !instance.contains('@') =>
+        {
+            Ok(unit)
+        }
+        Some(_) => Err("a template unit needs one '@' between a name and an instance".into()),
     }
 }
 
@@ -149,11 +219,18 @@ fn check_debian_package(value: &str) -> std::result::Result<(), String> {
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c));
-    if first_ok && rest_ok && value.len() >= 2 {
-        Ok(())
-    } else {
-        Err("not a Debian package name".into())
+    if !first_ok || !rest_ok || value.len() < 2 {
+        return Err("not a Debian package name".into());
     }
+    // apt-get reads `pkg-` as "remove pkg", `pkg+` as "install pkg", and a
+    // name with `.+`/`.*` as a regular expression over every package.
+    if value.ends_with('-') || value.ends_with('+') {
+        return Err("a trailing '-' or '+' is apt's remove/install syntax".into());
+    }
+    if value.contains(".+") || value.contains(".*") {
+        return Err("apt would read it as a pattern".into());
+    }
+    Ok(())
 }
 
 /// Characters a value may hold without any shell quoting.
@@ -238,6 +315,20 @@ impl Default for ApprovalPolicy {
 }
 
 impl ApprovalPolicy {
+    /// Why an action under this policy must wait for people whatever the
+    /// server's state: more than one approval, or four eyes (an automatic
+    /// approval would skip both). `None` when auto-approval may decide.
+    pub fn needs_people(&self) -> Option<String> {
+        match (self.required > 1, self.four_eyes) {
+            (true, _) => Some(format!(
+                "held for approval: {} approvals required",
+                self.required
+            )),
+            (false, true) => Some("held for approval: four-eyes policy".to_owned()),
+            (false, false) => None,
+        }
+    }
+
     fn is_default(&self) -> bool {
         *self == ApprovalPolicy::default()
     }
@@ -568,6 +659,9 @@ pub struct BuiltCommand {
     pub env: BTreeMap<String, String>,
     /// The `service_name` parameter's value, if the entry has one.
     pub service_name: Option<String>,
+    /// Every parameter's value the command was built from: defaults
+    /// applied, values normalised (what the action records as `params`).
+    pub params: BTreeMap<String, String>,
 }
 
 /// The set of action types a queue accepts. Cheap to clone.
@@ -762,19 +856,19 @@ impl Whitelist {
                 .get(name)
                 .or(spec.default.as_ref())
                 .expect("shape checked");
-            spec.kind.validate(value).map_err(|why| {
+            let value = spec.kind.validate(value).map_err(|why| {
                 Error::NotWhitelisted(format!(
                     "Parameter '{name}' value {:?} not in whitelist for action type '{action_type}': {why}",
                     value.chars().take(80).collect::<String>()
                 ))
             })?;
-            values.insert(name.as_str(), value.as_str());
+            values.insert(name.as_str(), value);
         }
         let render = |word: &Word| -> String {
             word.iter()
                 .map(|p| match p {
                     Piece::Text(t) => t.as_str(),
-                    Piece::Param(n) => values[n.as_str()],
+                    Piece::Param(n) => values[n.as_str()].as_str(),
                 })
                 .collect()
         };
@@ -790,7 +884,8 @@ impl Whitelist {
                 .iter()
                 .map(|(k, w)| (k.clone(), render(w)))
                 .collect(),
-            service_name: values.get("service_name").map(|s| s.to_string()),
+            service_name: values.get("service_name").cloned(),
+            params: values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         })
     }
 }

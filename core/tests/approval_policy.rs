@@ -66,7 +66,7 @@ fn default_policy_keeps_the_seed_behaviour(env: Env) {
         actionq::action_digest(
             "web-1",
             "restart_service",
-            &["systemctl", "restart", "nginx"],
+            &["systemctl", "restart", "nginx.service"],
             &Default::default(),
             Whitelist::default().version()
         )

@@ -65,10 +65,18 @@ proptest! {
         queue.create_server("web-1", None).unwrap();
         match queue.create_action(&NewAction::new("web-1", "restart_service").service_name(&service)) {
             Ok(action) => {
-                prop_assert_eq!(&action.argv, &["systemctl", "restart", service.as_str()]);
+                // Only services, named in full: a bare name gains `.service`.
+                let unit = if service.ends_with(".service") {
+                    service.clone()
+                } else {
+                    format!("{service}.service")
+                };
+                prop_assert_eq!(&action.argv, &["systemctl", "restart", unit.as_str()]);
                 prop_assert!(action.env.is_empty());
-                prop_assert_eq!(&action.command, &format!("systemctl restart {service}"));
+                prop_assert_eq!(&action.command, &format!("systemctl restart {unit}"));
+                prop_assert_eq!(action.service_name.as_deref(), Some(unit.as_str()));
                 assert_safe(&service)?;
+                assert_safe(&unit)?;
             }
             Err(e) => prop_assert!(
                 matches!(e.kind(), ErrorKind::NotWhitelisted | ErrorKind::InvalidInput),
@@ -124,10 +132,21 @@ proptest! {
         match whitelist.build("run", &params) {
             Ok(built) => {
                 assert_safe(&value)?;
-                let pre = format!("pre-{value}");
+                // What the command holds is the value normalised: a bare
+                // systemd unit name gains `.service`, nothing else changes.
+                let used = built.params["value"].clone();
+                assert_safe(&used)?;
+                if which == 0 {
+                    prop_assert!(used.ends_with(".service"), "{}", used);
+                    let suffixed = format!("{value}.service");
+                    prop_assert!(used == value || used == suffixed);
+                } else {
+                    prop_assert_eq!(&used, &value);
+                }
+                let pre = format!("pre-{used}");
                 prop_assert_eq!(
                     built.argv,
-                    vec!["tool", "--flag", value.as_str(), value.as_str(), pre.as_str()]
+                    vec!["tool", "--flag", used.as_str(), used.as_str(), pre.as_str()]
                 );
                 prop_assert_eq!(built.env.get("TERM").map(String::as_str), Some("dumb"));
                 if which == 3 {
@@ -150,8 +169,9 @@ proptest! {
         // The validator agrees with build when called directly.
         if which < 3 {
             let kind: ParamKind = serde_json::from_value(kind).unwrap();
-            if kind.validate(&value).is_ok() {
+            if let Ok(normalised) = kind.validate(&value) {
                 assert_safe(&value)?;
+                assert_safe(&normalised)?;
             }
         }
     }

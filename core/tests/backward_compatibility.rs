@@ -79,7 +79,14 @@ fn v1_database_migrates_with_data_intact() {
         completed.created_at.to_rfc3339(),
         "2026-01-01T00:00:20+00:00"
     );
+    // v5: an old action's params are what its row still says: the unit of
+    // a restart, nothing for the others.
+    assert_eq!(
+        completed.params,
+        BTreeMap::from([("service_name".to_owned(), "nginx".to_owned())])
+    );
     let failed = queue.get_action(2).unwrap();
+    assert!(failed.params.is_empty());
     assert_eq!(failed.env["DEBIAN_FRONTEND"], "noninteractive");
     assert_eq!(failed.exit_code, Some(100));
     assert_eq!(failed.created_by, "monitor");
@@ -145,13 +152,14 @@ fn v1_database_migrates_with_data_intact() {
         assert!(action.digest_matches(), "action {id}");
     }
 
-    // The migrated data takes part in the rules: the pending duplicate collides,
-    // the executing apt-free server may take an apt action, the approved one is claimable.
-    let dup = queue
-        .create_action(&NewAction::new("maint-1", "restart_service").service_name("ssh"))
-        .unwrap_err();
-    assert_eq!(dup.kind(), ErrorKind::Conflict);
-    assert_eq!(dup.existing_action_id(), Some(3));
+    // The migrated data takes part in the rules: the executing apt-free server
+    // may take an apt action, the approved one is claimable. (v1 stored the
+    // bare unit name `ssh`, which the row's digest covers, so the row keeps
+    // it; a new request for `ssh` means `ssh.service`, another command.)
+    assert_eq!(
+        queue.get_action(3).unwrap().command,
+        "systemctl restart ssh"
+    );
     let claim = queue.claim_next("web-1", None).unwrap().unwrap();
     assert_eq!(claim.action.id, 5);
     // The lease token written by v1 still fences action 6.

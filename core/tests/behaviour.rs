@@ -113,7 +113,7 @@ fn create_on_normal_server_is_auto_approved(env: Env) {
     assert_eq!(a.approved_at, Some(a.created_at));
     assert_eq!(a.created_by, "dashboard");
     assert_eq!(a.alert_id, Some(7));
-    assert_eq!(a.service_name.as_deref(), Some("nginx"));
+    assert_eq!(a.service_name.as_deref(), Some("nginx.service"));
     assert_eq!(a.created_at, common::start_time());
     for unset in [
         a.rejected_at,
@@ -306,6 +306,12 @@ fn injection_corpus_is_not_whitelisted(env: Env) {
         "nginx.",
         "a@b@c",
         "\u{7f}",
+        // Services only (README "Security"): no other unit type, no
+        // template, none of systemd's own units.
+        "getty@tty1.service",
+        "systemd-journald",
+        "reboot.target",
+        &"a".repeat(248),
     ];
     for bad in corpus {
         let r = q.create_action(&restart("web-1", bad));
@@ -317,16 +323,17 @@ fn injection_corpus_is_not_whitelisted(env: Env) {
     }
     assert_eq!(q.list_actions(&ActionQuery::default()).unwrap().total, 0);
     let valid = [
-        "nginx",
-        "nginx.service",
-        "getty@tty1.service",
-        "systemd-journald",
-        "dbus-org.freedesktop.login1.service",
-        &"a".repeat(255),
+        ("nginx", "nginx.service"),
+        ("php8.2-fpm.service", "php8.2-fpm.service"),
+        (
+            "dbus-org.freedesktop.login1.service",
+            "dbus-org.freedesktop.login1.service",
+        ),
+        (&"a".repeat(247), &format!("{}.service", "a".repeat(247))),
     ];
-    for good in valid {
+    for (good, unit) in valid {
         let a = q.create_action(&restart("web-1", good)).unwrap();
-        assert_eq!(a.argv, ["systemctl", "restart", good]);
+        assert_eq!(a.argv, ["systemctl", "restart", unit]);
     }
 }
 
@@ -347,7 +354,7 @@ fn pending_duplicate_restart_conflicts(env: Env) {
     assert_eq!(err.kind(), ErrorKind::Conflict);
     assert_eq!(
         err.to_string(),
-        "Pending action already exists for service 'nginx' on server 'web-1'"
+        "Pending action already exists for service 'nginx.service' on server 'web-1'"
     );
     assert_eq!(err.existing_action_id(), Some(first.id));
     // Other services, servers and types are not duplicates.
@@ -1339,7 +1346,7 @@ fn transition_matrix_from_every_status(env: Env) {
             .unwrap()
             .service_name
             .as_deref(),
-        Some("approved")
+        Some("approved.service")
     );
     assert!(q.claim_next("agent-host", None).unwrap().is_none());
 }

@@ -17,12 +17,14 @@ fn draft(server_id: &str, action_type: &str, command: &str) -> ActionDraft {
         command: command.into(),
         argv: vec![command.into()],
         env: BTreeMap::new(),
+        params: BTreeMap::new(),
         alert_id: None,
         created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
         created_by: "test".into(),
         digest: String::new(),
         whitelist_version: String::new(),
         auto_approve_budget: None,
+        needs_people: None,
     }
 }
 

@@ -41,9 +41,11 @@ const TYPES: [&str; 9] = [
     "",
 ];
 /// Parameter values tried everywhere; which kind accepts which is in [`accepts`].
-const VALUES: [&str; 20] = [
+const VALUES: [&str; 22] = [
     "nginx",
     "ssh.service",
+    "nginx.service",
+    "reboot.target",
     "postgresql@15-main.service",
     "htop",
     "libc6-dev",
@@ -130,7 +132,12 @@ fn accepts(kind: Kind, value: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "@._-".contains(c));
     match kind {
-        Kind::Unit => safe && value.matches('@').count() <= 1,
+        // Services only: no other unit type, no template, no systemd-*.
+        Kind::Unit => {
+            safe && !value.contains('@')
+                && !value.ends_with(".target")
+                && !value.starts_with("systemd-")
+        }
         Kind::Package => {
             safe && value.len() >= 2
                 && !value.contains('@')
@@ -212,7 +219,7 @@ fn lease() -> impl Strategy<Value = Option<u64>> {
 fn op() -> impl Strategy<Value = Op> {
     let server = 0..SERVER_IDS.len();
     // The first ten values are accepted by most kinds.
-    let value = prop_oneof![3 => 0..10usize, 1 => 0..VALUES.len()];
+    let value = prop_oneof![3 => 0..12usize, 1 => 0..VALUES.len()];
     let create = (
         prop_oneof![6 => 0..3usize, 1 => 3..SERVER_IDS.len()],
         prop_oneof![12 => 0..7usize, 1 => 7..TYPES.len()],
@@ -763,6 +770,21 @@ impl Model {
                         (*name, v.unwrap())
                     })
                     .collect();
+                // A bare unit name means `<name>.service`.
+                let values: BTreeMap<&str, String> = values
+                    .into_iter()
+                    .map(|(name, v)| {
+                        let unit = declared(kind)
+                            .iter()
+                            .any(|d| d.0 == name && d.1 == Kind::Unit);
+                        let v = if unit && !v.ends_with(".service") && accepts(Kind::Unit, &v) {
+                            format!("{v}.service")
+                        } else {
+                            v
+                        };
+                        (name, v)
+                    })
+                    .collect();
                 if declared(kind)
                     .iter()
                     .any(|(name, k, _)| !accepts(*k, &values[name]))
@@ -824,6 +846,10 @@ impl Model {
                     approvals: Vec::new(),
                     digest: String::new(),
                     whitelist_version: self.whitelist_version.clone(),
+                    params: values
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.clone()))
+                        .collect(),
                 };
                 let action = Action {
                     digest: action.computed_digest(),

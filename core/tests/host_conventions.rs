@@ -142,7 +142,7 @@ fn service_name_given_twice_is_invalid_input(env: Env) {
     let once = NewAction::new("web-1", "restart_service")
         .service_name_shorthand(Some("nginx".into()))
         .unwrap();
-    assert_eq!(q.create_action(&once).unwrap().argv[2], "nginx");
+    assert_eq!(q.create_action(&once).unwrap().argv[2], "nginx.service");
 }
 
 fn defaults_are_the_named_limits(env: Env) {

@@ -990,6 +990,12 @@ fn a_version_1_database_is_migrated_and_chained() {
         );
         assert!(action.digest_matches(), "action {id}");
     }
+    // v3: an old action's params are what its row still says.
+    assert_eq!(
+        queue.get_action(1).unwrap().params,
+        std::collections::BTreeMap::from([("service_name".to_owned(), "nginx".to_owned())])
+    );
+    assert!(queue.get_action(2).unwrap().params.is_empty());
     // Output written as text by v1 reads back from its bytes.
     assert_eq!(queue.get_action(3).unwrap().stdout.as_deref(), Some("ok"));
     // The chain goes on from the migrated head; new ids after the old ones.

@@ -362,12 +362,14 @@ fn page_of_100_over_a_million_rows_stays_bounded_memory() {
             command: String::new(),
             argv: Vec::new(),
             env: Default::default(),
+            params: Default::default(),
             alert_id: None,
             created_at: at,
             created_by: "seed".into(),
             digest: String::new(),
             whitelist_version: String::new(),
             auto_approve_budget: None,
+            needs_people: None,
         };
         let id = store.insert_action(draft, &ConflictGuard::None).unwrap().id;
         // Leave the active set at once, as finished actions do (an active action

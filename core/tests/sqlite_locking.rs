@@ -196,7 +196,7 @@ fn writer_waits_for_another_connections_commit_instead_of_failing() {
         assert!(dup.seen_waiting(), "round {round}: duplicate never waited");
         holder.execute_batch("COMMIT").unwrap();
         let created = creator.finish().expect("waits, then succeeds");
-        assert_eq!(created.service_name.unwrap(), format!("r{round}"));
+        assert_eq!(created.service_name.unwrap(), format!("r{round}.service"));
         let dup = dup.finish().unwrap_err();
         assert_eq!(dup.kind(), ErrorKind::Conflict, "{dup}");
         assert_eq!(dup.existing_action_id(), Some(first.id));

@@ -156,22 +156,75 @@ fn default_whitelist_round_trips_through_its_config_text() {
 
 #[test]
 fn validators_accept_and_refuse() {
-    let unit = ParamKind::SystemdUnit;
-    for ok in [
-        "a",
-        "nginx",
-        "getty@tty1.service",
-        "x:y_z-1.mount",
-        "user@1000.service",
+    let unit = ParamKind::SystemdUnit {
+        allow_templates: false,
+    };
+    for (given, normalised) in [
+        ("a", "a.service"),
+        ("nginx", "nginx.service"),
+        ("nginx.service", "nginx.service"),
+        ("php8.2-fpm", "php8.2-fpm.service"),
+        ("x:y_z-1", "x:y_z-1.service"),
     ] {
-        assert!(unit.validate(ok).is_ok(), "{ok}");
+        assert_eq!(unit.validate(given).as_deref(), Ok(normalised), "{given}");
     }
-    for bad in ["", "-a", ".a", "a b", "a/b", "a@b@c", "a.", "a\\x2d", "ä"] {
+    // Issue 22's attacks: what restart must never reach.
+    for bad in [
+        "poweroff.target",
+        "reboot.target",
+        "emergency.target",
+        "rescue.target",
+        "systemd-reboot.service",
+        "systemd-reboot",
+        "Systemd-halt",
+        "x:y_z-1.mount",
+        "-.mount",
+        "dbus.socket",
+        "tmp.mount",
+        "fstrim.timer",
+        "user.slice",
+        "getty@tty1.service",
+        "user@1000",
+        "",
+        "-a",
+        ".a",
+        "a b",
+        "a/b",
+        "a.",
+        "a\\x2d",
+        "ä",
+    ] {
         assert!(unit.validate(bad).is_err(), "{bad:?}");
     }
+    // Templates only where the entry opts in, and only as name@instance.
+    let templates = ParamKind::SystemdUnit {
+        allow_templates: true,
+    };
+    for (given, normalised) in [
+        ("getty@tty1.service", "getty@tty1.service"),
+        ("user@1000", "user@1000.service"),
+    ] {
+        assert_eq!(
+            templates.validate(given).as_deref(),
+            Ok(normalised),
+            "{given}"
+        );
+    }
+    for bad in [
+        "a@b@c",
+        "getty@",
+        "@tty1",
+        "getty@.service",
+        "systemd-fsck@sda1",
+    ] {
+        assert!(templates.validate(bad).is_err(), "{bad:?}");
+    }
+    // The longest accepted name still fits once `.service` is added.
+    assert!(unit.validate(&"a".repeat(247)).is_ok());
+    assert!(unit.validate(&"a".repeat(248)).is_err());
     let pkg = ParamKind::DebianPackage;
-    for ok in ["htop", "libc6-dev", "g++", "python3.11", "0ad"] {
-        assert!(pkg.validate(ok).is_ok(), "{ok}");
+    for ok in ["htop", "libc6-dev", "python3.11", "0ad", "libstdc++6"] {
+        assert_eq!(pkg.validate(ok).as_deref(), Ok(ok), "{ok}");
     }
     for bad in [
         "",
@@ -182,6 +235,13 @@ fn validators_accept_and_refuse() {
         "a_b",
         "a:amd64",
         &"a".repeat(129),
+        // apt's removal, install and pattern syntax
+        "openssh-server-",
+        "g++",
+        "ssh+",
+        "openssh.+",
+        "lib.*",
+        "a?",
     ] {
         assert!(pkg.validate(bad).is_err(), "{bad:?}");
     }
@@ -251,7 +311,9 @@ fn entry_accessors_show_the_config() {
     assert_eq!(params, ["service_name"]);
     assert_eq!(
         restart.params()["service_name"].kind,
-        ParamKind::SystemdUnit
+        ParamKind::SystemdUnit {
+            allow_templates: false
+        }
     );
 }
 
@@ -285,7 +347,12 @@ fn only_words_before_the_program_are_environment_assignments() {
 
 #[test]
 fn validator_reasons_name_the_offending_character() {
-    for kind in [ParamKind::SystemdUnit, ParamKind::DebianPackage] {
+    for kind in [
+        ParamKind::SystemdUnit {
+            allow_templates: false,
+        },
+        ParamKind::DebianPackage,
+    ] {
         for (value, c) in [("ab\u{1}c", "'\\u{1}'"), ("abä", "'ä'")] {
             let why = kind.validate(value).unwrap_err();
             assert!(

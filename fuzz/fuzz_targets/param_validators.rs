@@ -30,7 +30,9 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let value = String::from_utf8_lossy(value).into_owned();
     let kind = match selector % 4 {
-        0 => ParamKind::SystemdUnit,
+        0 => ParamKind::SystemdUnit {
+            allow_templates: a % 2 == 0,
+        },
         1 => ParamKind::DebianPackage,
         2 => ParamKind::Integer {
             min: a.min(b),
@@ -55,8 +57,9 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    if kind.validate(&value).is_ok() {
+    if let Ok(normalised) = kind.validate(&value) {
         check_safe_value(&value);
+        check_safe_value(&normalised);
         if let ParamKind::Integer { min, max } = kind {
             let n: u64 = value.parse().expect("accepted integer parses");
             assert!((min..=max).contains(&n));

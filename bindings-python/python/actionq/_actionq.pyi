@@ -281,6 +281,9 @@ class Action:
     def digest(self) -> str: ...
     @property
     def whitelist_version(self) -> str: ...
+    @property
+    def params(self) -> dict[str, str]:
+        """The parameter values the command was built from, normalised."""
     def digest_matches(self) -> bool:
         """Whether the payload's recomputed digest is ``digest`` and every approval approved it."""
     def to_dict(self) -> dict[str, Any]: ...
@@ -347,6 +350,9 @@ class Claim:
     def digest(self) -> str: ...
     @property
     def whitelist_version(self) -> str: ...
+    @property
+    def params(self) -> dict[str, str]:
+        """The parameter values the command was built from, normalised."""
     def digest_matches(self) -> bool:
         """Whether the payload's recomputed digest is ``digest`` and every approval approved it."""
     @property

@@ -29,6 +29,7 @@ ACTION_FIELDS = {
     "rejected_by", "rejection_reason", "cancelled_at", "cancelled_by", "executed_at",
     "lease_expires_at", "completed_at", "exit_code", "stdout", "stderr",
     "approvals", "digest", "whitelist_version",  # SPEC "Approval policy"
+    "params",  # README "Security": what the command was built from
 }  # fmt: skip
 
 ROUTES = [
@@ -594,6 +595,10 @@ def test_openapi_document_unchanged(client: TestClient) -> None:
         required = schemas[name]["required"]
         for field in ("approvals", "digest", "whitelist_version"):
             required.remove(field)
+        # Issue 22: the parameter values the command was built from.
+        params = schemas[name]["properties"].pop("params")
+        assert params["type"] == "object" and params["additionalProperties"] == {"type": "string"}
+        required.remove("params")
     assert set(schemas.pop("ApprovalOut")["properties"]) == {"by", "at", "digest"}
     assert set(schemas.pop("AuditReportOut")["properties"]) == {"checked", "first_bad_event_id"}
     verify = spec["paths"].pop("/api/v1/audit/verify")

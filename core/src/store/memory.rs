@@ -7,7 +7,7 @@
 //! write needs — conflicts, the oldest approved action, due leases — without
 //! scanning, so a write costs the same with a million actions as with ten.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent, GENESIS_HASH};
@@ -97,6 +97,7 @@ struct Stored {
     command: Box<str>,
     argv: Box<[Box<str>]>,
     env: Box<[(Box<str>, Box<str>)]>,
+    params: Box<[(Box<str>, Box<str>)]>,
     digest: Box<str>,
     whitelist_version: Sym,
     later: Option<Box<Later>>,
@@ -245,6 +246,19 @@ fn boxed(s: &Option<String>) -> Option<Box<str>> {
     s.as_deref().map(Box::from)
 }
 
+fn box_map(map: &BTreeMap<String, String>) -> Box<[(Box<str>, Box<str>)]> {
+    map.iter()
+        .map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str())))
+        .collect()
+}
+
+fn unbox_map(pairs: &[(Box<str>, Box<str>)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 fn index(id: i64) -> Option<usize> {
     usize::try_from(id.checked_sub(1)?).ok()
 }
@@ -266,11 +280,7 @@ impl Inner {
             service_name: s.service_name.as_deref().map(str::to_owned),
             command: s.command.to_string(),
             argv: s.argv.iter().map(|w| w.to_string()).collect(),
-            env: s
-                .env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env: unbox_map(&s.env),
             alert_id: s.alert_id,
             created_at: s.created_at,
             created_by: name(s.created_by),
@@ -290,6 +300,7 @@ impl Inner {
             approvals: later.approvals,
             digest: s.digest.to_string(),
             whitelist_version: name(s.whitelist_version),
+            params: unbox_map(&s.params),
         };
         (action, later.lease_token)
     }
@@ -323,11 +334,8 @@ impl Inner {
             service_name: boxed(&a.service_name),
             command: Box::from(a.command.as_str()),
             argv: a.argv.iter().map(|w| Box::from(w.as_str())).collect(),
-            env: a
-                .env
-                .iter()
-                .map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str())))
-                .collect(),
+            env: box_map(&a.env),
+            params: box_map(&a.params),
             digest: Box::from(a.digest.as_str()),
             whitelist_version: self.intern_version(&a.whitelist_version),
             later: (!later.is_empty()).then(|| Box::new(later)),
@@ -822,6 +830,7 @@ mod tests {
             }],
             digest: "ab".repeat(32),
             whitelist_version: "v".into(),
+            params: BTreeMap::from([("unit".to_owned(), "x.service".to_owned())]),
         };
         let stored = inner.compact(&action, Some("tok".into()));
         assert_eq!(inner.action(1, &stored), (action, Some("tok".to_owned())));

@@ -149,6 +149,9 @@ class ActionOut(Record):
     approvals: list[ApprovalOut] = Field(description="human approvals so far, oldest first")
     digest: str = Field(description="hex SHA-256 of (server_id, action_type, argv, env, whitelist_version)")
     whitelist_version: str = Field(description="version of the whitelist the action was built under")
+    params: dict[str, str] = Field(
+        description="the parameter values the command was built from, normalised (nginx -> nginx.service)"
+    )
 
 
 class ClaimOut(ActionOut):

@@ -313,7 +313,8 @@ pub(super) fn insert(conn: &mut Conn, draft: ActionDraft, guard: &ConflictGuard)
         hashes,
         head,
     } = chain(&ids.head, std::slice::from_ref(&event));
-    let params: [&(dyn ToSql + Sync); 24] = [
+    let params_json = json(&action.params);
+    let params: [&(dyn ToSql + Sync); 25] = [
         &action.id,
         &action.server_id,
         &action.action_type,
@@ -338,14 +339,16 @@ pub(super) fn insert(conn: &mut Conn, draft: ActionDraft, guard: &ConflictGuard)
         &prevs[0],
         &hashes[0],
         &&head.hash[..],
+        &params_json,
     ];
     conn.execute(
         "WITH ids AS (UPDATE actionq_ids SET last_action_id = $1, last_event_id = $17, \
                       head_hash = $24), \
          a AS (INSERT INTO actions (id, server_id, action_type, status, service_name, command, \
                    argv, env, alert_id, created_at, created_by, approved_at, approved_by, \
-                   approvals, digest, whitelist_version) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)) \
+                   approvals, digest, whitelist_version, params) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                       $25)) \
          INSERT INTO action_events (id, action_id, from_status, to_status, actor, at, detail, \
                                     prev_hash, hash) \
          VALUES ($17, $1, NULL, $18, $19, $20, $21, $22, $23)",

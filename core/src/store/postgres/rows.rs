@@ -62,7 +62,7 @@ macro_rules! action_columns {
         "id, server_id, action_type, status, service_name, command, argv, env, \
         alert_id, created_at, created_by, approved_at, approved_by, rejected_at, rejected_by, \
         rejection_reason, cancelled_at, cancelled_by, executed_at, lease_expires_at, completed_at, \
-        exit_code, stdout, stderr, lease_token, approvals, digest, whitelist_version"
+        exit_code, stdout, stderr, lease_token, approvals, digest, whitelist_version, params"
     };
 }
 pub(super) use action_columns;
@@ -103,6 +103,7 @@ pub(super) fn action_from_row(r: &Row, at: usize) -> Result<Action> {
             .map_err(|e| bad("approvals", e))?,
         digest: get(r, at + 26)?,
         whitelist_version: get(r, at + 27)?,
+        params: serde_json::from_str(&get::<String>(r, at + 28)?).map_err(|e| bad("params", e))?,
     })
 }
 

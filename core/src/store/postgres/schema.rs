@@ -103,7 +103,18 @@ const MIGRATIONS: &[Migration] = &[
         sql: V2_CREDENTIALS_APPROVALS_AND_AUDIT_CHAIN,
         then: Some(v2_digests_and_chain),
     },
+    // v3: issue 22's hardening.
+    sql(V3_HARDENING),
 ];
+
+/// v3: each action's `params` (JSON object as text, like `env`). Actions
+/// stored before keep what can be rebuilt from their row: `service_name`
+/// where they have one.
+const V3_HARDENING: &str = r#"
+    ALTER TABLE actions ADD COLUMN params text NOT NULL DEFAULT '{}';
+    UPDATE actions SET params = json_build_object('service_name', service_name)::text
+        WHERE service_name IS NOT NULL;
+"#;
 
 /// v2: credentials (only the SHA-256 of each secret, unique, looked up by
 /// it); each action's `approvals` (JSON list), `digest` and

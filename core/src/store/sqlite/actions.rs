@@ -194,8 +194,8 @@ pub(super) fn insert(
     tx.prepare_cached(
         "INSERT INTO actions (server_id, action_type, status, service_name, command, argv, \
          env, alert_id, created_at, created_by, approved_at, approved_by, digest, \
-         whitelist_version) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         whitelist_version, params) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )
     .and_then(|mut insert| {
         insert.execute(params![
@@ -213,6 +213,7 @@ pub(super) fn insert(
             action.approved_by,
             action.digest,
             action.whitelist_version,
+            json(&action.params),
         ])
     })
     .context("create action")?;

@@ -60,7 +60,7 @@ macro_rules! action_columns {
         "id, server_id, action_type, status, service_name, command, argv, env, \
         alert_id, created_at, created_by, approved_at, approved_by, rejected_at, rejected_by, \
         rejection_reason, cancelled_at, cancelled_by, executed_at, lease_expires_at, completed_at, \
-        exit_code, stdout, stderr, lease_token, approvals, digest, whitelist_version"
+        exit_code, stdout, stderr, lease_token, approvals, digest, whitelist_version, params"
     };
 }
 pub(super) use action_columns;
@@ -100,6 +100,7 @@ pub(super) fn action_from_row(r: &Row<'_>) -> rusqlite::Result<Action> {
         approvals: serde_json::from_str(&r.get::<_, String>(25)?).map_err(conversion)?,
         digest: r.get(26)?,
         whitelist_version: r.get(27)?,
+        params: serde_json::from_str(&r.get::<_, String>(28)?).map_err(conversion)?,
     })
 }
 
@@ -119,7 +120,7 @@ pub(super) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
     })
 }
 
-/// JSON text of an argv or env (strings always serialize).
+/// JSON text of an argv, env or params (strings always serialize).
 pub(super) fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("strings serialize")
 }

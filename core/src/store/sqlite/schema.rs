@@ -111,7 +111,17 @@ const MIGRATIONS: &[Migration] = &[
         sql: V4_APPROVALS_AND_AUDIT_CHAIN,
         then: Some(v4_digests_and_chain),
     },
+    // v5: issue 22's hardening.
+    sql(V5_HARDENING),
 ];
+
+/// v5: each action's `params` (JSON object). Actions stored before keep
+/// what can be rebuilt from their row: `service_name` where they have one.
+const V5_HARDENING: &str = r#"
+    ALTER TABLE actions ADD COLUMN params TEXT NOT NULL DEFAULT '{}';
+    UPDATE actions SET params = json_object('service_name', service_name)
+        WHERE service_name IS NOT NULL;
+"#;
 
 /// v4: each action's `approvals` (JSON list), `digest` and
 /// `whitelist_version`; each event's `prev_hash` and `hash`; pending actions

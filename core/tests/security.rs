@@ -1,0 +1,276 @@
+//! The promises of README "Security", run against every store: actions keep
+//! the parameters they were built from, the validators refuse what could
+//! power a host off or remove a package, the approval policy holds on every
+//! server, and the audit chain covers what an action is.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use actionq::{ActionQuery, ActionStatus, ErrorKind, NewAction, Role, Whitelist};
+use common::Env;
+
+fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+// ---------------------------------------------------------------- params
+
+/// An action records the parameter values its command was built from,
+/// defaults applied, and every read (get, list, claim) gives them back.
+fn actions_keep_the_params_they_were_built_from(env: Env) {
+    let whitelist = Whitelist::from_json(
+        r#"{"actions": {
+            "restart_service": {
+                "command": "systemctl restart {service_name}",
+                "params": {"service_name": {"kind": "systemd_unit"}}
+            },
+            "vacuum": {
+                "command": "journalctl --vacuum-size={size}M --vacuum-time={days}d",
+                "params": {
+                    "size": {"kind": "integer", "min": 1, "max": 999, "default": "50"},
+                    "days": {"kind": "one_of", "values": ["1", "7"]}
+                }
+            },
+            "clear_logs": {"command": "journalctl --vacuum-time=7d"}
+        }}"#,
+    )
+    .unwrap();
+    let q = env.queue.clone().with_whitelist(whitelist);
+    q.create_server("web-1", None).unwrap();
+    let restart = q
+        .create_action(&NewAction::new("web-1", "restart_service").service_name("nginx.service"))
+        .unwrap();
+    assert_eq!(restart.params, params(&[("service_name", "nginx.service")]));
+    let vacuum = q
+        .create_action(&NewAction::new("web-1", "vacuum").param("days", "7"))
+        .unwrap();
+    assert_eq!(vacuum.params, params(&[("days", "7"), ("size", "50")]));
+    assert_eq!(
+        vacuum.argv,
+        ["journalctl", "--vacuum-size=50M", "--vacuum-time=7d"]
+    );
+    let plain = q
+        .create_action(&NewAction::new("web-1", "clear_logs"))
+        .unwrap();
+    assert!(plain.params.is_empty());
+
+    for created in [&restart, &vacuum, &plain] {
+        assert_eq!(&q.get_action(created.id).unwrap().params, &created.params);
+    }
+    let listed = q.list_actions(&ActionQuery::default()).unwrap().actions;
+    assert_eq!(
+        listed.iter().map(|a| &a.params).collect::<Vec<_>>(),
+        [&plain.params, &vacuum.params, &restart.params]
+    );
+    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    assert_eq!(claim.action.id, restart.id);
+    assert_eq!(claim.action.params, restart.params);
+    assert_eq!(claim.action.status, ActionStatus::Executing);
+}
+
+// ---------------------------------------------------------------- validators
+
+/// Issue 22's attack: a requester on a normal server asked `restart_service`
+/// for units that power the host off or stop it; each was auto-approved.
+/// Now each is NotWhitelisted and nothing is stored.
+fn restart_service_cannot_power_off(env: Env) {
+    let q = &env.queue;
+    q.create_server("web-1", None).unwrap();
+    let issued = q.issue_credential("alerts", Role::Requester, None).unwrap();
+    let requester = q.authenticate(&issued.secret).unwrap();
+    let acting = q.as_principal(&requester);
+    let events_before = q.events_since(0, 100).unwrap();
+    for unit in [
+        "poweroff.target",
+        "reboot.target",
+        "systemd-reboot.service",
+        "emergency.target",
+        "systemd-poweroff",
+        "halt.target",
+        "kexec.target",
+        "rescue.target",
+        "getty@tty1.service",
+        "-.mount",
+    ] {
+        let err = acting
+            .create_action(&NewAction::new("web-1", "restart_service").service_name(unit))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotWhitelisted, "{unit}: {err}");
+        assert!(err.to_string().contains("service_name"), "{err}");
+    }
+    assert_eq!(q.list_actions(&ActionQuery::default()).unwrap().total, 0);
+    assert_eq!(q.events_since(0, 100).unwrap(), events_before);
+}
+
+/// A bare name is `<name>.service` before the digest, the duplicate guard
+/// and the budget see it: `nginx` then `nginx.service` is one action.
+fn bare_and_suffixed_unit_names_are_one_action(env: Env) {
+    let q = &env.queue;
+    q.create_server("web-1", None).unwrap();
+    q.pause_server("web-1").unwrap();
+    let bare = q
+        .create_action(&NewAction::new("web-1", "restart_service").service_name("nginx"))
+        .unwrap();
+    assert_eq!(bare.service_name.as_deref(), Some("nginx.service"));
+    assert_eq!(bare.command, "systemctl restart nginx.service");
+    assert_eq!(bare.argv, ["systemctl", "restart", "nginx.service"]);
+    assert_eq!(bare.params, params(&[("service_name", "nginx.service")]));
+    let dup = q
+        .create_action(&NewAction::new("web-1", "restart_service").service_name("nginx.service"))
+        .unwrap_err();
+    assert_eq!(dup.kind(), ErrorKind::Conflict, "{dup}");
+    assert_eq!(dup.existing_action_id(), Some(bare.id));
+    assert_eq!(
+        dup.to_string(),
+        "Pending action already exists for service 'nginx.service' on server 'web-1'"
+    );
+
+    // The budget counts them as the same action too.
+    let budget = Whitelist::from_json(
+        r#"{"actions": {"restart_service": {
+            "command": "systemctl restart {service_name}",
+            "params": {"service_name": {"kind": "systemd_unit"}},
+            "approval": {"auto_approve_budget": {"max": 1, "window_seconds": 3600}}
+        }}}"#,
+    )
+    .unwrap();
+    let q = env.queue.clone().with_whitelist(budget);
+    q.create_server("web-2", None).unwrap();
+    let first = q
+        .create_action(&NewAction::new("web-2", "restart_service").service_name("nginx.service"))
+        .unwrap();
+    assert_eq!(first.status, ActionStatus::Approved);
+    let second = q
+        .create_action(&NewAction::new("web-2", "restart_service").service_name("nginx"))
+        .unwrap();
+    assert_eq!(second.status, ActionStatus::Pending);
+    assert_eq!(second.digest, {
+        let mut same = first.clone();
+        same.id = second.id;
+        same.computed_digest()
+    });
+    let created = q.events_since(0, 100).unwrap();
+    let detail = created
+        .iter()
+        .rfind(|e| e.action_id == second.id)
+        .and_then(|e| e.detail.clone());
+    assert_eq!(
+        detail.as_deref(),
+        Some("auto-approval budget exceeded: 1 in the last 3600s")
+    );
+}
+
+/// apt's removal and pattern syntax never reaches `apt-get install`.
+fn debian_package_refuses_apt_removal_and_patterns(env: Env) {
+    let whitelist = Whitelist::from_json(
+        r#"{"actions": {"install_package": {
+            "command": "DEBIAN_FRONTEND=noninteractive apt-get install -y {package}",
+            "params": {"package": {"kind": "debian_package"}}
+        }}}"#,
+    )
+    .unwrap();
+    let q = env.queue.clone().with_whitelist(whitelist);
+    q.create_server("web-1", None).unwrap();
+    for package in [
+        "openssh-server-",
+        "openssh-server+",
+        "openssh.*",
+        "linux-image.+",
+    ] {
+        let err = q
+            .create_action(&NewAction::new("web-1", "install_package").param("package", package))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotWhitelisted, "{package}: {err}");
+    }
+    let htop = q
+        .create_action(&NewAction::new("web-1", "install_package").param("package", "htop"))
+        .unwrap();
+    assert_eq!(htop.argv, ["apt-get", "install", "-y", "htop"]);
+}
+
+// ---------------------------------------------------------------- policy
+
+/// Issue 22's attack: `required: 2` and `four_eyes` held only on a paused
+/// server, so unpausing it (any operator may) let a requester's action be
+/// auto-approved. Now such an entry is never auto-approved.
+fn policy_that_needs_people_holds_on_every_server(env: Env) {
+    let whitelist = Whitelist::from_json(
+        r#"{"actions": {
+            "two_keys": {"command": "reboot", "approval": {"required": 2}},
+            "four_eyes": {"command": "apt-get autoremove -y", "approval": {"four_eyes": true}},
+            "plain": {"command": "uptime"}
+        }}"#,
+    )
+    .unwrap();
+    let q = env.queue.clone().with_whitelist(whitelist);
+    q.create_server("web-1", None).unwrap();
+    q.pause_server("web-1").unwrap();
+    q.unpause_server("web-1").unwrap();
+    let two = q
+        .create_action(&NewAction::new("web-1", "two_keys").created_by("alerts"))
+        .unwrap();
+    let eyes = q
+        .create_action(&NewAction::new("web-1", "four_eyes").created_by("alerts"))
+        .unwrap();
+    let plain = q
+        .create_action(&NewAction::new("web-1", "plain").created_by("alerts"))
+        .unwrap();
+    assert_eq!(
+        [two.status, eyes.status, plain.status],
+        [
+            ActionStatus::Pending,
+            ActionStatus::Pending,
+            ActionStatus::Approved
+        ]
+    );
+    assert_eq!(
+        (two.approved_by.as_deref(), eyes.approved_by.as_deref()),
+        (None, None)
+    );
+    let detail = |id: i64| {
+        q.events_since(0, 100)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.action_id == id)
+            .and_then(|e| e.detail)
+    };
+    assert_eq!(
+        detail(two.id).as_deref(),
+        Some("held for approval: 2 approvals required")
+    );
+    assert_eq!(
+        detail(eyes.id).as_deref(),
+        Some("held for approval: four-eyes policy")
+    );
+    // Nothing is claimable until people approved.
+    assert!(q.claim_next("web-1", None).unwrap().unwrap().action.id == plain.id);
+    assert!(q.claim_next("web-1", None).unwrap().is_none());
+    // The policy itself still applies: the requester cannot approve its own,
+    // and two distinct approvers are needed.
+    let own = q.approve_action(eyes.id, "alerts").unwrap_err();
+    assert_eq!(own.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(
+        q.approve_action(eyes.id, "bob").unwrap().status,
+        ActionStatus::Approved
+    );
+    assert_eq!(
+        q.approve_action(two.id, "bob").unwrap().status,
+        ActionStatus::Pending
+    );
+    assert_eq!(
+        q.approve_action(two.id, "carol").unwrap().status,
+        ActionStatus::Approved
+    );
+}
+
+for_each_store!(
+    policy_that_needs_people_holds_on_every_server,
+    actions_keep_the_params_they_were_built_from,
+    restart_service_cannot_power_off,
+    bare_and_suffixed_unit_names_are_one_action,
+    debian_package_refuses_apt_removal_and_patterns,
+);
