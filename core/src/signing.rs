@@ -57,8 +57,6 @@ const SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
 
-static NO_PARAMS: BTreeMap<String, String> = BTreeMap::new();
-
 /// What a claim signature covers: the fields of a claim an executor acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClaimFields<'a> {
@@ -113,8 +111,7 @@ impl Claim {
             id: a.id,
             server_id: &a.server_id,
             action_type: &a.action_type,
-            // Until actions carry their parameters, a claim signs none.
-            params: &NO_PARAMS,
+            params: &a.params,
             argv: &a.argv,
             env: &a.env,
             digest: &a.digest,
