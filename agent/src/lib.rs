@@ -2,8 +2,10 @@
 //!
 //! The queue decides what may run; this agent runs it. It claims its
 //! server's oldest approved action from `actionq.server` (with its agent
-//! token in `X-Agent-Token`), checks the action's payload digest
-//! ([`actionq::action_digest`]), runs `argv` directly (no shell) with the
+//! token in `X-Agent-Token`), runs it only if the server's signature
+//! verifies with the pinned key and the agent's own whitelist file builds
+//! exactly the claim's command from its type and parameters (README "What
+//! the agent trusts"), runs `argv` directly (no shell) with the
 //! action's `env` over a fixed minimal environment, stdin on `/dev/null`, in a
 //! process group of its own, heartbeats at a third of the lease, kills the
 //! group at the action type's timeout (exit code 124), keeps at most the
@@ -12,7 +14,8 @@
 //! is run at most once, and an action whose result cannot be reported fails
 //! by lease expiry on the server, never by a second run.
 //!
-//! Layout: [`config`] (the TOML file and the token file), [`client`] (the
+//! Layout: [`config`] (the TOML file, the token file and the files it
+//! trusts), [`client`] (the
 //! HTTP calls), [`exec`] (running one command), [`agent`] (the loop),
 //! [`log`] (JSON lines on stderr).
 #![warn(missing_docs)]

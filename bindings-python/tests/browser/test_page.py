@@ -425,3 +425,20 @@ def test_a_thousand_pending_actions_are_paged_and_the_page_fits_a_phone(page: We
     approve_button = first.find_element(By.CSS_SELECTOR, "button.approve")
     assert approve_button.is_displayed() and approve_button.size["width"] >= 100
     page.save_screenshot(str(SCREENSHOTS / "phone.png"))
+
+
+def test_swagger_ui_renders_from_this_origin_with_no_csp_violation(browser: WebDriver, site: Site) -> None:
+    browser.get_log("browser")  # drop what earlier tests logged
+    browser.get(site.url + "/docs")
+    title = wait_until(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title"),
+        "Swagger UI to render the API's title",
+    )[0]
+    assert "actionq Action Queue API" in title.text
+    wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock"), "the operations")
+    browser.save_screenshot(str(SCREENSHOTS / "docs.png"))
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(url.startswith(site.url + "/") for url in loaded), loaded
+    refused = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert refused == []
