@@ -74,7 +74,10 @@ impl PyClaimSigningKey {
     }
 
     fn __repr__(&self) -> String {
-        format!("ClaimSigningKey(public_key={:?})", self.inner.public_key().to_pem())
+        format!(
+            "ClaimSigningKey(public_key={:?})",
+            self.inner.public_key().to_pem()
+        )
     }
 }
 
