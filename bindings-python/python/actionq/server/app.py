@@ -29,6 +29,7 @@ __all__ = [
     "POSTGRES_SCHEMES",
     "SIGNING_KEY_ENV",
     "BodyLimit",
+    "SigningKeySource",
     "WhitelistSource",
     "create_app",
     "load_whitelist",
@@ -52,7 +53,7 @@ CLAIM_PUBLIC_KEY_NAME = "claim-signing.pub"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 """URL prefixes that name a PostgreSQL database rather than a SQLite file."""
 
-SigningKeySource = Union[actionq.ClaimSigningKey, str, "os.PathLike[str]"]
+SigningKeySource = Union[actionq.ClaimSigningKey, str, os.PathLike[str]]
 """A claim-signing key, or the path of its PEM (PKCS#8) file."""
 
 
