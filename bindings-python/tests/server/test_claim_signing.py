@@ -90,7 +90,9 @@ def test_docs_load_only_this_origins_files_under_a_csp() -> None:
         assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
         # No other origin anywhere in the page, and no inline script.
         assert not re.search(r"(https?:)?//", html), html
-        assert re.findall(r"<script[^>]*>\s*</script>", html) == re.findall(r"<script[^>]*>", html)
+        scripts = re.findall(r"<script[^>]*>", html)
+        assert len(re.findall(r"<script[^>]*>\s*</script>", html)) == len(scripts) == 2, scripts
+        assert all(' src="/docs/' in tag for tag in scripts), scripts
         sources = re.findall(r'(?:src|href)="([^"]+)"', html)
         assert sources and all(s.startswith("/docs/") for s in sources), sources
         for source in sources:

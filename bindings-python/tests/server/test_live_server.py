@@ -65,6 +65,7 @@ def live_server(*args: str) -> Iterator[tuple[httpx.Client, str, int]]:
         # to a mode-0600 file and prints the file's path (never the key), then
         # says where it serves from.
         key = ""
+        key_file: Path | None = None
         deadline = time.monotonic() + 60
         while not output or not output[-1].startswith("actionq API on "):
             assert time.monotonic() < deadline, "".join(output)
@@ -94,6 +95,8 @@ def live_server(*args: str) -> Iterator[tuple[httpx.Client, str, int]]:
         if key:
             while not lines.empty():
                 assert key not in lines.get_nowait()
+        if key_file is not None and key_file.name.startswith("actionq-api-key-"):
+            key_file.unlink()  # the temporary file of an in-memory server
         server.send_signal(signal.SIGINT)
         try:
             server.wait(30)

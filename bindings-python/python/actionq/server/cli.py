@@ -118,9 +118,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     app = create_app(
         database, api_key=key, whitelist=args.whitelist, signing_key=signing_key, allowed_hosts=allowed_hosts
     )
+    print(f"Host headers served: {', '.join(allowed_hosts)} (--allowed-hosts)", flush=True)
     print(f"actionq API on http://{args.host}:{args.port}/api/v1 (Swagger UI: /docs), {where}", flush=True)
     print(f"approvers' page: http://{args.host}:{args.port}/ (sign in with the API key); metrics: /metrics", flush=True)
-    print(f"Host headers served: {', '.join(allowed_hosts)} (--allowed-hosts)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port)
 
 

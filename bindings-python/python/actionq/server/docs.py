@@ -1,7 +1,8 @@
 """Swagger UI at ``/docs``, from files shipped in the wheel.
 
 The HTML, its start-up script and Swagger UI's own script and style sheet
-(the ``swagger-ui-bundle`` package, Apache-2.0) are all served by this app,
+(Swagger UI 5, Apache-2.0, as the ``fastapi-offline`` package ships it: 4.x
+cannot read FastAPI's OpenAPI 3.1) are all served by this app,
 under a Content-Security-Policy like the approvers' page's: nothing loads
 from another origin and no inline script runs, so the documentation page
 cannot become a way to run someone else's code next to the API key a
@@ -15,7 +16,6 @@ from importlib import resources
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
-from swagger_ui_bundle import swagger_ui_path
 
 __all__ = ["DOCS_CONTENT_SECURITY_POLICY", "docs_router"]
 
@@ -38,7 +38,7 @@ _HTML = """<!doctype html>
 <meta charset="utf-8">
 <title>actionq Action Queue API - Swagger UI</title>
 <link rel="stylesheet" href="/docs/swagger-ui.css">
-<link rel="icon" type="image/png" href="/docs/favicon-32x32.png">
+<link rel="icon" type="image/png" href="/docs/favicon.png">
 </head>
 <body>
 <div id="swagger-ui"></div>
@@ -51,14 +51,14 @@ _HTML = """<!doctype html>
 _BUNDLE_FILES = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
     "swagger-ui.css": "text/css; charset=utf-8",
-    "favicon-32x32.png": "image/png",
+    "favicon.png": "image/png",
 }
 """Swagger UI's files served under /docs/ (no path from a request reaches the disk)."""
 
 
 @cache
 def _bundle_file(name: str) -> bytes:
-    return (swagger_ui_path / name).read_bytes()
+    return resources.files("fastapi_offline").joinpath("static", name).read_bytes()
 
 
 docs_router = APIRouter(include_in_schema=False)
