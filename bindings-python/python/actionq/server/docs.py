@@ -3,7 +3,7 @@
 The HTML, its start-up script and Swagger UI's own script and style sheet
 (Swagger UI 5, Apache-2.0, as the ``fastapi-offline`` package ships it: 4.x
 cannot read FastAPI's OpenAPI 3.1) are all served by this app,
-under a Content-Security-Policy like the approvers' page's: nothing loads
+under the approvers' page's Content-Security-Policy: nothing loads
 from another origin and no inline script runs, so the documentation page
 cannot become a way to run someone else's code next to the API key a
 person types into it.
@@ -17,20 +17,12 @@ from importlib import resources
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 
-__all__ = ["DOCS_CONTENT_SECURITY_POLICY", "docs_router"]
+from actionq.server.web import SECURITY_HEADERS
 
-DOCS_CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-"""The page's policy, plus ``data:`` images (Swagger UI's icons are inline SVG in its CSS)."""
+__all__ = ["docs_router"]
 
-_HEADERS = {
-    "Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
+_HEADERS = SECURITY_HEADERS
+"""The approvers' page's headers and CSP: Swagger UI needs nothing more."""
 
 _HTML = """<!doctype html>
 <html lang="en">
