@@ -431,10 +431,12 @@ aq_status aq_principal_json(const struct aq_principal *principal, char **json_ou
 void aq_principal_free(struct aq_principal *principal);
 
 /**
- * Issues a credential: `name` (1–`AQ_MAX_NAME_CHARS` characters, what actions
- * record when it acts), `role`, and for an agent its `server_id` (required
- * then, which must exist; NULL for other roles). As `principal` (which must
- * be an admin), or trusted when `principal` is NULL.
+ * Issues a credential, trusted (for a host that authenticates its admins
+ * itself; `aq_credential_issue_as` checks a principal): `name`
+ * (1–`AQ_MAX_NAME_CHARS` characters, what actions record when it acts;
+ * `agent`, `auto`, `system`, `dashboard` are reserved), `role`, and for an
+ * agent its `server_id` (required then, which must exist; NULL for other
+ * roles).
  *
  * On `AQ_STATUS_OK`, `*issued_json_out` receives
  * `{"id","name","role","server_id","prefix","created_at","revoked_at","secret"}`
@@ -444,45 +446,79 @@ void aq_principal_free(struct aq_principal *principal);
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * principal; the strings NULL or NUL-terminated; `issued_json_out` NULL or a
- * writable `char *`.
+ * `queue` must be NULL or a live handle; the strings NULL or NUL-terminated;
+ * `issued_json_out` NULL or a writable `char *`.
  */
 aq_status aq_credential_issue(const struct aq_queue *queue,
-                              const struct aq_principal *principal,
                               const char *name,
                               const char *role,
                               const char *server_id,
                               char **issued_json_out);
 
 /**
- * Lists every credential, revoked ones included, by id: a JSON array of
- * `{"id","name","role","server_id","prefix","created_at","revoked_at"}`,
- * never a secret. As `principal` (an admin), or trusted when NULL. The
- * caller frees `*credentials_json_out` with `aq_string_free`.
+ * `aq_credential_issue` as `principal`, which must be an admin.
  *
  * # Safety
  *
- * As for `aq_credential_issue`.
+ * As for `aq_credential_issue`; `principal` NULL or a live principal.
  */
-aq_status aq_credential_list(const struct aq_queue *queue,
-                             const struct aq_principal *principal,
-                             char **credentials_json_out);
+aq_status aq_credential_issue_as(const struct aq_queue *queue,
+                                 const struct aq_principal *principal,
+                                 const char *name,
+                                 const char *role,
+                                 const char *server_id,
+                                 char **issued_json_out);
 
 /**
- * Revokes credential `id` at once, for every handle and process on the same
- * store (a second revoke keeps the first time); `AQ_STATUS_NOT_FOUND` if
- * unknown. As `principal` (an admin), or trusted when NULL. The caller frees
- * `*credential_json_out` with `aq_string_free`.
+ * Lists every credential, revoked ones included, by id, trusted: a JSON
+ * array of `{"id","name","role","server_id","prefix","created_at","revoked_at"}`,
+ * never a secret. The caller frees `*credentials_json_out` with
+ * `aq_string_free`.
  *
  * # Safety
  *
- * As for `aq_credential_issue`.
+ * `queue` must be NULL or a live handle; `credentials_json_out` NULL or a
+ * writable `char *`.
+ */
+aq_status aq_credential_list(const struct aq_queue *queue, char **credentials_json_out);
+
+/**
+ * `aq_credential_list` as `principal`, which must be an admin.
+ *
+ * # Safety
+ *
+ * As for `aq_credential_list`; `principal` NULL or a live principal.
+ */
+aq_status aq_credential_list_as(const struct aq_queue *queue,
+                                const struct aq_principal *principal,
+                                char **credentials_json_out);
+
+/**
+ * Revokes credential `id` at once, trusted, for every handle and process on
+ * the same store (a second revoke keeps the first time);
+ * `AQ_STATUS_NOT_FOUND` if unknown. The caller frees `*credential_json_out`
+ * with `aq_string_free`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `credential_json_out` NULL or a
+ * writable `char *`.
  */
 aq_status aq_credential_revoke(const struct aq_queue *queue,
-                               const struct aq_principal *principal,
                                int64_t id,
                                char **credential_json_out);
+
+/**
+ * `aq_credential_revoke` as `principal`, which must be an admin.
+ *
+ * # Safety
+ *
+ * As for `aq_credential_revoke`; `principal` NULL or a live principal.
+ */
+aq_status aq_credential_revoke_as(const struct aq_queue *queue,
+                                  const struct aq_principal *principal,
+                                  int64_t id,
+                                  char **credential_json_out);
 
 /**
  * `aq_server_create` as `principal` (admin, operator).

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::ffi::{c_char, CStr};
 use std::str::FromStr;
 
-use actionq::{ActionQuery, ActionQueue, NewAction, Principal, Role};
+use actionq::{ActionQuery, NewAction, Principal, Role};
 
 use crate::error::{aq_status, Failure};
 use crate::ffi::{json_string, opt_str_arg, ref_arg, str_arg, Out};
@@ -138,26 +138,17 @@ pub unsafe extern "C" fn aq_principal_free(principal: *mut aq_principal) {
     }
 }
 
-/// The queue as `principal` (NULL: the trusted, unchecked calls) sees it.
-///
-/// # Safety
-///
-/// `principal` must be NULL or a live handle.
-unsafe fn acting<'a>(
-    queue: &'a ActionQueue,
-    principal: *const aq_principal,
-) -> Option<actionq::Acting<'a>> {
-    // SAFETY: per the caller's contract.
-    unsafe { principal.as_ref() }.map(|p| queue.as_principal(&p.inner))
-}
-
 // ---------------------------------------------------------------------------
-// Credentials
+// Credentials. The trusted calls take no principal; their `_as` namesakes
+// require one (NULL is AQ_STATUS_NULL_ARGUMENT, never "trusted"), so a
+// failed `aq_queue_authenticate` that left a NULL principal cannot act.
 
-/// Issues a credential: `name` (1–`AQ_MAX_NAME_CHARS` characters, what actions
-/// record when it acts), `role`, and for an agent its `server_id` (required
-/// then, which must exist; NULL for other roles). As `principal` (which must
-/// be an admin), or trusted when `principal` is NULL.
+/// Issues a credential, trusted (for a host that authenticates its admins
+/// itself; `aq_credential_issue_as` checks a principal): `name`
+/// (1–`AQ_MAX_NAME_CHARS` characters, what actions record when it acts;
+/// `agent`, `auto`, `system`, `dashboard` are reserved), `role`, and for an
+/// agent its `server_id` (required then, which must exist; NULL for other
+/// roles).
 ///
 /// On `AQ_STATUS_OK`, `*issued_json_out` receives
 /// `{"id","name","role","server_id","prefix","created_at","revoked_at","secret"}`
@@ -167,13 +158,11 @@ unsafe fn acting<'a>(
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// principal; the strings NULL or NUL-terminated; `issued_json_out` NULL or a
-/// writable `char *`.
+/// `queue` must be NULL or a live handle; the strings NULL or NUL-terminated;
+/// `issued_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_credential_issue(
     queue: *const aq_queue,
-    principal: *const aq_principal,
     name: *const c_char,
     role: *const c_char,
     server_id: *const c_char,
@@ -186,25 +175,71 @@ pub unsafe extern "C" fn aq_credential_issue(
         let role = Role::from_str(unsafe { str_arg(role, "role") }?)?;
         let server_id = unsafe { opt_str_arg(server_id, "server_id") }?;
         let out = unsafe { Out::new(issued_json_out, "issued_json_out") }?;
-        let issued = match unsafe { acting(queue, principal) } {
-            Some(acting) => acting.issue_credential(name, role, server_id)?,
-            None => queue.issue_credential(name, role, server_id)?,
-        };
+        out.write(json_string(&queue.issue_credential(name, role, server_id)?));
+        Ok(())
+    }
+}
+
+/// `aq_credential_issue` as `principal`, which must be an admin.
+///
+/// # Safety
+///
+/// As for `aq_credential_issue`; `principal` NULL or a live principal.
+#[no_mangle]
+pub unsafe extern "C" fn aq_credential_issue_as(
+    queue: *const aq_queue,
+    principal: *const aq_principal,
+    name: *const c_char,
+    role: *const c_char,
+    server_id: *const c_char,
+    issued_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { queue_arg(queue) }?;
+        let principal = unsafe { principal_arg(principal) }?;
+        let name = unsafe { str_arg(name, "name") }?;
+        let role = Role::from_str(unsafe { str_arg(role, "role") }?)?;
+        let server_id = unsafe { opt_str_arg(server_id, "server_id") }?;
+        let out = unsafe { Out::new(issued_json_out, "issued_json_out") }?;
+        let issued = queue
+            .as_principal(principal)
+            .issue_credential(name, role, server_id)?;
         out.write(json_string(&issued));
         Ok(())
     }
 }
 
-/// Lists every credential, revoked ones included, by id: a JSON array of
-/// `{"id","name","role","server_id","prefix","created_at","revoked_at"}`,
-/// never a secret. As `principal` (an admin), or trusted when NULL. The
-/// caller frees `*credentials_json_out` with `aq_string_free`.
+/// Lists every credential, revoked ones included, by id, trusted: a JSON
+/// array of `{"id","name","role","server_id","prefix","created_at","revoked_at"}`,
+/// never a secret. The caller frees `*credentials_json_out` with
+/// `aq_string_free`.
 ///
 /// # Safety
 ///
-/// As for `aq_credential_issue`.
+/// `queue` must be NULL or a live handle; `credentials_json_out` NULL or a
+/// writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_credential_list(
+    queue: *const aq_queue,
+    credentials_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { queue_arg(queue) }?;
+        let out = unsafe { Out::new(credentials_json_out, "credentials_json_out") }?;
+        out.write_json(&queue.list_credentials()?);
+        Ok(())
+    }
+}
+
+/// `aq_credential_list` as `principal`, which must be an admin.
+///
+/// # Safety
+///
+/// As for `aq_credential_list`; `principal` NULL or a live principal.
+#[no_mangle]
+pub unsafe extern "C" fn aq_credential_list_as(
     queue: *const aq_queue,
     principal: *const aq_principal,
     credentials_json_out: *mut *mut c_char,
@@ -212,26 +247,44 @@ pub unsafe extern "C" fn aq_credential_list(
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
         let queue = unsafe { queue_arg(queue) }?;
+        let principal = unsafe { principal_arg(principal) }?;
         let out = unsafe { Out::new(credentials_json_out, "credentials_json_out") }?;
-        let listed = match unsafe { acting(queue, principal) } {
-            Some(acting) => acting.list_credentials()?,
-            None => queue.list_credentials()?,
-        };
-        out.write_json(&listed);
+        out.write_json(&queue.as_principal(principal).list_credentials()?);
         Ok(())
     }
 }
 
-/// Revokes credential `id` at once, for every handle and process on the same
-/// store (a second revoke keeps the first time); `AQ_STATUS_NOT_FOUND` if
-/// unknown. As `principal` (an admin), or trusted when NULL. The caller frees
-/// `*credential_json_out` with `aq_string_free`.
+/// Revokes credential `id` at once, trusted, for every handle and process on
+/// the same store (a second revoke keeps the first time);
+/// `AQ_STATUS_NOT_FOUND` if unknown. The caller frees `*credential_json_out`
+/// with `aq_string_free`.
 ///
 /// # Safety
 ///
-/// As for `aq_credential_issue`.
+/// `queue` must be NULL or a live handle; `credential_json_out` NULL or a
+/// writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_credential_revoke(
+    queue: *const aq_queue,
+    id: i64,
+    credential_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { queue_arg(queue) }?;
+        let out = unsafe { Out::new(credential_json_out, "credential_json_out") }?;
+        out.write_json(&queue.revoke_credential(id)?);
+        Ok(())
+    }
+}
+
+/// `aq_credential_revoke` as `principal`, which must be an admin.
+///
+/// # Safety
+///
+/// As for `aq_credential_revoke`; `principal` NULL or a live principal.
+#[no_mangle]
+pub unsafe extern "C" fn aq_credential_revoke_as(
     queue: *const aq_queue,
     principal: *const aq_principal,
     id: i64,
@@ -240,12 +293,9 @@ pub unsafe extern "C" fn aq_credential_revoke(
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
         let queue = unsafe { queue_arg(queue) }?;
+        let principal = unsafe { principal_arg(principal) }?;
         let out = unsafe { Out::new(credential_json_out, "credential_json_out") }?;
-        let revoked = match unsafe { acting(queue, principal) } {
-            Some(acting) => acting.revoke_credential(id)?,
-            None => queue.revoke_credential(id)?,
-        };
-        out.write_json(&revoked);
+        out.write_json(&queue.as_principal(principal).revoke_credential(id)?);
         Ok(())
     }
 }

@@ -32,10 +32,10 @@ fn whole_flow_returns_wire_json() {
     )
     .unwrap();
     assert_eq!(action["status"], "pending");
-    assert_eq!(action["command"], "systemctl restart nginx");
+    assert_eq!(action["command"], "systemctl restart nginx.service");
     assert_eq!(
         action["argv"],
-        serde_json::json!(["systemctl", "restart", "nginx"])
+        serde_json::json!(["systemctl", "restart", "nginx.service"])
     );
     assert_eq!(action["created_by"], "dashboard");
     assert_eq!(action["alert_id"], 7);

@@ -40,7 +40,6 @@ fn issue(q: &Queue, name: &str, role: &str, server: Option<&str>) -> Value {
     let status = unsafe {
         aq_credential_issue(
             q.ptr(),
-            null(),
             c(name).as_ptr(),
             c(role).as_ptr(),
             server.as_ref().map_or(null(), |s| s.as_ptr()),
@@ -84,7 +83,7 @@ fn credentials_issue_authenticate_list_revoke() {
     );
     let mut listed = null_mut();
     assert_eq!(
-        unsafe { aq_credential_list(q.ptr(), null(), &mut listed) },
+        unsafe { aq_credential_list(q.ptr(), &mut listed) },
         aq_status::Ok
     );
     let listed = take_json(listed);
@@ -93,7 +92,7 @@ fn credentials_issue_authenticate_list_revoke() {
     let mut revoked = null_mut();
     let id = issued["id"].as_i64().unwrap();
     assert_eq!(
-        unsafe { aq_credential_revoke(q.ptr(), null(), id, &mut revoked) },
+        unsafe { aq_credential_revoke(q.ptr(), id, &mut revoked) },
         aq_status::Ok
     );
     assert!(!take_json(revoked)["revoked_at"].is_null());
@@ -199,7 +198,7 @@ fn state(q: &Queue) -> String {
     parts.push(take_json(out));
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_credential_list(q.ptr(), null(), &mut out) },
+        unsafe { aq_credential_list(q.ptr(), &mut out) },
         aq_status::Ok
     );
     parts.push(take_json(out));
@@ -254,12 +253,52 @@ fn cases() -> Vec<Case> {
         Case { name: "event_list", allowed: "viewer", refused: "agent", records: None,
             call: |f, p, o| unsafe { aq_event_list_as(f.q.ptr(), p, 0, 10, o) } },
         Case { name: "credential_issue", allowed: "admin", refused: "operator", records: None,
-            call: |f, p, o| unsafe { aq_credential_issue(f.q.ptr(), p, c("new").as_ptr(), c("viewer").as_ptr(), null(), o) } },
+            call: |f, p, o| unsafe { aq_credential_issue_as(f.q.ptr(), p, c("new").as_ptr(), c("viewer").as_ptr(), null(), o) } },
         Case { name: "credential_list", allowed: "admin", refused: "operator", records: None,
-            call: |f, p, o| unsafe { aq_credential_list(f.q.ptr(), p, o) } },
+            call: |f, p, o| unsafe { aq_credential_list_as(f.q.ptr(), p, o) } },
         Case { name: "credential_revoke", allowed: "admin", refused: "viewer", records: None,
-            call: |f, p, o| unsafe { aq_credential_revoke(f.q.ptr(), p, 1, o) } },
+            call: |f, p, o| unsafe { aq_credential_revoke_as(f.q.ptr(), p, 1, o) } },
     ]
+}
+
+/// Issue 22's attack: after a failed `aq_queue_authenticate` the principal
+/// is still NULL, and `aq_credential_issue` took NULL as "trusted" and
+/// issued an admin secret. The principal-taking call now refuses NULL with
+/// `AQ_STATUS_NULL_ARGUMENT` and issues nothing.
+#[test]
+fn a_null_principal_left_by_a_failed_authenticate_is_never_trusted() {
+    let q = Queue::in_memory();
+    let mut principal: *mut aq_principal = null_mut();
+    let status =
+        unsafe { aq_queue_authenticate(q.ptr(), c("aq_ad_guessed").as_ptr(), &mut principal) };
+    assert_eq!(status, aq_status::Unauthenticated);
+    assert!(principal.is_null());
+    let mut issued = SENTINEL;
+    let status = unsafe {
+        aq_credential_issue_as(
+            q.ptr(),
+            principal,
+            c("mallory").as_ptr(),
+            c("admin").as_ptr(),
+            null(),
+            &mut issued,
+        )
+    };
+    assert_eq!(status, aq_status::NullArgument, "{}", last_message());
+    assert!(last_message().contains("principal"), "{}", last_message());
+    assert_eq!(issued, SENTINEL, "a secret was written");
+    let mut revoked = SENTINEL;
+    let status = unsafe { aq_credential_revoke_as(q.ptr(), principal, 1, &mut revoked) };
+    assert_eq!(status, aq_status::NullArgument);
+    let mut listed = SENTINEL;
+    let status = unsafe { aq_credential_list_as(q.ptr(), principal, &mut listed) };
+    assert_eq!(status, aq_status::NullArgument);
+    let mut all = null_mut();
+    assert_eq!(
+        unsafe { aq_credential_list(q.ptr(), &mut all) },
+        aq_status::Ok
+    );
+    assert_eq!(take_json(all), serde_json::json!([]));
 }
 
 #[test]
@@ -311,13 +350,21 @@ fn every_as_entry_point_is_checked() {
             "{ctx}: {message}"
         );
         assert_eq!(state(&f.q), before, "{ctx}: a refusal changed something");
-        // principal is required on the *_as calls (NULL is the trusted call
-        // only for credentials)
-        if !case.name.starts_with("credential") {
-            let mut out = SENTINEL;
-            let status = (case.call)(&f, null(), &mut out);
-            assert_eq!(status, aq_status::NullArgument, "{}", case.name);
-        }
+        // principal is required on every *_as call: NULL is never trusted
+        let mut out = SENTINEL;
+        let status = (case.call)(&f, null(), &mut out);
+        assert_eq!(status, aq_status::NullArgument, "{}", case.name);
+        assert_eq!(
+            out, SENTINEL,
+            "{}: output written for a NULL principal",
+            case.name
+        );
+        assert_eq!(
+            state(&f.q),
+            before,
+            "{}: a NULL principal changed something",
+            case.name
+        );
         let (allowed_name, allowed) = by(case.allowed);
         let mut out = null_mut();
         let status = (case.call)(&f, allowed, &mut out);

@@ -338,7 +338,7 @@ static void test_core_statuses(const char *dir) {
   CHECK(json_int(first, "id", &first_id) && first_id == 1);
   aq_string_free(first);
   CHECK_STATUS(aq_action_create(q, restart, &out), AQ_STATUS_CONFLICT);
-  CHECK(last_error_is("Pending action already exists for service 'nginx' on server 'web-1'"));
+  CHECK(last_error_is("Pending action already exists for service 'nginx.service' on server 'web-1'"));
   int64_t existing = 0;
   CHECK_OK(aq_last_error_existing_action_id(&existing));
   CHECK(existing == first_id);
@@ -778,7 +778,7 @@ static void test_flow(const char *dir) {
                             "\"service_name\":\"nginx\",\"alert_id\":42}",
                             &a));
   CHECK(json_has(a, "\"status\":\"pending\""));
-  CHECK(json_has(a, "\"command\":\"systemctl restart nginx\""));
+  CHECK(json_has(a, "\"command\":\"systemctl restart nginx.service\""));
   CHECK(json_has(a, "\"approved_by\":null"));
   CHECK(json_has(a, "\"alert_id\":42"));
   int64_t id = 0;
@@ -1043,7 +1043,7 @@ static void test_identity(const char *dir) {
   aq_string_free(json);
 
   char *issued = NULL;
-  CHECK_OK(aq_credential_issue(q, NULL, "web-1-agent", "agent", "web-1", &issued));
+  CHECK_OK(aq_credential_issue(q, "web-1-agent", "agent", "web-1", &issued));
   char secret[128];
   int64_t credential_id = 0;
   CHECK(json_str(issued, "secret", secret, sizeof secret));
@@ -1077,10 +1077,26 @@ static void test_identity(const char *dir) {
   aq_principal *viewer = NULL;
   CHECK_OK(aq_principal_new("victor", "viewer", NULL, &viewer));
   json = SENTINEL;
-  CHECK_STATUS(aq_credential_list(q, viewer, &json), AQ_STATUS_PERMISSION_DENIED);
+  CHECK_STATUS(aq_credential_list_as(q, viewer, &json), AQ_STATUS_PERMISSION_DENIED);
   CHECK(json == SENTINEL);
 
-  CHECK_OK(aq_credential_revoke(q, NULL, credential_id, &json));
+  /* Issue 22's attack: a failed authenticate leaves the principal NULL, and
+     NULL must never be taken as "trusted" by a principal-taking call. */
+  aq_principal *nobody = NULL;
+  CHECK_STATUS(aq_queue_authenticate(q, "aq_ad_guessed", &nobody), AQ_STATUS_UNAUTHENTICATED);
+  CHECK(nobody == NULL);
+  char *stolen = SENTINEL;
+  CHECK_STATUS(aq_credential_issue_as(q, nobody, "mallory", "admin", NULL, &stolen),
+               AQ_STATUS_NULL_ARGUMENT);
+  CHECK(stolen == SENTINEL);
+  CHECK_STATUS(aq_credential_revoke_as(q, nobody, credential_id, &json), AQ_STATUS_NULL_ARGUMENT);
+  CHECK(json == SENTINEL);
+  CHECK_OK(aq_credential_list(q, &json));
+  CHECK(!json_has(json, "mallory"));
+  aq_string_free(json);
+  json = SENTINEL;
+
+  CHECK_OK(aq_credential_revoke(q, credential_id, &json));
   aq_string_free(json);
   aq_principal *again = NULL;
   CHECK_STATUS(aq_queue_authenticate(other, secret, &again), AQ_STATUS_UNAUTHENTICATED);

@@ -15,10 +15,10 @@ APT_UPGRADE = (
 
 def test_default_whitelist_commands(queue: actionq.ActionQueue) -> None:
     restart = queue.create_action("web-1", "restart_service", "nginx")
-    assert restart.command == "systemctl restart nginx"
-    assert restart.argv == ["systemctl", "restart", "nginx"]
+    assert restart.command == "systemctl restart nginx.service"
+    assert restart.argv == ["systemctl", "restart", "nginx.service"]
     assert restart.env == {}
-    assert restart.service_name == "nginx"
+    assert restart.service_name == "nginx.service"
     logs = queue.create_action("web-1", "clear_logs")
     assert logs.command == "journalctl --vacuum-time=7d"
     assert logs.service_name is None
@@ -54,7 +54,8 @@ def test_ids_strictly_increase(queue: actionq.ActionQueue) -> None:
 
 def test_params_dict_and_service_name(queue: actionq.ActionQueue) -> None:
     action = queue.create_action("web-1", "restart_service", params={"service_name": "sshd"})
-    assert action.argv == ["systemctl", "restart", "sshd"]
+    assert action.argv == ["systemctl", "restart", "sshd.service"]
+    assert action.params == {"service_name": "sshd.service"}
     with pytest.raises(actionq.InvalidInputError, match="service_name given both on its own and in params"):
         queue.create_action("web-1", "restart_service", "a", params={"service_name": "b"})
     with pytest.raises(TypeError):
@@ -92,7 +93,7 @@ def test_restart_duplicate_conflict(paused: actionq.ActionQueue) -> None:
     with pytest.raises(actionq.ConflictError) as info:
         paused.create_action("web-1", "restart_service", "nginx")
     err = info.value
-    assert err.message == "Pending action already exists for service 'nginx' on server 'web-1'"
+    assert err.message == "Pending action already exists for service 'nginx.service' on server 'web-1'"
     assert err.existing_action_id == first.id
     assert str(err) == err.message
     # another service is fine

@@ -272,7 +272,7 @@ def test_loop_keeps_serving_while_a_call_waits_on_a_lock(tmp_path: Path) -> None
         created = asyncio.run(scenario())
     finally:
         holder.release()
-    assert created.status == "approved" and created.service_name == "nginx"
+    assert created.status == "approved" and created.service_name == "nginx.service"
     assert sync.list_actions().total == 2
     aqueue.close()
 

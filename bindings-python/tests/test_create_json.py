@@ -14,12 +14,12 @@ def test_reads_the_http_create_body(queue: actionq.ActionQueue) -> None:
     action = queue.create_action_json(
         json.dumps({"server_id": "web-1", "action_type": "restart_service", "service_name": "nginx", "alert_id": 3})
     )
-    assert action.argv == ["systemctl", "restart", "nginx"] and action.alert_id == 3
+    assert action.argv == ["systemctl", "restart", "nginx.service"] and action.alert_id == 3
     assert action.created_by == "dashboard"
     other = queue.create_action_json(
         '{"server_id": "web-1", "action_type": "restart_service", "params": {"service_name": "cron"}, "created_by": "alice"}'
     )
-    assert other.service_name == "cron" and other.created_by == "alice"
+    assert other.service_name == "cron.service" and other.created_by == "alice"
 
 
 @pytest.mark.parametrize(

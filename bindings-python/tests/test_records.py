@@ -173,7 +173,7 @@ def test_reprs(queue: actionq.ActionQueue) -> None:
     action = queue.create_action("web-1", "restart_service", "nginx")
     assert repr(action) == (
         f"Action(id={action.id}, server_id='web-1', action_type='restart_service', "
-        "status='approved', service_name='nginx')"
+        "status='approved', service_name='nginx.service')"
     )
     assert repr(queue.get_server("web-1")) == "Server(id='web-1', hostname='web-1.lan', is_paused=False)"
     assert repr(actionq.ActionQueue()) == "ActionQueue(None)"

@@ -111,7 +111,7 @@ def test_an_action_appears_without_reload_and_approve_moves_it(page: WebDriver, 
     wait_until(page, lambda d: card(d, "pending-list", second["id"]) is not None, "the new actions")
     pending = card(page, "pending-list", first["id"])
     assert pending is not None
-    assert [a.text for a in pending.find_elements(By.CSS_SELECTOR, ".argv .arg")] == ["systemctl", "restart", "nginx"]
+    assert [a.text for a in pending.find_elements(By.CSS_SELECTOR, ".argv .arg")] == ["systemctl", "restart", "nginx.service"]
     assert field(pending, "requester") == "dashboard"
     assert field(pending, "approvals") == "none yet"
     assert "server web-1 is in maintenance" in field(pending, "why")

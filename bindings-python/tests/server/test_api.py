@@ -191,8 +191,9 @@ def test_create_action_auto_approved(client: TestClient) -> None:
     assert set(body) == ACTION_FIELDS
     assert body["status"] == "approved" and body["approved_by"] == "auto"
     assert body["approved_at"] == body["created_at"]
-    assert body["command"] == "systemctl restart nginx"
-    assert body["argv"] == ["systemctl", "restart", "nginx"]
+    assert body["command"] == "systemctl restart nginx.service"
+    assert body["argv"] == ["systemctl", "restart", "nginx.service"]
+    assert body["params"] == {"service_name": "nginx.service"}
     assert body["alert_id"] == 12 and body["created_by"] == "dashboard"
 
 
@@ -246,7 +247,7 @@ def test_duplicate_conflicts_carry_existing_action_id(client: TestClient) -> Non
     detail = error(dup, 409, "CONFLICT")
     assert detail == {
         "code": "CONFLICT",
-        "message": "Pending action already exists for service 'nginx' on server 'web-1'",
+        "message": "Pending action already exists for service 'nginx.service' on server 'web-1'",
         "existing_action_id": first["id"],
     }
     apt = create(client, action_type="apt_update")
@@ -480,7 +481,7 @@ def test_created_by_is_never_taken_from_the_body(client: TestClient) -> None:
 
 def test_params_for_the_default_whitelist(client: TestClient) -> None:
     body = create(client, action_type="restart_service", params={"service_name": "nginx"})
-    assert body["service_name"] == "nginx" and body["argv"] == ["systemctl", "restart", "nginx"]
+    assert body["service_name"] == "nginx.service" and body["argv"] == ["systemctl", "restart", "nginx.service"]
 
 
 def test_service_name_given_twice_is_the_cores_invalid_input(client: TestClient) -> None:

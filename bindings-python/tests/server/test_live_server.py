@@ -250,7 +250,7 @@ def test_requests_are_served_while_a_write_waits_on_a_lock(tmp_path: Path) -> No
         response = created.get(timeout=1)
         assert isinstance(response, httpx.Response), response
         assert response.status_code == 201, response.text
-        assert response.json()["service_name"] == "nginx"
+        assert response.json()["service_name"] == "nginx.service"
         assert http.get("/actions").json()["total"] == 2
 
 
