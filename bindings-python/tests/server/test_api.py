@@ -356,7 +356,7 @@ def test_claim(client: TestClient) -> None:
     first = create(client, action_type="clear_logs")
     second = create(client, action_type="restart_service", service_name="nginx")
     body = claim(client)
-    assert set(body) == ACTION_FIELDS | {"lease_token"}
+    assert set(body) == ACTION_FIELDS | {"lease_token", "signature"}
     assert body["id"] == first["id"] and body["status"] == "executing"
     assert body["executed_at"] is not None and body["lease_expires_at"] is not None
     uuid.UUID(body["lease_token"])
