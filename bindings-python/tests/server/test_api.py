@@ -600,6 +600,9 @@ def test_openapi_document_unchanged(client: TestClient) -> None:
         params = schemas[name]["properties"].pop("params")
         assert params["type"] == "object" and params["additionalProperties"] == {"type": "string"}
         required.remove("params")
+    # Issue 22: the server's signature of each claim.
+    assert schemas["ClaimOut"]["properties"].pop("signature")["type"] == "string"
+    schemas["ClaimOut"]["required"].remove("signature")
     assert set(schemas.pop("ApprovalOut")["properties"]) == {"by", "at", "digest"}
     assert set(schemas.pop("AuditReportOut")["properties"]) == {"checked", "first_bad_event_id"}
     verify = spec["paths"].pop("/api/v1/audit/verify")
