@@ -421,6 +421,80 @@ impl CredentialDraft {
     }
 }
 
+/// Names the queue records on its own (`created_by`, `approved_by`, event
+/// `by`): a credential holding one could pass for the queue itself.
+pub const RESERVED_CREDENTIAL_NAMES: [&str; 4] = ["agent", "auto", "system", "dashboard"];
+
+/// Whether `c` is invisible or changes how text around it is shown: Unicode
+/// control (Cc) and format (Cf) characters — zero-width and bidi controls
+/// among them — line and paragraph separators (Zl, Zp), spaces other than
+/// U+0020, and the blank fillers that render as nothing. A name holding one
+/// could look like another in a UI or a log.
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || (c.is_whitespace() && c != ' ')
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
+/// Checks a new credential's name: not one of
+/// [`RESERVED_CREDENTIAL_NAMES`] (in any case), no invisible or format
+/// characters, no leading or trailing space. InvalidInput otherwise.
+///
+/// ```
+/// assert!(actionq::check_credential_name("alice").is_ok());
+/// assert!(actionq::check_credential_name("Agent").is_err());
+/// assert!(actionq::check_credential_name("ali\u{200B}ce").is_err());
+/// ```
+pub fn check_credential_name(name: &str) -> Result<()> {
+    if RESERVED_CREDENTIAL_NAMES
+        .iter()
+        .any(|reserved| reserved.eq_ignore_ascii_case(name))
+    {
+        return Err(Error::InvalidInput(format!(
+            "name '{name}' is reserved (the queue records it on its own)"
+        )));
+    }
+    if let Some(c) = name.chars().find(|c| is_invisible(*c)) {
+        return Err(Error::InvalidInput(format!(
+            "name must not contain invisible or format characters (found U+{:04X})",
+            c as u32
+        )));
+    }
+    if name.starts_with(' ') || name.ends_with(' ') {
+        return Err(Error::InvalidInput(
+            "name must not start or end with a space".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Random bytes in a secret.
 const SECRET_BYTES: usize = 32;
 /// Characters of the random part shown in [`Credential::prefix`].

@@ -41,7 +41,10 @@ pub use audit::AuditReport;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::{action_digest, ACTION_DIGEST_TAG};
 pub use error::{Error, ErrorKind, Result};
-pub use identity::{Credential, IssuedCredential, Operation, Principal, Role};
+pub use identity::{
+    check_credential_name, Credential, IssuedCredential, Operation, Principal, Role,
+    RESERVED_CREDENTIAL_NAMES,
+};
 pub use limits::DEFAULT_EVENTS_LIMIT;
 pub use model::{
     Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Approval, Claim, Event, Server,

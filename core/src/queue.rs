@@ -271,6 +271,14 @@ fn check_server_id(id: &str) -> Result<()> {
     }
 }
 
+/// What the stores keep of a lease token: its SHA-256 (lower-case hex), so
+/// a copy of the database does not hand out live leases. Only the claimer
+/// ever holds the token itself.
+pub(crate) fn lease_token_digest(token: &str) -> String {
+    use sha2::Digest as _;
+    crate::digest::lower_hex(&sha2::Sha256::digest(token.as_bytes()))
+}
+
 fn cap(text: Option<&str>, max_chars: usize) -> Option<String> {
     text.map(|t| match t.char_indices().nth(max_chars) {
         Some((cut, _)) => t[..cut].to_owned(),
@@ -698,7 +706,7 @@ impl ActionQueue {
         let lease_token = uuid::Uuid::new_v4().to_string();
         let change = Change {
             kind: ChangeKind::Claim {
-                lease_token: lease_token.clone(),
+                lease_token: lease_token_digest(&lease_token),
                 lease_expires_at,
                 whitelist_version: self.whitelist.version().to_owned(),
             },
@@ -730,7 +738,7 @@ impl ActionQueue {
         let now = self.now();
         let lease_expires_at = self.lease_until(now, lease)?;
         let kind = ChangeKind::Heartbeat {
-            lease_token: lease_token.to_owned(),
+            lease_token: lease_token_digest(lease_token),
             lease_expires_at,
         };
         self.change_at(id, kind, by, now)
@@ -760,7 +768,7 @@ impl ActionQueue {
         by: &str,
     ) -> Result<Action> {
         let kind = ChangeKind::Report {
-            lease_token: lease_token.to_owned(),
+            lease_token: lease_token_digest(lease_token),
             exit_code,
             stdout: cap(stdout, self.options.output_cap_chars),
             stderr: cap(stderr, self.options.output_cap_chars),
@@ -867,11 +875,7 @@ impl ActionQueue {
         server_id: Option<&str>,
     ) -> Result<IssuedCredential> {
         check_len("name", name, limits::MAX_NAME_CHARS)?;
-        if [DASHBOARD, SYSTEM, crate::rules::AUTO].contains(&name) {
-            return Err(Error::InvalidInput(format!(
-                "name '{name}' is reserved (the queue records it on its own)"
-            )));
-        }
+        identity::check_credential_name(name)?;
         match (role, server_id) {
             (Role::Agent, None) => {
                 return Err(Error::InvalidInput(

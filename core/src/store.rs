@@ -194,7 +194,7 @@ pub enum ChangeKind {
     /// under another whitelist version, approved → cancelled by `system`
     /// (the claim then goes on to the next action).
     Claim {
-        /// The fresh lease token.
+        /// The SHA-256 (hex) of the fresh lease token: all a store keeps.
         lease_token: String,
         /// When the lease runs out.
         lease_expires_at: Timestamp,
@@ -203,14 +203,14 @@ pub enum ChangeKind {
     },
     /// executing → executing: extend the lease of the token's holder.
     Heartbeat {
-        /// The holder's token.
+        /// The SHA-256 (hex) of the holder's token.
         lease_token: String,
         /// The new expiry.
         lease_expires_at: Timestamp,
     },
     /// executing → completed | failed, by the token's holder.
     Report {
-        /// The holder's token.
+        /// The SHA-256 (hex) of the holder's token.
         lease_token: String,
         /// Exit code: 0 completes, anything else fails.
         exit_code: i32,

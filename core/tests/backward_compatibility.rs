@@ -162,10 +162,55 @@ fn v1_database_migrates_with_data_intact() {
     );
     let claim = queue.claim_next("web-1", None).unwrap().unwrap();
     assert_eq!(claim.action.id, 5);
-    // The lease token written by v1 still fences action 6.
+    // v5: lease tokens are stored as their SHA-256 only; v1's token of the
+    // executing action 6 was hashed in place...
+    let stored: String = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT lease_token FROM actions WHERE id = 6", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        stored,
+        "cc682034a06b49e8a76dd322f4f498bd47888e7c6a4b1695eb1b936d3fb4b224"
+    );
+    // ...so the agent holding it still fences action 6: before its lease ran
+    // out (2026-01-01T00:06:11Z) the token heartbeats, a wrong one does not...
+    let before_expiry =
+        ActionQueue::new(SqliteStore::open(&db, &SqliteOptions::default()).unwrap())
+            .with_options(QueueOptions {
+                expire_leases_on_read: false,
+                ..QueueOptions::default()
+            })
+            .with_clock(std::sync::Arc::new(actionq::ManualClock::new(
+                "2026-01-01T00:06:00Z".parse().unwrap(),
+            )));
+    let wrong = before_expiry.heartbeat(6, &stored, Some(std::time::Duration::from_secs(1)));
+    assert_eq!(
+        wrong.unwrap_err().kind(),
+        ErrorKind::Conflict,
+        "the digest is no token"
+    );
+    let beat = before_expiry
+        .heartbeat(
+            6,
+            "6f1c2a52-3f0e-4a8e-9d59-0c6f7b2f6a01",
+            Some(std::time::Duration::from_secs(1)),
+        )
+        .unwrap();
+    assert_eq!(beat.status, ActionStatus::Executing);
+    // ...and after it, the token is right but expired.
     let hb = queue.heartbeat(6, "6f1c2a52-3f0e-4a8e-9d59-0c6f7b2f6a01", None);
-    // (its v1 lease ran out in 2026-01-01, so the token is right but expired)
     assert_eq!(hb.unwrap_err().kind(), ErrorKind::Conflict);
+    // A new claim's token is stored hashed too.
+    let raw: String = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT lease_token FROM actions WHERE id = 5", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_ne!(raw, claim.lease_token);
+    assert_eq!(raw.len(), 64);
     // New ids continue after the old ones; new events after the old cursor.
     let fresh = queue
         .create_action(&NewAction::new("web-1", "clear_logs"))

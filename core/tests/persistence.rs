@@ -99,3 +99,28 @@ fn unopenable_path_is_a_storage_error() {
         ErrorKind::Storage
     );
 }
+
+/// The database and its `-wal`/`-shm` files are created 0600 (they hold
+/// every command's output), whatever the process umask lets through.
+#[cfg(unix)]
+#[test]
+fn database_files_are_created_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("private.sqlite3");
+    let queue = actionq::ActionQueue::new(
+        actionq::SqliteStore::open(&db, &actionq::SqliteOptions::default()).unwrap(),
+    );
+    queue.create_server("web-1", None).unwrap();
+    queue
+        .create_action(&actionq::NewAction::new("web-1", "clear_logs"))
+        .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.path().join(format!("private.sqlite3{suffix}"));
+        let mode = std::fs::metadata(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{}: {:o}", file.display(), mode);
+    }
+}

@@ -1001,6 +1001,17 @@ fn a_version_1_database_is_migrated_and_chained() {
     // The chain goes on from the migrated head; new ids after the old ones.
     let claim = queue.claim_next("web-1", None).unwrap().unwrap();
     assert_eq!(claim.action.id, 2);
+    // v3: only the lease token's SHA-256 is stored.
+    let stored: String = admin
+        .query_one(
+            &format!("SELECT lease_token FROM {schema}.actions WHERE id = 2"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_ne!(stored, claim.lease_token);
+    assert_eq!(stored.len(), 64);
+    queue.heartbeat(2, &claim.lease_token, None).unwrap();
     let legacy = queue.approve_action(1, "dashboard").unwrap();
     assert_eq!(legacy.status, ActionStatus::Approved);
     assert_eq!(legacy.approvals[0].digest, legacy.digest);

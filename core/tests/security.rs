@@ -267,7 +267,48 @@ fn policy_that_needs_people_holds_on_every_server(env: Env) {
     );
 }
 
+// ---------------------------------------------------------------- identity
+
+/// A credential named like the queue's own actors (`agent`, `auto`,
+/// `system`, `dashboard`) could pass for them in `approved_by` or an event's
+/// `by`; one with invisible or format characters could look like another
+/// name. Both are InvalidInput, and nothing is issued.
+fn credential_names_cannot_pass_for_others(env: Env) {
+    let q = &env.queue;
+    for name in [
+        "agent",
+        "auto",
+        "system",
+        "dashboard",
+        "Agent",
+        "DASHBOARD",
+        "ali\u{200B}ce", // zero-width space
+        "ali\u{200D}ce", // zero-width joiner
+        "alice\u{202E}", // right-to-left override
+        "\u{2066}alice", // left-to-right isolate
+        "ali\u{00AD}ce", // soft hyphen (Cf)
+        "ali\u{FEFF}ce", // zero-width no-break space
+        "alice\u{2028}", // line separator (Zl)
+        "alice\u{2029}", // paragraph separator (Zp)
+        "ali\u{7}ce",    // bell (Cc)
+        "ali\nce",       // newline (Cc)
+        "ali\u{00A0}ce", // no-break space
+        "\u{3164}",      // Hangul filler: renders as nothing
+        " alice",
+        "alice ",
+    ] {
+        let err = q.issue_credential(name, Role::Operator, None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name:?}: {err}");
+    }
+    assert!(q.list_credentials().unwrap().is_empty());
+    for name in ["alice", "Zoë Müller", "web-1 agent", "運用"] {
+        q.issue_credential(name, Role::Operator, None).unwrap();
+    }
+    assert_eq!(q.list_credentials().unwrap().len(), 4);
+}
+
 for_each_store!(
+    credential_names_cannot_pass_for_others,
     policy_that_needs_people_holds_on_every_server,
     actions_keep_the_params_they_were_built_from,
     restart_service_cannot_power_off,

@@ -69,8 +69,10 @@ fn invalid(message: String) -> Error {
     Error::InvalidInput(message)
 }
 
-/// `%XX` escapes of a URL query value decoded.
-fn percent_decode(value: &str) -> Result<String> {
+/// `%XX` escapes of the URL query value of parameter `key` decoded. Errors
+/// here and below name the parameter, never its value: a URL carries the
+/// password, and errors end up in logs.
+fn percent_decode(key: &str, value: &str) -> Result<String> {
     let bytes = value.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -79,7 +81,9 @@ fn percent_decode(value: &str) -> Result<String> {
             let hex = value
                 .get(i + 1..i + 3)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| invalid(format!("bad %-escape in database URL value '{value}'")))?;
+                .ok_or_else(|| {
+                    invalid(format!("bad %-escape in database URL parameter '{key}'"))
+                })?;
             out.push(hex);
             i += 3;
         } else {
@@ -87,7 +91,8 @@ fn percent_decode(value: &str) -> Result<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| invalid("database URL value is not UTF-8".into()))
+    String::from_utf8(out)
+        .map_err(|_| invalid(format!("database URL parameter '{key}' is not UTF-8")))
 }
 
 /// A duration setting: milliseconds, or a number with `ms`, `s` or `min`.
@@ -108,7 +113,7 @@ fn parse_duration(name: &str, value: &str) -> Result<Duration> {
         .map(Duration::from_millis)
         .ok_or_else(|| {
             invalid(format!(
-                "database URL setting {name}='{value}' must be a whole number of ms, s or min"
+                "database URL setting {name} must be a whole number of ms, s or min"
             ))
         })
 }
@@ -127,7 +132,7 @@ pub(super) fn parse(url: &str, defaults: &PostgresOptions) -> Result<Target> {
     let mut passed = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode(raw)?;
+        let value = percent_decode(key, raw)?;
         match key {
             "sslmode" => {
                 ssl = match value.as_str() {
@@ -135,17 +140,17 @@ pub(super) fn parse(url: &str, defaults: &PostgresOptions) -> Result<Target> {
                     "allow" | "prefer" => SslMode::Prefer,
                     "require" => SslMode::Require,
                     "verify-ca" | "verify-full" => SslMode::Verify,
-                    other => {
-                        return Err(invalid(format!(
-                            "database URL sslmode='{other}' must be one of: disable, allow, prefer, require, verify-ca, verify-full"
-                        )))
+                    _ => {
+                        return Err(invalid(
+                            "database URL setting sslmode must be one of: disable, allow, prefer, require, verify-ca, verify-full".into()
+                        ))
                     }
                 }
             }
             "sslrootcert" => root_cert = Some(value),
             "pool_size" => {
                 options.pool_size = value.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                    invalid(format!("database URL setting pool_size='{value}' must be a whole number >= 1"))
+                    invalid("database URL setting pool_size must be a whole number >= 1".into())
                 })?
             }
             "lock_timeout" => options.lock_timeout = parse_duration(key, &value)?,
@@ -294,6 +299,27 @@ impl ServerCertVerifier for AnyCertificate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 22: an error about the URL never shows a parameter's value —
+    /// the password least of all.
+    #[test]
+    fn errors_never_echo_a_parameter_value() {
+        for url in [
+            "postgresql://aq@db/q?password=hunter2%zz",
+            "postgresql://aq@db/q?password=hunter2%ff%fe",
+            "postgresql://aq@db/q?sslmode=hunter2",
+            "postgresql://aq@db/q?pool_size=hunter2",
+            "postgresql://aq@db/q?lock_timeout=hunter2",
+            "postgresql://aq@db/q?statement_timeout=5hunter2",
+            "postgresql://aq@db/q?connect_timeout=hunter2",
+        ] {
+            let err = parse(url, &PostgresOptions::default())
+                .err()
+                .unwrap_or_else(|| panic!("{url} is refused"));
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidInput, "{url}: {err}");
+            assert!(!err.to_string().contains("hunter2"), "{url}: {err}");
+        }
+    }
 
     #[test]
     fn our_settings_are_taken_out_of_the_url() {

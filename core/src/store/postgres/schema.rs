@@ -109,11 +109,15 @@ const MIGRATIONS: &[Migration] = &[
 
 /// v3: each action's `params` (JSON object as text, like `env`). Actions
 /// stored before keep what can be rebuilt from their row: `service_name`
-/// where they have one.
+/// where they have one. Lease tokens are kept as their SHA-256 (hex) only:
+/// those of actions executing during the upgrade are hashed in place, so
+/// their agents' heartbeats and results still match.
 const V3_HARDENING: &str = r#"
     ALTER TABLE actions ADD COLUMN params text NOT NULL DEFAULT '{}';
     UPDATE actions SET params = json_build_object('service_name', service_name)::text
         WHERE service_name IS NOT NULL;
+    UPDATE actions SET lease_token = encode(sha256(convert_to(lease_token, 'UTF8')), 'hex')
+        WHERE lease_token IS NOT NULL;
 "#;
 
 /// v2: credentials (only the SHA-256 of each secret, unique, looked up by

@@ -19,8 +19,32 @@ const BUSY_MAX_PAUSE: Duration = Duration::from_millis(1);
 /// ones it is about to need.
 const STATEMENT_CACHE: usize = 64;
 
+/// Creates the database file, if it does not exist yet, readable and
+/// writable by its owner only (0600): it holds every command's output.
+/// SQLite gives its `-wal` and `-shm` files the mode of the database file,
+/// so they are 0600 from their creation too. Created here, before SQLite
+/// opens it, rather than narrowed after: there is no moment when the file
+/// exists with wider permissions. Any failure is left to SQLite's open to
+/// report (an existing file keeps its mode).
+fn create_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        if path.as_os_str() != ":memory:" && !path.as_os_str().is_empty() {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 /// Opens `path` with the store's busy handler and statement cache.
 pub(super) fn connect(path: &Path, options: &SqliteOptions) -> Result<Connection> {
+    create_private(path);
     let mut conn = Connection::open(path).map_err(|e| storage("open", e))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let timeout = options.busy_timeout;

@@ -112,11 +112,39 @@ const MIGRATIONS: &[Migration] = &[
         then: Some(v4_digests_and_chain),
     },
     // v5: issue 22's hardening.
-    sql(V5_HARDENING),
+    Migration {
+        sql: V5_HARDENING,
+        then: Some(v5_hash_lease_tokens),
+    },
 ];
+
+/// v5's Rust part: lease tokens are kept as their SHA-256 only; the tokens
+/// of actions executing during the upgrade are hashed in place, so their
+/// agents' heartbeats and results still match.
+fn v5_hash_lease_tokens(tx: &Transaction<'_>) -> Result<()> {
+    let context = |e| storage("migrate to version 5", e);
+    let held: Vec<(i64, String)> = tx
+        .prepare("SELECT id, lease_token FROM actions WHERE lease_token IS NOT NULL")
+        .and_then(|mut select| {
+            select
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(context)?;
+    let mut update = tx
+        .prepare("UPDATE actions SET lease_token = ?2 WHERE id = ?1")
+        .map_err(context)?;
+    for (id, token) in held {
+        update
+            .execute(params![id, crate::queue::lease_token_digest(&token)])
+            .map_err(context)?;
+    }
+    Ok(())
+}
 
 /// v5: each action's `params` (JSON object). Actions stored before keep
 /// what can be rebuilt from their row: `service_name` where they have one.
+/// (The Rust step hashes stored lease tokens.)
 const V5_HARDENING: &str = r#"
     ALTER TABLE actions ADD COLUMN params TEXT NOT NULL DEFAULT '{}';
     UPDATE actions SET params = json_object('service_name', service_name)
