@@ -473,19 +473,17 @@ fn a_redirect_is_not_followed_and_the_token_goes_nowhere_else() {
     let config = agent_files(d, &format!("http://127.0.0.1:{port}"), &key, "");
     let mut agent = Agent::start_with_config(&config, &d.join("agent.log"));
     // Until the agent exits, or (the failure) the redirect's target is reached.
-    let log = agent.logs();
-    let mut child = agent.child.take().unwrap();
+    // The child stays in `agent` (killed on drop, even when this fails).
+    let log_path = agent.log.clone();
     let status = wait_for(
         "the agent to exit",
-        || log.clone(),
+        || std::fs::read_to_string(&log_path).unwrap_or_default(),
         || {
             let reached = *connections.lock().unwrap() > 0;
-            let exited = child.try_wait().unwrap();
+            let exited = agent.child.as_mut().unwrap().try_wait().unwrap();
             (reached || exited.is_some()).then_some(exited)
         },
     );
-    let _ = child.kill();
-    let _ = child.wait();
     assert_eq!(
         *connections.lock().unwrap(),
         0,
