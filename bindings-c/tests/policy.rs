@@ -217,7 +217,7 @@ fn server_list_and_action_counts() {
     for id in ["web-2", "web-1"] {
         create_server(&q, id);
     }
-    for service in ["a", "b"] {
+    for service in ["a.service", "b.service"] {
         create_action(
             &q,
             &format!(
