@@ -191,25 +191,45 @@ fn heartbeats_keep_an_action_longer_than_its_lease_alive() {
     let id = server.create_action("web-1", "wait_go", &[]);
     let extra = "lease_seconds = 3\n".to_owned();
     let mut agent = Agent::start(&agent(&server, dir.path(), "agent", &extra));
-    // Watch the lease move forward three times (each read also expires a
-    // lapsed lease first, so a missed heartbeat would show as `failed`).
-    let mut seen: Vec<String> = Vec::new();
-    wait_for(
-        "three lease extensions",
+    let lease_of = |a: &Value| -> chrono::DateTime<chrono::Utc> {
+        a["lease_expires_at"].as_str().unwrap().parse().unwrap()
+    };
+    // The first lease deadline: the claim's time plus the 3 s asked for.
+    let first_deadline = wait_for(
+        "the claim",
         || agent.logs(),
         || {
+            let claim = server
+                .events_of(id)
+                .into_iter()
+                .find(|e| e["to_status"] == "executing")?;
+            let at: chrono::DateTime<chrono::Utc> = claim["at"].as_str()?.parse().unwrap();
+            Some(at + chrono::TimeDelta::seconds(3))
+        },
+    );
+    // Watch the lease move forward three times (each read also expires a
+    // lapsed lease first, so a missed heartbeat would show as `failed`), and
+    // until a read made after the first deadline still finds it executing.
+    let mut seen = vec![first_deadline];
+    let outlived = wait_for(
+        "three lease extensions and a read past the first deadline",
+        || agent.logs(),
+        || {
+            let read_at = chrono::Utc::now();
             let a = server.action(id);
-            if a["status"] == "approved" {
-                return None; // not claimed yet
-            }
             assert_eq!(a["status"], "executing", "the lease lapsed: {a}");
-            let lease = a["lease_expires_at"].as_str().unwrap().to_owned();
+            let lease = lease_of(&a);
             if seen.last() != Some(&lease) {
                 seen.push(lease);
             }
-            (seen.len() > 3).then_some(())
+            (seen.len() > 3 && read_at > first_deadline).then_some((read_at, lease))
         },
     );
+    eprintln!(
+        "executing at {} past its first lease deadline {first_deadline}, lease now to {}",
+        outlived.0, outlived.1
+    );
+    assert!(outlived.1 > outlived.0, "the current lease covers the read");
     std::fs::write(dir.path().join("go"), "").unwrap();
     let a = server.wait_finished(id, || agent.logs());
     assert_eq!(
@@ -217,6 +237,14 @@ fn heartbeats_keep_an_action_longer_than_its_lease_alive() {
         (Some("completed"), Some(0)),
         "{a}"
     );
+    // One run: claimed once, never lost and claimed again.
+    let executing = server
+        .events_of(id)
+        .iter()
+        .filter(|e| e["to_status"] == "executing")
+        .count();
+    assert_eq!(executing, 1);
+    assert_eq!(lines(&dir.path().join("started")), ["started"]);
     agent.signal(libc::SIGTERM);
     assert!(agent.wait_exit().success());
 }
@@ -268,8 +296,15 @@ fn two_agents_run_each_action_exactly_once() {
     let dir = support::test_dir();
     let server = Server::start(dir.path(), &support::whitelist(dir.path()));
     server.create_server("web-1");
+    // Two actions that wait for the test's go file come first (claims go
+    // oldest first): an agent runs one action at a time, so each agent holds
+    // one of them at once before any other action runs.
+    let holds = [
+        server.create_action("web-1", "wait_go", &[]),
+        server.create_action("web-1", "wait_go", &[]),
+    ];
     let n = 60;
-    let ids: Vec<i64> = (1..=n)
+    let marks: Vec<i64> = (1..=n)
         .map(|i| server.create_action("web-1", "mark", &[("n", &i.to_string())]))
         .collect();
     let mut agents = [
@@ -283,6 +318,25 @@ fn two_agents_run_each_action_exactly_once() {
             .collect::<Vec<_>>()
             .join("\n")
     };
+    let holders = wait_for("both agents to hold an action at once", ctx, || {
+        let by: Vec<String> = holds
+            .iter()
+            .filter_map(|&id| {
+                let claim = server
+                    .events_of(id)
+                    .into_iter()
+                    .find(|e| e["to_status"] == "executing")?;
+                Some(claim["by"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        (by.len() == 2).then_some(by)
+    });
+    assert_ne!(holders[0], holders[1], "one agent held both");
+    for &id in &holds {
+        assert_eq!(server.action(id)["status"], "executing", "held until go");
+    }
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let ids: Vec<i64> = holds.iter().chain(&marks).copied().collect();
     for &id in &ids {
         let a = server.wait_finished(id, ctx);
         assert_eq!(a["status"], "completed", "{a}");
@@ -304,6 +358,15 @@ fn two_agents_run_each_action_exactly_once() {
     };
     let (a, b) = (ran_by(&agents[0]), ran_by(&agents[1]));
     eprintln!("agent a ran {} actions, agent b {}", a.len(), b.len());
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "both agents ran actions: a {a:?}, b {b:?}"
+    );
+    assert_eq!(
+        holds.iter().filter(|id| a.contains(id)).count(),
+        1,
+        "each agent ran one of the held actions: a {a:?}, b {b:?}"
+    );
     let mut all: Vec<i64> = a.iter().chain(&b).copied().collect();
     all.sort_unstable();
     assert_eq!(all, ids, "each action once, by one agent");

@@ -733,6 +733,50 @@ aq_status aq_event_list_as(const struct aq_queue *queue,
                            char **events_json_out);
 
 /**
+ * `aq_server_list` as `principal` (every role but agent).
+ *
+ * # Safety
+ *
+ * As for `aq_server_list`; `principal` NULL or a live principal.
+ */
+aq_status aq_server_list_as(const struct aq_queue *queue,
+                            const struct aq_principal *principal,
+                            char **servers_json_out);
+
+/**
+ * `aq_action_count` as `principal` (every role but agent).
+ *
+ * # Safety
+ *
+ * As for `aq_action_count`; `principal` NULL or a live principal.
+ */
+aq_status aq_action_count_as(const struct aq_queue *queue,
+                             const struct aq_principal *principal,
+                             char **counts_json_out);
+
+/**
+ * `aq_action_expire_approvals` as `principal` (admin, operator).
+ *
+ * # Safety
+ *
+ * As for `aq_action_expire_approvals`; `principal` NULL or a live principal.
+ */
+aq_status aq_action_expire_approvals_as(const struct aq_queue *queue,
+                                        const struct aq_principal *principal,
+                                        char **actions_json_out);
+
+/**
+ * `aq_audit_verify` as `principal` (admin).
+ *
+ * # Safety
+ *
+ * As for `aq_audit_verify`; `principal` NULL or a live principal.
+ */
+aq_status aq_audit_verify_as(const struct aq_queue *queue,
+                             const struct aq_principal *principal,
+                             char **report_json_out);
+
+/**
  * Creates options holding the defaults: SPEC's default whitelist, durability
  * `AQ_DURABILITY_NORMAL`, `AQ_DEFAULT_OUTPUT_CAP_CHARS`,
  * `AQ_DEFAULT_LEASE_SECONDS`, `AQ_DEFAULT_MAX_LEASE_SECONDS`,
@@ -963,6 +1007,18 @@ aq_status aq_server_pause(const struct aq_queue *queue, const char *id, char **s
 aq_status aq_server_unpause(const struct aq_queue *queue, const char *id, char **server_json_out);
 
 /**
+ * Lists every registered server, ordered by id. On `AQ_STATUS_OK`,
+ * `*servers_json_out` receives a JSON array of servers as `aq_server_create`
+ * writes them (possibly `[]`), which the caller frees with `aq_string_free`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `servers_json_out` NULL or a
+ * writable `char *`.
+ */
+aq_status aq_server_list(const struct aq_queue *queue, char **servers_json_out);
+
+/**
  * Lists one server's actions, newest first: `AQ_STATUS_NOT_FOUND` for an
  * unknown server. `status` may be NULL (any) or a status name (`"pending"`,
  * ...); `limit` 1–`AQ_MAX_PAGE_LIMIT` (Python's and HTTP's default is
@@ -1179,6 +1235,21 @@ aq_status aq_action_report_result(const struct aq_queue *queue,
  * writable `char *`.
  */
 aq_status aq_action_expire_leases(const struct aq_queue *queue, char **actions_json_out);
+
+/**
+ * How many actions each server has in each status, read from the totals the
+ * store keeps (no scan of the actions; lost leases are expired first). On
+ * `AQ_STATUS_OK`, `*counts_json_out` receives a JSON array of
+ * `{"server_id","status","count"}`, one per pair with at least one action,
+ * ordered by server id, then status in lifecycle order (`"pending"`,
+ * `"approved"`, ...), which the caller frees with `aq_string_free`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `counts_json_out` NULL or a
+ * writable `char *`.
+ */
+aq_status aq_action_count(const struct aq_queue *queue, char **counts_json_out);
 
 /**
  * Reads the audit log: up to `limit` (1–`AQ_MAX_EVENTS_LIMIT`) events with

@@ -717,3 +717,87 @@ pub unsafe extern "C" fn aq_event_list_as(
         Ok(())
     }
 }
+
+/// `aq_server_list` as `principal` (every role but agent).
+///
+/// # Safety
+///
+/// As for `aq_server_list`; `principal` NULL or a live principal.
+#[no_mangle]
+pub unsafe extern "C" fn aq_server_list_as(
+    queue: *const aq_queue,
+    principal: *const aq_principal,
+    servers_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { queue_arg(queue) }?;
+        let principal = unsafe { principal_arg(principal) }?;
+        let out = unsafe { Out::new(servers_json_out, "servers_json_out") }?;
+        out.write_json(&queue.as_principal(principal).list_servers()?);
+        Ok(())
+    }
+}
+
+/// `aq_action_count` as `principal` (every role but agent).
+///
+/// # Safety
+///
+/// As for `aq_action_count`; `principal` NULL or a live principal.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_count_as(
+    queue: *const aq_queue,
+    principal: *const aq_principal,
+    counts_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { queue_arg(queue) }?;
+        let principal = unsafe { principal_arg(principal) }?;
+        let out = unsafe { Out::new(counts_json_out, "counts_json_out") }?;
+        out.write_json(&queue.as_principal(principal).count_actions()?);
+        Ok(())
+    }
+}
+
+/// `aq_action_expire_approvals` as `principal` (admin, operator).
+///
+/// # Safety
+///
+/// As for `aq_action_expire_approvals`; `principal` NULL or a live principal.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_expire_approvals_as(
+    queue: *const aq_queue,
+    principal: *const aq_principal,
+    actions_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { queue_arg(queue) }?;
+        let principal = unsafe { principal_arg(principal) }?;
+        let out = unsafe { Out::new(actions_json_out, "actions_json_out") }?;
+        out.write_json(&queue.as_principal(principal).expire_approvals()?);
+        Ok(())
+    }
+}
+
+/// `aq_audit_verify` as `principal` (admin).
+///
+/// # Safety
+///
+/// As for `aq_audit_verify`; `principal` NULL or a live principal.
+#[no_mangle]
+pub unsafe extern "C" fn aq_audit_verify_as(
+    queue: *const aq_queue,
+    principal: *const aq_principal,
+    report_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { queue_arg(queue) }?;
+        let principal = unsafe { principal_arg(principal) }?;
+        let out = unsafe { Out::new(report_json_out, "report_json_out") }?;
+        out.write_json(&queue.as_principal(principal).verify_audit()?);
+        Ok(())
+    }
+}

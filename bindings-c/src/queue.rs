@@ -259,6 +259,28 @@ pub unsafe extern "C" fn aq_server_unpause(
     }
 }
 
+/// Lists every registered server, ordered by id. On `AQ_STATUS_OK`,
+/// `*servers_json_out` receives a JSON array of servers as `aq_server_create`
+/// writes them (possibly `[]`), which the caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `servers_json_out` NULL or a
+/// writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_server_list(
+    queue: *const aq_queue,
+    servers_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { queue_arg(queue) }?;
+        let out = unsafe { Out::new(servers_json_out, "servers_json_out") }?;
+        out.write_json(&queue.list_servers()?);
+        Ok(())
+    }
+}
+
 pub(crate) fn parse_status(status: Option<&str>) -> Result<Option<ActionStatus>, Error> {
     status.map(ActionStatus::from_str).transpose()
 }
@@ -628,6 +650,31 @@ pub unsafe extern "C" fn aq_action_expire_leases(
         let out = unsafe { Out::new(actions_json_out, "actions_json_out") }?;
         let actions = queue.expire_leases()?;
         out.write_json(&actions);
+        Ok(())
+    }
+}
+
+/// How many actions each server has in each status, read from the totals the
+/// store keeps (no scan of the actions; lost leases are expired first). On
+/// `AQ_STATUS_OK`, `*counts_json_out` receives a JSON array of
+/// `{"server_id","status","count"}`, one per pair with at least one action,
+/// ordered by server id, then status in lifecycle order (`"pending"`,
+/// `"approved"`, ...), which the caller frees with `aq_string_free`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `counts_json_out` NULL or a
+/// writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_count(
+    queue: *const aq_queue,
+    counts_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { queue_arg(queue) }?;
+        let out = unsafe { Out::new(counts_json_out, "counts_json_out") }?;
+        out.write_json(&queue.count_actions()?);
         Ok(())
     }
 }

@@ -250,6 +250,14 @@ fn cases() -> Vec<Case> {
             call: |f, p, o| unsafe { aq_action_report_result_as(f.q.ptr(), p, f.executing, f.token.as_ptr(), 0, null(), null(), o) } },
         Case { name: "action_expire_leases", allowed: "operator", refused: "agent", records: None,
             call: |f, p, o| unsafe { aq_action_expire_leases_as(f.q.ptr(), p, o) } },
+        Case { name: "server_list", allowed: "viewer", refused: "agent", records: None,
+            call: |f, p, o| unsafe { aq_server_list_as(f.q.ptr(), p, o) } },
+        Case { name: "action_count", allowed: "requester", refused: "agent", records: None,
+            call: |f, p, o| unsafe { aq_action_count_as(f.q.ptr(), p, o) } },
+        Case { name: "action_expire_approvals", allowed: "operator", refused: "viewer", records: None,
+            call: |f, p, o| unsafe { aq_action_expire_approvals_as(f.q.ptr(), p, o) } },
+        Case { name: "audit_verify", allowed: "admin", refused: "operator", records: None,
+            call: |f, p, o| unsafe { aq_audit_verify_as(f.q.ptr(), p, o) } },
         Case { name: "event_list", allowed: "viewer", refused: "agent", records: None,
             call: |f, p, o| unsafe { aq_event_list_as(f.q.ptr(), p, 0, 10, o) } },
         Case { name: "credential_issue", allowed: "admin", refused: "operator", records: None,
@@ -329,7 +337,7 @@ fn every_as_entry_point_is_checked() {
         (*name, p.0.cast_const())
     };
     let cases = cases();
-    assert_eq!(cases.len(), 19);
+    assert_eq!(cases.len(), 23);
     for case in cases {
         let f = fixture();
         let before = state(&f.q);

@@ -259,6 +259,28 @@ impl Drop for RawConnection {
     }
 }
 
+/// Syscalls the store's busy handler waits in: `sched_yield` for its first
+/// polls, then `nanosleep`/`clock_nanosleep` (as core/tests/sqlite_locking.rs).
+#[cfg(target_arch = "x86_64")]
+const WAITING_SYSCALLS: &[i64] = &[24, 35, 230];
+#[cfg(target_arch = "aarch64")]
+const WAITING_SYSCALLS: &[i64] = &[124, 101, 115];
+
+/// The calling thread's kernel id, so another thread can watch what it does.
+fn current_tid() -> String {
+    let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+    link.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Whether thread `tid` of this process is in one of the busy handler's
+/// syscalls right now.
+fn in_busy_wait(tid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<i64>().ok())
+        .is_some_and(|nr| WAITING_SYSCALLS.contains(&nr))
+}
+
 /// `aq_options_set_busy_timeout_seconds` bounds how long a write waits for another
 /// connection's write lock: a short timeout gives up (STORAGE) while the lock
 /// is still held, a long one waits and succeeds once the lock is released.
@@ -266,7 +288,7 @@ impl Drop for RawConnection {
 fn busy_timeout_set_through_the_c_api_bounds_the_wait() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::mpsc;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("busy.sqlite3");
@@ -293,19 +315,38 @@ fn busy_timeout_set_through_the_c_api_bounds_the_wait() {
         assert!(message.contains("database is busy"), "{message}");
     });
 
-    // 600 s: the write waits for the lock and succeeds after its release.
+    // 600 s: the write waits for the lock and succeeds after its release. The
+    // writer is seen in the busy handler, then the lock stays held 2 s more
+    // while the writer must keep waiting: a setter that took the value as
+    // milliseconds (0.6 s) gives up within the hold.
     holder.exec("BEGIN IMMEDIATE");
     let released = AtomicBool::new(false);
-    let (started_tx, started_rx) = mpsc::channel();
+    let done = AtomicBool::new(false);
+    let (tid_tx, tid_rx) = mpsc::channel();
     std::thread::scope(|s| {
         let writer = s.spawn(|| {
-            started_tx.send(()).unwrap();
+            tid_tx.send(current_tid()).unwrap();
             let result = create_action(&patient, request).map(|a| a["id"].clone());
+            done.store(true, Ordering::SeqCst);
             (result, released.load(Ordering::SeqCst), last_message())
         });
-        started_rx.recv().unwrap();
-        // Time for the writer to reach the lock; the outcome does not depend on it.
-        std::thread::sleep(Duration::from_millis(200));
+        let tid = tid_rx.recv().unwrap();
+        let mut seen_waiting = false;
+        while !seen_waiting && !done.load(Ordering::SeqCst) {
+            seen_waiting = in_busy_wait(&tid);
+        }
+        assert!(
+            seen_waiting,
+            "the write returned without waiting for the lock"
+        );
+        let hold_until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < hold_until && !done.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            !done.load(Ordering::SeqCst),
+            "the 600 s write gave up while the lock was held 2 s"
+        );
         released.store(true, Ordering::SeqCst);
         holder.exec("COMMIT");
         let (result, released_first, message) = writer.join().unwrap();

@@ -218,6 +218,14 @@ static void test_null_arguments(void) {
   REFUSED(aq_action_expire_approvals(q, NULL), "actions_json_out");
   REFUSED(aq_audit_verify(NULL, &out), "queue");
   REFUSED(aq_audit_verify(q, NULL), "report_json_out");
+  REFUSED(aq_server_list(NULL, &out), "queue");
+  REFUSED(aq_server_list(q, NULL), "servers_json_out");
+  REFUSED(aq_action_count(NULL, &out), "queue");
+  REFUSED(aq_action_count(q, NULL), "counts_json_out");
+  REFUSED(aq_server_list_as(q, NULL, &out), "principal");
+  REFUSED(aq_action_count_as(q, NULL, &out), "principal");
+  REFUSED(aq_action_expire_approvals_as(q, NULL, &out), "principal");
+  REFUSED(aq_audit_verify_as(q, NULL, &out), "principal");
   int matches = 7;
   REFUSED(aq_action_digest_matches(NULL, &matches), "action_json");
   REFUSED(aq_action_digest_matches("{}", NULL), "matches_out");
@@ -521,6 +529,8 @@ static int release_write_lock(lock_holder *h) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+static double wall_seconds(void);
+
 static aq_queue *open_with_busy_timeout(const char *path, double seconds) {
   aq_options *o = NULL;
   CHECK_OK(aq_options_new(&o));
@@ -536,16 +546,44 @@ typedef struct {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int started;
+  char task[64]; /* the writer thread's "<pid>/task/<tid>" */
   atomic_int released;
+  atomic_int done;
   aq_status status;
   int released_first;
   int64_t id;
   char message[256];
 } patient_write;
 
+/* Syscalls the store's busy handler waits in: sched_yield for its first polls,
+ * then nanosleep/clock_nanosleep (as core/tests/sqlite_locking.rs). */
+static int in_busy_wait(const char *task) {
+#if defined(__x86_64__)
+  static const long waiting[] = {24, 35, 230};
+#elif defined(__aarch64__)
+  static const long waiting[] = {124, 101, 115};
+#else
+  static const long waiting[] = {-1};
+#endif
+  char path[128];
+  snprintf(path, sizeof path, "/proc/%s/syscall", task);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return 0;
+  long nr = -1;
+  int got = fscanf(f, "%ld", &nr);
+  fclose(f);
+  if (got != 1) return 0;
+  for (size_t i = 0; i < sizeof waiting / sizeof waiting[0]; i++) {
+    if (waiting[i] == nr) return 1;
+  }
+  return 0;
+}
+
 static void *patient_writer(void *arg) {
   patient_write *w = arg;
   pthread_mutex_lock(&w->mu);
+  ssize_t n = readlink("/proc/thread-self", w->task, sizeof w->task - 1);
+  w->task[n > 0 ? n : 0] = '\0';
   w->started = 1;
   pthread_cond_signal(&w->cv);
   pthread_mutex_unlock(&w->mu);
@@ -553,6 +591,7 @@ static void *patient_writer(void *arg) {
   w->status =
       aq_action_create(w->q, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &action);
   w->released_first = atomic_load(&w->released);
+  atomic_store(&w->done, 1);
   snprintf(w->message, sizeof w->message, "%s", last_error());
   if (w->status == AQ_STATUS_OK) {
     json_int(action, "id", &w->id);
@@ -585,22 +624,34 @@ static void test_busy_timeout(const char *dir) {
   CHECK(out == SENTINEL);
   CHECK(release_write_lock(&h));
 
-  /* 600 s: waits for the lock, succeeds after its release. */
+  /* 600 s: waits for the lock, succeeds after its release. The writer is seen
+   * in the busy handler (/proc/<pid>/task/<tid>/syscall), then the lock stays
+   * held 2 s more while the writer must keep waiting: a setter that took the
+   * value as milliseconds (0.6 s) gives up within the hold. */
   patient_write w;
   memset(&w, 0, sizeof w);
   w.q = patient;
   pthread_mutex_init(&w.mu, NULL);
   pthread_cond_init(&w.cv, NULL);
   atomic_init(&w.released, 0);
+  atomic_init(&w.done, 0);
   CHECK(hold_write_lock(path, 600000, &h));
   pthread_t writer;
   CHECK(pthread_create(&writer, NULL, patient_writer, &w) == 0);
   pthread_mutex_lock(&w.mu);
   while (!w.started) pthread_cond_wait(&w.cv, &w.mu);
   pthread_mutex_unlock(&w.mu);
-  /* Time for the writer to reach the lock; no outcome depends on it. */
-  struct timespec pause = {0, 200 * 1000 * 1000};
-  nanosleep(&pause, NULL);
+  CHECK(w.task[0] != '\0');
+  int seen_waiting = 0;
+  while (!seen_waiting && !atomic_load(&w.done)) seen_waiting = in_busy_wait(w.task);
+  CHECK(seen_waiting); /* else it returned without waiting for the lock */
+  double hold_until = wall_seconds() + 2.0;
+  while (wall_seconds() < hold_until && !atomic_load(&w.done)) {
+    struct timespec poll_pause = {0, 1000 * 1000};
+    nanosleep(&poll_pause, NULL);
+  }
+  if (atomic_load(&w.done)) fprintf(stderr, "patient write gave up while the lock was held\n");
+  CHECK(!atomic_load(&w.done));
   atomic_store(&w.released, 1);
   CHECK(release_write_lock(&h));
   pthread_join(writer, NULL);
@@ -1130,10 +1181,73 @@ static void test_audit_verify(const char *dir) {
   CHECK_OK(aq_audit_verify(q, &report));
   CHECK(report != NULL && strcmp(report, "{\"checked\":3,\"first_bad_event_id\":null}") == 0);
   aq_string_free(report);
+  aq_principal *admin = NULL, *operator_ = NULL;
+  CHECK_OK(aq_principal_new("ada", "admin", NULL, &admin));
+  CHECK_OK(aq_principal_new("olga", "operator", NULL, &operator_));
+  CHECK_OK(aq_audit_verify_as(q, admin, &report));
+  CHECK(report != NULL && strcmp(report, "{\"checked\":3,\"first_bad_event_id\":null}") == 0);
+  aq_string_free(report);
+  report = SENTINEL;
+  CHECK_STATUS(aq_audit_verify_as(q, operator_, &report), AQ_STATUS_PERMISSION_DENIED);
+  CHECK(report == SENTINEL);
+
+  /* Servers and totals, trusted and as a principal. */
+  char *json = NULL;
+  CHECK_OK(aq_server_list(q, &json));
+  CHECK(json != NULL && count(json, "\"id\":") == 1 && json_has(json, "\"id\":\"web-1\""));
+  aq_string_free(json);
+  CHECK_OK(aq_server_list_as(q, operator_, &json));
+  CHECK(json_has(json, "\"id\":\"web-1\""));
+  aq_string_free(json);
+  CHECK_OK(aq_action_count(q, &json));
+  CHECK(json != NULL && strcmp(json, "[{\"server_id\":\"web-1\",\"status\":\"approved\",\"count\":3}]") == 0);
+  aq_string_free(json);
+  CHECK_OK(aq_action_count_as(q, operator_, &json));
+  CHECK(json != NULL && strcmp(json, "[{\"server_id\":\"web-1\",\"status\":\"approved\",\"count\":3}]") == 0);
+  aq_string_free(json);
+  aq_queue_free(q);
+
+  /* The approval sweep: with the sweep before reads off and a manual clock,
+   * only the action past its ttl (60 s) is rejected. */
+  aq_clock *clock = NULL;
+  CHECK_OK(aq_clock_new_manual(INT64_C(1767225600) * 1000000, &clock));
+  aq_options *o = NULL;
+  CHECK_OK(aq_options_new(&o));
+  CHECK_OK(aq_options_set_whitelist(o, "{\"actions\": {\"short_lived\": {\"command\": "
+                                       "\"journalctl --vacuum-time=1d\", \"approval\": {\"ttl_seconds\": 60}}}}"));
+  CHECK_OK(aq_options_set_expire_leases_on_read(o, false));
+  CHECK_OK(aq_options_set_clock(o, clock));
+  CHECK_OK(aq_queue_open_in_memory(o, &q));
+  aq_options_free(o);
+  CHECK_OK(aq_server_create(q, "web-1", NULL, &s));
+  aq_string_free(s);
+  CHECK_OK(aq_server_pause(q, "web-1", &s));
+  aq_string_free(s);
+  int64_t first = 0, second = 0;
+  CHECK_OK(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"short_lived\"}", &s));
+  CHECK(json_int(s, "id", &first));
+  aq_string_free(s);
+  CHECK_OK(aq_clock_advance(clock, 30));
+  CHECK_OK(aq_action_create(q, "{\"server_id\":\"web-1\",\"action_type\":\"short_lived\"}", &s));
+  CHECK(json_int(s, "id", &second));
+  aq_string_free(s);
+  CHECK_OK(aq_clock_advance(clock, 31));
   char *expired = NULL;
   CHECK_OK(aq_action_expire_approvals(q, &expired));
-  CHECK(expired != NULL && strcmp(expired, "[]") == 0);
+  int64_t expired_id = 0;
+  CHECK(expired != NULL && count(expired, "\"status\":\"rejected\"") == 1 &&
+        json_int(expired, "id", &expired_id) && expired_id == first);
   aq_string_free(expired);
+  CHECK_OK(aq_clock_advance(clock, 30));
+  expired = SENTINEL;
+  CHECK_STATUS(aq_action_expire_approvals_as(q, admin, NULL), AQ_STATUS_NULL_ARGUMENT);
+  CHECK_OK(aq_action_expire_approvals_as(q, operator_, &expired));
+  CHECK(expired != NULL && count(expired, "\"status\":\"rejected\"") == 1 &&
+        json_int(expired, "id", &expired_id) && expired_id == second);
+  aq_string_free(expired);
+  aq_principal_free(operator_);
+  aq_principal_free(admin);
+  aq_clock_free(clock);
   aq_queue_free(q);
 }
 

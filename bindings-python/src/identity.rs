@@ -513,6 +513,29 @@ impl PyActingQueue {
             .map(|actions| actions.into_iter().map(PyAction::from).collect())
     }
 
+    /// Expires the approvals whose policy ttl ran out (admin, operator).
+    fn expire_approvals(&self, py: Python<'_>) -> PyResult<Vec<PyAction>> {
+        let p = &self.principal;
+        self.queue
+            .get()
+            .run_read(py, |q| q.as_principal(p).expire_approvals())
+            .map(|actions| actions.into_iter().map(PyAction::from).collect())
+    }
+
+    /// How many actions each server has in each status, as
+    /// `ActionQueue.count_actions` (every role but agent).
+    fn count_actions<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Vec<(String, Bound<'py, PyAny>, u64)>> {
+        let p = &self.principal;
+        let counts = self
+            .queue
+            .get()
+            .run_read(py, |q| q.as_principal(p).count_actions())?;
+        crate::queue::count_tuples(py, counts)
+    }
+
     /// Audit events after `cursor` (every role but agent).
     #[pyo3(signature = (cursor = 0, limit = actionq::DEFAULT_EVENTS_LIMIT))]
     fn events_since(&self, py: Python<'_>, cursor: i64, limit: i64) -> PyResult<Vec<PyEvent>> {

@@ -129,6 +129,24 @@ pub(crate) fn status_filter(status: Option<&str>) -> actionq::Result<Option<Acti
     status.map(ActionStatus::from_str).transpose()
 }
 
+/// `count_actions`' rows as `(server_id, status, count)` tuples, the status an
+/// `actionq.ActionStatus` member.
+pub(crate) fn count_tuples(
+    py: Python<'_>,
+    counts: Vec<actionq::ActionCount>,
+) -> PyResult<Vec<(String, Bound<'_, PyAny>, u64)>> {
+    counts
+        .into_iter()
+        .map(|c| {
+            Ok((
+                c.server_id,
+                crate::limits::status_member(py, c.status)?,
+                c.count,
+            ))
+        })
+        .collect()
+}
+
 /// Whether `error` is the store refusing to wait for a lock: a zero busy
 /// timeout ran out before anything was done (a refused `BEGIN IMMEDIATE` or
 /// read lock changes nothing), so the call may be run again.
@@ -598,16 +616,7 @@ impl PyActionQueue {
         py: Python<'py>,
     ) -> PyResult<Vec<(String, Bound<'py, PyAny>, u64)>> {
         let counts = self.run_read(py, |q| q.count_actions())?;
-        counts
-            .into_iter()
-            .map(|c| {
-                Ok((
-                    c.server_id,
-                    crate::limits::status_member(py, c.status)?,
-                    c.count,
-                ))
-            })
-            .collect()
+        count_tuples(py, counts)
     }
 
     /// How many actions this queue object has failed for a lost lease since

@@ -7,6 +7,8 @@ import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
+
 import actionq
 
 
@@ -30,6 +32,26 @@ def test_count_actions_per_server_and_status(queue: actionq.ActionQueue) -> None
     counts = queue.count_actions()
     assert counts == [("db-1", "pending", 3), ("db-1", "rejected", 1), ("web-1", "approved", 1)]
     assert all(type(status) is actionq.ActionStatus for _, status, _ in counts)
+
+
+def test_acting_queue_counts_and_lists_for_every_role_but_agent(queue: actionq.ActionQueue) -> None:
+    queue.create_action("web-1", "clear_logs")
+    viewer = queue.as_principal(actionq.Principal("victor", "viewer"))
+    assert viewer.count_actions() == queue.count_actions() == [("web-1", "approved", 1)]
+    assert viewer.list_servers() == queue.list_servers()
+    agent = queue.as_principal(actionq.Principal("web-1-agent", "agent", "web-1"))
+    for read in (agent.count_actions, agent.list_servers):
+        with pytest.raises(actionq.PermissionDeniedError):
+            read()
+
+    async def main() -> None:
+        aq = actionq.AsyncActionQueue.from_queue(queue)
+        assert await aq.as_principal(actionq.Principal("olga", "operator")).count_actions() == [
+            ("web-1", "approved", 1)
+        ]
+        aq.close()
+
+    asyncio.run(main())
 
 
 def test_lease_expiries_count_what_any_read_expired(tmp_path: Path) -> None:

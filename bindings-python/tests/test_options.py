@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -106,6 +105,21 @@ def release(holder: subprocess.Popen[str]) -> None:
     assert holder.returncode == 0
 
 
+# Syscalls the store's busy handler waits in: sched_yield for its first polls,
+# then nanosleep/clock_nanosleep (as core/tests/sqlite_locking.rs).
+WAITING_SYSCALLS = {"x86_64": {24, 35, 230}, "aarch64": {124, 101, 115}}
+
+
+def in_busy_wait(tid: int) -> bool:
+    """Whether thread `tid` of this process is in the busy handler's wait now
+    (its syscall, from /proc/self/task/<tid>/syscall)."""
+    try:
+        nr = Path(f"/proc/self/task/{tid}/syscall").read_text().split()[0]
+    except (OSError, IndexError):
+        return False
+    return nr.lstrip("-").isdigit() and int(nr) in WAITING_SYSCALLS.get(os.uname().machine, set())
+
+
 def test_busy_timeout_bounds_the_wait_for_a_lock(tmp_path: Path) -> None:
     db = tmp_path / "busy.sqlite3"
     fast = actionq.ActionQueue(db, busy_timeout_seconds=0.05)
@@ -134,24 +148,31 @@ def test_busy_timeout_bounds_the_wait_for_a_lock(tmp_path: Path) -> None:
     assert isinstance(outcome[0], actionq.StorageError), outcome
     assert outcome[0].code == "STORAGE_ERROR" and "busy" in str(outcome[0])
 
-    # 600 s: the write waits for the lock and succeeds after its release.
+    # 600 s: the write waits for the lock and succeeds after its release. The
+    # writer is seen in the busy handler, then the lock stays held 2 s more while
+    # the writer must keep waiting: a setter that took the value as
+    # milliseconds (0.6 s) gives up within the hold.
     holder = hold_write_lock(db)
     released = threading.Event()
-    started = threading.Event()
+    finished = threading.Event()
     result: list[object] = []
 
     def patient_write() -> None:
-        started.set()
         try:
             result.append(patient.create_action("web-1", "clear_logs").id)
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
             result.append(e)
         result.append(released.is_set())
+        finished.set()
 
     writer = threading.Thread(target=patient_write)
     writer.start()
-    started.wait()
-    time.sleep(0.2)  # time for the writer to reach the lock; the outcome does not depend on it
+    assert writer.native_id is not None
+    seen_waiting = False
+    while not seen_waiting and not finished.is_set():
+        seen_waiting = in_busy_wait(writer.native_id)
+    assert seen_waiting, f"the write returned without waiting for the lock: {result}"
+    assert not finished.wait(2), f"the 600 s write gave up while the lock was held 2 s: {result}"
     released.set()
     release(holder)
     writer.join()

@@ -91,6 +91,51 @@ def test_ttl_and_budget(store: str | None) -> None:
     assert q.expire_approvals() == []
 
 
+def sweep_setup(store: str | None) -> tuple[actionq.ActionQueue, actionq.ManualClock, int, int]:
+    """A queue that does not sweep before reads, with two `short_lived` (ttl 60 s)
+    actions made 30 s apart; the clock is 61 s after the first."""
+    clock = actionq.ManualClock(START)
+    q = actionq.ActionQueue(store, whitelist=POLICY, clock=clock, expire_leases_on_read=False)
+    q.create_server("web-1")
+    q.pause_server("web-1")
+    first = q.create_action("web-1", "short_lived").id
+    clock.advance(30)
+    second = q.create_action("web-1", "short_lived").id
+    clock.advance(31)
+    assert q.get_action(first).status == "pending", "reads do not sweep"
+    return q, clock, first, second
+
+
+def assert_expired(expired: list[actionq.Action], expected_id: int) -> None:
+    assert [a.id for a in expired] == [expected_id]
+    assert (expired[0].status, expired[0].rejected_by) == ("rejected", "system")
+
+
+def test_expire_approvals_rejects_exactly_the_action_past_its_ttl(store: str | None) -> None:
+    q, clock, first, second = sweep_setup(store)
+    assert_expired(q.expire_approvals(), first)
+    clock.advance(30)
+    acting = q.as_principal(actionq.Principal("olga", "operator"))
+    with pytest.raises(actionq.PermissionDeniedError):
+        q.as_principal(actionq.Principal("victor", "viewer")).expire_approvals()
+    assert q.get_action(second).status == "pending", "a refusal expires nothing"
+    assert_expired(acting.expire_approvals(), second)
+    assert acting.expire_approvals() == []
+
+
+def test_async_expire_approvals_rejects_exactly_the_action_past_its_ttl(store: str | None) -> None:
+    q, clock, first, second = sweep_setup(store)
+
+    async def main() -> None:
+        aq = actionq.AsyncActionQueue.from_queue(q)
+        assert_expired(await aq.expire_approvals(), first)
+        clock.advance(30)
+        assert_expired(await aq.as_principal(actionq.Principal("ada", "admin")).expire_approvals(), second)
+        aq.close()
+
+    asyncio.run(main())
+
+
 def test_verify_audit_and_tampering(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite3"
     q = actionq.ActionQueue(path)

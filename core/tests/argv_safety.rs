@@ -37,8 +37,32 @@ fn hostile() -> impl Strategy<Value = String> {
     ]
 }
 
-/// How many one_of values the property saw accepted (see the test below).
-static ONE_OF_ACCEPTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Well-formed names (a `.service` suffix or not), so the accept path runs
+/// besides the refusals.
+fn plausible_name() -> impl Strategy<Value = String> {
+    "[a-z][a-z0-9-]{0,10}(\\.service)?"
+}
+
+/// How many values each property saw accepted, by kind (`systemd_unit`,
+/// `debian_package`, `integer`, `one_of`, then `service_name` through the
+/// queue): the tests below require every one to be > 0.
+static ACCEPTED: [std::sync::atomic::AtomicU64; 5] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 5];
+const KINDS: [&str; 5] = [
+    "systemd_unit",
+    "debian_package",
+    "integer",
+    "one_of",
+    "service_name",
+];
+
+fn count_accepted(kind: usize) {
+    ACCEPTED[kind].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn accepted(kind: usize) -> u64 {
+    ACCEPTED[kind].load(std::sync::atomic::Ordering::Relaxed)
+}
 
 fn whitelist_with(kind: &serde_json::Value) -> Whitelist {
     Whitelist::from_json(
@@ -59,8 +83,8 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    #[test]
-    fn accepted_service_names_are_one_safe_word(service in hostile()) {
+    // Not a #[test] itself: the test below runs it, then checks what it generated.
+    fn service_name_property(service in prop_oneof![hostile(), plausible_name()]) {
         let queue = ActionQueue::in_memory();
         queue.create_server("web-1", None).unwrap();
         match queue.create_action(&NewAction::new("web-1", "restart_service").service_name(&service)) {
@@ -77,6 +101,7 @@ proptest! {
                 prop_assert_eq!(action.service_name.as_deref(), Some(unit.as_str()));
                 assert_safe(&service)?;
                 assert_safe(&unit)?;
+                count_accepted(4);
             }
             Err(e) => prop_assert!(
                 matches!(e.kind(), ErrorKind::NotWhitelisted | ErrorKind::InvalidInput),
@@ -93,11 +118,16 @@ proptest! {
         span in 0u64..100_000,
         literals in prop::collection::vec(prop_oneof![hostile(), "[a-z][a-z0-9_.@+-]{0,10}"], 1..4),
         pick in any::<Option<prop::sample::Index>>(),
+        name in plausible_name(),
     ) {
-        // Half the one_of cases offer one of the literals, so the accept path runs.
-        let value = match pick {
-            Some(i) if which == 3 => literals[i.index(literals.len())].clone(),
-            _ => value,
+        // Half the cases offer a value of the kind's shape (one of the
+        // literals, an integer in range, a plausible name), so the accept
+        // path runs besides the hostile values.
+        let value = match (pick, which) {
+            (Some(i), 3) => literals[i.index(literals.len())].clone(),
+            (Some(i), 2) => (min + i.index(span as usize + 1) as u64).to_string(),
+            (Some(_), _) => name.clone(),
+            (None, _) => value,
         };
         let kind = match which {
             0 => serde_json::json!({ "kind": "systemd_unit" }),
@@ -149,10 +179,11 @@ proptest! {
                     vec!["tool", "--flag", used.as_str(), used.as_str(), pre.as_str()]
                 );
                 prop_assert_eq!(built.env.get("TERM").map(String::as_str), Some("dumb"));
+                prop_assert_eq!(built.env.len(), 1);
                 if which == 3 {
                     prop_assert!(literals.contains(&value));
-                    ONE_OF_ACCEPTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
+                count_accepted(which);
                 if let serde_json::Value::String(k) = &kind["kind"] {
                     if k == "integer" {
                         let n: u64 = value.parse().unwrap();
@@ -177,14 +208,27 @@ proptest! {
     }
 }
 
-/// Every parameter kind accepts only safe words; and the run reached the
-/// accept path of `one_of` (counted after the property, in the same test).
+/// Every parameter kind accepts only safe words, each built into exactly the
+/// argv expected; and the run reached the accept path of every kind (counted
+/// after the property, in the same test), not only refusals.
 #[test]
 fn every_param_kind_accepts_only_safe_words() {
     every_param_kind_property();
-    let accepted = ONE_OF_ACCEPTED.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(accepted > 0, "no one_of value was ever accepted");
-    eprintln!("argv_safety: {accepted} one_of values accepted");
+    for (kind, name) in KINDS.iter().enumerate().take(4) {
+        let n = accepted(kind);
+        assert!(n > 0, "no {name} value was ever accepted");
+        eprintln!("argv_safety: {n} {name} values accepted");
+    }
+}
+
+/// `service_name` through the queue: an accepted name is exactly the third
+/// argv word; and accepted names were generated, not only refusals.
+#[test]
+fn accepted_service_names_are_one_safe_word() {
+    service_name_property();
+    let n = accepted(4);
+    assert!(n > 0, "no service_name was ever accepted");
+    eprintln!("argv_safety: {n} service names accepted");
 }
 
 /// SPEC: argv/env are exactly what a POSIX shell would make of the display

@@ -1,7 +1,8 @@
 //! Whitelist config parser and command building: arbitrary config text and
 //! parameter values never panic; a parsed whitelist round-trips through
 //! `to_json`; a built command never turns a value into more than one argv word,
-//! never lets it start an option, and never carries a shell metacharacter in it.
+//! never lets it start an option, and never carries a shell metacharacter in it;
+//! its argv and env are exactly those of its display command.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -52,5 +53,15 @@ fuzz_target!(|data: &[u8]| {
         for word in built.argv.iter().chain(built.env.values()) {
             assert!(!word.contains('\0'));
         }
+        // The argv and env expected of an accepted build: what the display
+        // command, taken as a fixed command with no parameters, splits into.
+        // A value that split a word, joined two or moved an assignment would
+        // make them differ.
+        let fixed = serde_json::json!({"actions": {"fixed": {"command": built.command}}});
+        let expected = Whitelist::from_json(&fixed.to_string())
+            .and_then(|w| w.build("fixed", &BTreeMap::new()))
+            .unwrap_or_else(|e| panic!("display command {:?} is not a command: {e}", built.command));
+        assert_eq!(built.argv, expected.argv, "argv of {:?}", built.command);
+        assert_eq!(built.env, expected.env, "env of {:?}", built.command);
     }
 });

@@ -7,7 +7,6 @@ says. Screenshots of the main views are written under ``target/web/``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -283,25 +282,24 @@ def test_two_tabs_approve_the_same_action_one_wins_the_other_sees_the_conflict(p
     assert [e["to_status"] for e in events if e["action_id"] == action["id"]] == ["pending", "approved"]
 
 
-class RefusingQueue:
-    """The app's queue, except that approving is refused with a 403 (as the
-    queue does when, say, the whitelist no longer allows the action)."""
-
-    def __init__(self, queue: actionq.AsyncActionQueue) -> None:
-        self._queue = queue
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._queue, name)
-
-    async def approve_action(self, id: int, by: str = "dashboard") -> actionq.Action:
-        raise actionq.NotWhitelistedError(f"Action type 'restart_service' not in whitelist (action {id})")
+FOUR_EYES = {
+    "actions": {
+        "restart_service": {
+            "command": "systemctl restart {service_name}",
+            "params": {"service_name": {"kind": "systemd_unit"}},
+            "approval": {"four_eyes": True},
+        },
+    }
+}
 
 
+@pytest.mark.parametrize("site", [FOUR_EYES], indirect=True)
 def test_a_refusal_from_the_api_is_shown_in_words(page: WebDriver, site: Site) -> None:
+    """The core's four-eyes rule refuses the admin's approval of its own request
+    (the page's key created it): a real 403, shown in words, nothing changed."""
     paused_server(site)
     action = create(site, "web-1", "nginx")
-    state = site.app.state.actionq
-    site.app.state.actionq = dataclasses.replace(state, queue=RefusingQueue(state.queue))
+    assert action["created_by"] == "dashboard"
     sign_in(page, ADMIN_KEY)
     signed_in(page)
     pending = wait_until(page, lambda d: card(d, "pending-list", action["id"]), "the pending action")
@@ -309,9 +307,11 @@ def test_a_refusal_from_the_api_is_shown_in_words(page: WebDriver, site: Site) -
     wait_until(page, lambda d: error_text(d), "the refusal")
     assert error_text(page) == (
         f"Could not approve #{action['id']}. Not allowed (403): "
-        f"Action type 'restart_service' not in whitelist (action {action['id']})."
+        f"Four-eyes policy: 'dashboard' requested action {action['id']} and cannot approve it. "
+        "Your role does not allow this."
     )
     assert card(page, "pending-list", action["id"]) is not None
+    assert site.api.get(f"/actions/{action['id']}").json()["approvals"] == []
     page.save_screenshot(str(SCREENSHOTS / "refused-403.png"))
     page.find_element(By.ID, "error-close").click()
     assert not page.find_element(By.ID, "error").is_displayed()

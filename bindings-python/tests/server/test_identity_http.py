@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -291,6 +291,38 @@ ROUTES = [
     "create_credential", "list_credentials", "revoke_credential", "get_me", "verify_audit",
 ]  # fmt: skip
 AGENT_ROUTES = {"claim_action", "heartbeat_action", "report_action_result", "get_me"}
+
+# The core operation behind each route an agent's token cannot reach over HTTP
+# (the route reads X-API-Key only, so HTTP answers 401): the matrix also runs it
+# as the agent principal, so its cell checks the role table's real answer.
+CORE_OPERATION: dict[str, Callable[[actionq.ActingQueue, Cell], object]] = {
+    "create_server": lambda q, c: q.create_server("web-3"),
+    "get_server": lambda q, c: q.get_server(c.server),
+    "list_servers": lambda q, c: q.list_servers(),
+    "pause_server": lambda q, c: q.pause_server(c.server),
+    "unpause_server": lambda q, c: q.unpause_server(c.server),
+    "list_server_actions": lambda q, c: q.list_server_actions(c.server),
+    "list_actions": lambda q, c: q.list_actions(),
+    "get_action": lambda q, c: q.get_action(c.pending),
+    "create_action": lambda q, c: q.create_action(c.server, "clear_logs"),
+    "approve_action": lambda q, c: q.approve_action(c.pending),
+    "reject_action": lambda q, c: q.reject_action(c.pending, "no"),
+    "cancel_action": lambda q, c: q.cancel_action(c.pending),
+    "list_events": lambda q, c: q.events_since(),
+    "create_credential": lambda q, c: q.issue_credential("new-one", "viewer"),
+    "list_credentials": lambda q, c: q.list_credentials(),
+    "revoke_credential": lambda q, c: q.revoke_credential(c.spare_credential),
+    "verify_audit": lambda q, c: q.verify_audit(),
+}
+
+
+def test_matrix_rows_are_the_apps_operations() -> None:
+    """A route added to the app without a row in the matrix fails here."""
+    app = create_app(api_key=API_KEY)
+    operations = {op["operationId"] for ops in app.openapi()["paths"].values() for op in ops.values()}
+    assert set(ROUTES) == operations
+    assert len(ROUTES) == len(operations)
+    assert set(CORE_OPERATION) == set(ROUTES) - AGENT_ROUTES
 READS = {"get_server", "list_servers", "list_server_actions", "list_actions", "get_action", "list_events", "get_me"}
 
 
@@ -317,7 +349,7 @@ def test_role_route_scope_matrix() -> None:
     allowed cells succeed and record the caller, refused ones are 403
     PERMISSION_DENIED (or 401 for an agent outside its routes) and change
     nothing."""
-    counts = {"cells": 0, "allowed": 0, "403": 0, "401": 0}
+    counts = {"cells": 0, "allowed": 0, "403": 0, "401": 0, "agent refused by the core": 0}
     for role in ROLES:
         name = f"{role}-user"
         for route in ROUTES:
@@ -341,6 +373,11 @@ def test_role_route_scope_matrix() -> None:
                 elif want == 401:
                     counts["401"] += 1
                     assert response.json()["detail"]["code"] == "UNAUTHENTICATED", ctx
+                    # The role table's answer for the agent, from the core.
+                    agent = queue.as_principal(actionq.Principal(name, "agent", "web-1"))
+                    with pytest.raises(actionq.PermissionDeniedError):
+                        CORE_OPERATION[route](agent, cell)
+                    counts["agent refused by the core"] += 1
                 else:
                     counts["allowed"] += 1
                     if route in ("approve_action", "reject_action", "cancel_action", "create_action"):
@@ -353,7 +390,7 @@ def test_role_route_scope_matrix() -> None:
                         assert response.json()[field] == name, ctx
                     continue
                 assert snapshot(queue) == before, f"{ctx}: a refusal changed something"
-    assert counts == {"cells": 210, "allowed": 106, "403": 70, "401": 34}
+    assert counts == {"cells": 210, "allowed": 106, "403": 70, "401": 34, "agent refused by the core": 34}
 
 
 # Request bodies over 1 MiB --------------------------------------------------

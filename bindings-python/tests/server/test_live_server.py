@@ -271,9 +271,13 @@ def test_two_servers_on_one_postgres_database() -> None:
         assert b.post("/servers", json={"id": "claims", "hostname": None}).status_code == 201
         clients = [a, b] * 4
 
+        # Every thread starts its creates at once: the duplicates really race.
+        start = threading.Barrier(len(clients), timeout=60)
+
         def create_all(i: int) -> list[tuple[int, int, int]]:
             http = clients[i]
             out: list[tuple[int, int, int]] = []
+            start.wait()
             for k in range(10):
                 k = (k + i) % 10
                 r = http.post(
@@ -300,6 +304,11 @@ def test_two_servers_on_one_postgres_database() -> None:
             assert r.status_code == 201 and r.json()["status"] == "approved", r.text
             approved.add(r.json()["id"])
 
+        # Each thread claims one action and holds it until every thread holds
+        # one (so both processes served claims while the others were
+        # claiming), then claims until none is left.
+        holding = threading.Barrier(len(clients), timeout=60)
+
         def claim_all(i: int) -> list[int]:
             http = clients[i]
             got: list[int] = []
@@ -309,8 +318,16 @@ def test_two_servers_on_one_postgres_database() -> None:
                     return got
                 assert r.status_code == 200, r.text
                 got.append(r.json()["id"])
+                if len(got) == 1:
+                    holding.wait()
 
         with ThreadPoolExecutor(len(clients)) as pool:
-            claimed = [i for ids in pool.map(claim_all, range(len(clients))) for i in ids]
+            by_thread = list(pool.map(claim_all, range(len(clients))))
+        claimed = [i for ids in by_thread for i in ids]
         assert len(claimed) == len(set(claimed)), "an action was claimed twice"
         assert set(claimed) == approved
+        # Threads 0, 2, ... talk to process a, 1, 3, ... to process b.
+        by_process = {name: sum(len(ids) for ids in by_thread[n::2]) for n, name in enumerate("ab")}
+        print(f"claims per thread {[len(ids) for ids in by_thread]}, per process {by_process}")
+        assert all(by_thread), f"a thread claimed nothing: {[len(ids) for ids in by_thread]}"
+        assert by_process["a"] > 0 and by_process["b"] > 0, by_process

@@ -154,8 +154,16 @@ pub mod pg {
                     "ACTIONQ_TEST_PG_URL is not set under CI=true: the PostgreSQL tests must run \
                      (`make test` starts a server with mk/with-postgres.sh)"
                 );
-                eprintln!(
-                    "skipped: ACTIONQ_TEST_PG_URL is not set (run under `make pg-shell` or `make test`)"
+                // Straight to the process's stderr: the test harness captures
+                // `eprintln!` (shown only for failures), and a skip must not
+                // pass for a quiet "ok".
+                use std::io::Write;
+                let test = std::thread::current();
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "SKIPPED {}: ACTIONQ_TEST_PG_URL is not set (run under `make pg-shell` or \
+                     `make test`; CI=true makes this a failure)",
+                    test.name().unwrap_or("a PostgreSQL test")
                 );
                 None
             }
