@@ -631,7 +631,9 @@ impl PyActionPage {
 }
 
 /// One entry of the append-only audit log (frozen): `id` (the cursor),
-/// `action_id`, `from_status`, `to_status`, `by`, `at`, `detail`.
+/// `action_id`, `from_status`, `to_status`, `by`, `at`, `detail`, `kind`
+/// (`"action"`, `"server"`, `"credential"`) and `subject` (the server id or
+/// credential name). Server and credential events have no action or statuses.
 #[pyclass(module = "actionq", name = "Event", frozen, eq)]
 #[derive(Debug, PartialEq)]
 pub struct PyEvent {
@@ -652,9 +654,9 @@ impl PyEvent {
         self.inner.id
     }
 
-    /// The action that changed.
+    /// The action that changed; `None` for server and credential events.
     #[getter]
-    fn action_id(&self) -> i64 {
+    fn action_id(&self) -> Option<i64> {
         self.inner.action_id
     }
 
@@ -669,10 +671,26 @@ impl PyEvent {
             .transpose()
     }
 
-    /// Status after the change (an `actionq.ActionStatus` member).
+    /// Status after the change (an `actionq.ActionStatus` member); `None`
+    /// for server and credential events.
     #[getter]
-    fn to_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        crate::limits::status_member(py, self.inner.to_status)
+    fn to_status<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner
+            .to_status
+            .map(|s| crate::limits::status_member(py, s))
+            .transpose()
+    }
+
+    /// What the event is about: `"action"`, `"server"` or `"credential"`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.inner.kind.as_str()
+    }
+
+    /// The server id (action and server events) or the credential name.
+    #[getter]
+    fn subject(&self) -> &str {
+        &self.inner.subject
     }
 
     /// Who made the change (`"auto"`, `"dashboard"`, `"agent"`, `"system"`, ...).
@@ -703,10 +721,12 @@ impl PyEvent {
             intern!(py, "from_status"),
             e.from_status.map(|s| s.as_str()),
         )?;
-        d.set_item(intern!(py, "to_status"), e.to_status.as_str())?;
+        d.set_item(intern!(py, "to_status"), e.to_status.map(|s| s.as_str()))?;
         d.set_item(intern!(py, "by"), &e.by)?;
         d.set_item(intern!(py, "at"), utc_datetime(py, e.at)?)?;
         d.set_item(intern!(py, "detail"), &e.detail)?;
+        d.set_item(intern!(py, "kind"), e.kind.as_str())?;
+        d.set_item(intern!(py, "subject"), &e.subject)?;
         Ok(d)
     }
 
@@ -719,11 +739,13 @@ impl PyEvent {
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let e = &self.inner;
         Ok(format!(
-            "Event(id={}, action_id={}, from_status={}, to_status={}, by={})",
+            "Event(id={}, kind={}, subject={}, action_id={}, from_status={}, to_status={}, by={})",
             e.id,
-            e.action_id,
+            str_repr(py, e.kind.as_str())?,
+            str_repr(py, &e.subject)?,
+            e.action_id.map_or("None".to_owned(), |id| id.to_string()),
             opt_repr(py, e.from_status.map(|s| s.as_str()))?,
-            str_repr(py, e.to_status.as_str())?,
+            opt_repr(py, e.to_status.map(|s| s.as_str()))?,
             str_repr(py, &e.by)?,
         ))
     }

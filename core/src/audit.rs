@@ -4,7 +4,9 @@
 //!
 //! Each event stores `prev_hash` (the hash of the event before it, or
 //! [`GENESIS_HASH`] for the first) and `hash = SHA-256(prev_hash ‖
-//! encoding(event))`, where the encoding (version 1) is:
+//! encoding(event))`. Each event also stores the version of the encoding its
+//! hash used, so events written before a new encoding keep their hashes.
+//! Version 1 (events written before schema SQLite v5 / PostgreSQL v3):
 //!
 //! ```text
 //! encoding = str("actionq-audit-event-v1")
@@ -12,10 +14,33 @@
 //!            opt(from_status)  str(to_status)  str(by)
 //!            i64(at as microseconds since the Unix epoch)
 //!            opt(detail)
-//! i64(n)   = n as 8 bytes, big-endian two's complement
-//! str(s)   = 8-byte big-endian byte length of s, then its UTF-8 bytes
-//! opt(s)   = one byte 0 when absent, else one byte 1 then str(s)
 //! ```
+//!
+//! Version 2 (every event written since) covers what the event is about and,
+//! for an action, what the action *is*:
+//!
+//! ```text
+//! encoding = str("actionq-audit-event-v2")
+//!            str(kind)  str(subject)  opt_i64(action_id)
+//!            opt(from_status)  opt(to_status)  str(by)
+//!            i64(at as microseconds since the Unix epoch)
+//!            opt(detail)  opt(digest)
+//! i64(n)     = n as 8 bytes, big-endian two's complement
+//! opt_i64(n) = one byte 0 when absent, else one byte 1 then i64(n)
+//! str(s)     = 8-byte big-endian byte length of s, then its UTF-8 bytes
+//! opt(s)     = one byte 0 when absent, else one byte 1 then str(s)
+//! ```
+//!
+//! `digest` is the action digest the event vouches for: on an action's
+//! creation event the action's digest (and `subject` its server, `by` its
+//! requester), on an approval the digest approved. The chain alone would
+//! only protect the events; so [`AuditVerifier`] also checks the action row
+//! against them: for a creation event, the row's `digest` *and* the digest
+//! recomputed from its stored `server_id`, `action_type`, `argv`, `env` and
+//! `whitelist_version` must equal the chained digest, and its `server_id` and
+//! `created_by` the event's `subject` and `by`; for an approval, the row's
+//! approval by that approver must carry the chained digest. An edited argv,
+//! env, digest, server, requester or approval is reported as that event.
 //!
 //! The event's id is not hashed (a PostgreSQL sequence may leave gaps); order
 //! is what the `prev_hash` links fix. The chain's head (last event id and
@@ -29,11 +54,17 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::model::{ActionStatus, Event, Timestamp};
+use crate::model::{Action, ActionStatus, Event, EventKind, Timestamp};
 use crate::store::EventDraft;
 
-/// The tag that starts every event encoding.
+/// The tag that starts every version 1 event encoding.
 pub const AUDIT_EVENT_TAG: &str = "actionq-audit-event-v1";
+
+/// The tag that starts every version 2 event encoding.
+pub const AUDIT_EVENT_TAG_V2: &str = "actionq-audit-event-v2";
+
+/// The encoding version stores write for new events ([`event_hash`]).
+pub const HASH_VERSION: i64 = 2;
 
 /// `prev_hash` of the first event, and the head's hash of an empty log.
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
@@ -65,6 +96,14 @@ pub struct ChainedEvent {
     pub prev_hash: [u8; 32],
     /// The stored hash of this one.
     pub hash: [u8; 32],
+    /// The stored encoding version of `hash` (1 or [`HASH_VERSION`]).
+    pub hash_version: i64,
+    /// The stored digest the event vouches for ([`EventDraft::digest`]).
+    pub digest: Option<String>,
+    /// For an action event with a `digest`: the action as stored now (the
+    /// verifier checks it against the event), `None` if the row is gone.
+    /// Stores leave it `None` for every other event.
+    pub action: Option<Action>,
 }
 
 /// What [`crate::ActionQueue::verify_audit`] found.
@@ -78,62 +117,144 @@ pub struct AuditReport {
     pub first_bad_event_id: Option<i64>,
 }
 
-fn hash_fields(
-    prev: &[u8; 32],
-    action_id: i64,
-    from: Option<ActionStatus>,
-    to: ActionStatus,
-    by: &str,
-    at: Timestamp,
-    detail: Option<&str>,
-) -> [u8; 32] {
-    // Built whole and hashed once (this runs for every event).
-    let mut h: Vec<u8> = Vec::with_capacity(160);
-    let put_str = |h: &mut Vec<u8>, s: &str| {
-        h.extend_from_slice(&(s.len() as u64).to_be_bytes());
-        h.extend_from_slice(s.as_bytes());
-    };
-    let put_opt = |h: &mut Vec<u8>, s: Option<&str>| match s {
+fn put_str(h: &mut Vec<u8>, s: &str) {
+    h.extend_from_slice(&(s.len() as u64).to_be_bytes());
+    h.extend_from_slice(s.as_bytes());
+}
+
+fn put_opt(h: &mut Vec<u8>, s: Option<&str>) {
+    match s {
         None => h.push(0),
         Some(s) => {
             h.push(1);
             put_str(h, s);
         }
-    };
-    h.extend_from_slice(prev);
-    put_str(&mut h, AUDIT_EVENT_TAG);
-    h.extend_from_slice(&action_id.to_be_bytes());
-    put_opt(&mut h, from.map(ActionStatus::as_str));
-    put_str(&mut h, to.as_str());
-    put_str(&mut h, by);
-    h.extend_from_slice(&at.timestamp_micros().to_be_bytes());
-    put_opt(&mut h, detail);
-    Sha256::digest(&h).into()
+    }
 }
 
-/// The hash of `event` chained after `prev` (see the [module docs](self)).
+/// The fields every encoding hashes, borrowed from a draft or a stored event.
+struct Fields<'a> {
+    kind: EventKind,
+    subject: &'a str,
+    action_id: Option<i64>,
+    from: Option<ActionStatus>,
+    to: Option<ActionStatus>,
+    by: &'a str,
+    at: Timestamp,
+    detail: Option<&'a str>,
+    digest: Option<&'a str>,
+}
+
+impl Fields<'_> {
+    /// The hash chained after `prev` in encoding `version`; `None` for a
+    /// version this library does not know, or a v1 event that v1 cannot
+    /// express (it had only action events).
+    fn hash(&self, prev: &[u8; 32], version: i64) -> Option<[u8; 32]> {
+        // Built whole and hashed once (this runs for every event).
+        let mut h: Vec<u8> = Vec::with_capacity(192);
+        h.extend_from_slice(prev);
+        match version {
+            1 => {
+                let (Some(action_id), Some(to)) = (self.action_id, self.to) else {
+                    return None;
+                };
+                put_str(&mut h, AUDIT_EVENT_TAG);
+                h.extend_from_slice(&action_id.to_be_bytes());
+                put_opt(&mut h, self.from.map(ActionStatus::as_str));
+                put_str(&mut h, to.as_str());
+                put_str(&mut h, self.by);
+                h.extend_from_slice(&self.at.timestamp_micros().to_be_bytes());
+                put_opt(&mut h, self.detail);
+            }
+            2 => {
+                put_str(&mut h, AUDIT_EVENT_TAG_V2);
+                put_str(&mut h, self.kind.as_str());
+                put_str(&mut h, self.subject);
+                match self.action_id {
+                    None => h.push(0),
+                    Some(id) => {
+                        h.push(1);
+                        h.extend_from_slice(&id.to_be_bytes());
+                    }
+                }
+                put_opt(&mut h, self.from.map(ActionStatus::as_str));
+                put_opt(&mut h, self.to.map(ActionStatus::as_str));
+                put_str(&mut h, self.by);
+                h.extend_from_slice(&self.at.timestamp_micros().to_be_bytes());
+                put_opt(&mut h, self.detail);
+                put_opt(&mut h, self.digest);
+            }
+            _ => return None,
+        }
+        Some(Sha256::digest(&h).into())
+    }
+}
+
+impl EventDraft {
+    fn fields(&self) -> Fields<'_> {
+        Fields {
+            kind: self.kind,
+            subject: &self.subject,
+            action_id: self.action_id,
+            from: self.from_status,
+            to: self.to_status,
+            by: &self.by,
+            at: self.at,
+            detail: self.detail.as_deref(),
+            digest: self.digest.as_deref(),
+        }
+    }
+}
+
+/// The hash of `event` chained after `prev`, in encoding [`HASH_VERSION`]
+/// (see the [module docs](self)).
 pub fn event_hash(prev: &[u8; 32], event: &EventDraft) -> [u8; 32] {
-    hash_fields(
-        prev,
-        event.action_id,
-        event.from_status,
-        event.to_status,
-        &event.by,
-        event.at,
-        event.detail.as_deref(),
-    )
+    event
+        .fields()
+        .hash(prev, HASH_VERSION)
+        .expect("the current encoding expresses every event")
 }
 
-fn stored_event_hash(prev: &[u8; 32], event: &Event) -> [u8; 32] {
-    hash_fields(
-        prev,
-        event.action_id,
-        event.from_status,
-        event.to_status,
-        &event.by,
-        event.at,
-        event.detail.as_deref(),
-    )
+/// The hash of a stored action event in encoding version 1: what a store
+/// migrating events written before version 2 chains them with.
+pub fn event_hash_v1(prev: &[u8; 32], event: &Event) -> Option<[u8; 32]> {
+    stored_fields(event, None).hash(prev, 1)
+}
+
+fn stored_fields<'a>(event: &'a Event, digest: Option<&'a str>) -> Fields<'a> {
+    Fields {
+        kind: event.kind,
+        subject: &event.subject,
+        action_id: event.action_id,
+        from: event.from_status,
+        to: event.to_status,
+        by: &event.by,
+        at: event.at,
+        detail: event.detail.as_deref(),
+        digest,
+    }
+}
+
+/// Whether the action row still is what `row` (an action event chaining a
+/// digest) vouched for; see the [module docs](self).
+fn action_matches(row: &ChainedEvent, digest: &str) -> bool {
+    let Some(action) = &row.action else {
+        return false;
+    };
+    let event = &row.event;
+    if Some(action.id) != event.action_id || action.server_id != event.subject {
+        return false;
+    }
+    if event.from_status.is_none() {
+        action.digest == digest
+            && action.computed_digest() == digest
+            && action.created_by == event.by
+    } else {
+        action
+            .approvals
+            .iter()
+            .any(|a| a.by == event.by && a.digest == digest)
+    }
 }
 
 /// Walks a stored chain: [`AuditVerifier::push`] each event in id order,
@@ -170,9 +291,16 @@ impl AuditVerifier {
         if self.first_bad.is_some() {
             return false;
         }
+        let hash =
+            stored_fields(&row.event, row.digest.as_deref()).hash(&self.prev, row.hash_version);
+        let row_intact = match (&row.digest, row.event.kind) {
+            (Some(digest), EventKind::Action) => action_matches(row, digest),
+            _ => true,
+        };
         if row.prev_hash != self.prev
             || row.event.id <= self.last_id
-            || stored_event_hash(&self.prev, &row.event) != row.hash
+            || hash != Some(row.hash)
+            || !row_intact
         {
             self.first_bad = Some(row.event.id);
             return false;
@@ -209,12 +337,14 @@ mod tests {
     fn event(id: i64, by: &str) -> Event {
         Event {
             id,
-            action_id: 1,
+            action_id: None,
             from_status: None,
-            to_status: ActionStatus::Approved,
+            to_status: None,
             by: by.into(),
             at: chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap(),
-            detail: Some("auto-approved".into()),
+            detail: Some("paused".into()),
+            kind: EventKind::Server,
+            subject: "web-1".into(),
         }
     }
 
@@ -223,11 +353,16 @@ mod tests {
         let rows: Vec<ChainedEvent> = (1..=n)
             .map(|id| {
                 let event = event(id, "dashboard");
-                let hash = stored_event_hash(&prev, &event);
+                let hash = stored_fields(&event, None)
+                    .hash(&prev, HASH_VERSION)
+                    .unwrap();
                 let row = ChainedEvent {
                     event,
                     prev_hash: prev,
                     hash,
+                    hash_version: HASH_VERSION,
+                    digest: None,
+                    action: None,
                 };
                 prev = hash;
                 row
@@ -276,6 +411,22 @@ mod tests {
         assert_eq!(
             verify(&[], Some(&AuditHead::default())).first_bad_event_id,
             None
+        );
+        // Every field of the v2 encoding is covered, kind and subject included.
+        let mut other_kind = rows.clone();
+        other_kind[1].event.kind = EventKind::Credential;
+        assert_eq!(verify(&other_kind, Some(&head)).first_bad_event_id, Some(2));
+        let mut other_subject = rows.clone();
+        other_subject[3].event.subject = "web-2".into();
+        assert_eq!(
+            verify(&other_subject, Some(&head)).first_bad_event_id,
+            Some(4)
+        );
+        let mut other_version = rows.clone();
+        other_version[0].hash_version = 1;
+        assert_eq!(
+            verify(&other_version, Some(&head)).first_bad_event_id,
+            Some(1)
         );
     }
 }

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::model::{wire_time, Action, ActionStatus, Timestamp};
+use crate::store::EventDraft;
 
 /// What a principal is allowed to do. See [`Role::allows`] for the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -404,9 +405,21 @@ pub struct CredentialDraft {
     pub secret_sha256: [u8; 32],
     /// Issue time.
     pub created_at: Timestamp,
+    /// Who issued it: the issue event's `by`.
+    pub issued_by: String,
 }
 
 impl CredentialDraft {
+    /// The audit event of the issue (`detail` "issued <role>", plus
+    /// " for server <id>" for an agent), logged with the insert.
+    pub fn event(&self) -> EventDraft {
+        let detail = match &self.server_id {
+            Some(server) => format!("issued {} for server {server}", self.role),
+            None => format!("issued {}", self.role),
+        };
+        EventDraft::credential(&self.name, detail, &self.issued_by, self.created_at)
+    }
+
     /// The stored credential with id `id`.
     pub fn into_credential(self, id: i64) -> Credential {
         Credential {

@@ -47,8 +47,8 @@ pub use identity::{
 };
 pub use limits::DEFAULT_EVENTS_LIMIT;
 pub use model::{
-    Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Approval, Claim, Event, Server,
-    Timestamp,
+    Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Approval, Claim, Event, EventKind,
+    Server, Timestamp,
 };
 pub use queue::{
     Acting, ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM,

@@ -308,24 +308,68 @@ pub struct ActionPage {
     pub offset: i64,
 }
 
-/// One entry of the append-only audit log: a status change.
+/// What an audit event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// An action changed status (or gained an approval).
+    Action,
+    /// A server was paused or unpaused.
+    Server,
+    /// A credential was issued or revoked.
+    Credential,
+}
+
+impl EventKind {
+    /// The wire name, e.g. `"action"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Action => "action",
+            EventKind::Server => "server",
+            EventKind::Credential => "credential",
+        }
+    }
+}
+
+impl FromStr for EventKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        [EventKind::Action, EventKind::Server, EventKind::Credential]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                Error::InvalidInput(format!("Invalid event kind '{}'", s.escape_debug()))
+            })
+    }
+}
+
+/// One entry of the append-only audit log: an action's status change, a
+/// server's pause or unpause, a credential's issue or revocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Cursor position: strictly increasing, never reused.
     pub id: i64,
-    /// The action that changed.
-    pub action_id: i64,
-    /// Status before the change; `None` when the action was created.
+    /// The action that changed; `None` for server and credential events.
+    pub action_id: Option<i64>,
+    /// Status before the change; `None` when the action was created, and for
+    /// server and credential events.
     pub from_status: Option<ActionStatus>,
-    /// Status after the change.
-    pub to_status: ActionStatus,
+    /// Status after the change; `None` for server and credential events.
+    pub to_status: Option<ActionStatus>,
     /// Who made the change (`"auto"`, `"dashboard"`, `"agent"`, `"system"`, ...).
     pub by: String,
     /// When.
     #[serde(serialize_with = "wire_time::serialize")]
     pub at: Timestamp,
-    /// Extra detail: rejection reason, exit code, why a lease was lost.
+    /// Extra detail: rejection reason, exit code, why a lease was lost;
+    /// `paused`/`unpaused`; `issued <role>`/`revoked`.
     pub detail: Option<String>,
+    /// What the event is about.
+    pub kind: EventKind,
+    /// The server id (action and server events) or the credential name
+    /// (credential events).
+    pub subject: String,
 }
 
 /// How many actions one server has in one status: a row of

@@ -395,17 +395,22 @@ impl ActionQueue {
             .ok_or_else(|| Error::server_not_found(id))
     }
 
-    /// Puts the server in maintenance mode (idempotent).
+    /// Puts the server in maintenance mode (idempotent). The change is an
+    /// audit event by `"dashboard"` (by the principal through
+    /// [`Acting::pause_server`]).
     pub fn pause_server(&self, id: &str) -> Result<Server> {
-        self.store
-            .set_paused(id, Some(self.now()))?
-            .ok_or_else(|| Error::server_not_found(id))
+        self.set_paused(id, true, DASHBOARD)
     }
 
-    /// Takes the server out of maintenance mode (idempotent).
+    /// Takes the server out of maintenance mode (idempotent); an audit event
+    /// like [`ActionQueue::pause_server`].
     pub fn unpause_server(&self, id: &str) -> Result<Server> {
+        self.set_paused(id, false, DASHBOARD)
+    }
+
+    fn set_paused(&self, id: &str, paused: bool, by: &str) -> Result<Server> {
         self.store
-            .set_paused(id, None)?
+            .set_paused(id, paused, by, self.now())?
             .ok_or_else(|| Error::server_not_found(id))
     }
 
@@ -874,6 +879,16 @@ impl ActionQueue {
         role: Role,
         server_id: Option<&str>,
     ) -> Result<IssuedCredential> {
+        self.issue_credential_by(name, role, server_id, DASHBOARD)
+    }
+
+    fn issue_credential_by(
+        &self,
+        name: &str,
+        role: Role,
+        server_id: Option<&str>,
+        by: &str,
+    ) -> Result<IssuedCredential> {
         check_len("name", name, limits::MAX_NAME_CHARS)?;
         identity::check_credential_name(name)?;
         match (role, server_id) {
@@ -901,6 +916,7 @@ impl ActionQueue {
             prefix: identity::shown_prefix(&secret, role),
             secret_sha256: identity::secret_digest(&secret),
             created_at: self.now(),
+            issued_by: by.to_owned(),
         };
         let credential = self.store.insert_credential(draft)?;
         Ok(IssuedCredential { credential, secret })
@@ -915,8 +931,12 @@ impl ActionQueue {
     /// (idempotent: a second revoke keeps the first time). NotFound
     /// `Credential {id} not found`.
     pub fn revoke_credential(&self, id: i64) -> Result<Credential> {
+        self.revoke_credential_by(id, DASHBOARD)
+    }
+
+    fn revoke_credential_by(&self, id: i64, by: &str) -> Result<Credential> {
         self.store
-            .revoke_credential(id, self.now())?
+            .revoke_credential(id, self.now(), by)?
             .ok_or_else(|| Error::NotFound(format!("Credential {id} not found")))
     }
 
@@ -1030,13 +1050,13 @@ impl Acting<'_> {
     /// [`ActionQueue::pause_server`], for admins and operators.
     pub fn pause_server(&self, id: &str) -> Result<Server> {
         self.allow(Operation::PauseServer, Target::Server(id))?;
-        self.queue.pause_server(id)
+        self.queue.set_paused(id, true, self.name())
     }
 
     /// [`ActionQueue::unpause_server`], for admins and operators.
     pub fn unpause_server(&self, id: &str) -> Result<Server> {
         self.allow(Operation::PauseServer, Target::Server(id))?;
-        self.queue.unpause_server(id)
+        self.queue.set_paused(id, false, self.name())
     }
 
     /// [`ActionQueue::create_action`] with `created_by` the principal's name
@@ -1169,7 +1189,8 @@ impl Acting<'_> {
         server_id: Option<&str>,
     ) -> Result<IssuedCredential> {
         self.allow(Operation::ManageCredentials, Target::None)?;
-        self.queue.issue_credential(name, role, server_id)
+        self.queue
+            .issue_credential_by(name, role, server_id, self.name())
     }
 
     /// [`ActionQueue::list_credentials`], for admins.
@@ -1181,6 +1202,6 @@ impl Acting<'_> {
     /// [`ActionQueue::revoke_credential`], for admins.
     pub fn revoke_credential(&self, id: i64) -> Result<Credential> {
         self.allow(Operation::ManageCredentials, Target::None)?;
-        self.queue.revoke_credential(id)
+        self.queue.revoke_credential_by(id, self.name())
     }
 }

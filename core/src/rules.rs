@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::queue::SYSTEM;
 use chrono::TimeDelta;
 
-use crate::model::{Action, ActionStatus, Approval, Server, Timestamp};
+use crate::model::{Action, ActionStatus, Approval, EventKind, Server, Timestamp};
 use crate::store::{ActionDraft, Change, ChangeKind, ConflictGuard, EventDraft};
 
 /// Who the automatic decisions are attributed to.
@@ -108,11 +108,16 @@ impl ActionDraft {
             )
         };
         let event = EventDraft {
-            action_id: id,
+            kind: EventKind::Action,
+            subject: self.server_id.clone(),
+            action_id: Some(id),
             from_status: None,
-            to_status: status,
+            to_status: Some(status),
             by: self.created_by.clone(),
             at: self.created_at,
+            // What the action is: its payload's digest (with its server and
+            // requester, which the event names), chained.
+            digest: Some(self.digest.clone()),
             // The creator asked; the approval was automatic (`approved_by` "auto").
             detail: match (&self.needs_people, over_budget) {
                 _ if server.is_paused => None,
@@ -382,14 +387,53 @@ impl Change {
             }
         };
         action.status = to;
+        // An approval vouches for the digest it approved.
+        let digest = matches!(self.kind, ChangeKind::Approve { .. }).then(|| action.digest.clone());
         Ok(Some(EventDraft {
-            action_id: action.id,
+            kind: EventKind::Action,
+            subject: action.server_id.clone(),
+            action_id: Some(action.id),
             from_status: Some(from),
-            to_status: to,
+            to_status: Some(to),
             by,
             at: self.at,
             detail,
+            digest,
         }))
+    }
+}
+
+impl EventDraft {
+    /// The event of `by` pausing (or unpausing) server `server_id` at `at`;
+    /// stores log it only when the state changed.
+    pub fn server_paused(server_id: &str, paused: bool, by: &str, at: Timestamp) -> EventDraft {
+        EventDraft {
+            kind: EventKind::Server,
+            subject: server_id.to_owned(),
+            action_id: None,
+            from_status: None,
+            to_status: None,
+            by: by.to_owned(),
+            at,
+            detail: Some(if paused { "paused" } else { "unpaused" }.to_owned()),
+            digest: None,
+        }
+    }
+
+    /// The event of `by` issuing (`detail` "issued <role>[ for server <id>]")
+    /// or revoking ("revoked") credential `name` at `at`.
+    pub fn credential(name: &str, detail: String, by: &str, at: Timestamp) -> EventDraft {
+        EventDraft {
+            kind: EventKind::Credential,
+            subject: name.to_owned(),
+            action_id: None,
+            from_status: None,
+            to_status: None,
+            by: by.to_owned(),
+            at,
+            detail: Some(detail),
+            digest: None,
+        }
     }
 }
 

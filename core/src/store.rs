@@ -71,7 +71,9 @@ pub use crate::audit::{AuditHead, AuditReport, AuditVerifier, ChainedEvent};
 use crate::error::Result;
 use crate::identity::Credential;
 pub use crate::identity::CredentialDraft;
-use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Server, Timestamp};
+use crate::model::{
+    Action, ActionCount, ActionFilter, ActionStatus, Event, EventKind, Server, Timestamp,
+};
 use crate::whitelist::{ApprovalPolicy, AutoApproveBudget};
 
 pub(crate) mod memory;
@@ -153,18 +155,26 @@ pub enum ConflictGuard {
 /// An audit event not yet stored (the store assigns the cursor id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventDraft {
-    /// The action that changed.
-    pub action_id: i64,
-    /// Previous status; `None` on creation.
+    /// What the event is about.
+    pub kind: EventKind,
+    /// The server id (action and server events) or credential name.
+    pub subject: String,
+    /// The action that changed (action events only).
+    pub action_id: Option<i64>,
+    /// Previous status; `None` on creation and for other kinds.
     pub from_status: Option<ActionStatus>,
-    /// New status.
-    pub to_status: ActionStatus,
+    /// New status (action events only).
+    pub to_status: Option<ActionStatus>,
     /// Who made the change.
     pub by: String,
     /// When.
     pub at: Timestamp,
     /// Extra detail.
     pub detail: Option<String>,
+    /// The action digest the event vouches for, chained with it but not
+    /// shown: the action's on its creation event, the approved one on an
+    /// approval. Stored beside the event (see [`crate::audit`]).
+    pub digest: Option<String>,
 }
 
 /// What a change does to an action. Built by the queue, applied by the store.
@@ -268,9 +278,13 @@ pub trait Store: Send + Sync + 'static {
     /// The server with `id`, if registered.
     fn get_server(&self, id: &str) -> Result<Option<Server>>;
 
-    /// Enters (`Some(at)`) or leaves (`None`) maintenance mode. Idempotent: pausing
-    /// a paused server keeps its original `paused_at`. `None` if the server is unknown.
-    fn set_paused(&self, id: &str, paused_at: Option<Timestamp>) -> Result<Option<Server>>;
+    /// Enters (`paused`, with `paused_at = at`) or leaves maintenance mode,
+    /// and when that changes the server, logs
+    /// [`EventDraft::server_paused`]`(id, paused, by, at)` in the same atomic
+    /// step. Idempotent: pausing a paused server keeps its original
+    /// `paused_at` and logs nothing. `None` if the server is unknown.
+    fn set_paused(&self, id: &str, paused: bool, by: &str, at: Timestamp)
+        -> Result<Option<Server>>;
 
     /// In one atomic step: NotFound if the draft's server is unknown; Conflict
     /// (`guard.error(existing_id)`) if any stored action collides per `guard`;
@@ -320,7 +334,9 @@ pub trait Store: Send + Sync + 'static {
     fn events_since(&self, cursor: i64, limit: u32) -> Result<Vec<Event>>;
 
     /// Walks the tamper-evident audit chain: feeds every stored event with
-    /// its stored `prev_hash` and `hash`, in id order, to an
+    /// its stored `prev_hash`, `hash`, `hash_version` and `digest` (and, for
+    /// an action event with a digest, the action as stored now: see
+    /// [`ChainedEvent::action`]), in id order, to an
     /// [`AuditVerifier`] (stopping when [`AuditVerifier::push`] returns
     /// false), then gives it the stored head with [`AuditVerifier::finish`]
     /// and returns its report. Events and head come from one snapshot.
@@ -328,7 +344,8 @@ pub trait Store: Send + Sync + 'static {
     /// Appending (every method that logs an event) keeps the chain: in the
     /// same atomic section as the event's insert, the store reads the head's
     /// hash as the event's `prev_hash`, stores
-    /// `hash = `[`crate::audit::event_hash`]`(prev_hash, event)` with the
+    /// `hash = `[`crate::audit::event_hash`]`(prev_hash, event)` (and its
+    /// version, [`crate::audit::HASH_VERSION`], and `event.digest`) with the
     /// event, and moves the head (kept apart from the events: in SQLite a
     /// row of `sqlite_sequence`, whose page every such write already
     /// rewrites) to the event's id and hash. The head of an
@@ -336,6 +353,7 @@ pub trait Store: Send + Sync + 'static {
     fn verify_audit(&self) -> Result<AuditReport>;
 
     /// Stores a new credential with the next id (from 1, never reused) and
+    /// its issue event ([`CredentialDraft::event`]) in one atomic step, and
     /// returns it. Only the secret's digest is given, and only it is stored;
     /// digests are unique (a second insert of the same digest is a Conflict,
     /// which random secrets never meet).
@@ -344,11 +362,13 @@ pub trait Store: Send + Sync + 'static {
     /// Every credential, revoked ones included, by id ascending. Never the digest.
     fn list_credentials(&self) -> Result<Vec<Credential>>;
 
-    /// Marks credential `id` revoked at `at`; an already revoked one keeps its
-    /// first `revoked_at`. `None` if there is no such credential. Once this
+    /// Marks credential `id` revoked at `at` and logs
+    /// [`EventDraft::credential`]`(name, "revoked", by, at)` in the same
+    /// atomic step; an already revoked one keeps its first `revoked_at` and
+    /// logs nothing. `None` if there is no such credential. Once this
     /// returns, [`Store::find_credential`] on any connection or process sharing
     /// the database sees the revocation.
-    fn revoke_credential(&self, id: i64, at: Timestamp) -> Result<Option<Credential>>;
+    fn revoke_credential(&self, id: i64, at: Timestamp, by: &str) -> Result<Option<Credential>>;
 
     /// The credential whose secret's SHA-256 is `secret_sha256`, revoked or not
     /// (the caller checks `revoked_at`). A lookup by digest, never a scan that

@@ -82,7 +82,11 @@ fn default_policy_keeps_the_seed_behaviour(env: Env) {
     let event = last_event(q);
     assert_eq!(
         (event.from_status, event.to_status, event.detail),
-        (Some(ActionStatus::Pending), ActionStatus::Approved, None)
+        (
+            Some(ActionStatus::Pending),
+            Some(ActionStatus::Approved),
+            None
+        )
     );
     // A second approval of an approved action is still the seed's Conflict.
     let again = q.approve_action(pending.id, "dashboard").unwrap_err();
@@ -132,7 +136,7 @@ fn two_distinct_approvers_are_needed(env: Env) {
         ),
         (
             Some(ActionStatus::Pending),
-            ActionStatus::Pending,
+            Some(ActionStatus::Pending),
             "alice",
             Some("1 of 2")
         )
@@ -246,8 +250,8 @@ fn expired_approval_is_rejected_before_any_read(env: Env) {
             event.detail.as_deref()
         ),
         (
-            action.id,
-            ActionStatus::Rejected,
+            Some(action.id),
+            Some(ActionStatus::Rejected),
             "system",
             Some("approval expired after 60s")
         )
@@ -307,7 +311,7 @@ fn auto_approve_budget_holds_the_next_for_a_human(env: Env) {
         event.detail.as_deref(),
         Some("auto-approval budget exceeded: 2 in the last 600s")
     );
-    assert_eq!(event.to_status, ActionStatus::Pending);
+    assert_eq!(event.to_status, Some(ActionStatus::Pending));
     // Other parameters, another server: their own budgets.
     assert_eq!(
         create(q, "budgeted", Some("ssh")).status,
@@ -374,7 +378,7 @@ fn changed_whitelist_makes_older_actions_unapprovable_and_unclaimable(env: Env) 
         .events_since(0, 1000)
         .unwrap()
         .into_iter()
-        .find(|e| e.action_id == approved.id && e.to_status == ActionStatus::Cancelled)
+        .find(|e| e.action_id == Some(approved.id) && e.to_status == Some(ActionStatus::Cancelled))
         .unwrap();
     assert_eq!(event.by, "system");
     assert_eq!(

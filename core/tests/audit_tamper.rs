@@ -4,6 +4,8 @@
 //! each time, and an untouched file verifies whole.
 #![cfg(feature = "sqlite")]
 
+mod audit_cases;
+
 use std::path::{Path, PathBuf};
 
 use actionq::{ActionQueue, AuditReport, NewAction};
@@ -125,8 +127,9 @@ fn every_edit_delete_and_reorder_names_the_first_bad_event() {
         (
             "a forged event appended without moving the head",
             "INSERT INTO action_events (action_id, from_status, to_status, actor, at, detail,
-               prev_hash, hash)
-             SELECT 1, 'approved', 'cancelled', 'mallory', at, NULL, hash, hash
+               prev_hash, hash, kind, subject, hash_version)
+             SELECT 1, 'approved', 'cancelled', 'mallory', at, NULL, hash, hash, 'action',
+               'web-1', 2
              FROM action_events WHERE id = 30",
             report(30, Some(31)),
         ),
@@ -180,4 +183,30 @@ fn chain_continues_after_reopening() {
         .unwrap();
     queue.claim_next("web-1", None).unwrap().unwrap();
     assert_eq!(verify(&path), report(12, None));
+}
+
+/// Edits to what the chain vouches for beyond its events: an action row's
+/// argv, env, digest or requester, an approval's digest, a server or
+/// credential event (see `audit_cases`).
+#[test]
+fn edited_actions_approvals_and_server_and_credential_events_are_found() {
+    let pristine = tempfile::tempdir().unwrap();
+    let source = pristine.path().join("q.sqlite3");
+    let queue = ActionQueue::open(&source).unwrap();
+    audit_cases::fill(&queue);
+    let action = queue.get_action(1).unwrap();
+    drop(queue);
+    for case in audit_cases::cases(&action) {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("q.sqlite3");
+        sql(
+            &source,
+            &format!(
+                "VACUUM INTO '{}'",
+                copy.display().to_string().replace('\'', "''")
+            ),
+        );
+        sql(&copy, &case.sqlite);
+        assert_eq!(verify(&copy), case.want, "{}", case.what);
+    }
 }

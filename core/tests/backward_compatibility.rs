@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use actionq::{
-    ActionQuery, ActionQueue, ActionStatus, ErrorKind, NewAction, QueueOptions, Role,
+    ActionQuery, ActionQueue, ActionStatus, ErrorKind, EventKind, NewAction, QueueOptions, Role,
     SqliteOptions, SqliteStore, Store, SCHEMA_VERSION,
 };
 use rusqlite::Connection;
@@ -233,6 +233,22 @@ fn v1_database_migrates_with_data_intact() {
         .issue_credential("web-1-agent", Role::Agent, Some("web-1"))
         .unwrap();
     assert_eq!(issued.credential.id, 1);
+    // v6: the old events are action events naming their action's server,
+    // still checked in their v1 form; the issue is a credential event chained
+    // after them in the v2 form.
+    for event in &events {
+        let action = queue.get_action(event.action_id.unwrap()).unwrap();
+        assert_eq!(
+            (event.kind, event.subject.as_str()),
+            (EventKind::Action, action.server_id.as_str())
+        );
+    }
+    let issue = queue.events_since(0, 1000).unwrap().pop().unwrap();
+    assert_eq!(
+        (issue.kind, issue.subject.as_str()),
+        (EventKind::Credential, "web-1-agent")
+    );
+    assert_eq!(queue.verify_audit().unwrap().first_bad_event_id, None);
     let agent = queue.authenticate(&issued.secret).unwrap();
     let acted = queue
         .as_principal(&agent)

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use actionq::{ActionQuery, ActionStatus, Error, ErrorKind, NewAction, QueueOptions};
+use actionq::{ActionQuery, ActionStatus, Error, ErrorKind, EventKind, NewAction, QueueOptions};
 use common::Env;
 
 fn kind<T: std::fmt::Debug>(r: Result<T, Error>) -> ErrorKind {
@@ -1032,9 +1032,9 @@ fn default_output_cap_is_10000_chars(env: Env) {
 
 type EventRow<'a> = (
     i64,
-    i64,
+    Option<i64>,
     Option<ActionStatus>,
-    ActionStatus,
+    Option<ActionStatus>,
     &'a str,
     Option<&'a str>,
 );
@@ -1083,38 +1083,72 @@ fn every_state_change_is_an_event(env: Env) {
     assert_eq!(
         got,
         [
-            (1, a.id, None, Pending, "alerts", None),
-            (2, b.id, None, Pending, "dashboard", None),
-            (3, c.id, None, Pending, "dashboard", None),
-            (4, a.id, Some(Pending), Approved, "alice", None),
-            (5, b.id, Some(Pending), Rejected, "bob", Some("no")),
-            (6, c.id, Some(Pending), Cancelled, "carol", None),
-            (7, a.id, Some(Approved), Executing, "agent", None),
+            (1, None, None, None, "dashboard", Some("paused")),
+            (2, Some(a.id), None, Some(Pending), "alerts", None),
+            (3, Some(b.id), None, Some(Pending), "dashboard", None),
+            (4, Some(c.id), None, Some(Pending), "dashboard", None),
+            (5, Some(a.id), Some(Pending), Some(Approved), "alice", None),
+            (
+                6,
+                Some(b.id),
+                Some(Pending),
+                Some(Rejected),
+                "bob",
+                Some("no")
+            ),
+            (7, Some(c.id), Some(Pending), Some(Cancelled), "carol", None),
             (
                 8,
-                a.id,
+                Some(a.id),
+                Some(Approved),
                 Some(Executing),
-                Failed,
+                "agent",
+                None
+            ),
+            (
+                9,
+                Some(a.id),
+                Some(Executing),
+                Some(Failed),
                 "agent",
                 Some("exit_code=4")
             ),
-            (9, d.id, None, Approved, "dashboard", Some("auto-approved")),
-            (10, d.id, Some(Approved), Executing, "agent", None),
+            (10, None, None, None, "dashboard", Some("unpaused")),
             (
                 11,
-                d.id,
+                Some(d.id),
+                None,
+                Some(Approved),
+                "dashboard",
+                Some("auto-approved")
+            ),
+            (
+                12,
+                Some(d.id),
+                Some(Approved),
                 Some(Executing),
-                Failed,
+                "agent",
+                None
+            ),
+            (
+                13,
+                Some(d.id),
+                Some(Executing),
+                Some(Failed),
                 "system",
                 Some("lease expired")
             ),
         ]
     );
-    assert_eq!(events[10].at, env.clock_now());
+    // Server events name the server: kind and subject on every event.
+    assert!(events
+        .iter()
+        .all(|e| e.subject == "web-1" && (e.kind == EventKind::Server) == e.action_id.is_none()));
+    assert_eq!(events[12].at, env.clock_now());
     // cursor paging
     let page = q.events_since(4, 3).unwrap();
     assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [5, 6, 7]);
-    assert!(q.events_since(11, 10).unwrap().is_empty());
+    assert!(q.events_since(13, 10).unwrap().is_empty());
     assert!(q.events_since(1_000_000, 10).unwrap().is_empty());
     assert_eq!(kind(q.events_since(-1, 10)), ErrorKind::InvalidInput);
     assert_eq!(kind(q.events_since(0, 0)), ErrorKind::InvalidInput);
@@ -1131,7 +1165,8 @@ fn failed_operations_log_nothing(env: Env) {
         .cancel_action(a.id, "x")
         .and_then(|_| q.cancel_action(a.id, "x"));
     let _ = q.approve_action(a.id, "x");
-    assert_eq!(q.events_since(0, 100).unwrap().len(), 2);
+    // The pause, the creation and the cancellation.
+    assert_eq!(q.events_since(0, 100).unwrap().len(), 3);
 }
 
 // ---------------------------------------------------------------- custom whitelists
@@ -1578,7 +1613,7 @@ fn event_log_is_append_only_and_resumable(env: Env) {
         ),
         (
             Some(ActionStatus::Approved),
-            ActionStatus::Cancelled,
+            Some(ActionStatus::Cancelled),
             "carol"
         )
     );
@@ -1605,18 +1640,25 @@ fn event_log_is_append_only_and_resumable(env: Env) {
     use ActionStatus::*;
     let rows: Vec<_> = all
         .iter()
-        .map(|e| (e.action_id, e.from_status, e.to_status))
+        .map(|e| (e.action_id, e.from_status, e.to_status, e.detail.as_deref()))
         .collect();
     assert_eq!(
         rows,
         [
-            (a.id, None, Approved),
-            (a.id, Some(Approved), Cancelled),
-            (b.id, None, Pending),
-            (b.id, Some(Pending), Rejected),
-            (c.id, None, Approved),
-            (c.id, Some(Approved), Executing),
-            (c.id, Some(Executing), Failed),
+            (Some(a.id), None, Some(Approved), Some("auto-approved")),
+            (Some(a.id), Some(Approved), Some(Cancelled), None),
+            (None, None, None, Some("paused")),
+            (Some(b.id), None, Some(Pending), None),
+            (Some(b.id), Some(Pending), Some(Rejected), Some("nope")),
+            (None, None, None, Some("unpaused")),
+            (Some(c.id), None, Some(Approved), Some("auto-approved")),
+            (Some(c.id), Some(Approved), Some(Executing), None),
+            (
+                Some(c.id),
+                Some(Executing),
+                Some(Failed),
+                Some("lease expired")
+            ),
         ]
     );
     // reading with a cursor one event at a time yields the same log

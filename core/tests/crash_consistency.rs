@@ -126,9 +126,11 @@ impl Store for MarkedStore {
     fn set_paused(
         &self,
         id: &str,
-        paused_at: Option<Timestamp>,
+        paused: bool,
+        by: &str,
+        at: Timestamp,
     ) -> actionq::Result<Option<Server>> {
-        self.mark("pause 0 -", |s| s.set_paused(id, paused_at))
+        self.mark("pause 0 -", |s| s.set_paused(id, paused, by, at))
     }
     fn insert_action(&self, draft: ActionDraft, guard: &ConflictGuard) -> actionq::Result<Action> {
         self.mark("create 0 pending,approved", |s| {
@@ -177,8 +179,13 @@ impl Store for MarkedStore {
     fn list_credentials(&self) -> actionq::Result<Vec<Credential>> {
         self.inner.list_credentials()
     }
-    fn revoke_credential(&self, id: i64, at: Timestamp) -> actionq::Result<Option<Credential>> {
-        self.inner.revoke_credential(id, at)
+    fn revoke_credential(
+        &self,
+        id: i64,
+        at: Timestamp,
+        by: &str,
+    ) -> actionq::Result<Option<Credential>> {
+        self.inner.revoke_credential(id, at, by)
     }
     fn find_credential(&self, secret_sha256: &[u8; 32]) -> actionq::Result<Option<Credential>> {
         self.inner.find_credential(secret_sha256)
@@ -860,7 +867,7 @@ fn invariant_checker_detects_tampering() {
         "UPDATE actions SET approved_at = NULL WHERE id = 2",
         "UPDATE actions SET exit_code = NULL WHERE id = 1",
         "UPDATE actions SET status = 'executing' WHERE id = 2",
-        "INSERT INTO action_events (action_id, from_status, to_status, actor, at) VALUES (99, NULL, 'approved', 'x', 0)",
+        "INSERT INTO action_events (action_id, from_status, to_status, actor, at, kind, subject, hash_version) VALUES (99, NULL, 'approved', 'x', 0, 'action', 'web-1', 2)",
         "DELETE FROM action_events WHERE action_id = 2",
         "UPDATE action_counts SET n = n + 1 WHERE status = 'approved'",
         "UPDATE sqlite_sequence SET seq = 1 WHERE name = 'actions'",

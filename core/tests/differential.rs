@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actionq::{
-    Action, ActionPage, ActionQuery, ActionQueue, ActionStatus, ErrorKind, Event, ManualClock,
-    MemoryStore, NewAction, QueueOptions, Server, Whitelist, LEASE_EXPIRED_STDERR,
+    Action, ActionPage, ActionQuery, ActionQueue, ActionStatus, ErrorKind, Event, EventKind,
+    ManualClock, MemoryStore, NewAction, QueueOptions, Server, Whitelist, LEASE_EXPIRED_STDERR,
 };
 #[cfg(feature = "sqlite")]
 use actionq::{SqliteOptions, SqliteStore};
@@ -555,16 +555,24 @@ impl Model {
         at: chrono::DateTime<Utc>,
         detail: Option<String>,
     ) {
-        let eid = self.events.len() as i64 + 1;
-        self.events.push(Event {
-            id: eid,
-            action_id: id,
+        let subject = self.actions[id as usize - 1].server_id.clone();
+        self.push_event(Event {
+            id: 0,
+            action_id: Some(id),
             from_status: from,
-            to_status: to,
+            to_status: Some(to),
             by: by.into(),
             at,
             detail,
+            kind: EventKind::Action,
+            subject,
         });
+    }
+
+    /// Appends `event` with the next id.
+    fn push_event(&mut self, event: Event) {
+        let id = self.events.len() as i64 + 1;
+        self.events.push(Event { id, ..event });
     }
 
     fn server(&self, id: &str) -> Result<&Server, Fail> {
@@ -717,14 +725,25 @@ impl Model {
                     .servers
                     .get_mut(SERVER_IDS[*s])
                     .ok_or(model_fail(ErrorKind::NotFound))?;
-                if pause && !server.is_paused {
-                    server.is_paused = true;
-                    server.paused_at = Some(now);
-                } else if !pause {
-                    server.is_paused = false;
-                    server.paused_at = None;
+                if pause == server.is_paused {
+                    return Ok(Out::Server(server.clone()));
                 }
-                Ok(Out::Server(server.clone()))
+                server.is_paused = pause;
+                server.paused_at = pause.then_some(now);
+                let server = server.clone();
+                // A change of state is an audit event by the caller.
+                self.push_event(Event {
+                    id: 0,
+                    action_id: None,
+                    from_status: None,
+                    to_status: None,
+                    by: actionq::DASHBOARD.into(),
+                    at: now,
+                    detail: Some(if pause { "paused" } else { "unpaused" }.into()),
+                    kind: EventKind::Server,
+                    subject: server.id.clone(),
+                });
+                Ok(Out::Server(server))
             }
             Op::GetServer(s) => self.server(SERVER_IDS[*s]).cloned().map(Out::Server),
             Op::Create {

@@ -48,6 +48,7 @@ fn lost_leases_are_expired_before_every_read(env: Env) {
                 .last()
                 .unwrap()
                 .to_status
+                .expect("an action event")
         }),
         ("claim_next", |q, id| {
             assert!(q.claim_next("web-1", None).unwrap().is_none());

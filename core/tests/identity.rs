@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use actionq::identity::{authorize, secret_digest, Target};
 use actionq::store::{Change, ChangeKind};
 use actionq::{
-    ActionQuery, ActionQueue, ActionStatus, Error, ErrorKind, NewAction, Operation, Principal, Role,
+    ActionQuery, ActionQueue, ActionStatus, Error, ErrorKind, EventKind, NewAction, Operation,
+    Principal, Role,
 };
 use common::Env;
 
@@ -228,16 +229,35 @@ fn principals_names_are_what_actions_record(env: Env) {
         .report_result(a.id, &claim.lease_token, 0, Some("ok"), None)
         .unwrap();
     assert_eq!(done.status, ActionStatus::Completed);
-    let by: Vec<(i64, String)> = q
+    let by: Vec<(EventKind, String, Option<i64>, String)> = q
         .events_since(0, 100)
         .unwrap()
         .into_iter()
-        .map(|e| (e.action_id, e.by))
+        .map(|e| (e.kind, e.subject, e.action_id, e.by))
         .collect();
-    let expect = |id: i64, who: &str| (id, who.to_owned());
+    let expect = |id: i64, who: &str| {
+        (
+            EventKind::Action,
+            "web-1".to_owned(),
+            Some(id),
+            who.to_owned(),
+        )
+    };
+    let other = |kind: EventKind, subject: &str| {
+        (
+            kind,
+            subject.to_owned(),
+            None,
+            actionq::DASHBOARD.to_owned(),
+        )
+    };
     assert_eq!(
         by,
         [
+            other(EventKind::Server, "web-1"),
+            other(EventKind::Credential, "alice"),
+            other(EventKind::Credential, "rita"),
+            other(EventKind::Credential, "web-1-agent"),
             expect(a.id, "rita"),
             expect(b.id, "rita"),
             expect(c.id, "alice"),
@@ -770,7 +790,7 @@ macro_rules! forward {
 forward! {
     insert_server(server: &actionq::Server) -> ();
     get_server(id: &str) -> Option<actionq::Server>;
-    set_paused(id: &str, paused_at: Option<actionq::Timestamp>) -> Option<actionq::Server>;
+    set_paused(id: &str, paused: bool, by: &str, at: actionq::Timestamp) -> Option<actionq::Server>;
     insert_action(draft: actionq::store::ActionDraft, guard: &actionq::store::ConflictGuard) -> actionq::Action;
     get_action(id: i64) -> Option<actionq::Action>;
     list_actions(filter: &actionq::ActionFilter, page: actionq::store::PageRequest) -> (Vec<actionq::Action>, u64);
@@ -781,7 +801,7 @@ forward! {
     events_since(cursor: i64, limit: u32) -> Vec<actionq::Event>;
     verify_audit() -> actionq::AuditReport;
     insert_credential(draft: actionq::store::CredentialDraft) -> actionq::Credential;
-    revoke_credential(id: i64, at: actionq::Timestamp) -> Option<actionq::Credential>;
+    revoke_credential(id: i64, at: actionq::Timestamp, by: &str) -> Option<actionq::Credential>;
     list_servers() -> Vec<actionq::Server>;
     count_actions() -> Vec<actionq::ActionCount>;
 }

@@ -28,7 +28,8 @@ fn actions_survive_reopen_and_ids_are_never_reused() {
     let q = open(&path);
     assert_eq!(q.get_action(a.id).unwrap(), a);
     assert!(q.get_server("web-1").unwrap().is_paused);
-    assert_eq!(q.events_since(0, 100).unwrap().len(), 3);
+    // The pause, the creation, the approval and the claim.
+    assert_eq!(q.events_since(0, 100).unwrap().len(), 4);
     // The lease token survives too: the agent can still finish after a restart.
     let done = q
         .report_result(a.id, &claim_token, 0, Some("ok"), None)

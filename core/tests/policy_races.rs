@@ -190,7 +190,9 @@ fn check(queue: &ActionQueue, setup: &Setup, lines: &[String], context: &str) {
     };
     let mut by_action: BTreeMap<i64, Vec<&Event>> = BTreeMap::new();
     for e in &events {
-        by_action.entry(e.action_id).or_default().push(e);
+        if let Some(id) = e.action_id {
+            by_action.entry(id).or_default().push(e);
+        }
     }
     let calls = |scenario: &str, key: &str| -> Vec<Vec<&str>> {
         lines

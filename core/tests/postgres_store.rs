@@ -10,6 +10,7 @@
 //! it skipped, except under `CI=true`, where it fails.
 #![cfg(feature = "postgres")]
 
+mod audit_cases;
 mod common;
 mod fault_support;
 
@@ -134,8 +135,8 @@ fn events_cursor_never_skips_a_transaction_still_open() {
     assert_eq!(
         seen,
         [
-            (first.id, "slow".to_owned()),
-            (second.id, "fast".to_owned())
+            (Some(first.id), "slow".to_owned()),
+            (Some(second.id), "fast".to_owned())
         ],
         "the reader resumed from its cursor must see both cancellations, in id order"
     );
@@ -796,8 +797,8 @@ fn four_processes_four_threads_race_on_one_database() {
         let mut wins = vote_wins[id].clone();
         let path: Vec<&str> = events
             .iter()
-            .filter(|e| e.action_id == *id)
-            .map(|e| e.to_status.as_str())
+            .filter(|e| e.action_id == Some(*id))
+            .filter_map(|e| e.to_status.map(ActionStatus::as_str))
             .collect();
         assert!(
             !(wins.contains(&"approved".to_owned()) && wins.contains(&"rejected".to_owned())),
@@ -910,6 +911,37 @@ fn every_edit_delete_and_reorder_names_the_first_bad_event() {
             .batch_execute(&format!("SET search_path = {schema}; {statements}"))
             .unwrap();
         assert_eq!(&queue.verify_audit().unwrap(), expected, "{what}");
+    }
+}
+
+/// Edits to what the chain vouches for beyond its events: an action row's
+/// argv, env, digest or requester, an approval's digest, a server or
+/// credential event (see `audit_cases`).
+#[test]
+fn edited_actions_approvals_and_server_and_credential_events_are_found() {
+    let Some(url) = pg::fresh_schema_url() else {
+        return;
+    };
+    let action = {
+        let queue = open(&url);
+        audit_cases::fill(&queue);
+        queue.get_action(1).unwrap()
+    };
+    let mut admin = pg::admin();
+    for case in audit_cases::cases(&action) {
+        let Some(url) = pg::fresh_schema_url() else {
+            return;
+        };
+        let queue = open(&url);
+        audit_cases::fill(&queue);
+        admin
+            .batch_execute(&format!(
+                "SET search_path = {}; {}",
+                pg::schema_of(&url),
+                case.postgres
+            ))
+            .unwrap();
+        assert_eq!(queue.verify_audit().unwrap(), case.want, "{}", case.what);
     }
 }
 

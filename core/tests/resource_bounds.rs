@@ -222,8 +222,10 @@ fn seed_sqlite(path: &std::path::Path, n: i64) {
              CASE WHEN i % 7 = 0 THEN 1 ELSE 0 END,
              'output of action ' || i, ''
            FROM a;
-         INSERT INTO action_events (action_id, from_status, to_status, actor, at, detail)
-           SELECT id, NULL, 'approved', 'seed', created_at, NULL FROM actions ORDER BY id;
+         INSERT INTO action_events (action_id, from_status, to_status, actor, at, detail,
+                                    kind, subject, hash_version)
+           SELECT id, NULL, 'approved', 'seed', created_at, NULL, 'action', server_id, 2
+           FROM actions ORDER BY id;
          INSERT INTO action_counts (server_id, action_type, status, n)
            SELECT server_id, action_type, status, COUNT(*) FROM actions
            GROUP BY server_id, action_type, status;

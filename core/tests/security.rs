@@ -156,7 +156,7 @@ fn bare_and_suffixed_unit_names_are_one_action(env: Env) {
     let created = q.events_since(0, 100).unwrap();
     let detail = created
         .iter()
-        .rfind(|e| e.action_id == second.id)
+        .rfind(|e| e.action_id == Some(second.id))
         .and_then(|e| e.detail.clone());
     assert_eq!(
         detail.as_deref(),
@@ -235,7 +235,7 @@ fn policy_that_needs_people_holds_on_every_server(env: Env) {
         q.events_since(0, 100)
             .unwrap()
             .into_iter()
-            .find(|e| e.action_id == id)
+            .find(|e| e.action_id == Some(id))
             .and_then(|e| e.detail)
     };
     assert_eq!(

@@ -10,11 +10,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent, GENESIS_HASH};
+use crate::audit::{
+    event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent, GENESIS_HASH, HASH_VERSION,
+};
 use crate::error::{Error, Result};
 use crate::identity::{Credential, CredentialDraft};
 use crate::model::{
-    Action, ActionCount, ActionFilter, ActionStatus, Approval, Event, Server, Timestamp,
+    Action, ActionCount, ActionFilter, ActionStatus, Approval, Event, EventKind, Server, Timestamp,
 };
 use crate::rules::ACTIVE_STATUSES;
 use crate::store::{ActionDraft, Change, ConflictGuard, EventDraft, PageRequest, Store};
@@ -106,12 +108,15 @@ struct Stored {
 /// One audit event, compactly.
 #[derive(Debug, Clone)]
 struct StoredEvent {
-    action_id: i64,
+    action_id: Option<i64>,
     at: Timestamp,
     by: Sym,
+    kind: EventKind,
+    subject: Sym,
     from_status: Option<ActionStatus>,
-    to_status: ActionStatus,
+    to_status: Option<ActionStatus>,
     detail: Option<Box<str>>,
+    digest: Option<Box<str>>,
     /// The chain hash (the previous event's is this one's `prev_hash`).
     hash: [u8; 32],
 }
@@ -364,20 +369,26 @@ impl Inner {
             by: self.strings.get(e.by).to_owned(),
             at: e.at,
             detail: e.detail.as_deref().map(str::to_owned),
+            kind: e.kind,
+            subject: self.strings.get(e.subject).to_owned(),
         }
     }
 
     fn log(&mut self, event: EventDraft) {
         let by = self.strings.intern(&event.by);
+        let subject = self.strings.intern(&event.subject);
         let prev = self.events.last().map_or(GENESIS_HASH, |e| e.hash);
         let hash = event_hash(&prev, &event);
         self.events.push(StoredEvent {
             action_id: event.action_id,
             at: event.at,
             by,
+            kind: event.kind,
+            subject,
             from_status: event.from_status,
             to_status: event.to_status,
             detail: boxed(&event.detail),
+            digest: boxed(&event.digest),
             hash,
         });
     }
@@ -545,16 +556,29 @@ impl Store for MemoryStore {
         Ok(self.read().servers.get(id).cloned())
     }
 
-    fn set_paused(&self, id: &str, paused_at: Option<Timestamp>) -> Result<Option<Server>> {
+    fn set_paused(
+        &self,
+        id: &str,
+        paused: bool,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<Option<Server>> {
         let mut inner = self.write();
         let Some(server) = inner.servers.get_mut(id) else {
             return Ok(None);
         };
-        if server.is_paused != paused_at.is_some() {
-            server.is_paused = paused_at.is_some();
-            server.paused_at = paused_at;
+        let server = server.clone();
+        if server.is_paused == paused {
+            return Ok(Some(server));
         }
-        Ok(Some(server.clone()))
+        let changed = Server {
+            is_paused: paused,
+            paused_at: paused.then_some(at),
+            ..server
+        };
+        inner.servers.insert(id.to_owned(), changed.clone());
+        inner.log(EventDraft::server_paused(id, paused, by, at));
+        Ok(Some(changed))
     }
 
     fn insert_action(&self, draft: ActionDraft, guard: &ConflictGuard) -> Result<Action> {
@@ -684,10 +708,19 @@ impl Store for MemoryStore {
         let mut verifier = AuditVerifier::new();
         let mut prev = GENESIS_HASH;
         for (e, id) in inner.events.iter().zip(1..) {
+            let action = match (&e.digest, e.action_id) {
+                (Some(_), Some(action_id)) => inner
+                    .stored(action_id)
+                    .map(|s| inner.action(action_id, s).0),
+                _ => None,
+            };
             let row = ChainedEvent {
                 event: inner.event(id, e),
                 prev_hash: prev,
                 hash: e.hash,
+                hash_version: HASH_VERSION,
+                digest: e.digest.as_deref().map(str::to_owned),
+                action,
             };
             prev = e.hash;
             if !verifier.push(&row) {
@@ -725,6 +758,7 @@ impl Store for MemoryStore {
         }
         let index = inner.credentials.len();
         let digest = draft.secret_sha256;
+        inner.log(draft.event());
         let credential = draft.into_credential(index as i64 + 1);
         inner.credentials.push(credential.clone());
         inner.credential_by_digest.insert(digest, index);
@@ -735,13 +769,23 @@ impl Store for MemoryStore {
         Ok(self.read().credentials.clone())
     }
 
-    fn revoke_credential(&self, id: i64, at: Timestamp) -> Result<Option<Credential>> {
+    fn revoke_credential(&self, id: i64, at: Timestamp, by: &str) -> Result<Option<Credential>> {
         let mut inner = self.write();
         let Some(credential) = index(id).and_then(|i| inner.credentials.get_mut(i)) else {
             return Ok(None);
         };
-        credential.revoked_at.get_or_insert(at);
-        Ok(Some(credential.clone()))
+        if credential.revoked_at.is_some() {
+            return Ok(Some(credential.clone()));
+        }
+        credential.revoked_at = Some(at);
+        let credential = credential.clone();
+        inner.log(EventDraft::credential(
+            &credential.name,
+            "revoked".to_owned(),
+            by,
+            at,
+        ));
+        Ok(Some(credential))
     }
 
     fn find_credential(&self, secret_sha256: &[u8; 32]) -> Result<Option<Credential>> {

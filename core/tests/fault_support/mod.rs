@@ -212,7 +212,7 @@ pub fn check_invariants(conn: &Connection) -> (Vec<String>, DbStats) {
     let orphans = q_i64(
         conn,
         "SELECT COUNT(*) FROM action_events e LEFT JOIN actions a ON a.id = e.action_id \
-         WHERE a.id IS NULL",
+         WHERE e.kind = 'action' AND a.id IS NULL",
     );
     if orphans > 0 {
         bad.push(format!("{orphans} events of actions that do not exist"));
@@ -236,7 +236,10 @@ pub fn check_invariants(conn: &Connection) -> (Vec<String>, DbStats) {
     let mut chain_end: BTreeMap<i64, Option<String>> = BTreeMap::new();
     {
         let mut stmt = conn
-            .prepare("SELECT id, action_id, from_status, to_status FROM action_events ORDER BY id")
+            .prepare(
+                "SELECT id, action_id, from_status, to_status FROM action_events \
+                 WHERE kind = 'action' ORDER BY id",
+            )
             .unwrap();
         let rows = stmt
             .query_map([], |r| {

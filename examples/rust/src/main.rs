@@ -91,11 +91,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events = queue.events_since(0, 1000)?;
     println!("audit log: {} events; last ones:", events.len());
     for e in events.iter().rev().take(4).rev() {
-        let from = e.from_status.map_or("-".to_owned(), |s| s.to_string());
-        println!(
-            "  [{}] action #{} {} -> {} by {}",
-            e.id, e.action_id, from, e.to_status, e.by
-        );
+        match (e.action_id, e.to_status) {
+            (Some(action_id), Some(to)) => {
+                let from = e.from_status.map_or("-".to_owned(), |s| s.to_string());
+                println!(
+                    "  [{}] action #{action_id} {from} -> {to} by {}",
+                    e.id, e.by
+                );
+            }
+            _ => println!(
+                "  [{}] {} {}: {} by {}",
+                e.id,
+                e.kind.as_str(),
+                e.subject,
+                e.detail.as_deref().unwrap_or(""),
+                e.by
+            ),
+        }
     }
     Ok(())
 }

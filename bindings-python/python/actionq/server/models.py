@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 from pydantic_core import PydanticCustomError
@@ -171,12 +171,14 @@ class ActionListOut(Record):
 
 class EventOut(Record):
     id: int = Field(description="cursor: pass the last id as `after`")
-    action_id: int
+    action_id: int | None = Field(description="the action that changed; null for server and credential events")
     from_status: ActionStatus | None
-    to_status: ActionStatus
+    to_status: ActionStatus | None = Field(description="null for server and credential events")
     by: str
     at: datetime
     detail: str | None
+    kind: Literal["action", "server", "credential"] = Field(description="what the event is about")
+    subject: str = Field(description="the server id (action and server events) or the credential name")
 
 
 Role = Enum(  # type: ignore[misc]

@@ -11,11 +11,11 @@ use postgres::types::ToSql;
 use postgres::fallible_iterator::FallibleIterator;
 
 use super::rows::{
-    action_and_token, action_columns, action_from_row, event_from_row, hash_from, json,
-    output_bytes, server_columns, server_from_row, ts,
+    action_and_token, action_columns, action_from_row, event_columns, event_from_row, hash_from,
+    json, output_bytes, server_columns, server_from_row, ts,
 };
 use super::{Conn, Db, Failure};
-use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent};
+use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent, HASH_VERSION};
 use crate::error::Error;
 use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Server, Timestamp};
 use crate::store::{ActionDraft, Change, ConflictGuard, EventDraft, PageRequest};
@@ -108,25 +108,34 @@ pub(super) fn get_server(conn: &mut Conn, id: &str, lock: bool) -> Out<Option<Se
     Ok(rows.first().map(server_from_row).transpose()?)
 }
 
-/// Enters or leaves maintenance mode, keeping an earlier `paused_at`. One
-/// statement: it locks the row, so it reads the state it changes.
+/// Enters or leaves maintenance mode, keeping an earlier `paused_at`, and
+/// logs a change (in the caller's transaction). The update locks the row
+/// and only matches a server in the other state, so a concurrent pause logs once.
 pub(super) fn set_paused(
     conn: &mut Conn,
     id: &str,
-    paused_at: Option<Timestamp>,
+    paused: bool,
+    by: &str,
+    at: Timestamp,
 ) -> Out<Option<Server>> {
     let rows = conn
         .query(
             concat!(
-                "UPDATE servers SET is_paused = $2, \
-                 paused_at = CASE WHEN is_paused = $2 THEN paused_at ELSE $3 END \
-                 WHERE id = $1 RETURNING ",
+                "UPDATE servers SET is_paused = $2, paused_at = $3 \
+                 WHERE id = $1 AND is_paused <> $2 RETURNING ",
                 server_columns!()
             ),
-            &[&id, &paused_at.is_some(), &paused_at.map(ts)],
+            &[&id, &paused, &paused.then_some(ts(at))],
         )
         .db("pause server")?;
-    Ok(rows.first().map(server_from_row).transpose()?)
+    match rows.first() {
+        Some(row) => {
+            let server = server_from_row(row)?;
+            log_events(conn, &[EventDraft::server_paused(id, paused, by, at)])?;
+            Ok(Some(server))
+        }
+        None => get_server(conn, id, false),
+    }
 }
 
 /// The action with `id`, if any.
@@ -217,7 +226,7 @@ fn chain(head: &AuditHead, events: &[EventDraft]) -> Chained {
 /// Logs `events` with the next event ids, chained after the head: locks the
 /// id row, then one statement inserts the events and moves ids and head. The
 /// last two statements before the commit (see the module docs).
-fn log_events(conn: &mut Conn, events: &[EventDraft]) -> Out<()> {
+pub(super) fn log_events(conn: &mut Conn, events: &[EventDraft]) -> Out<()> {
     let ids = lock_ids(conn)?;
     let Chained {
         ids: event_ids,
@@ -225,21 +234,28 @@ fn log_events(conn: &mut Conn, events: &[EventDraft]) -> Out<()> {
         hashes,
         head,
     } = chain(&ids.head, events);
-    let action_ids: Vec<i64> = events.iter().map(|e| e.action_id).collect();
+    let action_ids: Vec<Option<i64>> = events.iter().map(|e| e.action_id).collect();
     let from: Vec<Option<&str>> = events
         .iter()
         .map(|e| e.from_status.map(ActionStatus::as_str))
         .collect();
-    let to: Vec<&str> = events.iter().map(|e| e.to_status.as_str()).collect();
+    let to: Vec<Option<&str>> = events
+        .iter()
+        .map(|e| e.to_status.map(ActionStatus::as_str))
+        .collect();
     let by: Vec<&str> = events.iter().map(|e| e.by.as_str()).collect();
     let at: Vec<i64> = events.iter().map(|e| ts(e.at)).collect();
     let detail: Vec<Option<&str>> = events.iter().map(|e| e.detail.as_deref()).collect();
+    let kind: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let subject: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
+    let digest: Vec<Option<&str>> = events.iter().map(|e| e.digest.as_deref()).collect();
     conn.execute(
         "WITH ids AS (UPDATE actionq_ids SET last_event_id = $1, head_hash = $2) \
          INSERT INTO action_events (id, action_id, from_status, to_status, actor, at, detail, \
-                                    prev_hash, hash) \
-         SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
-                              $8::bigint[], $9::text[], $10::bytea[], $11::bytea[])",
+                                    prev_hash, hash, kind, subject, digest, hash_version) \
+         SELECT *, $15::bigint FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::text[], \
+                              $7::text[], $8::bigint[], $9::text[], $10::bytea[], $11::bytea[], \
+                              $12::text[], $13::text[], $14::text[])",
         &[
             &head.last_event_id,
             &&head.hash[..],
@@ -252,6 +268,10 @@ fn log_events(conn: &mut Conn, events: &[EventDraft]) -> Out<()> {
             &detail,
             &prevs,
             &hashes,
+            &kind,
+            &subject,
+            &digest,
+            &HASH_VERSION,
         ],
     )
     .db("log event")?;
@@ -306,7 +326,7 @@ pub(super) fn insert(conn: &mut Conn, draft: ActionDraft, guard: &ConflictGuard)
     // locked until the commit.
     let ids = lock_ids(conn)?;
     action.id = ids.last_action_id + 1;
-    event.action_id = action.id;
+    event.action_id = Some(action.id);
     let Chained {
         ids: event_ids,
         prevs,
@@ -314,7 +334,7 @@ pub(super) fn insert(conn: &mut Conn, draft: ActionDraft, guard: &ConflictGuard)
         head,
     } = chain(&ids.head, std::slice::from_ref(&event));
     let params_json = json(&action.params);
-    let params: [&(dyn ToSql + Sync); 25] = [
+    let params: [&(dyn ToSql + Sync); 28] = [
         &action.id,
         &action.server_id,
         &action.action_type,
@@ -332,7 +352,7 @@ pub(super) fn insert(conn: &mut Conn, draft: ActionDraft, guard: &ConflictGuard)
         &action.digest,
         &action.whitelist_version,
         &event_ids[0],
-        &event.to_status.as_str(),
+        &event.to_status.map(ActionStatus::as_str),
         &event.by,
         &ts(event.at),
         &event.detail,
@@ -340,6 +360,9 @@ pub(super) fn insert(conn: &mut Conn, draft: ActionDraft, guard: &ConflictGuard)
         &hashes[0],
         &&head.hash[..],
         &params_json,
+        &event.subject,
+        &event.digest,
+        &HASH_VERSION,
     ];
     conn.execute(
         "WITH ids AS (UPDATE actionq_ids SET last_action_id = $1, last_event_id = $17, \
@@ -350,8 +373,8 @@ pub(super) fn insert(conn: &mut Conn, draft: ActionDraft, guard: &ConflictGuard)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
                        $25)) \
          INSERT INTO action_events (id, action_id, from_status, to_status, actor, at, detail, \
-                                    prev_hash, hash) \
-         VALUES ($17, $1, NULL, $18, $19, $20, $21, $22, $23)",
+                                    prev_hash, hash, kind, subject, digest, hash_version) \
+         VALUES ($17, $1, NULL, $18, $19, $20, $21, $22, $23, 'action', $26, $27, $28)",
         &params,
     )
     .db("create action")?;
@@ -636,8 +659,11 @@ pub(super) fn list(
 pub(super) fn events_since(conn: &mut Conn, cursor: i64, limit: u32) -> Out<Vec<Event>> {
     let rows = conn
         .query(
-            "SELECT id, action_id, from_status, to_status, actor, at, detail FROM action_events \
-             WHERE id > $1 ORDER BY id LIMIT $2",
+            concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM action_events WHERE id > $1 ORDER BY id LIMIT $2"
+            ),
             &[&cursor, &i64::from(limit)],
         )
         .db("events")?;
@@ -663,35 +689,64 @@ pub(super) fn verify_audit(conn: &mut Conn) -> Out<AuditReport> {
         })
         .transpose()?;
     let statement = conn
-        .prepared(
-            "SELECT id, action_id, from_status, to_status, actor, at, detail, prev_hash, hash \
-             FROM action_events ORDER BY id",
-        )
+        .prepared(concat!(
+            "SELECT ",
+            event_columns!(),
+            ", prev_hash, hash, hash_version, digest FROM action_events ORDER BY id"
+        ))
         .db("verify audit")?;
     let mut verifier = AuditVerifier::new();
     let mut events = conn
         .client
         .query_raw(&statement, std::iter::empty::<i64>())
         .db("verify audit")?;
+    // What each creation or approval event vouches for is checked against
+    // the action row as it is now (read in the same snapshot).
+    let mut vouched = Vec::new();
+    let mut chained_rows = Vec::new();
     while let Some(row) = events.next().db("verify audit")? {
+        let storage = |e: postgres::Error| Error::Storage(e.to_string());
         let chained = event_from_row(&row).and_then(|event| {
+            let digest: Option<String> = row.try_get(12).map_err(storage)?;
+            if let (Some(_), Some(id)) = (&digest, event.action_id) {
+                vouched.push(id);
+            }
             Ok(ChainedEvent {
                 event,
-                prev_hash: hash_from(row.try_get(7).map_err(|e| Error::Storage(e.to_string()))?),
-                hash: hash_from(row.try_get(8).map_err(|e| Error::Storage(e.to_string()))?),
+                prev_hash: hash_from(row.try_get(9).map_err(storage)?),
+                hash: hash_from(row.try_get(10).map_err(storage)?),
+                hash_version: row.try_get(11).map_err(storage)?,
+                digest,
+                action: None,
             })
         });
+        chained_rows.push(chained.map_err(|_| row.try_get::<_, i64>(0)));
+    }
+    drop(events);
+    let mut actions = BTreeMap::new();
+    for id in vouched {
+        if let Some(action) = get(conn, id)? {
+            actions.insert(id, action);
+        }
+    }
+    for chained in chained_rows {
         // A row that does not even decode (an edited status) is bad too.
-        let chained = match chained {
+        let mut chained = match chained {
             Ok(chained) => chained,
-            Err(_) => {
-                let id: i64 = row.try_get(0).db("verify audit")?;
+            Err(id) => {
+                let id: i64 = id.db("verify audit")?;
                 return Ok(AuditReport {
                     checked: verifier.finish(None).checked,
                     first_bad_event_id: Some(id),
                 });
             }
         };
+        if chained.digest.is_some() {
+            chained.action = chained
+                .event
+                .action_id
+                .and_then(|id| actions.get(&id).cloned());
+        }
         if !verifier.push(&chained) {
             break;
         }

@@ -6,6 +6,7 @@ use super::{Conn, Db, Failure};
 use crate::error::Error;
 use crate::identity::{Credential, CredentialDraft};
 use crate::model::Timestamp;
+use crate::store::EventDraft;
 
 type Out<T> = std::result::Result<T, Failure>;
 
@@ -29,6 +30,7 @@ pub(super) fn insert(conn: &mut Conn, draft: &CredentialDraft) -> Out<Credential
         return Err(Error::conflict("A credential with this secret already exists").into());
     };
     let id: i64 = row.try_get(0).db("issue credential")?;
+    super::actions::log_events(conn, &[draft.event()])?;
     Ok(draft.clone().into_credential(id))
 }
 
@@ -50,16 +52,33 @@ pub(super) fn list(conn: &mut Conn) -> Out<Vec<Credential>> {
         .collect::<Result<_, _>>()?)
 }
 
-/// Revokes credential `id`, keeping an earlier revocation time.
-pub(super) fn revoke(conn: &mut Conn, id: i64, at: Timestamp) -> Out<Option<Credential>> {
+/// Revokes credential `id`, keeping an earlier revocation time, and logs
+/// the first revocation (in the caller's transaction).
+pub(super) fn revoke(conn: &mut Conn, id: i64, at: Timestamp, by: &str) -> Out<Option<Credential>> {
     let rows = conn
         .query(
             concat!(
-                "UPDATE credentials SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 \
+                "UPDATE credentials SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL \
                  RETURNING ",
                 credential_columns!()
             ),
             &[&id, &ts(at)],
+        )
+        .db("revoke credential")?;
+    if let Some(row) = rows.first() {
+        let credential = credential_from_row(row)?;
+        let event = EventDraft::credential(&credential.name, "revoked".to_owned(), by, at);
+        super::actions::log_events(conn, &[event])?;
+        return Ok(Some(credential));
+    }
+    let rows = conn
+        .query(
+            concat!(
+                "SELECT ",
+                credential_columns!(),
+                " FROM credentials WHERE id = $1"
+            ),
+            &[&id],
         )
         .db("revoke credential")?;
     Ok(rows.first().map(credential_from_row).transpose()?)

@@ -366,9 +366,15 @@ impl Store for PostgresStore {
         self.single("get server", |conn| actions::get_server(conn, id, false))
     }
 
-    fn set_paused(&self, id: &str, paused_at: Option<Timestamp>) -> Result<Option<Server>> {
-        self.single("pause server", |conn| {
-            actions::set_paused(conn, id, paused_at)
+    fn set_paused(
+        &self,
+        id: &str,
+        paused: bool,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<Option<Server>> {
+        self.write("pause server", |conn| {
+            actions::set_paused(conn, id, paused, by, at)
         })
     }
 
@@ -432,16 +438,16 @@ impl Store for PostgresStore {
     }
 
     fn insert_credential(&self, draft: CredentialDraft) -> Result<Credential> {
-        self.single("issue credential", |conn| credentials::insert(conn, &draft))
+        self.write("issue credential", |conn| credentials::insert(conn, &draft))
     }
 
     fn list_credentials(&self) -> Result<Vec<Credential>> {
         self.single("list credentials", credentials::list)
     }
 
-    fn revoke_credential(&self, id: i64, at: Timestamp) -> Result<Option<Credential>> {
-        self.single("revoke credential", |conn| {
-            credentials::revoke(conn, id, at)
+    fn revoke_credential(&self, id: i64, at: Timestamp, by: &str) -> Result<Option<Credential>> {
+        self.write("revoke credential", |conn| {
+            credentials::revoke(conn, id, at, by)
         })
     }
 

@@ -7,7 +7,7 @@ use postgres::Row;
 
 use crate::error::{Error, Result};
 use crate::identity::{Credential, Role};
-use crate::model::{Action, ActionStatus, Event, Server, Timestamp};
+use crate::model::{Action, ActionStatus, Event, EventKind, Server, Timestamp};
 
 /// A timestamp as stored: microseconds since the Unix epoch.
 pub(super) fn ts(t: Timestamp) -> i64 {
@@ -124,16 +124,28 @@ pub(super) fn action_and_token(r: &Row) -> Result<(Action, Option<String>)> {
     Ok((action_from_row(r, 0)?, get(r, LEASE_TOKEN_COLUMN)?))
 }
 
-/// An event from the columns `id, action_id, from_status, to_status, actor, at, detail`.
+/// The columns [`event_from_row`] reads, in order.
+macro_rules! event_columns {
+    () => {
+        "id, action_id, from_status, to_status, actor, at, detail, kind, subject"
+    };
+}
+pub(super) use event_columns;
+
+/// An event from the columns of [`event_columns!`].
 pub(super) fn event_from_row(r: &Row) -> Result<Event> {
     Ok(Event {
         id: get(r, 0)?,
         action_id: get(r, 1)?,
         from_status: get::<Option<&str>>(r, 2)?.map(status_from).transpose()?,
-        to_status: status_from(get(r, 3)?)?,
+        to_status: get::<Option<&str>>(r, 3)?.map(status_from).transpose()?,
         by: get(r, 4)?,
         at: required_micros(get(r, 5)?)?,
         detail: get(r, 6)?,
+        kind: get::<&str>(r, 7)?
+            .parse::<EventKind>()
+            .map_err(|e| bad("event kind", e))?,
+        subject: get(r, 8)?,
     })
 }
 

@@ -8,9 +8,8 @@ use postgres::{Client, GenericClient, Transaction};
 
 use super::rows::event_from_row;
 use super::storage;
-use crate::audit::{event_hash, AuditHead};
+use crate::audit::{event_hash_v1, AuditHead};
 use crate::error::{Error, Result};
-use crate::store::EventDraft;
 
 /// One forward migration: SQL, then an optional Rust step in the same
 /// transaction (for values only Rust computes: digests, chain hashes).
@@ -105,6 +104,8 @@ const MIGRATIONS: &[Migration] = &[
     },
     // v3: issue 22's hardening.
     sql(V3_HARDENING),
+    // v4: the audit chain covers digests, servers and credentials.
+    sql(V4_EVENT_KINDS),
 ];
 
 /// v3: each action's `params` (JSON object as text, like `env`). Actions
@@ -118,6 +119,26 @@ const V3_HARDENING: &str = r#"
         WHERE service_name IS NOT NULL;
     UPDATE actions SET lease_token = encode(sha256(convert_to(lease_token, 'UTF8')), 'hex')
         WHERE lease_token IS NOT NULL;
+"#;
+
+/// v4: events of every kind: `kind`, `subject` (old events: their action's
+/// server), `action_id` and `to_status` nullable (server and credential
+/// events), the digest an event vouches for, and the version of its hash's
+/// encoding (1 for every event written before: their hashes stay valid).
+/// The defaults only fill the old rows: every insert names each column.
+const V4_EVENT_KINDS: &str = r#"
+    ALTER TABLE action_events
+        ALTER COLUMN action_id DROP NOT NULL,
+        ALTER COLUMN to_status DROP NOT NULL,
+        ADD COLUMN kind text NOT NULL DEFAULT 'action',
+        ADD COLUMN subject text NOT NULL DEFAULT '',
+        ADD COLUMN digest text,
+        ADD COLUMN hash_version bigint NOT NULL DEFAULT 1;
+    UPDATE action_events e SET subject = a.server_id FROM actions a WHERE a.id = e.action_id;
+    ALTER TABLE action_events
+        ALTER COLUMN kind DROP DEFAULT,
+        ALTER COLUMN subject DROP DEFAULT,
+        ALTER COLUMN hash_version DROP DEFAULT;
 "#;
 
 /// v2: credentials (only the SHA-256 of each secret, unique, looked up by
@@ -183,9 +204,11 @@ fn v2_digests_and_chain(tx: &mut Transaction<'_>) -> Result<()> {
         let digest = crate::action_digest(&server_id, &action_type, &argv, &env, "");
         tx.execute(&update, &[&id, &digest]).map_err(context)?;
     }
+    // Version 2's events are action events (kind and subject came with v3,
+    // and the v1 encoding hashes neither).
     let events = tx
         .query(
-            "SELECT id, action_id, from_status, to_status, actor, at, detail \
+            "SELECT id, action_id, from_status, to_status, actor, at, detail, 'action', '' \
              FROM action_events ORDER BY id",
             &[],
         )
@@ -196,15 +219,12 @@ fn v2_digests_and_chain(tx: &mut Transaction<'_>) -> Result<()> {
     let mut head = AuditHead::default();
     for row in &events {
         let event = event_from_row(row)?;
-        let draft = EventDraft {
-            action_id: event.action_id,
-            from_status: event.from_status,
-            to_status: event.to_status,
-            by: event.by,
-            at: event.at,
-            detail: event.detail,
-        };
-        let hash = event_hash(&head.hash, &draft);
+        let hash = event_hash_v1(&head.hash, &event).ok_or_else(|| {
+            Error::Storage(format!(
+                "migrate to version 2: event {} has no status",
+                event.id
+            ))
+        })?;
         tx.execute(&chain, &[&event.id, &&head.hash[..], &&hash[..]])
             .map_err(context)?;
         head = AuditHead {

@@ -218,7 +218,7 @@ pub(super) fn insert(
     })
     .context("create action")?;
     action.id = tx.last_insert_rowid();
-    event.action_id = action.id;
+    event.action_id = Some(action.id);
     count(tx, &action, action.status, 1)?;
     events::log(tx, &event)?;
     Ok(action)

@@ -4,10 +4,11 @@ use chrono::DateTime;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::rows::ts;
-use super::Context;
+use super::{events, Context};
 use crate::error::{Error, Result};
 use crate::identity::{Credential, CredentialDraft, Role};
 use crate::model::Timestamp;
+use crate::store::EventDraft;
 
 /// The columns [`credential_from_row`] reads, in order.
 macro_rules! credential_columns {
@@ -64,7 +65,9 @@ pub(super) fn insert(tx: &Transaction<'_>, draft: CredentialDraft) -> Result<Cre
             "A credential with this secret already exists",
         ));
     }
-    Ok(draft.into_credential(tx.last_insert_rowid()))
+    let id = tx.last_insert_rowid();
+    events::log(tx, &draft.event())?;
+    Ok(draft.into_credential(id))
 }
 
 /// Every credential by id.
@@ -82,20 +85,35 @@ pub(super) fn list(conn: &Connection) -> Result<Vec<Credential>> {
     .context("list credentials")
 }
 
-/// Revokes credential `id` (keeping an earlier revocation time).
-pub(super) fn revoke(tx: &Transaction<'_>, id: i64, at: Timestamp) -> Result<Option<Credential>> {
-    tx.prepare_cached(
-        "UPDATE credentials SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-    )
-    .and_then(|mut update| update.execute(params![id, ts(at)]))
-    .context("revoke credential")?;
-    tx.prepare_cached(concat!(
-        "SELECT ",
-        credential_columns!(),
-        " FROM credentials WHERE id = ?1"
-    ))
-    .and_then(|mut select| select.query_row([id], credential_from_row).optional())
-    .context("revoke credential")
+/// Revokes credential `id` (keeping an earlier revocation time), logging
+/// the first revocation.
+pub(super) fn revoke(
+    tx: &Transaction<'_>,
+    id: i64,
+    at: Timestamp,
+    by: &str,
+) -> Result<Option<Credential>> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE credentials SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        )
+        .and_then(|mut update| update.execute(params![id, ts(at)]))
+        .context("revoke credential")?;
+    let credential = tx
+        .prepare_cached(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM credentials WHERE id = ?1"
+        ))
+        .and_then(|mut select| select.query_row([id], credential_from_row).optional())
+        .context("revoke credential")?;
+    if let (Some(credential), true) = (&credential, changed > 0) {
+        events::log(
+            tx,
+            &EventDraft::credential(&credential.name, "revoked".to_owned(), by, at),
+        )?;
+    }
+    Ok(credential)
 }
 
 /// The credential whose secret has digest `secret_sha256` (unique index lookup).

@@ -12,9 +12,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::rows::{event_from_row, ts};
+use super::rows::{event_columns, event_from_row, ts};
 use super::Context;
-use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent};
+use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent, HASH_VERSION};
 use crate::error::Result;
 use crate::model::{ActionStatus, Event};
 use crate::store::EventDraft;
@@ -69,18 +69,23 @@ pub(super) fn log(tx: &Transaction<'_>, event: &EventDraft) -> Result<()> {
     let hash = event_hash(&prev, event);
     tx.prepare_cached(
         "INSERT INTO action_events (action_id, from_status, to_status, actor, at, detail, \
-         prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         prev_hash, hash, kind, subject, digest, hash_version) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )
     .and_then(|mut insert| {
         insert.execute(params![
             event.action_id,
             event.from_status.map(ActionStatus::as_str),
-            event.to_status.as_str(),
+            event.to_status.map(ActionStatus::as_str),
             event.by,
             ts(event.at),
             event.detail,
             &prev[..],
             &hash[..],
+            event.kind.as_str(),
+            event.subject,
+            event.digest,
+            HASH_VERSION,
         ])
     })
     .context("log event")?;
@@ -96,10 +101,11 @@ pub(super) fn log(tx: &Transaction<'_>, event: &EventDraft) -> Result<()> {
 
 /// Up to `limit` events after `cursor`, oldest first.
 pub(super) fn since(conn: &Connection, cursor: i64, limit: u32) -> Result<Vec<Event>> {
-    conn.prepare_cached(
-        "SELECT id, action_id, from_status, to_status, actor, at, detail FROM action_events \
-         WHERE id > ?1 ORDER BY id LIMIT ?2",
-    )
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM action_events WHERE id > ?1 ORDER BY id LIMIT ?2"
+    ))
     .and_then(|mut select| {
         select
             .query_map(params![cursor, limit], event_from_row)?
@@ -115,18 +121,30 @@ pub(super) fn verify(conn: &Connection) -> Result<AuditReport> {
         let head = head(conn)?;
         let mut verifier = AuditVerifier::new();
         let mut select = conn
-            .prepare_cached(
-                "SELECT id, action_id, from_status, to_status, actor, at, detail, prev_hash, \
-                 hash FROM action_events ORDER BY id",
-            )
+            .prepare_cached(concat!(
+                "SELECT ",
+                event_columns!(),
+                ", prev_hash, hash, hash_version, digest FROM action_events ORDER BY id"
+            ))
             .context("verify audit")?;
         let mut rows = select.query([]).context("verify audit")?;
         while let Some(row) = rows.next().context("verify audit")? {
             let chained = (|| {
+                let event = event_from_row(row)?;
+                let digest: Option<String> = row.get(12)?;
+                // What the event vouches for is checked against the row as it is now.
+                let action = match (&digest, event.action_id) {
+                    (Some(_), Some(id)) => super::actions::get(conn, id)
+                        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
+                    _ => None,
+                };
                 Ok(ChainedEvent {
-                    event: event_from_row(row)?,
-                    prev_hash: hash_from(row.get(7)?),
-                    hash: hash_from(row.get(8)?),
+                    event,
+                    prev_hash: hash_from(row.get(9)?),
+                    hash: hash_from(row.get(10)?),
+                    hash_version: row.get(11)?,
+                    digest,
+                    action,
                 })
             })()
             .context("verify audit");

@@ -163,8 +163,16 @@ impl Store for SqliteStore {
         self.read_point(|conn| servers::get(conn, id, "get server"))
     }
 
-    fn set_paused(&self, id: &str, paused_at: Option<Timestamp>) -> Result<Option<Server>> {
-        self.write("pause server", |tx| servers::set_paused(tx, id, paused_at))
+    fn set_paused(
+        &self,
+        id: &str,
+        paused: bool,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<Option<Server>> {
+        self.write("pause server", |tx| {
+            servers::set_paused(tx, id, paused, by, at)
+        })
     }
 
     fn insert_action(&self, draft: ActionDraft, guard: &ConflictGuard) -> Result<Action> {
@@ -230,8 +238,10 @@ impl Store for SqliteStore {
         self.read(credentials::list)
     }
 
-    fn revoke_credential(&self, id: i64, at: Timestamp) -> Result<Option<Credential>> {
-        self.write("revoke credential", |tx| credentials::revoke(tx, id, at))
+    fn revoke_credential(&self, id: i64, at: Timestamp, by: &str) -> Result<Option<Credential>> {
+        self.write("revoke credential", |tx| {
+            credentials::revoke(tx, id, at, by)
+        })
     }
 
     fn find_credential(&self, secret_sha256: &[u8; 32]) -> Result<Option<Credential>> {

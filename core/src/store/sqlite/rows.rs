@@ -4,7 +4,7 @@
 use chrono::DateTime;
 use rusqlite::Row;
 
-use crate::model::{Action, ActionStatus, Event, Server, Timestamp};
+use crate::model::{Action, ActionStatus, Event, EventKind, Server, Timestamp};
 
 /// A timestamp as stored: microseconds since the Unix epoch.
 pub(super) fn ts(t: Timestamp) -> i64 {
@@ -104,7 +104,15 @@ pub(super) fn action_from_row(r: &Row<'_>) -> rusqlite::Result<Action> {
     })
 }
 
-/// An event from the columns `id, action_id, from_status, to_status, actor, at, detail`.
+/// The columns [`event_from_row`] reads, in order.
+macro_rules! event_columns {
+    () => {
+        "id, action_id, from_status, to_status, actor, at, detail, kind, subject"
+    };
+}
+pub(super) use event_columns;
+
+/// An event from the columns of [`event_columns!`].
 pub(super) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
     Ok(Event {
         id: r.get(0)?,
@@ -113,10 +121,18 @@ pub(super) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
             .get::<_, Option<String>>(2)?
             .map(status_from)
             .transpose()?,
-        to_status: status_from(r.get(3)?)?,
+        to_status: r
+            .get::<_, Option<String>>(3)?
+            .map(status_from)
+            .transpose()?,
         by: r.get(4)?,
         at: required_micros(r.get(5)?)?,
         detail: r.get(6)?,
+        kind: r
+            .get::<_, String>(7)?
+            .parse::<EventKind>()
+            .map_err(conversion)?,
+        subject: r.get(8)?,
     })
 }
 

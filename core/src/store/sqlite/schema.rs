@@ -7,10 +7,9 @@ use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use super::events::{head_blob, HEAD_ROW};
 use super::rows::event_from_row;
 use super::storage;
-use crate::audit::{event_hash, AuditHead};
+use crate::audit::{event_hash_v1, AuditHead};
 use crate::error::{Error, Result};
 use crate::model::Event;
-use crate::store::EventDraft;
 
 /// One forward migration: SQL, then (for what SQL cannot compute) a step
 /// in Rust, in the same transaction.
@@ -116,6 +115,8 @@ const MIGRATIONS: &[Migration] = &[
         sql: V5_HARDENING,
         then: Some(v5_hash_lease_tokens),
     },
+    // v6: the audit chain covers digests, servers and credentials.
+    sql(V6_EVENT_KINDS),
 ];
 
 /// v5's Rust part: lease tokens are kept as their SHA-256 only; the tokens
@@ -149,6 +150,46 @@ const V5_HARDENING: &str = r#"
     ALTER TABLE actions ADD COLUMN params TEXT NOT NULL DEFAULT '{}';
     UPDATE actions SET params = json_object('service_name', service_name)
         WHERE service_name IS NOT NULL;
+"#;
+
+/// v6: events of every kind (`kind`, `subject`; `action_id` and `to_status`
+/// nullable, for server and credential events: SQLite cannot drop a NOT
+/// NULL, so the table is rebuilt, ids, hashes and its AUTOINCREMENT counter
+/// kept) with the digest they vouch for and the version of their hash's
+/// encoding (1 for every event written before: their hashes stay valid).
+/// Old events' `subject` is their action's server.
+const V6_EVENT_KINDS: &str = r#"
+    CREATE TABLE action_events_v6 (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        action_id     INTEGER REFERENCES actions(id),
+        from_status   TEXT,
+        to_status     TEXT,
+        actor         TEXT NOT NULL,
+        at            INTEGER NOT NULL,
+        detail        TEXT,
+        prev_hash     BLOB,
+        hash          BLOB,
+        kind          TEXT NOT NULL,
+        subject       TEXT NOT NULL,
+        digest        TEXT,
+        hash_version  INTEGER NOT NULL
+    );
+    INSERT INTO action_events_v6 (id, action_id, from_status, to_status, actor, at, detail,
+                                  prev_hash, hash, kind, subject, digest, hash_version)
+        SELECT e.id, e.action_id, e.from_status, e.to_status, e.actor, e.at, e.detail,
+               e.prev_hash, e.hash, 'action',
+               COALESCE((SELECT a.server_id FROM actions a WHERE a.id = e.action_id), ''),
+               NULL, 1
+        FROM action_events e ORDER BY e.id;
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'action_events_v6', seq FROM sqlite_sequence WHERE name = 'action_events'
+        AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'action_events_v6');
+    UPDATE sqlite_sequence SET seq = MAX(seq,
+        (SELECT seq FROM sqlite_sequence WHERE name = 'action_events'))
+        WHERE name = 'action_events_v6'
+        AND EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'action_events');
+    DROP TABLE action_events;
+    ALTER TABLE action_events_v6 RENAME TO action_events;
 "#;
 
 /// v4: each action's `approvals` (JSON list), `digest` and
@@ -194,9 +235,11 @@ fn v4_digests_and_chain(tx: &Transaction<'_>) -> Result<()> {
         let digest = crate::action_digest(&server_id, &action_type, &argv, &env, "");
         update.execute(params![id, digest]).map_err(context)?;
     }
+    // Version 4's events are action events (kind and subject came with v5,
+    // and the v1 encoding hashes neither).
     let events: Vec<Event> = tx
         .prepare(
-            "SELECT id, action_id, from_status, to_status, actor, at, detail \
+            "SELECT id, action_id, from_status, to_status, actor, at, detail, 'action', '' \
              FROM action_events ORDER BY id",
         )
         .and_then(|mut select| select.query_map([], event_from_row)?.collect())
@@ -206,15 +249,12 @@ fn v4_digests_and_chain(tx: &Transaction<'_>) -> Result<()> {
         .map_err(context)?;
     let mut head = AuditHead::default();
     for event in events {
-        let draft = EventDraft {
-            action_id: event.action_id,
-            from_status: event.from_status,
-            to_status: event.to_status,
-            by: event.by,
-            at: event.at,
-            detail: event.detail,
-        };
-        let hash = event_hash(&head.hash, &draft);
+        let hash = event_hash_v1(&head.hash, &event).ok_or_else(|| {
+            Error::Storage(format!(
+                "migrate to version 4: event {} has no status",
+                event.id
+            ))
+        })?;
         chain
             .execute(params![event.id, &head.hash[..], &hash[..]])
             .map_err(context)?;

@@ -3,9 +3,10 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::rows::{server_columns, server_from_row, ts};
-use super::Context;
+use super::{events, Context};
 use crate::error::{Error, Result};
 use crate::model::{Server, Timestamp};
+use crate::store::EventDraft;
 
 /// One server by id.
 const SELECT_SERVER_SQL: &str =
@@ -44,17 +45,24 @@ pub(super) fn get(conn: &Connection, id: &str, what: &str) -> Result<Option<Serv
         .context(what)
 }
 
-/// Enters or leaves maintenance mode (keeping an earlier `paused_at`).
+/// Enters or leaves maintenance mode (keeping an earlier `paused_at`),
+/// logging the change.
 pub(super) fn set_paused(
     tx: &Transaction<'_>,
     id: &str,
-    paused_at: Option<Timestamp>,
+    paused: bool,
+    by: &str,
+    at: Timestamp,
 ) -> Result<Option<Server>> {
-    tx.prepare_cached(
-        "UPDATE servers SET is_paused = ?2, paused_at = ?3 WHERE id = ?1 AND is_paused != ?2",
-    )
-    .and_then(|mut update| update.execute(params![id, paused_at.is_some(), paused_at.map(ts)]))
-    .context("pause server")?;
+    let changed = tx
+        .prepare_cached(
+            "UPDATE servers SET is_paused = ?2, paused_at = ?3 WHERE id = ?1 AND is_paused != ?2",
+        )
+        .and_then(|mut update| update.execute(params![id, paused, paused.then_some(ts(at))]))
+        .context("pause server")?;
+    if changed > 0 {
+        events::log(tx, &EventDraft::server_paused(id, paused, by, at))?;
+    }
     get(tx, id, "pause server")
 }
 
