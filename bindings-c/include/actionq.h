@@ -1258,8 +1258,10 @@ aq_status aq_action_count(const struct aq_queue *queue, char **counts_json_out);
  * next cursor.
  *
  * On `AQ_STATUS_OK`, `*events_json_out` receives a JSON array of
- * `{"id","action_id","from_status","to_status","by","at","detail"}` (possibly
- * `[]`), which the caller frees with `aq_string_free`.
+ * `{"id","action_id","from_status","to_status","by","at","detail","kind","subject"}`
+ * (possibly `[]`; `kind` is `action`, `server` or `credential`, and the
+ * latter two have null `action_id`, `from_status` and `to_status`), which
+ * the caller frees with `aq_string_free`.
  *
  * # Safety
  *

@@ -688,8 +688,10 @@ pub unsafe extern "C" fn aq_action_count(
 /// next cursor.
 ///
 /// On `AQ_STATUS_OK`, `*events_json_out` receives a JSON array of
-/// `{"id","action_id","from_status","to_status","by","at","detail"}` (possibly
-/// `[]`), which the caller frees with `aq_string_free`.
+/// `{"id","action_id","from_status","to_status","by","at","detail","kind","subject"}`
+/// (possibly `[]`; `kind` is `action`, `server` or `credential`, and the
+/// latter two have null `action_id`, `from_status` and `to_status`), which
+/// the caller frees with `aq_string_free`.
 ///
 /// # Safety
 ///

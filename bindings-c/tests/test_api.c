@@ -902,14 +902,20 @@ static void test_flow(const char *dir) {
 
   char *events = NULL;
   CHECK_OK(aq_event_list(q, 0, 1000, &events));
-  /* created(pending), approved, executing, completed; pending, rejected; pending. */
-  CHECK(count(events, "\"to_status\":") == 7);
+  /* paused; created(pending), approved, executing, completed; pending, rejected; pending;
+     unpaused. */
+  CHECK(count(events, "\"to_status\":") == 9);
+  CHECK(count(events, "\"kind\":\"action\",\"subject\":\"web-1\"") == 7);
+  CHECK(json_has(events, "\"action_id\":null,\"from_status\":null,\"to_status\":null,"
+                         "\"by\":\"dashboard\""));
+  CHECK(json_has(events, "\"detail\":\"paused\",\"kind\":\"server\",\"subject\":\"web-1\""));
+  CHECK(json_has(events, "\"detail\":\"unpaused\",\"kind\":\"server\",\"subject\":\"web-1\""));
   CHECK(json_has(events, "\"from_status\":\"executing\",\"to_status\":\"completed\""));
   aq_string_free(events);
-  CHECK_OK(aq_event_list(q, 6, 1000, &events));
-  CHECK(count(events, "\"to_status\":") == 1 && json_has(events, "\"id\":7"));
+  CHECK_OK(aq_event_list(q, 8, 1000, &events));
+  CHECK(count(events, "\"to_status\":") == 1 && json_has(events, "\"id\":9"));
   aq_string_free(events);
-  CHECK_OK(aq_event_list(q, 7, 10, &events));
+  CHECK_OK(aq_event_list(q, 9, 10, &events));
   CHECK(strcmp(events, "[]") == 0);
   aq_string_free(events);
   aq_queue_free(q);
