@@ -19,6 +19,15 @@ def test_events_follow_the_life_of_actions(paused: actionq.ActionQueue) -> None:
     paused.reject_action(b.id, "no")
 
     events = paused.events_since()
+    pause, events = events[0], events[1:]
+    assert (pause.kind, pause.subject, pause.action_id, pause.to_status, pause.detail) == (
+        "server",
+        "web-1",
+        None,
+        None,
+        "paused",
+    )
+    assert all((e.kind, e.subject) == ("action", "web-1") for e in events)
     steps = [(e.action_id, e.from_status, e.to_status, e.by) for e in events]
     assert steps == [
         (a.id, None, "pending", "alerts"),
@@ -44,6 +53,8 @@ def test_events_follow_the_life_of_actions(paused: actionq.ActionQueue) -> None:
         "by": "alerts",
         "at": events[0].at,
         "detail": events[0].detail,
+        "kind": "action",
+        "subject": "web-1",
     }
     assert repr(events[0]).startswith("Event(id=")
 

@@ -430,13 +430,15 @@ def test_events(client: TestClient) -> None:
     held = claim(client)
     client.post(f"{V1}/actions/{held['id']}/result", json={"lease_token": held["lease_token"], "exit_code": 0})
     events = client.get(f"{V1}/events").json()
-    assert [(e["from_status"], e["to_status"], e["by"]) for e in events] == [
-        (None, "pending", "dashboard"),
-        ("pending", "approved", "dashboard"),
-        ("approved", "executing", "agent"),
-        ("executing", "completed", "agent"),
+    assert [(e["kind"], e["subject"], e["from_status"], e["to_status"], e["by"]) for e in events] == [
+        ("server", "web-1", None, None, "dashboard"),
+        ("action", "web-1", None, "pending", "dashboard"),
+        ("action", "web-1", "pending", "approved", "dashboard"),
+        ("action", "web-1", "approved", "executing", "agent"),
+        ("action", "web-1", "executing", "completed", "agent"),
     ]
-    assert set(events[0]) == {"id", "action_id", "from_status", "to_status", "by", "at", "detail"}
+    assert (events[0]["action_id"], events[0]["detail"]) == (None, "paused")
+    assert set(events[0]) == {"id", "action_id", "from_status", "to_status", "by", "at", "detail", "kind", "subject"}
     after = client.get(f"{V1}/events", params={"after": events[1]["id"], "limit": 1}).json()
     assert after == [events[2]]
     assert client.get(f"{V1}/events", params={"after": events[-1]["id"]}).json() == []
@@ -607,6 +609,18 @@ def test_openapi_document_unchanged(client: TestClient) -> None:
     assert set(schemas.pop("AuditReportOut")["properties"]) == {"checked", "first_bad_event_id"}
     verify = spec["paths"].pop("/api/v1/audit/verify")
     assert verify["get"]["operationId"] == "verify_audit"
+    # Issue 22: events of every kind (README "Approval policy and tamper-evident
+    # audit"): `kind` and `subject` added; `action_id` and `to_status` null on
+    # server and credential events, else as before.
+    event = schemas["EventOut"]
+    assert event["properties"].pop("kind")["enum"] == ["action", "server", "credential"]
+    assert event["properties"].pop("subject")["type"] == "string"
+    event["required"].remove("kind")
+    event["required"].remove("subject")
+    before = expected["components"]["schemas"]["EventOut"]["properties"]
+    for field, was in (("action_id", {"type": "integer"}), ("to_status", before["to_status"])):
+        assert event["properties"][field]["anyOf"] == [was, {"type": "null"}], field
+        event["properties"][field] = before[field]
     assert spec == expected
 
 
@@ -634,21 +648,21 @@ def test_approve_shows_approvals_and_stays_pending_until_enough(tmp_path: Path) 
         body = first.json()
         assert body["status"] == "pending" and body["approved_by"] is None
         assert [(a["by"], a["digest"]) for a in body["approvals"]] == [("dashboard", action["digest"])]
-        assert c.get(f"{V1}/events", params={"after": 1}).json()[0]["detail"] == "1 of 2"
+        assert c.get(f"{V1}/events", params={"after": 2}).json()[0]["detail"] == "1 of 2"
         # the same principal again: counted once, 200 with the action unchanged
         again = c.post(f"{V1}/actions/{action['id']}/approve")
         assert again.status_code == 200 and again.json() == body
         verify = c.get(f"{V1}/audit/verify")
         assert verify.status_code == 200
-        assert verify.json() == {"checked": 2, "first_bad_event_id": None}
+        assert verify.json() == {"checked": 3, "first_bad_event_id": None}  # pause, creation, first approval
     # a changed whitelist: the older action can no longer be approved
     with TestClient(create_app(db_path=str(db), api_key=API_KEY), headers={"X-API-Key": API_KEY}) as c:
         detail = error(c.post(f"{V1}/actions/{action['id']}/approve"), 409, "CONFLICT")
         assert detail["message"] == f"Whitelist changed since action {action['id']} was created"
     with sqlite3.connect(db) as conn:
-        conn.execute("DELETE FROM action_events WHERE id = 2")
+        conn.execute("DELETE FROM action_events WHERE id = 3")  # the newest: the approval
     with TestClient(create_app(db_path=str(db), api_key=API_KEY), headers={"X-API-Key": API_KEY}) as c:
-        assert c.get(f"{V1}/audit/verify").json() == {"checked": 1, "first_bad_event_id": 2}
+        assert c.get(f"{V1}/audit/verify").json() == {"checked": 2, "first_bad_event_id": 3}
         assert c.get(f"{V1}/audit/verify", headers={"X-API-Key": "wrong"}).status_code == 401
 
 

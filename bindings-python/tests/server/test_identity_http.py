@@ -200,7 +200,12 @@ def test_secrets_never_in_logs_errors_events_or_listings(
     for text in seen:
         assert random_part not in text, text
     events = client.get(f"{V1}/events", headers=AUTH).json()
-    assert [e["by"] for e in events] == ["dashboard", "web-1-agent", "web-1-agent"]
+    assert [(e["kind"], e["subject"], e["by"]) for e in events] == [
+        ("credential", "web-1-agent", "dashboard"),
+        ("action", "web-1", "dashboard"),
+        ("action", "web-1", "web-1-agent"),
+        ("action", "web-1", "web-1-agent"),
+    ]
 
 
 # The matrix -----------------------------------------------------------------

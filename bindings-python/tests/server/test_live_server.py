@@ -130,6 +130,7 @@ def test_live_server_flow(tmp_path: Path) -> None:
         assert result.status_code == 200 and result.json()["status"] == "completed"
         events = http.get("/events").json()
         assert [(e["from_status"], e["to_status"]) for e in events] == [
+            (None, None),  # the pause
             (None, "pending"),
             ("pending", "approved"),
             ("approved", "executing"),
