@@ -512,6 +512,12 @@ fn a_database_row_edited_after_approval_is_refused_by_the_agent() {
     server.create_server("web-1");
     let id = server.create_action("web-1", "mark", &[("n", "1")]);
     let approved = server.action(id);
+    let (status, clean) = server.call("GET", "/audit/verify", None);
+    assert_eq!(
+        (status, &clean["first_bad_event_id"]),
+        (200, &Value::Null),
+        "{clean}"
+    );
     // Whoever can write the database swaps the approved command for a shell,
     // with a digest that matches the new command.
     let pwned = dir.path().join("pwned");
@@ -542,6 +548,15 @@ fn a_database_row_edited_after_approval_is_refused_by_the_agent() {
         .unwrap();
     assert!(edit.status.success(), "{edit:?}");
     assert_eq!(server.action(id)["argv"], serde_json::json!(argv));
+    // The audit chain vouches for the digest the action was created with:
+    // its creation event is the first bad one now.
+    let created = server.events_of(id)[0]["id"].clone();
+    let (status, report) = server.call("GET", "/audit/verify", None);
+    assert_eq!(
+        (status, &report["first_bad_event_id"]),
+        (200, &created),
+        "{report}"
+    );
 
     let agent = Agent::start(&agent(&server, dir.path(), "agent", ""));
     let a = server.wait_finished(id, || agent.logs());
