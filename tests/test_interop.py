@@ -198,6 +198,9 @@ def test_hosts_share_one_sqlite_file_at_once(tmp_path: Path) -> None:
     # then approved by the creator), executing, then its reported outcome.
     by_action: dict[int, list[tuple[Any, ...]]] = {i: [] for i in ids}
     for e in stream:
+        if e["kind"] != "action":  # the pause of PAUSED
+            assert (e["kind"], e["subject"], e["detail"]) == ("server", PAUSED, "paused"), e
+            continue
         by_action[e["action_id"]].append((e["from_status"], e["to_status"], e["by"]))
     exit_codes = {r["id"]: r["exit_code"] for rs in reports.values() for r in rs}
     for c in created:
@@ -212,7 +215,7 @@ def test_hosts_share_one_sqlite_file_at_once(tmp_path: Path) -> None:
 
     # The work interleaved: agents claimed before the creator had finished, and
     # the reader had caught up with the writers before they finished.
-    created_at = {e["action_id"]: e["id"] for e in stream if e["from_status"] is None}
+    created_at = {e["action_id"]: e["id"] for e in stream if e["kind"] == "action" and e["from_status"] is None}
     last_create = max(created_at.values())
     claims_before = [e["id"] for e in stream if e["to_status"] == "executing" and e["id"] < last_create]
     assert claims_before, "no claim before the creator's last create"
