@@ -11,11 +11,11 @@ use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Timestamp};
 use crate::store::{ActionDraft, Change, ConflictGuard, PageRequest};
 
 /// One action by id.
-const SELECT_ACTION_SQL: &str =
+pub(super) const SELECT_ACTION_SQL: &str =
     concat!("SELECT ", action_columns!(), " FROM actions WHERE id = ?1");
 
 /// Pending actions of a server with the given type and command, oldest first.
-const PENDING_DUPLICATES_SQL: &str = concat!(
+pub(super) const PENDING_DUPLICATES_SQL: &str = concat!(
     "SELECT ",
     action_columns!(),
     " FROM actions WHERE server_id = ?1 AND status = 'pending' AND action_type = ?2 \
@@ -23,16 +23,50 @@ const PENDING_DUPLICATES_SQL: &str = concat!(
 );
 
 /// Pending, approved or executing actions of a server with the given type, oldest first.
-const ACTIVE_OF_TYPE_SQL: &str = concat!(
+pub(super) const ACTIVE_OF_TYPE_SQL: &str = concat!(
     "SELECT ",
     action_columns!(),
     " FROM actions WHERE server_id = ?1 AND action_type = ?2 \
     AND status IN ('pending', 'approved', 'executing') ORDER BY id"
 );
 
+// The sweeps below run before every read and almost never find anything, so
+// their plan is all their cost. They name their partial index (`INDEXED BY`:
+// SQLite refuses to prepare the statement if that index cannot serve it):
+// without statistics the planner prefers an equality on `actions_by_status`
+// to a range on the partial index, and walks every executing (or pending) row.
+
 /// Whether any executing action's lease has run out by ?1.
-const ANY_LEASE_DUE_SQL: &str =
-    "SELECT 1 FROM actions WHERE status = 'executing' AND lease_expires_at <= ?1 LIMIT 1";
+pub(super) const ANY_LEASE_DUE_SQL: &str = "SELECT 1 FROM actions INDEXED BY actions_leases \
+     WHERE status = 'executing' AND lease_expires_at <= ?1 LIMIT 1";
+
+/// Executing actions whose lease ran out by ?1, by id.
+pub(super) const LEASES_DUE_SQL: &str = "SELECT id FROM actions INDEXED BY actions_leases \
+     WHERE status = 'executing' AND lease_expires_at <= ?1 ORDER BY id";
+
+/// Whether any pending action of type ?1 was created at or before ?2.
+pub(super) const ANY_APPROVAL_DUE_SQL: &str =
+    "SELECT 1 FROM actions INDEXED BY actions_pending_by_type \
+     WHERE status = 'pending' AND created_at <= ?2 AND action_type = ?1 LIMIT 1";
+
+/// Pending actions of type ?1 created at or before ?2, by id.
+pub(super) const APPROVALS_DUE_SQL: &str =
+    "SELECT id FROM actions INDEXED BY actions_pending_by_type \
+     WHERE status = 'pending' AND created_at <= ?2 AND action_type = ?1 ORDER BY id";
+
+/// The oldest approved action of server ?1.
+pub(super) const NEXT_APPROVED_SQL: &str = "SELECT id FROM actions WHERE server_id = ?1 \
+     AND status = 'approved' ORDER BY created_at, id LIMIT 1";
+
+/// Auto-approvals of server ?1 with type ?4 and command ?5 created in
+/// (?2, ?3], counted up to ?6.
+pub(super) const AUTO_APPROVED_SQL: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM actions \
+     WHERE server_id = ?1 AND created_at > ?2 AND created_at <= ?3 AND action_type = ?4 \
+     AND command = ?5 AND approved_by = 'auto' LIMIT ?6)";
+
+/// Actions per (server, status), summed over types.
+pub(super) const COUNT_PER_SERVER_STATUS_SQL: &str = "SELECT server_id, status, SUM(n) \
+     FROM action_counts GROUP BY server_id, status HAVING SUM(n) > 0";
 
 fn load(tx: &Transaction<'_>, id: i64) -> Result<Option<(Action, Option<String>)>> {
     tx.prepare_cached(SELECT_ACTION_SQL)
@@ -156,11 +190,7 @@ fn auto_approved_in_window(tx: &Transaction<'_>, draft: &ActionDraft) -> Result<
         return Ok(0);
     };
     let n: i64 = tx
-        .prepare_cached(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM actions WHERE server_id = ?1 \
-             AND created_at > ?2 AND created_at <= ?3 AND action_type = ?4 AND command = ?5 \
-             AND approved_by = 'auto' LIMIT ?6)",
-        )
+        .prepare_cached(AUTO_APPROVED_SQL)
         .and_then(|mut select| {
             select.query_row(
                 params![
@@ -235,7 +265,7 @@ pub(super) fn get(conn: &Connection, id: i64) -> Result<Option<Action>> {
 /// and `OFFSET`). The texts depend only on which filters are set, never on
 /// their values or the page, so each of the few combinations is prepared once
 /// and reused from the statement cache.
-fn listing<'a>(
+pub(super) fn listing<'a>(
     filter: &'a ActionFilter,
     page: PageRequest,
 ) -> (String, String, Vec<ToSqlOutput<'a>>) {
@@ -312,10 +342,7 @@ pub(super) fn claim_next(
 ) -> Result<Option<Action>> {
     loop {
         let oldest: Option<i64> = tx
-            .prepare_cached(
-                "SELECT id FROM actions WHERE server_id = ?1 AND status = 'approved' \
-                 ORDER BY created_at, id LIMIT 1",
-            )
+            .prepare_cached(NEXT_APPROVED_SQL)
             .and_then(|mut select| select.query_row([server_id], |r| r.get(0)).optional())
             .context("claim action")?;
         let Some(id) = oldest else {
@@ -328,10 +355,6 @@ pub(super) fn claim_next(
     }
 }
 
-/// Pending actions of type ?1 created at or before ?2, oldest first.
-const APPROVALS_DUE_SQL: &str = "SELECT id FROM actions WHERE status = 'pending' \
-     AND created_at <= ?2 AND action_type = ?1 ORDER BY id";
-
 /// Whether any pending action of `action_type` was created at or before
 /// `created_until`: a look without the write lock.
 pub(super) fn any_approval_due(
@@ -339,17 +362,14 @@ pub(super) fn any_approval_due(
     action_type: &str,
     created_until: Timestamp,
 ) -> Result<bool> {
-    conn.prepare_cached(
-        "SELECT 1 FROM actions WHERE status = 'pending' AND created_at <= ?2 \
-         AND action_type = ?1 LIMIT 1",
-    )
-    .and_then(|mut select| {
-        select
-            .query_row(params![action_type, ts(created_until)], |_| Ok(()))
-            .optional()
-    })
-    .context("expire approvals")
-    .map(|due| due.is_some())
+    conn.prepare_cached(ANY_APPROVAL_DUE_SQL)
+        .and_then(|mut select| {
+            select
+                .query_row(params![action_type, ts(created_until)], |_| Ok(()))
+                .optional()
+        })
+        .context("expire approvals")
+        .map(|due| due.is_some())
 }
 
 /// Rejects every pending action of `action_type` created at or before
@@ -385,10 +405,7 @@ pub(super) fn any_lease_due(conn: &Connection, change: &Change) -> Result<bool> 
 /// Expires every lease run out by `change.at`, inside the write transaction.
 pub(super) fn expire_leases(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Action>> {
     let due: Vec<i64> = tx
-        .prepare_cached(
-            "SELECT id FROM actions WHERE status = 'executing' AND lease_expires_at <= ?1 \
-             ORDER BY id",
-        )
+        .prepare_cached(LEASES_DUE_SQL)
         .and_then(|mut select| {
             select
                 .query_map([ts(change.at)], |r| r.get(0))?
@@ -404,10 +421,7 @@ pub(super) fn expire_leases(tx: &Transaction<'_>, change: &Change) -> Result<Vec
 /// keeps in step (summed over action types; no scan of `actions`).
 pub(super) fn count_per_server_status(conn: &Connection) -> Result<Vec<ActionCount>> {
     let mut counts = conn
-        .prepare_cached(
-            "SELECT server_id, status, SUM(n) FROM action_counts \
-             GROUP BY server_id, status HAVING SUM(n) > 0",
-        )
+        .prepare_cached(COUNT_PER_SERVER_STATUS_SQL)
         .and_then(|mut select| {
             select
                 .query_map([], |r| {

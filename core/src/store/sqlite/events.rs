@@ -94,18 +94,19 @@ pub(super) fn log(tx: &Transaction<'_>, event: &EventDraft) -> Result<()> {
     Ok(())
 }
 
+/// Up to ?2 events after id ?1, oldest first.
+pub(super) const SINCE_SQL: &str = "SELECT id, action_id, from_status, to_status, actor, at, \
+     detail FROM action_events WHERE id > ?1 ORDER BY id LIMIT ?2";
+
 /// Up to `limit` events after `cursor`, oldest first.
 pub(super) fn since(conn: &Connection, cursor: i64, limit: u32) -> Result<Vec<Event>> {
-    conn.prepare_cached(
-        "SELECT id, action_id, from_status, to_status, actor, at, detail FROM action_events \
-         WHERE id > ?1 ORDER BY id LIMIT ?2",
-    )
-    .and_then(|mut select| {
-        select
-            .query_map(params![cursor, limit], event_from_row)?
-            .collect()
-    })
-    .context("events")
+    conn.prepare_cached(SINCE_SQL)
+        .and_then(|mut select| {
+            select
+                .query_map(params![cursor, limit], event_from_row)?
+                .collect()
+        })
+        .context("events")
 }
 
 /// Walks the whole chain and the head in one read transaction.

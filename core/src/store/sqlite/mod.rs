@@ -18,6 +18,8 @@ mod connection;
 mod credentials;
 mod events;
 mod options;
+#[cfg(test)]
+mod plans;
 mod rows;
 mod schema;
 mod servers;
