@@ -1,6 +1,8 @@
 //! Actions: create with its conflict check, reads and listings, and every
 //! status change (one path, [`apply_change`], for updates, claims and expiry).
 
+use std::sync::LazyLock;
+
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
@@ -59,10 +61,16 @@ pub(super) const NEXT_APPROVED_SQL: &str = "SELECT id FROM actions WHERE server_
      AND status = 'approved' ORDER BY created_at, id LIMIT 1";
 
 /// Auto-approvals of server ?1 with type ?4 and command ?5 created in
-/// (?2, ?3], counted up to ?6.
-pub(super) const AUTO_APPROVED_SQL: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM actions \
-     WHERE server_id = ?1 AND created_at > ?2 AND created_at <= ?3 AND action_type = ?4 \
-     AND command = ?5 AND approved_by = 'auto' LIMIT ?6)";
+/// (?2, ?3], counted up to ?6. Every status is listed so the window is one
+/// range per status of `actions_by_server_status`.
+pub(super) static AUTO_APPROVED_SQL: LazyLock<String> = LazyLock::new(|| {
+    let statuses = ActionStatus::ALL.map(|s| format!("'{s}'")).join(", ");
+    format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM actions WHERE server_id = ?1 \
+         AND status IN ({statuses}) AND created_at > ?2 AND created_at <= ?3 \
+         AND action_type = ?4 AND command = ?5 AND approved_by = 'auto' LIMIT ?6)"
+    )
+});
 
 /// Actions per (server, status), summed over types.
 pub(super) const COUNT_PER_SERVER_STATUS_SQL: &str = "SELECT server_id, status, SUM(n) \
@@ -190,7 +198,7 @@ fn auto_approved_in_window(tx: &Transaction<'_>, draft: &ActionDraft) -> Result<
         return Ok(0);
     };
     let n: i64 = tx
-        .prepare_cached(AUTO_APPROVED_SQL)
+        .prepare_cached(&AUTO_APPROVED_SQL)
         .and_then(|mut select| {
             select.query_row(
                 params![
@@ -289,10 +297,31 @@ pub(super) fn listing<'a>(
     };
     let total_sql = format!("SELECT COALESCE(SUM(n), 0) FROM action_counts {where_clause}");
     let n = args.len();
+    // Without a status filter, one arm per status, each read newest first from
+    // `actions_by_status` / `actions_by_server_status` and merged (SQLite's
+    // MERGE of a compound ORDER BY stops after the page): no index by age
+    // alone or by server alone to keep up on every write (schema v5).
+    let from = if status.is_some() {
+        format!("SELECT {} FROM actions {where_clause}", action_columns!())
+    } else {
+        let and = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("{} AND", clauses.join(" AND "))
+        };
+        ActionStatus::ALL
+            .iter()
+            .map(|s| {
+                format!(
+                    "SELECT {} FROM actions WHERE {and} status = '{s}'",
+                    action_columns!()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    };
     let page_sql = format!(
-        "SELECT {} FROM actions {where_clause} ORDER BY created_at DESC, id DESC \
-         LIMIT ?{} OFFSET ?{}",
-        action_columns!(),
+        "{from} ORDER BY created_at DESC, id DESC LIMIT ?{} OFFSET ?{}",
         n + 1,
         n + 2
     );
