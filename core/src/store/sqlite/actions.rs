@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use rusqlite::types::ToSqlOutput;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::rows::{action_columns, action_from_row, json, status_from, ts, LEASE_TOKEN_COLUMN};
 use super::{events, servers, Context};
@@ -76,7 +76,7 @@ pub(super) static AUTO_APPROVED_SQL: LazyLock<String> = LazyLock::new(|| {
 pub(super) const COUNT_PER_SERVER_STATUS_SQL: &str = "SELECT server_id, status, SUM(n) \
      FROM action_counts GROUP BY server_id, status HAVING SUM(n) > 0";
 
-fn load(tx: &Transaction<'_>, id: i64) -> Result<Option<(Action, Option<String>)>> {
+fn load(tx: &Connection, id: i64) -> Result<Option<(Action, Option<String>)>> {
     tx.prepare_cached(SELECT_ACTION_SQL)
         .and_then(|mut select| {
             select
@@ -90,7 +90,7 @@ fn load(tx: &Transaction<'_>, id: i64) -> Result<Option<(Action, Option<String>)
 
 /// Keeps `action_counts` in step: `delta` actions of `action`'s server and type
 /// entered (+1) or left (-1) `status`.
-fn count(tx: &Transaction<'_>, action: &Action, status: ActionStatus, delta: i64) -> Result<()> {
+fn count(tx: &Connection, action: &Action, status: ActionStatus, delta: i64) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO action_counts (server_id, action_type, status, n) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (server_id, action_type, status) DO UPDATE SET n = n + excluded.n",
@@ -108,7 +108,7 @@ fn count(tx: &Transaction<'_>, action: &Action, status: ActionStatus, delta: i64
 }
 
 /// Applies `change` to the loaded action and writes back row, event and counts.
-fn apply_change(tx: &Transaction<'_>, id: i64, change: &Change) -> Result<Action> {
+fn apply_change(tx: &Connection, id: i64, change: &Change) -> Result<Action> {
     let (mut action, mut token) = load(tx, id)?.ok_or_else(|| Error::action_not_found(id))?;
     let from = action.status;
     let Some(event) = change.apply(&mut action, &mut token)? else {
@@ -153,7 +153,7 @@ fn apply_change(tx: &Transaction<'_>, id: i64, change: &Change) -> Result<Action
 
 /// The oldest stored action that `guard` says blocks `draft`, as every store reports it.
 fn oldest_collision(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     draft: &ActionDraft,
     guard: &ConflictGuard,
 ) -> Result<Option<i64>> {
@@ -193,7 +193,7 @@ fn oldest_collision(
 /// How many auto-approvals count against `draft`'s budget (at most its
 /// `max`; 0 without a budget), read in the insert's write transaction so
 /// counting and inserting are one step across processes.
-fn auto_approved_in_window(tx: &Transaction<'_>, draft: &ActionDraft) -> Result<u32> {
+fn auto_approved_in_window(tx: &Connection, draft: &ActionDraft) -> Result<u32> {
     let Some((max, since)) = draft.budget_window() else {
         return Ok(0);
     };
@@ -217,11 +217,7 @@ fn auto_approved_in_window(tx: &Transaction<'_>, draft: &ActionDraft) -> Result<
 }
 
 /// [`Store::insert_action`](crate::store::Store::insert_action), inside the write transaction.
-pub(super) fn insert(
-    tx: &Transaction<'_>,
-    draft: ActionDraft,
-    guard: &ConflictGuard,
-) -> Result<Action> {
+pub(super) fn insert(tx: &Connection, draft: ActionDraft, guard: &ConflictGuard) -> Result<Action> {
     let server = servers::get(tx, &draft.server_id, "create action")?
         .ok_or_else(|| Error::server_not_found(&draft.server_id))?;
     if let Some(existing) = oldest_collision(tx, &draft, guard)? {
@@ -357,7 +353,7 @@ pub(super) fn list(
 }
 
 /// [`Store::update_action`](crate::store::Store::update_action), inside the write transaction.
-pub(super) fn update(tx: &Transaction<'_>, id: i64, change: &Change) -> Result<Action> {
+pub(super) fn update(tx: &Connection, id: i64, change: &Change) -> Result<Action> {
     apply_change(tx, id, change)
 }
 
@@ -365,7 +361,7 @@ pub(super) fn update(tx: &Transaction<'_>, id: i64, change: &Change) -> Result<A
 /// transaction; one the rules cancel instead (stale whitelist) is stored as
 /// such and the next oldest tried.
 pub(super) fn claim_next(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     server_id: &str,
     change: &Change,
 ) -> Result<Option<Action>> {
@@ -404,7 +400,7 @@ pub(super) fn any_approval_due(
 /// Rejects every pending action of `action_type` created at or before
 /// `created_until` with `change`, inside the write transaction.
 pub(super) fn expire_approvals(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     action_type: &str,
     created_until: Timestamp,
     change: &Change,
@@ -432,7 +428,7 @@ pub(super) fn any_lease_due(conn: &Connection, change: &Change) -> Result<bool> 
 }
 
 /// Expires every lease run out by `change.at`, inside the write transaction.
-pub(super) fn expire_leases(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Action>> {
+pub(super) fn expire_leases(tx: &Connection, change: &Change) -> Result<Vec<Action>> {
     let due: Vec<i64> = tx
         .prepare_cached(LEASES_DUE_SQL)
         .and_then(|mut select| {

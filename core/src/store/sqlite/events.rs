@@ -10,7 +10,7 @@
 //! checkpoint, with its fsyncs, round 10% sooner). SQLite reads that table
 //! only by the names of its tables; no table is named [`HEAD_ROW`].
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{event_from_row, ts};
 use super::Context;
@@ -64,7 +64,7 @@ fn head(conn: &Connection) -> Result<Option<AuditHead>> {
 
 /// Appends `event` in the caller's write transaction, chained after the head,
 /// and moves the head to it.
-pub(super) fn log(tx: &Transaction<'_>, event: &EventDraft) -> Result<()> {
+pub(super) fn log(tx: &Connection, event: &EventDraft) -> Result<()> {
     let prev = head(tx)?.unwrap_or_default().hash;
     let hash = event_hash(&prev, event);
     tx.prepare_cached(
