@@ -14,6 +14,7 @@
 //! [`storage`] / [`Context::context`], naming the operation that failed.
 
 mod actions;
+mod checkpoint;
 mod connection;
 mod credentials;
 mod events;
@@ -43,6 +44,9 @@ pub use schema::SCHEMA_VERSION;
 /// open the same file at once.
 #[derive(Debug)]
 pub struct SqliteStore {
+    /// Held for its drop (which stops the thread); first, so it stops before
+    /// the connections close.
+    _checkpointer: checkpoint::Checkpointer,
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
@@ -161,6 +165,7 @@ impl SqliteStore {
         if found < SCHEMA_VERSION {
             schema::migrate(&mut writer)?;
         }
+        let checkpointer = checkpoint::Checkpointer::start(&path, options, &mut writer)?;
         let readers = (0..options.read_connections.max(1))
             .map(|_| {
                 let conn = connection::connect(&path, options)?;
@@ -171,6 +176,7 @@ impl SqliteStore {
             })
             .collect::<Result<_>>()?;
         Ok(SqliteStore {
+            _checkpointer: checkpointer,
             path,
             writer: Mutex::new(writer),
             readers,
