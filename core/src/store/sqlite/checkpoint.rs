@@ -8,19 +8,23 @@
 //! copied, which commits landing during every checkpoint can prevent: past
 //! four times that size the checkpoint is a RESTART, which makes writers wait
 //! (in their busy handler) for the rest of the copy, so the WAL stays bounded.
+//! The thread starts with the first checkpoint due, so a store that writes
+//! little never has one (nor a process that forks after opening a small one);
+//! should it fail to start, that commit checkpoints itself, as SQLite would.
 
 use std::os::raw::c_int;
-use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 
+use super::connection;
 use super::options::SqliteOptions;
-use super::{connection, storage};
-use crate::error::{Error, Result};
+use super::storage;
+use crate::error::Result;
 
-/// New WAL pages after which the checkpointer runs: SQLite's own default.
+/// New WAL pages after which a checkpoint runs: SQLite's own default.
 const CHECKPOINT_PAGES: c_int = 1000;
 
 /// WAL size past which a checkpoint makes writers wait until the WAL can
@@ -38,81 +42,96 @@ struct Signal {
     stop: bool,
 }
 
-type Shared = Arc<(Mutex<Signal>, Condvar)>;
-
-/// The checkpointing thread; stopped and joined on drop.
-#[derive(Debug)]
-pub(super) struct Checkpointer {
-    shared: Shared,
-    thread: Option<JoinHandle<()>>,
+#[derive(Debug, Default)]
+struct Shared {
+    signal: Mutex<Signal>,
+    wake: Condvar,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Signal> {
-    shared.0.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The checkpoints of one store: stops and joins its thread on drop.
+#[derive(Debug)]
+pub(super) struct Checkpointer {
+    shared: Arc<Shared>,
 }
 
 impl Checkpointer {
-    /// Starts the thread on its own connection to `path` and replaces
-    /// `writer`'s automatic checkpoint with a signal to it.
+    /// Replaces `writer`'s automatic checkpoint with a signal to the
+    /// checkpoint thread (started on the first signal) on `path`.
     pub(super) fn start(
         path: &Path,
         options: &SqliteOptions,
         writer: &mut Connection,
     ) -> Result<Self> {
-        let conn = connection::connect(path, options)?;
-        connection::configure(&conn, options)?;
-        let shared: Shared = Arc::default();
-        let signal = shared.clone();
+        let shared = Arc::new(Shared::default());
+        let (hook, path, options) = (shared.clone(), path.to_owned(), options.clone());
         writer
-            .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: c_int| {
-                let mut state = lock(&signal);
-                if pages < state.pages {
-                    state.checkpointed_at = 0;
+            .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: c_int| {
+                let mut signal = lock(&hook.signal);
+                if pages < signal.pages {
+                    signal.checkpointed_at = 0;
                 }
-                state.pages = pages;
-                if pages - state.checkpointed_at >= CHECKPOINT_PAGES && !state.due {
-                    state.due = true;
-                    signal.1.notify_one();
+                signal.pages = pages;
+                if pages - signal.checkpointed_at < CHECKPOINT_PAGES || signal.due {
+                    return Ok(());
+                }
+                signal.due = true;
+                drop(signal);
+                hook.wake.notify_one();
+                let mut thread = lock(&hook.thread);
+                if thread.is_none() {
+                    *thread = spawn(hook.clone(), path.clone(), options.clone());
+                }
+                if thread.is_none() {
+                    // No thread: checkpoint here, as SQLite itself would.
+                    lock(&hook.signal).due = false;
+                    return wal.checkpoint();
                 }
                 Ok(())
             }))
             .map_err(|e| storage("open", e))?;
-        let work = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("actionq-checkpoint".into())
-            .spawn(move || loop {
-                let mut signal = lock(&work);
-                while !signal.due && !signal.stop {
-                    signal = work.1.wait(signal).unwrap_or_else(|e| e.into_inner());
-                }
-                if signal.stop {
-                    return;
-                }
-                signal.due = false;
-                signal.checkpointed_at = signal.pages;
-                let mode = if signal.pages >= RESTART_PAGES {
-                    "RESTART"
-                } else {
-                    "PASSIVE"
-                };
-                drop(signal);
-                // A failure (busy past the timeout, I/O error) leaves the WAL
-                // to the next checkpoint; the writes themselves are committed.
-                let _ = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
-            })
-            .map_err(|e| Error::Storage(format!("open: start the checkpoint thread: {e}")))?;
-        Ok(Checkpointer {
-            shared,
-            thread: Some(thread),
-        })
+        Ok(Checkpointer { shared })
     }
+}
+
+/// The checkpoint thread, on a connection of its own; `None` if it cannot start.
+fn spawn(shared: Arc<Shared>, path: PathBuf, options: SqliteOptions) -> Option<JoinHandle<()>> {
+    let conn = connection::connect(&path, &options).ok()?;
+    connection::configure(&conn, &options).ok()?;
+    std::thread::Builder::new()
+        .name("actionq-checkpoint".into())
+        .spawn(move || loop {
+            let mut signal = lock(&shared.signal);
+            while !signal.due && !signal.stop {
+                signal = shared.wake.wait(signal).unwrap_or_else(|e| e.into_inner());
+            }
+            if signal.stop {
+                return;
+            }
+            signal.due = false;
+            signal.checkpointed_at = signal.pages;
+            let mode = if signal.pages >= RESTART_PAGES {
+                "RESTART"
+            } else {
+                "PASSIVE"
+            };
+            drop(signal);
+            // A failure (busy past the timeout, I/O error) leaves the WAL to
+            // the next checkpoint; the writes themselves are committed.
+            let _ = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
+        })
+        .ok()
 }
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
-        lock(&self.shared).stop = true;
-        self.shared.1.notify_one();
-        if let Some(thread) = self.thread.take() {
+        lock(&self.shared.signal).stop = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = lock(&self.shared.thread).take() {
             let _ = thread.join();
         }
     }
