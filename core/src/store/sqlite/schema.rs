@@ -111,11 +111,23 @@ const MIGRATIONS: &[Migration] = &[
         sql: V4_APPROVALS_AND_AUDIT_CHAIN,
         then: Some(v4_digests_and_chain),
     },
-    // v5: issue 22's hardening.
+    // v5: each action's params; lease tokens kept as their SHA-256 only.
     Migration {
         sql: V5_HARDENING,
         then: Some(v5_hash_lease_tokens),
     },
+    // v6: fewer pages per write. Each index costs every create a page in the
+    // WAL (and again at checkpoint); these three repeat what the other
+    // indexes answer: a listing without a status filter merges one ordered
+    // seek per status of `actions_by_status` / `actions_by_server_status`
+    // (`actions::listing`), and the conflict checks and the auto-approval
+    // budget seek `actions_by_server_status` per status. A create writes 6
+    // pages instead of 9 (tests/sqlite_pages.rs).
+    sql(r#"
+    DROP INDEX actions_by_created;
+    DROP INDEX actions_by_server;
+    DROP INDEX actions_active;
+    "#),
 ];
 
 /// v5's Rust part: lease tokens are kept as their SHA-256 only; the tokens

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::model::{Server, Timestamp};
 
 /// One server by id.
-const SELECT_SERVER_SQL: &str =
+pub(super) const SELECT_SERVER_SQL: &str =
     concat!("SELECT ", server_columns!(), " FROM servers WHERE id = ?1");
 
 /// Adds `server`; Conflict if its id is taken.
