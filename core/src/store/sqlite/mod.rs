@@ -438,6 +438,8 @@ mod tests {
             digest: String::new(),
             whitelist_version: String::new(),
             auto_approve_budget: None,
+            params: BTreeMap::new(),
+            needs_people: None,
         }
     }
 
