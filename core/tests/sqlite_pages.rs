@@ -50,11 +50,24 @@ fn pages_per_create(create: impl Fn(&ActionQueue, usize)) -> usize {
         create(&queue, i);
     }
     let probe = rusqlite::Connection::open(&db).unwrap();
+    // The store's checkpoint thread may be checkpointing right now, and a
+    // checkpoint meeting another is refused at once (SQLITE_BUSY, no busy
+    // handler): try again until it runs, and insist the WAL really was
+    // emptied, or the count below would include every commit since the file
+    // was created.
     probe
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            r.get::<_, i64>(0)
-        })
+        .busy_timeout(std::time::Duration::from_secs(60))
         .unwrap();
+    let truncated = (0..10_000).any(|_| {
+        let busy: i64 = probe
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .unwrap();
+        busy == 0 || {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            false
+        }
+    });
+    assert!(truncated, "the TRUNCATE checkpoint never ran");
     for i in 500..500 + CREATES {
         create(&queue, i);
     }
