@@ -124,7 +124,11 @@ pub fn event_hash(prev: &[u8; 32], event: &EventDraft) -> [u8; 32] {
     )
 }
 
-fn stored_event_hash(prev: &[u8; 32], event: &Event) -> [u8; 32] {
+/// The hash a stored `event` chained after `prev` must carry: what
+/// [`AuditVerifier`] recomputes for each row. Public so that tamper tests can
+/// forge a row the way an attacker who knows the encoding would, and find
+/// the forgery caught by the next link.
+pub fn stored_event_hash(prev: &[u8; 32], event: &Event) -> [u8; 32] {
     hash_fields(
         prev,
         event.action_id,

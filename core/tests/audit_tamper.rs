@@ -1,11 +1,13 @@
 //! SPEC "Tamper-evident audit" against someone editing the SQLite file: rows
 //! of `action_events` edited, deleted (in the middle and the newest ones)
-//! and reordered directly with SQL; `verify_audit` names the first bad event
-//! each time, and an untouched file verifies whole.
+//! and reordered directly with SQL, and an edit whose hash was recomputed
+//! with the real encoding; `verify_audit` names the first bad event each
+//! time, and an untouched file verifies whole.
 #![cfg(feature = "sqlite")]
 
 use std::path::{Path, PathBuf};
 
+use actionq::audit::stored_event_hash;
 use actionq::{ActionQueue, AuditReport, NewAction};
 use rusqlite::Connection;
 
@@ -131,7 +133,7 @@ fn every_edit_delete_and_reorder_names_the_first_bad_event() {
             report(30, Some(31)),
         ),
         (
-            "an edited event whose hash was recomputed by hand is still found by the next link",
+            "stored hash of event 15 zeroed",
             "UPDATE action_events SET hash = zeroblob(32) WHERE id = 15",
             report(14, Some(15)),
         ),
@@ -162,6 +164,35 @@ fn every_edit_delete_and_reorder_names_the_first_bad_event() {
         sql(&copy, statements);
         assert_eq!(verify(&copy), *want, "{what}");
     }
+}
+
+/// Event 15's actor edited and its hash recomputed with the real encoding
+/// ([`stored_event_hash`] over its stored `prev_hash`): event 15 itself
+/// verifies, so the break is the next link, event 16, whose `prev_hash` is
+/// the hash 15 had before.
+#[test]
+fn an_edit_with_its_hash_recomputed_is_found_by_the_next_link() {
+    let pristine = tempfile::tempdir().unwrap();
+    let path = busy_file(pristine.path(), 10);
+    let queue = ActionQueue::open(&path).unwrap();
+    let mut edited = queue.events_since(14, 1).unwrap().remove(0);
+    assert_eq!(edited.id, 15);
+    edited.by = "mallory".into();
+    let conn = Connection::open(&path).unwrap();
+    let prev: [u8; 32] = conn
+        .query_row(
+            "SELECT prev_hash FROM action_events WHERE id = 15",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let forged = stored_event_hash(&prev, &edited);
+    conn.execute(
+        "UPDATE action_events SET actor = 'mallory', hash = ?1 WHERE id = 15",
+        [forged.as_slice()],
+    )
+    .unwrap();
+    assert_eq!(verify(&path), report(15, Some(16)));
 }
 
 /// The chain continues across reopening and across processes' writes
