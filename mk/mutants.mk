@@ -51,6 +51,7 @@ mutants: mutants-tool
 	@set -e; for area in $(MUTANTS_GROUPS); do $(MAKE) --no-print-directory mutants-$$area; done
 
 $(addprefix mutants-,$(MUTANTS_AREAS)): mutants-%: mutants-tool
+	mkdir -p $(MUTANTS_OUT)/$*
 	$(CARGO) mutants --package actionq --test-package actionq --profile mutants \
 	  $(foreach f,$(MUTANTS_FILES_$*),--file $(f)) \
 	  $(if $(MUTANTS_RE_$*),--re '$(MUTANTS_RE_$*)') \
