@@ -277,6 +277,19 @@ mod tests {
         let report = verify(truncated, Some(&head));
         assert_eq!((report.checked, report.first_bad_event_id), (3, Some(4)));
         assert_eq!(verify(&rows, None).first_bad_event_id, Some(6));
+        let forged_hash = AuditHead {
+            hash: [7; 32],
+            ..head
+        };
+        assert_eq!(
+            verify(&rows, Some(&forged_hash)).first_bad_event_id,
+            Some(6)
+        );
+        let moved_id = AuditHead {
+            last_event_id: 4,
+            ..head
+        };
+        assert_eq!(verify(&rows, Some(&moved_id)).first_bad_event_id, Some(6));
         assert_eq!(
             verify(&[], Some(&AuditHead::default())).first_bad_event_id,
             None

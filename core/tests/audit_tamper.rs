@@ -195,6 +195,37 @@ fn an_edit_with_its_hash_recomputed_is_found_by_the_next_link() {
     assert_eq!(verify(&path), report(15, Some(16)));
 }
 
+/// The head (event id, then hash, in one blob) with one half forged and the
+/// other left right: either half alone is found.
+#[test]
+fn a_head_with_either_half_forged_is_found() {
+    let pristine = tempfile::tempdir().unwrap();
+    let source = busy_file(pristine.path(), 10);
+    let forge = |what: &str, edit: fn(&mut Vec<u8>)| {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("q.sqlite3");
+        std::fs::copy(&source, &copy).unwrap();
+        let conn = Connection::open(&copy).unwrap();
+        let select = "SELECT seq FROM sqlite_sequence WHERE name = 'actionq_audit_head'";
+        let mut head: Vec<u8> = conn.query_row(select, [], |r| r.get(0)).unwrap();
+        assert_eq!(head.len(), 40, "the head is the event id and its hash");
+        edit(&mut head);
+        conn.execute(
+            "UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'actionq_audit_head'",
+            [&head],
+        )
+        .unwrap();
+        let edited: Vec<u8> = conn.query_row(select, [], |r| r.get(0)).unwrap();
+        assert_eq!(edited, head, "{what}: the forged head is stored as a blob");
+        drop(conn);
+        assert_eq!(verify(&copy), report(30, Some(31)), "{what}");
+    };
+    forge("hash forged, event id left right", |head| head[8..].fill(7));
+    forge("event id moved back, hash left right", |head| {
+        head[..8].copy_from_slice(&29i64.to_be_bytes())
+    });
+}
+
 /// The chain continues across reopening and across processes' writes
 /// (every write reads the head in its own transaction).
 #[test]
