@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use actionq::identity::{authorize, secret_digest, Target};
+use actionq::identity::{authorize, authorize_role, secret_digest, Target};
 use actionq::store::{Change, ChangeKind};
 use actionq::{
     ActionQuery, ActionQueue, ActionStatus, Error, ErrorKind, NewAction, Operation, Principal, Role,
@@ -24,12 +24,24 @@ fn kind<T: std::fmt::Debug>(r: Result<T, Error>) -> ErrorKind {
 fn issued_secret_has_prefix_and_32_random_bytes(env: Env) {
     let q = &env.queue;
     q.create_server("web-1", None).unwrap();
-    for role in Role::ALL {
+    // The names and prefixes README "Identity" promises, written out (not
+    // read back from `Role`, which this checks).
+    let roles = [
+        (Role::Admin, "admin", "aq_ad_"),
+        (Role::Operator, "operator", "aq_op_"),
+        (Role::Requester, "requester", "aq_rq_"),
+        (Role::Viewer, "viewer", "aq_vw_"),
+        (Role::Agent, "agent", "aq_ag_"),
+    ];
+    assert_eq!(roles.map(|(role, _, _)| role), Role::ALL);
+    for (role, name, prefix) in roles {
+        assert_eq!((role.as_str(), role.to_string()), (name, name.to_owned()));
+        assert_eq!(role.secret_prefix(), prefix);
         let server = (role == Role::Agent).then_some("web-1");
         let issued = q.issue_credential("someone", role, server).unwrap();
         let secret = &issued.secret;
-        assert!(secret.starts_with(role.secret_prefix()), "{secret}");
-        let random = &secret[role.secret_prefix().len()..];
+        assert!(secret.starts_with(prefix), "{secret}");
+        let random = &secret[prefix.len()..];
         // 32 bytes in URL-safe base64 without padding: 43 characters.
         assert_eq!(random.len(), 43, "{secret}");
         assert!(random
@@ -690,6 +702,34 @@ fn role_table_and_agent_message(_env: Env) {
             .to_string(),
         "Agent for server 'web-1' cannot claim actions of server 'web-2'"
     );
+    // A role's refusal names the operation; every name written out.
+    let described = [
+        (Operation::Read, "read the queue"),
+        (Operation::CreateServer, "create servers"),
+        (Operation::PauseServer, "pause or unpause servers"),
+        (Operation::CreateAction, "create actions"),
+        (Operation::ApproveAction, "approve actions"),
+        (Operation::RejectAction, "reject actions"),
+        (Operation::CancelAction, "cancel actions"),
+        (Operation::Claim, "claim actions"),
+        (Operation::Heartbeat, "heartbeat actions"),
+        (Operation::ReportResult, "report results"),
+        (Operation::ExpireLeases, "expire leases"),
+        (Operation::ManageCredentials, "manage credentials"),
+        (Operation::VerifyAudit, "verify the audit log"),
+    ];
+    assert_eq!(described.map(|(op, _)| op), Operation::ALL);
+    for (op, text) in described {
+        let (role, capitalized) = match op {
+            Operation::Read => (Role::Agent, "Agent"),
+            _ => (Role::Viewer, "Viewer"),
+        };
+        let message = authorize_role(&Principal::new("someone", role), op)
+            .unwrap_err()
+            .to_string();
+        let want = format!("{capitalized} 'someone' cannot {text}: only ");
+        assert!(message.starts_with(&want), "{message}");
+    }
 }
 
 for_each_store!(
