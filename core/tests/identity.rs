@@ -55,8 +55,15 @@ fn issued_secret_has_prefix_and_32_random_bytes(env: Env) {
         assert_eq!(issued.credential.revoked_at, None);
         let principal = q.authenticate(secret).unwrap();
         assert_eq!(principal, issued.credential.principal());
-        // Debug output (what a log line shows) never carries the secret.
-        assert!(!format!("{issued:?}").contains(random));
+        // Debug output (what a log line shows) never carries the secret,
+        // and still shows the credential.
+        let debug = format!("{issued:?}");
+        assert!(!debug.contains(random), "{debug}");
+        assert!(
+            debug.contains(r#"secret: "<redacted>""#)
+                && debug.contains(&format!("{:?}", issued.credential)),
+            "{debug}"
+        );
     }
     let a = q.issue_credential("a", Role::Viewer, None).unwrap();
     let b = q.issue_credential("a", Role::Viewer, None).unwrap();
@@ -282,7 +289,15 @@ fn requester_cancels_only_its_own_pending_actions(env: Env) {
     // Approved since: no longer hers to withdraw.
     let err = q.as_principal(&rita).cancel_action(own.id).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied);
-    assert!(err.to_string().contains("own pending"), "{err}");
+    // The refusal says why this action is not hers to cancel.
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Requester 'rita' can cancel only its own pending actions (action {} was created \
+             by 'rita' and is approved)",
+            own.id
+        )
+    );
     assert_eq!(q.get_action(own.id).unwrap().status, ActionStatus::Approved);
     // The same rule holds inside the store's atomic step, should an approval
     // land between the check and the change.
