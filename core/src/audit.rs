@@ -124,7 +124,11 @@ pub fn event_hash(prev: &[u8; 32], event: &EventDraft) -> [u8; 32] {
     )
 }
 
-fn stored_event_hash(prev: &[u8; 32], event: &Event) -> [u8; 32] {
+/// The hash a stored `event` chained after `prev` must carry: what
+/// [`AuditVerifier`] recomputes for each row. Public so that tamper tests can
+/// forge a row the way an attacker who knows the encoding would, and find
+/// the forgery caught by the next link.
+pub fn stored_event_hash(prev: &[u8; 32], event: &Event) -> [u8; 32] {
     hash_fields(
         prev,
         event.action_id,
@@ -273,6 +277,19 @@ mod tests {
         let report = verify(truncated, Some(&head));
         assert_eq!((report.checked, report.first_bad_event_id), (3, Some(4)));
         assert_eq!(verify(&rows, None).first_bad_event_id, Some(6));
+        let forged_hash = AuditHead {
+            hash: [7; 32],
+            ..head
+        };
+        assert_eq!(
+            verify(&rows, Some(&forged_hash)).first_bad_event_id,
+            Some(6)
+        );
+        let moved_id = AuditHead {
+            last_event_id: 4,
+            ..head
+        };
+        assert_eq!(verify(&rows, Some(&moved_id)).first_bad_event_id, Some(6));
         assert_eq!(
             verify(&[], Some(&AuditHead::default())).first_bad_event_id,
             None

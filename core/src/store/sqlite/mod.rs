@@ -185,6 +185,15 @@ impl SqliteStore {
         })
     }
 
+    /// Test instrumentation, hidden from the docs: `hook` runs inside every
+    /// later migration in this process, once its write transaction holds the
+    /// lock and before its first step, so that a crash test can tell a kill
+    /// inside the migration from one before it. The first hook set stays.
+    #[doc(hidden)]
+    pub fn on_migration_start(hook: fn()) {
+        let _ = schema::MIGRATION_START_HOOK.set(hook);
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

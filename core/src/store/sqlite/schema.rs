@@ -1,6 +1,7 @@
 //! The schema: forward migrations, versioned in `PRAGMA user_version`.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
@@ -259,6 +260,9 @@ pub(super) fn too_new(found: i64) -> Error {
     ))
 }
 
+/// Set by [`super::SqliteStore::on_migration_start`]: test instrumentation.
+pub(super) static MIGRATION_START_HOOK: OnceLock<fn()> = OnceLock::new();
+
 /// Brings the database to [`SCHEMA_VERSION`] in one write transaction.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn
@@ -268,6 +272,9 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     let found = user_version(&tx)?;
     if found > SCHEMA_VERSION {
         return Err(too_new(found));
+    }
+    if let Some(hook) = MIGRATION_START_HOOK.get() {
+        hook();
     }
     for (version, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.execute_batch(migration.sql)
