@@ -54,10 +54,10 @@ const SERVERS: [&str; 4] = ["web-0", "web-1", "maint-0", "maint-1"];
 const SERVICES: [&str; 6] = [
     "nginx.service",
     "ssh",
-    "postgresql@15-main.service",
+    "postgresql.service",
     "cron",
-    "docker.socket",
-    "systemd-journald",
+    "docker",
+    "rsyslog",
 ];
 /// At least this share (percent) of the workload kills must land inside a store
 /// write, and at least `MIN_INSIDE_WRITES` of them.
