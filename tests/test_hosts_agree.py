@@ -46,10 +46,15 @@ HOSTS: dict[str, Callable[[], list[str]]] = {
 }
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+SECRET = re.compile(r"^(aq_(?:ad|op|rq|vw|ag)_)[A-Za-z0-9_-]{8,}$")
+"""A credential's secret or shown prefix: random per run, so compared by its role prefix only."""
 
 
 def canonical(value: Any) -> Any:
-    """Timestamps as one spelling (hosts may write `Z` or `+00:00`, any precision)."""
+    """Timestamps as one spelling (hosts may write `Z` or `+00:00`, any precision);
+    credential secrets and prefixes as `aq_<role>_<random>`."""
+    if isinstance(value, str) and (secret := SECRET.match(value)):
+        return f"{secret[1]}<random>"
     if isinstance(value, str) and TIMESTAMP.match(value):
         t = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
         return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
