@@ -12,7 +12,15 @@ from typing import Any, Callable
 
 import actionq
 
-META = ("call", "expect", "save_token", "save_secret", "as", "skip", "known_bug", "rust", "c", "python", "http")
+META = (
+    "call",
+    "expect",
+    "save_token",
+    "save_secret",
+    "as",
+    "skip",
+    "host_specific",
+    "known_bug", "rust", "c", "python", "http")
 """Step keys that are not arguments of the call (the last four: per-host expectations)."""
 
 
