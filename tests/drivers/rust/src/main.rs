@@ -366,7 +366,9 @@ impl Host {
             },
             "list_credentials" => q.list_credentials().and_then(value),
             "revoke_credential" => q.revoke_credential(step.int("id")?).and_then(value),
-            "authenticate" => q.authenticate(&self.secret(step.str("secret")?)?).and_then(value),
+            "authenticate" => q
+                .authenticate(&self.secret(step.str("secret")?)?)
+                .and_then(value),
             "reject_action" => q
                 .reject_action(step.int("id")?, step.str("reason")?, step.str("by")?)
                 .and_then(value),
