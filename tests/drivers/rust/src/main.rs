@@ -355,11 +355,10 @@ impl Host {
             "issue_credential" => match step.str("role")?.parse::<Role>() {
                 Ok(role) => q
                     .issue_credential(step.str("name")?, role, step.opt_str("server_id")?)
-                    .map(|issued| {
+                    .inspect(|issued| {
                         if let Some(name) = step.0.get("save_secret").and_then(Value::as_str) {
                             self.secrets.insert(name.into(), issued.secret.clone());
                         }
-                        issued
                     })
                     .and_then(value),
                 Err(e) => Err(e),
