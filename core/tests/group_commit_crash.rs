@@ -144,7 +144,7 @@ fn kills_inside_group_commits_lose_nothing_acknowledged() {
                 let action = queue.get_action(*id).unwrap_or_else(|e| {
                     panic!("round {round} (seed {seed}): acknowledged create {id} lost: {e}")
                 });
-                assert_eq!(action.service_name, Some(format!("t{t}-{i}")));
+                assert_eq!(action.service_name, Some(format!("t{t}-{i}.service")));
             }
         }
         let audit = queue.verify_audit().unwrap();
