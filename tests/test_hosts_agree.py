@@ -46,10 +46,15 @@ HOSTS: dict[str, Callable[[], list[str]]] = {
 }
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+SECRET = re.compile(r"^(aq_(?:ad|op|rq|vw|ag)_)[A-Za-z0-9_-]{8,}$")
+"""A credential's secret or shown prefix: random per run, so compared by its role prefix only."""
 
 
 def canonical(value: Any) -> Any:
-    """Timestamps as one spelling (hosts may write `Z` or `+00:00`, any precision)."""
+    """Timestamps as one spelling (hosts may write `Z` or `+00:00`, any precision);
+    credential secrets and prefixes as `aq_<role>_<random>`."""
+    if isinstance(value, str) and (secret := SECRET.match(value)):
+        return f"{secret[1]}<random>"
     if isinstance(value, str) and TIMESTAMP.match(value):
         t = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
         return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -141,7 +146,8 @@ def value_objects(value: Any) -> set[str]:
 
 
 def arguments(step: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in step.items() if k not in ("call", "expect", "save_token", "skip", *HOSTS)}
+    meta = ("call", "expect", "save_token", "save_secret", "as", "skip", "host_specific", *HOSTS)
+    return {k: v for k, v in step.items() if k not in meta}
 
 
 def is_bad_input(path: Path, step: dict[str, Any]) -> bool:
@@ -161,8 +167,17 @@ def test_every_scenario_has_expectations() -> None:
                 assert "expect" in step, f"{path.name} step {i} ({step['call']}): bad input without an expect"
 
 
+def compared_hosts(step: dict[str, Any]) -> list[str]:
+    """The hosts whose outcome of a step is compared with the others': those it
+    runs on (no skip) that meet the shared expectation (no own expectation)."""
+    return [h for h in HOSTS if h not in step.get("skip", {}) and h not in step]
+
+
 def test_bad_input_is_expressed() -> None:
-    """Every bad-input step runs on at least two hosts; a skip names a known host
+    """Every bad-input step runs on every host that can express it and is
+    compared on at least two, unless it says why it is `host_specific` (only
+    one host's queue sees it: the others cannot express it, or refuse it
+    before their queue, with their own expectation); a skip names a known host
     and says why; NULL and bytes that are not UTF-8 always run on the C host,
     whose API can be given both."""
     bad = [(path, i, step) for path in SCENARIOS for i, step in enumerate(load_steps(path)) if is_bad_input(path, step)]
@@ -172,7 +187,14 @@ def test_bad_input_is_expressed() -> None:
         skip = step.get("skip", {})
         assert set(skip) <= set(HOSTS), f"{where}: skip names an unknown host"
         assert all(isinstance(w, str) and w.strip() for w in skip.values()), f"{where}: a skip must say why"
-        assert len(HOSTS) - len(skip) >= 2, f"{where}: expressed by fewer than two hosts"
+        assert len(HOSTS) - len(skip) >= 2, f"{where}: runs on fewer than two hosts"
+        compared = compared_hosts(step)
+        why = step.get("host_specific")
+        if why is None:
+            assert len(compared) >= 2, f"{where}: compared on {compared} only, and not marked host_specific"
+        else:
+            assert isinstance(why, str) and why.strip(), f"{where}: host_specific must say why"
+            assert len(compared) < 2, f"{where}: marked host_specific but compared on {compared}"
         if value_objects(arguments(step)) & {"$null", "$bytes_hex"}:
             assert "c" not in skip, f"{where}: NULL and raw bytes must run on the C host"
 
@@ -199,6 +221,12 @@ def test_hosts_agree(scenario: Path, store: str, tmp_path: Path) -> None:
     transcripts = {host: run_host(host, scenario, store, tmp_path) for host in HOSTS}
     for host, transcript in transcripts.items():
         assert len(transcript) == len(steps), f"{host}: {len(transcript)} outcomes for {len(steps)} steps"
+    for i, step in enumerate(steps):
+        # A step runs on every host its skip does not name: none drops it silently.
+        ran = sorted(h for h in HOSTS if transcripts[h][i] != {"skipped": True})
+        should = sorted(h for h in HOSTS if h not in step.get("skip", {}))
+        assert ran == should, f"step {i} ({step['call']}) on {store}: ran on {ran}, should on {should}"
+    for host, transcript in transcripts.items():
         for i, (step, outcome) in enumerate(zip(steps, transcript)):
             where = f"{host} on {store}: step {i} ({step['call']})"
             if host in step.get("skip", {}):

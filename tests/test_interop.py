@@ -5,12 +5,13 @@
 
 The handshake makes the overlap certain rather than likely: every process
 writes a ready file once its queue is open, the parent writes `go` when all
-are ready, and the creator creates its second half only after an agent has
-claimed one of the first half and the reader has caught up with the writers.
+are ready, each agent holds its first claim until every agent holds one, and
+the creator creates its second half only after an agent has claimed one of the
+first half and the reader has caught up with the writers.
 Afterwards every created action must have been claimed exactly once and
-finished as its agent reported, the reader's stream must be exactly the
-store's audit log, and no process may have failed (a lock wait beyond the
-busy timeout included). See tests/README.md.
+finished as its agent reported, each agent must have claimed some, the
+reader's stream must be exactly the store's audit log, and no process may
+have failed (a lock wait beyond the busy timeout included). See tests/README.md.
 """
 
 from __future__ import annotations
@@ -77,11 +78,12 @@ class Run:
         self.procs: dict[str, subprocess.Popen[str]] = {}
         self.files: list[IO[str]] = []
 
-    def start(self, name: str, argv: list[str]) -> None:
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         stdout = open(self.out / f"{name}.stdout", "w")
         stderr = open(self.out / f"{name}.stderr", "w")
         self.files += [stdout, stderr]
-        self.procs[name] = subprocess.Popen(argv, stdout=stdout, stderr=stderr, text=True)
+        environ = {**os.environ, **(env or {})}
+        self.procs[name] = subprocess.Popen(argv, stdout=stdout, stderr=stderr, text=True, env=environ)
 
     def stdout(self, name: str) -> str:
         return (self.out / f"{name}.stdout").read_text()
@@ -145,7 +147,11 @@ def test_hosts_share_one_sqlite_file_at_once(tmp_path: Path) -> None:
         creator = TESTS / "interop" / "creator.py"
         run.start("creator", [sys.executable, str(creator), str(run.db), str(run.hs), str(COUNT)])
         for name in AGENTS:
-            run.start(name, [agent_program(), str(run.db), str(run.hs), name, str(COUNT), *SERVERS])
+            run.start(
+                name,
+                [agent_program(), str(run.db), str(run.hs), name, str(COUNT), *SERVERS],
+                env={"ACTIONQ_INTEROP_AGENTS": " ".join(AGENTS)},
+            )
         run.start("reader", [reader_program(), str(run.db), str(run.hs)])
         run.wait_ready()
         publish(run.hs / "go", "go")
@@ -223,7 +229,10 @@ def test_hosts_share_one_sqlite_file_at_once(tmp_path: Path) -> None:
     assert reader["caught_up"] and reader["caught_up"][0] < last_create, (
         f"the reader first caught up at event {reader['caught_up'][:1]}, after the last create ({last_create})"
     )
+    # Each agent held its first claim until the other held one: both claimed.
     per_agent = {name: len(r) for name, r in reports.items()}
+    assert all(per_agent[name] >= 1 for name in AGENTS), f"an agent claimed nothing: {per_agent}"
+    assert sum(per_agent.values()) == COUNT, per_agent
     print(
         f"interop: {COUNT} actions, {len(stream)} events; claims {per_agent}; "
         f"{len(claims_before)} claims before the last create (event {last_create}); reader caught up "

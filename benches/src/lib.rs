@@ -28,6 +28,29 @@ pub fn fresh_queue(path: &Path, servers: usize) -> BenchResult<ActionQueue> {
     Ok(queue)
 }
 
+/// The floor of a durable create: on a fresh file with the store's settings
+/// (WAL, `synchronous=NORMAL`), one `BEGIN IMMEDIATE` transaction per row
+/// inserting into a table with a unique key (the dedup check) and committing.
+/// Creates per second over `n` rows.
+pub fn minimal_dedup_transactions(path: &Path, n: usize) -> BenchResult<f64> {
+    remove_db(path);
+    let mut conn = Connection::open(path).map_err(err)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+         CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT NOT NULL UNIQUE, v TEXT NOT NULL);",
+    )
+    .map_err(err)?;
+    rate(n, |i| {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.prepare_cached("INSERT INTO t (k, v) VALUES (?1, ?2)")
+            .and_then(|mut insert| insert.execute(params![format!("svc-{i}.service"), "x"]))
+            .map_err(err)?;
+        tx.commit().map_err(err)
+    })
+}
+
 /// Deletes a database file and its WAL/shm companions.
 pub fn remove_db(path: &Path) {
     for suffix in ["", "-wal", "-shm", "-journal"] {

@@ -27,8 +27,8 @@ use std::time::Instant;
 
 use actionq::{ActionQuery, ActionQueue, ActionStatus, ErrorKind, MemoryStore, NewAction};
 use actionq_bench::{
-    err, fresh_queue, median, now_micros, peak_rss_mb, percentile, rate, seed, server_id,
-    thread_cpu_time, BenchResult, Lcg, Raw,
+    err, fresh_queue, median, minimal_dedup_transactions, now_micros, peak_rss_mb, per_s,
+    percentile, rate, seed, server_id, thread_cpu_time, BenchResult, Lcg, Raw,
 };
 
 /// Flat summary: name → number, in insertion order for the table; plus the
@@ -431,6 +431,31 @@ fn bench_create(
                 .map_err(err)
         })
     });
+    let min_dedup_path = cfg.db.join("create-min-dedup.db");
+    let min_dedup: Contender = Box::new(|_| minimal_dedup_transactions(&min_dedup_path, n));
+    // Creators on 4 threads sharing one queue (their creates share commits:
+    // the store's group commit), `n` creates in all.
+    let rust4: Contender = Box::new(|_| {
+        let queue = std::sync::Arc::new(fresh_queue(&path, 1)?);
+        let start = Instant::now();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (queue, server) = (queue.clone(), server.clone());
+                std::thread::spawn(move || -> BenchResult<()> {
+                    for i in (t..n).step_by(4) {
+                        queue
+                            .create_action(&restart(&server, format!("svc-{i}.service")))
+                            .map_err(err)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().map_err(|_| "a creating thread panicked")??;
+        }
+        Ok(per_s(n, start.elapsed()))
+    });
     let python: Contender = Box::new(|_| {
         drop(fresh_queue(&path, 1)?);
         let args = [
@@ -486,7 +511,9 @@ fn bench_create(
         9,
         vec![
             ("raw", Some(raw)),
+            ("mindedup", Some(min_dedup)),
             ("rust", Some(rust)),
+            ("rust4", Some(rust4)),
             ("baseline", has_baseline.then_some(baseline)),
             ("py", py.binding.then_some(python)),
             ("sq", py.status_quo.then_some(status_quo)),
@@ -1070,6 +1097,20 @@ const TARGETS: &[Target] = &[
         rhs: None,
         factor: 1000.0,
         at_most: true,
+    },
+    Target {
+        name: "create_rust >= 0.8 x create_mindedup (one durable dedup transaction per row)",
+        lhs: "create_rust_per_s",
+        rhs: Some("create_mindedup_per_s"),
+        factor: 0.8,
+        at_most: false,
+    },
+    Target {
+        name: "create_rust4 (4 threads) >= 1.5 x create_mindedup",
+        lhs: "create_rust4_per_s",
+        rhs: Some("create_mindedup_per_s"),
+        factor: 1.5,
+        at_most: false,
     },
     Target {
         name: "create_rust >= 0.7 x create_raw",

@@ -221,6 +221,17 @@ pub fn event_hash_v1(prev: &[u8; 32], event: &Event) -> Option<[u8; 32]> {
     stored_fields(event, None).hash(prev, 1)
 }
 
+/// The hash a stored `event` that vouches for no digest (every event but an
+/// action's creation and approvals) chained after `prev` must carry in the
+/// current encoding: what [`AuditVerifier`] recomputes for such a row.
+/// Public so that tamper tests can forge a row the way an attacker who
+/// knows the encoding would, and find the forgery caught by the next link.
+pub fn stored_event_hash(prev: &[u8; 32], event: &Event) -> [u8; 32] {
+    stored_fields(event, None)
+        .hash(prev, HASH_VERSION)
+        .expect("the current encoding expresses every event")
+}
+
 fn stored_fields<'a>(event: &'a Event, digest: Option<&'a str>) -> Fields<'a> {
     Fields {
         kind: event.kind,
@@ -408,6 +419,19 @@ mod tests {
         let report = verify(truncated, Some(&head));
         assert_eq!((report.checked, report.first_bad_event_id), (3, Some(4)));
         assert_eq!(verify(&rows, None).first_bad_event_id, Some(6));
+        let forged_hash = AuditHead {
+            hash: [7; 32],
+            ..head
+        };
+        assert_eq!(
+            verify(&rows, Some(&forged_hash)).first_bad_event_id,
+            Some(6)
+        );
+        let moved_id = AuditHead {
+            last_event_id: 4,
+            ..head
+        };
+        assert_eq!(verify(&rows, Some(&moved_id)).first_bad_event_id, Some(6));
         assert_eq!(
             verify(&[], Some(&AuditHead::default())).first_bad_event_id,
             None

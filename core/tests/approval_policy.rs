@@ -332,7 +332,12 @@ fn auto_approve_budget_holds_the_next_for_a_human(env: Env) {
         create(q, "budgeted", Some("nginx")).status,
         ActionStatus::Approved
     );
-    // A paused server holds everything, with no budget detail.
+    // A paused server holds everything, with no budget detail, its budget
+    // spent or not.
+    let second = q
+        .create_action(&NewAction::new("web-2", "budgeted").service_name("nginx"))
+        .unwrap();
+    assert_eq!(second.status, ActionStatus::Approved);
     q.pause_server("web-2").unwrap();
     q.create_action(&NewAction::new("web-2", "budgeted").service_name("nginx"))
         .unwrap();

@@ -1,13 +1,15 @@
 //! SPEC "Tamper-evident audit" against someone editing the SQLite file: rows
 //! of `action_events` edited, deleted (in the middle and the newest ones)
-//! and reordered directly with SQL; `verify_audit` names the first bad event
-//! each time, and an untouched file verifies whole.
+//! and reordered directly with SQL, and an edit whose hash was recomputed
+//! with the real encoding; `verify_audit` names the first bad event each
+//! time, and an untouched file verifies whole.
 #![cfg(feature = "sqlite")]
 
 mod audit_cases;
 
 use std::path::{Path, PathBuf};
 
+use actionq::audit::stored_event_hash;
 use actionq::{ActionQueue, AuditReport, NewAction};
 use rusqlite::Connection;
 
@@ -134,7 +136,7 @@ fn every_edit_delete_and_reorder_names_the_first_bad_event() {
             report(30, Some(31)),
         ),
         (
-            "an edited event whose hash was recomputed by hand is still found by the next link",
+            "stored hash of event 15 zeroed",
             "UPDATE action_events SET hash = zeroblob(32) WHERE id = 15",
             report(14, Some(15)),
         ),
@@ -165,6 +167,66 @@ fn every_edit_delete_and_reorder_names_the_first_bad_event() {
         sql(&copy, statements);
         assert_eq!(verify(&copy), *want, "{what}");
     }
+}
+
+/// Event 15's actor edited and its hash recomputed with the real encoding
+/// ([`stored_event_hash`] over its stored `prev_hash`): event 15 itself
+/// verifies, so the break is the next link, event 16, whose `prev_hash` is
+/// the hash 15 had before.
+#[test]
+fn an_edit_with_its_hash_recomputed_is_found_by_the_next_link() {
+    let pristine = tempfile::tempdir().unwrap();
+    let path = busy_file(pristine.path(), 10);
+    let queue = ActionQueue::open(&path).unwrap();
+    let mut edited = queue.events_since(14, 1).unwrap().remove(0);
+    assert_eq!(edited.id, 15);
+    edited.by = "mallory".into();
+    let conn = Connection::open(&path).unwrap();
+    let prev: [u8; 32] = conn
+        .query_row(
+            "SELECT prev_hash FROM action_events WHERE id = 15",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let forged = stored_event_hash(&prev, &edited);
+    conn.execute(
+        "UPDATE action_events SET actor = 'mallory', hash = ?1 WHERE id = 15",
+        [forged.as_slice()],
+    )
+    .unwrap();
+    assert_eq!(verify(&path), report(15, Some(16)));
+}
+
+/// The head (event id, then hash, in one blob) with one half forged and the
+/// other left right: either half alone is found.
+#[test]
+fn a_head_with_either_half_forged_is_found() {
+    let pristine = tempfile::tempdir().unwrap();
+    let source = busy_file(pristine.path(), 10);
+    let forge = |what: &str, edit: fn(&mut Vec<u8>)| {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("q.sqlite3");
+        std::fs::copy(&source, &copy).unwrap();
+        let conn = Connection::open(&copy).unwrap();
+        let select = "SELECT seq FROM sqlite_sequence WHERE name = 'actionq_audit_head'";
+        let mut head: Vec<u8> = conn.query_row(select, [], |r| r.get(0)).unwrap();
+        assert_eq!(head.len(), 40, "the head is the event id and its hash");
+        edit(&mut head);
+        conn.execute(
+            "UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'actionq_audit_head'",
+            [&head],
+        )
+        .unwrap();
+        let edited: Vec<u8> = conn.query_row(select, [], |r| r.get(0)).unwrap();
+        assert_eq!(edited, head, "{what}: the forged head is stored as a blob");
+        drop(conn);
+        assert_eq!(verify(&copy), report(30, Some(31)), "{what}");
+    };
+    forge("hash forged, event id left right", |head| head[8..].fill(7));
+    forge("event id moved back, hash left right", |head| {
+        head[..8].copy_from_slice(&29i64.to_be_bytes())
+    });
 }
 
 /// The chain continues across reopening and across processes' writes

@@ -390,3 +390,103 @@ fn garbage_or_truncated_file_is_a_storage_error() {
         assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
     }
 }
+
+/// The ids and total of every listing: each combination of filters, two pages.
+fn listings(queue: &ActionQueue) -> Vec<(Vec<i64>, u64)> {
+    let mut all = Vec::new();
+    for server_id in [None, Some("web-1")] {
+        for status in [None, Some(ActionStatus::Approved)] {
+            for action_type in [None, Some("clear_logs")] {
+                for offset in [0, 5] {
+                    let page = queue
+                        .list_actions(&ActionQuery {
+                            server_id: server_id.map(str::to_owned),
+                            status,
+                            action_type: action_type.map(str::to_owned),
+                            limit: 5,
+                            offset,
+                        })
+                        .unwrap();
+                    all.push((page.actions.iter().map(|a| a.id).collect(), page.total));
+                }
+            }
+        }
+    }
+    all
+}
+
+/// The names of the indexes on `actions`.
+fn action_indexes(db: &Path) -> Vec<String> {
+    let conn = Connection::open(db).unwrap();
+    let mut select = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'actions'")
+        .unwrap();
+    let names = select
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    names
+}
+
+/// The last migration drops the indexes by age, by server and of active
+/// actions (what the others answer, so a create writes fewer pages): a file
+/// of the version before, written with them, migrates and every listing,
+/// conflict check and budget reads as before.
+#[test]
+fn file_with_the_dropped_indexes_migrates_and_reads_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("previous.sqlite3");
+    let queue = ActionQueue::new(SqliteStore::open(&db, &SqliteOptions::default()).unwrap());
+    for server in ["web-1", "web-2"] {
+        queue.create_server(server, None).unwrap();
+    }
+    for i in 0..24 {
+        let server = ["web-1", "web-2"][i % 2];
+        let request = if i % 3 == 0 {
+            NewAction::new(server, "clear_logs")
+        } else {
+            NewAction::new(server, "restart_service").service_name(format!("s{i}"))
+        };
+        let action = queue.create_action(&request).unwrap();
+        if i % 4 == 0 {
+            queue.cancel_action(action.id, "dashboard").unwrap();
+        }
+    }
+    let apt = queue
+        .create_action(&NewAction::new("web-1", "apt_update"))
+        .unwrap();
+    let before = listings(&queue);
+    drop(queue);
+    // The file as the version before v6 kept it: the same, with its three
+    // indexes.
+    const INDEXES_DROPPED_AT: i64 = 6;
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE INDEX IF NOT EXISTS actions_by_created ON actions(created_at, id);
+             CREATE INDEX IF NOT EXISTS actions_by_server ON actions(server_id, created_at, id);
+             CREATE INDEX IF NOT EXISTS actions_active ON actions(server_id, action_type)
+                 WHERE status IN ('pending', 'approved', 'executing');
+             PRAGMA user_version = {};",
+            INDEXES_DROPPED_AT - 1
+        ))
+        .unwrap();
+    assert!(action_indexes(&db).contains(&"actions_active".to_owned()));
+
+    let queue = ActionQueue::new(SqliteStore::open(&db, &SqliteOptions::default()).unwrap());
+    assert_eq!(user_version(&db), SCHEMA_VERSION);
+    let indexes = action_indexes(&db);
+    for dropped in ["actions_by_created", "actions_by_server", "actions_active"] {
+        assert!(!indexes.contains(&dropped.to_owned()), "{indexes:?}");
+    }
+    assert_eq!(listings(&queue), before);
+    // The exclusive group's check (which read `actions_active`) still finds
+    // the active apt action.
+    let clash = queue
+        .create_action(&NewAction::new("web-1", "apt_upgrade_all"))
+        .unwrap_err();
+    assert_eq!(clash.kind(), ErrorKind::Conflict);
+    assert_eq!(clash.existing_action_id(), Some(apt.id));
+    fault_support::assert_invariants(&db, "after migration");
+}

@@ -6,7 +6,7 @@
 
 mod fault_support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -100,25 +100,36 @@ fn threads_racing_apt_group_sqlite() {
     let path = dir.path().join("q.sqlite3");
     let q = open(&path);
     q.create_server("web-1", None).unwrap(); // not paused: approved actions block too
-    let handles: Vec<_> = (0..8)
+    const THREADS: usize = 8;
+    let opened = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
         .map(|i| {
-            let q = open(&path);
+            let (path, opened) = (path.clone(), opened.clone());
             thread::spawn(move || {
+                let q = open(&path);
+                opened.wait();
                 let t = if i % 2 == 0 {
                     "apt_update"
                 } else {
                     "apt_upgrade_all"
                 };
-                q.create_action(&NewAction::new("web-1", t)).is_ok()
+                q.create_action(&NewAction::new("web-1", t))
             })
         })
         .collect();
-    let wins = handles
-        .into_iter()
-        .map(|h| h.join().unwrap())
-        .filter(|ok| *ok)
-        .count();
-    assert_eq!(wins, 1);
+    let mut winners = Vec::new();
+    let mut losers = Vec::new();
+    for h in handles {
+        match h.join().unwrap() {
+            Ok(a) => winners.push(a.id),
+            Err(actionq::Error::Conflict {
+                existing_action_id, ..
+            }) => losers.push(existing_action_id),
+            Err(other) => panic!("a losing create must be a Conflict, got {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one apt create wins: {winners:?}");
+    assert_eq!(losers, vec![Some(winners[0]); THREADS - 1]);
 }
 
 fn claim_all(q: &ActionQueue) -> Vec<i64> {
@@ -155,17 +166,35 @@ fn threads_claim_each_action_once() {
     let path = dir.path().join("q.sqlite3");
     let sqlite = open(&path);
     seed_approved(&sqlite, 400);
-    let separate: Vec<ActionQueue> = (0..4).map(|_| open(&path)).collect();
-    for queues in [vec![memory], separate] {
-        let claimed = (0..4)
-            .map(|i| {
-                let q = queues[i % queues.len()].clone();
-                thread::spawn(move || claim_all(&q))
+    const THREADS: usize = 4;
+    let shared = Arc::new(Barrier::new(THREADS));
+    let memory_threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (q, holding) = (memory.clone(), shared.clone());
+            thread::spawn(move || claim_all_holding_one(&q, &holding))
+        })
+        .collect();
+    let (opened, holding) = (
+        Arc::new(Barrier::new(THREADS)),
+        Arc::new(Barrier::new(THREADS)),
+    );
+    let sqlite_threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (path, opened, holding) = (path.clone(), opened.clone(), holding.clone());
+            thread::spawn(move || {
+                let q = open(&path);
+                opened.wait();
+                claim_all_holding_one(&q, &holding)
             })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .collect();
+        })
+        .collect();
+    for (store, threads) in [("memory", memory_threads), ("sqlite", sqlite_threads)] {
+        let claimed: Vec<Vec<i64>> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+        let spread: Vec<usize> = claimed.iter().map(Vec::len).collect();
+        assert!(
+            spread.iter().all(|&n| n >= 1),
+            "{store}: every thread claims at least once, claims per thread: {spread:?}"
+        );
         assert_claimed_exactly_once(claimed, 400);
     }
 }
@@ -266,26 +295,51 @@ fn worker_lines(child: Child, dir: &Path, me: usize) -> Vec<String> {
 }
 
 /// Contender `me` of `n` creates the same restart per round as every other
-/// contender; halfway, all meet, so their rounds overlap. One line per round:
+/// contender. It starts with its home round (round `me`), which no one else
+/// touches until all meet at `home`, so each wins at least one round by
+/// construction; then the other rounds in order, meeting again halfway, so
+/// their rounds overlap. One line per round, in round order:
 /// `<round> won <id>` or `<round> lost <winner id>`.
 fn create_rounds(q: &ActionQueue, dir: &Path, me: usize, n: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    for round in 0..ROUNDS {
-        if round == ROUNDS / 2 {
-            rendezvous(dir, "half", me, n);
-        }
+    let mut lines = BTreeMap::new();
+    let mut create = |round: usize| {
         let r = q.create_action(
             &NewAction::new("web-1", "restart_service").service_name(format!("svc{round}")),
         );
-        match r {
-            Ok(a) => lines.push(format!("{round} won {}", a.id)),
+        let line = match r {
+            Ok(a) => format!("{round} won {}", a.id),
             Err(e) => {
                 assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
-                lines.push(format!("{round} lost {}", e.existing_action_id().unwrap()));
+                format!("{round} lost {}", e.existing_action_id().unwrap())
             }
+        };
+        lines.insert(round, line);
+    };
+    create(me);
+    rendezvous(dir, "home", me, n);
+    for round in (0..ROUNDS).filter(|&r| r != me) {
+        if round == ROUNDS / 2 {
+            rendezvous(dir, "half", me, n);
         }
+        create(round);
     }
-    lines
+    lines.into_values().collect()
+}
+
+/// Thread contender `me` of the threads meeting at `holding`: one claim
+/// first, held until every thread holds one (all were inside the race at
+/// once, and each claims at least one), then the rest until none is left.
+fn claim_all_holding_one(q: &ActionQueue, holding: &Barrier) -> Vec<i64> {
+    let first = q.claim_next("web-1", None).unwrap();
+    holding.wait();
+    let mut got = Vec::new();
+    if let Some(claim) = first {
+        got.push(claim.action.id);
+        q.report_result(claim.action.id, &claim.lease_token, 0, None, None)
+            .unwrap();
+    }
+    got.extend(claim_all(q));
+    got
 }
 
 /// Contender `me` of `n` claims: one claim first, held until every contender
@@ -362,6 +416,14 @@ fn processes_racing_duplicate_create_one_winner() {
         .map(|lines| lines.iter().filter(|l| l.contains(" won ")).count())
         .collect();
     eprintln!("{CHILDREN} contenders ready; rounds won per contender: {wins:?}");
+    for (me, lines) in results.iter().enumerate() {
+        assert!(
+            lines[me].starts_with(&format!("{me} won ")),
+            "contender {me} must win its home round: {}",
+            lines[me]
+        );
+    }
+    assert_eq!(wins.iter().sum::<usize>(), ROUNDS, "{wins:?}");
     for round in 0..ROUNDS {
         let lines: Vec<&String> = results.iter().map(|lines| &lines[round]).collect();
         let won: Vec<&&String> = lines.iter().filter(|l| l.contains(" won ")).collect();

@@ -8,7 +8,9 @@
 //! the page cache, so every line whose write returned is there for the parent;
 //! only power loss, which this test does not simulate, would need an fsync):
 //!
-//! - `O` just before `SqliteStore::open`, `P` just after it returns;
+//! - `O` just before `SqliteStore::open`, `P` just after it returns, and `M`
+//!   from inside the migration (`SqliteStore::on_migration_start`: its write
+//!   transaction holds the lock, no step has run);
 //! - `B <n> <kind> <id> <targets>` immediately before each write call into the
 //!   store (the child's store is a [`MarkedStore`] around `SqliteStore`) and
 //!   `D <n>` right after it returns;
@@ -17,8 +19,10 @@
 //!
 //! The parent classifies every kill by the log: a `B` without its `D` means the
 //! kill landed inside a store write (lock, statements or COMMIT). It asserts a
-//! minimum share of kills landed there, and a separate test kills children inside
-//! `SqliteStore::open` while it migrates a large v1 file.
+//! minimum share of kills landed there, and that both halves of "whole or
+//! absent" were seen (a kill inside a write that had applied it, and one that
+//! had not). A separate test kills children inside the migration of a large
+//! v1 file, counted from the `M` marker.
 //!
 //! Rounds: `ACTIONQ_CRASH_ROUNDS` (default 24; `make soak` raises it).
 //! Seed: `ACTIONQ_CRASH_SEED` replays a run (printed on failure).
@@ -50,18 +54,19 @@ const SERVERS: [&str; 4] = ["web-0", "web-1", "maint-0", "maint-1"];
 const SERVICES: [&str; 6] = [
     "nginx.service",
     "ssh",
-    "postgresql@15-main.service",
+    "postgresql.service",
     "cron",
-    "docker.socket",
-    "systemd-journald",
+    "docker",
+    "rsyslog",
 ];
 /// At least this share (percent) of the workload kills must land inside a store
 /// write, and at least `MIN_INSIDE_WRITES` of them.
 const MIN_INSIDE_SHARE_PCT: usize = 20;
 const MIN_INSIDE_WRITES: usize = 4;
-/// Kills inside `SqliteStore::open` on a v1 file the migration test must see, and
-/// how many of them must have left the file at v1 (before the migration committed).
-const MIN_KILLED_IN_OPEN: usize = 6;
+/// Kills inside the migration of a v1 file (after the child's `M` marker, before
+/// open returned) the migration test must see, and how many of them must have
+/// left the file at v1 (before the migration committed).
+const MIN_KILLED_IN_MIGRATION: usize = 6;
 const MIN_KILLED_BEFORE_MIGRATION_COMMIT: usize = 3;
 /// Extra pending actions in the migration test's v1 file, so that the migration
 /// (a GROUP BY into action_counts and two index builds) takes a while.
@@ -82,11 +87,16 @@ fn open_log(path: &Path) -> File {
         .expect("open the crash log")
 }
 
-/// A `SqliteStore` that logs `B`/`D` markers around every write call.
+/// A `SqliteStore` that logs `B`/`D` markers around every write call. With
+/// `hold_from`, the first create at or after that write number that succeeds
+/// logs `H <n>` once it has returned and then never goes on: the parent kills
+/// it there, a kill inside the write (no `D`) with the write whole by
+/// construction.
 struct MarkedStore {
     inner: SqliteStore,
     log: Arc<File>,
     n: AtomicU64,
+    hold_from: Option<u64>,
 }
 
 impl MarkedStore {
@@ -98,6 +108,12 @@ impl MarkedStore {
         let n = self.n.fetch_add(1, Ordering::Relaxed);
         log_line(&self.log, &format!("B {n} {what}"));
         let out = f(&self.inner);
+        if what.starts_with("create ") && out.is_ok() && self.hold_from.is_some_and(|h| n >= h) {
+            log_line(&self.log, &format!("H {n}"));
+            loop {
+                std::thread::park();
+            }
+        }
         log_line(&self.log, &format!("D {n}"));
         out
     }
@@ -198,6 +214,9 @@ impl Store for MarkedStore {
     }
 }
 
+/// The child's log, for the migration hook (a plain `fn`).
+static CHILD_LOG: std::sync::OnceLock<Arc<File>> = std::sync::OnceLock::new();
+
 /// The child's workload (role `crash`) or a bare open (role `open`). A no-op
 /// unless started by a parent below.
 #[test]
@@ -221,6 +240,8 @@ fn crash_child_entry() {
         durability,
         ..SqliteOptions::default()
     };
+    CHILD_LOG.set(Arc::clone(&log)).unwrap();
+    SqliteStore::on_migration_start(|| log_line(CHILD_LOG.get().unwrap(), "M"));
     log_line(&log, "O");
     let store = SqliteStore::open(&db, &options).expect("child open");
     log_line(&log, "P");
@@ -233,6 +254,9 @@ fn crash_child_entry() {
         inner: store,
         log: Arc::clone(&log),
         n: AtomicU64::new(0),
+        hold_from: std::env::var("ACTIONQ_CRASH_HOLD_FROM")
+            .ok()
+            .map(|n| n.parse().unwrap()),
     })
     .with_options(QueueOptions {
         expire_leases_on_read: false,
@@ -365,10 +389,14 @@ struct Op {
 #[derive(Debug, Default)]
 struct Markers {
     opening: bool,
+    /// Inside the migration's write transaction (`M`).
+    migrating: bool,
     opened: bool,
     /// The last store write started, and whether it returned (`D`).
     last_op: Option<Op>,
     last_op_done: bool,
+    /// The last write returned and the child holds there (`H`).
+    held: bool,
 }
 
 impl Markers {
@@ -377,6 +405,9 @@ impl Markers {
     }
     fn inside_open(&self) -> bool {
         self.opening && !self.opened
+    }
+    fn inside_migration(&self) -> bool {
+        self.migrating && !self.opened
     }
 }
 
@@ -399,6 +430,7 @@ fn parse_markers(text: &str) -> Markers {
         let mut words = line.split(' ');
         match words.next() {
             Some("O") => m.opening = true,
+            Some("M") => m.migrating = true,
             Some("P") => m.opened = true,
             Some("B") => {
                 let n = words.next().unwrap().parse().unwrap();
@@ -416,6 +448,7 @@ fn parse_markers(text: &str) -> Markers {
                 });
                 m.last_op_done = false;
             }
+            Some("H") => m.held = true,
             Some("D") => {
                 let n: u64 = words.next().unwrap().parse().unwrap();
                 assert_eq!(m.last_op.as_ref().map(|o| o.n), Some(n), "D without B");
@@ -600,6 +633,7 @@ fn sigkilled_writer_never_loses_or_half_applies_anything() {
     let mut kills = 0usize;
     let mut inside_writes = 0usize;
     let mut inside_applied = 0usize;
+    let mut held_whole = 0usize;
     for round in 0..rounds {
         if started.elapsed() > budget {
             eprintln!("crash_consistency: time budget reached after {round} rounds");
@@ -616,16 +650,27 @@ fn sigkilled_writer_never_loses_or_half_applies_anything() {
         if round % 3 == 2 {
             envs.push(("ACTIONQ_CRASH_FULL", "1".into()));
         }
+        // Every fourth round (from the second) kills a child held after a
+        // create returned, before its `D`: the "whole" of whole-or-absent by
+        // construction. The others kill at a random point.
+        let hold = round % 4 == 1;
+        if hold {
+            envs.push(("ACTIONQ_CRASH_HOLD_FROM", rng.below(30).to_string()));
+        }
         let mut child = spawn_child(ENTRY, "crash", &envs);
         wait_for(&log, from, &mut child, "opening the store", |m| m.opened);
-        // A random point of the workload: mostly well into it, every fifth round
-        // among the first writes (creating and pausing the servers).
-        let delay_us = if round % 5 == 0 {
-            rng.below(1_000)
+        if hold {
+            wait_for(&log, from, &mut child, "holding after a write", |m| m.held);
         } else {
-            rng.below(50_000)
-        };
-        std::thread::sleep(Duration::from_micros(delay_us));
+            // A random point of the workload: mostly well into it, every fifth
+            // round among the first writes (creating and pausing the servers).
+            let delay_us = if round % 5 == 0 {
+                rng.below(1_000)
+            } else {
+                rng.below(50_000)
+            };
+            std::thread::sleep(Duration::from_micros(delay_us));
+        }
         if let Some(status) = child.try_wait().unwrap() {
             let out = child.wait_with_output().unwrap();
             panic!(
@@ -645,7 +690,15 @@ fn sigkilled_writer_never_loses_or_half_applies_anything() {
         total_acks += all_acks.len() - acks_before;
         let in_db = db_statuses(&db);
         let diff = check_in_flight(&in_db, &all_acks, markers.last_op.as_ref(), &ctx);
-        if markers.inside_write() {
+        if hold {
+            assert!(
+                markers.inside_write() && !diff.is_empty(),
+                "{ctx}: killed after a create returned, the create must be whole in the file \
+                 ({:?}, diff {diff:?})",
+                markers.last_op
+            );
+            held_whole += 1;
+        } else if markers.inside_write() {
             inside_writes += 1;
             if !diff.is_empty() {
                 inside_applied += 1;
@@ -699,8 +752,9 @@ fn sigkilled_writer_never_loses_or_half_applies_anything() {
     }
     let final_stats = assert_invariants(&db, "final");
     eprintln!(
-        "crash_consistency: {kills} kills, {inside_writes} inside a store write \
-         ({inside_applied} of them with the write applied), {total_acks} acknowledged \
+        "crash_consistency: {kills} kills, {held_whole} held after a create returned (found \
+         whole), {inside_writes} at random inside a store write ({inside_applied} of them \
+         with the write applied), {total_acks} acknowledged \
          operations, {} actions / {} events in the file, statuses {:?}, {:.1}s",
         final_stats.actions,
         final_stats.events,
@@ -710,17 +764,24 @@ fn sigkilled_writer_never_loses_or_half_applies_anything() {
     assert!(kills >= rounds.min(20) as usize, "fewer than 20 rounds ran");
     assert!(total_acks > 0, "the children acknowledged nothing");
     assert!(
+        held_whole >= 1 && inside_writes > inside_applied,
+        "both halves of whole-or-absent must be seen: {held_whole} kills after a write had \
+         returned found it whole, and of {inside_writes} random kills inside a write \
+         {inside_applied} had applied it (want >= 1 whole and >= 1 absent; seed {seed})"
+    );
+    assert!(
         inside_writes >= MIN_INSIDE_WRITES && inside_writes * 100 >= kills * MIN_INSIDE_SHARE_PCT,
         "only {inside_writes} of {kills} kills landed inside a store write (want at least \
          {MIN_INSIDE_WRITES} and {MIN_INSIDE_SHARE_PCT}%; seed {seed})"
     );
 }
 
-/// Kills children inside `SqliteStore::open` while it migrates a v1 file: by
-/// construction (the kill follows the child's `O` marker by a random fraction of
-/// the time an open takes, and the file is large enough for the migration to be
-/// most of it). Every kill leaves v1 untouched or v2 complete, and the next open
-/// migrates (if needed) with every row intact.
+/// Kills children inside `SqliteStore::open` while it migrates a v1 file: the
+/// kill follows the child's `O` marker by a random fraction of the time an open
+/// takes (the file is large enough for the migration to be most of it), and
+/// only kills after the `M` marker written inside the migration count. Every
+/// kill leaves v1 untouched or v2 complete, and the next open migrates (if
+/// needed) with every row intact.
 #[test]
 fn sigkill_inside_the_migration_leaves_v1_or_complete_v2() {
     if child_role().is_some() {
@@ -755,9 +816,12 @@ fn sigkill_inside_the_migration_leaves_v1_or_complete_v2() {
     wait_success(child, "calibration open");
     let mut max_delay_us = open_us.max(200);
 
-    let (mut kills, mut in_open, mut before_commit) = (0usize, 0usize, 0usize);
+    let (mut kills, mut in_migration, mut before_commit, mut after_commit) =
+        (0usize, 0usize, 0usize, 0usize);
     for attempt in 0..60 {
-        if in_open >= MIN_KILLED_IN_OPEN && before_commit >= MIN_KILLED_BEFORE_MIGRATION_COMMIT {
+        if in_migration >= MIN_KILLED_IN_MIGRATION
+            && before_commit >= MIN_KILLED_BEFORE_MIGRATION_COMMIT
+        {
             break;
         }
         let ctx = format!("attempt {attempt} (seed {seed})");
@@ -768,9 +832,9 @@ fn sigkill_inside_the_migration_leaves_v1_or_complete_v2() {
         sigkill(&mut child);
         kills += 1;
         let markers = parse_markers(&read_log(&log));
-        if markers.inside_open() {
-            in_open += 1;
-        } else {
+        if markers.inside_migration() {
+            in_migration += 1;
+        } else if markers.opened {
             // Too late: aim earlier.
             max_delay_us = (max_delay_us * 2 / 3).max(50);
         }
@@ -789,10 +853,15 @@ fn sigkill_inside_the_migration_leaves_v1_or_complete_v2() {
             1 => {
                 assert!(markers.inside_open(), "{ctx}: still v1 after open returned");
                 assert!(!has_counts, "{ctx}: v1 file with a half-applied migration");
-                before_commit += 1;
+                before_commit += usize::from(markers.migrating);
             }
             v if v == actionq::SCHEMA_VERSION => {
-                assert!(has_counts, "{ctx}: v2 without action_counts")
+                assert!(
+                    markers.migrating,
+                    "{ctx}: migrated without the migration's marker"
+                );
+                assert!(has_counts, "{ctx}: v2 without action_counts");
+                after_commit += usize::from(!markers.opened);
             }
             v => panic!("{ctx}: user_version {v}"),
         }
@@ -828,13 +897,14 @@ fn sigkill_inside_the_migration_leaves_v1_or_complete_v2() {
     }
     eprintln!(
         "crash_consistency migration: open takes ~{open_us} us here; {kills} kills, \
-         {in_open} inside SqliteStore::open, {before_commit} of them before the migration \
-         committed (file still v1)"
+         {in_migration} inside the migration (after its M marker, before open returned): \
+         {before_commit} before it committed (file still v1), {after_commit} after"
     );
     assert!(
-        in_open >= MIN_KILLED_IN_OPEN && before_commit >= MIN_KILLED_BEFORE_MIGRATION_COMMIT,
-        "only {in_open} of {kills} kills landed inside SqliteStore::open ({before_commit} before \
-         the migration committed; want {MIN_KILLED_IN_OPEN} and \
+        in_migration >= MIN_KILLED_IN_MIGRATION
+            && before_commit >= MIN_KILLED_BEFORE_MIGRATION_COMMIT,
+        "only {in_migration} of {kills} kills landed inside the migration ({before_commit} before \
+         it committed; want {MIN_KILLED_IN_MIGRATION} and \
          {MIN_KILLED_BEFORE_MIGRATION_COMMIT}; seed {seed})"
     );
 }

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use actionq::identity::{authorize, secret_digest, Target};
+use actionq::identity::{authorize, authorize_role, secret_digest, Target};
 use actionq::store::{Change, ChangeKind};
 use actionq::{
     ActionQuery, ActionQueue, ActionStatus, Error, ErrorKind, EventKind, NewAction, Operation,
@@ -25,27 +25,52 @@ fn kind<T: std::fmt::Debug>(r: Result<T, Error>) -> ErrorKind {
 fn issued_secret_has_prefix_and_32_random_bytes(env: Env) {
     let q = &env.queue;
     q.create_server("web-1", None).unwrap();
-    for role in Role::ALL {
+    // The names and prefixes README "Identity" promises, written out (not
+    // read back from `Role`, which this checks).
+    let roles = [
+        (Role::Admin, "admin", "aq_ad_"),
+        (Role::Operator, "operator", "aq_op_"),
+        (Role::Requester, "requester", "aq_rq_"),
+        (Role::Viewer, "viewer", "aq_vw_"),
+        (Role::Agent, "agent", "aq_ag_"),
+    ];
+    assert_eq!(roles.map(|(role, _, _)| role), Role::ALL);
+    for (role, name, prefix) in roles {
+        assert_eq!((role.as_str(), role.to_string()), (name, name.to_owned()));
+        assert_eq!(role.secret_prefix(), prefix);
         let server = (role == Role::Agent).then_some("web-1");
         let issued = q.issue_credential("someone", role, server).unwrap();
         let secret = &issued.secret;
-        assert!(secret.starts_with(role.secret_prefix()), "{secret}");
-        let random = &secret[role.secret_prefix().len()..];
+        assert!(secret.starts_with(prefix), "{secret}");
+        let random = &secret[prefix.len()..];
         // 32 bytes in URL-safe base64 without padding: 43 characters.
         assert_eq!(random.len(), 43, "{secret}");
         assert!(random
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert!(secret.starts_with(&issued.credential.prefix));
-        assert!(issued.credential.prefix.len() < secret.len() / 2);
+        // The shown prefix: the role's and a few random characters, enough
+        // to tell credentials apart, far too few to authenticate.
+        let shown = &issued.credential.prefix;
+        assert!(secret.starts_with(shown.as_str()), "{shown} of {secret}");
+        assert!(
+            shown.len() > prefix.len() && shown.len() < secret.len() / 2,
+            "{shown} of {secret}"
+        );
         assert_eq!(issued.credential.role, role);
         assert_eq!(issued.credential.server_id.as_deref(), server);
         assert_eq!(issued.credential.created_at, common::start_time());
         assert_eq!(issued.credential.revoked_at, None);
         let principal = q.authenticate(secret).unwrap();
         assert_eq!(principal, issued.credential.principal());
-        // Debug output (what a log line shows) never carries the secret.
-        assert!(!format!("{issued:?}").contains(random));
+        // Debug output (what a log line shows) never carries the secret,
+        // and still shows the credential.
+        let debug = format!("{issued:?}");
+        assert!(!debug.contains(random), "{debug}");
+        assert!(
+            debug.contains(r#"secret: "<redacted>""#)
+                && debug.contains(&format!("{:?}", issued.credential)),
+            "{debug}"
+        );
     }
     let a = q.issue_credential("a", Role::Viewer, None).unwrap();
     let b = q.issue_credential("a", Role::Viewer, None).unwrap();
@@ -290,7 +315,15 @@ fn requester_cancels_only_its_own_pending_actions(env: Env) {
     // Approved since: no longer hers to withdraw.
     let err = q.as_principal(&rita).cancel_action(own.id).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied);
-    assert!(err.to_string().contains("own pending"), "{err}");
+    // The refusal says why this action is not hers to cancel.
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Requester 'rita' can cancel only its own pending actions (action {} was created \
+             by 'rita' and is approved)",
+            own.id
+        )
+    );
     assert_eq!(q.get_action(own.id).unwrap().status, ActionStatus::Approved);
     // The same rule holds inside the store's atomic step, should an approval
     // land between the check and the change.
@@ -710,6 +743,34 @@ fn role_table_and_agent_message(_env: Env) {
             .to_string(),
         "Agent for server 'web-1' cannot claim actions of server 'web-2'"
     );
+    // A role's refusal names the operation; every name written out.
+    let described = [
+        (Operation::Read, "read the queue"),
+        (Operation::CreateServer, "create servers"),
+        (Operation::PauseServer, "pause or unpause servers"),
+        (Operation::CreateAction, "create actions"),
+        (Operation::ApproveAction, "approve actions"),
+        (Operation::RejectAction, "reject actions"),
+        (Operation::CancelAction, "cancel actions"),
+        (Operation::Claim, "claim actions"),
+        (Operation::Heartbeat, "heartbeat actions"),
+        (Operation::ReportResult, "report results"),
+        (Operation::ExpireLeases, "expire leases"),
+        (Operation::ManageCredentials, "manage credentials"),
+        (Operation::VerifyAudit, "verify the audit log"),
+    ];
+    assert_eq!(described.map(|(op, _)| op), Operation::ALL);
+    for (op, text) in described {
+        let (role, capitalized) = match op {
+            Operation::Read => (Role::Agent, "Agent"),
+            _ => (Role::Viewer, "Viewer"),
+        };
+        let message = authorize_role(&Principal::new("someone", role), op)
+            .unwrap_err()
+            .to_string();
+        let want = format!("{capitalized} 'someone' cannot {text}: only ");
+        assert!(message.starts_with(&want), "{message}");
+    }
 }
 
 for_each_store!(

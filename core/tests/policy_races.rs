@@ -8,8 +8,13 @@
 //! - auto-approval budget of 3 with 8 contenders creating at once → exactly
 //!   3 auto-approved per key;
 //! - ttl expiry sweeping while approvers approve → each action has one
-//!   outcome (approved, or rejected by `system`), never both. Approvers'
-//!   clocks say the approval is still open, sweepers' that it ran out.
+//!   outcome (approved, or rejected by `system`), never both. The outcome is
+//!   forced by construction with manual clocks, as `multiprocess_races.rs`
+//!   does for leases: the `gone` group has run out on every clock (the sweep
+//!   must win), the `open` group runs out after every clock (an approval must
+//!   win), and the `middle` group is open on the approvers' clocks and runs
+//!   out on the sweepers' (a real race). Every expiry is attributed to the
+//!   sweeper whose `expire_approvals` returned it.
 //!
 //! Every contender writes a ready marker (a file, or a barrier for threads)
 //! and starts on `go`, so all overlap. Scale: `ACTIONQ_RACE_SCALE` (default 3).
@@ -60,10 +65,21 @@ fn contender(queue: ActionQueue, offset_secs: i64) -> ActionQueue {
         )))
 }
 
-/// Approvers see every approval window still open (the first closes at 60 s);
-/// sweepers walk from 60 s on, closing one per second.
-const APPROVER_OFFSET: i64 = 59;
-const SWEEPER_OFFSET: i64 = 60;
+/// When the short-lived groups are created (action k of a group one second
+/// after action k - 1); each runs out 60 s later.
+const GONE_CREATED: i64 = 0;
+const MIDDLE_CREATED: i64 = 1000;
+const OPEN_CREATED: i64 = 5000;
+/// Approvers' clock: past every `gone` deadline, before every `middle` one.
+const APPROVER_OFFSET: i64 = MIDDLE_CREATED + 59;
+/// Sweepers start on the approvers' clock and walk one second per `middle`
+/// action, closing one more each step; they stop before any `open` deadline.
+const SWEEPER_OFFSET: i64 = APPROVER_OFFSET;
+
+/// The sweepers among the contenders (the odd ones; the even ones approve).
+fn is_sweeper(me: usize) -> bool {
+    me % 2 == 1
+}
 
 fn shuffled(n: usize, rng: &mut Rng) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
@@ -73,11 +89,27 @@ fn shuffled(n: usize, rng: &mut Rng) -> Vec<usize> {
     order
 }
 
-/// The ids the setup made, by scenario: (two_keys, three_keys, short_lived).
+/// The ids the setup made, by scenario: two_keys, three_keys, and the
+/// short_lived groups `gone`, `middle` and `open`.
 struct Setup {
     two: Vec<i64>,
     three: Vec<i64>,
-    short: Vec<i64>,
+    gone: Vec<i64>,
+    middle: Vec<i64>,
+    open: Vec<i64>,
+}
+
+impl Setup {
+    /// Every short-lived action with its group.
+    fn short(&self) -> Vec<(i64, &'static str)> {
+        let tagged = |ids: &[i64], group| ids.iter().map(|&id| (id, group)).collect::<Vec<_>>();
+        [
+            tagged(&self.gone, "gone"),
+            tagged(&self.middle, "middle"),
+            tagged(&self.open, "open"),
+        ]
+        .concat()
+    }
 }
 
 /// On a paused server `hold`: two- and three-key actions with alice's first
@@ -87,27 +119,40 @@ fn setup(queue: &ActionQueue) -> Setup {
     q.create_server("hold", None).unwrap();
     q.pause_server("hold").unwrap();
     q.create_server("free", None).unwrap();
-    let make = |kind: &str, k: usize, first: bool| {
-        // Short-lived ones one second apart, so a sweeper walking its clock
-        // forward expires them one at a time while approvers approve.
-        let q = if kind == "short_lived" {
-            contender(queue.clone(), k as i64)
-        } else {
-            q.clone()
-        };
+    let make = |kind: &str, k: usize| {
         let a = q
             .create_action(&NewAction::new("hold", kind).service_name(format!("s{k}")))
             .unwrap();
-        if first {
-            let a = q.approve_action(a.id, "alice").unwrap();
-            assert_eq!(a.status, ActionStatus::Pending);
-        }
+        let a = q.approve_action(a.id, "alice").unwrap();
+        assert_eq!(a.status, ActionStatus::Pending);
         a.id
     };
+    // Short-lived ones one second apart, so a sweeper walking its clock
+    // forward through the middle group expires them one at a time while
+    // approvers approve.
+    assert!(
+        keys() < 900,
+        "the short-lived groups' windows would overlap"
+    );
+    let short = |created: i64| -> Vec<i64> {
+        (0..keys() as i64)
+            .map(|k| {
+                contender(queue.clone(), created + k)
+                    .create_action(
+                        &NewAction::new("hold", "short_lived")
+                            .service_name(format!("s{}", created + k)),
+                    )
+                    .unwrap()
+                    .id
+            })
+            .collect()
+    };
     Setup {
-        two: (0..keys()).map(|k| make("two_keys", k, true)).collect(),
-        three: (0..keys()).map(|k| make("three_keys", k, true)).collect(),
-        short: (0..keys()).map(|k| make("short_lived", k, false)).collect(),
+        two: (0..keys()).map(|k| make("two_keys", k)).collect(),
+        three: (0..keys()).map(|k| make("three_keys", k)).collect(),
+        gone: short(GONE_CREATED),
+        middle: short(MIDDLE_CREATED),
+        open: short(OPEN_CREATED),
     }
 }
 
@@ -138,9 +183,10 @@ fn work(queue: &ActionQueue, me: usize, setup: &Setup, seed: u64) -> Vec<String>
             .create_action(&NewAction::new("free", "budgeted").service_name(format!("s{k}")));
         out.push(format!("budget s{k} {}", line(r)));
     }
-    if me % 2 == 0 {
-        for i in shuffled(setup.short.len(), &mut rng) {
-            let id = setup.short[i];
+    if !is_sweeper(me) {
+        let short = setup.short();
+        for i in shuffled(short.len(), &mut rng) {
+            let (id, _) = short[i];
             out.push(format!(
                 "short {id} {}",
                 line(approver.approve_action(id, &format!("p{me}")))
@@ -148,16 +194,26 @@ fn work(queue: &ActionQueue, me: usize, setup: &Setup, seed: u64) -> Vec<String>
         }
     } else {
         let clock = Arc::new(ManualClock::new(
-            start() + TimeDelta::seconds(SWEEPER_OFFSET - 1),
+            start() + TimeDelta::seconds(SWEEPER_OFFSET),
         ));
         let sweeper = queue
             .clone()
             .with_whitelist(whitelist())
             .with_clock(clock.clone());
-        for &id in &setup.short {
-            // Action k (created at start + k s) has run out at start + k + 60 s:
-            // each step's sweep before the read expires one more.
+        let swept = |out: &mut Vec<String>| {
+            for a in sweeper.expire_approvals().unwrap() {
+                out.push(format!("expired {} {me}", a.id));
+            }
+        };
+        // The first sweep closes the whole `gone` group (unless another
+        // sweeper got there first).
+        swept(&mut out);
+        for &id in &setup.middle {
+            // Middle action k (created at MIDDLE_CREATED + k s) runs out at
+            // MIDDLE_CREATED + k + 60 s: each step expires one more, unless
+            // an approver got there first.
             clock.advance(TimeDelta::seconds(1));
+            swept(&mut out);
             let seen = sweeper.get_action(id).unwrap();
             assert_ne!(
                 seen.status,
@@ -165,10 +221,7 @@ fn work(queue: &ActionQueue, me: usize, setup: &Setup, seed: u64) -> Vec<String>
                 "a read showed an expired approval"
             );
         }
-        out.push(format!(
-            "sweep - ok {}",
-            sweeper.expire_approvals().unwrap().len()
-        ));
+        out.push(format!("swept {me} {}", setup.middle.len()));
     }
     out
 }
@@ -281,11 +334,66 @@ fn check(queue: &ActionQueue, setup: &Setup, lines: &[String], context: &str) {
             Some("auto-approval budget exceeded: 3 in the last 3600s")
         );
     }
-    let (mut approved_n, mut expired_n) = (0, 0);
-    for &id in &setup.short {
-        let oks = calls("short", &id.to_string())
-            .into_iter()
-            .filter(|o| o[0] == "ok")
+    check_ttl_race(&q, setup, &by_action, lines, context);
+    let audit = q.verify_audit().unwrap();
+    assert_eq!(
+        (audit.checked, audit.first_bad_event_id),
+        (events.len() as u64, None),
+        "{context}"
+    );
+}
+
+/// The ttl race: each short-lived action has one outcome, the one its group
+/// forces (`gone`: expired, `open`: approved; `middle`: either), every
+/// expiry was returned to exactly one sweeper, and every sweeper walked the
+/// whole middle group.
+fn check_ttl_race(
+    q: &ActionQueue,
+    setup: &Setup,
+    by_action: &BTreeMap<i64, Vec<&Event>>,
+    lines: &[String],
+    context: &str,
+) {
+    let words: Vec<Vec<&str>> = lines.iter().map(|l| l.split(' ').collect()).collect();
+    let approvers = (0..CONTENDERS).filter(|&me| !is_sweeper(me)).count();
+    let sweepers = CONTENDERS - approvers;
+    let mut walked: Vec<&str> = words
+        .iter()
+        .filter(|w| w[0] == "swept")
+        .map(|w| w[1])
+        .collect();
+    walked.sort_unstable();
+    let want: Vec<String> = (0..CONTENDERS)
+        .filter(|&me| is_sweeper(me))
+        .map(|me| me.to_string())
+        .collect();
+    assert_eq!(walked, want, "{context}: every sweeper walks to its end");
+    assert!(
+        words
+            .iter()
+            .filter(|w| w[0] == "swept")
+            .all(|w| w[2] == setup.middle.len().to_string()),
+        "{context}: every sweeper steps through the whole middle group"
+    );
+    let (mut middle_approved, mut middle_expired, mut expired_total) = (0, 0, 0);
+    for (id, group) in setup.short() {
+        let key = id.to_string();
+        let outcomes: Vec<&[&str]> = words
+            .iter()
+            .filter(|w| w[0] == "short" && w[1] == key)
+            .map(|w| &w[2..])
+            .collect();
+        assert_eq!(outcomes.len(), approvers, "{context}: short {id}");
+        let oks = outcomes.iter().filter(|o| o[0] == "ok").count();
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| *o == ["ok", "approved", "1"] || *o == ["CONFLICT"]),
+            "{context}: short {id} ({group}): {outcomes:?}"
+        );
+        let expirers = words
+            .iter()
+            .filter(|w| w[0] == "expired" && w[1] == key)
             .count();
         let a = q.get_action(id).unwrap();
         let leaving: Vec<&&Event> = by_action[&id]
@@ -293,29 +401,45 @@ fn check(queue: &ActionQueue, setup: &Setup, lines: &[String], context: &str) {
             .filter(|e| e.from_status == Some(ActionStatus::Pending))
             .collect();
         assert_eq!(leaving.len(), 1, "{context}: short {id}: {leaving:?}");
-        match a.status {
+        let expired = match a.status {
             ActionStatus::Approved => {
-                approved_n += 1;
-                assert_eq!(oks, 1, "{context}: short {id}");
+                assert_eq!((oks, expirers), (1, 0), "{context}: short {id} ({group})");
+                false
             }
             ActionStatus::Rejected => {
-                expired_n += 1;
-                assert_eq!(oks, 0, "{context}: short {id}");
+                assert_eq!((oks, expirers), (0, 1), "{context}: short {id} ({group})");
                 assert_eq!(a.rejected_by.as_deref(), Some("system"));
                 assert_eq!(
                     leaving[0].detail.as_deref(),
                     Some("approval expired after 60s")
                 );
+                true
             }
-            other => panic!("{context}: short {id} ended {other}"),
+            other => panic!("{context}: short {id} ({group}) ended {other}"),
+        };
+        expired_total += usize::from(expired);
+        match group {
+            "gone" => assert!(
+                expired,
+                "{context}: short {id} ran out on every clock but was approved"
+            ),
+            "open" => assert!(
+                !expired,
+                "{context}: short {id} was open on every clock but expired"
+            ),
+            _ if expired => middle_expired += 1,
+            _ => middle_approved += 1,
         }
     }
-    eprintln!("{context}: ttl race: {approved_n} approved first, {expired_n} expired first");
-    let audit = q.verify_audit().unwrap();
+    let expiries = words.iter().filter(|w| w[0] == "expired").count();
     assert_eq!(
-        (audit.checked, audit.first_bad_event_id),
-        (events.len() as u64, None),
-        "{context}"
+        expiries, expired_total,
+        "{context}: every expiry, and only those, returned to one sweeper"
+    );
+    eprintln!(
+        "{context}: ttl race: gone {n} expired, open {n} approved, middle {middle_approved} \
+         approved first and {middle_expired} expired first, {sweepers} sweepers",
+        n = keys()
     );
 }
 
@@ -386,7 +510,9 @@ mod processes {
         let setup = Setup {
             two: read("two"),
             three: read("three"),
-            short: read("short"),
+            gone: read("gone"),
+            middle: read("middle"),
+            open: read("open"),
         };
         let queue = open(&location);
         std::fs::write(dir.join(format!("ready-{me}")), b"").unwrap();
@@ -412,7 +538,9 @@ mod processes {
         let setup = setup(&queue);
         write_ids(dir.path(), "two", &setup.two);
         write_ids(dir.path(), "three", &setup.three);
-        write_ids(dir.path(), "short", &setup.short);
+        write_ids(dir.path(), "gone", &setup.gone);
+        write_ids(dir.path(), "middle", &setup.middle);
+        write_ids(dir.path(), "open", &setup.open);
         let mut children: Vec<_> = (0..CONTENDERS)
             .map(|p| {
                 let envs = [

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actionq::audit::stored_event_hash;
 use actionq::{
     ActionQueue, ActionStatus, AuditReport, ErrorKind, NewAction, PostgresOptions, PostgresStore,
     PG_SCHEMA_VERSION,
@@ -170,7 +171,13 @@ fn newer_schema_is_refused_untouched() {
     assert_eq!((version, servers), (newer, 1));
 }
 
-/// Child of [`processes_opening_a_fresh_database_together_all_succeed`].
+/// Processes in [`processes_opening_a_fresh_database_together_all_succeed`].
+const OPENERS: usize = 6;
+
+/// Child of [`processes_opening_a_fresh_database_together_all_succeed`]:
+/// says ready before it touches the database, opens it (migrating it, or
+/// waiting for another process's migration) on `go`, and proves the schema
+/// usable: a missing server and a missing action are NotFound, nothing else.
 #[test]
 #[ignore = "child process of another test"]
 fn open_child_entry() {
@@ -178,12 +185,15 @@ fn open_child_entry() {
         return;
     }
     let url = std::env::var("ACTIONQ_PG_CHILD_URL").unwrap();
-    let go = PathBuf::from(std::env::var("ACTIONQ_PG_CHILD_GO").unwrap());
-    while !go.exists() {
-        std::thread::yield_now();
-    }
+    let dir = PathBuf::from(std::env::var("ACTIONQ_PG_CHILD_DIR").unwrap());
+    let me = std::env::var("ACTIONQ_PG_CHILD_ME").unwrap();
+    std::fs::write(dir.join(format!("ready-{me}")), "").unwrap();
+    wait_until("go", || dir.join("go").exists());
     let queue = open(&url);
-    queue.get_server("nobody").unwrap_err();
+    let e = queue.get_server("nobody").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    let e = queue.get_action(1).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
 }
 
 #[test]
@@ -191,29 +201,45 @@ fn processes_opening_a_fresh_database_together_all_succeed() {
     let Some(url) = pg::fresh_schema_url() else {
         return;
     };
+    let schema = pg::schema_of(&url);
     let dir = tempfile::tempdir().unwrap();
-    let go = dir.path().join("go");
-    let children: Vec<_> = (0..6)
-        .map(|_| {
+    let mut children: Vec<_> = (0..OPENERS)
+        .map(|me| {
             spawn_child(
                 "open_child_entry",
                 "open",
                 &[
                     ("ACTIONQ_PG_CHILD_URL", url.clone()),
-                    ("ACTIONQ_PG_CHILD_GO", go.display().to_string()),
+                    ("ACTIONQ_PG_CHILD_DIR", dir.path().display().to_string()),
+                    ("ACTIONQ_PG_CHILD_ME", me.to_string()),
                 ],
             )
         })
         .collect();
-    std::fs::write(&go, "").unwrap();
+    wait_until("every opener ready", || {
+        for child in children.iter_mut() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "an opener exited before go"
+            );
+        }
+        (0..OPENERS).all(|me| dir.path().join(format!("ready-{me}")).exists())
+    });
+    let mut admin = pg::admin();
+    let tables: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+            &[&schema],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "no opener may touch the schema before go");
+    std::fs::write(dir.path().join("go"), "").unwrap();
     for child in children {
         wait_success(child, "a process opening a fresh database");
     }
-    let version: i64 = pg::admin()
-        .query_one(
-            &format!("SELECT version FROM {}.actionq_schema", pg::schema_of(&url)),
-            &[],
-        )
+    let version: i64 = admin
+        .query_one(&format!("SELECT version FROM {schema}.actionq_schema"), &[])
         .unwrap()
         .get(0);
     assert_eq!(version, PG_SCHEMA_VERSION);
@@ -597,9 +623,21 @@ const DUP_KEYS: usize = 20;
 const CLAIMS: usize = 200;
 const VOTES: usize = 40;
 
+/// Contender `me`-`t` has reached `stage`; returns once every contender has.
+fn meet(dir: &Path, stage: &str, me: usize, t: usize) {
+    std::fs::write(dir.join(format!("{stage}-{me}-{t}")), "").unwrap();
+    wait_until(stage, || {
+        (0..RACE_PROCS)
+            .all(|p| (0..RACE_THREADS).all(|u| dir.join(format!("{stage}-{p}-{u}")).exists()))
+    });
+}
+
 /// One contender of [`four_processes_four_threads_race_on_one_database`]:
 /// every thread tries every duplicate create, claims until none is left, and
 /// approves, rejects or cancels (by process and thread) every pending action.
+/// Each first creates its home key (its own, untouched by the others until
+/// all meet at `home`) and takes one claim it holds until all hold one
+/// (`holding`): every contender wins a create and a claim by construction.
 #[test]
 #[ignore = "child process of another test"]
 fn race_child_entry() {
@@ -628,6 +666,9 @@ fn race_child_entry() {
                 let mut out = serde_json::Map::new();
                 let mut dups = Vec::new();
                 for k in 0..DUP_KEYS {
+                    if k == 1 {
+                        meet(&dir, "home", me, t);
+                    }
                     let k = (k + me * RACE_THREADS + t) % DUP_KEYS;
                     match queue.create_action(&restart("dup", &format!("svc-{k}"))) {
                         Ok(a) => dups.push(serde_json::json!([k, "won", a.id])),
@@ -639,6 +680,9 @@ fn race_child_entry() {
                 }
                 out.insert("dups".into(), dups.into());
                 let mut claimed = Vec::new();
+                let first = queue.claim_next("claims", None).unwrap();
+                meet(&dir, "holding", me, t);
+                claimed.extend(first.map(|c| c.action.id));
                 while let Some(claim) = queue.claim_next("claims", None).unwrap() {
                     claimed.push(claim.action.id);
                 }
@@ -743,6 +787,13 @@ fn four_processes_four_threads_race_on_one_database() {
             let text =
                 std::fs::read_to_string(dir.path().join(format!("result-{p}-{t}.json"))).unwrap();
             let out: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let (home, claims) = (&out["dups"][0], out["claims"].as_array().unwrap());
+            assert_eq!(
+                (&home[0], home[1].as_str()),
+                (&serde_json::json!(p * RACE_THREADS + t), Some("won")),
+                "contender {p}-{t} wins its home key: {home}"
+            );
+            assert!(!claims.is_empty(), "contender {p}-{t} claims at least once");
             for d in out["dups"].as_array().unwrap() {
                 let k = d[0].as_u64().unwrap();
                 let id = d[2].as_i64().expect("a loser names the winner");
@@ -943,6 +994,43 @@ fn edited_actions_approvals_and_server_and_credential_events_are_found() {
             .unwrap();
         assert_eq!(queue.verify_audit().unwrap(), case.want, "{}", case.what);
     }
+}
+
+/// Event 15's actor edited and its hash recomputed with the real encoding
+/// ([`stored_event_hash`] over its stored `prev_hash`): event 15 itself
+/// verifies, so the break is the next link, event 16.
+#[test]
+fn an_edit_with_its_hash_recomputed_is_found_by_the_next_link() {
+    let Some((queue, schema)) = busy_schema(10) else {
+        return;
+    };
+    let mut edited = queue.events_since(14, 1).unwrap().remove(0);
+    assert_eq!(edited.id, 15);
+    edited.by = "mallory".into();
+    let mut admin = pg::admin();
+    let prev: Vec<u8> = admin
+        .query_one(
+            &format!("SELECT prev_hash FROM {schema}.action_events WHERE id = 15"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let forged = stored_event_hash(&prev.try_into().unwrap(), &edited);
+    admin
+        .execute(
+            &format!(
+                "UPDATE {schema}.action_events SET actor = 'mallory', hash = $1 WHERE id = 15"
+            ),
+            &[&forged.as_slice()],
+        )
+        .unwrap();
+    assert_eq!(
+        queue.verify_audit().unwrap(),
+        AuditReport {
+            checked: 15,
+            first_bad_event_id: Some(16)
+        }
+    );
 }
 
 /// A database left by schema version 1 (before credentials, approvals and

@@ -71,19 +71,25 @@ struct Cost {
     rss_kib: i64,
 }
 
+/// A `kB` field of `/proc/self/status`. Unreadable or missing fails the test:
+/// a 0 would make the RSS bound pass without measuring anything.
 fn proc_status_kib(field: &str) -> i64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
+    let status = std::fs::read_to_string("/proc/self/status")
+        .expect("/proc/self/status: the RSS bound needs it");
+    let kib = status
         .lines()
         .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+    assert!(kib > 0, "{field} {kib} kB");
+    kib
 }
 
 fn measure<T>(f: impl FnOnce() -> T) -> (T, Cost) {
-    // Reset the RSS high-water mark to the current RSS (Linux >= 4.0).
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    // Reset the RSS high-water mark to the current RSS (Linux >= 4.0); without
+    // it the mark would be the seeding's and the bound would measure nothing.
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset VmHWM via /proc/self/clear_refs");
     let rss_before = proc_status_kib("VmRSS:");
     let live = LIVE.load(Ordering::SeqCst);
     PEAK.store(live, Ordering::SeqCst);
@@ -235,6 +241,48 @@ fn seed_sqlite(path: &std::path::Path, n: i64) {
     .unwrap();
 }
 
+/// The page `query` must return over the seeded rows `1..=n`, whose status is
+/// `status_of(id)` (server `srv-{id % 100}`, a restart when `id % 10 == 0`):
+/// the ids, newest first, and the total. Every query but the one meant to
+/// match nothing must have a non-empty page, so an empty page fails.
+fn expected_page(
+    what: &str,
+    query: &ActionQuery,
+    n: i64,
+    status_of: fn(i64) -> ActionStatus,
+) -> (Vec<i64>, u64) {
+    let matching: Vec<i64> = (1..=n)
+        .rev()
+        .filter(|&i| {
+            query.status.is_none_or(|s| s == status_of(i))
+                && query
+                    .server_id
+                    .as_ref()
+                    .is_none_or(|s| *s == format!("srv-{}", i % 100))
+                && query.action_type.as_ref().is_none_or(|t| {
+                    t == if i % 10 == 0 {
+                        "restart_service"
+                    } else {
+                        "clear_logs"
+                    }
+                })
+        })
+        .collect();
+    let page: Vec<i64> = matching
+        .iter()
+        .skip(query.offset as usize)
+        .take(query.limit as usize)
+        .copied()
+        .collect();
+    assert_eq!(
+        page.is_empty(),
+        what.contains("no match"),
+        "{what}: the seeded rows give the query {} matches",
+        matching.len()
+    );
+    (page, matching.len() as u64)
+}
+
 fn queries() -> Vec<(&'static str, ActionQuery)> {
     let q = ActionQuery {
         limit: 100,
@@ -280,9 +328,9 @@ fn queries() -> Vec<(&'static str, ActionQuery)> {
             },
         ),
         (
-            "offset 500000",
+            "offset half the rows",
             ActionQuery {
-                offset: 500_000,
+                offset: rows() / 2,
                 ..q.clone()
             },
         ),
@@ -318,10 +366,18 @@ fn page_of_100_over_a_million_rows_stays_bounded_sqlite() {
             page.actions.len(),
             page.total
         );
-        assert!(
-            page.actions.len() <= 100,
-            "{what}: {} actions",
-            page.actions.len()
+        let status_of = |i| {
+            if i % 7 == 0 {
+                ActionStatus::Failed
+            } else {
+                ActionStatus::Completed
+            }
+        };
+        let ids: Vec<i64> = page.actions.iter().map(|a| a.id).collect();
+        assert_eq!(
+            (ids, page.total),
+            expected_page(what, &query, n, status_of),
+            "sqlite {what}"
         );
         assert!(cost.heap_peak < HEAP_BOUND, "sqlite {what}: {cost:?}");
         assert!(cost.rss_kib < RSS_BOUND_KIB, "sqlite {what}: {cost:?}");
@@ -423,10 +479,18 @@ fn page_of_100_over_a_million_rows_stays_bounded_memory() {
             page.actions.len(),
             page.total
         );
-        assert!(
-            page.actions.len() <= 100,
-            "{what}: {} actions",
-            page.actions.len()
+        let status_of = |i| {
+            if i % 7 == 0 {
+                ActionStatus::Failed
+            } else {
+                ActionStatus::Cancelled
+            }
+        };
+        let ids: Vec<i64> = page.actions.iter().map(|a| a.id).collect();
+        assert_eq!(
+            (ids, page.total),
+            expected_page(what, &query, n, status_of),
+            "memory {what}"
         );
         assert!(cost.heap_peak < HEAP_BOUND, "memory {what}: {cost:?}");
         assert!(cost.allocations < 100 * 64, "memory {what}: {cost:?}");

@@ -43,6 +43,13 @@ static struct {
 } tokens[MAX_TOKENS];
 static int token_count;
 
+/* Credential secrets saved by issue_credential steps ("save_secret"). */
+static struct {
+  char *name;
+  char *secret;
+} secrets[MAX_TOKENS];
+static int secret_count;
+
 static void bad_scenario(const char *fmt, ...) {
   va_list args;
   va_start(args, fmt);
@@ -195,6 +202,24 @@ static const char *token_arg(const cJSON *step) {
   return NULL;
 }
 
+/* A "$name" secret argument is a saved secret; anything else is literal. */
+static const char *secret_arg(const char *given) {
+  if (!given || given[0] != '$') return given;
+  for (int i = 0; i < secret_count; i++)
+    if (strcmp(secrets[i].name, given + 1) == 0) return secrets[i].secret;
+  bad_scenario("no saved secret %s", given + 1);
+  return NULL;
+}
+
+/* The principal a step acts as ("as": "$name"), or NULL; caller frees. */
+static aq_principal *acting(aq_queue *q, const cJSON *step) {
+  const char *as = opt_str(step, "as");
+  if (!as) return NULL;
+  aq_principal *principal = NULL;
+  if (aq_queue_authenticate(q, secret_arg(as), &principal) != AQ_STATUS_OK) bad_scenario("as %s: refused", as);
+  return principal;
+}
+
 /* The outcome of one call: {"ok": <parsed out>}, {"none": true} or {"error": ...}. */
 static cJSON *outcome(aq_status status, char *out) {
   cJSON *result = cJSON_CreateObject();
@@ -259,7 +284,9 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step) {
     s = aq_server_unpause(q, req_str(step, "id"), &out);
   } else if (strcmp(name, "create_action") == 0) {
     char *body = create_body(step);
-    s = aq_action_create(q, body, &out);
+    aq_principal *principal = acting(q, step);
+    s = principal ? aq_action_create_as(q, principal, body, &out) : aq_action_create(q, body, &out);
+    aq_principal_free(principal);
     cJSON_free(body);
   } else if (strcmp(name, "get_action") == 0) {
     s = aq_action_get(q, (int64_t)num(step, "id"), &out);
@@ -272,7 +299,50 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step) {
                                int_or(step, "limit", AQ_DEFAULT_PAGE_LIMIT),
                                int_or(step, "offset", 0), &out);
   } else if (strcmp(name, "approve_action") == 0) {
-    s = aq_action_approve(q, (int64_t)num(step, "id"), req_str(step, "by"), &out);
+    aq_principal *principal = acting(q, step);
+    s = principal ? aq_action_approve_as(q, principal, (int64_t)num(step, "id"), &out)
+                  : aq_action_approve(q, (int64_t)num(step, "id"), req_str(step, "by"), &out);
+    aq_principal_free(principal);
+  } else if (strcmp(name, "digest_matches") == 0) {
+    s = aq_action_get(q, (int64_t)num(step, "id"), &out);
+    if (s == AQ_STATUS_OK) {
+      int matches = 0;
+      if (aq_action_digest_matches(out, &matches) != AQ_STATUS_OK) bad_scenario("digest_matches refused");
+      aq_string_free(out);
+      cJSON *result = cJSON_CreateObject();
+      cJSON_AddBoolToObject(result, "ok", matches);
+      return result;
+    }
+  } else if (strcmp(name, "list_servers") == 0) {
+    s = aq_server_list(q, &out);
+  } else if (strcmp(name, "count_actions") == 0) {
+    s = aq_action_count(q, &out);
+  } else if (strcmp(name, "verify_audit") == 0) {
+    s = aq_audit_verify(q, &out);
+  } else if (strcmp(name, "issue_credential") == 0) {
+    s = aq_credential_issue(q, req_str(step, "name"), req_str(step, "role"), opt_str(step, "server_id"), &out);
+    const char *save = opt_str(step, "save_secret");
+    if (s == AQ_STATUS_OK && save) {
+      cJSON *issued = cJSON_Parse(out);
+      const cJSON *secret = cJSON_GetObjectItemCaseSensitive(issued, "secret");
+      if (!cJSON_IsString(secret)) bad_scenario("issued credential without a secret");
+      if (secret_count == MAX_TOKENS) bad_scenario("too many saved secrets");
+      secrets[secret_count].name = strdup(save);
+      secrets[secret_count].secret = strdup(secret->valuestring);
+      secret_count++;
+      cJSON_Delete(issued);
+    }
+  } else if (strcmp(name, "list_credentials") == 0) {
+    s = aq_credential_list(q, &out);
+  } else if (strcmp(name, "revoke_credential") == 0) {
+    s = aq_credential_revoke(q, (int64_t)num(step, "id"), &out);
+  } else if (strcmp(name, "authenticate") == 0) {
+    aq_principal *principal = NULL;
+    s = aq_queue_authenticate(q, secret_arg(req_str(step, "secret")), &principal);
+    if (s == AQ_STATUS_OK) {
+      s = aq_principal_json(principal, &out);
+      aq_principal_free(principal);
+    }
   } else if (strcmp(name, "reject_action") == 0) {
     s = aq_action_reject(q, (int64_t)num(step, "id"), req_str(step, "reason"), req_str(step, "by"), &out);
   } else if (strcmp(name, "cancel_action") == 0) {
@@ -378,6 +448,10 @@ int main(int argc, char **argv) {
   for (int i = 0; i < token_count; i++) {
     free(tokens[i].name);
     free(tokens[i].token);
+  }
+  for (int i = 0; i < secret_count; i++) {
+    free(secrets[i].name);
+    free(secrets[i].secret);
   }
   return 0;
 }

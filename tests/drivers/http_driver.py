@@ -115,6 +115,13 @@ class Host(ScenarioHost):
             "cancel_action": ("POST", f"{a}/cancel", {}, None),
             "claim_next": ("POST", f"{s}/actions/claim", {}, body(step, "lease_seconds")),
             "events_since": ("GET", "/api/v1/events", {"after": step.get("cursor"), **query(step, "limit")}, None),
+            "list_servers": ("GET", "/api/v1/servers", {}, None),
+            "verify_audit": ("GET", "/api/v1/audit/verify", {}, None),
+            "issue_credential": ("POST", "/api/v1/credentials", {}, body(step, "name", "role", "server_id")),
+            "list_credentials": ("GET", "/api/v1/credentials", {}, None),
+            "revoke_credential": ("DELETE", f"/api/v1/credentials/{segment(step.get('id'))}", {}, None),
+            # Who a secret is: the caller of /me with that secret as its key.
+            "authenticate": ("GET", "/api/v1/me", {}, None),
         }
         if name in ("heartbeat", "report_result"):
             fields = ("lease_seconds",) if name == "heartbeat" else ("exit_code", "stdout", "stderr")
@@ -138,6 +145,10 @@ class Host(ScenarioHost):
         method, path, params, payload = self.request(step)
         content = None if payload is None else encode(payload)
         headers = {} if payload is None else {"Content-Type": "application/json"}
+        # Acting as an issued principal: its secret is the request's key.
+        key = step.get("secret") if name == "authenticate" else step.get("as")
+        if key is not None:
+            headers["X-API-Key"] = self.secret(key)
         response = self.client.request(method, path, params=params, content=content, headers=headers)
         if response.status_code == 204:
             return {"none": True}
@@ -162,6 +173,8 @@ class Host(ScenarioHost):
             if "save_token" in step:
                 self.tokens[step["save_token"]] = content["lease_token"]
             content["lease_token"] = "<token>"
+        if name == "issue_credential" and "save_secret" in step:
+            self.secrets[step["save_secret"]] = content["secret"]
         return {"ok": content}
 
 

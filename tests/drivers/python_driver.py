@@ -75,7 +75,12 @@ class Host(ScenarioHost):
             return None
         if "lease_token" in args:
             args["lease_token"] = self.token(args["lease_token"])
-        method: Callable[..., Any] | None = getattr(q, name, None)
+        if "secret" in args:
+            args["secret"] = self.secret(args["secret"])
+        if name == "digest_matches":
+            return q.get_action(**args).digest_matches()
+        target: Any = q.as_principal(q.authenticate(self.secret(step["as"]))) if "as" in step else q
+        method: Callable[..., Any] | None = getattr(target, name, None)
         if method is None:
             raise BadScenario(f"unknown call {name!r}")
         try:
@@ -88,6 +93,10 @@ class Host(ScenarioHost):
             record = plain(result)
             record["lease_token"] = "<token>"
             return record
+        if name == "issue_credential" and "save_secret" in step:
+            self.secrets[step["save_secret"]] = result.secret
+        if name == "count_actions":  # (server_id, status, count) tuples: the record's field names
+            return [{"server_id": s, "status": plain(status), "count": n} for s, status, n in result]
         return plain(result)
 
 

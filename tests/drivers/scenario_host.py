@@ -12,7 +12,15 @@ from typing import Any, Callable
 
 import actionq
 
-META = ("call", "expect", "save_token", "skip", "known_bug", "rust", "c", "python", "http")
+META = (
+    "call",
+    "expect",
+    "save_token",
+    "save_secret",
+    "as",
+    "skip",
+    "host_specific",
+    "known_bug", "rust", "c", "python", "http")
 """Step keys that are not arguments of the call (the last four: per-host expectations)."""
 
 
@@ -69,6 +77,7 @@ class ScenarioHost:
         start = datetime.fromisoformat(scenario["clock"].replace("Z", "+00:00"))
         self.clock = actionq.ManualClock(start)
         self.tokens: dict[str, str] = {}
+        self.secrets: dict[str, str] = {}
 
     def token(self, given: Any) -> Any:
         """A `$name` token argument is a saved token; anything else is literal."""
@@ -76,6 +85,14 @@ class ScenarioHost:
             if given[1:] not in self.tokens:
                 raise BadScenario(f"no saved token {given[1:]!r}")
             return self.tokens[given[1:]]
+        return given
+
+    def secret(self, given: str) -> str:
+        """A `$name` secret argument is a secret saved by `issue_credential`; anything else is literal."""
+        if given.startswith("$"):
+            if given[1:] not in self.secrets:
+                raise BadScenario(f"no saved secret {given[1:]!r}")
+            return self.secrets[given[1:]]
         return given
 
 

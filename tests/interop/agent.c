@@ -6,7 +6,10 @@
  *
  * Usage: interop_agent DB HANDSHAKE_DIR NAME EXPECTED SERVER...
  * Opens the queue, writes HANDSHAKE_DIR/NAME.ready, waits for HANDSHAKE_DIR/go,
- * then claims round-robin over the SERVERs. For each claim it reports
+ * then claims round-robin over the SERVERs. Its first claim is held until every
+ * agent named in ACTIONQ_INTEROP_AGENTS (space-separated) holds one: it writes
+ * HANDSHAKE_DIR/NAME.holding and waits for every agent's, so all agents were
+ * claiming at once and each claims at least one action. For each claim it reports
  * exit code 3 when the action id is a multiple of 4, else 0, with
  * stdout "NAME ran <command>" and, for exit 3, stderr "NAME: <id> failed",
  * and prints one JSON line {"id","exit_code","stdout","stderr"} on stdout.
@@ -33,6 +36,8 @@
 #define DEADLINE_SECONDS 240
 
 static const char *agent_name = "interop_agent";
+static const char *handshake_dir = ".";
+static int holding_done = 0;
 
 static void die(const char *what, aq_status status) {
   char message[4096];
@@ -65,9 +70,27 @@ static void publish(const char *path, const char *text) {
 static void wait_for(const char *path) {
   time_t start = time(NULL);
   while (access(path, F_OK) != 0) {
-    if (time(NULL) - start > DEADLINE_SECONDS) fail("the go file never appeared");
+    if (time(NULL) - start > DEADLINE_SECONDS) {
+      fprintf(stderr, "%s: %s never appeared\n", agent_name, path);
+      exit(1);
+    }
     pause_briefly();
   }
+}
+
+/* Writes DIR/NAME.holding, then waits for every agent's (ACTIONQ_INTEROP_AGENTS). */
+static void hold_until_every_agent_holds(void) {
+  char path[4096], names[1024];
+  const char *agents = getenv("ACTIONQ_INTEROP_AGENTS");
+  if (!agents || strlen(agents) >= sizeof names) fail("ACTIONQ_INTEROP_AGENTS unset or too long");
+  snprintf(path, sizeof path, "%s/%s.holding", handshake_dir, agent_name);
+  publish(path, "holding");
+  strcpy(names, agents);
+  for (char *name = strtok(names, " "); name; name = strtok(NULL, " ")) {
+    snprintf(path, sizeof path, "%s/%s.holding", handshake_dir, name);
+    wait_for(path);
+  }
+  holding_done = 1;
 }
 
 /* How many actions match `status` (NULL: any). */
@@ -101,6 +124,7 @@ static int work_one(const aq_queue *q, const char *server_id) {
       !cJSON_IsString(status) || strcmp(status->valuestring, "executing") != 0)
     fail("a claim without id, lease_token, command or status executing");
   int64_t action_id = (int64_t)id->valuedouble;
+  if (!holding_done) hold_until_every_agent_holds();
   int32_t exit_code = action_id % 4 == 0 ? 3 : 0;
   char stdout_text[512], stderr_text[128];
   snprintf(stdout_text, sizeof stdout_text, "%s ran %s", agent_name, command->valuestring);
@@ -139,6 +163,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *db = argv[1], *dir = argv[2];
+  handshake_dir = dir;
   agent_name = argv[3];
   double expected = atof(argv[4]);
   char **servers = argv + 5;

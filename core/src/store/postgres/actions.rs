@@ -22,23 +22,23 @@ use crate::store::{ActionDraft, Change, ConflictGuard, EventDraft, PageRequest};
 
 type Out<T> = std::result::Result<T, Failure>;
 
-const SELECT_SERVER_SQL: &str =
+pub(super) const SELECT_SERVER_SQL: &str =
     concat!("SELECT ", server_columns!(), " FROM servers WHERE id = $1");
-const LOCK_SERVER_SQL: &str = concat!(
+pub(super) const LOCK_SERVER_SQL: &str = concat!(
     "SELECT ",
     server_columns!(),
     " FROM servers WHERE id = $1 FOR NO KEY UPDATE"
 );
-const SELECT_ACTION_SQL: &str =
+pub(super) const SELECT_ACTION_SQL: &str =
     concat!("SELECT ", action_columns!(), " FROM actions WHERE id = $1");
-const LOCK_ACTION_SQL: &str = concat!(
+pub(super) const LOCK_ACTION_SQL: &str = concat!(
     "SELECT ",
     action_columns!(),
     " FROM actions WHERE id = $1 FOR UPDATE"
 );
 
 /// Pending actions of a server with the given type and command, oldest first.
-const PENDING_DUPLICATES_SQL: &str = concat!(
+pub(super) const PENDING_DUPLICATES_SQL: &str = concat!(
     "SELECT ",
     action_columns!(),
     " FROM actions WHERE server_id = $1 AND status = 'pending' AND action_type = $2 \
@@ -46,7 +46,7 @@ const PENDING_DUPLICATES_SQL: &str = concat!(
 );
 
 /// Pending, approved or executing actions of a server with one of the types, oldest first.
-const ACTIVE_OF_TYPES_SQL: &str = concat!(
+pub(super) const ACTIVE_OF_TYPES_SQL: &str = concat!(
     "SELECT ",
     action_columns!(),
     " FROM actions WHERE server_id = $1 AND action_type = ANY($2) \
@@ -54,7 +54,7 @@ const ACTIVE_OF_TYPES_SQL: &str = concat!(
 );
 
 /// The oldest approved action of a server that no other transaction holds.
-const NEXT_APPROVED_SQL: &str = concat!(
+pub(super) const NEXT_APPROVED_SQL: &str = concat!(
     "SELECT ",
     action_columns!(),
     " FROM actions WHERE server_id = $1 AND status = 'approved' \
@@ -62,7 +62,7 @@ const NEXT_APPROVED_SQL: &str = concat!(
 );
 
 /// Pending actions of type $1 created at or before $2, locked, by id.
-const APPROVALS_DUE_SQL: &str = concat!(
+pub(super) const APPROVALS_DUE_SQL: &str = concat!(
     "SELECT ",
     action_columns!(),
     " FROM actions WHERE status = 'pending' AND action_type = $1 AND created_at <= $2 \
@@ -70,10 +70,36 @@ const APPROVALS_DUE_SQL: &str = concat!(
 );
 
 /// Executing actions whose lease ran out by $1, locked, by id.
-const DUE_SQL: &str = concat!(
+pub(super) const DUE_SQL: &str = concat!(
     "SELECT ",
     action_columns!(),
     " FROM actions WHERE status = 'executing' AND lease_expires_at <= $1 ORDER BY id FOR UPDATE"
+);
+
+// The looks of the sweeps before every read order by their partial index's
+// key: with a bare `LIMIT 1` the generic plan (what a prepared statement runs
+// after five executions) expects a sequential scan to find a match at once,
+// and when nothing is due, as on almost every read, it reads the whole table.
+
+/// Whether any pending action of type $1 was created at or before $2.
+pub(super) const ANY_APPROVAL_DUE_SQL: &str = "SELECT 1 FROM actions WHERE status = 'pending' \
+     AND action_type = $1 AND created_at <= $2 ORDER BY created_at LIMIT 1";
+
+/// Whether any executing action's lease has run out by $1.
+pub(super) const ANY_LEASE_DUE_SQL: &str = "SELECT 1 FROM actions WHERE status = 'executing' \
+     AND lease_expires_at <= $1 ORDER BY lease_expires_at LIMIT 1";
+
+/// Auto-approvals of server $1 with type $2 and command $5 created in
+/// ($3, $4], counted up to $6.
+pub(super) const AUTO_APPROVED_SQL: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM actions \
+     WHERE server_id = $1 AND action_type = $2 AND created_at > $3 AND created_at <= $4 \
+     AND command = $5 AND approved_by = 'auto' LIMIT $6) t";
+
+/// Up to $2 events after id $1, oldest first.
+pub(super) const EVENTS_SINCE_SQL: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM action_events WHERE id > $1 ORDER BY id LIMIT $2"
 );
 
 /// Adds `server` (one statement); Conflict if its id is taken.
@@ -391,9 +417,7 @@ fn auto_approved_in_window(conn: &mut Conn, draft: &ActionDraft) -> Out<u32> {
     };
     let rows = conn
         .query(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM actions WHERE server_id = $1 \
-             AND action_type = $2 AND created_at > $3 AND created_at <= $4 AND command = $5 \
-             AND approved_by = 'auto' LIMIT $6) t",
+            AUTO_APPROVED_SQL,
             &[
                 &draft.server_id,
                 &draft.action_type,
@@ -541,11 +565,7 @@ pub(super) fn any_approval_due(
     created_until: Timestamp,
 ) -> Out<bool> {
     let rows = conn
-        .query(
-            "SELECT 1 FROM actions WHERE status = 'pending' AND action_type = $1 \
-             AND created_at <= $2 LIMIT 1",
-            &[&action_type, &ts(created_until)],
-        )
+        .query(ANY_APPROVAL_DUE_SQL, &[&action_type, &ts(created_until)])
         .db("expire approvals")?;
     Ok(!rows.is_empty())
 }
@@ -572,10 +592,7 @@ pub(super) fn expire_approvals(
 /// Whether any executing action's lease has run out by `change.at`.
 pub(super) fn any_lease_due(conn: &mut Conn, change: &Change) -> Out<bool> {
     let rows = conn
-        .query(
-            "SELECT 1 FROM actions WHERE status = 'executing' AND lease_expires_at <= $1 LIMIT 1",
-            &[&ts(change.at)],
-        )
+        .query(ANY_LEASE_DUE_SQL, &[&ts(change.at)])
         .db("expire leases")?;
     Ok(!rows.is_empty())
 }
@@ -592,43 +609,28 @@ pub(super) fn expire_leases(conn: &mut Conn, change: &Change) -> Out<Vec<Action>
     write_back(conn, locked, change)
 }
 
-/// The requested page of actions under `filter`, newest first, and the total,
-/// from one statement (one snapshot).
-pub(super) fn list(
-    conn: &mut Conn,
-    filter: &ActionFilter,
-    page: PageRequest,
-) -> Out<(Vec<Action>, u64)> {
-    let status = filter.status.map(ActionStatus::as_str);
+/// The statement of a listing under `filter`: page and total in one, binding
+/// the set filters (server, type, status, in that order), then `LIMIT` and
+/// `OFFSET`. The text depends only on which filters are set, so each
+/// combination is prepared once per connection.
+pub(super) fn listing_sql(filter: &ActionFilter) -> String {
     let mut clauses = Vec::new();
-    let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
-    let values = [
-        ("server_id", filter.server_id.as_ref()),
-        ("action_type", filter.action_type.as_ref()),
-    ];
-    for (column, value) in &values {
-        if let Some(value) = value {
-            args.push(*value);
-            clauses.push(format!("{column} = ${}", args.len()));
+    for (column, set) in [
+        ("server_id", filter.server_id.is_some()),
+        ("action_type", filter.action_type.is_some()),
+        ("status", filter.status.is_some()),
+    ] {
+        if set {
+            clauses.push(format!("{column} = ${}", clauses.len() + 1));
         }
-    }
-    if let Some(status) = &status {
-        args.push(status);
-        clauses.push(format!("status = ${}", args.len()));
     }
     let where_clause = if clauses.is_empty() {
         String::new()
     } else {
         format!("WHERE {}", clauses.join(" AND "))
     };
-    let limit = i64::from(page.limit);
-    let offset = i64::try_from(page.offset).unwrap_or(i64::MAX);
-    let n = args.len();
-    args.push(&limit);
-    args.push(&offset);
-    // The statement text depends only on which filters are set, so each
-    // combination is prepared once per connection.
-    let sql = format!(
+    let n = clauses.len();
+    format!(
         "WITH page AS (SELECT {columns} FROM actions {where_clause} \
                        ORDER BY created_at DESC, id DESC LIMIT ${l} OFFSET ${o}) \
          SELECT t.total, page.* FROM \
@@ -637,8 +639,32 @@ pub(super) fn list(
         columns = action_columns!(),
         l = n + 1,
         o = n + 2,
-    );
-    let rows = conn.query(&sql, &args).db("list actions")?;
+    )
+}
+
+/// The requested page of actions under `filter`, newest first, and the total,
+/// from one statement (one snapshot).
+pub(super) fn list(
+    conn: &mut Conn,
+    filter: &ActionFilter,
+    page: PageRequest,
+) -> Out<(Vec<Action>, u64)> {
+    let status = filter.status.map(ActionStatus::as_str);
+    let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    for value in [filter.server_id.as_ref(), filter.action_type.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        args.push(value);
+    }
+    if let Some(status) = &status {
+        args.push(status);
+    }
+    let limit = i64::from(page.limit);
+    let offset = i64::try_from(page.offset).unwrap_or(i64::MAX);
+    args.push(&limit);
+    args.push(&offset);
+    let rows = conn.query(&listing_sql(filter), &args).db("list actions")?;
     let mut total = 0i64;
     let mut actions = Vec::new();
     for row in &rows {
@@ -658,14 +684,7 @@ pub(super) fn list(
 /// order (module docs), so nothing below the last one returned can appear later.
 pub(super) fn events_since(conn: &mut Conn, cursor: i64, limit: u32) -> Out<Vec<Event>> {
     let rows = conn
-        .query(
-            concat!(
-                "SELECT ",
-                event_columns!(),
-                " FROM action_events WHERE id > $1 ORDER BY id LIMIT $2"
-            ),
-            &[&cursor, &i64::from(limit)],
-        )
+        .query(EVENTS_SINCE_SQL, &[&cursor, &i64::from(limit)])
         .db("events")?;
     Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
 }

@@ -84,17 +84,17 @@ pub(super) fn revoke(conn: &mut Conn, id: i64, at: Timestamp, by: &str) -> Out<O
     Ok(rows.first().map(credential_from_row).transpose()?)
 }
 
+/// The credential whose secret has digest $1.
+pub(super) const FIND_SQL: &str = concat!(
+    "SELECT ",
+    credential_columns!(),
+    " FROM credentials WHERE secret_sha256 = $1"
+);
+
 /// The credential whose secret has digest `secret_sha256` (unique index lookup).
 pub(super) fn find(conn: &mut Conn, secret_sha256: &[u8; 32]) -> Out<Option<Credential>> {
     let rows = conn
-        .query(
-            concat!(
-                "SELECT ",
-                credential_columns!(),
-                " FROM credentials WHERE secret_sha256 = $1"
-            ),
-            &[&&secret_sha256[..]],
-        )
+        .query(FIND_SQL, &[&&secret_sha256[..]])
         .db("authenticate")?;
     Ok(rows.first().map(credential_from_row).transpose()?)
 }

@@ -43,6 +43,8 @@
 mod actions;
 mod credentials;
 mod options;
+#[cfg(test)]
+mod plans;
 mod rows;
 mod schema;
 

@@ -1,8 +1,10 @@
 //! Actions: create with its conflict check, reads and listings, and every
 //! status change (one path, [`apply_change`], for updates, claims and expiry).
 
+use std::sync::LazyLock;
+
 use rusqlite::types::ToSqlOutput;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::rows::{action_columns, action_from_row, json, status_from, ts, LEASE_TOKEN_COLUMN};
 use super::{events, servers, Context};
@@ -11,11 +13,11 @@ use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Timestamp};
 use crate::store::{ActionDraft, Change, ConflictGuard, PageRequest};
 
 /// One action by id.
-const SELECT_ACTION_SQL: &str =
+pub(super) const SELECT_ACTION_SQL: &str =
     concat!("SELECT ", action_columns!(), " FROM actions WHERE id = ?1");
 
 /// Pending actions of a server with the given type and command, oldest first.
-const PENDING_DUPLICATES_SQL: &str = concat!(
+pub(super) const PENDING_DUPLICATES_SQL: &str = concat!(
     "SELECT ",
     action_columns!(),
     " FROM actions WHERE server_id = ?1 AND status = 'pending' AND action_type = ?2 \
@@ -23,18 +25,58 @@ const PENDING_DUPLICATES_SQL: &str = concat!(
 );
 
 /// Pending, approved or executing actions of a server with the given type, oldest first.
-const ACTIVE_OF_TYPE_SQL: &str = concat!(
+pub(super) const ACTIVE_OF_TYPE_SQL: &str = concat!(
     "SELECT ",
     action_columns!(),
     " FROM actions WHERE server_id = ?1 AND action_type = ?2 \
     AND status IN ('pending', 'approved', 'executing') ORDER BY id"
 );
 
-/// Whether any executing action's lease has run out by ?1.
-const ANY_LEASE_DUE_SQL: &str =
-    "SELECT 1 FROM actions WHERE status = 'executing' AND lease_expires_at <= ?1 LIMIT 1";
+// The sweeps below run before every read and almost never find anything, so
+// their plan is all their cost. They name their partial index (`INDEXED BY`:
+// SQLite refuses to prepare the statement if that index cannot serve it):
+// without statistics the planner prefers an equality on `actions_by_status`
+// to a range on the partial index, and walks every executing (or pending) row.
 
-fn load(tx: &Transaction<'_>, id: i64) -> Result<Option<(Action, Option<String>)>> {
+/// Whether any executing action's lease has run out by ?1.
+pub(super) const ANY_LEASE_DUE_SQL: &str = "SELECT 1 FROM actions INDEXED BY actions_leases \
+     WHERE status = 'executing' AND lease_expires_at <= ?1 LIMIT 1";
+
+/// Executing actions whose lease ran out by ?1, by id.
+pub(super) const LEASES_DUE_SQL: &str = "SELECT id FROM actions INDEXED BY actions_leases \
+     WHERE status = 'executing' AND lease_expires_at <= ?1 ORDER BY id";
+
+/// Whether any pending action of type ?1 was created at or before ?2.
+pub(super) const ANY_APPROVAL_DUE_SQL: &str =
+    "SELECT 1 FROM actions INDEXED BY actions_pending_by_type \
+     WHERE status = 'pending' AND created_at <= ?2 AND action_type = ?1 LIMIT 1";
+
+/// Pending actions of type ?1 created at or before ?2, by id.
+pub(super) const APPROVALS_DUE_SQL: &str =
+    "SELECT id FROM actions INDEXED BY actions_pending_by_type \
+     WHERE status = 'pending' AND created_at <= ?2 AND action_type = ?1 ORDER BY id";
+
+/// The oldest approved action of server ?1.
+pub(super) const NEXT_APPROVED_SQL: &str = "SELECT id FROM actions WHERE server_id = ?1 \
+     AND status = 'approved' ORDER BY created_at, id LIMIT 1";
+
+/// Auto-approvals of server ?1 with type ?4 and command ?5 created in
+/// (?2, ?3], counted up to ?6. Every status is listed so the window is one
+/// range per status of `actions_by_server_status`.
+pub(super) static AUTO_APPROVED_SQL: LazyLock<String> = LazyLock::new(|| {
+    let statuses = ActionStatus::ALL.map(|s| format!("'{s}'")).join(", ");
+    format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM actions WHERE server_id = ?1 \
+         AND status IN ({statuses}) AND created_at > ?2 AND created_at <= ?3 \
+         AND action_type = ?4 AND command = ?5 AND approved_by = 'auto' LIMIT ?6)"
+    )
+});
+
+/// Actions per (server, status), summed over types.
+pub(super) const COUNT_PER_SERVER_STATUS_SQL: &str = "SELECT server_id, status, SUM(n) \
+     FROM action_counts GROUP BY server_id, status HAVING SUM(n) > 0";
+
+fn load(tx: &Connection, id: i64) -> Result<Option<(Action, Option<String>)>> {
     tx.prepare_cached(SELECT_ACTION_SQL)
         .and_then(|mut select| {
             select
@@ -48,7 +90,7 @@ fn load(tx: &Transaction<'_>, id: i64) -> Result<Option<(Action, Option<String>)
 
 /// Keeps `action_counts` in step: `delta` actions of `action`'s server and type
 /// entered (+1) or left (-1) `status`.
-fn count(tx: &Transaction<'_>, action: &Action, status: ActionStatus, delta: i64) -> Result<()> {
+fn count(tx: &Connection, action: &Action, status: ActionStatus, delta: i64) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO action_counts (server_id, action_type, status, n) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (server_id, action_type, status) DO UPDATE SET n = n + excluded.n",
@@ -66,7 +108,7 @@ fn count(tx: &Transaction<'_>, action: &Action, status: ActionStatus, delta: i64
 }
 
 /// Applies `change` to the loaded action and writes back row, event and counts.
-fn apply_change(tx: &Transaction<'_>, id: i64, change: &Change) -> Result<Action> {
+fn apply_change(tx: &Connection, id: i64, change: &Change) -> Result<Action> {
     let (mut action, mut token) = load(tx, id)?.ok_or_else(|| Error::action_not_found(id))?;
     let from = action.status;
     let Some(event) = change.apply(&mut action, &mut token)? else {
@@ -111,7 +153,7 @@ fn apply_change(tx: &Transaction<'_>, id: i64, change: &Change) -> Result<Action
 
 /// The oldest stored action that `guard` says blocks `draft`, as every store reports it.
 fn oldest_collision(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     draft: &ActionDraft,
     guard: &ConflictGuard,
 ) -> Result<Option<i64>> {
@@ -151,16 +193,12 @@ fn oldest_collision(
 /// How many auto-approvals count against `draft`'s budget (at most its
 /// `max`; 0 without a budget), read in the insert's write transaction so
 /// counting and inserting are one step across processes.
-fn auto_approved_in_window(tx: &Transaction<'_>, draft: &ActionDraft) -> Result<u32> {
+fn auto_approved_in_window(tx: &Connection, draft: &ActionDraft) -> Result<u32> {
     let Some((max, since)) = draft.budget_window() else {
         return Ok(0);
     };
     let n: i64 = tx
-        .prepare_cached(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM actions WHERE server_id = ?1 \
-             AND created_at > ?2 AND created_at <= ?3 AND action_type = ?4 AND command = ?5 \
-             AND approved_by = 'auto' LIMIT ?6)",
-        )
+        .prepare_cached(&AUTO_APPROVED_SQL)
         .and_then(|mut select| {
             select.query_row(
                 params![
@@ -179,11 +217,7 @@ fn auto_approved_in_window(tx: &Transaction<'_>, draft: &ActionDraft) -> Result<
 }
 
 /// [`Store::insert_action`](crate::store::Store::insert_action), inside the write transaction.
-pub(super) fn insert(
-    tx: &Transaction<'_>,
-    draft: ActionDraft,
-    guard: &ConflictGuard,
-) -> Result<Action> {
+pub(super) fn insert(tx: &Connection, draft: ActionDraft, guard: &ConflictGuard) -> Result<Action> {
     let server = servers::get(tx, &draft.server_id, "create action")?
         .ok_or_else(|| Error::server_not_found(&draft.server_id))?;
     if let Some(existing) = oldest_collision(tx, &draft, guard)? {
@@ -236,7 +270,7 @@ pub(super) fn get(conn: &Connection, id: i64) -> Result<Option<Action>> {
 /// and `OFFSET`). The texts depend only on which filters are set, never on
 /// their values or the page, so each of the few combinations is prepared once
 /// and reused from the statement cache.
-fn listing<'a>(
+pub(super) fn listing<'a>(
     filter: &'a ActionFilter,
     page: PageRequest,
 ) -> (String, String, Vec<ToSqlOutput<'a>>) {
@@ -260,10 +294,31 @@ fn listing<'a>(
     };
     let total_sql = format!("SELECT COALESCE(SUM(n), 0) FROM action_counts {where_clause}");
     let n = args.len();
+    // Without a status filter, one arm per status, each read newest first from
+    // `actions_by_status` / `actions_by_server_status` and merged (SQLite's
+    // MERGE of a compound ORDER BY stops after the page): no index by age
+    // alone or by server alone to keep up on every write (schema v6).
+    let from = if status.is_some() {
+        format!("SELECT {} FROM actions {where_clause}", action_columns!())
+    } else {
+        let and = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("{} AND", clauses.join(" AND "))
+        };
+        ActionStatus::ALL
+            .iter()
+            .map(|s| {
+                format!(
+                    "SELECT {} FROM actions WHERE {and} status = '{s}'",
+                    action_columns!()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    };
     let page_sql = format!(
-        "SELECT {} FROM actions {where_clause} ORDER BY created_at DESC, id DESC \
-         LIMIT ?{} OFFSET ?{}",
-        action_columns!(),
+        "{from} ORDER BY created_at DESC, id DESC LIMIT ?{} OFFSET ?{}",
         n + 1,
         n + 2
     );
@@ -299,7 +354,7 @@ pub(super) fn list(
 }
 
 /// [`Store::update_action`](crate::store::Store::update_action), inside the write transaction.
-pub(super) fn update(tx: &Transaction<'_>, id: i64, change: &Change) -> Result<Action> {
+pub(super) fn update(tx: &Connection, id: i64, change: &Change) -> Result<Action> {
     apply_change(tx, id, change)
 }
 
@@ -307,16 +362,13 @@ pub(super) fn update(tx: &Transaction<'_>, id: i64, change: &Change) -> Result<A
 /// transaction; one the rules cancel instead (stale whitelist) is stored as
 /// such and the next oldest tried.
 pub(super) fn claim_next(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     server_id: &str,
     change: &Change,
 ) -> Result<Option<Action>> {
     loop {
         let oldest: Option<i64> = tx
-            .prepare_cached(
-                "SELECT id FROM actions WHERE server_id = ?1 AND status = 'approved' \
-                 ORDER BY created_at, id LIMIT 1",
-            )
+            .prepare_cached(NEXT_APPROVED_SQL)
             .and_then(|mut select| select.query_row([server_id], |r| r.get(0)).optional())
             .context("claim action")?;
         let Some(id) = oldest else {
@@ -329,10 +381,6 @@ pub(super) fn claim_next(
     }
 }
 
-/// Pending actions of type ?1 created at or before ?2, oldest first.
-const APPROVALS_DUE_SQL: &str = "SELECT id FROM actions WHERE status = 'pending' \
-     AND created_at <= ?2 AND action_type = ?1 ORDER BY id";
-
 /// Whether any pending action of `action_type` was created at or before
 /// `created_until`: a look without the write lock.
 pub(super) fn any_approval_due(
@@ -340,23 +388,20 @@ pub(super) fn any_approval_due(
     action_type: &str,
     created_until: Timestamp,
 ) -> Result<bool> {
-    conn.prepare_cached(
-        "SELECT 1 FROM actions WHERE status = 'pending' AND created_at <= ?2 \
-         AND action_type = ?1 LIMIT 1",
-    )
-    .and_then(|mut select| {
-        select
-            .query_row(params![action_type, ts(created_until)], |_| Ok(()))
-            .optional()
-    })
-    .context("expire approvals")
-    .map(|due| due.is_some())
+    conn.prepare_cached(ANY_APPROVAL_DUE_SQL)
+        .and_then(|mut select| {
+            select
+                .query_row(params![action_type, ts(created_until)], |_| Ok(()))
+                .optional()
+        })
+        .context("expire approvals")
+        .map(|due| due.is_some())
 }
 
 /// Rejects every pending action of `action_type` created at or before
 /// `created_until` with `change`, inside the write transaction.
 pub(super) fn expire_approvals(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     action_type: &str,
     created_until: Timestamp,
     change: &Change,
@@ -384,12 +429,9 @@ pub(super) fn any_lease_due(conn: &Connection, change: &Change) -> Result<bool> 
 }
 
 /// Expires every lease run out by `change.at`, inside the write transaction.
-pub(super) fn expire_leases(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Action>> {
+pub(super) fn expire_leases(tx: &Connection, change: &Change) -> Result<Vec<Action>> {
     let due: Vec<i64> = tx
-        .prepare_cached(
-            "SELECT id FROM actions WHERE status = 'executing' AND lease_expires_at <= ?1 \
-             ORDER BY id",
-        )
+        .prepare_cached(LEASES_DUE_SQL)
         .and_then(|mut select| {
             select
                 .query_map([ts(change.at)], |r| r.get(0))?
@@ -405,10 +447,7 @@ pub(super) fn expire_leases(tx: &Transaction<'_>, change: &Change) -> Result<Vec
 /// keeps in step (summed over action types; no scan of `actions`).
 pub(super) fn count_per_server_status(conn: &Connection) -> Result<Vec<ActionCount>> {
     let mut counts = conn
-        .prepare_cached(
-            "SELECT server_id, status, SUM(n) FROM action_counts \
-             GROUP BY server_id, status HAVING SUM(n) > 0",
-        )
+        .prepare_cached(COUNT_PER_SERVER_STATUS_SQL)
         .and_then(|mut select| {
             select
                 .query_map([], |r| {

@@ -116,17 +116,20 @@ pub(super) fn revoke(
     Ok(credential)
 }
 
+/// The credential whose secret has digest ?1.
+pub(super) const FIND_SQL: &str = concat!(
+    "SELECT ",
+    credential_columns!(),
+    " FROM credentials WHERE secret_sha256 = ?1"
+);
+
 /// The credential whose secret has digest `secret_sha256` (unique index lookup).
 pub(super) fn find(conn: &Connection, secret_sha256: &[u8; 32]) -> Result<Option<Credential>> {
-    conn.prepare_cached(concat!(
-        "SELECT ",
-        credential_columns!(),
-        " FROM credentials WHERE secret_sha256 = ?1"
-    ))
-    .and_then(|mut select| {
-        select
-            .query_row([&secret_sha256[..]], credential_from_row)
-            .optional()
-    })
-    .context("authenticate")
+    conn.prepare_cached(FIND_SQL)
+        .and_then(|mut select| {
+            select
+                .query_row([&secret_sha256[..]], credential_from_row)
+                .optional()
+        })
+        .context("authenticate")
 }

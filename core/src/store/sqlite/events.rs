@@ -10,7 +10,7 @@
 //! checkpoint, with its fsyncs, round 10% sooner). SQLite reads that table
 //! only by the names of its tables; no table is named [`HEAD_ROW`].
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{event_columns, event_from_row, ts};
 use super::Context;
@@ -64,7 +64,7 @@ fn head(conn: &Connection) -> Result<Option<AuditHead>> {
 
 /// Appends `event` in the caller's write transaction, chained after the head,
 /// and moves the head to it.
-pub(super) fn log(tx: &Transaction<'_>, event: &EventDraft) -> Result<()> {
+pub(super) fn log(tx: &Connection, event: &EventDraft) -> Result<()> {
     let prev = head(tx)?.unwrap_or_default().hash;
     let hash = event_hash(&prev, event);
     tx.prepare_cached(
@@ -99,19 +99,22 @@ pub(super) fn log(tx: &Transaction<'_>, event: &EventDraft) -> Result<()> {
     Ok(())
 }
 
+/// Up to ?2 events after id ?1, oldest first.
+pub(super) const SINCE_SQL: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM action_events WHERE id > ?1 ORDER BY id LIMIT ?2"
+);
+
 /// Up to `limit` events after `cursor`, oldest first.
 pub(super) fn since(conn: &Connection, cursor: i64, limit: u32) -> Result<Vec<Event>> {
-    conn.prepare_cached(concat!(
-        "SELECT ",
-        event_columns!(),
-        " FROM action_events WHERE id > ?1 ORDER BY id LIMIT ?2"
-    ))
-    .and_then(|mut select| {
-        select
-            .query_map(params![cursor, limit], event_from_row)?
-            .collect()
-    })
-    .context("events")
+    conn.prepare_cached(SINCE_SQL)
+        .and_then(|mut select| {
+            select
+                .query_map(params![cursor, limit], event_from_row)?
+                .collect()
+        })
+        .context("events")
 }
 
 /// Walks the whole chain and the head in one read transaction.

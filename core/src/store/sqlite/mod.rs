@@ -14,17 +14,21 @@
 //! [`storage`] / [`Context::context`], naming the operation that failed.
 
 mod actions;
+mod checkpoint;
 mod connection;
 mod credentials;
 mod events;
 mod options;
+#[cfg(test)]
+mod plans;
 mod rows;
 mod schema;
 mod servers;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
@@ -40,10 +44,73 @@ pub use schema::SCHEMA_VERSION;
 /// open the same file at once.
 #[derive(Debug)]
 pub struct SqliteStore {
+    /// Held for its drop (which stops the thread); first, so it stops before
+    /// the connections close.
+    _checkpointer: checkpoint::Checkpointer,
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    creates: CreateGroups,
+}
+
+/// Group commit of creates: concurrent creators' inserts share one write
+/// transaction and one commit (one sync under `Durability::Full`). A caller
+/// queues its create; whoever finds no group being written takes the whole
+/// queue (their own create and every one waiting), writes it in one
+/// transaction, each create inside its own savepoint (a create that fails is
+/// rolled back alone and the others go on), commits, and only then hands each
+/// caller its result: nobody is answered before the commit holding their
+/// create has returned. Creates that arrive meanwhile form the next group.
+#[derive(Debug, Default)]
+struct CreateGroups {
+    state: Mutex<GroupState>,
+    /// Signalled when a group's results are in.
+    written: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GroupState {
+    next_ticket: u64,
+    queued: Vec<QueuedCreate>,
+    /// A caller is writing a group now.
+    writing: bool,
+    /// Results not yet taken by their callers, by ticket.
+    results: HashMap<u64, Result<Action>>,
+}
+
+#[derive(Debug)]
+struct QueuedCreate {
+    ticket: u64,
+    draft: ActionDraft,
+    guard: ConflictGuard,
+}
+
+/// Resets the group state when the writing caller leaves, normally or by a
+/// panic (then every create of the group gets a Storage error, none is left
+/// waiting).
+struct Writing<'a> {
+    groups: &'a CreateGroups,
+    tickets: Vec<u64>,
+    results: Vec<(u64, Result<Action>)>,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        let mut state = self.groups.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.writing = false;
+        for (ticket, result) in self.results.drain(..) {
+            state.results.insert(ticket, result);
+        }
+        for ticket in self.tickets.drain(..) {
+            state.results.entry(ticket).or_insert_with(|| {
+                Err(Error::Storage(
+                    "create action: the group commit was interrupted".into(),
+                ))
+            });
+        }
+        self.groups.written.notify_all();
+    }
 }
 
 /// The Storage error for a rusqlite failure during `context` (an operation
@@ -98,6 +165,7 @@ impl SqliteStore {
         if found < SCHEMA_VERSION {
             schema::migrate(&mut writer)?;
         }
+        let checkpointer = checkpoint::Checkpointer::start(&path, options, &mut writer)?;
         let readers = (0..options.read_connections.max(1))
             .map(|_| {
                 let conn = connection::connect(&path, options)?;
@@ -108,11 +176,22 @@ impl SqliteStore {
             })
             .collect::<Result<_>>()?;
         Ok(SqliteStore {
+            _checkpointer: checkpointer,
             path,
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            creates: CreateGroups::default(),
         })
+    }
+
+    /// Test instrumentation, hidden from the docs: `hook` runs inside every
+    /// later migration in this process, once its write transaction holds the
+    /// lock and before its first step, so that a crash test can tell a kill
+    /// inside the migration from one before it. The first hook set stays.
+    #[doc(hidden)]
+    pub fn on_migration_start(hook: fn()) {
+        let _ = schema::MIGRATION_START_HOOK.set(hook);
     }
 
     /// The database file.
@@ -130,6 +209,103 @@ impl SqliteStore {
         let out = f(&tx)?;
         tx.commit().context(what)?;
         Ok(out)
+    }
+
+    /// Queues the create and waits for its result: written by this caller
+    /// (with every create queued meanwhile) when no group is being written,
+    /// else by a later group ([`CreateGroups`]).
+    fn create_in_group(&self, draft: ActionDraft, guard: &ConflictGuard) -> Result<Action> {
+        let groups = &self.creates;
+        let mut state = groups.state.lock().unwrap_or_else(|e| e.into_inner());
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.queued.push(QueuedCreate {
+            ticket,
+            draft,
+            guard: guard.clone(),
+        });
+        loop {
+            if let Some(result) = state.results.remove(&ticket) {
+                return result;
+            }
+            if !state.writing {
+                state.writing = true;
+                let group = std::mem::take(&mut state.queued);
+                drop(state);
+                let mut writing = Writing {
+                    groups,
+                    tickets: group.iter().map(|c| c.ticket).collect(),
+                    results: Vec::new(),
+                };
+                writing.results = self.write_group(group);
+                drop(writing);
+                state = groups.state.lock().unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            state = groups
+                .written
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Writes `group` in one transaction, each create in a savepoint of its
+    /// own (a lone create needs none: its failure rolls back the whole), and
+    /// commits; the results by ticket. A failed commit fails every create.
+    fn write_group(&self, group: Vec<QueuedCreate>) -> Vec<(u64, Result<Action>)> {
+        let what = "create action";
+        let mut conn = lock(&self.writer);
+        let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                let e = storage(what, e);
+                return group
+                    .into_iter()
+                    .map(|c| (c.ticket, Err(e.clone())))
+                    .collect();
+            }
+        };
+        let alone = group.len() == 1;
+        let mut results = Vec::with_capacity(group.len());
+        for create in group {
+            let ticket = create.ticket;
+            let result = if alone {
+                actions::insert(&tx, create.draft, &create.guard)
+            } else {
+                tx.savepoint().context(what).and_then(|mut savepoint| {
+                    let result = actions::insert(&savepoint, create.draft, &create.guard);
+                    if result.is_ok() {
+                        savepoint.commit().context(what)?;
+                    } else {
+                        savepoint.rollback().context(what)?;
+                    }
+                    result
+                })
+            };
+            results.push((ticket, result));
+            if tx.is_autocommit() {
+                // SQLite rolled the whole transaction back (I/O error, disk
+                // full): nothing of the group is written.
+                let e = Error::Storage(format!("{what}: the transaction was rolled back"));
+                return results
+                    .into_iter()
+                    .map(|(ticket, r)| (ticket, r.and(Err(e.clone()))))
+                    .collect();
+            }
+        }
+        if alone && results[0].1.is_err() {
+            return results;
+        }
+        match tx.commit() {
+            Ok(()) => results,
+            Err(e) => {
+                let e = storage(what, e);
+                results
+                    .into_iter()
+                    .map(|(ticket, r)| (ticket, r.and(Err(e.clone()))))
+                    .collect()
+            }
+        }
     }
 
     /// Runs `f` on the next reader of the pool.
@@ -176,7 +352,7 @@ impl Store for SqliteStore {
     }
 
     fn insert_action(&self, draft: ActionDraft, guard: &ConflictGuard) -> Result<Action> {
-        self.write("create action", |tx| actions::insert(tx, draft, guard))
+        self.create_in_group(draft, guard)
     }
 
     fn get_action(&self, id: i64) -> Result<Option<Action>> {
@@ -257,5 +433,89 @@ impl Store for SqliteStore {
 
     fn count_actions(&self) -> Result<Vec<ActionCount>> {
         self.read(actions::count_per_server_status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn draft(command: &str) -> ActionDraft {
+        let argv = vec![command.to_owned()];
+        ActionDraft {
+            server_id: "maint-1".into(),
+            action_type: "restart_service".into(),
+            service_name: None,
+            command: command.into(),
+            // The audit chain vouches for it: the payload's real digest.
+            digest: crate::action_digest("maint-1", "restart_service", &argv, &BTreeMap::new(), ""),
+            argv,
+            env: BTreeMap::new(),
+            alert_id: None,
+            created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            created_by: "test".into(),
+            whitelist_version: String::new(),
+            auto_approve_budget: None,
+            params: BTreeMap::new(),
+            needs_people: None,
+        }
+    }
+
+    /// In one group, the second of two pending duplicates fails (it collides
+    /// with the first, written earlier in the same transaction) and is rolled
+    /// back alone: the creates before and after it are committed.
+    #[test]
+    fn a_failing_create_fails_alone_in_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(dir.path().join("q.sqlite3"), &SqliteOptions::default()).unwrap();
+        store
+            .insert_server(&Server {
+                id: "maint-1".into(),
+                hostname: None,
+                is_paused: true,
+                paused_at: None,
+                created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            })
+            .unwrap();
+        let guard = ConflictGuard::PendingDuplicate {
+            message: "duplicate".into(),
+        };
+        let group = [
+            "systemctl restart a",
+            "systemctl restart a",
+            "systemctl restart b",
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(ticket, command)| QueuedCreate {
+            ticket: ticket as u64,
+            draft: draft(command),
+            guard: guard.clone(),
+        })
+        .collect();
+        let results = store.write_group(group);
+        let first = results[0].1.as_ref().unwrap();
+        let clash = results[1].1.as_ref().unwrap_err();
+        assert_eq!(clash.kind(), ErrorKind::Conflict);
+        assert_eq!(clash.existing_action_id(), Some(first.id));
+        let third = results[2].1.as_ref().unwrap();
+        assert_eq!(third.id, first.id + 1, "the failed create left no row");
+        let filter = ActionFilter::default();
+        let page = PageRequest {
+            limit: 10,
+            offset: 0,
+        };
+        let (stored, total) = store.list_actions(&filter, page).unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(
+            stored.iter().map(|a| a.id).collect::<Vec<_>>(),
+            [third.id, first.id]
+        );
+        let audit = store.verify_audit().unwrap();
+        assert_eq!((audit.checked, audit.first_bad_event_id), (2, None));
     }
 }

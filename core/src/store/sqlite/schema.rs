@@ -1,6 +1,7 @@
 //! The schema: forward migrations, versioned in `PRAGMA user_version`.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
@@ -110,13 +111,25 @@ const MIGRATIONS: &[Migration] = &[
         sql: V4_APPROVALS_AND_AUDIT_CHAIN,
         then: Some(v4_digests_and_chain),
     },
-    // v5: issue 22's hardening.
+    // v5: each action's params; lease tokens kept as their SHA-256 only.
     Migration {
         sql: V5_HARDENING,
         then: Some(v5_hash_lease_tokens),
     },
-    // v6: the audit chain covers digests, servers and credentials.
-    sql(V6_EVENT_KINDS),
+    // v6: fewer pages per write. Each index costs every create a page in the
+    // WAL (and again at checkpoint); these three repeat what the other
+    // indexes answer: a listing without a status filter merges one ordered
+    // seek per status of `actions_by_status` / `actions_by_server_status`
+    // (`actions::listing`), and the conflict checks and the auto-approval
+    // budget seek `actions_by_server_status` per status. A create writes 6
+    // pages instead of 9 (tests/sqlite_pages.rs).
+    sql(r#"
+    DROP INDEX actions_by_created;
+    DROP INDEX actions_by_server;
+    DROP INDEX actions_active;
+    "#),
+    // v7: the audit chain covers digests, servers and credentials.
+    sql(V7_EVENT_KINDS),
 ];
 
 /// v5's Rust part: lease tokens are kept as their SHA-256 only; the tokens
@@ -152,14 +165,14 @@ const V5_HARDENING: &str = r#"
         WHERE service_name IS NOT NULL;
 "#;
 
-/// v6: events of every kind (`kind`, `subject`; `action_id` and `to_status`
+/// v7: events of every kind (`kind`, `subject`; `action_id` and `to_status`
 /// nullable, for server and credential events: SQLite cannot drop a NOT
 /// NULL, so the table is rebuilt, ids, hashes and its AUTOINCREMENT counter
 /// kept) with the digest they vouch for and the version of their hash's
 /// encoding (1 for every event written before: their hashes stay valid).
 /// Old events' `subject` is their action's server.
-const V6_EVENT_KINDS: &str = r#"
-    CREATE TABLE action_events_v6 (
+const V7_EVENT_KINDS: &str = r#"
+    CREATE TABLE action_events_v7 (
         id            INTEGER PRIMARY KEY AUTOINCREMENT,
         action_id     INTEGER REFERENCES actions(id),
         from_status   TEXT,
@@ -174,7 +187,7 @@ const V6_EVENT_KINDS: &str = r#"
         digest        TEXT,
         hash_version  INTEGER NOT NULL
     );
-    INSERT INTO action_events_v6 (id, action_id, from_status, to_status, actor, at, detail,
+    INSERT INTO action_events_v7 (id, action_id, from_status, to_status, actor, at, detail,
                                   prev_hash, hash, kind, subject, digest, hash_version)
         SELECT e.id, e.action_id, e.from_status, e.to_status, e.actor, e.at, e.detail,
                e.prev_hash, e.hash, 'action',
@@ -182,14 +195,14 @@ const V6_EVENT_KINDS: &str = r#"
                NULL, 1
         FROM action_events e ORDER BY e.id;
     INSERT INTO sqlite_sequence (name, seq)
-        SELECT 'action_events_v6', seq FROM sqlite_sequence WHERE name = 'action_events'
-        AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'action_events_v6');
+        SELECT 'action_events_v7', seq FROM sqlite_sequence WHERE name = 'action_events'
+        AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'action_events_v7');
     UPDATE sqlite_sequence SET seq = MAX(seq,
         (SELECT seq FROM sqlite_sequence WHERE name = 'action_events'))
-        WHERE name = 'action_events_v6'
+        WHERE name = 'action_events_v7'
         AND EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'action_events');
     DROP TABLE action_events;
-    ALTER TABLE action_events_v6 RENAME TO action_events;
+    ALTER TABLE action_events_v7 RENAME TO action_events;
 "#;
 
 /// v4: each action's `approvals` (JSON list), `digest` and
@@ -287,6 +300,9 @@ pub(super) fn too_new(found: i64) -> Error {
     ))
 }
 
+/// Set by [`super::SqliteStore::on_migration_start`]: test instrumentation.
+pub(super) static MIGRATION_START_HOOK: OnceLock<fn()> = OnceLock::new();
+
 /// Brings the database to [`SCHEMA_VERSION`] in one write transaction.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn
@@ -296,6 +312,9 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     let found = user_version(&tx)?;
     if found > SCHEMA_VERSION {
         return Err(too_new(found));
+    }
+    if let Some(hook) = MIGRATION_START_HOOK.get() {
+        hook();
     }
     for (version, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.execute_batch(migration.sql)

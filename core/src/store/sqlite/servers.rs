@@ -9,7 +9,7 @@ use crate::model::{Server, Timestamp};
 use crate::store::EventDraft;
 
 /// One server by id.
-const SELECT_SERVER_SQL: &str =
+pub(super) const SELECT_SERVER_SQL: &str =
     concat!("SELECT ", server_columns!(), " FROM servers WHERE id = ?1");
 
 /// Adds `server`; Conflict if its id is taken.

@@ -17,7 +17,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actionq::{ActionQuery, ActionQueue, ActionStatus, ManualClock, NewAction, Whitelist};
+use actionq::{
+    ActionQuery, ActionQueue, ActionStatus, ManualClock, NewAction, Principal, Role, Whitelist,
+};
 use serde_json::{json, Value};
 
 /// This host's name in a step's `skip` and per-host expectations.
@@ -75,6 +77,7 @@ fn run(path: &str, store: &str) -> Result<Vec<Value>, BadScenario> {
         queue,
         clock,
         tokens: HashMap::new(),
+        secrets: HashMap::new(),
     };
     steps
         .iter()
@@ -215,6 +218,34 @@ struct Host {
     clock: Arc<ManualClock>,
     /// Lease tokens saved by `claim_next` steps, by the name in `save_token`.
     tokens: HashMap<String, String>,
+    /// Credential secrets saved by `issue_credential` steps, by the name in `save_secret`.
+    secrets: HashMap<String, String>,
+}
+
+/// The create request of a `create_action` step (Err: the core refused its shape).
+fn new_action(step: &Step<'_>) -> Result<Result<NewAction, actionq::Error>, BadScenario> {
+    let mut request = NewAction::new(step.str("server_id")?, step.str("action_type")?);
+    if let Some(params) = step.0.get("params").and_then(Value::as_object) {
+        for (name, v) in params {
+            let v = v
+                .as_str()
+                .ok_or_else(|| BadScenario(format!("params.{name}: not a string")))?;
+            request = request.param(name, v);
+        }
+    }
+    // `service_name` beside the parameters, as every host offers it.
+    let mut request =
+        match request.service_name_shorthand(step.opt_str("service_name")?.map(Into::into)) {
+            Ok(request) => request,
+            Err(e) => return Ok(Err(e)),
+        };
+    if let Some(alert) = step.opt_int("alert_id")? {
+        request = request.alert_id(alert);
+    }
+    if let Some(by) = step.opt_str("created_by")? {
+        request = request.created_by(by);
+    }
+    Ok(Ok(request))
 }
 
 fn value(record: impl serde::Serialize) -> Outcome {
@@ -241,6 +272,30 @@ impl Host {
         }
     }
 
+    /// A `$name` secret argument is a saved secret; anything else is literal.
+    fn secret(&self, given: &str) -> Result<String, BadScenario> {
+        match given.strip_prefix('$') {
+            Some(name) => self
+                .secrets
+                .get(name)
+                .cloned()
+                .ok_or_else(|| BadScenario(format!("no saved secret {name:?}"))),
+            None => Ok(given.to_owned()),
+        }
+    }
+
+    /// The principal a step acts as (`"as": "$name"`, a saved secret), if any.
+    fn acting(&self, step: &Step<'_>) -> Result<Option<Principal>, BadScenario> {
+        match step.0.get("as").and_then(Value::as_str) {
+            Some(given) => self
+                .queue
+                .authenticate(&self.secret(given)?)
+                .map(Some)
+                .map_err(|e| BadScenario(format!("as {given}: {e}"))),
+            None => Ok(None),
+        }
+    }
+
     fn call(&mut self, step: &Step<'_>) -> Result<Outcome, BadScenario> {
         let q = &self.queue;
         Ok(match step.name()? {
@@ -250,32 +305,14 @@ impl Host {
             "get_server" => q.get_server(step.str("id")?).and_then(value),
             "pause_server" => q.pause_server(step.str("id")?).and_then(value),
             "unpause_server" => q.unpause_server(step.str("id")?).and_then(value),
-            "create_action" => {
-                let mut request = NewAction::new(step.str("server_id")?, step.str("action_type")?);
-                if let Some(params) = step.0.get("params").and_then(Value::as_object) {
-                    for (name, v) in params {
-                        let v = v
-                            .as_str()
-                            .ok_or_else(|| BadScenario(format!("params.{name}: not a string")))?;
-                        request = request.param(name, v);
-                    }
+            "create_action" => match new_action(step)? {
+                Ok(request) => match self.acting(step)? {
+                    Some(p) => q.as_principal(&p).create_action(&request),
+                    None => q.create_action(&request),
                 }
-                // `service_name` beside the parameters, as every host offers it.
-                let request = match request
-                    .service_name_shorthand(step.opt_str("service_name")?.map(Into::into))
-                {
-                    Ok(request) => request,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let mut request = request;
-                if let Some(alert) = step.opt_int("alert_id")? {
-                    request = request.alert_id(alert);
-                }
-                if let Some(by) = step.opt_str("created_by")? {
-                    request = request.created_by(by);
-                }
-                q.create_action(&request).and_then(value)
-            }
+                .and_then(value),
+                Err(e) => Err(e),
+            },
             "get_action" => q.get_action(step.int("id")?).and_then(value),
             "list_actions" => {
                 let defaults = ActionQuery::default();
@@ -304,8 +341,32 @@ impl Host {
                     .and_then(|s| q.list_server_actions(server, s, limit, offset))
                     .and_then(value)
             }
-            "approve_action" => q
-                .approve_action(step.int("id")?, step.str("by")?)
+            "approve_action" => match self.acting(step)? {
+                Some(p) => q.as_principal(&p).approve_action(step.int("id")?),
+                None => q.approve_action(step.int("id")?, step.str("by")?),
+            }
+            .and_then(value),
+            "digest_matches" => q
+                .get_action(step.int("id")?)
+                .map(|a| Some(json!(a.digest_matches()))),
+            "list_servers" => q.list_servers().and_then(value),
+            "count_actions" => q.count_actions().and_then(value),
+            "verify_audit" => q.verify_audit().and_then(value),
+            "issue_credential" => match step.str("role")?.parse::<Role>() {
+                Ok(role) => q
+                    .issue_credential(step.str("name")?, role, step.opt_str("server_id")?)
+                    .inspect(|issued| {
+                        if let Some(name) = step.0.get("save_secret").and_then(Value::as_str) {
+                            self.secrets.insert(name.into(), issued.secret.clone());
+                        }
+                    })
+                    .and_then(value),
+                Err(e) => Err(e),
+            },
+            "list_credentials" => q.list_credentials().and_then(value),
+            "revoke_credential" => q.revoke_credential(step.int("id")?).and_then(value),
+            "authenticate" => q
+                .authenticate(&self.secret(step.str("secret")?)?)
                 .and_then(value),
             "reject_action" => q
                 .reject_action(step.int("id")?, step.str("reason")?, step.str("by")?)
