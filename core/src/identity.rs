@@ -410,8 +410,8 @@ pub struct CredentialDraft {
 }
 
 impl CredentialDraft {
-    /// The audit event of the issue (`detail` "issued <role>", plus
-    /// " for server <id>" for an agent), logged with the insert.
+    /// The audit event of the issue (`detail` `"issued <role>"`, plus
+    /// `" for server <id>"` for an agent), logged with the insert.
     pub fn event(&self) -> EventDraft {
         let detail = match &self.server_id {
             Some(server) => format!("issued {} for server {server}", self.role),

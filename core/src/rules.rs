@@ -420,7 +420,7 @@ impl EventDraft {
         }
     }
 
-    /// The event of `by` issuing (`detail` "issued <role>[ for server <id>]")
+    /// The event of `by` issuing (`detail` `"issued <role>[ for server <id>]"`)
     /// or revoking ("revoked") credential `name` at `at`.
     pub fn credential(name: &str, detail: String, by: &str, at: Timestamp) -> EventDraft {
         EventDraft {
