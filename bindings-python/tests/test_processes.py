@@ -112,7 +112,8 @@ threading.Thread(target=writer, daemon=True).start()
 def test_interpreter_exit_with_busy_daemon_thread(tmp_path: Path) -> None:
     """Exiting while a daemon thread is inside a GIL-released write, and closing
     the store at shutdown, neither crashes nor hangs nor loses a write that
-    returned (the one in flight is whole or absent)."""
+    returned, and the one in flight is whole or absent (the audit chain, which
+    covers every action, verifies)."""
     db = tmp_path / "exit.sqlite3"
     done = subprocess.run(
         [sys.executable, "-c", EXIT_WHILE_BUSY, str(db)], timeout=60, capture_output=True, text=True
@@ -123,6 +124,9 @@ def test_interpreter_exit_with_busy_daemon_thread(tmp_path: Path) -> None:
     returned = int(words[5])
     queue = actionq.ActionQueue(db)
     total = queue.list_actions(limit=1).total
-    assert returned <= total <= returned + 1, (returned, total)
+    # Every write that returned is there. More may be: the exit handler's
+    # print gives up the GIL, so the writer can finish its call in flight and
+    # more before the interpreter exits under the next one.
+    assert returned <= total, (returned, total)
     report = queue.verify_audit()
     assert (report.checked, report.first_bad_event_id) == (total, None)
