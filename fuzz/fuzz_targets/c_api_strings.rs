@@ -91,13 +91,12 @@ fn check_parameter_words(whitelist: &Whitelist, request: &str, action: &serde_js
     let action_type = action["action_type"].as_str().unwrap();
     let entry = whitelist.get(action_type).expect("created from an entry");
     let request = NewAction::from_json(request).expect("an accepted request parses");
-    // The values the queue used: given, or the parameter's default.
+    // The values the queue used, as the action records them: given or the
+    // parameter's default, normalised (a bare unit name gains `.service`).
     let value = |name: &str| -> &str {
-        request
-            .params
-            .get(name)
-            .or(entry.params()[name].default.as_ref())
-            .expect("every parameter has a value")
+        action["params"][name]
+            .as_str()
+            .expect("the action records every parameter's value")
     };
     let rebuilt = whitelist.build(action_type, &request.params).unwrap();
     assert_eq!(
