@@ -200,11 +200,12 @@ impl Raw {
         .map_err(err)?;
         let id = tx.last_insert_rowid();
         tx.prepare_cached(
-            "INSERT INTO action_events (action_id, from_status, to_status, actor, at, detail) \
-             VALUES (?1, NULL, 'approved', 'dashboard', ?2, NULL)",
+            "INSERT INTO action_events (action_id, from_status, to_status, actor, at, detail, \
+             kind, subject, hash_version) \
+             VALUES (?1, NULL, 'approved', 'dashboard', ?2, NULL, 'action', ?3, 2)",
         )
         .map_err(err)?
-        .execute(params![id, now])
+        .execute(params![id, now, server_id])
         .map_err(err)?;
         tx.prepare_cached(
             "INSERT INTO action_counts (server_id, action_type, status, n) \
