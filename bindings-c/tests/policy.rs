@@ -101,7 +101,8 @@ fn two_approvals_a_checked_claim_and_an_intact_chain() {
     assert_eq!(unsafe { aq_audit_verify(q.0, &mut report) }, aq_status::Ok);
     assert_eq!(
         take_json(report),
-        serde_json::json!({"checked": 4, "first_bad_event_id": null})
+        // the pause, the creation, two approvals, the claim
+        serde_json::json!({"checked": 5, "first_bad_event_id": null})
     );
     let mut expired = null_mut();
     assert_eq!(
