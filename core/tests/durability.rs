@@ -5,6 +5,8 @@
 //! with strace on a child run of this test binary.
 #![cfg(feature = "sqlite")]
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -48,16 +50,7 @@ fn syncs_during_writes(mode: &str, dir: &Path) -> Option<usize> {
         q.create_server("web-1", None).unwrap();
     }
     let trace = dir.join(format!("{mode}.strace"));
-    let status = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
-        .arg(&trace)
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "--ignored",
-            "durability_child_entry",
-            "--test-threads=1",
-        ])
+    let status = common::child_under_strace(&trace, "durability_child_entry")
         .env(CHILD_ENV, format!("{mode}:{}", db.display()))
         .output()
         .ok()?;

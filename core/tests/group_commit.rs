@@ -7,8 +7,9 @@
 //! counted with strace on a child run of this test binary.
 #![cfg(feature = "sqlite")]
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Barrier};
 
 use actionq::{ActionQueue, Durability, NewAction, SqliteOptions, SqliteStore};
@@ -125,16 +126,7 @@ fn full_durability_syncs_once_per_group_commit() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("full.sqlite3");
     let trace = dir.path().join("full.strace");
-    let run = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
-        .arg(&trace)
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "--ignored",
-            "group_commit_child_entry",
-            "--test-threads=1",
-        ])
+    let run = common::child_under_strace(&trace, "group_commit_child_entry")
         .env(CHILD_ENV, &db)
         .output()
         .expect("strace runs (apt-get install strace)");

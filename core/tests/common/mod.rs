@@ -203,3 +203,17 @@ pub mod pg {
         url.rsplit("search_path%3D").next().unwrap().to_owned()
     }
 }
+
+/// This test binary's ignored child entry `entry`, run alone under strace
+/// with its fsync and fdatasync calls (of every thread) written to `trace`:
+/// the sync setting is invisible from inside the process. The caller adds
+/// the child's environment and runs it.
+pub fn child_under_strace(trace: &std::path::Path, entry: &str) -> std::process::Command {
+    let mut command = std::process::Command::new("strace");
+    command
+        .args(["-f", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(trace)
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "--ignored", entry, "--test-threads=1"]);
+    command
+}
