@@ -569,7 +569,11 @@ fn bench_audit(cfg: &Config, s: &mut Summary) -> BenchResult<()> {
         let action = queue
             .create_action(&restart(&server, format!("svc-{i}.service")))
             .map_err(err)?;
-        queue.cancel_action(action.id, "bench").map_err(err)?;
+        queue
+            .by("bench")
+            .unwrap()
+            .cancel_action(action.id)
+            .map_err(err)?;
     }
     let mut millis = Vec::new();
     for _ in 0..5 {

@@ -434,9 +434,7 @@ impl CredentialDraft {
     }
 }
 
-/// Names the queue records on its own (`created_by`, `approved_by`, event
-/// `by`): a credential holding one could pass for the queue itself.
-pub const RESERVED_CREDENTIAL_NAMES: [&str; 4] = ["agent", "auto", "system", "dashboard"];
+pub use crate::actor::RESERVED_CREDENTIAL_NAMES;
 
 /// Whether `c` is invisible or changes how text around it is shown: Unicode
 /// control (Cc) and format (Cf) characters — zero-width and bidi controls

@@ -11,7 +11,8 @@
 //! (the [`Store`] trait and the types a backend writer needs) is the [`store`]
 //! module, whose docs list every place a new backend touches.
 //!
-//! Layout: `queue` (the API: validation, the clock), [`limits`] (every named
+//! Layout: `queue` (the API: every operation once, requests, validation),
+//! `actor` (who acts, and the names the queue records on its own), [`limits`] (every named
 //! limit and default, which every host takes from there), `rules` (the
 //! create rules and the status machine every store applies alike), `store`
 //! (the trait) with one module per backend under `store/`, `whitelist`,
@@ -24,6 +25,7 @@
 //! `postgres` crate and an r2d2 pool, TLS by rustls.
 #![warn(missing_docs)]
 
+mod actor;
 pub mod audit;
 mod clock;
 pub mod digest;
@@ -37,6 +39,7 @@ pub mod signing;
 pub mod store;
 pub mod whitelist;
 
+pub use actor::{Actor, AGENT, DASHBOARD, SYSTEM};
 pub use audit::AuditReport;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::{action_digest, ACTION_DIGEST_TAG};
@@ -50,9 +53,7 @@ pub use model::{
     Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Approval, Claim, Event, EventKind,
     Server, Timestamp,
 };
-pub use queue::{
-    Acting, ActionQuery, ActionQueue, NewAction, QueueOptions, AGENT, DASHBOARD, SYSTEM,
-};
+pub use queue::{ActionQuery, ActionQueue, NewAction, QueueOptions, OPERATIONS};
 pub use rules::{AUTO_APPROVED, LEASE_EXPIRED_STDERR, STALE_WHITELIST};
 pub use signing::{ClaimFields, ClaimSigningKey, ClaimVerifyingKey, CLAIM_SIGNATURE_TAG};
 pub use store::memory::MemoryStore;

@@ -9,15 +9,12 @@
 //! [`ActionDraft::into_action`], [`ConflictGuard::collides`] /
 //! [`ConflictGuard::error`] and [`Change::apply`] inside its atomic section.
 
+use crate::actor::{AUTO, SYSTEM};
 use crate::error::{Error, Result};
-use crate::queue::SYSTEM;
 use chrono::TimeDelta;
 
 use crate::model::{Action, ActionStatus, Approval, EventKind, Server, Timestamp};
 use crate::store::{ActionDraft, Change, ChangeKind, ConflictGuard, EventDraft};
-
-/// Who the automatic decisions are attributed to.
-pub(crate) const AUTO: &str = "auto";
 
 /// Detail of the creation event of an action approved automatically.
 pub const AUTO_APPROVED: &str = "auto-approved";

@@ -77,6 +77,8 @@ use crate::model::{
 use crate::whitelist::{ApprovalPolicy, AutoApproveBudget};
 
 pub(crate) mod memory;
+#[cfg(feature = "sqlite")]
+pub(crate) mod open;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]

@@ -72,7 +72,7 @@ fn default_policy_keeps_the_seed_behaviour(env: Env) {
         )
     );
     env.advance_secs(5);
-    let approved = q.approve_action(pending.id, "dashboard").unwrap();
+    let approved = q.approve_action(pending.id).unwrap();
     assert_eq!(approved.status, ActionStatus::Approved);
     assert_eq!(approved.approved_by.as_deref(), Some("dashboard"));
     assert_eq!(approved.approvals.len(), 1);
@@ -89,7 +89,7 @@ fn default_policy_keeps_the_seed_behaviour(env: Env) {
         )
     );
     // A second approval of an approved action is still the seed's Conflict.
-    let again = q.approve_action(pending.id, "dashboard").unwrap_err();
+    let again = q.approve_action(pending.id).unwrap_err();
     assert_eq!(
         again.to_string(),
         "Cannot approve action with status 'approved' (must be pending)"
@@ -115,7 +115,7 @@ fn two_distinct_approvers_are_needed(env: Env) {
     let q = &env.queue;
     let action = create(q, "two_keys", Some("nginx"));
     let events_before = q.events_since(0, 1000).unwrap().len();
-    let first = q.approve_action(action.id, "alice").unwrap();
+    let first = q.by("alice").unwrap().approve_action(action.id).unwrap();
     assert_eq!(first.status, ActionStatus::Pending);
     assert_eq!(first.approved_by, None);
     assert_eq!(
@@ -142,10 +142,10 @@ fn two_distinct_approvers_are_needed(env: Env) {
         )
     );
     env.advance_secs(1);
-    let repeat = q.approve_action(action.id, "alice").unwrap();
+    let repeat = q.by("alice").unwrap().approve_action(action.id).unwrap();
     assert_eq!(repeat, first, "a repeat returns the action unchanged");
     assert_eq!(q.events_since(0, 1000).unwrap().len(), events_before + 1);
-    let second = q.approve_action(action.id, "bob").unwrap();
+    let second = q.by("bob").unwrap().approve_action(action.id).unwrap();
     assert_eq!(second.status, ActionStatus::Approved);
     assert_eq!(second.approved_by.as_deref(), Some("bob"));
     assert_eq!(second.approvals.len(), 2);
@@ -154,8 +154,12 @@ fn two_distinct_approvers_are_needed(env: Env) {
     assert_eq!(q.get_action(action.id).unwrap(), second);
     // A reject by anyone ends one that has a first approval.
     let other = create(q, "two_keys", Some("ssh"));
-    q.approve_action(other.id, "alice").unwrap();
-    let rejected = q.reject_action(other.id, "no", "carol").unwrap();
+    q.by("alice").unwrap().approve_action(other.id).unwrap();
+    let rejected = q
+        .by("carol")
+        .unwrap()
+        .reject_action(other.id, "no")
+        .unwrap();
     assert_eq!(rejected.status, ActionStatus::Rejected);
     assert_eq!(rejected.approvals.len(), 1);
     assert_chain_intact(q);
@@ -205,7 +209,11 @@ fn four_eyes_refuses_the_requester(env: Env) {
         )
     );
     // The trusted path applies the same policy.
-    let trusted = q.approve_action(action.id, "alice").unwrap_err();
+    let trusted = q
+        .by("alice")
+        .unwrap()
+        .approve_action(action.id)
+        .unwrap_err();
     assert_eq!(trusted.kind(), ErrorKind::PermissionDenied);
     assert_eq!(q.get_action(action.id).unwrap(), action);
     assert_eq!(q.events_since(0, 1000).unwrap(), before);
@@ -256,7 +264,11 @@ fn expired_approval_is_rejected_before_any_read(env: Env) {
             Some("approval expired after 60s")
         )
     );
-    let late = q.approve_action(action.id, "alice").unwrap_err();
+    let late = q
+        .by("alice")
+        .unwrap()
+        .approve_action(action.id)
+        .unwrap_err();
     assert_eq!(late.kind(), ErrorKind::Conflict);
     // An entry without a ttl is untouched.
     assert_eq!(
@@ -280,7 +292,11 @@ fn approval_past_its_ttl_is_refused_without_a_sweep(env: Env) {
         q.get_action(action.id).unwrap().status,
         ActionStatus::Pending
     );
-    let refused = q.approve_action(action.id, "alice").unwrap_err();
+    let refused = q
+        .by("alice")
+        .unwrap()
+        .approve_action(action.id)
+        .unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::Conflict);
     assert_eq!(
         refused.to_string(),
@@ -322,7 +338,7 @@ fn auto_approve_budget_holds_the_next_for_a_human(env: Env) {
         .unwrap();
     assert_eq!(other.status, ActionStatus::Approved);
     // A human approval does not count against the budget; the window slides.
-    q.approve_action(held.id, "alice").unwrap();
+    q.by("alice").unwrap().approve_action(held.id).unwrap();
     assert_eq!(
         create(q, "budgeted", Some("nginx")).status,
         ActionStatus::Pending
@@ -361,7 +377,11 @@ fn changed_whitelist_makes_older_actions_unapprovable_and_unclaimable(env: Env) 
     .unwrap();
     assert_ne!(changed.version(), old.whitelist().version());
     let new = env.queue.clone().with_whitelist(changed.clone());
-    let refused = new.approve_action(pending.id, "alice").unwrap_err();
+    let refused = new
+        .by("alice")
+        .unwrap()
+        .approve_action(pending.id)
+        .unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::Conflict);
     assert_eq!(
         refused.to_string(),
@@ -395,7 +415,11 @@ fn changed_whitelist_makes_older_actions_unapprovable_and_unclaimable(env: Env) 
     );
     // The old queue still approves what it built (same version).
     assert_eq!(
-        old.approve_action(pending.id, "alice").unwrap().status,
+        old.by("alice")
+            .unwrap()
+            .approve_action(pending.id)
+            .unwrap()
+            .status,
         ActionStatus::Approved
     );
     assert_chain_intact(&new);
@@ -407,7 +431,7 @@ fn digest_matches_only_the_approved_payload(env: Env) {
     let q = &env.queue;
     paused(&env);
     let held = create(q, "apt_update", None);
-    q.approve_action(held.id, "alice").unwrap();
+    q.by("alice").unwrap().approve_action(held.id).unwrap();
     let claim = q.claim_next("web-1", None).unwrap().unwrap();
     assert!(claim.action.digest_matches());
     let mut other_approval = claim.action.clone();
@@ -445,7 +469,7 @@ fn audit_chain_verifies_and_is_for_admins(env: Env) {
         }
         let a = create(q, "clear_logs", None);
         if a.status == ActionStatus::Pending {
-            q.approve_action(a.id, "alice").unwrap();
+            q.by("alice").unwrap().approve_action(a.id).unwrap();
             q.unpause_server("web-1").unwrap();
         }
         if let Some(claim) = q.claim_next("web-1", None).unwrap() {

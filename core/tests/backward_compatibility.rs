@@ -220,7 +220,7 @@ fn v1_database_migrates_with_data_intact() {
     assert!(later.iter().all(|e| e.id > 15));
     fault_support::assert_invariants(&db, "after use");
     // An action from before whitelist versions is not stale: still approvable.
-    let legacy = queue.approve_action(3, "dashboard").unwrap();
+    let legacy = queue.approve_action(3).unwrap();
     assert_eq!(legacy.status, ActionStatus::Approved);
     assert_eq!(legacy.approvals[0].digest, legacy.digest);
     let audit = queue.verify_audit().unwrap();
@@ -450,7 +450,7 @@ fn file_with_the_dropped_indexes_migrates_and_reads_the_same() {
         };
         let action = queue.create_action(&request).unwrap();
         if i % 4 == 0 {
-            queue.cancel_action(action.id, "dashboard").unwrap();
+            queue.cancel_action(action.id).unwrap();
         }
     }
     let apt = queue

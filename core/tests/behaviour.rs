@@ -167,7 +167,7 @@ fn default_whitelist_commands_are_exact(env: Env) {
     );
     assert_eq!(a.env.len(), 1);
     assert_eq!(a.env["DEBIAN_FRONTEND"], "noninteractive");
-    q.cancel_action(a.id, "dashboard").unwrap();
+    q.cancel_action(a.id).unwrap();
 
     let a = q
         .create_action(&NewAction::new("web-1", "apt_upgrade_all"))
@@ -362,7 +362,7 @@ fn pending_duplicate_restart_conflicts(env: Env) {
     q.create_server("web-2", None).unwrap();
     q.create_action(&restart("web-2", "nginx")).unwrap();
     // Once the first leaves pending, the same restart may be queued again.
-    q.approve_action(first.id, "dashboard").unwrap();
+    q.approve_action(first.id).unwrap();
     q.create_action(&restart("web-1", "nginx")).unwrap();
 }
 
@@ -398,7 +398,7 @@ fn apt_actions_are_exclusive_per_server(env: Env) {
     q.create_action(&NewAction::new("web-1", "clear_logs"))
         .unwrap();
     // approved and executing still block
-    q.approve_action(first.id, "dashboard").unwrap();
+    q.approve_action(first.id).unwrap();
     assert_eq!(
         kind(q.create_action(&NewAction::new("web-1", "apt_upgrade_all"))),
         ErrorKind::Conflict
@@ -416,11 +416,11 @@ fn apt_actions_are_exclusive_per_server(env: Env) {
         .create_action(&NewAction::new("web-1", "apt_upgrade_all"))
         .unwrap();
     // neither does a cancelled or rejected one
-    q.reject_action(next.id, "not now", "dashboard").unwrap();
+    q.reject_action(next.id, "not now").unwrap();
     let again = q
         .create_action(&NewAction::new("web-1", "apt_update"))
         .unwrap();
-    q.cancel_action(again.id, "dashboard").unwrap();
+    q.cancel_action(again.id).unwrap();
     q.create_action(&NewAction::new("web-1", "apt_update"))
         .unwrap();
 }
@@ -456,21 +456,25 @@ fn approve_reject_cancel_from_pending(env: Env) {
     env.advance_secs(5);
     let now = common::start_time() + chrono::TimeDelta::seconds(5);
 
-    let a = q.approve_action(a.id, "alice").unwrap();
+    let a = q.by("alice").unwrap().approve_action(a.id).unwrap();
     assert_eq!(a.status, ActionStatus::Approved);
     assert_eq!(
         (a.approved_at, a.approved_by.as_deref()),
         (Some(now), Some("alice"))
     );
 
-    let b = q.reject_action(b.id, "maintenance window", "bob").unwrap();
+    let b = q
+        .by("bob")
+        .unwrap()
+        .reject_action(b.id, "maintenance window")
+        .unwrap();
     assert_eq!(b.status, ActionStatus::Rejected);
     assert_eq!(b.rejected_at, Some(now));
     assert_eq!(b.rejected_by.as_deref(), Some("bob"));
     assert_eq!(b.rejection_reason.as_deref(), Some("maintenance window"));
     assert_eq!(b.approved_at, None);
 
-    let c = q.cancel_action(c.id, "carol").unwrap();
+    let c = q.by("carol").unwrap().cancel_action(c.id).unwrap();
     assert_eq!(c.status, ActionStatus::Cancelled);
     assert_eq!(
         (c.cancelled_at, c.cancelled_by.as_deref()),
@@ -489,24 +493,24 @@ fn illegal_transitions_name_the_current_status(env: Env) {
     let q = &env.queue;
     let a = q.create_action(&restart("web-1", "nginx")).unwrap();
     assert_eq!(
-        message(q.approve_action(a.id, "dashboard")),
+        message(q.approve_action(a.id)),
         "Cannot approve action with status 'approved' (must be pending)"
     );
     assert_eq!(
-        message(q.reject_action(a.id, "no", "dashboard")),
+        message(q.reject_action(a.id, "no")),
         "Cannot reject action with status 'approved' (must be pending)"
     );
     let claim = q.claim_next("web-1", None).unwrap().unwrap();
     assert_eq!(
-        message(q.cancel_action(a.id, "dashboard")),
+        message(q.cancel_action(a.id)),
         "Cannot cancel action with status 'executing' (must be pending or approved)"
     );
     q.report_result(a.id, &claim.lease_token, 0, None, None)
         .unwrap();
     for r in [
-        q.approve_action(a.id, "d"),
-        q.reject_action(a.id, "x", "d"),
-        q.cancel_action(a.id, "d"),
+        q.by("d").unwrap().approve_action(a.id),
+        q.by("d").unwrap().reject_action(a.id, "x"),
+        q.by("d").unwrap().cancel_action(a.id),
     ] {
         let err = r.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Conflict);
@@ -520,14 +524,14 @@ fn cancel_from_approved(env: Env) {
     let env = env_with_server(env, false);
     let q = &env.queue;
     let a = q.create_action(&restart("web-1", "nginx")).unwrap();
-    let c = q.cancel_action(a.id, "dashboard").unwrap();
+    let c = q.cancel_action(a.id).unwrap();
     assert_eq!(c.status, ActionStatus::Cancelled);
     assert!(
         q.claim_next("web-1", None).unwrap().is_none(),
         "cancelled is never claimed"
     );
     assert_eq!(
-        message(q.cancel_action(a.id, "dashboard")),
+        message(q.cancel_action(a.id)),
         "Cannot cancel action with status 'cancelled' (must be pending or approved)"
     );
 }
@@ -536,18 +540,13 @@ fn reject_reason_is_1_to_1000_chars(env: Env) {
     let env = env_with_server(env, true);
     let q = &env.queue;
     let a = q.create_action(&restart("web-1", "nginx")).unwrap();
+    assert_eq!(kind(q.reject_action(a.id, "")), ErrorKind::InvalidInput);
     assert_eq!(
-        kind(q.reject_action(a.id, "", "dashboard")),
-        ErrorKind::InvalidInput
-    );
-    assert_eq!(
-        kind(q.reject_action(a.id, &"é".repeat(1001), "dashboard")),
+        kind(q.reject_action(a.id, &"é".repeat(1001))),
         ErrorKind::InvalidInput
     );
     assert_eq!(q.get_action(a.id).unwrap().status, ActionStatus::Pending);
-    let r = q
-        .reject_action(a.id, &"é".repeat(1000), "dashboard")
-        .unwrap();
+    let r = q.reject_action(a.id, &"é".repeat(1000)).unwrap();
     assert_eq!(r.rejection_reason.unwrap().chars().count(), 1000);
 }
 
@@ -557,9 +556,18 @@ fn unknown_action_is_not_found(env: Env) {
     assert_eq!(message(q.get_action(999)), "Action 999 not found");
     for id in [0, -1, 999, i64::MAX] {
         assert_eq!(kind(q.get_action(id)), ErrorKind::NotFound);
-        assert_eq!(kind(q.approve_action(id, "d")), ErrorKind::NotFound);
-        assert_eq!(kind(q.reject_action(id, "r", "d")), ErrorKind::NotFound);
-        assert_eq!(kind(q.cancel_action(id, "d")), ErrorKind::NotFound);
+        assert_eq!(
+            kind(q.by("d").unwrap().approve_action(id)),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            kind(q.by("d").unwrap().reject_action(id, "r")),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            kind(q.by("d").unwrap().cancel_action(id)),
+            ErrorKind::NotFound
+        );
         assert_eq!(kind(q.heartbeat(id, "t", None)), ErrorKind::NotFound);
         assert_eq!(
             kind(q.report_result(id, "t", 0, None, None)),
@@ -582,7 +590,7 @@ fn list_is_newest_first_with_filters_and_total(env: Env) {
     }
     q.create_action(&NewAction::new("web-2", "clear_logs"))
         .unwrap();
-    q.cancel_action(1, "dashboard").unwrap();
+    q.cancel_action(1).unwrap();
 
     let all = q.list_actions(&ActionQuery::default()).unwrap();
     assert_eq!((all.total, all.limit, all.offset), (8, 50, 0));
@@ -731,7 +739,7 @@ fn claim_takes_the_oldest_approved_once(env: Env) {
     let b = q.create_action(&restart("web-1", "b")).unwrap();
     env.advance_secs(1);
     let c = q.create_action(&restart("web-1", "c")).unwrap();
-    q.approve_action(pending.id, "dashboard").unwrap();
+    q.approve_action(pending.id).unwrap();
 
     env.advance_secs(10);
     let now = env.clock_now();
@@ -1047,9 +1055,9 @@ fn every_state_change_is_an_event(env: Env) {
         .unwrap();
     let b = q.create_action(&restart("web-1", "b")).unwrap();
     let c = q.create_action(&restart("web-1", "c")).unwrap();
-    q.approve_action(a.id, "alice").unwrap();
-    q.reject_action(b.id, "no", "bob").unwrap();
-    q.cancel_action(c.id, "carol").unwrap();
+    q.by("alice").unwrap().approve_action(a.id).unwrap();
+    q.by("bob").unwrap().reject_action(b.id, "no").unwrap();
+    q.by("carol").unwrap().cancel_action(c.id).unwrap();
     let claim = q
         .claim_next("web-1", Some(Duration::from_secs(60)))
         .unwrap()
@@ -1162,9 +1170,11 @@ fn failed_operations_log_nothing(env: Env) {
     let _ = q.create_action(&restart("web-1", "a"));
     let _ = q.create_action(&restart("web-1", "a;b"));
     let _ = q
-        .cancel_action(a.id, "x")
-        .and_then(|_| q.cancel_action(a.id, "x"));
-    let _ = q.approve_action(a.id, "x");
+        .by("x")
+        .unwrap()
+        .cancel_action(a.id)
+        .and_then(|_| q.by("x").unwrap().cancel_action(a.id));
+    let _ = q.by("x").unwrap().approve_action(a.id);
     // The pause, the creation and the cancellation.
     assert_eq!(q.events_since(0, 100).unwrap().len(), 3);
 }
@@ -1281,13 +1291,13 @@ fn one_action_per_status(env: &Env) -> Vec<(ActionStatus, i64, Option<String>)> 
     let mk = |svc: &str| q.create_action(&restart("agent-host", svc)).unwrap().id;
     let pending = mk("pending");
     let rejected = mk("rejected");
-    q.reject_action(rejected, "no", "dashboard").unwrap();
+    q.reject_action(rejected, "no").unwrap();
     let cancelled = mk("cancelled");
-    q.cancel_action(cancelled, "dashboard").unwrap();
+    q.cancel_action(cancelled).unwrap();
     let mut claimed = Vec::new();
     for svc in ["executing", "completed", "failed"] {
         let id = mk(svc);
-        q.approve_action(id, "dashboard").unwrap();
+        q.approve_action(id).unwrap();
         let claim = q
             .claim_next("agent-host", Some(Duration::from_secs(3600)))
             .unwrap()
@@ -1296,7 +1306,7 @@ fn one_action_per_status(env: &Env) -> Vec<(ActionStatus, i64, Option<String>)> 
         claimed.push((id, claim.lease_token));
     }
     let approved = mk("approved");
-    q.approve_action(approved, "dashboard").unwrap();
+    q.approve_action(approved).unwrap();
     q.report_result(claimed[1].0, &claimed[1].1, 0, None, None)
         .unwrap();
     q.report_result(claimed[2].0, &claimed[2].1, 1, None, None)
@@ -1342,9 +1352,9 @@ fn transition_matrix_from_every_status(env: Env) {
             let before = q.get_action(id).unwrap();
             let events_before = q.events_since(0, 1000).unwrap();
             let r = match verb {
-                "approve" => q.approve_action(id, "dashboard"),
-                "reject" => q.reject_action(id, "why", "dashboard"),
-                "cancel" => q.cancel_action(id, "dashboard"),
+                "approve" => q.approve_action(id),
+                "reject" => q.reject_action(id, "why"),
+                "cancel" => q.cancel_action(id),
                 "report result for" => q.report_result(id, &token2, 0, None, None),
                 _ => q.heartbeat(id, &token2, None),
             };
@@ -1423,8 +1433,8 @@ fn errors_carry_spec_code_and_http_status(env: Env) {
         assert_eq!((err.kind().code(), err.kind().http_status()), (code, http));
         assert_eq!(err.message(), err.to_string());
     }
-    q.approve_action(a.id, "dashboard").unwrap();
-    let err = q.approve_action(a.id, "dashboard").unwrap_err();
+    q.approve_action(a.id).unwrap();
+    let err = q.approve_action(a.id).unwrap_err();
     assert_eq!((err.code(), err.http_status()), ("CONFLICT", 409));
 }
 
@@ -1445,7 +1455,7 @@ fn ids_start_at_1_and_strictly_increase(env: Env) {
         let _ = q.create_action(&restart(server, "a;b"));
         let _ = q.create_action(&NewAction::new("ghost", "clear_logs"));
         if i % 4 == 1 {
-            q.cancel_action(a.id, "dashboard").unwrap();
+            q.cancel_action(a.id).unwrap();
         }
     }
     assert_eq!(ids[0], 1);
@@ -1602,7 +1612,7 @@ fn event_log_is_append_only_and_resumable(env: Env) {
     let env = env_with_server(env, false);
     let q = &env.queue;
     let a = q.create_action(&restart("web-1", "a")).unwrap();
-    q.cancel_action(a.id, "carol").unwrap();
+    q.by("carol").unwrap().cancel_action(a.id).unwrap();
     let snapshot = q.events_since(0, 1000).unwrap();
     assert_eq!(snapshot.len(), 2);
     assert_eq!(
@@ -1619,7 +1629,7 @@ fn event_log_is_append_only_and_resumable(env: Env) {
     );
     q.pause_server("web-1").unwrap();
     let b = q.create_action(&restart("web-1", "b")).unwrap();
-    q.reject_action(b.id, "nope", "bob").unwrap();
+    q.by("bob").unwrap().reject_action(b.id, "nope").unwrap();
     q.unpause_server("web-1").unwrap();
     let c = q.create_action(&restart("web-1", "c")).unwrap();
     let claim = q
@@ -1774,7 +1784,7 @@ fn default_whitelist_env_is_exact_for_every_type(env: Env) {
             (a.argv, a.env, a.command)
         );
         if t == "apt_update" {
-            q.cancel_action(a.id, "dashboard").unwrap();
+            q.cancel_action(a.id).unwrap();
         }
     }
 }

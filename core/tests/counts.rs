@@ -65,9 +65,12 @@ fn counts_follow_every_transition(env: Env) {
                 .id
         })
         .collect();
-    q.approve_action(pending[0], "alice").unwrap();
-    q.reject_action(pending[1], "not now", "bob").unwrap();
-    q.cancel_action(pending[2], "carol").unwrap();
+    q.by("alice").unwrap().approve_action(pending[0]).unwrap();
+    q.by("bob")
+        .unwrap()
+        .reject_action(pending[1], "not now")
+        .unwrap();
+    q.by("carol").unwrap().cancel_action(pending[2]).unwrap();
     for i in 0..3 {
         q.create_action(&restart("web-2", &format!("s{i}")))
             .unwrap();
@@ -142,7 +145,7 @@ fn many_actions_are_counted_exactly(env: Env) {
             .unwrap()
             .id;
         if i % 7 == 0 {
-            q.cancel_action(id, "dashboard").unwrap();
+            q.cancel_action(id).unwrap();
         }
     }
     assert_eq!(counted(&env), scanned(&env));

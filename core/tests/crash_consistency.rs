@@ -319,21 +319,21 @@ fn child_workload(queue: &ActionQueue, log: &File, seed: u64) -> ! {
             }
             35..=49 if !live.is_empty() => {
                 let id = *rng.pick(&live);
-                match queue.approve_action(id, "dashboard") {
+                match queue.approve_action(id) {
                     Ok(a) => ack(a.id, a.status),
                     Err(e) => ok_or_expected(&e),
                 }
             }
             50..=54 if !live.is_empty() => {
                 let id = *rng.pick(&live);
-                match queue.reject_action(id, "not now", "dashboard") {
+                match queue.reject_action(id, "not now") {
                     Ok(a) => ack(a.id, a.status),
                     Err(e) => ok_or_expected(&e),
                 }
             }
             55..=61 if !live.is_empty() => {
                 let id = *rng.pick(&live);
-                match queue.cancel_action(id, "dashboard") {
+                match queue.cancel_action(id) {
                     Ok(a) => ack(a.id, a.status),
                     Err(e) => ok_or_expected(&e),
                 }

@@ -399,11 +399,9 @@ impl Real {
                 req.alert_id = *alert;
                 q.create_action(&req).map(Out::Action)
             }
-            Op::Approve(a) => q.approve_action(pick(*a), "dashboard").map(Out::Action),
-            Op::Reject(a, r) => q
-                .reject_action(pick(*a), &reason(*r), "dashboard")
-                .map(Out::Action),
-            Op::Cancel(a) => q.cancel_action(pick(*a), "dashboard").map(Out::Action),
+            Op::Approve(a) => q.approve_action(pick(*a)).map(Out::Action),
+            Op::Reject(a, r) => q.reject_action(pick(*a), &reason(*r)).map(Out::Action),
+            Op::Cancel(a) => q.cancel_action(pick(*a)).map(Out::Action),
             Op::Get(a) => q.get_action(pick(*a)).map(Out::Action),
             Op::Claim(s, l) => q.claim_next(SERVER_IDS[*s], secs(*l)).map(|c| {
                 Out::Claimed(c.map(|c| {

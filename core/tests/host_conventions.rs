@@ -123,7 +123,11 @@ fn reject_takes_the_reason_then_the_actor(env: Env) {
     q.create_server("web-1", None).unwrap();
     q.pause_server("web-1").unwrap();
     let a = q.create_action(&restart("web-1", "a")).unwrap();
-    let rejected = q.reject_action(a.id, "not now", "alice").unwrap();
+    let rejected = q
+        .by("alice")
+        .unwrap()
+        .reject_action(a.id, "not now")
+        .unwrap();
     assert_eq!(rejected.rejection_reason.as_deref(), Some("not now"));
     assert_eq!(rejected.rejected_by.as_deref(), Some("alice"));
 }

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use actionq::identity::{authorize, authorize_role, secret_digest, Target};
 use actionq::store::{Change, ChangeKind};
 use actionq::{
-    ActionQuery, ActionQueue, ActionStatus, Error, ErrorKind, EventKind, NewAction, Operation,
-    Principal, Role,
+    ActionQuery, ActionQueue, ActionStatus, Actor, Error, ErrorKind, EventKind, NewAction,
+    Operation, Principal, Role,
 };
 use common::Env;
 
@@ -193,6 +193,59 @@ fn credential_issue_is_validated(env: Env) {
     }
 }
 
+/// The trusted host acting for a name records that name wherever a
+/// principal's would be recorded, checks nothing, and without a name records
+/// each operation's default; a principal's view never turns trusted.
+fn trusted_names_are_what_actions_record(env: Env) {
+    let q = &env.queue;
+    q.create_server("web-1", None).unwrap();
+    let ops = q.by("ops-bot").unwrap();
+    assert_eq!(ops.actor(), &Actor::Trusted("ops-bot".into()));
+    assert_eq!(q.actor(), &Actor::Host);
+    ops.pause_server("web-1").unwrap();
+    let request = NewAction::new("web-1", "clear_logs").created_by("mallory");
+    assert_eq!(q.create_action(&request).unwrap().created_by, "mallory");
+    let a = ops
+        .create_action(&NewAction::new("web-1", "restart_service").service_name("nginx"))
+        .unwrap();
+    assert_eq!(a.created_by, "ops-bot");
+    assert_eq!(
+        ops.approve_action(a.id).unwrap().approved_by.as_deref(),
+        Some("ops-bot")
+    );
+    let claim = ops.claim_next("web-1", None).unwrap().unwrap();
+    let done = q
+        .report_result(claim.action.id, &claim.lease_token, 0, None, None)
+        .unwrap();
+    let by: Vec<(Option<String>, String)> = q
+        .events_since(0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.to_status.map(|s| s.to_string()), e.by))
+        .collect();
+    assert!(
+        by.contains(&(None, "ops-bot".into())),
+        "pause by ops-bot: {by:?}"
+    );
+    assert!(
+        by.contains(&(Some("executing".into()), "ops-bot".into())),
+        "{by:?}"
+    );
+    assert!(
+        by.contains(&(Some("completed".into()), "agent".into())),
+        "{by:?}"
+    );
+    assert_eq!(done.status, ActionStatus::Completed);
+
+    let viewer = Principal::new("victor", Role::Viewer);
+    let refused = q.as_principal(&viewer).by("ops-bot").unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidInput);
+    assert!(refused.to_string().contains("victor"), "{refused}");
+    for bad in ["", "a\nb", &"x".repeat(actionq::limits::MAX_NAME_CHARS + 1)] {
+        assert_eq!(kind(q.by(bad)), ErrorKind::InvalidInput, "{bad:?}");
+    }
+}
+
 fn principals_names_are_what_actions_record(env: Env) {
     let q = &env.queue;
     q.create_server("web-1", None).unwrap();
@@ -311,7 +364,7 @@ fn requester_cancels_only_its_own_pending_actions(env: Env) {
         .as_principal(&rita)
         .create_action(&NewAction::new("web-1", "clear_logs"))
         .unwrap();
-    q.approve_action(own.id, "dashboard").unwrap();
+    q.approve_action(own.id).unwrap();
     // Approved since: no longer hers to withdraw.
     let err = q.as_principal(&rita).cancel_action(own.id).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PermissionDenied);
@@ -780,6 +833,7 @@ for_each_store!(
     malformed_secrets_are_unauthenticated_and_never_echoed,
     credential_issue_is_validated,
     principals_names_are_what_actions_record,
+    trusted_names_are_what_actions_record,
     requester_cancels_only_its_own_pending_actions,
     revocation_is_seen_by_another_store_on_the_same_database,
     authentication_writes_nothing,

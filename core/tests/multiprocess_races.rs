@@ -313,9 +313,9 @@ fn race_child_entry() {
                 }
                 for id in order {
                     let (verb, r) = match rng.below(3) {
-                        0 => ("approve", queue.approve_action(id, "dashboard")),
-                        1 => ("reject", queue.reject_action(id, "race", "dashboard")),
-                        _ => ("cancel", queue.cancel_action(id, "dashboard")),
+                        0 => ("approve", queue.approve_action(id)),
+                        1 => ("reject", queue.reject_action(id, "race")),
+                        _ => ("cancel", queue.cancel_action(id)),
                     };
                     note(format!("{verb} {id} {}", record(&r)));
                 }

@@ -21,7 +21,7 @@ fn actions_survive_reopen_and_ids_are_never_reused() {
         let a = q
             .create_action(&NewAction::new("web-1", "apt_update").alert_id(9))
             .unwrap();
-        q.approve_action(a.id, "alice").unwrap();
+        q.by("alice").unwrap().approve_action(a.id).unwrap();
         let claim = q.claim_next("web-1", None).unwrap().unwrap();
         (q.get_action(a.id).unwrap(), claim.lease_token)
     };

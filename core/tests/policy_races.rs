@@ -123,7 +123,7 @@ fn setup(queue: &ActionQueue) -> Setup {
         let a = q
             .create_action(&NewAction::new("hold", kind).service_name(format!("s{k}")))
             .unwrap();
-        let a = q.approve_action(a.id, "alice").unwrap();
+        let a = q.by("alice").unwrap().approve_action(a.id).unwrap();
         assert_eq!(a.status, ActionStatus::Pending);
         a.id
     };
@@ -168,14 +168,14 @@ fn work(queue: &ActionQueue, me: usize, setup: &Setup, seed: u64) -> Vec<String>
     };
     for i in shuffled(setup.two.len(), &mut rng) {
         let id = setup.two[i];
-        let r = approver.approve_action(id, &format!("p{me}"));
+        let r = approver.by(&format!("p{me}")).unwrap().approve_action(id);
         out.push(format!("two {id} {}", line(r)));
     }
     for i in shuffled(setup.three.len(), &mut rng) {
         let id = setup.three[i];
         out.push(format!(
             "three {id} {}",
-            line(approver.approve_action(id, "bob"))
+            line(approver.by("bob").unwrap().approve_action(id))
         ));
     }
     for k in shuffled(keys(), &mut rng) {
@@ -189,7 +189,7 @@ fn work(queue: &ActionQueue, me: usize, setup: &Setup, seed: u64) -> Vec<String>
             let (id, _) = short[i];
             out.push(format!(
                 "short {id} {}",
-                line(approver.approve_action(id, &format!("p{me}")))
+                line(approver.by(&format!("p{me}")).unwrap().approve_action(id))
             ));
         }
     } else {

@@ -98,7 +98,7 @@ fn events_cursor_never_skips_a_transaction_still_open() {
 
     let slow = {
         let queue = queue.clone();
-        std::thread::spawn(move || queue.cancel_action(first.id, "slow"))
+        std::thread::spawn(move || queue.by("slow").unwrap().cancel_action(first.id))
     };
     wait_until("the slow writer to block in its commit", || {
         lock_waiters(&mut admin) >= 1
@@ -108,7 +108,7 @@ fn events_cursor_never_skips_a_transaction_still_open() {
         let queue = queue.clone();
         let fast_done = fast_done.clone();
         std::thread::spawn(move || {
-            let out = queue.cancel_action(second.id, "fast");
+            let out = queue.by("fast").unwrap().cancel_action(second.id);
             fast_done.store(true, Ordering::SeqCst);
             out
         })
@@ -690,9 +690,9 @@ fn race_child_entry() {
                 let mut won = Vec::new();
                 for id in &votes {
                     let result = match (me + t) % 3 {
-                        0 => queue.approve_action(*id, "approver"),
-                        1 => queue.reject_action(*id, "no", "rejecter"),
-                        _ => queue.cancel_action(*id, "canceller"),
+                        0 => queue.by("approver").unwrap().approve_action(*id),
+                        1 => queue.by("rejecter").unwrap().reject_action(*id, "no"),
+                        _ => queue.by("canceller").unwrap().cancel_action(*id),
                     };
                     match result {
                         Ok(a) => won.push(serde_json::json!([id, a.status.as_str()])),
@@ -1132,7 +1132,7 @@ fn a_version_1_database_is_migrated_and_chained() {
     assert_ne!(stored, claim.lease_token);
     assert_eq!(stored.len(), 64);
     queue.heartbeat(2, &claim.lease_token, None).unwrap();
-    let legacy = queue.approve_action(1, "dashboard").unwrap();
+    let legacy = queue.approve_action(1).unwrap();
     assert_eq!(legacy.status, ActionStatus::Approved);
     assert_eq!(legacy.approvals[0].digest, legacy.digest);
     let fresh = queue

@@ -75,10 +75,10 @@ queue.pause_server("web-1")?;
 
 // required: 2 — the first approval is recorded, the second approves.
 let action = queue.create_action(&NewAction::new("web-1", "restart_service").service_name("nginx"))?;
-let once = queue.approve_action(action.id, "alice")?;
+let once = queue.by("alice")?.approve_action(action.id)?;
 assert_eq!((once.status, once.approvals.len()), (ActionStatus::Pending, 1));
-assert_eq!(queue.approve_action(action.id, "alice")?, once); // counted once
-assert_eq!(queue.approve_action(action.id, "bob")?.status, ActionStatus::Approved);
+assert_eq!(queue.by("alice")?.approve_action(action.id)?, once); // counted once
+assert_eq!(queue.by("bob")?.approve_action(action.id)?.status, ActionStatus::Approved);
 
 // four_eyes — the requester cannot approve its own action.
 let carol = Principal::new("carol", Role::Operator);

@@ -251,18 +251,22 @@ fn policy_that_needs_people_holds_on_every_server(env: Env) {
     assert!(q.claim_next("web-1", None).unwrap().is_none());
     // The policy itself still applies: the requester cannot approve its own,
     // and two distinct approvers are needed.
-    let own = q.approve_action(eyes.id, "alerts").unwrap_err();
+    let own = q.by("alerts").unwrap().approve_action(eyes.id).unwrap_err();
     assert_eq!(own.kind(), ErrorKind::PermissionDenied);
     assert_eq!(
-        q.approve_action(eyes.id, "bob").unwrap().status,
+        q.by("bob").unwrap().approve_action(eyes.id).unwrap().status,
         ActionStatus::Approved
     );
     assert_eq!(
-        q.approve_action(two.id, "bob").unwrap().status,
+        q.by("bob").unwrap().approve_action(two.id).unwrap().status,
         ActionStatus::Pending
     );
     assert_eq!(
-        q.approve_action(two.id, "carol").unwrap().status,
+        q.by("carol")
+            .unwrap()
+            .approve_action(two.id)
+            .unwrap()
+            .status,
         ActionStatus::Approved
     );
 }

@@ -23,7 +23,7 @@ pub fn fill(queue: &ActionQueue) {
     let held = queue
         .create_action(&NewAction::new("web-1", "clear_logs").created_by("alerts"))
         .unwrap();
-    queue.approve_action(held.id, "alice").unwrap();
+    queue.by("alice").unwrap().approve_action(held.id).unwrap();
     queue.unpause_server("web-1").unwrap();
     queue
         .create_action(&NewAction::new("web-1", "apt_update"))

@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     println!("#{} {} -> {}", restart.id, restart.command, restart.status);
     if restart.status == actionq::ActionStatus::Pending {
-        queue.approve_action(restart.id, "alice")?;
+        queue.by("alice")?.approve_action(restart.id)?;
     }
     queue.unpause_server(server_id)?;
 

@@ -296,8 +296,27 @@ impl Host {
         }
     }
 
+    /// The queue acting as the step says: `"as"` a saved principal, `"by"`
+    /// a trusted name, else the trusted host.
+    fn actor_queue(
+        &self,
+        step: &Step<'_>,
+    ) -> Result<Result<ActionQueue, actionq::Error>, BadScenario> {
+        Ok(match self.acting(step)? {
+            Some(principal) => Ok(self.queue.as_principal(&principal)),
+            None => match step.opt_str("by")? {
+                Some(by) => self.queue.by(by),
+                None => Ok(self.queue.clone()),
+            },
+        })
+    }
+
     fn call(&mut self, step: &Step<'_>) -> Result<Outcome, BadScenario> {
-        let q = &self.queue;
+        let acting = match self.actor_queue(step)? {
+            Ok(acting) => acting,
+            Err(e) => return Ok(Err(e)),
+        };
+        let q = &acting;
         Ok(match step.name()? {
             "create_server" => q
                 .create_server(step.str("id")?, step.opt_str("hostname")?)
@@ -306,11 +325,7 @@ impl Host {
             "pause_server" => q.pause_server(step.str("id")?).and_then(value),
             "unpause_server" => q.unpause_server(step.str("id")?).and_then(value),
             "create_action" => match new_action(step)? {
-                Ok(request) => match self.acting(step)? {
-                    Some(p) => q.as_principal(&p).create_action(&request),
-                    None => q.create_action(&request),
-                }
-                .and_then(value),
+                Ok(request) => q.create_action(&request).and_then(value),
                 Err(e) => Err(e),
             },
             "get_action" => q.get_action(step.int("id")?).and_then(value),
@@ -341,11 +356,7 @@ impl Host {
                     .and_then(|s| q.list_server_actions(server, s, limit, offset))
                     .and_then(value)
             }
-            "approve_action" => match self.acting(step)? {
-                Some(p) => q.as_principal(&p).approve_action(step.int("id")?),
-                None => q.approve_action(step.int("id")?, step.str("by")?),
-            }
-            .and_then(value),
+            "approve_action" => q.approve_action(step.int("id")?).and_then(value),
             "digest_matches" => q
                 .get_action(step.int("id")?)
                 .map(|a| Some(json!(a.digest_matches()))),
@@ -369,11 +380,9 @@ impl Host {
                 .authenticate(&self.secret(step.str("secret")?)?)
                 .and_then(value),
             "reject_action" => q
-                .reject_action(step.int("id")?, step.str("reason")?, step.str("by")?)
+                .reject_action(step.int("id")?, step.str("reason")?)
                 .and_then(value),
-            "cancel_action" => q
-                .cancel_action(step.int("id")?, step.str("by")?)
-                .and_then(value),
+            "cancel_action" => q.cancel_action(step.int("id")?).and_then(value),
             "claim_next" => match q.claim_next(step.str("server_id")?, step.lease()?) {
                 Ok(Some(claim)) => {
                     if let Some(name) = step.opt_str("save_token")? {
