@@ -5,8 +5,9 @@ Three checks over the tracked files (``git ls-files``):
 - no file outside ``docs/`` cites the old contract file that lived outside the
   repository (the upper-case word, or its file name): a reader of the repository
   cannot open it, so cite ``docs/contract/<page>.md#<anchor>`` instead;
-- no file cites an issue number (``issue 12``, ``Issue #22``, ``(#13)``): the
-  reason belongs in the text, the history in git;
+- no file cites an issue number (the word "issue" and a number, ``#`` and a
+  number in parentheses, "fixes"/"closes" and ``#`` and a number): the reason
+  belongs in the text, the history in git;
 - every ``docs/<page>.md#<anchor>`` cited anywhere, and every relative link
   between docs pages, names a page that exists and a heading it has (anchors as
   mdBook makes them).
