@@ -4,8 +4,8 @@ SQLAlchemy async ORM (the version pinned in requirements-dev.txt, 2.1.x; the ben
 prints the installed one) over aiosqlite on a SQLite file, one session and one
 commit per operation, written the idiomatic way (declarative models mirroring
 the Server/Action fields of docs/contract/domain.md#action-fields,
-``async_sessionmaker(expire_on_commit=False)``,
-``session.get`` for lookups, ``select()`` for the duplicate check). To compare
+``async_sessionmaker(expire_on_commit=False)``, ``session.get`` for lookups,
+``select()`` for the duplicate check). To compare
 like with like it gets the same durability as actionq's default: WAL journal,
 ``synchronous=NORMAL``, foreign keys on, a busy timeout; and it writes the same
 audit event row in the same transaction.

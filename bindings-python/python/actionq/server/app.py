@@ -1,6 +1,6 @@
 """The app factory (docs/contract/http.md#app-factory): the HTTP contract
-(prefix ``/api/v1``, ``X-API-Key``) over an :class:`actionq.AsyncActionQueue`, with the routes of
-:mod:`actionq.server.routes`."""
+(prefix ``/api/v1``, ``X-API-Key``) over an :class:`actionq.AsyncActionQueue`,
+with the routes of :mod:`actionq.server.routes`."""
 
 from __future__ import annotations
 
