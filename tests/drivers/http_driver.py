@@ -1,10 +1,10 @@
 """The HTTP host's driver for the cross-host scenarios (tests/scenarios/*.json).
 
-Runs every step of one scenario as a request to ``actionq.server``'s app (SPEC's
-HTTP contract, through FastAPI's TestClient: the whole ASGI stack, no socket)
+Runs every step of one scenario as a request to ``actionq.server``'s app (the
+HTTP contract of docs/contract/http.md, through FastAPI's TestClient: the whole ASGI stack, no socket)
 and prints the transcript, a JSON array with one outcome per step, on stdout.
 
-The contract differs from the library where SPEC says so: approvals, rejections
+The contract differs from the library where docs/contract/http.md says so: approvals, rejections
 and cancellations are always by ``dashboard``, ``created_by`` is never taken
 from the body, an action type outside the whitelist is a request-shape 422,
 and there is no route for ``expire_leases``. A step that meets one of these
@@ -13,7 +13,7 @@ needs an ``http`` expectation in its scenario (see tests/README.md).
 Bytes that are not UTF-8 (``$bytes_hex``) are sent as a careless client would:
 raw in the JSON body, percent-encoded in a path. Path segments are
 percent-encoded, so an id with ``/`` stays one segment on the wire (the server
-decodes it before routing: SPEC's routes cannot take it). An error outside the
+decodes it before routing: the contract's routes cannot take it). An error outside the
 contract's shape (a bare 404 of an unknown route) is ``HTTP_<status>`` with
 FastAPI's detail.
 
