@@ -56,7 +56,8 @@ pub const DEFAULT_LEASE_SECONDS: u64 = 300;
 /// Longest lease a caller may ask for by default, in seconds.
 pub const DEFAULT_MAX_LEASE_SECONDS: u64 = 24 * 3600;
 /// Whether reads first fail the actions whose lease ran out (default: yes, as
-/// SPEC asks: no read ever shows an action `executing` past its lease).
+/// `docs/contract/queries.md#reads-see-expiries` asks: no read ever shows an
+/// action `executing` past its lease).
 pub const DEFAULT_EXPIRE_LEASES_ON_READ: bool = true;
 
 /// How long a SQLite write waits for another connection's lock by default, in seconds.
