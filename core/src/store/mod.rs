@@ -18,7 +18,7 @@
 //! Every place a new backend (say PostgreSQL) touches:
 //!
 //! 1. **Module**: `core/src/store/<name>/` (or `<name>.rs` when small), declared
-//!    in `core/src/store.rs` behind its own cargo feature in `core/Cargo.toml`
+//!    in `core/src/store/mod.rs` behind its own cargo feature in `core/Cargo.toml`
 //!    (like `sqlite = ["dep:rusqlite"]`, default-on only if every user should
 //!    pay for it), and its public type re-exported from `core/src/lib.rs`
 //!    under the same `#[cfg(feature = ...)]`.
@@ -77,6 +77,7 @@ pub(crate) mod memory;
 pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+pub(crate) mod sweep;
 
 /// Whether `location` names a PostgreSQL database (a `postgresql://` or
 /// `postgres://` URL) rather than a SQLite file: how every host picks the store.
