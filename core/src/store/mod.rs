@@ -17,11 +17,19 @@
 //!
 //! Every place a new backend (say PostgreSQL) touches:
 //!
-//! 1. **Module**: `core/src/store/<name>/` (or `<name>.rs` when small), declared
-//!    in `core/src/store/mod.rs` behind its own cargo feature in `core/Cargo.toml`
+//! 1. **Module**: `core/src/store/<name>/`, declared in
+//!    `core/src/store/mod.rs` behind its own cargo feature in `core/Cargo.toml`
 //!    (like `sqlite = ["dep:rusqlite"]`, default-on only if every user should
 //!    pay for it), and its public type re-exported from `core/src/lib.rs`
-//!    under the same `#[cfg(feature = ...)]`.
+//!    under the same `#[cfg(feature = ...)]`. Split it as every backend is:
+//!    `mod.rs` (the store type and the [`Store`] impl, one call per method),
+//!    `servers.rs`, `actions.rs`, `events.rs`, `credentials.rs` (each table's
+//!    statements), `rows.rs` (records to and from rows), and where the
+//!    backend has them `options.rs`, `connection.rs`, `schema.rs`. What every
+//!    backend does alike is written once, here: the expiries go through
+//!    `sweep::sweep` (the backend implements `sweep::Sweep`: a look without
+//!    the write lock, then the locked re-check), and [`Store::verify_audit`]
+//!    hands its rows to `AuditVerifier::walk`.
 //! 2. **The trait**: implement every [`Store`] method. Duties beyond the
 //!    signatures, all on the trait's documentation: each method is atomic
 //!    against threads *and* other processes sharing the database;

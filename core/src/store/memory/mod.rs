@@ -36,6 +36,8 @@ pub struct MemoryStore {
     inner: RwLock<Inner>,
 }
 
+/// Everything the store holds, behind [`MemoryStore`]'s lock; its methods
+/// live in the file of their concern (`servers`, `actions`, `events`, ...).
 #[derive(Debug, Default)]
 struct Inner {
     strings: Interner,
