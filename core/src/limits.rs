@@ -66,6 +66,12 @@ pub const DEFAULT_BUSY_TIMEOUT_SECONDS: u64 = 10;
 pub const DEFAULT_READ_CONNECTIONS: usize = 4;
 /// Connections in a PostgreSQL store's pool by default.
 pub const DEFAULT_PG_POOL_SIZE: u32 = 8;
+/// How long a PostgreSQL statement waits for a row lock by default, in seconds
+/// (its `lock_timeout`).
+pub const DEFAULT_PG_LOCK_TIMEOUT_SECONDS: u64 = 10;
+/// How long connecting to PostgreSQL, or waiting for a free pooled
+/// connection, may take by default, in seconds.
+pub const DEFAULT_PG_CONNECT_TIMEOUT_SECONDS: u64 = 10;
 
 /// [`DEFAULT_LEASE_SECONDS`] as a `Duration`.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(DEFAULT_LEASE_SECONDS);
@@ -73,6 +79,11 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(DEFAULT_LEASE_SECONDS);
 pub const DEFAULT_MAX_LEASE: Duration = Duration::from_secs(DEFAULT_MAX_LEASE_SECONDS);
 /// [`DEFAULT_BUSY_TIMEOUT_SECONDS`] as a `Duration`.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(DEFAULT_BUSY_TIMEOUT_SECONDS);
+/// [`DEFAULT_PG_LOCK_TIMEOUT_SECONDS`] as a `Duration`.
+pub const DEFAULT_PG_LOCK_TIMEOUT: Duration = Duration::from_secs(DEFAULT_PG_LOCK_TIMEOUT_SECONDS);
+/// [`DEFAULT_PG_CONNECT_TIMEOUT_SECONDS`] as a `Duration`.
+pub const DEFAULT_PG_CONNECT_TIMEOUT: Duration =
+    Duration::from_secs(DEFAULT_PG_CONNECT_TIMEOUT_SECONDS);
 
 /// A setting given in seconds by a host (Python float, C `double`) as a
 /// `Duration`: InvalidInput naming `name` unless it is finite and ≥ 0.
