@@ -173,12 +173,12 @@ fuzz_target!(|data: &[u8]| {
         let mut out: *mut c_char = ptr::null_mut();
         let (a0, a1, a2, a3, a4, a5) = (arg(0), arg(1), arg(2), arg(3), arg(4), arg(5));
         for (id, host) in [(&a0, &a1), (&Some(c"web-1".to_owned()), &None)] {
-            check(aq_server_create(queue, ptr_of(id), ptr_of(host), &mut out));
+            check(aq_server_create(queue, ptr::null(), ptr_of(id), ptr_of(host), &mut out));
             take_json(std::mem::replace(&mut out, ptr::null_mut()));
         }
-        check(aq_server_pause(queue, ptr_of(&a0), &mut out));
+        check(aq_server_pause(queue, ptr::null(), ptr_of(&a0), &mut out));
         take_json(std::mem::replace(&mut out, ptr::null_mut()));
-        check(aq_server_get(queue, ptr_of(&a2), &mut out));
+        check(aq_server_get(queue, ptr::null(), ptr_of(&a2), &mut out));
         take_json(std::mem::replace(&mut out, ptr::null_mut()));
         // The create request: the raw fuzz string, and a well-formed request
         // carrying fuzz strings as values.
@@ -194,7 +194,7 @@ fuzz_target!(|data: &[u8]| {
             .expect("the queue's whitelist reloads");
         aq_string_free(wl_out);
         for req in [&a3, &request] {
-            check(aq_action_create(queue, ptr_of(req), &mut out));
+            check(aq_action_create(queue, ptr::null(), ptr_of(req), &mut out));
             if !out.is_null() {
                 let text = CStr::from_ptr(out).to_str().unwrap().to_owned();
                 let action: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -205,18 +205,20 @@ fuzz_target!(|data: &[u8]| {
         }
         check(aq_action_reject(
             queue,
+            ptr::null(),
             number,
             ptr_of(&a4),
             ptr_of(&a5),
             &mut out,
         ));
         take_json(std::mem::replace(&mut out, ptr::null_mut()));
-        check(aq_action_approve(queue, number, ptr_of(&a4), &mut out));
+        check(aq_action_approve(queue, ptr::null(), number, ptr_of(&a4), &mut out));
         take_json(std::mem::replace(&mut out, ptr::null_mut()));
-        check(aq_action_cancel(queue, number, ptr_of(&a5), &mut out));
+        check(aq_action_cancel(queue, ptr::null(), number, ptr_of(&a5), &mut out));
         take_json(std::mem::replace(&mut out, ptr::null_mut()));
         check(aq_action_heartbeat(
             queue,
+            ptr::null(),
             number,
             ptr_of(&a4),
             &30.0,
@@ -225,6 +227,7 @@ fuzz_target!(|data: &[u8]| {
         take_json(std::mem::replace(&mut out, ptr::null_mut()));
         check(aq_action_report_result(
             queue,
+            ptr::null(),
             number,
             ptr_of(&a4),
             (number & 0xff) as i32,
@@ -236,6 +239,7 @@ fuzz_target!(|data: &[u8]| {
         let mut list = ptr::null_mut();
         check(aq_server_list_actions(
             queue,
+            ptr::null(),
             ptr_of(&a0),
             ptr_of(&a5),
             10,
@@ -246,6 +250,7 @@ fuzz_target!(|data: &[u8]| {
         let mut list = ptr::null_mut();
         check(aq_action_list(
             queue,
+            ptr::null(),
             ptr_of(&a5),
             ptr_of(&a0),
             ptr_of(&a3),
