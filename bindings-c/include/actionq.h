@@ -715,8 +715,7 @@ aq_status aq_server_create(const struct aq_queue *queue,
  * JSON, which the caller frees with `aq_string_free`.
  *
  * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be any role but agent (else `AQ_STATUS_PERMISSION_DENIED`,
- * changing nothing).
+ * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
  *
  * # Safety
  *
@@ -769,8 +768,7 @@ aq_status aq_server_unpause(const struct aq_queue *queue,
  * writes them (possibly `[]`), which the caller frees with `aq_string_free`.
  *
  * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be any role but agent (else `AQ_STATUS_PERMISSION_DENIED`,
- * changing nothing).
+ * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
  *
  * # Safety
  *
@@ -792,8 +790,7 @@ aq_status aq_server_list(const struct aq_queue *queue,
  * match), which the caller frees with `aq_string_free`.
  *
  * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be any role but agent (else `AQ_STATUS_PERMISSION_DENIED`,
- * changing nothing).
+ * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
  *
  * # Safety
  *
@@ -851,8 +848,7 @@ aq_status aq_action_create(const struct aq_queue *queue,
  * JSON, which the caller frees with `aq_string_free`.
  *
  * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be any role but agent (else `AQ_STATUS_PERMISSION_DENIED`,
- * changing nothing).
+ * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
  *
  * # Safety
  *
@@ -876,8 +872,7 @@ aq_status aq_action_get(const struct aq_queue *queue,
  * match), which the caller frees with `aq_string_free`.
  *
  * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be any role but agent (else `AQ_STATUS_PERMISSION_DENIED`,
- * changing nothing).
+ * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
  *
  * # Safety
  *
@@ -1083,8 +1078,7 @@ aq_status aq_action_expire_leases(const struct aq_queue *queue,
  * `"approved"`, ...), which the caller frees with `aq_string_free`.
  *
  * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be any role but agent (else `AQ_STATUS_PERMISSION_DENIED`,
- * changing nothing).
+ * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
  *
  * # Safety
  *
@@ -1108,8 +1102,7 @@ aq_status aq_action_count(const struct aq_queue *queue,
  * the caller frees with `aq_string_free`.
  *
  * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be any role but agent (else `AQ_STATUS_PERMISSION_DENIED`,
- * changing nothing).
+ * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
  *
  * # Safety
  *

@@ -201,8 +201,7 @@ pub unsafe extern "C" fn aq_server_create(
 /// JSON, which the caller frees with `aq_string_free`.
 ///
 /// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be any role but agent (else `AQ_STATUS_PERMISSION_DENIED`,
-/// changing nothing).
+/// which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
 ///
 /// # Safety
 ///
@@ -288,8 +287,7 @@ pub unsafe extern "C" fn aq_server_unpause(
 /// writes them (possibly `[]`), which the caller frees with `aq_string_free`.
 ///
 /// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be any role but agent (else `AQ_STATUS_PERMISSION_DENIED`,
-/// changing nothing).
+/// which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
 ///
 /// # Safety
 ///
@@ -324,8 +322,7 @@ pub(crate) fn parse_status(status: Option<&str>) -> Result<Option<ActionStatus>,
 /// match), which the caller frees with `aq_string_free`.
 ///
 /// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be any role but agent (else `AQ_STATUS_PERMISSION_DENIED`,
-/// changing nothing).
+/// which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
 ///
 /// # Safety
 ///
@@ -410,8 +407,7 @@ pub unsafe extern "C" fn aq_action_create(
 /// JSON, which the caller frees with `aq_string_free`.
 ///
 /// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be any role but agent (else `AQ_STATUS_PERMISSION_DENIED`,
-/// changing nothing).
+/// which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
 ///
 /// # Safety
 ///
@@ -445,8 +441,7 @@ pub unsafe extern "C" fn aq_action_get(
 /// match), which the caller frees with `aq_string_free`.
 ///
 /// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be any role but agent (else `AQ_STATUS_PERMISSION_DENIED`,
-/// changing nothing).
+/// which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
 ///
 /// # Safety
 ///
@@ -762,8 +757,7 @@ pub unsafe extern "C" fn aq_action_expire_leases(
 /// `"approved"`, ...), which the caller frees with `aq_string_free`.
 ///
 /// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be any role but agent (else `AQ_STATUS_PERMISSION_DENIED`,
-/// changing nothing).
+/// which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
 ///
 /// # Safety
 ///
@@ -799,8 +793,7 @@ pub unsafe extern "C" fn aq_action_count(
 /// the caller frees with `aq_string_free`.
 ///
 /// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be any role but agent (else `AQ_STATUS_PERMISSION_DENIED`,
-/// changing nothing).
+/// which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
 ///
 /// # Safety
 ///
