@@ -65,11 +65,12 @@ c-lib:
 c-header: c-tools
 	cd bindings-c && "$(C_CBINDGEN)" $(C_CBINDGEN_ARGS)
 
-## Fails when the committed header drifts from the code, or its version
-## macros from Cargo.toml: the crate's header tests (bindings-c/tests/header.rs,
-## which run the pinned cbindgen as a library).
+## Fails when the committed header drifts from the code, its version macros
+## from Cargo.toml, or its functions from the core's operations: the crate's
+## header tests (bindings-c/tests/header.rs, which run the pinned cbindgen as a
+## library) and bindings-c/tests/operations.rs.
 c-header-check:
-	$(CARGO) test -p actionq-c --test header
+	$(CARGO) test -p actionq-c --test header --test operations
 
 ## pkg-config files for the build tree, from the templates bindings-c/*.pc.in.
 ## actionq.pc links the shared library (with an rpath, so programs run in place);

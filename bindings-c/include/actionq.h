@@ -20,10 +20,16 @@
  *    Every *_free(NULL) is a no-op.
  *  - No Rust panic crosses this boundary: it becomes AQ_STATUS_PANIC.
  *  - One aq_queue may be used by many threads at once (not while freeing it).
+ *  - Each queue operation is one function whose argument after the queue is
+ *    `principal`: NULL acts as the trusted host, an aq_principal (from
+ *    aq_queue_authenticate or aq_principal_new) as that principal, checked
+ *    against the permission table (AQ_STATUS_PERMISSION_DENIED changes
+ *    nothing). Check aq_queue_authenticate's status: a principal left NULL
+ *    acts as the trusted host.
  *  - As in every actionq host: durations are seconds (double); "the default"
  *    is asked for with NULL (e.g. a lease), never with 0; a lease of 0 is
- *    AQ_STATUS_INVALID_INPUT; the actor (`by`) is the last input argument;
- *    limits and defaults are the AQ_* macros, equal to the core's.
+ *    AQ_STATUS_INVALID_INPUT; a trusted name (`by`) is the last input
+ *    argument; limits and defaults are the AQ_* macros, equal to the core's.
  */
 
 #ifndef ACTIONQ_H
@@ -270,9 +276,10 @@ const char *aq_version(void);
 void aq_string_free(char *s);
 
 /**
- * Writes the default whitelist (SPEC's four action types) as JSON config
- * text to `*json_out`, which the caller frees with `aq_string_free`. A
- * starting point for a custom whitelist (`aq_options_set_whitelist`).
+ * Writes the default whitelist (its four action types:
+ * `docs/contract/whitelist.md#default-whitelist`) as JSON config text to
+ * `*json_out`, which the caller frees with `aq_string_free`. A starting
+ * point for a custom whitelist (`aq_options_set_whitelist`).
  *
  * # Safety
  *
@@ -366,10 +373,12 @@ aq_status aq_last_error_message(char *buf, size_t buf_len, size_t *message_len_o
 aq_status aq_last_error_existing_action_id(int64_t *id_out);
 
 /**
- * The stable name of a status value: SPEC's error code for the core kinds
+ * The stable name of a status value: for the core kinds their error code
  * (`"VALIDATION_ERROR"`, `"NOT_FOUND"`, `"FORBIDDEN"`, `"CONFLICT"`,
- * `"STORAGE_ERROR"`, `"UNAUTHENTICATED"`, `"PERMISSION_DENIED"`), otherwise `"OK"`, `"NULL_ARGUMENT"`, `"INVALID_UTF8"`,
- * `"PANIC"`, or `"UNKNOWN"` for a number that is no `aq_status`.
+ * `"STORAGE_ERROR"`, `"UNAUTHENTICATED"`, `"PERMISSION_DENIED"`; see
+ * `docs/contract/errors.md#kinds`), otherwise `"OK"`, `"NULL_ARGUMENT"`,
+ * `"INVALID_UTF8"`, `"PANIC"`, or `"UNKNOWN"` for a number that is no
+ * `aq_status`.
  *
  * The returned string is static: never free it.
  */
@@ -431,12 +440,10 @@ aq_status aq_principal_json(const struct aq_principal *principal, char **json_ou
 void aq_principal_free(struct aq_principal *principal);
 
 /**
- * Issues a credential, trusted (for a host that authenticates its admins
- * itself; `aq_credential_issue_as` checks a principal): `name`
- * (1–`AQ_MAX_NAME_CHARS` characters, what actions record when it acts;
- * `agent`, `auto`, `system`, `dashboard` are reserved), `role`, and for an
- * agent its `server_id` (required then, which must exist; NULL for other
- * roles).
+ * Issues a credential: `name` (1–`AQ_MAX_NAME_CHARS` characters, what
+ * actions record when it acts; `agent`, `auto`, `system`, `dashboard` are
+ * reserved), `role`, and for an agent its `server_id` (required then, which
+ * must exist; NULL for other roles).
  *
  * On `AQ_STATUS_OK`, `*issued_json_out` receives
  * `{"id","name","role","server_id","prefix","created_at","revoked_at","secret"}`
@@ -444,340 +451,63 @@ void aq_principal_free(struct aq_principal *principal);
  * stored) — which the caller frees with `aq_string_free` (after wiping it,
  * if it cares).
  *
+ * `principal`: NULL to act as the trusted host (for a host that
+ * authenticates its admins itself), else the principal acting, which must be
+ * an admin (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; the strings NULL or NUL-terminated;
- * `issued_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; the strings NULL or NUL-terminated; `issued_json_out` NULL
+ * or a writable `char *`.
  */
 aq_status aq_credential_issue(const struct aq_queue *queue,
+                              const struct aq_principal *principal,
                               const char *name,
                               const char *role,
                               const char *server_id,
                               char **issued_json_out);
 
 /**
- * `aq_credential_issue` as `principal`, which must be an admin.
- *
- * # Safety
- *
- * As for `aq_credential_issue`; `principal` NULL or a live principal.
- */
-aq_status aq_credential_issue_as(const struct aq_queue *queue,
-                                 const struct aq_principal *principal,
-                                 const char *name,
-                                 const char *role,
-                                 const char *server_id,
-                                 char **issued_json_out);
-
-/**
- * Lists every credential, revoked ones included, by id, trusted: a JSON
- * array of `{"id","name","role","server_id","prefix","created_at","revoked_at"}`,
+ * Lists every credential, revoked ones included, by id: a JSON array of
+ * `{"id","name","role","server_id","prefix","created_at","revoked_at"}`,
  * never a secret. The caller frees `*credentials_json_out` with
  * `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must be an admin (else `AQ_STATUS_PERMISSION_DENIED`).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `credentials_json_out` NULL or a
- * writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `credentials_json_out` NULL or a writable `char *`.
  */
-aq_status aq_credential_list(const struct aq_queue *queue, char **credentials_json_out);
+aq_status aq_credential_list(const struct aq_queue *queue,
+                             const struct aq_principal *principal,
+                             char **credentials_json_out);
 
 /**
- * `aq_credential_list` as `principal`, which must be an admin.
+ * Revokes credential `id` at once, for every handle and process on the same
+ * store (a second revoke keeps the first time); `AQ_STATUS_NOT_FOUND` if
+ * unknown. The caller frees `*credential_json_out` with `aq_string_free`.
+ *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must be an admin (else `AQ_STATUS_PERMISSION_DENIED`, changing
+ * nothing).
  *
  * # Safety
  *
- * As for `aq_credential_list`; `principal` NULL or a live principal.
- */
-aq_status aq_credential_list_as(const struct aq_queue *queue,
-                                const struct aq_principal *principal,
-                                char **credentials_json_out);
-
-/**
- * Revokes credential `id` at once, trusted, for every handle and process on
- * the same store (a second revoke keeps the first time);
- * `AQ_STATUS_NOT_FOUND` if unknown. The caller frees `*credential_json_out`
- * with `aq_string_free`.
- *
- * # Safety
- *
- * `queue` must be NULL or a live handle; `credential_json_out` NULL or a
- * writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `credential_json_out` NULL or a writable `char *`.
  */
 aq_status aq_credential_revoke(const struct aq_queue *queue,
+                               const struct aq_principal *principal,
                                int64_t id,
                                char **credential_json_out);
 
 /**
- * `aq_credential_revoke` as `principal`, which must be an admin.
- *
- * # Safety
- *
- * As for `aq_credential_revoke`; `principal` NULL or a live principal.
- */
-aq_status aq_credential_revoke_as(const struct aq_queue *queue,
-                                  const struct aq_principal *principal,
-                                  int64_t id,
-                                  char **credential_json_out);
-
-/**
- * `aq_server_create` as `principal` (admin, operator).
- *
- * # Safety
- *
- * As for `aq_server_create`; `principal` NULL or a live principal.
- */
-aq_status aq_server_create_as(const struct aq_queue *queue,
-                              const struct aq_principal *principal,
-                              const char *id,
-                              const char *hostname,
-                              char **server_json_out);
-
-/**
- * `aq_server_get` as `principal` (every role but agent).
- *
- * # Safety
- *
- * As for `aq_server_create_as`.
- */
-aq_status aq_server_get_as(const struct aq_queue *queue,
-                           const struct aq_principal *principal,
-                           const char *id,
-                           char **server_json_out);
-
-/**
- * `aq_server_pause` as `principal` (admin, operator).
- *
- * # Safety
- *
- * As for `aq_server_create_as`.
- */
-aq_status aq_server_pause_as(const struct aq_queue *queue,
-                             const struct aq_principal *principal,
-                             const char *id,
-                             char **server_json_out);
-
-/**
- * `aq_server_unpause` as `principal` (admin, operator).
- *
- * # Safety
- *
- * As for `aq_server_create_as`.
- */
-aq_status aq_server_unpause_as(const struct aq_queue *queue,
-                               const struct aq_principal *principal,
-                               const char *id,
-                               char **server_json_out);
-
-/**
- * `aq_server_list_actions` as `principal` (every role but agent).
- *
- * # Safety
- *
- * As for `aq_server_list_actions`; `principal` NULL or a live principal.
- */
-aq_status aq_server_list_actions_as(const struct aq_queue *queue,
-                                    const struct aq_principal *principal,
-                                    const char *server_id,
-                                    const char *status,
-                                    int64_t limit,
-                                    int64_t offset,
-                                    char **page_json_out);
-
-/**
- * `aq_action_create` as `principal` (admin, operator, requester): the
- * action's `created_by` is the principal's name, whatever the request says.
- *
- * # Safety
- *
- * As for `aq_action_create`; `principal` NULL or a live principal.
- */
-aq_status aq_action_create_as(const struct aq_queue *queue,
-                              const struct aq_principal *principal,
-                              const char *request_json,
-                              char **action_json_out);
-
-/**
- * `aq_action_get` as `principal` (every role but agent).
- *
- * # Safety
- *
- * As for `aq_action_get`; `principal` NULL or a live principal.
- */
-aq_status aq_action_get_as(const struct aq_queue *queue,
-                           const struct aq_principal *principal,
-                           int64_t id,
-                           char **action_json_out);
-
-/**
- * `aq_action_list` as `principal` (every role but agent).
- *
- * # Safety
- *
- * As for `aq_action_list`; `principal` NULL or a live principal.
- */
-aq_status aq_action_list_as(const struct aq_queue *queue,
-                            const struct aq_principal *principal,
-                            const char *status,
-                            const char *server_id,
-                            const char *action_type,
-                            int64_t limit,
-                            int64_t offset,
-                            char **page_json_out);
-
-/**
- * `aq_action_approve` by `principal` (admin, operator).
- *
- * # Safety
- *
- * As for `aq_action_get_as`.
- */
-aq_status aq_action_approve_as(const struct aq_queue *queue,
-                               const struct aq_principal *principal,
-                               int64_t id,
-                               char **action_json_out);
-
-/**
- * `aq_action_reject` by `principal` (admin, operator), with a required `reason`.
- *
- * # Safety
- *
- * As for `aq_action_get_as`; `reason` NULL or a NUL-terminated string.
- */
-aq_status aq_action_reject_as(const struct aq_queue *queue,
-                              const struct aq_principal *principal,
-                              int64_t id,
-                              const char *reason,
-                              char **action_json_out);
-
-/**
- * `aq_action_cancel` by `principal` (admin, operator; a requester only its
- * own pending actions).
- *
- * # Safety
- *
- * As for `aq_action_get_as`.
- */
-aq_status aq_action_cancel_as(const struct aq_queue *queue,
-                              const struct aq_principal *principal,
-                              int64_t id,
-                              char **action_json_out);
-
-/**
- * `aq_action_claim_next` by `principal` (the server's own agent, or an
- * admin): `*claim_json_out` is NULL when nothing is approved.
- *
- * # Safety
- *
- * As for `aq_action_claim_next`; `principal` NULL or a live principal.
- */
-aq_status aq_action_claim_next_as(const struct aq_queue *queue,
-                                  const struct aq_principal *principal,
-                                  const char *server_id,
-                                  const double *lease_seconds,
-                                  char **claim_json_out);
-
-/**
- * `aq_action_heartbeat` by `principal` (the action's server's agent, or an admin).
- *
- * # Safety
- *
- * As for `aq_action_heartbeat`; `principal` NULL or a live principal.
- */
-aq_status aq_action_heartbeat_as(const struct aq_queue *queue,
-                                 const struct aq_principal *principal,
-                                 int64_t id,
-                                 const char *lease_token,
-                                 const double *lease_seconds,
-                                 char **action_json_out);
-
-/**
- * `aq_action_report_result` by `principal` (the action's server's agent, or
- * an admin).
- *
- * # Safety
- *
- * As for `aq_action_report_result`; `principal` NULL or a live principal.
- */
-aq_status aq_action_report_result_as(const struct aq_queue *queue,
-                                     const struct aq_principal *principal,
-                                     int64_t id,
-                                     const char *lease_token,
-                                     int32_t exit_code,
-                                     const char *stdout_text,
-                                     const char *stderr_text,
-                                     char **action_json_out);
-
-/**
- * `aq_action_expire_leases` as `principal` (admin, operator).
- *
- * # Safety
- *
- * As for `aq_action_expire_leases`; `principal` NULL or a live principal.
- */
-aq_status aq_action_expire_leases_as(const struct aq_queue *queue,
-                                     const struct aq_principal *principal,
-                                     char **actions_json_out);
-
-/**
- * `aq_event_list` as `principal` (every role but agent).
- *
- * # Safety
- *
- * As for `aq_event_list`; `principal` NULL or a live principal.
- */
-aq_status aq_event_list_as(const struct aq_queue *queue,
-                           const struct aq_principal *principal,
-                           int64_t cursor,
-                           int64_t limit,
-                           char **events_json_out);
-
-/**
- * `aq_server_list` as `principal` (every role but agent).
- *
- * # Safety
- *
- * As for `aq_server_list`; `principal` NULL or a live principal.
- */
-aq_status aq_server_list_as(const struct aq_queue *queue,
-                            const struct aq_principal *principal,
-                            char **servers_json_out);
-
-/**
- * `aq_action_count` as `principal` (every role but agent).
- *
- * # Safety
- *
- * As for `aq_action_count`; `principal` NULL or a live principal.
- */
-aq_status aq_action_count_as(const struct aq_queue *queue,
-                             const struct aq_principal *principal,
-                             char **counts_json_out);
-
-/**
- * `aq_action_expire_approvals` as `principal` (admin, operator).
- *
- * # Safety
- *
- * As for `aq_action_expire_approvals`; `principal` NULL or a live principal.
- */
-aq_status aq_action_expire_approvals_as(const struct aq_queue *queue,
-                                        const struct aq_principal *principal,
-                                        char **actions_json_out);
-
-/**
- * `aq_audit_verify` as `principal` (admin).
- *
- * # Safety
- *
- * As for `aq_audit_verify`; `principal` NULL or a live principal.
- */
-aq_status aq_audit_verify_as(const struct aq_queue *queue,
-                             const struct aq_principal *principal,
-                             char **report_json_out);
-
-/**
- * Creates options holding the defaults: SPEC's default whitelist, durability
+ * Creates options holding the defaults: the default whitelist
+ * (`docs/contract/whitelist.md#default-whitelist`), durability
  * `AQ_DURABILITY_NORMAL`, `AQ_DEFAULT_OUTPUT_CAP_CHARS`,
  * `AQ_DEFAULT_LEASE_SECONDS`, `AQ_DEFAULT_MAX_LEASE_SECONDS`,
  * `AQ_DEFAULT_BUSY_TIMEOUT_SECONDS`, `AQ_DEFAULT_EXPIRE_LEASES_ON_READ`.
@@ -963,12 +693,18 @@ aq_status aq_queue_whitelist_json(const struct aq_queue *queue, char **json_out)
  * (`{"id","hostname","is_paused","paused_at","created_at"}`), which the
  * caller frees with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
+ * changing nothing).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `id`, `hostname` NULL or
- * NUL-terminated strings; `server_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `id`, `hostname` NULL or NUL-terminated strings;
+ * `server_json_out` NULL or a writable `char *`.
  */
 aq_status aq_server_create(const struct aq_queue *queue,
+                           const struct aq_principal *principal,
                            const char *id,
                            const char *hostname,
                            char **server_json_out);
@@ -978,45 +714,70 @@ aq_status aq_server_create(const struct aq_queue *queue,
  * unknown. On `AQ_STATUS_OK`, `*server_json_out` receives the server as
  * JSON, which the caller frees with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+ *
  * # Safety
  *
  * As for `aq_server_create`.
  */
-aq_status aq_server_get(const struct aq_queue *queue, const char *id, char **server_json_out);
+aq_status aq_server_get(const struct aq_queue *queue,
+                        const struct aq_principal *principal,
+                        const char *id,
+                        char **server_json_out);
 
 /**
  * Puts a server in maintenance mode (idempotent): its new actions wait as
  * `pending` for a human. On `AQ_STATUS_OK`, `*server_json_out` receives the
  * server as JSON, which the caller frees with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
+ * changing nothing).
+ *
  * # Safety
  *
  * As for `aq_server_create`.
  */
-aq_status aq_server_pause(const struct aq_queue *queue, const char *id, char **server_json_out);
+aq_status aq_server_pause(const struct aq_queue *queue,
+                          const struct aq_principal *principal,
+                          const char *id,
+                          char **server_json_out);
 
 /**
  * Takes a server out of maintenance mode (idempotent). On `AQ_STATUS_OK`,
  * `*server_json_out` receives the server as JSON, which the caller frees
  * with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
+ * changing nothing).
+ *
  * # Safety
  *
  * As for `aq_server_create`.
  */
-aq_status aq_server_unpause(const struct aq_queue *queue, const char *id, char **server_json_out);
+aq_status aq_server_unpause(const struct aq_queue *queue,
+                            const struct aq_principal *principal,
+                            const char *id,
+                            char **server_json_out);
 
 /**
  * Lists every registered server, ordered by id. On `AQ_STATUS_OK`,
  * `*servers_json_out` receives a JSON array of servers as `aq_server_create`
  * writes them (possibly `[]`), which the caller frees with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `servers_json_out` NULL or a
- * writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `servers_json_out` NULL or a writable `char *`.
  */
-aq_status aq_server_list(const struct aq_queue *queue, char **servers_json_out);
+aq_status aq_server_list(const struct aq_queue *queue,
+                         const struct aq_principal *principal,
+                         char **servers_json_out);
 
 /**
  * Lists one server's actions, newest first: `AQ_STATUS_NOT_FOUND` for an
@@ -1028,12 +789,17 @@ aq_status aq_server_list(const struct aq_queue *queue, char **servers_json_out);
  * `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
  * match), which the caller frees with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `server_id`, `status` NULL or
- * NUL-terminated strings; `page_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `server_id`, `status` NULL or NUL-terminated strings;
+ * `page_json_out` NULL or a writable `char *`.
  */
 aq_status aq_server_list_actions(const struct aq_queue *queue,
+                                 const struct aq_principal *principal,
                                  const char *server_id,
                                  const char *status,
                                  int64_t limit,
@@ -1049,7 +815,8 @@ aq_status aq_server_list_actions(const struct aq_queue *queue,
  * `created_by` (default `"dashboard"`) and `params` optional; other keys are
  * refused. The queue builds the command from the whitelist.
  *
- * SPEC's create rules, in order: malformed input or JSON →
+ * The create rules, in order (`docs/contract/create-rules.md#order`):
+ * malformed input or JSON →
  * `AQ_STATUS_INVALID_INPUT`; unknown server → `AQ_STATUS_NOT_FOUND`; type or
  * a parameter value not whitelisted → `AQ_STATUS_NOT_WHITELISTED`; the
  * conflict policy → `AQ_STATUS_CONFLICT` (the colliding action's id via
@@ -1059,12 +826,19 @@ aq_status aq_server_list_actions(const struct aq_queue *queue,
  * On `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON (every
  * field, nulls included), which the caller frees with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host (which records the request's
+ * `created_by`), else the principal acting, which must be an admin,
+ * operator or requester (else `AQ_STATUS_PERMISSION_DENIED`, changing
+ * nothing) and is recorded as `created_by` whatever the request says.
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `request_json` NULL or a
- * NUL-terminated string; `action_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `request_json` NULL or a NUL-terminated string;
+ * `action_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_create(const struct aq_queue *queue,
+                           const struct aq_principal *principal,
                            const char *request_json,
                            char **action_json_out);
 
@@ -1073,12 +847,16 @@ aq_status aq_action_create(const struct aq_queue *queue,
  * (`Action {id} not found`) if unknown. On `AQ_STATUS_OK`, `*action_json_out` receives the action as
  * JSON, which the caller frees with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `action_json_out` NULL or a
- * writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `action_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_get(const struct aq_queue *queue,
+                        const struct aq_principal *principal,
                         int64_t id,
                         char **action_json_out);
 
@@ -1093,12 +871,17 @@ aq_status aq_action_get(const struct aq_queue *queue,
  * `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
  * match), which the caller frees with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; the filters NULL or NUL-terminated
- * strings; `page_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; the filters NULL or NUL-terminated strings; `page_json_out`
+ * NULL or a writable `char *`.
  */
 aq_status aq_action_list(const struct aq_queue *queue,
+                         const struct aq_principal *principal,
                          const char *status,
                          const char *server_id,
                          const char *action_type,
@@ -1107,52 +890,79 @@ aq_status aq_action_list(const struct aq_queue *queue,
                          char **page_json_out);
 
 /**
- * pending → approved. `by` names the approver (NULL: `"dashboard"`). Any
- * other current status is `AQ_STATUS_CONFLICT`
+ * pending → approved, approved by the actor. Any other current status is
+ * `AQ_STATUS_CONFLICT`
  * (`Cannot approve action with status '...' (must be pending)`).
  *
  * On `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON, which
  * the caller frees with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
+ * changing nothing).
+ * `by`: NULL to record the default name (`"dashboard"`), else the name the
+ * trusted host acts for (1–`AQ_MAX_NAME_CHARS` characters); a `by` with a
+ * `principal` is `AQ_STATUS_INVALID_INPUT` (the principal's name is what is
+ * recorded).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `by` NULL or a NUL-terminated
- * string; `action_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `by` NULL or a NUL-terminated string; `action_json_out` NULL
+ * or a writable `char *`.
  */
 aq_status aq_action_approve(const struct aq_queue *queue,
+                            const struct aq_principal *principal,
                             int64_t id,
                             const char *by,
                             char **action_json_out);
 
 /**
  * pending → rejected, with a `reason` of 1–`AQ_MAX_REASON_CHARS`
- * characters (required). `by` names the rejecter (NULL: `"dashboard"`); it
- * comes last, as in `aq_action_approve`/`aq_action_cancel` and as in Rust and
- * Python's `reject_action(id, reason, by)`. On `AQ_STATUS_OK`,
+ * characters (required), rejected by the actor. On `AQ_STATUS_OK`,
  * `*action_json_out` receives the action as JSON, which the caller frees
  * with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
+ * changing nothing).
+ * `by`: NULL to record the default name (`"dashboard"`), else the name the
+ * trusted host acts for (1–`AQ_MAX_NAME_CHARS` characters); a `by` with a
+ * `principal` is `AQ_STATUS_INVALID_INPUT` (the principal's name is what is
+ * recorded).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `reason`, `by` NULL or
- * NUL-terminated strings; `action_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `reason`, `by` NULL or NUL-terminated strings;
+ * `action_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_reject(const struct aq_queue *queue,
+                           const struct aq_principal *principal,
                            int64_t id,
                            const char *reason,
                            const char *by,
                            char **action_json_out);
 
 /**
- * pending | approved → cancelled (not once executing). `by` names who
- * cancelled (NULL: `"dashboard"`). On `AQ_STATUS_OK`, `*action_json_out`
- * receives the action as JSON, which the caller frees with `aq_string_free`.
+ * pending | approved → cancelled (not once executing), by the actor. On
+ * `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON, which the
+ * caller frees with `aq_string_free`.
+ *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must be an admin or operator, or a requester for its own pending
+ * actions (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
+ * `by`: NULL to record the default name (`"dashboard"`), else the name the
+ * trusted host acts for (1–`AQ_MAX_NAME_CHARS` characters); a `by` with a
+ * `principal` is `AQ_STATUS_INVALID_INPUT` (the principal's name is what is
+ * recorded).
  *
  * # Safety
  *
  * As for `aq_action_approve`.
  */
 aq_status aq_action_cancel(const struct aq_queue *queue,
+                           const struct aq_principal *principal,
                            int64_t id,
                            const char *by,
                            char **action_json_out);
@@ -1171,13 +981,18 @@ aq_status aq_action_cancel(const struct aq_queue *queue,
  * caller frees with `aq_string_free`, or NULL when no approved action is
  * waiting.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must be the server's own agent or an admin (else
+ * `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `server_id` NULL or a
- * NUL-terminated string; `lease_seconds` NULL or a readable `double`;
- * `claim_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `server_id` NULL or a NUL-terminated string; `lease_seconds`
+ * NULL or a readable `double`; `claim_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_claim_next(const struct aq_queue *queue,
+                               const struct aq_principal *principal,
                                const char *server_id,
                                const double *lease_seconds,
                                char **claim_json_out);
@@ -1188,13 +1003,19 @@ aq_status aq_action_claim_next(const struct aq_queue *queue,
  * A wrong or expired token is `AQ_STATUS_CONFLICT`. On `AQ_STATUS_OK`, `*action_json_out` receives
  * the action as JSON, which the caller frees with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must be the agent of the action's server or an admin (else
+ * `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `lease_token` NULL or a
- * NUL-terminated string; `lease_seconds` NULL or a readable `double`;
- * `action_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `lease_token` NULL or a NUL-terminated string;
+ * `lease_seconds` NULL or a readable `double`; `action_json_out` NULL or a
+ * writable `char *`.
  */
 aq_status aq_action_heartbeat(const struct aq_queue *queue,
+                              const struct aq_principal *principal,
                               int64_t id,
                               const char *lease_token,
                               const double *lease_seconds,
@@ -1210,12 +1031,18 @@ aq_status aq_action_heartbeat(const struct aq_queue *queue,
  * On `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON, which
  * the caller frees with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must be the agent of the action's server or an admin (else
+ * `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; the strings NULL or NUL-terminated;
- * `action_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; the strings NULL or NUL-terminated; `action_json_out` NULL
+ * or a writable `char *`.
  */
 aq_status aq_action_report_result(const struct aq_queue *queue,
+                                  const struct aq_principal *principal,
                                   int64_t id,
                                   const char *lease_token,
                                   int32_t exit_code,
@@ -1229,12 +1056,18 @@ aq_status aq_action_report_result(const struct aq_queue *queue,
  * receives a JSON array of the actions it failed (possibly `[]`), which the
  * caller frees with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
+ * changing nothing).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `actions_json_out` NULL or a
- * writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `actions_json_out` NULL or a writable `char *`.
  */
-aq_status aq_action_expire_leases(const struct aq_queue *queue, char **actions_json_out);
+aq_status aq_action_expire_leases(const struct aq_queue *queue,
+                                  const struct aq_principal *principal,
+                                  char **actions_json_out);
 
 /**
  * How many actions each server has in each status, read from the totals the
@@ -1244,12 +1077,17 @@ aq_status aq_action_expire_leases(const struct aq_queue *queue, char **actions_j
  * ordered by server id, then status in lifecycle order (`"pending"`,
  * `"approved"`, ...), which the caller frees with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `counts_json_out` NULL or a
- * writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `counts_json_out` NULL or a writable `char *`.
  */
-aq_status aq_action_count(const struct aq_queue *queue, char **counts_json_out);
+aq_status aq_action_count(const struct aq_queue *queue,
+                          const struct aq_principal *principal,
+                          char **counts_json_out);
 
 /**
  * Reads the audit log: up to `limit` (1–`AQ_MAX_EVENTS_LIMIT`) events with
@@ -1263,12 +1101,16 @@ aq_status aq_action_count(const struct aq_queue *queue, char **counts_json_out);
  * latter two have null `action_id`, `from_status` and `to_status`), which
  * the caller frees with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `events_json_out` NULL or a
- * writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `events_json_out` NULL or a writable `char *`.
  */
 aq_status aq_event_list(const struct aq_queue *queue,
+                        const struct aq_principal *principal,
                         int64_t cursor,
                         int64_t limit,
                         char **events_json_out);
@@ -1280,12 +1122,37 @@ aq_status aq_event_list(const struct aq_queue *queue,
  * On `AQ_STATUS_OK`, `*actions_json_out` receives a JSON array of the actions
  * it rejected (possibly `[]`), which the caller frees with `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
+ * changing nothing).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `actions_json_out` NULL or a
- * writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `actions_json_out` NULL or a writable `char *`.
  */
-aq_status aq_action_expire_approvals(const struct aq_queue *queue, char **actions_json_out);
+aq_status aq_action_expire_approvals(const struct aq_queue *queue,
+                                     const struct aq_principal *principal,
+                                     char **actions_json_out);
+
+/**
+ * How many actions this handle has failed for a lost lease since it was
+ * opened, whichever call expired them (a read, a claim or
+ * `aq_action_expire_leases`). Other handles and processes count their own:
+ * like any process-local counter, a metrics scrape sums them. On
+ * `AQ_STATUS_OK`, `*count_out` receives the count.
+ *
+ * `principal`: NULL to act as the trusted host, else the principal acting
+ * (every role may read it).
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `count_out` NULL or a writable `uint64_t`.
+ */
+aq_status aq_queue_lease_expiries(const struct aq_queue *queue,
+                                  const struct aq_principal *principal,
+                                  uint64_t *count_out);
 
 /**
  * Walks the tamper-evident audit chain and the head kept apart from it. On
@@ -1294,12 +1161,18 @@ aq_status aq_action_expire_approvals(const struct aq_queue *queue, char **action
  * "first_bad_event_id": <id or null>}`, which the caller frees with
  * `aq_string_free`.
  *
+ * `principal`: NULL to act as the trusted host, else the principal acting,
+ * which must be an admin (else `AQ_STATUS_PERMISSION_DENIED`, changing
+ * nothing).
+ *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `report_json_out` NULL or a
- * writable `char *`.
+ * `queue` must be NULL or a live handle; `principal` NULL or a live
+ * `aq_principal`; `report_json_out` NULL or a writable `char *`.
  */
-aq_status aq_audit_verify(const struct aq_queue *queue, char **report_json_out);
+aq_status aq_audit_verify(const struct aq_queue *queue,
+                          const struct aq_principal *principal,
+                          char **report_json_out);
 
 /**
  * For an agent, before it runs a claimed action: whether the claim is the

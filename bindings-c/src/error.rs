@@ -69,8 +69,9 @@ impl aq_status {
     }
 }
 
-/// Every status with its stable name: SPEC's error code for the core kinds
-/// (the tests check they equal `ErrorKind::code`), the variant otherwise.
+/// Every status with its stable name: the core kinds' error codes
+/// (`docs/contract/errors.md#kinds`; the tests check they equal
+/// `ErrorKind::code`), the variant otherwise.
 const STATUS_CODES: [(aq_status, &CStr); 11] = [
     (aq_status::Ok, c"OK"),
     (aq_status::InvalidInput, c"VALIDATION_ERROR"),
@@ -269,10 +270,12 @@ pub unsafe extern "C" fn aq_last_error_existing_action_id(id_out: *mut i64) -> a
     aq_status::Ok
 }
 
-/// The stable name of a status value: SPEC's error code for the core kinds
+/// The stable name of a status value: for the core kinds their error code
 /// (`"VALIDATION_ERROR"`, `"NOT_FOUND"`, `"FORBIDDEN"`, `"CONFLICT"`,
-/// `"STORAGE_ERROR"`, `"UNAUTHENTICATED"`, `"PERMISSION_DENIED"`), otherwise `"OK"`, `"NULL_ARGUMENT"`, `"INVALID_UTF8"`,
-/// `"PANIC"`, or `"UNKNOWN"` for a number that is no `aq_status`.
+/// `"STORAGE_ERROR"`, `"UNAUTHENTICATED"`, `"PERMISSION_DENIED"`; see
+/// `docs/contract/errors.md#kinds`), otherwise `"OK"`, `"NULL_ARGUMENT"`,
+/// `"INVALID_UTF8"`, `"PANIC"`, or `"UNKNOWN"` for a number that is no
+/// `aq_status`.
 ///
 /// The returned string is static: never free it.
 #[no_mangle]

@@ -13,10 +13,14 @@
 //! - No panic crosses the boundary: each entry point runs inside
 //!   [`ffi_boundary!`], which turns one into `AQ_STATUS_PANIC`.
 //! - One `aq_queue` may be used from many threads at once.
+//! - Each operation of `actionq::OPERATIONS` is one function taking
+//!   `const aq_principal *principal` after the queue: NULL for the trusted
+//!   host, else that principal (`identity::acting` picks the actor).
 //! - The conventions of every host (`actionq::limits`): durations are
 //!   seconds (`double`); "the default" is NULL (e.g. a lease), never 0; a
-//!   lease of 0 is `AQ_STATUS_INVALID_INPUT`; `aq_action_reject(queue, id,
-//!   reason, by, ...)` puts the actor last; limits are the `AQ_*` macros.
+//!   lease of 0 is `AQ_STATUS_INVALID_INPUT`; `aq_action_reject(queue,
+//!   principal, id, reason, by, ...)` puts the trusted name last; limits are
+//!   the `AQ_*` macros.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -75,9 +79,10 @@ pub unsafe extern "C" fn aq_string_free(s: *mut c_char) {
     }
 }
 
-/// Writes the default whitelist (SPEC's four action types) as JSON config
-/// text to `*json_out`, which the caller frees with `aq_string_free`. A
-/// starting point for a custom whitelist (`aq_options_set_whitelist`).
+/// Writes the default whitelist (its four action types:
+/// `docs/contract/whitelist.md#default-whitelist`) as JSON config text to
+/// `*json_out`, which the caller frees with `aq_string_free`. A starting
+/// point for a custom whitelist (`aq_options_set_whitelist`).
 ///
 /// # Safety
 ///

@@ -52,7 +52,8 @@ pub struct aq_options {
     pub(crate) clock: Option<Arc<ManualClock>>,
 }
 
-/// Creates options holding the defaults: SPEC's default whitelist, durability
+/// Creates options holding the defaults: the default whitelist
+/// (`docs/contract/whitelist.md#default-whitelist`), durability
 /// `AQ_DURABILITY_NORMAL`, `AQ_DEFAULT_OUTPUT_CAP_CHARS`,
 /// `AQ_DEFAULT_LEASE_SECONDS`, `AQ_DEFAULT_MAX_LEASE_SECONDS`,
 /// `AQ_DEFAULT_BUSY_TIMEOUT_SECONDS`, `AQ_DEFAULT_EXPIRE_LEASES_ON_READ`.

@@ -1,6 +1,7 @@
 //! Identity through the C ABI: principals, authentication, credentials, and
-//! every `*_as` entry point once allowed and once refused (refusals are
-//! `AQ_STATUS_PERMISSION_DENIED`, write no output and change nothing).
+//! every operation with a permission rule once allowed and once refused for
+//! its `principal` argument (refusals are `AQ_STATUS_PERMISSION_DENIED`,
+//! write no output and change nothing); the trusted `by` beside a principal.
 
 mod support;
 
@@ -40,6 +41,7 @@ fn issue(q: &Queue, name: &str, role: &str, server: Option<&str>) -> Value {
     let status = unsafe {
         aq_credential_issue(
             q.ptr(),
+            null(),
             c(name).as_ptr(),
             c(role).as_ptr(),
             server.as_ref().map_or(null(), |s| s.as_ptr()),
@@ -83,7 +85,7 @@ fn credentials_issue_authenticate_list_revoke() {
     );
     let mut listed = null_mut();
     assert_eq!(
-        unsafe { aq_credential_list(q.ptr(), &mut listed) },
+        unsafe { aq_credential_list(q.ptr(), null(), &mut listed) },
         aq_status::Ok
     );
     let listed = take_json(listed);
@@ -92,7 +94,7 @@ fn credentials_issue_authenticate_list_revoke() {
     let mut revoked = null_mut();
     let id = issued["id"].as_i64().unwrap();
     assert_eq!(
-        unsafe { aq_credential_revoke(q.ptr(), id, &mut revoked) },
+        unsafe { aq_credential_revoke(q.ptr(), null(), id, &mut revoked) },
         aq_status::Ok
     );
     assert!(!take_json(revoked)["revoked_at"].is_null());
@@ -126,7 +128,7 @@ fn credentials_issue_authenticate_list_revoke() {
     unsafe { aq_principal_free(null_mut()) };
 }
 
-/// What a `*_as` case acts on: a queue with web-1 and web-2; on web-1 an
+/// What a permission case acts on: a queue with web-1 and web-2; on web-1 an
 /// executing action (and its lease token), an approved one, and three pending
 /// ones requested by "rita".
 struct Fixture {
@@ -147,7 +149,8 @@ fn fixture() -> Fixture {
     )
     .unwrap();
     let mut claim = null_mut();
-    let status = unsafe { aq_action_claim_next(q.ptr(), c("web-1").as_ptr(), null(), &mut claim) };
+    let status =
+        unsafe { aq_action_claim_next(q.ptr(), null(), c("web-1").as_ptr(), null(), &mut claim) };
     assert_eq!(status, aq_status::Ok);
     let claim = take_json(claim);
     create_action(
@@ -156,7 +159,7 @@ fn fixture() -> Fixture {
     )
     .unwrap();
     let mut out = null_mut();
-    let status = unsafe { aq_server_pause(q.ptr(), c("web-1").as_ptr(), &mut out) };
+    let status = unsafe { aq_server_pause(q.ptr(), null(), c("web-1").as_ptr(), &mut out) };
     assert_eq!(status, aq_status::Ok);
     take_json(out);
     let pending = ["a", "b", "c"]
@@ -182,23 +185,24 @@ fn state(q: &Queue) -> String {
     let mut parts = Vec::new();
     for id in ["web-1", "web-2", "web-9"] {
         let mut out = null_mut();
-        if unsafe { aq_server_get(q.ptr(), c(id).as_ptr(), &mut out) } == aq_status::Ok {
+        if unsafe { aq_server_get(q.ptr(), null(), c(id).as_ptr(), &mut out) } == aq_status::Ok {
             parts.push(take_json(out));
         }
     }
     let mut out = null_mut();
-    let status = unsafe { aq_action_list(q.ptr(), null(), null(), null(), 100, 0, &mut out) };
+    let status =
+        unsafe { aq_action_list(q.ptr(), null(), null(), null(), null(), 100, 0, &mut out) };
     assert_eq!(status, aq_status::Ok);
     parts.push(take_json(out));
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_event_list(q.ptr(), 0, 1000, &mut out) },
+        unsafe { aq_event_list(q.ptr(), null(), 0, 1000, &mut out) },
         aq_status::Ok
     );
     parts.push(take_json(out));
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_credential_list(q.ptr(), &mut out) },
+        unsafe { aq_credential_list(q.ptr(), null(), &mut out) },
         aq_status::Ok
     );
     parts.push(take_json(out));
@@ -221,96 +225,126 @@ struct Case {
 fn cases() -> Vec<Case> {
     vec![
         Case { name: "server_create", allowed: "operator", refused: "requester", records: None,
-            call: |f, p, o| unsafe { aq_server_create_as(f.q.ptr(), p, c("web-9").as_ptr(), null(), o) } },
+            call: |f, p, o| unsafe { aq_server_create(f.q.ptr(), p, c("web-9").as_ptr(), null(), o) } },
         Case { name: "server_get", allowed: "viewer", refused: "agent", records: None,
-            call: |f, p, o| unsafe { aq_server_get_as(f.q.ptr(), p, c("web-1").as_ptr(), o) } },
+            call: |f, p, o| unsafe { aq_server_get(f.q.ptr(), p, c("web-1").as_ptr(), o) } },
         Case { name: "server_pause", allowed: "operator", refused: "viewer", records: None,
-            call: |f, p, o| unsafe { aq_server_pause_as(f.q.ptr(), p, c("web-2").as_ptr(), o) } },
+            call: |f, p, o| unsafe { aq_server_pause(f.q.ptr(), p, c("web-2").as_ptr(), o) } },
         Case { name: "server_unpause", allowed: "admin", refused: "requester", records: None,
-            call: |f, p, o| unsafe { aq_server_unpause_as(f.q.ptr(), p, c("web-1").as_ptr(), o) } },
+            call: |f, p, o| unsafe { aq_server_unpause(f.q.ptr(), p, c("web-1").as_ptr(), o) } },
         Case { name: "server_list_actions", allowed: "requester", refused: "agent", records: None,
-            call: |f, p, o| unsafe { aq_server_list_actions_as(f.q.ptr(), p, c("web-1").as_ptr(), null(), 10, 0, o) } },
+            call: |f, p, o| unsafe { aq_server_list_actions(f.q.ptr(), p, c("web-1").as_ptr(), null(), 10, 0, o) } },
         Case { name: "action_create", allowed: "requester", refused: "viewer", records: Some("created_by"),
-            call: |f, p, o| unsafe { aq_action_create_as(f.q.ptr(), p, c(r#"{"server_id":"web-1","action_type":"clear_logs","created_by":"mallory"}"#).as_ptr(), o) } },
+            call: |f, p, o| unsafe { aq_action_create(f.q.ptr(), p, c(r#"{"server_id":"web-1","action_type":"clear_logs","created_by":"mallory"}"#).as_ptr(), o) } },
         Case { name: "action_get", allowed: "viewer", refused: "agent", records: None,
-            call: |f, p, o| unsafe { aq_action_get_as(f.q.ptr(), p, f.pending[0], o) } },
+            call: |f, p, o| unsafe { aq_action_get(f.q.ptr(), p, f.pending[0], o) } },
         Case { name: "action_list", allowed: "viewer", refused: "agent", records: None,
-            call: |f, p, o| unsafe { aq_action_list_as(f.q.ptr(), p, null(), null(), null(), 10, 0, o) } },
+            call: |f, p, o| unsafe { aq_action_list(f.q.ptr(), p, null(), null(), null(), 10, 0, o) } },
         Case { name: "action_approve", allowed: "operator", refused: "requester", records: Some("approved_by"),
-            call: |f, p, o| unsafe { aq_action_approve_as(f.q.ptr(), p, f.pending[0], o) } },
+            call: |f, p, o| unsafe { aq_action_approve(f.q.ptr(), p, f.pending[0], null(), o) } },
         Case { name: "action_reject", allowed: "admin", refused: "viewer", records: Some("rejected_by"),
-            call: |f, p, o| unsafe { aq_action_reject_as(f.q.ptr(), p, f.pending[1], c("no").as_ptr(), o) } },
+            call: |f, p, o| unsafe { aq_action_reject(f.q.ptr(), p, f.pending[1], c("no").as_ptr(), null(), o) } },
         Case { name: "action_cancel", allowed: "requester", refused: "other-requester", records: Some("cancelled_by"),
-            call: |f, p, o| unsafe { aq_action_cancel_as(f.q.ptr(), p, f.pending[2], o) } },
+            call: |f, p, o| unsafe { aq_action_cancel(f.q.ptr(), p, f.pending[2], null(), o) } },
         Case { name: "action_claim_next", allowed: "agent", refused: "other-agent", records: None,
-            call: |f, p, o| unsafe { aq_action_claim_next_as(f.q.ptr(), p, c("web-1").as_ptr(), null(), o) } },
+            call: |f, p, o| unsafe { aq_action_claim_next(f.q.ptr(), p, c("web-1").as_ptr(), null(), o) } },
         Case { name: "action_heartbeat", allowed: "agent", refused: "other-agent", records: None,
-            call: |f, p, o| unsafe { aq_action_heartbeat_as(f.q.ptr(), p, f.executing, f.token.as_ptr(), null(), o) } },
+            call: |f, p, o| unsafe { aq_action_heartbeat(f.q.ptr(), p, f.executing, f.token.as_ptr(), null(), o) } },
         Case { name: "action_report_result", allowed: "agent", refused: "operator", records: None,
-            call: |f, p, o| unsafe { aq_action_report_result_as(f.q.ptr(), p, f.executing, f.token.as_ptr(), 0, null(), null(), o) } },
+            call: |f, p, o| unsafe { aq_action_report_result(f.q.ptr(), p, f.executing, f.token.as_ptr(), 0, null(), null(), o) } },
         Case { name: "action_expire_leases", allowed: "operator", refused: "agent", records: None,
-            call: |f, p, o| unsafe { aq_action_expire_leases_as(f.q.ptr(), p, o) } },
+            call: |f, p, o| unsafe { aq_action_expire_leases(f.q.ptr(), p, o) } },
         Case { name: "server_list", allowed: "viewer", refused: "agent", records: None,
-            call: |f, p, o| unsafe { aq_server_list_as(f.q.ptr(), p, o) } },
+            call: |f, p, o| unsafe { aq_server_list(f.q.ptr(), p, o) } },
         Case { name: "action_count", allowed: "requester", refused: "agent", records: None,
-            call: |f, p, o| unsafe { aq_action_count_as(f.q.ptr(), p, o) } },
+            call: |f, p, o| unsafe { aq_action_count(f.q.ptr(), p, o) } },
         Case { name: "action_expire_approvals", allowed: "operator", refused: "viewer", records: None,
-            call: |f, p, o| unsafe { aq_action_expire_approvals_as(f.q.ptr(), p, o) } },
+            call: |f, p, o| unsafe { aq_action_expire_approvals(f.q.ptr(), p, o) } },
         Case { name: "audit_verify", allowed: "admin", refused: "operator", records: None,
-            call: |f, p, o| unsafe { aq_audit_verify_as(f.q.ptr(), p, o) } },
+            call: |f, p, o| unsafe { aq_audit_verify(f.q.ptr(), p, o) } },
         Case { name: "event_list", allowed: "viewer", refused: "agent", records: None,
-            call: |f, p, o| unsafe { aq_event_list_as(f.q.ptr(), p, 0, 10, o) } },
+            call: |f, p, o| unsafe { aq_event_list(f.q.ptr(), p, 0, 10, o) } },
         Case { name: "credential_issue", allowed: "admin", refused: "operator", records: None,
-            call: |f, p, o| unsafe { aq_credential_issue_as(f.q.ptr(), p, c("new").as_ptr(), c("viewer").as_ptr(), null(), o) } },
+            call: |f, p, o| unsafe { aq_credential_issue(f.q.ptr(), p, c("new").as_ptr(), c("viewer").as_ptr(), null(), o) } },
         Case { name: "credential_list", allowed: "admin", refused: "operator", records: None,
-            call: |f, p, o| unsafe { aq_credential_list_as(f.q.ptr(), p, o) } },
+            call: |f, p, o| unsafe { aq_credential_list(f.q.ptr(), p, o) } },
         Case { name: "credential_revoke", allowed: "admin", refused: "viewer", records: None,
-            call: |f, p, o| unsafe { aq_credential_revoke_as(f.q.ptr(), p, 1, o) } },
+            call: |f, p, o| unsafe { aq_credential_revoke(f.q.ptr(), p, 1, o) } },
     ]
 }
 
-/// Issue 22's attack: after a failed `aq_queue_authenticate` the principal
-/// is still NULL, and `aq_credential_issue` took NULL as "trusted" and
-/// issued an admin secret. The principal-taking call now refuses NULL with
-/// `AQ_STATUS_NULL_ARGUMENT` and issues nothing.
+/// A failed `aq_queue_authenticate` writes no principal, so a host that
+/// ignores its status passes on what its variable held before; NULL there
+/// acts as the trusted host (`docs/contract/bindings.md#bad-arguments`: the
+/// header tells hosts to check the status). Both halves are pinned here, so
+/// that changing either is a decision, not an accident.
 #[test]
-fn a_null_principal_left_by_a_failed_authenticate_is_never_trusted() {
+fn a_failed_authenticate_writes_no_principal_and_null_is_the_trusted_host() {
     let q = Queue::in_memory();
     let mut principal: *mut aq_principal = null_mut();
     let status =
         unsafe { aq_queue_authenticate(q.ptr(), c("aq_ad_guessed").as_ptr(), &mut principal) };
     assert_eq!(status, aq_status::Unauthenticated);
     assert!(principal.is_null());
-    let mut issued = SENTINEL;
-    let status = unsafe {
-        aq_credential_issue_as(
-            q.ptr(),
-            principal,
-            c("mallory").as_ptr(),
-            c("admin").as_ptr(),
-            null(),
-            &mut issued,
-        )
-    };
-    assert_eq!(status, aq_status::NullArgument, "{}", last_message());
-    assert!(last_message().contains("principal"), "{}", last_message());
-    assert_eq!(issued, SENTINEL, "a secret was written");
-    let mut revoked = SENTINEL;
-    let status = unsafe { aq_credential_revoke_as(q.ptr(), principal, 1, &mut revoked) };
-    assert_eq!(status, aq_status::NullArgument);
-    let mut listed = SENTINEL;
-    let status = unsafe { aq_credential_list_as(q.ptr(), principal, &mut listed) };
-    assert_eq!(status, aq_status::NullArgument);
-    let mut all = null_mut();
-    assert_eq!(
-        unsafe { aq_credential_list(q.ptr(), &mut all) },
-        aq_status::Ok
-    );
-    assert_eq!(take_json(all), serde_json::json!([]));
+    let mut listed = null_mut();
+    let status = unsafe { aq_credential_list(q.ptr(), principal, &mut listed) };
+    assert_eq!(status, aq_status::Ok, "{}", last_message());
+    assert_eq!(take_json(listed), serde_json::json!([]));
 }
 
+/// `by` names who the trusted host acts for; beside a principal, whose name
+/// is what is recorded, the core refuses it: no output, no change.
 #[test]
-fn every_as_entry_point_is_checked() {
+fn by_is_for_the_trusted_host_only() {
+    let f = fixture();
+    let operator = principal("olga", "operator", None);
+    let before = state(&f.q);
+    let alice = c("alice");
+    let calls: [(&str, ByCall); 3] = [
+        ("approve", |f, p, by, o| unsafe {
+            aq_action_approve(f.q.ptr(), p, f.pending[0], by, o)
+        }),
+        ("reject", |f, p, by, o| unsafe {
+            aq_action_reject(f.q.ptr(), p, f.pending[1], c("no").as_ptr(), by, o)
+        }),
+        ("cancel", |f, p, by, o| unsafe {
+            aq_action_cancel(f.q.ptr(), p, f.pending[2], by, o)
+        }),
+    ];
+    for (name, call) in calls {
+        let mut out = SENTINEL;
+        let status = call(&f, operator.0, alice.as_ptr(), &mut out);
+        assert_eq!(
+            status,
+            aq_status::InvalidInput,
+            "{name}: {}",
+            last_message()
+        );
+        assert!(
+            last_message().contains("olga"),
+            "{name}: {}",
+            last_message()
+        );
+        assert_eq!(out, SENTINEL, "{name}: output written on a refusal");
+        assert_eq!(state(&f.q), before, "{name}: a refusal changed something");
+    }
+    for ((name, call), field) in
+        calls
+            .into_iter()
+            .zip(["approved_by", "rejected_by", "cancelled_by"])
+    {
+        let mut out = null_mut();
+        let status = call(&f, null(), alice.as_ptr(), &mut out);
+        assert_eq!(status, aq_status::Ok, "{name}: {}", last_message());
+        assert_eq!(take_json(out)[field], "alice", "{name}");
+    }
+}
+
+/// An entry point taking a principal and a `by`.
+type ByCall = fn(&Fixture, *const aq_principal, *const c_char, *mut *mut c_char) -> aq_status;
+
+#[test]
+fn every_operation_checks_its_principal() {
     let principals = [
         ("admin", "ada", principal("ada", "admin", None)),
         ("operator", "olga", principal("olga", "operator", None)),
@@ -358,21 +392,6 @@ fn every_as_entry_point_is_checked() {
             "{ctx}: {message}"
         );
         assert_eq!(state(&f.q), before, "{ctx}: a refusal changed something");
-        // principal is required on every *_as call: NULL is never trusted
-        let mut out = SENTINEL;
-        let status = (case.call)(&f, null(), &mut out);
-        assert_eq!(status, aq_status::NullArgument, "{}", case.name);
-        assert_eq!(
-            out, SENTINEL,
-            "{}: output written for a NULL principal",
-            case.name
-        );
-        assert_eq!(
-            state(&f.q),
-            before,
-            "{}: a NULL principal changed something",
-            case.name
-        );
         let (allowed_name, allowed) = by(case.allowed);
         let mut out = null_mut();
         let status = (case.call)(&f, allowed, &mut out);

@@ -37,7 +37,7 @@ fn queue_with_whitelist(config: &str) -> Queue {
 fn approve(q: &Queue, id: i64, by: &str) -> serde_json::Value {
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_action_approve(q.0, id, c(by).as_ptr(), &mut out) },
+        unsafe { aq_action_approve(q.0, null(), id, c(by).as_ptr(), &mut out) },
         aq_status::Ok,
         "{}",
         last_message()
@@ -59,7 +59,7 @@ fn two_approvals_a_checked_claim_and_an_intact_chain() {
     create_server(&q, "web-1");
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_server_pause(q.0, c("web-1").as_ptr(), &mut out) },
+        unsafe { aq_server_pause(q.0, null(), c("web-1").as_ptr(), &mut out) },
         aq_status::Ok
     );
     take_json(out);
@@ -80,7 +80,7 @@ fn two_approvals_a_checked_claim_and_an_intact_chain() {
 
     let mut claim = null_mut();
     assert_eq!(
-        unsafe { aq_action_claim_next(q.0, c("web-1").as_ptr(), &60.0, &mut claim) },
+        unsafe { aq_action_claim_next(q.0, null(), c("web-1").as_ptr(), &60.0, &mut claim) },
         aq_status::Ok
     );
     let claim = take_json(claim);
@@ -98,7 +98,10 @@ fn two_approvals_a_checked_claim_and_an_intact_chain() {
     assert_eq!(sentinel, 7);
 
     let mut report = null_mut();
-    assert_eq!(unsafe { aq_audit_verify(q.0, &mut report) }, aq_status::Ok);
+    assert_eq!(
+        unsafe { aq_audit_verify(q.0, null(), &mut report) },
+        aq_status::Ok
+    );
     assert_eq!(
         take_json(report),
         // the pause, the creation, two approvals, the claim
@@ -106,7 +109,7 @@ fn two_approvals_a_checked_claim_and_an_intact_chain() {
     );
     let mut expired = null_mut();
     assert_eq!(
-        unsafe { aq_action_expire_approvals(q.0, &mut expired) },
+        unsafe { aq_action_expire_approvals(q.0, null(), &mut expired) },
         aq_status::Ok
     );
     assert_eq!(
@@ -117,7 +120,7 @@ fn two_approvals_a_checked_claim_and_an_intact_chain() {
 }
 
 /// `ttl_seconds`: with the sweep before reads off and a manual clock, only
-/// the action past its ttl is expired, by the trusted call and the `_as` one.
+/// the action past its ttl is expired, by the trusted host and by a principal.
 #[test]
 fn expire_approvals_rejects_exactly_the_action_past_its_ttl() {
     const TTL: &str = r#"{"actions": {"short_lived": {"command": "journalctl --vacuum-time=1d",
@@ -146,7 +149,7 @@ fn expire_approvals_rejects_exactly_the_action_past_its_ttl() {
     create_server(&q, "web-1");
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_server_pause(q.0, c("web-1").as_ptr(), &mut out) },
+        unsafe { aq_server_pause(q.0, null(), c("web-1").as_ptr(), &mut out) },
         aq_status::Ok
     );
     take_json(out);
@@ -161,14 +164,14 @@ fn expire_approvals_rejects_exactly_the_action_past_its_ttl() {
     // Reads do not sweep: the first is still pending, 61 s after its creation.
     let mut got = null_mut();
     assert_eq!(
-        unsafe { aq_action_get(q.0, first, &mut got) },
+        unsafe { aq_action_get(q.0, null(), first, &mut got) },
         aq_status::Ok
     );
     assert_eq!(take_json(got)["status"], "pending");
 
     let mut expired = null_mut();
     assert_eq!(
-        unsafe { aq_action_expire_approvals(q.0, &mut expired) },
+        unsafe { aq_action_expire_approvals(q.0, null(), &mut expired) },
         aq_status::Ok
     );
     let expired = take_json(expired);
@@ -197,7 +200,7 @@ fn expire_approvals_rejects_exactly_the_action_past_its_ttl() {
         aq_status::Ok
     );
     let mut expired = null_mut();
-    let status = unsafe { aq_action_expire_approvals_as(q.0, operator, &mut expired) };
+    let status = unsafe { aq_action_expire_approvals(q.0, operator, &mut expired) };
     unsafe { aq_principal_free(operator) };
     assert_eq!(status, aq_status::Ok, "{}", last_message());
     let expired = take_json(expired);
@@ -211,9 +214,15 @@ fn expire_approvals_rejects_exactly_the_action_past_its_ttl() {
 fn server_list_and_action_counts() {
     let q = Queue::in_memory();
     let mut out = null_mut();
-    assert_eq!(unsafe { aq_server_list(q.0, &mut out) }, aq_status::Ok);
+    assert_eq!(
+        unsafe { aq_server_list(q.0, null(), &mut out) },
+        aq_status::Ok
+    );
     assert_eq!(take_json(out), serde_json::json!([]));
-    assert_eq!(unsafe { aq_action_count(q.0, &mut out) }, aq_status::Ok);
+    assert_eq!(
+        unsafe { aq_action_count(q.0, null(), &mut out) },
+        aq_status::Ok
+    );
     assert_eq!(take_json(out), serde_json::json!([]));
     for id in ["web-2", "web-1"] {
         create_server(&q, id);
@@ -228,13 +237,16 @@ fn server_list_and_action_counts() {
         .unwrap();
     }
     assert_eq!(
-        unsafe { aq_server_pause(q.0, c("web-1").as_ptr(), &mut out) },
+        unsafe { aq_server_pause(q.0, null(), c("web-1").as_ptr(), &mut out) },
         aq_status::Ok
     );
     take_json(out);
     create_action(&q, r#"{"server_id":"web-1","action_type":"clear_logs"}"#).unwrap();
 
-    assert_eq!(unsafe { aq_server_list(q.0, &mut out) }, aq_status::Ok);
+    assert_eq!(
+        unsafe { aq_server_list(q.0, null(), &mut out) },
+        aq_status::Ok
+    );
     let servers = take_json(out);
     let ids: Vec<&str> = servers
         .as_array()
@@ -244,7 +256,10 @@ fn server_list_and_action_counts() {
         .collect();
     assert_eq!(ids, ["web-1", "web-2"]);
     assert_eq!(servers[0]["is_paused"], true);
-    assert_eq!(unsafe { aq_action_count(q.0, &mut out) }, aq_status::Ok);
+    assert_eq!(
+        unsafe { aq_action_count(q.0, null(), &mut out) },
+        aq_status::Ok
+    );
     assert_eq!(
         take_json(out),
         serde_json::json!([
@@ -254,11 +269,11 @@ fn server_list_and_action_counts() {
     );
     let mut sentinel = SENTINEL;
     assert_eq!(
-        unsafe { aq_action_count(null(), &mut sentinel) },
+        unsafe { aq_action_count(null(), null(), &mut sentinel) },
         aq_status::NullArgument
     );
     assert_eq!(
-        unsafe { aq_server_list(q.0, null_mut()) },
+        unsafe { aq_server_list(q.0, null(), null_mut()) },
         aq_status::NullArgument
     );
     assert_eq!(sentinel, SENTINEL);

@@ -58,15 +58,16 @@ int main(int argc, char **argv) {
   aq_options_free(options); /* only read while opening */
 
   char *json = NULL;
-  check(aq_server_create(queue, "web-1", "web-1.lan", &json), "aq_server_create");
+  check(aq_server_create(queue, NULL, "web-1", "web-1.lan", &json), "aq_server_create");
   printf("server:   %s\n", json);
   aq_string_free(json);
 
-  check(aq_server_pause(queue, "web-1", &json), "aq_server_pause");
+  check(aq_server_pause(queue, NULL, "web-1", &json), "aq_server_pause");
   printf("paused:   %s\n", json);
   aq_string_free(json);
 
   check(aq_action_create(queue,
+                         NULL,
                          "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\","
                          "\"service_name\":\"nginx\",\"alert_id\":17}",
                          &json),
@@ -77,7 +78,7 @@ int main(int argc, char **argv) {
 
   /* A duplicate while the first is pending is a conflict naming the first. */
   aq_status status = aq_action_create(
-      queue, "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\",\"service_name\":\"nginx\"}",
+      queue, NULL, "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\",\"service_name\":\"nginx\"}",
       &json);
   int64_t existing = 0;
   aq_last_error_existing_action_id(&existing);
@@ -87,13 +88,13 @@ int main(int argc, char **argv) {
          (long long)existing);
   if (status != AQ_STATUS_CONFLICT || existing != id) return 1;
 
-  check(aq_action_approve(queue, id, "alice", &json), "aq_action_approve");
+  check(aq_action_approve(queue, NULL, id, "alice", &json), "aq_action_approve");
   printf("approved: %s\n", json);
   aq_string_free(json);
 
   /* The agent side: claim, then report with the lease token. */
   double lease_seconds = 120; /* NULL instead: the queue's default lease */
-  check(aq_action_claim_next(queue, "web-1", &lease_seconds, &json), "aq_action_claim_next");
+  check(aq_action_claim_next(queue, NULL, "web-1", &lease_seconds, &json), "aq_action_claim_next");
   if (json == NULL) {
     fprintf(stderr, "nothing to claim\n");
     return 1;
@@ -103,16 +104,16 @@ int main(int argc, char **argv) {
   printf("claimed:  action %lld, lease token %s\n", json_id(json), token);
   aq_string_free(json);
 
-  check(aq_action_report_result(queue, id, token, 0, "nginx restarted", NULL, &json),
+  check(aq_action_report_result(queue, NULL, id, token, 0, "nginx restarted", NULL, &json),
         "aq_action_report_result");
   printf("result:   %s\n", json);
   aq_string_free(json);
 
-  check(aq_action_list(queue, NULL, "web-1", NULL, 50, 0, &json), "aq_action_list");
+  check(aq_action_list(queue, NULL, NULL, "web-1", NULL, 50, 0, &json), "aq_action_list");
   printf("list:     %s\n", json);
   aq_string_free(json);
 
-  check(aq_event_list(queue, 0, 100, &json), "aq_event_list");
+  check(aq_event_list(queue, NULL, 0, 100, &json), "aq_event_list");
   printf("events:   %s\n", json);
   aq_string_free(json);
 

@@ -2,6 +2,7 @@
 //
 // - actionq::Queue owns an aq_queue* (move-only; closed in the destructor).
 // - Every call returns the JSON text as std::string (the C string is freed at once).
+// - Every call acts as the trusted host (its principal argument is nullptr).
 // - A failing call throws actionq::Error, carrying the aq_status, its stable
 //   code, the message, and (for a duplicate action) the existing action's id.
 #pragma once
@@ -107,75 +108,78 @@ class Queue {
   }
 
   std::string create_server(const std::string &id, const std::optional<std::string> &hostname = {}) const {
-    return detail::json([&](char **out) { return aq_server_create(get(), id.c_str(), detail::opt(hostname), out); });
+    return detail::json(
+        [&](char **out) { return aq_server_create(get(), nullptr, id.c_str(), detail::opt(hostname), out); });
   }
   std::string get_server(const std::string &id) const {
-    return detail::json([&](char **out) { return aq_server_get(get(), id.c_str(), out); });
+    return detail::json([&](char **out) { return aq_server_get(get(), nullptr, id.c_str(), out); });
   }
   std::string pause_server(const std::string &id) const {
-    return detail::json([&](char **out) { return aq_server_pause(get(), id.c_str(), out); });
+    return detail::json([&](char **out) { return aq_server_pause(get(), nullptr, id.c_str(), out); });
   }
   std::string unpause_server(const std::string &id) const {
-    return detail::json([&](char **out) { return aq_server_unpause(get(), id.c_str(), out); });
+    return detail::json([&](char **out) { return aq_server_unpause(get(), nullptr, id.c_str(), out); });
   }
   std::string list_server_actions(const std::string &server_id, const std::optional<std::string> &status = {},
                                   int64_t limit = 50, int64_t offset = 0) const {
     return detail::json([&](char **out) {
-      return aq_server_list_actions(get(), server_id.c_str(), detail::opt(status), limit, offset, out);
+      return aq_server_list_actions(get(), nullptr, server_id.c_str(), detail::opt(status), limit, offset, out);
     });
   }
 
   // `request_json`: {"server_id", "action_type", "service_name"?, "params"?, "alert_id"?, "created_by"?}
   std::string create_action(const std::string &request_json) const {
-    return detail::json([&](char **out) { return aq_action_create(get(), request_json.c_str(), out); });
+    return detail::json([&](char **out) { return aq_action_create(get(), nullptr, request_json.c_str(), out); });
   }
   std::string get_action(int64_t id) const {
-    return detail::json([&](char **out) { return aq_action_get(get(), id, out); });
+    return detail::json([&](char **out) { return aq_action_get(get(), nullptr, id, out); });
   }
   std::string list_actions(const std::optional<std::string> &status = {},
                            const std::optional<std::string> &server_id = {},
                            const std::optional<std::string> &action_type = {}, int64_t limit = 50,
                            int64_t offset = 0) const {
     return detail::json([&](char **out) {
-      return aq_action_list(get(), detail::opt(status), detail::opt(server_id), detail::opt(action_type), limit,
-                            offset, out);
+      return aq_action_list(get(), nullptr, detail::opt(status), detail::opt(server_id), detail::opt(action_type),
+                            limit, offset, out);
     });
   }
   std::string approve(int64_t id, const std::optional<std::string> &by = {}) const {
-    return detail::json([&](char **out) { return aq_action_approve(get(), id, detail::opt(by), out); });
+    return detail::json([&](char **out) { return aq_action_approve(get(), nullptr, id, detail::opt(by), out); });
   }
   std::string reject(int64_t id, const std::string &reason, const std::optional<std::string> &by = {}) const {
     return detail::json(
-        [&](char **out) { return aq_action_reject(get(), id, reason.c_str(), detail::opt(by), out); });
+        [&](char **out) { return aq_action_reject(get(), nullptr, id, reason.c_str(), detail::opt(by), out); });
   }
   std::string cancel(int64_t id, const std::optional<std::string> &by = {}) const {
-    return detail::json([&](char **out) { return aq_action_cancel(get(), id, detail::opt(by), out); });
+    return detail::json([&](char **out) { return aq_action_cancel(get(), nullptr, id, detail::opt(by), out); });
   }
   // The claim's JSON (with "lease_token"), or nullopt when nothing is approved.
   // lease_seconds: nullopt for the queue's default lease (0 is refused).
   std::optional<std::string> claim_next(const std::string &server_id,
                                         std::optional<double> lease_seconds = std::nullopt) const {
-    return detail::json_call(
-        [&](char **out) { return aq_action_claim_next(get(), server_id.c_str(), detail::opt(lease_seconds), out); });
+    return detail::json_call([&](char **out) {
+      return aq_action_claim_next(get(), nullptr, server_id.c_str(), detail::opt(lease_seconds), out);
+    });
   }
   std::string heartbeat(int64_t id, const std::string &lease_token,
                         std::optional<double> lease_seconds = std::nullopt) const {
-    return detail::json(
-        [&](char **out) { return aq_action_heartbeat(get(), id, lease_token.c_str(), detail::opt(lease_seconds), out); });
+    return detail::json([&](char **out) {
+      return aq_action_heartbeat(get(), nullptr, id, lease_token.c_str(), detail::opt(lease_seconds), out);
+    });
   }
   std::string report_result(int64_t id, const std::string &lease_token, int32_t exit_code,
                             const std::optional<std::string> &stdout_text = {},
                             const std::optional<std::string> &stderr_text = {}) const {
     return detail::json([&](char **out) {
-      return aq_action_report_result(get(), id, lease_token.c_str(), exit_code, detail::opt(stdout_text),
+      return aq_action_report_result(get(), nullptr, id, lease_token.c_str(), exit_code, detail::opt(stdout_text),
                                      detail::opt(stderr_text), out);
     });
   }
   std::string expire_leases() const {
-    return detail::json([&](char **out) { return aq_action_expire_leases(get(), out); });
+    return detail::json([&](char **out) { return aq_action_expire_leases(get(), nullptr, out); });
   }
   std::string events_since(int64_t cursor, int64_t limit = 100) const {
-    return detail::json([&](char **out) { return aq_event_list(get(), cursor, limit, out); });
+    return detail::json([&](char **out) { return aq_event_list(get(), nullptr, cursor, limit, out); });
   }
 
  private:

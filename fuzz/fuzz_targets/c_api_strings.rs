@@ -1,8 +1,8 @@
 //! C API entry points that take strings, fed arbitrary bytes (invalid UTF-8
-//! included) and NULLs: every call returns a status, never crashes, never lets
-//! a panic through (AQ_STATUS_PANIC would mean one was caught at the boundary),
-//! and every returned string is valid, NUL-terminated JSON freed with
-//! aq_string_free. The error message buffer is read back each time. In every
+//! included) and NULLs, as the trusted host and as principals made of them:
+//! every call returns a status, never crashes, never lets a panic through
+//! (AQ_STATUS_PANIC would mean one was caught at the boundary), and every
+//! returned string is valid, NUL-terminated JSON freed with aq_string_free. The error message buffer is read back each time. In every
 //! action created, the argv words that came from parameters, and only those,
 //! must be safe values (see `check_parameter_words`).
 #![no_main]
@@ -173,12 +173,18 @@ fuzz_target!(|data: &[u8]| {
         let mut out: *mut c_char = ptr::null_mut();
         let (a0, a1, a2, a3, a4, a5) = (arg(0), arg(1), arg(2), arg(3), arg(4), arg(5));
         for (id, host) in [(&a0, &a1), (&Some(c"web-1".to_owned()), &None)] {
-            check(aq_server_create(queue, ptr_of(id), ptr_of(host), &mut out));
+            check(aq_server_create(
+                queue,
+                ptr::null(),
+                ptr_of(id),
+                ptr_of(host),
+                &mut out,
+            ));
             take_json(std::mem::replace(&mut out, ptr::null_mut()));
         }
-        check(aq_server_pause(queue, ptr_of(&a0), &mut out));
+        check(aq_server_pause(queue, ptr::null(), ptr_of(&a0), &mut out));
         take_json(std::mem::replace(&mut out, ptr::null_mut()));
-        check(aq_server_get(queue, ptr_of(&a2), &mut out));
+        check(aq_server_get(queue, ptr::null(), ptr_of(&a2), &mut out));
         take_json(std::mem::replace(&mut out, ptr::null_mut()));
         // The create request: the raw fuzz string, and a well-formed request
         // carrying fuzz strings as values.
@@ -194,7 +200,7 @@ fuzz_target!(|data: &[u8]| {
             .expect("the queue's whitelist reloads");
         aq_string_free(wl_out);
         for req in [&a3, &request] {
-            check(aq_action_create(queue, ptr_of(req), &mut out));
+            check(aq_action_create(queue, ptr::null(), ptr_of(req), &mut out));
             if !out.is_null() {
                 let text = CStr::from_ptr(out).to_str().unwrap().to_owned();
                 let action: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -205,18 +211,73 @@ fuzz_target!(|data: &[u8]| {
         }
         check(aq_action_reject(
             queue,
+            ptr::null(),
             number,
             ptr_of(&a4),
             ptr_of(&a5),
             &mut out,
         ));
         take_json(std::mem::replace(&mut out, ptr::null_mut()));
-        check(aq_action_approve(queue, number, ptr_of(&a4), &mut out));
+        check(aq_action_approve(
+            queue,
+            ptr::null(),
+            number,
+            ptr_of(&a4),
+            &mut out,
+        ));
         take_json(std::mem::replace(&mut out, ptr::null_mut()));
-        check(aq_action_cancel(queue, number, ptr_of(&a5), &mut out));
+        check(aq_action_cancel(
+            queue,
+            ptr::null(),
+            number,
+            ptr_of(&a5),
+            &mut out,
+        ));
         take_json(std::mem::replace(&mut out, ptr::null_mut()));
+        // The same as a principal named by fuzz bytes (when they make one),
+        // without a `by` and with one beside it (refused by the core).
+        for role in [c"operator", c"requester", c"agent"] {
+            let mut principal = ptr::null_mut();
+            check(aq_principal_new(
+                ptr_of(&a0),
+                role.as_ptr(),
+                ptr_of(&a2),
+                &mut principal,
+            ));
+            if principal.is_null() {
+                continue;
+            }
+            for by in [&None, &a4] {
+                check(aq_action_approve(
+                    queue,
+                    principal,
+                    number,
+                    ptr_of(by),
+                    &mut out,
+                ));
+                take_json(std::mem::replace(&mut out, ptr::null_mut()));
+                check(aq_action_cancel(
+                    queue,
+                    principal,
+                    number,
+                    ptr_of(by),
+                    &mut out,
+                ));
+                take_json(std::mem::replace(&mut out, ptr::null_mut()));
+            }
+            check(aq_action_claim_next(
+                queue,
+                principal,
+                ptr_of(&a2),
+                ptr::null(),
+                &mut out,
+            ));
+            take_json(std::mem::replace(&mut out, ptr::null_mut()));
+            aq_principal_free(principal);
+        }
         check(aq_action_heartbeat(
             queue,
+            ptr::null(),
             number,
             ptr_of(&a4),
             &30.0,
@@ -225,6 +286,7 @@ fuzz_target!(|data: &[u8]| {
         take_json(std::mem::replace(&mut out, ptr::null_mut()));
         check(aq_action_report_result(
             queue,
+            ptr::null(),
             number,
             ptr_of(&a4),
             (number & 0xff) as i32,
@@ -236,6 +298,7 @@ fuzz_target!(|data: &[u8]| {
         let mut list = ptr::null_mut();
         check(aq_server_list_actions(
             queue,
+            ptr::null(),
             ptr_of(&a0),
             ptr_of(&a5),
             10,
@@ -246,6 +309,7 @@ fuzz_target!(|data: &[u8]| {
         let mut list = ptr::null_mut();
         check(aq_action_list(
             queue,
+            ptr::null(),
             ptr_of(&a5),
             ptr_of(&a0),
             ptr_of(&a3),

@@ -264,8 +264,15 @@ static char *create_body(const cJSON *step) {
   return text;
 }
 
-static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step) {
+/* One step, acting as `as` (NULL: the trusted host, or the trusted name
+ * "by" on the calls that take one). */
+static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step, const aq_principal *as) {
   const char *name = req_str(step, "call");
+  /* As the Rust driver: a step's "as" wins over its "by". */
+  const char *by = as ? NULL : opt_str(step, "by");
+  if (by && strcmp(name, "approve_action") != 0 && strcmp(name, "reject_action") != 0 &&
+      strcmp(name, "cancel_action") != 0)
+    bad_scenario("%s: C takes a trusted \"by\" on approve, reject and cancel only", name);
   char *out = NULL;
   aq_status s;
   double lease = 0;
@@ -275,36 +282,31 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step) {
     lease_arg = &lease;
   }
   if (strcmp(name, "create_server") == 0) {
-    s = aq_server_create(q, req_str(step, "id"), opt_str(step, "hostname"), &out);
+    s = aq_server_create(q, as, req_str(step, "id"), opt_str(step, "hostname"), &out);
   } else if (strcmp(name, "get_server") == 0) {
-    s = aq_server_get(q, req_str(step, "id"), &out);
+    s = aq_server_get(q, as, req_str(step, "id"), &out);
   } else if (strcmp(name, "pause_server") == 0) {
-    s = aq_server_pause(q, req_str(step, "id"), &out);
+    s = aq_server_pause(q, as, req_str(step, "id"), &out);
   } else if (strcmp(name, "unpause_server") == 0) {
-    s = aq_server_unpause(q, req_str(step, "id"), &out);
+    s = aq_server_unpause(q, as, req_str(step, "id"), &out);
   } else if (strcmp(name, "create_action") == 0) {
     char *body = create_body(step);
-    aq_principal *principal = acting(q, step);
-    s = principal ? aq_action_create_as(q, principal, body, &out) : aq_action_create(q, body, &out);
-    aq_principal_free(principal);
+    s = aq_action_create(q, as, body, &out);
     cJSON_free(body);
   } else if (strcmp(name, "get_action") == 0) {
-    s = aq_action_get(q, (int64_t)num(step, "id"), &out);
+    s = aq_action_get(q, as, (int64_t)num(step, "id"), &out);
   } else if (strcmp(name, "list_actions") == 0) {
-    s = aq_action_list(q, opt_str(step, "status"), opt_str(step, "server_id"),
+    s = aq_action_list(q, as, opt_str(step, "status"), opt_str(step, "server_id"),
                        opt_str(step, "action_type"), int_or(step, "limit", AQ_DEFAULT_PAGE_LIMIT),
                        int_or(step, "offset", 0), &out);
   } else if (strcmp(name, "list_server_actions") == 0) {
-    s = aq_server_list_actions(q, req_str(step, "server_id"), opt_str(step, "status"),
+    s = aq_server_list_actions(q, as, req_str(step, "server_id"), opt_str(step, "status"),
                                int_or(step, "limit", AQ_DEFAULT_PAGE_LIMIT),
                                int_or(step, "offset", 0), &out);
   } else if (strcmp(name, "approve_action") == 0) {
-    aq_principal *principal = acting(q, step);
-    s = principal ? aq_action_approve_as(q, principal, (int64_t)num(step, "id"), &out)
-                  : aq_action_approve(q, (int64_t)num(step, "id"), req_str(step, "by"), &out);
-    aq_principal_free(principal);
+    s = aq_action_approve(q, as, (int64_t)num(step, "id"), by, &out);
   } else if (strcmp(name, "digest_matches") == 0) {
-    s = aq_action_get(q, (int64_t)num(step, "id"), &out);
+    s = aq_action_get(q, as, (int64_t)num(step, "id"), &out);
     if (s == AQ_STATUS_OK) {
       int matches = 0;
       if (aq_action_digest_matches(out, &matches) != AQ_STATUS_OK) bad_scenario("digest_matches refused");
@@ -314,13 +316,13 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step) {
       return result;
     }
   } else if (strcmp(name, "list_servers") == 0) {
-    s = aq_server_list(q, &out);
+    s = aq_server_list(q, as, &out);
   } else if (strcmp(name, "count_actions") == 0) {
-    s = aq_action_count(q, &out);
+    s = aq_action_count(q, as, &out);
   } else if (strcmp(name, "verify_audit") == 0) {
-    s = aq_audit_verify(q, &out);
+    s = aq_audit_verify(q, as, &out);
   } else if (strcmp(name, "issue_credential") == 0) {
-    s = aq_credential_issue(q, req_str(step, "name"), req_str(step, "role"), opt_str(step, "server_id"), &out);
+    s = aq_credential_issue(q, as, req_str(step, "name"), req_str(step, "role"), opt_str(step, "server_id"), &out);
     const char *save = opt_str(step, "save_secret");
     if (s == AQ_STATUS_OK && save) {
       cJSON *issued = cJSON_Parse(out);
@@ -333,9 +335,9 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step) {
       cJSON_Delete(issued);
     }
   } else if (strcmp(name, "list_credentials") == 0) {
-    s = aq_credential_list(q, &out);
+    s = aq_credential_list(q, as, &out);
   } else if (strcmp(name, "revoke_credential") == 0) {
-    s = aq_credential_revoke(q, (int64_t)num(step, "id"), &out);
+    s = aq_credential_revoke(q, as, (int64_t)num(step, "id"), &out);
   } else if (strcmp(name, "authenticate") == 0) {
     aq_principal *principal = NULL;
     s = aq_queue_authenticate(q, secret_arg(req_str(step, "secret")), &principal);
@@ -344,11 +346,11 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step) {
       aq_principal_free(principal);
     }
   } else if (strcmp(name, "reject_action") == 0) {
-    s = aq_action_reject(q, (int64_t)num(step, "id"), req_str(step, "reason"), req_str(step, "by"), &out);
+    s = aq_action_reject(q, as, (int64_t)num(step, "id"), req_str(step, "reason"), by, &out);
   } else if (strcmp(name, "cancel_action") == 0) {
-    s = aq_action_cancel(q, (int64_t)num(step, "id"), req_str(step, "by"), &out);
+    s = aq_action_cancel(q, as, (int64_t)num(step, "id"), by, &out);
   } else if (strcmp(name, "claim_next") == 0) {
-    s = aq_action_claim_next(q, req_str(step, "server_id"), lease_arg, &out);
+    s = aq_action_claim_next(q, as, req_str(step, "server_id"), lease_arg, &out);
     if (s == AQ_STATUS_OK && out) {
       cJSON *claim = cJSON_Parse(out);
       aq_string_free(out);
@@ -367,14 +369,14 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step) {
       return result;
     }
   } else if (strcmp(name, "heartbeat") == 0) {
-    s = aq_action_heartbeat(q, (int64_t)num(step, "id"), token_arg(step), lease_arg, &out);
+    s = aq_action_heartbeat(q, as, (int64_t)num(step, "id"), token_arg(step), lease_arg, &out);
   } else if (strcmp(name, "report_result") == 0) {
-    s = aq_action_report_result(q, (int64_t)num(step, "id"), token_arg(step), (int32_t)num(step, "exit_code"),
+    s = aq_action_report_result(q, as, (int64_t)num(step, "id"), token_arg(step), (int32_t)num(step, "exit_code"),
                                 opt_str(step, "stdout"), opt_str(step, "stderr"), &out);
   } else if (strcmp(name, "expire_leases") == 0) {
-    s = aq_action_expire_leases(q, &out);
+    s = aq_action_expire_leases(q, as, &out);
   } else if (strcmp(name, "events_since") == 0) {
-    s = aq_event_list(q, (int64_t)num(step, "cursor"), int_or(step, "limit", AQ_DEFAULT_EVENTS_LIMIT),
+    s = aq_event_list(q, as, (int64_t)num(step, "cursor"), int_or(step, "limit", AQ_DEFAULT_EVENTS_LIMIT),
                       &out);
   } else if (strcmp(name, "advance_clock") == 0) {
     s = aq_clock_advance(clock, num(step, "seconds"));
@@ -435,7 +437,9 @@ int main(int argc, char **argv) {
       cJSON_AddItemToArray(transcript, skipped);
       continue;
     }
-    cJSON_AddItemToArray(transcript, call(q, clock, step));
+    aq_principal *as = acting(q, step);
+    cJSON_AddItemToArray(transcript, call(q, clock, step, as));
+    aq_principal_free(as);
     free_step_strings();
   }
   char *printed = cJSON_PrintUnformatted(transcript);

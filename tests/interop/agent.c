@@ -96,7 +96,7 @@ static void hold_until_every_agent_holds(void) {
 /* How many actions match `status` (NULL: any). */
 static double count(const aq_queue *q, const char *status) {
   char *out = NULL;
-  aq_status s = aq_action_list(q, status, NULL, NULL, 1, 0, &out);
+  aq_status s = aq_action_list(q, NULL, status, NULL, NULL, 1, 0, &out);
   if (s != AQ_STATUS_OK) die("aq_action_list", s);
   cJSON *page = cJSON_Parse(out);
   aq_string_free(out);
@@ -111,7 +111,7 @@ static double count(const aq_queue *q, const char *status) {
 static int work_one(const aq_queue *q, const char *server_id) {
   const double lease = LEASE_SECONDS;
   char *out = NULL;
-  aq_status s = aq_action_claim_next(q, server_id, &lease, &out);
+  aq_status s = aq_action_claim_next(q, NULL, server_id, &lease, &out);
   if (s != AQ_STATUS_OK) die("aq_action_claim_next", s);
   if (!out) return 0;
   cJSON *claim = cJSON_Parse(out);
@@ -131,7 +131,7 @@ static int work_one(const aq_queue *q, const char *server_id) {
   snprintf(stderr_text, sizeof stderr_text, "%s: %lld failed", agent_name, (long long)action_id);
   const char *stderr_arg = exit_code ? stderr_text : NULL;
 
-  s = aq_action_report_result(q, action_id, token->valuestring, exit_code, stdout_text, stderr_arg, &out);
+  s = aq_action_report_result(q, NULL, action_id, token->valuestring, exit_code, stdout_text, stderr_arg, &out);
   if (s != AQ_STATUS_OK) die("aq_action_report_result", s);
   cJSON *done = cJSON_Parse(out);
   aq_string_free(out);

@@ -66,14 +66,14 @@ unsafe impl Sync for Queue {}
 
 pub fn create_server(q: &Queue, id: &str) -> Value {
     let mut out = null_mut();
-    let status = unsafe { aq_server_create(q.0, c(id).as_ptr(), null(), &mut out) };
+    let status = unsafe { aq_server_create(q.0, null(), c(id).as_ptr(), null(), &mut out) };
     assert_eq!(status, aq_status::Ok, "{}", last_message());
     take_json(out)
 }
 
 pub fn create_action(q: &Queue, request: &str) -> Result<Value, aq_status> {
     let mut out = SENTINEL;
-    let status = unsafe { aq_action_create(q.ptr(), c(request).as_ptr(), &mut out) };
+    let status = unsafe { aq_action_create(q.ptr(), null(), c(request).as_ptr(), &mut out) };
     if status == aq_status::Ok {
         Ok(take_json(out))
     } else {
