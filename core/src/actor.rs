@@ -6,7 +6,9 @@
 //! authenticated [`Principal`] checked against the permission table
 //! ([`ActionQueue::as_principal`](crate::ActionQueue::as_principal)).
 
+use crate::error::Result;
 use crate::identity::Principal;
+use crate::limits;
 
 /// Recorded for the trusted host's requests and decisions (`created_by`,
 /// `approved_by`, pause events) when it names nobody else.
@@ -39,6 +41,14 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// The trusted host acting for `name`: InvalidInput for a name that is
+    /// empty, longer than [`limits::MAX_NAME_CHARS`] or holds control
+    /// characters.
+    pub fn trusted(name: &str) -> Result<Actor> {
+        crate::queue::check_len("actor", name, limits::MAX_NAME_CHARS)?;
+        Ok(Actor::Trusted(name.to_owned()))
+    }
+
     /// The name recorded for an operation whose trusted default is `default`.
     pub(crate) fn recorded_name<'a>(&'a self, default: &'a str) -> &'a str {
         match self {

@@ -21,7 +21,6 @@ use crate::actor::Actor;
 use crate::clock::{to_micros, Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::identity::{authorize, Operation, Principal, Target};
-use crate::limits;
 use crate::model::Timestamp;
 use crate::store::memory::MemoryStore;
 #[cfg(feature = "sqlite")]
@@ -31,6 +30,7 @@ use crate::whitelist::Whitelist;
 
 pub use operations::OPERATIONS;
 pub use requests::{ActionQuery, NewAction, QueueOptions};
+pub(crate) use validation::check_len;
 #[cfg(feature = "sqlite")]
 pub(crate) use validation::lease_token_digest;
 
@@ -157,7 +157,7 @@ impl ActionQueue {
     /// operation records (`approved_by`, `created_by`, event `by`, ...) in
     /// place of its default. Nothing is checked: the host vouches for the
     /// name. InvalidInput for a name that is empty, longer than
-    /// [`limits::MAX_NAME_CHARS`] or holds control characters, and on a queue
+    /// [`MAX_NAME_CHARS`](crate::limits::MAX_NAME_CHARS) or holds control characters, and on a queue
     /// acting as a principal (whose name is already what is recorded; a
     /// principal's view never becomes a trusted one).
     ///
@@ -178,8 +178,20 @@ impl ActionQueue {
                 name.escape_debug()
             )));
         }
-        validation::check_len("actor", name, limits::MAX_NAME_CHARS)?;
-        Ok(self.acting(Actor::Trusted(name.to_owned())))
+        Ok(self.acting(Actor::trusted(name)?))
+    }
+
+    /// This queue acting as `actor`: itself for [`Actor::Host`],
+    /// [`ActionQueue::by`] for a trusted name (so it is refused on a queue
+    /// acting as a principal), [`ActionQueue::as_principal`] for a principal.
+    /// How a host that holds an [`Actor`] value (C's `aq_actor`) picks the
+    /// queue it calls.
+    pub fn acting_as(&self, actor: &Actor) -> Result<ActionQueue> {
+        match actor {
+            Actor::Host => Ok(self.clone()),
+            Actor::Trusted(name) => self.by(name),
+            Actor::Principal(principal) => Ok(self.as_principal(principal)),
+        }
     }
 
     /// This queue as `principal` sees it: every operation checked against the
