@@ -2,7 +2,7 @@
 //! re-exported by the pure-Python package `actionq` (see `python/actionq`).
 //!
 //! A thin translation layer: every rule lives in the core. Records are frozen
-//! classes exposing SPEC's wire names; every [`actionq::Error`] becomes one
+//! classes exposing the wire names (`docs/contract/domain.md#action-fields`); every [`actionq::Error`] becomes one
 //! `actionq.ActionQueueError` subclass through a single mapping function.
 #![warn(missing_docs)]
 
@@ -20,13 +20,14 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _actionq {
     use pyo3::prelude::*;
+    use pyo3::types::PyTuple;
 
     #[pymodule_export]
     use crate::clock::PyManualClock;
     #[pymodule_export]
-    use crate::identity::{PyActingQueue, PyCredential, PyIssuedCredential, PyPrincipal};
+    use crate::identity::{PyCredential, PyIssuedCredential, PyPrincipal};
     #[pymodule_export]
-    use crate::queue::PyActionQueue;
+    use crate::queue::{bench_get_action, calls_may_wait, PyActionQueue};
     #[pymodule_export]
     use crate::signing::{PyClaimSigningKey, PyClaimVerifyingKey};
     #[pymodule_export]
@@ -39,6 +40,7 @@ mod _actionq {
         crate::error::register(m)?;
         crate::limits::register(m)?;
         m.add("DEFAULT_WHITELIST_JSON", actionq::DEFAULT_WHITELIST_JSON)?;
+        m.add("OPERATIONS", PyTuple::new(m.py(), actionq::OPERATIONS)?)?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         Ok(())
     }
