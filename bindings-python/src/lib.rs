@@ -20,14 +20,14 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _actionq {
     use pyo3::prelude::*;
-    use pyo3::types::PyTuple;
+    use pyo3::types::{PyString, PyTuple};
 
     #[pymodule_export]
     use crate::clock::PyManualClock;
     #[pymodule_export]
     use crate::identity::{PyCredential, PyIssuedCredential, PyPrincipal};
     #[pymodule_export]
-    use crate::queue::{bench_get_action, calls_may_wait, PyActionQueue};
+    use crate::queue::PyActionQueue;
     #[pymodule_export]
     use crate::signing::{PyClaimSigningKey, PyClaimVerifyingKey};
     #[pymodule_export]
@@ -42,6 +42,13 @@ mod _actionq {
         m.add("DEFAULT_WHITELIST_JSON", actionq::DEFAULT_WHITELIST_JSON)?;
         m.add("OPERATIONS", PyTuple::new(m.py(), actionq::OPERATIONS)?)?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        // Private helpers: attributes only, kept out of `__all__` (which `add` fills).
+        for helper in [
+            wrap_pyfunction!(crate::queue::bench_get_action, m)?,
+            wrap_pyfunction!(crate::queue::calls_may_wait, m)?,
+        ] {
+            m.setattr(helper.getattr("__name__")?.cast_into::<PyString>()?, helper)?;
+        }
         Ok(())
     }
 }
