@@ -2,8 +2,9 @@
 //! re-exported by the pure-Python package `actionq` (see `python/actionq`).
 //!
 //! A thin translation layer: every rule lives in the core. Records are frozen
-//! classes exposing the wire names (`docs/contract/domain.md#action-fields`); every [`actionq::Error`] becomes one
-//! `actionq.ActionQueueError` subclass through a single mapping function.
+//! classes exposing the wire names (`docs/contract/domain.md#action-fields`);
+//! every [`actionq::Error`] becomes one `actionq.ActionQueueError` subclass
+//! through a single mapping function.
 #![warn(missing_docs)]
 
 mod clock;

@@ -773,7 +773,7 @@ impl PyActionQueue {
 /// loop; the GIL released around the whole loop), and returns the mean
 /// nanoseconds per call.
 #[pyfunction(name = "_bench_get_action")]
-pub fn bench_get_action(
+pub(crate) fn bench_get_action(
     py: Python<'_>,
     queue: PyRef<'_, PyActionQueue>,
     id: i64,
@@ -795,6 +795,6 @@ pub fn bench_get_action(
 /// in-memory queue never waits): `AsyncActionQueue` runs those on its
 /// thread pool, the others in the coroutine. Not part of the API.
 #[pyfunction(name = "_calls_may_wait")]
-pub fn calls_may_wait(queue: PyRef<'_, PyActionQueue>) -> bool {
+pub(crate) fn calls_may_wait(queue: PyRef<'_, PyActionQueue>) -> bool {
     queue.detaches()
 }

@@ -1,10 +1,10 @@
 """`AsyncActionQueue`: :class:`actionq.ActionQueue` for asyncio hosts.
 
 Every operation of ``ActionQueue`` is here as a coroutine method with the same
-parameters, the same records and the same errors, each defined below as it
-calls the blocking method (the tests compare the two classes, and both with the
-core's ``actionq.OPERATIONS``). The read-only properties are shared as they
-are. ``as_principal`` and ``by`` return an ``AsyncActionQueue`` too, over the
+parameters, the same records and the same errors, written out below: each
+awaits the blocking method of the same name (the tests hold both classes to the
+core's ``actionq.OPERATIONS`` and to one signature per method). The read-only
+properties read the blocking queue's. ``as_principal`` and ``by`` return an ``AsyncActionQueue`` too, over the
 queue acting as that principal or name, on the same thread pool.
 
 A call on a SQLite or PostgreSQL queue can wait: for the disk or the network,
