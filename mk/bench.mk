@@ -16,7 +16,7 @@ $(VENV)/.bench-ready: $(VENV)/.ready benches/python/requirements.txt
 	$(VPY) -m pip install --quiet -r benches/python/requirements.txt
 	touch $@
 
-# The library before the approval policy and the audit chain (issue 13): create
+# The library before the approval policy and the audit chain: create
 # must stay >= 0.9 x its rate. A commit of this repository; the lead moves it
 # when a later change should become the reference.
 BENCH_BASELINE_REV ?= 6eb1d37

@@ -9,7 +9,7 @@
 ##   SQLite lock, durability and multi-process race suites (they alone see the
 ##   busy handler, the WAL switch retry and the synchronous setting); the crash
 ##   and million-row suites would multiply the run's time.
-## - policy: the approval-policy branches of rules.rs (stale whitelist,
+## - policy: the approval-policy branches of rules/ (stale whitelist,
 ##   auto-approval budget, four-eyes, required approvers, ttl expiry), with the
 ##   policy suites.
 ## - audit: the audit chain, identity (credentials, roles) and the action
@@ -22,14 +22,15 @@ MUTANTS_GROUPS ?= rules policy audit
 MUTANTS_ARGS ?=
 MUTANTS_OUT ?= target/mutants
 
-MUTANTS_FILES_rules := $(addprefix core/src/,queue.rs rules.rs store.rs whitelist.rs store/memory.rs) \
-  $(sort $(wildcard core/src/store/sqlite/*.rs))
+MUTANTS_FILES_rules := $(addprefix core/src/,queue.rs store/mod.rs store/sweep.rs) \
+  $(sort $(wildcard core/src/rules/*.rs core/src/whitelist/*.rs core/src/store/memory/*.rs \
+    core/src/store/sqlite/*.rs))
 MUTANTS_TESTS_rules := --lib --test behaviour --test differential --test argv_safety \
   --test whitelist_config --test backward_compatibility --test persistence \
   --test conflict_guard --test sqlite_locking --test durability \
   --test multiprocess_races
 
-MUTANTS_FILES_policy := core/src/rules.rs
+MUTANTS_FILES_policy := $(sort $(wildcard core/src/rules/*.rs))
 MUTANTS_RE_policy := (stale_whitelist|is_stale|budget_window|counts_against_budget|into_action|Change::apply|approval_deadline)
 MUTANTS_TESTS_policy := --lib --test behaviour --test approval_policy --test policy_races \
   --test readme_policy --test counts --test conflict_guard --test whitelist_config

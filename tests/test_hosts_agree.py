@@ -201,7 +201,7 @@ def test_bad_input_is_expressed() -> None:
 
 def own_expectation(host: str, step: dict[str, Any]) -> dict[str, Any] | None:
     """A host's own expectation where it differs by design (with a `why`): the
-    HTTP contract where SPEC makes it differ, a host refusing a value before
+    HTTP contract where docs/contract/http.md makes it differ, a host refusing a value before
     the queue sees it (a C NULL, a Python TypeError)."""
     if host not in step:
         return None

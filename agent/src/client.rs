@@ -1,5 +1,5 @@
-//! The agent's side of SPEC's HTTP contract: claim, heartbeat, result, with
-//! the agent token in `X-Agent-Token` (see [`crate::config::Config::auth_header`]). Blocking (ureq over rustls).
+//! The agent's side of the HTTP contract (docs/contract/http.md#routes): claim,
+//! heartbeat, result, with the agent token in `X-Agent-Token` (see [`crate::config::Config::auth_header`]). Blocking (ureq over rustls).
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -35,7 +35,8 @@ use std::time::Duration;
 use actionq::limits;
 use serde::Deserialize;
 
-/// Longest poll interval SPEC allows between empty claims.
+/// Longest poll interval the contract allows between empty claims
+/// (docs/contract/agent.md#claiming).
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// Poll interval when the config names none.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);

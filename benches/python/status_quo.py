@@ -3,8 +3,9 @@
 SQLAlchemy async ORM (the version pinned in requirements-dev.txt, 2.1.x; the bench
 prints the installed one) over aiosqlite on a SQLite file, one session and one
 commit per operation, written the idiomatic way (declarative models mirroring
-SPEC's Server/Action fields, ``async_sessionmaker(expire_on_commit=False)``,
-``session.get`` for lookups, ``select()`` for the duplicate check). To compare
+the Server/Action fields of docs/contract/domain.md#action-fields,
+``async_sessionmaker(expire_on_commit=False)``, ``session.get`` for lookups,
+``select()`` for the duplicate check). To compare
 like with like it gets the same durability as actionq's default: WAL journal,
 ``synchronous=NORMAL``, foreign keys on, a busy timeout; and it writes the same
 audit event row in the same transaction.
@@ -159,7 +160,8 @@ async def create_action(
     alert_id: int | None = None,
     created_by: str = "dashboard",
 ) -> Action:
-    """Create rules 2-5 of SPEC (shape checks are pydantic's job upstream)."""
+    """Create rules 2-5 (docs/contract/create-rules.md#order; shape checks are
+    pydantic's job upstream)."""
     server = await session.get(Server, server_id)
     if server is None:
         raise NotFound(f"Server '{server_id}' not found")
@@ -290,7 +292,8 @@ async def seed_get(session: AsyncSession, ids: int) -> None:
 
 
 def create_app(db_path: str, api_key: str) -> Any:
-    """The status quo behind SPEC's routes for servers and actions (create, get),
+    """The status quo behind the contract's routes for servers and actions
+    (create, get; docs/contract/http.md#routes),
     with the request/response models of the real backend (actionq.server)."""
     import secrets
     from typing import Annotated

@@ -259,8 +259,10 @@ impl Drop for PyActionQueue {
 impl PyActionQueue {
     /// Opens the queue: on the SQLite file at `path` (created if missing, migrated
     /// forward if older), on the PostgreSQL database of a `postgresql://` URL
-    /// (`busy_timeout_seconds` is its lock timeout; the URL may set more, see
-    /// the README), or, with `path=None`, in memory. Every setting left
+    /// (whose query holds PostgreSQL's own settings, `lock_timeout` and more,
+    /// see the README; the SQLite-only `durability` and
+    /// `busy_timeout_seconds` are `InvalidInputError` for it), or, with
+    /// `path=None`, in memory. Every setting left
     /// `None` takes the core's default (`actionq.limits`): output cap 10,000
     /// characters, durability `"normal"`, busy timeout 10 s, default lease
     /// 300 s, longest lease 24 h, lost leases expired before every read.

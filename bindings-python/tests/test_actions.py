@@ -1,4 +1,6 @@
-"""Creating, listing and deciding on actions: SPEC's create rules and status machine."""
+"""Creating, listing and deciding on actions: the create rules
+(docs/contract/create-rules.md#order) and the status machine
+(docs/contract/domain.md#status-machine)."""
 
 from __future__ import annotations
 

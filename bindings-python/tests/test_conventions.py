@@ -1,4 +1,4 @@
-"""The conventions every host shares (issue 10 item 2), through Python.
+"""The conventions every host shares (README "Shared conventions"), through Python.
 
 The same points as core/tests/host_conventions.rs and test_api.c's
 `test_conventions`: limits from the core, lost leases expired before reads by

@@ -1,4 +1,5 @@
-"""SPEC "Approval policy" and "Tamper-evident audit" through the Python binding:
+"""The approval policy (docs/contract/approval-policy.md) and the tamper-evident
+audit (docs/contract/audit.md#tamper-evident-audit) through the Python binding:
 the whitelist's ``approval`` object, ``approvals``/``digest``/``whitelist_version``
 on records, ``digest_matches()`` and ``action_digest`` for agents, and
 ``verify_audit()``. The rules themselves are the core's (tested there); this

@@ -15,7 +15,7 @@ ACTION_FIELDS = [
     "alert_id", "created_at", "created_by", "approved_at", "approved_by", "rejected_at",
     "rejected_by", "rejection_reason", "cancelled_at", "cancelled_by", "executed_at",
     "lease_expires_at", "completed_at", "exit_code", "stdout", "stderr",
-    # SPEC "Approval policy": after the seed's fields
+    # The approval policy's fields (docs/contract/domain.md#action-fields): after the seed's fields
     "approvals", "digest", "whitelist_version",
     "params",  # README "Security": what the command was built from
 ]  # fmt: skip

@@ -322,6 +322,34 @@ impl AuditVerifier {
         true
     }
 
+    /// The walk every store makes over one snapshot of its log: pushes
+    /// `events` in id order until one is bad, then finishes with `head`. An
+    /// event is its [`ChainedEvent`], or `Err(id)` for a stored row that does
+    /// not even decode (an edited status), which is bad too. Reading stops at
+    /// the first bad event; a read error is handed back as it is.
+    pub(crate) fn walk<E>(
+        events: impl IntoIterator<Item = Result<Result<ChainedEvent, i64>, E>>,
+        head: Option<&AuditHead>,
+    ) -> Result<AuditReport, E> {
+        let mut verifier = AuditVerifier::new();
+        for event in events {
+            match event? {
+                Ok(chained) => {
+                    if !verifier.push(&chained) {
+                        break;
+                    }
+                }
+                Err(id) => {
+                    return Ok(AuditReport {
+                        checked: verifier.finish(None).checked,
+                        first_bad_event_id: Some(id),
+                    })
+                }
+            }
+        }
+        Ok(verifier.finish(head))
+    }
+
     /// The verdict, given the stored head (`None` if the head is missing):
     /// the last intact event must be the head's event with the head's hash.
     pub fn finish(self, head: Option<&AuditHead>) -> AuditReport {

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-/// The kind of an [`Error`]: SPEC's error table. Stable across releases.
+/// The kind of an [`Error`]: the table in `docs/contract/errors.md#kinds`.
+/// Stable across releases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -23,7 +24,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// Every kind, in SPEC order.
+    /// Every kind, in the order of `docs/contract/errors.md#kinds`.
     pub const ALL: [ErrorKind; 7] = [
         ErrorKind::InvalidInput,
         ErrorKind::NotFound,
@@ -69,12 +70,14 @@ impl fmt::Display for ErrorKind {
 
 /// An actionq error: a kind plus a message written for humans.
 ///
-/// Messages are exactly SPEC's wording where SPEC gives one, e.g.
+/// Messages are the contract's wording where it gives one
+/// (`docs/contract/errors.md#messages`), e.g.
 /// `Cannot approve action with status 'approved' (must be pending)`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Malformed input (SPEC create rule 1, bad limits, bad reason length, bad config).
+    /// Malformed input (`docs/contract/create-rules.md#rule-1-malformed-input`,
+    /// bad limits, bad reason length, bad config).
     #[error("{0}")]
     InvalidInput(String),
     /// The named server or action does not exist.

@@ -56,7 +56,8 @@ pub const DEFAULT_LEASE_SECONDS: u64 = 300;
 /// Longest lease a caller may ask for by default, in seconds.
 pub const DEFAULT_MAX_LEASE_SECONDS: u64 = 24 * 3600;
 /// Whether reads first fail the actions whose lease ran out (default: yes, as
-/// SPEC asks: no read ever shows an action `executing` past its lease).
+/// `docs/contract/queries.md#reads-see-expiries` asks: no read ever shows an
+/// action `executing` past its lease).
 pub const DEFAULT_EXPIRE_LEASES_ON_READ: bool = true;
 
 /// How long a SQLite write waits for another connection's lock by default, in seconds.
@@ -65,6 +66,12 @@ pub const DEFAULT_BUSY_TIMEOUT_SECONDS: u64 = 10;
 pub const DEFAULT_READ_CONNECTIONS: usize = 4;
 /// Connections in a PostgreSQL store's pool by default.
 pub const DEFAULT_PG_POOL_SIZE: u32 = 8;
+/// How long a PostgreSQL statement waits for a row lock by default, in seconds
+/// (its `lock_timeout`).
+pub const DEFAULT_PG_LOCK_TIMEOUT_SECONDS: u64 = 10;
+/// How long connecting to PostgreSQL, or waiting for a free pooled
+/// connection, may take by default, in seconds.
+pub const DEFAULT_PG_CONNECT_TIMEOUT_SECONDS: u64 = 10;
 
 /// [`DEFAULT_LEASE_SECONDS`] as a `Duration`.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(DEFAULT_LEASE_SECONDS);
@@ -72,6 +79,11 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(DEFAULT_LEASE_SECONDS);
 pub const DEFAULT_MAX_LEASE: Duration = Duration::from_secs(DEFAULT_MAX_LEASE_SECONDS);
 /// [`DEFAULT_BUSY_TIMEOUT_SECONDS`] as a `Duration`.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(DEFAULT_BUSY_TIMEOUT_SECONDS);
+/// [`DEFAULT_PG_LOCK_TIMEOUT_SECONDS`] as a `Duration`.
+pub const DEFAULT_PG_LOCK_TIMEOUT: Duration = Duration::from_secs(DEFAULT_PG_LOCK_TIMEOUT_SECONDS);
+/// [`DEFAULT_PG_CONNECT_TIMEOUT_SECONDS`] as a `Duration`.
+pub const DEFAULT_PG_CONNECT_TIMEOUT: Duration =
+    Duration::from_secs(DEFAULT_PG_CONNECT_TIMEOUT_SECONDS);
 
 /// A setting given in seconds by a host (Python float, C `double`) as a
 /// `Duration`: InvalidInput naming `name` unless it is finite and ≥ 0.

@@ -1,6 +1,7 @@
 //! Domain records: servers, actions, statuses, events and pages.
 //!
-//! Field names are SPEC's wire names everywhere (Rust, Python, JSON, C).
+//! Field names are the wire names of `docs/contract/domain.md#action-fields`
+//! everywhere (Rust, Python, JSON, C).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -85,7 +86,7 @@ pub struct Server {
     pub created_at: Timestamp,
 }
 
-/// Where an action is in its life. See SPEC's status machine.
+/// Where an action is in its life: `docs/contract/domain.md#status-machine`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ActionStatus {

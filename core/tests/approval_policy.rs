@@ -1,4 +1,5 @@
-//! SPEC "Approval policy" and "Tamper-evident audit" on every store: the
+//! `docs/contract/approval-policy.md` and
+//! `docs/contract/audit.md#tamper-evident-audit` on every store: the
 //! defaults keep the seed's behaviour; `required`, `four_eyes`,
 //! `ttl_seconds` and `auto_approve_budget` from the whitelist config; the
 //! payload digest and the stale-whitelist rules; an intact audit chain

@@ -231,7 +231,7 @@ fn accepted_service_names_are_one_safe_word() {
     eprintln!("argv_safety: {n} service names accepted");
 }
 
-/// SPEC: argv/env are exactly what a POSIX shell would make of the display
+/// `docs/contract/whitelist.md#argv-and-env`: argv/env are exactly what a POSIX shell would make of the display
 /// string. A parameter in the program position could change what runs, and one
 /// whose value looks like an assignment (`A=b tool`) would make a shell run a
 /// different program than argv does. The rule: such a config is refused at load

@@ -1,4 +1,4 @@
-//! SPEC "Tamper-evident audit" against someone editing the SQLite file: rows
+//! `docs/contract/audit.md#tamper-evident-audit` against someone editing the SQLite file: rows
 //! of `action_events` edited, deleted (in the middle and the newest ones)
 //! and reordered directly with SQL, and an edit whose hash was recomputed
 //! with the real encoding; `verify_audit` names the first bad event each

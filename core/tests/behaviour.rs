@@ -1,4 +1,5 @@
-//! The shared behavioural suite: every SPEC rule, run against every store.
+//! The shared behavioural suite: every rule of the contract
+//! (`docs/contract/README.md`), run against every store.
 
 mod common;
 
@@ -1327,8 +1328,8 @@ fn one_action_per_status(env: &Env) -> Vec<(ActionStatus, i64, Option<String>)> 
     all
 }
 
-/// SPEC's status machine, exhaustively: from every status, each operation
-/// either makes exactly the SPEC transition or is a Conflict naming the
+/// The status machine (`docs/contract/domain.md#status-machine`), exhaustively:
+/// from every status, each operation either makes exactly its transition or is a Conflict naming the
 /// current status, and a refused one changes nothing and logs nothing.
 fn transition_matrix_from_every_status(env: Env) {
     use ActionStatus::*;
@@ -1396,7 +1397,8 @@ fn transition_matrix_from_every_status(env: Env) {
     assert!(q.claim_next("agent-host", None).unwrap().is_none());
 }
 
-/// SPEC's error table, on errors the store actually returns.
+/// The error table (`docs/contract/errors.md#kinds`), on errors the store
+/// actually returns.
 fn errors_carry_spec_code_and_http_status(env: Env) {
     let env = env_with_server(env, true);
     let q = &env.queue;
@@ -1952,7 +1954,8 @@ for_each_store!(
     lease_runs_exactly_from_the_claim_time,
 );
 
-/// SPEC's error table: every kind has its code and HTTP status.
+/// The error table (`docs/contract/errors.md#kinds`): every kind has its code
+/// and HTTP status.
 #[test]
 fn error_table_matches_spec() {
     let table: Vec<(ErrorKind, &str, u16)> = ErrorKind::ALL

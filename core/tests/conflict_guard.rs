@@ -1,5 +1,5 @@
 //! `ConflictGuard::collides` is the definition of a conflict that every backend
-//! applies (SPEC "Conflict policy"). The stores only ever ask it about
+//! applies (`docs/contract/whitelist.md#conflict-policy`). The stores only ever ask it about
 //! candidates their indexes already narrowed down, so their suites cannot tell
 //! a wrong definition from a right one; this checks it directly, over every
 //! status and every way an existing action can differ from the new one.

@@ -1,6 +1,6 @@
 //! Model-based differential testing: random operation sequences are applied to an
 //! `ActionQueue` over each store of [`backends`] (`MemoryStore`, and `SqliteStore`
-//! with the `sqlite` feature), and a small reference model of SPEC written here
+//! with the `sqlite` feature), and a small reference model of the contract (`docs/contract/README.md`) written here
 //! from the contract (not from the implementation). All must agree on every
 //! result and every error kind; the stores must also agree on every error
 //! message. A new backend is added to [`backends`] and nowhere else. Lease tokens differ per store, so claims
@@ -122,7 +122,7 @@ fn declared(action_type: &str) -> &'static [(&'static str, Kind, Option<&'static
     }
 }
 
-/// SPEC's validators, as a table over [`VALUES`]: systemd unit names and Debian
+/// The validators of `docs/contract/whitelist.md#parameter-kinds`, as a table over [`VALUES`]: systemd unit names and Debian
 /// package names (at least two characters, lower case) per their own rules, a
 /// canonical integer in 1..=10, one of the literals.
 fn accepts(kind: Kind, value: &str) -> bool {
@@ -452,7 +452,7 @@ impl Real {
 
 // ---------------------------------------------------------------- reference model
 
-/// SPEC, re-stated as directly as possible.
+/// The contract (`docs/contract/README.md`), re-stated as directly as possible.
 struct Model {
     /// The custom whitelist is in force (else the default one).
     custom: bool,
@@ -477,7 +477,8 @@ fn apt_env() -> BTreeMap<String, String> {
     [("DEBIAN_FRONTEND".to_owned(), "noninteractive".to_owned())].into()
 }
 
-/// (command, argv, env) straight from SPEC's whitelist table.
+/// (command, argv, env) straight from the table in
+/// `docs/contract/whitelist.md#default-whitelist`.
 fn spec_command(
     kind: &str,
     values: &BTreeMap<&str, String>,

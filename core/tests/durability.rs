@@ -1,4 +1,4 @@
-//! SPEC: `durability = full` (synchronous=FULL) also survives power loss, i.e.
+//! `docs/contract/storage.md#durability`: `durability = full` (synchronous=FULL) also survives power loss, i.e.
 //! every acknowledged commit is synced to disk; the default (synchronous=NORMAL
 //! in WAL) does not sync per commit. Observed from outside: the number of
 //! fsync/fdatasync calls a process makes while committing N writes, counted

@@ -1,4 +1,4 @@
-//! SPEC: all timestamps are UTC with microsecond precision, whatever clock the
+//! `docs/contract/domain.md#timestamps`: all timestamps are UTC with microsecond precision, whatever clock the
 //! host plugs in (`ActionQueue::with_clock` takes any `Clock`).
 
 mod common;

@@ -1,4 +1,5 @@
-//! The conventions every host shares (issue 10 item 2), on the Rust side.
+//! The conventions every host shares (README "Shared conventions"), on the
+//! Rust side.
 //! bindings-python/tests/test_conventions.py and bindings-c/tests/test_api.c
 //! (`test_conventions`) check the same points through their hosts:
 //!

@@ -755,7 +755,8 @@ fn permission_matrix(env: Env) {
 }
 
 /// The core's table (`Role::allows`) agrees with the one written out above,
-/// and the agent's scope message is SPEC's.
+/// and the agent's scope message is the one in
+/// `docs/contract/identity.md#permission-denied`.
 fn role_table_and_agent_message(_env: Env) {
     let op_of = |op: Op| match op {
         Op::GetServer

@@ -1,4 +1,4 @@
-//! SPEC "Approval policy" under races: 8 contenders at once, as threads on
+//! `docs/contract/approval-policy.md` under races: 8 contenders at once, as threads on
 //! every store and as processes sharing one SQLite file or one PostgreSQL
 //! database.
 //!

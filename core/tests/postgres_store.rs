@@ -898,7 +898,7 @@ fn busy_schema(n: usize) -> Option<(ActionQueue, String)> {
     Some((queue, pg::schema_of(&url)))
 }
 
-/// SPEC "Tamper-evident audit" against someone editing the PostgreSQL
+/// `docs/contract/audit.md#tamper-evident-audit` against someone editing the PostgreSQL
 /// tables: rows of `action_events` edited, deleted (in the middle and the
 /// newest ones) and reordered with SQL; `verify_audit` names the first bad
 /// event each time, and an untouched log verifies whole.

@@ -74,7 +74,8 @@ fn actions_keep_the_params_they_were_built_from(env: Env) {
 
 // ---------------------------------------------------------------- validators
 
-/// Issue 22's attack: a requester on a normal server asked `restart_service`
+/// An attack that once worked (`docs/contract/whitelist.md#systemd-units`): a
+/// requester on a normal server asked `restart_service`
 /// for units that power the host off or stop it; each was auto-approved.
 /// Now each is NotWhitelisted and nothing is stored.
 fn restart_service_cannot_power_off(env: Env) {
@@ -194,7 +195,8 @@ fn debian_package_refuses_apt_removal_and_patterns(env: Env) {
 
 // ---------------------------------------------------------------- policy
 
-/// Issue 22's attack: `required: 2` and `four_eyes` held only on a paused
+/// An attack that once worked (`docs/contract/whitelist.md#held-entries`):
+/// `required: 2` and `four_eyes` held only on a paused
 /// server, so unpausing it (any operator may) let a requester's action be
 /// auto-approved. Now such an entry is never auto-approved.
 fn policy_that_needs_people_holds_on_every_server(env: Env) {

@@ -1,4 +1,4 @@
-//! SPEC Storage: a busy timeout (a lock held beyond it is a Storage error, never
+//! `docs/contract/storage.md#sqlite`: a busy timeout (a lock held beyond it is a Storage error, never
 //! a hang), and write transactions start IMMEDIATE (a writer that has to wait for
 //! another connection's commit waits instead of failing with SQLITE_BUSY).
 //!

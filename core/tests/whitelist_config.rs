@@ -168,7 +168,8 @@ fn validators_accept_and_refuse() {
     ] {
         assert_eq!(unit.validate(given).as_deref(), Ok(normalised), "{given}");
     }
-    // Issue 22's attacks: what restart must never reach.
+    // Attacks that once worked (`docs/contract/whitelist.md#systemd-units`):
+    // what restart must never reach.
     for bad in [
         "poweroff.target",
         "reboot.target",

@@ -1,10 +1,10 @@
 """The HTTP host's driver for the cross-host scenarios (tests/scenarios/*.json).
 
-Runs every step of one scenario as a request to ``actionq.server``'s app (SPEC's
-HTTP contract, through FastAPI's TestClient: the whole ASGI stack, no socket)
+Runs every step of one scenario as a request to ``actionq.server``'s app (the
+HTTP contract of docs/contract/http.md, through FastAPI's TestClient: the whole ASGI stack, no socket)
 and prints the transcript, a JSON array with one outcome per step, on stdout.
 
-The contract differs from the library where SPEC says so: approvals, rejections
+The contract differs from the library where docs/contract/http.md says so: approvals, rejections
 and cancellations are always by ``dashboard``, ``created_by`` is never taken
 from the body, an action type outside the whitelist is a request-shape 422,
 and there is no route for ``expire_leases``. A step that meets one of these
@@ -13,7 +13,7 @@ needs an ``http`` expectation in its scenario (see tests/README.md).
 Bytes that are not UTF-8 (``$bytes_hex``) are sent as a careless client would:
 raw in the JSON body, percent-encoded in a path. Path segments are
 percent-encoded, so an id with ``/`` stays one segment on the wire (the server
-decodes it before routing: SPEC's routes cannot take it). An error outside the
+decodes it before routing: the contract's routes cannot take it). An error outside the
 contract's shape (a bare 404 of an unknown route) is ``HTTP_<status>`` with
 FastAPI's detail.
 
@@ -36,6 +36,8 @@ from actionq.server import create_app
 
 HOST = "http"
 API_KEY = "scenario-key"
+AGENT_SECRET_PREFIX = "aq_ag_"
+"""How an agent credential's secret begins (its role prefix)."""
 BY = "dashboard"
 
 
@@ -82,7 +84,7 @@ class Host(ScenarioHost):
             clock=self.clock,
             signing_key=self.signing_key,
         )
-        self.client = TestClient(app, headers={"X-API-Key": API_KEY}, raise_server_exceptions=True)
+        self.client = TestClient(app, raise_server_exceptions=True)
 
     def request(self, step: dict[str, Any]) -> tuple[str, str, dict[str, Any], Any]:
         """(method, path, query, JSON body) of a step."""
@@ -145,10 +147,12 @@ class Host(ScenarioHost):
         method, path, params, payload = self.request(step)
         content = None if payload is None else encode(payload)
         headers = {} if payload is None else {"Content-Type": "application/json"}
-        # Acting as an issued principal: its secret is the request's key.
+        # Acting as an issued principal: its secret is the request's key, in the
+        # header its role uses (an agent's in X-Agent-Token, which only the agent
+        # routes read); else the bootstrap key.
         key = step.get("secret") if name == "authenticate" else step.get("as")
-        if key is not None:
-            headers["X-API-Key"] = self.secret(key)
+        secret = API_KEY if key is None else self.secret(key)
+        headers["X-Agent-Token" if secret.startswith(AGENT_SECRET_PREFIX) else "X-API-Key"] = secret
         response = self.client.request(method, path, params=params, content=content, headers=headers)
         if response.status_code == 204:
             return {"none": True}

@@ -68,10 +68,11 @@ class Host(ScenarioHost):
 
     def actor_queue(self, step: dict[str, Any], by: str | None) -> actionq.ActionQueue:
         """The queue acting as the step says: ``"as"`` a saved principal,
-        ``"by"`` a trusted name, else the trusted host."""
+        ``"by"`` a trusted name (refused beside ``"as"``), else the trusted host."""
+        queue = self.queue
         if "as" in step:
-            return self.queue.as_principal(self.queue.authenticate(self.secret(step["as"])))
-        return self.queue if by is None else self.queue.by(by)
+            queue = queue.as_principal(queue.authenticate(self.secret(step["as"])))
+        return queue if by is None else queue.by(by)
 
     def call(self, step: dict[str, Any]) -> Any:
         q = self.queue
@@ -86,11 +87,12 @@ class Host(ScenarioHost):
             args["secret"] = self.secret(args["secret"])
         if name == "digest_matches":
             return q.get_action(**args).digest_matches()
-        if not callable(getattr(q, name, None)):
+        if name not in actionq.OPERATIONS:
             raise BadScenario(f"unknown call {name!r}")
         by = args.pop("by", None)
         try:
-            result = getattr(self.actor_queue(step, by), name)(**args)
+            operation = getattr(self.actor_queue(step, by), name)
+            result = operation(**args) if callable(operation) else operation  # lease_expiries: a property
         except HOST_ERRORS as e:
             return HostError(type(e).__name__)
         if name == "claim_next" and result is not None:

@@ -1,4 +1,4 @@
-"""The approvers' page in a real headless Chromium (SPEC "Web page for approvers").
+"""The approvers' page in a real headless Chromium (docs/contract/approvers-page.md).
 
 Every scenario drives the page as a person would (type, click) against a
 live backend, and checks both what the page shows and what the API then
@@ -360,8 +360,9 @@ POLICY = {
 
 @pytest.mark.parametrize("site", [POLICY], indirect=True)
 def test_approvals_so_far_and_an_exceeded_budget_are_shown(page: WebDriver, site: Site) -> None:
-    """SPEC: each pending action shows its approvals so far and why it waits,
-    including an auto-approval budget that ran out on a normal server."""
+    """Each pending action shows its approvals so far and why it waits,
+    including an auto-approval budget that ran out on a normal server
+    (docs/contract/approvers-page.md#pending-actions)."""
     assert site.api.post("/servers", json={"id": "web-1"}).status_code == 201
     assert site.api.post("/servers", json={"id": "db-1"}).status_code == 201
     assert site.api.put("/servers/web-1/pause").status_code == 200

@@ -1,4 +1,5 @@
-"""Every endpoint of SPEC's HTTP contract and its error paths, through TestClient."""
+"""Every endpoint of the HTTP contract (docs/contract/http.md#routes) and its
+error paths, through TestClient."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ ACTION_FIELDS = {
     "alert_id", "created_at", "created_by", "approved_at", "approved_by", "rejected_at",
     "rejected_by", "rejection_reason", "cancelled_at", "cancelled_by", "executed_at",
     "lease_expires_at", "completed_at", "exit_code", "stdout", "stderr",
-    "approvals", "digest", "whitelist_version",  # SPEC "Approval policy"
+    "approvals", "digest", "whitelist_version",  # docs/contract/approval-policy.md
     "params",  # README "Security": what the command was built from
 }  # fmt: skip
 
@@ -65,7 +66,7 @@ OPERATIONS = {
 
 
 def error(response: Any, status: int, code: str) -> dict[str, Any]:
-    """Asserts SPEC's error body and returns its detail."""
+    """Asserts the error body (docs/contract/http.md#error-body) and returns its detail."""
     assert response.status_code == status, response.text
     detail: dict[str, Any] = response.json()["detail"]
     assert detail["code"] == code
@@ -579,7 +580,7 @@ def test_openapi_document_unchanged(client: TestClient) -> None:
     """The document of the HomelabCmd-compatible contract, as committed in
     openapi.json (the version is the package's). Only additions are allowed:
     the create body's optional `params` (popped here), GET /servers, and, committed in the
-    copy with identity (issue 12), the credential routes, `/me`, their schemas
+    copy with identity, the credential routes, `/me`, their schemas
     and the `X-Agent-Token` scheme on the claim, heartbeat and result routes."""
     spec = client.get("/openapi.json").json()
     expected = json.loads(OPENAPI.read_text(encoding="utf-8"))
@@ -588,8 +589,8 @@ def test_openapi_document_unchanged(client: TestClient) -> None:
     assert create_body.pop("params")["anyOf"][0] == {"type": "object", "additionalProperties": {"type": "string"}}
     # Added for the approvers' page: the list of servers.
     assert spec["paths"]["/api/v1/servers"].pop("get")["operationId"] == "list_servers"
-    # SPEC "Approval policy" / "Tamper-evident audit": three more action fields,
-    # their two schemas, and GET /audit/verify.
+    # The approval policy and the audit chain (docs/contract/http.md#identity-and-policy-routes):
+    # three more action fields, their two schemas, and GET /audit/verify.
     schemas = spec["components"]["schemas"]
     for name in ("ActionOut", "ClaimOut"):
         added = [schemas[name]["properties"].pop(field) for field in ("approvals", "digest", "whitelist_version")]
@@ -598,18 +599,18 @@ def test_openapi_document_unchanged(client: TestClient) -> None:
         required = schemas[name]["required"]
         for field in ("approvals", "digest", "whitelist_version"):
             required.remove(field)
-        # Issue 22: the parameter values the command was built from.
+        # The parameter values the command was built from (docs/contract/domain.md#action-fields).
         params = schemas[name]["properties"].pop("params")
         assert params["type"] == "object" and params["additionalProperties"] == {"type": "string"}
         required.remove("params")
-    # Issue 22: the server's signature of each claim.
+    # The server's signature of each claim (docs/contract/agent.md#trust).
     assert schemas["ClaimOut"]["properties"].pop("signature")["type"] == "string"
     schemas["ClaimOut"]["required"].remove("signature")
     assert set(schemas.pop("ApprovalOut")["properties"]) == {"by", "at", "digest"}
     assert set(schemas.pop("AuditReportOut")["properties"]) == {"checked", "first_bad_event_id"}
     verify = spec["paths"].pop("/api/v1/audit/verify")
     assert verify["get"]["operationId"] == "verify_audit"
-    # Issue 22: events of every kind (README "Approval policy and tamper-evident
+    # Events of every kind (docs/contract/audit.md#event-kinds; README "Approval policy and tamper-evident
     # audit"): `kind` and `subject` added; `action_id` and `to_status` null on
     # server and credential events, else as before.
     event = schemas["EventOut"]
@@ -624,7 +625,7 @@ def test_openapi_document_unchanged(client: TestClient) -> None:
     assert spec == expected
 
 
-# Approval policy and audit (SPEC "Approval policy", "Tamper-evident audit") ----
+# Approval policy and audit (docs/contract/approval-policy.md, docs/contract/audit.md) ----
 
 TWO_KEYS = {
     "actions": {

@@ -332,7 +332,7 @@ READS = {"get_server", "list_servers", "list_server_actions", "list_actions", "g
 
 
 def expected(role: str, route: str, own: bool) -> int:
-    """The status SPEC's table gives: 2xx allowed, 403 refused by role or
+    """The status the role table gives (docs/contract/identity.md#roles): 2xx allowed, 403 refused by role or
     scope, 401 for an agent on a route that takes no X-Agent-Token."""
     if role == "agent":
         if route not in AGENT_ROUTES:

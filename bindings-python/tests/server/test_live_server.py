@@ -202,7 +202,7 @@ def test_live_server_custom_whitelist(tmp_path: Path) -> None:
 
 @needs_proc
 def test_requests_are_served_while_a_write_waits_on_a_lock(tmp_path: Path) -> None:
-    """Issue 10: never block the event loop on a SQLite lock wait. Another
+    """Never block the event loop on a SQLite lock wait. Another
     process holds the file's write lock; a create sent to the live server waits
     for it (seen: a server thread inside the busy handler). Meanwhile the server
     answers other requests; after the release the create succeeds. No durations

@@ -11,17 +11,18 @@ use crate::store::{is_postgres_url, Store};
 /// The store `location` names: a `postgresql://` or `postgres://` URL is a
 /// PostgreSQL database (with the `postgres` feature; see `PostgresStore::open`
 /// for what the URL may set), anything else the path of a SQLite file opened
-/// with `sqlite`. On PostgreSQL, `sqlite.busy_timeout` is the lock timeout,
-/// so a host's one busy-timeout setting means the same on both.
+/// with `sqlite`. PostgreSQL takes its own settings from the URL's query
+/// (`lock_timeout`, `pool_size`, ...); a SQLite-only setting given for it is
+/// InvalidInput rather than silently read as something else.
 pub(crate) fn open_location(location: &str, sqlite: &SqliteOptions) -> Result<Arc<dyn Store>> {
     if is_postgres_url(location) {
         #[cfg(feature = "postgres")]
         {
-            let options = PostgresOptions {
-                lock_timeout: sqlite.busy_timeout,
-                ..PostgresOptions::default()
-            };
-            return Ok(Arc::new(PostgresStore::open(location, &options)?));
+            PostgresOptions::refuse_sqlite_settings(sqlite)?;
+            return Ok(Arc::new(PostgresStore::open(
+                location,
+                &PostgresOptions::default(),
+            )?));
         }
         #[cfg(not(feature = "postgres"))]
         return Err(crate::Error::InvalidInput(

@@ -92,7 +92,8 @@ pub fn time_seed() -> u64 {
         .unwrap_or(1)
 }
 
-/// True when `to` is `from` or can follow it through SPEC's status machine: the
+/// True when `to` is `from` or can follow it through the status machine
+/// (`docs/contract/domain.md#status-machine`): the
 /// meaning of "at least that status" for an acknowledged operation.
 pub fn reachable(from: ActionStatus, to: ActionStatus) -> bool {
     use ActionStatus::*;

@@ -1,4 +1,5 @@
-"""The FastAPI backend serving SPEC's Action Queue HTTP contract over :mod:`actionq`.
+"""The FastAPI backend serving the Action Queue HTTP contract over :mod:`actionq`
+(docs/contract/http.md).
 
 Needs the ``server`` extra (``pip install 'actionq[server]'``: FastAPI and
 ``uvicorn[standard]``). Build the app with :func:`create_app`; run it with the

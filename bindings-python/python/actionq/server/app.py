@@ -1,6 +1,6 @@
-"""The app factory: SPEC's HTTP contract (prefix ``/api/v1``, ``X-API-Key``)
-over an :class:`actionq.AsyncActionQueue`, with the routes of
-:mod:`actionq.server.routes`."""
+"""The app factory (docs/contract/http.md#app-factory): the HTTP contract
+(prefix ``/api/v1``, ``X-API-Key``) over an :class:`actionq.AsyncActionQueue`,
+with the routes of :mod:`actionq.server.routes`."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def load_whitelist(whitelist: WhitelistSource | None) -> str | Mapping[str, Any]
 
 
 async def queue_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """The one mapping from actionq errors to HTTP responses (SPEC's table)."""
+    """The one mapping from actionq errors to HTTP responses (docs/contract/errors.md#kinds)."""
     assert isinstance(exc, actionq.ActionQueueError)
     detail: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if exc.existing_action_id is not None:

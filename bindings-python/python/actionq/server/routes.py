@@ -1,4 +1,5 @@
-"""The routes of SPEC's HTTP contract, on one module-level :data:`router`.
+"""The routes of the HTTP contract (docs/contract/http.md#routes), on one
+module-level :data:`router`.
 
 Every route reaches the queue through the :func:`get_queue` dependency and
 acts as the caller the :func:`person` or :func:`agent_or_person` dependency
@@ -372,6 +373,6 @@ async def revoke_credential(credential_id: ActionId, caller: Person) -> Response
 
 @router.get("/audit/verify", operation_id="verify_audit", response_model=AuditReportOut)
 async def verify_audit(caller: Person) -> Response:
-    """Walks the tamper-evident audit chain (SPEC "Tamper-evident audit"; admin)."""
+    """Walks the tamper-evident audit chain (docs/contract/audit.md#verify-audit; admin)."""
     report = await caller.verify_audit()
     return Response(report.to_json(), media_type=_JSON)

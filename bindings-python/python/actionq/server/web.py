@@ -1,4 +1,4 @@
-"""The approvers' web page (SPEC "Web page for approvers"), served at ``/``.
+"""The approvers' web page (docs/contract/approvers-page.md), served at ``/``.
 
 Plain HTML, CSS and JavaScript from the package's ``static/`` folder (shipped in
 the wheel, no build step). The page talks to the JSON API with the key the

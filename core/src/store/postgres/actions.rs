@@ -1,34 +1,24 @@
-//! The statements: servers, actions with their conflict checks and
-//! auto-approval budget, every status change (one path, [`Pending::apply`]
-//! then [`Pending::finish`], for updates, claims and both expiries), counts,
-//! events and their chain. Every function runs on a connection the store's runner hands it,
+//! Actions: creates with their conflict checks and auto-approval budget,
+//! every status change (one path, [`Pending::apply`] then
+//! [`Pending::finish`], for updates, claims and both expiries), listings and
+//! counts. Every function runs on a connection the store's runner hands it,
 //! inside a transaction where it says so.
 
 use std::collections::BTreeMap;
 
 use postgres::types::ToSql;
+use postgres::Row;
 
-use postgres::fallible_iterator::FallibleIterator;
-
-use super::rows::{
-    action_and_token, action_columns, action_from_row, event_columns, event_from_row, hash_from,
-    json, output_bytes, server_columns, server_from_row, ts,
-};
-use super::{Conn, Db, Failure};
-use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent, HASH_VERSION};
+use super::events::{chain, lock_ids, log, Chained};
+use super::rows::{action_and_token, action_columns, action_from_row, json, output_bytes, ts};
+use super::servers;
+use super::{Conn, Db, Out};
+use crate::audit::HASH_VERSION;
 use crate::error::Error;
-use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Server, Timestamp};
+use crate::model::{Action, ActionCount, ActionFilter, ActionStatus};
+use crate::store::sweep::Due;
 use crate::store::{ActionDraft, Change, ConflictGuard, EventDraft, PageRequest};
 
-type Out<T> = std::result::Result<T, Failure>;
-
-pub(super) const SELECT_SERVER_SQL: &str =
-    concat!("SELECT ", server_columns!(), " FROM servers WHERE id = $1");
-pub(super) const LOCK_SERVER_SQL: &str = concat!(
-    "SELECT ",
-    server_columns!(),
-    " FROM servers WHERE id = $1 FOR NO KEY UPDATE"
-);
 pub(super) const SELECT_ACTION_SQL: &str =
     concat!("SELECT ", action_columns!(), " FROM actions WHERE id = $1");
 pub(super) const LOCK_ACTION_SQL: &str = concat!(
@@ -70,7 +60,7 @@ pub(super) const APPROVALS_DUE_SQL: &str = concat!(
 );
 
 /// Executing actions whose lease ran out by $1, locked, by id.
-pub(super) const DUE_SQL: &str = concat!(
+pub(super) const LEASES_DUE_SQL: &str = concat!(
     "SELECT ",
     action_columns!(),
     " FROM actions WHERE status = 'executing' AND lease_expires_at <= $1 ORDER BY id FOR UPDATE"
@@ -94,75 +84,6 @@ pub(super) const ANY_LEASE_DUE_SQL: &str = "SELECT 1 FROM actions WHERE status =
 pub(super) const AUTO_APPROVED_SQL: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM actions \
      WHERE server_id = $1 AND action_type = $2 AND created_at > $3 AND created_at <= $4 \
      AND command = $5 AND approved_by = 'auto' LIMIT $6) t";
-
-/// Up to $2 events after id $1, oldest first.
-pub(super) const EVENTS_SINCE_SQL: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM action_events WHERE id > $1 ORDER BY id LIMIT $2"
-);
-
-/// Adds `server` (one statement); Conflict if its id is taken.
-pub(super) fn insert_server(conn: &mut Conn, server: &Server) -> Out<()> {
-    let inserted = conn
-        .execute(
-            "INSERT INTO servers (id, hostname, is_paused, paused_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-            &[
-                &server.id,
-                &server.hostname,
-                &server.is_paused,
-                &server.paused_at.map(ts),
-                &ts(server.created_at),
-            ],
-        )
-        .db("insert server")?;
-    if inserted == 0 {
-        return Err(Error::conflict(format!("Server '{}' already exists", server.id)).into());
-    }
-    Ok(())
-}
-
-/// The server with `id`, if registered; row-locked when `lock`.
-pub(super) fn get_server(conn: &mut Conn, id: &str, lock: bool) -> Out<Option<Server>> {
-    let sql = if lock {
-        LOCK_SERVER_SQL
-    } else {
-        SELECT_SERVER_SQL
-    };
-    let rows = conn.query(sql, &[&id]).db("get server")?;
-    Ok(rows.first().map(server_from_row).transpose()?)
-}
-
-/// Enters or leaves maintenance mode, keeping an earlier `paused_at`, and
-/// logs a change (in the caller's transaction). The update locks the row
-/// and only matches a server in the other state, so a concurrent pause logs once.
-pub(super) fn set_paused(
-    conn: &mut Conn,
-    id: &str,
-    paused: bool,
-    by: &str,
-    at: Timestamp,
-) -> Out<Option<Server>> {
-    let rows = conn
-        .query(
-            concat!(
-                "UPDATE servers SET is_paused = $2, paused_at = $3 \
-                 WHERE id = $1 AND is_paused <> $2 RETURNING ",
-                server_columns!()
-            ),
-            &[&id, &paused, &paused.then_some(ts(at))],
-        )
-        .db("pause server")?;
-    match rows.first() {
-        Some(row) => {
-            let server = server_from_row(row)?;
-            log_events(conn, &[EventDraft::server_paused(id, paused, by, at)])?;
-            Ok(Some(server))
-        }
-        None => get_server(conn, id, false),
-    }
-}
 
 /// The action with `id`, if any.
 pub(super) fn get(conn: &mut Conn, id: i64) -> Out<Option<Action>> {
@@ -188,119 +109,6 @@ fn count(conn: &mut Conn, deltas: BTreeMap<(String, String, &'static str), i64>)
         &[&servers, &types, &statuses, &ns],
     )
     .db("count")?;
-    Ok(())
-}
-
-/// The row of `actionq_ids`: the last ids handed out and the chain's head.
-struct Ids {
-    last_action_id: i64,
-    head: AuditHead,
-}
-
-/// Locks the row of `actionq_ids` (ids and chain head) and reads it: the
-/// second-to-last statement of every transaction that logs events, followed
-/// only by the one that writes the events and moves the row (module docs).
-fn lock_ids(conn: &mut Conn) -> Out<Ids> {
-    let rows = conn
-        .query(
-            "SELECT last_action_id, last_event_id, head_hash FROM actionq_ids FOR UPDATE",
-            &[],
-        )
-        .db("log event")?;
-    let row = rows
-        .first()
-        .ok_or_else(|| Error::Storage("log event: the id counter row is missing".into()))?;
-    Ok(Ids {
-        last_action_id: row.try_get(0).db("log event")?,
-        head: AuditHead {
-            last_event_id: row.try_get(1).db("log event")?,
-            hash: hash_from(row.try_get(2).db("log event")?),
-        },
-    })
-}
-
-/// Events chained after a head: their ids, `prev_hash`es and hashes, as
-/// the insert binds them, and the head after the last.
-struct Chained {
-    ids: Vec<i64>,
-    prevs: Vec<Vec<u8>>,
-    hashes: Vec<Vec<u8>>,
-    head: AuditHead,
-}
-
-/// `events` chained after `head`.
-fn chain(head: &AuditHead, events: &[EventDraft]) -> Chained {
-    let mut chained = Chained {
-        ids: Vec::with_capacity(events.len()),
-        prevs: Vec::with_capacity(events.len()),
-        hashes: Vec::with_capacity(events.len()),
-        head: *head,
-    };
-    for event in events {
-        let hash = event_hash(&chained.head.hash, event);
-        chained.ids.push(chained.head.last_event_id + 1);
-        chained.prevs.push(chained.head.hash.to_vec());
-        chained.hashes.push(hash.to_vec());
-        chained.head = AuditHead {
-            last_event_id: chained.head.last_event_id + 1,
-            hash,
-        };
-    }
-    chained
-}
-
-/// Logs `events` with the next event ids, chained after the head: locks the
-/// id row, then one statement inserts the events and moves ids and head. The
-/// last two statements before the commit (see the module docs).
-pub(super) fn log_events(conn: &mut Conn, events: &[EventDraft]) -> Out<()> {
-    let ids = lock_ids(conn)?;
-    let Chained {
-        ids: event_ids,
-        prevs,
-        hashes,
-        head,
-    } = chain(&ids.head, events);
-    let action_ids: Vec<Option<i64>> = events.iter().map(|e| e.action_id).collect();
-    let from: Vec<Option<&str>> = events
-        .iter()
-        .map(|e| e.from_status.map(ActionStatus::as_str))
-        .collect();
-    let to: Vec<Option<&str>> = events
-        .iter()
-        .map(|e| e.to_status.map(ActionStatus::as_str))
-        .collect();
-    let by: Vec<&str> = events.iter().map(|e| e.by.as_str()).collect();
-    let at: Vec<i64> = events.iter().map(|e| ts(e.at)).collect();
-    let detail: Vec<Option<&str>> = events.iter().map(|e| e.detail.as_deref()).collect();
-    let kind: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-    let subject: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
-    let digest: Vec<Option<&str>> = events.iter().map(|e| e.digest.as_deref()).collect();
-    conn.execute(
-        "WITH ids AS (UPDATE actionq_ids SET last_event_id = $1, head_hash = $2) \
-         INSERT INTO action_events (id, action_id, from_status, to_status, actor, at, detail, \
-                                    prev_hash, hash, kind, subject, digest, hash_version) \
-         SELECT *, $15::bigint FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::text[], \
-                              $7::text[], $8::bigint[], $9::text[], $10::bytea[], $11::bytea[], \
-                              $12::text[], $13::text[], $14::text[])",
-        &[
-            &head.last_event_id,
-            &&head.hash[..],
-            &event_ids,
-            &action_ids,
-            &from,
-            &to,
-            &by,
-            &at,
-            &detail,
-            &prevs,
-            &hashes,
-            &kind,
-            &subject,
-            &digest,
-            &HASH_VERSION,
-        ],
-    )
-    .db("log event")?;
     Ok(())
 }
 
@@ -334,7 +142,7 @@ fn oldest_collision(
 
 /// [`Store::insert_action`](crate::store::Store::insert_action), inside a transaction.
 pub(super) fn insert(conn: &mut Conn, draft: ActionDraft, guard: &ConflictGuard) -> Out<Action> {
-    let server = get_server(conn, &draft.server_id, true)?
+    let server = servers::get(conn, &draft.server_id, true)?
         .ok_or_else(|| Error::server_not_found(&draft.server_id))?;
     if let Some(existing) = oldest_collision(conn, &draft, guard)? {
         return Err(guard.error(existing).into());
@@ -507,7 +315,7 @@ impl Pending {
     fn finish(self, conn: &mut Conn) -> Out<()> {
         count(conn, self.deltas)?;
         if !self.events.is_empty() {
-            log_events(conn, &self.events)?;
+            log(conn, &self.events)?;
         }
         Ok(())
     }
@@ -557,52 +365,43 @@ pub(super) fn claim_next(conn: &mut Conn, server_id: &str, change: &Change) -> O
     Ok(claimed)
 }
 
-/// Whether any pending action of `action_type` was created at or before
-/// `created_until`: a look without a transaction.
-pub(super) fn any_approval_due(
-    conn: &mut Conn,
-    action_type: &str,
-    created_until: Timestamp,
-) -> Out<bool> {
-    let rows = conn
-        .query(ANY_APPROVAL_DUE_SQL, &[&action_type, &ts(created_until)])
-        .db("expire approvals")?;
-    Ok(!rows.is_empty())
+/// What `due` selects: whether anything (`look`, without a transaction),
+/// or every row, locked, by id.
+fn due_rows(conn: &mut Conn, due: Due<'_>, look: bool) -> Out<Vec<Row>> {
+    match due {
+        Due::Leases(at) => {
+            let sql = if look {
+                ANY_LEASE_DUE_SQL
+            } else {
+                LEASES_DUE_SQL
+            };
+            conn.query(sql, &[&ts(at)])
+        }
+        Due::Approvals {
+            action_type,
+            created_until,
+        } => {
+            let sql = if look {
+                ANY_APPROVAL_DUE_SQL
+            } else {
+                APPROVALS_DUE_SQL
+            };
+            conn.query(sql, &[&action_type, &ts(created_until)])
+        }
+    }
+    .db(due.what())
 }
 
-/// Rejects every pending action of `action_type` created at or before
-/// `created_until` with `change`, inside a transaction. The rows are locked
-/// by id; one approved, rejected or cancelled meanwhile no longer matches.
-pub(super) fn expire_approvals(
-    conn: &mut Conn,
-    action_type: &str,
-    created_until: Timestamp,
-    change: &Change,
-) -> Out<Vec<Action>> {
-    let rows = conn
-        .query(APPROVALS_DUE_SQL, &[&action_type, &ts(created_until)])
-        .db("expire approvals")?;
-    let locked = rows
-        .iter()
-        .map(action_and_token)
-        .collect::<Result<Vec<_>, _>>()?;
-    write_back(conn, locked, change)
+/// Whether anything is due: a look without a transaction.
+pub(super) fn any_due(conn: &mut Conn, due: Due<'_>) -> Out<bool> {
+    Ok(!due_rows(conn, due, true)?.is_empty())
 }
 
-/// Whether any executing action's lease has run out by `change.at`.
-pub(super) fn any_lease_due(conn: &mut Conn, change: &Change) -> Out<bool> {
-    let rows = conn
-        .query(ANY_LEASE_DUE_SQL, &[&ts(change.at)])
-        .db("expire leases")?;
-    Ok(!rows.is_empty())
-}
-
-/// Expires every lease run out by `change.at`, inside a transaction. The
-/// rows are locked by id; one whose lease was extended or which was reported
+/// Applies `change` to every action `due` selects, inside a transaction.
+/// The rows are locked by id; one decided, reported or given a longer lease
 /// meanwhile no longer matches and is left alone.
-pub(super) fn expire_leases(conn: &mut Conn, change: &Change) -> Out<Vec<Action>> {
-    let rows = conn.query(DUE_SQL, &[&ts(change.at)]).db("expire leases")?;
-    let locked = rows
+pub(super) fn expire_due(conn: &mut Conn, due: Due<'_>, change: &Change) -> Out<Vec<Action>> {
+    let locked = due_rows(conn, due, false)?
         .iter()
         .map(action_and_token)
         .collect::<Result<Vec<_>, _>>()?;
@@ -678,110 +477,6 @@ pub(super) fn list(
         }
     }
     Ok((actions, total.max(0) as u64))
-}
-
-/// Up to `limit` events after `cursor`, oldest first. Ids become visible in
-/// order (module docs), so nothing below the last one returned can appear later.
-pub(super) fn events_since(conn: &mut Conn, cursor: i64, limit: u32) -> Out<Vec<Event>> {
-    let rows = conn
-        .query(EVENTS_SINCE_SQL, &[&cursor, &i64::from(limit)])
-        .db("events")?;
-    Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
-}
-
-/// Walks the chain and the head, inside a transaction at REPEATABLE READ
-/// (one snapshot of both), streaming the events.
-pub(super) fn verify_audit(conn: &mut Conn) -> Out<AuditReport> {
-    conn.client
-        .batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .db("verify audit")?;
-    let rows = conn
-        .query("SELECT last_event_id, head_hash FROM actionq_ids", &[])
-        .db("verify audit")?;
-    let head = rows
-        .first()
-        .map(|row| -> Out<AuditHead> {
-            Ok(AuditHead {
-                last_event_id: row.try_get(0).db("verify audit")?,
-                hash: hash_from(row.try_get(1).db("verify audit")?),
-            })
-        })
-        .transpose()?;
-    let statement = conn
-        .prepared(concat!(
-            "SELECT ",
-            event_columns!(),
-            ", prev_hash, hash, hash_version, digest FROM action_events ORDER BY id"
-        ))
-        .db("verify audit")?;
-    let mut verifier = AuditVerifier::new();
-    let mut events = conn
-        .client
-        .query_raw(&statement, std::iter::empty::<i64>())
-        .db("verify audit")?;
-    // What each creation or approval event vouches for is checked against
-    // the action row as it is now (read in the same snapshot).
-    let mut vouched = Vec::new();
-    let mut chained_rows = Vec::new();
-    while let Some(row) = events.next().db("verify audit")? {
-        let storage = |e: postgres::Error| Error::Storage(e.to_string());
-        let chained = event_from_row(&row).and_then(|event| {
-            let digest: Option<String> = row.try_get(12).map_err(storage)?;
-            if let (Some(_), Some(id)) = (&digest, event.action_id) {
-                vouched.push(id);
-            }
-            Ok(ChainedEvent {
-                event,
-                prev_hash: hash_from(row.try_get(9).map_err(storage)?),
-                hash: hash_from(row.try_get(10).map_err(storage)?),
-                hash_version: row.try_get(11).map_err(storage)?,
-                digest,
-                action: None,
-            })
-        });
-        chained_rows.push(chained.map_err(|_| row.try_get::<_, i64>(0)));
-    }
-    drop(events);
-    let mut actions = BTreeMap::new();
-    for id in vouched {
-        if let Some(action) = get(conn, id)? {
-            actions.insert(id, action);
-        }
-    }
-    for chained in chained_rows {
-        // A row that does not even decode (an edited status) is bad too.
-        let mut chained = match chained {
-            Ok(chained) => chained,
-            Err(id) => {
-                let id: i64 = id.db("verify audit")?;
-                return Ok(AuditReport {
-                    checked: verifier.finish(None).checked,
-                    first_bad_event_id: Some(id),
-                });
-            }
-        };
-        if chained.digest.is_some() {
-            chained.action = chained
-                .event
-                .action_id
-                .and_then(|id| actions.get(&id).cloned());
-        }
-        if !verifier.push(&chained) {
-            break;
-        }
-    }
-    Ok(verifier.finish(head.as_ref()))
-}
-
-/// Every server, ordered by id.
-pub(super) fn list_servers(conn: &mut Conn) -> Out<Vec<Server>> {
-    let rows = conn
-        .query(
-            concat!("SELECT ", server_columns!(), " FROM servers ORDER BY id"),
-            &[],
-        )
-        .db("list servers")?;
-    Ok(rows.iter().map(server_from_row).collect::<Result<_, _>>()?)
 }
 
 /// Actions per (server, status) from `action_counts`, the totals every write

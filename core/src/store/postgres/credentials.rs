@@ -2,13 +2,11 @@
 //! is one statement (its own snapshot and commit).
 
 use super::rows::{credential_columns, credential_from_row, ts};
-use super::{Conn, Db, Failure};
+use super::{Conn, Db, Out};
 use crate::error::Error;
 use crate::identity::{Credential, CredentialDraft};
 use crate::model::Timestamp;
 use crate::store::EventDraft;
-
-type Out<T> = std::result::Result<T, Failure>;
 
 /// Stores `draft` with the next id; Conflict if its digest is taken.
 pub(super) fn insert(conn: &mut Conn, draft: &CredentialDraft) -> Out<Credential> {
@@ -30,7 +28,7 @@ pub(super) fn insert(conn: &mut Conn, draft: &CredentialDraft) -> Out<Credential
         return Err(Error::conflict("A credential with this secret already exists").into());
     };
     let id: i64 = row.try_get(0).db("issue credential")?;
-    super::actions::log_events(conn, &[draft.event()])?;
+    super::events::log(conn, &[draft.event()])?;
     Ok(draft.clone().into_credential(id))
 }
 
@@ -68,7 +66,7 @@ pub(super) fn revoke(conn: &mut Conn, id: i64, at: Timestamp, by: &str) -> Out<O
     if let Some(row) = rows.first() {
         let credential = credential_from_row(row)?;
         let event = EventDraft::credential(&credential.name, "revoked".to_owned(), by, at);
-        super::actions::log_events(conn, &[event])?;
+        super::events::log(conn, &[event])?;
         return Ok(Some(credential));
     }
     let rows = conn

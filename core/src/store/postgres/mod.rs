@@ -35,29 +35,33 @@
 //! Lock order, the same in every transaction: server row, then action rows by
 //! id, then `action_counts` rows sorted by key, then `actionq_ids`.
 //!
-//! By concern: this file holds the pool, the transaction runner (retries, the
-//! error mapping) and the [`Store`] impl; `options` reads the URL and TLS,
-//! `schema` migrates, `rows` converts records, `actions` holds the statements
-//! (`credentials` those of credentials, each a single statement).
+//! By concern, as in the other backends: this file holds the pool, the
+//! transaction runner (retries, the error mapping) and the [`Store`] impl;
+//! `options` reads the URL and TLS, `connection` is one pooled connection,
+//! `schema` migrates, `rows` converts records, and `servers`, `actions`,
+//! `events`, `credentials` hold the statements of each table.
 
 mod actions;
+mod connection;
 mod credentials;
+mod events;
 mod options;
 #[cfg(test)]
 mod plans;
 mod rows;
 mod schema;
+mod servers;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use postgres::error::SqlState;
-use postgres::{Client, NoTls, Row, Statement};
-use tokio_postgres_rustls::MakeRustlsConnect;
+
+use connection::{Conn, Manager};
 
 use crate::error::{Error, Result};
 use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
+use crate::store::sweep::{sweep, Due, Sweep};
 use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, PageRequest, Store};
 
 pub use options::PostgresOptions;
@@ -110,6 +114,9 @@ enum Failure {
     Db(String, postgres::Error),
 }
 
+/// What a function of a transaction returns.
+type Out<T> = std::result::Result<T, Failure>;
+
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Failure::Done(e)
@@ -138,82 +145,6 @@ fn retryable(e: &postgres::Error) -> bool {
 /// Whether the connection itself is gone (server restarted, network cut).
 fn connection_lost(e: &postgres::Error) -> bool {
     e.is_closed() || (e.as_db_error().is_none() && e.code().is_none())
-}
-
-/// A pooled connection and its prepared statements.
-pub(super) struct Conn {
-    client: Client,
-    statements: HashMap<String, Statement>,
-    broken: bool,
-}
-
-impl Conn {
-    /// `sql` prepared on this connection, once.
-    fn prepared(&mut self, sql: &str) -> std::result::Result<Statement, postgres::Error> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.client.prepare(sql)?;
-        self.statements.insert(sql.to_owned(), statement.clone());
-        Ok(statement)
-    }
-
-    /// Runs `sql` (prepared once per connection), returning its rows.
-    fn query(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> std::result::Result<Vec<Row>, postgres::Error> {
-        let statement = self.prepared(sql)?;
-        self.client.query(&statement, params)
-    }
-
-    /// Runs `sql` (prepared once per connection), returning the rows affected.
-    fn execute(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> std::result::Result<u64, postgres::Error> {
-        let statement = self.prepared(sql)?;
-        self.client.execute(&statement, params)
-    }
-}
-
-/// Makes the pool's connections.
-struct Manager {
-    config: postgres::Config,
-    tls: Option<MakeRustlsConnect>,
-}
-
-impl Manager {
-    fn connect(&self) -> std::result::Result<Conn, postgres::Error> {
-        let client = match &self.tls {
-            Some(tls) => self.config.connect(tls.clone())?,
-            None => self.config.connect(NoTls)?,
-        };
-        Ok(Conn {
-            client,
-            statements: HashMap::new(),
-            broken: false,
-        })
-    }
-}
-
-impl r2d2::ManageConnection for Manager {
-    type Connection = Conn;
-    type Error = postgres::Error;
-
-    fn connect(&self) -> std::result::Result<Conn, postgres::Error> {
-        Manager::connect(self)
-    }
-
-    fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), postgres::Error> {
-        conn.client.simple_query("").map(|_| ())
-    }
-
-    fn has_broken(&self, conn: &mut Conn) -> bool {
-        conn.broken || conn.client.is_closed()
-    }
 }
 
 /// A [`Store`] in a PostgreSQL database. Any number of stores, in any number of
@@ -359,13 +290,23 @@ impl PostgresStore {
     }
 }
 
+impl Sweep for PostgresStore {
+    fn any_due(&self, due: Due<'_>) -> Result<bool> {
+        self.single(due.what(), |conn| actions::any_due(conn, due))
+    }
+
+    fn expire_due(&self, due: Due<'_>, change: &Change) -> Result<Vec<Action>> {
+        self.write(due.what(), |conn| actions::expire_due(conn, due, change))
+    }
+}
+
 impl Store for PostgresStore {
     fn insert_server(&self, server: &Server) -> Result<()> {
-        self.single("insert server", |conn| actions::insert_server(conn, server))
+        self.single("insert server", |conn| servers::insert(conn, server))
     }
 
     fn get_server(&self, id: &str) -> Result<Option<Server>> {
-        self.single("get server", |conn| actions::get_server(conn, id, false))
+        self.single("get server", |conn| servers::get(conn, id, false))
     }
 
     fn set_paused(
@@ -376,7 +317,7 @@ impl Store for PostgresStore {
         at: Timestamp,
     ) -> Result<Option<Server>> {
         self.write("pause server", |conn| {
-            actions::set_paused(conn, id, paused, by, at)
+            servers::set_paused(conn, id, paused, by, at)
         })
     }
 
@@ -405,13 +346,7 @@ impl Store for PostgresStore {
     }
 
     fn expire_leases(&self, change: &Change) -> Result<Vec<Action>> {
-        // Hosts sweep often and there is rarely anything due: look first
-        // without a transaction. One that falls due after this look is caught
-        // by the next sweep.
-        if !self.single("expire leases", |conn| actions::any_lease_due(conn, change))? {
-            return Ok(Vec::new());
-        }
-        self.write("expire leases", |conn| actions::expire_leases(conn, change))
+        sweep(self, Due::Leases(change.at), change)
     }
 
     fn expire_approvals(
@@ -420,23 +355,19 @@ impl Store for PostgresStore {
         created_until: Timestamp,
         change: &Change,
     ) -> Result<Vec<Action>> {
-        // Like leases: swept before every read, rarely anything due.
-        if !self.single("expire approvals", |conn| {
-            actions::any_approval_due(conn, action_type, created_until)
-        })? {
-            return Ok(Vec::new());
-        }
-        self.write("expire approvals", |conn| {
-            actions::expire_approvals(conn, action_type, created_until, change)
-        })
+        let due = Due::Approvals {
+            action_type,
+            created_until,
+        };
+        sweep(self, due, change)
     }
 
     fn events_since(&self, cursor: i64, limit: u32) -> Result<Vec<Event>> {
-        self.single("events", |conn| actions::events_since(conn, cursor, limit))
+        self.single("events", |conn| events::since(conn, cursor, limit))
     }
 
     fn verify_audit(&self) -> Result<AuditReport> {
-        self.write("verify audit", actions::verify_audit)
+        self.write("verify audit", events::verify)
     }
 
     fn insert_credential(&self, draft: CredentialDraft) -> Result<Credential> {
@@ -461,7 +392,7 @@ impl Store for PostgresStore {
     }
 
     fn list_servers(&self) -> Result<Vec<Server>> {
-        self.single("list servers", actions::list_servers)
+        self.single("list servers", servers::list)
     }
 
     fn count_actions(&self) -> Result<Vec<ActionCount>> {

@@ -15,22 +15,27 @@ use crate::error::{Error, Result};
 use crate::limits;
 use crate::store::is_postgres_url;
 
-/// Settings for [`PostgresStore::open`](super::PostgresStore::open). The URL's
-/// query may override each: `pool_size=8`, `lock_timeout=10s`,
-/// `statement_timeout=30s` (a number of milliseconds, or with `ms`, `s` or `min`).
+/// Settings for [`PostgresStore::open`](super::PostgresStore::open): PostgreSQL's
+/// own, none of them shared with the SQLite store (whose busy timeout,
+/// durability and read connections mean nothing here; see
+/// [`PostgresOptions::refuse_sqlite_settings`]). The URL's query may override
+/// these: `pool_size=8`, `lock_timeout=10s`, `statement_timeout=30s` (a
+/// number of milliseconds, or with `ms`, `s` or `min`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresOptions {
     /// Connections kept in the pool ([`limits::DEFAULT_PG_POOL_SIZE`], at least 1).
     pub pool_size: u32,
-    /// How long a statement waits for a row lock before failing with a Storage
-    /// error naming `lock_timeout` ([`limits::DEFAULT_BUSY_TIMEOUT`], the busy
-    /// timeout of every store); zero waits forever, as in PostgreSQL.
+    /// PostgreSQL's `lock_timeout`: how long a statement waits for a row lock
+    /// held by another connection before failing with a Busy error naming
+    /// `lock_timeout` ([`limits::DEFAULT_PG_LOCK_TIMEOUT`]); zero waits
+    /// forever, as in PostgreSQL.
     pub lock_timeout: Duration,
-    /// Longest a statement may run before the server cancels it, a Storage error
-    /// naming `statement_timeout`; zero (the default) means no limit.
+    /// PostgreSQL's `statement_timeout`: longest a statement may run before the
+    /// server cancels it, a Storage error naming `statement_timeout`; zero (the
+    /// default) means no limit.
     pub statement_timeout: Duration,
     /// How long connecting, or waiting for a free pooled connection, may take
-    /// ([`limits::DEFAULT_BUSY_TIMEOUT`]).
+    /// ([`limits::DEFAULT_PG_CONNECT_TIMEOUT`]).
     pub connect_timeout: Duration,
 }
 
@@ -38,10 +43,56 @@ impl Default for PostgresOptions {
     fn default() -> Self {
         PostgresOptions {
             pool_size: limits::DEFAULT_PG_POOL_SIZE,
-            lock_timeout: limits::DEFAULT_BUSY_TIMEOUT,
+            lock_timeout: limits::DEFAULT_PG_LOCK_TIMEOUT,
             statement_timeout: Duration::ZERO,
-            connect_timeout: limits::DEFAULT_BUSY_TIMEOUT,
+            connect_timeout: limits::DEFAULT_PG_CONNECT_TIMEOUT,
         }
+    }
+}
+
+impl PostgresOptions {
+    /// For a host that holds SQLite settings beside PostgreSQL's (one options
+    /// object whatever the location names) and opens a PostgreSQL URL: Ok
+    /// when every SQLite setting is left at its default, else InvalidInput
+    /// naming the ones that are not. PostgreSQL has no busy timeout,
+    /// durability or read connections; taking one as something else (the
+    /// busy timeout as [`PostgresOptions::lock_timeout`]) would change what
+    /// the user set without saying so. A setting given with exactly its
+    /// default value cannot be told apart from one not given, and passes.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use actionq::{PostgresOptions, SqliteOptions};
+    ///
+    /// assert!(PostgresOptions::refuse_sqlite_settings(&SqliteOptions::default()).is_ok());
+    /// let sqlite = SqliteOptions { busy_timeout: Duration::from_secs(2), ..SqliteOptions::default() };
+    /// let e = PostgresOptions::refuse_sqlite_settings(&sqlite).unwrap_err();
+    /// assert_eq!(e.kind(), actionq::ErrorKind::InvalidInput);
+    /// assert!(e.to_string().contains("busy_timeout"));
+    /// ```
+    #[cfg(feature = "sqlite")]
+    pub fn refuse_sqlite_settings(sqlite: &crate::SqliteOptions) -> Result<()> {
+        let defaults = crate::SqliteOptions::default();
+        let given: Vec<&str> = [
+            (sqlite.busy_timeout != defaults.busy_timeout, "busy_timeout"),
+            (sqlite.durability != defaults.durability, "durability"),
+            (
+                sqlite.read_connections != defaults.read_connections,
+                "read_connections",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(given, name)| given.then_some(name))
+        .collect();
+        if given.is_empty() {
+            return Ok(());
+        }
+        Err(invalid(format!(
+            "SQLite-only setting(s) {} given for a PostgreSQL database; PostgreSQL's \
+             are lock_timeout, statement_timeout, connect_timeout and pool_size \
+             (options or the URL's query)",
+            given.join(", ")
+        )))
     }
 }
 
@@ -69,29 +120,28 @@ fn invalid(message: String) -> Error {
     Error::InvalidInput(message)
 }
 
-/// `%XX` escapes of the URL query value of parameter `key` decoded. Errors
+/// `%XX` escapes of the URL query value of parameter `key` decoded; a `+`
+/// stays a `+`, as libpq reads it (a password or path may hold one). Errors
 /// here and below name the parameter, never its value: a URL carries the
 /// password, and errors end up in logs.
 fn percent_decode(key: &str, value: &str) -> Result<String> {
+    // A `%` not followed by two hex digits is passed through by the crate;
+    // libpq refuses it, and so do we.
     let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = value
+    let malformed = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !bytes
                 .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| {
-                    invalid(format!("bad %-escape in database URL parameter '{key}'"))
-                })?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-            i += 1;
-        }
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return Err(invalid(format!(
+            "bad %-escape in database URL parameter '{key}'"
+        )));
     }
-    String::from_utf8(out)
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .map(|decoded| decoded.into_owned())
         .map_err(|_| invalid(format!("database URL parameter '{key}' is not UTF-8")))
 }
 
@@ -349,6 +399,58 @@ mod tests {
         ] {
             let e = parse(url, &PostgresOptions::default()).err().unwrap();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_plus_in_the_url_stays_a_plus() {
+        let target = parse(
+            "postgresql://u:a+b@h/db?sslmode=disable&application_name=x+y",
+            &PostgresOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(target.config.get_password(), Some(&b"a+b"[..]));
+        assert_eq!(target.config.get_application_name(), Some("x+y"));
+        // Our own settings decode the same way: only `%XX` is an escape.
+        assert_eq!(
+            percent_decode("sslrootcert", "/etc/a+b%20c%2B.pem").unwrap(),
+            "/etc/a+b c+.pem"
+        );
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn sqlite_settings_are_refused_for_postgres() {
+        use crate::{Durability, SqliteOptions};
+
+        assert!(PostgresOptions::refuse_sqlite_settings(&SqliteOptions::default()).is_ok());
+        let defaults = SqliteOptions::default;
+        for (sqlite, name) in [
+            (
+                SqliteOptions {
+                    busy_timeout: Duration::from_millis(250),
+                    ..defaults()
+                },
+                "busy_timeout",
+            ),
+            (
+                SqliteOptions {
+                    durability: Durability::Full,
+                    ..defaults()
+                },
+                "durability",
+            ),
+            (
+                SqliteOptions {
+                    read_connections: 1,
+                    ..defaults()
+                },
+                "read_connections",
+            ),
+        ] {
+            let e = PostgresOptions::refuse_sqlite_settings(&sqlite).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{name}: {e}");
+            assert!(e.to_string().contains(name), "{name}: {e}");
         }
     }
 }

@@ -10,10 +10,12 @@ use postgres::{Client, NoTls, SimpleQueryMessage};
 
 use super::actions::{
     listing_sql, ACTIVE_OF_TYPES_SQL, ANY_APPROVAL_DUE_SQL, ANY_LEASE_DUE_SQL, APPROVALS_DUE_SQL,
-    AUTO_APPROVED_SQL, DUE_SQL, EVENTS_SINCE_SQL, LOCK_ACTION_SQL, LOCK_SERVER_SQL,
-    NEXT_APPROVED_SQL, PENDING_DUPLICATES_SQL, SELECT_ACTION_SQL, SELECT_SERVER_SQL,
+    AUTO_APPROVED_SQL, LEASES_DUE_SQL, LOCK_ACTION_SQL, NEXT_APPROVED_SQL, PENDING_DUPLICATES_SQL,
+    SELECT_ACTION_SQL,
 };
 use super::credentials::FIND_SQL;
+use super::events::SINCE_SQL;
+use super::servers::{LOCK_SERVER_SQL, SELECT_SERVER_SQL};
 use super::{PostgresOptions, PostgresStore};
 use crate::model::{ActionFilter, ActionStatus};
 
@@ -135,7 +137,7 @@ fn expectations() -> Vec<(String, String, String, Vec<&'static str>)> {
         ),
         (
             "lease sweep: expire",
-            DUE_SQL,
+            LEASES_DUE_SQL,
             "2000000000000000",
             vec!["actions_leases"],
         ),
@@ -177,7 +179,7 @@ fn expectations() -> Vec<(String, String, String, Vec<&'static str>)> {
         ),
         (
             "events since",
-            EVENTS_SINCE_SQL,
+            SINCE_SQL,
             "100, 100",
             vec!["action_events_pkey"],
         ),

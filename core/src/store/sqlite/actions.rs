@@ -3,13 +3,14 @@
 
 use std::sync::LazyLock;
 
-use rusqlite::types::ToSqlOutput;
+use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::rows::{action_columns, action_from_row, json, status_from, ts, LEASE_TOKEN_COLUMN};
 use super::{events, servers, Context};
 use crate::error::{Error, Result};
-use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Timestamp};
+use crate::model::{Action, ActionCount, ActionFilter, ActionStatus};
+use crate::store::sweep::Due;
 use crate::store::{ActionDraft, Change, ConflictGuard, PageRequest};
 
 /// One action by id.
@@ -381,64 +382,61 @@ pub(super) fn claim_next(
     }
 }
 
-/// Whether any pending action of `action_type` was created at or before
-/// `created_until`: a look without the write lock.
-pub(super) fn any_approval_due(
-    conn: &Connection,
-    action_type: &str,
-    created_until: Timestamp,
-) -> Result<bool> {
-    conn.prepare_cached(ANY_APPROVAL_DUE_SQL)
+/// The statement selecting what `due` covers — whether anything (`look`),
+/// or every id, in id order — and its parameters.
+fn due_statement(due: Due<'_>, look: bool) -> (&'static str, Vec<Value>) {
+    match due {
+        Due::Leases(at) => {
+            let sql = if look {
+                ANY_LEASE_DUE_SQL
+            } else {
+                LEASES_DUE_SQL
+            };
+            (sql, vec![Value::Integer(ts(at))])
+        }
+        Due::Approvals {
+            action_type,
+            created_until,
+        } => {
+            let sql = if look {
+                ANY_APPROVAL_DUE_SQL
+            } else {
+                APPROVALS_DUE_SQL
+            };
+            let args = vec![
+                Value::Text(action_type.to_owned()),
+                Value::Integer(ts(created_until)),
+            ];
+            (sql, args)
+        }
+    }
+}
+
+/// Whether anything is due: a look without the write lock.
+pub(super) fn any_due(conn: &Connection, due: Due<'_>) -> Result<bool> {
+    let (sql, args) = due_statement(due, true);
+    conn.prepare_cached(sql)
         .and_then(|mut select| {
             select
-                .query_row(params![action_type, ts(created_until)], |_| Ok(()))
+                .query_row(params_from_iter(args), |_| Ok(()))
                 .optional()
         })
-        .context("expire approvals")
-        .map(|due| due.is_some())
+        .context(due.what())
+        .map(|found| found.is_some())
 }
 
-/// Rejects every pending action of `action_type` created at or before
-/// `created_until` with `change`, inside the write transaction.
-pub(super) fn expire_approvals(
-    tx: &Connection,
-    action_type: &str,
-    created_until: Timestamp,
-    change: &Change,
-) -> Result<Vec<Action>> {
-    let due: Vec<i64> = tx
-        .prepare_cached(APPROVALS_DUE_SQL)
+/// Applies `change` to every action `due` selects, inside the write transaction.
+pub(super) fn expire_due(tx: &Connection, due: Due<'_>, change: &Change) -> Result<Vec<Action>> {
+    let (sql, args) = due_statement(due, false);
+    let ids: Vec<i64> = tx
+        .prepare_cached(sql)
         .and_then(|mut select| {
             select
-                .query_map(params![action_type, ts(created_until)], |r| r.get(0))?
+                .query_map(params_from_iter(args), |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()
         })
-        .context("expire approvals")?;
-    due.into_iter()
-        .map(|id| apply_change(tx, id, change))
-        .collect()
-}
-
-/// Whether any executing action's lease has run out by `change.at`: a look
-/// without the write lock, since there is rarely anything due.
-pub(super) fn any_lease_due(conn: &Connection, change: &Change) -> Result<bool> {
-    conn.prepare_cached(ANY_LEASE_DUE_SQL)
-        .and_then(|mut select| select.query_row([ts(change.at)], |_| Ok(())).optional())
-        .context("expire leases")
-        .map(|due| due.is_some())
-}
-
-/// Expires every lease run out by `change.at`, inside the write transaction.
-pub(super) fn expire_leases(tx: &Connection, change: &Change) -> Result<Vec<Action>> {
-    let due: Vec<i64> = tx
-        .prepare_cached(LEASES_DUE_SQL)
-        .and_then(|mut select| {
-            select
-                .query_map([ts(change.at)], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()
-        })
-        .context("expire leases")?;
-    due.into_iter()
+        .context(due.what())?;
+    ids.into_iter()
         .map(|id| apply_change(tx, id, change))
         .collect()
 }

@@ -1,46 +1,13 @@
 //! Credentials: issue, list, revoke, look up by the digest of a secret.
 
-use chrono::DateTime;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::rows::ts;
+use super::rows::{credential_columns, credential_from_row, ts};
 use super::{events, Context};
 use crate::error::{Error, Result};
-use crate::identity::{Credential, CredentialDraft, Role};
+use crate::identity::{Credential, CredentialDraft};
 use crate::model::Timestamp;
 use crate::store::EventDraft;
-
-/// The columns [`credential_from_row`] reads, in order.
-macro_rules! credential_columns {
-    () => {
-        "id, name, role, server_id, prefix, created_at, revoked_at"
-    };
-}
-
-fn micros(v: i64) -> rusqlite::Result<Timestamp> {
-    DateTime::from_timestamp_micros(v).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Integer,
-            format!("timestamp {v} out of range").into(),
-        )
-    })
-}
-
-fn credential_from_row(r: &Row<'_>) -> rusqlite::Result<Credential> {
-    let role: String = r.get(2)?;
-    Ok(Credential {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        role: role.parse::<Role>().map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
-        })?,
-        server_id: r.get(3)?,
-        prefix: r.get(4)?,
-        created_at: micros(r.get(5)?)?,
-        revoked_at: r.get::<_, Option<i64>>(6)?.map(micros).transpose()?,
-    })
-}
 
 /// Stores `draft` with the next id.
 pub(super) fn insert(tx: &Transaction<'_>, draft: CredentialDraft) -> Result<Credential> {

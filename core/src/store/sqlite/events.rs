@@ -122,7 +122,6 @@ pub(super) fn verify(conn: &Connection) -> Result<AuditReport> {
     conn.execute_batch("BEGIN").context("verify audit")?;
     let result = (|| {
         let head = head(conn)?;
-        let mut verifier = AuditVerifier::new();
         let mut select = conn
             .prepare_cached(concat!(
                 "SELECT ",
@@ -131,43 +130,43 @@ pub(super) fn verify(conn: &Connection) -> Result<AuditReport> {
             ))
             .context("verify audit")?;
         let mut rows = select.query([]).context("verify audit")?;
-        while let Some(row) = rows.next().context("verify audit")? {
-            let chained = (|| {
-                let event = event_from_row(row)?;
-                let digest: Option<String> = row.get(12)?;
-                // What the event vouches for is checked against the row as it is now.
-                let action = match (&digest, event.action_id) {
-                    (Some(_), Some(id)) => super::actions::get(conn, id)
-                        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
-                    _ => None,
-                };
-                Ok(ChainedEvent {
-                    event,
-                    prev_hash: hash_from(row.get(9)?),
-                    hash: hash_from(row.get(10)?),
-                    hash_version: row.get(11)?,
-                    digest,
-                    action,
-                })
-            })()
-            .context("verify audit");
-            // A row that does not even decode (an edited status) is bad too.
-            let chained = match chained {
-                Ok(chained) => chained,
-                Err(_) => {
-                    let id: i64 = row.get(0).context("verify audit")?;
-                    return Ok(AuditReport {
-                        checked: verifier.finish(None).checked,
-                        first_bad_event_id: Some(id),
-                    });
-                }
-            };
-            if !verifier.push(&chained) {
-                break;
-            }
-        }
-        Ok(verifier.finish(head.as_ref()))
+        let chain = std::iter::from_fn(|| match rows.next().context("verify audit") {
+            Ok(Some(row)) => Some(link(conn, row)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        });
+        AuditVerifier::walk(chain, head.as_ref())
     })();
     conn.execute_batch("COMMIT").context("verify audit")?;
     result
+}
+
+/// One stored event as the chain's walk reads it: chained, or the id of a
+/// row that does not even decode (an edited status).
+fn link(
+    conn: &Connection,
+    row: &rusqlite::Row<'_>,
+) -> Result<std::result::Result<ChainedEvent, i64>> {
+    let chained = (|| -> rusqlite::Result<ChainedEvent> {
+        let event = event_from_row(row)?;
+        let digest: Option<String> = row.get(12)?;
+        // What the event vouches for is checked against the row as it is now.
+        let action = match (&digest, event.action_id) {
+            (Some(_), Some(id)) => super::actions::get(conn, id)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
+            _ => None,
+        };
+        Ok(ChainedEvent {
+            event,
+            prev_hash: hash_from(row.get(9)?),
+            hash: hash_from(row.get(10)?),
+            hash_version: row.get(11)?,
+            digest,
+            action,
+        })
+    })();
+    match chained {
+        Ok(chained) => Ok(Ok(chained)),
+        Err(_) => Ok(Err(row.get(0).context("verify audit")?)),
+    }
 }

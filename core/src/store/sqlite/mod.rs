@@ -35,6 +35,7 @@ use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 use crate::error::{Error, Result};
 use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
+use crate::store::sweep::{sweep, Due, Sweep};
 use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, PageRequest, Store};
 
 pub use options::{Durability, SqliteOptions};
@@ -330,6 +331,16 @@ impl SqliteStore {
     }
 }
 
+impl Sweep for SqliteStore {
+    fn any_due(&self, due: Due<'_>) -> Result<bool> {
+        self.read_point(|conn| actions::any_due(conn, due))
+    }
+
+    fn expire_due(&self, due: Due<'_>, change: &Change) -> Result<Vec<Action>> {
+        self.write(due.what(), |tx| actions::expire_due(tx, due, change))
+    }
+}
+
 impl Store for SqliteStore {
     fn insert_server(&self, server: &Server) -> Result<()> {
         self.write("insert server", |tx| servers::insert(tx, server))
@@ -374,13 +385,7 @@ impl Store for SqliteStore {
     }
 
     fn expire_leases(&self, change: &Change) -> Result<Vec<Action>> {
-        // Hosts sweep often (before reads and claims) and there is rarely
-        // anything due: look first without taking the write lock. One that falls
-        // due after this look is caught by the next sweep.
-        if !self.read_point(|conn| actions::any_lease_due(conn, change))? {
-            return Ok(Vec::new());
-        }
-        self.write("expire leases", |tx| actions::expire_leases(tx, change))
+        sweep(self, Due::Leases(change.at), change)
     }
 
     fn expire_approvals(
@@ -389,13 +394,11 @@ impl Store for SqliteStore {
         created_until: Timestamp,
         change: &Change,
     ) -> Result<Vec<Action>> {
-        // Like leases: swept before every read, rarely anything due.
-        if !self.read_point(|conn| actions::any_approval_due(conn, action_type, created_until))? {
-            return Ok(Vec::new());
-        }
-        self.write("expire approvals", |tx| {
-            actions::expire_approvals(tx, action_type, created_until, change)
-        })
+        let due = Due::Approvals {
+            action_type,
+            created_until,
+        };
+        sweep(self, due, change)
     }
 
     fn events_since(&self, cursor: i64, limit: u32) -> Result<Vec<Event>> {

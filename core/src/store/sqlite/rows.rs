@@ -4,6 +4,7 @@
 use chrono::DateTime;
 use rusqlite::Row;
 
+use crate::identity::{Credential, Role};
 use crate::model::{Action, ActionStatus, Event, EventKind, Server, Timestamp};
 
 /// A timestamp as stored: microseconds since the Unix epoch.
@@ -133,6 +134,30 @@ pub(super) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
             .parse::<EventKind>()
             .map_err(conversion)?,
         subject: r.get(8)?,
+    })
+}
+
+/// The columns [`credential_from_row`] reads, in order.
+macro_rules! credential_columns {
+    () => {
+        "id, name, role, server_id, prefix, created_at, revoked_at"
+    };
+}
+pub(super) use credential_columns;
+
+/// A credential from a row of [`credential_columns`].
+pub(super) fn credential_from_row(r: &Row<'_>) -> rusqlite::Result<Credential> {
+    let role: String = r.get(2)?;
+    Ok(Credential {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: role.parse::<Role>().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        server_id: r.get(3)?,
+        prefix: r.get(4)?,
+        created_at: required_micros(r.get(5)?)?,
+        revoked_at: from_micros(r.get(6)?)?,
     })
 }
 

@@ -297,17 +297,18 @@ impl Host {
     }
 
     /// The queue acting as the step says: `"as"` a saved principal, `"by"`
-    /// a trusted name, else the trusted host.
+    /// a trusted name (refused beside `"as"`), else the trusted host.
     fn actor_queue(
         &self,
         step: &Step<'_>,
     ) -> Result<Result<ActionQueue, actionq::Error>, BadScenario> {
-        Ok(match self.acting(step)? {
-            Some(principal) => Ok(self.queue.as_principal(&principal)),
-            None => match step.opt_str("by")? {
-                Some(by) => self.queue.by(by),
-                None => Ok(self.queue.clone()),
-            },
+        let queue = match self.acting(step)? {
+            Some(principal) => self.queue.as_principal(&principal),
+            None => self.queue.clone(),
+        };
+        Ok(match step.opt_str("by")? {
+            Some(by) => queue.by(by),
+            None => Ok(queue),
         })
     }
 
@@ -410,6 +411,8 @@ impl Host {
                 )
                 .and_then(value),
             "expire_leases" => q.expire_leases().and_then(value),
+            "expire_approvals" => q.expire_approvals().and_then(value),
+            "lease_expiries" => value(q.lease_expiries()),
             "events_since" => {
                 let limit = step
                     .opt_int("limit")?

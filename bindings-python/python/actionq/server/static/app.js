@@ -2,7 +2,8 @@
 //
 // Everything shown comes from the JSON API and is put in the page as text
 // (textContent, Text nodes), never parsed as markup. The API key lives in this
-// tab's sessionStorage only. Live updates: polling every POLL_MS (SPEC: ≤ 2 s).
+// tab's sessionStorage only. Live updates: polling every POLL_MS until the page
+// is pushed its updates (docs/contract/approvers-page.md#live-updates).
 "use strict";
 
 (() => {

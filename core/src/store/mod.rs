@@ -17,11 +17,19 @@
 //!
 //! Every place a new backend (say PostgreSQL) touches:
 //!
-//! 1. **Module**: `core/src/store/<name>/` (or `<name>.rs` when small), declared
-//!    in `core/src/store.rs` behind its own cargo feature in `core/Cargo.toml`
+//! 1. **Module**: `core/src/store/<name>/`, declared in
+//!    `core/src/store/mod.rs` behind its own cargo feature in `core/Cargo.toml`
 //!    (like `sqlite = ["dep:rusqlite"]`, default-on only if every user should
 //!    pay for it), and its public type re-exported from `core/src/lib.rs`
-//!    under the same `#[cfg(feature = ...)]`.
+//!    under the same `#[cfg(feature = ...)]`. Split it as every backend is:
+//!    `mod.rs` (the store type and the [`Store`] impl, one call per method),
+//!    `servers.rs`, `actions.rs`, `events.rs`, `credentials.rs` (each table's
+//!    statements), `rows.rs` (records to and from rows), and where the
+//!    backend has them `options.rs`, `connection.rs`, `schema.rs`. What every
+//!    backend does alike is written once, here: the expiries go through
+//!    `sweep::sweep` (the backend implements `sweep::Sweep`: a look without
+//!    the write lock, then the locked re-check), and [`Store::verify_audit`]
+//!    hands its rows to `AuditVerifier::walk`.
 //! 2. **The trait**: implement every [`Store`] method. Duties beyond the
 //!    signatures, all on the trait's documentation: each method is atomic
 //!    against threads *and* other processes sharing the database;
@@ -65,16 +73,12 @@
 //!    core without default features; add a run with the new feature alone if it
 //!    is not default-on.
 
-use std::collections::BTreeMap;
-
 pub use crate::audit::{AuditHead, AuditReport, AuditVerifier, ChainedEvent};
 use crate::error::Result;
 use crate::identity::Credential;
 pub use crate::identity::CredentialDraft;
-use crate::model::{
-    Action, ActionCount, ActionFilter, ActionStatus, Event, EventKind, Server, Timestamp,
-};
-use crate::whitelist::{ApprovalPolicy, AutoApproveBudget};
+use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
+pub use crate::rules::{ActionDraft, Change, ChangeKind, ConflictGuard, EventDraft};
 
 pub(crate) mod memory;
 #[cfg(feature = "sqlite")]
@@ -83,6 +87,7 @@ pub(crate) mod open;
 pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+pub(crate) mod sweep;
 
 /// Whether `location` names a PostgreSQL database (a `postgresql://` or
 /// `postgres://` URL) rather than a SQLite file: how every host picks the store.
@@ -93,163 +98,6 @@ pub(crate) mod sqlite;
 /// ```
 pub fn is_postgres_url(location: &str) -> bool {
     location.starts_with("postgresql://") || location.starts_with("postgres://")
-}
-
-/// A validated action not yet stored: everything but the id and the
-/// approval decision, which depend on the store's state at insert time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActionDraft {
-    /// Target server.
-    pub server_id: String,
-    /// Whitelisted action type.
-    pub action_type: String,
-    /// The `service_name` parameter, if any.
-    pub service_name: Option<String>,
-    /// Display command.
-    pub command: String,
-    /// Executor argv.
-    pub argv: Vec<String>,
-    /// Executor environment.
-    pub env: BTreeMap<String, String>,
-    /// The parameter values the command was built from (normalised).
-    pub params: BTreeMap<String, String>,
-    /// Originating alert.
-    pub alert_id: Option<i64>,
-    /// Creation time.
-    pub created_at: Timestamp,
-    /// Requester.
-    pub created_by: String,
-    /// The payload digest ([`crate::action_digest`] under `whitelist_version`).
-    pub digest: String,
-    /// Version of the whitelist the action was built under.
-    pub whitelist_version: String,
-    /// The entry's auto-approval budget, if any: the store counts this
-    /// server's auto-approved actions of the same type and command created in
-    /// the window ([`ActionDraft::budget_window`]) inside its atomic section
-    /// and passes the count to [`ActionDraft::into_action`].
-    pub auto_approve_budget: Option<AutoApproveBudget>,
-    /// Why the entry's policy needs people ([`ApprovalPolicy::needs_people`]):
-    /// such an action is never auto-approved, on any server, and on a normal
-    /// server this is its creation event's detail.
-    pub needs_people: Option<String>,
-}
-
-/// Which existing action makes an insert a conflict. Checked atomically with the insert.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConflictGuard {
-    /// No check.
-    None,
-    /// A `pending` action with the same server, type and command exists.
-    PendingDuplicate {
-        /// Message for the Conflict error.
-        message: String,
-    },
-    /// A pending, approved or executing action of the same server with a type in
-    /// `action_types` exists.
-    ActiveInGroup {
-        /// The group's member action types.
-        action_types: Vec<String>,
-        /// Message for the Conflict error.
-        message: String,
-    },
-}
-
-/// An audit event not yet stored (the store assigns the cursor id).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventDraft {
-    /// What the event is about.
-    pub kind: EventKind,
-    /// The server id (action and server events) or credential name.
-    pub subject: String,
-    /// The action that changed (action events only).
-    pub action_id: Option<i64>,
-    /// Previous status; `None` on creation and for other kinds.
-    pub from_status: Option<ActionStatus>,
-    /// New status (action events only).
-    pub to_status: Option<ActionStatus>,
-    /// Who made the change.
-    pub by: String,
-    /// When.
-    pub at: Timestamp,
-    /// Extra detail.
-    pub detail: Option<String>,
-    /// The action digest the event vouches for, chained with it but not
-    /// shown: the action's on its creation event, the approved one on an
-    /// approval. Stored beside the event (see [`crate::audit`]).
-    pub digest: Option<String>,
-}
-
-/// What a change does to an action. Built by the queue, applied by the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChangeKind {
-    /// One approval of a pending action: pending → approved once the
-    /// entry's policy has enough distinct approvers, else pending → pending
-    /// with the approval recorded (see [`Change::apply`]).
-    Approve {
-        /// The policy of the action's whitelist entry.
-        policy: ApprovalPolicy,
-        /// Version of the queue's whitelist: an action built under another
-        /// one can no longer be approved.
-        whitelist_version: String,
-    },
-    /// pending → rejected.
-    Reject {
-        /// Why (1–1000 characters, checked by the queue).
-        reason: String,
-    },
-    /// pending | approved → cancelled.
-    Cancel,
-    /// pending → cancelled only: a requester withdrawing its own request,
-    /// which must not stop an action someone else already approved.
-    CancelPending,
-    /// approved → executing, with a new lease; or, for an action built
-    /// under another whitelist version, approved → cancelled by `system`
-    /// (the claim then goes on to the next action).
-    Claim {
-        /// The SHA-256 (hex) of the fresh lease token: all a store keeps.
-        lease_token: String,
-        /// When the lease runs out.
-        lease_expires_at: Timestamp,
-        /// Version of the queue's whitelist.
-        whitelist_version: String,
-    },
-    /// executing → executing: extend the lease of the token's holder.
-    Heartbeat {
-        /// The SHA-256 (hex) of the holder's token.
-        lease_token: String,
-        /// The new expiry.
-        lease_expires_at: Timestamp,
-    },
-    /// executing → completed | failed, by the token's holder.
-    Report {
-        /// The SHA-256 (hex) of the holder's token.
-        lease_token: String,
-        /// Exit code: 0 completes, anything else fails.
-        exit_code: i32,
-        /// Captured output, already capped.
-        stdout: Option<String>,
-        /// Captured errors, already capped.
-        stderr: Option<String>,
-    },
-    /// executing (lease ran out) → failed with exit code -1.
-    Expire,
-    /// pending (approval waited too long) → rejected by `system` with
-    /// `rejection_reason` `approval expired after {ttl_seconds}s`.
-    ExpireApproval {
-        /// The entry's `approval.ttl_seconds`.
-        ttl_seconds: u64,
-    },
-}
-
-/// A change with its actor and time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    /// What happens.
-    pub kind: ChangeKind,
-    /// Who does it.
-    pub by: String,
-    /// When (the queue's clock).
-    pub at: Timestamp,
 }
 
 /// Pagination of a listing, already validated by the queue.
@@ -383,6 +231,6 @@ pub trait Store: Send + Sync + 'static {
     /// How many actions each server has in each status, from the running
     /// totals the store keeps for listings (never by scanning actions): one
     /// row per (server, status) with a count of at least 1, ordered by server
-    /// id, then status in [`ActionStatus::ALL`] order.
+    /// id, then status in [`ActionStatus::ALL`](crate::ActionStatus::ALL) order.
     fn count_actions(&self) -> Result<Vec<ActionCount>>;
 }
