@@ -4,7 +4,7 @@
 
 Both loops run in this one process on the same queue and the same row: the Rust
 loop calls `actionq::ActionQueue::get_action` directly (through the private
-helper `ActionQueue._bench_get_action`), the Python loops call the binding. The
+helper `actionq._actionq._bench_get_action`), the Python loops call the binding. The
 difference is what the binding adds per call: argument conversion, the GIL
 release around SQLite calls, building the `Action` object, and (last column)
 reading every attribute.
@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import actionq
+from actionq._actionq import _bench_get_action
 
 
 def best_ns_per_call(run: Callable[[int], None], iterations: int, repeats: int) -> float:
@@ -51,7 +52,7 @@ def measure(queue: actionq.ActionQueue, iterations: int, repeats: int) -> dict[s
             get(target).to_dict()
 
     python_loop(1000)  # warm up caches and the store
-    rust = min(queue._bench_get_action(target, iterations) for _ in range(repeats))  # type: ignore[attr-defined]
+    rust = min(_bench_get_action(queue, target, iterations) for _ in range(repeats))
     return {
         "rust": rust,
         "python": best_ns_per_call(python_loop, iterations, repeats),

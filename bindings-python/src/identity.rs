@@ -1,27 +1,23 @@
-//! Identity for Python: `Principal`, `Credential`, `IssuedCredential`, and
-//! `ActingQueue` — the queue as one principal sees it
-//! (`queue.as_principal(p)`), every call checked by the core's permission
-//! table ([`actionq::identity::authorize`]) and recorded under the principal's
-//! name. Nothing is decided here: each method translates its arguments and
-//! calls [`actionq::Acting`].
+//! Identity records for Python: `Principal`, `Credential` and
+//! `IssuedCredential`. The queue acting as a principal is an `ActionQueue`
+//! too (`queue.as_principal(p)`, in `queue.rs`).
 
 use std::str::FromStr;
 
-use actionq::{ActionQuery, Credential, IssuedCredential, Principal, Role};
+use actionq::{Credential, IssuedCredential, Principal, Role};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use pyo3::{intern, IntoPyObjectExt};
 
 use crate::error::to_py_err;
-use crate::queue::{lease, new_action, status_filter, PyActionQueue};
-use crate::types::{utc_datetime, PyAction, PyActionPage, PyClaim, PyEvent, PyServer};
+use crate::types::utc_datetime;
 
 fn str_repr(py: Python<'_>, s: &str) -> PyResult<String> {
     Ok(PyString::new(py, s).repr()?.to_string())
 }
 
 /// A role from its wire name; `InvalidInputError` for anything else.
-fn role(py: Python<'_>, name: &str) -> PyResult<Role> {
+pub(crate) fn role(py: Python<'_>, name: &str) -> PyResult<Role> {
     Role::from_str(name).map_err(|e| to_py_err(py, e))
 }
 
@@ -33,6 +29,12 @@ fn role(py: Python<'_>, name: &str) -> PyResult<Role> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PyPrincipal {
     pub(crate) inner: Principal,
+}
+
+impl From<Principal> for PyPrincipal {
+    fn from(inner: Principal) -> Self {
+        PyPrincipal { inner }
+    }
 }
 
 #[pymethods]
@@ -204,6 +206,12 @@ pub struct PyIssuedCredential {
     inner: IssuedCredential,
 }
 
+impl From<IssuedCredential> for PyIssuedCredential {
+    fn from(inner: IssuedCredential) -> Self {
+        PyIssuedCredential { inner }
+    }
+}
+
 credential_getters!(PyIssuedCredential, [inner.credential], {
     /// The secret, shown this once.
     #[getter]
@@ -240,393 +248,3 @@ credential_getters!(PyIssuedCredential, [inner.credential], {
         ))
     }
 });
-
-/// The queue as one principal sees it: `queue.as_principal(principal)`.
-/// The same methods as `ActionQueue` without `by`/`created_by` (the
-/// principal's name is recorded); each is checked by the core's permission
-/// table first, and a refusal raises `PermissionDeniedError` and changes
-/// nothing. Cheap to make (one per request is fine).
-#[pyclass(module = "actionq", name = "ActingQueue", frozen)]
-pub struct PyActingQueue {
-    queue: Py<PyActionQueue>,
-    principal: Principal,
-}
-
-impl PyActingQueue {
-    pub(crate) fn new(queue: Py<PyActionQueue>, principal: Principal) -> Self {
-        PyActingQueue { queue, principal }
-    }
-}
-
-#[pymethods]
-impl PyActingQueue {
-    /// Who is acting.
-    #[getter]
-    fn principal(&self) -> PyPrincipal {
-        PyPrincipal {
-            inner: self.principal.clone(),
-        }
-    }
-
-    /// Registers a server (admin, operator).
-    #[pyo3(signature = (id, hostname = None))]
-    fn create_server(
-        &self,
-        py: Python<'_>,
-        id: &str,
-        hostname: Option<&str>,
-    ) -> PyResult<PyServer> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run(py, |q| q.as_principal(p).create_server(id, hostname))
-            .map(PyServer::from)
-    }
-
-    /// The server `id` (every role but agent).
-    fn get_server(&self, py: Python<'_>, id: &str) -> PyResult<PyServer> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run_read(py, |q| q.as_principal(p).get_server(id))
-            .map(PyServer::from)
-    }
-
-    /// Walks the audit chain (admin): what `ActionQueue.verify_audit` finds.
-    fn verify_audit(&self, py: Python<'_>) -> PyResult<crate::types::PyAuditReport> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run_read(py, |q| q.as_principal(p).verify_audit())
-            .map(crate::types::PyAuditReport::from)
-    }
-
-    /// Every registered server, ordered by id (every role but agent).
-    fn list_servers(&self, py: Python<'_>) -> PyResult<Vec<PyServer>> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run_read(py, |q| q.as_principal(p).list_servers())
-            .map(|servers| servers.into_iter().map(PyServer::from).collect())
-    }
-
-    /// Maintenance mode on (admin, operator).
-    fn pause_server(&self, py: Python<'_>, id: &str) -> PyResult<PyServer> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run(py, |q| q.as_principal(p).pause_server(id))
-            .map(PyServer::from)
-    }
-
-    /// Maintenance mode off (admin, operator).
-    fn unpause_server(&self, py: Python<'_>, id: &str) -> PyResult<PyServer> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run(py, |q| q.as_principal(p).unpause_server(id))
-            .map(PyServer::from)
-    }
-
-    /// Queues an action requested by the principal (admin, operator, requester).
-    #[pyo3(signature = (server_id, action_type, service_name = None, *, params = None, alert_id = None))]
-    fn create_action(
-        &self,
-        py: Python<'_>,
-        server_id: &str,
-        action_type: &str,
-        service_name: Option<String>,
-        params: Option<&Bound<'_, PyDict>>,
-        alert_id: Option<i64>,
-    ) -> PyResult<PyAction> {
-        let p = &self.principal;
-        let request = new_action(
-            py,
-            server_id,
-            action_type,
-            service_name,
-            params,
-            alert_id,
-            &p.name,
-        )?;
-        self.queue
-            .get()
-            .run(py, |q| q.as_principal(p).create_action(&request))
-            .map(PyAction::from)
-    }
-
-    /// As `ActionQueue.create_action_json`; a `created_by` in the request is
-    /// replaced by the principal's name.
-    fn create_action_json(&self, py: Python<'_>, request: &str) -> PyResult<PyAction> {
-        let p = &self.principal;
-        let request = actionq::NewAction::from_json(request).map_err(|e| to_py_err(py, e))?;
-        self.queue
-            .get()
-            .run(py, |q| q.as_principal(p).create_action(&request))
-            .map(PyAction::from)
-    }
-
-    /// The action `id` (every role but agent).
-    fn get_action(&self, py: Python<'_>, id: i64) -> PyResult<PyAction> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run_read(py, |q| q.as_principal(p).get_action(id))
-            .map(PyAction::from)
-    }
-
-    /// A page of actions (every role but agent).
-    #[pyo3(signature = (
-        status = None,
-        server_id = None,
-        action_type = None,
-        limit = ActionQuery::default().limit,
-        offset = 0,
-    ))]
-    fn list_actions(
-        &self,
-        py: Python<'_>,
-        status: Option<&str>,
-        server_id: Option<&str>,
-        action_type: Option<&str>,
-        limit: i64,
-        offset: i64,
-    ) -> PyResult<PyActionPage> {
-        let p = &self.principal;
-        let page = self.queue.get().run_read(py, |q| {
-            q.as_principal(p).list_actions(&ActionQuery {
-                status: status_filter(status)?,
-                server_id: server_id.map(str::to_owned),
-                action_type: action_type.map(str::to_owned),
-                limit,
-                offset,
-            })
-        })?;
-        PyActionPage::new(py, page)
-    }
-
-    /// A page of one server's actions (every role but agent).
-    #[pyo3(signature = (server_id, status = None, limit = ActionQuery::default().limit, offset = 0))]
-    fn list_server_actions(
-        &self,
-        py: Python<'_>,
-        server_id: &str,
-        status: Option<&str>,
-        limit: i64,
-        offset: i64,
-    ) -> PyResult<PyActionPage> {
-        let p = &self.principal;
-        let page = self.queue.get().run_read(py, |q| {
-            q.as_principal(p)
-                .list_server_actions(server_id, status_filter(status)?, limit, offset)
-        })?;
-        PyActionPage::new(py, page)
-    }
-
-    /// pending → approved by the principal (admin, operator).
-    fn approve_action(&self, py: Python<'_>, id: i64) -> PyResult<PyAction> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run(py, |q| q.as_principal(p).approve_action(id))
-            .map(PyAction::from)
-    }
-
-    /// pending → rejected by the principal (admin, operator).
-    fn reject_action(&self, py: Python<'_>, id: i64, reason: &str) -> PyResult<PyAction> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run(py, |q| q.as_principal(p).reject_action(id, reason))
-            .map(PyAction::from)
-    }
-
-    /// Cancels by the principal (admin, operator; a requester its own pending ones).
-    fn cancel_action(&self, py: Python<'_>, id: i64) -> PyResult<PyAction> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run(py, |q| q.as_principal(p).cancel_action(id))
-            .map(PyAction::from)
-    }
-
-    /// Claims the next approved action of `server_id` (its agent, or an admin).
-    #[pyo3(signature = (server_id, lease_seconds = None))]
-    fn claim_next(
-        &self,
-        py: Python<'_>,
-        server_id: &str,
-        lease_seconds: Option<f64>,
-    ) -> PyResult<Option<PyClaim>> {
-        let p = &self.principal;
-        let lease = lease(lease_seconds);
-        self.queue
-            .get()
-            .run(py, |q| q.as_principal(p).claim_next(server_id, lease))
-            .map(|claim| claim.map(PyClaim::from))
-    }
-
-    /// Extends the lease (the action's server's agent, or an admin).
-    #[pyo3(signature = (id, lease_token, lease_seconds = None))]
-    fn heartbeat(
-        &self,
-        py: Python<'_>,
-        id: i64,
-        lease_token: &str,
-        lease_seconds: Option<f64>,
-    ) -> PyResult<PyAction> {
-        let p = &self.principal;
-        let lease = lease(lease_seconds);
-        self.queue
-            .get()
-            .run(py, |q| q.as_principal(p).heartbeat(id, lease_token, lease))
-            .map(PyAction::from)
-    }
-
-    /// Finishes the action (the action's server's agent, or an admin).
-    #[pyo3(signature = (id, lease_token, exit_code, stdout = None, stderr = None))]
-    fn report_result(
-        &self,
-        py: Python<'_>,
-        id: i64,
-        lease_token: &str,
-        exit_code: i32,
-        stdout: Option<&str>,
-        stderr: Option<&str>,
-    ) -> PyResult<PyAction> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run(py, |q| {
-                q.as_principal(p)
-                    .report_result(id, lease_token, exit_code, stdout, stderr)
-            })
-            .map(PyAction::from)
-    }
-
-    /// Fails the actions whose lease ran out (admin, operator).
-    fn expire_leases(&self, py: Python<'_>) -> PyResult<Vec<PyAction>> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run_read(py, |q| q.as_principal(p).expire_leases())
-            .map(|actions| actions.into_iter().map(PyAction::from).collect())
-    }
-
-    /// Expires the approvals whose policy ttl ran out (admin, operator).
-    fn expire_approvals(&self, py: Python<'_>) -> PyResult<Vec<PyAction>> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run_read(py, |q| q.as_principal(p).expire_approvals())
-            .map(|actions| actions.into_iter().map(PyAction::from).collect())
-    }
-
-    /// How many actions each server has in each status, as
-    /// `ActionQueue.count_actions` (every role but agent).
-    fn count_actions<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<Vec<(String, Bound<'py, PyAny>, u64)>> {
-        let p = &self.principal;
-        let counts = self
-            .queue
-            .get()
-            .run_read(py, |q| q.as_principal(p).count_actions())?;
-        crate::queue::count_tuples(py, counts)
-    }
-
-    /// Audit events after `cursor` (every role but agent).
-    #[pyo3(signature = (cursor = 0, limit = actionq::DEFAULT_EVENTS_LIMIT))]
-    fn events_since(&self, py: Python<'_>, cursor: i64, limit: i64) -> PyResult<Vec<PyEvent>> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run_read(py, |q| q.as_principal(p).events_since(cursor, limit))
-            .map(|events| events.into_iter().map(PyEvent::from).collect())
-    }
-
-    /// Issues a credential (admin).
-    #[pyo3(signature = (name, role, server_id = None))]
-    fn issue_credential(
-        &self,
-        py: Python<'_>,
-        name: &str,
-        role: &str,
-        server_id: Option<&str>,
-    ) -> PyResult<PyIssuedCredential> {
-        let p = &self.principal;
-        let role = self::role(py, role)?;
-        self.queue
-            .get()
-            .run(py, |q| {
-                q.as_principal(p).issue_credential(name, role, server_id)
-            })
-            .map(|inner| PyIssuedCredential { inner })
-    }
-
-    /// Every credential, never a secret (admin).
-    fn list_credentials(&self, py: Python<'_>) -> PyResult<Vec<PyCredential>> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run_read(py, |q| q.as_principal(p).list_credentials())
-            .map(|list| list.into_iter().map(PyCredential::from).collect())
-    }
-
-    /// Revokes credential `id` at once (admin).
-    fn revoke_credential(&self, py: Python<'_>, id: i64) -> PyResult<PyCredential> {
-        let p = &self.principal;
-        self.queue
-            .get()
-            .run(py, |q| q.as_principal(p).revoke_credential(id))
-            .map(PyCredential::from)
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!(
-            "ActingQueue(principal={})",
-            self.principal().__repr__(py)?
-        ))
-    }
-}
-
-/// The `ActionQueue` methods of identity, called from its `#[pymethods]`.
-pub(crate) mod on_queue {
-    use super::*;
-
-    pub(crate) fn issue(
-        queue: &PyActionQueue,
-        py: Python<'_>,
-        name: &str,
-        role: &str,
-        server_id: Option<&str>,
-    ) -> PyResult<PyIssuedCredential> {
-        let role = super::role(py, role)?;
-        queue
-            .run(py, |q| q.issue_credential(name, role, server_id))
-            .map(|inner| PyIssuedCredential { inner })
-    }
-
-    pub(crate) fn list(queue: &PyActionQueue, py: Python<'_>) -> PyResult<Vec<PyCredential>> {
-        queue
-            .run_read(py, |q| q.list_credentials())
-            .map(|list| list.into_iter().map(PyCredential::from).collect())
-    }
-
-    pub(crate) fn revoke(queue: &PyActionQueue, py: Python<'_>, id: i64) -> PyResult<PyCredential> {
-        queue
-            .run(py, |q| q.revoke_credential(id))
-            .map(PyCredential::from)
-    }
-
-    pub(crate) fn authenticate(
-        queue: &PyActionQueue,
-        py: Python<'_>,
-        secret: &str,
-    ) -> PyResult<PyPrincipal> {
-        queue
-            .run_read(py, |q| q.authenticate(secret))
-            .map(|inner| PyPrincipal { inner })
-    }
-}

@@ -3,8 +3,11 @@
 //! A thin translation: Python arguments become core arguments, core results
 //! become the frozen record classes, core errors go through [`to_py_err`]. No
 //! rule of the queue lives here; out-of-range values reach the core, which
-//! refuses them with `InvalidInputError`.
+//! refuses them with `InvalidInputError`. Like the core's, a queue acts as one
+//! [`actionq::Actor`] (`as_principal`, `by`), and every operation is defined
+//! once, for every actor.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::mem::ManuallyDrop;
 use std::path::PathBuf;
@@ -12,7 +15,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use actionq::{
-    limits, ActionQuery, ActionQueue, ActionStatus, Durability, NewAction, QueueOptions,
+    limits, ActionQuery, ActionQueue, ActionStatus, Actor, Durability, NewAction, QueueOptions,
     SqliteOptions, SqliteStore, Whitelist,
 };
 use pyo3::exceptions::PyTypeError;
@@ -21,10 +24,12 @@ use pyo3::types::{PyBool, PyDict, PyInt, PyString};
 
 use crate::clock::PyManualClock;
 use crate::error::to_py_err;
-use crate::identity::{self, PyActingQueue, PyCredential, PyIssuedCredential, PyPrincipal};
+use crate::identity::{self, PyCredential, PyIssuedCredential, PyPrincipal};
 use crate::types::{PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyServer};
 
-/// The remediation action queue, on a SQLite file or in memory.
+/// The remediation action queue, on a SQLite file, a PostgreSQL database or
+/// in memory, acting as the trusted host or, for the views `as_principal` and
+/// `by` make, as a principal or a trusted name.
 ///
 /// Safe to share between threads. The GIL policy: a call that may wait — a
 /// SQLite write (the disk, another process's lock) — runs with the GIL
@@ -47,6 +52,11 @@ pub struct PyActionQueue {
     path: Option<PathBuf>,
     /// On a PostgreSQL database (whose URL is not kept: it may hold a password).
     postgres: bool,
+    /// For a view (`as_principal`, `by`): the queue it was made from, kept
+    /// alive by the view, so that the view never holds the stores' last
+    /// reference and the store is closed by the opened queue's `Drop` alone.
+    /// `None` for the queue the constructor opened.
+    opened: Option<Py<PyActionQueue>>,
 }
 
 /// A setting in seconds (`None`: the core's default), read by the core's
@@ -59,7 +69,7 @@ fn setting_duration(name: &str, seconds: Option<f64>) -> actionq::Result<Option<
 
 /// A lease in seconds for `claim_next`/`heartbeat` (`None`: the queue's
 /// default), read by the core's [`limits::lease_seconds`].
-pub(crate) fn lease(seconds: Option<f64>) -> Option<Duration> {
+fn lease(seconds: Option<f64>) -> Option<Duration> {
     seconds.map(limits::lease_seconds)
 }
 
@@ -93,9 +103,8 @@ fn param_value(name: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
     )))
 }
 
-/// The core's request for `create_action`'s arguments (shared by
-/// `ActionQueue` and `ActingQueue`).
-pub(crate) fn new_action(
+/// The core's request for `create_action`'s arguments.
+fn new_action(
     py: Python<'_>,
     server_id: &str,
     action_type: &str,
@@ -125,13 +134,13 @@ pub(crate) fn new_action(
     .map_err(|e| to_py_err(py, e))
 }
 
-pub(crate) fn status_filter(status: Option<&str>) -> actionq::Result<Option<ActionStatus>> {
+fn status_filter(status: Option<&str>) -> actionq::Result<Option<ActionStatus>> {
     status.map(ActionStatus::from_str).transpose()
 }
 
 /// `count_actions`' rows as `(server_id, status, count)` tuples, the status an
 /// `actionq.ActionStatus` member.
-pub(crate) fn count_tuples(
+fn count_tuples(
     py: Python<'_>,
     counts: Vec<actionq::ActionCount>,
 ) -> PyResult<Vec<(String, Bound<'_, PyAny>, u64)>> {
@@ -147,6 +156,19 @@ pub(crate) fn count_tuples(
         .collect()
 }
 
+/// `queue` acting for the trusted name `by` when one is given (the core's
+/// [`ActionQueue::by`], which refuses a bad name and a principal's queue),
+/// else `queue` itself.
+fn acting_for<'q>(
+    queue: &'q ActionQueue,
+    by: Option<&str>,
+) -> actionq::Result<Cow<'q, ActionQueue>> {
+    Ok(match by {
+        Some(name) => Cow::Owned(queue.by(name)?),
+        None => Cow::Borrowed(queue),
+    })
+}
+
 /// Whether `error` is the store refusing to wait for a lock: a zero busy
 /// timeout ran out before anything was done (a refused `BEGIN IMMEDIATE` or
 /// read lock changes nothing), so the call may be run again.
@@ -160,9 +182,28 @@ impl PyActionQueue {
         self.path.is_some() || self.postgres
     }
 
+    /// This queue acting as `act` makes it act (on the main and the fast
+    /// store alike), sharing the stores.
+    fn view(
+        slf: &Bound<'_, Self>,
+        act: impl Fn(&ActionQueue) -> actionq::Result<ActionQueue>,
+    ) -> actionq::Result<Self> {
+        let this = slf.get();
+        Ok(PyActionQueue {
+            queue: ManuallyDrop::new(act(&this.queue)?),
+            fast: ManuallyDrop::new(this.fast.as_ref().map(&act).transpose()?),
+            path: this.path.clone(),
+            postgres: this.postgres,
+            opened: Some(match &this.opened {
+                Some(opened) => opened.clone_ref(slf.py()),
+                None => slf.clone().unbind(),
+            }),
+        })
+    }
+
     /// Runs `f` on the queue, with the GIL released for the SQLite backend, and
     /// maps a core error to its Python exception. For calls that may write.
-    pub(crate) fn run<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    fn run<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
         F: FnOnce(&ActionQueue) -> actionq::Result<T> + Send,
         T: Send,
@@ -180,7 +221,7 @@ impl PyActionQueue {
     /// where a lock makes it fail at once instead of waiting; then, only if it
     /// met one, again on the main store with the GIL released, where it waits
     /// up to the busy timeout. The wait itself never holds the GIL.
-    pub(crate) fn run_read<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    fn run_read<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
         F: Fn(&ActionQueue) -> actionq::Result<T> + Send + Sync,
         T: Send,
@@ -198,13 +239,15 @@ impl PyActionQueue {
 impl Drop for PyActionQueue {
     /// Closing a SQLite store checkpoints its write-ahead log (disk I/O, tens of
     /// milliseconds after many writes), so it runs with the GIL released, like
-    /// every other blocking store operation.
+    /// every other blocking store operation. A view closes nothing (the queue
+    /// it was made from outlives it), so it keeps the GIL: a GIL hand-off per
+    /// view would cost a server one per request.
     fn drop(&mut self) {
         // SAFETY: `self.queue` is taken exactly once, here, and never used again.
         let queue = unsafe { ManuallyDrop::take(&mut self.queue) };
         // SAFETY: as above, for `self.fast`.
         let fast = unsafe { ManuallyDrop::take(&mut self.fast) };
-        if self.detaches() {
+        if self.opened.is_none() && self.detaches() {
             Python::attach(|py| py.detach(move || drop((fast, queue))));
         } else {
             drop((fast, queue));
@@ -216,8 +259,10 @@ impl Drop for PyActionQueue {
 impl PyActionQueue {
     /// Opens the queue: on the SQLite file at `path` (created if missing, migrated
     /// forward if older), on the PostgreSQL database of a `postgresql://` URL
-    /// (`busy_timeout_seconds` is its lock timeout; the URL may set more, see
-    /// the README), or, with `path=None`, in memory. Every setting left
+    /// (whose query holds PostgreSQL's own settings, `lock_timeout` and more,
+    /// see the README; the SQLite-only `durability` and
+    /// `busy_timeout_seconds` are `InvalidInputError` for it), or, with
+    /// `path=None`, in memory. Every setting left
     /// `None` takes the core's default (`actionq.limits`): output cap 10,000
     /// characters, durability `"normal"`, busy timeout 10 s, default lease
     /// 300 s, longest lease 24 h, lost leases expired before every read.
@@ -328,6 +373,7 @@ impl PyActionQueue {
             fast: ManuallyDrop::new(fast.map(configure)),
             path: if postgres { None } else { path },
             postgres,
+            opened: None,
         })
     }
 
@@ -497,24 +543,32 @@ impl PyActionQueue {
         PyActionPage::new(py, page)
     }
 
-    /// pending → approved, by `by` (default `"dashboard"`).
-    #[pyo3(signature = (id, by = actionq::DASHBOARD))]
-    fn approve_action(&self, py: Python<'_>, id: i64, by: &str) -> PyResult<PyAction> {
-        self.run(py, |q| q.approve_action(id, by))
+    /// pending → approved. `by` names who approves (the core's `by`); `None`
+    /// records the queue's actor (`"dashboard"` for the host).
+    #[pyo3(signature = (id, by = None))]
+    fn approve_action(&self, py: Python<'_>, id: i64, by: Option<&str>) -> PyResult<PyAction> {
+        self.run(py, |q| acting_for(q, by)?.approve_action(id))
             .map(PyAction::from)
     }
 
-    /// pending → rejected, with a reason of 1–1000 characters.
-    #[pyo3(signature = (id, reason, by = actionq::DASHBOARD))]
-    fn reject_action(&self, py: Python<'_>, id: i64, reason: &str, by: &str) -> PyResult<PyAction> {
-        self.run(py, |q| q.reject_action(id, reason, by))
+    /// pending → rejected, with a reason of 1–1000 characters; `by` as for
+    /// `approve_action`.
+    #[pyo3(signature = (id, reason, by = None))]
+    fn reject_action(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        reason: &str,
+        by: Option<&str>,
+    ) -> PyResult<PyAction> {
+        self.run(py, |q| acting_for(q, by)?.reject_action(id, reason))
             .map(PyAction::from)
     }
 
-    /// pending | approved → cancelled.
-    #[pyo3(signature = (id, by = actionq::DASHBOARD))]
-    fn cancel_action(&self, py: Python<'_>, id: i64, by: &str) -> PyResult<PyAction> {
-        self.run(py, |q| q.cancel_action(id, by))
+    /// pending | approved → cancelled; `by` as for `approve_action`.
+    #[pyo3(signature = (id, by = None))]
+    fn cancel_action(&self, py: Python<'_>, id: i64, by: Option<&str>) -> PyResult<PyAction> {
+        self.run(py, |q| acting_for(q, by)?.cancel_action(id))
             .map(PyAction::from)
     }
 
@@ -632,8 +686,8 @@ impl PyActionQueue {
     /// Issues a credential for `name` with `role` (`"admin"`, `"operator"`,
     /// `"requester"`, `"viewer"`, or `"agent"` with its `server_id`): the
     /// returned `IssuedCredential` carries the secret, shown this once (only
-    /// its SHA-256 is stored). A trusted call: offer it to admins only, or use
-    /// `as_principal(p).issue_credential`, which checks.
+    /// its SHA-256 is stored). On the host's queue a trusted call: offer it to
+    /// admins only, or call it on `as_principal(p)`, which checks.
     #[pyo3(signature = (name, role, server_id = None))]
     fn issue_credential(
         &self,
@@ -642,58 +696,107 @@ impl PyActionQueue {
         role: &str,
         server_id: Option<&str>,
     ) -> PyResult<PyIssuedCredential> {
-        identity::on_queue::issue(self, py, name, role, server_id)
+        let role = identity::role(py, role)?;
+        self.run(py, |q| q.issue_credential(name, role, server_id))
+            .map(PyIssuedCredential::from)
     }
 
     /// Every credential, revoked ones included, by id; never a secret.
     fn list_credentials(&self, py: Python<'_>) -> PyResult<Vec<PyCredential>> {
-        identity::on_queue::list(self, py)
+        self.run_read(py, |q| q.list_credentials())
+            .map(|list| list.into_iter().map(PyCredential::from).collect())
     }
 
     /// Revokes credential `id` at once, for every process on the same store;
     /// `NotFoundError` if unknown.
     fn revoke_credential(&self, py: Python<'_>, id: i64) -> PyResult<PyCredential> {
-        identity::on_queue::revoke(self, py, id)
+        self.run(py, |q| q.revoke_credential(id))
+            .map(PyCredential::from)
     }
 
     /// The `Principal` a secret belongs to; `UnauthenticatedError` for an
     /// unknown, revoked or malformed one (the message never contains it).
     /// Reads only: no write per call.
     fn authenticate(&self, py: Python<'_>, secret: &str) -> PyResult<PyPrincipal> {
-        identity::on_queue::authenticate(self, py, secret)
+        self.run_read(py, |q| q.authenticate(secret))
+            .map(PyPrincipal::from)
     }
 
-    /// The queue as `principal` sees it: an `ActingQueue`, whose methods are
-    /// checked by the permission table and record the principal's name.
-    fn as_principal(slf: Bound<'_, Self>, principal: PyRef<'_, PyPrincipal>) -> PyActingQueue {
-        PyActingQueue::new(slf.unbind(), principal.inner.clone())
+    /// The principal this queue acts as (`as_principal`), else `None`.
+    #[getter]
+    fn principal(&self) -> Option<PyPrincipal> {
+        self.queue
+            .actor()
+            .principal()
+            .cloned()
+            .map(PyPrincipal::from)
     }
 
-    /// Benchmark helper: runs `get_action(id)` `iterations` times from Rust, as a
-    /// Rust program would (no Python in the loop; the GIL released around the whole
-    /// loop), and returns the mean nanoseconds per call. Not part of the API; see
-    /// `bindings-python/bench/bench_get_action.py`.
-    fn _bench_get_action(&self, py: Python<'_>, id: i64, iterations: u32) -> PyResult<f64> {
-        let queue = &self.queue;
-        let elapsed = py.detach(|| -> actionq::Result<Duration> {
-            let start = Instant::now();
-            for _ in 0..iterations {
-                std::hint::black_box(queue.get_action(std::hint::black_box(id))?);
-            }
-            Ok(start.elapsed())
-        });
-        let elapsed = elapsed.map_err(|e| to_py_err(py, e))?;
-        Ok(elapsed.as_nanos() as f64 / f64::from(iterations.max(1)))
+    /// This queue as `principal` sees it (same store, no I/O; one per request
+    /// is fine): every call is checked by the permission table first (a
+    /// refusal is `PermissionDeniedError` and changes nothing) and records the
+    /// principal's name.
+    fn as_principal(slf: &Bound<'_, Self>, principal: PyRef<'_, PyPrincipal>) -> PyResult<Self> {
+        Self::view(slf, |q| Ok(q.as_principal(&principal.inner)))
+            .map_err(|e| to_py_err(slf.py(), e))
+    }
+
+    /// This queue acting as the trusted host for `name`, which every call
+    /// records (`created_by`, `approved_by`, event `by`, ...); nothing is
+    /// checked. `InvalidInputError` for a malformed name and on a principal's
+    /// queue.
+    fn by(slf: &Bound<'_, Self>, name: &str) -> PyResult<Self> {
+        Self::view(slf, |q| q.by(name)).map_err(|e| to_py_err(slf.py(), e))
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(match &self.path {
-            Some(path) => format!(
-                "ActionQueue({})",
-                PyString::new(py, &path.to_string_lossy()).repr()?
+        let location = match &self.path {
+            Some(path) => PyString::new(py, &path.to_string_lossy())
+                .repr()?
+                .to_string(),
+            None if self.postgres => "'postgresql://...'".to_owned(),
+            None => "None".to_owned(),
+        };
+        let actor = match self.queue.actor() {
+            Actor::Host => String::new(),
+            Actor::Trusted(name) => format!(", by={}", PyString::new(py, name).repr()?),
+            Actor::Principal(principal) => format!(
+                ", principal={}",
+                Bound::new(py, PyPrincipal::from(principal.clone()))?.repr()?
             ),
-            None if self.postgres => "ActionQueue('postgresql://...')".to_owned(),
-            None => "ActionQueue(None)".to_owned(),
-        })
+        };
+        Ok(format!("ActionQueue({location}{actor})"))
     }
+}
+
+/// Benchmark helper, not part of the API (see
+/// `bindings-python/bench/bench_get_action.py`): runs `queue.get_action(id)`
+/// `iterations` times from Rust, as a Rust program would (no Python in the
+/// loop; the GIL released around the whole loop), and returns the mean
+/// nanoseconds per call.
+#[pyfunction(name = "_bench_get_action")]
+pub(crate) fn bench_get_action(
+    py: Python<'_>,
+    queue: PyRef<'_, PyActionQueue>,
+    id: i64,
+    iterations: u32,
+) -> PyResult<f64> {
+    let queue = &queue.queue;
+    let elapsed = py.detach(|| -> actionq::Result<Duration> {
+        let start = Instant::now();
+        for _ in 0..iterations {
+            std::hint::black_box(queue.get_action(std::hint::black_box(id))?);
+        }
+        Ok(start.elapsed())
+    });
+    let elapsed = elapsed.map_err(|e| to_py_err(py, e))?;
+    Ok(elapsed.as_nanos() as f64 / f64::from(iterations.max(1)))
+}
+
+/// Whether calls on `queue` may wait (SQLite and PostgreSQL stores; an
+/// in-memory queue never waits): `AsyncActionQueue` runs those on its
+/// thread pool, the others in the coroutine. Not part of the API.
+#[pyfunction(name = "_calls_may_wait")]
+pub(crate) fn calls_may_wait(queue: PyRef<'_, PyActionQueue>) -> bool {
+    queue.detaches()
 }

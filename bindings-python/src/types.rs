@@ -2,9 +2,10 @@
 //! `ActionPage`, `Event`.
 //!
 //! Each wraps the Rust value and converts a field only when Python reads it, so
-//! returning a record costs one allocation. Attribute names are SPEC's wire
-//! names, which lets `pydantic.BaseModel.model_validate(obj, from_attributes=True)`
-//! read them directly; `to_dict()` gives the same fields as plain Python values.
+//! returning a record costs one allocation. Attribute names are the wire
+//! names (`docs/contract/domain.md#action-fields`), which lets
+//! `pydantic.BaseModel.model_validate(obj, from_attributes=True)` read them
+//! directly; `to_dict()` gives the same fields as plain Python values.
 
 use actionq::{Action, ActionPage, Approval, AuditReport, Claim, Event, Server, Timestamp};
 use chrono::{Datelike, Timelike};
@@ -131,7 +132,9 @@ impl PyServer {
     }
 
     /// The record as compact JSON text: the same text the C API and the HTTP
-    /// server give for it (SPEC's wire names; timestamps RFC 3339 in UTC).
+    /// server give for it (the wire names of
+    /// `docs/contract/domain.md#action-fields`; timestamps RFC 3339 in UTC,
+    /// `docs/contract/domain.md#timestamps`).
     fn to_json(&self) -> String {
         record_json(&self.inner)
     }
@@ -411,8 +414,9 @@ macro_rules! action_class_methods {
     };
 }
 
-/// A remediation action and its whole history (frozen). Every SPEC field is an
-/// attribute; timestamps are timezone-aware UTC datetimes.
+/// A remediation action and its whole history (frozen). Every field of
+/// `docs/contract/domain.md#action-fields` is an attribute; timestamps are
+/// timezone-aware UTC datetimes.
 #[pyclass(module = "actionq", name = "Action", frozen, eq)]
 #[derive(Debug, PartialEq)]
 pub struct PyAction {
@@ -441,7 +445,9 @@ action_class_methods!(PyAction, {
     }
 
     /// The record as compact JSON text: the same text the C API and the HTTP
-    /// server give for it (SPEC's wire names; timestamps RFC 3339 in UTC).
+    /// server give for it (the wire names of
+    /// `docs/contract/domain.md#action-fields`; timestamps RFC 3339 in UTC,
+    /// `docs/contract/domain.md#timestamps`).
     fn to_json(&self) -> String {
         record_json(&self.inner)
     }
@@ -499,7 +505,9 @@ action_class_methods!(PyClaim, {
     }
 
     /// The record as compact JSON text: the same text the C API and the HTTP
-    /// server give for it (SPEC's wire names; timestamps RFC 3339 in UTC).
+    /// server give for it (the wire names of
+    /// `docs/contract/domain.md#action-fields`; timestamps RFC 3339 in UTC,
+    /// `docs/contract/domain.md#timestamps`).
     fn to_json(&self) -> String {
         record_json(&self.inner)
     }
@@ -582,7 +590,9 @@ impl PyActionPage {
     }
 
     /// The record as compact JSON text: the same text the C API and the HTTP
-    /// server give for it (SPEC's wire names; timestamps RFC 3339 in UTC).
+    /// server give for it (the wire names of
+    /// `docs/contract/domain.md#action-fields`; timestamps RFC 3339 in UTC,
+    /// `docs/contract/domain.md#timestamps`).
     fn to_json(&self) -> String {
         #[derive(serde::Serialize)]
         struct Page<'a> {
@@ -731,7 +741,9 @@ impl PyEvent {
     }
 
     /// The record as compact JSON text: the same text the C API and the HTTP
-    /// server give for it (SPEC's wire names; timestamps RFC 3339 in UTC).
+    /// server give for it (the wire names of
+    /// `docs/contract/domain.md#action-fields`; timestamps RFC 3339 in UTC,
+    /// `docs/contract/domain.md#timestamps`).
     fn to_json(&self) -> String {
         record_json(&self.inner)
     }
@@ -807,7 +819,7 @@ impl PyAuditReport {
     }
 }
 
-/// The hex SHA-256 payload digest of an action (SPEC "Approval policy"):
+/// The hex SHA-256 payload digest of an action (`docs/contract/approval-policy.md#digest`):
 /// what `Action.digest` holds, for an agent that recomputes it itself.
 #[pyfunction]
 pub fn action_digest(

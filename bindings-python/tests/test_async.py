@@ -5,75 +5,64 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 
 import actionq
 from lock_support import LockHolder, needs_proc, threads_in_busy_wait
-from actionq import ActionQueue, AsyncActionQueue
+from actionq import ActionQueue, AsyncActionQueue, limits
 
 T = TypeVar("T")
 PACKAGE = Path(actionq.__file__).parent
 
 # What AsyncActionQueue adds to ActionQueue's API: ways to build it, its
-# underlying queue, and stopping its thread pool.
+# underlying queue, and stopping its thread pool (test_operations.py compares
+# the two classes' methods and signatures).
 EXTRAS = {"from_queue", "open", "queue", "close"}
-# ActionQueue methods AsyncActionQueue adapts instead of awaiting: as_principal
-# returns the async view (AsyncActingQueue), making which does no I/O.
-ADAPTED = {"as_principal"}
+# ActionQueue methods AsyncActionQueue offers as plain methods, not coroutines:
+# as_principal and by return a view (an AsyncActionQueue), making which does no I/O.
+VIEWS = {"as_principal", "by"}
 
 
-def public(cls: type) -> dict[str, Any]:
-    return {name: attr for name, attr in vars(cls).items() if not name.startswith("_")}
-
-
-# Same API ------------------------------------------------------------------
-
-
-def test_same_methods_and_signatures_as_action_queue() -> None:
-    sync, aio = public(ActionQueue), public(AsyncActionQueue)
-    assert set(aio) - set(sync) == EXTRAS
-    assert set(sync) <= set(aio)
-    for name, attr in sync.items():
-        if inspect.isdatadescriptor(attr):
-            assert isinstance(aio[name], property), name
-            continue
-        if name in ADAPTED:
-            assert not inspect.iscoroutinefunction(aio[name]), name
-            assert inspect.signature(aio[name]) == inspect.signature(attr), name
-            continue
-        assert inspect.iscoroutinefunction(aio[name]), name
-        assert inspect.signature(aio[name]) == inspect.signature(attr), name
-    # the constructor and `open`: ActionQueue's parameters, plus max_workers
-    opening = [
-        *inspect.signature(ActionQueue).parameters.values(),
-        inspect.Parameter("max_workers", inspect.Parameter.KEYWORD_ONLY, default=None),
-    ]
-    assert list(inspect.signature(AsyncActionQueue).parameters.values()) == opening
-    assert list(inspect.signature(AsyncActionQueue.open).parameters.values()) == opening
-
-
-def stub_class(stub: str, name: str) -> ast.ClassDef:
-    tree = ast.parse((PACKAGE / stub).read_text(encoding="utf-8"))
+def stub_class(name: str) -> ast.ClassDef:
+    tree = ast.parse((PACKAGE / "_actionq.pyi").read_text(encoding="utf-8"))
     return next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
+
+
+def async_class() -> ast.ClassDef:
+    tree = ast.parse((PACKAGE / "_aio.py").read_text(encoding="utf-8"))
+    return next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "AsyncActionQueue")
 
 
 def dump(nodes: list[ast.expr] | list[ast.arg]) -> list[str]:
     return [ast.dump(n) for n in nodes]
 
 
-def test_stubs_mirror_action_queue_stubs() -> None:
-    """Every ActionQueue method in `_actionq.pyi` is an `async def` in `_aio.pyi`
-    with the same parameters and return type; properties are the same."""
-    sync = {n.name: n for n in stub_class("_actionq.pyi", "ActionQueue").body if isinstance(n, ast.FunctionDef)}
+def without_positional_self(args: ast.arguments) -> ast.arguments:
+    """``args`` with a receiver that the stub may mark positional-only (``self, /``) as a plain one."""
+    return ast.arguments(
+        posonlyargs=[],
+        args=[*args.posonlyargs, *args.args],
+        vararg=args.vararg,
+        kwonlyargs=args.kwonlyargs,
+        kw_defaults=args.kw_defaults,
+        kwarg=args.kwarg,
+        defaults=args.defaults,
+    )
+
+
+def test_async_types_mirror_the_stubs() -> None:
+    """Every ActionQueue method typed in `_actionq.pyi` is defined in `_aio.py`
+    with the same typed parameters and return type, as an `async def` unless it
+    is a property or a view; a view returns an AsyncActionQueue."""
+    sync = {n.name: n for n in stub_class("ActionQueue").body if isinstance(n, ast.FunctionDef)}
     aio = {
         n.name: n
-        for n in stub_class("_aio.pyi", "AsyncActionQueue").body
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for n in async_class().body
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and (not n.name.startswith("_") or n.name == "__init__")
     }
     assert set(aio) - set(sync) == EXTRAS | {"__init__"}
     assert set(sync) - set(aio) == {"__new__"}
@@ -87,14 +76,15 @@ def test_stubs_mirror_action_queue_stubs() -> None:
                 assert opener.args.kwonlyargs[-1].arg == "max_workers"
             continue
         other = aio[name]
-        if name in ADAPTED:
-            assert isinstance(other, ast.FunctionDef), name
-            assert ast.dump(other.args) == ast.dump(node.args), name
-            continue
         is_property = any(isinstance(d, ast.Name) and d.id == "property" for d in node.decorator_list)
-        assert isinstance(other, ast.FunctionDef if is_property else ast.AsyncFunctionDef), name
-        assert ast.dump(other.args) == ast.dump(node.args), name
-        assert ast.dump(other.returns) == ast.dump(node.returns), name  # type: ignore[arg-type]
+        assert isinstance(other, ast.FunctionDef if is_property or name in VIEWS else ast.AsyncFunctionDef), name
+        # defaults: the stub may write `...` where the code names the core's constant
+        sync_args, aio_args = without_positional_self(node.args), without_positional_self(other.args)
+        assert dump(aio_args.args) == dump(sync_args.args), name
+        assert dump(aio_args.kwonlyargs) == dump(sync_args.kwonlyargs), name
+        assert len(aio_args.defaults) == len(sync_args.defaults), name
+        returns = "AsyncActionQueue" if name in VIEWS else ast.unparse(node.returns)  # type: ignore[arg-type]
+        assert ast.unparse(other.returns) == returns, name  # type: ignore[arg-type]
 
 
 # Same records, same errors --------------------------------------------------
@@ -142,6 +132,11 @@ def test_same_records_as_action_queue(queues: tuple[ActionQueue, AsyncActionQueu
         assert done.status == "completed" and done == queue.get_action(claim.id)
         assert await aqueue.expire_leases() == []
         assert await aqueue.events_since(0, 100) == queue.events_since(0, 100)
+        # the defaults the coroutines name are the compiled methods'
+        assert await aqueue.list_actions() == queue.list_actions() and queue.list_actions().limit == limits.DEFAULT_PAGE_LIMIT
+        assert await aqueue.list_server_actions("web-1") == queue.list_server_actions("web-1")
+        assert await aqueue.events_since() == queue.events_since()
+        assert (await aqueue.create_action("web-1", "clear_logs")).created_by == limits.DASHBOARD
         assert aqueue.action_types == queue.action_types
         assert aqueue.path == queue.path and aqueue.whitelist_json == queue.whitelist_json
         assert aqueue.output_cap_chars == queue.output_cap_chars and aqueue.queue is queue
@@ -188,11 +183,17 @@ def test_same_errors_as_action_queue(queues: tuple[ActionQueue, AsyncActionQueue
                 expected.message,
                 expected.existing_action_id,
             )
-        # argument errors too, raised by the same method
+        # argument errors too: the same parameters refuse the same arguments...
         with pytest.raises(TypeError) as caught:
             await aqueue.create_action("web-1", "restart_service", "a", no_such_argument=1)  # type: ignore[call-arg]
         with pytest.raises(TypeError) as expected_error:
             queue.create_action("web-1", "restart_service", "a", no_such_argument=1)  # type: ignore[call-arg]
+        assert str(caught.value) == "Async" + str(expected_error.value)
+        # ...and a value of the wrong type reaches the same method
+        with pytest.raises(TypeError) as caught:
+            await aqueue.get_action("1")  # type: ignore[arg-type]
+        with pytest.raises(TypeError) as expected_error:
+            queue.get_action("1")  # type: ignore[arg-type]
         assert str(caught.value) == str(expected_error.value)
 
     run(scenario())

@@ -1,12 +1,11 @@
 """Identity from Python: credentials (issue, list, revoke, authenticate), the
-principal-taking ActingQueue and its async twin, the two new exception kinds,
-and a revocation seen at once by another process on the same SQLite file."""
+queue acting as a principal (``as_principal``) or a trusted name (``by``), sync
+and async, the two new exception kinds, and a revocation seen at once by another
+process on the same SQLite file."""
 
 from __future__ import annotations
 
-import ast
 import asyncio
-import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +13,7 @@ from pathlib import Path
 import pytest
 
 import actionq
-from actionq import ActingQueue, AsyncActingQueue, AsyncActionQueue, limits
-
-PACKAGE = Path(actionq.__file__).parent
+from actionq import ActionQueue, AsyncActionQueue, limits
 
 
 def test_error_kinds_in_the_hierarchy() -> None:
@@ -59,14 +56,14 @@ def test_malformed_secrets_are_unauthenticated(queue: actionq.ActionQueue, secre
         queue.authenticate(secret)
 
 
-def test_acting_queue_records_the_principal_and_refuses_what_the_role_may_not(
+def test_a_principals_queue_records_the_principal_and_refuses_what_the_role_may_not(
     paused: actionq.ActionQueue,
 ) -> None:
     queue = paused
     rita = queue.authenticate(queue.issue_credential("rita", "requester").secret)
     victor = queue.authenticate(queue.issue_credential("victor", "viewer").secret)
     as_rita = queue.as_principal(rita)
-    assert isinstance(as_rita, ActingQueue) and as_rita.principal == rita
+    assert type(as_rita) is ActionQueue and as_rita.principal == rita and queue.principal is None
     action = as_rita.create_action("web-1", "restart_service", "nginx")
     assert action.created_by == "rita"
     events = queue.events_since()
@@ -96,39 +93,45 @@ def test_acting_queue_records_the_principal_and_refuses_what_the_role_may_not(
     assert queue.as_principal(alice).approve_action(second.id).approved_by == "alice"
 
 
-def test_async_acting_queue_mirrors_acting_queue() -> None:
-    sync = {n: a for n, a in vars(ActingQueue).items() if not n.startswith("_")}
-    aio = {n: a for n, a in vars(AsyncActingQueue).items() if not n.startswith("_")}
-    assert set(sync) == set(aio)
-    for name, attr in sync.items():
-        if inspect.isdatadescriptor(attr):
-            assert isinstance(aio[name], property), name
-            continue
-        assert inspect.iscoroutinefunction(aio[name]), name
-        assert inspect.signature(aio[name]) == inspect.signature(attr), name
-    # and so do the stubs
-    def methods(stub: str, cls: str) -> dict[str, ast.arguments]:
-        tree = ast.parse((PACKAGE / stub).read_text(encoding="utf-8"))
-        node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
-        return {
-            n.name: n.args for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-        }
-
-    stub_sync, stub_aio = methods("_actionq.pyi", "ActingQueue"), methods("_aio.pyi", "AsyncActingQueue")
-    assert set(stub_aio) - set(stub_sync) == {"__init__"}
-    for name, args in stub_sync.items():
-        assert ast.dump(stub_aio[name]) == ast.dump(args), name
+def test_by_records_a_trusted_name_and_a_principal_cannot_take_one(paused: ActionQueue) -> None:
+    queue = paused
+    first, second = (queue.create_action("web-1", t) for t in ("clear_logs", "apt_update"))
+    third = queue.create_action("web-1", "restart_service", "cron")
+    # by= on the call and the by() view are the core's one `by`
+    assert queue.approve_action(first.id, by="alice").approved_by == "alice"
+    as_bob = queue.by("bob")
+    assert type(as_bob) is ActionQueue and as_bob.principal is None
+    assert as_bob.reject_action(second.id, "not now").rejected_by == "bob"
+    assert as_bob.cancel_action(third.id, by="carol").cancelled_by == "carol"  # the call's name wins
+    assert as_bob.create_action("web-1", "clear_logs", created_by="mallory").created_by == "bob"
+    assert queue.create_action("web-1", "apt_update").created_by == limits.DASHBOARD
+    for bad in ("", "x" * (limits.MAX_NAME_CHARS + 1), "ops\n"):
+        with pytest.raises(actionq.InvalidInputError, match="actor"):
+            queue.by(bad)
+    # a principal's name is what its queue records: no trusted name over it
+    olga = queue.as_principal(actionq.Principal("olga", "operator"))
+    pending = queue.create_action("web-1", "restart_service", "nginx")
+    with pytest.raises(actionq.InvalidInputError, match="acting as principal 'olga'"):
+        olga.by("alice")
+    with pytest.raises(actionq.InvalidInputError, match="acting as principal 'olga'"):
+        olga.approve_action(pending.id, by="alice")
+    assert queue.get_action(pending.id).status == actionq.ActionStatus.PENDING
+    assert olga.approve_action(pending.id).approved_by == "olga"
+    opened = repr(queue).removesuffix(")")
+    assert repr(olga) == opened + ", principal=Principal(name='olga', role='operator', server_id=None))"
+    assert repr(as_bob) == opened + ", by='bob')"
 
 
 @pytest.mark.parametrize("path", [None, "file"])
-def test_async_acting_queue(tmp_path: Path, path: str | None) -> None:
+def test_async_principal_queue(tmp_path: Path, path: str | None) -> None:
     async def main() -> None:
         aqueue = await AsyncActionQueue.open(None if path is None else tmp_path / "q.sqlite3")
         await aqueue.create_server("web-1")
         issued = await aqueue.issue_credential("web-1-agent", "agent", "web-1")
         agent = await aqueue.authenticate(issued.secret)
         acting = aqueue.as_principal(agent)
-        assert isinstance(acting, AsyncActingQueue) and acting.principal == agent
+        assert type(acting) is AsyncActionQueue and acting.principal == agent and aqueue.principal is None
+        assert acting.queue.principal == agent and acting._executor is aqueue._executor  # one thread pool
         await aqueue.create_action("web-1", "clear_logs")
         claim = await acting.claim_next("web-1")
         assert claim is not None

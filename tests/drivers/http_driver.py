@@ -36,6 +36,8 @@ from actionq.server import create_app
 
 HOST = "http"
 API_KEY = "scenario-key"
+AGENT_SECRET_PREFIX = "aq_ag_"
+"""How an agent credential's secret begins (its role prefix)."""
 BY = "dashboard"
 
 
@@ -82,7 +84,7 @@ class Host(ScenarioHost):
             clock=self.clock,
             signing_key=self.signing_key,
         )
-        self.client = TestClient(app, headers={"X-API-Key": API_KEY}, raise_server_exceptions=True)
+        self.client = TestClient(app, raise_server_exceptions=True)
 
     def request(self, step: dict[str, Any]) -> tuple[str, str, dict[str, Any], Any]:
         """(method, path, query, JSON body) of a step."""
@@ -145,10 +147,12 @@ class Host(ScenarioHost):
         method, path, params, payload = self.request(step)
         content = None if payload is None else encode(payload)
         headers = {} if payload is None else {"Content-Type": "application/json"}
-        # Acting as an issued principal: its secret is the request's key.
+        # Acting as an issued principal: its secret is the request's key, in the
+        # header its role uses (an agent's in X-Agent-Token, which only the agent
+        # routes read); else the bootstrap key.
         key = step.get("secret") if name == "authenticate" else step.get("as")
-        if key is not None:
-            headers["X-API-Key"] = self.secret(key)
+        secret = API_KEY if key is None else self.secret(key)
+        headers["X-Agent-Token" if secret.startswith(AGENT_SECRET_PREFIX) else "X-API-Key"] = secret
         response = self.client.request(method, path, params=params, content=content, headers=headers)
         if response.status_code == 204:
             return {"none": True}

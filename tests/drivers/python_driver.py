@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from scenario_host import META, BadScenario, ScenarioHost, expand, main, skipped
 
@@ -66,6 +66,14 @@ class Host(ScenarioHost):
             clock=self.clock,
         )
 
+    def actor_queue(self, step: dict[str, Any], by: str | None) -> actionq.ActionQueue:
+        """The queue acting as the step says: ``"as"`` a saved principal,
+        ``"by"`` a trusted name (refused beside ``"as"``), else the trusted host."""
+        queue = self.queue
+        if "as" in step:
+            queue = queue.as_principal(queue.authenticate(self.secret(step["as"])))
+        return queue if by is None else queue.by(by)
+
     def call(self, step: dict[str, Any]) -> Any:
         q = self.queue
         args = {k: expand(v, surrogates) for k, v in step.items() if k not in META}
@@ -79,12 +87,12 @@ class Host(ScenarioHost):
             args["secret"] = self.secret(args["secret"])
         if name == "digest_matches":
             return q.get_action(**args).digest_matches()
-        target: Any = q.as_principal(q.authenticate(self.secret(step["as"]))) if "as" in step else q
-        method: Callable[..., Any] | None = getattr(target, name, None)
-        if method is None:
+        if name not in actionq.OPERATIONS:
             raise BadScenario(f"unknown call {name!r}")
+        by = args.pop("by", None)
         try:
-            result = method(**args)
+            operation = getattr(self.actor_queue(step, by), name)
+            result = operation(**args) if callable(operation) else operation  # lease_expiries: a property
         except HOST_ERRORS as e:
             return HostError(type(e).__name__)
         if name == "claim_next" and result is not None:

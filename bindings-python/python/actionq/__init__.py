@@ -18,9 +18,11 @@ which never block the event loop (``await aqueue.create_action(...)``).
 
 Identity: ``queue.issue_credential(name, role)`` gives a secret once;
 ``queue.authenticate(secret)`` gives its :class:`Principal`, and
-``queue.as_principal(principal)`` an :class:`ActingQueue` whose every call the
-core checks against its permission table (``PermissionDeniedError``) and
-records under the principal's name.
+``queue.as_principal(principal)`` the same queue acting as it: an
+:class:`ActionQueue` whose every call the core checks against its permission
+table (``PermissionDeniedError``) and records under the principal's name. A
+host that authenticates people itself names them with ``queue.by(name)``.
+Every operation, whoever acts, is one method (:data:`OPERATIONS` lists them).
 
 Every error is an :class:`ActionQueueError` subclass carrying ``code``,
 ``http_status`` and ``message``. :class:`ActionStatus` is built from the
@@ -33,8 +35,8 @@ from __future__ import annotations
 from actionq import limits
 from actionq._actionq import (
     DEFAULT_WHITELIST_JSON,
+    OPERATIONS,
     Action,
-    ActingQueue,
     ActionPage,
     ActionQueue,
     ActionQueueError,
@@ -59,18 +61,17 @@ from actionq._actionq import (
     __version__,
     action_digest,
 )
-from actionq._aio import AsyncActingQueue, AsyncActionQueue
+from actionq._aio import AsyncActionQueue
 
 
 __all__ = [
     "DEFAULT_WHITELIST_JSON",
-    "ActingQueue",
+    "OPERATIONS",
     "Action",
     "ActionPage",
     "ActionQueue",
     "ActionQueueError",
     "ActionStatus",
-    "AsyncActingQueue",
     "AsyncActionQueue",
     "AuditReport",
     "Claim",

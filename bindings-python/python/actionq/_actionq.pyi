@@ -15,7 +15,6 @@ else:
 
 __all__ = [
     "ActionQueue",
-    "ActingQueue",
     "Principal",
     "Credential",
     "IssuedCredential",
@@ -58,6 +57,7 @@ __all__ = [
     "MAX_SECRET_BYTES",
     "MAX_REQUEST_BODY_BYTES",
     "ROLES",
+    "OPERATIONS",
     "DEFAULT_WHITELIST_JSON",
     "__version__",
 ]
@@ -89,6 +89,9 @@ DEFAULT_MAX_LEASE_SECONDS: int
 DEFAULT_EXPIRE_LEASES_ON_READ: bool
 DEFAULT_BUSY_TIMEOUT_SECONDS: int
 ROLES: tuple[str, ...]
+OPERATIONS: tuple[str, ...]
+"""The operations every host offers under the same name (the core's list):
+each is a method of ``ActionQueue`` and ``AsyncActionQueue``."""
 MAX_SECRET_BYTES: int
 MAX_REQUEST_BODY_BYTES: int
 
@@ -438,7 +441,9 @@ class ManualClock:
 
 @final
 class ActionQueue:
-    """The remediation action queue, on a SQLite file or in memory (``path=None``)."""
+    """The remediation action queue, on a SQLite file, a PostgreSQL database or in
+    memory (``path=None``), acting as the host, a principal (``as_principal``) or a
+    trusted name (``by``)."""
 
     def __new__(
         cls,
@@ -501,9 +506,9 @@ class ActionQueue:
         limit: int = ...,
         offset: int = 0,
     ) -> ActionPage: ...
-    def approve_action(self, id: int, by: str = ...) -> Action: ...
-    def reject_action(self, id: int, reason: str, by: str = ...) -> Action: ...
-    def cancel_action(self, id: int, by: str = ...) -> Action: ...
+    def approve_action(self, id: int, by: str | None = None) -> Action: ...
+    def reject_action(self, id: int, reason: str, by: str | None = None) -> Action: ...
+    def cancel_action(self, id: int, by: str | None = None) -> Action: ...
     def claim_next(self, server_id: str, lease_seconds: float | None = None) -> Claim | None: ...
     def heartbeat(self, id: int, lease_token: str, lease_seconds: float | None = None) -> Action: ...
     def report_result(
@@ -526,67 +531,20 @@ class ActionQueue:
     def list_credentials(self) -> list[Credential]: ...
     def revoke_credential(self, id: int) -> Credential: ...
     def authenticate(self, secret: str) -> Principal: ...
-    def as_principal(self, principal: Principal) -> ActingQueue: ...
-
-@final
-class ActingQueue:
-    """The queue as one principal sees it (``ActionQueue.as_principal``): every call
-    checked by the core's permission table, the principal's name recorded."""
-
     @property
-    def principal(self) -> Principal: ...
-    def create_server(self, id: str, hostname: str | None = None) -> Server: ...
-    def get_server(self, id: str) -> Server: ...
-    def list_servers(self) -> list[Server]: ...
-    def verify_audit(self) -> AuditReport: ...
-    def pause_server(self, id: str) -> Server: ...
-    def unpause_server(self, id: str) -> Server: ...
-    def create_action(
-        self,
-        server_id: str,
-        action_type: str,
-        service_name: str | None = None,
-        *,
-        params: Mapping[str, str | int] | None = None,
-        alert_id: int | None = None,
-    ) -> Action: ...
-    def create_action_json(self, request: str) -> Action: ...
-    def get_action(self, id: int) -> Action: ...
-    def list_actions(
-        self,
-        status: ActionStatus | str | None = None,
-        server_id: str | None = None,
-        action_type: str | None = None,
-        limit: int = ...,
-        offset: int = 0,
-    ) -> ActionPage: ...
-    def list_server_actions(
-        self,
-        server_id: str,
-        status: ActionStatus | str | None = None,
-        limit: int = ...,
-        offset: int = 0,
-    ) -> ActionPage: ...
-    def approve_action(self, id: int) -> Action: ...
-    def reject_action(self, id: int, reason: str) -> Action: ...
-    def cancel_action(self, id: int) -> Action: ...
-    def claim_next(self, server_id: str, lease_seconds: float | None = None) -> Claim | None: ...
-    def heartbeat(self, id: int, lease_token: str, lease_seconds: float | None = None) -> Action: ...
-    def report_result(
-        self,
-        id: int,
-        lease_token: str,
-        exit_code: int,
-        stdout: str | None = None,
-        stderr: str | None = None,
-    ) -> Action: ...
-    def expire_leases(self) -> list[Action]: ...
-    def expire_approvals(self) -> list[Action]: ...
-    def count_actions(self) -> list[tuple[str, ActionStatus, int]]: ...
-    def events_since(self, cursor: int = 0, limit: int = ...) -> list[Event]: ...
-    def issue_credential(self, name: str, role: str, server_id: str | None = None) -> IssuedCredential: ...
-    def list_credentials(self) -> list[Credential]: ...
-    def revoke_credential(self, id: int) -> Credential: ...
+    def principal(self) -> Principal | None:
+        """The principal this queue acts as (``as_principal``), else ``None``."""
+    def as_principal(self, principal: Principal) -> ActionQueue:
+        """This queue as ``principal`` sees it: every call checked by the core's
+        permission table, the principal's name recorded."""
+    def by(self, name: str) -> ActionQueue:
+        """This queue acting as the trusted host for ``name``, which every call records."""
+
+def _bench_get_action(queue: ActionQueue, id: int, iterations: int) -> float:
+    """Benchmark helper (not API): mean ns of ``get_action(id)`` called from Rust."""
+
+def _calls_may_wait(queue: ActionQueue) -> bool:
+    """Whether calls on ``queue`` may wait (SQLite, PostgreSQL); not API."""
 
 @final
 class ClaimSigningKey:

@@ -1,17 +1,18 @@
 """`AsyncActionQueue`: :class:`actionq.ActionQueue` for asyncio hosts.
 
-Every public method of ``ActionQueue`` is here as a coroutine method with the
-same parameters, the same records and the same errors: the class body below
-does not list them, they are derived from ``ActionQueue`` when this module is
-imported, so the two cannot drift apart (the stub ``_aio.pyi`` types them and
-the tests compare both). The read-only properties are shared as they are.
+Every operation of ``ActionQueue`` is here as a coroutine method with the same
+parameters, the same records and the same errors, written out below: each
+awaits the blocking method of the same name (the tests hold both classes to the
+core's ``actionq.OPERATIONS`` and to one signature per method). The read-only
+properties read the blocking queue's. ``as_principal`` and ``by`` return an ``AsyncActionQueue`` too, over the
+queue acting as that principal or name, on the same thread pool.
 
-A call on a SQLite queue can wait: for the disk, or up to the busy timeout for
-another process's write lock. So each one runs on a small thread pool owned by
-the queue, and the coroutine awaits it; the event loop keeps serving meanwhile
-(the binding releases the GIL while a call waits). A call on an
-in-memory queue never waits and costs about a microsecond, less than a thread
-hand-off, so it runs in the coroutine itself.
+A call on a SQLite or PostgreSQL queue can wait: for the disk or the network,
+or up to the busy timeout for another process's lock. So each one runs on a
+small thread pool owned by the queue, and the coroutine awaits it; the event
+loop keeps serving meanwhile (the binding releases the GIL while a call waits).
+A call on an in-memory queue never waits and costs about a microsecond, less
+than a thread hand-off, so it runs in the coroutine itself.
 
 Cancelling an awaiting coroutine does not stop its call: the call finishes on
 its worker (a create still creates) and only its result is dropped, as with any
@@ -22,18 +23,36 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
+import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, TypeVar
 
-from actionq._actionq import ActingQueue, ActionQueue, Principal
+from actionq import limits
+from actionq._actionq import (
+    Action,
+    ActionPage,
+    ActionQueue,
+    ActionStatus,
+    AuditReport,
+    Claim,
+    Credential,
+    Event,
+    IssuedCredential,
+    ManualClock,
+    Principal,
+    Server,
+    _calls_may_wait,
+)
 
-__all__ = ["DEFAULT_MAX_WORKERS", "AsyncActingQueue", "AsyncActionQueue"]
+__all__ = ["DEFAULT_MAX_WORKERS", "AsyncActionQueue"]
 
 DEFAULT_MAX_WORKERS = 8
-"""Threads per SQLite queue: calls that may run at once. One writer and four
-readers (the store's default pool) can work in parallel; the spare threads let
-reads proceed while writes queue for a lock."""
+"""Threads per SQLite or PostgreSQL queue: calls that may run at once. One
+writer and four readers (the SQLite store's default pool) can work in parallel;
+the spare threads let reads proceed while writes queue for a lock."""
+
+T = TypeVar("T")
 
 
 class AsyncActionQueue:
@@ -53,8 +72,32 @@ class AsyncActionQueue:
     _queue: ActionQueue
     _executor: ThreadPoolExecutor | None
 
-    def __init__(self, *args: Any, max_workers: int | None = None, **options: Any) -> None:
-        self._adopt(ActionQueue(*args, **options), max_workers)
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        whitelist: str | Mapping[str, Any] | None = None,
+        output_cap_chars: int | None = None,
+        durability: Literal["normal", "full"] | None = None,
+        busy_timeout_seconds: float | None = None,
+        default_lease_seconds: float | None = None,
+        max_lease_seconds: float | None = None,
+        expire_leases_on_read: bool | None = None,
+        clock: ManualClock | None = None,
+        max_workers: int | None = None,
+    ) -> None:
+        queue = ActionQueue(
+            path,
+            whitelist=whitelist,
+            output_cap_chars=output_cap_chars,
+            durability=durability,
+            busy_timeout_seconds=busy_timeout_seconds,
+            default_lease_seconds=default_lease_seconds,
+            max_lease_seconds=max_lease_seconds,
+            expire_leases_on_read=expire_leases_on_read,
+            clock=clock,
+        )
+        self._adopt(queue, max_workers)
 
     def _adopt(self, queue: ActionQueue, max_workers: int | None) -> None:
         if not isinstance(queue, ActionQueue):
@@ -63,11 +106,9 @@ class AsyncActionQueue:
             raise ValueError(f"max_workers must be >= 1 (got {max_workers})")
         self._queue = queue
         self._executor = (
-            None
-            if queue.path is None  # in memory: calls never wait
-            else ThreadPoolExecutor(
-                max_workers=max_workers or DEFAULT_MAX_WORKERS, thread_name_prefix="actionq"
-            )
+            ThreadPoolExecutor(max_workers=max_workers or DEFAULT_MAX_WORKERS, thread_name_prefix="actionq")
+            if _calls_may_wait(queue)
+            else None  # in memory: calls never wait
         )
 
     @classmethod
@@ -78,11 +119,50 @@ class AsyncActionQueue:
         return self
 
     @classmethod
-    async def open(cls, *args: Any, max_workers: int | None = None, **options: Any) -> AsyncActionQueue:
+    async def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        whitelist: str | Mapping[str, Any] | None = None,
+        output_cap_chars: int | None = None,
+        durability: Literal["normal", "full"] | None = None,
+        busy_timeout_seconds: float | None = None,
+        default_lease_seconds: float | None = None,
+        max_lease_seconds: float | None = None,
+        expire_leases_on_read: bool | None = None,
+        clock: ManualClock | None = None,
+        max_workers: int | None = None,
+    ) -> AsyncActionQueue:
         """Opens the queue (arguments as ``ActionQueue``) off the event loop."""
-        loop = asyncio.get_running_loop()
-        queue = await loop.run_in_executor(None, functools.partial(ActionQueue, *args, **options))
+        opening = functools.partial(
+            ActionQueue,
+            path,
+            whitelist=whitelist,
+            output_cap_chars=output_cap_chars,
+            durability=durability,
+            busy_timeout_seconds=busy_timeout_seconds,
+            default_lease_seconds=default_lease_seconds,
+            max_lease_seconds=max_lease_seconds,
+            expire_leases_on_read=expire_leases_on_read,
+            clock=clock,
+        )
+        queue = await asyncio.get_running_loop().run_in_executor(None, opening)
         return cls.from_queue(queue, max_workers=max_workers)
+
+    def _view(self, queue: ActionQueue) -> AsyncActionQueue:
+        """``queue`` (a view of this one) on this queue's thread pool."""
+        view = type(self).__new__(type(self))
+        view._queue = queue
+        view._executor = self._executor
+        return view
+
+    async def _run(self, call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``call(*args, **kwargs)``: on the thread pool if calls may wait, else here."""
+        if self._executor is None:
+            return call(*args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, functools.partial(call, *args, **kwargs)
+        )
 
     @property
     def queue(self) -> ActionQueue:
@@ -90,116 +170,219 @@ class AsyncActionQueue:
         return self._queue
 
     def close(self) -> None:
-        """Stops the thread pool once the calls already started finish (without
-        waiting for them); later calls raise ``RuntimeError``. The queue itself
-        closes when the last reference to it goes."""
+        """Stops the thread pool, shared with the views ``as_principal`` and
+        ``by`` made, once the calls already started finish (without waiting for
+        them); later calls raise ``RuntimeError``. The queue itself closes when
+        the last reference to it goes."""
         if self._executor is not None:
             self._executor.shutdown(wait=False)
 
     def __repr__(self) -> str:
         return f"Async{self._queue!r}"
 
-
-def _coroutine_method(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-    """``await AsyncActionQueue.<name>(...)``: ``ActionQueue.<name>`` off the loop."""
-
-    async def call(self: AsyncActionQueue, /, *args: Any, **kwargs: Any) -> Any:
-        if self._executor is None:
-            return method(self._queue, *args, **kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(method, self._queue, *args, **kwargs))
-
-    call.__name__ = name
-    call.__qualname__ = f"AsyncActionQueue.{name}"
-    call.__doc__ = (method.__doc__ or "").strip() + "\n\n(Awaitable: runs off the event loop.)"
-    call.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]
-    return call
-
-
-def _shared_property(name: str) -> property:
-    def get(self: AsyncActionQueue) -> Any:
-        return getattr(self._queue, name)
-
-    get.__name__ = name
-    return property(get, doc=getattr(ActionQueue, name).__doc__)
-
-
-def _derive() -> None:
-    """Adds ``ActionQueue``'s public methods (as coroutines) and properties."""
-    for name, attr in vars(ActionQueue).items():
-        if name.startswith("_"):
-            continue
-        if inspect.isdatadescriptor(attr):  # a #[getter]: never blocks
-            setattr(AsyncActionQueue, name, _shared_property(name))
-        elif callable(attr):
-            setattr(AsyncActionQueue, name, _coroutine_method(name, attr))
-    # The constructor and `open` take ActionQueue's arguments, plus max_workers.
-    opening = list(inspect.signature(ActionQueue).parameters.values())
-    opening.append(inspect.Parameter("max_workers", inspect.Parameter.KEYWORD_ONLY, default=None))
-    for first, function in (("self", AsyncActionQueue.__init__), ("cls", vars(AsyncActionQueue)["open"].__func__)):
-        head = inspect.Parameter(first, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        function.__signature__ = inspect.Signature([head, *opening])
-
-
-_derive()
-
-
-class AsyncActingQueue:
-    """``ActingQueue`` for asyncio: the queue as one principal sees it, its
-    methods as coroutines run like :class:`AsyncActionQueue`'s (on the same
-    thread pool). Made by ``AsyncActionQueue.as_principal(principal)``; cheap,
-    one per request is fine."""
-
-    __slots__ = ("_acting", "_owner")
-
-    _acting: ActingQueue
-    _owner: AsyncActionQueue
-
-    def __init__(self, owner: AsyncActionQueue, principal: Principal) -> None:
-        self._owner = owner
-        self._acting = owner.queue.as_principal(principal)
+    # Who acts (no I/O: not coroutines) ----------------------------------------
 
     @property
-    def principal(self) -> Principal:
-        """Who is acting."""
-        return self._acting.principal
+    def principal(self) -> Principal | None:
+        """The principal this queue acts as (``as_principal``), else ``None``."""
+        return self._queue.principal
 
-    def __repr__(self) -> str:
-        return f"Async{self._acting!r}"
+    def as_principal(self, principal: Principal) -> AsyncActionQueue:
+        """This queue as ``principal`` sees it (``ActionQueue.as_principal``),
+        on the same thread pool; cheap, one per request is fine."""
+        return self._view(self._queue.as_principal(principal))
 
+    def by(self, name: str) -> AsyncActionQueue:
+        """This queue acting as the trusted host for ``name``
+        (``ActionQueue.by``), on the same thread pool."""
+        return self._view(self._queue.by(name))
 
-def _acting_coroutine(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-    """``await AsyncActingQueue.<name>(...)``: ``ActingQueue.<name>`` off the loop."""
+    # Settings (read-only, never block) ----------------------------------------
 
-    async def call(self: AsyncActingQueue, /, *args: Any, **kwargs: Any) -> Any:
-        executor = self._owner._executor
-        if executor is None:
-            return method(self._acting, *args, **kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, functools.partial(method, self._acting, *args, **kwargs))
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, or ``None`` for an in-memory or PostgreSQL queue."""
+        return self._queue.path
 
-    call.__name__ = name
-    call.__qualname__ = f"AsyncActingQueue.{name}"
-    call.__doc__ = (method.__doc__ or "").strip() + "\n\n(Awaitable: runs off the event loop.)"
-    call.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]
-    return call
+    @property
+    def whitelist_json(self) -> str:
+        """The whitelist in force, as JSON config text."""
+        return self._queue.whitelist_json
 
+    @property
+    def action_types(self) -> list[str]:
+        """The whitelisted action types, sorted."""
+        return self._queue.action_types
 
-def _as_principal(self: AsyncActionQueue, principal: Principal) -> AsyncActingQueue:
-    """The queue as ``principal`` sees it: an :class:`AsyncActingQueue`
-    (not a coroutine: making it does no I/O)."""
-    return AsyncActingQueue(self, principal)
+    @property
+    def output_cap_chars(self) -> int:
+        """Maximum characters kept of ``stdout``/``stderr``."""
+        return self._queue.output_cap_chars
 
+    @property
+    def default_lease_seconds(self) -> float:
+        """The lease a claim or heartbeat gets when it names none, in seconds."""
+        return self._queue.default_lease_seconds
 
-def _derive_acting() -> None:
-    """Adds ``ActingQueue``'s public methods to ``AsyncActingQueue`` as
-    coroutines; ``AsyncActionQueue.as_principal`` returns one."""
-    for name, attr in vars(ActingQueue).items():
-        if name.startswith("_") or inspect.isdatadescriptor(attr) or not callable(attr):
-            continue
-        setattr(AsyncActingQueue, name, _acting_coroutine(name, attr))
-    _as_principal.__signature__ = inspect.signature(ActionQueue.as_principal)  # type: ignore[attr-defined]
-    AsyncActionQueue.as_principal = _as_principal  # type: ignore[attr-defined]
+    @property
+    def expire_leases_on_read(self) -> bool:
+        """Whether reads first fail the actions whose lease ran out."""
+        return self._queue.expire_leases_on_read
 
+    # Servers -------------------------------------------------------------------
 
-_derive_acting()
+    async def create_server(self, id: str, hostname: str | None = None) -> Server:
+        """Registers a server (``ActionQueue.create_server``)."""
+        return await self._run(self._queue.create_server, id, hostname)
+
+    async def get_server(self, id: str) -> Server:
+        """The server ``id`` (``ActionQueue.get_server``)."""
+        return await self._run(self._queue.get_server, id)
+
+    async def list_servers(self) -> list[Server]:
+        """Every registered server, by id (``ActionQueue.list_servers``)."""
+        return await self._run(self._queue.list_servers)
+
+    async def pause_server(self, id: str) -> Server:
+        """Maintenance mode on (``ActionQueue.pause_server``)."""
+        return await self._run(self._queue.pause_server, id)
+
+    async def unpause_server(self, id: str) -> Server:
+        """Maintenance mode off (``ActionQueue.unpause_server``)."""
+        return await self._run(self._queue.unpause_server, id)
+
+    # Actions -------------------------------------------------------------------
+
+    async def create_action(
+        self,
+        server_id: str,
+        action_type: str,
+        service_name: str | None = None,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        alert_id: int | None = None,
+        created_by: str = limits.DASHBOARD,
+    ) -> Action:
+        """Queues a whitelisted action (``ActionQueue.create_action``)."""
+        return await self._run(
+            self._queue.create_action,
+            server_id,
+            action_type,
+            service_name,
+            params=params,
+            alert_id=alert_id,
+            created_by=created_by,
+        )
+
+    async def create_action_json(self, request: str) -> Action:
+        """Queues an action from a create request in JSON
+        (``ActionQueue.create_action_json``)."""
+        return await self._run(self._queue.create_action_json, request)
+
+    async def get_action(self, id: int) -> Action:
+        """The action ``id`` (``ActionQueue.get_action``)."""
+        return await self._run(self._queue.get_action, id)
+
+    async def list_actions(
+        self,
+        status: ActionStatus | str | None = None,
+        server_id: str | None = None,
+        action_type: str | None = None,
+        limit: int = limits.DEFAULT_PAGE_LIMIT,
+        offset: int = 0,
+    ) -> ActionPage:
+        """A page of actions, newest first (``ActionQueue.list_actions``)."""
+        return await self._run(self._queue.list_actions, status, server_id, action_type, limit, offset)
+
+    async def list_server_actions(
+        self,
+        server_id: str,
+        status: ActionStatus | str | None = None,
+        limit: int = limits.DEFAULT_PAGE_LIMIT,
+        offset: int = 0,
+    ) -> ActionPage:
+        """A page of one server's actions (``ActionQueue.list_server_actions``)."""
+        return await self._run(self._queue.list_server_actions, server_id, status, limit, offset)
+
+    async def count_actions(self) -> list[tuple[str, ActionStatus, int]]:
+        """``(server_id, status, count)`` per pair (``ActionQueue.count_actions``)."""
+        return await self._run(self._queue.count_actions)
+
+    async def events_since(self, cursor: int = 0, limit: int = limits.DEFAULT_EVENTS_LIMIT) -> list[Event]:
+        """Audit events after ``cursor``, oldest first (``ActionQueue.events_since``)."""
+        return await self._run(self._queue.events_since, cursor, limit)
+
+    # Decisions -----------------------------------------------------------------
+
+    async def approve_action(self, id: int, by: str | None = None) -> Action:
+        """pending → approved (``ActionQueue.approve_action``)."""
+        return await self._run(self._queue.approve_action, id, by)
+
+    async def reject_action(self, id: int, reason: str, by: str | None = None) -> Action:
+        """pending → rejected (``ActionQueue.reject_action``)."""
+        return await self._run(self._queue.reject_action, id, reason, by)
+
+    async def cancel_action(self, id: int, by: str | None = None) -> Action:
+        """pending | approved → cancelled (``ActionQueue.cancel_action``)."""
+        return await self._run(self._queue.cancel_action, id, by)
+
+    # The agent side ------------------------------------------------------------
+
+    async def claim_next(self, server_id: str, lease_seconds: float | None = None) -> Claim | None:
+        """Claims the server's oldest approved action (``ActionQueue.claim_next``)."""
+        return await self._run(self._queue.claim_next, server_id, lease_seconds)
+
+    async def heartbeat(self, id: int, lease_token: str, lease_seconds: float | None = None) -> Action:
+        """Extends the lease (``ActionQueue.heartbeat``)."""
+        return await self._run(self._queue.heartbeat, id, lease_token, lease_seconds)
+
+    async def report_result(
+        self,
+        id: int,
+        lease_token: str,
+        exit_code: int,
+        stdout: str | None = None,
+        stderr: str | None = None,
+    ) -> Action:
+        """Finishes the claimed action (``ActionQueue.report_result``)."""
+        return await self._run(self._queue.report_result, id, lease_token, exit_code, stdout, stderr)
+
+    # Expiry and audit ----------------------------------------------------------
+
+    async def expire_leases(self) -> list[Action]:
+        """Fails the actions whose lease ran out (``ActionQueue.expire_leases``)."""
+        return await self._run(self._queue.expire_leases)
+
+    async def expire_approvals(self) -> list[Action]:
+        """Rejects the pending actions whose approval ttl ran out
+        (``ActionQueue.expire_approvals``)."""
+        return await self._run(self._queue.expire_approvals)
+
+    @property
+    def lease_expiries(self) -> int:
+        """Actions this queue object failed for a lost lease
+        (``ActionQueue.lease_expiries``; a counter: never blocks)."""
+        return self._queue.lease_expiries
+
+    async def verify_audit(self) -> AuditReport:
+        """Walks the audit chain (``ActionQueue.verify_audit``)."""
+        return await self._run(self._queue.verify_audit)
+
+    # Credentials ---------------------------------------------------------------
+
+    async def issue_credential(self, name: str, role: str, server_id: str | None = None) -> IssuedCredential:
+        """Issues a credential, secret shown this once (``ActionQueue.issue_credential``)."""
+        return await self._run(self._queue.issue_credential, name, role, server_id)
+
+    async def list_credentials(self) -> list[Credential]:
+        """Every credential, never a secret (``ActionQueue.list_credentials``)."""
+        return await self._run(self._queue.list_credentials)
+
+    async def revoke_credential(self, id: int) -> Credential:
+        """Revokes credential ``id`` at once (``ActionQueue.revoke_credential``)."""
+        return await self._run(self._queue.revoke_credential, id)
+
+    async def authenticate(self, secret: str) -> Principal:
+        """The principal a secret belongs to (``ActionQueue.authenticate``)."""
+        return await self._run(self._queue.authenticate, secret)
+

@@ -300,7 +300,7 @@ AGENT_ROUTES = {"claim_action", "heartbeat_action", "report_action_result", "get
 # The core operation behind each route an agent's token cannot reach over HTTP
 # (the route reads X-API-Key only, so HTTP answers 401): the matrix also runs it
 # as the agent principal, so its cell checks the role table's real answer.
-CORE_OPERATION: dict[str, Callable[[actionq.ActingQueue, Cell], object]] = {
+CORE_OPERATION: dict[str, Callable[[actionq.ActionQueue, Cell], object]] = {
     "create_server": lambda q, c: q.create_server("web-3"),
     "get_server": lambda q, c: q.get_server(c.server),
     "list_servers": lambda q, c: q.list_servers(),

@@ -30,7 +30,7 @@ annotations at definition time.
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Annotated, Any, NoReturn, Union
+from typing import Annotated, Any, NoReturn
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -88,10 +88,11 @@ async def get_queue(request: Request) -> actionq.AsyncActionQueue:
     return _state(request).queue
 
 
-Caller = Union[actionq.AsyncActionQueue, actionq.AsyncActingQueue]
-"""Who a route acts as: the queue itself for the bootstrap key (trusted calls,
-recorded as ``dashboard``, agent calls as ``agent``, as before credentials),
-or the queue as the authenticated principal sees it."""
+Caller = actionq.AsyncActionQueue
+"""The queue as a route's caller acts: the queue itself for the bootstrap key
+(trusted calls, recorded as ``dashboard``, agent calls as ``agent``, as before
+credentials; its ``principal`` is ``None``), or the queue as the authenticated
+principal sees it (``as_principal``)."""
 
 BOOTSTRAP = actionq.Principal(limits.DASHBOARD, "admin")
 """The principal of the bootstrap key."""
@@ -331,7 +332,8 @@ async def list_events(
 
 
 def _me(caller: Caller) -> actionq.Principal:
-    return caller.principal if isinstance(caller, actionq.AsyncActingQueue) else BOOTSTRAP
+    principal = caller.principal
+    return BOOTSTRAP if principal is None else principal
 
 
 @router.get("/me", operation_id="get_me", response_model=MeOut)
