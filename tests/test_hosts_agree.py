@@ -167,6 +167,22 @@ def test_every_scenario_has_expectations() -> None:
                 assert "expect" in step, f"{path.name} step {i} ({step['call']}): bad input without an expect"
 
 
+def test_every_operation_runs_on_every_library_host() -> None:
+    """Every operation of the core (`actionq.OPERATIONS`, taken from the Rust
+    crate) is a call of some scenario that the Rust, C and Python hosts all
+    run, so a host missing one fails here rather than in a user's hands."""
+    import actionq
+
+    covered = {
+        step["call"]
+        for path in SCENARIOS
+        for step in load_steps(path)
+        if not {"rust", "c", "python"} & set(step.get("skip", {}))
+    }
+    missing = sorted(set(actionq.OPERATIONS) - covered)
+    assert not missing, f"operations no scenario runs on every library host: {missing}"
+
+
 def compared_hosts(step: dict[str, Any]) -> list[str]:
     """The hosts whose outcome of a step is compared with the others': those it
     runs on (no skip) that meet the shared expectation (no own expectation)."""
