@@ -40,7 +40,7 @@
 //!    actions and events start at 1, increase in commit order and are never
 //!    reused; [`Store::events_since`] never steps past an event whose
 //!    transaction is still open; listing totals and pages come from one snapshot.
-//!    Approval policy and audit (issue 13): [`Store::insert_action`] counts
+//!    Approval policy and audit (`docs/contract/approval-policy.md`): [`Store::insert_action`] counts
 //!    the draft's auto-approvals ([`ActionDraft::budget_window`]) in the same
 //!    atomic step as the insert; [`Store::claim_next`] goes on past an action
 //!    the rules cancelled (stale whitelist); [`Store::expire_approvals`]

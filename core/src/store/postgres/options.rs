@@ -350,7 +350,7 @@ impl ServerCertVerifier for AnyCertificate {
 mod tests {
     use super::*;
 
-    /// Issue 22: an error about the URL never shows a parameter's value —
+    /// An error about the URL never shows a parameter's value —
     /// the password least of all.
     #[test]
     fn errors_never_echo_a_parameter_value() {

@@ -102,7 +102,7 @@ const MIGRATIONS: &[Migration] = &[
         sql: V2_CREDENTIALS_APPROVALS_AND_AUDIT_CHAIN,
         then: Some(v2_digests_and_chain),
     },
-    // v3: issue 22's hardening.
+    // v3: `params` on every action; lease tokens kept as their SHA-256.
     sql(V3_HARDENING),
     // v4: the audit chain covers digests, servers and credentials.
     sql(V4_EVENT_KINDS),
