@@ -391,6 +391,16 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step, const aq_act
                                 opt_str(step, "stdout"), opt_str(step, "stderr"), &out);
   } else if (strcmp(name, "expire_leases") == 0) {
     s = aq_action_expire_leases(q, as, &out);
+  } else if (strcmp(name, "expire_approvals") == 0) {
+    s = aq_action_expire_approvals(q, as, &out);
+  } else if (strcmp(name, "lease_expiries") == 0) {
+    uint64_t count = 0;
+    s = aq_queue_lease_expiries(q, as, &count);
+    if (s == AQ_STATUS_OK) {
+      cJSON *result = cJSON_CreateObject();
+      cJSON_AddNumberToObject(result, "ok", (double)count);
+      return result;
+    }
   } else if (strcmp(name, "events_since") == 0) {
     s = aq_event_list(q, as, (int64_t)num(step, "cursor"), int_or(step, "limit", AQ_DEFAULT_EVENTS_LIMIT),
                       &out);
