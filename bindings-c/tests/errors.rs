@@ -159,6 +159,11 @@ fn null_arguments_are_refused_without_effect() {
         "id"
     );
     refused!(
+        aq_server_create(q.0, null(), web.as_ptr(), null(), &mut out),
+        "actor"
+    );
+    refused!(aq_credential_list(q.0, null(), &mut out), "actor");
+    refused!(
         aq_server_get(q.0, host(), web.as_ptr(), null_mut()),
         "server_json_out"
     );
