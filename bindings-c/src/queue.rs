@@ -371,9 +371,10 @@ pub unsafe extern "C" fn aq_server_list_actions(
 /// field, nulls included), which the caller frees with `aq_string_free`.
 ///
 /// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); the trusted host
-/// records the request's `created_by` (or the name it acts for), a principal
-/// must be an admin, operator or requester (else `AQ_STATUS_PERMISSION_DENIED`,
-/// changing nothing) and is recorded as `created_by` whatever the request says.
+/// records the request's `created_by`. Any other actor is recorded as
+/// `created_by` whatever the request says: a trusted name, or a principal,
+/// which must be an admin, operator or requester (else
+/// `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
 ///
 /// # Safety
 ///
