@@ -183,12 +183,12 @@ fuzz_target!(|data: &[u8]| {
             .filter(|a| !a.is_null())
             .map(<*mut aq_actor>::cast_const)
             .collect();
-        for (id, host) in [(&a0, &a1), (&Some(c"web-1".to_owned()), &None)] {
+        for (id, hostname) in [(&a0, &a1), (&Some(c"web-1".to_owned()), &None)] {
             check(aq_server_create(
                 queue,
                 host,
                 ptr_of(id),
-                ptr_of(host),
+                ptr_of(hostname),
                 &mut out,
             ));
             take_json(std::mem::replace(&mut out, ptr::null_mut()));
