@@ -12,8 +12,9 @@
  *  - Results are JSON text (field names are the wire names; timestamps are
  *    RFC 3339 UTC, microsecond precision). Every char * received through a
  *    char ** output is owned by the caller and freed with aq_string_free().
- *  - aq_queue and aq_options are opaque: created by aq_queue_open*() /
- *    aq_options_new(), freed by aq_queue_free() / aq_options_free().
+ *  - aq_queue, aq_options and aq_actor are opaque: created by aq_queue_open*()
+ *    / aq_options_new() / aq_actor_*() and aq_queue_authenticate(), freed by
+ *    aq_queue_free() / aq_options_free() / aq_actor_free().
  *  - Input strings are NUL-terminated UTF-8, only read during the call.
  *    NULL where a value is required gives AQ_STATUS_NULL_ARGUMENT, invalid
  *    UTF-8 gives AQ_STATUS_INVALID_UTF8; nothing is done in either case.
@@ -21,15 +22,19 @@
  *  - No Rust panic crosses this boundary: it becomes AQ_STATUS_PANIC.
  *  - One aq_queue may be used by many threads at once (not while freeing it).
  *  - Each queue operation is one function whose argument after the queue is
- *    `principal`: NULL acts as the trusted host, an aq_principal (from
- *    aq_queue_authenticate or aq_principal_new) as that principal, checked
- *    against the permission table (AQ_STATUS_PERMISSION_DENIED changes
- *    nothing). Check aq_queue_authenticate's status: a principal left NULL
- *    acts as the trusted host.
+ *    `actor`, who acts, which is required: the trusted host
+ *    (aq_actor_host), the trusted host acting for a name it vouches for
+ *    (aq_actor_trusted), or a principal (aq_queue_authenticate,
+ *    aq_actor_principal), checked against the permission table
+ *    (AQ_STATUS_PERMISSION_DENIED changes nothing). NULL is
+ *    AQ_STATUS_NULL_ARGUMENT, never the trusted host: a failed
+ *    aq_queue_authenticate leaves its NULL output NULL, which every
+ *    operation then refuses.
  *  - As in every actionq host: durations are seconds (double); "the default"
  *    is asked for with NULL (e.g. a lease), never with 0; a lease of 0 is
- *    AQ_STATUS_INVALID_INPUT; a trusted name (`by`) is the last input
- *    argument; limits and defaults are the AQ_* macros, equal to the core's.
+ *    AQ_STATUS_INVALID_INPUT; a trusted name is an actor (aq_actor_trusted),
+ *    like every other; limits and defaults are the AQ_* macros, equal to the
+ *    core's.
  */
 
 #ifndef ACTIONQ_H
@@ -81,6 +86,11 @@
  * Longest server id, in characters.
  */
 #define AQ_MAX_SERVER_ID_CHARS 100
+
+/**
+ * Longest name (a credential's, or one the trusted host acts for), in characters.
+ */
+#define AQ_MAX_NAME_CHARS 100
 
 /**
  * Longest rejection reason, in characters.
@@ -215,6 +225,16 @@ typedef uint32_t aq_durability;
 #endif // __cplusplus
 
 /**
+ * Who acts: the trusted host (`aq_actor_host`), the trusted host acting for
+ * a name it vouches for (`aq_actor_trusted`), or a principal — a name, a
+ * role and, for an agent, its server — from `aq_queue_authenticate` (a
+ * credential's secret) or `aq_actor_principal` (a host that authenticates
+ * people itself). Every queue operation takes one. Immutable: may be used
+ * from many threads at once. Free with `aq_actor_free`.
+ */
+typedef struct aq_actor aq_actor;
+
+/**
  * A clock that stands still until moved (`aq_clock_advance`). Give it to
  * `aq_options_set_clock` before opening a queue. Safe to use from many
  * threads at once. Create with `aq_clock_new_manual`, free with
@@ -232,14 +252,6 @@ typedef struct aq_clock aq_clock;
  * to modify from several threads at once.
  */
 typedef struct aq_options aq_options;
-
-/**
- * Who is acting: a name (what actions record), a role and, for an agent, its
- * server. From `aq_queue_authenticate` (a credential's secret) or
- * `aq_principal_new` (a host that authenticates people itself). Immutable:
- * may be used from many threads at once. Free with `aq_principal_free`.
- */
-typedef struct aq_principal aq_principal;
 
 /**
  * An open action queue: a SQLite file or an in-memory store, a whitelist and
@@ -385,59 +397,111 @@ aq_status aq_last_error_existing_action_id(int64_t *id_out);
 const char *aq_status_code(uint32_t status);
 
 /**
- * A principal built by a host that authenticates people itself (trusted, like
- * a `by` string): `name`, `role` (`"admin"`, `"operator"`, `"requester"`,
- * `"viewer"` or `"agent"`; anything else is `AQ_STATUS_INVALID_INPUT`) and,
- * for an agent, its `server_id` (NULL otherwise).
+ * The trusted host itself: nothing is checked, and each operation records
+ * its own default name (`"dashboard"` for requests and decisions, `"agent"`
+ * for claims, heartbeats and results, a request's `created_by`).
  *
- * On `AQ_STATUS_OK`, `*principal_out` receives a new handle that the caller
- * owns and frees with `aq_principal_free`.
+ * On `AQ_STATUS_OK`, `*actor_out` receives a new handle that the caller owns
+ * and frees with `aq_actor_free`.
+ *
+ * # Safety
+ *
+ * `actor_out` must be NULL or a writable `aq_actor *`.
+ */
+aq_status aq_actor_host(struct aq_actor **actor_out);
+
+/**
+ * The trusted host acting for `name`, a name it vouches for (its own
+ * login, say): nothing is checked, and `name` is recorded (as `created_by`,
+ * `approved_by`, ...). A name that is empty, longer than
+ * `AQ_MAX_NAME_CHARS` or holds control characters is
+ * `AQ_STATUS_INVALID_INPUT`.
+ *
+ * On `AQ_STATUS_OK`, `*actor_out` receives a new handle that the caller owns
+ * and frees with `aq_actor_free`.
+ *
+ * # Safety
+ *
+ * `name` must be NULL or a NUL-terminated string; `actor_out` NULL or a
+ * writable `aq_actor *`.
+ */
+aq_status aq_actor_trusted(const char *name, struct aq_actor **actor_out);
+
+/**
+ * `actor` acting for `name`, as Rust's `queue.by(name)` and Python's
+ * `queue.by(name)` on a queue acting as `actor`: the trusted host acting for
+ * `name` (as `aq_actor_trusted`) when `actor` is the trusted host or acts
+ * for a name itself; `AQ_STATUS_INVALID_INPUT` when `actor` is a principal,
+ * whose own name is what is recorded.
+ *
+ * On `AQ_STATUS_OK`, `*actor_out` receives a new handle that the caller owns
+ * and frees with `aq_actor_free`.
+ *
+ * # Safety
+ *
+ * `actor` must be NULL or a live `aq_actor`; `name` NULL or a NUL-terminated
+ * string; `actor_out` NULL or a writable `aq_actor *`.
+ */
+aq_status aq_actor_by(const struct aq_actor *actor, const char *name, struct aq_actor **actor_out);
+
+/**
+ * A principal vouched for by a host that authenticates people itself:
+ * `name`, `role` (`"admin"`, `"operator"`, `"requester"`, `"viewer"` or
+ * `"agent"`; anything else is `AQ_STATUS_INVALID_INPUT`) and, for an agent,
+ * its `server_id` (NULL otherwise). Operations check it against the
+ * permission table, as one from `aq_queue_authenticate`.
+ *
+ * On `AQ_STATUS_OK`, `*actor_out` receives a new handle that the caller owns
+ * and frees with `aq_actor_free`.
  *
  * # Safety
  *
  * `name`, `role`, `server_id` must be NULL or NUL-terminated strings;
- * `principal_out` NULL or a writable `aq_principal *`.
+ * `actor_out` NULL or a writable `aq_actor *`.
  */
-aq_status aq_principal_new(const char *name,
-                           const char *role,
-                           const char *server_id,
-                           struct aq_principal **principal_out);
+aq_status aq_actor_principal(const char *name,
+                             const char *role,
+                             const char *server_id,
+                             struct aq_actor **actor_out);
 
 /**
- * The principal a credential's `secret` belongs to. An unknown, revoked or
- * malformed secret (empty, over-long, not ASCII, not even UTF-8) is
- * `AQ_STATUS_UNAUTHENTICATED`, whose message never contains it. Reads only.
+ * The principal a credential's `secret` belongs to, as an actor. An
+ * unknown, revoked or malformed secret (empty, over-long, not ASCII, not
+ * even UTF-8) is `AQ_STATUS_UNAUTHENTICATED`, whose message never contains
+ * it, and leaves `*actor_out` as it was: a NULL there stays NULL, which
+ * every operation refuses (`AQ_STATUS_NULL_ARGUMENT`). Reads only.
  *
- * On `AQ_STATUS_OK`, `*principal_out` receives a new handle that the caller
- * owns and frees with `aq_principal_free`.
+ * On `AQ_STATUS_OK`, `*actor_out` receives a new handle that the caller owns
+ * and frees with `aq_actor_free`.
  *
  * # Safety
  *
  * `queue` must be NULL or a live handle; `secret` NULL or a NUL-terminated
- * string; `principal_out` NULL or a writable `aq_principal *`.
+ * string; `actor_out` NULL or a writable `aq_actor *`.
  */
 aq_status aq_queue_authenticate(const struct aq_queue *queue,
                                 const char *secret,
-                                struct aq_principal **principal_out);
+                                struct aq_actor **actor_out);
 
 /**
- * Writes the principal as JSON `{"name","role","server_id"}` to `*json_out`,
- * which the caller frees with `aq_string_free`.
+ * Writes the actor as JSON to `*json_out`, which the caller frees with
+ * `aq_string_free`: `{"kind":"host"}`, `{"kind":"trusted","name"}` or
+ * `{"kind":"principal","name","role","server_id"}`.
  *
  * # Safety
  *
- * `principal` must be NULL or a live handle; `json_out` NULL or a writable `char *`.
+ * `actor` must be NULL or a live handle; `json_out` NULL or a writable `char *`.
  */
-aq_status aq_principal_json(const struct aq_principal *principal, char **json_out);
+aq_status aq_actor_json(const struct aq_actor *actor, char **json_out);
 
 /**
- * Frees a principal. `aq_principal_free(NULL)` does nothing.
+ * Frees an actor. `aq_actor_free(NULL)` does nothing.
  *
  * # Safety
  *
- * `principal` must be NULL or a handle not yet freed and no longer in use.
+ * `actor` must be NULL or a handle not yet freed and no longer in use.
  */
-void aq_principal_free(struct aq_principal *principal);
+void aq_actor_free(struct aq_actor *actor);
 
 /**
  * Issues a credential: `name` (1–`AQ_MAX_NAME_CHARS` characters, what
@@ -451,18 +515,17 @@ void aq_principal_free(struct aq_principal *principal);
  * stored) — which the caller frees with `aq_string_free` (after wiping it,
  * if it cares).
  *
- * `principal`: NULL to act as the trusted host (for a host that
- * authenticates its admins itself), else the principal acting, which must be
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
  * an admin (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; the strings NULL or NUL-terminated; `issued_json_out` NULL
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; the strings NULL or NUL-terminated; `issued_json_out` NULL
  * or a writable `char *`.
  */
 aq_status aq_credential_issue(const struct aq_queue *queue,
-                              const struct aq_principal *principal,
+                              const struct aq_actor *actor,
                               const char *name,
                               const char *role,
                               const char *server_id,
@@ -474,16 +537,16 @@ aq_status aq_credential_issue(const struct aq_queue *queue,
  * never a secret. The caller frees `*credentials_json_out` with
  * `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be an admin (else `AQ_STATUS_PERMISSION_DENIED`).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * an admin (else `AQ_STATUS_PERMISSION_DENIED`).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `credentials_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `credentials_json_out` NULL or a writable `char *`.
  */
 aq_status aq_credential_list(const struct aq_queue *queue,
-                             const struct aq_principal *principal,
+                             const struct aq_actor *actor,
                              char **credentials_json_out);
 
 /**
@@ -491,17 +554,16 @@ aq_status aq_credential_list(const struct aq_queue *queue,
  * store (a second revoke keeps the first time); `AQ_STATUS_NOT_FOUND` if
  * unknown. The caller frees `*credential_json_out` with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be an admin (else `AQ_STATUS_PERMISSION_DENIED`, changing
- * nothing).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * an admin (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `credential_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `credential_json_out` NULL or a writable `char *`.
  */
 aq_status aq_credential_revoke(const struct aq_queue *queue,
-                               const struct aq_principal *principal,
+                               const struct aq_actor *actor,
                                int64_t id,
                                char **credential_json_out);
 
@@ -693,18 +755,17 @@ aq_status aq_queue_whitelist_json(const struct aq_queue *queue, char **json_out)
  * (`{"id","hostname","is_paused","paused_at","created_at"}`), which the
  * caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
- * changing nothing).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `id`, `hostname` NULL or NUL-terminated strings;
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `id`, `hostname` NULL or NUL-terminated strings;
  * `server_json_out` NULL or a writable `char *`.
  */
 aq_status aq_server_create(const struct aq_queue *queue,
-                           const struct aq_principal *principal,
+                           const struct aq_actor *actor,
                            const char *id,
                            const char *hostname,
                            char **server_json_out);
@@ -714,15 +775,15 @@ aq_status aq_server_create(const struct aq_queue *queue,
  * unknown. On `AQ_STATUS_OK`, `*server_json_out` receives the server as
  * JSON, which the caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
+ * be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
  *
  * # Safety
  *
  * As for `aq_server_create`.
  */
 aq_status aq_server_get(const struct aq_queue *queue,
-                        const struct aq_principal *principal,
+                        const struct aq_actor *actor,
                         const char *id,
                         char **server_json_out);
 
@@ -731,16 +792,15 @@ aq_status aq_server_get(const struct aq_queue *queue,
  * `pending` for a human. On `AQ_STATUS_OK`, `*server_json_out` receives the
  * server as JSON, which the caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
- * changing nothing).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
  *
  * # Safety
  *
  * As for `aq_server_create`.
  */
 aq_status aq_server_pause(const struct aq_queue *queue,
-                          const struct aq_principal *principal,
+                          const struct aq_actor *actor,
                           const char *id,
                           char **server_json_out);
 
@@ -749,16 +809,15 @@ aq_status aq_server_pause(const struct aq_queue *queue,
  * `*server_json_out` receives the server as JSON, which the caller frees
  * with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
- * changing nothing).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
  *
  * # Safety
  *
  * As for `aq_server_create`.
  */
 aq_status aq_server_unpause(const struct aq_queue *queue,
-                            const struct aq_principal *principal,
+                            const struct aq_actor *actor,
                             const char *id,
                             char **server_json_out);
 
@@ -767,16 +826,16 @@ aq_status aq_server_unpause(const struct aq_queue *queue,
  * `*servers_json_out` receives a JSON array of servers as `aq_server_create`
  * writes them (possibly `[]`), which the caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
+ * be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `servers_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `servers_json_out` NULL or a writable `char *`.
  */
 aq_status aq_server_list(const struct aq_queue *queue,
-                         const struct aq_principal *principal,
+                         const struct aq_actor *actor,
                          char **servers_json_out);
 
 /**
@@ -789,17 +848,17 @@ aq_status aq_server_list(const struct aq_queue *queue,
  * `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
  * match), which the caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
+ * be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `server_id`, `status` NULL or NUL-terminated strings;
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `server_id`, `status` NULL or NUL-terminated strings;
  * `page_json_out` NULL or a writable `char *`.
  */
 aq_status aq_server_list_actions(const struct aq_queue *queue,
-                                 const struct aq_principal *principal,
+                                 const struct aq_actor *actor,
                                  const char *server_id,
                                  const char *status,
                                  int64_t limit,
@@ -826,19 +885,20 @@ aq_status aq_server_list_actions(const struct aq_queue *queue,
  * On `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON (every
  * field, nulls included), which the caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host (which records the request's
- * `created_by`), else the principal acting, which must be an admin,
- * operator or requester (else `AQ_STATUS_PERMISSION_DENIED`, changing
- * nothing) and is recorded as `created_by` whatever the request says.
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); the trusted host
+ * records the request's `created_by`. Any other actor is recorded as
+ * `created_by` whatever the request says: a trusted name, or a principal,
+ * which must be an admin, operator or requester (else
+ * `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `request_json` NULL or a NUL-terminated string;
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `request_json` NULL or a NUL-terminated string;
  * `action_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_create(const struct aq_queue *queue,
-                           const struct aq_principal *principal,
+                           const struct aq_actor *actor,
                            const char *request_json,
                            char **action_json_out);
 
@@ -847,16 +907,16 @@ aq_status aq_action_create(const struct aq_queue *queue,
  * (`Action {id} not found`) if unknown. On `AQ_STATUS_OK`, `*action_json_out` receives the action as
  * JSON, which the caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
+ * be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `action_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `action_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_get(const struct aq_queue *queue,
-                        const struct aq_principal *principal,
+                        const struct aq_actor *actor,
                         int64_t id,
                         char **action_json_out);
 
@@ -871,17 +931,17 @@ aq_status aq_action_get(const struct aq_queue *queue,
  * `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
  * match), which the caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
+ * be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; the filters NULL or NUL-terminated strings; `page_json_out`
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; the filters NULL or NUL-terminated strings; `page_json_out`
  * NULL or a writable `char *`.
  */
 aq_status aq_action_list(const struct aq_queue *queue,
-                         const struct aq_principal *principal,
+                         const struct aq_actor *actor,
                          const char *status,
                          const char *server_id,
                          const char *action_type,
@@ -897,24 +957,17 @@ aq_status aq_action_list(const struct aq_queue *queue,
  * On `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON, which
  * the caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
- * changing nothing).
- * `by`: NULL to record the default name (`"dashboard"`), else the name the
- * trusted host acts for (1–`AQ_MAX_NAME_CHARS` characters); a `by` with a
- * `principal` is `AQ_STATUS_INVALID_INPUT` (the principal's name is what is
- * recorded).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `by` NULL or a NUL-terminated string; `action_json_out` NULL
- * or a writable `char *`.
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `action_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_approve(const struct aq_queue *queue,
-                            const struct aq_principal *principal,
+                            const struct aq_actor *actor,
                             int64_t id,
-                            const char *by,
                             char **action_json_out);
 
 /**
@@ -923,25 +976,19 @@ aq_status aq_action_approve(const struct aq_queue *queue,
  * `*action_json_out` receives the action as JSON, which the caller frees
  * with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
- * changing nothing).
- * `by`: NULL to record the default name (`"dashboard"`), else the name the
- * trusted host acts for (1–`AQ_MAX_NAME_CHARS` characters); a `by` with a
- * `principal` is `AQ_STATUS_INVALID_INPUT` (the principal's name is what is
- * recorded).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `reason`, `by` NULL or NUL-terminated strings;
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `reason` NULL or a NUL-terminated string;
  * `action_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_reject(const struct aq_queue *queue,
-                           const struct aq_principal *principal,
+                           const struct aq_actor *actor,
                            int64_t id,
                            const char *reason,
-                           const char *by,
                            char **action_json_out);
 
 /**
@@ -949,22 +996,17 @@ aq_status aq_action_reject(const struct aq_queue *queue,
  * `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON, which the
  * caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be an admin or operator, or a requester for its own pending
- * actions (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
- * `by`: NULL to record the default name (`"dashboard"`), else the name the
- * trusted host acts for (1–`AQ_MAX_NAME_CHARS` characters); a `by` with a
- * `principal` is `AQ_STATUS_INVALID_INPUT` (the principal's name is what is
- * recorded).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * an admin or operator, or a requester for its own pending actions (else
+ * `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
  *
  * # Safety
  *
  * As for `aq_action_approve`.
  */
 aq_status aq_action_cancel(const struct aq_queue *queue,
-                           const struct aq_principal *principal,
+                           const struct aq_actor *actor,
                            int64_t id,
-                           const char *by,
                            char **action_json_out);
 
 /**
@@ -981,18 +1023,18 @@ aq_status aq_action_cancel(const struct aq_queue *queue,
  * caller frees with `aq_string_free`, or NULL when no approved action is
  * waiting.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be the server's own agent or an admin (else
- * `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * the server's own agent or an admin (else `AQ_STATUS_PERMISSION_DENIED`,
+ * changing nothing).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `server_id` NULL or a NUL-terminated string; `lease_seconds`
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `server_id` NULL or a NUL-terminated string; `lease_seconds`
  * NULL or a readable `double`; `claim_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_claim_next(const struct aq_queue *queue,
-                               const struct aq_principal *principal,
+                               const struct aq_actor *actor,
                                const char *server_id,
                                const double *lease_seconds,
                                char **claim_json_out);
@@ -1003,19 +1045,19 @@ aq_status aq_action_claim_next(const struct aq_queue *queue,
  * A wrong or expired token is `AQ_STATUS_CONFLICT`. On `AQ_STATUS_OK`, `*action_json_out` receives
  * the action as JSON, which the caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be the agent of the action's server or an admin (else
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * the agent of the action's server or an admin (else
  * `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `lease_token` NULL or a NUL-terminated string;
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `lease_token` NULL or a NUL-terminated string;
  * `lease_seconds` NULL or a readable `double`; `action_json_out` NULL or a
  * writable `char *`.
  */
 aq_status aq_action_heartbeat(const struct aq_queue *queue,
-                              const struct aq_principal *principal,
+                              const struct aq_actor *actor,
                               int64_t id,
                               const char *lease_token,
                               const double *lease_seconds,
@@ -1031,18 +1073,18 @@ aq_status aq_action_heartbeat(const struct aq_queue *queue,
  * On `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON, which
  * the caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be the agent of the action's server or an admin (else
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * the agent of the action's server or an admin (else
  * `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; the strings NULL or NUL-terminated; `action_json_out` NULL
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; the strings NULL or NUL-terminated; `action_json_out` NULL
  * or a writable `char *`.
  */
 aq_status aq_action_report_result(const struct aq_queue *queue,
-                                  const struct aq_principal *principal,
+                                  const struct aq_actor *actor,
                                   int64_t id,
                                   const char *lease_token,
                                   int32_t exit_code,
@@ -1056,17 +1098,16 @@ aq_status aq_action_report_result(const struct aq_queue *queue,
  * receives a JSON array of the actions it failed (possibly `[]`), which the
  * caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
- * changing nothing).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `actions_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `actions_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_expire_leases(const struct aq_queue *queue,
-                                  const struct aq_principal *principal,
+                                  const struct aq_actor *actor,
                                   char **actions_json_out);
 
 /**
@@ -1077,16 +1118,16 @@ aq_status aq_action_expire_leases(const struct aq_queue *queue,
  * ordered by server id, then status in lifecycle order (`"pending"`,
  * `"approved"`, ...), which the caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
+ * be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `counts_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `counts_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_count(const struct aq_queue *queue,
-                          const struct aq_principal *principal,
+                          const struct aq_actor *actor,
                           char **counts_json_out);
 
 /**
@@ -1101,16 +1142,16 @@ aq_status aq_action_count(const struct aq_queue *queue,
  * latter two have null `action_id`, `from_status` and `to_status`), which
  * the caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
+ * be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `events_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `events_json_out` NULL or a writable `char *`.
  */
 aq_status aq_event_list(const struct aq_queue *queue,
-                        const struct aq_principal *principal,
+                        const struct aq_actor *actor,
                         int64_t cursor,
                         int64_t limit,
                         char **events_json_out);
@@ -1122,17 +1163,16 @@ aq_status aq_event_list(const struct aq_queue *queue,
  * On `AQ_STATUS_OK`, `*actions_json_out` receives a JSON array of the actions
  * it rejected (possibly `[]`), which the caller frees with `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
- * changing nothing).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `actions_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `actions_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_expire_approvals(const struct aq_queue *queue,
-                                     const struct aq_principal *principal,
+                                     const struct aq_actor *actor,
                                      char **actions_json_out);
 
 /**
@@ -1142,16 +1182,16 @@ aq_status aq_action_expire_approvals(const struct aq_queue *queue,
  * like any process-local counter, a metrics scrape sums them. On
  * `AQ_STATUS_OK`, `*count_out` receives the count.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting
- * (every role may read it).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); every principal may
+ * read it.
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `count_out` NULL or a writable `uint64_t`.
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `count_out` NULL or a writable `uint64_t`.
  */
 aq_status aq_queue_lease_expiries(const struct aq_queue *queue,
-                                  const struct aq_principal *principal,
+                                  const struct aq_actor *actor,
                                   uint64_t *count_out);
 
 /**
@@ -1161,17 +1201,16 @@ aq_status aq_queue_lease_expiries(const struct aq_queue *queue,
  * "first_bad_event_id": <id or null>}`, which the caller frees with
  * `aq_string_free`.
  *
- * `principal`: NULL to act as the trusted host, else the principal acting,
- * which must be an admin (else `AQ_STATUS_PERMISSION_DENIED`, changing
- * nothing).
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * an admin (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
  *
  * # Safety
  *
- * `queue` must be NULL or a live handle; `principal` NULL or a live
- * `aq_principal`; `report_json_out` NULL or a writable `char *`.
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `report_json_out` NULL or a writable `char *`.
  */
 aq_status aq_audit_verify(const struct aq_queue *queue,
-                          const struct aq_principal *principal,
+                          const struct aq_actor *actor,
                           char **report_json_out);
 
 /**

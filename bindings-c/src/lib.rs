@@ -14,13 +14,12 @@
 //!   [`ffi_boundary!`], which turns one into `AQ_STATUS_PANIC`.
 //! - One `aq_queue` may be used from many threads at once.
 //! - Each operation of `actionq::OPERATIONS` is one function taking
-//!   `const aq_principal *principal` after the queue: NULL for the trusted
-//!   host, else that principal (`identity::acting` picks the actor).
+//!   `const aq_actor *actor` after the queue, required (NULL is
+//!   `AQ_STATUS_NULL_ARGUMENT`, never the trusted host): `identity::acting`
+//!   gives the queue acting as it (`ActionQueue::acting_as`).
 //! - The conventions of every host (`actionq::limits`): durations are
 //!   seconds (`double`); "the default" is NULL (e.g. a lease), never 0; a
-//!   lease of 0 is `AQ_STATUS_INVALID_INPUT`; `aq_action_reject(queue,
-//!   principal, id, reason, by, ...)` puts the trusted name last; limits are
-//!   the `AQ_*` macros.
+//!   lease of 0 is `AQ_STATUS_INVALID_INPUT`; limits are the `AQ_*` macros.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -15,6 +15,8 @@ pub const AQ_DEFAULT_EVENTS_LIMIT: i64 = 100;
 pub const AQ_MAX_EVENTS_LIMIT: i64 = 1000;
 /// Longest server id, in characters.
 pub const AQ_MAX_SERVER_ID_CHARS: usize = 100;
+/// Longest name (a credential's, or one the trusted host acts for), in characters.
+pub const AQ_MAX_NAME_CHARS: usize = 100;
 /// Longest rejection reason, in characters.
 pub const AQ_MAX_REASON_CHARS: usize = 1000;
 /// Characters of `stdout`/`stderr` a result keeps by default.
@@ -35,6 +37,7 @@ const _: () = {
     assert!(AQ_DEFAULT_EVENTS_LIMIT == limits::DEFAULT_EVENTS_LIMIT);
     assert!(AQ_MAX_EVENTS_LIMIT == limits::MAX_EVENTS_LIMIT);
     assert!(AQ_MAX_SERVER_ID_CHARS == limits::MAX_SERVER_ID_CHARS);
+    assert!(AQ_MAX_NAME_CHARS == limits::MAX_NAME_CHARS);
     assert!(AQ_MAX_REASON_CHARS == limits::MAX_REASON_CHARS);
     assert!(AQ_DEFAULT_OUTPUT_CAP_CHARS == limits::DEFAULT_OUTPUT_CAP_CHARS);
     assert!(AQ_DEFAULT_LEASE_SECONDS == limits::DEFAULT_LEASE_SECONDS);

@@ -4,7 +4,6 @@
 
 use std::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::ptr::null;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use actionq::{
 use crate::error::{aq_status, Failure};
 use crate::ffi::{json_string, opt_str_arg, owned_c_string, ref_arg, str_arg, Out};
 use crate::ffi_boundary;
-use crate::identity::{acting, aq_principal};
+use crate::identity::{acting, aq_actor};
 use crate::options::aq_options;
 
 /// An open action queue: a SQLite file or an in-memory store, a whitelist and
@@ -167,26 +166,25 @@ pub unsafe extern "C" fn aq_queue_whitelist_json(
 /// (`{"id","hostname","is_paused","paused_at","created_at"}`), which the
 /// caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
-/// changing nothing).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+/// an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; `id`, `hostname` NULL or NUL-terminated strings;
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `id`, `hostname` NULL or NUL-terminated strings;
 /// `server_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_server_create(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     id: *const c_char,
     hostname: *const c_char,
     server_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let id = unsafe { str_arg(id, "id") }?;
         let hostname = unsafe { opt_str_arg(hostname, "hostname") }?;
         let out = unsafe { Out::new(server_json_out, "server_json_out") }?;
@@ -200,8 +198,8 @@ pub unsafe extern "C" fn aq_server_create(
 /// unknown. On `AQ_STATUS_OK`, `*server_json_out` receives the server as
 /// JSON, which the caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
+/// be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
 ///
 /// # Safety
 ///
@@ -209,13 +207,13 @@ pub unsafe extern "C" fn aq_server_create(
 #[no_mangle]
 pub unsafe extern "C" fn aq_server_get(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     id: *const c_char,
     server_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let id = unsafe { str_arg(id, "id") }?;
         let out = unsafe { Out::new(server_json_out, "server_json_out") }?;
         let server = queue.get_server(id)?;
@@ -228,9 +226,8 @@ pub unsafe extern "C" fn aq_server_get(
 /// `pending` for a human. On `AQ_STATUS_OK`, `*server_json_out` receives the
 /// server as JSON, which the caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
-/// changing nothing).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+/// an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
 ///
 /// # Safety
 ///
@@ -238,13 +235,13 @@ pub unsafe extern "C" fn aq_server_get(
 #[no_mangle]
 pub unsafe extern "C" fn aq_server_pause(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     id: *const c_char,
     server_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let id = unsafe { str_arg(id, "id") }?;
         let out = unsafe { Out::new(server_json_out, "server_json_out") }?;
         let server = queue.pause_server(id)?;
@@ -257,9 +254,8 @@ pub unsafe extern "C" fn aq_server_pause(
 /// `*server_json_out` receives the server as JSON, which the caller frees
 /// with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
-/// changing nothing).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+/// an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
 ///
 /// # Safety
 ///
@@ -267,13 +263,13 @@ pub unsafe extern "C" fn aq_server_pause(
 #[no_mangle]
 pub unsafe extern "C" fn aq_server_unpause(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     id: *const c_char,
     server_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let id = unsafe { str_arg(id, "id") }?;
         let out = unsafe { Out::new(server_json_out, "server_json_out") }?;
         let server = queue.unpause_server(id)?;
@@ -286,22 +282,22 @@ pub unsafe extern "C" fn aq_server_unpause(
 /// `*servers_json_out` receives a JSON array of servers as `aq_server_create`
 /// writes them (possibly `[]`), which the caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
+/// be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; `servers_json_out` NULL or a writable `char *`.
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `servers_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_server_list(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     servers_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let out = unsafe { Out::new(servers_json_out, "servers_json_out") }?;
         out.write_json(&queue.list_servers()?);
         Ok(())
@@ -321,18 +317,18 @@ pub(crate) fn parse_status(status: Option<&str>) -> Result<Option<ActionStatus>,
 /// `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
 /// match), which the caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
+/// be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; `server_id`, `status` NULL or NUL-terminated strings;
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `server_id`, `status` NULL or NUL-terminated strings;
 /// `page_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_server_list_actions(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     server_id: *const c_char,
     status: *const c_char,
     limit: i64,
@@ -341,7 +337,7 @@ pub unsafe extern "C" fn aq_server_list_actions(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let server_id = unsafe { str_arg(server_id, "server_id") }?;
         let status = unsafe { opt_str_arg(status, "status") }?;
         let out = unsafe { Out::new(page_json_out, "page_json_out") }?;
@@ -374,26 +370,27 @@ pub unsafe extern "C" fn aq_server_list_actions(
 /// On `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON (every
 /// field, nulls included), which the caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host (which records the request's
-/// `created_by`), else the principal acting, which must be an admin,
-/// operator or requester (else `AQ_STATUS_PERMISSION_DENIED`, changing
-/// nothing) and is recorded as `created_by` whatever the request says.
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); the trusted host
+/// records the request's `created_by`. Any other actor is recorded as
+/// `created_by` whatever the request says: a trusted name, or a principal,
+/// which must be an admin, operator or requester (else
+/// `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; `request_json` NULL or a NUL-terminated string;
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `request_json` NULL or a NUL-terminated string;
 /// `action_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_action_create(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     request_json: *const c_char,
     action_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let text = unsafe { str_arg(request_json, "request_json") }?;
         let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
         let action = queue.create_action(&NewAction::from_json(text)?)?;
@@ -406,23 +403,23 @@ pub unsafe extern "C" fn aq_action_create(
 /// (`Action {id} not found`) if unknown. On `AQ_STATUS_OK`, `*action_json_out` receives the action as
 /// JSON, which the caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
+/// be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; `action_json_out` NULL or a writable `char *`.
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `action_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_action_get(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     id: i64,
     action_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
         let action = queue.get_action(id)?;
         out.write_json(&action);
@@ -440,18 +437,18 @@ pub unsafe extern "C" fn aq_action_get(
 /// `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
 /// match), which the caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
+/// be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; the filters NULL or NUL-terminated strings; `page_json_out`
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; the filters NULL or NUL-terminated strings; `page_json_out`
 /// NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_action_list(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     status: *const c_char,
     server_id: *const c_char,
     action_type: *const c_char,
@@ -461,7 +458,7 @@ pub unsafe extern "C" fn aq_action_list(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let status = unsafe { opt_str_arg(status, "status") }?;
         let server_id = unsafe { opt_str_arg(server_id, "server_id") }?;
         let action_type = unsafe { opt_str_arg(action_type, "action_type") }?;
@@ -486,30 +483,23 @@ pub unsafe extern "C" fn aq_action_list(
 /// On `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON, which
 /// the caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
-/// changing nothing).
-/// `by`: NULL to record the default name (`"dashboard"`), else the name the
-/// trusted host acts for (1–`AQ_MAX_NAME_CHARS` characters); a `by` with a
-/// `principal` is `AQ_STATUS_INVALID_INPUT` (the principal's name is what is
-/// recorded).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+/// an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; `by` NULL or a NUL-terminated string; `action_json_out` NULL
-/// or a writable `char *`.
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `action_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_action_approve(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     id: i64,
-    by: *const c_char,
     action_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, by) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
         let action = queue.approve_action(id)?;
         out.write_json(&action);
@@ -522,31 +512,25 @@ pub unsafe extern "C" fn aq_action_approve(
 /// `*action_json_out` receives the action as JSON, which the caller frees
 /// with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
-/// changing nothing).
-/// `by`: NULL to record the default name (`"dashboard"`), else the name the
-/// trusted host acts for (1–`AQ_MAX_NAME_CHARS` characters); a `by` with a
-/// `principal` is `AQ_STATUS_INVALID_INPUT` (the principal's name is what is
-/// recorded).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+/// an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; `reason`, `by` NULL or NUL-terminated strings;
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `reason` NULL or a NUL-terminated string;
 /// `action_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_action_reject(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     id: i64,
     reason: *const c_char,
-    by: *const c_char,
     action_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, by) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let reason = unsafe { str_arg(reason, "reason") }?;
         let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
         let action = queue.reject_action(id, reason)?;
@@ -559,13 +543,9 @@ pub unsafe extern "C" fn aq_action_reject(
 /// `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON, which the
 /// caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be an admin or operator, or a requester for its own pending
-/// actions (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
-/// `by`: NULL to record the default name (`"dashboard"`), else the name the
-/// trusted host acts for (1–`AQ_MAX_NAME_CHARS` characters); a `by` with a
-/// `principal` is `AQ_STATUS_INVALID_INPUT` (the principal's name is what is
-/// recorded).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+/// an admin or operator, or a requester for its own pending actions (else
+/// `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
 ///
 /// # Safety
 ///
@@ -573,14 +553,13 @@ pub unsafe extern "C" fn aq_action_reject(
 #[no_mangle]
 pub unsafe extern "C" fn aq_action_cancel(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     id: i64,
-    by: *const c_char,
     action_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, by) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
         let action = queue.cancel_action(id)?;
         out.write_json(&action);
@@ -612,26 +591,26 @@ pub(crate) unsafe fn lease(seconds: *const f64) -> Option<Duration> {
 /// caller frees with `aq_string_free`, or NULL when no approved action is
 /// waiting.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be the server's own agent or an admin (else
-/// `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+/// the server's own agent or an admin (else `AQ_STATUS_PERMISSION_DENIED`,
+/// changing nothing).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; `server_id` NULL or a NUL-terminated string; `lease_seconds`
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `server_id` NULL or a NUL-terminated string; `lease_seconds`
 /// NULL or a readable `double`; `claim_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_action_claim_next(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     server_id: *const c_char,
     lease_seconds: *const f64,
     claim_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let server_id = unsafe { str_arg(server_id, "server_id") }?;
         let out = unsafe { Out::new(claim_json_out, "claim_json_out") }?;
         let lease = unsafe { lease(lease_seconds) };
@@ -646,20 +625,20 @@ pub unsafe extern "C" fn aq_action_claim_next(
 /// A wrong or expired token is `AQ_STATUS_CONFLICT`. On `AQ_STATUS_OK`, `*action_json_out` receives
 /// the action as JSON, which the caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be the agent of the action's server or an admin (else
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+/// the agent of the action's server or an admin (else
 /// `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; `lease_token` NULL or a NUL-terminated string;
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `lease_token` NULL or a NUL-terminated string;
 /// `lease_seconds` NULL or a readable `double`; `action_json_out` NULL or a
 /// writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_action_heartbeat(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     id: i64,
     lease_token: *const c_char,
     lease_seconds: *const f64,
@@ -667,7 +646,7 @@ pub unsafe extern "C" fn aq_action_heartbeat(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let token = unsafe { str_arg(lease_token, "lease_token") }?;
         let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
         let lease = unsafe { lease(lease_seconds) };
@@ -686,19 +665,19 @@ pub unsafe extern "C" fn aq_action_heartbeat(
 /// On `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON, which
 /// the caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be the agent of the action's server or an admin (else
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+/// the agent of the action's server or an admin (else
 /// `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; the strings NULL or NUL-terminated; `action_json_out` NULL
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; the strings NULL or NUL-terminated; `action_json_out` NULL
 /// or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_action_report_result(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     id: i64,
     lease_token: *const c_char,
     exit_code: i32,
@@ -708,7 +687,7 @@ pub unsafe extern "C" fn aq_action_report_result(
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let token = unsafe { str_arg(lease_token, "lease_token") }?;
         let stdout_text = unsafe { opt_str_arg(stdout_text, "stdout_text") }?;
         let stderr_text = unsafe { opt_str_arg(stderr_text, "stderr_text") }?;
@@ -725,23 +704,22 @@ pub unsafe extern "C" fn aq_action_report_result(
 /// receives a JSON array of the actions it failed (possibly `[]`), which the
 /// caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
-/// changing nothing).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+/// an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; `actions_json_out` NULL or a writable `char *`.
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `actions_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_action_expire_leases(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     actions_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let out = unsafe { Out::new(actions_json_out, "actions_json_out") }?;
         let actions = queue.expire_leases()?;
         out.write_json(&actions);
@@ -756,22 +734,22 @@ pub unsafe extern "C" fn aq_action_expire_leases(
 /// ordered by server id, then status in lifecycle order (`"pending"`,
 /// `"approved"`, ...), which the caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
+/// be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; `counts_json_out` NULL or a writable `char *`.
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `counts_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_action_count(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     counts_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let out = unsafe { Out::new(counts_json_out, "counts_json_out") }?;
         out.write_json(&queue.count_actions()?);
         Ok(())
@@ -792,24 +770,24 @@ pub unsafe extern "C" fn aq_action_count(
 /// latter two have null `action_id`, `from_status` and `to_status`), which
 /// the caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must not be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
+/// be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; `events_json_out` NULL or a writable `char *`.
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `events_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_event_list(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     cursor: i64,
     limit: i64,
     events_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let out = unsafe { Out::new(events_json_out, "events_json_out") }?;
         let events = queue.events_since(cursor, limit)?;
         out.write_json(&events);
@@ -826,23 +804,22 @@ pub unsafe extern "C" fn aq_event_list(
 /// On `AQ_STATUS_OK`, `*actions_json_out` receives a JSON array of the actions
 /// it rejected (possibly `[]`), which the caller frees with `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`,
-/// changing nothing).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+/// an admin or operator (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; `actions_json_out` NULL or a writable `char *`.
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `actions_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_action_expire_approvals(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     actions_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let out = unsafe { Out::new(actions_json_out, "actions_json_out") }?;
         let actions = queue.expire_approvals()?;
         out.write_json(&actions);
@@ -856,22 +833,22 @@ pub unsafe extern "C" fn aq_action_expire_approvals(
 /// like any process-local counter, a metrics scrape sums them. On
 /// `AQ_STATUS_OK`, `*count_out` receives the count.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting
-/// (every role may read it).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); every principal may
+/// read it.
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; `count_out` NULL or a writable `uint64_t`.
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `count_out` NULL or a writable `uint64_t`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_queue_lease_expiries(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     count_out: *mut u64,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let out = unsafe { Out::new(count_out, "count_out") }?;
         out.write(queue.lease_expiries());
         Ok(())
@@ -884,23 +861,22 @@ pub unsafe extern "C" fn aq_queue_lease_expiries(
 /// "first_bad_event_id": <id or null>}`, which the caller frees with
 /// `aq_string_free`.
 ///
-/// `principal`: NULL to act as the trusted host, else the principal acting,
-/// which must be an admin (else `AQ_STATUS_PERMISSION_DENIED`, changing
-/// nothing).
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+/// an admin (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
 ///
 /// # Safety
 ///
-/// `queue` must be NULL or a live handle; `principal` NULL or a live
-/// `aq_principal`; `report_json_out` NULL or a writable `char *`.
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `report_json_out` NULL or a writable `char *`.
 #[no_mangle]
 pub unsafe extern "C" fn aq_audit_verify(
     queue: *const aq_queue,
-    principal: *const aq_principal,
+    actor: *const aq_actor,
     report_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
         // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, principal, null()) }?;
+        let queue = unsafe { acting(queue, actor) }?;
         let out = unsafe { Out::new(report_json_out, "report_json_out") }?;
         let report = queue.verify_audit()?;
         out.write_json(&report);

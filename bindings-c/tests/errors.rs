@@ -68,7 +68,7 @@ fn every_core_kind_has_its_own_status() {
     // A success clears the last error.
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_action_get(q.0, null(), existing, &mut out) },
+        unsafe { aq_action_get(q.0, host(), existing, &mut out) },
         aq_status::Ok
     );
     unsafe { aq_string_free(out) };
@@ -81,7 +81,7 @@ fn every_core_kind_has_its_own_status() {
 
     let mut out = SENTINEL;
     assert_eq!(
-        unsafe { aq_action_get(q.0, null(), 999, &mut out) },
+        unsafe { aq_action_get(q.0, host(), 999, &mut out) },
         aq_status::NotFound
     );
     assert_eq!(out, SENTINEL);
@@ -151,68 +151,67 @@ fn null_arguments_are_refused_without_effect() {
         };
     }
     refused!(
-        aq_server_create(null(), null(), web.as_ptr(), null(), &mut out),
+        aq_server_create(null(), host(), web.as_ptr(), null(), &mut out),
         "queue"
     );
     refused!(
-        aq_server_create(q.0, null(), null(), null(), &mut out),
+        aq_server_create(q.0, host(), null(), null(), &mut out),
         "id"
     );
     refused!(
-        aq_server_get(q.0, null(), web.as_ptr(), null_mut()),
+        aq_server_create(q.0, null(), web.as_ptr(), null(), &mut out),
+        "actor"
+    );
+    refused!(aq_credential_list(q.0, null(), &mut out), "actor");
+    refused!(
+        aq_server_get(q.0, host(), web.as_ptr(), null_mut()),
         "server_json_out"
     );
-    refused!(aq_server_pause(q.0, null(), null(), &mut out), "id");
+    refused!(aq_server_pause(q.0, host(), null(), &mut out), "id");
     refused!(
-        aq_server_unpause(null(), null(), web.as_ptr(), &mut out),
+        aq_server_unpause(null(), host(), web.as_ptr(), &mut out),
         "queue"
     );
     refused!(
-        aq_server_list_actions(q.0, null(), null(), null(), 50, 0, &mut out),
+        aq_server_list_actions(q.0, host(), null(), null(), 50, 0, &mut out),
         "server_id"
     );
     refused!(
-        aq_action_create(q.0, null(), null(), &mut out),
+        aq_action_create(q.0, host(), null(), &mut out),
         "request_json"
     );
-    refused!(aq_action_get(null(), null(), 1, &mut out), "queue");
+    refused!(aq_action_get(null(), host(), 1, &mut out), "queue");
     refused!(
-        aq_action_list(q.0, null(), null(), null(), null(), 50, 0, null_mut()),
+        aq_action_list(q.0, host(), null(), null(), null(), 50, 0, null_mut()),
         "page_json_out"
     );
     refused!(
-        aq_action_approve(q.0, null(), 1, null(), null_mut()),
+        aq_action_approve(q.0, host(), 1, null_mut()),
         "action_json_out"
     );
+    refused!(aq_action_reject(q.0, host(), 1, null(), &mut out), "reason");
+    refused!(aq_action_cancel(null(), host(), 1, &mut out), "queue");
     refused!(
-        aq_action_reject(q.0, null(), 1, null(), null(), &mut out),
-        "reason"
-    );
-    refused!(
-        aq_action_cancel(null(), null(), 1, null(), &mut out),
-        "queue"
-    );
-    refused!(
-        aq_action_claim_next(q.0, null(), null(), null(), &mut out),
+        aq_action_claim_next(q.0, host(), null(), null(), &mut out),
         "server_id"
     );
     refused!(
-        aq_action_heartbeat(q.0, null(), 1, null(), null(), &mut out),
+        aq_action_heartbeat(q.0, host(), 1, null(), null(), &mut out),
         "lease_token"
     );
     refused!(
-        aq_action_report_result(q.0, null(), 1, null(), 0, null(), null(), &mut out),
+        aq_action_report_result(q.0, host(), 1, null(), 0, null(), null(), &mut out),
         "lease_token"
     );
     refused!(
-        aq_action_expire_leases(q.0, null(), null_mut()),
+        aq_action_expire_leases(q.0, host(), null_mut()),
         "actions_json_out"
     );
-    refused!(aq_event_list(null(), null(), 0, 10, &mut out), "queue");
+    refused!(aq_event_list(null(), host(), 0, 10, &mut out), "queue");
     let mut count = 7u64;
-    refused!(aq_queue_lease_expiries(null(), null(), &mut count), "queue");
+    refused!(aq_queue_lease_expiries(null(), host(), &mut count), "queue");
     refused!(
-        aq_queue_lease_expiries(q.0, null(), null_mut()),
+        aq_queue_lease_expiries(q.0, host(), null_mut()),
         "count_out"
     );
     assert_eq!(count, 7);
@@ -239,12 +238,12 @@ fn null_arguments_are_refused_without_effect() {
     assert_eq!(out, SENTINEL);
     // A NULL output checked before the work: the server was not paused.
     assert_eq!(
-        unsafe { aq_server_pause(q.0, null(), web.as_ptr(), null_mut()) },
+        unsafe { aq_server_pause(q.0, host(), web.as_ptr(), null_mut()) },
         aq_status::NullArgument
     );
     let mut s = null_mut();
     assert_eq!(
-        unsafe { aq_server_get(q.0, null(), web.as_ptr(), &mut s) },
+        unsafe { aq_server_get(q.0, host(), web.as_ptr(), &mut s) },
         aq_status::Ok
     );
     assert_eq!(take_json(s)["is_paused"], false);
@@ -278,30 +277,30 @@ fn invalid_utf8_is_refused() {
         };
     }
     refused!(
-        aq_server_create(q.0, null(), bad.as_ptr(), null(), &mut out),
+        aq_server_create(q.0, host(), bad.as_ptr(), null(), &mut out),
         "id"
     );
     refused!(
-        aq_server_create(q.0, null(), c("ok").as_ptr(), bad.as_ptr(), &mut out),
+        aq_server_create(q.0, host(), c("ok").as_ptr(), bad.as_ptr(), &mut out),
         "hostname"
     );
-    refused!(aq_server_get(q.0, null(), bad.as_ptr(), &mut out), "id");
+    refused!(aq_server_get(q.0, host(), bad.as_ptr(), &mut out), "id");
     refused!(
-        aq_action_create(q.0, null(), bad.as_ptr(), &mut out),
+        aq_action_create(q.0, host(), bad.as_ptr(), &mut out),
         "request_json"
     );
     refused!(
-        aq_action_list(q.0, null(), bad.as_ptr(), null(), null(), 5, 0, &mut out),
+        aq_action_list(q.0, host(), bad.as_ptr(), null(), null(), 5, 0, &mut out),
         "status"
     );
     refused!(
-        aq_action_approve(q.0, null(), 1, bad.as_ptr(), &mut out),
-        "by"
+        aq_actor_trusted(bad.as_ptr(), &mut (out as *mut aq_actor)),
+        "name"
     );
     refused!(
         aq_action_report_result(
             q.0,
-            null(),
+            host(),
             1,
             c("t").as_ptr(),
             0,
@@ -336,7 +335,7 @@ fn last_error_copy_truncates_on_a_character_boundary() {
     let q = Queue::in_memory();
     let mut out = null_mut();
     // "é" is two bytes; the message quotes the id.
-    let status = unsafe { aq_server_get(q.0, null(), c("é-host").as_ptr(), &mut out) };
+    let status = unsafe { aq_server_get(q.0, host(), c("é-host").as_ptr(), &mut out) };
     assert_eq!(status, aq_status::NotFound);
     let full = "Server 'é-host' not found";
     let mut len = 0usize;

@@ -20,7 +20,7 @@ fn whole_flow_returns_wire_json() {
 
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_server_pause(q.0, null(), c("web-1").as_ptr(), &mut out) },
+        unsafe { aq_server_pause(q.0, host(), c("web-1").as_ptr(), &mut out) },
         aq_status::Ok
     );
     let paused = take_json(out);
@@ -47,14 +47,14 @@ fn whole_flow_returns_wire_json() {
     let id = action["id"].as_i64().unwrap();
 
     assert_eq!(
-        unsafe { aq_action_approve(q.0, null(), id, null(), &mut out) },
+        unsafe { aq_action_approve(q.0, host(), id, &mut out) },
         aq_status::Ok
     );
     assert_eq!(take_json(out)["approved_by"], "dashboard");
 
     let mut claim = null_mut();
     assert_eq!(
-        unsafe { aq_action_claim_next(q.0, null(), c("web-1").as_ptr(), &60.0, &mut claim) },
+        unsafe { aq_action_claim_next(q.0, host(), c("web-1").as_ptr(), &60.0, &mut claim) },
         aq_status::Ok
     );
     let claim = take_json(claim);
@@ -62,7 +62,7 @@ fn whole_flow_returns_wire_json() {
     let token = c(claim["lease_token"].as_str().unwrap());
 
     assert_eq!(
-        unsafe { aq_action_heartbeat(q.0, null(), id, token.as_ptr(), null(), &mut out) },
+        unsafe { aq_action_heartbeat(q.0, host(), id, token.as_ptr(), null(), &mut out) },
         aq_status::Ok
     );
     assert!(
@@ -73,7 +73,7 @@ fn whole_flow_returns_wire_json() {
     let status = unsafe {
         aq_action_report_result(
             q.0,
-            null(),
+            host(),
             id,
             token.as_ptr(),
             0,
@@ -90,7 +90,7 @@ fn whole_flow_returns_wire_json() {
     // Nothing left to claim: OK with a NULL result.
     let mut none = SENTINEL;
     assert_eq!(
-        unsafe { aq_action_claim_next(q.0, null(), c("web-1").as_ptr(), null(), &mut none) },
+        unsafe { aq_action_claim_next(q.0, host(), c("web-1").as_ptr(), null(), &mut none) },
         aq_status::Ok
     );
     assert!(none.is_null());
@@ -99,7 +99,7 @@ fn whole_flow_returns_wire_json() {
         unsafe {
             aq_action_list(
                 q.0,
-                null(),
+                host(),
                 c("completed").as_ptr(),
                 null(),
                 null(),
@@ -117,14 +117,14 @@ fn whole_flow_returns_wire_json() {
 
     assert_eq!(
         unsafe {
-            aq_server_list_actions(q.0, null(), c("web-1").as_ptr(), null(), 50, 0, &mut out)
+            aq_server_list_actions(q.0, host(), c("web-1").as_ptr(), null(), 50, 0, &mut out)
         },
         aq_status::Ok
     );
     assert_eq!(take_json(out)["total"], 1);
 
     assert_eq!(
-        unsafe { aq_event_list(q.0, null(), 0, 100, &mut out) },
+        unsafe { aq_event_list(q.0, host(), 0, 100, &mut out) },
         aq_status::Ok
     );
     let events = take_json(out);
@@ -141,7 +141,7 @@ fn whole_flow_returns_wire_json() {
     assert_eq!(path, ["pending", "approved", "executing", "completed"]);
 
     assert_eq!(
-        unsafe { aq_action_expire_leases(q.0, null(), &mut out) },
+        unsafe { aq_action_expire_leases(q.0, host(), &mut out) },
         aq_status::Ok
     );
     assert_eq!(take_json(out), serde_json::json!([]));
@@ -153,44 +153,27 @@ fn reject_and_cancel() {
     create_server(&q, "web-1");
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_server_pause(q.0, null(), c("web-1").as_ptr(), &mut out) },
+        unsafe { aq_server_pause(q.0, host(), c("web-1").as_ptr(), &mut out) },
         aq_status::Ok
     );
     unsafe { aq_string_free(out) };
     let a = create_action(&q, r#"{"server_id":"web-1","action_type":"clear_logs"}"#).unwrap();
     let b = create_action(&q, r#"{"server_id":"web-1","action_type":"clear_logs"}"#).unwrap();
     let (a, b) = (a["id"].as_i64().unwrap(), b["id"].as_i64().unwrap());
+    let alice = trusted("alice");
     assert_eq!(
-        unsafe {
-            aq_action_reject(
-                q.0,
-                null(),
-                a,
-                c("").as_ptr(),
-                c("alice").as_ptr(),
-                &mut out,
-            )
-        },
+        unsafe { aq_action_reject(q.0, alice.ptr(), a, c("").as_ptr(), &mut out) },
         aq_status::InvalidInput
     );
     assert_eq!(
-        unsafe {
-            aq_action_reject(
-                q.0,
-                null(),
-                a,
-                c("not now").as_ptr(),
-                c("alice").as_ptr(),
-                &mut out,
-            )
-        },
+        unsafe { aq_action_reject(q.0, alice.ptr(), a, c("not now").as_ptr(), &mut out) },
         aq_status::Ok
     );
     let rejected = take_json(out);
     assert_eq!(rejected["rejected_by"], "alice");
     assert_eq!(rejected["rejection_reason"], "not now");
     assert_eq!(
-        unsafe { aq_action_approve(q.0, null(), a, null(), &mut out) },
+        unsafe { aq_action_approve(q.0, host(), a, &mut out) },
         aq_status::Conflict
     );
     assert_eq!(
@@ -198,14 +181,14 @@ fn reject_and_cancel() {
         "Cannot approve action with status 'rejected' (must be pending)"
     );
     assert_eq!(
-        unsafe { aq_action_cancel(q.0, null(), b, null(), &mut out) },
+        unsafe { aq_action_cancel(q.0, host(), b, &mut out) },
         aq_status::Ok
     );
     let cancelled = take_json(out);
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(cancelled["cancelled_by"], "dashboard");
     assert_eq!(
-        unsafe { aq_server_unpause(q.0, null(), c("web-1").as_ptr(), &mut out) },
+        unsafe { aq_server_unpause(q.0, host(), c("web-1").as_ptr(), &mut out) },
         aq_status::Ok
     );
     assert!(take_json(out)["paused_at"].is_null());
@@ -218,41 +201,28 @@ fn a_lost_lease_is_counted_by_the_handle() {
     let q = Queue::in_memory();
     create_server(&q, "web-1");
     create_action(&q, r#"{"server_id":"web-1","action_type":"clear_logs"}"#).unwrap();
-    let count = |principal: *const aq_principal| {
+    let count = |actor: *const aq_actor| {
         let mut count = u64::MAX;
-        let status = unsafe { aq_queue_lease_expiries(q.ptr(), principal, &mut count) };
+        let status = unsafe { aq_queue_lease_expiries(q.ptr(), actor, &mut count) };
         assert_eq!(status, aq_status::Ok, "{}", last_message());
         count
     };
-    assert_eq!(count(null()), 0);
+    assert_eq!(count(host()), 0);
     let mut claim = null_mut();
     assert_eq!(
-        unsafe { aq_action_claim_next(q.0, null(), c("web-1").as_ptr(), &0.001, &mut claim) },
+        unsafe { aq_action_claim_next(q.0, host(), c("web-1").as_ptr(), &0.001, &mut claim) },
         aq_status::Ok
     );
     take_json(claim);
     std::thread::sleep(std::time::Duration::from_millis(20));
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_action_expire_leases(q.0, null(), &mut out) },
+        unsafe { aq_action_expire_leases(q.0, host(), &mut out) },
         aq_status::Ok
     );
     assert_eq!(take_json(out).as_array().unwrap().len(), 1);
-    assert_eq!(count(null()), 1);
-    let mut viewer = null_mut();
-    assert_eq!(
-        unsafe {
-            aq_principal_new(
-                c("victor").as_ptr(),
-                c("viewer").as_ptr(),
-                null(),
-                &mut viewer,
-            )
-        },
-        aq_status::Ok
-    );
-    assert_eq!(count(viewer), 1);
-    unsafe { aq_principal_free(viewer) };
+    assert_eq!(count(host()), 1);
+    assert_eq!(count(principal("victor", "viewer", None).ptr()), 1);
 }
 
 #[test]
@@ -291,7 +261,7 @@ fn one_handle_shared_by_eight_threads_loses_nothing() {
                         let status = unsafe {
                             aq_action_claim_next(
                                 q.ptr(),
-                                null(),
+                                host(),
                                 c("web-1").as_ptr(),
                                 null(),
                                 &mut out,

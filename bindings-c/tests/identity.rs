@@ -1,7 +1,8 @@
-//! Identity through the C ABI: principals, authentication, credentials, and
+//! Identity through the C ABI: actors, authentication, credentials, and
 //! every operation with a permission rule once allowed and once refused for
-//! its `principal` argument (refusals are `AQ_STATUS_PERMISSION_DENIED`,
-//! write no output and change nothing); the trusted `by` beside a principal.
+//! its `actor` argument (refusals are `AQ_STATUS_PERMISSION_DENIED`, write no
+//! output and change nothing); a trusted name, recorded wherever the host
+//! acts for it and refused on a principal; NULL refused as an actor.
 
 mod support;
 
@@ -9,31 +10,8 @@ use std::ffi::{c_char, CStr, CString};
 use std::ptr::{null, null_mut};
 
 use actionq_c::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::*;
-
-struct Principal(*mut aq_principal);
-
-impl Drop for Principal {
-    fn drop(&mut self) {
-        unsafe { aq_principal_free(self.0) };
-    }
-}
-
-fn principal(name: &str, role: &str, server: Option<&str>) -> Principal {
-    let mut out = null_mut();
-    let server = server.map(c);
-    let status = unsafe {
-        aq_principal_new(
-            c(name).as_ptr(),
-            c(role).as_ptr(),
-            server.as_ref().map_or(null(), |s| s.as_ptr()),
-            &mut out,
-        )
-    };
-    assert_eq!(status, aq_status::Ok, "{}", last_message());
-    Principal(out)
-}
 
 fn issue(q: &Queue, name: &str, role: &str, server: Option<&str>) -> Value {
     let mut out = null_mut();
@@ -41,7 +19,7 @@ fn issue(q: &Queue, name: &str, role: &str, server: Option<&str>) -> Value {
     let status = unsafe {
         aq_credential_issue(
             q.ptr(),
-            null(),
+            host(),
             c(name).as_ptr(),
             c(role).as_ptr(),
             server.as_ref().map_or(null(), |s| s.as_ptr()),
@@ -52,22 +30,22 @@ fn issue(q: &Queue, name: &str, role: &str, server: Option<&str>) -> Value {
     take_json(out)
 }
 
-fn authenticate(q: &Queue, secret: &[u8]) -> Result<Principal, aq_status> {
+fn authenticate(q: &Queue, secret: &[u8]) -> Result<Actor, aq_status> {
     let mut bytes = secret.to_vec();
     bytes.push(0);
     let mut out = null_mut();
     let status = unsafe { aq_queue_authenticate(q.ptr(), bytes.as_ptr().cast(), &mut out) };
     if status == aq_status::Ok {
-        Ok(Principal(out))
+        Ok(Actor(out))
     } else {
         assert!(out.is_null());
         Err(status)
     }
 }
 
-fn principal_json(p: &Principal) -> Value {
+fn actor_json(actor: *const aq_actor) -> Value {
     let mut out = null_mut();
-    assert_eq!(unsafe { aq_principal_json(p.0, &mut out) }, aq_status::Ok);
+    assert_eq!(unsafe { aq_actor_json(actor, &mut out) }, aq_status::Ok);
     take_json(out)
 }
 
@@ -80,12 +58,12 @@ fn credentials_issue_authenticate_list_revoke() {
     assert!(secret.starts_with("aq_ag_"));
     let agent = authenticate(&q, secret.as_bytes()).unwrap();
     assert_eq!(
-        principal_json(&agent),
-        serde_json::json!({"name": "web-1-agent", "role": "agent", "server_id": "web-1"})
+        actor_json(agent.ptr()),
+        json!({"kind": "principal", "name": "web-1-agent", "role": "agent", "server_id": "web-1"})
     );
     let mut listed = null_mut();
     assert_eq!(
-        unsafe { aq_credential_list(q.ptr(), null(), &mut listed) },
+        unsafe { aq_credential_list(q.ptr(), host(), &mut listed) },
         aq_status::Ok
     );
     let listed = take_json(listed);
@@ -94,7 +72,7 @@ fn credentials_issue_authenticate_list_revoke() {
     let mut revoked = null_mut();
     let id = issued["id"].as_i64().unwrap();
     assert_eq!(
-        unsafe { aq_credential_revoke(q.ptr(), null(), id, &mut revoked) },
+        unsafe { aq_credential_revoke(q.ptr(), host(), id, &mut revoked) },
         aq_status::Ok
     );
     assert!(!take_json(revoked)["revoked_at"].is_null());
@@ -116,7 +94,7 @@ fn credentials_issue_authenticate_list_revoke() {
         aq_status::NullArgument
     );
     assert_eq!(
-        unsafe { aq_principal_new(c("x").as_ptr(), c("root").as_ptr(), null(), &mut out) },
+        unsafe { aq_actor_principal(c("x").as_ptr(), c("root").as_ptr(), null(), &mut out) },
         aq_status::InvalidInput
     );
     assert_eq!(
@@ -125,7 +103,7 @@ fn credentials_issue_authenticate_list_revoke() {
             .unwrap(),
         "UNAUTHENTICATED"
     );
-    unsafe { aq_principal_free(null_mut()) };
+    unsafe { aq_actor_free(null_mut()) };
 }
 
 /// What a permission case acts on: a queue with web-1 and web-2; on web-1 an
@@ -150,7 +128,7 @@ fn fixture() -> Fixture {
     .unwrap();
     let mut claim = null_mut();
     let status =
-        unsafe { aq_action_claim_next(q.ptr(), null(), c("web-1").as_ptr(), null(), &mut claim) };
+        unsafe { aq_action_claim_next(q.ptr(), host(), c("web-1").as_ptr(), null(), &mut claim) };
     assert_eq!(status, aq_status::Ok);
     let claim = take_json(claim);
     create_action(
@@ -159,7 +137,7 @@ fn fixture() -> Fixture {
     )
     .unwrap();
     let mut out = null_mut();
-    let status = unsafe { aq_server_pause(q.ptr(), null(), c("web-1").as_ptr(), &mut out) };
+    let status = unsafe { aq_server_pause(q.ptr(), host(), c("web-1").as_ptr(), &mut out) };
     assert_eq!(status, aq_status::Ok);
     take_json(out);
     let pending = ["a", "b", "c"]
@@ -185,33 +163,33 @@ fn state(q: &Queue) -> String {
     let mut parts = Vec::new();
     for id in ["web-1", "web-2", "web-9"] {
         let mut out = null_mut();
-        if unsafe { aq_server_get(q.ptr(), null(), c(id).as_ptr(), &mut out) } == aq_status::Ok {
+        if unsafe { aq_server_get(q.ptr(), host(), c(id).as_ptr(), &mut out) } == aq_status::Ok {
             parts.push(take_json(out));
         }
     }
     let mut out = null_mut();
     let status =
-        unsafe { aq_action_list(q.ptr(), null(), null(), null(), null(), 100, 0, &mut out) };
+        unsafe { aq_action_list(q.ptr(), host(), null(), null(), null(), 100, 0, &mut out) };
     assert_eq!(status, aq_status::Ok);
     parts.push(take_json(out));
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_event_list(q.ptr(), null(), 0, 1000, &mut out) },
+        unsafe { aq_event_list(q.ptr(), host(), 0, 1000, &mut out) },
         aq_status::Ok
     );
     parts.push(take_json(out));
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_credential_list(q.ptr(), null(), &mut out) },
+        unsafe { aq_credential_list(q.ptr(), host(), &mut out) },
         aq_status::Ok
     );
     parts.push(take_json(out));
     serde_json::to_string(&parts).unwrap()
 }
 
-type Call = fn(&Fixture, *const aq_principal, *mut *mut c_char) -> aq_status;
+type Call = fn(&Fixture, *const aq_actor, *mut *mut c_char) -> aq_status;
 
-/// One principal-taking entry point: a role allowed to call it, one refused,
+/// One operation: a role allowed to call it, one refused,
 /// and the field that records the caller, if any.
 struct Case {
     name: &'static str,
@@ -241,11 +219,11 @@ fn cases() -> Vec<Case> {
         Case { name: "action_list", allowed: "viewer", refused: "agent", records: None,
             call: |f, p, o| unsafe { aq_action_list(f.q.ptr(), p, null(), null(), null(), 10, 0, o) } },
         Case { name: "action_approve", allowed: "operator", refused: "requester", records: Some("approved_by"),
-            call: |f, p, o| unsafe { aq_action_approve(f.q.ptr(), p, f.pending[0], null(), o) } },
+            call: |f, p, o| unsafe { aq_action_approve(f.q.ptr(), p, f.pending[0], o) } },
         Case { name: "action_reject", allowed: "admin", refused: "viewer", records: Some("rejected_by"),
-            call: |f, p, o| unsafe { aq_action_reject(f.q.ptr(), p, f.pending[1], c("no").as_ptr(), null(), o) } },
+            call: |f, p, o| unsafe { aq_action_reject(f.q.ptr(), p, f.pending[1], c("no").as_ptr(), o) } },
         Case { name: "action_cancel", allowed: "requester", refused: "other-requester", records: Some("cancelled_by"),
-            call: |f, p, o| unsafe { aq_action_cancel(f.q.ptr(), p, f.pending[2], null(), o) } },
+            call: |f, p, o| unsafe { aq_action_cancel(f.q.ptr(), p, f.pending[2], o) } },
         Case { name: "action_claim_next", allowed: "agent", refused: "other-agent", records: None,
             call: |f, p, o| unsafe { aq_action_claim_next(f.q.ptr(), p, c("web-1").as_ptr(), null(), o) } },
         Case { name: "action_heartbeat", allowed: "agent", refused: "other-agent", records: None,
@@ -273,75 +251,126 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// A failed `aq_queue_authenticate` writes no principal, so a host that
-/// ignores its status passes on what its variable held before; NULL there
-/// acts as the trusted host (`docs/contract/bindings.md#bad-arguments`: the
-/// header tells hosts to check the status). Both halves are pinned here, so
-/// that changing either is a decision, not an accident.
+/// A failed `aq_queue_authenticate` writes no actor, so a host that ignores
+/// its status passes on what its variable held before: NULL there is refused
+/// by every operation (never the trusted host, who may issue an admin
+/// credential), with no output and no change.
 #[test]
-fn a_failed_authenticate_writes_no_principal_and_null_is_the_trusted_host() {
-    let q = Queue::in_memory();
-    let mut principal: *mut aq_principal = null_mut();
-    let status =
-        unsafe { aq_queue_authenticate(q.ptr(), c("aq_ad_guessed").as_ptr(), &mut principal) };
-    assert_eq!(status, aq_status::Unauthenticated);
-    assert!(principal.is_null());
-    let mut listed = null_mut();
-    let status = unsafe { aq_credential_list(q.ptr(), principal, &mut listed) };
-    assert_eq!(status, aq_status::Ok, "{}", last_message());
-    assert_eq!(take_json(listed), serde_json::json!([]));
-}
-
-/// `by` names who the trusted host acts for; beside a principal, whose name
-/// is what is recorded, the core refuses it: no output, no change.
-#[test]
-fn by_is_for_the_trusted_host_only() {
+fn a_failed_authenticate_leaves_null_which_every_operation_refuses() {
     let f = fixture();
-    let operator = principal("olga", "operator", None);
+    let mut actor: *mut aq_actor = null_mut();
+    let status =
+        unsafe { aq_queue_authenticate(f.q.ptr(), c("aq_ad_guessed").as_ptr(), &mut actor) };
+    assert_eq!(status, aq_status::Unauthenticated);
+    assert!(actor.is_null());
     let before = state(&f.q);
-    let alice = c("alice");
-    let calls: [(&str, ByCall); 3] = [
-        ("approve", |f, p, by, o| unsafe {
-            aq_action_approve(f.q.ptr(), p, f.pending[0], by, o)
-        }),
-        ("reject", |f, p, by, o| unsafe {
-            aq_action_reject(f.q.ptr(), p, f.pending[1], c("no").as_ptr(), by, o)
-        }),
-        ("cancel", |f, p, by, o| unsafe {
-            aq_action_cancel(f.q.ptr(), p, f.pending[2], by, o)
-        }),
-    ];
-    for (name, call) in calls {
+    let cases = cases();
+    for case in &cases {
         let mut out = SENTINEL;
-        let status = call(&f, operator.0, alice.as_ptr(), &mut out);
+        let status = (case.call)(&f, actor, &mut out);
         assert_eq!(
             status,
-            aq_status::InvalidInput,
-            "{name}: {}",
+            aq_status::NullArgument,
+            "{}: {}",
+            case.name,
             last_message()
         );
-        assert!(
-            last_message().contains("olga"),
-            "{name}: {}",
-            last_message()
-        );
-        assert_eq!(out, SENTINEL, "{name}: output written on a refusal");
-        assert_eq!(state(&f.q), before, "{name}: a refusal changed something");
+        assert!(last_message().contains("actor"), "{}", case.name);
+        assert_eq!(out, SENTINEL, "{}: output written on a refusal", case.name);
     }
-    for ((name, call), field) in
-        calls
-            .into_iter()
-            .zip(["approved_by", "rejected_by", "cancelled_by"])
-    {
+    let mut count = u64::MAX;
+    let status = unsafe { aq_queue_lease_expiries(f.q.ptr(), actor, &mut count) };
+    assert_eq!(status, aq_status::NullArgument);
+    assert_eq!(count, u64::MAX);
+    assert_eq!(state(&f.q), before, "a NULL actor changed something");
+}
+
+#[test]
+fn actors_describe_themselves_and_trusted_names_are_checked() {
+    assert_eq!(actor_json(host()), json!({"kind": "host"}));
+    assert_eq!(
+        actor_json(trusted("ops-bot").ptr()),
+        json!({"kind": "trusted", "name": "ops-bot"})
+    );
+    assert_eq!(
+        actor_json(principal("olga", "operator", None).ptr()),
+        json!({"kind": "principal", "name": "olga", "role": "operator", "server_id": null})
+    );
+    for bad in ["", "tab\there", &"x".repeat(AQ_MAX_NAME_CHARS + 1)] {
         let mut out = null_mut();
-        let status = call(&f, null(), alice.as_ptr(), &mut out);
-        assert_eq!(status, aq_status::Ok, "{name}: {}", last_message());
-        assert_eq!(take_json(out)[field], "alice", "{name}");
+        let status = unsafe { aq_actor_trusted(c(bad).as_ptr(), &mut out) };
+        assert_eq!(status, aq_status::InvalidInput, "{bad:?}");
+        assert!(out.is_null());
+    }
+    let mut out = null_mut();
+    assert_eq!(
+        unsafe { aq_actor_trusted(null(), &mut out) },
+        aq_status::NullArgument
+    );
+    assert_eq!(
+        unsafe { aq_actor_json(null(), &mut null_mut()) },
+        aq_status::NullArgument
+    );
+}
+
+/// The trusted host acting for a name records it on every operation that
+/// records one, as Rust's `queue.by(name)` does.
+#[test]
+fn a_trusted_actor_is_recorded_everywhere() {
+    let f = fixture();
+    let ops = trusted("ops-bot");
+    let mut out = null_mut();
+    let status = unsafe { aq_server_pause(f.q.ptr(), ops.ptr(), c("web-2").as_ptr(), &mut out) };
+    assert_eq!(status, aq_status::Ok, "{}", last_message());
+    take_json(out);
+    let mut events = null_mut();
+    let status = unsafe { aq_event_list(f.q.ptr(), host(), 0, 1000, &mut events) };
+    assert_eq!(status, aq_status::Ok);
+    let events = take_json(events);
+    let last = events.as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (&last["subject"], &last["by"]),
+        (&json!("web-2"), &json!("ops-bot"))
+    );
+    for case in cases() {
+        let Some(field) = case.records else { continue };
+        let mut out = null_mut();
+        let status = (case.call)(&f, ops.ptr(), &mut out);
+        assert_eq!(status, aq_status::Ok, "{}: {}", case.name, last_message());
+        assert_eq!(take_json(out)[field], "ops-bot", "{}", case.name);
     }
 }
 
-/// An entry point taking a principal and a `by`.
-type ByCall = fn(&Fixture, *const aq_principal, *const c_char, *mut *mut c_char) -> aq_status;
+/// `aq_actor_by`: the trusted host (or a trusted actor) acting for a name;
+/// on a principal, whose name is what is recorded, the core refuses it.
+#[test]
+fn a_trusted_name_is_for_the_trusted_host_only() {
+    let by = |actor: *const aq_actor, name: &str| {
+        let mut out = SENTINEL.cast::<aq_actor>();
+        let status = unsafe { aq_actor_by(actor, c(name).as_ptr(), &mut out) };
+        (status, out)
+    };
+    for actor in [host(), trusted("ops-bot").ptr()] {
+        let (status, out) = by(actor, "alice");
+        assert_eq!(status, aq_status::Ok, "{}", last_message());
+        let alice = Actor(out);
+        assert_eq!(
+            actor_json(alice.ptr()),
+            json!({"kind": "trusted", "name": "alice"})
+        );
+    }
+    let (status, out) = by(principal("olga", "operator", None).ptr(), "somebody");
+    assert_eq!(status, aq_status::InvalidInput);
+    assert_eq!(
+        last_message(),
+        "a queue acting as principal 'olga' records that name; it cannot act for 'somebody'"
+    );
+    assert_eq!(out, SENTINEL.cast(), "output written on a refusal");
+    let (status, _) = by(host(), "");
+    assert_eq!(status, aq_status::InvalidInput);
+    let (status, _) = by(null(), "alice");
+    assert_eq!(status, aq_status::NullArgument);
+}
 
 #[test]
 fn every_operation_checks_its_principal() {
@@ -368,7 +397,7 @@ fn every_operation_checks_its_principal() {
     ];
     let by = |role: &str| {
         let (_, name, p) = principals.iter().find(|(r, _, _)| *r == role).unwrap();
-        (*name, p.0.cast_const())
+        (*name, p.ptr())
     };
     let cases = cases();
     assert_eq!(cases.len(), 23);

@@ -1,6 +1,6 @@
 //! The C API and the core's operations do not drift apart: every name of
 //! `actionq::OPERATIONS` is one function of the committed header, which takes
-//! `const aq_principal *principal` right after the queue, and every other
+//! `const aq_actor *actor` right after the queue, and every other
 //! function of the header is on the short list of what is not an operation.
 
 use std::collections::BTreeSet;
@@ -35,8 +35,8 @@ const C_FUNCTIONS: [(&str, &str); 25] = [
     ("authenticate", "aq_queue_authenticate"),
 ];
 
-/// The operation that takes no principal: it is how a host gets one.
-const WITHOUT_PRINCIPAL: [&str; 1] = ["aq_queue_authenticate"];
+/// The operation that takes no actor: it is how a host gets a principal's.
+const WITHOUT_ACTOR: [&str; 1] = ["aq_queue_authenticate"];
 
 /// The header's functions that are not operations of a queue, and why.
 const NOT_OPERATIONS: [(&str, &[&str]); 7] = [
@@ -82,8 +82,15 @@ const NOT_OPERATIONS: [(&str, &[&str]); 7] = [
         ],
     ),
     (
-        "the principal value (made by a host that authenticates people itself)",
-        &["aq_principal_new", "aq_principal_json", "aq_principal_free"],
+        "the actor values every operation takes (besides aq_queue_authenticate's)",
+        &[
+            "aq_actor_host",
+            "aq_actor_trusted",
+            "aq_actor_by",
+            "aq_actor_principal",
+            "aq_actor_json",
+            "aq_actor_free",
+        ],
     ),
     (
         "an agent's checks of a claim it received, with no queue",
@@ -187,21 +194,21 @@ fn every_header_function_is_an_operation_or_listed_as_none() {
 }
 
 const QUEUE: &str = "const struct aq_queue *queue";
-const PRINCIPAL: &str = "const struct aq_principal *principal";
+const ACTOR: &str = "const struct aq_actor *actor";
 
 #[test]
-fn every_operation_takes_the_principal_after_the_queue() {
+fn every_operation_takes_the_actor_after_the_queue() {
     let functions = declared_functions();
     for (_, function) in C_FUNCTIONS {
         let (_, params) = functions
             .iter()
             .find(|(name, _)| name == function)
             .unwrap_or_else(|| panic!("{function} is not in the header"));
-        let takes_principal = params.get(1).map(String::as_str) == Some(PRINCIPAL);
+        let takes_actor = params.get(1).map(String::as_str) == Some(ACTOR);
         assert_eq!(params[0], QUEUE, "{function}'s first parameter");
         assert_eq!(
-            takes_principal,
-            !WITHOUT_PRINCIPAL.contains(&function),
+            takes_actor,
+            !WITHOUT_ACTOR.contains(&function),
             "{function}'s second parameter: {:?}",
             params.get(1)
         );

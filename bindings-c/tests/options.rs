@@ -81,11 +81,11 @@ fn options_apply_and_are_validated() {
 
     // Lease bounds and output cap from the options.
     assert_eq!(
-        unsafe { aq_action_claim_next(q.0, null(), c("db-1").as_ptr(), &61.0, &mut out) },
+        unsafe { aq_action_claim_next(q.0, host(), c("db-1").as_ptr(), &61.0, &mut out) },
         aq_status::InvalidInput
     );
     assert_eq!(
-        unsafe { aq_action_claim_next(q.0, null(), c("db-1").as_ptr(), null(), &mut out) },
+        unsafe { aq_action_claim_next(q.0, host(), c("db-1").as_ptr(), null(), &mut out) },
         aq_status::Ok
     );
     let claim = take_json(out);
@@ -101,13 +101,13 @@ fn options_apply_and_are_validated() {
     let token = c(claim["lease_token"].as_str().unwrap());
     let id = claim["id"].as_i64().unwrap();
     assert_eq!(
-        unsafe { aq_action_heartbeat(q.0, null(), id, c("wrong").as_ptr(), null(), &mut out) },
+        unsafe { aq_action_heartbeat(q.0, host(), id, c("wrong").as_ptr(), null(), &mut out) },
         aq_status::Conflict
     );
     let status = unsafe {
         aq_action_report_result(
             q.0,
-            null(),
+            host(),
             id,
             token.as_ptr(),
             2,
@@ -184,7 +184,7 @@ fn syncs_during_writes(mode: &str, dir: &std::path::Path) -> usize {
     let q = open_file_queue(&db, aq_durability::Normal, 10.0);
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_action_list(q.0, null(), null(), null(), null(), 1, 0, &mut out) },
+        unsafe { aq_action_list(q.0, host(), null(), null(), null(), 1, 0, &mut out) },
         aq_status::Ok
     );
     assert_eq!(

@@ -37,7 +37,7 @@ fn queue_with_whitelist(config: &str) -> Queue {
 fn approve(q: &Queue, id: i64, by: &str) -> serde_json::Value {
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_action_approve(q.0, null(), id, c(by).as_ptr(), &mut out) },
+        unsafe { aq_action_approve(q.0, trusted(by).ptr(), id, &mut out) },
         aq_status::Ok,
         "{}",
         last_message()
@@ -59,7 +59,7 @@ fn two_approvals_a_checked_claim_and_an_intact_chain() {
     create_server(&q, "web-1");
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_server_pause(q.0, null(), c("web-1").as_ptr(), &mut out) },
+        unsafe { aq_server_pause(q.0, host(), c("web-1").as_ptr(), &mut out) },
         aq_status::Ok
     );
     take_json(out);
@@ -80,7 +80,7 @@ fn two_approvals_a_checked_claim_and_an_intact_chain() {
 
     let mut claim = null_mut();
     assert_eq!(
-        unsafe { aq_action_claim_next(q.0, null(), c("web-1").as_ptr(), &60.0, &mut claim) },
+        unsafe { aq_action_claim_next(q.0, host(), c("web-1").as_ptr(), &60.0, &mut claim) },
         aq_status::Ok
     );
     let claim = take_json(claim);
@@ -99,7 +99,7 @@ fn two_approvals_a_checked_claim_and_an_intact_chain() {
 
     let mut report = null_mut();
     assert_eq!(
-        unsafe { aq_audit_verify(q.0, null(), &mut report) },
+        unsafe { aq_audit_verify(q.0, host(), &mut report) },
         aq_status::Ok
     );
     assert_eq!(
@@ -109,7 +109,7 @@ fn two_approvals_a_checked_claim_and_an_intact_chain() {
     );
     let mut expired = null_mut();
     assert_eq!(
-        unsafe { aq_action_expire_approvals(q.0, null(), &mut expired) },
+        unsafe { aq_action_expire_approvals(q.0, host(), &mut expired) },
         aq_status::Ok
     );
     assert_eq!(
@@ -149,7 +149,7 @@ fn expire_approvals_rejects_exactly_the_action_past_its_ttl() {
     create_server(&q, "web-1");
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_server_pause(q.0, null(), c("web-1").as_ptr(), &mut out) },
+        unsafe { aq_server_pause(q.0, host(), c("web-1").as_ptr(), &mut out) },
         aq_status::Ok
     );
     take_json(out);
@@ -164,14 +164,14 @@ fn expire_approvals_rejects_exactly_the_action_past_its_ttl() {
     // Reads do not sweep: the first is still pending, 61 s after its creation.
     let mut got = null_mut();
     assert_eq!(
-        unsafe { aq_action_get(q.0, null(), first, &mut got) },
+        unsafe { aq_action_get(q.0, host(), first, &mut got) },
         aq_status::Ok
     );
     assert_eq!(take_json(got)["status"], "pending");
 
     let mut expired = null_mut();
     assert_eq!(
-        unsafe { aq_action_expire_approvals(q.0, null(), &mut expired) },
+        unsafe { aq_action_expire_approvals(q.0, host(), &mut expired) },
         aq_status::Ok
     );
     let expired = take_json(expired);
@@ -187,21 +187,9 @@ fn expire_approvals_rejects_exactly_the_action_past_its_ttl() {
 
     // The second runs out 60 s after its creation; an operator sweeps it.
     advance(30.0);
-    let mut operator = null_mut();
-    assert_eq!(
-        unsafe {
-            aq_principal_new(
-                c("olga").as_ptr(),
-                c("operator").as_ptr(),
-                null(),
-                &mut operator,
-            )
-        },
-        aq_status::Ok
-    );
+    let operator = principal("olga", "operator", None);
     let mut expired = null_mut();
-    let status = unsafe { aq_action_expire_approvals(q.0, operator, &mut expired) };
-    unsafe { aq_principal_free(operator) };
+    let status = unsafe { aq_action_expire_approvals(q.0, operator.ptr(), &mut expired) };
     assert_eq!(status, aq_status::Ok, "{}", last_message());
     let expired = take_json(expired);
     assert_eq!(expired.as_array().unwrap().len(), 1, "{expired}");
@@ -215,12 +203,12 @@ fn server_list_and_action_counts() {
     let q = Queue::in_memory();
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_server_list(q.0, null(), &mut out) },
+        unsafe { aq_server_list(q.0, host(), &mut out) },
         aq_status::Ok
     );
     assert_eq!(take_json(out), serde_json::json!([]));
     assert_eq!(
-        unsafe { aq_action_count(q.0, null(), &mut out) },
+        unsafe { aq_action_count(q.0, host(), &mut out) },
         aq_status::Ok
     );
     assert_eq!(take_json(out), serde_json::json!([]));
@@ -237,14 +225,14 @@ fn server_list_and_action_counts() {
         .unwrap();
     }
     assert_eq!(
-        unsafe { aq_server_pause(q.0, null(), c("web-1").as_ptr(), &mut out) },
+        unsafe { aq_server_pause(q.0, host(), c("web-1").as_ptr(), &mut out) },
         aq_status::Ok
     );
     take_json(out);
     create_action(&q, r#"{"server_id":"web-1","action_type":"clear_logs"}"#).unwrap();
 
     assert_eq!(
-        unsafe { aq_server_list(q.0, null(), &mut out) },
+        unsafe { aq_server_list(q.0, host(), &mut out) },
         aq_status::Ok
     );
     let servers = take_json(out);
@@ -257,7 +245,7 @@ fn server_list_and_action_counts() {
     assert_eq!(ids, ["web-1", "web-2"]);
     assert_eq!(servers[0]["is_paused"], true);
     assert_eq!(
-        unsafe { aq_action_count(q.0, null(), &mut out) },
+        unsafe { aq_action_count(q.0, host(), &mut out) },
         aq_status::Ok
     );
     assert_eq!(
@@ -269,11 +257,11 @@ fn server_list_and_action_counts() {
     );
     let mut sentinel = SENTINEL;
     assert_eq!(
-        unsafe { aq_action_count(null(), null(), &mut sentinel) },
+        unsafe { aq_action_count(null(), host(), &mut sentinel) },
         aq_status::NullArgument
     );
     assert_eq!(
-        unsafe { aq_server_list(q.0, null(), null_mut()) },
+        unsafe { aq_server_list(q.0, host(), null_mut()) },
         aq_status::NullArgument
     );
     assert_eq!(sentinel, SENTINEL);

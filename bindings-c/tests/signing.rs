@@ -16,7 +16,7 @@ fn a_claim_verifies_with_the_pinned_key_only_as_signed() {
     create_action(&q, r#"{"server_id":"web-1","action_type":"clear_logs"}"#).unwrap();
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_action_claim_next(q.0, null(), c("web-1").as_ptr(), null(), &mut out) },
+        unsafe { aq_action_claim_next(q.0, host(), c("web-1").as_ptr(), null(), &mut out) },
         aq_status::Ok
     );
     let mut claim = take_json(out);

@@ -111,6 +111,23 @@ static int count(const char *json, const char *fragment) {
   return n;
 }
 
+/* The trusted host, the actor of most calls below (made in main). */
+static aq_actor *host;
+
+/* A principal vouched for by the host; the caller frees it. */
+static aq_actor *principal(const char *name, const char *role, const char *server_id) {
+  aq_actor *actor = NULL;
+  CHECK_OK(aq_actor_principal(name, role, server_id, &actor));
+  return actor;
+}
+
+/* The trusted host acting for `name`; the caller frees it. */
+static aq_actor *trusted(const char *name) {
+  aq_actor *actor = NULL;
+  CHECK_OK(aq_actor_trusted(name, &actor));
+  return actor;
+}
+
 /* A non-NULL pointer no function may write over on failure. */
 static char sentinel_byte;
 #define SENTINEL (&sentinel_byte)
@@ -152,7 +169,7 @@ static void test_last_error_buffer(void) {
   aq_queue *q = NULL;
   CHECK_OK(aq_queue_open_in_memory(NULL, &q));
   char *out = SENTINEL;
-  CHECK_STATUS(aq_server_get(q, NULL, "missing", &out), AQ_STATUS_NOT_FOUND);
+  CHECK_STATUS(aq_server_get(q, host, "missing", &out), AQ_STATUS_NOT_FOUND);
   CHECK(out == SENTINEL);
   const char *full = "Server 'missing' not found";
   size_t len = 0;
@@ -197,33 +214,48 @@ static void test_null_arguments(void) {
   REFUSED(aq_options_set_leases(NULL, 1, 2), "options");
   REFUSED(aq_options_set_busy_timeout_seconds(NULL, 1), "options");
   REFUSED(aq_options_set_expire_leases_on_read(NULL, false), "options");
-  REFUSED(aq_server_create(NULL, NULL, "web-1", NULL, &out), "queue");
-  REFUSED(aq_server_create(q, NULL, NULL, NULL, &out), "id");
-  REFUSED(aq_server_create(q, NULL, "web-1", NULL, NULL), "server_json_out");
-  REFUSED(aq_server_get(q, NULL, NULL, &out), "id");
-  REFUSED(aq_server_pause(q, NULL, "web-1", NULL), "server_json_out");
-  REFUSED(aq_server_unpause(NULL, NULL, "web-1", &out), "queue");
-  REFUSED(aq_server_list_actions(q, NULL, NULL, NULL, 50, 0, &out), "server_id");
-  REFUSED(aq_action_create(q, NULL, NULL, &out), "request_json");
-  REFUSED(aq_action_get(NULL, NULL, 1, &out), "queue");
-  REFUSED(aq_action_list(q, NULL, NULL, NULL, NULL, 50, 0, NULL), "page_json_out");
-  REFUSED(aq_action_approve(q, NULL, 1, NULL, NULL), "action_json_out");
-  REFUSED(aq_action_reject(q, NULL, 1, NULL, NULL, &out), "reason");
-  REFUSED(aq_action_cancel(NULL, NULL, 1, NULL, &out), "queue");
-  REFUSED(aq_action_claim_next(q, NULL, NULL, NULL, &out), "server_id");
-  REFUSED(aq_action_heartbeat(q, NULL, 1, NULL, NULL, &out), "lease_token");
-  REFUSED(aq_action_report_result(q, NULL, 1, NULL, 0, NULL, NULL, &out), "lease_token");
-  REFUSED(aq_action_expire_leases(q, NULL, NULL), "actions_json_out");
-  REFUSED(aq_event_list(NULL, NULL, 0, 10, &out), "queue");
-  REFUSED(aq_action_expire_approvals(q, NULL, NULL), "actions_json_out");
-  REFUSED(aq_audit_verify(NULL, NULL, &out), "queue");
-  REFUSED(aq_audit_verify(q, NULL, NULL), "report_json_out");
-  REFUSED(aq_server_list(NULL, NULL, &out), "queue");
-  REFUSED(aq_server_list(q, NULL, NULL), "servers_json_out");
-  REFUSED(aq_action_count(NULL, NULL, &out), "queue");
-  REFUSED(aq_action_count(q, NULL, NULL), "counts_json_out");
-  REFUSED(aq_queue_lease_expiries(NULL, NULL, &(uint64_t){0}), "queue");
-  REFUSED(aq_queue_lease_expiries(q, NULL, NULL), "count_out");
+  REFUSED(aq_server_create(NULL, host, "web-1", NULL, &out), "queue");
+  REFUSED(aq_server_create(q, host, NULL, NULL, &out), "id");
+  REFUSED(aq_server_create(q, host, "web-1", NULL, NULL), "server_json_out");
+  REFUSED(aq_server_get(q, host, NULL, &out), "id");
+  REFUSED(aq_server_pause(q, host, "web-1", NULL), "server_json_out");
+  REFUSED(aq_server_unpause(NULL, host, "web-1", &out), "queue");
+  REFUSED(aq_server_list_actions(q, host, NULL, NULL, 50, 0, &out), "server_id");
+  REFUSED(aq_action_create(q, host, NULL, &out), "request_json");
+  REFUSED(aq_action_get(NULL, host, 1, &out), "queue");
+  REFUSED(aq_action_list(q, host, NULL, NULL, NULL, 50, 0, NULL), "page_json_out");
+  REFUSED(aq_action_approve(q, host, 1, NULL), "action_json_out");
+  REFUSED(aq_action_reject(q, host, 1, NULL, &out), "reason");
+  REFUSED(aq_action_cancel(NULL, host, 1, &out), "queue");
+  REFUSED(aq_action_claim_next(q, host, NULL, NULL, &out), "server_id");
+  REFUSED(aq_action_heartbeat(q, host, 1, NULL, NULL, &out), "lease_token");
+  REFUSED(aq_action_report_result(q, host, 1, NULL, 0, NULL, NULL, &out), "lease_token");
+  REFUSED(aq_action_expire_leases(q, host, NULL), "actions_json_out");
+  REFUSED(aq_event_list(NULL, host, 0, 10, &out), "queue");
+  REFUSED(aq_action_expire_approvals(q, host, NULL), "actions_json_out");
+  REFUSED(aq_audit_verify(NULL, host, &out), "queue");
+  REFUSED(aq_audit_verify(q, host, NULL), "report_json_out");
+  REFUSED(aq_server_list(NULL, host, &out), "queue");
+  REFUSED(aq_server_list(q, host, NULL), "servers_json_out");
+  REFUSED(aq_action_count(NULL, host, &out), "queue");
+  REFUSED(aq_action_count(q, host, NULL), "counts_json_out");
+  REFUSED(aq_queue_lease_expiries(NULL, host, &(uint64_t){0}), "queue");
+  REFUSED(aq_queue_lease_expiries(q, host, NULL), "count_out");
+  /* The actor is required: NULL is never the trusted host. */
+  REFUSED(aq_server_create(q, NULL, "web-1", NULL, &out), "actor");
+  REFUSED(aq_action_approve(q, NULL, 1, &out), "actor");
+  REFUSED(aq_credential_issue(q, NULL, "root", "admin", NULL, &out), "actor");
+  REFUSED(aq_queue_lease_expiries(q, NULL, &(uint64_t){0}), "actor");
+  aq_actor *aout = (aq_actor *)SENTINEL;
+  REFUSED(aq_actor_host(NULL), "actor_out");
+  REFUSED(aq_actor_trusted(NULL, &aout), "name");
+  REFUSED(aq_actor_trusted("alice", NULL), "actor_out");
+  REFUSED(aq_actor_by(NULL, "alice", &aout), "actor");
+  REFUSED(aq_actor_by(host, NULL, &aout), "name");
+  REFUSED(aq_actor_principal("olga", NULL, NULL, &aout), "role");
+  REFUSED(aq_actor_json(NULL, &out), "actor");
+  REFUSED(aq_queue_authenticate(q, "aq_ad_x", NULL), "actor_out");
+  CHECK(aout == (aq_actor *)SENTINEL);
   int matches = 7;
   REFUSED(aq_action_digest_matches(NULL, &matches), "action_json");
   REFUSED(aq_action_digest_matches("{}", NULL), "matches_out");
@@ -233,12 +265,13 @@ static void test_null_arguments(void) {
   CHECK(qout == (aq_queue *)SENTINEL);
 
   /* The NULL output was refused before any work: "web-1" was not created. */
-  CHECK_STATUS(aq_server_get(q, NULL, "web-1", &out), AQ_STATUS_NOT_FOUND);
+  CHECK_STATUS(aq_server_get(q, host, "web-1", &out), AQ_STATUS_NOT_FOUND);
 
   /* Frees of NULL are no-ops. */
   aq_string_free(NULL);
   aq_queue_free(NULL);
   aq_options_free(NULL);
+  aq_actor_free(NULL);
   aq_queue_free(q);
 }
 
@@ -246,7 +279,7 @@ static void test_invalid_utf8(void) {
   aq_queue *q = NULL;
   CHECK_OK(aq_queue_open_in_memory(NULL, &q));
   char *out = NULL;
-  CHECK_OK(aq_server_create(q, NULL, "web-1", NULL, &out));
+  CHECK_OK(aq_server_create(q, host, "web-1", NULL, &out));
   aq_string_free(out);
   out = SENTINEL;
   const char *bad = "web\xff\xfe";
@@ -260,22 +293,25 @@ static void test_invalid_utf8(void) {
   aq_queue *qout = (aq_queue *)SENTINEL;
   REFUSED(aq_queue_open(bad, NULL, &qout), "path");
   CHECK(qout == (aq_queue *)SENTINEL);
-  REFUSED(aq_server_create(q, NULL, bad, NULL, &out), "id");
-  REFUSED(aq_server_create(q, NULL, "web-2", bad, &out), "hostname");
-  REFUSED(aq_server_get(q, NULL, bad, &out), "id");
-  REFUSED(aq_server_pause(q, NULL, bad, &out), "id");
-  REFUSED(aq_server_unpause(q, NULL, bad, &out), "id");
-  REFUSED(aq_server_list_actions(q, NULL, "web-1", bad, 50, 0, &out), "status");
-  REFUSED(aq_action_create(q, NULL, bad, &out), "request_json");
-  REFUSED(aq_action_list(q, NULL, NULL, bad, NULL, 50, 0, &out), "server_id");
-  REFUSED(aq_action_list(q, NULL, NULL, NULL, bad, 50, 0, &out), "action_type");
-  REFUSED(aq_action_approve(q, NULL, 1, bad, &out), "by");
-  REFUSED(aq_action_reject(q, NULL, 1, bad, NULL, &out), "reason");
-  REFUSED(aq_action_reject(q, NULL, 1, "why", bad, &out), "by");
-  REFUSED(aq_action_cancel(q, NULL, 1, bad, &out), "by");
-  REFUSED(aq_action_claim_next(q, NULL, bad, NULL, &out), "server_id");
-  REFUSED(aq_action_heartbeat(q, NULL, 1, bad, NULL, &out), "lease_token");
-  REFUSED(aq_action_report_result(q, NULL, 1, "t", 0, NULL, bad, &out), "stderr_text");
+  REFUSED(aq_server_create(q, host, bad, NULL, &out), "id");
+  REFUSED(aq_server_create(q, host, "web-2", bad, &out), "hostname");
+  REFUSED(aq_server_get(q, host, bad, &out), "id");
+  REFUSED(aq_server_pause(q, host, bad, &out), "id");
+  REFUSED(aq_server_unpause(q, host, bad, &out), "id");
+  REFUSED(aq_server_list_actions(q, host, "web-1", bad, 50, 0, &out), "status");
+  REFUSED(aq_action_create(q, host, bad, &out), "request_json");
+  REFUSED(aq_action_list(q, host, NULL, bad, NULL, 50, 0, &out), "server_id");
+  REFUSED(aq_action_list(q, host, NULL, NULL, bad, 50, 0, &out), "action_type");
+  REFUSED(aq_action_reject(q, host, 1, bad, &out), "reason");
+  aq_actor *aout = (aq_actor *)SENTINEL;
+  REFUSED(aq_actor_trusted(bad, &aout), "name");
+  REFUSED(aq_actor_by(host, bad, &aout), "name");
+  REFUSED(aq_actor_principal(bad, "viewer", NULL, &aout), "name");
+  REFUSED(aq_actor_principal("ralf", "agent", bad, &aout), "server_id");
+  CHECK(aout == (aq_actor *)SENTINEL);
+  REFUSED(aq_action_claim_next(q, host, bad, NULL, &out), "server_id");
+  REFUSED(aq_action_heartbeat(q, host, 1, bad, NULL, &out), "lease_token");
+  REFUSED(aq_action_report_result(q, host, 1, "t", 0, NULL, bad, &out), "stderr_text");
   aq_options *o = NULL;
   CHECK_OK(aq_options_new(&o));
   REFUSED(aq_options_set_whitelist(o, bad), "config_json");
@@ -291,43 +327,43 @@ static void test_core_statuses(const char *dir) {
   aq_queue *q = NULL;
   CHECK_OK(aq_queue_open_in_memory(NULL, &q));
   char *out = NULL;
-  CHECK_OK(aq_server_create(q, NULL, "web-1", "web-1.lan", &out));
+  CHECK_OK(aq_server_create(q, host, "web-1", "web-1.lan", &out));
   aq_string_free(out);
   out = SENTINEL;
 
   /* INVALID_INPUT */
-  CHECK_STATUS(aq_server_create(q, NULL, "-bad id", NULL, &out), AQ_STATUS_INVALID_INPUT);
-  CHECK_STATUS(aq_action_create(q, NULL, "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\"}", &out),
+  CHECK_STATUS(aq_server_create(q, host, "-bad id", NULL, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\"}", &out),
                AQ_STATUS_INVALID_INPUT);
-  CHECK_STATUS(aq_action_create(q, NULL, "{not json", &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_create(q, host, "{not json", &out), AQ_STATUS_INVALID_INPUT);
   CHECK(last_error_starts_with("invalid create request"));
-  CHECK_STATUS(aq_action_create(q, NULL, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\",\"alert_id\":0}",
+  CHECK_STATUS(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\",\"alert_id\":0}",
                                 &out),
                AQ_STATUS_INVALID_INPUT);
-  CHECK_STATUS(aq_action_list(q, NULL, NULL, NULL, NULL, 0, 0, &out), AQ_STATUS_INVALID_INPUT);
-  CHECK_STATUS(aq_action_list(q, NULL, NULL, NULL, NULL, 101, 0, &out), AQ_STATUS_INVALID_INPUT);
-  CHECK_STATUS(aq_action_list(q, NULL, NULL, NULL, NULL, 10, -1, &out), AQ_STATUS_INVALID_INPUT);
-  CHECK_STATUS(aq_action_list(q, NULL, "sleeping", NULL, NULL, 10, 0, &out), AQ_STATUS_INVALID_INPUT);
-  CHECK_STATUS(aq_event_list(q, NULL, -1, 10, &out), AQ_STATUS_INVALID_INPUT);
-  CHECK_STATUS(aq_event_list(q, NULL, 0, 0, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_list(q, host, NULL, NULL, NULL, 0, 0, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_list(q, host, NULL, NULL, NULL, 101, 0, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_list(q, host, NULL, NULL, NULL, 10, -1, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_list(q, host, "sleeping", NULL, NULL, 10, 0, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_event_list(q, host, -1, 10, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_event_list(q, host, 0, 0, &out), AQ_STATUS_INVALID_INPUT);
 
   /* NOT_FOUND */
-  CHECK_STATUS(aq_action_get(q, NULL, 999, &out), AQ_STATUS_NOT_FOUND);
+  CHECK_STATUS(aq_action_get(q, host, 999, &out), AQ_STATUS_NOT_FOUND);
   CHECK(last_error_is("Action 999 not found"));
-  CHECK_STATUS(aq_action_create(q, NULL, "{\"server_id\":\"ghost\",\"action_type\":\"clear_logs\"}", &out),
+  CHECK_STATUS(aq_action_create(q, host, "{\"server_id\":\"ghost\",\"action_type\":\"clear_logs\"}", &out),
                AQ_STATUS_NOT_FOUND);
   CHECK(last_error_is("Server 'ghost' not found"));
-  CHECK_STATUS(aq_server_pause(q, NULL, "ghost", &out), AQ_STATUS_NOT_FOUND);
-  CHECK_STATUS(aq_server_unpause(q, NULL, "ghost", &out), AQ_STATUS_NOT_FOUND);
-  CHECK_STATUS(aq_server_list_actions(q, NULL, "ghost", NULL, 50, 0, &out), AQ_STATUS_NOT_FOUND);
-  CHECK_STATUS(aq_action_claim_next(q, NULL, "ghost", NULL, &out), AQ_STATUS_NOT_FOUND);
+  CHECK_STATUS(aq_server_pause(q, host, "ghost", &out), AQ_STATUS_NOT_FOUND);
+  CHECK_STATUS(aq_server_unpause(q, host, "ghost", &out), AQ_STATUS_NOT_FOUND);
+  CHECK_STATUS(aq_server_list_actions(q, host, "ghost", NULL, 50, 0, &out), AQ_STATUS_NOT_FOUND);
+  CHECK_STATUS(aq_action_claim_next(q, host, "ghost", NULL, &out), AQ_STATUS_NOT_FOUND);
 
   /* NOT_WHITELISTED */
-  CHECK_STATUS(aq_action_create(q, NULL, "{\"server_id\":\"web-1\",\"action_type\":\"rm_rf\"}", &out),
+  CHECK_STATUS(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"rm_rf\"}", &out),
                AQ_STATUS_NOT_WHITELISTED);
   CHECK(last_error_is("Action type 'rm_rf' not in whitelist"));
   CHECK_STATUS(aq_action_create(q,
-                                NULL,
+                                host,
                                 "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\","
                                 "\"service_name\":\"nginx;reboot\"}",
                                 &out),
@@ -335,31 +371,31 @@ static void test_core_statuses(const char *dir) {
 
   /* CONFLICT: duplicate server, duplicate pending restart (with the existing id),
    * illegal transition, wrong lease token. */
-  CHECK_STATUS(aq_server_create(q, NULL, "web-1", NULL, &out), AQ_STATUS_CONFLICT);
+  CHECK_STATUS(aq_server_create(q, host, "web-1", NULL, &out), AQ_STATUS_CONFLICT);
   char *paused = NULL;
-  CHECK_OK(aq_server_pause(q, NULL, "web-1", &paused));
+  CHECK_OK(aq_server_pause(q, host, "web-1", &paused));
   aq_string_free(paused);
   char *first = NULL;
   const char *restart =
       "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\",\"service_name\":\"nginx\"}";
-  CHECK_OK(aq_action_create(q, NULL, restart, &first));
+  CHECK_OK(aq_action_create(q, host, restart, &first));
   int64_t first_id = 0;
   CHECK(json_int(first, "id", &first_id) && first_id == 1);
   aq_string_free(first);
-  CHECK_STATUS(aq_action_create(q, NULL, restart, &out), AQ_STATUS_CONFLICT);
+  CHECK_STATUS(aq_action_create(q, host, restart, &out), AQ_STATUS_CONFLICT);
   CHECK(last_error_is("Pending action already exists for service 'nginx.service' on server 'web-1'"));
   int64_t existing = 0;
   CHECK_OK(aq_last_error_existing_action_id(&existing));
   CHECK(existing == first_id);
   char *cancelled = NULL;
-  CHECK_OK(aq_action_cancel(q, NULL, first_id, NULL, &cancelled));
+  CHECK_OK(aq_action_cancel(q, host, first_id, &cancelled));
   aq_string_free(cancelled);
-  CHECK_STATUS(aq_action_approve(q, NULL, first_id, NULL, &out), AQ_STATUS_CONFLICT);
+  CHECK_STATUS(aq_action_approve(q, host, first_id, &out), AQ_STATUS_CONFLICT);
   CHECK(last_error_is("Cannot approve action with status 'cancelled' (must be pending)"));
   CHECK_OK(aq_last_error_existing_action_id(&existing));
   CHECK(existing == 0);
-  CHECK_STATUS(aq_action_heartbeat(q, NULL, first_id, "not-a-token", NULL, &out), AQ_STATUS_CONFLICT);
-  CHECK_STATUS(aq_action_report_result(q, NULL, first_id, "not-a-token", 0, NULL, NULL, &out),
+  CHECK_STATUS(aq_action_heartbeat(q, host, first_id, "not-a-token", NULL, &out), AQ_STATUS_CONFLICT);
+  CHECK_STATUS(aq_action_report_result(q, host, first_id, "not-a-token", 0, NULL, NULL, &out),
                AQ_STATUS_CONFLICT);
   CHECK(out == SENTINEL);
   aq_queue_free(q);
@@ -405,20 +441,20 @@ static void test_options_and_whitelist(const char *dir) {
   aq_string_free(wl);
 
   char *out = NULL;
-  CHECK_OK(aq_server_create(q, NULL, "db-1", NULL, &out));
+  CHECK_OK(aq_server_create(q, host, "db-1", NULL, &out));
   aq_string_free(out);
   out = SENTINEL;
-  CHECK_STATUS(aq_action_create(q, NULL, "{\"server_id\":\"db-1\",\"action_type\":\"clear_logs\"}", &out),
+  CHECK_STATUS(aq_action_create(q, host, "{\"server_id\":\"db-1\",\"action_type\":\"clear_logs\"}", &out),
                AQ_STATUS_NOT_WHITELISTED);
   CHECK_STATUS(aq_action_create(q,
-                                NULL,
+                                host,
                                 "{\"server_id\":\"db-1\",\"action_type\":\"install_package\","
                                 "\"params\":{\"package\":\"Bad Name\"}}",
                                 &out),
                AQ_STATUS_NOT_WHITELISTED);
   char *action = NULL;
   CHECK_OK(aq_action_create(q,
-                            NULL,
+                            host,
                             "{\"server_id\":\"db-1\",\"action_type\":\"install_package\","
                             "\"params\":{\"package\":\"htop\"},\"created_by\":\"c-test\"}",
                             &action));
@@ -430,40 +466,40 @@ static void test_options_and_whitelist(const char *dir) {
   aq_string_free(action);
 
   /* Lease bounds from the options; lease 1 s by default, then expiry. */
-  CHECK_STATUS(aq_action_claim_next(q, NULL, "db-1", SECONDS(121), &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_claim_next(q, host, "db-1", SECONDS(121), &out), AQ_STATUS_INVALID_INPUT);
   char *claim = NULL;
-  CHECK_OK(aq_action_claim_next(q, NULL, "db-1", NULL, &claim));
+  CHECK_OK(aq_action_claim_next(q, host, "db-1", NULL, &claim));
   char token[64] = "";
   CHECK(json_str(claim, "lease_token", token, sizeof token) && strlen(token) == 36);
   aq_string_free(claim);
   char *beat = NULL;
-  CHECK_OK(aq_action_heartbeat(q, NULL, id, token, SECONDS(1), &beat));
+  CHECK_OK(aq_action_heartbeat(q, host, id, token, SECONDS(1), &beat));
   CHECK(json_has(beat, "\"status\":\"executing\"") && !json_has(beat, "lease_token"));
   aq_string_free(beat);
   sleep(2);
   char *expired = NULL;
-  CHECK_OK(aq_action_expire_leases(q, NULL, &expired));
+  CHECK_OK(aq_action_expire_leases(q, host, &expired));
   CHECK(count(expired, "\"status\":\"failed\"") == 1);
   CHECK(json_has(expired, "\"exit_code\":-1"));
   aq_string_free(expired);
   /* The stale agent cannot overwrite the outcome. */
-  CHECK_STATUS(aq_action_report_result(q, NULL, id, token, 0, "late", NULL, &out), AQ_STATUS_CONFLICT);
+  CHECK_STATUS(aq_action_report_result(q, host, id, token, 0, "late", NULL, &out), AQ_STATUS_CONFLICT);
 
   /* Output cap (5 characters) on a fresh claim. */
   char *second = NULL;
   CHECK_OK(aq_action_create(q,
-                            NULL,
+                            host,
                             "{\"server_id\":\"db-1\",\"action_type\":\"install_package\","
                             "\"params\":{\"package\":\"curl\"}}",
                             &second));
   int64_t id2 = 0;
   CHECK(json_int(second, "id", &id2) && id2 == id + 1);
   aq_string_free(second);
-  CHECK_OK(aq_action_claim_next(q, NULL, "db-1", SECONDS(60), &claim));
+  CHECK_OK(aq_action_claim_next(q, host, "db-1", SECONDS(60), &claim));
   CHECK(json_str(claim, "lease_token", token, sizeof token));
   aq_string_free(claim);
   char *done = NULL;
-  CHECK_OK(aq_action_report_result(q, NULL, id2, token, 3, "0123456789", "\xc3\xa9rr", &done));
+  CHECK_OK(aq_action_report_result(q, host, id2, token, 3, "0123456789", "\xc3\xa9rr", &done));
   CHECK(json_has(done, "\"status\":\"failed\""));
   CHECK(json_has(done, "\"stdout\":\"01234\""));
   CHECK(json_has(done, "\"stderr\":\"\xc3\xa9rr\""));
@@ -593,7 +629,7 @@ static void *patient_writer(void *arg) {
   pthread_mutex_unlock(&w->mu);
   char *action = NULL;
   w->status =
-      aq_action_create(w->q, NULL, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &action);
+      aq_action_create(w->q, host, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &action);
   w->released_first = atomic_load(&w->released);
   atomic_store(&w->done, 1);
   snprintf(w->message, sizeof w->message, "%s", last_error());
@@ -614,7 +650,7 @@ static void test_busy_timeout(const char *dir) {
   aq_queue *fast = open_with_busy_timeout(path, 0.05);
   aq_queue *patient = open_with_busy_timeout(path, 600);
   char *out = NULL;
-  CHECK_OK(aq_server_create(fast, NULL, "web-1", NULL, &out));
+  CHECK_OK(aq_server_create(fast, host, "web-1", NULL, &out));
   aq_string_free(out);
   const char *request = "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}";
 
@@ -623,7 +659,7 @@ static void test_busy_timeout(const char *dir) {
   lock_holder h;
   CHECK(hold_write_lock(path, 5000, &h));
   out = SENTINEL;
-  CHECK_STATUS(aq_action_create(fast, NULL, request, &out), AQ_STATUS_STORAGE);
+  CHECK_STATUS(aq_action_create(fast, host, request, &out), AQ_STATUS_STORAGE);
   CHECK(strstr(last_error(), "database is busy") != NULL);
   CHECK(out == SENTINEL);
   CHECK(release_write_lock(&h));
@@ -666,7 +702,7 @@ static void test_busy_timeout(const char *dir) {
   pthread_mutex_destroy(&w.mu);
 
   char *second = NULL;
-  CHECK_OK(aq_action_create(fast, NULL, request, &second));
+  CHECK_OK(aq_action_create(fast, host, request, &second));
   int64_t id = 0;
   CHECK(json_int(second, "id", &id) && id == 2);
   aq_string_free(second);
@@ -677,8 +713,8 @@ static void test_busy_timeout(const char *dir) {
 /* The conventions every host shares (as core/tests/host_conventions.rs and
  * bindings-python/tests/test_conventions.py check them): seconds everywhere,
  * NULL (never 0) for the default lease, a lease of 0 refused, lost leases
- * expired before every read by default (an option turns it off), reject's
- * reason before its actor, service_name twice refused by the core,
+ * expired before every read by default (an option turns it off), a trusted
+ * name given as an actor, service_name twice refused by the core,
  * durability values from the core's list, limits as AQ_* macros. */
 
 /* Seconds on the wall clock (CLOCK_REALTIME, the queue's clock). */
@@ -692,10 +728,10 @@ static double wall_seconds(void) {
  * clock is past that lease (a clock condition, not a guessed delay). */
 static int64_t claim_and_lose_lease(aq_queue *q, const char *request) {
   char *out = NULL;
-  CHECK_OK(aq_action_create(q, NULL, request, &out));
+  CHECK_OK(aq_action_create(q, host, request, &out));
   aq_string_free(out);
   char *claim = NULL;
-  CHECK_OK(aq_action_claim_next(q, NULL, "web-1", SECONDS(0.05), &claim));
+  CHECK_OK(aq_action_claim_next(q, host, "web-1", SECONDS(0.05), &claim));
   double lease_end = wall_seconds() + 0.05;
   int64_t id = 0;
   CHECK(json_int(claim, "id", &id) && json_has(claim, "\"status\":\"executing\""));
@@ -716,7 +752,7 @@ static void test_conventions(void) {
   aq_queue *q = NULL;
   CHECK_OK(aq_queue_open_in_memory(NULL, &q));
   char *out = NULL;
-  CHECK_OK(aq_server_create(q, NULL, "web-1", NULL, &out));
+  CHECK_OK(aq_server_create(q, host, "web-1", NULL, &out));
   aq_string_free(out);
 
   /* Lost leases are expired before every read, by default. */
@@ -725,54 +761,56 @@ static void test_conventions(void) {
   const char *restart_c = "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\",\"service_name\":\"c\"}";
   int64_t id = claim_and_lose_lease(q, restart_a);
   char *read = NULL;
-  CHECK_OK(aq_action_get(q, NULL, id, &read));
+  CHECK_OK(aq_action_get(q, host, id, &read));
   CHECK(json_has(read, "\"status\":\"failed\"") && json_has(read, "\"exit_code\":-1"));
   aq_string_free(read);
   claim_and_lose_lease(q, restart_b);
-  CHECK_OK(aq_action_list(q, NULL, "executing", NULL, NULL, AQ_MAX_PAGE_LIMIT, 0, &read));
+  CHECK_OK(aq_action_list(q, host, "executing", NULL, NULL, AQ_MAX_PAGE_LIMIT, 0, &read));
   CHECK(json_has(read, "\"total\":0"));
   aq_string_free(read);
   claim_and_lose_lease(q, restart_c);
-  CHECK_OK(aq_event_list(q, NULL, 0, AQ_MAX_EVENTS_LIMIT, &read));
+  CHECK_OK(aq_event_list(q, host, 0, AQ_MAX_EVENTS_LIMIT, &read));
   CHECK(count(read, "\"detail\":\"lease expired\"") == 3);
   aq_string_free(read);
-  CHECK_OK(aq_action_expire_leases(q, NULL, &read));
+  CHECK_OK(aq_action_expire_leases(q, host, &read));
   CHECK(strcmp(read, "[]") == 0); /* the reads did it */
   aq_string_free(read);
   uint64_t expiries = 0;
-  CHECK_OK(aq_queue_lease_expiries(q, NULL, &expiries));
+  CHECK_OK(aq_queue_lease_expiries(q, host, &expiries));
   CHECK(expiries == 3); /* the handle counts them, whichever call expired them */
 
   /* A lease of 0 is refused; NULL is the default lease. */
-  CHECK_OK(aq_action_create(q, NULL, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &out));
+  CHECK_OK(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &out));
   aq_string_free(out);
   out = SENTINEL;
-  CHECK_STATUS(aq_action_claim_next(q, NULL, "web-1", SECONDS(0), &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_claim_next(q, host, "web-1", SECONDS(0), &out), AQ_STATUS_INVALID_INPUT);
   CHECK(last_error_starts_with("lease must be more than 0 seconds"));
   CHECK(out == SENTINEL);
   char *claim = NULL;
-  CHECK_OK(aq_action_claim_next(q, NULL, "web-1", NULL, &claim));
+  CHECK_OK(aq_action_claim_next(q, host, "web-1", NULL, &claim));
   char token[64] = "";
   int64_t claimed = 0;
   CHECK(json_str(claim, "lease_token", token, sizeof token) && json_int(claim, "id", &claimed));
   aq_string_free(claim);
-  CHECK_STATUS(aq_action_heartbeat(q, NULL, claimed, token, SECONDS(0), &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_heartbeat(q, host, claimed, token, SECONDS(0), &out), AQ_STATUS_INVALID_INPUT);
 
-  /* reject(queue, id, reason, by): the actor last. */
-  CHECK_OK(aq_server_pause(q, NULL, "web-1", &out));
+  /* A trusted name is an actor, like every other. */
+  CHECK_OK(aq_server_pause(q, host, "web-1", &out));
   aq_string_free(out);
-  CHECK_OK(aq_action_create(q, NULL, "{\"server_id\":\"web-1\",\"action_type\":\"apt_update\"}", &out));
+  CHECK_OK(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"apt_update\"}", &out));
   int64_t pending = 0;
   CHECK(json_int(out, "id", &pending));
   aq_string_free(out);
-  CHECK_OK(aq_action_reject(q, NULL, pending, "not now", "alice", &out));
+  aq_actor *alice = trusted("alice");
+  CHECK_OK(aq_action_reject(q, alice, pending, "not now", &out));
+  aq_actor_free(alice);
   CHECK(json_has(out, "\"rejected_by\":\"alice\"") && json_has(out, "\"rejection_reason\":\"not now\""));
   aq_string_free(out);
 
   /* service_name given twice: the core's InvalidInput. */
   out = SENTINEL;
   CHECK_STATUS(aq_action_create(q,
-                                NULL,
+                                host,
                                 "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\","
                                 "\"service_name\":\"a\",\"params\":{\"service_name\":\"a\"}}",
                                 &out),
@@ -780,9 +818,9 @@ static void test_conventions(void) {
   CHECK(last_error_is("service_name given both on its own and in params"));
 
   /* Limits are the macros. */
-  CHECK_STATUS(aq_action_list(q, NULL, NULL, NULL, NULL, AQ_MAX_PAGE_LIMIT + 1, 0, &out),
+  CHECK_STATUS(aq_action_list(q, host, NULL, NULL, NULL, AQ_MAX_PAGE_LIMIT + 1, 0, &out),
                AQ_STATUS_INVALID_INPUT);
-  CHECK_STATUS(aq_event_list(q, NULL, 0, AQ_MAX_EVENTS_LIMIT + 1, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_event_list(q, host, 0, AQ_MAX_EVENTS_LIMIT + 1, &out), AQ_STATUS_INVALID_INPUT);
   CHECK(out == SENTINEL);
   aq_queue_free(q);
 
@@ -799,13 +837,13 @@ static void test_conventions(void) {
   CHECK_OK(aq_options_set_expire_leases_on_read(o, false));
   CHECK_OK(aq_queue_open_in_memory(o, &q));
   aq_options_free(o);
-  CHECK_OK(aq_server_create(q, NULL, "web-1", NULL, &out));
+  CHECK_OK(aq_server_create(q, host, "web-1", NULL, &out));
   aq_string_free(out);
   id = claim_and_lose_lease(q, restart_a);
-  CHECK_OK(aq_action_get(q, NULL, id, &read));
+  CHECK_OK(aq_action_get(q, host, id, &read));
   CHECK(json_has(read, "\"status\":\"executing\"")); /* no sweep: the host's call */
   aq_string_free(read);
-  CHECK_OK(aq_action_expire_leases(q, NULL, &read));
+  CHECK_OK(aq_action_expire_leases(q, host, &read));
   CHECK(count(read, "\"status\":\"failed\"") == 1);
   aq_string_free(read);
   aq_queue_free(q);
@@ -821,20 +859,20 @@ static void test_flow(const char *dir) {
   CHECK_OK(aq_queue_open(path, NULL, &q));
 
   char *s = NULL;
-  CHECK_OK(aq_server_create(q, NULL, "web-1", "web-1.lan", &s));
+  CHECK_OK(aq_server_create(q, host, "web-1", "web-1.lan", &s));
   CHECK(json_has(s, "\"id\":\"web-1\"") && json_has(s, "\"is_paused\":false"));
   CHECK(json_has(s, "\"paused_at\":null"));
   aq_string_free(s);
-  CHECK_OK(aq_server_pause(q, NULL, "web-1", &s));
+  CHECK_OK(aq_server_pause(q, host, "web-1", &s));
   CHECK(json_has(s, "\"is_paused\":true") && !json_has(s, "\"paused_at\":null"));
   aq_string_free(s);
-  CHECK_OK(aq_server_get(q, NULL, "web-1", &s));
+  CHECK_OK(aq_server_get(q, host, "web-1", &s));
   CHECK(json_has(s, "\"hostname\":\"web-1.lan\""));
   aq_string_free(s);
 
   char *a = NULL;
   CHECK_OK(aq_action_create(q,
-                            NULL,
+                            host,
                             "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\","
                             "\"service_name\":\"nginx\",\"alert_id\":42}",
                             &a));
@@ -848,14 +886,16 @@ static void test_flow(const char *dir) {
 
   /* Claim finds nothing while it is pending. */
   char *claim = SENTINEL;
-  CHECK_OK(aq_action_claim_next(q, NULL, "web-1", NULL, &claim));
+  CHECK_OK(aq_action_claim_next(q, host, "web-1", NULL, &claim));
   CHECK(claim == NULL);
 
-  CHECK_OK(aq_action_approve(q, NULL, id, "alice", &a));
+  aq_actor *alice = trusted("alice");
+  CHECK_OK(aq_action_approve(q, alice, id, &a));
+  aq_actor_free(alice);
   CHECK(json_has(a, "\"status\":\"approved\"") && json_has(a, "\"approved_by\":\"alice\""));
   aq_string_free(a);
 
-  CHECK_OK(aq_action_claim_next(q, NULL, "web-1", SECONDS(300), &claim));
+  CHECK_OK(aq_action_claim_next(q, host, "web-1", SECONDS(300), &claim));
   char token[64] = "";
   CHECK(json_str(claim, "lease_token", token, sizeof token));
   CHECK(json_has(claim, "\"status\":\"executing\""));
@@ -866,24 +906,24 @@ static void test_flow(const char *dir) {
   CHECK(json_has(claim, "\"approvals\":[{\"by\":\"alice\""));
   aq_string_free(claim);
   CHECK_STATUS(aq_action_digest_matches("not json", &matches), AQ_STATUS_INVALID_INPUT);
-  CHECK_OK(aq_action_report_result(q, NULL, id, token, 0, "restarted", NULL, &a));
+  CHECK_OK(aq_action_report_result(q, host, id, token, 0, "restarted", NULL, &a));
   CHECK(json_has(a, "\"status\":\"completed\"") && json_has(a, "\"exit_code\":0"));
   aq_string_free(a);
 
   /* Another two on the paused server: one rejected, one left pending. */
   char *b = NULL;
-  CHECK_OK(aq_action_create(q, NULL, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &b));
+  CHECK_OK(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &b));
   int64_t rejected_id = 0;
   CHECK(json_int(b, "id", &rejected_id));
   aq_string_free(b);
-  CHECK_STATUS(aq_action_reject(q, NULL, rejected_id, "", NULL, &b), AQ_STATUS_INVALID_INPUT);
-  CHECK_OK(aq_action_reject(q, NULL, rejected_id, "maintenance window", NULL, &b));
+  CHECK_STATUS(aq_action_reject(q, host, rejected_id, "", &b), AQ_STATUS_INVALID_INPUT);
+  CHECK_OK(aq_action_reject(q, host, rejected_id, "maintenance window", &b));
   CHECK(json_has(b, "\"rejected_by\":\"dashboard\"") &&
         json_has(b, "\"rejection_reason\":\"maintenance window\""));
   aq_string_free(b);
-  CHECK_OK(aq_action_create(q, NULL, "{\"server_id\":\"web-1\",\"action_type\":\"apt_update\"}", &b));
+  CHECK_OK(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"apt_update\"}", &b));
   aq_string_free(b);
-  CHECK_OK(aq_server_unpause(q, NULL, "web-1", &s));
+  CHECK_OK(aq_server_unpause(q, host, "web-1", &s));
   CHECK(json_has(s, "\"paused_at\":null"));
   aq_string_free(s);
   aq_queue_free(q);
@@ -892,26 +932,26 @@ static void test_flow(const char *dir) {
   q = NULL;
   CHECK_OK(aq_queue_open(path, NULL, &q));
   char *page = NULL;
-  CHECK_OK(aq_action_list(q, NULL, NULL, NULL, NULL, 2, 0, &page));
+  CHECK_OK(aq_action_list(q, host, NULL, NULL, NULL, 2, 0, &page));
   int64_t total = 0, limit = 0;
   CHECK(json_int(page, "total", &total) && total == 3);
   CHECK(json_int(page, "limit", &limit) && limit == 2);
   CHECK(count(page, "\"action_type\":") == 2);
   CHECK(json_has(page, "\"actions\":[{\"id\":3,")); /* newest first */
   aq_string_free(page);
-  CHECK_OK(aq_action_list(q, NULL, NULL, NULL, NULL, 2, 2, &page));
+  CHECK_OK(aq_action_list(q, host, NULL, NULL, NULL, 2, 2, &page));
   CHECK(count(page, "\"action_type\":") == 1 && json_has(page, "\"offset\":2"));
   aq_string_free(page);
-  CHECK_OK(aq_action_list(q, NULL, "completed", "web-1", "restart_service", 50, 0, &page));
+  CHECK_OK(aq_action_list(q, host, "completed", "web-1", "restart_service", 50, 0, &page));
   CHECK(json_int(page, "total", &total) && total == 1);
   aq_string_free(page);
-  CHECK_OK(aq_server_list_actions(q, NULL, "web-1", "pending", 50, 0, &page));
+  CHECK_OK(aq_server_list_actions(q, host, "web-1", "pending", 50, 0, &page));
   CHECK(json_int(page, "total", &total) && total == 1);
   CHECK(json_has(page, "\"action_type\":\"apt_update\""));
   aq_string_free(page);
 
   char *events = NULL;
-  CHECK_OK(aq_event_list(q, NULL, 0, 1000, &events));
+  CHECK_OK(aq_event_list(q, host, 0, 1000, &events));
   /* paused; created(pending), approved, executing, completed; pending, rejected; pending;
      unpaused. */
   CHECK(count(events, "\"to_status\":") == 9);
@@ -922,10 +962,10 @@ static void test_flow(const char *dir) {
   CHECK(json_has(events, "\"detail\":\"unpaused\",\"kind\":\"server\",\"subject\":\"web-1\""));
   CHECK(json_has(events, "\"from_status\":\"executing\",\"to_status\":\"completed\""));
   aq_string_free(events);
-  CHECK_OK(aq_event_list(q, NULL, 8, 1000, &events));
+  CHECK_OK(aq_event_list(q, host, 8, 1000, &events));
   CHECK(count(events, "\"to_status\":") == 1 && json_has(events, "\"id\":9"));
   aq_string_free(events);
-  CHECK_OK(aq_event_list(q, NULL, 9, 10, &events));
+  CHECK_OK(aq_event_list(q, host, 9, 10, &events));
   CHECK(strcmp(events, "[]") == 0);
   aq_string_free(events);
   aq_queue_free(q);
@@ -947,7 +987,7 @@ static void *create_worker(void *arg) {
   struct worker *w = arg;
   for (int i = 0; i < PER_THREAD; i++) {
     char *a = NULL;
-    if (aq_action_create(w->q, NULL, "{\"server_id\":\"shared\",\"action_type\":\"clear_logs\"}", &a) !=
+    if (aq_action_create(w->q, host, "{\"server_id\":\"shared\",\"action_type\":\"clear_logs\"}", &a) !=
         AQ_STATUS_OK) {
       w->errors++;
       continue;
@@ -957,7 +997,7 @@ static void *create_worker(void *arg) {
     char *out = SENTINEL;
     char expected[64];
     snprintf(expected, sizeof expected, "Action %d not found", 100000 + w->index);
-    if (aq_action_get(w->q, NULL, 100000 + w->index, &out) != AQ_STATUS_NOT_FOUND || out != SENTINEL ||
+    if (aq_action_get(w->q, host, 100000 + w->index, &out) != AQ_STATUS_NOT_FOUND || out != SENTINEL ||
         !last_error_is(expected)) {
       w->errors++;
     }
@@ -969,7 +1009,7 @@ static void *claim_worker(void *arg) {
   struct worker *w = arg;
   for (;;) {
     char *claim = NULL;
-    if (aq_action_claim_next(w->q, NULL, "shared", NULL, &claim) != AQ_STATUS_OK) {
+    if (aq_action_claim_next(w->q, host, "shared", NULL, &claim) != AQ_STATUS_OK) {
       w->errors++;
       return NULL;
     }
@@ -981,7 +1021,7 @@ static void *claim_worker(void *arg) {
     } else {
       w->ids[w->claimed++] = id;
       char *done = NULL;
-      if (aq_action_report_result(w->q, NULL, id, token, 0, "ok", NULL, &done) != AQ_STATUS_OK) {
+      if (aq_action_report_result(w->q, host, id, token, 0, "ok", NULL, &done) != AQ_STATUS_OK) {
         w->errors++;
       }
       aq_string_free(done);
@@ -997,7 +1037,7 @@ static void test_threads(const char *dir) {
   aq_queue *q = NULL;
   CHECK_OK(aq_queue_open(path, NULL, &q));
   char *s = NULL;
-  CHECK_OK(aq_server_create(q, NULL, "shared", NULL, &s));
+  CHECK_OK(aq_server_create(q, host, "shared", NULL, &s));
   aq_string_free(s);
 
   static struct worker workers[THREADS];
@@ -1011,7 +1051,7 @@ static void test_threads(const char *dir) {
 
   char *page = NULL;
   int64_t total = 0;
-  CHECK_OK(aq_action_list(q, NULL, "approved", "shared", NULL, 1, 0, &page));
+  CHECK_OK(aq_action_list(q, host, "approved", "shared", NULL, 1, 0, &page));
   CHECK(json_int(page, "total", &total) && total == TOTAL);
   aq_string_free(page);
 
@@ -1038,7 +1078,7 @@ static void test_threads(const char *dir) {
   CHECK(claimed == TOTAL);
   CHECK(duplicates == 0);
   CHECK(out_of_range == 0);
-  CHECK_OK(aq_action_list(q, NULL, "completed", NULL, NULL, 1, 0, &page));
+  CHECK_OK(aq_action_list(q, host, "completed", NULL, NULL, 1, 0, &page));
   CHECK(json_int(page, "total", &total) && total == TOTAL);
   aq_string_free(page);
   aq_queue_free(q);
@@ -1075,21 +1115,21 @@ static void test_manual_clock(void) {
   CHECK_OK(aq_options_set_clock(options, clock));
   CHECK_OK(aq_queue_open_in_memory(options, &q));
   aq_options_free(options);
-  CHECK_OK(aq_server_create(q, NULL, "web-1", NULL, &json));
+  CHECK_OK(aq_server_create(q, host, "web-1", NULL, &json));
   CHECK(json_str(json, "created_at", buf, sizeof buf) && strcmp(buf, "2026-01-01T00:00:00Z") == 0);
   aq_string_free(json);
   CHECK_OK(aq_clock_advance(clock, 1.5));
   CHECK_OK(aq_clock_now(clock, &now));
   CHECK(now == start + 1500000);
-  CHECK_OK(aq_action_create(q, NULL, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &json));
+  CHECK_OK(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &json));
   CHECK(json_str(json, "created_at", buf, sizeof buf) && strcmp(buf, "2026-01-01T00:00:01.500000Z") == 0);
   aq_string_free(json);
-  CHECK_OK(aq_action_claim_next(q, NULL, "web-1", SECONDS(10), &json));
+  CHECK_OK(aq_action_claim_next(q, host, "web-1", SECONDS(10), &json));
   aq_string_free(json);
   /* Freed by the host: the queue keeps its own reference, and the time. */
   aq_clock_free(clock);
   aq_clock_free(NULL);
-  CHECK_OK(aq_action_expire_leases(q, NULL, &json));
+  CHECK_OK(aq_action_expire_leases(q, host, &json));
   CHECK(json != NULL && strcmp(json, "[]") == 0);
   aq_string_free(json);
   aq_queue_free(q);
@@ -1104,13 +1144,13 @@ static void test_identity(const char *dir) {
   CHECK_OK(aq_queue_open(path, NULL, &q));
   CHECK_OK(aq_queue_open(path, NULL, &other));
   char *json = NULL;
-  CHECK_OK(aq_server_create(q, NULL, "web-1", NULL, &json));
+  CHECK_OK(aq_server_create(q, host, "web-1", NULL, &json));
   aq_string_free(json);
-  CHECK_OK(aq_server_create(q, NULL, "web-2", NULL, &json));
+  CHECK_OK(aq_server_create(q, host, "web-2", NULL, &json));
   aq_string_free(json);
 
   char *issued = NULL;
-  CHECK_OK(aq_credential_issue(q, NULL, "web-1-agent", "agent", "web-1", &issued));
+  CHECK_OK(aq_credential_issue(q, host, "web-1-agent", "agent", "web-1", &issued));
   char secret[128];
   int64_t credential_id = 0;
   CHECK(json_str(issued, "secret", secret, sizeof secret));
@@ -1118,13 +1158,17 @@ static void test_identity(const char *dir) {
   CHECK(strncmp(secret, "aq_ag_", 6) == 0);
   aq_string_free(issued);
 
-  aq_principal *agent = NULL;
+  aq_actor *agent = NULL;
   CHECK_OK(aq_queue_authenticate(other, secret, &agent));
-  CHECK_OK(aq_principal_json(agent, &json));
-  CHECK(json_has(json, "\"role\":\"agent\"") && json_has(json, "\"server_id\":\"web-1\""));
+  CHECK_OK(aq_actor_json(agent, &json));
+  CHECK(json != NULL && strcmp(json, "{\"kind\":\"principal\",\"name\":\"web-1-agent\",\"role\":\"agent\","
+                                     "\"server_id\":\"web-1\"}") == 0);
+  aq_string_free(json);
+  CHECK_OK(aq_actor_json(host, &json));
+  CHECK(json != NULL && strcmp(json, "{\"kind\":\"host\"}") == 0);
   aq_string_free(json);
 
-  CHECK_OK(aq_action_create(q, NULL, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &json));
+  CHECK_OK(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &json));
   aq_string_free(json);
   char *claim = SENTINEL;
   CHECK_STATUS(aq_action_claim_next(other, agent, "web-2", NULL, &claim), AQ_STATUS_PERMISSION_DENIED);
@@ -1141,53 +1185,68 @@ static void test_identity(const char *dir) {
   CHECK(json_has(json, "\"status\":\"completed\""));
   aq_string_free(json);
 
-  aq_principal *viewer = NULL;
-  CHECK_OK(aq_principal_new("victor", "viewer", NULL, &viewer));
+  aq_actor *viewer = principal("victor", "viewer", NULL);
   json = SENTINEL;
   CHECK_STATUS(aq_credential_list(q, viewer, &json), AQ_STATUS_PERMISSION_DENIED);
   CHECK(json == SENTINEL);
 
-  /* A failed authenticate writes no principal: the variable keeps what it
-     held, and NULL there acts as the trusted host, so a host checks the
-     status (docs/contract/bindings.md#bad-arguments). */
-  aq_principal *nobody = NULL;
+  /* A failed authenticate writes no actor: a variable that was NULL stays
+     NULL, and every operation refuses a NULL actor (never the trusted host,
+     who could issue an admin credential), writing nothing. */
+  aq_actor *nobody = NULL;
   CHECK_STATUS(aq_queue_authenticate(q, "aq_ad_guessed", &nobody), AQ_STATUS_UNAUTHENTICATED);
   CHECK(nobody == NULL);
-  CHECK_OK(aq_credential_list(q, nobody, &json));
-  CHECK(json_has(json, "web-1-agent"));
+  json = SENTINEL;
+  CHECK_STATUS(aq_credential_issue(q, nobody, "mallory", "admin", NULL, &json), AQ_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_is("argument 'actor' must not be NULL"));
+  CHECK_STATUS(aq_credential_list(q, nobody, &json), AQ_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(aq_server_pause(q, nobody, "web-1", &json), AQ_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(aq_action_claim_next(q, nobody, "web-1", NULL, &json), AQ_STATUS_NULL_ARGUMENT);
+  CHECK(json == SENTINEL);
+  CHECK_OK(aq_credential_list(q, host, &json));
+  CHECK(json_has(json, "web-1-agent") && !json_has(json, "mallory"));
   aq_string_free(json);
 
-  /* `by` names whom the trusted host acts for; beside a principal, whose
-     name is what is recorded, it is refused and nothing changes. */
-  CHECK_OK(aq_server_pause(q, NULL, "web-2", &json));
+  /* The trusted host acting for a name, on any operation; a trusted name on
+     a principal, whose name is what is recorded, is refused. */
+  aq_actor *ops = trusted("ops-bot");
+  CHECK_OK(aq_actor_json(ops, &json));
+  CHECK(json != NULL && strcmp(json, "{\"kind\":\"trusted\",\"name\":\"ops-bot\"}") == 0);
   aq_string_free(json);
-  CHECK_OK(aq_action_create(q, NULL, "{\"server_id\":\"web-2\",\"action_type\":\"clear_logs\"}", &json));
+  CHECK_OK(aq_server_pause(q, ops, "web-2", &json));
+  aq_string_free(json);
+  CHECK_OK(aq_action_create(q, ops, "{\"server_id\":\"web-2\",\"action_type\":\"clear_logs\"}", &json));
+  CHECK(json_has(json, "\"created_by\":\"ops-bot\""));
   int64_t pending = 0;
   CHECK(json_int(json, "id", &pending));
   aq_string_free(json);
-  aq_principal *olga = NULL;
-  CHECK_OK(aq_principal_new("olga", "operator", NULL, &olga));
-  json = SENTINEL;
-  CHECK_STATUS(aq_action_approve(q, olga, pending, "alice", &json), AQ_STATUS_INVALID_INPUT);
-  CHECK(json == SENTINEL);
-  CHECK_STATUS(aq_action_cancel(q, olga, pending, "alice", &json), AQ_STATUS_INVALID_INPUT);
-  CHECK(json == SENTINEL);
-  CHECK_OK(aq_action_approve(q, NULL, pending, "alice", &json));
+  aq_actor_free(ops);
+  aq_actor *olga = principal("olga", "operator", NULL);
+  aq_actor *refused = (aq_actor *)SENTINEL;
+  CHECK_STATUS(aq_actor_by(olga, "alice", &refused), AQ_STATUS_INVALID_INPUT);
+  CHECK(last_error_is("a queue acting as principal 'olga' records that name; it cannot act for 'alice'"));
+  CHECK(refused == (aq_actor *)SENTINEL);
+  CHECK_STATUS(aq_actor_trusted("", &refused), AQ_STATUS_INVALID_INPUT);
+  CHECK(refused == (aq_actor *)SENTINEL);
+  aq_actor *alice = NULL;
+  CHECK_OK(aq_actor_by(host, "alice", &alice));
+  CHECK_OK(aq_action_approve(q, alice, pending, &json));
   CHECK(json_has(json, "\"approved_by\":\"alice\""));
   aq_string_free(json);
-  aq_principal_free(olga);
+  aq_actor_free(alice);
+  aq_actor_free(olga);
 
-  CHECK_OK(aq_credential_revoke(q, NULL, credential_id, &json));
+  CHECK_OK(aq_credential_revoke(q, host, credential_id, &json));
   aq_string_free(json);
-  aq_principal *again = NULL;
+  aq_actor *again = NULL;
   CHECK_STATUS(aq_queue_authenticate(other, secret, &again), AQ_STATUS_UNAUTHENTICATED);
   CHECK(again == NULL);
   CHECK(strstr(last_error(), secret + 6) == NULL);
   CHECK_STATUS(aq_queue_authenticate(other, "\xff\xfe", &again), AQ_STATUS_UNAUTHENTICATED);
 
-  aq_principal_free(viewer);
-  aq_principal_free(agent);
-  aq_principal_free(NULL);
+  aq_actor_free(viewer);
+  aq_actor_free(agent);
+  aq_actor_free(NULL);
   aq_queue_free(other);
   aq_queue_free(q);
 }
@@ -1201,19 +1260,18 @@ static void test_audit_verify(const char *dir) {
   aq_queue *q = NULL;
   CHECK_OK(aq_queue_open(path, NULL, &q));
   char *s = NULL;
-  CHECK_OK(aq_server_create(q, NULL, "web-1", NULL, &s));
+  CHECK_OK(aq_server_create(q, host, "web-1", NULL, &s));
   aq_string_free(s);
   for (int i = 0; i < 3; i++) {
-    CHECK_OK(aq_action_create(q, NULL, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &s));
+    CHECK_OK(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &s));
     aq_string_free(s);
   }
   char *report = NULL;
-  CHECK_OK(aq_audit_verify(q, NULL, &report));
+  CHECK_OK(aq_audit_verify(q, host, &report));
   CHECK(report != NULL && strcmp(report, "{\"checked\":3,\"first_bad_event_id\":null}") == 0);
   aq_string_free(report);
-  aq_principal *admin = NULL, *operator_ = NULL;
-  CHECK_OK(aq_principal_new("ada", "admin", NULL, &admin));
-  CHECK_OK(aq_principal_new("olga", "operator", NULL, &operator_));
+  aq_actor *admin = principal("ada", "admin", NULL);
+  aq_actor *operator_ = principal("olga", "operator", NULL);
   CHECK_OK(aq_audit_verify(q, admin, &report));
   CHECK(report != NULL && strcmp(report, "{\"checked\":3,\"first_bad_event_id\":null}") == 0);
   aq_string_free(report);
@@ -1223,13 +1281,13 @@ static void test_audit_verify(const char *dir) {
 
   /* Servers and totals, trusted and as a principal. */
   char *json = NULL;
-  CHECK_OK(aq_server_list(q, NULL, &json));
+  CHECK_OK(aq_server_list(q, host, &json));
   CHECK(json != NULL && count(json, "\"id\":") == 1 && json_has(json, "\"id\":\"web-1\""));
   aq_string_free(json);
   CHECK_OK(aq_server_list(q, operator_, &json));
   CHECK(json_has(json, "\"id\":\"web-1\""));
   aq_string_free(json);
-  CHECK_OK(aq_action_count(q, NULL, &json));
+  CHECK_OK(aq_action_count(q, host, &json));
   CHECK(json != NULL && strcmp(json, "[{\"server_id\":\"web-1\",\"status\":\"approved\",\"count\":3}]") == 0);
   aq_string_free(json);
   CHECK_OK(aq_action_count(q, operator_, &json));
@@ -1249,21 +1307,21 @@ static void test_audit_verify(const char *dir) {
   CHECK_OK(aq_options_set_clock(o, clock));
   CHECK_OK(aq_queue_open_in_memory(o, &q));
   aq_options_free(o);
-  CHECK_OK(aq_server_create(q, NULL, "web-1", NULL, &s));
+  CHECK_OK(aq_server_create(q, host, "web-1", NULL, &s));
   aq_string_free(s);
-  CHECK_OK(aq_server_pause(q, NULL, "web-1", &s));
+  CHECK_OK(aq_server_pause(q, host, "web-1", &s));
   aq_string_free(s);
   int64_t first = 0, second = 0;
-  CHECK_OK(aq_action_create(q, NULL, "{\"server_id\":\"web-1\",\"action_type\":\"short_lived\"}", &s));
+  CHECK_OK(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"short_lived\"}", &s));
   CHECK(json_int(s, "id", &first));
   aq_string_free(s);
   CHECK_OK(aq_clock_advance(clock, 30));
-  CHECK_OK(aq_action_create(q, NULL, "{\"server_id\":\"web-1\",\"action_type\":\"short_lived\"}", &s));
+  CHECK_OK(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"short_lived\"}", &s));
   CHECK(json_int(s, "id", &second));
   aq_string_free(s);
   CHECK_OK(aq_clock_advance(clock, 31));
   char *expired = NULL;
-  CHECK_OK(aq_action_expire_approvals(q, NULL, &expired));
+  CHECK_OK(aq_action_expire_approvals(q, host, &expired));
   int64_t expired_id = 0;
   CHECK(expired != NULL && count(expired, "\"status\":\"rejected\"") == 1 &&
         json_int(expired, "id", &expired_id) && expired_id == first);
@@ -1275,14 +1333,15 @@ static void test_audit_verify(const char *dir) {
   CHECK(expired != NULL && count(expired, "\"status\":\"rejected\"") == 1 &&
         json_int(expired, "id", &expired_id) && expired_id == second);
   aq_string_free(expired);
-  aq_principal_free(operator_);
-  aq_principal_free(admin);
+  aq_actor_free(operator_);
+  aq_actor_free(admin);
   aq_clock_free(clock);
   aq_queue_free(q);
 }
 
 int main(int argc, char **argv) {
   const char *dir = argc > 1 ? argv[1] : ".";
+  if (aq_actor_host(&host) != AQ_STATUS_OK) return 1;
   test_version_and_status_codes();
   test_panic_boundary();
   test_last_error_buffer();
@@ -1297,6 +1356,7 @@ int main(int argc, char **argv) {
   test_manual_clock();
   test_identity(dir);
   test_threads(dir);
+  aq_actor_free(host);
   printf("test_api: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

@@ -5,9 +5,10 @@
  *   ./example_c /tmp/actionq-example.sqlite3
  *
  * Register a server, put it in maintenance, queue a restart (held as pending),
- * approve it, claim it as the server's agent, report the result, then list the
- * actions and read the audit log. Every result is JSON, freed with
- * aq_string_free(); every call returns an aq_status.
+ * approve it for alice, claim it as the server's agent, report the result,
+ * then list the actions and read the audit log. Every operation names who
+ * acts (an aq_actor); every result is JSON, freed with aq_string_free();
+ * every call returns an aq_status.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,17 +58,25 @@ int main(int argc, char **argv) {
   check(aq_queue_open(path, options, &queue), "aq_queue_open");
   aq_options_free(options); /* only read while opening */
 
+  /* Who acts: this program itself (the trusted host), and alice, whom it has
+   * authenticated its own way. A host whose people hold actionq credentials
+   * gets their actor from aq_queue_authenticate instead. */
+  aq_actor *host = NULL;
+  check(aq_actor_host(&host), "aq_actor_host");
+  aq_actor *alice = NULL;
+  check(aq_actor_trusted("alice", &alice), "aq_actor_trusted");
+
   char *json = NULL;
-  check(aq_server_create(queue, NULL, "web-1", "web-1.lan", &json), "aq_server_create");
+  check(aq_server_create(queue, host, "web-1", "web-1.lan", &json), "aq_server_create");
   printf("server:   %s\n", json);
   aq_string_free(json);
 
-  check(aq_server_pause(queue, NULL, "web-1", &json), "aq_server_pause");
+  check(aq_server_pause(queue, host, "web-1", &json), "aq_server_pause");
   printf("paused:   %s\n", json);
   aq_string_free(json);
 
   check(aq_action_create(queue,
-                         NULL,
+                         host,
                          "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\","
                          "\"service_name\":\"nginx\",\"alert_id\":17}",
                          &json),
@@ -78,7 +87,7 @@ int main(int argc, char **argv) {
 
   /* A duplicate while the first is pending is a conflict naming the first. */
   aq_status status = aq_action_create(
-      queue, NULL, "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\",\"service_name\":\"nginx\"}",
+      queue, host, "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\",\"service_name\":\"nginx\"}",
       &json);
   int64_t existing = 0;
   aq_last_error_existing_action_id(&existing);
@@ -88,13 +97,13 @@ int main(int argc, char **argv) {
          (long long)existing);
   if (status != AQ_STATUS_CONFLICT || existing != id) return 1;
 
-  check(aq_action_approve(queue, NULL, id, "alice", &json), "aq_action_approve");
+  check(aq_action_approve(queue, alice, id, &json), "aq_action_approve");
   printf("approved: %s\n", json);
   aq_string_free(json);
 
   /* The agent side: claim, then report with the lease token. */
   double lease_seconds = 120; /* NULL instead: the queue's default lease */
-  check(aq_action_claim_next(queue, NULL, "web-1", &lease_seconds, &json), "aq_action_claim_next");
+  check(aq_action_claim_next(queue, host, "web-1", &lease_seconds, &json), "aq_action_claim_next");
   if (json == NULL) {
     fprintf(stderr, "nothing to claim\n");
     return 1;
@@ -104,19 +113,21 @@ int main(int argc, char **argv) {
   printf("claimed:  action %lld, lease token %s\n", json_id(json), token);
   aq_string_free(json);
 
-  check(aq_action_report_result(queue, NULL, id, token, 0, "nginx restarted", NULL, &json),
+  check(aq_action_report_result(queue, host, id, token, 0, "nginx restarted", NULL, &json),
         "aq_action_report_result");
   printf("result:   %s\n", json);
   aq_string_free(json);
 
-  check(aq_action_list(queue, NULL, NULL, "web-1", NULL, 50, 0, &json), "aq_action_list");
+  check(aq_action_list(queue, host, NULL, "web-1", NULL, 50, 0, &json), "aq_action_list");
   printf("list:     %s\n", json);
   aq_string_free(json);
 
-  check(aq_event_list(queue, NULL, 0, 100, &json), "aq_event_list");
+  check(aq_event_list(queue, host, 0, 100, &json), "aq_event_list");
   printf("events:   %s\n", json);
   aq_string_free(json);
 
+  aq_actor_free(alice);
+  aq_actor_free(host);
   aq_queue_free(queue);
   return 0;
 }

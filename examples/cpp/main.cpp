@@ -55,7 +55,8 @@ int main(int argc, char **argv) {
       if (e.status() != AQ_STATUS_CONFLICT || e.existing_action_id() != id) return 1;
     }
 
-    std::cout << "approved: " << queue.approve(id, std::string("alice")) << "\n";
+    // alice, whom this program authenticated its own way, approves.
+    std::cout << "approved: " << queue.by("alice").approve(id) << "\n";
 
     const auto claim = queue.claim_next("web-1", 120);
     if (!claim) {

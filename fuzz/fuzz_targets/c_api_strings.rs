@@ -1,5 +1,6 @@
 //! C API entry points that take strings, fed arbitrary bytes (invalid UTF-8
-//! included) and NULLs, as the trusted host and as principals made of them:
+//! included) and NULLs, as the trusted host, as a trusted name and as
+//! principals made of them, and with no actor (always NULL_ARGUMENT):
 //! every call returns a status, never crashes, never lets a panic through
 //! (AQ_STATUS_PANIC would mean one was caught at the boundary), and every
 //! returned string is valid, NUL-terminated JSON freed with aq_string_free. The error message buffer is read back each time. In every
@@ -172,19 +173,29 @@ fuzz_target!(|data: &[u8]| {
         }
         let mut out: *mut c_char = ptr::null_mut();
         let (a0, a1, a2, a3, a4, a5) = (arg(0), arg(1), arg(2), arg(3), arg(4), arg(5));
-        for (id, host) in [(&a0, &a1), (&Some(c"web-1".to_owned()), &None)] {
+        let mut host = ptr::null_mut();
+        check(aq_actor_host(&mut host));
+        // The trusted host acting for a name of fuzz bytes, when they make one.
+        let mut named = ptr::null_mut();
+        check(aq_actor_trusted(ptr_of(&a5), &mut named));
+        let trusted: Vec<*const aq_actor> = [host, named]
+            .into_iter()
+            .filter(|a| !a.is_null())
+            .map(<*mut aq_actor>::cast_const)
+            .collect();
+        for (id, hostname) in [(&a0, &a1), (&Some(c"web-1".to_owned()), &None)] {
             check(aq_server_create(
                 queue,
-                ptr::null(),
+                host,
                 ptr_of(id),
-                ptr_of(host),
+                ptr_of(hostname),
                 &mut out,
             ));
             take_json(std::mem::replace(&mut out, ptr::null_mut()));
         }
-        check(aq_server_pause(queue, ptr::null(), ptr_of(&a0), &mut out));
+        check(aq_server_pause(queue, named, ptr_of(&a0), &mut out));
         take_json(std::mem::replace(&mut out, ptr::null_mut()));
-        check(aq_server_get(queue, ptr::null(), ptr_of(&a2), &mut out));
+        check(aq_server_get(queue, host, ptr_of(&a2), &mut out));
         take_json(std::mem::replace(&mut out, ptr::null_mut()));
         // The create request: the raw fuzz string, and a well-formed request
         // carrying fuzz strings as values.
@@ -200,7 +211,7 @@ fuzz_target!(|data: &[u8]| {
             .expect("the queue's whitelist reloads");
         aq_string_free(wl_out);
         for req in [&a3, &request] {
-            check(aq_action_create(queue, ptr::null(), ptr_of(req), &mut out));
+            check(aq_action_create(queue, host, ptr_of(req), &mut out));
             if !out.is_null() {
                 let text = CStr::from_ptr(out).to_str().unwrap().to_owned();
                 let action: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -209,36 +220,29 @@ fuzz_target!(|data: &[u8]| {
                 aq_string_free(std::mem::replace(&mut out, ptr::null_mut()));
             }
         }
-        check(aq_action_reject(
-            queue,
-            ptr::null(),
-            number,
-            ptr_of(&a4),
-            ptr_of(&a5),
-            &mut out,
-        ));
-        take_json(std::mem::replace(&mut out, ptr::null_mut()));
-        check(aq_action_approve(
-            queue,
-            ptr::null(),
-            number,
-            ptr_of(&a4),
-            &mut out,
-        ));
-        take_json(std::mem::replace(&mut out, ptr::null_mut()));
-        check(aq_action_cancel(
-            queue,
-            ptr::null(),
-            number,
-            ptr_of(&a5),
-            &mut out,
-        ));
-        take_json(std::mem::replace(&mut out, ptr::null_mut()));
-        // The same as a principal named by fuzz bytes (when they make one),
-        // without a `by` and with one beside it (refused by the core).
+        for &actor in &trusted {
+            check(aq_action_reject(
+                queue,
+                actor,
+                number,
+                ptr_of(&a4),
+                &mut out,
+            ));
+            take_json(std::mem::replace(&mut out, ptr::null_mut()));
+            check(aq_action_approve(queue, actor, number, &mut out));
+            take_json(std::mem::replace(&mut out, ptr::null_mut()));
+            check(aq_action_cancel(queue, actor, number, &mut out));
+            take_json(std::mem::replace(&mut out, ptr::null_mut()));
+        }
+        // No actor: refused before anything else, whatever the arguments.
+        let status = aq_action_approve(queue, ptr::null(), number, &mut out);
+        assert_eq!(status, aq_status::NullArgument);
+        assert!(out.is_null());
+        // The same as a principal named by fuzz bytes (when they make one);
+        // a trusted name on it is refused.
         for role in [c"operator", c"requester", c"agent"] {
             let mut principal = ptr::null_mut();
-            check(aq_principal_new(
+            check(aq_actor_principal(
                 ptr_of(&a0),
                 role.as_ptr(),
                 ptr_of(&a2),
@@ -247,24 +251,13 @@ fuzz_target!(|data: &[u8]| {
             if principal.is_null() {
                 continue;
             }
-            for by in [&None, &a4] {
-                check(aq_action_approve(
-                    queue,
-                    principal,
-                    number,
-                    ptr_of(by),
-                    &mut out,
-                ));
-                take_json(std::mem::replace(&mut out, ptr::null_mut()));
-                check(aq_action_cancel(
-                    queue,
-                    principal,
-                    number,
-                    ptr_of(by),
-                    &mut out,
-                ));
-                take_json(std::mem::replace(&mut out, ptr::null_mut()));
-            }
+            let mut refused = ptr::null_mut();
+            check(aq_actor_by(principal, ptr_of(&a4), &mut refused));
+            assert!(refused.is_null(), "a trusted name on a principal");
+            check(aq_action_approve(queue, principal, number, &mut out));
+            take_json(std::mem::replace(&mut out, ptr::null_mut()));
+            check(aq_action_cancel(queue, principal, number, &mut out));
+            take_json(std::mem::replace(&mut out, ptr::null_mut()));
             check(aq_action_claim_next(
                 queue,
                 principal,
@@ -273,11 +266,11 @@ fuzz_target!(|data: &[u8]| {
                 &mut out,
             ));
             take_json(std::mem::replace(&mut out, ptr::null_mut()));
-            aq_principal_free(principal);
+            aq_actor_free(principal);
         }
         check(aq_action_heartbeat(
             queue,
-            ptr::null(),
+            host,
             number,
             ptr_of(&a4),
             &30.0,
@@ -286,7 +279,7 @@ fuzz_target!(|data: &[u8]| {
         take_json(std::mem::replace(&mut out, ptr::null_mut()));
         check(aq_action_report_result(
             queue,
-            ptr::null(),
+            host,
             number,
             ptr_of(&a4),
             (number & 0xff) as i32,
@@ -298,7 +291,7 @@ fuzz_target!(|data: &[u8]| {
         let mut list = ptr::null_mut();
         check(aq_server_list_actions(
             queue,
-            ptr::null(),
+            host,
             ptr_of(&a0),
             ptr_of(&a5),
             10,
@@ -309,7 +302,7 @@ fuzz_target!(|data: &[u8]| {
         let mut list = ptr::null_mut();
         check(aq_action_list(
             queue,
-            ptr::null(),
+            host,
             ptr_of(&a5),
             ptr_of(&a0),
             ptr_of(&a3),
@@ -328,6 +321,8 @@ fuzz_target!(|data: &[u8]| {
                 aq_queue_free(std::mem::replace(&mut open_q, ptr::null_mut()));
             }
         }
+        aq_actor_free(named);
+        aq_actor_free(host);
         aq_queue_free(queue);
     }
 });

@@ -211,13 +211,26 @@ static const char *secret_arg(const char *given) {
   return NULL;
 }
 
-/* The principal a step acts as ("as": "$name"), or NULL; caller frees. */
-static aq_principal *acting(aq_queue *q, const cJSON *step) {
+/* The actor a step acts as, as the Rust driver's actor_queue: "as" a saved
+ * principal, else the trusted host; then "by" a trusted name on it, which the
+ * library refuses on a principal. A refusal is returned, with *actor NULL;
+ * on success the caller frees *actor. */
+static aq_status acting(aq_queue *q, const cJSON *step, aq_actor **actor) {
   const char *as = opt_str(step, "as");
-  if (!as) return NULL;
-  aq_principal *principal = NULL;
-  if (aq_queue_authenticate(q, secret_arg(as), &principal) != AQ_STATUS_OK) bad_scenario("as %s: refused", as);
-  return principal;
+  aq_actor *base = NULL;
+  if (as) {
+    if (aq_queue_authenticate(q, secret_arg(as), &base) != AQ_STATUS_OK) bad_scenario("as %s: refused", as);
+  } else if (aq_actor_host(&base) != AQ_STATUS_OK) {
+    bad_scenario("aq_actor_host refused");
+  }
+  const char *by = opt_str(step, "by");
+  if (!by) {
+    *actor = base;
+    return AQ_STATUS_OK;
+  }
+  aq_status s = aq_actor_by(base, by, actor);
+  aq_actor_free(base);
+  return s;
 }
 
 /* The outcome of one call: {"ok": <parsed out>}, {"none": true} or {"error": ...}. */
@@ -264,15 +277,9 @@ static char *create_body(const cJSON *step) {
   return text;
 }
 
-/* One step, acting as `as` (NULL: the trusted host, or the trusted name
- * "by" on the calls that take one). */
-static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step, const aq_principal *as) {
+/* One step, acting as `as`. */
+static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step, const aq_actor *as) {
   const char *name = req_str(step, "call");
-  /* As the Rust driver: a step's "as" wins over its "by". */
-  const char *by = as ? NULL : opt_str(step, "by");
-  if (by && strcmp(name, "approve_action") != 0 && strcmp(name, "reject_action") != 0 &&
-      strcmp(name, "cancel_action") != 0)
-    bad_scenario("%s: C takes a trusted \"by\" on approve, reject and cancel only", name);
   char *out = NULL;
   aq_status s;
   double lease = 0;
@@ -304,7 +311,7 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step, const aq_pri
                                int_or(step, "limit", AQ_DEFAULT_PAGE_LIMIT),
                                int_or(step, "offset", 0), &out);
   } else if (strcmp(name, "approve_action") == 0) {
-    s = aq_action_approve(q, as, (int64_t)num(step, "id"), by, &out);
+    s = aq_action_approve(q, as, (int64_t)num(step, "id"), &out);
   } else if (strcmp(name, "digest_matches") == 0) {
     s = aq_action_get(q, as, (int64_t)num(step, "id"), &out);
     if (s == AQ_STATUS_OK) {
@@ -339,16 +346,25 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step, const aq_pri
   } else if (strcmp(name, "revoke_credential") == 0) {
     s = aq_credential_revoke(q, as, (int64_t)num(step, "id"), &out);
   } else if (strcmp(name, "authenticate") == 0) {
-    aq_principal *principal = NULL;
+    aq_actor *principal = NULL;
     s = aq_queue_authenticate(q, secret_arg(req_str(step, "secret")), &principal);
     if (s == AQ_STATUS_OK) {
-      s = aq_principal_json(principal, &out);
-      aq_principal_free(principal);
+      s = aq_actor_json(principal, &out);
+      aq_actor_free(principal);
+    }
+    if (s == AQ_STATUS_OK) {
+      /* The principal's fields, as the other hosts print a principal. */
+      cJSON *value = cJSON_Parse(out);
+      aq_string_free(out);
+      cJSON_DeleteItemFromObjectCaseSensitive(value, "kind");
+      cJSON *result = cJSON_CreateObject();
+      cJSON_AddItemToObject(result, "ok", value);
+      return result;
     }
   } else if (strcmp(name, "reject_action") == 0) {
-    s = aq_action_reject(q, as, (int64_t)num(step, "id"), req_str(step, "reason"), by, &out);
+    s = aq_action_reject(q, as, (int64_t)num(step, "id"), req_str(step, "reason"), &out);
   } else if (strcmp(name, "cancel_action") == 0) {
-    s = aq_action_cancel(q, as, (int64_t)num(step, "id"), by, &out);
+    s = aq_action_cancel(q, as, (int64_t)num(step, "id"), &out);
   } else if (strcmp(name, "claim_next") == 0) {
     s = aq_action_claim_next(q, as, req_str(step, "server_id"), lease_arg, &out);
     if (s == AQ_STATUS_OK && out) {
@@ -375,6 +391,16 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step, const aq_pri
                                 opt_str(step, "stdout"), opt_str(step, "stderr"), &out);
   } else if (strcmp(name, "expire_leases") == 0) {
     s = aq_action_expire_leases(q, as, &out);
+  } else if (strcmp(name, "expire_approvals") == 0) {
+    s = aq_action_expire_approvals(q, as, &out);
+  } else if (strcmp(name, "lease_expiries") == 0) {
+    uint64_t count = 0;
+    s = aq_queue_lease_expiries(q, as, &count);
+    if (s == AQ_STATUS_OK) {
+      cJSON *result = cJSON_CreateObject();
+      cJSON_AddNumberToObject(result, "ok", (double)count);
+      return result;
+    }
   } else if (strcmp(name, "events_since") == 0) {
     s = aq_event_list(q, as, (int64_t)num(step, "cursor"), int_or(step, "limit", AQ_DEFAULT_EVENTS_LIMIT),
                       &out);
@@ -437,9 +463,10 @@ int main(int argc, char **argv) {
       cJSON_AddItemToArray(transcript, skipped);
       continue;
     }
-    aq_principal *as = acting(q, step);
-    cJSON_AddItemToArray(transcript, call(q, clock, step, as));
-    aq_principal_free(as);
+    aq_actor *as = NULL;
+    aq_status s = acting(q, step, &as);
+    cJSON_AddItemToArray(transcript, s == AQ_STATUS_OK ? call(q, clock, step, as) : outcome(s, NULL));
+    aq_actor_free(as);
     free_step_strings();
   }
   char *printed = cJSON_PrintUnformatted(transcript);

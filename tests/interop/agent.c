@@ -93,10 +93,13 @@ static void hold_until_every_agent_holds(void) {
   holding_done = 1;
 }
 
+/* Who every call acts as: the trusted host (this test issues no credentials). */
+static aq_actor *host;
+
 /* How many actions match `status` (NULL: any). */
 static double count(const aq_queue *q, const char *status) {
   char *out = NULL;
-  aq_status s = aq_action_list(q, NULL, status, NULL, NULL, 1, 0, &out);
+  aq_status s = aq_action_list(q, host, status, NULL, NULL, 1, 0, &out);
   if (s != AQ_STATUS_OK) die("aq_action_list", s);
   cJSON *page = cJSON_Parse(out);
   aq_string_free(out);
@@ -111,7 +114,7 @@ static double count(const aq_queue *q, const char *status) {
 static int work_one(const aq_queue *q, const char *server_id) {
   const double lease = LEASE_SECONDS;
   char *out = NULL;
-  aq_status s = aq_action_claim_next(q, NULL, server_id, &lease, &out);
+  aq_status s = aq_action_claim_next(q, host, server_id, &lease, &out);
   if (s != AQ_STATUS_OK) die("aq_action_claim_next", s);
   if (!out) return 0;
   cJSON *claim = cJSON_Parse(out);
@@ -131,7 +134,7 @@ static int work_one(const aq_queue *q, const char *server_id) {
   snprintf(stderr_text, sizeof stderr_text, "%s: %lld failed", agent_name, (long long)action_id);
   const char *stderr_arg = exit_code ? stderr_text : NULL;
 
-  s = aq_action_report_result(q, NULL, action_id, token->valuestring, exit_code, stdout_text, stderr_arg, &out);
+  s = aq_action_report_result(q, host, action_id, token->valuestring, exit_code, stdout_text, stderr_arg, &out);
   if (s != AQ_STATUS_OK) die("aq_action_report_result", s);
   cJSON *done = cJSON_Parse(out);
   aq_string_free(out);
@@ -178,6 +181,8 @@ int main(int argc, char **argv) {
   s = aq_queue_open(db, options, &q);
   if (s != AQ_STATUS_OK) die("aq_queue_open", s);
   aq_options_free(options);
+  s = aq_actor_host(&host);
+  if (s != AQ_STATUS_OK) die("aq_actor_host", s);
 
   char path[4096];
   snprintf(path, sizeof path, "%s/%s.ready", dir, agent_name);
@@ -194,6 +199,7 @@ int main(int argc, char **argv) {
     if (time(NULL) - start > DEADLINE_SECONDS) fail("the actions never all appeared");
     pause_briefly();
   }
+  aq_actor_free(host);
   aq_queue_free(q);
   return 0;
 }

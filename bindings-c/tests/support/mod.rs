@@ -64,16 +64,71 @@ impl Drop for Queue {
 unsafe impl Send for Queue {}
 unsafe impl Sync for Queue {}
 
+/// An actor handle, freed when dropped.
+pub struct Actor(pub *mut aq_actor);
+
+impl Actor {
+    /// The handle (a method, so closures capture the `Sync` wrapper, not the raw field).
+    pub fn ptr(&self) -> *const aq_actor {
+        self.0
+    }
+}
+
+impl Drop for Actor {
+    fn drop(&mut self) {
+        unsafe { aq_actor_free(self.0) };
+    }
+}
+
+// SAFETY: an aq_actor is immutable, usable from any thread.
+unsafe impl Send for Actor {}
+unsafe impl Sync for Actor {}
+
+/// The trusted host, one handle for the whole test binary.
+pub fn host() -> *const aq_actor {
+    static HOST: std::sync::OnceLock<Actor> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let mut out = null_mut();
+        assert_eq!(unsafe { aq_actor_host(&mut out) }, aq_status::Ok);
+        Actor(out)
+    })
+    .ptr()
+}
+
+/// The trusted host acting for `name`.
+pub fn trusted(name: &str) -> Actor {
+    let mut out = null_mut();
+    let status = unsafe { aq_actor_trusted(c(name).as_ptr(), &mut out) };
+    assert_eq!(status, aq_status::Ok, "{}", last_message());
+    Actor(out)
+}
+
+/// A principal vouched for by the host.
+pub fn principal(name: &str, role: &str, server: Option<&str>) -> Actor {
+    let mut out = null_mut();
+    let server = server.map(c);
+    let status = unsafe {
+        aq_actor_principal(
+            c(name).as_ptr(),
+            c(role).as_ptr(),
+            server.as_ref().map_or(null(), |s| s.as_ptr()),
+            &mut out,
+        )
+    };
+    assert_eq!(status, aq_status::Ok, "{}", last_message());
+    Actor(out)
+}
+
 pub fn create_server(q: &Queue, id: &str) -> Value {
     let mut out = null_mut();
-    let status = unsafe { aq_server_create(q.0, null(), c(id).as_ptr(), null(), &mut out) };
+    let status = unsafe { aq_server_create(q.0, host(), c(id).as_ptr(), null(), &mut out) };
     assert_eq!(status, aq_status::Ok, "{}", last_message());
     take_json(out)
 }
 
 pub fn create_action(q: &Queue, request: &str) -> Result<Value, aq_status> {
     let mut out = SENTINEL;
-    let status = unsafe { aq_action_create(q.ptr(), null(), c(request).as_ptr(), &mut out) };
+    let status = unsafe { aq_action_create(q.ptr(), host(), c(request).as_ptr(), &mut out) };
     if status == aq_status::Ok {
         Ok(take_json(out))
     } else {
