@@ -54,7 +54,7 @@
 /**
  * Minor version of this library (semver).
  */
-#define AQ_VERSION_MINOR 1
+#define AQ_VERSION_MINOR 2
 
 /**
  * Patch version of this library (semver).
@@ -269,7 +269,7 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The version of the library actually linked, e.g. `"0.1.0"` (compare with
+ * The version of the library actually linked, e.g. `"0.2.0"` (compare with
  * the `AQ_VERSION_*` macros of the header compiled against). The string is
  * static: never free it.
  */

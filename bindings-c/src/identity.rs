@@ -129,10 +129,7 @@ pub unsafe extern "C" fn aq_actor_by(
         let actor = unsafe { actor_arg(actor) }?;
         let name = unsafe { str_arg(name, "name") }?;
         let out = unsafe { Out::new(actor_out, "actor_out") }?;
-        // The core's rule lives on a queue acting as the actor: ask an empty
-        // one, rather than restate it here.
-        let acting = ActionQueue::in_memory().acting_as(actor)?.by(name)?;
-        write_actor(out, acting.actor().clone());
+        write_actor(out, actor.by(name)?);
         Ok(())
     }
 }

@@ -50,11 +50,11 @@ pub use queue::*;
 /// Major version of this library (semver).
 pub const AQ_VERSION_MAJOR: u32 = 0;
 /// Minor version of this library (semver).
-pub const AQ_VERSION_MINOR: u32 = 1;
+pub const AQ_VERSION_MINOR: u32 = 2;
 /// Patch version of this library (semver).
 pub const AQ_VERSION_PATCH: u32 = 0;
 
-/// The version of the library actually linked, e.g. `"0.1.0"` (compare with
+/// The version of the library actually linked, e.g. `"0.2.0"` (compare with
 /// the `AQ_VERSION_*` macros of the header compiled against). The string is
 /// static: never free it.
 #[no_mangle]

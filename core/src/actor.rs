@@ -6,7 +6,7 @@
 //! authenticated [`Principal`] checked against the permission table
 //! ([`ActionQueue::as_principal`](crate::ActionQueue::as_principal)).
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::identity::Principal;
 use crate::limits;
 
@@ -47,6 +47,22 @@ impl Actor {
     pub fn trusted(name: &str) -> Result<Actor> {
         crate::queue::check_len("actor", name, limits::MAX_NAME_CHARS)?;
         Ok(Actor::Trusted(name.to_owned()))
+    }
+
+    /// This actor acting for the trusted name `name`: what
+    /// [`ActionQueue::by`](crate::ActionQueue::by) makes of its queue's actor.
+    /// InvalidInput for a principal (whose own name is what is recorded; a
+    /// principal never becomes trusted) and for a name [`Actor::trusted`]
+    /// refuses.
+    pub fn by(&self, name: &str) -> Result<Actor> {
+        if let Actor::Principal(principal) = self {
+            return Err(Error::InvalidInput(format!(
+                "a queue acting as principal '{}' records that name; it cannot act for '{}'",
+                principal.name.escape_debug(),
+                name.escape_debug()
+            )));
+        }
+        Actor::trusted(name)
     }
 
     /// The name recorded for an operation whose trusted default is `default`.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::actor::Actor;
 use crate::clock::{to_micros, Clock, SystemClock};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::identity::{authorize, Operation, Principal, Target};
 use crate::model::Timestamp;
 use crate::store::memory::MemoryStore;
@@ -171,14 +171,7 @@ impl ActionQueue {
     /// # Ok::<(), actionq::Error>(())
     /// ```
     pub fn by(&self, name: &str) -> Result<ActionQueue> {
-        if let Actor::Principal(principal) = &self.actor {
-            return Err(Error::InvalidInput(format!(
-                "a queue acting as principal '{}' records that name; it cannot act for '{}'",
-                principal.name.escape_debug(),
-                name.escape_debug()
-            )));
-        }
-        Ok(self.acting(Actor::trusted(name)?))
+        Ok(self.acting(self.actor.by(name)?))
     }
 
     /// This queue acting as `actor`: itself for [`Actor::Host`],
