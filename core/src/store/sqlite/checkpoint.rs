@@ -7,7 +7,13 @@
 //! The WAL starts over from its beginning only when a write finds it wholly
 //! copied, which commits landing during every checkpoint can prevent: past
 //! four times that size the checkpoint is a RESTART, which makes writers wait
-//! (in their busy handler) for the rest of the copy, so the WAL stays bounded.
+//! (in their busy handler) for the rest of the copy. Should the thread fall
+//! behind all the same (not scheduled while writers commit), a commit that
+//! finds the WAL past [`WAIT_PAGES`] waits, after its commit and outside the
+//! write lock, until the thread has taken up the due checkpoint: the writer
+//! never copies the WAL itself, and the WAL stays bounded however the two are
+//! scheduled. It waits for the start, not the end: a checkpoint held back by
+//! a long reader must not stall every commit.
 //! The thread starts with the first checkpoint due, so a store that writes
 //! little never has one (nor a process that forks after opening a small one);
 //! should it fail to start, that commit checkpoints itself, as SQLite would.
@@ -31,6 +37,10 @@ const CHECKPOINT_PAGES: c_int = 1000;
 /// start over.
 const RESTART_PAGES: c_int = 4 * CHECKPOINT_PAGES;
 
+/// WAL size past which a committing writer waits for the checkpoint thread
+/// to take up the due checkpoint before it returns.
+const WAIT_PAGES: c_int = RESTART_PAGES + CHECKPOINT_PAGES;
+
 #[derive(Debug, Default)]
 struct Signal {
     /// The WAL's size after the last commit.
@@ -39,6 +49,9 @@ struct Signal {
     checkpointed_at: c_int,
     /// A checkpoint is due.
     due: bool,
+    /// Checkpoints the thread has taken up, so a waiting writer can tell
+    /// that one started after it began to wait.
+    started: u64,
     stop: bool,
 }
 
@@ -46,6 +59,8 @@ struct Signal {
 struct Shared {
     signal: Mutex<Signal>,
     wake: Condvar,
+    /// Notified when the thread takes up a checkpoint.
+    started: Condvar,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -76,10 +91,13 @@ impl Checkpointer {
                     signal.checkpointed_at = 0;
                 }
                 signal.pages = pages;
-                if pages - signal.checkpointed_at < CHECKPOINT_PAGES || signal.due {
+                let behind = pages >= WAIT_PAGES;
+                let due = pages - signal.checkpointed_at >= CHECKPOINT_PAGES && !signal.due;
+                if !due && !behind {
                     return Ok(());
                 }
                 signal.due = true;
+                let started = signal.started;
                 drop(signal);
                 hook.wake.notify_one();
                 let mut thread = lock(&hook.thread);
@@ -90,6 +108,10 @@ impl Checkpointer {
                     // No thread: checkpoint here, as SQLite itself would.
                     lock(&hook.signal).due = false;
                     return wal.checkpoint();
+                }
+                drop(thread);
+                if behind {
+                    wait_for_checkpoint(&hook, started, options.busy_timeout);
                 }
                 Ok(())
             }))
@@ -113,6 +135,8 @@ fn spawn(shared: Arc<Shared>, path: PathBuf, options: SqliteOptions) -> Option<J
                 return;
             }
             signal.due = false;
+            signal.started += 1;
+            shared.started.notify_all();
             signal.checkpointed_at = signal.pages;
             let mode = if signal.pages >= RESTART_PAGES {
                 "RESTART"
@@ -127,6 +151,15 @@ fn spawn(shared: Arc<Shared>, path: PathBuf, options: SqliteOptions) -> Option<J
         .ok()
 }
 
+/// Waits until the thread took up a checkpoint after `started` ones, the
+/// store stopped, or `limit` passed.
+fn wait_for_checkpoint(shared: &Shared, started: u64, limit: std::time::Duration) {
+    let signal = lock(&shared.signal);
+    let _ = shared
+        .started
+        .wait_timeout_while(signal, limit, |s| s.started == started && !s.stop);
+}
+
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         lock(&self.shared.signal).stop = true;
@@ -134,5 +167,44 @@ impl Drop for Checkpointer {
         if let Some(thread) = lock(&self.shared.thread).take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A writer past [`WAIT_PAGES`] is held until the thread takes up a
+    /// checkpoint (not until it ends), and never past its limit.
+    #[test]
+    fn a_writer_past_the_limit_waits_for_the_thread_to_take_up_a_checkpoint() {
+        let shared = Arc::new(Shared::default());
+        let alone = Instant::now();
+        wait_for_checkpoint(&shared, 0, Duration::from_millis(50));
+        assert!(
+            alone.elapsed() >= Duration::from_millis(50),
+            "no thread: waits out the limit"
+        );
+
+        let thread = shared.clone();
+        let taker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            lock(&thread.signal).started += 1;
+            thread.started.notify_all();
+        });
+        let held = Instant::now();
+        wait_for_checkpoint(&shared, 0, Duration::from_secs(60));
+        let waited = held.elapsed();
+        taker.join().unwrap();
+        assert!(
+            waited >= Duration::from_millis(20),
+            "returned before the thread took it up"
+        );
+        assert!(
+            waited < Duration::from_secs(30),
+            "waited for the limit, not the start"
+        );
     }
 }
