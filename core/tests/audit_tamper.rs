@@ -142,12 +142,17 @@ fn every_edit_delete_and_reorder_names_the_first_bad_event() {
         ),
         (
             "the head overwritten with something that is not a head",
-            "UPDATE sqlite_sequence SET seq = 29 WHERE name = 'actionq_audit_head'",
+            "UPDATE action_counts SET audit_head = 29 WHERE server_id = '' AND status = ''",
             report(30, Some(31)),
         ),
         (
-            "the head row deleted",
-            "DELETE FROM sqlite_sequence WHERE name = 'actionq_audit_head'",
+            "the head erased",
+            "UPDATE action_counts SET audit_head = NULL WHERE server_id = '' AND status = ''",
+            report(30, Some(31)),
+        ),
+        (
+            "the row holding the head deleted",
+            "DELETE FROM action_counts WHERE server_id = '' AND status = ''",
             report(30, Some(31)),
         ),
     ];
@@ -209,12 +214,12 @@ fn a_head_with_either_half_forged_is_found() {
         let copy = dir.path().join("q.sqlite3");
         std::fs::copy(&source, &copy).unwrap();
         let conn = Connection::open(&copy).unwrap();
-        let select = "SELECT seq FROM sqlite_sequence WHERE name = 'actionq_audit_head'";
+        let select = "SELECT audit_head FROM action_counts WHERE server_id = '' AND status = ''";
         let mut head: Vec<u8> = conn.query_row(select, [], |r| r.get(0)).unwrap();
         assert_eq!(head.len(), 40, "the head is the event id and its hash");
         edit(&mut head);
         conn.execute(
-            "UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'actionq_audit_head'",
+            "UPDATE action_counts SET audit_head = ?1 WHERE server_id = '' AND status = ''",
             [&head],
         )
         .unwrap();

@@ -940,7 +940,7 @@ fn invariant_checker_detects_tampering() {
         "INSERT INTO action_events (action_id, from_status, to_status, actor, at, kind, subject, hash_version) VALUES (99, NULL, 'approved', 'x', 0, 'action', 'web-1', 2)",
         "DELETE FROM action_events WHERE action_id = 2",
         "UPDATE action_counts SET n = n + 1 WHERE status = 'approved'",
-        "UPDATE sqlite_sequence SET seq = 1 WHERE name = 'actions'",
+        "UPDATE action_counts SET actions_seq = 1 WHERE server_id = '' AND status = ''",
     ];
     for sql in tamper {
         let copy = dir.path().join("copy.sqlite3");

@@ -298,17 +298,16 @@ pub fn check_invariants(conn: &Connection) -> (Vec<String>, DbStats) {
             "action_counts disagrees with actions: counts {counts:?} vs truth {truth:?}"
         ));
     }
-    // 4. AUTOINCREMENT high-water marks cover every id (ids never reused).
-    for table in ["actions", "action_events"] {
+    // 4. The id high-water marks (the reserved row of action_counts) cover
+    //    every id (ids never reused).
+    for (table, mark) in [("actions", "actions_seq"), ("action_events", "events_seq")] {
         let max = q_i64(conn, &format!("SELECT MAX(id) FROM {table}"));
         let seq = q_i64(
             conn,
-            &format!("SELECT seq FROM sqlite_sequence WHERE name = '{table}'"),
+            &format!("SELECT {mark} FROM action_counts WHERE server_id = '' AND status = ''"),
         );
         if seq < max {
-            bad.push(format!(
-                "sqlite_sequence for {table} is {seq} < max id {max}"
-            ));
+            bad.push(format!("{mark} is {seq} < max id {max} of {table}"));
         }
     }
     (bad, stats)

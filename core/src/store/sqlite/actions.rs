@@ -6,8 +6,9 @@ use std::sync::LazyLock;
 use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
+use super::events::{self, Ids};
 use super::rows::{action_columns, action_from_row, json, status_from, ts, LEASE_TOKEN_COLUMN};
-use super::{events, servers, Context};
+use super::{servers, Context};
 use crate::error::{Error, Result};
 use crate::model::{Action, ActionCount, ActionFilter, ActionStatus};
 use crate::store::sweep::Due;
@@ -225,15 +226,17 @@ pub(super) fn insert(tx: &Connection, draft: ActionDraft, guard: &ConflictGuard)
         return Err(guard.error(existing));
     }
     let spent = auto_approved_in_window(tx, &draft)?;
-    let (mut action, mut event) = draft.into_action(0, &server, spent);
+    let id = events::next_id(tx, Ids::Actions)?;
+    let (action, event) = draft.into_action(id, &server, spent);
     tx.prepare_cached(
-        "INSERT INTO actions (server_id, action_type, status, service_name, command, argv, \
+        "INSERT INTO actions (id, server_id, action_type, status, service_name, command, argv, \
          env, alert_id, created_at, created_by, approved_at, approved_by, digest, \
          whitelist_version, params) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )
     .and_then(|mut insert| {
         insert.execute(params![
+            id,
             action.server_id,
             action.action_type,
             action.status.as_str(),
@@ -252,8 +255,6 @@ pub(super) fn insert(tx: &Connection, draft: ActionDraft, guard: &ConflictGuard)
         ])
     })
     .context("create action")?;
-    action.id = tx.last_insert_rowid();
-    event.action_id = Some(action.id);
     count(tx, &action, action.status, 1)?;
     events::log(tx, &event)?;
     Ok(action)

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
-use super::events::{head_blob, HEAD_ROW};
+use super::events::head_blob;
 use super::rows::event_from_row;
 use super::storage;
 use crate::audit::{event_hash_v1, AuditHead};
@@ -130,6 +130,8 @@ const MIGRATIONS: &[Migration] = &[
     "#),
     // v7: the audit chain covers digests, servers and credentials.
     sql(V7_EVENT_KINDS),
+    // v8: ids and the audit head in a reserved row of `action_counts`.
+    sql(V8_NO_SEQUENCE_PAGE),
 ];
 
 /// v5's Rust part: lease tokens are kept as their SHA-256 only; the tokens
@@ -205,12 +207,94 @@ const V7_EVENT_KINDS: &str = r#"
     ALTER TABLE action_events_v7 RENAME TO action_events;
 "#;
 
+/// v8: one page fewer per create (5, tests/sqlite_pages.rs). The
+/// AUTOINCREMENT counters of `actions` and `action_events` and the audit
+/// head move from `sqlite_sequence` (a page every create rewrote) into the
+/// reserved row of `action_counts` (`events::reserved_row!`), whose leaf a
+/// create rewrites anyway for its count. Both tables are rebuilt without
+/// AUTOINCREMENT (SQLite cannot drop it in place), ids, hashes and indexes
+/// kept; renaming them first moves `action_events`' reference to the old
+/// `actions` along, so the old tables drop without a foreign key violation.
+/// The high-water marks start at the old counters (or the largest ids, if
+/// higher), so ids deleted before the upgrade stay unused.
+const V8_NO_SEQUENCE_PAGE: &str = r#"
+    ALTER TABLE action_counts ADD COLUMN actions_seq INTEGER;
+    ALTER TABLE action_counts ADD COLUMN events_seq INTEGER;
+    ALTER TABLE action_counts ADD COLUMN audit_head BLOB;
+    INSERT INTO action_counts (server_id, action_type, status, n,
+                               actions_seq, events_seq, audit_head)
+        VALUES ('', '', '', 0,
+            MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'actions'), 0),
+                COALESCE((SELECT MAX(id) FROM actions), 0)),
+            MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'action_events'), 0),
+                COALESCE((SELECT MAX(id) FROM action_events), 0)),
+            (SELECT seq FROM sqlite_sequence WHERE name = 'actionq_audit_head'));
+    DELETE FROM sqlite_sequence WHERE name = 'actionq_audit_head';
+    ALTER TABLE actions RENAME TO actions_v7;
+    ALTER TABLE action_events RENAME TO action_events_v7;
+    CREATE TABLE actions (
+        id                 INTEGER PRIMARY KEY,
+        server_id          TEXT NOT NULL REFERENCES servers(id),
+        action_type        TEXT NOT NULL,
+        status             TEXT NOT NULL,
+        service_name       TEXT,
+        command            TEXT NOT NULL,
+        argv               TEXT NOT NULL,
+        env                TEXT NOT NULL,
+        alert_id           INTEGER,
+        created_at         INTEGER NOT NULL,
+        created_by         TEXT NOT NULL,
+        approved_at        INTEGER,
+        approved_by        TEXT,
+        rejected_at        INTEGER,
+        rejected_by        TEXT,
+        rejection_reason   TEXT,
+        cancelled_at       INTEGER,
+        cancelled_by       TEXT,
+        executed_at        INTEGER,
+        lease_expires_at   INTEGER,
+        lease_token        TEXT,
+        completed_at       INTEGER,
+        exit_code          INTEGER,
+        stdout             TEXT,
+        stderr             TEXT,
+        approvals          TEXT NOT NULL DEFAULT '[]',
+        digest             TEXT NOT NULL DEFAULT '',
+        whitelist_version  TEXT NOT NULL DEFAULT '',
+        params             TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE action_events (
+        id            INTEGER PRIMARY KEY,
+        action_id     INTEGER REFERENCES actions(id),
+        from_status   TEXT,
+        to_status     TEXT,
+        actor         TEXT NOT NULL,
+        at            INTEGER NOT NULL,
+        detail        TEXT,
+        prev_hash     BLOB,
+        hash          BLOB,
+        kind          TEXT NOT NULL,
+        subject       TEXT NOT NULL,
+        digest        TEXT,
+        hash_version  INTEGER NOT NULL
+    );
+    INSERT INTO actions SELECT * FROM actions_v7 ORDER BY id;
+    INSERT INTO action_events SELECT * FROM action_events_v7 ORDER BY id;
+    DROP TABLE action_events_v7;
+    DROP TABLE actions_v7;
+    CREATE INDEX actions_by_server_status ON actions(server_id, status, created_at, id);
+    CREATE INDEX actions_by_status ON actions(status, created_at, id);
+    CREATE INDEX actions_leases ON actions(lease_expires_at)
+        WHERE status = 'executing';
+    CREATE INDEX actions_pending_by_type ON actions(action_type, created_at)
+        WHERE status = 'pending';
+"#;
+
 /// v4: each action's `approvals` (JSON list), `digest` and
 /// `whitelist_version`; each event's `prev_hash` and `hash`; pending actions
 /// by type and age, so the ttl sweep before every read is a seek whatever
 /// else is pending (auto-approved creates never touch it). The chain's head
-/// goes into `sqlite_sequence` (see `events.rs` for why), written by the
-/// Rust step.
+/// goes into `sqlite_sequence` ([`V4_HEAD_ROW`]), written by the Rust step.
 const V4_APPROVALS_AND_AUDIT_CHAIN: &str = r#"
     ALTER TABLE actions ADD COLUMN approvals TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE actions ADD COLUMN digest TEXT NOT NULL DEFAULT '';
@@ -220,6 +304,10 @@ const V4_APPROVALS_AND_AUDIT_CHAIN: &str = r#"
     CREATE INDEX actions_pending_by_type ON actions(action_type, created_at)
         WHERE status = 'pending';
 "#;
+
+/// The `sqlite_sequence` row that held the audit head from v4 to v7 (its
+/// page was rewritten by every event's AUTOINCREMENT anyway; v8 moves it).
+const V4_HEAD_ROW: &str = "actionq_audit_head";
 
 /// v4's Rust part: actions stored before whitelists had versions get the
 /// digest of their payload under the empty version (and stay exempt from
@@ -278,7 +366,7 @@ fn v4_digests_and_chain(tx: &Transaction<'_>) -> Result<()> {
     }
     tx.execute(
         "INSERT INTO sqlite_sequence (name, seq) VALUES (?1, ?2)",
-        params![HEAD_ROW, &head_blob(&head)[..]],
+        params![V4_HEAD_ROW, &head_blob(&head)[..]],
     )
     .map_err(context)?;
     Ok(())
