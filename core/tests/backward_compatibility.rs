@@ -20,6 +20,7 @@ use rusqlite::Connection;
 
 const V1_SCHEMA: &str = include_str!("fixtures/v1_schema.sql");
 const V1_DATA: &str = include_str!("fixtures/v1_data.sql");
+const V7_FILE: &str = include_str!("fixtures/v7_file.sql");
 
 fn write_v1(path: &Path) {
     let conn = Connection::open(path).unwrap();
@@ -31,6 +32,32 @@ fn write_v1(path: &Path) {
         "BEGIN; {V1_SCHEMA} {V1_DATA} PRAGMA user_version = 1; COMMIT;"
     ))
     .unwrap();
+}
+
+/// Writes the v7 file of `tests/fixtures/v7_file.sql` at `path`.
+fn write_v7(path: &Path) {
+    let conn = Connection::open(path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.execute_batch(V7_FILE).unwrap();
+    conn.execute_batch("PRAGMA user_version = 7").unwrap();
+}
+
+/// Every row of `table` in id order, every column.
+fn rows(db: &Path, table: &str) -> Vec<Vec<rusqlite::types::Value>> {
+    let conn = Connection::open(db).unwrap();
+    let mut select = conn
+        .prepare(&format!("SELECT * FROM {table} ORDER BY id"))
+        .unwrap();
+    let columns = select.column_count();
+    let rows = select
+        .query_map([], |r| (0..columns).map(|i| r.get(i)).collect())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows
 }
 
 fn user_version(path: &Path) -> i64 {
@@ -429,6 +456,50 @@ fn action_indexes(db: &Path) -> Vec<String> {
     names
 }
 
+/// A v7 file (ids counted and the audit head kept in `sqlite_sequence`; its
+/// two newest actions deleted, so the counters are ahead of the largest
+/// ids) migrates: every action and event reads the same, the chain
+/// verifies, the old counters are gone, and new ids continue after them.
+#[test]
+fn v7_file_migrates_and_its_ids_continue_after_its_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v7.sqlite3");
+    write_v7(&db);
+    let (actions, events) = (rows(&db, "actions"), rows(&db, "action_events"));
+    assert_eq!((actions.len(), events.len()), (6, 12));
+
+    let queue = ActionQueue::new(SqliteStore::open(&db, &SqliteOptions::default()).unwrap());
+    assert_eq!(user_version(&db), SCHEMA_VERSION);
+    assert_eq!(rows(&db, "actions"), actions);
+    assert_eq!(rows(&db, "action_events"), events);
+    let sequences: Vec<String> = Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT name FROM sqlite_sequence")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(sequences, ["credentials"]);
+    fault_support::assert_invariants(&db, "after migration");
+    let audit = queue.verify_audit().unwrap();
+    assert_eq!((audit.checked, audit.first_bad_event_id), (12, None));
+
+    let created = queue
+        .create_action(&NewAction::new("web-2", "restart_service").service_name("cron"))
+        .unwrap();
+    assert_eq!(created.id, 9, "ids 7 and 8 were taken before the upgrade");
+    let logged = queue.events_since(12, 10).unwrap();
+    assert_eq!(
+        logged.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [15],
+        "events 13 and 14 were taken before the upgrade"
+    );
+    let audit = queue.verify_audit().unwrap();
+    assert_eq!((audit.checked, audit.first_bad_event_id), (13, None));
+    fault_support::assert_invariants(&db, "after a create");
+}
+
 /// The last migration drops the indexes by age, by server and of active
 /// actions (what the others answer, so a create writes fewer pages): a file
 /// of the version before, written with them, migrates and every listing,
@@ -436,30 +507,17 @@ fn action_indexes(db: &Path) -> Vec<String> {
 #[test]
 fn file_with_the_dropped_indexes_migrates_and_reads_the_same() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("previous.sqlite3");
-    let queue = ActionQueue::new(SqliteStore::open(&db, &SqliteOptions::default()).unwrap());
-    for server in ["web-1", "web-2"] {
-        queue.create_server(server, None).unwrap();
-    }
-    for i in 0..24 {
-        let server = ["web-1", "web-2"][i % 2];
-        let request = if i % 3 == 0 {
-            NewAction::new(server, "clear_logs")
-        } else {
-            NewAction::new(server, "restart_service").service_name(format!("s{i}"))
-        };
-        let action = queue.create_action(&request).unwrap();
-        if i % 4 == 0 {
-            queue.cancel_action(action.id).unwrap();
-        }
-    }
-    let apt = queue
-        .create_action(&NewAction::new("web-1", "apt_update"))
-        .unwrap();
-    let before = listings(&queue);
-    drop(queue);
+    // The v7 file migrated as it is: what every listing must read.
+    let migrated = dir.path().join("v7.sqlite3");
+    write_v7(&migrated);
+    let before = listings(&ActionQueue::new(
+        SqliteStore::open(&migrated, &SqliteOptions::default()).unwrap(),
+    ));
     // The file as the version before v6 kept it: the same, with its three
-    // indexes.
+    // indexes, and only action events (events of servers and credentials
+    // came with v7, whose migration runs again on it).
+    let db = dir.path().join("previous.sqlite3");
+    write_v7(&db);
     const INDEXES_DROPPED_AT: i64 = 6;
     Connection::open(&db)
         .unwrap()
@@ -468,6 +526,7 @@ fn file_with_the_dropped_indexes_migrates_and_reads_the_same() {
              CREATE INDEX IF NOT EXISTS actions_by_server ON actions(server_id, created_at, id);
              CREATE INDEX IF NOT EXISTS actions_active ON actions(server_id, action_type)
                  WHERE status IN ('pending', 'approved', 'executing');
+             DELETE FROM action_events WHERE kind != 'action';
              PRAGMA user_version = {};",
             INDEXES_DROPPED_AT - 1
         ))
@@ -482,11 +541,11 @@ fn file_with_the_dropped_indexes_migrates_and_reads_the_same() {
     }
     assert_eq!(listings(&queue), before);
     // The exclusive group's check (which read `actions_active`) still finds
-    // the active apt action.
+    // the active apt action (5, approved, of web-1).
     let clash = queue
         .create_action(&NewAction::new("web-1", "apt_upgrade_all"))
         .unwrap_err();
     assert_eq!(clash.kind(), ErrorKind::Conflict);
-    assert_eq!(clash.existing_action_id(), Some(apt.id));
+    assert_eq!(clash.existing_action_id(), Some(5));
     fault_support::assert_invariants(&db, "after migration");
 }

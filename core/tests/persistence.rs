@@ -39,9 +39,10 @@ fn actions_survive_reopen_and_ids_are_never_reused() {
         .create_action(&NewAction::new("web-1", "clear_logs"))
         .unwrap();
     assert_eq!(b.id, a.id + 1);
+    let b_event = q.events_since(0, 100).unwrap().pop().unwrap().id;
     drop(q);
-    // Even if the newest row disappears (an operator's manual delete), its id
-    // stays retired.
+    // Even if the newest rows disappear (an operator's manual delete), their
+    // ids stay retired: the action's and its event's.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(&format!(
         "DELETE FROM action_events WHERE action_id = {id}; DELETE FROM actions WHERE id = {id};",
@@ -54,6 +55,12 @@ fn actions_survive_reopen_and_ids_are_never_reused() {
         .create_action(&NewAction::new("web-1", "clear_logs"))
         .unwrap();
     assert_eq!(c.id, b.id + 1);
+    let events = q.events_since(b_event - 1, 100).unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [b_event + 1],
+        "event {b_event} was deleted, its id not reused"
+    );
 }
 
 #[test]
