@@ -46,37 +46,52 @@ pub(super) enum Ids {
     Events,
 }
 
+/// The statement taking the next id of `$table` (see [`next_id`]), whose
+/// mark is the reserved row's column `$mark`.
+macro_rules! take_next_id {
+    ($mark:literal, $table:literal) => {
+        concat!(
+            "INSERT INTO action_counts (server_id, action_type, status, n, ",
+            $mark,
+            ") VALUES ('', '', '', 0, (SELECT COALESCE(MAX(id), 0) + 1 FROM ",
+            $table,
+            ")) ON CONFLICT (server_id, action_type, status) DO UPDATE SET ",
+            $mark,
+            " = MAX(COALESCE(",
+            $mark,
+            ", 0) + 1, excluded.",
+            $mark,
+            ") RETURNING ",
+            $mark
+        )
+    };
+}
+
+/// Takes the next action id.
+pub(super) const NEXT_ACTION_ID_SQL: &str = take_next_id!("actions_seq", "actions");
+
+/// Takes the next event id.
+pub(super) const NEXT_EVENT_ID_SQL: &str = take_next_id!("events_seq", "action_events");
+
 /// Takes the next id for `table`, in the caller's write transaction: one
 /// past both its high-water mark and its largest stored id (as
 /// AUTOINCREMENT did), and moves the mark there, so no id is ever reused,
 /// even after the newest rows are deleted.
 pub(super) fn next_id(tx: &Connection, table: Ids) -> Result<i64> {
-    macro_rules! take {
-        ($mark:literal, $table:literal) => {
-            concat!(
-                "INSERT INTO action_counts (server_id, action_type, status, n, ",
-                $mark,
-                ") VALUES ('', '', '', 0, (SELECT COALESCE(MAX(id), 0) + 1 FROM ",
-                $table,
-                ")) ON CONFLICT (server_id, action_type, status) DO UPDATE SET ",
-                $mark,
-                " = MAX(COALESCE(",
-                $mark,
-                ", 0) + 1, excluded.",
-                $mark,
-                ") RETURNING ",
-                $mark
-            )
-        };
-    }
     let sql = match table {
-        Ids::Actions => take!("actions_seq", "actions"),
-        Ids::Events => take!("events_seq", "action_events"),
+        Ids::Actions => NEXT_ACTION_ID_SQL,
+        Ids::Events => NEXT_EVENT_ID_SQL,
     };
     tx.prepare_cached(sql)
         .and_then(|mut take| take.query_row([], |r| r.get(0)))
         .context("take next id")
 }
+
+/// The audit head's stored value.
+pub(super) const HEAD_SQL: &str = concat!(
+    "SELECT audit_head FROM action_counts WHERE ",
+    reserved_row!()
+);
 
 /// The head as stored: the last event id (8 bytes, big-endian), then its hash.
 pub(super) fn head_blob(head: &AuditHead) -> [u8; 40] {
@@ -89,30 +104,27 @@ pub(super) fn head_blob(head: &AuditHead) -> [u8; 40] {
 /// The head of the chain, if stored (a value that is not a head reads as a
 /// head no chain matches).
 fn head(conn: &Connection) -> Result<Option<AuditHead>> {
-    conn.prepare_cached(concat!(
-        "SELECT audit_head FROM action_counts WHERE ",
-        reserved_row!()
-    ))
-    .and_then(|mut select| {
-        select
-            .query_row([], |r| {
-                let value: rusqlite::types::Value = r.get(0)?;
-                Ok(match value {
-                    rusqlite::types::Value::Null => None,
-                    rusqlite::types::Value::Blob(b) if b.len() == 40 => Some(AuditHead {
-                        last_event_id: i64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
-                        hash: b[8..].try_into().expect("32 bytes"),
-                    }),
-                    _ => Some(AuditHead {
-                        last_event_id: -1,
-                        hash: [0xff; 32],
-                    }),
+    conn.prepare_cached(HEAD_SQL)
+        .and_then(|mut select| {
+            select
+                .query_row([], |r| {
+                    let value: rusqlite::types::Value = r.get(0)?;
+                    Ok(match value {
+                        rusqlite::types::Value::Null => None,
+                        rusqlite::types::Value::Blob(b) if b.len() == 40 => Some(AuditHead {
+                            last_event_id: i64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
+                            hash: b[8..].try_into().expect("32 bytes"),
+                        }),
+                        _ => Some(AuditHead {
+                            last_event_id: -1,
+                            hash: [0xff; 32],
+                        }),
+                    })
                 })
-            })
-            .optional()
-    })
-    .map(Option::flatten)
-    .context("read audit head")
+                .optional()
+        })
+        .map(Option::flatten)
+        .context("read audit head")
 }
 
 /// Appends `event` in the caller's write transaction, chained after the head,
