@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use super::events::{self, Ids};
+use super::events::{self, Marks};
 use super::rows::{action_columns, action_from_row, json, status_from, ts, LEASE_TOKEN_COLUMN};
 use super::{servers, Context};
 use crate::error::{Error, Result};
@@ -226,7 +226,8 @@ pub(super) fn insert(tx: &Connection, draft: ActionDraft, guard: &ConflictGuard)
         return Err(guard.error(existing));
     }
     let spent = auto_approved_in_window(tx, &draft)?;
-    let id = events::next_id(tx, Ids::Actions)?;
+    let mut marks = Marks::read(tx)?;
+    let id = marks.take_action_id();
     let (action, event) = draft.into_action(id, &server, spent);
     tx.prepare_cached(
         "INSERT INTO actions (id, server_id, action_type, status, service_name, command, argv, \
@@ -256,7 +257,8 @@ pub(super) fn insert(tx: &Connection, draft: ActionDraft, guard: &ConflictGuard)
     })
     .context("create action")?;
     count(tx, &action, action.status, 1)?;
-    events::log(tx, &event)?;
+    marks.append(tx, &event)?;
+    marks.write(tx)?;
     Ok(action)
 }
 

@@ -10,6 +10,7 @@
 //! `sqlite_sequence`, whose AUTOINCREMENT counters cost every create a page:
 //! 6 pages instead of 5, tests/sqlite_pages.rs.)
 
+use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{event_columns, event_from_row, ts};
@@ -37,61 +38,112 @@ macro_rules! reserved_row {
     };
 }
 
-/// A table whose ids come from a high-water mark in the reserved row.
-#[derive(Clone, Copy)]
-pub(super) enum Ids {
-    /// `actions.id`, marked in `actions_seq`.
-    Actions,
-    /// `action_events.id`, marked in `events_seq`.
-    Events,
-}
-
-/// The statement taking the next id of `$table` (see [`next_id`]), whose
-/// mark is the reserved row's column `$mark`.
-macro_rules! take_next_id {
-    ($mark:literal, $table:literal) => {
-        concat!(
-            "INSERT INTO action_counts (server_id, action_type, status, n, ",
-            $mark,
-            ") VALUES ('', '', '', 0, (SELECT COALESCE(MAX(id), 0) + 1 FROM ",
-            $table,
-            ")) ON CONFLICT (server_id, action_type, status) DO UPDATE SET ",
-            $mark,
-            " = MAX(COALESCE(",
-            $mark,
-            ", 0) + 1, excluded.",
-            $mark,
-            ") RETURNING ",
-            $mark
-        )
-    };
-}
-
-/// Takes the next action id.
-pub(super) const NEXT_ACTION_ID_SQL: &str = take_next_id!("actions_seq", "actions");
-
-/// Takes the next event id.
-pub(super) const NEXT_EVENT_ID_SQL: &str = take_next_id!("events_seq", "action_events");
-
-/// Takes the next id for `table`, in the caller's write transaction: one
-/// past both its high-water mark and its largest stored id (as
-/// AUTOINCREMENT did), and moves the mark there, so no id is ever reused,
-/// even after the newest rows are deleted.
-pub(super) fn next_id(tx: &Connection, table: Ids) -> Result<i64> {
-    let sql = match table {
-        Ids::Actions => NEXT_ACTION_ID_SQL,
-        Ids::Events => NEXT_EVENT_ID_SQL,
-    };
-    tx.prepare_cached(sql)
-        .and_then(|mut take| take.query_row([], |r| r.get(0)))
-        .context("take next id")
-}
-
-/// The audit head's stored value.
-pub(super) const HEAD_SQL: &str = concat!(
-    "SELECT audit_head FROM action_counts WHERE ",
+/// The reserved row as one write reads it: with the largest stored ids
+/// (rows written by hand), so the ids taken are past both, as AUTOINCREMENT
+/// did, and the head; one row even if the reserved row is gone.
+pub(super) const MARKS_SQL: &str = concat!(
+    "SELECT MAX(COALESCE(r.actions_seq, 0), (SELECT COALESCE(MAX(id), 0) FROM actions)), \
+     MAX(COALESCE(r.events_seq, 0), (SELECT COALESCE(MAX(id), 0) FROM action_events)), \
+     r.audit_head, r.n IS NOT NULL \
+     FROM (SELECT 1) LEFT JOIN action_counts r ON r.",
     reserved_row!()
 );
+
+/// The ids' high-water marks and the audit head, read once per write
+/// transaction that takes ids or logs events, and written back once at its
+/// end ([`Marks::write`]): two statements for all of it.
+pub(super) struct Marks {
+    /// The last action id taken.
+    last_action_id: i64,
+    /// The last event id taken.
+    last_event_id: i64,
+    /// The chain's head, if stored (a stored value that is not a head reads
+    /// as a head no chain matches).
+    head: Option<AuditHead>,
+    /// Whether the reserved row exists.
+    stored: bool,
+}
+
+impl Marks {
+    /// The marks as stored, in the caller's write transaction.
+    pub(super) fn read(tx: &Connection) -> Result<Marks> {
+        tx.prepare_cached(MARKS_SQL)
+            .and_then(|mut select| {
+                select.query_row([], |r| {
+                    Ok(Marks {
+                        last_action_id: r.get(0)?,
+                        last_event_id: r.get(1)?,
+                        head: head_from(r.get(2)?),
+                        stored: r.get(3)?,
+                    })
+                })
+            })
+            .context("read id marks")
+    }
+
+    /// Takes the next action id: never one taken before, even once the
+    /// newest rows are deleted.
+    pub(super) fn take_action_id(&mut self) -> i64 {
+        self.last_action_id += 1;
+        self.last_action_id
+    }
+
+    /// Appends `event`, chained after the head, and moves the head to it.
+    pub(super) fn append(&mut self, tx: &Connection, event: &EventDraft) -> Result<()> {
+        let prev = self.head.unwrap_or_default().hash;
+        let hash = event_hash(&prev, event);
+        let id = self.last_event_id + 1;
+        tx.prepare_cached(
+            "INSERT INTO action_events (id, action_id, from_status, to_status, actor, at, \
+             detail, prev_hash, hash, kind, subject, digest, hash_version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
+                id,
+                event.action_id,
+                event.from_status.map(ActionStatus::as_str),
+                event.to_status.map(ActionStatus::as_str),
+                event.by,
+                ts(event.at),
+                event.detail,
+                &prev[..],
+                &hash[..],
+                event.kind.as_str(),
+                event.subject,
+                event.digest,
+                HASH_VERSION,
+            ])
+        })
+        .context("log event")?;
+        self.last_event_id = id;
+        self.head = Some(AuditHead {
+            last_event_id: id,
+            hash,
+        });
+        Ok(())
+    }
+
+    /// Stores the marks (the reserved row again, if it was deleted).
+    pub(super) fn write(&self, tx: &Connection) -> Result<()> {
+        let head = self.head.as_ref().map(|h| head_blob(h).to_vec());
+        let values = params![self.last_action_id, self.last_event_id, head];
+        let sql = if self.stored {
+            concat!(
+                "UPDATE action_counts SET actions_seq = ?1, events_seq = ?2, audit_head = ?3 \
+                 WHERE ",
+                reserved_row!()
+            )
+        } else {
+            "INSERT INTO action_counts (server_id, action_type, status, n, actions_seq, \
+             events_seq, audit_head) VALUES ('', '', '', 0, ?1, ?2, ?3)"
+        };
+        tx.prepare_cached(sql)
+            .and_then(|mut write| write.execute(values))
+            .context("write id marks")?;
+        Ok(())
+    }
+}
 
 /// The head as stored: the last event id (8 bytes, big-endian), then its hash.
 pub(super) fn head_blob(head: &AuditHead) -> [u8; 40] {
@@ -101,72 +153,42 @@ pub(super) fn head_blob(head: &AuditHead) -> [u8; 40] {
     blob
 }
 
-/// The head of the chain, if stored (a value that is not a head reads as a
-/// head no chain matches).
+/// The head a stored value holds: none for NULL, one no chain matches for a
+/// value that is not a head.
+fn head_from(value: Value) -> Option<AuditHead> {
+    match value {
+        Value::Null => None,
+        Value::Blob(b) if b.len() == 40 => Some(AuditHead {
+            last_event_id: i64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
+            hash: b[8..].try_into().expect("32 bytes"),
+        }),
+        _ => Some(AuditHead {
+            last_event_id: -1,
+            hash: [0xff; 32],
+        }),
+    }
+}
+
+/// The audit head's stored value.
+pub(super) const HEAD_SQL: &str = concat!(
+    "SELECT audit_head FROM action_counts WHERE ",
+    reserved_row!()
+);
+
+/// The head of the chain, if stored.
 fn head(conn: &Connection) -> Result<Option<AuditHead>> {
     conn.prepare_cached(HEAD_SQL)
-        .and_then(|mut select| {
-            select
-                .query_row([], |r| {
-                    let value: rusqlite::types::Value = r.get(0)?;
-                    Ok(match value {
-                        rusqlite::types::Value::Null => None,
-                        rusqlite::types::Value::Blob(b) if b.len() == 40 => Some(AuditHead {
-                            last_event_id: i64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
-                            hash: b[8..].try_into().expect("32 bytes"),
-                        }),
-                        _ => Some(AuditHead {
-                            last_event_id: -1,
-                            hash: [0xff; 32],
-                        }),
-                    })
-                })
-                .optional()
-        })
-        .map(Option::flatten)
+        .and_then(|mut select| select.query_row([], |r| r.get(0)).optional())
+        .map(|value| value.and_then(head_from))
         .context("read audit head")
 }
 
 /// Appends `event` in the caller's write transaction, chained after the head,
 /// and moves the head to it.
 pub(super) fn log(tx: &Connection, event: &EventDraft) -> Result<()> {
-    let prev = head(tx)?.unwrap_or_default().hash;
-    let hash = event_hash(&prev, event);
-    let id = next_id(tx, Ids::Events)?;
-    tx.prepare_cached(
-        "INSERT INTO action_events (id, action_id, from_status, to_status, actor, at, detail, \
-         prev_hash, hash, kind, subject, digest, hash_version) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )
-    .and_then(|mut insert| {
-        insert.execute(params![
-            id,
-            event.action_id,
-            event.from_status.map(ActionStatus::as_str),
-            event.to_status.map(ActionStatus::as_str),
-            event.by,
-            ts(event.at),
-            event.detail,
-            &prev[..],
-            &hash[..],
-            event.kind.as_str(),
-            event.subject,
-            event.digest,
-            HASH_VERSION,
-        ])
-    })
-    .context("log event")?;
-    let head = AuditHead {
-        last_event_id: id,
-        hash,
-    };
-    tx.prepare_cached(concat!(
-        "UPDATE action_counts SET audit_head = ?1 WHERE ",
-        reserved_row!()
-    ))
-    .and_then(|mut update| update.execute([&head_blob(&head)[..]]))
-    .context("log event")?;
-    Ok(())
+    let mut marks = Marks::read(tx)?;
+    marks.append(tx, event)?;
+    marks.write(tx)
 }
 
 /// Up to ?2 events after id ?1, oldest first.
