@@ -2,13 +2,15 @@
 //! read by cursor, verified.
 //!
 //! The chain's head (last event id and hash) is kept apart from the events,
-//! in the reserved row of `action_counts` ([`reserved_row!`]), with the
-//! high-water marks of action and event ids: a create rewrites a count row
-//! anyway, and with up to a few dozen (server, type, status) keys the
-//! reserved row (its key sorts first) shares that leaf, so head and ids cost
-//! a create no page of their own. (Before schema v8 they lived in
-//! `sqlite_sequence`, whose AUTOINCREMENT counters cost every create a page:
-//! 6 pages instead of 5, tests/sqlite_pages.rs.)
+//! in the reserved row of `action_counts` (`reserved_row!`), with the
+//! high-water marks of action and event ids ([`Marks`]). A create rewrites
+//! a count row anyway, and while `action_counts` fits one leaf (a hundred
+//! or so (server, type, status) keys) the reserved row, whose key sorts
+//! first, shares it: head and ids then cost a create no page of their own,
+//! 5 pages in all. With a thousand servers most creates count in another
+//! leaf and write 6, as every create did before schema v8, when head and
+//! ids lived in `sqlite_sequence`, AUTOINCREMENT's page
+//! (tests/sqlite_pages.rs).
 
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
