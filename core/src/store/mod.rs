@@ -196,9 +196,9 @@ pub trait Store: Send + Sync + 'static {
     /// hash as the event's `prev_hash`, stores
     /// `hash = `[`crate::audit::event_hash`]`(prev_hash, event)` (and its
     /// version, [`crate::audit::HASH_VERSION`], and `event.digest`) with the
-    /// event, and moves the head (kept apart from the events: in SQLite a
-    /// row of `sqlite_sequence`, whose page every such write already
-    /// rewrites) to the event's id and hash. The head of an
+    /// event, and moves the head (kept apart from the events: in SQLite the
+    /// reserved row of `action_counts`, whose page such a write usually
+    /// rewrites anyway) to the event's id and hash. The head of an
     /// empty log is id 0 and [`crate::audit::GENESIS_HASH`].
     fn verify_audit(&self) -> Result<AuditReport>;
 
