@@ -22,20 +22,21 @@ MUTANTS_GROUPS ?= rules policy audit
 MUTANTS_ARGS ?=
 MUTANTS_OUT ?= target/mutants
 
-MUTANTS_FILES_rules := $(addprefix core/src/,queue.rs store/mod.rs store/sweep.rs) \
-  $(sort $(wildcard core/src/rules/*.rs core/src/whitelist/*.rs core/src/store/memory/*.rs \
-    core/src/store/sqlite/*.rs))
+MUTANTS_FILES_rules := $(addprefix core/src/,store/mod.rs store/sweep.rs store/open.rs) \
+  $(sort $(wildcard core/src/queue/*.rs core/src/rules/*.rs core/src/whitelist/*.rs \
+    core/src/store/memory/*.rs core/src/store/sqlite/*.rs))
 MUTANTS_TESTS_rules := --lib --test behaviour --test differential --test argv_safety \
   --test whitelist_config --test backward_compatibility --test persistence \
   --test conflict_guard --test sqlite_locking --test durability \
-  --test multiprocess_races
+  --test multiprocess_races --test identity --test checkpoint --test group_commit \
+  --test sqlite_pages
 
 MUTANTS_FILES_policy := $(sort $(wildcard core/src/rules/*.rs))
 MUTANTS_RE_policy := (stale_whitelist|is_stale|budget_window|counts_against_budget|into_action|Change::apply|approval_deadline)
 MUTANTS_TESTS_policy := --lib --test behaviour --test approval_policy --test policy_races \
   --test readme_policy --test counts --test conflict_guard --test whitelist_config
 
-MUTANTS_FILES_audit := $(addprefix core/src/,audit.rs digest.rs identity.rs)
+MUTANTS_FILES_audit := $(addprefix core/src/,actor.rs audit.rs digest.rs identity.rs)
 MUTANTS_TESTS_audit := --lib --test audit_tamper --test identity --test approval_policy \
   --test backward_compatibility --test host_conventions --test counts --test readme_policy \
   --test behaviour
