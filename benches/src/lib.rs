@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use actionq::{Action, ActionQueue, ActionStatus, SqliteOptions, SqliteStore};
+use actionq::{Action, ActionQueue, ActionStatus, Durability, SqliteOptions, SqliteStore};
 use chrono::DateTime;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
@@ -20,8 +20,21 @@ pub fn err(e: impl std::fmt::Display) -> String {
 /// Opens a fresh actionq SQLite database at `path` (removing any old one and its
 /// WAL), with `servers` registered as `bench-0`, `bench-1`, ... (not paused).
 pub fn fresh_queue(path: &Path, servers: usize) -> BenchResult<ActionQueue> {
+    fresh_queue_with(path, servers, Durability::default())
+}
+
+/// [`fresh_queue`] at the given durability.
+pub fn fresh_queue_with(
+    path: &Path,
+    servers: usize,
+    durability: Durability,
+) -> BenchResult<ActionQueue> {
     remove_db(path);
-    let queue = ActionQueue::new(SqliteStore::open(path, &SqliteOptions::default()).map_err(err)?);
+    let options = SqliteOptions {
+        durability,
+        ..SqliteOptions::default()
+    };
+    let queue = ActionQueue::new(SqliteStore::open(path, &options).map_err(err)?);
     for i in 0..servers {
         queue.create_server(&server_id(i), None).map_err(err)?;
     }
@@ -29,16 +42,24 @@ pub fn fresh_queue(path: &Path, servers: usize) -> BenchResult<ActionQueue> {
 }
 
 /// The floor of a durable create: on a fresh file with the store's settings
-/// (WAL, `synchronous=NORMAL`), one `BEGIN IMMEDIATE` transaction per row
-/// inserting into a table with a unique key (the dedup check) and committing.
-/// Creates per second over `n` rows.
-pub fn minimal_dedup_transactions(path: &Path, n: usize) -> BenchResult<f64> {
+/// at `durability` (WAL, `synchronous=NORMAL` or `FULL`), one `BEGIN IMMEDIATE`
+/// transaction per row inserting into a table with a unique key (the dedup
+/// check) and committing. Creates per second over `n` rows.
+pub fn minimal_dedup_transactions(
+    path: &Path,
+    n: usize,
+    durability: Durability,
+) -> BenchResult<f64> {
     remove_db(path);
     let mut conn = Connection::open(path).map_err(err)?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-         CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT NOT NULL UNIQUE, v TEXT NOT NULL);",
-    )
+    let synchronous = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};
+         CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT NOT NULL UNIQUE, v TEXT NOT NULL);"
+    ))
     .map_err(err)?;
     rate(n, |i| {
         let tx = conn
