@@ -16,11 +16,13 @@
 //!
 //! Layout: [`config`] (the TOML file, the token file and the files it
 //! trusts), [`client`] (the
-//! HTTP calls), [`exec`] (running one command), [`agent`] (the loop),
+//! HTTP calls, failing over between server URLs), [`backoff`] (jittered
+//! retry delays), [`exec`] (running one command), [`agent`] (the loop),
 //! [`log`] (JSON lines on stderr).
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod backoff;
 pub mod client;
 pub mod config;
 pub mod exec;
