@@ -22,7 +22,7 @@
 //! default_timeout_seconds = 3600
 //! kill_grace_seconds = 5        # SIGTERM to the process group, then SIGKILL
 //! drain_grace_seconds = 60      # on SIGTERM: time the running action gets
-//! http_timeout_seconds = 10
+//! http_timeout_seconds = 10    # per request; a claim gets its wait on top
 //! working_directory = "/"
 //! auth_header = "X-Agent-Token" # "X-API-Key" only for a server that predates agent tokens
 //!

@@ -2,7 +2,10 @@
 //!
 //! The queue decides what may run; this agent runs it. It claims its
 //! server's oldest approved action from `actionq.server` (with its agent
-//! token in `X-Agent-Token`), runs it only if the server's signature
+//! token in `X-Agent-Token`) by long-poll (the server holds the claim until
+//! an action is approved; one that answers at once is polled at an
+//! interval), fails over between the server URLs it is given, retries after
+//! jittered delays while none answers, runs a claim only if the server's signature
 //! verifies with the pinned key and the agent's own whitelist file builds
 //! exactly the claim's command from its type and parameters (README "What
 //! the agent trusts"), runs `argv` directly (no shell) with the
