@@ -200,23 +200,22 @@ impl Agent {
     /// nothing for a client gone while waiting). `None`: stopped with no
     /// answer yet.
     fn claim_unless_stopped(&mut self) -> Option<Result<Option<Claim>, ApiError>> {
-        let (answers, answer) = mpsc::channel();
-        let (wake_read, wake_write) = match UnixStream::pair() {
-            Ok(pair) => pair,
-            // No socket for the wake-up: claim on this thread instead.
-            Err(_) => {
-                return Some(
-                    self.client
-                        .claim(self.config.lease_seconds, self.config.claim_wait_seconds),
-                )
-            }
-        };
-        let client = Arc::clone(&self.client);
         let (lease, wait) = (self.config.lease_seconds, self.config.claim_wait_seconds);
-        std::thread::spawn(move || {
-            let _ = answers.send(client.claim(lease, wait));
-            let _ = (&wake_write).write_all(&[1]);
+        let (answers, answer) = mpsc::channel();
+        let spawned = UnixStream::pair().and_then(|(wake_read, wake_write)| {
+            let client = Arc::clone(&self.client);
+            std::thread::Builder::new()
+                .name("claim".into())
+                .spawn(move || {
+                    let _ = answers.send(client.claim(lease, wait));
+                    let _ = (&wake_write).write_all(&[1]);
+                })
+                .map(|_| wake_read)
         });
+        // No socket or thread to spare: claim on this thread instead.
+        let Ok(wake_read) = spawned else {
+            return Some(self.client.claim(lease, wait));
+        };
         let mut fds = [
             libc::pollfd {
                 fd: wake_read.as_raw_fd(),
@@ -229,20 +228,24 @@ impl Agent {
                 revents: 0,
             },
         ];
+        let ended = || ApiError::Transport("the claim ended without an answer".into());
         loop {
             // SAFETY: two valid pollfds for the duration of the call.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
             // An answer that is there is taken, stop request or not: a claim
             // in hand is run (and drained), never dropped.
-            if let Ok(answer) = answer.try_recv() {
-                return Some(answer);
+            match answer.try_recv() {
+                Ok(answer) => return Some(answer),
+                Err(mpsc::TryRecvError::Disconnected) => return Some(Err(ended())),
+                Err(mpsc::TryRecvError::Empty) => {}
             }
-            if n < 0 || fds[1].revents != 0 {
+            if n > 0 && fds[1].revents != 0 {
                 self.stop_requested();
                 return None;
+            }
+            if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                // Cannot watch the stop pipe: wait for the answer instead.
+                return Some(answer.recv().unwrap_or_else(|_| Err(ended())));
             }
         }
     }
