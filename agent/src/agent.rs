@@ -1,6 +1,6 @@
 //! The agent's loop: claim, check, run, heartbeat, report; stop on request.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::{mpsc, Arc};
@@ -45,8 +45,39 @@ pub struct Agent {
     config: Config,
     trust: Trust,
     client: Arc<Client>,
+    claimer: Option<Claimer>,
     stop: UnixStream,
     stopping: bool,
+}
+
+/// The thread that sends claims, so that the agent's own thread can watch
+/// the stop pipe while a claim waits on the server.
+#[derive(Debug)]
+struct Claimer {
+    ask: mpsc::Sender<()>,
+    answers: mpsc::Receiver<Result<Option<Claim>, ApiError>>,
+    /// Readable (non-blocking) when an answer was sent.
+    wake: UnixStream,
+}
+
+impl Claimer {
+    fn spawn(client: Arc<Client>, lease: u64, wait: u64) -> std::io::Result<Claimer> {
+        let (wake, wake_write) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        let (ask, asked) = mpsc::channel::<()>();
+        let (answered, answers) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("claim".into())
+            .spawn(move || {
+                while asked.recv().is_ok() {
+                    if answered.send(client.claim(lease, wait)).is_err() {
+                        return;
+                    }
+                    let _ = (&wake_write).write_all(&[1]);
+                }
+            })?;
+        Ok(Claimer { ask, answers, wake })
+    }
 }
 
 /// What happened to a claimed action, for its log line.
@@ -66,6 +97,7 @@ impl Agent {
             config,
             trust,
             client: Arc::new(client),
+            claimer: None,
             stop,
             stopping: false,
         }
@@ -194,31 +226,27 @@ impl Agent {
         Exit::Stopped
     }
 
-    /// One claim, sent from a thread of its own while this one watches
-    /// the stop pipe: a stop request during a long wait ends the agent at
-    /// once (its connection closes with the process, and a server claims
-    /// nothing for a client gone while waiting). `None`: stopped with no
-    /// answer yet.
+    /// One claim, sent from the claim thread while this one watches the
+    /// stop pipe: a stop request during a long wait ends the agent at once
+    /// (its connection closes with the process, and a server claims nothing
+    /// for a client gone while waiting). `None`: stopped with no answer yet.
     fn claim_unless_stopped(&mut self) -> Option<Result<Option<Claim>, ApiError>> {
         let (lease, wait) = (self.config.lease_seconds, self.config.claim_wait_seconds);
-        let (answers, answer) = mpsc::channel();
-        let spawned = UnixStream::pair().and_then(|(wake_read, wake_write)| {
-            let client = Arc::clone(&self.client);
-            std::thread::Builder::new()
-                .name("claim".into())
-                .spawn(move || {
-                    let _ = answers.send(client.claim(lease, wait));
-                    let _ = (&wake_write).write_all(&[1]);
-                })
-                .map(|_| wake_read)
-        });
+        if self.claimer.is_none() {
+            self.claimer = Claimer::spawn(Arc::clone(&self.client), lease, wait).ok();
+        }
         // No socket or thread to spare: claim on this thread instead.
-        let Ok(wake_read) = spawned else {
+        let Some(claimer) = &self.claimer else {
             return Some(self.client.claim(lease, wait));
         };
+        let ended = || ApiError::Transport("the claim ended without an answer".into());
+        if claimer.ask.send(()).is_err() {
+            self.claimer = None;
+            return Some(Err(ended()));
+        }
         let mut fds = [
             libc::pollfd {
-                fd: wake_read.as_raw_fd(),
+                fd: claimer.wake.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             },
@@ -228,24 +256,30 @@ impl Agent {
                 revents: 0,
             },
         ];
-        let ended = || ApiError::Transport("the claim ended without an answer".into());
         loop {
             // SAFETY: two valid pollfds for the duration of the call.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            let poll_error = (n < 0).then(std::io::Error::last_os_error);
             // An answer that is there is taken, stop request or not: a claim
             // in hand is run (and drained), never dropped.
-            match answer.try_recv() {
+            let mut buf = [0u8; 16];
+            while matches!((&claimer.wake).read(&mut buf), Ok(n) if n > 0) {}
+            match claimer.answers.try_recv() {
                 Ok(answer) => return Some(answer),
-                Err(mpsc::TryRecvError::Disconnected) => return Some(Err(ended())),
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    self.claimer = None;
+                    return Some(Err(ended()));
+                }
                 Err(mpsc::TryRecvError::Empty) => {}
             }
             if n > 0 && fds[1].revents != 0 {
                 self.stop_requested();
                 return None;
             }
-            if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            if poll_error.is_some_and(|e| e.kind() != std::io::ErrorKind::Interrupted) {
                 // Cannot watch the stop pipe: wait for the answer instead.
-                return Some(answer.recv().unwrap_or_else(|_| Err(ended())));
+                let answer = claimer.answers.recv().unwrap_or_else(|_| Err(ended()));
+                return Some(answer);
             }
         }
     }

@@ -492,8 +492,8 @@ fn sigterm_during_a_long_wait_stops_the_agent_at_once_and_claims_nothing() {
     // It did not wait for the server's answer (due in a minute): the one
     // claim it sent is still unanswered, and nothing ran.
     let claims = fake.claims_seen();
-    assert_eq!(claims.len(), 1, "{claims:?}");
-    assert_eq!(claims[0].status, None, "{claims:?}");
+    assert_eq!(claims.len(), 1, "{claims:?}\n{}", agent.logs());
+    assert_eq!(claims[0].status, None, "{claims:?}\n{}", agent.logs());
     assert!(!events(&agent, "stop").is_empty(), "{}", agent.logs());
     assert!(events(&agent, "action").is_empty(), "{}", agent.logs());
 }
