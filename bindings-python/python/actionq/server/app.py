@@ -15,12 +15,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import actionq
 from actionq import limits
 from actionq.server.routes import ServerState, router
-from actionq.server import docs, metrics, web
+from actionq.server import docs, mcp_endpoint, metrics, web
 
 __all__ = [
     "API_KEY_ENV",
@@ -119,6 +120,8 @@ async def undecodable_body_handler(request: Request, exc: Exception) -> Response
     FastAPI's subclass) pass to FastAPI's own handler unchanged."""
     assert isinstance(exc, HTTPException)
     cause = exc.__cause__
+    if exc.status_code == 405:
+        return await http_exception_handler(request, _allow_every_method(request, exc))
     if not isinstance(cause, UnicodeDecodeError):
         return await http_exception_handler(request, exc)
     error = {
@@ -129,6 +132,20 @@ async def undecodable_body_handler(request: Request, exc: Exception) -> Response
         "ctx": {"error": f"invalid UTF-8 at byte {cause.start}"},
     }
     return await request_validation_exception_handler(request, RequestValidationError([error]))
+
+
+def _allow_every_method(request: Request, exc: HTTPException) -> HTTPException:
+    """A 405 whose ``Allow`` names every method the path has: Starlette's
+    names only those of the first route matching the path, and a path such
+    as ``/api/v1/servers`` has one route per method."""
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        methods = getattr(route, "methods", None)
+        if methods and route.matches(request.scope)[0] != Match.NONE:
+            allowed |= methods
+    if not allowed:
+        return exc
+    return HTTPException(405, exc.detail, headers={**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))})
 
 
 class BodyLimit:
@@ -242,6 +259,8 @@ def create_app(
     # The approvers' page at / and Prometheus metrics at /metrics.
     app.include_router(web.page_router)
     metrics.install(app, queue)
+    # The Model Context Protocol at /mcp, for assistants (docs/contract/cli-and-mcp.md#mcp).
+    mcp_endpoint.install(app, queue)
 
     document = app.openapi
 

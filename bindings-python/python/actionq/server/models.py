@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from actionq import DEFAULT_WHITELIST_JSON, ActionStatus, limits
@@ -24,6 +24,33 @@ I64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 """An int the queue can take (its range is the queue's to check)."""
 I32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 """A process exit code."""
+_I64_MAX = 2**63 - 1
+
+
+def core_checked(minimum: int, maximum: int = _I64_MAX) -> Any:
+    """An :data:`I64` whose range the core checks (its own 422
+    ``VALIDATION_ERROR``), documented with the core's range so that the
+    document never promises what the core refuses."""
+    return Annotated[int, Field(ge=-(2**63), le=_I64_MAX), WithJsonSchema({"type": "integer", "minimum": minimum, "maximum": maximum})]
+
+
+PageLimit = core_checked(1, limits.MAX_PAGE_LIMIT)
+"""A page size (the core's 1..=MAX_PAGE_LIMIT)."""
+Offset = core_checked(0)
+"""How many matches a page skips (>= 0)."""
+EventsLimit = core_checked(1, limits.MAX_EVENTS_LIMIT)
+"""How many events one read returns at most (the core's 1..=MAX_EVENTS_LIMIT)."""
+Cursor = core_checked(0)
+"""An event id to read after (0: from the start)."""
+Id = core_checked(1)
+"""The id of an action or a credential (ids start at 1; others are not found)."""
+LeaseSeconds = Annotated[
+    float,
+    WithJsonSchema(
+        {"type": "number", "exclusiveMinimum": 0, "maximum": limits.DEFAULT_MAX_LEASE_SECONDS}
+    ),
+]
+"""A lease length in seconds: more than 0, at most the queue's maximum."""
 
 
 ActionType = Enum(  # type: ignore[misc]
@@ -77,6 +104,39 @@ class ActionCreate(BaseModel):
     alert_id: I64 | None = Field(None, description="originating alert, >= 1")
 
 
+class NoInput(BaseModel):
+    """No arguments (an MCP tool that reads everything it may)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ActionRef(BaseModel):
+    """One action, by id (the ``{action_id}`` of the action routes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action_id: Id
+
+
+class ActionQuery(BaseModel):
+    """The filters and page of ``GET /actions``, newest first."""
+
+    model_config = ConfigDict(json_schema_extra=_untitled_action_type)
+
+    status: ActionStatus | None = None
+    server_id: str | None = None
+    action_type: ActionTypeName | None = None
+    limit: PageLimit = Field(limits.DEFAULT_PAGE_LIMIT, description=f"1-{limits.MAX_PAGE_LIMIT}")
+    offset: Offset = Field(0, description=">= 0")
+
+
+class EventQuery(BaseModel):
+    """The page of ``GET /events``: events after a cursor, oldest first."""
+
+    after: Cursor = Field(0, description="cursor: id of the last event seen (0: from the start)")
+    limit: EventsLimit = Field(limits.DEFAULT_EVENTS_LIMIT, description=f"1-{limits.MAX_EVENTS_LIMIT}")
+
+
 class RejectRequest(BaseModel):
     reason: str = Field(description=f"1-{limits.MAX_REASON_CHARS} characters")
 
@@ -85,12 +145,12 @@ _LEASE = "(omitted: the queue's default lease; 0 is refused)"
 
 
 class ClaimRequest(BaseModel):
-    lease_seconds: float | None = Field(None, description=f"lease length in seconds {_LEASE}")
+    lease_seconds: LeaseSeconds | None = Field(None, description=f"lease length in seconds {_LEASE}")
 
 
 class HeartbeatRequest(BaseModel):
     lease_token: str
-    lease_seconds: float | None = Field(None, description=f"new lease length in seconds from now {_LEASE}")
+    lease_seconds: LeaseSeconds | None = Field(None, description=f"new lease length in seconds from now {_LEASE}")
 
 
 class ResultRequest(BaseModel):
@@ -222,10 +282,23 @@ class AuditReportOut(Record):
 
 
 class ErrorDetail(BaseModel):
-    code: str
+    code: str = Field(description="the core's error code (VALIDATION_ERROR, NOT_FOUND, ...)")
     message: str
     existing_action_id: int | None = Field(None, description="duplicate conflicts only")
 
 
+class RequestShapeIssue(BaseModel):
+    """One problem FastAPI found in the request's shape, before the core saw it."""
+
+    type: str
+    loc: list[str | int]
+    msg: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
 class ErrorOut(BaseModel):
-    detail: ErrorDetail
+    """Every error the API answers: the core's ``{code, message}``, or, for a
+    request whose shape is wrong (422 only), FastAPI's list of problems."""
+
+    detail: ErrorDetail | list[RequestShapeIssue]

@@ -1,0 +1,3 @@
+from actionq.cli.main import main
+
+main()
