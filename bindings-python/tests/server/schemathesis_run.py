@@ -8,6 +8,7 @@ schemathesis' own code (0: no failure).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,8 @@ def main(argv: list[str]) -> int:
             served.admin.post("/servers", json={"id": server_id})
         command = [
             str(BIN / "schemathesis"),
+            "--config-file",
+            str(Path(__file__).with_name("schemathesis.toml")),
             "run",
             served.url + "/openapi.json",
             "--checks",
@@ -43,7 +46,8 @@ def main(argv: list[str]) -> int:
             "too_slow",
             *argv,
         ]
-        return subprocess.run(command, cwd=tmp).returncode
+        env = {**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name("schemathesis_hooks.py"))}
+        return subprocess.run(command, cwd=tmp, env=env).returncode
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ with the routes of :mod:`actionq.server.routes`."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,13 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import actionq
 from actionq import limits
 from actionq.server.routes import ServerState, router
 from actionq.server import docs, mcp_endpoint, metrics, web
+from actionq.server import openapi as openapi_document
 
 __all__ = [
     "API_KEY_ENV",
@@ -135,17 +136,25 @@ async def undecodable_body_handler(request: Request, exc: Exception) -> Response
 
 
 def _allow_every_method(request: Request, exc: HTTPException) -> HTTPException:
-    """A 405 whose ``Allow`` names every method the path has: Starlette's
-    names only those of the first route matching the path, and a path such
-    as ``/api/v1/servers`` has one route per method."""
-    allowed: set[str] = set()
-    for route in request.app.router.routes:
-        methods = getattr(route, "methods", None)
-        if methods and route.matches(request.scope)[0] != Match.NONE:
-            allowed |= methods
+    """A 405 whose ``Allow`` names every method the OpenAPI document gives the
+    path: Starlette's names only those of the first route matching it, and a
+    path such as ``/api/v1/servers`` has one route per method."""
+    segments = request.url.path.split("/")
+    allowed = {
+        method.upper()
+        for template, operations in request.app.openapi()["paths"].items()
+        if _same_path(template.split("/"), segments)
+        for method in operations
+    }
     if not allowed:
         return exc
     return HTTPException(405, exc.detail, headers={**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))})
+
+
+def _same_path(template: list[str], segments: list[str]) -> bool:
+    return len(template) == len(segments) and all(
+        t == s or (t.startswith("{") and t.endswith("}") and s != "") for t, s in zip(template, segments)
+    )
 
 
 class BodyLimit:
@@ -263,14 +272,13 @@ def create_app(
     mcp_endpoint.install(app, queue)
 
     document = app.openapi
+    whitelist_config = json.loads(queue.whitelist_json)
 
     def openapi() -> dict[str, Any]:
-        """FastAPI's document, with ``ActionType`` listing this app's whitelist."""
-        schema = document()
-        action_type = schema.get("components", {}).get("schemas", {}).get("ActionType")
-        if action_type is not None and set(action_type["enum"]) != set(queue.action_types):
-            action_type["enum"] = queue.action_types
-        return schema
+        """FastAPI's document, told this app's whitelist (actionq.server.openapi)."""
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_document.finish(document(), queue.action_types, whitelist_config)
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app

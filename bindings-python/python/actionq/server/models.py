@@ -15,14 +15,26 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from actionq import DEFAULT_WHITELIST_JSON, ActionStatus, limits
 
 I64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 """An int the queue can take (its range is the queue's to check)."""
-I32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+def _json_number(value: Any) -> Any:
+    """A JSON number only, as JSON Schema's ``integer`` and ``number`` mean
+    it: ``true`` or ``"5"`` is not one (pydantic's lax mode would take them);
+    ``5.0`` is an integer."""
+    if isinstance(value, (bool, str)):
+        raise PydanticCustomError("number_type", "Input should be a JSON number")
+    return value
+
+
+JsonNumber = BeforeValidator(_json_number)
+"""For the numbers of JSON bodies (query strings are text, parsed as numbers)."""
+
+I32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1), JsonNumber]
 """A process exit code."""
 _I64_MAX = 2**63 - 1
 
@@ -34,6 +46,44 @@ def core_checked(minimum: int, maximum: int = _I64_MAX) -> Any:
     return Annotated[int, Field(ge=-(2**63), le=_I64_MAX), WithJsonSchema({"type": "integer", "minimum": minimum, "maximum": maximum})]
 
 
+def core_checked_text(schema: dict[str, Any]) -> Any:
+    """A ``str`` the core checks (its own 422 ``VALIDATION_ERROR``),
+    documented as ``schema``: what the core accepts, or a subset of it where
+    the core's rule has no JSON Schema form."""
+    return Annotated[str, WithJsonSchema({"type": "string", **schema})]
+
+
+_NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+"""The core's text rule: no character of Unicode's control category (Cc)."""
+
+ServerId = core_checked_text(
+    {"minLength": 1, "maxLength": limits.MAX_SERVER_ID_CHARS, "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"}
+)
+"""A server id as the core accepts it for a new server."""
+Hostname = core_checked_text({"minLength": 1, "maxLength": limits.MAX_HOSTNAME_CHARS, "pattern": _NO_CONTROL_CHARACTERS})
+Reason = core_checked_text({"minLength": 1, "maxLength": limits.MAX_REASON_CHARS})
+
+RESERVED_NAMES = (limits.DASHBOARD, "agent", "auto", "system")
+"""Names the queue records on its own, which no credential may take (in any
+case). The binding exports only ``DASHBOARD``; a test checks that the core
+refuses exactly these."""
+
+CREDENTIAL_NAME_FORMAT = "actionq-credential-name"
+"""The ``format`` of a credential name in the document: the core's rule
+(no invisible or format characters, no space at either end) has no JSON
+Schema form, so the document names it and says it in words; the length and
+the reserved names it states plainly."""
+
+CredentialName = core_checked_text(
+    {
+        "minLength": 1,
+        "maxLength": limits.MAX_NAME_CHARS,
+        "format": CREDENTIAL_NAME_FORMAT,
+        "not": {"pattern": "^(" + "|".join("".join(f"[{c.upper()}{c}]" for c in name) for name in RESERVED_NAMES) + ")$"},
+    }
+)
+
+
 PageLimit = core_checked(1, limits.MAX_PAGE_LIMIT)
 """A page size (the core's 1..=MAX_PAGE_LIMIT)."""
 Offset = core_checked(0)
@@ -42,15 +92,13 @@ EventsLimit = core_checked(1, limits.MAX_EVENTS_LIMIT)
 """How many events one read returns at most (the core's 1..=MAX_EVENTS_LIMIT)."""
 Cursor = core_checked(0)
 """An event id to read after (0: from the start)."""
-Id = core_checked(1)
-"""The id of an action or a credential (ids start at 1; others are not found)."""
+Id = Annotated[core_checked(1), JsonNumber]
+"""The id of an action or an alert in a JSON body (a JSON integer, >= 1)."""
 LeaseSeconds = Annotated[
-    float,
-    WithJsonSchema(
-        {"type": "number", "exclusiveMinimum": 0, "maximum": limits.DEFAULT_MAX_LEASE_SECONDS}
-    ),
+    float, JsonNumber, WithJsonSchema({"type": "number", "minimum": 1e-9, "maximum": limits.DEFAULT_MAX_LEASE_SECONDS})
 ]
-"""A lease length in seconds: more than 0, at most the queue's maximum."""
+"""A lease length in seconds: at least a nanosecond (the core counts in
+nanoseconds; less is 0, which it refuses), at most the queue's maximum."""
 
 
 ActionType = Enum(  # type: ignore[misc]
@@ -79,10 +127,10 @@ document sets to its own whitelist."""
 
 
 class ServerCreate(BaseModel):
-    id: str = Field(
+    id: ServerId = Field(
         description=f"1-{limits.MAX_SERVER_ID_CHARS} characters of [A-Za-z0-9._-], starting alphanumeric"
     )
-    hostname: str | None = None
+    hostname: Hostname | None = None
 
 
 def _untitled_action_type(schema: dict[str, Any]) -> None:
@@ -93,7 +141,7 @@ def _untitled_action_type(schema: dict[str, Any]) -> None:
 class ActionCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra=_untitled_action_type)
 
-    server_id: str
+    server_id: ServerId
     action_type: ActionTypeName
     service_name: str | None = Field(None, description="systemd unit, required for restart_service")
     params: dict[str, str] | None = Field(
@@ -101,7 +149,7 @@ class ActionCreate(BaseModel):
         description="parameter name -> value for the action type's whitelist entry "
         "(service_name may be given here instead, not both)",
     )
-    alert_id: I64 | None = Field(None, description="originating alert, >= 1")
+    alert_id: Id | None = Field(None, description="originating alert, >= 1")
 
 
 class NoInput(BaseModel):
@@ -138,7 +186,7 @@ class EventQuery(BaseModel):
 
 
 class RejectRequest(BaseModel):
-    reason: str = Field(description=f"1-{limits.MAX_REASON_CHARS} characters")
+    reason: Reason = Field(description=f"1-{limits.MAX_REASON_CHARS} characters")
 
 
 _LEASE = "(omitted: the queue's default lease; 0 is refused)"
@@ -250,10 +298,22 @@ Role = Enum(  # type: ignore[misc]
 Role.__doc__ = "What a credential may do (the core's roles)."
 
 
+def _agent_needs_a_server(schema: dict[str, Any]) -> None:
+    """An agent credential names its server; no other role takes one."""
+    schema["if"] = {"properties": {"role": {"const": "agent"}}, "required": ["role"]}
+    schema["then"] = {"properties": {"server_id": {"type": "string"}}, "required": ["server_id"]}
+    schema["else"] = {"properties": {"server_id": {"type": "null"}}}
+
+
 class CredentialCreate(BaseModel):
-    name: str = Field(description=f"1-{limits.MAX_NAME_CHARS} characters: what actions record when it acts")
+    model_config = ConfigDict(json_schema_extra=_agent_needs_a_server)
+
+    name: CredentialName = Field(
+        description=f"1-{limits.MAX_NAME_CHARS} characters, none invisible or a format character, no space at "
+        f"either end, not one of {', '.join(RESERVED_NAMES)} (in any case): what actions record when it acts"
+    )
     role: Role
-    server_id: str | None = Field(None, description="the server of an agent credential (agents only)")
+    server_id: ServerId | None = Field(None, description="the server of an agent credential (agents only)")
 
 
 class CredentialOut(Record):
@@ -302,3 +362,4 @@ class ErrorOut(BaseModel):
     request whose shape is wrong (422 only), FastAPI's list of problems."""
 
     detail: ErrorDetail | list[RequestShapeIssue]
+
