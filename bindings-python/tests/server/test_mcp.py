@@ -33,7 +33,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 @asynccontextmanager
 async def connect(served: Served, headers: dict[str, str], mode: str = "auto") -> AsyncIterator[Client]:
     http = create_mcp_http_client(headers=headers)
-    async with http, Client(streamable_http_client(served.url + "/mcp", http_client=http), mode=mode) as client:  # type: ignore[arg-type]
+    async with http, Client(streamable_http_client(served.url + "/mcp", http_client=http), mode=mode) as client:
         yield client
 
 

@@ -128,7 +128,8 @@ def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, str, Any]]:
     """The messages of a ``text/event-stream`` (the WHATWG rules this server
     uses: ``id``, ``event``, ``data`` lines, a blank line ends a message,
     ``:`` starts a comment)."""
-    event_id, event, data = "", "message", []
+    event_id, event = "", "message"
+    data: list[str] = []
     for line in lines:
         if not line:
             if data:

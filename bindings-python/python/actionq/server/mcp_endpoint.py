@@ -30,6 +30,7 @@ from mcp.server import Server, ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import Headers
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -247,13 +248,11 @@ def _server(queue: actionq.AsyncActionQueue, action_types: list[str]) -> Server[
 
 def _key(scope: Scope) -> str | None:
     """The caller's key: ``Authorization: Bearer`` first, else ``X-API-Key``."""
-    headers = dict(scope["headers"])
-    authorization = headers.get(b"authorization", b"").decode("latin-1")
-    scheme, _, token = authorization.partition(" ")
+    headers = Headers(scope=scope)
+    scheme, _, token = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    given = headers.get(b"x-api-key")
-    return given.decode("latin-1") if given else None
+    return headers.get("x-api-key")
 
 
 def install(app: FastAPI, queue: actionq.AsyncActionQueue) -> None:

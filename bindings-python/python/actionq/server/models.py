@@ -36,32 +36,32 @@ JsonNumber = BeforeValidator(_json_number)
 
 I32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1), JsonNumber]
 """A process exit code."""
-_I64_MAX = 2**63 - 1
+_I64_RANGE = Field(ge=-(2**63), le=2**63 - 1)
 
 
-def core_checked(minimum: int, maximum: int = _I64_MAX) -> Any:
-    """An :data:`I64` whose range the core checks (its own 422
-    ``VALIDATION_ERROR``), documented with the core's range so that the
-    document never promises what the core refuses."""
-    return Annotated[int, Field(ge=-(2**63), le=_I64_MAX), WithJsonSchema({"type": "integer", "minimum": minimum, "maximum": maximum})]
+def core_range(minimum: int, maximum: int = 2**63 - 1) -> WithJsonSchema:
+    """The document of an int whose range the core checks (its own 422
+    ``VALIDATION_ERROR``): the core's range, so that the document never
+    promises what the core refuses. Validation here keeps to i64, what the
+    queue can take at all."""
+    return WithJsonSchema({"type": "integer", "minimum": minimum, "maximum": maximum})
 
 
-def core_checked_text(schema: dict[str, Any]) -> Any:
-    """A ``str`` the core checks (its own 422 ``VALIDATION_ERROR``),
-    documented as ``schema``: what the core accepts, or a subset of it where
-    the core's rule has no JSON Schema form."""
-    return Annotated[str, WithJsonSchema({"type": "string", **schema})]
+def core_text(**schema: Any) -> WithJsonSchema:
+    """The document of a ``str`` the core checks (its own 422
+    ``VALIDATION_ERROR``): exactly what the core accepts."""
+    return WithJsonSchema({"type": "string", **schema})
 
 
 _NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
 """The core's text rule: no character of Unicode's control category (Cc)."""
 
-ServerId = core_checked_text(
-    {"minLength": 1, "maxLength": limits.MAX_SERVER_ID_CHARS, "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"}
-)
+ServerId = Annotated[
+    str, core_text(minLength=1, maxLength=limits.MAX_SERVER_ID_CHARS, pattern="^[A-Za-z0-9][A-Za-z0-9._-]*$")
+]
 """A server id as the core accepts it for a new server."""
-Hostname = core_checked_text({"minLength": 1, "maxLength": limits.MAX_HOSTNAME_CHARS, "pattern": _NO_CONTROL_CHARACTERS})
-Reason = core_checked_text({"minLength": 1, "maxLength": limits.MAX_REASON_CHARS})
+Hostname = Annotated[str, core_text(minLength=1, maxLength=limits.MAX_HOSTNAME_CHARS, pattern=_NO_CONTROL_CHARACTERS)]
+Reason = Annotated[str, core_text(minLength=1, maxLength=limits.MAX_REASON_CHARS)]
 
 RESERVED_NAMES = (limits.DASHBOARD, "agent", "auto", "system")
 """Names the queue records on its own, which no credential may take (in any
@@ -74,25 +74,25 @@ CREDENTIAL_NAME_FORMAT = "actionq-credential-name"
 Schema form, so the document names it and says it in words; the length and
 the reserved names it states plainly."""
 
-CredentialName = core_checked_text(
-    {
-        "minLength": 1,
-        "maxLength": limits.MAX_NAME_CHARS,
-        "format": CREDENTIAL_NAME_FORMAT,
-        "not": {"pattern": "^(" + "|".join("".join(f"[{c.upper()}{c}]" for c in name) for name in RESERVED_NAMES) + ")$"},
-    }
-)
+CredentialName = Annotated[
+    str,
+    core_text(
+        minLength=1,
+        maxLength=limits.MAX_NAME_CHARS,
+        format=CREDENTIAL_NAME_FORMAT,
+        **{"not": {"pattern": "^(" + "|".join("".join(f"[{c.upper()}{c}]" for c in n) for n in RESERVED_NAMES) + ")$"}},
+    ),
+]
 
-
-PageLimit = core_checked(1, limits.MAX_PAGE_LIMIT)
+PageLimit = Annotated[int, _I64_RANGE, core_range(1, limits.MAX_PAGE_LIMIT)]
 """A page size (the core's 1..=MAX_PAGE_LIMIT)."""
-Offset = core_checked(0)
+Offset = Annotated[int, _I64_RANGE, core_range(0)]
 """How many matches a page skips (>= 0)."""
-EventsLimit = core_checked(1, limits.MAX_EVENTS_LIMIT)
+EventsLimit = Annotated[int, _I64_RANGE, core_range(1, limits.MAX_EVENTS_LIMIT)]
 """How many events one read returns at most (the core's 1..=MAX_EVENTS_LIMIT)."""
-Cursor = core_checked(0)
+Cursor = Annotated[int, _I64_RANGE, core_range(0)]
 """An event id to read after (0: from the start)."""
-Id = Annotated[core_checked(1), JsonNumber]
+Id = Annotated[int, _I64_RANGE, core_range(1), JsonNumber]
 """The id of an action or an alert in a JSON body (a JSON integer, >= 1)."""
 LeaseSeconds = Annotated[
     float, JsonNumber, WithJsonSchema({"type": "number", "minimum": 1e-9, "maximum": limits.DEFAULT_MAX_LEASE_SECONDS})
