@@ -10,7 +10,8 @@ import queue
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -327,3 +328,112 @@ def test_table_shrinks_flexible_columns() -> None:
     assert max(len(line) for line in text.splitlines()) <= 30 and text.endswith("…")
     event = {"id": 1, "at": "2026-12-07T01:45:13.5Z", "by": "x" * 100, "kind": "server", "subject": "web-1", "detail": None}
     assert len(event_line(event, columns=80)) == 80
+
+
+# The streams (docs/contract/push.md, docs/contract/cancel-and-output.md), from a
+# stand-in server that has them ----------------------------------------------------
+
+
+def _event(event_id: int) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "action_id": 7,
+        "from_status": "pending",
+        "to_status": "approved",
+        "by": "alice",
+        "at": "2026-12-07T01:00:00Z",
+        "detail": None,
+        "kind": "action",
+        "subject": "web-1",
+    }
+
+
+@contextmanager
+def streaming_stand_in() -> Iterator[tuple[str, list[str]]]:
+    """A server with only the routes the streaming commands read: /events,
+    /events/stream (one event per connection, then it closes, so a
+    reconnect must resume after it) and an output stream of two chunks.
+    Yields its URL and the `after` of each stream request."""
+    import anyio
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    afters: list[str] = []
+
+    async def events(request: Request) -> JSONResponse:
+        after = int(request.query_params.get("after", "0"))
+        return JSONResponse([_event(i) for i in (1, 2) if i > after])
+
+    async def event_stream(request: Request) -> StreamingResponse:
+        after = request.query_params["after"]
+        afters.append(after)
+
+        async def body() -> AsyncIterator[str]:
+            yield ": keep-alive\n\n"
+            next_id = int(after) + 1
+            yield f"id: {next_id}\nevent: action\ndata: {json.dumps(_event(next_id))}\n\n"
+            if next_id >= 4:
+                await anyio.sleep(60)  # stays open, as a quiet stream does
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    async def output_stream(request: Request) -> StreamingResponse:
+        async def body() -> AsyncIterator[str]:
+            for seq, (out, err) in enumerate((("hello\n", None), (None, "warn\n")), start=1):
+                chunk = {"seq": seq, "stdout": out, "stderr": err, "at": "2026-12-07T01:00:00Z"}
+                yield f"id: {seq}\nevent: output\ndata: {json.dumps(chunk)}\n\n"
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    app = Starlette(
+        routes=[
+            Route("/api/v1/events", events),
+            Route("/api/v1/events/stream", event_stream),
+            Route("/api/v1/actions/7/output/stream", output_stream),
+        ]
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}", afters
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_tail_follow_reads_the_event_stream_and_resumes_after_the_last() -> None:
+    with streaming_stand_in() as (url, afters):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ACTIONQ_")}
+        env.update(ACTIONQ_KEY="any", COLUMNS="80", PYTHONUNBUFFERED="1")
+        follower = subprocess.Popen(
+            [str(ACTIONQ), "--url", url, "tail", "-n", "1", "--follow"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            lines = _lines_of(follower)
+            got = [lines.get(timeout=30) for _ in range(3)]
+        finally:
+            follower.terminate()
+            follower.wait(30)
+    assert [line.split()[0] for line in got] == ["#2", "#3", "#4"]
+    assert afters[:2] == ["2", "3"]  # the stream from the cursor, then resumed after #3
+
+
+def test_output_follow_reads_the_output_stream() -> None:
+    with streaming_stand_in() as (url, _):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ACTIONQ_")}
+        env["ACTIONQ_KEY"] = "any"
+        result = subprocess.run(
+            [str(ACTIONQ), "--url", url, "output", "7", "--follow"], capture_output=True, text=True, env=env, timeout=60
+        )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "hello\n", "warn\n")
