@@ -108,6 +108,13 @@ def test_unreachable_server_exits_4(served: Served) -> None:
     result = run(served, "servers", url=f"http://127.0.0.1:{free_port()}")
     assert result.returncode == 4, result
     assert "cannot reach" in result.stderr
+    assert run(served, "servers", url="http://[::1").returncode == 2
+    # something answers, but not the API: no such route, or not JSON
+    with streaming_stand_in() as (url, _):
+        missing = run(served, "servers", url=url)
+        assert missing.returncode == 4 and "no such route here" in missing.stderr, missing
+        html = run(served, "whoami", url=url)
+        assert html.returncode == 4 and "is this an actionq server?" in html.stderr, html
 
 
 def test_usage_errors_exit_2(served: Served) -> None:
@@ -358,7 +365,7 @@ def streaming_stand_in() -> Iterator[tuple[str, list[str]]]:
     import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
     from starlette.routing import Route
 
     afters: list[str] = []
@@ -388,8 +395,12 @@ def streaming_stand_in() -> Iterator[tuple[str, list[str]]]:
 
         return StreamingResponse(body(), media_type="text/event-stream")
 
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse("<html>not the API</html>")
+
     app = Starlette(
         routes=[
+            Route("/api/v1/me", page),
             Route("/api/v1/events", events),
             Route("/api/v1/events/stream", event_stream),
             Route("/api/v1/actions/7/output/stream", output_stream),

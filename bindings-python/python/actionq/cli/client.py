@@ -11,7 +11,19 @@ from typing import Any
 
 import httpx
 
-__all__ = ["DONE", "REFUSED", "USAGE", "DENIED", "UNREACHABLE", "Api", "ApiError", "StreamMissing", "exit_code"]
+__all__ = [
+    "DENIED",
+    "DONE",
+    "REFUSED",
+    "UNREACHABLE",
+    "USAGE",
+    "Api",
+    "ApiError",
+    "NotTheApi",
+    "StreamMissing",
+    "exit_code",
+    "parse_sse",
+]
 
 DONE = 0
 """The command did what it was asked."""
@@ -40,6 +52,10 @@ class ApiError(Exception):
         return f"{self.code}: {self.message}"
 
 
+class NotTheApi(Exception):
+    """Something answered, but not the actionq API (a wrong ``--url``)."""
+
+
 class StreamMissing(Exception):
     """The server has no such stream route (an older server): fall back to polling."""
 
@@ -53,7 +69,9 @@ def exit_code(error: ApiError) -> int:
     return REFUSED
 
 
-def _error(response: httpx.Response) -> ApiError:
+def _error(response: httpx.Response) -> ApiError | NotTheApi:
+    if _is_route_missing(response):
+        return NotTheApi(f"{response.url} answered {response.status_code}: no such route here")
     try:
         detail = response.json().get("detail")
     except (ValueError, AttributeError):
@@ -103,7 +121,12 @@ class Api:
         response = self._http.request(method, path, **kwargs)
         if response.status_code >= 400:
             raise _error(response)
-        return None if response.status_code == 204 or not response.content else response.json()
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise NotTheApi(f"{response.url} did not answer JSON: is this an actionq server?") from None
 
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})

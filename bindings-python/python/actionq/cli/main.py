@@ -19,7 +19,7 @@ import httpx
 
 from actionq import limits
 from actionq.cli import render
-from actionq.cli.client import DENIED, REFUSED, UNREACHABLE, Api, ApiError, StreamMissing, exit_code
+from actionq.cli.client import DENIED, REFUSED, UNREACHABLE, USAGE, Api, ApiError, NotTheApi, StreamMissing, exit_code
 
 __all__ = ["DEFAULT_URL", "KEY_ENV", "URL_ENV", "cli", "main"]
 
@@ -71,10 +71,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except ApiError as e:
             _fail(exit_code(e), str(e))
-        except httpx.TransportError as e:
+        except (httpx.TransportError, NotTheApi) as e:
             settings = ctx.find_object(_Settings)
             url = settings.url if settings else "the server"
-            _fail(UNREACHABLE, f"cannot reach {url}: {e}")
+            _fail(UNREACHABLE, f"cannot reach the actionq API at {url}: {e}")
+        except httpx.InvalidURL as e:
+            _fail(USAGE, f"--url: {e}")
         finally:
             settings = ctx.find_object(_Settings)
             if settings is not None:
@@ -187,7 +189,7 @@ def servers() -> None:
 def pause(server_id: str) -> None:
     """Pause a server: its new actions wait for a person."""
     server = _settings().api().call("PUT", f"/servers/{server_id}/pause")
-    click.echo(json.dumps(server, indent=2) if _settings().as_json else f"server {server['id']}: paused")
+    _print_json(server) if _settings().as_json else click.echo(f"server {server['id']}: paused")
 
 
 @cli.command()
@@ -196,7 +198,7 @@ def pause(server_id: str) -> None:
 def unpause(server_id: str) -> None:
     """Unpause a server: its new actions are approved automatically."""
     server = _settings().api().call("PUT", f"/servers/{server_id}/unpause")
-    click.echo(json.dumps(server, indent=2) if _settings().as_json else f"server {server['id']}: not paused")
+    _print_json(server) if _settings().as_json else click.echo(f"server {server['id']}: not paused")
 
 
 # Actions ----------------------------------------------------------------------
