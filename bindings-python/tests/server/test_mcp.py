@@ -162,6 +162,8 @@ def test_reading_tools(served: Served) -> None:
     types_ = {t["name"]: t for t in call(served, key, "list_action_types").structured_content["action_types"]}
     assert types_["restart_service"]["params"]["service_name"]["kind"] == "systemd_unit"
     assert types_["clear_logs"]["approval"]["required"] == 2
+    assert types_["restart_service"]["approval"] == {}  # the defaults
+    assert types_["restart_service"]["command"] == "systemctl restart {service_name}"
     page = call(served, key, "list_actions", {"server_id": "web-1", "status": "pending", "limit": 5}).structured_content
     assert page["limit"] == 5 and all(a["server_id"] == "web-1" for a in page["actions"])
     events = call(served, key, "get_events", {"after": 0, "limit": 3}).structured_content["events"]

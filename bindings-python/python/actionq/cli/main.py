@@ -189,7 +189,10 @@ def servers() -> None:
 def pause(server_id: str) -> None:
     """Pause a server: its new actions wait for a person."""
     server = _settings().api().call("PUT", f"/servers/{server_id}/pause")
-    _print_json(server) if _settings().as_json else click.echo(f"server {server['id']}: paused")
+    if _settings().as_json:
+        _print_json(server)
+    else:
+        click.echo(f"server {server['id']}: paused")
 
 
 @cli.command()
@@ -198,7 +201,10 @@ def pause(server_id: str) -> None:
 def unpause(server_id: str) -> None:
     """Unpause a server: its new actions are approved automatically."""
     server = _settings().api().call("PUT", f"/servers/{server_id}/unpause")
-    _print_json(server) if _settings().as_json else click.echo(f"server {server['id']}: not paused")
+    if _settings().as_json:
+        _print_json(server)
+    else:
+        click.echo(f"server {server['id']}: not paused")
 
 
 # Actions ----------------------------------------------------------------------

@@ -65,17 +65,13 @@ class Tool:
     read_only: bool = True
 
 
-def _loads(text: str) -> Any:
-    return json.loads(text)
-
-
 def _whitelist(queue: actionq.AsyncActionQueue) -> dict[str, Any]:
     config: dict[str, Any] = json.loads(queue.whitelist_json)
     return config
 
 
 async def list_servers(caller: actionq.AsyncActionQueue, _: actionq.AsyncActionQueue, __: NoInput) -> dict[str, Any]:
-    return {"servers": [_loads(s.to_json()) for s in await caller.list_servers()]}
+    return {"servers": [json.loads(s.to_json()) for s in await caller.list_servers()]}
 
 
 async def list_action_types(
@@ -84,12 +80,16 @@ async def list_action_types(
     # The whitelist is the app's configuration, the same for every caller;
     # reading it needs only a key that authenticates.
     entries = _whitelist(queue)["actions"]
-    return {"action_types": [{"name": name, **entry} for name, entry in entries.items()]}
+    return {
+        "action_types": [
+            {"name": name, **entry, "approval": entry.get("approval") or {}} for name, entry in entries.items()
+        ]
+    }
 
 
 async def list_actions(caller: actionq.AsyncActionQueue, _: actionq.AsyncActionQueue, q: ActionQuery) -> dict[str, Any]:
     page = await caller.list_actions(q.status, q.server_id, q.action_type, q.limit, q.offset)
-    listed: dict[str, Any] = _loads(page.to_json())
+    listed: dict[str, Any] = json.loads(page.to_json())
     return listed
 
 
@@ -118,7 +118,7 @@ async def why_pending(caller: actionq.AsyncActionQueue, queue: actionq.AsyncActi
 async def _action_result(
     caller: actionq.AsyncActionQueue, queue: actionq.AsyncActionQueue, action: actionq.Action
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"action": _loads(action.to_json())}
+    body: dict[str, Any] = {"action": json.loads(action.to_json())}
     if action.status == actionq.ActionStatus.PENDING:
         body["waiting_for"] = await why_pending(caller, queue, body["action"])
     return body
@@ -138,7 +138,7 @@ async def request_action(
 
 
 async def get_events(caller: actionq.AsyncActionQueue, _: actionq.AsyncActionQueue, q: EventQuery) -> dict[str, Any]:
-    return {"events": [_loads(e.to_json()) for e in await caller.events_since(q.after, q.limit)]}
+    return {"events": [json.loads(e.to_json()) for e in await caller.events_since(q.after, q.limit)]}
 
 
 TOOLS = {
@@ -148,7 +148,8 @@ TOOLS = {
         Tool(
             "list_action_types",
             "The whitelist: the only actions that can be requested, each with its command template, "
-            "its parameters and their kinds (validators), its conflict policy and its approval policy.",
+            "its parameters and their kinds (validators), its conflict policy and its approval policy "
+            "(empty: one person's approval, asked for only while the server is paused).",
             NoInput,
             list_action_types,
         ),
