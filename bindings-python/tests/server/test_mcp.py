@@ -13,8 +13,10 @@ import httpx
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from fastapi.testclient import TestClient
 from mcp.shared._httpx_utils import create_mcp_http_client
 
+from actionq.server import create_app
 from actionq.server.models import ActionCreate, ActionQuery
 from serve_support import BOOTSTRAP_KEY, Served, serve
 
@@ -180,3 +182,18 @@ def test_bootstrap_key_acts_as_dashboard(served: Served) -> None:
         {"server_id": "web-1", "action_type": "apt_update"},
     )
     assert result.structured_content["action"]["created_by"] == "dashboard"
+
+
+def test_outside_the_apps_lifespan_it_says_so() -> None:
+    """The SDK's sessions live in the app's lifespan: without it, a clear 503,
+    not an error from inside the SDK."""
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"X-API-Key": "k", "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
+    app = create_app(api_key="k")
+    response = TestClient(app).post("/mcp", headers=headers, json=message)
+    assert response.status_code == 503 and response.json()["detail"]["code"] == "SERVICE_UNAVAILABLE"
+    for _ in range(2):  # each run of the app has its own session manager
+        with TestClient(app) as client:
+            listed = client.post("/mcp", headers=headers, json=message)
+            assert listed.status_code == 200 and {t["name"] for t in listed.json()["result"]["tools"]} == TOOLS
+    assert TestClient(app).post("/mcp", headers=headers, json=message).status_code == 503

@@ -26,6 +26,7 @@ from typing import Any
 
 import mcp_types as types
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from mcp.server import Server, ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
@@ -263,17 +264,22 @@ def install(app: FastAPI, queue: actionq.AsyncActionQueue) -> None:
     from actionq.server.app import queue_error_handler
     from actionq.server.routes import caller_for_key
 
-    manager = StreamableHTTPSessionManager(
-        app=_server(queue, queue.action_types),
-        stateless=True,
-        json_response=True,
-        security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-    )
+    server = _server(queue, queue.action_types)
+    manager: StreamableHTTPSessionManager | None = None
 
     class Endpoint:
         """The ASGI app of ``/mcp``: authenticates, then hands over to the SDK."""
 
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            running = manager
+            if running is None:
+                # The SDK's sessions live in a task group of the app's lifespan.
+                detail = {
+                    "code": "SERVICE_UNAVAILABLE",
+                    "message": "/mcp serves within the app's lifespan (an ASGI server, or TestClient as a context)",
+                }
+                await JSONResponse({"detail": detail}, status_code=503)(scope, receive, send)
+                return
             try:
                 scope[_CALLER] = await caller_for_key(app.state.actionq, _key(scope))
             except actionq.ActionQueueError as e:
@@ -281,7 +287,7 @@ def install(app: FastAPI, queue: actionq.AsyncActionQueue) -> None:
                 response.headers["WWW-Authenticate"] = "Bearer"
                 await response(scope, receive, send)
                 return
-            await manager.handle_request(scope, receive, send)
+            await running.handle_request(scope, receive, send)
 
     # A Route, not a Mount: clients POST to /mcp itself, with no redirect to /mcp/.
     app.router.routes.append(Route(MCP_PATH, Endpoint(), methods=["GET", "POST", "DELETE"], include_in_schema=False))
@@ -290,7 +296,19 @@ def install(app: FastAPI, queue: actionq.AsyncActionQueue) -> None:
 
     @asynccontextmanager
     async def lifespan(a: Any) -> AsyncIterator[Any]:
-        async with manager.run(), previous(a) as state:
-            yield state
+        # A session manager runs once: a new one for each run of the app.
+        nonlocal manager
+        running = StreamableHTTPSessionManager(
+            app=server,
+            stateless=True,
+            json_response=True,
+            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        )
+        async with running.run(), previous(a) as state:
+            manager = running
+            try:
+                yield state
+            finally:
+                manager = None
 
     app.router.lifespan_context = lifespan
