@@ -614,7 +614,7 @@ pub unsafe extern "C" fn aq_action_claim_next(
         let server_id = unsafe { str_arg(server_id, "server_id") }?;
         let out = unsafe { Out::new(claim_json_out, "claim_json_out") }?;
         let lease = unsafe { lease(lease_seconds) };
-        let claim = queue.claim_next(server_id, lease)?;
+        let claim = queue.claim_next(server_id, lease, None)?;
         out.write(claim.map_or(std::ptr::null_mut(), |c| json_string(&c)));
         Ok(())
     }
@@ -789,7 +789,7 @@ pub unsafe extern "C" fn aq_event_list(
         // SAFETY (all): per the caller's contract.
         let queue = unsafe { acting(queue, actor) }?;
         let out = unsafe { Out::new(events_json_out, "events_json_out") }?;
-        let events = queue.events_since(cursor, limit)?;
+        let events = queue.events_since(cursor, limit, None)?;
         out.write_json(&events);
         Ok(())
     }

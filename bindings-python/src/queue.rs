@@ -585,7 +585,7 @@ impl PyActionQueue {
         lease_seconds: Option<f64>,
     ) -> PyResult<Option<PyClaim>> {
         let lease = lease(lease_seconds);
-        self.run(py, |q| q.claim_next(server_id, lease))
+        self.run(py, |q| q.claim_next(server_id, lease, None))
             .map(|claim| claim.map(PyClaim::from))
     }
 
@@ -650,7 +650,7 @@ impl PyActionQueue {
     /// the last event's `id` as the next cursor.
     #[pyo3(signature = (cursor = 0, limit = actionq::DEFAULT_EVENTS_LIMIT))]
     fn events_since(&self, py: Python<'_>, cursor: i64, limit: i64) -> PyResult<Vec<PyEvent>> {
-        self.run_read(py, |q| q.events_since(cursor, limit))
+        self.run_read(py, |q| q.events_since(cursor, limit, None))
             .map(|events| events.into_iter().map(PyEvent::from).collect())
     }
 
