@@ -60,8 +60,9 @@ impl Watch for Listener {
             if self.client.is_none() {
                 // The server is away: try again after a pause.
                 std::thread::sleep(at_most.saturating_sub(started.elapsed()));
+                return false;
             }
-            // Listening anew: whatever was sent meanwhile is unseen.
+            // Listening anew: whatever was sent meanwhile went unheard.
             return true;
         };
         let heard = {
@@ -79,10 +80,11 @@ impl Watch for Listener {
         };
         match heard {
             Ok(heard) if !client.is_closed() => heard,
-            // The connection is gone (the server restarted): listen again.
+            // The connection is gone (the server restarted): listen again
+            // on the next call, and wake everyone once that succeeds.
             _ => {
                 self.client = None;
-                true
+                false
             }
         }
     }

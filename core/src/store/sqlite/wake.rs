@@ -46,13 +46,17 @@ impl Watch for DataVersion {
             // First look (or after a failure): open, and wake everyone, as a
             // commit may have landed before this connection could see it.
             self.conn = connection::connect(&self.path, &self.options).ok();
-            if let Some(version) = self.conn.as_ref().and_then(Self::read) {
-                self.seen = version;
-            } else {
-                self.conn = None;
-                std::thread::sleep(at_most);
+            match self.conn.as_ref().and_then(Self::read) {
+                Some(version) => {
+                    self.seen = version;
+                    return true;
+                }
+                None => {
+                    self.conn = None;
+                    std::thread::sleep(at_most);
+                    return false;
+                }
             }
-            return true;
         };
         std::thread::sleep(POLL.min(at_most));
         match Self::read(conn) {
@@ -63,7 +67,7 @@ impl Watch for DataVersion {
             }
             None => {
                 self.conn = None;
-                true
+                false
             }
         }
     }
