@@ -1233,3 +1233,55 @@ fn tls_when_the_url_asks_for_it() {
     assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
 }
+
+/// The listening connection of a store follows a server restart: a waiter
+/// asleep across the restart, then a later one, are woken by another store's
+/// commit (only `NOTIFY` connects the two stores).
+#[test]
+fn the_listener_reconnects_after_a_server_restart() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let waiting = open(&cluster.url);
+    let writer = open(&cluster.url);
+    writer.create_server("web-1", None).unwrap();
+    writer.pause_server("web-1").unwrap();
+    let long = Duration::from_secs(60);
+    // The first wait starts the listener; the server restarts under it.
+    let agent = waiting.clone();
+    let across = std::thread::spawn(move || {
+        // A re-check while the server is down is a Storage error; the agent
+        // calls again, as an agent does.
+        let deadline = std::time::Instant::now() + long;
+        loop {
+            match agent.claim_next("web-1", None, Some(Duration::from_secs(30))) {
+                Ok(Some(claim)) => return claim,
+                Ok(None) | Err(_) if std::time::Instant::now() < deadline => continue,
+                other => panic!("no claim across the restart: {other:?}"),
+            }
+        }
+    });
+    wait_until("the waiter is asleep", || waiting.waiters() == 1);
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.pg_ctl(&["-m", "immediate", "restart"]);
+    let first = writer.create_action(&restart("web-1", "a")).unwrap();
+    // Give the listener time to be back, so the wake below is its NOTIFY.
+    std::thread::sleep(Duration::from_secs(1));
+    writer.approve_action(first.id).unwrap();
+    assert_eq!(across.join().unwrap().action.id, first.id);
+    // A later wait on the same store: woken by NOTIFY on the new connection.
+    let second = writer.create_action(&restart("web-1", "b")).unwrap();
+    let agent = waiting.clone();
+    let later = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let claim = agent.claim_next("web-1", None, Some(long)).unwrap();
+        (claim, start.elapsed())
+    });
+    wait_until("the second waiter is asleep", || waiting.waiters() == 1);
+    std::thread::sleep(Duration::from_millis(300));
+    writer.approve_action(second.id).unwrap();
+    let (claim, waited) = later.join().unwrap();
+    assert_eq!(claim.expect("woken after the restart").action.id, second.id);
+    assert!(waited < long);
+    assert_eq!(waiting.waiters(), 0);
+}
