@@ -40,8 +40,6 @@ use std::time::Duration;
 use actionq::limits;
 use serde::Deserialize;
 
-/// Longest wait a claim may ask the server for (docs/contract/push.md#claim-with-a-wait).
-pub const MAX_CLAIM_WAIT_SECONDS: u64 = 60;
 /// Claim wait when the config names none.
 pub const DEFAULT_CLAIM_WAIT_SECONDS: u64 = 30;
 /// Shortest delay before a claim is tried again after a failure.
@@ -123,7 +121,7 @@ pub struct Config {
     /// public (Mozilla) roots: a private CA.
     pub ca_file: Option<PathBuf>,
     /// How long each claim asks the server to wait for an action
-    /// (`wait_seconds`, 0..=[`MAX_CLAIM_WAIT_SECONDS`]); 0 polls.
+    /// (`wait_seconds`, 0..=[`limits::MAX_WAIT_SECONDS`]); 0 polls.
     pub claim_wait_seconds: u64,
     /// Wait between claims that found nothing at once: with
     /// `claim_wait_seconds = 0`, or from a server that predates the wait
@@ -244,10 +242,11 @@ impl Config {
         let claim_wait_seconds = file
             .claim_wait_seconds
             .unwrap_or(DEFAULT_CLAIM_WAIT_SECONDS);
-        if claim_wait_seconds > MAX_CLAIM_WAIT_SECONDS {
+        if claim_wait_seconds > limits::MAX_WAIT_SECONDS {
             return Err(ConfigError(format!(
-                "claim_wait_seconds must be 0..={MAX_CLAIM_WAIT_SECONDS} (the server's limit; \
-                 0 polls every poll_interval_seconds)"
+                "claim_wait_seconds must be 0..={} (the server's limit; \
+                 0 polls every poll_interval_seconds)",
+                limits::MAX_WAIT_SECONDS
             )));
         }
         let retry_min = seconds(
