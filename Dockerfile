@@ -19,6 +19,9 @@ RUN /opt/maturin/bin/maturin build --release --locked --out /dist \
  && cargo build --release --locked -p actionq-agent \
  && cp target/release/actionq-agent /dist/ \
  && rm -rf target
+# Last, so a cache hit costs nothing: marks this project's images for
+# `docker image prune --filter label=io.actionq.image` (mk/containers.mk).
+LABEL io.actionq.image=build
 
 # --- server: Python and the wheel, no compiler ---
 FROM debian:bookworm-slim AS server
@@ -44,6 +47,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python3", "-c", "import os, sys, urllib.request; sys.exit(urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('ACTIONQ_PORT', '8080')}/healthz\", timeout=2).status != 200)"]
 ENTRYPOINT ["actionq-server"]
+LABEL io.actionq.image=server
 
 # --- agent: the static-enough agent binary on a plain Debian ---
 FROM debian:bookworm-slim AS agent
@@ -54,6 +58,7 @@ COPY --from=build /dist/actionq-agent /usr/local/bin/actionq-agent
 COPY agent/actionq-agent.service /usr/share/doc/actionq-agent/
 ENTRYPOINT ["actionq-agent"]
 CMD ["--config", "/etc/actionq-agent/config.toml"]
+LABEL io.actionq.image=agent
 
 # The server is the default target (the last stage).
 FROM server

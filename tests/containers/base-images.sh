@@ -57,7 +57,7 @@ if ! have "$RUST_TAG"; then
   mkdir -p "$context/rust"
   # The compiler and the standard library; not the docs (most of the size).
   cp -a "$toolchain/bin" "$toolchain/lib" "$context/rust/"
-  rm -rf "$context/rust/lib/rustlib/"{src,rustc-src} "$context/rust/lib/rustlib/"*/{bin/gcc-ld,analysis} 2>/dev/null || true
+  rm -rf "$context/rust/lib/rustlib/"{src,rustc-src}
   cat >"$context/Dockerfile" <<'DOCKERFILE'
 FROM debian:bookworm-slim
 COPY rust /usr/local/rust
