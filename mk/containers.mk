@@ -21,4 +21,5 @@ container-images:
 	@docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^actionq-' | sort
 
 test-containers: python-develop container-images
-	$(VPY) -m pytest -p no:cacheprovider -s -v tests/containers
+	mkdir -p target/containers
+	ACTIONQ_CONTAINER_LOGS=$(CURDIR)/target/containers $(VPY) -m pytest -p no:cacheprovider -s -v tests/containers

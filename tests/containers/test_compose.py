@@ -58,7 +58,7 @@ class Deployment:
         return f"http://127.0.0.1:{self.port}"
 
     def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "ACTIONQ_PORT": str(self.port)}
+        env = {**os.environ, "ACTIONQ_PUBLISH_PORT": str(self.port)}
         done = subprocess.run(
             ["docker-compose", "-p", PROJECT, "-f", str(ROOT / "compose.yaml"), "-f", str(self.folder / "override.yaml"), *args],
             cwd=ROOT,
@@ -231,3 +231,25 @@ def test_the_server_image_is_what_the_contract_says(deployment: Deployment) -> N
         ["docker", "run", "--rm", "--entrypoint", "id", "actionq-server:latest", "-u"], capture_output=True, text=True, check=True
     )
     assert uid.stdout.strip() == str(SERVER_UID)
+
+
+def test_postgresql_stopped_makes_the_server_not_ready_until_it_is_back(deployment: Deployment) -> None:
+    deployment.compose("up", "-d", "--no-build", "postgres", "server")
+    deployment.wait_ready()
+    server_id = deployment.compose("ps", "-q", "server").stdout.strip()
+    started_at = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.StartedAt}}", server_id], capture_output=True, text=True, check=True
+    ).stdout
+    deployment.compose("stop", "postgres")
+    ready = httpx.get(deployment.url + "/readyz", timeout=30)
+    assert ready.status_code == 503, ready.text
+    assert httpx.get(deployment.url + "/healthz").status_code == 200
+    deployment.compose("start", "postgres")
+    back = deployment.wait_ready(timeout=120)
+    print(f"\nPostgreSQL started again -> /readyz 200 after {back:.1f} s")
+    with deployment.api() as admin:
+        assert admin.get("/servers/web-1").status_code == 200
+    # The same process all along: readiness came back without a restart.
+    assert subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.StartedAt}}", server_id], capture_output=True, text=True, check=True
+    ).stdout == started_at
