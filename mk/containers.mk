@@ -14,6 +14,8 @@ container-images:
 	@command -v docker-compose >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y docker-compose || { apt-get update && apt-get install -y docker-compose; }; }
 	bash tests/containers/base-images.sh
+	@# The build stage tagged: the layer cache of the Rust build survives the prune.
+	docker build -q -t actionq-build:latest --target build . >/dev/null
 	docker build -q -t actionq-server:latest --target server . >/dev/null
 	docker build -q -t actionq-agent:latest --target agent . >/dev/null
 	docker build -q -t actionq-postgres:15 tests/containers/postgres >/dev/null
