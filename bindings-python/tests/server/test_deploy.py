@@ -293,3 +293,16 @@ def test_sigterm_stops_within_10_s_with_a_request_in_flight(tmp_path: Path) -> N
         # uvicorn re-raises the signal once it has shut down cleanly.
         assert server.returncode in (0, -signal.SIGTERM), log.read_text()
         assert "Finished server process" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("ACTIONQ_PORT", "http", "argument --port: invalid int value: 'http'"),
+        ("ACTIONQ_LOG_FORMAT", "xml", "ACTIONQ_LOG_FORMAT: 'xml' is not one of text, json"),
+    ],
+)
+def test_a_bad_option_from_the_environment_is_a_usage_error(name: str, value: str, message: str) -> None:
+    env = clean_env(ACTIONQ_API_KEY=KEY, **{name: value})
+    done = subprocess.run([str(BIN / "actionq-server")], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr, (done.stdout, done.stderr)

@@ -93,7 +93,8 @@ def parser() -> argparse.ArgumentParser:
         "--host", default=env.get("ACTIONQ_HOST") or "127.0.0.1", help="address to listen on (default $ACTIONQ_HOST, else 127.0.0.1)"
     )
     p.add_argument(
-        "--port", type=int, default=int(env.get("ACTIONQ_PORT") or 8080), help="TCP port (default $ACTIONQ_PORT, else 8080)"
+        # argparse converts a str default with `type`: a bad $ACTIONQ_PORT is a usage error.
+        "--port", type=int, default=env.get("ACTIONQ_PORT") or 8080, help="TCP port (default $ACTIONQ_PORT, else 8080)"
     )
     p.add_argument(
         "--database",
