@@ -231,6 +231,16 @@ def test_the_server_image_is_what_the_contract_says(deployment: Deployment) -> N
         ["docker", "run", "--rm", "--entrypoint", "id", "actionq-server:latest", "-u"], capture_output=True, text=True, check=True
     )
     assert uid.stdout.strip() == str(SERVER_UID)
+    # The HEALTHCHECK itself works: the running server's container turns healthy.
+    server = deployment.compose("ps", "-q", "server").stdout.strip()
+    deadline = time.monotonic() + 60
+    while (health := _inspect(server, "{{.State.Health.Status}}")) != "healthy":
+        assert health in ("starting", "healthy") and time.monotonic() < deadline, health
+        time.sleep(1)
+
+
+def _inspect(container: str, template: str) -> str:
+    return subprocess.run(["docker", "inspect", "-f", template, container], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_postgresql_stopped_makes_the_server_not_ready_until_it_is_back(deployment: Deployment) -> None:
