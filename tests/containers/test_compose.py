@@ -232,6 +232,7 @@ def test_the_server_image_is_what_the_contract_says(deployment: Deployment) -> N
     )
     assert uid.stdout.strip() == str(SERVER_UID)
     # The HEALTHCHECK itself works: the running server's container turns healthy.
+    deployment.compose("up", "-d", "--no-build", "postgres", "server")  # no-op when up
     server = deployment.compose("ps", "-q", "server").stdout.strip()
     deadline = time.monotonic() + 60
     while (health := _inspect(server, "{{.State.Health.Status}}")) != "healthy":
