@@ -64,7 +64,7 @@ OPERATIONS = {
     "list_actions", "get_action", "create_action", "approve_action", "reject_action",
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
     "create_credential", "list_credentials", "revoke_credential", "get_me",
-    "verify_audit",
+    "verify_audit", "healthz", "readyz",
 }  # fmt: skip
 
 

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import actionq
 from actionq import limits
 from actionq.server.routes import ServerState, router
-from actionq.server import docs, mcp_endpoint, metrics, web
+from actionq.server import docs, health, mcp_endpoint, metrics, web
 from actionq.server import openapi as openapi_document
 
 __all__ = [
@@ -267,6 +267,8 @@ def create_app(
     app.include_router(docs.docs_router)
     # The approvers' page at / and Prometheus metrics at /metrics.
     app.include_router(web.page_router)
+    # /healthz, /readyz and the lease sweeper (docs/contract/deployment.md).
+    health.install(app, queue)
     metrics.install(app, queue)
     # The Model Context Protocol at /mcp, for assistants (docs/contract/cli-and-mcp.md#mcp).
     mcp_endpoint.install(app, queue)

@@ -10,11 +10,22 @@ the key. ``--database`` (a SQLite file, or a ``postgresql://`` URL) defaults to
 ``--signing-key`` (default ``ACTIONQ_SIGNING_KEY_FILE``; else generated beside
 a SQLite file) signs every claim; ``--allowed-hosts`` (default: the bind
 address and localhost) are the ``Host`` header values served.
+
+For containers (docs/contract/deployment.md): every option also comes from
+the environment (``ACTIONQ_HOST``, ``ACTIONQ_PORT``, ``ACTIONQ_WHITELIST``,
+``ACTIONQ_ALLOWED_HOSTS`` space-separated, ``ACTIONQ_LOG_FORMAT``), and the two
+secrets from files: ``ACTIONQ_API_KEY_FILE`` and ``ACTIONQ_DATABASE_FILE``
+(one trailing newline ignored; a variable and its ``_FILE`` both set is an
+error). ``--log-format json`` writes one JSON line per request and per
+background job (actionq.server.logs). SIGTERM stops the server within
+:data:`SHUTDOWN_GRACE_SECONDS`, long-polls included.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import logging.config
 import os
 import secrets
 import tempfile
@@ -22,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from actionq.server.app import API_KEY_ENV, POSTGRES_SCHEMES, SIGNING_KEY_ENV, create_app, resolve_signing_key
+from actionq.server.logs import LOG_FORMATS, RequestLog, log_config
 
 DATABASE_ENV = "ACTIONQ_DATABASE"
 """Environment variable naming the SQLite file or PostgreSQL URL when ``--database`` is not given."""
@@ -30,10 +42,44 @@ API_KEY_FILE_NAME = "api-key"
 """The file a generated API key is written to, beside a SQLite database."""
 
 
-def api_key_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, bool]:
-    """The API key to use and whether it was generated (not taken from the env)."""
+LOG_FORMAT_ENV = "ACTIONQ_LOG_FORMAT"
+"""Environment variable giving ``--log-format``."""
+
+SHUTDOWN_GRACE_SECONDS = 5
+"""After SIGTERM, how long open requests (long-polls included) may run before
+they are cut: well within the 10 s an orchestrator gives before SIGKILL."""
+
+
+class ConfigError(Exception):
+    """A start-up setting that cannot be used; the message says which and why."""
+
+
+def secret_from_env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The value of ``name``, or of the file ``name_FILE`` names with one
+    trailing newline removed (Docker and Kubernetes secrets); None when
+    neither is set. Both set, an unreadable or empty file: ConfigError."""
     env = os.environ if environ is None else environ
-    key = env.get(API_KEY_ENV)
+    value, path = env.get(name) or None, env.get(f"{name}_FILE") or None
+    if value is not None and path is not None:
+        raise ConfigError(f"both {name} and {name}_FILE are set: set only one")
+    if path is None:
+        return value
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        # The path only, never the contents.
+        raise ConfigError(f"{name}_FILE: cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    text = text[:-1] if text.endswith("\n") else text
+    text = text[:-1] if text.endswith("\r") else text
+    if not text:
+        raise ConfigError(f"{name}_FILE: {path} is empty")
+    return text
+
+
+def api_key_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, bool]:
+    """The API key to use (``ACTIONQ_API_KEY`` or ``ACTIONQ_API_KEY_FILE``) and
+    whether it was generated (neither set)."""
+    key = secret_from_env(API_KEY_ENV, environ)
     if key:
         return key, False
     return secrets.token_urlsafe(32), True
@@ -42,19 +88,36 @@ def api_key_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, boo
 def parser() -> argparse.ArgumentParser:
     """The command line of ``actionq-server``."""
     p = argparse.ArgumentParser(prog="actionq-server", description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
+    env = os.environ
+    p.add_argument(
+        "--host", default=env.get("ACTIONQ_HOST") or "127.0.0.1", help="address to listen on (default $ACTIONQ_HOST, else 127.0.0.1)"
+    )
+    p.add_argument(
+        # argparse converts a str default with `type`: a bad $ACTIONQ_PORT is a usage error.
+        "--port", type=int, default=env.get("ACTIONQ_PORT") or 8080, help="TCP port (default $ACTIONQ_PORT, else 8080)"
+    )
     p.add_argument(
         "--database",
         # A str, not a Path: a Path would fold the URL's "//".
         type=str,
-        default=os.environ.get(DATABASE_ENV) or None,
+        default=None,
         help=(
             "SQLite file, created with its directory if missing, or a postgresql:// URL "
-            f"(default ${DATABASE_ENV}; else in memory)"
+            f"(default ${DATABASE_ENV} or the file ${DATABASE_ENV}_FILE names; else in memory)"
         ),
     )
-    p.add_argument("--whitelist", type=Path, default=None, help="whitelist config, a JSON file (default: built in)")
+    p.add_argument(
+        "--whitelist",
+        type=Path,
+        default=env.get("ACTIONQ_WHITELIST") or None,
+        help="whitelist config, a JSON file (default $ACTIONQ_WHITELIST, else built in)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=env.get(LOG_FORMAT_ENV) or "text",
+        help=f"text, or json: one JSON line per request and background job (default ${LOG_FORMAT_ENV}, else text)",
+    )
     p.add_argument(
         "--signing-key",
         type=Path,
@@ -67,9 +130,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allowed-hosts",
         nargs="+",
-        default=None,
+        default=(env.get("ACTIONQ_ALLOWED_HOSTS") or "").split() or None,
         metavar="HOST",
-        help="Host header values served, others get 400 (default: the bind address and localhost)",
+        help=(
+            "Host header values served, others get 400 "
+            "(default $ACTIONQ_ALLOWED_HOSTS, space-separated, else the bind address and localhost)"
+        ),
     )
     return p
 
@@ -93,8 +159,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``actionq-server`` console script."""
     import uvicorn  # the server extra; imported here so `--help` works without it
 
-    args = parser().parse_args(argv)
-    database: str | None = args.database
+    cli = parser()
+    args = cli.parse_args(argv)
+    if args.log_format not in LOG_FORMATS:
+        cli.error(f"{LOG_FORMAT_ENV}: {args.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+    logging.config.dictConfig(log_config(args.log_format))
+    try:
+        database: str | None = args.database or secret_from_env(DATABASE_ENV)
+        key, generated = api_key_from_env()
+    except ConfigError as e:
+        cli.error(str(e))
     data_folder: Path | None = None
     if database is None:
         where = "in memory (lost on exit)"
@@ -105,23 +179,38 @@ def main(argv: Sequence[str] | None = None) -> None:
         data_folder = Path(database).parent
         data_folder.mkdir(parents=True, exist_ok=True)
         where = f"database {database}"
-    key, generated = api_key_from_env()
     if generated:
         # The key goes to a file only its owner reads, never to the terminal
         # or the log that captures it.
         key_file = write_api_key(key, data_folder)
-        print(f"{API_KEY_ENV} is not set; generated an API key for this run into {key_file} (mode 0600):", flush=True)
-        print(f"  export {API_KEY_ENV}=\"$(cat {key_file})\"", flush=True)
+        say(f"{API_KEY_ENV} is not set; generated an API key for this run into {key_file} (mode 0600):")
+        say(f"  export {API_KEY_ENV}=\"$(cat {key_file})\"")
     signing_key, signing_where = resolve_signing_key(args.signing_key, database)
-    print(f"claims are signed with {signing_where}", flush=True)
+    say(f"claims are signed with {signing_where}")
     allowed_hosts = args.allowed_hosts or sorted({args.host, "localhost"})
     app = create_app(
         database, api_key=key, whitelist=args.whitelist, signing_key=signing_key, allowed_hosts=allowed_hosts
     )
-    print(f"Host headers served: {', '.join(allowed_hosts)} (--allowed-hosts)", flush=True)
-    print(f"actionq API on http://{args.host}:{args.port}/api/v1 (Swagger UI: /docs), {where}", flush=True)
-    print(f"approvers' page: http://{args.host}:{args.port}/ (sign in with the API key); metrics: /metrics", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port)
+    if args.log_format == "json":
+        # Outermost, so a request refused by any other layer is logged too.
+        app.add_middleware(RequestLog)
+    say(f"Host headers served: {', '.join(allowed_hosts)} (--allowed-hosts)")
+    say(f"actionq API on http://{args.host}:{args.port}/api/v1 (Swagger UI: /docs), {where}")
+    say(f"approvers' page: http://{args.host}:{args.port}/ (sign in with the API key); metrics: /metrics")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=log_config(args.log_format),
+        # JSON mode logs each request itself, with the route and the caller.
+        access_log=args.log_format == "text",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
+
+
+def say(message: str) -> None:
+    """A start-up line on stdout, in the log's format."""
+    logging.getLogger("actionq.server").info(message)
 
 
 if __name__ == "__main__":

@@ -132,9 +132,15 @@ async def caller_for_key(state: ServerState, given: str | None) -> Caller:
     return state.queue.as_principal(principal)
 
 
+def _seen(request: Request, caller: Caller) -> Caller:
+    # For the request log (actionq.server.logs), which runs outside the route.
+    request.scope["actionq.caller"] = _me(caller).name
+    return caller
+
+
 async def person(request: Request, api_key: Annotated[str | None, Depends(_api_key_header)]) -> Caller:
     """The caller of a route for people: ``X-API-Key`` (dependency)."""
-    return await caller_for_key(_state(request), api_key)
+    return _seen(request, await caller_for_key(_state(request), api_key))
 
 
 async def agent_or_person(
@@ -146,11 +152,11 @@ async def agent_or_person(
     ``X-Agent-Token`` carrying an agent credential (dependency)."""
     state = _state(request)
     if api_key is not None or agent_token is None:
-        return await caller_for_key(state, api_key)
+        return _seen(request, await caller_for_key(state, api_key))
     principal = await state.queue.authenticate(agent_token)
     if principal.role != "agent":
         _unauthenticated("X-Agent-Token takes an agent credential; people use X-API-Key")
-    return state.queue.as_principal(principal)
+    return _seen(request, state.queue.as_principal(principal))
 
 
 require_api_key = person
