@@ -806,7 +806,7 @@ fn bench_cycle(cfg: &Config, s: &mut Summary) -> BenchResult<()> {
         }
         rates.push(rate(n, |_| {
             let claim = queue
-                .claim_next(&server, None)
+                .claim_next(&server, None, None)
                 .map_err(err)?
                 .ok_or("nothing to claim")?;
             queue

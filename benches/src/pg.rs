@@ -136,7 +136,7 @@ pub(super) fn worker_create(args: &[String]) -> BenchResult<()> {
 /// `pg-worker-cycle`: claims and reports on the process's server until none is left.
 pub(super) fn worker_cycle(args: &[String]) -> BenchResult<()> {
     child(args, |queue, server, _| {
-        let Some(claim) = queue.claim_next(server, None).map_err(err)? else {
+        let Some(claim) = queue.claim_next(server, None, None).map_err(err)? else {
             return Ok(false);
         };
         queue

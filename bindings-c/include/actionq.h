@@ -124,6 +124,11 @@
 #define AQ_DEFAULT_BUSY_TIMEOUT_SECONDS 10
 
 /**
+ * Longest wait (seconds) of `aq_action_claim_next_wait` and `aq_event_list_wait`.
+ */
+#define AQ_MAX_WAIT_SECONDS 60
+
+/**
  * What an `aq_*` function did. `AQ_STATUS_OK` (0) is success; every other
  * value is a failure whose message `aq_last_error_message` returns.
  *
@@ -1040,6 +1045,31 @@ aq_status aq_action_claim_next(const struct aq_queue *queue,
                                char **claim_json_out);
 
 /**
+ * [`aq_action_claim_next`] with a wait (`docs/contract/push.md`): when no
+ * approved action of `server_id` is waiting, blocks the calling thread up to
+ * `wait_seconds` (0 to `AQ_MAX_WAIT_SECONDS`; 0 answers at once; anything
+ * else, NaN included, is `AQ_STATUS_INVALID_INPUT` before anything is
+ * done) and claims the first action approved meanwhile — in this process,
+ * another process on the same SQLite file or another PostgreSQL replica.
+ * `*claim_json_out` receives the claim as JSON (freed with
+ * `aq_string_free`), or NULL when the wait ended with nothing approved.
+ * The waiting thread holds no lock of the queue: other threads use the
+ * same handle meanwhile. Arguments, actor and errors as for
+ * [`aq_action_claim_next`].
+ *
+ * # Safety
+ *
+ * As for [`aq_action_claim_next`]; `queue` and `actor` stay live until
+ * the call returns.
+ */
+aq_status aq_action_claim_next_wait(const struct aq_queue *queue,
+                                    const struct aq_actor *actor,
+                                    const char *server_id,
+                                    const double *lease_seconds,
+                                    double wait_seconds,
+                                    char **claim_json_out);
+
+/**
  * Extends the lease of the executor holding `lease_token` to `*lease_seconds`
  * from now (NULL: the queue's default lease; 0 is `AQ_STATUS_INVALID_INPUT`).
  * A wrong or expired token is `AQ_STATUS_CONFLICT`. On `AQ_STATUS_OK`, `*action_json_out` receives
@@ -1155,6 +1185,28 @@ aq_status aq_event_list(const struct aq_queue *queue,
                         int64_t cursor,
                         int64_t limit,
                         char **events_json_out);
+
+/**
+ * [`aq_event_list`] with a wait (`docs/contract/push.md`): when no event
+ * past `cursor` exists, blocks the calling thread up to `wait_seconds` (0
+ * to `AQ_MAX_WAIT_SECONDS`; 0 answers at once; anything else, NaN
+ * included, is `AQ_STATUS_INVALID_INPUT`) for the next one committed
+ * anywhere. `*events_json_out` receives the JSON array as for
+ * [`aq_event_list`] (`[]` when the wait ended empty), which the caller
+ * frees with `aq_string_free`. Arguments, actor and errors as for
+ * [`aq_event_list`].
+ *
+ * # Safety
+ *
+ * As for [`aq_event_list`]; `queue` and `actor` stay live until the call
+ * returns.
+ */
+aq_status aq_event_list_wait(const struct aq_queue *queue,
+                             const struct aq_actor *actor,
+                             int64_t cursor,
+                             int64_t limit,
+                             double wait_seconds,
+                             char **events_json_out);
 
 /**
  * Rejects (by `system`, reason `approval expired after {ttl}s`) every pending

@@ -30,6 +30,8 @@ pub const AQ_DEFAULT_MAX_LEASE_SECONDS: u64 = 86_400;
 pub const AQ_DEFAULT_EXPIRE_LEASES_ON_READ: bool = true;
 /// How long (seconds) a SQLite write waits for another connection's lock by default.
 pub const AQ_DEFAULT_BUSY_TIMEOUT_SECONDS: u64 = 10;
+/// Longest wait (seconds) of `aq_action_claim_next_wait` and `aq_event_list_wait`.
+pub const AQ_MAX_WAIT_SECONDS: u64 = 60;
 
 const _: () = {
     assert!(AQ_DEFAULT_PAGE_LIMIT == limits::DEFAULT_PAGE_LIMIT);
@@ -44,4 +46,5 @@ const _: () = {
     assert!(AQ_DEFAULT_MAX_LEASE_SECONDS == limits::DEFAULT_MAX_LEASE_SECONDS);
     assert!(AQ_DEFAULT_EXPIRE_LEASES_ON_READ == limits::DEFAULT_EXPIRE_LEASES_ON_READ);
     assert!(AQ_DEFAULT_BUSY_TIMEOUT_SECONDS == limits::DEFAULT_BUSY_TIMEOUT_SECONDS);
+    assert!(AQ_MAX_WAIT_SECONDS == limits::MAX_WAIT_SECONDS);
 };

@@ -614,7 +614,45 @@ pub unsafe extern "C" fn aq_action_claim_next(
         let server_id = unsafe { str_arg(server_id, "server_id") }?;
         let out = unsafe { Out::new(claim_json_out, "claim_json_out") }?;
         let lease = unsafe { lease(lease_seconds) };
-        let claim = queue.claim_next(server_id, lease)?;
+        let claim = queue.claim_next(server_id, lease, None)?;
+        out.write(claim.map_or(std::ptr::null_mut(), |c| json_string(&c)));
+        Ok(())
+    }
+}
+
+/// [`aq_action_claim_next`] with a wait (`docs/contract/push.md`): when no
+/// approved action of `server_id` is waiting, blocks the calling thread up to
+/// `wait_seconds` (0 to `AQ_MAX_WAIT_SECONDS`; 0 answers at once; anything
+/// else, NaN included, is `AQ_STATUS_INVALID_INPUT` before anything is
+/// done) and claims the first action approved meanwhile — in this process,
+/// another process on the same SQLite file or another PostgreSQL replica.
+/// `*claim_json_out` receives the claim as JSON (freed with
+/// `aq_string_free`), or NULL when the wait ended with nothing approved.
+/// The waiting thread holds no lock of the queue: other threads use the
+/// same handle meanwhile. Arguments, actor and errors as for
+/// [`aq_action_claim_next`].
+///
+/// # Safety
+///
+/// As for [`aq_action_claim_next`]; `queue` and `actor` stay live until
+/// the call returns.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_claim_next_wait(
+    queue: *const aq_queue,
+    actor: *const aq_actor,
+    server_id: *const c_char,
+    lease_seconds: *const f64,
+    wait_seconds: f64,
+    claim_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { acting(queue, actor) }?;
+        let server_id = unsafe { str_arg(server_id, "server_id") }?;
+        let out = unsafe { Out::new(claim_json_out, "claim_json_out") }?;
+        let lease = unsafe { lease(lease_seconds) };
+        let wait = limits::wait_seconds(wait_seconds)?;
+        let claim = queue.claim_next(server_id, lease, Some(wait))?;
         out.write(claim.map_or(std::ptr::null_mut(), |c| json_string(&c)));
         Ok(())
     }
@@ -789,7 +827,40 @@ pub unsafe extern "C" fn aq_event_list(
         // SAFETY (all): per the caller's contract.
         let queue = unsafe { acting(queue, actor) }?;
         let out = unsafe { Out::new(events_json_out, "events_json_out") }?;
-        let events = queue.events_since(cursor, limit)?;
+        let events = queue.events_since(cursor, limit, None)?;
+        out.write_json(&events);
+        Ok(())
+    }
+}
+
+/// [`aq_event_list`] with a wait (`docs/contract/push.md`): when no event
+/// past `cursor` exists, blocks the calling thread up to `wait_seconds` (0
+/// to `AQ_MAX_WAIT_SECONDS`; 0 answers at once; anything else, NaN
+/// included, is `AQ_STATUS_INVALID_INPUT`) for the next one committed
+/// anywhere. `*events_json_out` receives the JSON array as for
+/// [`aq_event_list`] (`[]` when the wait ended empty), which the caller
+/// frees with `aq_string_free`. Arguments, actor and errors as for
+/// [`aq_event_list`].
+///
+/// # Safety
+///
+/// As for [`aq_event_list`]; `queue` and `actor` stay live until the call
+/// returns.
+#[no_mangle]
+pub unsafe extern "C" fn aq_event_list_wait(
+    queue: *const aq_queue,
+    actor: *const aq_actor,
+    cursor: i64,
+    limit: i64,
+    wait_seconds: f64,
+    events_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { acting(queue, actor) }?;
+        let out = unsafe { Out::new(events_json_out, "events_json_out") }?;
+        let wait = limits::wait_seconds(wait_seconds)?;
+        let events = queue.events_since(cursor, limit, Some(wait))?;
         out.write_json(&events);
         Ok(())
     }

@@ -35,6 +35,13 @@ const C_FUNCTIONS: [(&str, &str); 25] = [
     ("authenticate", "aq_queue_authenticate"),
 ];
 
+/// The operations that can wait (`docs/contract/push.md`) and the C
+/// function of each waiting form: operations too, so they take the actor.
+const WAITING_FORMS: [(&str, &str); 2] = [
+    ("claim_next", "aq_action_claim_next_wait"),
+    ("events_since", "aq_event_list_wait"),
+];
+
 /// The operation that takes no actor: it is how a host gets a principal's.
 const WITHOUT_ACTOR: [&str; 1] = ["aq_queue_authenticate"];
 
@@ -172,7 +179,11 @@ fn every_core_operation_has_its_c_function() {
 
 #[test]
 fn every_header_function_is_an_operation_or_listed_as_none() {
-    let operations: BTreeSet<&str> = C_FUNCTIONS.iter().map(|(_, f)| *f).collect();
+    let operations: BTreeSet<&str> = C_FUNCTIONS
+        .iter()
+        .chain(&WAITING_FORMS)
+        .map(|(_, f)| *f)
+        .collect();
     let others: BTreeSet<&str> = NOT_OPERATIONS
         .iter()
         .flat_map(|(_, names)| names.iter().copied())
@@ -199,7 +210,8 @@ const ACTOR: &str = "const struct aq_actor *actor";
 #[test]
 fn every_operation_takes_the_actor_after_the_queue() {
     let functions = declared_functions();
-    for (_, function) in C_FUNCTIONS {
+    for (op, function) in C_FUNCTIONS.iter().chain(&WAITING_FORMS) {
+        assert!(actionq::OPERATIONS.contains(op), "{op}");
         let (_, params) = functions
             .iter()
             .find(|(name, _)| name == function)
@@ -208,7 +220,7 @@ fn every_operation_takes_the_actor_after_the_queue() {
         assert_eq!(params[0], QUEUE, "{function}'s first parameter");
         assert_eq!(
             takes_actor,
-            !WITHOUT_ACTOR.contains(&function),
+            !WITHOUT_ACTOR.contains(function),
             "{function}'s second parameter: {:?}",
             params.get(1)
         );

@@ -1339,6 +1339,71 @@ static void test_audit_verify(const char *dir) {
   aq_queue_free(q);
 }
 
+/* Waits (docs/contract/push.md): a claim wait woken by an approval from
+   another thread on the same handle, a wait that ends empty, 0 at once, a
+   wait out of range refused. */
+static double monotonic_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct waiter {
+  aq_queue *q;
+  aq_status status;
+  char *claim;
+};
+
+static void *claim_waiter(void *arg) {
+  struct waiter *w = arg;
+  w->status = aq_action_claim_next_wait(w->q, host, "wait-1", NULL, 30.0, &w->claim);
+  return NULL;
+}
+
+static void test_wait(void) {
+  aq_queue *q = NULL;
+  CHECK_OK(aq_queue_open_in_memory(NULL, &q));
+  char *s = NULL;
+  CHECK_OK(aq_server_create(q, host, "wait-1", NULL, &s));
+  aq_string_free(s);
+
+  char *claim = SENTINEL;
+  double start = monotonic_seconds();
+  CHECK_OK(aq_action_claim_next_wait(q, host, "wait-1", NULL, 0.2, &claim));
+  CHECK(claim == NULL);
+  CHECK(monotonic_seconds() - start >= 0.2);
+  char *events = NULL;
+  CHECK_OK(aq_event_list_wait(q, host, 1000, 10, 0.0, &events));
+  CHECK(strcmp(events, "[]") == 0);
+  aq_string_free(events);
+  CHECK_STATUS(aq_action_claim_next_wait(q, host, "wait-1", NULL, AQ_MAX_WAIT_SECONDS + 1, &claim),
+               AQ_STATUS_INVALID_INPUT);
+  CHECK(strstr(aq_last_error_message(), "wait must be between 0 and 60 seconds") != NULL);
+  CHECK_STATUS(aq_event_list_wait(q, host, 0, 10, -1.0, &events), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_event_list_wait(q, host, 0, 10, NAN, &events), AQ_STATUS_INVALID_INPUT);
+
+  CHECK_OK(aq_server_pause(q, host, "wait-1", &s));
+  aq_string_free(s);
+  char *action = NULL;
+  CHECK_OK(aq_action_create(q, host, "{\"server_id\":\"wait-1\",\"action_type\":\"clear_logs\"}", &action));
+  int64_t id = 0;
+  CHECK(json_int(action, "id", &id));
+  aq_string_free(action);
+  struct waiter w = {.q = q, .status = AQ_STATUS_OK, .claim = NULL};
+  pthread_t thread;
+  CHECK(pthread_create(&thread, NULL, claim_waiter, &w) == 0);
+  usleep(200 * 1000);
+  start = monotonic_seconds();
+  CHECK_OK(aq_action_approve(q, host, id, &s));
+  aq_string_free(s);
+  pthread_join(thread, NULL);
+  CHECK(w.status == AQ_STATUS_OK);
+  CHECK(w.claim != NULL && json_has(w.claim, "\"lease_token\""));
+  CHECK(monotonic_seconds() - start < 30.0);
+  aq_string_free(w.claim);
+  aq_queue_free(q);
+}
+
 int main(int argc, char **argv) {
   const char *dir = argc > 1 ? argv[1] : ".";
   if (aq_actor_host(&host) != AQ_STATUS_OK) return 1;
@@ -1356,6 +1421,7 @@ int main(int argc, char **argv) {
   test_manual_clock();
   test_identity(dir);
   test_threads(dir);
+  test_wait();
   aq_actor_free(host);
   printf("test_api: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

@@ -28,7 +28,7 @@ mod _actionq {
     #[pymodule_export]
     use crate::identity::{PyCredential, PyIssuedCredential, PyPrincipal};
     #[pymodule_export]
-    use crate::queue::PyActionQueue;
+    use crate::queue::{PyActionQueue, PyChangeSubscription};
     #[pymodule_export]
     use crate::signing::{PyClaimSigningKey, PyClaimVerifyingKey};
     #[pymodule_export]

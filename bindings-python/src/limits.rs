@@ -95,6 +95,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let roles = actionq::Role::ALL.map(actionq::Role::as_str);
     m.add("ROLES", PyTuple::new(py, roles)?)?;
     m.add("MAX_SECRET_BYTES", limits::MAX_SECRET_BYTES)?;
+    m.add("MAX_WAIT_SECONDS", limits::MAX_WAIT_SECONDS)?;
     m.add("MAX_REQUEST_BODY_BYTES", limits::MAX_REQUEST_BODY_BYTES)?;
     Ok(())
 }

@@ -73,6 +73,38 @@ fn lease(seconds: Option<f64>) -> Option<Duration> {
     seconds.map(limits::lease_seconds)
 }
 
+/// A wait given in seconds, checked by the core (`InvalidInputError` outside
+/// 0..=`MAX_WAIT_SECONDS`); `None` for no wait or a zero one.
+fn wait(py: Python<'_>, seconds: Option<f64>) -> PyResult<Option<Duration>> {
+    match seconds {
+        None => Ok(None),
+        Some(seconds) => {
+            let wait = limits::wait_seconds(seconds).map_err(|e| to_py_err(py, e))?;
+            Ok((!wait.is_zero()).then_some(wait))
+        }
+    }
+}
+
+/// A callback registered with `ActionQueue.on_change`: `cancel()` (or
+/// dropping it) unregisters it if it has not been called.
+#[pyclass(name = "ChangeSubscription", module = "actionq", frozen)]
+pub struct PyChangeSubscription {
+    subscription: std::sync::Mutex<Option<actionq::store::Subscription>>,
+}
+
+#[pymethods]
+impl PyChangeSubscription {
+    /// Unregisters the callback; harmless after it was called or cancelled.
+    fn cancel(&self) {
+        let taken = self
+            .subscription
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(taken);
+    }
+}
+
 /// A whitelist given as JSON text or as a dict (serialised with `json.dumps`).
 fn whitelist_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(text) = value.cast::<PyString>() {
@@ -214,6 +246,20 @@ impl PyActionQueue {
             f(&self.queue)
         };
         result.map_err(|e| to_py_err(py, e))
+    }
+
+    /// Runs `f`, a call given a `wait`: as [`PyActionQueue::run`] without one,
+    /// else always with the GIL released (an in-memory queue too: its wait
+    /// sleeps).
+    fn run_waiting<T, F>(&self, py: Python<'_>, wait: Option<Duration>, f: F) -> PyResult<T>
+    where
+        F: FnOnce(&ActionQueue) -> actionq::Result<T> + Send,
+        T: Send,
+    {
+        if wait.is_none() {
+            return self.run(py, f);
+        }
+        py.detach(|| f(&self.queue)).map_err(|e| to_py_err(py, e))
     }
 
     /// Runs `f`, a call that only reads (or, as `expire_leases`, almost always
@@ -574,18 +620,25 @@ impl PyActionQueue {
 
     /// Claims the oldest approved action of `server_id`: it becomes `executing`
     /// and the returned `Claim` carries the lease token. `None` when nothing is
-    /// approved. `lease_seconds` `None` gives the queue's default lease; 0 (or
-    /// less) is `InvalidInputError`, as in every host. Runs `expire_leases`
-    /// first unless the queue was opened with `expire_leases_on_read=False`.
-    #[pyo3(signature = (server_id, lease_seconds = None))]
+    /// approved — at once, or with `wait_seconds` (0..=`MAX_WAIT_SECONDS`)
+    /// when that wait ends with nothing approved; the claim is made as soon as
+    /// an action of the server is approved, here, in another process on the
+    /// same SQLite file or on another PostgreSQL replica. The wait runs with
+    /// the GIL released. `lease_seconds` `None` gives the queue's default
+    /// lease; 0 (or less) is `InvalidInputError`, as in every host. Runs
+    /// `expire_leases` first unless the queue was opened with
+    /// `expire_leases_on_read=False`.
+    #[pyo3(signature = (server_id, lease_seconds = None, wait_seconds = None))]
     fn claim_next(
         &self,
         py: Python<'_>,
         server_id: &str,
         lease_seconds: Option<f64>,
+        wait_seconds: Option<f64>,
     ) -> PyResult<Option<PyClaim>> {
         let lease = lease(lease_seconds);
-        self.run(py, |q| q.claim_next(server_id, lease))
+        let wait = wait(py, wait_seconds)?;
+        self.run_waiting(py, wait, |q| q.claim_next(server_id, lease, wait))
             .map(|claim| claim.map(PyClaim::from))
     }
 
@@ -647,11 +700,48 @@ impl PyActionQueue {
 
     /// Up to `limit` (1..=`actionq.limits.MAX_EVENTS_LIMIT`, default
     /// `DEFAULT_EVENTS_LIMIT`) audit events after `cursor`, oldest first. Pass
-    /// the last event's `id` as the next cursor.
-    #[pyo3(signature = (cursor = 0, limit = actionq::DEFAULT_EVENTS_LIMIT))]
-    fn events_since(&self, py: Python<'_>, cursor: i64, limit: i64) -> PyResult<Vec<PyEvent>> {
-        self.run_read(py, |q| q.events_since(cursor, limit))
-            .map(|events| events.into_iter().map(PyEvent::from).collect())
+    /// the last event's `id` as the next cursor. With `wait_seconds`
+    /// (0..=`MAX_WAIT_SECONDS`), an empty answer waits (GIL released) for the
+    /// next event past the cursor, committed anywhere, or for the wait's end.
+    #[pyo3(signature = (cursor = 0, limit = actionq::DEFAULT_EVENTS_LIMIT, wait_seconds = None))]
+    fn events_since(
+        &self,
+        py: Python<'_>,
+        cursor: i64,
+        limit: i64,
+        wait_seconds: Option<f64>,
+    ) -> PyResult<Vec<PyEvent>> {
+        let events = match wait(py, wait_seconds)? {
+            None => self.run_read(py, |q| q.events_since(cursor, limit, None))?,
+            wait => self.run_waiting(py, wait, |q| q.events_since(cursor, limit, wait))?,
+        };
+        Ok(events.into_iter().map(PyEvent::from).collect())
+    }
+
+    /// Calls `callback()` once, on the thread that commits (or the store's
+    /// watch thread), at the queue's next change, unless the returned
+    /// `ChangeSubscription` is cancelled first. `AsyncActionQueue` waits with
+    /// it, holding no thread: subscribe, try, await the callback. The
+    /// callback should only hand the news on (`loop.call_soon_threadsafe`);
+    /// an exception it raises is reported as unraisable.
+    fn on_change(&self, callback: Py<PyAny>) -> PyChangeSubscription {
+        let subscription = self.queue.on_change(move || {
+            Python::attach(|py| {
+                if let Err(e) = callback.call0(py) {
+                    e.write_unraisable(py, None);
+                }
+            })
+        });
+        PyChangeSubscription {
+            subscription: std::sync::Mutex::new(Some(subscription)),
+        }
+    }
+
+    /// Waits registered on this queue now (blocking waits in progress plus
+    /// `on_change` callbacks not yet called or cancelled): 0 once every wait
+    /// has ended, however it ended.
+    fn waiters(&self) -> usize {
+        self.queue.waiters()
     }
 
     /// Every registered server, ordered by id.

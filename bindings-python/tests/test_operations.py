@@ -29,6 +29,9 @@ NOT_OPERATIONS = {
     "output_cap_chars",
     "default_lease_seconds",
     "expire_leases_on_read",
+    # waiting: the change callback async waits are built on, and its count
+    "on_change",
+    "waiters",
 }
 """Public attributes of both classes that are not operations."""
 

@@ -55,6 +55,12 @@ pub const DEFAULT_OUTPUT_CAP_CHARS: usize = 10_000;
 pub const DEFAULT_LEASE_SECONDS: u64 = 300;
 /// Longest lease a caller may ask for by default, in seconds.
 pub const DEFAULT_MAX_LEASE_SECONDS: u64 = 24 * 3600;
+/// Longest wait of `claim_next` and `events_since`, in seconds
+/// (`docs/contract/push.md`); 0, the default, answers at once.
+pub const MAX_WAIT_SECONDS: u64 = 60;
+/// [`MAX_WAIT_SECONDS`] as a `Duration`.
+pub const MAX_WAIT: Duration = Duration::from_secs(MAX_WAIT_SECONDS);
+
 /// Whether reads first fail the actions whose lease ran out (default: yes, as
 /// `docs/contract/queries.md#reads-see-expiries` asks: no read ever shows an
 /// action `executing` past its lease).
@@ -102,6 +108,33 @@ pub fn setting_seconds(name: &str, seconds: f64) -> Result<Duration> {
             "{name} must be a finite number of seconds >= 0 (got {seconds})"
         ))
     })
+}
+
+/// A wait given in seconds by a host, as the `Duration` the queue takes:
+/// InvalidInput unless it is between 0 and [`MAX_WAIT_SECONDS`] (the same
+/// message as the queue's own check).
+///
+/// ```
+/// use std::time::Duration;
+/// use actionq::limits::wait_seconds;
+///
+/// assert_eq!(wait_seconds(0.25)?, Duration::from_millis(250));
+/// assert!(wait_seconds(-1.0).is_err());
+/// assert!(wait_seconds(60.5).is_err());
+/// # Ok::<(), actionq::Error>(())
+/// ```
+pub fn wait_seconds(seconds: f64) -> Result<Duration> {
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(wait) if wait <= MAX_WAIT => Ok(wait),
+        _ => Err(wait_out_of_range(seconds)),
+    }
+}
+
+/// The InvalidInput for a wait outside `0..=`[`MAX_WAIT_SECONDS`].
+pub(crate) fn wait_out_of_range(seconds: f64) -> Error {
+    Error::InvalidInput(format!(
+        "wait must be between 0 and {MAX_WAIT_SECONDS} seconds (got {seconds})"
+    ))
 }
 
 /// A lease given in seconds by a host, as the `Duration` the queue checks.

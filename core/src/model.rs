@@ -262,7 +262,7 @@ impl Action {
     /// let queue = actionq::ActionQueue::in_memory();
     /// queue.create_server("web-1", None)?;
     /// queue.create_action(&actionq::NewAction::new("web-1", "clear_logs"))?;
-    /// let mut claim = queue.claim_next("web-1", None)?.expect("approved");
+    /// let mut claim = queue.claim_next("web-1", None, None)?.expect("approved");
     /// assert!(claim.action.digest_matches());
     /// claim.action.argv.push("--now".into()); // not what was approved
     /// assert!(!claim.action.digest_matches());

@@ -475,7 +475,7 @@ mod tests {
         queue.create_server("web-1", None).unwrap();
         let new = crate::NewAction::new("web-1", "restart_service").service_name("nginx");
         queue.create_action(&new).unwrap();
-        let claim = queue.claim_next("web-1", None).unwrap().unwrap();
+        let claim = queue.claim_next("web-1", None, None).unwrap().unwrap();
         let key = ClaimSigningKey::generate().unwrap();
         let mut response = serde_json::to_value(&claim).unwrap();
         response["signature"] = key.sign_claim(&claim).into();

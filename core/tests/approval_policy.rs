@@ -43,11 +43,11 @@ fn create(q: &ActionQueue, kind: &str, service: Option<&str>) -> actionq::Action
 }
 
 fn last_event(q: &ActionQueue) -> actionq::Event {
-    q.events_since(0, 1000).unwrap().pop().unwrap()
+    q.events_since(0, 1000, None).unwrap().pop().unwrap()
 }
 
 fn assert_chain_intact(q: &ActionQueue) {
-    let n = q.events_since(0, 1000).unwrap().len() as u64;
+    let n = q.events_since(0, 1000, None).unwrap().len() as u64;
     let report = q.verify_audit().unwrap();
     assert_eq!((report.checked, report.first_bad_event_id), (n, None));
 }
@@ -101,7 +101,7 @@ fn default_policy_keeps_the_seed_behaviour(env: Env) {
     assert_eq!(auto.approved_by.as_deref(), Some("auto"));
     assert!(auto.approvals.is_empty());
     assert_eq!(q.get_action(auto.id).unwrap(), auto);
-    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let claim = q.claim_next("web-1", None, None).unwrap().unwrap();
     assert_eq!(claim.action.digest, pending.digest);
     assert!(claim.action.digest_matches());
     assert_chain_intact(q);
@@ -115,7 +115,7 @@ fn two_distinct_approvers_are_needed(env: Env) {
     paused(&env);
     let q = &env.queue;
     let action = create(q, "two_keys", Some("nginx"));
-    let events_before = q.events_since(0, 1000).unwrap().len();
+    let events_before = q.events_since(0, 1000, None).unwrap().len();
     let first = q.by("alice").unwrap().approve_action(action.id).unwrap();
     assert_eq!(first.status, ActionStatus::Pending);
     assert_eq!(first.approved_by, None);
@@ -145,7 +145,10 @@ fn two_distinct_approvers_are_needed(env: Env) {
     env.advance_secs(1);
     let repeat = q.by("alice").unwrap().approve_action(action.id).unwrap();
     assert_eq!(repeat, first, "a repeat returns the action unchanged");
-    assert_eq!(q.events_since(0, 1000).unwrap().len(), events_before + 1);
+    assert_eq!(
+        q.events_since(0, 1000, None).unwrap().len(),
+        events_before + 1
+    );
     let second = q.by("bob").unwrap().approve_action(action.id).unwrap();
     assert_eq!(second.status, ActionStatus::Approved);
     assert_eq!(second.approved_by.as_deref(), Some("bob"));
@@ -196,7 +199,7 @@ fn four_eyes_refuses_the_requester(env: Env) {
         .as_principal(&alice)
         .create_action(&NewAction::new("web-1", "four_eyes"))
         .unwrap();
-    let before = q.events_since(0, 1000).unwrap();
+    let before = q.events_since(0, 1000, None).unwrap();
     let refused = q
         .as_principal(&alice)
         .approve_action(action.id)
@@ -217,7 +220,7 @@ fn four_eyes_refuses_the_requester(env: Env) {
         .unwrap_err();
     assert_eq!(trusted.kind(), ErrorKind::PermissionDenied);
     assert_eq!(q.get_action(action.id).unwrap(), action);
-    assert_eq!(q.events_since(0, 1000).unwrap(), before);
+    assert_eq!(q.events_since(0, 1000, None).unwrap(), before);
     let approved = q.as_principal(&bob).approve_action(action.id).unwrap();
     assert_eq!(approved.approved_by.as_deref(), Some("bob"));
     // Without four_eyes (the default) the requester approves its own.
@@ -391,7 +394,7 @@ fn changed_whitelist_makes_older_actions_unapprovable_and_unclaimable(env: Env) 
     env.advance_secs(1);
     let fresh = create(&new, "restart_service", Some("ssh"));
     assert_eq!(fresh.whitelist_version, changed.version());
-    let claim = new.claim_next("web-1", None).unwrap().unwrap();
+    let claim = new.claim_next("web-1", None, None).unwrap().unwrap();
     assert_eq!(
         claim.action.id, fresh.id,
         "the stale one never blocks the server"
@@ -401,7 +404,7 @@ fn changed_whitelist_makes_older_actions_unapprovable_and_unclaimable(env: Env) 
     assert_eq!(cancelled.status, ActionStatus::Cancelled);
     assert_eq!(cancelled.cancelled_by.as_deref(), Some("system"));
     let event = new
-        .events_since(0, 1000)
+        .events_since(0, 1000, None)
         .unwrap()
         .into_iter()
         .find(|e| e.action_id == Some(approved.id) && e.to_status == Some(ActionStatus::Cancelled))
@@ -433,7 +436,7 @@ fn digest_matches_only_the_approved_payload(env: Env) {
     paused(&env);
     let held = create(q, "apt_update", None);
     q.by("alice").unwrap().approve_action(held.id).unwrap();
-    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let claim = q.claim_next("web-1", None, None).unwrap().unwrap();
     assert!(claim.action.digest_matches());
     let mut other_approval = claim.action.clone();
     other_approval.approvals[0].digest = "0".repeat(64);
@@ -473,7 +476,7 @@ fn audit_chain_verifies_and_is_for_admins(env: Env) {
             q.by("alice").unwrap().approve_action(a.id).unwrap();
             q.unpause_server("web-1").unwrap();
         }
-        if let Some(claim) = q.claim_next("web-1", None).unwrap() {
+        if let Some(claim) = q.claim_next("web-1", None, None).unwrap() {
             q.report_result(claim.action.id, &claim.lease_token, i % 2, Some("x"), None)
                 .unwrap();
         }

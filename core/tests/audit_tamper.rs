@@ -23,7 +23,7 @@ fn busy_file(dir: &Path, n_actions: usize) -> PathBuf {
         queue
             .create_action(&NewAction::new("web-1", "clear_logs").created_by(format!("u{i}")))
             .unwrap();
-        let claim = queue.claim_next("web-1", None).unwrap().unwrap();
+        let claim = queue.claim_next("web-1", None, None).unwrap().unwrap();
         queue
             .report_result(claim.action.id, &claim.lease_token, 0, Some("ok"), None)
             .unwrap();
@@ -183,7 +183,7 @@ fn an_edit_with_its_hash_recomputed_is_found_by_the_next_link() {
     let pristine = tempfile::tempdir().unwrap();
     let path = busy_file(pristine.path(), 10);
     let queue = ActionQueue::open(&path).unwrap();
-    let mut edited = queue.events_since(14, 1).unwrap().remove(0);
+    let mut edited = queue.events_since(14, 1, None).unwrap().remove(0);
     assert_eq!(edited.id, 15);
     edited.by = "mallory".into();
     let conn = Connection::open(&path).unwrap();
@@ -248,7 +248,7 @@ fn chain_continues_after_reopening() {
     second
         .create_action(&NewAction::new("web-1", "apt_update"))
         .unwrap();
-    queue.claim_next("web-1", None).unwrap().unwrap();
+    queue.claim_next("web-1", None, None).unwrap().unwrap();
     assert_eq!(verify(&path), report(12, None));
 }
 

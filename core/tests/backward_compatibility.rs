@@ -150,7 +150,7 @@ fn v1_database_migrates_with_data_intact() {
         assert_eq!(n, 1, "one fixture action is {status}");
     }
     // The audit log reads back in order with its cursor.
-    let events = queue.events_since(0, 100).unwrap();
+    let events = queue.events_since(0, 100, None).unwrap();
     assert_eq!(events.len(), 15);
     assert_eq!(
         events[8].detail.as_deref(),
@@ -187,7 +187,7 @@ fn v1_database_migrates_with_data_intact() {
         queue.get_action(3).unwrap().command,
         "systemctl restart ssh"
     );
-    let claim = queue.claim_next("web-1", None).unwrap().unwrap();
+    let claim = queue.claim_next("web-1", None, None).unwrap().unwrap();
     assert_eq!(claim.action.id, 5);
     // v5: lease tokens are stored as their SHA-256 only; v1's token of the
     // executing action 6 was hashed in place...
@@ -243,7 +243,7 @@ fn v1_database_migrates_with_data_intact() {
         .create_action(&NewAction::new("web-1", "clear_logs"))
         .unwrap();
     assert_eq!(fresh.id, 8);
-    let later = queue.events_since(15, 100).unwrap();
+    let later = queue.events_since(15, 100, None).unwrap();
     assert!(later.iter().all(|e| e.id > 15));
     fault_support::assert_invariants(&db, "after use");
     // An action from before whitelist versions is not stale: still approvable.
@@ -270,7 +270,7 @@ fn v1_database_migrates_with_data_intact() {
             (EventKind::Action, action.server_id.as_str())
         );
     }
-    let issue = queue.events_since(0, 1000).unwrap().pop().unwrap();
+    let issue = queue.events_since(0, 1000, None).unwrap().pop().unwrap();
     assert_eq!(
         (issue.kind, issue.subject.as_str()),
         (EventKind::Credential, "web-1-agent")
@@ -489,7 +489,7 @@ fn v7_file_migrates_and_its_ids_continue_after_its_counters() {
         .create_action(&NewAction::new("web-2", "restart_service").service_name("cron"))
         .unwrap();
     assert_eq!(created.id, 9, "ids 7 and 8 were taken before the upgrade");
-    let logged = queue.events_since(12, 10).unwrap();
+    let logged = queue.events_since(12, 10, None).unwrap();
     assert_eq!(
         logged.iter().map(|e| e.id).collect::<Vec<_>>(),
         [15],

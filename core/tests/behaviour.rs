@@ -81,7 +81,7 @@ fn unknown_server_is_not_found(env: Env) {
         kind(q.list_server_actions("nope", None, 50, 0)),
         ErrorKind::NotFound
     );
-    assert_eq!(kind(q.claim_next("nope", None)), ErrorKind::NotFound);
+    assert_eq!(kind(q.claim_next("nope", None, None)), ErrorKind::NotFound);
 }
 
 fn pause_and_unpause_are_idempotent(env: Env) {
@@ -404,7 +404,7 @@ fn apt_actions_are_exclusive_per_server(env: Env) {
         kind(q.create_action(&NewAction::new("web-1", "apt_upgrade_all"))),
         ErrorKind::Conflict
     );
-    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let claim = q.claim_next("web-1", None, None).unwrap().unwrap();
     assert_eq!(claim.action.id, first.id);
     assert_eq!(
         kind(q.create_action(&NewAction::new("web-1", "apt_upgrade_all"))),
@@ -501,7 +501,7 @@ fn illegal_transitions_name_the_current_status(env: Env) {
         message(q.reject_action(a.id, "no")),
         "Cannot reject action with status 'approved' (must be pending)"
     );
-    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let claim = q.claim_next("web-1", None, None).unwrap().unwrap();
     assert_eq!(
         message(q.cancel_action(a.id)),
         "Cannot cancel action with status 'executing' (must be pending or approved)"
@@ -528,7 +528,7 @@ fn cancel_from_approved(env: Env) {
     let c = q.cancel_action(a.id).unwrap();
     assert_eq!(c.status, ActionStatus::Cancelled);
     assert!(
-        q.claim_next("web-1", None).unwrap().is_none(),
+        q.claim_next("web-1", None, None).unwrap().is_none(),
         "cancelled is never claimed"
     );
     assert_eq!(
@@ -688,7 +688,14 @@ fn list_orders_by_created_at_not_id(env: Env) {
         .collect();
     assert_eq!(ids, [3, 1, 2]);
     // and the oldest approved is claimed first
-    assert_eq!(q.claim_next("web-1", None).unwrap().unwrap().action.id, 2);
+    assert_eq!(
+        q.claim_next("web-1", None, None)
+            .unwrap()
+            .unwrap()
+            .action
+            .id,
+        2
+    );
 }
 
 fn list_bounds_are_validated(env: Env) {
@@ -732,7 +739,7 @@ fn claim_takes_the_oldest_approved_once(env: Env) {
     let q = &env.queue;
     let pending = q.create_action(&restart("web-1", "a")).unwrap();
     assert!(
-        q.claim_next("web-1", None).unwrap().is_none(),
+        q.claim_next("web-1", None, None).unwrap().is_none(),
         "pending is not claimable"
     );
     q.unpause_server("web-1").unwrap();
@@ -745,7 +752,7 @@ fn claim_takes_the_oldest_approved_once(env: Env) {
     env.advance_secs(10);
     let now = env.clock_now();
     let first = q
-        .claim_next("web-1", Some(Duration::from_secs(30)))
+        .claim_next("web-1", Some(Duration::from_secs(30)), None)
         .unwrap()
         .unwrap();
     assert_eq!(first.action.id, pending.id);
@@ -762,7 +769,7 @@ fn claim_takes_the_oldest_approved_once(env: Env) {
         "get never shows the token"
     );
 
-    let second = q.claim_next("web-1", None).unwrap().unwrap();
+    let second = q.claim_next("web-1", None, None).unwrap().unwrap();
     assert_eq!(second.action.id, b.id);
     assert_eq!(
         second.action.lease_expires_at,
@@ -770,10 +777,14 @@ fn claim_takes_the_oldest_approved_once(env: Env) {
     );
     assert_ne!(second.lease_token, first.lease_token);
     assert_eq!(
-        q.claim_next("web-1", None).unwrap().unwrap().action.id,
+        q.claim_next("web-1", None, None)
+            .unwrap()
+            .unwrap()
+            .action
+            .id,
         c.id
     );
-    assert!(q.claim_next("web-1", None).unwrap().is_none());
+    assert!(q.claim_next("web-1", None, None).unwrap().is_none());
 }
 
 fn uuid_like(token: &str) {
@@ -786,11 +797,11 @@ fn claim_lease_is_validated(env: Env) {
     let q = &env.queue;
     q.create_action(&restart("web-1", "a")).unwrap();
     assert_eq!(
-        kind(q.claim_next("web-1", Some(Duration::ZERO))),
+        kind(q.claim_next("web-1", Some(Duration::ZERO), None)),
         ErrorKind::InvalidInput
     );
     assert_eq!(
-        kind(q.claim_next("web-1", Some(Duration::from_secs(86_401)))),
+        kind(q.claim_next("web-1", Some(Duration::from_secs(86_401)), None)),
         ErrorKind::InvalidInput
     );
     assert_eq!(q.get_action(1).unwrap().status, ActionStatus::Approved);
@@ -801,9 +812,9 @@ fn claims_are_per_server(env: Env) {
     let q = &env.queue;
     q.create_server("web-2", None).unwrap();
     q.create_action(&restart("web-2", "a")).unwrap();
-    assert!(q.claim_next("web-1", None).unwrap().is_none());
+    assert!(q.claim_next("web-1", None, None).unwrap().is_none());
     assert_eq!(
-        q.claim_next("web-2", None)
+        q.claim_next("web-2", None, None)
             .unwrap()
             .unwrap()
             .action
@@ -817,8 +828,8 @@ fn report_result_completes_or_fails(env: Env) {
     let q = &env.queue;
     q.create_action(&restart("web-1", "a")).unwrap();
     q.create_action(&restart("web-1", "b")).unwrap();
-    let ok = q.claim_next("web-1", None).unwrap().unwrap();
-    let bad = q.claim_next("web-1", None).unwrap().unwrap();
+    let ok = q.claim_next("web-1", None, None).unwrap().unwrap();
+    let bad = q.claim_next("web-1", None, None).unwrap().unwrap();
     env.advance_secs(3);
     let done = q
         .report_result(
@@ -860,7 +871,7 @@ fn wrong_or_stale_token_is_conflict_and_changes_nothing(env: Env) {
     let q = &env.queue;
     q.create_action(&restart("web-1", "a")).unwrap();
     let claim = q
-        .claim_next("web-1", Some(Duration::from_secs(60)))
+        .claim_next("web-1", Some(Duration::from_secs(60)), None)
         .unwrap()
         .unwrap();
     let before = q.get_action(claim.action.id).unwrap();
@@ -881,7 +892,7 @@ fn wrong_or_stale_token_is_conflict_and_changes_nothing(env: Env) {
     assert_eq!(q.get_action(claim.action.id).unwrap(), before);
     // a token of another action does not fit either
     q.create_action(&restart("web-1", "b")).unwrap();
-    let other = q.claim_next("web-1", None).unwrap().unwrap();
+    let other = q.claim_next("web-1", None, None).unwrap().unwrap();
     assert_eq!(
         kind(q.report_result(claim.action.id, &other.lease_token, 0, None, None)),
         ErrorKind::Conflict
@@ -894,7 +905,7 @@ fn heartbeat_extends_the_lease(env: Env) {
     let q = &env.queue;
     q.create_action(&restart("web-1", "a")).unwrap();
     let claim = q
-        .claim_next("web-1", Some(Duration::from_secs(60)))
+        .claim_next("web-1", Some(Duration::from_secs(60)), None)
         .unwrap()
         .unwrap();
     env.advance_secs(50);
@@ -928,11 +939,11 @@ fn expired_lease_fails_and_is_never_requeued(env: Env) {
     q.create_action(&restart("web-1", "a")).unwrap();
     q.create_action(&restart("web-1", "b")).unwrap();
     let lost = q
-        .claim_next("web-1", Some(Duration::from_secs(10)))
+        .claim_next("web-1", Some(Duration::from_secs(10)), None)
         .unwrap()
         .unwrap();
     let alive = q
-        .claim_next("web-1", Some(Duration::from_secs(100)))
+        .claim_next("web-1", Some(Duration::from_secs(100)), None)
         .unwrap()
         .unwrap();
     env.advance_secs(10);
@@ -957,7 +968,7 @@ fn expired_lease_fails_and_is_never_requeued(env: Env) {
     assert!(failed.stderr.as_deref().unwrap().contains("lease expired"));
     assert_eq!(&q.get_action(lost.action.id).unwrap(), failed);
     assert!(
-        q.claim_next("web-1", None).unwrap().is_none(),
+        q.claim_next("web-1", None, None).unwrap().is_none(),
         "never re-queued"
     );
     assert!(q.expire_leases().unwrap().is_empty(), "expiry is done once");
@@ -978,7 +989,7 @@ fn output_is_capped(env: Env) {
     });
     let q = &env.queue;
     q.create_action(&restart("web-1", "a")).unwrap();
-    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let claim = q.claim_next("web-1", None, None).unwrap().unwrap();
     let done = q
         .report_result(
             claim.action.id,
@@ -998,7 +1009,7 @@ fn output_with_nul_and_control_characters_reads_back(env: Env) {
     let env = env_with_server(env, false);
     let q = &env.queue;
     q.create_action(&restart("web-1", "a")).unwrap();
-    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let claim = q.claim_next("web-1", None, None).unwrap().unwrap();
     let (out, err) = ("a\0b\x01\u{7f}é\n", "\0");
     let done = q
         .report_result(claim.action.id, &claim.lease_token, 1, Some(out), Some(err))
@@ -1019,7 +1030,7 @@ fn default_output_cap_is_10000_chars(env: Env) {
     let q = &env.queue;
     assert_eq!(q.options().output_cap_chars, 10_000);
     q.create_action(&restart("web-1", "a")).unwrap();
-    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let claim = q.claim_next("web-1", None, None).unwrap().unwrap();
     let big = "x".repeat(10 * 1024 * 1024);
     let done = q
         .report_result(
@@ -1060,7 +1071,7 @@ fn every_state_change_is_an_event(env: Env) {
     q.by("bob").unwrap().reject_action(b.id, "no").unwrap();
     q.by("carol").unwrap().cancel_action(c.id).unwrap();
     let claim = q
-        .claim_next("web-1", Some(Duration::from_secs(60)))
+        .claim_next("web-1", Some(Duration::from_secs(60)), None)
         .unwrap()
         .unwrap();
     q.heartbeat(a.id, &claim.lease_token, None).unwrap(); // not a state change
@@ -1068,14 +1079,14 @@ fn every_state_change_is_an_event(env: Env) {
         .unwrap();
     q.unpause_server("web-1").unwrap();
     let d = q.create_action(&restart("web-1", "d")).unwrap();
-    q.claim_next("web-1", Some(Duration::from_secs(1)))
+    q.claim_next("web-1", Some(Duration::from_secs(1)), None)
         .unwrap()
         .unwrap();
     env.advance_secs(2);
     q.expire_leases().unwrap();
 
     use ActionStatus::*;
-    let events = q.events_since(0, 1000).unwrap();
+    let events = q.events_since(0, 1000, None).unwrap();
     let got: Vec<EventRow> = events
         .iter()
         .map(|e| {
@@ -1155,13 +1166,13 @@ fn every_state_change_is_an_event(env: Env) {
         .all(|e| e.subject == "web-1" && (e.kind == EventKind::Server) == e.action_id.is_none()));
     assert_eq!(events[12].at, env.clock_now());
     // cursor paging
-    let page = q.events_since(4, 3).unwrap();
+    let page = q.events_since(4, 3, None).unwrap();
     assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [5, 6, 7]);
-    assert!(q.events_since(13, 10).unwrap().is_empty());
-    assert!(q.events_since(1_000_000, 10).unwrap().is_empty());
-    assert_eq!(kind(q.events_since(-1, 10)), ErrorKind::InvalidInput);
-    assert_eq!(kind(q.events_since(0, 0)), ErrorKind::InvalidInput);
-    assert_eq!(kind(q.events_since(0, 1001)), ErrorKind::InvalidInput);
+    assert!(q.events_since(13, 10, None).unwrap().is_empty());
+    assert!(q.events_since(1_000_000, 10, None).unwrap().is_empty());
+    assert_eq!(kind(q.events_since(-1, 10, None)), ErrorKind::InvalidInput);
+    assert_eq!(kind(q.events_since(0, 0, None)), ErrorKind::InvalidInput);
+    assert_eq!(kind(q.events_since(0, 1001, None)), ErrorKind::InvalidInput);
 }
 
 fn failed_operations_log_nothing(env: Env) {
@@ -1177,7 +1188,7 @@ fn failed_operations_log_nothing(env: Env) {
         .and_then(|_| q.by("x").unwrap().cancel_action(a.id));
     let _ = q.by("x").unwrap().approve_action(a.id);
     // The pause, the creation and the cancellation.
-    assert_eq!(q.events_since(0, 100).unwrap().len(), 3);
+    assert_eq!(q.events_since(0, 100, None).unwrap().len(), 3);
 }
 
 // ---------------------------------------------------------------- custom whitelists
@@ -1300,7 +1311,7 @@ fn one_action_per_status(env: &Env) -> Vec<(ActionStatus, i64, Option<String>)> 
         let id = mk(svc);
         q.approve_action(id).unwrap();
         let claim = q
-            .claim_next("agent-host", Some(Duration::from_secs(3600)))
+            .claim_next("agent-host", Some(Duration::from_secs(3600)), None)
             .unwrap()
             .unwrap();
         assert_eq!(claim.action.id, id);
@@ -1351,7 +1362,7 @@ fn transition_matrix_from_every_status(env: Env) {
             let token2 = token2.unwrap_or_else(|| token.clone());
             let q = &fresh.queue;
             let before = q.get_action(id).unwrap();
-            let events_before = q.events_since(0, 1000).unwrap();
+            let events_before = q.events_since(0, 1000, None).unwrap();
             let r = match verb {
                 "approve" => q.approve_action(id),
                 "reject" => q.reject_action(id, "why"),
@@ -1363,7 +1374,7 @@ fn transition_matrix_from_every_status(env: Env) {
                 let after = r.unwrap_or_else(|e| panic!("{verb} from {status}: {e}"));
                 assert_eq!(after.status, to, "{verb} from {status}");
                 assert_eq!(q.get_action(id).unwrap(), after);
-                let logged = q.events_since(0, 1000).unwrap().len() - events_before.len();
+                let logged = q.events_since(0, 1000, None).unwrap().len() - events_before.len();
                 assert_eq!(logged, usize::from(to != status), "{verb} from {status}");
             } else {
                 let must: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
@@ -1380,13 +1391,13 @@ fn transition_matrix_from_every_status(env: Env) {
                 );
                 assert_eq!(err.existing_action_id(), None);
                 assert_eq!(q.get_action(id).unwrap(), before, "{verb} from {status}");
-                assert_eq!(q.events_since(0, 1000).unwrap(), events_before);
+                assert_eq!(q.events_since(0, 1000, None).unwrap(), events_before);
             }
         }
     }
     // terminal and pending actions are never claimed: only the approved one is
     let q = &env.queue;
-    let claimed = q.claim_next("agent-host", None).unwrap().unwrap();
+    let claimed = q.claim_next("agent-host", None, None).unwrap().unwrap();
     assert_eq!(
         q.get_action(claimed.action.id)
             .unwrap()
@@ -1394,7 +1405,7 @@ fn transition_matrix_from_every_status(env: Env) {
             .as_deref(),
         Some("approved.service")
     );
-    assert!(q.claim_next("agent-host", None).unwrap().is_none());
+    assert!(q.claim_next("agent-host", None, None).unwrap().is_none());
 }
 
 /// The error table (`docs/contract/errors.md#kinds`), on errors the store
@@ -1472,7 +1483,7 @@ fn ids_start_at_1_and_strictly_increase(env: Env) {
     let mut sorted = ids.clone();
     sorted.reverse();
     assert_eq!(listed, sorted);
-    let events = q.events_since(0, 1000).unwrap();
+    let events = q.events_since(0, 1000, None).unwrap();
     assert_eq!(events[0].id, 1);
     assert!(events.windows(2).all(|w| w[0].id < w[1].id));
 }
@@ -1490,7 +1501,7 @@ fn timestamps_are_utc_microseconds(env: Env) {
     assert_eq!(a.created_at, micros);
     assert_eq!(a.approved_at, Some(micros));
     let claim = q
-        .claim_next("web-1", Some(Duration::from_secs(1)))
+        .claim_next("web-1", Some(Duration::from_secs(1)), None)
         .unwrap()
         .unwrap();
     assert_eq!(claim.action.executed_at, Some(micros));
@@ -1517,7 +1528,7 @@ fn timestamps_are_utc_microseconds(env: Env) {
     let parsed = chrono::DateTime::parse_from_rfc3339(text).unwrap();
     assert_eq!(parsed.offset().local_minus_utc(), 0, "{text}");
     assert_eq!(parsed, micros);
-    let ev = q.events_since(0, 100).unwrap();
+    let ev = q.events_since(0, 100, None).unwrap();
     assert!(ev.iter().all(|e| e.at == micros), "{ev:?}");
     let s = q.pause_server("web-1").unwrap();
     assert_eq!(s.paused_at, Some(micros));
@@ -1615,7 +1626,7 @@ fn event_log_is_append_only_and_resumable(env: Env) {
     let q = &env.queue;
     let a = q.create_action(&restart("web-1", "a")).unwrap();
     q.by("carol").unwrap().cancel_action(a.id).unwrap();
-    let snapshot = q.events_since(0, 1000).unwrap();
+    let snapshot = q.events_since(0, 1000, None).unwrap();
     assert_eq!(snapshot.len(), 2);
     assert_eq!(
         (
@@ -1635,7 +1646,7 @@ fn event_log_is_append_only_and_resumable(env: Env) {
     q.unpause_server("web-1").unwrap();
     let c = q.create_action(&restart("web-1", "c")).unwrap();
     let claim = q
-        .claim_next("web-1", Some(Duration::from_secs(5)))
+        .claim_next("web-1", Some(Duration::from_secs(5)), None)
         .unwrap()
         .unwrap();
     q.heartbeat(c.id, &claim.lease_token, None).unwrap();
@@ -1647,7 +1658,7 @@ fn event_log_is_append_only_and_resumable(env: Env) {
         .as_deref()
         .unwrap()
         .contains("lease expired"));
-    let all = q.events_since(0, 1000).unwrap();
+    let all = q.events_since(0, 1000, None).unwrap();
     assert_eq!(&all[..2], &snapshot[..], "earlier events never change");
     use ActionStatus::*;
     let rows: Vec<_> = all
@@ -1676,15 +1687,15 @@ fn event_log_is_append_only_and_resumable(env: Env) {
     // reading with a cursor one event at a time yields the same log
     let mut cursor = 0;
     let mut paged = Vec::new();
-    while let Some(e) = q.events_since(cursor, 1).unwrap().pop() {
+    while let Some(e) = q.events_since(cursor, 1, None).unwrap().pop() {
         cursor = e.id;
         paged.push(e);
     }
     assert_eq!(paged, all);
     // nothing new: the cursor at the end stays empty until the next change
-    assert!(q.events_since(cursor, 10).unwrap().is_empty());
+    assert!(q.events_since(cursor, 10, None).unwrap().is_empty());
     q.create_action(&restart("web-1", "d")).unwrap();
-    let next = q.events_since(cursor, 10).unwrap();
+    let next = q.events_since(cursor, 10, None).unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].id, cursor + 1);
 }
@@ -1698,7 +1709,7 @@ fn any_nonzero_exit_code_fails(env: Env) {
     {
         q.create_action(&restart("web-1", &format!("s{i}")))
             .unwrap();
-        let claim = q.claim_next("web-1", None).unwrap().unwrap();
+        let claim = q.claim_next("web-1", None, None).unwrap().unwrap();
         let done = q
             .report_result(claim.action.id, &claim.lease_token, exit, None, None)
             .unwrap();
@@ -1798,7 +1809,7 @@ fn configured_output_cap_applies_to_both_streams(env: Env) {
     });
     let q = &env.queue;
     q.create_action(&restart("web-1", "a")).unwrap();
-    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let claim = q.claim_next("web-1", None, None).unwrap().unwrap();
     let done = q
         .report_result(
             claim.action.id,
@@ -1829,7 +1840,7 @@ fn claim_order_ties_break_by_id_and_each_is_claimed_once(env: Env) {
         })
         .collect();
     let mut claimed = Vec::new();
-    while let Some(c) = q.claim_next("web-1", None).unwrap() {
+    while let Some(c) = q.claim_next("web-1", None, None).unwrap() {
         assert!(!claimed.contains(&c.action.id), "claimed twice");
         claimed.push(c.action.id);
     }
@@ -1842,14 +1853,14 @@ fn lease_token_is_never_returned_by_get_or_list(env: Env) {
     let env = env_with_server(env, false);
     let q = &env.queue;
     q.create_action(&restart("web-1", "a")).unwrap();
-    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let claim = q.claim_next("web-1", None, None).unwrap().unwrap();
     let token = claim.lease_token.clone();
     assert!(uuid::Uuid::parse_str(&token).is_ok(), "{token}");
     let got = serde_json::to_string(&q.get_action(claim.action.id).unwrap()).unwrap();
     let listed = serde_json::to_string(&q.list_actions(&ActionQuery::default()).unwrap()).unwrap();
     let server =
         serde_json::to_string(&q.list_server_actions("web-1", None, 50, 0).unwrap()).unwrap();
-    let events = serde_json::to_string(&q.events_since(0, 100).unwrap()).unwrap();
+    let events = serde_json::to_string(&q.events_since(0, 100, None).unwrap()).unwrap();
     let beat = serde_json::to_string(&q.heartbeat(claim.action.id, &token, None).unwrap()).unwrap();
     for (what, text) in [
         ("get", got),
@@ -1868,7 +1879,7 @@ fn lease_bounds_are_inclusive(env: Env) {
     let q = &env.queue;
     q.create_action(&restart("web-1", "a")).unwrap();
     let c = q
-        .claim_next("web-1", Some(Duration::from_secs(86_400)))
+        .claim_next("web-1", Some(Duration::from_secs(86_400)), None)
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -1991,7 +2002,7 @@ fn lease_runs_exactly_from_the_claim_time(env: Env) {
         q.create_action(&restart("web-1", &format!("s{i}")))
             .unwrap();
         let lease = Duration::from_secs(300);
-        let claim = q.claim_next("web-1", Some(lease)).unwrap().unwrap();
+        let claim = q.claim_next("web-1", Some(lease), None).unwrap().unwrap();
         let a = &claim.action;
         let granted = a.lease_expires_at.unwrap() - a.executed_at.unwrap();
         assert_eq!(granted, chrono::TimeDelta::seconds(300));

@@ -134,7 +134,7 @@ fn threads_racing_apt_group_sqlite() {
 
 fn claim_all(q: &ActionQueue) -> Vec<i64> {
     let mut got = Vec::new();
-    while let Some(claim) = q.claim_next("web-1", None).unwrap() {
+    while let Some(claim) = q.claim_next("web-1", None, None).unwrap() {
         got.push(claim.action.id);
         q.report_result(claim.action.id, &claim.lease_token, 0, None, None)
             .unwrap();
@@ -330,7 +330,7 @@ fn create_rounds(q: &ActionQueue, dir: &Path, me: usize, n: usize) -> Vec<String
 /// first, held until every thread holds one (all were inside the race at
 /// once, and each claims at least one), then the rest until none is left.
 fn claim_all_holding_one(q: &ActionQueue, holding: &Barrier) -> Vec<i64> {
-    let first = q.claim_next("web-1", None).unwrap();
+    let first = q.claim_next("web-1", None, None).unwrap();
     holding.wait();
     let mut got = Vec::new();
     if let Some(claim) = first {
@@ -347,7 +347,7 @@ fn claim_all_holding_one(q: &ActionQueue, holding: &Barrier) -> Vec<i64> {
 /// left. Returns the claimed ids; an empty first claim is left to the parent
 /// to report.
 fn contend_claims(q: &ActionQueue, dir: &Path, me: usize, n: usize) -> Vec<i64> {
-    let first = q.claim_next("web-1", None).unwrap();
+    let first = q.claim_next("web-1", None, None).unwrap();
     rendezvous(dir, "holding", me, n);
     let mut got = Vec::new();
     if let Some(claim) = first {

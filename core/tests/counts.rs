@@ -75,13 +75,13 @@ fn counts_follow_every_transition(env: Env) {
         q.create_action(&restart("web-2", &format!("s{i}")))
             .unwrap();
     }
-    let ok = q.claim_next("web-2", None).unwrap().unwrap();
+    let ok = q.claim_next("web-2", None, None).unwrap().unwrap();
     q.report_result(ok.action.id, &ok.lease_token, 0, None, None)
         .unwrap();
-    let bad = q.claim_next("web-2", None).unwrap().unwrap();
+    let bad = q.claim_next("web-2", None, None).unwrap().unwrap();
     q.report_result(bad.action.id, &bad.lease_token, 2, None, None)
         .unwrap();
-    q.claim_next("web-2", None).unwrap().unwrap();
+    q.claim_next("web-2", None, None).unwrap().unwrap();
 
     let expected = |s: &str, st, n| (s.to_owned(), st, n);
     assert_eq!(
@@ -104,10 +104,10 @@ fn counts_expire_lost_leases_first_and_count_them(env: Env) {
     q.create_server("web-1", None).unwrap();
     q.create_action(&restart("web-1", "a")).unwrap();
     q.create_action(&restart("web-1", "b")).unwrap();
-    q.claim_next("web-1", Some(Duration::from_secs(10)))
+    q.claim_next("web-1", Some(Duration::from_secs(10)), None)
         .unwrap()
         .unwrap();
-    q.claim_next("web-1", Some(Duration::from_secs(100)))
+    q.claim_next("web-1", Some(Duration::from_secs(100)), None)
         .unwrap()
         .unwrap();
     assert_eq!(q.lease_expiries(), 0);

@@ -186,6 +186,9 @@ impl Store for MarkedStore {
     fn events_since(&self, cursor: i64, limit: u32) -> actionq::Result<Vec<Event>> {
         self.inner.events_since(cursor, limit)
     }
+    fn notifier(&self) -> &Arc<actionq::store::Notifier> {
+        self.inner.notifier()
+    }
     fn verify_audit(&self) -> actionq::Result<actionq::AuditReport> {
         self.inner.verify_audit()
     }
@@ -341,7 +344,7 @@ fn child_workload(queue: &ActionQueue, log: &File, seed: u64) -> ! {
             62..=76 => {
                 let server = *rng.pick(&SERVERS);
                 let lease = Duration::from_secs(1 + rng.below(5));
-                match queue.claim_next(server, Some(lease)) {
+                match queue.claim_next(server, Some(lease), None) {
                     Ok(Some(c)) => {
                         ack(c.action.id, c.action.status);
                         held.push((c.action.id, c.lease_token));
@@ -923,7 +926,7 @@ fn invariant_checker_detects_tampering() {
         let a = queue
             .create_action(&NewAction::new("web-1", "clear_logs"))
             .unwrap();
-        let c = queue.claim_next("web-1", None).unwrap().unwrap();
+        let c = queue.claim_next("web-1", None, None).unwrap().unwrap();
         queue
             .report_result(c.action.id, &c.lease_token, 0, None, None)
             .unwrap();

@@ -403,7 +403,7 @@ impl Real {
             Op::Reject(a, r) => q.reject_action(pick(*a), &reason(*r)).map(Out::Action),
             Op::Cancel(a) => q.cancel_action(pick(*a)).map(Out::Action),
             Op::Get(a) => q.get_action(pick(*a)).map(Out::Action),
-            Op::Claim(s, l) => q.claim_next(SERVER_IDS[*s], secs(*l)).map(|c| {
+            Op::Claim(s, l) => q.claim_next(SERVER_IDS[*s], secs(*l), None).map(|c| {
                 Out::Claimed(c.map(|c| {
                     assert!(uuid::Uuid::parse_str(&c.lease_token).is_ok());
                     self.claims.push((c.action.id, c.lease_token));
@@ -435,7 +435,7 @@ impl Real {
             Op::ListServer(s, st, l, o) => q
                 .list_server_actions(SERVER_IDS[*s], st.map(|i| ActionStatus::ALL[i]), *l, *o)
                 .map(Out::Page),
-            Op::Events(c, l) => q.events_since(*c, *l).map(Out::Events),
+            Op::Events(c, l) => q.events_since(*c, *l, None).map(Out::Events),
         };
         let _ = clock;
         r.map_err(fail)
@@ -1199,9 +1199,9 @@ fn run(custom: bool, ops: &[Op]) -> Result<usize, TestCaseError> {
     let mut by_model = model.actions.clone();
     by_model.sort_by_key(|a| std::cmp::Reverse((a.created_at, a.id)));
     prop_assert_eq!(&m, &by_model, "final actions: queue vs model");
-    let events = reals[0].1.queue.events_since(0, 1000).unwrap();
+    let events = reals[0].1.queue.events_since(0, 1000, None).unwrap();
     for (name, real) in &reals[1..] {
-        let theirs = real.queue.events_since(0, 1000).unwrap();
+        let theirs = real.queue.events_since(0, 1000, None).unwrap();
         prop_assert_eq!(
             &events,
             &theirs,

@@ -29,10 +29,10 @@ fn host_clock_with_nanoseconds_is_truncated(env: Env) {
     assert_eq!(a.created_at, micros);
     assert_eq!(a.approved_at, Some(micros));
     assert_eq!(q.get_action(a.id).unwrap(), a, "returned == stored");
-    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let claim = q.claim_next("web-1", None, None).unwrap().unwrap();
     assert_eq!(claim.action.executed_at, Some(micros));
     assert_eq!(q.get_action(a.id).unwrap(), claim.action);
-    let events = q.events_since(0, 10).unwrap();
+    let events = q.events_since(0, 10, None).unwrap();
     assert!(events.iter().all(|e| e.at == micros), "{events:?}");
 }
 

@@ -44,7 +44,7 @@ fn lost_leases_are_expired_before_every_read(env: Env) {
             q.list_server_actions("web-1", None, 1, 0).unwrap().actions[0].status
         }),
         ("events_since", |q, _| {
-            q.events_since(0, limits::MAX_EVENTS_LIMIT)
+            q.events_since(0, limits::MAX_EVENTS_LIMIT, None)
                 .unwrap()
                 .last()
                 .unwrap()
@@ -52,7 +52,7 @@ fn lost_leases_are_expired_before_every_read(env: Env) {
                 .expect("an action event")
         }),
         ("claim_next", |q, id| {
-            assert!(q.claim_next("web-1", None).unwrap().is_none());
+            assert!(q.claim_next("web-1", None, None).unwrap().is_none());
             // Read raw through a queue that does not sweep.
             q.clone()
                 .with_options(QueueOptions {
@@ -69,7 +69,7 @@ fn lost_leases_are_expired_before_every_read(env: Env) {
             .create_action(&restart("web-1", &format!("s{i}")))
             .unwrap();
         let claim = q
-            .claim_next("web-1", Some(Duration::from_secs(10)))
+            .claim_next("web-1", Some(Duration::from_secs(10)), None)
             .unwrap()
             .unwrap();
         assert_eq!(claim.action.id, a.id);
@@ -87,7 +87,7 @@ fn the_sweep_before_reads_can_be_turned_off(env: Env) {
     let q = &env.queue;
     q.create_server("web-1", None).unwrap();
     let a = q.create_action(&restart("web-1", "a")).unwrap();
-    q.claim_next("web-1", Some(Duration::from_secs(10)))
+    q.claim_next("web-1", Some(Duration::from_secs(10)), None)
         .unwrap()
         .unwrap();
     env.advance_secs(10);
@@ -102,9 +102,9 @@ fn a_zero_lease_is_invalid_and_none_is_the_default(env: Env) {
     let q = &env.queue;
     q.create_server("web-1", None).unwrap();
     q.create_action(&restart("web-1", "a")).unwrap();
-    let zero = q.claim_next("web-1", Some(Duration::ZERO));
+    let zero = q.claim_next("web-1", Some(Duration::ZERO), None);
     assert_eq!(zero.unwrap_err().kind(), ErrorKind::InvalidInput);
-    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let claim = q.claim_next("web-1", None, None).unwrap().unwrap();
     let a = &claim.action;
     assert_eq!(
         a.lease_expires_at.unwrap() - a.executed_at.unwrap(),
@@ -171,9 +171,11 @@ fn defaults_are_the_named_limits(env: Env) {
         q.list_actions(&too_many).unwrap_err().kind(),
         ErrorKind::InvalidInput
     );
-    let err = q.events_since(0, limits::MAX_EVENTS_LIMIT + 1).unwrap_err();
+    let err = q
+        .events_since(0, limits::MAX_EVENTS_LIMIT + 1, None)
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    q.events_since(0, limits::MAX_EVENTS_LIMIT).unwrap();
+    q.events_since(0, limits::MAX_EVENTS_LIMIT, None).unwrap();
 }
 
 for_each_store!(

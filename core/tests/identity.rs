@@ -213,12 +213,12 @@ fn trusted_names_are_what_actions_record(env: Env) {
         ops.approve_action(a.id).unwrap().approved_by.as_deref(),
         Some("ops-bot")
     );
-    let claim = ops.claim_next("web-1", None).unwrap().unwrap();
+    let claim = ops.claim_next("web-1", None, None).unwrap().unwrap();
     let done = q
         .report_result(claim.action.id, &claim.lease_token, 0, None, None)
         .unwrap();
     let by: Vec<(Option<String>, String)> = q
-        .events_since(0, 100)
+        .events_since(0, 100, None)
         .unwrap()
         .into_iter()
         .map(|e| (e.to_status.map(|s| s.to_string()), e.by))
@@ -295,7 +295,7 @@ fn principals_names_are_what_actions_record(env: Env) {
     assert_eq!(cancelled.cancelled_by.as_deref(), Some("rita"));
     let claim = q
         .as_principal(&agent)
-        .claim_next("web-1", None)
+        .claim_next("web-1", None, None)
         .unwrap()
         .unwrap();
     assert_eq!(claim.action.id, a.id);
@@ -308,7 +308,7 @@ fn principals_names_are_what_actions_record(env: Env) {
         .unwrap();
     assert_eq!(done.status, ActionStatus::Completed);
     let by: Vec<(EventKind, String, Option<i64>, String)> = q
-        .events_since(0, 100)
+        .events_since(0, 100, None)
         .unwrap()
         .into_iter()
         .map(|e| (e.kind, e.subject, e.action_id, e.by))
@@ -349,7 +349,7 @@ fn principals_names_are_what_actions_record(env: Env) {
     // No secret anywhere in what the queue recorded.
     let recorded = format!(
         "{:?}{:?}",
-        q.events_since(0, 100).unwrap(),
+        q.events_since(0, 100, None).unwrap(),
         q.list_actions(&ActionQuery::default()).unwrap()
     );
     assert!(!recorded.contains(&agent_secret[6..]));
@@ -570,7 +570,7 @@ fn fixture(q: &ActionQueue, principal: &Principal, own: bool) -> Fixture {
         let running = q
             .create_action(&NewAction::new(id, "restart_service").service_name("nginx"))
             .unwrap();
-        let claim = q.claim_next(id, None).unwrap().unwrap();
+        let claim = q.claim_next(id, None, None).unwrap().unwrap();
         assert_eq!(claim.action.id, running.id);
         q.create_action(&NewAction::new(id, "restart_service").service_name("cron"))
             .unwrap();
@@ -614,7 +614,7 @@ fn snapshot(q: &ActionQueue) -> String {
             ..ActionQuery::default()
         })
         .unwrap(),
-        q.events_since(0, 1000).unwrap(),
+        q.events_since(0, 1000, None).unwrap(),
         q.list_credentials().unwrap()
     )
 }
@@ -653,7 +653,7 @@ fn run(q: &ActionQueue, principal: &Principal, op: Op, f: &Fixture) -> Result<()
             p.list_actions(&ActionQuery::default())?;
         }
         Op::EventsSince => {
-            p.events_since(0, 10)?;
+            p.events_since(0, 10, None)?;
         }
         Op::Approve => {
             assert_eq!(
@@ -674,7 +674,9 @@ fn run(q: &ActionQueue, principal: &Principal, op: Op, f: &Fixture) -> Result<()
             );
         }
         Op::Claim => {
-            let claim = p.claim_next(f.server, None)?.expect("an approved action");
+            let claim = p
+                .claim_next(f.server, None, None)?
+                .expect("an approved action");
             assert_eq!(claim.action.server_id, f.server);
         }
         Op::Heartbeat => {
@@ -898,6 +900,10 @@ macro_rules! forward {
             ) -> actionq::Result<Option<actionq::Credential>> {
                 self.0.found.lock().unwrap().push(*secret_sha256);
                 self.0.inner.find_credential(secret_sha256)
+            }
+
+            fn notifier(&self) -> &std::sync::Arc<actionq::store::Notifier> {
+                self.0.inner.notifier()
             }
         }
     };

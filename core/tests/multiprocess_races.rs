@@ -141,7 +141,7 @@ fn all_events(queue: &ActionQueue) -> Vec<actionq::Event> {
     let mut all: Vec<actionq::Event> = Vec::new();
     loop {
         let cursor = all.last().map_or(0, |e| e.id);
-        let more = queue.events_since(cursor, 1000).unwrap();
+        let more = queue.events_since(cursor, 1000, None).unwrap();
         if more.is_empty() {
             return all;
         }
@@ -271,7 +271,7 @@ fn race_child_entry() {
                 // 2. Claim until the server runs dry.
                 let mut claims = 0;
                 loop {
-                    match queue.claim_next("claim", Some(Duration::from_secs(600))) {
+                    match queue.claim_next("claim", Some(Duration::from_secs(600)), None) {
                         Ok(Some(c)) => {
                             claims += 1;
                             note(format!("claim {} ok {}", c.action.id, c.action.id));
@@ -290,7 +290,7 @@ fn race_child_entry() {
                                 limit: 10,
                                 ..ActionQuery::default()
                             });
-                            let events = queue.events_since(c.action.id, 50);
+                            let events = queue.events_since(c.action.id, 50, None);
                             for (what, failed) in [("list", page.err()), ("events", events.err())] {
                                 match failed {
                                     None => note(format!("read {what} ok 0")),
@@ -748,7 +748,7 @@ fn report_and_expiry_race_at_the_end_of_the_lease() {
         for i in 0..n {
             let lease = schedule.lease(group, i);
             let c = queue
-                .claim_next("lease", Some(lease))
+                .claim_next("lease", Some(lease), None)
                 .unwrap()
                 .expect("an approved action to claim");
             let expires = c
@@ -765,7 +765,7 @@ fn report_and_expiry_race_at_the_end_of_the_lease() {
             group_of.insert(c.action.id, group);
         }
     }
-    assert!(queue.claim_next("lease", None).unwrap().is_none());
+    assert!(queue.claim_next("lease", None, None).unwrap().is_none());
     std::fs::write(dir.path().join("leases"), leases).unwrap();
     std::fs::write(dir.path().join("t0"), t0.timestamp_micros().to_string()).unwrap();
     let mut children = spawn_processes("lease_child_entry", "lease", &db);

@@ -22,14 +22,14 @@ fn actions_survive_reopen_and_ids_are_never_reused() {
             .create_action(&NewAction::new("web-1", "apt_update").alert_id(9))
             .unwrap();
         q.by("alice").unwrap().approve_action(a.id).unwrap();
-        let claim = q.claim_next("web-1", None).unwrap().unwrap();
+        let claim = q.claim_next("web-1", None, None).unwrap().unwrap();
         (q.get_action(a.id).unwrap(), claim.lease_token)
     };
     let q = open(&path);
     assert_eq!(q.get_action(a.id).unwrap(), a);
     assert!(q.get_server("web-1").unwrap().is_paused);
     // The pause, the creation, the approval and the claim.
-    assert_eq!(q.events_since(0, 100).unwrap().len(), 4);
+    assert_eq!(q.events_since(0, 100, None).unwrap().len(), 4);
     // The lease token survives too: the agent can still finish after a restart.
     let done = q
         .report_result(a.id, &claim_token, 0, Some("ok"), None)
@@ -39,7 +39,7 @@ fn actions_survive_reopen_and_ids_are_never_reused() {
         .create_action(&NewAction::new("web-1", "clear_logs"))
         .unwrap();
     assert_eq!(b.id, a.id + 1);
-    let b_event = q.events_since(0, 100).unwrap().pop().unwrap().id;
+    let b_event = q.events_since(0, 100, None).unwrap().pop().unwrap().id;
     drop(q);
     // Even if the newest rows disappear (an operator's manual delete), their
     // ids stay retired: the action's and its event's.
@@ -55,7 +55,7 @@ fn actions_survive_reopen_and_ids_are_never_reused() {
         .create_action(&NewAction::new("web-1", "clear_logs"))
         .unwrap();
     assert_eq!(c.id, b.id + 1);
-    let events = q.events_since(b_event - 1, 100).unwrap();
+    let events = q.events_since(b_event - 1, 100, None).unwrap();
     assert_eq!(
         events.iter().map(|e| e.id).collect::<Vec<_>>(),
         [b_event + 1],

@@ -233,7 +233,7 @@ fn check(queue: &ActionQueue, setup: &Setup, lines: &[String], context: &str) {
         let mut all: Vec<Event> = Vec::new();
         loop {
             let more = q
-                .events_since(all.last().map_or(0, |e| e.id), 1000)
+                .events_since(all.last().map_or(0, |e| e.id), 1000, None)
                 .unwrap();
             if more.is_empty() {
                 break all;

@@ -80,7 +80,12 @@ fn events_cursor_never_skips_a_transaction_still_open() {
     queue.create_server("web-2", None).unwrap();
     let first = queue.create_action(&restart("web-1", "a")).unwrap();
     let second = queue.create_action(&restart("web-2", "b")).unwrap();
-    let mut cursor = queue.events_since(0, 1000).unwrap().last().unwrap().id;
+    let mut cursor = queue
+        .events_since(0, 1000, None)
+        .unwrap()
+        .last()
+        .unwrap()
+        .id;
 
     let mut admin = pg::admin();
     admin
@@ -121,7 +126,7 @@ fn events_cursor_never_skips_a_transaction_still_open() {
 
     let mut seen = Vec::new();
     let mut read = |cursor: &mut i64| {
-        for event in queue.events_since(*cursor, 1000).unwrap() {
+        for event in queue.events_since(*cursor, 1000, None).unwrap() {
             *cursor = event.id;
             seen.push((event.action_id, event.by.clone()));
         }
@@ -590,7 +595,7 @@ fn server_restart_loses_nothing_acknowledged_and_the_pool_reconnects() {
     idle.get_server("web-2").unwrap();
     idle.create_action(&restart("web-2", "after-restart"))
         .unwrap();
-    idle.events_since(0, 10).unwrap();
+    idle.events_since(0, 10, None).unwrap();
     let before = acknowledged.lock().unwrap().len();
     wait_until("creates after the restart", || {
         acknowledged.lock().unwrap().len() >= before + 50
@@ -680,10 +685,10 @@ fn race_child_entry() {
                 }
                 out.insert("dups".into(), dups.into());
                 let mut claimed = Vec::new();
-                let first = queue.claim_next("claims", None).unwrap();
+                let first = queue.claim_next("claims", None, None).unwrap();
                 meet(&dir, "holding", me, t);
                 claimed.extend(first.map(|c| c.action.id));
-                while let Some(claim) = queue.claim_next("claims", None).unwrap() {
+                while let Some(claim) = queue.claim_next("claims", None, None).unwrap() {
                     claimed.push(claim.action.id);
                 }
                 out.insert("claims".into(), claimed.into());
@@ -837,7 +842,7 @@ fn four_processes_four_threads_race_on_one_database() {
         let mut all = Vec::new();
         let mut cursor = 0;
         loop {
-            let page = queue.events_since(cursor, 1000).unwrap();
+            let page = queue.events_since(cursor, 1000, None).unwrap();
             let Some(last) = page.last() else { break };
             cursor = last.id;
             all.extend(page);
@@ -890,7 +895,7 @@ fn busy_schema(n: usize) -> Option<(ActionQueue, String)> {
         queue
             .create_action(&NewAction::new("web-1", "clear_logs").created_by(format!("u{i}")))
             .unwrap();
-        let claim = queue.claim_next("web-1", None).unwrap().unwrap();
+        let claim = queue.claim_next("web-1", None, None).unwrap().unwrap();
         queue
             .report_result(claim.action.id, &claim.lease_token, 0, Some("ok"), None)
             .unwrap();
@@ -1004,7 +1009,7 @@ fn an_edit_with_its_hash_recomputed_is_found_by_the_next_link() {
     let Some((queue, schema)) = busy_schema(10) else {
         return;
     };
-    let mut edited = queue.events_since(14, 1).unwrap().remove(0);
+    let mut edited = queue.events_since(14, 1, None).unwrap().remove(0);
     assert_eq!(edited.id, 15);
     edited.by = "mallory".into();
     let mut admin = pg::admin();
@@ -1119,7 +1124,7 @@ fn a_version_1_database_is_migrated_and_chained() {
     // Output written as text by v1 reads back from its bytes.
     assert_eq!(queue.get_action(3).unwrap().stdout.as_deref(), Some("ok"));
     // The chain goes on from the migrated head; new ids after the old ones.
-    let claim = queue.claim_next("web-1", None).unwrap().unwrap();
+    let claim = queue.claim_next("web-1", None, None).unwrap().unwrap();
     assert_eq!(claim.action.id, 2);
     // v3: only the lease token's SHA-256 is stored.
     let stored: String = admin
@@ -1139,7 +1144,11 @@ fn a_version_1_database_is_migrated_and_chained() {
         .create_action(&NewAction::new("web-1", "apt_update"))
         .unwrap();
     assert_eq!(fresh.id, 4);
-    assert!(queue.events_since(6, 100).unwrap().iter().all(|e| e.id > 6));
+    assert!(queue
+        .events_since(6, 100, None)
+        .unwrap()
+        .iter()
+        .all(|e| e.id > 6));
     assert!(queue.list_credentials().unwrap().is_empty());
     assert_eq!(
         queue.verify_audit().unwrap(),
@@ -1223,4 +1232,56 @@ fn tls_when_the_url_asks_for_it() {
     .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+}
+
+/// The listening connection of a store follows a server restart: a waiter
+/// asleep across the restart, then a later one, are woken by another store's
+/// commit (only `NOTIFY` connects the two stores).
+#[test]
+fn the_listener_reconnects_after_a_server_restart() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let waiting = open(&cluster.url);
+    let writer = open(&cluster.url);
+    writer.create_server("web-1", None).unwrap();
+    writer.pause_server("web-1").unwrap();
+    let long = Duration::from_secs(60);
+    // The first wait starts the listener; the server restarts under it.
+    let agent = waiting.clone();
+    let across = std::thread::spawn(move || {
+        // A re-check while the server is down is a Storage error; the agent
+        // calls again, as an agent does.
+        let deadline = std::time::Instant::now() + long;
+        loop {
+            match agent.claim_next("web-1", None, Some(Duration::from_secs(30))) {
+                Ok(Some(claim)) => return claim,
+                Ok(None) | Err(_) if std::time::Instant::now() < deadline => continue,
+                other => panic!("no claim across the restart: {other:?}"),
+            }
+        }
+    });
+    wait_until("the waiter is asleep", || waiting.waiters() == 1);
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.pg_ctl(&["-m", "immediate", "restart"]);
+    let first = writer.create_action(&restart("web-1", "a")).unwrap();
+    // Give the listener time to be back, so the wake below is its NOTIFY.
+    std::thread::sleep(Duration::from_secs(1));
+    writer.approve_action(first.id).unwrap();
+    assert_eq!(across.join().unwrap().action.id, first.id);
+    // A later wait on the same store: woken by NOTIFY on the new connection.
+    let second = writer.create_action(&restart("web-1", "b")).unwrap();
+    let agent = waiting.clone();
+    let later = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let claim = agent.claim_next("web-1", None, Some(long)).unwrap();
+        (claim, start.elapsed())
+    });
+    wait_until("the second waiter is asleep", || waiting.waiters() == 1);
+    std::thread::sleep(Duration::from_millis(300));
+    writer.approve_action(second.id).unwrap();
+    let (claim, waited) = later.join().unwrap();
+    assert_eq!(claim.expect("woken after the restart").action.id, second.id);
+    assert!(waited < long);
+    assert_eq!(waiting.waiters(), 0);
 }

@@ -100,7 +100,7 @@ for _ in 0..3 {
 assert_eq!(queue.create_action(&NewAction::new("web-1", "clear_logs"))?.status, ActionStatus::Pending);
 
 // The agent: run only what was approved.
-if let Some(claim) = queue.claim_next("web-1", None)? {
+if let Some(claim) = queue.claim_next("web-1", None, None)? {
     assert!(claim.action.digest_matches());
 }
 // The audit chain.

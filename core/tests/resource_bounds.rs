@@ -144,7 +144,7 @@ fn ten_megabyte_output_is_capped() {
                     .unwrap();
             }
             for (out, err) in [(&ten_mb, &wide), (&wide, &ten_mb)] {
-                let claim = queue.claim_next("web-1", None).unwrap().unwrap();
+                let claim = queue.claim_next("web-1", None, None).unwrap().unwrap();
                 let (done, cost) = measure(|| {
                     queue
                         .report_result(claim.action.id, &claim.lease_token, 1, Some(out), Some(err))

@@ -66,7 +66,7 @@ fn actions_keep_the_params_they_were_built_from(env: Env) {
         listed.iter().map(|a| &a.params).collect::<Vec<_>>(),
         [&plain.params, &vacuum.params, &restart.params]
     );
-    let claim = q.claim_next("web-1", None).unwrap().unwrap();
+    let claim = q.claim_next("web-1", None, None).unwrap().unwrap();
     assert_eq!(claim.action.id, restart.id);
     assert_eq!(claim.action.params, restart.params);
     assert_eq!(claim.action.status, ActionStatus::Executing);
@@ -84,7 +84,7 @@ fn restart_service_cannot_power_off(env: Env) {
     let issued = q.issue_credential("alerts", Role::Requester, None).unwrap();
     let requester = q.authenticate(&issued.secret).unwrap();
     let acting = q.as_principal(&requester);
-    let events_before = q.events_since(0, 100).unwrap();
+    let events_before = q.events_since(0, 100, None).unwrap();
     for unit in [
         "poweroff.target",
         "reboot.target",
@@ -104,7 +104,7 @@ fn restart_service_cannot_power_off(env: Env) {
         assert!(err.to_string().contains("service_name"), "{err}");
     }
     assert_eq!(q.list_actions(&ActionQuery::default()).unwrap().total, 0);
-    assert_eq!(q.events_since(0, 100).unwrap(), events_before);
+    assert_eq!(q.events_since(0, 100, None).unwrap(), events_before);
 }
 
 /// A bare name is `<name>.service` before the digest, the duplicate guard
@@ -154,7 +154,7 @@ fn bare_and_suffixed_unit_names_are_one_action(env: Env) {
         same.id = second.id;
         same.computed_digest()
     });
-    let created = q.events_since(0, 100).unwrap();
+    let created = q.events_since(0, 100, None).unwrap();
     let detail = created
         .iter()
         .rfind(|e| e.action_id == Some(second.id))
@@ -234,7 +234,7 @@ fn policy_that_needs_people_holds_on_every_server(env: Env) {
         (None, None)
     );
     let detail = |id: i64| {
-        q.events_since(0, 100)
+        q.events_since(0, 100, None)
             .unwrap()
             .into_iter()
             .find(|e| e.action_id == Some(id))
@@ -249,8 +249,15 @@ fn policy_that_needs_people_holds_on_every_server(env: Env) {
         Some("held for approval: four-eyes policy")
     );
     // Nothing is claimable until people approved.
-    assert!(q.claim_next("web-1", None).unwrap().unwrap().action.id == plain.id);
-    assert!(q.claim_next("web-1", None).unwrap().is_none());
+    assert!(
+        q.claim_next("web-1", None, None)
+            .unwrap()
+            .unwrap()
+            .action
+            .id
+            == plain.id
+    );
+    assert!(q.claim_next("web-1", None, None).unwrap().is_none());
     // The policy itself still applies: the requester cannot approve its own,
     // and two distinct approvers are needed.
     let own = q.by("alerts").unwrap().approve_action(eyes.id).unwrap_err();

@@ -157,7 +157,7 @@ fn lock_held_beyond_the_busy_timeout_is_a_storage_error_after_waiting() {
 
     // Nothing half-done; the store works again once the lock is gone.
     assert_eq!(q.get_server("web-1").unwrap(), before);
-    assert_eq!(q.events_since(0, 10).unwrap().len(), 0);
+    assert_eq!(q.events_since(0, 10, None).unwrap().len(), 0);
     let a = q.create_action(&restart("nginx")).unwrap();
     assert_eq!(a.id, 1);
 }

@@ -16,6 +16,12 @@ the audit trail::
 In asyncio code use :class:`AsyncActionQueue`: the same methods as coroutines,
 which never block the event loop (``await aqueue.create_action(...)``).
 
+Nobody needs to poll: ``queue.claim_next(server_id, wait_seconds=30)`` and
+``queue.events_since(cursor, wait_seconds=30)`` return as soon as there is
+something (committed here, in another process on the same SQLite file or on
+another PostgreSQL replica), else nothing when the wait ends; the async forms
+wait without holding a thread.
+
 Identity: ``queue.issue_credential(name, role)`` gives a secret once;
 ``queue.authenticate(secret)`` gives its :class:`Principal`, and
 ``queue.as_principal(principal)`` the same queue acting as it: an
@@ -47,6 +53,7 @@ from actionq._actionq import (
     ClaimVerifyingKey,
     ConflictError,
     Credential,
+    ChangeSubscription,
     Event,
     InvalidInputError,
     IssuedCredential,
@@ -77,6 +84,7 @@ __all__ = [
     "Claim",
     "ClaimSigningKey",
     "ClaimVerifyingKey",
+    "ChangeSubscription",
     "ConflictError",
     "Credential",
     "Event",

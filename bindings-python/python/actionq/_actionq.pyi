@@ -4,7 +4,7 @@ import os
 import sys
 from pathlib import Path
 from datetime import datetime
-from typing import Any, ClassVar, Literal, Mapping, final
+from typing import Any, Callable, ClassVar, Literal, Mapping, final
 
 if sys.version_info >= (3, 11):
     from enum import StrEnum as _StrEnum
@@ -24,6 +24,7 @@ __all__ = [
     "Action",
     "ActionPage",
     "Claim",
+    "ChangeSubscription",
     "ClaimSigningKey",
     "ClaimVerifyingKey",
     "Event",
@@ -56,6 +57,7 @@ __all__ = [
     "MAX_SERVER_ID_CHARS",
     "MAX_SECRET_BYTES",
     "MAX_REQUEST_BODY_BYTES",
+    "MAX_WAIT_SECONDS",
     "ROLES",
     "OPERATIONS",
     "DEFAULT_WHITELIST_JSON",
@@ -88,6 +90,7 @@ DEFAULT_LEASE_SECONDS: int
 DEFAULT_MAX_LEASE_SECONDS: int
 DEFAULT_EXPIRE_LEASES_ON_READ: bool
 DEFAULT_BUSY_TIMEOUT_SECONDS: int
+MAX_WAIT_SECONDS: int
 ROLES: tuple[str, ...]
 OPERATIONS: tuple[str, ...]
 """The operations every host offers under the same name (the core's list):
@@ -509,7 +512,9 @@ class ActionQueue:
     def approve_action(self, id: int, by: str | None = None) -> Action: ...
     def reject_action(self, id: int, reason: str, by: str | None = None) -> Action: ...
     def cancel_action(self, id: int, by: str | None = None) -> Action: ...
-    def claim_next(self, server_id: str, lease_seconds: float | None = None) -> Claim | None: ...
+    def claim_next(
+        self, server_id: str, lease_seconds: float | None = None, wait_seconds: float | None = None
+    ) -> Claim | None: ...
     def heartbeat(self, id: int, lease_token: str, lease_seconds: float | None = None) -> Action: ...
     def report_result(
         self,
@@ -522,7 +527,12 @@ class ActionQueue:
     def expire_leases(self) -> list[Action]: ...
     def expire_approvals(self) -> list[Action]: ...
     def verify_audit(self) -> AuditReport: ...
-    def events_since(self, cursor: int = 0, limit: int = ...) -> list[Event]: ...
+    def events_since(self, cursor: int = 0, limit: int = ..., wait_seconds: float | None = None) -> list[Event]: ...
+    def on_change(self, callback: Callable[[], object]) -> ChangeSubscription:
+        """Calls ``callback()`` once, from the committing thread, at the queue's
+        next change, unless the subscription is cancelled first."""
+    def waiters(self) -> int:
+        """Waits and ``on_change`` callbacks registered now (0 once all ended)."""
     def list_servers(self) -> list[Server]: ...
     def count_actions(self) -> list[tuple[str, ActionStatus, int]]: ...
     @property
@@ -545,6 +555,13 @@ def _bench_get_action(queue: ActionQueue, id: int, iterations: int) -> float:
 
 def _calls_may_wait(queue: ActionQueue) -> bool:
     """Whether calls on ``queue`` may wait (SQLite, PostgreSQL); not API."""
+
+@final
+class ChangeSubscription:
+    """A callback registered with ``ActionQueue.on_change``."""
+
+    def cancel(self) -> None:
+        """Unregisters the callback (harmless once it ran or was cancelled)."""
 
 @final
 class ClaimSigningKey:

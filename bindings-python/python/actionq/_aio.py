@@ -14,6 +14,13 @@ loop keeps serving meanwhile (the binding releases the GIL while a call waits).
 A call on an in-memory queue never waits and costs about a microsecond, less
 than a thread hand-off, so it runs in the coroutine itself.
 
+``claim_next`` and ``events_since`` with ``wait_seconds`` hold no thread while
+they wait: each try runs without a wait (as any call), and between tries the
+coroutine awaits a future that the queue's change callback
+(``ActionQueue.on_change``, registered before the try, so no change is missed)
+completes through ``loop.call_soon_threadsafe``. Cancelling such a wait
+unregisters its callback and leaves nothing behind.
+
 Cancelling an awaiting coroutine does not stop its call: the call finishes on
 its worker (a create still creates) and only its result is dropped, as with any
 blocking call handed to a thread.
@@ -35,6 +42,7 @@ from actionq._actionq import (
     ActionQueue,
     ActionStatus,
     AuditReport,
+    ChangeSubscription,
     Claim,
     Credential,
     Event,
@@ -53,6 +61,19 @@ writer and four readers (the SQLite store's default pool) can work in parallel;
 the spare threads let reads proceed while writes queue for a lock."""
 
 T = TypeVar("T")
+
+
+def _wake_threadsafe(loop: asyncio.AbstractEventLoop, woken: asyncio.Future[None]) -> None:
+    """The change callback: completes ``woken`` on its loop (from any thread)."""
+    try:
+        loop.call_soon_threadsafe(_wake, woken)
+    except RuntimeError:
+        pass  # the loop is closed: nobody awaits any more
+
+
+def _wake(woken: asyncio.Future[None]) -> None:
+    if not woken.done():
+        woken.set_result(None)
 
 
 class AsyncActionQueue:
@@ -164,6 +185,31 @@ class AsyncActionQueue:
             self._executor, functools.partial(call, *args, **kwargs)
         )
 
+    async def _waiting(self, wait_seconds: float | None, call: Callable[..., T], /, *args: Any) -> T:
+        """``call(*args)`` (a call that may find nothing) tried again at each
+        change of the queue until it finds something or ``wait_seconds`` (checked
+        by the core) ends. Between tries only a future is awaited: no thread."""
+        loop = asyncio.get_running_loop()
+        if not wait_seconds or not 0 < wait_seconds <= limits.MAX_WAIT_SECONDS:
+            # No wait (None, 0) is one try; a wait out of range is refused by
+            # the core (InvalidInputError) before anything is tried.
+            return await self._run(call, *args, wait_seconds=wait_seconds)
+        deadline = loop.time() + wait_seconds
+        while True:
+            woken: asyncio.Future[None] = loop.create_future()
+            subscription = self._queue.on_change(functools.partial(_wake_threadsafe, loop, woken))
+            try:
+                found = await self._run(call, *args)
+                remaining = deadline - loop.time()
+                if found or remaining <= 0:
+                    return found
+                await asyncio.wait((woken,), timeout=remaining)
+                if not woken.done():
+                    return found
+            finally:
+                subscription.cancel()
+                woken.cancel()
+
     @property
     def queue(self) -> ActionQueue:
         """The underlying (blocking) ``ActionQueue``."""
@@ -228,6 +274,16 @@ class AsyncActionQueue:
     def expire_leases_on_read(self) -> bool:
         """Whether reads first fail the actions whose lease ran out."""
         return self._queue.expire_leases_on_read
+
+    # Waiting (no I/O: not coroutines) ----------------------------------------
+
+    def on_change(self, callback: Callable[[], object]) -> ChangeSubscription:
+        """``callback()`` once at the queue's next change (``ActionQueue.on_change``)."""
+        return self._queue.on_change(callback)
+
+    def waiters(self) -> int:
+        """Waits registered now (``ActionQueue.waiters``)."""
+        return self._queue.waiters()
 
     # Servers -------------------------------------------------------------------
 
@@ -308,9 +364,16 @@ class AsyncActionQueue:
         """``(server_id, status, count)`` per pair (``ActionQueue.count_actions``)."""
         return await self._run(self._queue.count_actions)
 
-    async def events_since(self, cursor: int = 0, limit: int = limits.DEFAULT_EVENTS_LIMIT) -> list[Event]:
-        """Audit events after ``cursor``, oldest first (``ActionQueue.events_since``)."""
-        return await self._run(self._queue.events_since, cursor, limit)
+    async def events_since(
+        self,
+        cursor: int = 0,
+        limit: int = limits.DEFAULT_EVENTS_LIMIT,
+        wait_seconds: float | None = None,
+    ) -> list[Event]:
+        """Audit events after ``cursor``, oldest first; with ``wait_seconds``, an
+        empty answer waits for the next event, holding no thread
+        (``ActionQueue.events_since``)."""
+        return await self._waiting(wait_seconds, self._queue.events_since, cursor, limit)
 
     # Decisions -----------------------------------------------------------------
 
@@ -328,9 +391,15 @@ class AsyncActionQueue:
 
     # The agent side ------------------------------------------------------------
 
-    async def claim_next(self, server_id: str, lease_seconds: float | None = None) -> Claim | None:
-        """Claims the server's oldest approved action (``ActionQueue.claim_next``)."""
-        return await self._run(self._queue.claim_next, server_id, lease_seconds)
+    async def claim_next(
+        self,
+        server_id: str,
+        lease_seconds: float | None = None,
+        wait_seconds: float | None = None,
+    ) -> Claim | None:
+        """Claims the server's oldest approved action; with ``wait_seconds``,
+        waits for one, holding no thread (``ActionQueue.claim_next``)."""
+        return await self._waiting(wait_seconds, self._queue.claim_next, server_id, lease_seconds)
 
     async def heartbeat(self, id: int, lease_token: str, lease_seconds: float | None = None) -> Action:
         """Extends the lease (``ActionQueue.heartbeat``)."""

@@ -35,6 +35,7 @@ from actionq._actionq import (
     MAX_REQUEST_BODY_BYTES,
     MAX_SECRET_BYTES,
     MAX_SERVER_ID_CHARS,
+    MAX_WAIT_SECONDS,
     ROLES,
 )
 
@@ -58,5 +59,6 @@ __all__ = [
     "MAX_REQUEST_BODY_BYTES",
     "MAX_SECRET_BYTES",
     "MAX_SERVER_ID_CHARS",
+    "MAX_WAIT_SECONDS",
     "ROLES",
 ]

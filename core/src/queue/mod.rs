@@ -6,11 +6,13 @@
 //! - `operations.rs`: every operation, once, for every kind of [`Actor`];
 //! - `requests.rs`: what hosts pass in ([`NewAction`], [`ActionQuery`],
 //!   [`QueueOptions`]);
-//! - `validation.rs`: the argument checks shared by the operations.
+//! - `validation.rs`: the argument checks shared by the operations;
+//! - `waiting.rs`: how an operation waits for a change (`docs/contract/push.md`).
 
 mod operations;
 mod requests;
 mod validation;
+mod waiting;
 
 #[cfg(feature = "sqlite")]
 use std::path::Path;
@@ -50,7 +52,7 @@ pub(crate) use validation::lease_token_digest;
 /// assert_eq!(action.status, ActionStatus::Approved); // server not paused
 /// assert_eq!(action.argv, ["systemctl", "restart", "nginx.service"]); // a bare name is a service
 ///
-/// let claim = queue.claim_next("web-1", None)?.expect("one approved action");
+/// let claim = queue.claim_next("web-1", None, None)?.expect("one approved action");
 /// let done = queue.report_result(claim.action.id, &claim.lease_token, 0, Some("ok"), None)?;
 /// assert_eq!(done.status, ActionStatus::Completed);
 /// # Ok::<(), actionq::Error>(())

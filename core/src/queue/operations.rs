@@ -313,10 +313,31 @@ impl ActionQueue {
     /// Up to `limit` (1..=[`limits::MAX_EVENTS_LIMIT`]; hosts default to
     /// [`limits::DEFAULT_EVENTS_LIMIT`]) audit events after `cursor` (0 for the
     /// start), oldest first. Pass the last event's `id` as the next cursor.
-    /// For every role but agent.
-    pub fn events_since(&self, cursor: i64, limit: i64) -> Result<Vec<Event>> {
+    /// With a `wait` (up to [`limits::MAX_WAIT`]; `None` or zero answers at
+    /// once), an empty answer waits until an event past the cursor is
+    /// committed — by this process, another process on the same SQLite file
+    /// or another PostgreSQL replica — and returns it, or returns empty when
+    /// the wait ends (`docs/contract/push.md`). For every role but agent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let queue = actionq::ActionQueue::in_memory();
+    /// let waiter = queue.clone();
+    /// let reader = std::thread::spawn(move || waiter.events_since(0, 10, Some(Duration::from_secs(30))));
+    /// queue.create_server("web-1", None)?;
+    /// queue.pause_server("web-1")?; // logs an event, which wakes the reader
+    /// assert_eq!(reader.join().unwrap()?.len(), 1);
+    /// assert!(queue.events_since(1, 10, Some(Duration::from_millis(10)))?.is_empty());
+    /// # Ok::<(), actionq::Error>(())
+    /// ```
+    pub fn events_since(
+        &self,
+        cursor: i64,
+        limit: i64,
+        wait: Option<Duration>,
+    ) -> Result<Vec<Event>> {
         self.allow(Operation::Read, Target::None)?;
-        self.expire_before_read()?;
         if cursor < 0 {
             return Err(Error::InvalidInput(format!(
                 "cursor must be at least 0 (got {cursor})"
@@ -328,7 +349,12 @@ impl ActionQueue {
                 limits::MAX_EVENTS_LIMIT
             )));
         }
-        self.store.events_since(cursor, limit as u32)
+        self.waiting(wait, || {
+            self.expire_before_read()?;
+            let events = self.store.events_since(cursor, limit as u32)?;
+            Ok((!events.is_empty()).then_some(events))
+        })
+        .map(Option::unwrap_or_default)
     }
 
     /// The action `id` after the role check for `op`, then the scope check
@@ -441,33 +467,59 @@ impl ActionQueue {
 
     /// Claims the oldest approved action of `server_id` for its agent: the
     /// action becomes `executing` and the returned token fences the executor.
-    /// `None` when nothing is approved. `lease` defaults to
+    /// `None` when nothing is approved — at once without a `wait` (or a zero
+    /// one), else when the wait (up to [`limits::MAX_WAIT`]) ends with
+    /// nothing approved; the claim is made as soon as an action of the server
+    /// is approved, by this process, another process on the same SQLite file
+    /// or another PostgreSQL replica (`docs/contract/push.md`). `lease`
+    /// defaults to
     /// [`QueueOptions::default_lease`](super::QueueOptions::default_lease).
     /// For the host (recorded as `"agent"`), admins, and the agent of that
     /// server.
-    pub fn claim_next(&self, server_id: &str, lease: Option<Duration>) -> Result<Option<Claim>> {
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use actionq::{ActionQueue, NewAction};
+    ///
+    /// let queue = ActionQueue::in_memory();
+    /// queue.create_server("web-1", None)?;
+    /// let agent = queue.clone();
+    /// let claimer = std::thread::spawn(move || agent.claim_next("web-1", None, Some(Duration::from_secs(30))));
+    /// let action = queue.create_action(&NewAction::new("web-1", "clear_logs"))?; // approved: wakes the claimer
+    /// assert_eq!(claimer.join().unwrap()?.expect("claimed").action.id, action.id);
+    /// assert!(queue.claim_next("web-1", None, Some(Duration::ZERO))?.is_none());
+    /// # Ok::<(), actionq::Error>(())
+    /// ```
+    pub fn claim_next(
+        &self,
+        server_id: &str,
+        lease: Option<Duration>,
+        wait: Option<Duration>,
+    ) -> Result<Option<Claim>> {
         self.allow(Operation::Claim, Target::Server(server_id))?;
-        self.expire_before_read()?;
-        let now = self.now();
-        let lease_expires_at = self.lease_until(now, lease)?;
-        self.find_server(server_id)?;
-        let lease_token = uuid::Uuid::new_v4().to_string();
-        let change = Change {
-            kind: ChangeKind::Claim {
-                lease_token: lease_token_digest(&lease_token),
-                lease_expires_at,
-                whitelist_version: self.whitelist.version().to_owned(),
-            },
-            by: self.recorded_name(AGENT).to_owned(),
-            at: now,
-        };
-        Ok(self
-            .store
-            .claim_next(server_id, &change)?
-            .map(|action| Claim {
-                action,
-                lease_token,
-            }))
+        self.waiting(wait, || {
+            self.expire_before_read()?;
+            let now = self.now();
+            let lease_expires_at = self.lease_until(now, lease)?;
+            self.find_server(server_id)?;
+            let lease_token = uuid::Uuid::new_v4().to_string();
+            let change = Change {
+                kind: ChangeKind::Claim {
+                    lease_token: lease_token_digest(&lease_token),
+                    lease_expires_at,
+                    whitelist_version: self.whitelist.version().to_owned(),
+                },
+                by: self.recorded_name(AGENT).to_owned(),
+                at: now,
+            };
+            Ok(self
+                .store
+                .claim_next(server_id, &change)?
+                .map(|action| Claim {
+                    action,
+                    lease_token,
+                }))
+        })
     }
 
     /// Extends the lease of the executor holding `lease_token`. Conflict for a

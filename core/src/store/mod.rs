@@ -69,7 +69,9 @@
 //!    `bindings-python`, `aq_queue_open` in `bindings-c` (and its header) — and
 //!    the HTTP server's `--database` option; options a user can set (timeouts,
 //!    pool size) exposed the same way in every host.
-//! 8. **Build gates**: the `Makefile`'s `test-rust` already builds and tests the
+//! 8. **Waking waiters**: [`Store::notifier`]; a backend other processes
+//!    share starts a watch thread through `wake::Watcher`.
+//! 9. **Build gates**: the `Makefile`'s `test-rust` already builds and tests the
 //!    core without default features; add a run with the new feature alone if it
 //!    is not default-on.
 
@@ -88,6 +90,9 @@ pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 pub(crate) mod sweep;
+pub mod wake;
+
+pub use wake::{Notifier, Subscription};
 
 /// Whether `location` names a PostgreSQL database (a `postgresql://` or
 /// `postgres://` URL) rather than a SQLite file: how every host picks the store.
@@ -227,6 +232,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every registered server, ordered by id.
     fn list_servers(&self) -> Result<Vec<Server>>;
+
+    /// The notifier that wakes this store's waiters (`docs/contract/push.md`).
+    /// The store calls [`Notifier::notify`] after every commit that logged an
+    /// event (never for a write that changed nothing, or waiters that re-check
+    /// would wake each other for ever), once its own locks are released; a
+    /// store that other processes share also signals it, from one watch
+    /// thread per store, when one of them commits (SQLite within 100 ms,
+    /// PostgreSQL through `LISTEN`/`NOTIFY`).
+    fn notifier(&self) -> &std::sync::Arc<Notifier>;
 
     /// How many actions each server has in each status, from the running
     /// totals the store keeps for listings (never by scanning actions): one

@@ -31,7 +31,7 @@ pub fn fill(queue: &ActionQueue) {
     let ops = queue.issue_credential("ops", Role::Operator, None).unwrap();
     queue.revoke_credential(ops.credential.id).unwrap();
     let kinds: Vec<&str> = queue
-        .events_since(0, 100)
+        .events_since(0, 100, None)
         .unwrap()
         .iter()
         .map(|e| e.kind.as_str())

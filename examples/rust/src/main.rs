@@ -59,7 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     queue.unpause_server(server_id)?;
 
     // The agent: claim, run (here: pretend), report under the lease token.
-    while let Some(claim) = queue.claim_next(server_id, Some(Duration::from_secs(60)))? {
+    while let Some(claim) = queue.claim_next(server_id, Some(Duration::from_secs(60)), None)? {
         let action = &claim.action;
         println!(
             "agent runs #{}: argv={:?} env={:?}",
@@ -88,7 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    let events = queue.events_since(0, 1000)?;
+    let events = queue.events_since(0, 1000, None)?;
     println!("audit log: {} events; last ones:", events.len());
     for e in events.iter().rev().take(4).rev() {
         match (e.action_id, e.to_status) {

@@ -19,7 +19,8 @@ mod rows;
 mod servers;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use actions::{OrderKey, Ordered, StatusCounts};
 use rows::{Interner, Stored, StoredEvent, Sym};
@@ -28,12 +29,46 @@ use crate::error::Result;
 use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Server, Timestamp};
 use crate::store::sweep::{sweep, Due, Sweep};
-use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, PageRequest, Store};
+use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, Notifier, PageRequest, Store};
 
 /// An in-memory [`Store`]: fast, shared by threads of one process, gone on exit.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
+    notifier: Arc<Notifier>,
+}
+
+/// The write lock; when it is released after a write that logged events,
+/// the store's waiters are woken.
+struct Writing<'a> {
+    guard: Option<RwLockWriteGuard<'a, Inner>>,
+    events_before: usize,
+    notifier: &'a Notifier,
+}
+
+impl Deref for Writing<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        self.guard.as_ref().expect("held until drop")
+    }
+}
+
+impl DerefMut for Writing<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        self.guard.as_mut().expect("held until drop")
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        let logged = self
+            .guard
+            .take()
+            .is_some_and(|inner| inner.events.len() != self.events_before);
+        if logged {
+            self.notifier.notify();
+        }
+    }
 }
 
 /// Everything the store holds, behind [`MemoryStore`]'s lock; its methods
@@ -79,8 +114,13 @@ impl MemoryStore {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    fn write(&self) -> Writing<'_> {
+        let guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        Writing {
+            events_before: guard.events.len(),
+            guard: Some(guard),
+            notifier: &self.notifier,
+        }
     }
 }
 
@@ -191,5 +231,9 @@ impl Store for MemoryStore {
 
     fn count_actions(&self) -> Result<Vec<ActionCount>> {
         Ok(self.read().counts.per_server_status())
+    }
+
+    fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
     }
 }

@@ -48,7 +48,8 @@ impl Conn {
     }
 }
 
-/// Makes the pool's connections.
+/// Makes the pool's connections (and the listener's).
+#[derive(Clone)]
 pub(super) struct Manager {
     pub(super) config: postgres::Config,
     pub(super) tls: Option<MakeRustlsConnect>,

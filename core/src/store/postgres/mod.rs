@@ -51,7 +51,9 @@ mod plans;
 mod rows;
 mod schema;
 mod servers;
+mod wake;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use postgres::error::SqlState;
@@ -62,7 +64,8 @@ use crate::error::{Error, Result};
 use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
 use crate::store::sweep::{sweep, Due, Sweep};
-use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, PageRequest, Store};
+use crate::store::wake::Watcher;
+use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, Notifier, PageRequest, Store};
 
 pub use options::PostgresOptions;
 pub use schema::PG_SCHEMA_VERSION;
@@ -151,6 +154,7 @@ fn connection_lost(e: &postgres::Error) -> bool {
 /// processes and machines, may use one database at once.
 pub struct PostgresStore {
     pool: r2d2::Pool<Manager>,
+    notifier: Arc<Notifier>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -175,6 +179,8 @@ impl PostgresStore {
             config: target.config,
             tls: target.tls,
         };
+        let listener = manager.clone();
+        let notifier = Watcher::notifier(move || Box::new(wake::Listener::new(listener)));
         // The first connection is made here, not by the pool, so a wrong host
         // or password is reported as the server said it.
         let mut first = manager
@@ -197,7 +203,7 @@ impl PostgresStore {
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager);
         drop(first);
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, notifier })
     }
 
     /// A pooled connection, or the Storage error of the last attempt to connect.
@@ -236,13 +242,17 @@ impl PostgresStore {
                 return Err(storage(what, e));
             }
             let result = f(&mut conn).and_then(|out| {
-                if tx {
-                    conn.client.batch_execute("COMMIT").db(what)?;
-                }
-                Ok(out)
+                let notified = tx && wake::commit(&mut conn.client).db(what)?;
+                Ok((out, notified))
             });
             match result {
-                Ok(out) => return Ok(out),
+                Ok((out, notified)) => {
+                    drop(conn);
+                    if notified {
+                        self.notifier.notify();
+                    }
+                    return Ok(out);
+                }
                 Err(failure) => {
                     if tx && conn.client.batch_execute("ROLLBACK").is_err() {
                         conn.broken = true;
@@ -397,5 +407,9 @@ impl Store for PostgresStore {
 
     fn count_actions(&self) -> Result<Vec<ActionCount>> {
         self.single("count actions", actions::count_per_server_status)
+    }
+
+    fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
     }
 }

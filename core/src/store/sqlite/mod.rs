@@ -24,11 +24,12 @@ mod plans;
 mod rows;
 mod schema;
 mod servers;
+mod wake;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
@@ -36,7 +37,8 @@ use crate::error::{Error, Result};
 use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
 use crate::store::sweep::{sweep, Due, Sweep};
-use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, PageRequest, Store};
+use crate::store::wake::Watcher;
+use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, Notifier, PageRequest, Store};
 
 pub use options::{Durability, SqliteOptions};
 pub use schema::SCHEMA_VERSION;
@@ -53,6 +55,7 @@ pub struct SqliteStore {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     creates: CreateGroups,
+    notifier: Arc<Notifier>,
 }
 
 /// Group commit of creates: concurrent creators' inserts share one write
@@ -176,7 +179,11 @@ impl SqliteStore {
                 Ok(Mutex::new(conn))
             })
             .collect::<Result<_>>()?;
+        let (watch_path, watch_options) = (path.clone(), options.clone());
+        let notifier =
+            Watcher::notifier(move || Box::new(wake::DataVersion::new(watch_path, watch_options)));
         Ok(SqliteStore {
+            notifier,
             _checkpointer: checkpointer,
             path,
             writer: Mutex::new(writer),
@@ -201,14 +208,20 @@ impl SqliteStore {
     }
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer, committing
-    /// only if it succeeds.
+    /// only if it succeeds; then, if it changed any row, wakes the waiters.
     fn write<T>(&self, what: &str, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = lock(&self.writer);
+        let before = conn.total_changes();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context(what)?;
         let out = f(&tx)?;
         tx.commit().context(what)?;
+        let changed = conn.total_changes() != before;
+        drop(conn);
+        if changed {
+            self.notifier.notify();
+        }
         Ok(out)
     }
 
@@ -239,6 +252,10 @@ impl SqliteStore {
                     results: Vec::new(),
                 };
                 writing.results = self.write_group(group);
+                // Signalled before anyone of the group is answered.
+                if writing.results.iter().any(|(_, r)| r.is_ok()) {
+                    self.notifier.notify();
+                }
                 drop(writing);
                 state = groups.state.lock().unwrap_or_else(|e| e.into_inner());
                 continue;
@@ -436,6 +453,10 @@ impl Store for SqliteStore {
 
     fn count_actions(&self) -> Result<Vec<ActionCount>> {
         self.read(actions::count_per_server_status)
+    }
+
+    fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
     }
 }
 

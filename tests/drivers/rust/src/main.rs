@@ -384,7 +384,7 @@ impl Host {
                 .reject_action(step.int("id")?, step.str("reason")?)
                 .and_then(value),
             "cancel_action" => q.cancel_action(step.int("id")?).and_then(value),
-            "claim_next" => match q.claim_next(step.str("server_id")?, step.lease()?) {
+            "claim_next" => match q.claim_next(step.str("server_id")?, step.lease()?, None) {
                 Ok(Some(claim)) => {
                     if let Some(name) = step.opt_str("save_token")? {
                         self.tokens.insert(name.into(), claim.lease_token.clone());
@@ -417,7 +417,8 @@ impl Host {
                 let limit = step
                     .opt_int("limit")?
                     .unwrap_or(actionq::DEFAULT_EVENTS_LIMIT);
-                q.events_since(step.int("cursor")?, limit).and_then(value)
+                q.events_since(step.int("cursor")?, limit, None)
+                    .and_then(value)
             }
             "advance_clock" => {
                 let seconds = step.int("seconds")?;

@@ -85,7 +85,7 @@ fn run(db: &Path, dir: &Path) -> Result<(), String> {
         // Checked before the read: a read that starts after `stop` appeared
         // sees every committed event, so an empty one ends the stream.
         let stopping = stop.exists();
-        let batch = queue.events_since(cursor, PAGE).map_err(|e| {
+        let batch = queue.events_since(cursor, PAGE, None).map_err(|e| {
             let busy = if e.is_busy() {
                 " (busy past the timeout)"
             } else {
