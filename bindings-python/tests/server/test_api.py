@@ -18,6 +18,7 @@ from conftest import API_KEY
 from fastapi.testclient import TestClient
 
 import actionq
+from actionq import limits
 from lock_support import LOCK_HOLDER
 from actionq.server import create_app
 from actionq.server.cli import api_key_from_env
@@ -61,7 +62,7 @@ OPERATIONS = {
     "list_actions", "get_action", "create_action", "approve_action", "reject_action",
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
     "create_credential", "list_credentials", "revoke_credential", "get_me",
-    "verify_audit",
+    "verify_audit", "stream_events",
 }  # fmt: skip
 
 
@@ -622,6 +623,14 @@ def test_openapi_document_unchanged(client: TestClient) -> None:
     for field, was in (("action_id", {"type": "integer"}), ("to_status", before["to_status"])):
         assert event["properties"][field]["anyOf"] == [was, {"type": "null"}], field
         event["properties"][field] = before[field]
+    # Push (docs/contract/push.md#over-http): the claim's wait, bounded by the
+    # core's limit, and the events stream.
+    wait = schemas["ClaimRequest"]["properties"].pop("wait_seconds")
+    assert (wait["type"], wait["minimum"], wait["maximum"], wait["default"]) == ("number", 0, limits.MAX_WAIT_SECONDS, 0)
+    stream = spec["paths"].pop("/api/v1/events/stream")["get"]
+    assert stream["operationId"] == "stream_events"
+    assert list(stream["responses"]["200"]["content"]) == ["text/event-stream"]
+    assert [(p["name"], p["in"]) for p in stream["parameters"]] == [("after", "query"), ("Last-Event-ID", "header")]
     assert spec == expected
 
 

@@ -17,10 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 
+from actionq.server.routes import ServerState
 from actionq.server.app import API_KEY_ENV, POSTGRES_SCHEMES, SIGNING_KEY_ENV, create_app, resolve_signing_key
 
 DATABASE_ENV = "ACTIONQ_DATABASE"
@@ -92,6 +95,7 @@ def write_api_key(key: str, folder: Path | None) -> Path:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``actionq-server`` console script."""
     import uvicorn  # the server extra; imported here so `--help` works without it
+    from uvicorn.main import STARTUP_FAILURE
 
     args = parser().parse_args(argv)
     database: str | None = args.database
@@ -121,7 +125,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"Host headers served: {', '.join(allowed_hosts)} (--allowed-hosts)", flush=True)
     print(f"actionq API on http://{args.host}:{args.port}/api/v1 (Swagger UI: /docs), {where}", flush=True)
     print(f"approvers' page: http://{args.host}:{args.port}/ (sign in with the API key); metrics: /metrics", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port)
+    state: ServerState = app.state.actionq
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, ending open waits and streams at the shutdown
+        signal: its graceful shutdown waits for open requests, and a claim
+        may wait up to a minute."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            state.closing.close()
+            super().handle_exit(sig, frame)
+
+    server = Server(uvicorn.Config(app, host=args.host, port=args.port))
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn raises the signal again once it has stopped
+        pass
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 if __name__ == "__main__":

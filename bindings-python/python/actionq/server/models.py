@@ -86,6 +86,15 @@ _LEASE = "(omitted: the queue's default lease; 0 is refused)"
 
 class ClaimRequest(BaseModel):
     lease_seconds: float | None = Field(None, description=f"lease length in seconds {_LEASE}")
+    wait_seconds: float = Field(
+        0,
+        ge=0,
+        le=limits.MAX_WAIT_SECONDS,
+        description=(
+            f"seconds to wait for a claimable action (0-{limits.MAX_WAIT_SECONDS}); 0 answers at once, "
+            "else the answer comes as soon as one is approved, or 204 when the wait ends"
+        ),
+    )
 
 
 class HeartbeatRequest(BaseModel):
