@@ -162,9 +162,10 @@ class EventStream(Response):
     def __init__(
         self, caller: actionq.AsyncActionQueue, cursor: int, first: list[actionq.Event], closing: Closing
     ) -> None:
-        super().__init__(
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}, media_type=self.media_type
-        )
+        # Not Response.__init__: a body would give the stream a Content-Length.
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         self.caller = caller
         self.cursor = cursor
         self.first = first
