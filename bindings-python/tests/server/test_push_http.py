@@ -353,6 +353,7 @@ def test_a_stream_resumed_with_last_event_id_gets_every_event_once() -> None:
                     assert message["event"] == "action"
                     event = json.loads(message["data"])
                     assert int(message["id"]) == event["id"]
+                    assert not seen or event["id"] > seen[-1]["id"], f"event {event['id']} again, or out of order"
                     seen.append(event)
                     last = event["id"]
                     read_here += 1
