@@ -303,6 +303,11 @@ async fn setup_servers(port: u16, agents: usize) -> BenchResult<()> {
                 if status != 201 && status != 409 {
                     return Err(format!("create server: {status} {}", String::from_utf8_lossy(&text)));
                 }
+                // In maintenance: its actions wait for the approver.
+                let (status, text) = http.call("PUT", &format!("/servers/fleet-{i}/pause"), "").await.map_err(err)?;
+                if status != 200 {
+                    return Err(format!("pause server: {status} {}", String::from_utf8_lossy(&text)));
+                }
             }
             Ok::<(), String>(())
         }));

@@ -26,6 +26,7 @@ def requests_sent(driver: WebDriver) -> list[str]:
 
 def test_a_change_arrives_pushed_with_no_poll_request(page: WebDriver, site: Site) -> None:
     assert site.api.post("/servers", json={"id": "web-1", "hostname": "web-1.lan"}).status_code == 201
+    assert site.api.put("/servers/web-1/pause").status_code == 200  # actions wait for a decision
     requests_sent(page)  # drop what earlier pages logged
     page.find_element(By.ID, "key").send_keys(ADMIN_KEY)
     page.find_element(By.ID, "sign-in-button").click()
