@@ -29,6 +29,7 @@ annotations at definition time.
 
 import json
 import secrets
+from http import HTTPStatus
 from dataclasses import dataclass, field
 from typing import Annotated, Any, NoReturn
 
@@ -341,6 +342,7 @@ async def list_events(
 @router.get(
     "/events/stream",
     operation_id="stream_events",
+    status_code=200,
     response_class=EventStream,
     responses={
         200: {
@@ -350,7 +352,16 @@ async def list_events(
                 "`event: action`, `data:` the event JSON as /events gives it; a comment line "
                 "at least every 15 s"
             ),
-        }
+        },
+        # Errors come before the stream starts, as JSON like every route's
+        # (not in the stream's media type, FastAPI's default here).
+        **{
+            status: {
+                "description": HTTPStatus(int(status)).phrase,
+                "content": {_JSON: {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+            }
+            for status in _ERRORS
+        },
     },
 )
 async def stream_events(
