@@ -8,9 +8,18 @@ python-develop: venv
 
 # Every Python suite (pyproject's testpaths): the binding on both stores, the
 # FastAPI backend (actionq.server) with TestClient and live under uvicorn,
-# stubtest and mypy.
+# the `actionq` command line and /mcp against a live server, stubtest and
+# mypy; then the OpenAPI document against the live server (test-openapi).
 test-python: python-develop
 	$(VPY) -m pytest
+	$(MAKE) --no-print-directory test-openapi
+
+# The OpenAPI document tells the truth: schemathesis, every check and every
+# phase (the stateful one follows the document's links), 60 examples per
+# operation, against `actionq-server` on loopback; any failure fails.
+.PHONY: test-openapi
+test-openapi: python-develop
+	$(VPY) bindings-python/tests/server/schemathesis_run.py
 
 # The main job: the FastAPI backend (`actionq-server`, the package's console
 # script) on 127.0.0.1:8080, SQLite file under ./data/.

@@ -1,11 +1,14 @@
 //! The agent's loop: claim, check, run, heartbeat, report; stop on request.
 
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::backoff::Backoff;
 use crate::client::{ApiError, Claim, Client};
 use crate::config::{Config, Trust};
 use crate::exec::{self, fmt_secs, Outcome, Running, Spec, Wake};
@@ -17,8 +20,8 @@ use crate::log::log;
 /// Nothing ran.
 pub const REFUSED_EXIT_CODE: i32 = 125;
 
-/// First wait before a failed report is sent again; it doubles up to
-/// [`REPORT_BACKOFF_MAX`].
+/// Shortest wait before a failed report is sent again; jittered delays grow
+/// from it up to [`REPORT_BACKOFF_MAX`].
 const REPORT_BACKOFF_START: Duration = Duration::from_millis(100);
 /// Longest wait between two report attempts.
 const REPORT_BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -41,9 +44,40 @@ pub enum Exit {
 pub struct Agent {
     config: Config,
     trust: Trust,
-    client: Client,
+    client: Arc<Client>,
+    claimer: Option<Claimer>,
     stop: UnixStream,
     stopping: bool,
+}
+
+/// The thread that sends claims, so that the agent's own thread can watch
+/// the stop pipe while a claim waits on the server.
+#[derive(Debug)]
+struct Claimer {
+    ask: mpsc::Sender<()>,
+    answers: mpsc::Receiver<Result<Option<Claim>, ApiError>>,
+    /// Readable (non-blocking) when an answer was sent.
+    wake: UnixStream,
+}
+
+impl Claimer {
+    fn spawn(client: Arc<Client>, lease: u64, wait: u64) -> std::io::Result<Claimer> {
+        let (wake, wake_write) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        let (ask, asked) = mpsc::channel::<()>();
+        let (answered, answers) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("claim".into())
+            .spawn(move || {
+                while asked.recv().is_ok() {
+                    if answered.send(client.claim(lease, wait)).is_err() {
+                        return;
+                    }
+                    let _ = (&wake_write).write_all(&[1]);
+                }
+            })?;
+        Ok(Claimer { ask, answers, wake })
+    }
 }
 
 /// What happened to a claimed action, for its log line.
@@ -62,7 +96,8 @@ impl Agent {
         Agent {
             config,
             trust,
-            client,
+            client: Arc::new(client),
+            claimer: None,
             stop,
             stopping: false,
         }
@@ -75,29 +110,64 @@ impl Agent {
             "start",
             json!({
                 "version": env!("CARGO_PKG_VERSION"),
-                "server_url": self.config.server_url,
+                "server_urls": self.config.server_urls,
                 "server_id": self.config.server_id,
                 "whitelist_version": self.trust.whitelist.version(),
+                "claim_wait_s": self.config.claim_wait_seconds,
                 "poll_interval_s": self.config.poll_interval.as_secs_f64(),
                 "lease_s": self.config.lease_seconds,
             }),
         );
+        let wait = self.config.claim_wait_seconds;
+        let mut backoff = Backoff::new(self.config.retry_min, self.config.retry_max);
         let mut unreachable_since: Option<(Instant, Instant)> = None;
+        // Whether the server held the last empty claim for its wait: logged
+        // when it changes (a server may be upgraded, or replaced by an old one).
+        let mut server_waits: Option<bool> = None;
         while !self.stopping {
             let sent = Instant::now();
-            match self.client.claim(self.config.lease_seconds) {
+            let Some(answer) = self.claim_unless_stopped() else {
+                break;
+            };
+            match answer {
                 Ok(claim) => {
+                    backoff.reset();
                     if let Some((since, _)) = unreachable_since.take() {
                         log(
                             "info",
                             "server_reachable",
-                            json!({ "after_s": since.elapsed().as_secs_f64() }),
+                            json!({
+                                "after_s": since.elapsed().as_secs_f64(),
+                                "server_url": self.client.current_api(),
+                            }),
                         );
                     }
                     match claim {
                         // Straight on to the next claim: a backlog drains at full speed.
                         Some(claim) => self.handle(claim, sent),
-                        None => self.idle(self.config.poll_interval),
+                        None if wait == 0 => self.idle(self.config.poll_interval),
+                        None => {
+                            // An empty answer well before the wait ended: a server
+                            // that ignores `wait_seconds`. Poll it at the interval;
+                            // every claim still asks, so an upgrade is noticed.
+                            let waited = sent.elapsed() >= Duration::from_secs(wait) / 2;
+                            if server_waits != Some(waited) {
+                                server_waits = Some(waited);
+                                log(
+                                    "info",
+                                    "claim_mode",
+                                    json!({
+                                        "long_poll": waited,
+                                        "server_url": self.client.current_api(),
+                                        "wait_s": wait,
+                                        "poll_interval_s": self.config.poll_interval.as_secs_f64(),
+                                    }),
+                                );
+                            }
+                            if !waited {
+                                self.idle(self.config.poll_interval);
+                            }
+                        }
                     }
                 }
                 Err(e) if e.is_auth() => {
@@ -121,6 +191,10 @@ impl Agent {
                     return Exit::Refused(message);
                 }
                 Err(e) => {
+                    // Every URL is down (the client tried each): wait a
+                    // jittered, growing delay, so agents that lost the server
+                    // together do not come back together.
+                    let delay = backoff.next_delay();
                     let now = Instant::now();
                     let due = match unreachable_since {
                         None => {
@@ -137,15 +211,77 @@ impl Agent {
                         log(
                             "warn",
                             "claim_failed",
-                            json!({ "error": e.to_string(), "retry_every_s": self.config.poll_interval.as_secs_f64() }),
+                            json!({
+                                "error": e.to_string(),
+                                "failures": backoff.failures(),
+                                "retry_in_ms": ms(delay),
+                            }),
                         );
                     }
-                    self.idle(self.config.poll_interval);
+                    self.idle(delay);
                 }
             }
         }
         log("info", "stop", json!({}));
         Exit::Stopped
+    }
+
+    /// One claim, sent from the claim thread while this one watches the
+    /// stop pipe: a stop request during a long wait ends the agent at once
+    /// (its connection closes with the process, and a server claims nothing
+    /// for a client gone while waiting). `None`: stopped with no answer yet.
+    fn claim_unless_stopped(&mut self) -> Option<Result<Option<Claim>, ApiError>> {
+        let (lease, wait) = (self.config.lease_seconds, self.config.claim_wait_seconds);
+        if self.claimer.is_none() {
+            self.claimer = Claimer::spawn(Arc::clone(&self.client), lease, wait).ok();
+        }
+        // No socket or thread to spare: claim on this thread instead.
+        let Some(claimer) = &self.claimer else {
+            return Some(self.client.claim(lease, wait));
+        };
+        let ended = || ApiError::Transport("the claim ended without an answer".into());
+        if claimer.ask.send(()).is_err() {
+            self.claimer = None;
+            return Some(Err(ended()));
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: claimer.wake.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.stop.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        loop {
+            // SAFETY: two valid pollfds for the duration of the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            let poll_error = (n < 0).then(std::io::Error::last_os_error);
+            // An answer that is there is taken, stop request or not: a claim
+            // in hand is run (and drained), never dropped.
+            let mut buf = [0u8; 16];
+            while matches!((&claimer.wake).read(&mut buf), Ok(n) if n > 0) {}
+            match claimer.answers.try_recv() {
+                Ok(answer) => return Some(answer),
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    self.claimer = None;
+                    return Some(Err(ended()));
+                }
+                Err(mpsc::TryRecvError::Empty) => {}
+            }
+            if n > 0 && fds[1].revents != 0 {
+                self.stop_requested();
+                return None;
+            }
+            if poll_error.is_some_and(|e| e.kind() != std::io::ErrorKind::Interrupted) {
+                // Cannot watch the stop pipe: wait for the answer instead.
+                let answer = claimer.answers.recv().unwrap_or_else(|_| Err(ended()));
+                return Some(answer);
+            }
+        }
     }
 
     /// Waits `d`, or less when a stop request comes.
@@ -329,7 +465,10 @@ impl Agent {
         };
         let beat_every = self.config.lease() / 3;
         let mut next_beat = Instant::now() + beat_every;
-        let mut drain_deadline: Option<Instant> = None;
+        // Asked to stop while the claim was on its way: the drain grace runs already.
+        let mut drain_deadline = self
+            .stopping
+            .then(|| Instant::now() + self.config.drain_grace);
         let mut lease_lost: Option<String> = None;
         loop {
             let until = drain_deadline.map_or(next_beat, |d| d.min(next_beat));
@@ -401,7 +540,7 @@ impl Agent {
         outcome: &Outcome,
         lease_end: Instant,
     ) -> Result<String, String> {
-        let mut backoff = REPORT_BACKOFF_START;
+        let mut backoff = Backoff::new(REPORT_BACKOFF_START, REPORT_BACKOFF_MAX);
         let mut attempts = 0u32;
         loop {
             attempts += 1;
@@ -416,7 +555,8 @@ impl Agent {
                 Err(e) => e,
             };
             let now = Instant::now();
-            if !error.is_retryable() || now + backoff >= lease_end {
+            let delay = backoff.next_delay();
+            if !error.is_retryable() || now + delay >= lease_end {
                 let why = if error.is_retryable() {
                     format!("the lease ended before the server took the result ({attempts} attempts; last: {error})")
                 } else {
@@ -431,12 +571,11 @@ impl Agent {
                     "id": claim.id,
                     "attempt": attempts,
                     "error": error.to_string(),
-                    "retry_in_ms": ms(backoff),
+                    "retry_in_ms": ms(delay),
                     "lease_left_s": (lease_end - now).as_secs_f64(),
                 }),
             );
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(REPORT_BACKOFF_MAX);
+            std::thread::sleep(delay);
         }
     }
 }

@@ -1,14 +1,22 @@
 //! The agent's side of the HTTP contract (docs/contract/http.md#routes): claim,
 //! heartbeat, result, with the agent token in `X-Agent-Token` (see [`crate::config::Config::auth_header`]). Blocking (ureq over rustls).
+//!
+//! Several server URLs (replicas of one queue) fail over: a request goes to
+//! the URL that answered last; when that one is down (no answer, or a 5xx)
+//! the next is tried at once, in the configured order, and the one that
+//! answers is kept. Heartbeats and results follow, with the same lease
+//! token: the queue behind every URL is the same.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::Token;
+use crate::log::log;
 
 /// A claimed action: what the agent needs of the claim response.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -71,6 +79,15 @@ impl ApiError {
         }
     }
 
+    /// Whether the server looks down (no answer, or a 5xx): another of the
+    /// configured URLs may answer.
+    pub fn is_server_down(&self) -> bool {
+        match self {
+            ApiError::Transport(_) => true,
+            ApiError::Status { status, .. } => *status >= 500,
+        }
+    }
+
     /// Whether the server refused the request as such (4xx other than a
     /// timeout or rate limit): sending it again gives the same answer.
     pub fn is_client_error(&self) -> bool {
@@ -120,10 +137,13 @@ pub struct Reported {
     pub status: String,
 }
 
-/// An HTTP client for one server and one agent token.
+/// An HTTP client for one queue (behind one or more URLs) and one agent token.
 pub struct Client {
     http: ureq::Agent,
-    api: String,
+    apis: Vec<String>,
+    /// Index in `apis` of the URL requests go to first: the last that answered.
+    current: AtomicUsize,
+    timeout: Duration,
     server_id: String,
     token: Token,
     auth_header: String,
@@ -132,20 +152,22 @@ pub struct Client {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("api", &self.api)
+            .field("apis", &self.apis)
             .field("server_id", &self.server_id)
             .finish_non_exhaustive()
     }
 }
 
 impl Client {
-    /// A client for `server_url` (without `/api/v1`), claiming for
-    /// `server_id`, sending `token` in `auth_header`. `ca_pem` (the
-    /// certificates of a `ca_file`) replaces the public roots for https.
-    /// Redirects are never followed: a 3xx is an error
-    /// ([`ApiError::is_redirect`]), so the token goes nowhere but `server_url`.
+    /// A client for `server_urls` (each without `/api/v1`, tried in this
+    /// order; at least one), claiming for `server_id`, sending `token` in
+    /// `auth_header`; `timeout` bounds a request (a claim's wait is added
+    /// to it). `ca_pem` (the certificates of a `ca_file`) replaces the
+    /// public roots for https. Redirects are never followed: a 3xx is an
+    /// error ([`ApiError::is_redirect`]), so the token goes nowhere but the
+    /// configured URLs.
     pub fn new(
-        server_url: &str,
+        server_urls: &[String],
         server_id: &str,
         token: Token,
         auth_header: &str,
@@ -176,20 +198,84 @@ impl Client {
             .user_agent(concat!("actionq-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
+        if server_urls.is_empty() {
+            return Err("no server URL".into());
+        }
         Ok(Client {
             http,
-            api: format!("{}/api/v1", server_url.trim_end_matches('/')),
+            apis: server_urls
+                .iter()
+                .map(|url| format!("{}/api/v1", url.trim_end_matches('/')))
+                .collect(),
+            current: AtomicUsize::new(0),
+            timeout,
             server_id: server_id.to_owned(),
             token,
             auth_header: auth_header.to_owned(),
         })
     }
 
-    fn post(&self, path: &str, body: &serde_json::Value) -> Result<(u16, String), ApiError> {
-        let url = format!("{}{}", self.api, path);
+    /// The base URL (with `/api/v1`) requests go to first now.
+    pub fn current_api(&self) -> &str {
+        &self.apis[self.current.load(Ordering::Relaxed)]
+    }
+
+    /// The timeout of a claim that asks the server to wait `wait_seconds`:
+    /// the wait plus the timeout of any request, so a wait that runs its
+    /// full length ends in the server's 204, not in a client timeout.
+    pub fn claim_timeout(&self, wait_seconds: u64) -> Duration {
+        self.timeout + Duration::from_secs(wait_seconds)
+    }
+
+    /// Sends to the current URL, then to the next ones while they are down;
+    /// the first URL that answers becomes the current one. All down: the
+    /// last error.
+    fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<(u16, String), ApiError> {
+        let first = self.current.load(Ordering::Relaxed);
+        let mut down: Option<ApiError> = None;
+        for k in 0..self.apis.len() {
+            let i = (first + k) % self.apis.len();
+            match self.post_to(&self.apis[i], path, body, timeout) {
+                Err(e) if e.is_server_down() => down = Some(e),
+                answer => {
+                    if i != first {
+                        self.current.store(i, Ordering::Relaxed);
+                        log(
+                            "warn",
+                            "server_url_changed",
+                            json!({
+                                "from": self.apis[first],
+                                "to": self.apis[i],
+                                "error": down.as_ref().map(ToString::to_string),
+                            }),
+                        );
+                    }
+                    return answer;
+                }
+            }
+        }
+        Err(down.expect("at least one URL"))
+    }
+
+    fn post_to(
+        &self,
+        api: &str,
+        path: &str,
+        body: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<(u16, String), ApiError> {
+        let url = format!("{api}{path}");
         let mut response = self
             .http
             .post(&url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
             .header(&self.auth_header, self.token.secret())
             .send_json(body)
             .map_err(|e| ApiError::Transport(e.to_string()))?;
@@ -214,7 +300,7 @@ impl Client {
                 code: None,
                 message: format!(
                     "a redirect to {location:?}, not followed (it would carry the agent token \
-                     elsewhere): set server_url to the server's own address"
+                     elsewhere): set server_url(s) to the server's own address"
                 ),
             });
         }
@@ -238,10 +324,17 @@ impl Client {
         })
     }
 
-    /// Claims the server's oldest approved action, with a lease of `lease_seconds`.
-    pub fn claim(&self, lease_seconds: u64) -> Result<Option<Claim>, ApiError> {
+    /// Claims the server's oldest approved action, with a lease of
+    /// `lease_seconds`; asks the server to wait up to `wait_seconds` for one
+    /// (0: answer at once; a server that predates the wait answers at once
+    /// anyway). `None`: nothing to claim.
+    pub fn claim(&self, lease_seconds: u64, wait_seconds: u64) -> Result<Option<Claim>, ApiError> {
         let path = format!("/servers/{}/actions/claim", self.server_id);
-        let (status, text) = self.post(&path, &json!({ "lease_seconds": lease_seconds }))?;
+        let mut body = json!({ "lease_seconds": lease_seconds });
+        if wait_seconds > 0 {
+            body["wait_seconds"] = json!(wait_seconds);
+        }
+        let (status, text) = self.post(&path, &body, self.claim_timeout(wait_seconds))?;
         if status == 204 {
             return Ok(None);
         }
@@ -264,6 +357,7 @@ impl Client {
         self.post(
             &format!("/actions/{id}/heartbeat"),
             &json!({ "lease_token": lease_token, "lease_seconds": lease_seconds }),
+            self.timeout,
         )
         .map(|_| ())
     }
@@ -285,6 +379,7 @@ impl Client {
                 "stdout": stdout,
                 "stderr": stderr,
             }),
+            self.timeout,
         )?;
         serde_json::from_str(&text).map_err(|e| ApiError::Status {
             status,

@@ -2,6 +2,8 @@
 //!
 //! ```toml
 //! server_url = "https://actionq.lan"      # where actionq.server serves /api/v1
+//! # or several, tried in order (the same queue behind each):
+//! # server_urls = ["https://actionq-1.lan", "https://actionq-2.lan"]
 //! server_id = "web-1"                     # the server this agent runs actions for
 //! token_file = "/etc/actionq-agent/token" # its agent token, mode 0600 (0400)
 //! # What the agent trusts (see "What the agent trusts" in the README): both
@@ -11,13 +13,16 @@
 //! # ca_file = "/etc/actionq-agent/ca.pem" # PEM: trust only this CA for https (a private CA)
 //!
 //! # Everything below is optional; the values shown are the defaults.
-//! poll_interval_seconds = 1.0   # wait between empty claims, 0 < x <= 2
+//! claim_wait_seconds = 30      # long-poll: the server holds a claim this long, 0..=60
+//! poll_interval_seconds = 1.0   # wait between empty claims from a server without the wait, 0 < x <= 2
+//! retry_min_seconds = 0.5       # after a failed claim: jittered delays from this...
+//! retry_max_seconds = 30        # ...up to this
 //! lease_seconds = 300           # lease asked for by claims and heartbeats
 //! output_cap_chars = 10000      # the queue's stdout/stderr cap
 //! default_timeout_seconds = 3600
 //! kill_grace_seconds = 5        # SIGTERM to the process group, then SIGKILL
 //! drain_grace_seconds = 60      # on SIGTERM: time the running action gets
-//! http_timeout_seconds = 10
+//! http_timeout_seconds = 10    # per request; a claim gets its wait on top
 //! working_directory = "/"
 //! auth_header = "X-Agent-Token" # "X-API-Key" only for a server that predates agent tokens
 //!
@@ -35,6 +40,12 @@ use std::time::Duration;
 use actionq::limits;
 use serde::Deserialize;
 
+/// Claim wait when the config names none.
+pub const DEFAULT_CLAIM_WAIT_SECONDS: u64 = 30;
+/// Shortest delay before a claim is tried again after a failure.
+pub const DEFAULT_RETRY_MIN: Duration = Duration::from_millis(500);
+/// Longest delay before a claim is tried again after failures.
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(30);
 /// Longest poll interval the contract allows between empty claims
 /// (docs/contract/agent.md#claiming).
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -66,13 +77,17 @@ impl std::error::Error for ConfigError {}
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
-    server_url: String,
+    server_url: Option<String>,
+    server_urls: Option<Vec<String>>,
     server_id: String,
     token_file: PathBuf,
     whitelist_file: PathBuf,
     claim_public_key_file: PathBuf,
     ca_file: Option<PathBuf>,
+    claim_wait_seconds: Option<u64>,
     poll_interval_seconds: Option<f64>,
+    retry_min_seconds: Option<f64>,
+    retry_max_seconds: Option<f64>,
     lease_seconds: Option<u64>,
     output_cap_chars: Option<usize>,
     default_timeout_seconds: Option<f64>,
@@ -89,8 +104,10 @@ struct ConfigFile {
 /// The agent's checked configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Base URL of the server, without `/api/v1` (a trailing `/` is dropped).
-    pub server_url: String,
+    /// Base URLs of the server, without `/api/v1` (a trailing `/` is
+    /// dropped), in the order they are tried: replicas in front of the same
+    /// queue. At least one; `server_url` in the file is a list of one.
+    pub server_urls: Vec<String>,
     /// The server whose actions this agent claims.
     pub server_id: String,
     /// Path of the file holding the agent token.
@@ -103,8 +120,17 @@ pub struct Config {
     /// PEM certificates of the CA(s) to trust for `https://` instead of the
     /// public (Mozilla) roots: a private CA.
     pub ca_file: Option<PathBuf>,
-    /// Wait between claims that found nothing (≤ [`MAX_POLL_INTERVAL`]).
+    /// How long each claim asks the server to wait for an action
+    /// (`wait_seconds`, 0..=[`limits::MAX_WAIT_SECONDS`]); 0 polls.
+    pub claim_wait_seconds: u64,
+    /// Wait between claims that found nothing at once: with
+    /// `claim_wait_seconds = 0`, or from a server that predates the wait
+    /// (≤ [`MAX_POLL_INTERVAL`]).
     pub poll_interval: Duration,
+    /// Shortest delay before a failed claim is tried again.
+    pub retry_min: Duration,
+    /// Longest delay before a failed claim is tried again.
+    pub retry_max: Duration,
     /// Lease asked for by each claim and heartbeat, in seconds.
     pub lease_seconds: u64,
     /// The queue's output cap, in characters: what is kept of stdout and stderr.
@@ -152,8 +178,33 @@ impl Config {
     /// Parses and checks a config text (see the [module docs](self)).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
-        let server_url = file.server_url.trim_end_matches('/').to_owned();
-        check_server_url(&server_url)?;
+        let server_urls = match (file.server_url, file.server_urls) {
+            (Some(url), None) => vec![url],
+            (None, Some(urls)) if !urls.is_empty() => urls,
+            (None, Some(_)) => {
+                return Err(ConfigError("server_urls must name at least one URL".into()))
+            }
+            (None, None) => {
+                return Err(ConfigError(
+                    "missing field `server_url` (or `server_urls`, a list)".into(),
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(
+                    "give server_url or server_urls, not both".into(),
+                ))
+            }
+        };
+        let server_urls: Vec<String> = server_urls
+            .iter()
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .collect();
+        for (i, url) in server_urls.iter().enumerate() {
+            check_server_url(url)?;
+            if server_urls[..i].contains(url) {
+                return Err(ConfigError(format!("server_urls names {url:?} twice")));
+            }
+        }
         if file.require_digest.is_some() {
             return Err(ConfigError(
                 "require_digest was removed: every claim must carry a digest and the server's \
@@ -188,6 +239,31 @@ impl Config {
                 MAX_POLL_INTERVAL.as_secs()
             )));
         }
+        let claim_wait_seconds = file
+            .claim_wait_seconds
+            .unwrap_or(DEFAULT_CLAIM_WAIT_SECONDS);
+        if claim_wait_seconds > limits::MAX_WAIT_SECONDS {
+            return Err(ConfigError(format!(
+                "claim_wait_seconds must be 0..={} (the server's limit; \
+                 0 polls every poll_interval_seconds)",
+                limits::MAX_WAIT_SECONDS
+            )));
+        }
+        let retry_min = seconds(
+            "retry_min_seconds",
+            file.retry_min_seconds,
+            DEFAULT_RETRY_MIN,
+        )?;
+        let retry_max = seconds(
+            "retry_max_seconds",
+            file.retry_max_seconds,
+            DEFAULT_RETRY_MAX,
+        )?;
+        if retry_max < retry_min {
+            return Err(ConfigError(
+                "retry_max_seconds must be at least retry_min_seconds".into(),
+            ));
+        }
         let lease_seconds = file.lease_seconds.unwrap_or(limits::DEFAULT_LEASE_SECONDS);
         if lease_seconds < 3 {
             // Heartbeats come every third of the lease, in whole seconds' worth of slack.
@@ -219,13 +295,16 @@ impl Config {
         }
         Ok(Config {
             auth_header,
-            server_url,
+            server_urls,
             server_id: file.server_id,
             token_file: file.token_file,
             whitelist_file: file.whitelist_file,
             claim_public_key_file: file.claim_public_key_file,
             ca_file: file.ca_file,
+            claim_wait_seconds,
             poll_interval,
+            retry_min,
+            retry_max,
             lease_seconds,
             output_cap_chars: file
                 .output_cap_chars
@@ -421,8 +500,13 @@ mod tests {
     #[test]
     fn defaults() {
         let c = Config::from_toml(MINIMAL).unwrap();
-        assert_eq!(c.server_url, "http://127.0.0.1:8080");
+        assert_eq!(c.server_urls, ["http://127.0.0.1:8080"]);
+        assert_eq!(c.claim_wait_seconds, DEFAULT_CLAIM_WAIT_SECONDS);
         assert_eq!(c.poll_interval, DEFAULT_POLL_INTERVAL);
+        assert_eq!(
+            (c.retry_min, c.retry_max),
+            (DEFAULT_RETRY_MIN, DEFAULT_RETRY_MAX)
+        );
         assert_eq!(c.lease_seconds, limits::DEFAULT_LEASE_SECONDS);
         assert_eq!(c.output_cap_chars, limits::DEFAULT_OUTPUT_CAP_CHARS);
         assert_eq!(c.ca_file, None);
@@ -459,6 +543,14 @@ mod tests {
             ("[timeouts]\nx = -2", "timeouts.x"),
             ("auth_header = \"Authorization\"", "auth_header"),
             ("require_digest = false", "require_digest was removed"),
+            ("claim_wait_seconds = 61", "0..=60"),
+            ("claim_wait_seconds = -1", "claim_wait_seconds"),
+            ("retry_min_seconds = 0", "greater than 0"),
+            (
+                "retry_min_seconds = 5\nretry_max_seconds = 1",
+                "at least retry_min",
+            ),
+            ("server_urls = [\"http://127.0.0.1:1\"]", "not both"),
         ];
         for (extra, expected) in cases {
             let err = Config::from_toml(&format!("{MINIMAL}\n{extra}")).unwrap_err();
@@ -480,9 +572,39 @@ mod tests {
     }
 
     #[test]
+    fn several_server_urls_in_order_each_checked() {
+        let without_url: String = MINIMAL
+            .lines()
+            .filter(|l| !l.contains("server_url"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let with = |line: &str| Config::from_toml(&format!("{without_url}{line}\n"));
+        let c = with("server_urls = [\"https://b.lan/\", \"http://127.0.0.1:9\"]").unwrap();
+        assert_eq!(c.server_urls, ["https://b.lan", "http://127.0.0.1:9"]);
+        for (line, expected) in [
+            ("server_urls = []", "at least one"),
+            ("", "missing field `server_url`"),
+            (
+                "server_urls = [\"https://b.lan\", \"http://10.0.0.5\"]",
+                "plain http:// is refused",
+            ),
+            (
+                "server_urls = [\"https://b.lan\", \"https://b.lan/\"]",
+                "twice",
+            ),
+        ] {
+            let err = with(line).unwrap_err();
+            assert!(err.0.contains(expected), "{line}: {err}");
+        }
+        let c = with("server_urls = [\"https://a.lan\"]\nclaim_wait_seconds = 0").unwrap();
+        assert_eq!(c.claim_wait_seconds, 0);
+    }
+
+    #[test]
     fn plain_http_only_to_loopback() {
         let with_url = |url: &str| {
-            Config::from_toml(&MINIMAL.replace("http://127.0.0.1:8080/", url)).map(|c| c.server_url)
+            Config::from_toml(&MINIMAL.replace("http://127.0.0.1:8080/", url))
+                .map(|c| c.server_urls.join(" "))
         };
         for url in [
             "http://127.0.0.1:8080",

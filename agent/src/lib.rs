@@ -2,7 +2,10 @@
 //!
 //! The queue decides what may run; this agent runs it. It claims its
 //! server's oldest approved action from `actionq.server` (with its agent
-//! token in `X-Agent-Token`), runs it only if the server's signature
+//! token in `X-Agent-Token`) by long-poll (the server holds the claim until
+//! an action is approved; one that answers at once is polled at an
+//! interval), fails over between the server URLs it is given, retries after
+//! jittered delays while none answers, runs a claim only if the server's signature
 //! verifies with the pinned key and the agent's own whitelist file builds
 //! exactly the claim's command from its type and parameters (README "What
 //! the agent trusts"), runs `argv` directly (no shell) with the
@@ -16,11 +19,13 @@
 //!
 //! Layout: [`config`] (the TOML file, the token file and the files it
 //! trusts), [`client`] (the
-//! HTTP calls), [`exec`] (running one command), [`agent`] (the loop),
+//! HTTP calls, failing over between server URLs), [`backoff`] (jittered
+//! retry delays), [`exec`] (running one command), [`agent`] (the loop),
 //! [`log`] (JSON lines on stderr).
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod backoff;
 pub mod client;
 pub mod config;
 pub mod exec;

@@ -89,7 +89,7 @@ fn load(config_path: &std::path::Path) -> Result<(Config, Trust, Client), Config
         None => None,
     };
     let client = Client::new(
-        &config.server_url,
+        &config.server_urls,
         &config.server_id,
         token,
         &config.auth_header,

@@ -292,6 +292,61 @@ fn a_result_is_reported_after_the_server_comes_back() {
 }
 
 #[test]
+fn the_agent_fails_over_between_two_servers_of_one_queue() {
+    let dir = support::test_dir();
+    let d = dir.path();
+    // Two server processes on one SQLite file (and so one signing key):
+    // replicas of one queue, as `server_urls` expects.
+    let whitelist = support::whitelist(d);
+    let mut a = Server::start(d, &whitelist);
+    let mut b = Server::start(d, &whitelist);
+    a.create_server("web-1");
+    let extra = "retry_min_seconds = 0.05\nretry_max_seconds = 0.5\n";
+    let (config, _) = support::write_agent_files(&agent(&a, d, "agent", extra));
+    let single = format!("server_url = \"{}\"", a.url());
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains(&single), "{text}");
+    let both = format!("server_urls = [\"{}\", \"{}\"]", a.url(), b.url());
+    std::fs::write(&config, text.replace(&single, &both)).unwrap();
+    let mut agent = Agent::start_with_config(&config, &d.join("agent.log"));
+    let completed = |server: &Server, id: i64, agent: &Agent| {
+        let action = server.wait_finished(id, || agent.logs());
+        assert_eq!(action["status"], "completed", "{action}\n{}", agent.logs());
+    };
+
+    let one = a.create_action("web-1", "mark", &[("n", "1")]);
+    completed(&a, one, &agent);
+    // The first goes away: the second serves the agent.
+    a.stop();
+    let two = b.create_action("web-1", "mark", &[("n", "2")]);
+    completed(&b, two, &agent);
+    let changed = agent.wait_event("server_url_changed");
+    assert_eq!(changed["to"], format!("{}/api/v1", b.url()), "{changed}");
+
+    // An action claimed through the second, whose server goes away while
+    // it runs: its result reaches the queue through the first, back again.
+    a.restart();
+    let three = b.create_action("web-1", "wait_go", &[]);
+    wait_for(
+        "the command to start",
+        || agent.logs(),
+        || (!lines(&d.join("started")).is_empty()).then_some(()),
+    );
+    b.stop();
+    std::fs::write(d.join("go"), "").unwrap();
+    completed(&a, three, &agent);
+    assert_eq!(a.action(three)["stdout"], "done\n");
+
+    // Each ran once.
+    for n in [1, 2] {
+        assert_eq!(lines(&d.join(format!("ran-{n}"))), ["ran"], "mark {n}");
+    }
+    assert_eq!(lines(&d.join("started")), ["started"]);
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit().success(), "{}", agent.logs());
+}
+
+#[test]
 fn two_agents_run_each_action_exactly_once() {
     let dir = support::test_dir();
     let server = Server::start(dir.path(), &support::whitelist(dir.path()));

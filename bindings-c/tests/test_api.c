@@ -1378,7 +1378,7 @@ static void test_wait(void) {
   aq_string_free(events);
   CHECK_STATUS(aq_action_claim_next_wait(q, host, "wait-1", NULL, AQ_MAX_WAIT_SECONDS + 1, &claim),
                AQ_STATUS_INVALID_INPUT);
-  CHECK(strstr(aq_last_error_message(), "wait must be between 0 and 60 seconds") != NULL);
+  CHECK(strstr(last_error(), "wait must be between 0 and 60 seconds") != NULL);
   CHECK_STATUS(aq_event_list_wait(q, host, 0, 10, -1.0, &events), AQ_STATUS_INVALID_INPUT);
   CHECK_STATUS(aq_event_list_wait(q, host, 0, 10, NAN, &events), AQ_STATUS_INVALID_INPUT);
 
@@ -1392,7 +1392,8 @@ static void test_wait(void) {
   struct waiter w = {.q = q, .status = AQ_STATUS_OK, .claim = NULL};
   pthread_t thread;
   CHECK(pthread_create(&thread, NULL, claim_waiter, &w) == 0);
-  usleep(200 * 1000);
+  struct timespec asleep = {.tv_sec = 0, .tv_nsec = 200 * 1000 * 1000};
+  nanosleep(&asleep, NULL); /* the waiter is asleep by then (it re-checks after any change) */
   start = monotonic_seconds();
   CHECK_OK(aq_action_approve(q, host, id, &s));
   aq_string_free(s);

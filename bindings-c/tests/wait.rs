@@ -87,7 +87,7 @@ fn a_wait_times_out_empty_and_zero_answers_at_once() {
     let q = Queue::in_memory();
     create_server(&q, "web-1");
     let start = Instant::now();
-    let mut claim = c("sentinel").into_raw();
+    let mut claim = null_mut();
     let status = unsafe {
         aq_action_claim_next_wait(
             q.ptr(),

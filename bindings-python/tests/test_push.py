@@ -162,7 +162,8 @@ def test_a_thousand_async_waits_hold_no_thread_and_cancelling_leaves_nothing(tmp
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         print(f"threads: {before} before, {during} with 1000 awaiting waits")
-        assert during == before, "no thread per waiter"
+        # Threads of earlier tests may still be ending: none is added.
+        assert during <= before, "no thread per waiter"
         assert queue.waiters() == 0, "cancelled waits left nothing"
         # A wait after all that still works.
         claiming = asyncio.create_task(aqueue.claim_next("web-1", wait_seconds=LONG))

@@ -10,10 +10,13 @@
 mod common;
 mod fault_support;
 
+#[cfg(feature = "sqlite")]
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+#[cfg(feature = "sqlite")]
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use actionq::{limits, ActionQueue, ErrorKind, NewAction};
 use common::Env;
@@ -37,6 +40,7 @@ fn until_waiters(queue: &ActionQueue, n: usize) {
     }
 }
 
+#[cfg(feature = "sqlite")]
 fn now_micros() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -241,6 +245,7 @@ for_each_store!(
 
 // ------------------------------------------------- another store, same data
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// `waiting` waits on `server` while `writer` (another store on the same
 /// database: nothing in-process connects them) approves an action there.
 /// The latency from the approval's return to the wake-up.
@@ -310,6 +315,7 @@ fn a_second_postgres_store_wakes_a_waiter_through_notify() {
 
 // ------------------------------------------------------ another process
 
+#[cfg(feature = "sqlite")]
 /// The child: opens the SQLite file, waits for the go file, approves the
 /// action, and writes when its approval returned (µs since the epoch).
 #[test]
@@ -333,6 +339,7 @@ fn approve_child_entry() {
     std::fs::write(db.with_extension("approved"), approved.to_string()).unwrap();
 }
 
+#[cfg(feature = "sqlite")]
 fn spawn_approver(db: &Path, id: i64) -> std::process::Child {
     fault_support::spawn_child(
         "approve_child_entry",

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from conftest import API_KEY
+from hypothesis import given, settings
+from schemathesis_hooks import CREDENTIAL_NAMES
 from fastapi.testclient import TestClient
 
 import actionq
@@ -22,7 +24,8 @@ from actionq import limits
 from lock_support import LOCK_HOLDER
 from actionq.server import create_app
 from actionq.server.cli import api_key_from_env
-from actionq.server.models import ActionType
+from actionq import limits
+from actionq.server.models import RESERVED_NAMES, ActionType
 
 V1 = "/api/v1"
 ACTION_FIELDS = {
@@ -578,60 +581,76 @@ OPENAPI = Path(__file__).with_name("openapi.json")
 
 
 def test_openapi_document_unchanged(client: TestClient) -> None:
-    """The document of the HomelabCmd-compatible contract, as committed in
-    openapi.json (the version is the package's). Only additions are allowed:
-    the create body's optional `params` (popped here), GET /servers, and, committed in the
-    copy with identity, the credential routes, `/me`, their schemas
-    and the `X-Agent-Token` scheme on the claim, heartbeat and result routes."""
+    """The document as committed in openapi.json (the version is the
+    package's): a change to what the API promises is a change to that file,
+    reviewed as such. What it promises is checked against the running app by
+    schemathesis (`make test-openapi`); the routes and operation ids of the
+    HomelabCmd-compatible contract by test_openapi_operation_ids_and_docs."""
     spec = client.get("/openapi.json").json()
     expected = json.loads(OPENAPI.read_text(encoding="utf-8"))
     expected["info"]["version"] = actionq.__version__
-    create_body = spec["components"]["schemas"]["ActionCreate"]["properties"]
-    assert create_body.pop("params")["anyOf"][0] == {"type": "object", "additionalProperties": {"type": "string"}}
-    # Added for the approvers' page: the list of servers.
-    assert spec["paths"]["/api/v1/servers"].pop("get")["operationId"] == "list_servers"
-    # The approval policy and the audit chain (docs/contract/http.md#identity-and-policy-routes):
-    # three more action fields, their two schemas, and GET /audit/verify.
-    schemas = spec["components"]["schemas"]
-    for name in ("ActionOut", "ClaimOut"):
-        added = [schemas[name]["properties"].pop(field) for field in ("approvals", "digest", "whitelist_version")]
-        assert added[0]["items"] == {"$ref": "#/components/schemas/ApprovalOut"}
-        assert [a["type"] for a in added] == ["array", "string", "string"]
-        required = schemas[name]["required"]
-        for field in ("approvals", "digest", "whitelist_version"):
-            required.remove(field)
-        # The parameter values the command was built from (docs/contract/domain.md#action-fields).
-        params = schemas[name]["properties"].pop("params")
-        assert params["type"] == "object" and params["additionalProperties"] == {"type": "string"}
-        required.remove("params")
-    # The server's signature of each claim (docs/contract/agent.md#trust).
-    assert schemas["ClaimOut"]["properties"].pop("signature")["type"] == "string"
-    schemas["ClaimOut"]["required"].remove("signature")
-    assert set(schemas.pop("ApprovalOut")["properties"]) == {"by", "at", "digest"}
-    assert set(schemas.pop("AuditReportOut")["properties"]) == {"checked", "first_bad_event_id"}
-    verify = spec["paths"].pop("/api/v1/audit/verify")
-    assert verify["get"]["operationId"] == "verify_audit"
-    # Events of every kind (docs/contract/audit.md#event-kinds; README "Approval policy and tamper-evident
-    # audit"): `kind` and `subject` added; `action_id` and `to_status` null on
-    # server and credential events, else as before.
-    event = schemas["EventOut"]
-    assert event["properties"].pop("kind")["enum"] == ["action", "server", "credential"]
-    assert event["properties"].pop("subject")["type"] == "string"
-    event["required"].remove("kind")
-    event["required"].remove("subject")
-    before = expected["components"]["schemas"]["EventOut"]["properties"]
-    for field, was in (("action_id", {"type": "integer"}), ("to_status", before["to_status"])):
-        assert event["properties"][field]["anyOf"] == [was, {"type": "null"}], field
-        event["properties"][field] = before[field]
-    # Push (docs/contract/push.md#over-http): the claim's wait, bounded by the
-    # core's limit, and the events stream.
-    wait = schemas["ClaimRequest"]["properties"].pop("wait_seconds")
+    assert spec == expected
+
+
+def test_openapi_documents_push(client: TestClient) -> None:
+    """The claim's wait, bounded by the core's limit, and the events stream
+    (docs/contract/push.md#over-http), whose errors are JSON like every route's."""
+    spec = client.get("/openapi.json").json()
+    wait = spec["components"]["schemas"]["ClaimRequest"]["properties"]["wait_seconds"]
     assert (wait["type"], wait["minimum"], wait["maximum"], wait["default"]) == ("number", 0, limits.MAX_WAIT_SECONDS, 0)
-    stream = spec["paths"].pop("/api/v1/events/stream")["get"]
+    stream = spec["paths"]["/api/v1/events/stream"]["get"]
     assert stream["operationId"] == "stream_events"
     assert list(stream["responses"]["200"]["content"]) == ["text/event-stream"]
+    assert {list(r["content"]) == ["application/json"] for s, r in stream["responses"].items() if s != "200"} == {True}
     assert [(p["name"], p["in"]) for p in stream["parameters"]] == [("after", "query"), ("Last-Event-ID", "header")]
-    assert spec == expected
+
+
+def test_openapi_states_the_cores_limits(client: TestClient) -> None:
+    """Limits in the document are the core's (docs/contract/http.md#routes),
+    integers as integers; every error is one schema."""
+    spec = client.get("/openapi.json").json()
+    listing = {p["name"]: p["schema"] for p in spec["paths"]["/api/v1/actions"]["get"]["parameters"]}
+    assert (listing["limit"]["minimum"], listing["limit"]["maximum"]) == (1, limits.MAX_PAGE_LIMIT)
+    assert listing["offset"]["minimum"] == 0 and listing["offset"]["maximum"] == 2**63 - 1
+    events = {p["name"]: p["schema"] for p in spec["paths"]["/api/v1/events"]["get"]["parameters"]}
+    assert events["limit"]["maximum"] == limits.MAX_EVENTS_LIMIT and events["after"]["minimum"] == 0
+    schemas = spec["components"]["schemas"]
+    lease = schemas["ClaimRequest"]["properties"]["lease_seconds"]["anyOf"][0]
+    assert lease["maximum"] == limits.DEFAULT_MAX_LEASE_SECONDS and 0 < lease["minimum"] < 1e-6
+    assert schemas["ResultRequest"]["properties"]["exit_code"]["maximum"] == 2**31 - 1
+    assert type(schemas["ActionCreate"]["properties"]["alert_id"]["anyOf"][0]["maximum"]) is int
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if status.startswith("4"):
+                    ref = response["content"]["application/json"]["schema"]["$ref"]
+                    assert ref == "#/components/schemas/ErrorOut", (method, path, status)
+    assert "HTTPValidationError" not in schemas
+
+
+def test_405_allow_names_every_method_of_the_path(client: TestClient) -> None:
+    for method, path, allowed in (
+        ("OPTIONS", "/api/v1/actions", "GET, POST"),
+        ("DELETE", "/api/v1/servers", "GET, POST"),
+        ("GET", "/api/v1/servers/web-1/pause", "PUT"),
+        ("PATCH", "/api/v1/credentials/7", "DELETE"),
+    ):
+        response = client.request(method, path)
+        assert (response.status_code, response.headers["allow"]) == (405, allowed), (method, path)
+
+
+def test_reserved_names_are_the_cores() -> None:
+    """The names the document says no credential may take are exactly those
+    the core refuses."""
+    queue = actionq.ActionQueue()
+    for name in RESERVED_NAMES:
+        for spelled in (name, name.upper(), name.capitalize()):
+            with pytest.raises(actionq.InvalidInputError, match="reserved"):
+                queue.issue_credential(spelled, "viewer")
+        queue.issue_credential(name + "-x", "viewer")
+    for role in limits.ROLES:
+        if role not in RESERVED_NAMES:
+            queue.issue_credential(role, "viewer")
 
 
 # Approval policy and audit (docs/contract/approval-policy.md, docs/contract/audit.md) ----
@@ -720,3 +739,11 @@ def test_two_operators_complete_an_approval_and_the_requester_may_not_approve() 
         assert [a["by"] for a in second["approvals"]] == ["olga", "omar"]
         details = [e["detail"] for e in c.get(f"{V1}/events").json() if e["action_id"] == created.json()["id"]]
         assert details[1:] == ["1 of 2", "2 of 2"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=CREDENTIAL_NAMES)
+def test_drawn_credential_names_are_taken(name: str) -> None:
+    """The names schemathesis draws for the credential-name format are names
+    the core takes."""
+    actionq.ActionQueue().issue_credential(name, "viewer")

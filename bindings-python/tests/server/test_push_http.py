@@ -127,7 +127,13 @@ def test_a_wait_ends_with_204_and_out_of_range_is_422(client: TestClient) -> Non
     started = time.monotonic()
     assert client.post(f"{V1}/servers/web-1/actions/claim", json={"wait_seconds": 0.2}).status_code == 204
     assert time.monotonic() - started >= 0.2  # it waited
-    for wrong in (-1, limits.MAX_WAIT_SECONDS + 0.5, "soon", None):
+    # Out of the core's range: its 422, before anything is claimed or waited for.
+    for wrong in (-1, limits.MAX_WAIT_SECONDS + 0.5):
+        response = client.post(f"{V1}/servers/web-1/actions/claim", json={"wait_seconds": wrong})
+        assert response.status_code == 422, (wrong, response.text)
+        assert response.json()["detail"]["code"] == "VALIDATION_ERROR"
+    # Not a number: the request's shape, FastAPI's 422.
+    for wrong in ("soon", None, True):
         response = client.post(f"{V1}/servers/web-1/actions/claim", json={"wait_seconds": wrong})
         assert response.status_code == 422, (wrong, response.text)
         assert response.json()["detail"][0]["loc"] == ["body", "wait_seconds"]

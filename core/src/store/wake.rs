@@ -2,7 +2,7 @@
 //!
 //! Every store owns one [`Notifier`]. The store signals it after each commit
 //! that logged something ([`Notifier::notify`]); a store shared with other
-//! processes also has one watch thread ([`Watcher`]) that signals it when
+//! processes also has one watch thread (`Watcher`) that signals it when
 //! another process commits (SQLite: `PRAGMA data_version` on a connection of
 //! its own; PostgreSQL: `LISTEN`). Waiters never poll the database: a
 //! blocking waiter sleeps on the notifier's condition variable, an async host
@@ -16,9 +16,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::thread::Thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use std::{thread::Thread, time::Duration};
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// How long an idle watch thread sleeps before it looks whether its store is
 /// gone (and, for a listener, between reads of the connection).
 const WATCH_IDLE: Duration = Duration::from_millis(250);
@@ -184,6 +186,7 @@ impl Drop for Subscription {
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// How a store learns of other processes' commits, on its watch thread.
 pub(crate) trait Watch: Send + 'static {
     /// Waits up to about `at_most` for a commit by another connection.
@@ -196,6 +199,7 @@ pub(crate) trait Watch: Send + 'static {
     fn drains(&self) -> bool;
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// The one watch thread of a store: started by the first waiter, asleep
 /// while nobody waits (unless its [`Watch`] must drain), gone soon after
 /// the store is dropped.
@@ -204,12 +208,14 @@ pub(crate) struct Watcher {
     start: Mutex<WatcherStart>,
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 enum WatcherStart {
     Idle(Box<dyn FnOnce() -> Box<dyn Watch> + Send>),
     Running(Thread),
     Failed,
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 impl Watcher {
     /// A notifier whose watch thread runs the [`Watch`] that `open` makes
     /// (on the thread, so a slow connect never holds up a waiter).
@@ -249,6 +255,7 @@ impl Watcher {
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// The watch thread's loop: ends once the store (and so its notifier) is gone.
 fn watch(notifier: Weak<Notifier>, mut source: Box<dyn Watch>) {
     loop {
@@ -274,6 +281,7 @@ fn watch(notifier: Weak<Notifier>, mut source: Box<dyn Watch>) {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     #[test]
     fn a_change_before_the_sleep_is_not_missed() {

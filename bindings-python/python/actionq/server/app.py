@@ -4,6 +4,7 @@ with the routes of :mod:`actionq.server.routes`."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import actionq
 from actionq import limits
 from actionq.server.routes import ServerState, router
-from actionq.server import docs, metrics, web
+from actionq.server import docs, mcp_endpoint, metrics, web
+from actionq.server import openapi as openapi_document
 
 __all__ = [
     "API_KEY_ENV",
@@ -119,6 +121,8 @@ async def undecodable_body_handler(request: Request, exc: Exception) -> Response
     FastAPI's subclass) pass to FastAPI's own handler unchanged."""
     assert isinstance(exc, HTTPException)
     cause = exc.__cause__
+    if exc.status_code == 405:
+        return await http_exception_handler(request, _allow_every_method(request, exc))
     if not isinstance(cause, UnicodeDecodeError):
         return await http_exception_handler(request, exc)
     error = {
@@ -129,6 +133,28 @@ async def undecodable_body_handler(request: Request, exc: Exception) -> Response
         "ctx": {"error": f"invalid UTF-8 at byte {cause.start}"},
     }
     return await request_validation_exception_handler(request, RequestValidationError([error]))
+
+
+def _allow_every_method(request: Request, exc: HTTPException) -> HTTPException:
+    """A 405 whose ``Allow`` names every method the OpenAPI document gives the
+    path: Starlette's names only those of the first route matching it, and a
+    path such as ``/api/v1/servers`` has one route per method."""
+    segments = request.url.path.split("/")
+    allowed = {
+        method.upper()
+        for template, operations in request.app.openapi()["paths"].items()
+        if _same_path(template.split("/"), segments)
+        for method in operations
+    }
+    if not allowed:
+        return exc
+    return HTTPException(405, exc.detail, headers={**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))})
+
+
+def _same_path(template: list[str], segments: list[str]) -> bool:
+    return len(template) == len(segments) and all(
+        t == s or (t.startswith("{") and t.endswith("}") and s != "") for t, s in zip(template, segments)
+    )
 
 
 class BodyLimit:
@@ -242,16 +268,17 @@ def create_app(
     # The approvers' page at / and Prometheus metrics at /metrics.
     app.include_router(web.page_router)
     metrics.install(app, queue)
+    # The Model Context Protocol at /mcp, for assistants (docs/contract/cli-and-mcp.md#mcp).
+    mcp_endpoint.install(app, queue)
 
     document = app.openapi
+    whitelist_config = json.loads(queue.whitelist_json)
 
     def openapi() -> dict[str, Any]:
-        """FastAPI's document, with ``ActionType`` listing this app's whitelist."""
-        schema = document()
-        action_type = schema.get("components", {}).get("schemas", {}).get("ActionType")
-        if action_type is not None and set(action_type["enum"]) != set(queue.action_types):
-            action_type["enum"] = queue.action_types
-        return schema
+        """FastAPI's document, told this app's whitelist (actionq.server.openapi)."""
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_document.finish(document(), queue.action_types, whitelist_config)
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -15,15 +15,94 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from actionq import DEFAULT_WHITELIST_JSON, ActionStatus, limits
 
 I64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 """An int the queue can take (its range is the queue's to check)."""
-I32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+def _json_number(value: Any) -> Any:
+    """A JSON number only, as JSON Schema's ``integer`` and ``number`` mean
+    it: ``true`` or ``"5"`` is not one (pydantic's lax mode would take them);
+    ``5.0`` is an integer."""
+    if isinstance(value, (bool, str)):
+        raise PydanticCustomError("number_type", "Input should be a JSON number")
+    return value
+
+
+JsonNumber = BeforeValidator(_json_number)
+"""For the numbers of JSON bodies (query strings are text, parsed as numbers)."""
+
+I32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1), JsonNumber]
 """A process exit code."""
+_I64_RANGE = Field(ge=-(2**63), le=2**63 - 1)
+
+
+def core_range(minimum: int, maximum: int = 2**63 - 1) -> WithJsonSchema:
+    """The document of an int whose range the core checks (its own 422
+    ``VALIDATION_ERROR``): the core's range, so that the document never
+    promises what the core refuses. Validation here keeps to i64, what the
+    queue can take at all."""
+    return WithJsonSchema({"type": "integer", "minimum": minimum, "maximum": maximum})
+
+
+def core_text(**schema: Any) -> WithJsonSchema:
+    """The document of a ``str`` the core checks (its own 422
+    ``VALIDATION_ERROR``): exactly what the core accepts."""
+    return WithJsonSchema({"type": "string", **schema})
+
+
+_NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+"""The core's text rule: no character of Unicode's control category (Cc)."""
+
+ServerId = Annotated[
+    str, core_text(minLength=1, maxLength=limits.MAX_SERVER_ID_CHARS, pattern="^[A-Za-z0-9][A-Za-z0-9._-]*$")
+]
+"""A server id as the core accepts it for a new server."""
+Hostname = Annotated[str, core_text(minLength=1, maxLength=limits.MAX_HOSTNAME_CHARS, pattern=_NO_CONTROL_CHARACTERS)]
+Reason = Annotated[str, core_text(minLength=1, maxLength=limits.MAX_REASON_CHARS)]
+
+RESERVED_NAMES = (limits.DASHBOARD, "agent", "auto", "system")
+"""Names the queue records on its own, which no credential may take (in any
+case). The binding exports only ``DASHBOARD``; a test checks that the core
+refuses exactly these."""
+
+CREDENTIAL_NAME_FORMAT = "actionq-credential-name"
+"""The ``format`` of a credential name in the document: the core's rule
+(no invisible or format characters, no space at either end) has no JSON
+Schema form, so the document names it and says it in words; the length and
+the reserved names it states plainly."""
+
+CredentialName = Annotated[
+    str,
+    core_text(
+        minLength=1,
+        maxLength=limits.MAX_NAME_CHARS,
+        format=CREDENTIAL_NAME_FORMAT,
+        **{"not": {"pattern": "^(" + "|".join("".join(f"[{c.upper()}{c}]" for c in n) for n in RESERVED_NAMES) + ")$"}},
+    ),
+]
+
+PageLimit = Annotated[int, _I64_RANGE, core_range(1, limits.MAX_PAGE_LIMIT)]
+"""A page size (the core's 1..=MAX_PAGE_LIMIT)."""
+Offset = Annotated[int, _I64_RANGE, core_range(0)]
+"""How many matches a page skips (>= 0)."""
+EventsLimit = Annotated[int, _I64_RANGE, core_range(1, limits.MAX_EVENTS_LIMIT)]
+"""How many events one read returns at most (the core's 1..=MAX_EVENTS_LIMIT)."""
+Cursor = Annotated[int, _I64_RANGE, core_range(0)]
+"""An event id to read after (0: from the start)."""
+Id = Annotated[int, _I64_RANGE, core_range(1), JsonNumber]
+"""The id of an action or an alert in a JSON body (a JSON integer, >= 1)."""
+LeaseSeconds = Annotated[
+    float, JsonNumber, WithJsonSchema({"type": "number", "minimum": 1e-9, "maximum": limits.DEFAULT_MAX_LEASE_SECONDS})
+]
+WaitSeconds = Annotated[
+    float, JsonNumber, WithJsonSchema({"type": "number", "minimum": 0, "maximum": limits.MAX_WAIT_SECONDS})
+]
+"""How long a claim may wait, in seconds (the core checks the range)."""
+"""A lease length in seconds: at least a nanosecond (the core counts in
+nanoseconds; less is 0, which it refuses), at most the queue's maximum."""
 
 
 ActionType = Enum(  # type: ignore[misc]
@@ -52,10 +131,10 @@ document sets to its own whitelist."""
 
 
 class ServerCreate(BaseModel):
-    id: str = Field(
+    id: ServerId = Field(
         description=f"1-{limits.MAX_SERVER_ID_CHARS} characters of [A-Za-z0-9._-], starting alphanumeric"
     )
-    hostname: str | None = None
+    hostname: Hostname | None = None
 
 
 def _untitled_action_type(schema: dict[str, Any]) -> None:
@@ -66,7 +145,7 @@ def _untitled_action_type(schema: dict[str, Any]) -> None:
 class ActionCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra=_untitled_action_type)
 
-    server_id: str
+    server_id: ServerId
     action_type: ActionTypeName
     service_name: str | None = Field(None, description="systemd unit, required for restart_service")
     params: dict[str, str] | None = Field(
@@ -74,22 +153,53 @@ class ActionCreate(BaseModel):
         description="parameter name -> value for the action type's whitelist entry "
         "(service_name may be given here instead, not both)",
     )
-    alert_id: I64 | None = Field(None, description="originating alert, >= 1")
+    alert_id: Id | None = Field(None, description="originating alert, >= 1")
+
+
+class NoInput(BaseModel):
+    """No arguments (an MCP tool that reads everything it may)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ActionRef(BaseModel):
+    """One action, by id (the ``{action_id}`` of the action routes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action_id: Id
+
+
+class ActionQuery(BaseModel):
+    """The filters and page of ``GET /actions``, newest first."""
+
+    model_config = ConfigDict(json_schema_extra=_untitled_action_type)
+
+    status: ActionStatus | None = None
+    server_id: str | None = None
+    action_type: ActionTypeName | None = None
+    limit: PageLimit = Field(limits.DEFAULT_PAGE_LIMIT, description=f"1-{limits.MAX_PAGE_LIMIT}")
+    offset: Offset = Field(0, description=">= 0")
+
+
+class EventQuery(BaseModel):
+    """The page of ``GET /events``: events after a cursor, oldest first."""
+
+    after: Cursor = Field(0, description="cursor: id of the last event seen (0: from the start)")
+    limit: EventsLimit = Field(limits.DEFAULT_EVENTS_LIMIT, description=f"1-{limits.MAX_EVENTS_LIMIT}")
 
 
 class RejectRequest(BaseModel):
-    reason: str = Field(description=f"1-{limits.MAX_REASON_CHARS} characters")
+    reason: Reason = Field(description=f"1-{limits.MAX_REASON_CHARS} characters")
 
 
 _LEASE = "(omitted: the queue's default lease; 0 is refused)"
 
 
 class ClaimRequest(BaseModel):
-    lease_seconds: float | None = Field(None, description=f"lease length in seconds {_LEASE}")
-    wait_seconds: float = Field(
+    lease_seconds: LeaseSeconds | None = Field(None, description=f"lease length in seconds {_LEASE}")
+    wait_seconds: WaitSeconds = Field(
         0,
-        ge=0,
-        le=limits.MAX_WAIT_SECONDS,
         description=(
             f"seconds to wait for a claimable action (0-{limits.MAX_WAIT_SECONDS}); 0 answers at once, "
             "else the answer comes as soon as one is approved, or 204 when the wait ends"
@@ -99,7 +209,7 @@ class ClaimRequest(BaseModel):
 
 class HeartbeatRequest(BaseModel):
     lease_token: str
-    lease_seconds: float | None = Field(None, description=f"new lease length in seconds from now {_LEASE}")
+    lease_seconds: LeaseSeconds | None = Field(None, description=f"new lease length in seconds from now {_LEASE}")
 
 
 class ResultRequest(BaseModel):
@@ -199,10 +309,22 @@ Role = Enum(  # type: ignore[misc]
 Role.__doc__ = "What a credential may do (the core's roles)."
 
 
+def _agent_needs_a_server(schema: dict[str, Any]) -> None:
+    """An agent credential names its server; no other role takes one."""
+    schema["if"] = {"properties": {"role": {"const": "agent"}}, "required": ["role"]}
+    schema["then"] = {"properties": {"server_id": {"type": "string"}}, "required": ["server_id"]}
+    schema["else"] = {"properties": {"server_id": {"type": "null"}}}
+
+
 class CredentialCreate(BaseModel):
-    name: str = Field(description=f"1-{limits.MAX_NAME_CHARS} characters: what actions record when it acts")
+    model_config = ConfigDict(json_schema_extra=_agent_needs_a_server)
+
+    name: CredentialName = Field(
+        description=f"1-{limits.MAX_NAME_CHARS} characters, none invisible or a format character, no space at "
+        f"either end, not one of {', '.join(RESERVED_NAMES)} (in any case): what actions record when it acts"
+    )
     role: Role
-    server_id: str | None = Field(None, description="the server of an agent credential (agents only)")
+    server_id: ServerId | None = Field(None, description="the server of an agent credential (agents only)")
 
 
 class CredentialOut(Record):
@@ -231,10 +353,24 @@ class AuditReportOut(Record):
 
 
 class ErrorDetail(BaseModel):
-    code: str
+    code: str = Field(description="the core's error code (VALIDATION_ERROR, NOT_FOUND, ...)")
     message: str
     existing_action_id: int | None = Field(None, description="duplicate conflicts only")
 
 
+class RequestShapeIssue(BaseModel):
+    """One problem FastAPI found in the request's shape, before the core saw it."""
+
+    type: str
+    loc: list[str | int]
+    msg: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
 class ErrorOut(BaseModel):
-    detail: ErrorDetail
+    """Every error the API answers: the core's ``{code, message}``, or, for a
+    request whose shape is wrong (422 only), FastAPI's list of problems."""
+
+    detail: ErrorDetail | list[RequestShapeIssue]
+

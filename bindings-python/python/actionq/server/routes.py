@@ -40,21 +40,24 @@ from fastapi.security import APIKeyHeader
 import actionq
 from actionq import ActionStatus, limits
 from actionq.server.models import (
-    I64,
     ActionCreate,
     ActionListOut,
     ActionOut,
-    ActionTypeName,
+    ActionQuery,
     AuditReportOut,
     ClaimOut,
     ClaimRequest,
     CredentialCreate,
+    Cursor,
     CredentialOut,
     ErrorOut,
     EventOut,
+    EventQuery,
     HeartbeatRequest,
     IssuedCredentialOut,
     MeOut,
+    Offset,
+    PageLimit,
     RejectRequest,
     ResultRequest,
     ServerCreate,
@@ -62,7 +65,16 @@ from actionq.server.models import (
 )
 from actionq.server.push import Closing, EventStream, claim_waiting
 
-__all__ = ["Caller", "ServerState", "agent_or_person", "get_queue", "person", "require_api_key", "router"]
+__all__ = [
+    "Caller",
+    "ServerState",
+    "agent_or_person",
+    "caller_for_key",
+    "get_queue",
+    "person",
+    "require_api_key",
+    "router",
+]
 
 
 @dataclass(frozen=True)
@@ -111,7 +123,10 @@ def _unauthenticated(message: str) -> NoReturn:
     raise actionq.UnauthenticatedError(message)
 
 
-async def _from_api_key(state: ServerState, given: str | None) -> Caller:
+async def caller_for_key(state: ServerState, given: str | None) -> Caller:
+    """The caller ``given`` (an ``X-API-Key`` value, or ``/mcp``'s bearer
+    token) stands for: the bootstrap key's queue or a non-agent credential's
+    principal; else the core's ``UnauthenticatedError`` (401)."""
     if not given:
         _unauthenticated("Missing or invalid X-API-Key header")
     if secrets.compare_digest(given.encode("utf-8", "surrogateescape"), state.api_key):
@@ -124,7 +139,7 @@ async def _from_api_key(state: ServerState, given: str | None) -> Caller:
 
 async def person(request: Request, api_key: Annotated[str | None, Depends(_api_key_header)]) -> Caller:
     """The caller of a route for people: ``X-API-Key`` (dependency)."""
-    return await _from_api_key(_state(request), api_key)
+    return await caller_for_key(_state(request), api_key)
 
 
 async def agent_or_person(
@@ -136,7 +151,7 @@ async def agent_or_person(
     ``X-Agent-Token`` carrying an agent credential (dependency)."""
     state = _state(request)
     if api_key is not None or agent_token is None:
-        return await _from_api_key(state, api_key)
+        return await caller_for_key(state, api_key)
     principal = await state.queue.authenticate(agent_token)
     if principal.role != "agent":
         _unauthenticated("X-Agent-Token takes an agent credential; people use X-API-Key")
@@ -155,8 +170,10 @@ _PAGE = f"1-{limits.MAX_PAGE_LIMIT}"
 # (actionq.limits.DEFAULT_EXPIRE_LEASES_ON_READ), in every host alike.
 ActionId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]
 
+# One error schema for every error any route can answer (the core's kinds,
+# BodyLimit's 413, and 422 for the request's shape or the core's checks).
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut} for status in (401, 403, 404, 409, 503)
+    status: {"model": ErrorOut} for status in (401, 403, 404, 409, 413, 422, 503)
 }
 
 router = APIRouter(prefix="/api/v1", responses=_ERRORS)
@@ -230,8 +247,8 @@ async def list_server_actions(
     server_id: str,
     caller: Person,
     status: ActionStatus | None = None,
-    limit: Annotated[I64, Query(description=_PAGE)] = limits.DEFAULT_PAGE_LIMIT,
-    offset: Annotated[I64, Query(description=">= 0")] = 0,
+    limit: Annotated[PageLimit, Query(description=_PAGE)] = limits.DEFAULT_PAGE_LIMIT,
+    offset: Annotated[Offset, Query(description=">= 0")] = 0,
 ) -> Response:
     return _json(await caller.list_server_actions(server_id, status, limit, offset))
 
@@ -243,15 +260,11 @@ async def list_server_actions(
 async def list_actions(
     queue: Queue,
     caller: Person,
-    status: ActionStatus | None = None,
-    server_id: str | None = None,
-    action_type: ActionTypeName | None = None,
-    limit: Annotated[I64, Query(description=_PAGE)] = limits.DEFAULT_PAGE_LIMIT,
-    offset: Annotated[I64, Query(description=">= 0")] = 0,
+    q: Annotated[ActionQuery, Query()],
 ) -> Response:
-    if action_type is not None and action_type not in queue.action_types:
-        _not_whitelisted("query", action_type, queue)
-    return _json(await caller.list_actions(status, server_id, action_type, limit, offset))
+    if q.action_type is not None and q.action_type not in queue.action_types:
+        _not_whitelisted("query", q.action_type, queue)
+    return _json(await caller.list_actions(q.status, q.server_id, q.action_type, q.limit, q.offset))
 
 
 @router.get("/actions/{action_id}", operation_id="get_action", response_model=ActionOut)
@@ -332,10 +345,9 @@ async def report_action_result(action_id: ActionId, body: ResultRequest, caller:
 @router.get("/events", operation_id="list_events", response_model=list[EventOut])
 async def list_events(
     caller: Person,
-    after: Annotated[I64, Query(description="cursor: id of the last event seen")] = 0,
-    limit: Annotated[I64, Query(description=f"1-{limits.MAX_EVENTS_LIMIT}")] = limits.DEFAULT_EVENTS_LIMIT,
+    q: Annotated[EventQuery, Query()],
 ) -> Response:
-    events = await caller.events_since(after, limit)
+    events = await caller.events_since(q.after, q.limit)
     return Response("[" + ",".join(e.to_json() for e in events) + "]", media_type=_JSON)
 
 
@@ -367,9 +379,9 @@ async def list_events(
 async def stream_events(
     caller: Person,
     request: Request,
-    after: Annotated[I64, Query(description="cursor: id of the last event seen")] = 0,
+    after: Annotated[Cursor, Query(description="cursor: id of the last event seen (0: from the start)")] = 0,
     last_event_id: Annotated[
-        I64 | None, Header(alias="Last-Event-ID", description="resume after this event id (wins over `after`)")
+        Cursor | None, Header(alias="Last-Event-ID", description="resume after this event id (wins over `after`)")
     ] = None,
 ) -> Response:
     """The audit events after the cursor as a server-sent event stream, live."""
