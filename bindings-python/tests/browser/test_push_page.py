@@ -17,7 +17,7 @@ from browser_support import ADMIN_KEY, Site, wait_until
 def requests_sent(driver: WebDriver) -> list[str]:
     """URLs the page requested since the last call (DevTools network log)."""
     urls = []
-    for entry in driver.get_log("performance"):  # type: ignore[no-untyped-call]
+    for entry in driver.get_log("performance"):  # type: ignore[attr-defined]  # Chrome's driver has it
         message: dict[str, Any] = json.loads(entry["message"])["message"]
         if message["method"] == "Network.requestWillBeSent":
             urls.append(message["params"]["request"]["url"])
@@ -33,7 +33,12 @@ def test_a_change_arrives_pushed_with_no_poll_request(page: WebDriver, site: Sit
     wait_until(page, lambda d: d.find_element(By.ID, "app").is_displayed(), "the signed-in view")
     page.execute_script("window.__sameDocument = true")  # gone if the page reloads
     seen: list[str] = []
-    wait_until(page, lambda d: seen.extend(requests_sent(d)) or any("/api/v1/events/stream" in u for u in seen), "the stream")
+
+    def stream_opened(driver: WebDriver) -> bool:
+        seen.extend(requests_sent(driver))
+        return any("/api/v1/events/stream" in u for u in seen)
+
+    wait_until(page, stream_opened, "the stream")
     # Nothing changes for three seconds (twice the old polling period): the
     # page asks nothing.
     time.sleep(3)

@@ -133,9 +133,9 @@ def test_a_wait_ends_with_204_and_out_of_range_is_422(client: TestClient) -> Non
         assert response.status_code == 422, (wrong, response.text)
         assert response.json()["detail"]["code"] == "VALIDATION_ERROR"
     # Not a number: the request's shape, FastAPI's 422.
-    for wrong in ("soon", None, True):
-        response = client.post(f"{V1}/servers/web-1/actions/claim", json={"wait_seconds": wrong})
-        assert response.status_code == 422, (wrong, response.text)
+    for shape in ("soon", None, True):
+        response = client.post(f"{V1}/servers/web-1/actions/claim", json={"wait_seconds": shape})
+        assert response.status_code == 422, (shape, response.text)
         assert response.json()["detail"][0]["loc"] == ["body", "wait_seconds"]
     # The bounds are accepted; 0 answers at once.
     assert client.post(f"{V1}/servers/web-1/actions/claim", json={"wait_seconds": 0}).status_code == 204
@@ -268,15 +268,32 @@ def test_ten_thousand_dropped_waits_leave_memory_connections_and_actions_as_they
 def test_a_claim_whose_answer_is_lost_is_ended_by_its_lease(tmp_path: Path) -> None:
     """The race the route cannot close: a claim made as its client leaves.
     Nobody has its lease token, so nothing runs it, and its lease ends it as
-    it would any claim whose response the network lost."""
+    it would any claim whose response the network lost; a client that left
+    before the claim was made claimed nothing. Either way nothing is stranded."""
     app = create_app(tmp_path / "q.sqlite3", api_key=API_KEY)
     with threaded(app) as (http, port):
         assert http.post("/servers", json={"id": "web-1", "hostname": None}).status_code == 201
+        # The answer of a claim made at once is lost for sure.
         action = pending_action(http)  # web-1 is not paused: approved at once
         assert http.get(f"/actions/{action}").json()["status"] == "approved"
-        raw_claim(port, API_KEY, "web-1", 30, lease_seconds=0.5).close()
+        raw_claim(port, API_KEY, "web-1", 0, lease_seconds=0.5).close()
         until(lambda: http.get(f"/actions/{action}").json()["status"] == "failed", "the lost claim's lease to end it")
         assert "lease" in all_events(http)[-1]["detail"]
+        # Claims that wait, their clients gone as the claim may be made:
+        # each action ends claimable or failed by its lease, never executing.
+        outcomes = set()
+        for i in range(20):
+            action = pending_action(http, service=f"svc{i}")
+            raw_claim(port, API_KEY, "web-1", 30, lease_seconds=0.5).close()
+            until(lambda: waiters(http) == 0, "the dropped wait to end")
+            until(lambda: http.get(f"/actions/{action}").json()["status"] in ("approved", "failed"), "no stranded claim")
+            status = http.get(f"/actions/{action}").json()["status"]
+            outcomes.add(status)
+            if status == "approved":  # nothing claimed: the next claim gets it
+                claim = http.post("/servers/web-1/actions/claim", json={"lease_seconds": 30}).json()
+                assert claim["id"] == action
+                http.post(f"/actions/{action}/result", json={"lease_token": claim["lease_token"], "exit_code": 0})
+        assert outcomes <= {"approved", "failed"}
         assert http.post("/servers/web-1/actions/claim", json={}).status_code == 204
 
 

@@ -95,7 +95,7 @@ def write_api_key(key: str, folder: Path | None) -> Path:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``actionq-server`` console script."""
     import uvicorn  # the server extra; imported here so `--help` works without it
-    from uvicorn.main import STARTUP_FAILURE
+    from uvicorn.config import STARTUP_FAILURE
 
     args = parser().parse_args(argv)
     database: str | None = args.database

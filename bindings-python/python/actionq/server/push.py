@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, TypeVar
 
 from starlette.responses import Response
@@ -171,7 +171,7 @@ class EventStream(Response):
         self.first = first
         self.closing = closing
 
-    async def _batches(self) -> AsyncIterator[list[actionq.Event]]:
+    async def _batches(self) -> AsyncGenerator[list[actionq.Event], None]:
         while True:
             yield await self.caller.events_since(
                 self.cursor, limits.MAX_EVENTS_LIMIT, wait_seconds=STREAM_KEEPALIVE_SECONDS
