@@ -528,7 +528,17 @@ pub(super) fn bench(
     }
     let agents = cfg.n(2000);
     raise_fd_limit(4 * agents as u64 + 1024);
-    let idle = Duration::from_secs_f64(15.0 * cfg.scale.clamp(0.3, 1.0));
+    let polling_idle = Duration::from_secs_f64(15.0 * cfg.scale.clamp(0.3, 1.0));
+    // Waiting agents renew their 60-second waits once a minute, all at about
+    // the same time: the window spans one renewal of each.
+    let waiting_idle = Duration::from_secs_f64(61.0 * cfg.scale.clamp(0.1, 1.0)).max(polling_idle);
+    let idle = |mode: &str| {
+        if mode == "waiting" {
+            waiting_idle
+        } else {
+            polling_idle
+        }
+    };
     let approvals = 100;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -543,7 +553,7 @@ pub(super) fn bench(
             "sqlite",
             mode,
             agents,
-            idle,
+            idle(mode),
             approvals,
             &server,
             server.port,
@@ -565,7 +575,7 @@ pub(super) fn bench(
                     "postgres",
                     mode,
                     agents,
-                    idle,
+                    idle(mode),
                     approvals,
                     &a,
                     b.port,
