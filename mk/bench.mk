@@ -3,10 +3,12 @@
 #                          prints a table, writes target/bench/summary.json
 #   make bench-rust        the Rust-only parts (no venv needed)
 #   make bench-criterion   criterion micro-benchmarks of single operations
+#   make bench-fleet       only the fleet: 2,000 agents waiting on claims (and polling)
+#                          against actionq-server, SQLite and two PostgreSQL replicas
 #   make test-bench-build  compiles every bench target (part of `make test`)
 #   make bench-baseline    builds create_rate (benches/baseline) against the library
 #                          at BENCH_BASELINE_REV, for the "create vs baseline" figure
-.PHONY: bench bench-rust bench-criterion bench-venv test-bench-build bench-baseline
+.PHONY: bench bench-rust bench-criterion bench-fleet bench-venv test-bench-build bench-baseline
 
 BENCH_OUT := $(CURDIR)/target/bench
 BENCH_ARGS ?=
@@ -39,6 +41,9 @@ bench: bench-venv python-develop agent bench-baseline
 
 bench-rust: bench-baseline
 	$(WITH_POSTGRES) $(CARGO) run --release --quiet -p actionq-bench -- run --repo $(CURDIR) --out $(BENCH_OUT) --skip-python --baseline $(BENCH_BASELINE_BIN) $(BENCH_ARGS)
+
+bench-fleet: python-develop
+	$(WITH_POSTGRES) $(CARGO) run --release --quiet -p actionq-bench -- run --repo $(CURDIR) --out $(BENCH_OUT) --python $(VPY) --only fleet $(BENCH_ARGS)
 
 bench-criterion:
 	$(CARGO) bench -p actionq-bench --bench micro

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! actionq-bench run [--out DIR] [--repo DIR] [--python PATH] [--scale F] [--skip-python]
-//!                   [--only create,memory,get,list,cycle,procs,http,gil,auth,agent]
+//!                   [--only create,memory,get,list,cycle,procs,http,gil,auth,agent,fleet]
 //!                   [--agent PATH]
 //! ```
 //!
@@ -17,6 +17,7 @@
 //!
 //! Internal subcommands (spawned by `run`): `mem-fill`, `worker-create`.
 
+mod fleet;
 mod pg;
 
 use std::collections::BTreeMap;
@@ -209,6 +210,13 @@ fn run(args: &[String]) -> BenchResult<()> {
     if want("auth") {
         println!("== 9. authentication overhead from Python (SQLite)");
         bench_auth(&cfg, &py, &mut s, &mut notes);
+    }
+    if want("fleet") {
+        println!("== 10. fleet: 2,000 agents waiting on claims (and polling, for comparison) against actionq-server");
+        match &cfg.python {
+            Some(python) if py.binding => fleet::bench(&cfg, python, &mut s, &mut notes)?,
+            _ => notes.push("fleet bench skipped (needs the binding's actionq-server)".into()),
+        }
     }
     if want("memory") {
         println!("== 1b. MemoryStore with 1,000,000 actions resident (child process)");
@@ -1227,6 +1235,48 @@ const TARGETS: &[Target] = &[
         lhs: "auth_overhead_us",
         rhs: None,
         factor: 20.0,
+        at_most: true,
+    },
+    Target {
+        name: "fleet idle server CPU % <= 5",
+        lhs: "fleet_sqlite_waiting_server_cpu_pct",
+        rhs: None,
+        factor: 5.0,
+        at_most: true,
+    },
+    Target {
+        name: "fleet idle RSS growth MB <= 100",
+        lhs: "fleet_sqlite_waiting_rss_growth_mb",
+        rhs: None,
+        factor: 100.0,
+        at_most: true,
+    },
+    Target {
+        name: "fleet waiting errors = 0",
+        lhs: "fleet_sqlite_waiting_errors",
+        rhs: None,
+        factor: 0.0,
+        at_most: true,
+    },
+    Target {
+        name: "fleet approval->claim p99 ms <= 50",
+        lhs: "fleet_sqlite_waiting_claim_p99_ms",
+        rhs: None,
+        factor: 50.0,
+        at_most: true,
+    },
+    Target {
+        name: "fleet PG replica approval->claim p99 <= 50",
+        lhs: "fleet_postgres_waiting_claim_p99_ms",
+        rhs: None,
+        factor: 50.0,
+        at_most: true,
+    },
+    Target {
+        name: "events_stream_lag_p99_ms <= 50",
+        lhs: "events_stream_lag_p99_ms",
+        rhs: None,
+        factor: 50.0,
         at_most: true,
     },
     Target {

@@ -29,7 +29,7 @@ fn pg_err(e: postgres::Error) -> String {
 }
 
 /// A new schema's URL.
-fn fresh_schema(admin: &str) -> BenchResult<String> {
+pub(super) fn fresh_schema(admin: &str) -> BenchResult<String> {
     let schema = format!("b_{}", uuid::Uuid::new_v4().simple());
     let mut client = postgres::Client::connect(admin, postgres::NoTls).map_err(err)?;
     client

@@ -72,6 +72,7 @@ def site(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
                 raise RuntimeError("uvicorn did not start")
             threading.Event().wait(0.02)
         yield Site(url=url, api=api, queue=actionq.ActionQueue(db, whitelist=whitelist), app=app)
+    app.state.actionq.closing.close()  # ends the page's events stream, if still open
     server.should_exit = True
     thread.join(timeout=30)
 
@@ -86,7 +87,8 @@ def browser() -> Iterator[WebDriver]:
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
         options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # "performance": the DevTools network log, read by the push tests.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     try:

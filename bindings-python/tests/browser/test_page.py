@@ -179,12 +179,13 @@ def test_reject_needs_a_reason(page: WebDriver, site: Site) -> None:
     page.save_screenshot(str(SCREENSHOTS / "reject-needs-reason.png"))
     assert site.api.get(f"/actions/{action['id']}").json()["status"] == "pending"
 
-    # A refresh of the list (polling) keeps the open form and what was typed.
+    # A refresh of the list (pushed: another action arrives) keeps the open
+    # form and what was typed.
     box = form.find_element(By.TAG_NAME, "textarea")
     box.clear()
     box.send_keys("nginx is being migrated")
-    before = page.execute_script("return document.getElementById('live').textContent")
-    wait_until(page, lambda d: d.execute_script("return document.getElementById('live').textContent") != before, "a live refresh")
+    other = create(site, "web-1", "cron")
+    wait_until(page, lambda d: card(d, "pending-list", other["id"]), "the other action, pushed")
     assert box.get_attribute("value") == "nginx is being migrated"
     form.find_element(By.CSS_SELECTOR, "button.confirm-reject").click()
     done = wait_until(page, lambda d: card(d, "history-list", action["id"]), "the rejected action in the history")

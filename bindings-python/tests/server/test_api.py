@@ -20,6 +20,7 @@ from schemathesis_hooks import CREDENTIAL_NAMES
 from fastapi.testclient import TestClient
 
 import actionq
+from actionq import limits
 from lock_support import LOCK_HOLDER
 from actionq.server import create_app
 from actionq.server.cli import api_key_from_env
@@ -64,7 +65,7 @@ OPERATIONS = {
     "list_actions", "get_action", "create_action", "approve_action", "reject_action",
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
     "create_credential", "list_credentials", "revoke_credential", "get_me",
-    "verify_audit", "healthz", "readyz",
+    "verify_audit", "stream_events", "healthz", "readyz",
 }  # fmt: skip
 
 
@@ -589,6 +590,19 @@ def test_openapi_document_unchanged(client: TestClient) -> None:
     expected = json.loads(OPENAPI.read_text(encoding="utf-8"))
     expected["info"]["version"] = actionq.__version__
     assert spec == expected
+
+
+def test_openapi_documents_push(client: TestClient) -> None:
+    """The claim's wait, bounded by the core's limit, and the events stream
+    (docs/contract/push.md#over-http), whose errors are JSON like every route's."""
+    spec = client.get("/openapi.json").json()
+    wait = spec["components"]["schemas"]["ClaimRequest"]["properties"]["wait_seconds"]
+    assert (wait["type"], wait["minimum"], wait["maximum"], wait["default"]) == ("number", 0, limits.MAX_WAIT_SECONDS, 0)
+    stream = spec["paths"]["/api/v1/events/stream"]["get"]
+    assert stream["operationId"] == "stream_events"
+    assert list(stream["responses"]["200"]["content"]) == ["text/event-stream"]
+    assert {list(r["content"]) == ["application/json"] for s, r in stream["responses"].items() if s != "200"} == {True}
+    assert [(p["name"], p["in"]) for p in stream["parameters"]] == [("after", "query"), ("Last-Event-ID", "header")]
 
 
 def test_openapi_states_the_cores_limits(client: TestClient) -> None:

@@ -281,6 +281,7 @@ def request(route: str, c: Cell) -> tuple[str, str, Any, int]:
             200,
         ),
         "list_events": ("GET", "/events", None, 200),
+        "stream_events": ("GET", "/events/stream", None, 200),
         "create_credential": ("POST", "/credentials", {"name": "new-one", "role": "viewer"}, 201),
         "list_credentials": ("GET", "/credentials", None, 200),
         "revoke_credential": ("DELETE", f"/credentials/{c.spare_credential}", None, 204),
@@ -293,6 +294,7 @@ ROUTES = [
     "create_server", "get_server", "list_servers", "pause_server", "unpause_server", "list_server_actions",
     "list_actions", "get_action", "create_action", "approve_action", "reject_action",
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
+    "stream_events",
     "create_credential", "list_credentials", "revoke_credential", "get_me", "verify_audit",
 ]  # fmt: skip
 AGENT_ROUTES = {"claim_action", "heartbeat_action", "report_action_result", "get_me"}
@@ -314,6 +316,7 @@ CORE_OPERATION: dict[str, Callable[[actionq.ActionQueue, Cell], object]] = {
     "reject_action": lambda q, c: q.reject_action(c.pending, "no"),
     "cancel_action": lambda q, c: q.cancel_action(c.pending),
     "list_events": lambda q, c: q.events_since(),
+    "stream_events": lambda q, c: q.events_since(),
     "create_credential": lambda q, c: q.issue_credential("new-one", "viewer"),
     "list_credentials": lambda q, c: q.list_credentials(),
     "revoke_credential": lambda q, c: q.revoke_credential(c.spare_credential),
@@ -330,7 +333,10 @@ def test_matrix_rows_are_the_apps_operations() -> None:
     assert set(ROUTES) == operations
     assert len(ROUTES) == len(operations)
     assert set(CORE_OPERATION) == set(ROUTES) - AGENT_ROUTES
-READS = {"get_server", "list_servers", "list_server_actions", "list_actions", "get_action", "list_events", "get_me"}
+READS = {
+    "get_server", "list_servers", "list_server_actions", "list_actions", "get_action", "list_events",
+    "stream_events", "get_me",
+}  # fmt: skip
 
 
 def expected(role: str, route: str, own: bool) -> int:
@@ -368,6 +374,11 @@ def test_role_route_scope_matrix() -> None:
                 header = "X-Agent-Token" if role == "agent" and route in AGENT_ROUTES else "X-API-Key"
                 method, path, body, success = request(route, cell)
                 before = snapshot(queue)
+                if route == "stream_events":
+                    # A shut-down server ends a stream after what it has: the
+                    # cell gets a whole response (the stream's own tests
+                    # follow it live).
+                    app.state.actionq.closing.close()
                 with TestClient(app) as client:
                     response = client.request(method, V1 + path, json=body, headers={header: secret})
                 want = expected(role, route, own) or success
@@ -397,7 +408,7 @@ def test_role_route_scope_matrix() -> None:
                         assert response.json()[field] == name, ctx
                     continue
                 assert snapshot(queue) == before, f"{ctx}: a refusal changed something"
-    assert counts == {"cells": 210, "allowed": 106, "403": 70, "401": 34, "agent refused by the core": 34}
+    assert counts == {"cells": 220, "allowed": 114, "403": 70, "401": 36, "agent refused by the core": 36}
 
 
 # Request bodies over 1 MiB --------------------------------------------------

@@ -28,10 +28,13 @@ import logging
 import logging.config
 import os
 import secrets
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 
+from actionq.server.routes import ServerState
 from actionq.server.app import API_KEY_ENV, POSTGRES_SCHEMES, SIGNING_KEY_ENV, create_app, resolve_signing_key
 from actionq.server.logs import LOG_FORMATS, RequestLog, log_config
 
@@ -158,6 +161,7 @@ def write_api_key(key: str, folder: Path | None) -> Path:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``actionq-server`` console script."""
     import uvicorn  # the server extra; imported here so `--help` works without it
+    from uvicorn.config import STARTUP_FAILURE
 
     cli = parser()
     args = cli.parse_args(argv)
@@ -197,15 +201,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     say(f"Host headers served: {', '.join(allowed_hosts)} (--allowed-hosts)")
     say(f"actionq API on http://{args.host}:{args.port}/api/v1 (Swagger UI: /docs), {where}")
     say(f"approvers' page: http://{args.host}:{args.port}/ (sign in with the API key); metrics: /metrics")
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_config=log_config(args.log_format),
-        # JSON mode logs each request itself, with the route and the caller.
-        access_log=args.log_format == "text",
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    state: ServerState = app.state.actionq
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, ending open waits and streams at the shutdown
+        signal: its graceful shutdown waits for open requests, and a claim
+        may wait up to a minute."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            state.closing.close()
+            super().handle_exit(sig, frame)
+
+    server = Server(
+        uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_config=log_config(args.log_format),
+            # JSON mode logs each request itself, with the route and the caller.
+            access_log=args.log_format == "text",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        )
     )
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn raises the signal again once it has stopped
+        pass
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 def say(message: str) -> None:

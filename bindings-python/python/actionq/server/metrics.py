@@ -12,6 +12,8 @@
   executed_at`` of each reported result.
 - ``actionq_lease_expiries_total``: actions this process's queue failed for a
   lost lease (whichever request expired them).
+- ``actionq_waiters``: waits open now in this process (claims that wait,
+  events streams), which drops back when they end however they end.
 - ``actionq_auth_failures_total{reason}``: 401s (``unauthenticated``) and 403s
   for a role or server scope (``permission_denied``).
 
@@ -58,6 +60,7 @@ class _QueueState(Collector):
         self.counts: list[tuple[str, ActionStatus, int]] = []
         self.servers: list[actionq.Server] = []
         self.lease_expiries = 0
+        self.waiters = 0
 
     def collect(self) -> Iterable[Metric]:
         actions = GaugeMetricFamily(
@@ -80,6 +83,9 @@ class _QueueState(Collector):
             "actionq_lease_expiries",
             "Actions failed because their agent's lease ran out (this process).",
             value=self.lease_expiries,
+        )
+        yield GaugeMetricFamily(
+            "actionq_waiters", "Waits open now: claims that wait and events streams (this process).", value=self.waiters
         )
 
 
@@ -126,6 +132,7 @@ class Metrics:
         self._state.counts = counts
         self._state.servers = servers
         self._state.lease_expiries = self.queue.lease_expiries
+        self._state.waiters = self.queue.waiters()
         return generate_latest(self.registry)
 
     def observe(self, endpoint: str, status: int, body: bytes) -> None:

@@ -97,6 +97,10 @@ Id = Annotated[int, _I64_RANGE, core_range(1), JsonNumber]
 LeaseSeconds = Annotated[
     float, JsonNumber, WithJsonSchema({"type": "number", "minimum": 1e-9, "maximum": limits.DEFAULT_MAX_LEASE_SECONDS})
 ]
+WaitSeconds = Annotated[
+    float, JsonNumber, WithJsonSchema({"type": "number", "minimum": 0, "maximum": limits.MAX_WAIT_SECONDS})
+]
+"""How long a claim may wait, in seconds (the core checks the range)."""
 """A lease length in seconds: at least a nanosecond (the core counts in
 nanoseconds; less is 0, which it refuses), at most the queue's maximum."""
 
@@ -194,6 +198,13 @@ _LEASE = "(omitted: the queue's default lease; 0 is refused)"
 
 class ClaimRequest(BaseModel):
     lease_seconds: LeaseSeconds | None = Field(None, description=f"lease length in seconds {_LEASE}")
+    wait_seconds: WaitSeconds = Field(
+        0,
+        description=(
+            f"seconds to wait for a claimable action (0-{limits.MAX_WAIT_SECONDS}); 0 answers at once, "
+            "else the answer comes as soon as one is approved, or 204 when the wait ends"
+        ),
+    )
 
 
 class HeartbeatRequest(BaseModel):

@@ -29,10 +29,11 @@ annotations at definition time.
 
 import json
 import secrets
-from dataclasses import dataclass
+from http import HTTPStatus
+from dataclasses import dataclass, field
 from typing import Annotated, Any, NoReturn
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 
@@ -47,6 +48,7 @@ from actionq.server.models import (
     ClaimOut,
     ClaimRequest,
     CredentialCreate,
+    Cursor,
     CredentialOut,
     ErrorOut,
     EventOut,
@@ -61,6 +63,7 @@ from actionq.server.models import (
     ServerCreate,
     ServerOut,
 )
+from actionq.server.push import Closing, EventStream, claim_waiting
 
 __all__ = [
     "Caller",
@@ -76,12 +79,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ServerState:
-    """What the routes need from the app: its queue, the bootstrap API key
-    and the key claims are signed with."""
+    """What the routes need from the app: its queue, the bootstrap API key,
+    the key claims are signed with, and the shutdown signal that ends open
+    waits and streams (``closing.close()``)."""
 
     queue: actionq.AsyncActionQueue
     api_key: bytes
     signing_key: actionq.ClaimSigningKey
+    closing: Closing = field(default_factory=Closing)
 
     def __repr__(self) -> str:  # never print the key
         return f"ServerState(queue={self.queue!r})"
@@ -311,7 +316,14 @@ async def cancel_action(action_id: ActionId, caller: Person) -> Response:
 async def claim_action(
     server_id: str, caller: AgentOrPerson, request: Request, body: ClaimRequest | None = None
 ) -> Response:
-    claim = await caller.claim_next(server_id, body.lease_seconds if body else None)
+    lease = body.lease_seconds if body else None
+    if body and body.wait_seconds:
+        # Ends early, claiming nothing, if the client leaves or the server
+        # shuts down (actionq.server.push).
+        state = _state(request)
+        claim = await claim_waiting(caller, server_id, lease, body.wait_seconds, request.receive, state.closing)
+    else:
+        claim = await caller.claim_next(server_id, lease)
     if claim is None:
         return Response(status_code=204)
     signature = _state(request).signing_key.sign(claim)
@@ -343,6 +355,47 @@ async def list_events(
 ) -> Response:
     events = await caller.events_since(q.after, q.limit)
     return Response("[" + ",".join(e.to_json() for e in events) + "]", media_type=_JSON)
+
+
+@router.get(
+    "/events/stream",
+    operation_id="stream_events",
+    status_code=200,
+    response_class=EventStream,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": (
+                "One message per event after the cursor, as it is logged: `id:` the event id, "
+                "`event: action`, `data:` the event JSON as /events gives it; a comment line "
+                "at least every 15 s"
+            ),
+        },
+        # Errors come before the stream starts, as JSON like every route's
+        # (not in the stream's media type, FastAPI's default here).
+        **{
+            status: {
+                "description": HTTPStatus(int(status)).phrase,
+                "content": {_JSON: {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+            }
+            for status in _ERRORS
+        },
+    },
+)
+async def stream_events(
+    caller: Person,
+    request: Request,
+    after: Annotated[Cursor, Query(description="cursor: id of the last event seen (0: from the start)")] = 0,
+    last_event_id: Annotated[
+        Cursor | None, Header(alias="Last-Event-ID", description="resume after this event id (wins over `after`)")
+    ] = None,
+) -> Response:
+    """The audit events after the cursor as a server-sent event stream, live."""
+    cursor = after if last_event_id is None else last_event_id
+    # The first read checks the cursor and the caller's role while an error
+    # can still be an ordinary response.
+    first = await caller.events_since(cursor, limits.MAX_EVENTS_LIMIT)
+    return EventStream(caller, cursor, first, _state(request).closing)
 
 
 # Identity -------------------------------------------------------------------

@@ -2,8 +2,11 @@
 //
 // Everything shown comes from the JSON API and is put in the page as text
 // (textContent, Text nodes), never parsed as markup. The API key lives in this
-// tab's sessionStorage only. Live updates: polling every POLL_MS until the page
-// is pushed its updates (docs/contract/approvers-page.md#live-updates).
+// tab's sessionStorage only. Live updates are pushed: the page reads what it
+// shows once, then follows GET /events/stream (read with fetch, which can send
+// the key header, unlike EventSource) and re-reads only when an event arrives.
+// When the stream drops it reconnects with backoff, reads once again, and
+// follows on from the last event it saw (docs/contract/push.md#over-http).
 "use strict";
 
 (() => {
@@ -13,7 +16,8 @@
   const HISTORY_SIZE = 20;
   const HISTORY_STATUSES = ["approved", "executing", "completed", "failed", "rejected", "cancelled"];
   const EVENTS_PAGE = 1000; // the API's largest events page
-  const POLL_MS = 1500;
+  const RECONNECT_FIRST_MS = 250; // backoff of the stream's reconnects: doubles ...
+  const RECONNECT_MAX_MS = 15000; // ... up to this
   const DECIDERS = new Set(["admin", "operator"]); // roles that approve, reject, pause
 
   const state = {
@@ -24,7 +28,8 @@
     waitReasons: new Map(), // pending action id -> its creation event's detail
     progress: new Map(), // pending action id -> last approval event's detail ("1 of 2")
     eventCursor: 0,
-    timer: null,
+    stream: null, // AbortController of the open events stream
+    following: false, // the stream feeds the events: a refresh does not read them
     refreshing: null,
     queued: null,
     firstRender: true,
@@ -208,14 +213,13 @@
     $("who-name").textContent = state.me.name;
     $("who-role").textContent = state.me.role;
     document.body.dataset.role = state.me.role;
-    await refresh();
-    clearInterval(state.timer);
-    state.timer = setInterval(refresh, POLL_MS);
+    follow();
   }
 
   function signOut(message) {
-    clearInterval(state.timer);
-    state.timer = null;
+    if (state.stream) state.stream.abort();
+    state.stream = null;
+    state.following = false;
     state.key = null;
     state.me = null;
     state.eventCursor = 0;
@@ -261,7 +265,7 @@
         api("GET", "/servers"),
         ...HISTORY_STATUSES.map((s) => api("GET", `/actions?status=${s}&limit=${HISTORY_SIZE}`)),
       ]);
-      await tailEvents();
+      if (!state.following) await tailEvents();
       state.servers = new Map(servers.map((s) => [s.id, s]));
       if (pending.actions.length === 0 && pending.total > 0 && state.pendingOffset > 0) {
         // The page emptied under us (others decided): go to the last page that has some.
@@ -288,18 +292,106 @@
   async function tailEvents() {
     for (let pages = 0; pages < 5; pages += 1) {
       const events = await api("GET", `/events?after=${state.eventCursor}&limit=${EVENTS_PAGE}`);
-      for (const e of events) {
-        if (e.to_status === "pending" && e.from_status === null) {
-          if (e.detail) state.waitReasons.set(e.action_id, e.detail);
-        } else if (e.to_status === "pending") {
-          if (e.detail) state.progress.set(e.action_id, e.detail);
-        } else if (e.from_status === "pending") {
-          state.waitReasons.delete(e.action_id);
-          state.progress.delete(e.action_id);
-        }
-        state.eventCursor = e.id;
-      }
+      events.forEach(applyEvent);
       if (events.length < EVENTS_PAGE) return;
+    }
+  }
+
+  function applyEvent(e) {
+    if (e.to_status === "pending" && e.from_status === null) {
+      if (e.detail) state.waitReasons.set(e.action_id, e.detail);
+    } else if (e.to_status === "pending") {
+      if (e.detail) state.progress.set(e.action_id, e.detail);
+    } else if (e.from_status === "pending") {
+      state.waitReasons.delete(e.action_id);
+      state.progress.delete(e.action_id);
+    }
+    state.eventCursor = e.id;
+  }
+
+  // ------------------------------------------------------------------ stream
+
+  /** Reads what the page shows once, then follows the events stream; after
+   *  a drop, waits (backoff) and does both again. Ends at sign-out. */
+  async function follow() {
+    if (state.stream) state.stream.abort();
+    const controller = new AbortController();
+    state.stream = controller;
+    let delay = RECONNECT_FIRST_MS;
+    while (state.stream === controller) {
+      state.following = false;
+      await refresh();
+      if (state.stream !== controller) return;
+      state.following = true;
+      let heard = false;
+      try {
+        heard = await readStream(controller.signal);
+      } catch (err) {
+        if (state.stream !== controller) return;
+        if (err.status === 401) {
+          signOut(describe(err, "follow the queue"));
+          return;
+        }
+      }
+      if (state.stream !== controller) return;
+      if (heard) delay = RECONNECT_FIRST_MS;
+      $("live").textContent = `Live updates paused: reconnecting in ${Math.ceil(delay / 1000)} s`;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, RECONNECT_MAX_MS);
+    }
+  }
+
+  /** Follows GET /events/stream from the page's cursor until it ends;
+   *  true if it delivered anything (the connection worked). */
+  async function readStream(signal) {
+    let response;
+    try {
+      response = await fetch(`${API}/events/stream`, {
+        headers: { "X-API-Key": state.key, "Last-Event-ID": String(state.eventCursor) },
+        cache: "no-store",
+        credentials: "omit",
+        signal,
+      });
+    } catch (err) {
+      throw new ApiError(0, "NETWORK", `the server could not be reached (${err.message})`);
+    }
+    if (!response.ok) {
+      let data = null;
+      try {
+        data = await response.json();
+      } catch (err) {
+        data = null;
+      }
+      throw apiError(response.status, data);
+    }
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    let heard = false;
+    for (;;) {
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        return heard; // dropped (or aborted at sign-out)
+      }
+      if (chunk.done) return heard;
+      heard = true;
+      buffer += chunk.value;
+      let end;
+      let changed = false;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const message = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = message
+          .split("\n")
+          .filter((line) => line.startsWith("data:"))
+          .map((line) => line.slice(5).trimStart())
+          .join("\n");
+        if (!data) continue; // a comment: the stream is alive
+        applyEvent(JSON.parse(data));
+        changed = true;
+      }
+      if (changed) refresh();
     }
   }
 
