@@ -608,15 +608,9 @@ pub unsafe extern "C" fn aq_action_claim_next(
     lease_seconds: *const f64,
     claim_json_out: *mut *mut c_char,
 ) -> aq_status {
-    ffi_boundary! {
-        // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, actor) }?;
-        let server_id = unsafe { str_arg(server_id, "server_id") }?;
-        let out = unsafe { Out::new(claim_json_out, "claim_json_out") }?;
-        let lease = unsafe { lease(lease_seconds) };
-        let claim = queue.claim_next(server_id, lease, None)?;
-        out.write(claim.map_or(std::ptr::null_mut(), |c| json_string(&c)));
-        Ok(())
+    // SAFETY: per the caller's contract, which is the waiting form's.
+    unsafe {
+        aq_action_claim_next_wait(queue, actor, server_id, lease_seconds, 0.0, claim_json_out)
     }
 }
 
@@ -823,14 +817,8 @@ pub unsafe extern "C" fn aq_event_list(
     limit: i64,
     events_json_out: *mut *mut c_char,
 ) -> aq_status {
-    ffi_boundary! {
-        // SAFETY (all): per the caller's contract.
-        let queue = unsafe { acting(queue, actor) }?;
-        let out = unsafe { Out::new(events_json_out, "events_json_out") }?;
-        let events = queue.events_since(cursor, limit, None)?;
-        out.write_json(&events);
-        Ok(())
-    }
+    // SAFETY: per the caller's contract, which is the waiting form's.
+    unsafe { aq_event_list_wait(queue, actor, cursor, limit, 0.0, events_json_out) }
 }
 
 /// [`aq_event_list`] with a wait (`docs/contract/push.md`): when no event
