@@ -16,7 +16,7 @@
 //! limit and default, which every host takes from there), `rules` (the
 //! create rules and the status machine every store applies alike), `store`
 //! (the trait) with one module per backend under `store/`, `whitelist`,
-//! `model` (the records), [`identity`] (credentials, roles and the one
+//! `model` (the records), [`jobs`] (job leases and delivery cursors), [`identity`] (credentials, roles and the one
 //! permission table), `error`, `clock`.
 //!
 //! Features: `sqlite` (default) — [`SqliteStore`] and [`ActionQueue::open`],
@@ -31,6 +31,7 @@ mod clock;
 pub mod digest;
 mod error;
 pub mod identity;
+pub mod jobs;
 pub mod limits;
 mod model;
 mod queue;
@@ -48,6 +49,7 @@ pub use identity::{
     check_credential_name, Credential, IssuedCredential, Operation, Principal, Role,
     RESERVED_CREDENTIAL_NAMES,
 };
+pub use jobs::{Delivery, DeliveryOutcome, JobLease};
 pub use limits::DEFAULT_EVENTS_LIMIT;
 pub use model::{
     Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Approval, Claim, Event, EventKind,

@@ -49,6 +49,22 @@ pub const MAX_SECRET_BYTES: usize = 256;
 /// output is capped anyway, so nothing legitimate is larger.
 pub const MAX_REQUEST_BODY_BYTES: usize = 1 << 20;
 
+/// Longest name of a job lease (`take_lease`), in characters.
+pub const MAX_LEASE_NAME_CHARS: usize = 128;
+/// Longest job lease a caller may take at once, in seconds (it renews it).
+pub const MAX_JOB_LEASE_SECONDS: u64 = 3600;
+/// Longest notification sink name (`[a-z0-9_-]`), in characters.
+pub const MAX_SINK_NAME_CHARS: usize = 64;
+/// Characters of a delivery's error a cursor keeps (`last_error`); longer ones are cut.
+pub const MAX_DELIVERY_ERROR_CHARS: usize = 500;
+/// How long a notification is retried before it is dead-lettered, when a
+/// sink names no `max_age_seconds` (one day).
+pub const DEFAULT_NOTIFY_MAX_AGE_SECONDS: u64 = 24 * 3600;
+/// The first retry delay of a failed notification; each retry doubles it.
+pub const NOTIFY_RETRY_FIRST_SECONDS: u64 = 1;
+/// The longest retry delay of a failed notification (10 minutes).
+pub const NOTIFY_RETRY_MAX_SECONDS: u64 = 600;
+
 /// Characters of `stdout`/`stderr` a result keeps by default.
 pub const DEFAULT_OUTPUT_CAP_CHARS: usize = 10_000;
 /// Lease given by a claim or heartbeat that names none, in seconds.

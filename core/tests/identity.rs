@@ -814,6 +814,7 @@ fn role_table_and_agent_message(_env: Env) {
         (Operation::ExpireLeases, "expire leases"),
         (Operation::ManageCredentials, "manage credentials"),
         (Operation::VerifyAudit, "verify the audit log"),
+        (Operation::RunJobs, "run background jobs"),
     ];
     assert_eq!(described.map(|(op, _)| op), Operation::ALL);
     for (op, text) in described {

@@ -7,8 +7,10 @@
 //! - `requests.rs`: what hosts pass in ([`NewAction`], [`ActionQuery`],
 //!   [`QueueOptions`]);
 //! - `validation.rs`: the argument checks shared by the operations;
+//! - `jobs.rs`: the operations of background jobs (job leases, delivery cursors);
 //! - `waiting.rs`: how an operation waits for a change (`docs/contract/push.md`).
 
+mod jobs;
 mod operations;
 mod requests;
 mod validation;

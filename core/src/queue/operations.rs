@@ -24,10 +24,10 @@ use crate::store::{ActionDraft, Change, ChangeKind, ConflictGuard, PageRequest};
 use crate::whitelist::ConflictPolicy;
 
 /// Every operation an [`ActionQueue`] offers, by name, in the order of this
-/// module. Every host offers each under the same name (C:
+/// module and then of `jobs.rs`. Every host offers each under the same name (C:
 /// `aq_<noun>_<verb>`), and each host's tests compare its own list with this
 /// one, so an operation added here and forgotten in a host fails the build.
-pub const OPERATIONS: [&str; 25] = [
+pub const OPERATIONS: [&str; 30] = [
     "create_server",
     "get_server",
     "list_servers",
@@ -53,6 +53,11 @@ pub const OPERATIONS: [&str; 25] = [
     "list_credentials",
     "revoke_credential",
     "authenticate",
+    "take_lease",
+    "release_lease",
+    "register_delivery",
+    "record_delivery",
+    "list_deliveries",
 ];
 
 impl ActionQueue {
@@ -754,12 +759,12 @@ impl ActionQueue {
 mod tests {
     use super::OPERATIONS;
 
-    /// The list is this file's public functions, in order: adding an
+    /// The list is this file's public functions, then `jobs.rs`'s, in order: adding an
     /// operation without listing it (and so without every host's tests
     /// noticing) fails here.
     #[test]
     fn operations_list_is_this_files_public_functions() {
-        let source = include_str!("operations.rs");
+        let source = concat!(include_str!("operations.rs"), include_str!("jobs.rs"));
         let defined: Vec<&str> = source
             .lines()
             .filter_map(|line| line.trim_start().strip_prefix("pub fn "))

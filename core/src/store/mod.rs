@@ -79,6 +79,7 @@ pub use crate::audit::{AuditHead, AuditReport, AuditVerifier, ChainedEvent};
 use crate::error::Result;
 use crate::identity::Credential;
 pub use crate::identity::CredentialDraft;
+pub use crate::jobs::{Delivery, DeliveryUpdate, JobLease};
 use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
 pub use crate::rules::{ActionDraft, Change, ChangeKind, ConflictGuard, EventDraft};
 
@@ -247,4 +248,45 @@ pub trait Store: Send + Sync + 'static {
     /// row per (server, status) with a count of at least 1, ordered by server
     /// id, then status in [`ActionStatus::ALL`](crate::ActionStatus::ALL) order.
     fn count_actions(&self) -> Result<Vec<ActionCount>>;
+
+    /// Takes the job lease `name` for `holder` until `expires_at`, in one
+    /// atomic step, when it is free, lapsed (its `expires_at <= now`) or
+    /// `holder`'s already (a renewal): `Ok(Ok(lease))`. When another holder
+    /// has it, `Ok(Err(their lease))` and nothing changes. Lease writes log
+    /// no event and wake no waiter.
+    fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<std::result::Result<JobLease, JobLease>>;
+
+    /// Drops the job lease `name` if `holder` has it; whether it did.
+    fn release_lease(&self, name: &str, holder: &str) -> Result<bool>;
+
+    /// The delivery cursor of sink `name`, created at the id of the last
+    /// event logged (a new sink starts at the end of the log) when missing;
+    /// an existing one keeps its cursor and takes `kind`.
+    fn register_delivery(&self, name: &str, kind: &str) -> Result<Delivery>;
+
+    /// Applies `update` ([`DeliveryUpdate`]'s rules) to sink `name`'s cursor
+    /// in one atomic step that first checks, in this order: NotFound
+    /// ([`crate::jobs`]' `no_delivery`) if it is not registered; Conflict
+    /// (`lease_not_held`) unless `holder` holds the job lease
+    /// [`delivery_lease_name`](crate::jobs::delivery_lease_name)`(name)`
+    /// with `expires_at > now`; Conflict (`already_past`) unless
+    /// `update.event_id` is after the cursor. Returns the cursor after, with
+    /// its lag. Logs no event and wakes no waiter.
+    fn record_delivery(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        update: &DeliveryUpdate,
+    ) -> Result<Delivery>;
+
+    /// Every delivery cursor, by name, each with the events logged after it
+    /// (`lag_events`, counted from the event index, and `oldest_pending_at`).
+    fn list_deliveries(&self) -> Result<Vec<Delivery>>;
 }

@@ -15,10 +15,11 @@
 mod actions;
 mod credentials;
 mod events;
+mod jobs;
 mod rows;
 mod servers;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -29,7 +30,10 @@ use crate::error::Result;
 use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Server, Timestamp};
 use crate::store::sweep::{sweep, Due, Sweep};
-use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, Notifier, PageRequest, Store};
+use crate::store::{
+    ActionDraft, AuditReport, Change, ConflictGuard, Delivery, DeliveryUpdate, JobLease, Notifier,
+    PageRequest, Store,
+};
 
 /// An in-memory [`Store`]: fast, shared by threads of one process, gone on exit.
 #[derive(Debug, Default)]
@@ -100,6 +104,10 @@ struct Inner {
     credentials: Vec<Credential>,
     /// Credential index by the SHA-256 of its secret.
     credential_by_digest: HashMap<[u8; 32], usize>,
+    /// Job leases by name.
+    leases: HashMap<String, JobLease>,
+    /// Delivery cursors by sink name.
+    deliveries: BTreeMap<String, jobs::StoredDelivery>,
 }
 
 impl MemoryStore {
@@ -231,6 +239,38 @@ impl Store for MemoryStore {
 
     fn count_actions(&self) -> Result<Vec<ActionCount>> {
         Ok(self.read().counts.per_server_status())
+    }
+
+    fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<Result<JobLease, JobLease>> {
+        Ok(self.write().take_lease(name, holder, now, expires_at))
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> Result<bool> {
+        Ok(self.write().release_lease(name, holder))
+    }
+
+    fn register_delivery(&self, name: &str, kind: &str) -> Result<Delivery> {
+        Ok(self.write().register_delivery(name, kind))
+    }
+
+    fn record_delivery(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        update: &DeliveryUpdate,
+    ) -> Result<Delivery> {
+        self.write().record_delivery(name, holder, now, update)
+    }
+
+    fn list_deliveries(&self) -> Result<Vec<Delivery>> {
+        Ok(self.read().list_deliveries())
     }
 
     fn notifier(&self) -> &Arc<Notifier> {

@@ -45,6 +45,7 @@ mod actions;
 mod connection;
 mod credentials;
 mod events;
+mod jobs;
 mod options;
 #[cfg(test)]
 mod plans;
@@ -65,7 +66,10 @@ use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
 use crate::store::sweep::{sweep, Due, Sweep};
 use crate::store::wake::Watcher;
-use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, Notifier, PageRequest, Store};
+use crate::store::{
+    ActionDraft, AuditReport, Change, ConflictGuard, Delivery, DeliveryUpdate, JobLease, Notifier,
+    PageRequest, Store,
+};
 
 pub use options::PostgresOptions;
 pub use schema::PG_SCHEMA_VERSION;
@@ -150,6 +154,17 @@ fn connection_lost(e: &postgres::Error) -> bool {
     e.is_closed() || (e.as_db_error().is_none() && e.code().is_none())
 }
 
+/// How [`PostgresStore::run`] wraps its statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One statement, its own commit.
+    Single,
+    /// A transaction whose commit wakes the waiters (`wake::commit`).
+    Write,
+    /// A transaction that wakes nobody.
+    Quiet,
+}
+
 /// A [`Store`] in a PostgreSQL database. Any number of stores, in any number of
 /// processes and machines, may use one database at once.
 pub struct PostgresStore {
@@ -222,12 +237,13 @@ impl PostgresStore {
     fn run<T>(
         &self,
         what: &str,
-        tx: bool,
+        mode: Mode,
         mut f: impl FnMut(&mut Conn) -> std::result::Result<T, Failure>,
     ) -> Result<T> {
         let mut attempts = 0;
         loop {
             attempts += 1;
+            let tx = mode != Mode::Single;
             let mut conn = self.conn(what)?;
             let first = if tx {
                 conn.client.batch_execute("BEGIN")
@@ -242,7 +258,15 @@ impl PostgresStore {
                 return Err(storage(what, e));
             }
             let result = f(&mut conn).and_then(|out| {
-                let notified = tx && wake::commit(&mut conn.client).db(what)?;
+                let notified = match mode {
+                    Mode::Single => false,
+                    Mode::Write => wake::commit(&mut conn.client).db(what)?,
+                    Mode::Quiet => conn
+                        .client
+                        .batch_execute("COMMIT")
+                        .db(what)
+                        .map(|()| false)?,
+                };
                 Ok((out, notified))
             });
             match result {
@@ -287,7 +311,18 @@ impl PostgresStore {
         what: &str,
         f: impl FnMut(&mut Conn) -> std::result::Result<T, Failure>,
     ) -> Result<T> {
-        self.run(what, true, f)
+        self.run(what, Mode::Write, f)
+    }
+
+    /// A transaction that wakes nobody: for writes that log no event (job
+    /// leases, delivery cursors), which waiters on the log must not take
+    /// for news.
+    fn write_quiet<T>(
+        &self,
+        what: &str,
+        f: impl FnMut(&mut Conn) -> std::result::Result<T, Failure>,
+    ) -> Result<T> {
+        self.run(what, Mode::Quiet, f)
     }
 
     /// A single statement (its own snapshot, its own commit).
@@ -296,7 +331,7 @@ impl PostgresStore {
         what: &str,
         f: impl FnMut(&mut Conn) -> std::result::Result<T, Failure>,
     ) -> Result<T> {
-        self.run(what, false, f)
+        self.run(what, Mode::Single, f)
     }
 }
 
@@ -407,6 +442,44 @@ impl Store for PostgresStore {
 
     fn count_actions(&self) -> Result<Vec<ActionCount>> {
         self.single("count actions", actions::count_per_server_status)
+    }
+
+    fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<Result<JobLease, JobLease>> {
+        self.write_quiet("take lease", |conn| {
+            jobs::take_lease(conn, name, holder, now, expires_at)
+        })
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> Result<bool> {
+        self.single("release lease", |conn| {
+            jobs::release_lease(conn, name, holder)
+        })
+    }
+
+    fn register_delivery(&self, name: &str, kind: &str) -> Result<Delivery> {
+        self.write_quiet("register delivery", |conn| jobs::register(conn, name, kind))
+    }
+
+    fn record_delivery(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        update: &DeliveryUpdate,
+    ) -> Result<Delivery> {
+        self.write_quiet("record delivery", |conn| {
+            jobs::record(conn, name, holder, now, update)
+        })
+    }
+
+    fn list_deliveries(&self) -> Result<Vec<Delivery>> {
+        self.single("list deliveries", jobs::list)
     }
 
     fn notifier(&self) -> &Arc<Notifier> {

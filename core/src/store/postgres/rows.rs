@@ -18,11 +18,11 @@ fn bad(what: &str, detail: impl std::fmt::Display) -> Error {
     Error::Storage(format!("corrupt {what} in the database: {detail}"))
 }
 
-fn required_micros(v: i64) -> Result<Timestamp> {
+pub(super) fn required_micros(v: i64) -> Result<Timestamp> {
     DateTime::from_timestamp_micros(v).ok_or_else(|| bad("timestamp", v))
 }
 
-fn from_micros(v: Option<i64>) -> Result<Option<Timestamp>> {
+pub(super) fn from_micros(v: Option<i64>) -> Result<Option<Timestamp>> {
     v.map(required_micros).transpose()
 }
 

@@ -106,6 +106,24 @@ const MIGRATIONS: &[Migration] = &[
     sql(V3_HARDENING),
     // v4: the audit chain covers digests, servers and credentials.
     sql(V4_EVENT_KINDS),
+    // v5: job leases and notification delivery cursors (`crate::jobs`).
+    sql(r#"
+    CREATE TABLE job_leases (
+        name        text PRIMARY KEY,
+        holder      text NOT NULL,
+        expires_at  bigint NOT NULL
+    );
+    CREATE TABLE deliveries (
+        name             text PRIMARY KEY,
+        kind             text NOT NULL,
+        cursor           bigint NOT NULL,
+        sent             bigint NOT NULL DEFAULT 0,
+        failed           bigint NOT NULL DEFAULT 0,
+        dead             bigint NOT NULL DEFAULT 0,
+        last_error       text,
+        last_success_at  bigint
+    );
+    "#),
 ];
 
 /// v3: each action's `params` (JSON object as text, like `env`). Actions

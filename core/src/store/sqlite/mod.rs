@@ -18,6 +18,7 @@ mod checkpoint;
 mod connection;
 mod credentials;
 mod events;
+mod jobs;
 mod options;
 #[cfg(test)]
 mod plans;
@@ -38,7 +39,10 @@ use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
 use crate::store::sweep::{sweep, Due, Sweep};
 use crate::store::wake::Watcher;
-use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, Notifier, PageRequest, Store};
+use crate::store::{
+    ActionDraft, AuditReport, Change, ConflictGuard, Delivery, DeliveryUpdate, JobLease, Notifier,
+    PageRequest, Store,
+};
 
 pub use options::{Durability, SqliteOptions};
 pub use schema::SCHEMA_VERSION;
@@ -222,6 +226,24 @@ impl SqliteStore {
         if changed {
             self.notifier.notify();
         }
+        Ok(out)
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer, committing
+    /// only if it succeeds, and wakes nobody: for writes that log no event
+    /// (job leases, delivery cursors), which waiters on the log must not
+    /// take for news. (Other processes' watch threads see any commit.)
+    fn write_quiet<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = lock(&self.writer);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context(what)?;
+        let out = f(&tx)?;
+        tx.commit().context(what)?;
         Ok(out)
     }
 
@@ -453,6 +475,42 @@ impl Store for SqliteStore {
 
     fn count_actions(&self) -> Result<Vec<ActionCount>> {
         self.read(actions::count_per_server_status)
+    }
+
+    fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<Result<JobLease, JobLease>> {
+        self.write_quiet("take lease", |tx| {
+            jobs::take_lease(tx, name, holder, now, expires_at)
+        })
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> Result<bool> {
+        self.write_quiet("release lease", |tx| jobs::release_lease(tx, name, holder))
+    }
+
+    fn register_delivery(&self, name: &str, kind: &str) -> Result<Delivery> {
+        self.write_quiet("register delivery", |tx| jobs::register(tx, name, kind))
+    }
+
+    fn record_delivery(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        update: &DeliveryUpdate,
+    ) -> Result<Delivery> {
+        self.write_quiet("record delivery", |tx| {
+            jobs::record(tx, name, holder, now, update)
+        })
+    }
+
+    fn list_deliveries(&self) -> Result<Vec<Delivery>> {
+        self.read(jobs::list)
     }
 
     fn notifier(&self) -> &Arc<Notifier> {

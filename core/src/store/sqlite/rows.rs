@@ -12,7 +12,7 @@ pub(super) fn ts(t: Timestamp) -> i64 {
     t.timestamp_micros()
 }
 
-fn required_micros(v: i64) -> rusqlite::Result<Timestamp> {
+pub(super) fn required_micros(v: i64) -> rusqlite::Result<Timestamp> {
     DateTime::from_timestamp_micros(v).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
             0,
@@ -22,7 +22,7 @@ fn required_micros(v: i64) -> rusqlite::Result<Timestamp> {
     })
 }
 
-fn from_micros(v: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
+pub(super) fn from_micros(v: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
     v.map(required_micros).transpose()
 }
 

@@ -132,6 +132,24 @@ const MIGRATIONS: &[Migration] = &[
     sql(V7_EVENT_KINDS),
     // v8: ids and the audit head in a reserved row of `action_counts`.
     sql(V8_NO_SEQUENCE_PAGE),
+    // v9: job leases and notification delivery cursors (`crate::jobs`).
+    sql(r#"
+    CREATE TABLE job_leases (
+        name        TEXT PRIMARY KEY NOT NULL,
+        holder      TEXT NOT NULL,
+        expires_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE deliveries (
+        name             TEXT PRIMARY KEY NOT NULL,
+        kind             TEXT NOT NULL,
+        cursor           INTEGER NOT NULL,
+        sent             INTEGER NOT NULL DEFAULT 0,
+        failed           INTEGER NOT NULL DEFAULT 0,
+        dead             INTEGER NOT NULL DEFAULT 0,
+        last_error       TEXT,
+        last_success_at  INTEGER
+    ) WITHOUT ROWID;
+    "#),
 ];
 
 /// v5's Rust part: lease tokens are kept as their SHA-256 only; the tokens
