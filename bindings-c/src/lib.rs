@@ -29,6 +29,7 @@ mod clock;
 mod error;
 mod ffi;
 mod identity;
+mod jobs;
 mod limits;
 mod options;
 mod queue;
@@ -38,6 +39,7 @@ pub use error::{
     aq_last_error_existing_action_id, aq_last_error_message, aq_status, aq_status_code,
 };
 pub use identity::*;
+pub use jobs::*;
 pub use limits::*;
 pub use options::{
     aq_durability, aq_options, aq_options_free, aq_options_new,

@@ -32,6 +32,10 @@ pub const AQ_DEFAULT_EXPIRE_LEASES_ON_READ: bool = true;
 pub const AQ_DEFAULT_BUSY_TIMEOUT_SECONDS: u64 = 10;
 /// Longest wait (seconds) of `aq_action_claim_next_wait` and `aq_event_list_wait`.
 pub const AQ_MAX_WAIT_SECONDS: u64 = 60;
+/// Longest job lease (seconds) `aq_lease_take` gives at once.
+pub const AQ_MAX_JOB_LEASE_SECONDS: u64 = 3600;
+/// Longest notification sink name, in characters.
+pub const AQ_MAX_SINK_NAME_CHARS: usize = 64;
 
 const _: () = {
     assert!(AQ_DEFAULT_PAGE_LIMIT == limits::DEFAULT_PAGE_LIMIT);
@@ -47,4 +51,6 @@ const _: () = {
     assert!(AQ_DEFAULT_EXPIRE_LEASES_ON_READ == limits::DEFAULT_EXPIRE_LEASES_ON_READ);
     assert!(AQ_DEFAULT_BUSY_TIMEOUT_SECONDS == limits::DEFAULT_BUSY_TIMEOUT_SECONDS);
     assert!(AQ_MAX_WAIT_SECONDS == limits::MAX_WAIT_SECONDS);
+    assert!(AQ_MAX_JOB_LEASE_SECONDS == limits::MAX_JOB_LEASE_SECONDS);
+    assert!(AQ_MAX_SINK_NAME_CHARS == limits::MAX_SINK_NAME_CHARS);
 };

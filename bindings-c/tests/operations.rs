@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each operation of the core and the C function that offers it.
-const C_FUNCTIONS: [(&str, &str); 25] = [
+const C_FUNCTIONS: [(&str, &str); 30] = [
     ("create_server", "aq_server_create"),
     ("get_server", "aq_server_get"),
     ("list_servers", "aq_server_list"),
@@ -33,6 +33,11 @@ const C_FUNCTIONS: [(&str, &str); 25] = [
     ("list_credentials", "aq_credential_list"),
     ("revoke_credential", "aq_credential_revoke"),
     ("authenticate", "aq_queue_authenticate"),
+    ("take_lease", "aq_lease_take"),
+    ("release_lease", "aq_lease_release"),
+    ("register_delivery", "aq_delivery_register"),
+    ("record_delivery", "aq_delivery_record"),
+    ("list_deliveries", "aq_delivery_list"),
 ];
 
 /// The operations that can wait (`docs/contract/push.md`) and the C

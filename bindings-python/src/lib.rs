@@ -10,6 +10,7 @@
 mod clock;
 mod error;
 mod identity;
+mod jobs;
 mod limits;
 mod queue;
 mod signing;
@@ -27,6 +28,8 @@ mod _actionq {
     use crate::clock::PyManualClock;
     #[pymodule_export]
     use crate::identity::{PyCredential, PyIssuedCredential, PyPrincipal};
+    #[pymodule_export]
+    use crate::jobs::{PyDelivery, PyJobLease};
     #[pymodule_export]
     use crate::queue::{PyActionQueue, PyChangeSubscription};
     #[pymodule_export]

@@ -97,5 +97,20 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_SECRET_BYTES", limits::MAX_SECRET_BYTES)?;
     m.add("MAX_WAIT_SECONDS", limits::MAX_WAIT_SECONDS)?;
     m.add("MAX_REQUEST_BODY_BYTES", limits::MAX_REQUEST_BODY_BYTES)?;
+    m.add("MAX_LEASE_NAME_CHARS", limits::MAX_LEASE_NAME_CHARS)?;
+    m.add("MAX_JOB_LEASE_SECONDS", limits::MAX_JOB_LEASE_SECONDS)?;
+    m.add("MAX_SINK_NAME_CHARS", limits::MAX_SINK_NAME_CHARS)?;
+    m.add("MAX_DELIVERY_ERROR_CHARS", limits::MAX_DELIVERY_ERROR_CHARS)?;
+    m.add(
+        "DEFAULT_NOTIFY_MAX_AGE_SECONDS",
+        limits::DEFAULT_NOTIFY_MAX_AGE_SECONDS,
+    )?;
+    m.add(
+        "NOTIFY_RETRY_FIRST_SECONDS",
+        limits::NOTIFY_RETRY_FIRST_SECONDS,
+    )?;
+    m.add("NOTIFY_RETRY_MAX_SECONDS", limits::NOTIFY_RETRY_MAX_SECONDS)?;
+    let outcomes = actionq::DeliveryOutcome::ALL.map(actionq::DeliveryOutcome::as_str);
+    m.add("DELIVERY_OUTCOMES", PyTuple::new(py, outcomes)?)?;
     Ok(())
 }

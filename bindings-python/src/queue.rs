@@ -25,6 +25,7 @@ use pyo3::types::{PyBool, PyDict, PyInt, PyString};
 use crate::clock::PyManualClock;
 use crate::error::to_py_err;
 use crate::identity::{self, PyCredential, PyIssuedCredential, PyPrincipal};
+use crate::jobs::{PyDelivery, PyJobLease};
 use crate::types::{PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyServer};
 
 /// The remediation action queue, on a SQLite file, a PostgreSQL database or
@@ -810,6 +811,61 @@ impl PyActionQueue {
     fn authenticate(&self, py: Python<'_>, secret: &str) -> PyResult<PyPrincipal> {
         self.run_read(py, |q| q.authenticate(secret))
             .map(PyPrincipal::from)
+    }
+
+    /// Takes the job lease `name` for `holder` for `ttl_seconds` (0 <
+    /// ttl <= `limits.MAX_JOB_LEASE_SECONDS`), or renews it when `holder`
+    /// has it; `ConflictError` while another holder's lease runs. One
+    /// replica among several runs a job this way.
+    fn take_lease(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        holder: &str,
+        ttl_seconds: f64,
+    ) -> PyResult<PyJobLease> {
+        let ttl = limits::setting_seconds("ttl_seconds", ttl_seconds).map_err(|e| to_py_err(py, e))?;
+        self.run(py, |q| q.take_lease(name, holder, ttl))
+            .map(PyJobLease::from)
+    }
+
+    /// Gives up the job lease `name` if `holder` has it; whether it did.
+    fn release_lease(&self, py: Python<'_>, name: &str, holder: &str) -> PyResult<bool> {
+        self.run(py, |q| q.release_lease(name, holder))
+    }
+
+    /// The `Delivery` cursor of notification sink `name`, created at the end
+    /// of the log when new; an existing one keeps its cursor, takes `kind`.
+    fn register_delivery(&self, py: Python<'_>, name: &str, kind: &str) -> PyResult<PyDelivery> {
+        self.run(py, |q| q.register_delivery(name, kind))
+            .map(PyDelivery::from)
+    }
+
+    /// Records what became of event `event_id` for sink `name`: `outcome`
+    /// `"sent"`, `"skipped"` or `"dead"` (the cursor moves to it) or
+    /// `"failed"` (one try; it stays), with `error` for a failure. `holder`
+    /// must hold the lease `"delivery:<name>"` (else `ConflictError`).
+    #[pyo3(signature = (name, holder, event_id, outcome, error = None))]
+    fn record_delivery(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        holder: &str,
+        event_id: i64,
+        outcome: &str,
+        error: Option<&str>,
+    ) -> PyResult<PyDelivery> {
+        let outcome = actionq::DeliveryOutcome::from_str(outcome).map_err(|e| to_py_err(py, e))?;
+        self.run(py, |q| {
+            q.record_delivery(name, holder, event_id, outcome, error)
+        })
+        .map(PyDelivery::from)
+    }
+
+    /// Every sink's `Delivery` cursor, by name, with its lag.
+    fn list_deliveries(&self, py: Python<'_>) -> PyResult<Vec<PyDelivery>> {
+        self.run_read(py, |q| q.list_deliveries())
+            .map(|list| list.into_iter().map(PyDelivery::from).collect())
     }
 
     /// The principal this queue acts as (`as_principal`), else `None`.

@@ -54,7 +54,7 @@ fn opt_datetime<'py>(py: Python<'py>, t: Option<Timestamp>) -> PyResult<Bound<'p
 
 /// `value` as compact JSON (records always serialise: their fields are strings,
 /// numbers and maps with string keys).
-fn record_json<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn record_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("actionq records serialize to JSON")
 }
 

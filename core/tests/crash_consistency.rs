@@ -215,6 +215,33 @@ impl Store for MarkedStore {
     fn count_actions(&self) -> actionq::Result<Vec<actionq::ActionCount>> {
         self.inner.count_actions()
     }
+    fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: actionq::Timestamp,
+        expires_at: actionq::Timestamp,
+    ) -> actionq::Result<Result<actionq::JobLease, actionq::JobLease>> {
+        self.inner.take_lease(name, holder, now, expires_at)
+    }
+    fn release_lease(&self, name: &str, holder: &str) -> actionq::Result<bool> {
+        self.inner.release_lease(name, holder)
+    }
+    fn register_delivery(&self, name: &str, kind: &str) -> actionq::Result<actionq::Delivery> {
+        self.inner.register_delivery(name, kind)
+    }
+    fn record_delivery(
+        &self,
+        name: &str,
+        holder: &str,
+        now: actionq::Timestamp,
+        update: &actionq::store::DeliveryUpdate,
+    ) -> actionq::Result<actionq::Delivery> {
+        self.inner.record_delivery(name, holder, now, update)
+    }
+    fn list_deliveries(&self) -> actionq::Result<Vec<actionq::Delivery>> {
+        self.inner.list_deliveries()
+    }
 }
 
 /// The child's log, for the migration hook (a plain `fn`).

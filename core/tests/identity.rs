@@ -927,4 +927,9 @@ forward! {
     revoke_credential(id: i64, at: actionq::Timestamp, by: &str) -> Option<actionq::Credential>;
     list_servers() -> Vec<actionq::Server>;
     count_actions() -> Vec<actionq::ActionCount>;
+    take_lease(name: &str, holder: &str, now: actionq::Timestamp, expires_at: actionq::Timestamp) -> Result<actionq::JobLease, actionq::JobLease>;
+    release_lease(name: &str, holder: &str) -> bool;
+    register_delivery(name: &str, kind: &str) -> actionq::Delivery;
+    record_delivery(name: &str, holder: &str, now: actionq::Timestamp, update: &actionq::store::DeliveryUpdate) -> actionq::Delivery;
+    list_deliveries() -> Vec<actionq::Delivery>;
 }

@@ -59,6 +59,16 @@ __all__ = [
     "MAX_REQUEST_BODY_BYTES",
     "MAX_WAIT_SECONDS",
     "ROLES",
+    "MAX_LEASE_NAME_CHARS",
+    "MAX_JOB_LEASE_SECONDS",
+    "MAX_SINK_NAME_CHARS",
+    "MAX_DELIVERY_ERROR_CHARS",
+    "DEFAULT_NOTIFY_MAX_AGE_SECONDS",
+    "NOTIFY_RETRY_FIRST_SECONDS",
+    "NOTIFY_RETRY_MAX_SECONDS",
+    "DELIVERY_OUTCOMES",
+    "JobLease",
+    "Delivery",
     "OPERATIONS",
     "DEFAULT_WHITELIST_JSON",
     "__version__",
@@ -97,6 +107,14 @@ OPERATIONS: tuple[str, ...]
 each is a method of ``ActionQueue`` and ``AsyncActionQueue``."""
 MAX_SECRET_BYTES: int
 MAX_REQUEST_BODY_BYTES: int
+MAX_LEASE_NAME_CHARS: int
+MAX_JOB_LEASE_SECONDS: int
+MAX_SINK_NAME_CHARS: int
+MAX_DELIVERY_ERROR_CHARS: int
+DEFAULT_NOTIFY_MAX_AGE_SECONDS: int
+NOTIFY_RETRY_FIRST_SECONDS: int
+NOTIFY_RETRY_MAX_SECONDS: int
+DELIVERY_OUTCOMES: tuple[str, ...]
 
 class ActionStatus(_StrEnum):
     """The statuses of an action, built from the core's list (``ACTION_STATUSES``)."""
@@ -431,6 +449,48 @@ class AuditReport:
     __hash__: ClassVar[None]  # type: ignore[assignment]
 
 @final
+class JobLease:
+    """A named lease on a background job: ``take_lease()``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def holder(self) -> str: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    def to_json(self) -> str: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+@final
+class Delivery:
+    """The delivery cursor of one notification sink, with its lag."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def cursor(self) -> int: ...
+    @property
+    def lag_events(self) -> int: ...
+    @property
+    def oldest_pending_at(self) -> datetime | None: ...
+    @property
+    def sent(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def dead(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def last_success_at(self) -> datetime | None: ...
+    def to_json(self) -> str: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+@final
 class ManualClock:
     """A clock that stands still until moved: ``ActionQueue(clock=...)``."""
 
@@ -541,6 +601,18 @@ class ActionQueue:
     def list_credentials(self) -> list[Credential]: ...
     def revoke_credential(self, id: int) -> Credential: ...
     def authenticate(self, secret: str) -> Principal: ...
+    def take_lease(self, name: str, holder: str, ttl_seconds: float) -> JobLease: ...
+    def release_lease(self, name: str, holder: str) -> bool: ...
+    def register_delivery(self, name: str, kind: str) -> Delivery: ...
+    def record_delivery(
+        self,
+        name: str,
+        holder: str,
+        event_id: int,
+        outcome: Literal["skipped", "sent", "failed", "dead"],
+        error: str | None = None,
+    ) -> Delivery: ...
+    def list_deliveries(self) -> list[Delivery]: ...
     @property
     def principal(self) -> Principal | None:
         """The principal this queue acts as (``as_principal``), else ``None``."""

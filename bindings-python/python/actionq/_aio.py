@@ -45,8 +45,10 @@ from actionq._actionq import (
     ChangeSubscription,
     Claim,
     Credential,
+    Delivery,
     Event,
     IssuedCredential,
+    JobLease,
     ManualClock,
     Principal,
     Server,
@@ -454,4 +456,31 @@ class AsyncActionQueue:
     async def authenticate(self, secret: str) -> Principal:
         """The principal a secret belongs to (``ActionQueue.authenticate``)."""
         return await self._run(self._queue.authenticate, secret)
+
+    async def take_lease(self, name: str, holder: str, ttl_seconds: float) -> JobLease:
+        """Takes or renews a job lease (``ActionQueue.take_lease``)."""
+        return await self._run(self._queue.take_lease, name, holder, ttl_seconds)
+
+    async def release_lease(self, name: str, holder: str) -> bool:
+        """Gives up a job lease (``ActionQueue.release_lease``)."""
+        return await self._run(self._queue.release_lease, name, holder)
+
+    async def register_delivery(self, name: str, kind: str) -> Delivery:
+        """A sink's delivery cursor (``ActionQueue.register_delivery``)."""
+        return await self._run(self._queue.register_delivery, name, kind)
+
+    async def record_delivery(
+        self,
+        name: str,
+        holder: str,
+        event_id: int,
+        outcome: Literal["skipped", "sent", "failed", "dead"],
+        error: str | None = None,
+    ) -> Delivery:
+        """Records an event's delivery outcome (``ActionQueue.record_delivery``)."""
+        return await self._run(self._queue.record_delivery, name, holder, event_id, outcome, error)
+
+    async def list_deliveries(self) -> list[Delivery]:
+        """Every sink's delivery cursor (``ActionQueue.list_deliveries``)."""
+        return await self._run(self._queue.list_deliveries)
 

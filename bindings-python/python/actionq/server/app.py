@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import actionq
 from actionq import limits
 from actionq.server.routes import ServerState, router
-from actionq.server import docs, health, mcp_endpoint, metrics, web
+from actionq.server import docs, health, mcp_endpoint, metrics, notify, web
 from actionq.server import openapi as openapi_document
 
 __all__ = [
@@ -218,6 +218,7 @@ def create_app(
     clock: actionq.ManualClock | None = None,
     signing_key: SigningKeySource | None = None,
     allowed_hosts: Sequence[str] | None = None,
+    notify_config: notify.NotifyConfig | None = None,
 ) -> FastAPI:
     """Builds the Action Queue API over a new actionq queue.
 
@@ -233,6 +234,8 @@ def create_app(
     the ``Host`` header values served (against DNS rebinding; others get
     400); None checks no Host header, for a host that mounts the app behind
     its own check (``actionq-server`` always passes a list).
+    ``notify_config`` (:func:`actionq.server.notify.load_config`) runs its
+    sinks' deliveries for the app's lifespan (docs/contract/notifications.md).
     """
     key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
     if not key:
@@ -270,6 +273,8 @@ def create_app(
     # /healthz, /readyz and the lease sweeper (docs/contract/deployment.md).
     health.install(app, queue)
     metrics.install(app, queue)
+    if notify_config is not None:
+        notify.install(app, queue, notify_config)
     # The Model Context Protocol at /mcp, for assistants (docs/contract/cli-and-mcp.md#mcp).
     mcp_endpoint.install(app, queue)
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from types import FrameType
 
 from actionq.server.routes import ServerState
+from actionq.server.notify import NOTIFY_ENV, NotifyConfigError, load_config
 from actionq.server.app import API_KEY_ENV, POSTGRES_SCHEMES, SIGNING_KEY_ENV, create_app, resolve_signing_key
 from actionq.server.logs import LOG_FORMATS, RequestLog, log_config
 
@@ -140,6 +141,13 @@ def parser() -> argparse.ArgumentParser:
             "(default $ACTIONQ_ALLOWED_HOSTS, space-separated, else the bind address and localhost)"
         ),
     )
+    p.add_argument(
+        "--notify",
+        type=Path,
+        default=env.get(NOTIFY_ENV) or None,
+        metavar="FILE",
+        help=f"notification sinks, a TOML file (default ${NOTIFY_ENV}; else none): docs/contract/notifications.md",
+    )
     return p
 
 
@@ -192,8 +200,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     signing_key, signing_where = resolve_signing_key(args.signing_key, database)
     say(f"claims are signed with {signing_where}")
     allowed_hosts = args.allowed_hosts or sorted({args.host, "localhost"})
+    notify_config = None
+    if args.notify is not None:
+        try:
+            notify_config = load_config(args.notify, page_url=f"http://{args.host}:{args.port}/")
+        except NotifyConfigError as e:
+            cli.error(str(e))
+        say(f"notifications: {len(notify_config.sinks)} sink(s) from {args.notify}, linking to {notify_config.page_url}")
     app = create_app(
-        database, api_key=key, whitelist=args.whitelist, signing_key=signing_key, allowed_hosts=allowed_hosts
+        database,
+        api_key=key,
+        whitelist=args.whitelist,
+        signing_key=signing_key,
+        allowed_hosts=allowed_hosts,
+        notify_config=notify_config,
     )
     if args.log_format == "json":
         # Outermost, so a request refused by any other layer is logged too.

@@ -16,6 +16,11 @@
   events streams), which drops back when they end however they end.
 - ``actionq_auth_failures_total{reason}``: 401s (``unauthenticated``) and 403s
   for a role or server scope (``permission_denied``).
+- ``actionq_notifications_sent_total{sink}``, ``actionq_notifications_failed_total{sink}``
+  (tries), ``actionq_notifications_dead_total{sink}``: read at each scrape
+  from the delivery cursors kept in the queue, so every replica reports the
+  same store-wide totals; ``actionq_notification_lag_seconds{sink}``: the age
+  of the oldest event a sink has not passed yet (0 when none).
 
 The counters are fed by :class:`MetricsMiddleware`, which watches responses
 (status, and the body of a reported result or a 403), so the routes carry no
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
@@ -61,6 +66,7 @@ class _QueueState(Collector):
         self.servers: list[actionq.Server] = []
         self.lease_expiries = 0
         self.waiters = 0
+        self.deliveries: list[actionq.Delivery] = []
 
     def collect(self) -> Iterable[Metric]:
         actions = GaugeMetricFamily(
@@ -87,6 +93,26 @@ class _QueueState(Collector):
         yield GaugeMetricFamily(
             "actionq_waiters", "Waits open now: claims that wait and events streams (this process).", value=self.waiters
         )
+        counters = {
+            "sent": "Notifications delivered, by sink (store-wide).",
+            "failed": "Notification tries that failed, by sink (store-wide; every retry counts).",
+            "dead": "Notifications given up on after max_age_seconds, by sink (store-wide).",
+        }
+        for what, help_text in counters.items():
+            family = CounterMetricFamily(f"actionq_notifications_{what}", help_text, labels=["sink"])
+            for delivery in self.deliveries:
+                family.add_metric([delivery.name], getattr(delivery, what))
+            yield family
+        lag = GaugeMetricFamily(
+            "actionq_notification_lag_seconds",
+            "Age of the oldest event a sink has not delivered or passed yet (0 when none).",
+            labels=["sink"],
+        )
+        now = datetime.now(timezone.utc)
+        for delivery in self.deliveries:
+            oldest = delivery.oldest_pending_at
+            lag.add_metric([delivery.name], 0.0 if oldest is None else max((now - oldest).total_seconds(), 0.0))
+        yield lag
 
 
 class Metrics:
@@ -128,9 +154,11 @@ class Metrics:
         """The exposition text, with the queue's gauges read now."""
         counts = await self.queue.count_actions()
         servers = await self.queue.list_servers()
+        deliveries = await self.queue.list_deliveries()
         # No await from here on: a concurrent scrape cannot interleave.
         self._state.counts = counts
         self._state.servers = servers
+        self._state.deliveries = deliveries
         self._state.lease_expiries = self.queue.lease_expiries
         self._state.waiters = self.queue.waiters()
         return generate_latest(self.registry)

@@ -352,6 +352,16 @@ class AuditReportOut(Record):
     first_bad_event_id: int | None = Field(description="the first event that does not verify; null when intact")
 
 
+class NotificationSinkOut(Record):
+    name: str = Field(description="the sink's name in the --notify file")
+    kind: Literal["webhook", "apprise"]
+    cursor: int = Field(description="the last event delivered, skipped or dead-lettered")
+    lag_events: int = Field(description="events logged after the cursor")
+    last_error: str | None = Field(description="why the last try failed, until a message is delivered again")
+    last_success_at: datetime | None = Field(description="when a message was last delivered")
+    dead: int = Field(description="messages given up on after max_age_seconds")
+
+
 class ErrorDetail(BaseModel):
     code: str = Field(description="the core's error code (VALIDATION_ERROR, NOT_FOUND, ...)")
     message: str

@@ -56,6 +56,7 @@ from actionq.server.models import (
     HeartbeatRequest,
     IssuedCredentialOut,
     MeOut,
+    NotificationSinkOut,
     Offset,
     PageLimit,
     RejectRequest,
@@ -446,3 +447,20 @@ async def verify_audit(caller: Person) -> Response:
     """Walks the tamper-evident audit chain (docs/contract/audit.md#verify-audit; admin)."""
     report = await caller.verify_audit()
     return Response(report.to_json(), media_type=_JSON)
+
+
+@router.get("/notifications", operation_id="list_notifications", response_model=list[NotificationSinkOut])
+async def list_notifications(caller: Person, request: Request) -> Response:
+    """Each sink of the ``--notify`` file with its delivery cursor, lag, last
+    error and dead letters (docs/contract/notifications.md#status-and-metrics;
+    admin). Never a sink's url or secret."""
+    deliveries = await caller.list_deliveries()
+    config = getattr(request.app.state, "actionq_notify", None)
+    configured = {sink.name for sink in config.sinks} if config is not None else set()
+    fields = ("name", "kind", "cursor", "lag_events", "last_error", "last_success_at", "dead")
+    sinks = []
+    for delivery in deliveries:
+        if delivery.name in configured:
+            record = json.loads(delivery.to_json())
+            sinks.append({key: record[key] for key in fields})
+    return Response(json.dumps(sinks), media_type=_JSON)

@@ -273,6 +273,7 @@
         return load();
       }
       renderPending(pending);
+      await Promise.all([showLinkedAction(), showFailingSinks()]);
       renderServers(servers);
       renderHistory(byStatus.flatMap((page) => page.actions));
       $("live").textContent = `Live: updated ${new Date().toLocaleTimeString()}`;
@@ -285,6 +286,45 @@
       if (err.status === 401) signOut(describe(err, "load the queue"));
       else $("live").textContent = `Live updates paused: ${describe(err, "load the queue")}`;
     }
+  }
+
+  /** The action a notification links to (`#action/<id>`), shown on top. */
+  async function showLinkedAction() {
+    const match = /^#action\/(\d+)$/.exec(window.location.hash);
+    const section = $("action-section");
+    if (!match) {
+      section.hidden = true;
+      return;
+    }
+    section.hidden = false;
+    $("action-title").textContent = `#${match[1]}`;
+    try {
+      const action = await api("GET", `/actions/${match[1]}`);
+      // Read-only here: a pending one is decided in its card below.
+      $("action-view").replaceChildren(historyCard(action));
+    } catch (err) {
+      $("action-view").replaceChildren(el("p", { class: "empty", text: describe(err, `load action #${match[1]}`) }));
+    }
+  }
+
+  /** Admins see the notification sinks that fail (GET /notifications). */
+  async function showFailingSinks() {
+    const banner = $("notify-banner");
+    if (!state.me || state.me.role !== "admin") {
+      banner.hidden = true;
+      return;
+    }
+    let sinks = [];
+    try {
+      sinks = await api("GET", "/notifications");
+    } catch (err) {
+      sinks = [];
+    }
+    const failing = sinks.filter((s) => s.last_error !== null);
+    banner.hidden = failing.length === 0;
+    banner.textContent = failing.length
+      ? `Notifications failing: ${failing.map((s) => `${s.name} (${s.last_error}; ${s.lag_events} waiting, ${s.dead} given up)`).join(", ")}`
+      : "";
   }
 
   /** Follows the audit log for what the actions do not say: why a pending
@@ -675,6 +715,7 @@
       signIn(key);
     });
     $("sign-out").addEventListener("click", () => signOut());
+    window.addEventListener("hashchange", () => refresh());
     $("error-close").addEventListener("click", clearError);
     $("pending-prev").addEventListener("click", () => {
       state.pendingOffset = Math.max(0, state.pendingOffset - PAGE_SIZE);
