@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! actionq-bench run [--out DIR] [--repo DIR] [--python PATH] [--scale F] [--skip-python]
-//!                   [--only create,memory,get,list,cycle,procs,http,gil,auth,agent,fleet]
+//!                   [--only create,memory,get,list,cycle,procs,http,notify,gil,auth,agent,fleet]
 //!                   [--agent PATH]
 //! ```
 //!
@@ -198,6 +198,10 @@ fn run(args: &[String]) -> BenchResult<()> {
     if want("http") {
         println!("== 6. HTTP POST /api/v1/actions (FastAPI backend vs status quo)");
         bench_http(&cfg, &py, &mut s, &mut notes);
+    }
+    if want("notify") {
+        println!("== 6b. notifications: commit -> receiver latency, creates with 2 sinks vs none");
+        bench_notify(&cfg, &py, &mut s, &mut notes);
     }
     if want("agent") {
         println!("== 8. executor agent: claim-run-report cycle of `true` over HTTP, idle CPU");
@@ -975,6 +979,26 @@ fn bench_http(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String
     match python_json(cfg, py, "bench_http.py", &args) {
         Ok(json) => s.merge_json(&json),
         Err(e) => notes.push(format!("HTTP comparison failed: {e}")),
+    }
+}
+
+/// Notifications (benches/python/bench_notify.py): latency from commit to
+/// receiver through `actionq-server --notify`, and create throughput with two
+/// webhook sinks against none, in the same run.
+fn bench_notify(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String>) {
+    if !py.binding {
+        notes.push("notification bench skipped (needs the binding's actionq-server)".into());
+        return;
+    }
+    let args = [
+        arg("--dir"),
+        arg(cfg.db.display()),
+        arg("--n"),
+        arg(cfg.n(1000)),
+    ];
+    match python_json(cfg, py, "bench_notify.py", &args) {
+        Ok(json) => s.merge_json(&json),
+        Err(e) => notes.push(format!("notification bench failed: {e}")),
     }
 }
 

@@ -129,6 +129,16 @@
 #define AQ_MAX_WAIT_SECONDS 60
 
 /**
+ * Longest job lease (seconds) `aq_lease_take` gives at once.
+ */
+#define AQ_MAX_JOB_LEASE_SECONDS 3600
+
+/**
+ * Longest notification sink name, in characters.
+ */
+#define AQ_MAX_SINK_NAME_CHARS 64
+
+/**
  * What an `aq_*` function did. `AQ_STATUS_OK` (0) is success; every other
  * value is a failure whose message `aq_last_error_message` returns.
  *
@@ -571,6 +581,111 @@ aq_status aq_credential_revoke(const struct aq_queue *queue,
                                const struct aq_actor *actor,
                                int64_t id,
                                char **credential_json_out);
+
+/**
+ * Takes the job lease `name` for `holder` for `ttl_seconds` (more than 0, at
+ * most `AQ_MAX_JOB_LEASE_SECONDS`), or renews it when `holder` has it;
+ * `AQ_STATUS_CONFLICT` while another holder's lease runs. On `AQ_STATUS_OK`,
+ * `*lease_json_out` receives `{"name","holder","expires_at"}`; the caller
+ * frees it with `aq_string_free`.
+ *
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * an admin (else `AQ_STATUS_PERMISSION_DENIED`).
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `actor` NULL or a live `aq_actor`;
+ * `name` and `holder` NULL or NUL-terminated; `lease_json_out` NULL or a
+ * writable `char *`.
+ */
+aq_status aq_lease_take(const struct aq_queue *queue,
+                        const struct aq_actor *actor,
+                        const char *name,
+                        const char *holder,
+                        double ttl_seconds,
+                        char **lease_json_out);
+
+/**
+ * Gives up the job lease `name` if `holder` has it; `*released_out`
+ * receives whether it did.
+ *
+ * `actor`: as `aq_lease_take`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `actor` NULL or a live `aq_actor`;
+ * `name` and `holder` NULL or NUL-terminated; `released_out` NULL or a
+ * writable `bool`.
+ */
+aq_status aq_lease_release(const struct aq_queue *queue,
+                           const struct aq_actor *actor,
+                           const char *name,
+                           const char *holder,
+                           bool *released_out);
+
+/**
+ * The delivery cursor of notification sink `name` (1-`AQ_MAX_SINK_NAME_CHARS`
+ * of `[a-z0-9_-]`), created at the end of the log when new; an existing one
+ * keeps its cursor and takes `kind`. On `AQ_STATUS_OK`, `*delivery_json_out`
+ * receives `{"name","kind","cursor","lag_events","oldest_pending_at","sent",
+ * "failed","dead","last_error","last_success_at"}`; the caller frees it with
+ * `aq_string_free`.
+ *
+ * `actor`: as `aq_lease_take`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `actor` NULL or a live `aq_actor`;
+ * `name` and `kind` NULL or NUL-terminated; `delivery_json_out` NULL or a
+ * writable `char *`.
+ */
+aq_status aq_delivery_register(const struct aq_queue *queue,
+                               const struct aq_actor *actor,
+                               const char *name,
+                               const char *kind,
+                               char **delivery_json_out);
+
+/**
+ * Records what became of event `event_id` for sink `name`: `outcome`
+ * `"sent"`, `"skipped"` or `"dead"` (the cursor moves to it) or `"failed"`
+ * (one try; it stays); `error` (NULL for none) says why a failure failed.
+ * `holder` must hold the lease `"delivery:<name>"` (else
+ * `AQ_STATUS_CONFLICT`, changing nothing). On `AQ_STATUS_OK`,
+ * `*delivery_json_out` receives the cursor after, as `aq_delivery_register`
+ * gives it; the caller frees it with `aq_string_free`.
+ *
+ * `actor`: as `aq_lease_take`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `actor` NULL or a live `aq_actor`;
+ * `name`, `holder` and `outcome` NULL or NUL-terminated; `error` NULL or
+ * NUL-terminated; `delivery_json_out` NULL or a writable `char *`.
+ */
+aq_status aq_delivery_record(const struct aq_queue *queue,
+                             const struct aq_actor *actor,
+                             const char *name,
+                             const char *holder,
+                             int64_t event_id,
+                             const char *outcome,
+                             const char *error,
+                             char **delivery_json_out);
+
+/**
+ * Every sink's delivery cursor, by name, as a JSON array of what
+ * `aq_delivery_register` gives. The caller frees `*deliveries_json_out`
+ * with `aq_string_free`.
+ *
+ * `actor`: as `aq_lease_take`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `actor` NULL or a live `aq_actor`;
+ * `deliveries_json_out` NULL or a writable `char *`.
+ */
+aq_status aq_delivery_list(const struct aq_queue *queue,
+                           const struct aq_actor *actor,
+                           char **deliveries_json_out);
 
 /**
  * Creates options holding the defaults: the default whitelist

@@ -1405,6 +1405,65 @@ static void test_wait(void) {
   aq_queue_free(q);
 }
 
+/* Job leases and notification delivery cursors (docs/contract/notifications.md#delivery):
+   a lease held by one holder is refused to another, a cursor moves only for the
+   lease's holder, a failure keeps it and says why; admins only. */
+static void test_deliveries(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/deliveries.sqlite3", dir);
+  unlink(path);
+  aq_queue *q = NULL;
+  CHECK_OK(aq_queue_open(path, NULL, &q));
+  char *s = NULL;
+  CHECK_OK(aq_server_create(q, host, "web-1", NULL, &s));
+  aq_string_free(s);
+  CHECK_OK(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &s));
+  aq_string_free(s);
+  char *json = NULL;
+  CHECK_OK(aq_delivery_register(q, host, "ops", "webhook", &json));
+  CHECK(json != NULL && json_has(json, "\"cursor\":1") && json_has(json, "\"lag_events\":0"));
+  aq_string_free(json);
+  CHECK_OK(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"restart_service\",\"service_name\":\"nginx\"}", &s));
+  aq_string_free(s);
+  json = SENTINEL;
+  CHECK_STATUS(aq_delivery_record(q, host, "ops", "r1", 2, "sent", NULL, &json), AQ_STATUS_CONFLICT);
+  CHECK(json == SENTINEL && last_error_is("Lease 'delivery:ops' is not held by 'r1'"));
+  CHECK_OK(aq_lease_take(q, host, "delivery:ops", "r1", 30.0, &json));
+  CHECK(json_has(json, "\"holder\":\"r1\""));
+  aq_string_free(json);
+  CHECK_STATUS(aq_lease_take(q, host, "delivery:ops", "r2", 30.0, &json), AQ_STATUS_CONFLICT);
+  CHECK_STATUS(aq_lease_take(q, host, "delivery:ops", "r1", 0.0, &json), AQ_STATUS_INVALID_INPUT);
+  CHECK_OK(aq_delivery_record(q, host, "ops", "r1", 2, "failed", "HTTP 500", &json));
+  CHECK(json_has(json, "\"cursor\":1") && json_has(json, "\"last_error\":\"HTTP 500\"") && json_has(json, "\"failed\":1"));
+  aq_string_free(json);
+  CHECK_STATUS(aq_delivery_record(q, host, "ops", "r1", 2, "failed", NULL, &json), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_delivery_record(q, host, "ops", "r1", 2, "delivered", NULL, &json), AQ_STATUS_INVALID_INPUT);
+  CHECK_OK(aq_delivery_record(q, host, "ops", "r1", 2, "sent", NULL, &json));
+  CHECK(json_has(json, "\"cursor\":2") && json_has(json, "\"sent\":1") && json_has(json, "\"last_error\":null"));
+  aq_string_free(json);
+  aq_actor *operator_ = principal("olga", "operator", NULL);
+  json = SENTINEL;
+  CHECK_STATUS(aq_delivery_list(q, operator_, &json), AQ_STATUS_PERMISSION_DENIED);
+  CHECK(json == SENTINEL);
+  aq_actor *admin = principal("ada", "admin", NULL);
+  CHECK_OK(aq_delivery_list(q, admin, &json));
+  CHECK(count(json, "\"name\":") == 1 && json_has(json, "\"name\":\"ops\""));
+  aq_string_free(json);
+  bool released = false;
+  CHECK_OK(aq_lease_release(q, admin, "delivery:ops", "r1", &released));
+  CHECK(released);
+  CHECK_OK(aq_lease_release(q, admin, "delivery:ops", "r1", &released));
+  CHECK(!released);
+  CHECK_STATUS(aq_delivery_record(q, host, NULL, "r1", 2, "sent", NULL, &json), AQ_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_is("argument 'name' must not be NULL"));
+  CHECK_STATUS(aq_lease_release(q, host, "x", "r1", NULL), AQ_STATUS_NULL_ARGUMENT);
+  CHECK(last_error_is("argument 'released_out' must not be NULL"));
+  CHECK(AQ_MAX_JOB_LEASE_SECONDS == 3600 && AQ_MAX_SINK_NAME_CHARS == 64);
+  aq_actor_free(admin);
+  aq_actor_free(operator_);
+  aq_queue_free(q);
+}
+
 int main(int argc, char **argv) {
   const char *dir = argc > 1 ? argv[1] : ".";
   if (aq_actor_host(&host) != AQ_STATUS_OK) return 1;
@@ -1423,6 +1482,7 @@ int main(int argc, char **argv) {
   test_identity(dir);
   test_threads(dir);
   test_wait();
+  test_deliveries(dir);
   aq_actor_free(host);
   printf("test_api: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

@@ -3,6 +3,7 @@
 
 use actionq::{Delivery, JobLease};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::types::{record_json, utc_datetime};
 
@@ -37,6 +38,15 @@ impl PyJobLease {
     #[getter]
     fn expires_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         utc_datetime(py, self.inner.expires_at)
+    }
+
+    /// `{"name", "holder", "expires_at"}` (a `datetime`).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("name", &self.inner.name)?;
+        d.set_item("holder", &self.inner.holder)?;
+        d.set_item("expires_at", self.expires_at(py)?)?;
+        Ok(d)
     }
 
     /// The lease as compact JSON text.
@@ -131,6 +141,22 @@ impl PyDelivery {
             .last_success_at
             .map(|t| utc_datetime(py, t))
             .transpose()
+    }
+
+    /// Every field by name (times as `datetime`s).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("name", &self.inner.name)?;
+        d.set_item("kind", &self.inner.kind)?;
+        d.set_item("cursor", self.inner.cursor)?;
+        d.set_item("lag_events", self.inner.lag_events)?;
+        d.set_item("oldest_pending_at", self.oldest_pending_at(py)?)?;
+        d.set_item("sent", self.inner.sent)?;
+        d.set_item("failed", self.inner.failed)?;
+        d.set_item("dead", self.inner.dead)?;
+        d.set_item("last_error", &self.inner.last_error)?;
+        d.set_item("last_success_at", self.last_success_at(py)?)?;
+        Ok(d)
     }
 
     /// The cursor as compact JSON text.

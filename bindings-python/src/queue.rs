@@ -824,7 +824,8 @@ impl PyActionQueue {
         holder: &str,
         ttl_seconds: f64,
     ) -> PyResult<PyJobLease> {
-        let ttl = limits::setting_seconds("ttl_seconds", ttl_seconds).map_err(|e| to_py_err(py, e))?;
+        let ttl =
+            limits::setting_seconds("ttl_seconds", ttl_seconds).map_err(|e| to_py_err(py, e))?;
         self.run(py, |q| q.take_lease(name, holder, ttl))
             .map(PyJobLease::from)
     }

@@ -401,6 +401,23 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step, const aq_act
       cJSON_AddNumberToObject(result, "ok", (double)count);
       return result;
     }
+  } else if (strcmp(name, "take_lease") == 0) {
+    s = aq_lease_take(q, as, req_str(step, "name"), req_str(step, "holder"), num(step, "ttl_seconds"), &out);
+  } else if (strcmp(name, "release_lease") == 0) {
+    bool released = false;
+    s = aq_lease_release(q, as, req_str(step, "name"), req_str(step, "holder"), &released);
+    if (s == AQ_STATUS_OK) {
+      cJSON *result = cJSON_CreateObject();
+      cJSON_AddBoolToObject(result, "ok", released);
+      return result;
+    }
+  } else if (strcmp(name, "register_delivery") == 0) {
+    s = aq_delivery_register(q, as, req_str(step, "name"), req_str(step, "kind"), &out);
+  } else if (strcmp(name, "record_delivery") == 0) {
+    s = aq_delivery_record(q, as, req_str(step, "name"), req_str(step, "holder"), (int64_t)num(step, "event_id"),
+                           req_str(step, "outcome"), opt_str(step, "error"), &out);
+  } else if (strcmp(name, "list_deliveries") == 0) {
+    s = aq_delivery_list(q, as, &out);
   } else if (strcmp(name, "events_since") == 0) {
     s = aq_event_list(q, as, (int64_t)num(step, "cursor"), int_or(step, "limit", AQ_DEFAULT_EVENTS_LIMIT),
                       &out);

@@ -59,13 +59,14 @@ ROUTES = [
     ("DELETE", "/credentials/1", None),
     ("GET", "/me", None),
     ("GET", "/audit/verify", None),
+    ("GET", "/notifications", None),
 ]
 OPERATIONS = {
     "create_server", "list_servers", "get_server", "pause_server", "unpause_server", "list_server_actions",
     "list_actions", "get_action", "create_action", "approve_action", "reject_action",
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
     "create_credential", "list_credentials", "revoke_credential", "get_me",
-    "verify_audit", "stream_events", "healthz", "readyz",
+    "verify_audit", "stream_events", "healthz", "readyz", "list_notifications",
 }  # fmt: skip
 
 

@@ -287,6 +287,7 @@ def request(route: str, c: Cell) -> tuple[str, str, Any, int]:
         "revoke_credential": ("DELETE", f"/credentials/{c.spare_credential}", None, 204),
         "get_me": ("GET", "/me", None, 200),
         "verify_audit": ("GET", "/audit/verify", None, 200),
+        "list_notifications": ("GET", "/notifications", None, 200),
     }[route]
 
 
@@ -296,6 +297,7 @@ ROUTES = [
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
     "stream_events",
     "create_credential", "list_credentials", "revoke_credential", "get_me", "verify_audit",
+    "list_notifications",
 ]  # fmt: skip
 AGENT_ROUTES = {"claim_action", "heartbeat_action", "report_action_result", "get_me"}
 
@@ -321,6 +323,7 @@ CORE_OPERATION: dict[str, Callable[[actionq.ActionQueue, Cell], object]] = {
     "list_credentials": lambda q, c: q.list_credentials(),
     "revoke_credential": lambda q, c: q.revoke_credential(c.spare_credential),
     "verify_audit": lambda q, c: q.verify_audit(),
+    "list_notifications": lambda q, c: q.list_deliveries(),
 }
 
 
@@ -350,7 +353,7 @@ def expected(role: str, route: str, own: bool) -> int:
         "admin": True,
         "operator": route not in {"claim_action", "heartbeat_action", "report_action_result"}
         and "credential" not in route
-        and route != "verify_audit",
+        and route not in ("verify_audit", "list_notifications"),
         "requester": route in READS or route == "create_action" or (route == "cancel_action" and own),
         "viewer": route in READS,
     }[role]
@@ -408,7 +411,7 @@ def test_role_route_scope_matrix() -> None:
                         assert response.json()[field] == name, ctx
                     continue
                 assert snapshot(queue) == before, f"{ctx}: a refusal changed something"
-    assert counts == {"cells": 220, "allowed": 114, "403": 70, "401": 36, "agent refused by the core": 36}
+    assert counts == {"cells": 230, "allowed": 116, "403": 76, "401": 38, "agent refused by the core": 38}
 
 
 # Request bodies over 1 MiB --------------------------------------------------

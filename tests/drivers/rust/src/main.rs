@@ -413,6 +413,35 @@ impl Host {
             "expire_leases" => q.expire_leases().and_then(value),
             "expire_approvals" => q.expire_approvals().and_then(value),
             "lease_expiries" => value(q.lease_expiries()),
+            "take_lease" => q
+                .take_lease(
+                    step.str("name")?,
+                    step.str("holder")?,
+                    Duration::from_secs(
+                        u64::try_from(step.int("ttl_seconds")?)
+                            .map_err(|_| BadScenario("ttl_seconds: negative".into()))?,
+                    ),
+                )
+                .and_then(value),
+            "release_lease" => q
+                .release_lease(step.str("name")?, step.str("holder")?)
+                .and_then(value),
+            "register_delivery" => q
+                .register_delivery(step.str("name")?, step.str("kind")?)
+                .and_then(value),
+            "record_delivery" => match step.str("outcome")?.parse::<actionq::DeliveryOutcome>() {
+                Ok(outcome) => q
+                    .record_delivery(
+                        step.str("name")?,
+                        step.str("holder")?,
+                        step.int("event_id")?,
+                        outcome,
+                        step.opt_str("error")?,
+                    )
+                    .and_then(value),
+                Err(e) => Err(e),
+            },
+            "list_deliveries" => q.list_deliveries().and_then(value),
             "events_since" => {
                 let limit = step
                     .opt_int("limit")?
