@@ -26,7 +26,7 @@ from actionq.server.notify import NotifyConfigError, load_config
 
 from notify_support import SECRET, Receiver, receiver, running
 from pg_support import fresh_url
-from serve_support import BIN, BOOTSTRAP_KEY
+from serve_support import BIN, BOOTSTRAP_KEY, free_port
 
 AUTH = {"X-API-Key": BOOTSTRAP_KEY}
 PAGE = "https://aq.example.lan/"
@@ -105,7 +105,7 @@ def test_webhooks_are_signed_filtered_and_link_to_the_action(tmp_path: Path) -> 
         with app(tmp_path, text) as c:
             for server in ("web-1", "db-1"):
                 assert c.post("/api/v1/servers", json={"id": server}).status_code == 201
-                assert c.post(f"/api/v1/servers/{server}/pause").status_code == 200
+                assert c.put(f"/api/v1/servers/{server}/pause").status_code == 200
             created = c.post("/api/v1/actions", json={"server_id": "web-1", "action_type": "clear_logs"}).json()
             assert c.post("/api/v1/actions", json={"server_id": "db-1", "action_type": "clear_logs"}).status_code == 201
             assert c.post(f"/api/v1/actions/{created['id']}/approve").status_code == 200
@@ -137,9 +137,10 @@ def test_webhooks_are_signed_filtered_and_link_to_the_action(tmp_path: Path) -> 
 def test_a_failing_receiver_is_retried_with_the_same_id_and_never_slows_a_create(tmp_path: Path) -> None:
     release = threading.Event()
     with receiver() as rx:
-        # Try 0 hangs until released (the create must not wait for it), tries 1-2 answer 500.
-        rx.stall = lambda n: 30.0 if n == 0 and not release.wait(30) else 0.0
-        rx.answer = lambda n: 500 if n in (1, 2) else 200
+        # Try 0 hangs until released (the creates meanwhile must not wait for
+        # it), then it and try 1 answer 500; try 2 is delivered.
+        rx.stall = lambda n: float(release.wait(30)) * 0.0 if n == 0 else 0.0
+        rx.answer = lambda n: 500 if n in (0, 1) else 200
         with app(tmp_path, webhook_sink(rx.url)) as c:
             assert c.post("/api/v1/servers", json={"id": "web-1"}).status_code == 201
             first = c.post("/api/v1/actions", json={"server_id": "web-1", "action_type": "clear_logs"})
@@ -150,6 +151,7 @@ def test_a_failing_receiver_is_retried_with_the_same_id_and_never_slows_a_create
                 assert c.post("/api/v1/actions", json={"server_id": "web-1", "action_type": "restart_service", "service_name": "nginx"}).status_code in (201, 409)
             release.set()
             rx.wait_for(lambda: len(rx.delivered()) >= 1, timeout=60)
+            assert rx.delivered()[0] is rx.requests[2]
             ids = [r.headers["webhook-id"] for r in rx.requests[:3]]
             assert ids[0] == ids[1] == ids[2], ids
             status = sinks(c)["ops"]
@@ -203,14 +205,14 @@ def test_apprise_json_and_mailto_sinks(tmp_path: Path) -> None:
 
     mails: list[Any] = []
 
-    class Inbox(Message):  # type: ignore[misc]
+    class Inbox(Message):
         def handle_message(self, message: Any) -> None:
             mails.append(message)
 
-    smtp = Controller(Inbox(), hostname="127.0.0.1", port=0)
+    port = free_port()
+    smtp = Controller(Inbox(), hostname="127.0.0.1", port=port)
     smtp.start()
     try:
-        port = smtp.server.sockets[0].getsockname()[1]
         with receiver() as rx:
             text = (
                 f'[[sink]]\nname = "json"\nkind = "apprise"\nurl = "json://{rx.url[len("http://"):]}/apprise"\n'
@@ -219,7 +221,7 @@ def test_apprise_json_and_mailto_sinks(tmp_path: Path) -> None:
             )
             with app(tmp_path, text) as c:
                 assert c.post("/api/v1/servers", json={"id": "web-1"}).status_code == 201
-                assert c.post("/api/v1/servers/web-1/pause").status_code == 200
+                assert c.put("/api/v1/servers/web-1/pause").status_code == 200
                 created = c.post("/api/v1/actions", json={"server_id": "web-1", "action_type": "clear_logs"}).json()
                 rx.wait_for(lambda: len(rx.delivered()) == 1)
                 rx.wait_for(lambda: len(mails) == 1)
