@@ -23,6 +23,7 @@ import base64
 import http.client
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -131,6 +132,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000)
     args = p.parse_args()
     folder = Path(args.dir) / "notify"
+    shutil.rmtree(folder, ignore_errors=True)
     receivers = [Receiver(), Receiver()]
     with_sinks, with_port = start(folder, "with", receivers)
     without, without_port = start(folder, "without", [])
