@@ -291,6 +291,7 @@ for_each_store!(
     job_writes_log_no_event,
 );
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// Threads, each with its own store on one database, race for one lease
 /// many times: exactly one wins each round; the cursor the winner moves is
 /// what every store then reads.
