@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::sync::{Arc, Barrier};
-use std::thread;
 use std::time::Duration;
 
 use actionq::jobs::delivery_lease_name;
@@ -300,8 +298,8 @@ fn race_for_one_lease(queues: Vec<ActionQueue>) {
     queues[0].register_delivery("ops", "webhook").unwrap();
     for round in 0..rounds {
         let name = format!("job-{round}");
-        let barrier = Arc::new(Barrier::new(queues.len()));
-        let winners: Vec<bool> = thread::scope(|s| {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(queues.len()));
+        let winners: Vec<bool> = std::thread::scope(|s| {
             let handles: Vec<_> = queues
                 .iter()
                 .enumerate()
