@@ -335,7 +335,6 @@ class SinkRunner:
     async def run(self) -> None:
         """Runs until cancelled: takes the lease (waiting while another
         replica has it), then delivers; a store error is logged and retried."""
-        await self.queue.register_delivery(self.sink.name, self.sink.kind)
         while True:
             try:
                 await self._hold_and_deliver()
