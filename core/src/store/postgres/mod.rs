@@ -64,7 +64,7 @@ use crate::error::{Error, Result};
 use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
 use crate::store::sweep::{sweep, Due, Sweep};
-use crate::store::wake::Watcher;
+use crate::store::wake::{Touched, Watcher};
 use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, Notifier, PageRequest, Store};
 
 pub use options::PostgresOptions;
@@ -229,6 +229,7 @@ impl PostgresStore {
         loop {
             attempts += 1;
             let mut conn = self.conn(what)?;
+            conn.logged = Touched::default();
             let first = if tx {
                 conn.client.batch_execute("BEGIN")
             } else {
@@ -242,15 +243,16 @@ impl PostgresStore {
                 return Err(storage(what, e));
             }
             let result = f(&mut conn).and_then(|out| {
-                let notified = tx && wake::commit(&mut conn.client).db(what)?;
-                Ok((out, notified))
+                let logged = std::mem::take(&mut conn.logged);
+                if tx {
+                    wake::commit(&mut conn.client, &logged).db(what)?;
+                }
+                Ok((out, logged))
             });
             match result {
-                Ok((out, notified)) => {
+                Ok((out, logged)) => {
                     drop(conn);
-                    if notified {
-                        self.notifier.notify();
-                    }
+                    self.notifier.notify(&logged);
                     return Ok(out);
                 }
                 Err(failure) => {

@@ -208,20 +208,18 @@ impl SqliteStore {
     }
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer, committing
-    /// only if it succeeds; then, if it changed any row, wakes the waiters.
+    /// only if it succeeds; then wakes the waiters of what its events were
+    /// about (none when it logged nothing).
     fn write<T>(&self, what: &str, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = lock(&self.writer);
-        let before = conn.total_changes();
+        wake::take_logged();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context(what)?;
         let out = f(&tx)?;
         tx.commit().context(what)?;
-        let changed = conn.total_changes() != before;
         drop(conn);
-        if changed {
-            self.notifier.notify();
-        }
+        self.notifier.notify(&wake::take_logged());
         Ok(out)
     }
 
@@ -251,10 +249,12 @@ impl SqliteStore {
                     tickets: group.iter().map(|c| c.ticket).collect(),
                     results: Vec::new(),
                 };
+                wake::take_logged();
                 writing.results = self.write_group(group);
                 // Signalled before anyone of the group is answered.
+                let logged = wake::take_logged();
                 if writing.results.iter().any(|(_, r)| r.is_ok()) {
-                    self.notifier.notify();
+                    self.notifier.notify(&logged);
                 }
                 drop(writing);
                 state = groups.state.lock().unwrap_or_else(|e| e.into_inner());
