@@ -81,4 +81,12 @@ impl ActionQueue {
     pub fn waiters(&self) -> usize {
         self.store.notifier().registrations()
     }
+
+    /// Test instrumentation, hidden from the docs: how many waiters the
+    /// store's changes have woken so far ([`Notifier::woken`]), so a test can
+    /// see that a change of one server woke no waiter of another.
+    #[doc(hidden)]
+    pub fn wakes(&self) -> u64 {
+        self.store.notifier().woken()
+    }
 }
