@@ -368,7 +368,7 @@ fn a_postgres_change_too_large_to_name_wakes_every_replica_waiter() {
         )
     };
     let clock = std::sync::Arc::new(actionq::ManualClock::new(common::start_time()));
-    let (writer, waiting) = (open().with_clock(clock.clone()), open());
+    let (writer, waiting) = (open().with_clock(clock.clone()), open().with_clock(clock.clone()));
     // 100 servers with 99-character ids: their names overflow a NOTIFY
     // payload (8000 bytes), so the commit that touches them all says "everything".
     let ids: Vec<String> = (0..100).map(|i| format!("s{i:0>98}")).collect();

@@ -13,7 +13,8 @@ pub(super) struct Conn {
     pub(super) client: Client,
     statements: HashMap<String, Statement>,
     pub(super) broken: bool,
-    /// What the open transaction logged (its `NOTIFY` payload, see `wake`).
+    /// What the open transaction logged (its `NOTIFY` payload, see `wake`):
+    /// every statement that inserts events notes them here.
     pub(super) logged: Touched,
 }
 
