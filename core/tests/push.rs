@@ -220,7 +220,9 @@ fn a_dropped_subscription_is_never_called(env: Env) {
     q.create_server("web-1", None).unwrap();
     let (tx, rx) = mpsc::channel();
     let kept_tx = tx.clone();
-    let kept = q.on_change(Topic::Server("web-1"), move || kept_tx.send("kept").unwrap());
+    let kept = q.on_change(Topic::Server("web-1"), move || {
+        kept_tx.send("kept").unwrap()
+    });
     let dropped = q.on_change(Topic::Events, move || tx.send("dropped").unwrap());
     assert_eq!(q.waiters(), 2);
     drop(dropped);
@@ -338,7 +340,10 @@ fn only_its_own_server_wakes_across_stores(waiting: &ActionQueue, writer: &Actio
 fn another_sqlite_store_wakes_only_the_servers_it_changed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.sqlite3");
-    let (a, b) = (ActionQueue::open(&path).unwrap(), ActionQueue::open(&path).unwrap());
+    let (a, b) = (
+        ActionQueue::open(&path).unwrap(),
+        ActionQueue::open(&path).unwrap(),
+    );
     only_its_own_server_wakes_across_stores(&a, &b);
 }
 
@@ -368,7 +373,10 @@ fn a_postgres_change_too_large_to_name_wakes_every_replica_waiter() {
         )
     };
     let clock = std::sync::Arc::new(actionq::ManualClock::new(common::start_time()));
-    let (writer, waiting) = (open().with_clock(clock.clone()), open().with_clock(clock.clone()));
+    let (writer, waiting) = (
+        open().with_clock(clock.clone()),
+        open().with_clock(clock.clone()),
+    );
     // 100 servers with 99-character ids: their names overflow a NOTIFY
     // payload (8000 bytes), so the commit that touches them all says "everything".
     let ids: Vec<String> = (0..100).map(|i| format!("s{i:0>98}")).collect();

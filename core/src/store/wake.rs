@@ -151,7 +151,6 @@ impl Waiters {
         }
         callbacks + self.sleepers
     }
-
 }
 
 #[derive(Default)]
@@ -258,9 +257,10 @@ impl Notifier {
                 }
             } else {
                 for id in touched.servers() {
-                    woken += state
-                        .topic(Topic::Server(id))
-                        .touch(generation, &mut wakes, &mut condvars);
+                    woken +=
+                        state
+                            .topic(Topic::Server(id))
+                            .touch(generation, &mut wakes, &mut condvars);
                 }
             }
             state.registered -= wakes.len();

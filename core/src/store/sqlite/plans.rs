@@ -139,7 +139,11 @@ fn expectations() -> Vec<(String, String, Vec<&'static str>)> {
             "actions_by_server_status",
         ),
         ("events since", SINCE_SQL, "INTEGER PRIMARY KEY"),
-        ("watch: logged since", LOGGED_SINCE_SQL, "INTEGER PRIMARY KEY"),
+        (
+            "watch: logged since",
+            LOGGED_SINCE_SQL,
+            "INTEGER PRIMARY KEY",
+        ),
         ("audit head", HEAD_SQL, "PRIMARY KEY"),
         ("authenticate", FIND_SQL, "sqlite_autoindex_credentials_1"),
     ]
