@@ -348,16 +348,20 @@ fn another_sqlite_store_wakes_only_the_servers_it_changed() {
 }
 
 #[cfg(feature = "postgres")]
+/// A queue of its own on the PostgreSQL database at `url`: another replica.
+fn pg_replica(url: &str) -> ActionQueue {
+    ActionQueue::new(
+        actionq::PostgresStore::open(url, &actionq::PostgresOptions::default()).unwrap(),
+    )
+}
+
+#[cfg(feature = "postgres")]
 #[test]
 fn another_postgres_replica_wakes_only_the_servers_it_changed() {
     let Some(url) = common::pg::fresh_schema_url() else {
         return;
     };
-    let open = || {
-        ActionQueue::new(
-            actionq::PostgresStore::open(&url, &actionq::PostgresOptions::default()).unwrap(),
-        )
-    };
+    let open = || pg_replica(&url);
     only_its_own_server_wakes_across_stores(&open(), &open());
 }
 
@@ -367,11 +371,7 @@ fn a_postgres_change_too_large_to_name_wakes_every_replica_waiter() {
     let Some(url) = common::pg::fresh_schema_url() else {
         return;
     };
-    let open = || {
-        ActionQueue::new(
-            actionq::PostgresStore::open(&url, &actionq::PostgresOptions::default()).unwrap(),
-        )
-    };
+    let open = || pg_replica(&url);
     let clock = std::sync::Arc::new(actionq::ManualClock::new(common::start_time()));
     let (writer, waiting) = (
         open().with_clock(clock.clone()),
@@ -427,11 +427,7 @@ fn a_second_postgres_store_wakes_a_waiter_through_notify() {
     let Some(url) = common::pg::fresh_schema_url() else {
         return;
     };
-    let open = || {
-        ActionQueue::new(
-            actionq::PostgresStore::open(&url, &actionq::PostgresOptions::default()).unwrap(),
-        )
-    };
+    let open = || pg_replica(&url);
     let (a, b) = (open(), open());
     let mut latencies: Vec<Duration> = (0..5)
         .map(|i| woken_across_stores(&a, &b, &format!("web-{i}")))

@@ -77,6 +77,16 @@ impl Touched {
         }
     }
 
+    #[cfg(test)]
+    /// Action events about each of `ids`.
+    pub(crate) fn of_servers(ids: &[&str]) -> Self {
+        let mut touched = Touched::default();
+        for id in ids {
+            touched.record(EventKind::Action, id);
+        }
+        touched
+    }
+
     /// Adds `event`.
     pub fn record_event(&mut self, event: &EventDraft) {
         self.record(event.kind, &event.subject);
@@ -487,19 +497,11 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    fn servers(ids: &[&str]) -> Touched {
-        let mut touched = Touched::default();
-        for id in ids {
-            touched.record(EventKind::Action, id);
-        }
-        touched
-    }
-
     #[test]
     fn a_change_before_the_sleep_is_not_missed() {
         let notifier = Notifier::new();
         let seen = notifier.generation();
-        notifier.notify(&servers(&["a"]));
+        notifier.notify(&Touched::of_servers(&["a"]));
         let start = Instant::now();
         let deadline = Instant::now() + Duration::from_secs(30);
         assert!(notifier.wait_past(Topic::Server("a"), seen, deadline));
@@ -512,7 +514,7 @@ mod tests {
     fn a_change_of_another_server_does_not_end_a_sleep() {
         let notifier = Notifier::new();
         let seen = notifier.generation();
-        notifier.notify(&servers(&["a"]));
+        notifier.notify(&Touched::of_servers(&["a"]));
         let mut credential = Touched::default();
         credential.record(EventKind::Credential, "ops");
         notifier.notify(&credential);
@@ -555,7 +557,7 @@ mod tests {
         let _a = subscribe(Topic::Server("a"), "a");
         let _b = subscribe(Topic::Server("b"), "b");
         let _events = subscribe(Topic::Events, "events");
-        notifier.notify(&servers(&["a"]));
+        notifier.notify(&Touched::of_servers(&["a"]));
         assert_eq!(*runs.lock().unwrap(), ["a", "events"]);
         assert_eq!(notifier.registrations(), 1);
         assert_eq!(notifier.woken(), 2);

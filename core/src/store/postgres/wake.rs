@@ -153,17 +153,9 @@ impl Watch for Listener {
 mod tests {
     use super::*;
 
-    fn servers(ids: &[&str]) -> Touched {
-        let mut touched = Touched::default();
-        for id in ids {
-            touched.record(EventKind::Action, id);
-        }
-        touched
-    }
-
     #[test]
     fn a_payload_names_the_servers_and_reads_back() {
-        let sent = servers(&["web-1", "db.lan"]);
+        let sent = Touched::of_servers(&["web-1", "db.lan"]);
         assert_eq!(payload(&sent), "servers:db.lan web-1");
         let heard = touched(&payload(&sent));
         assert_eq!(heard.servers().collect::<Vec<_>>(), ["db.lan", "web-1"]);
@@ -178,11 +170,11 @@ mod tests {
     #[test]
     fn a_payload_too_long_or_unreadable_means_everything() {
         let ids: Vec<String> = (0..100).map(|i| format!("{i:0>99}")).collect();
-        let many = servers(&ids.iter().map(String::as_str).collect::<Vec<_>>());
+        let many = Touched::of_servers(&ids.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(payload(&many), "");
         assert!(touched("").is_everything());
         assert!(touched("from a newer version").is_everything());
-        assert_eq!(payload(&servers(&["it's"])), "");
+        assert_eq!(payload(&Touched::of_servers(&["it's"])), "");
         assert_eq!(payload(&Touched::everything()), "");
     }
 }
