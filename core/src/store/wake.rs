@@ -558,11 +558,11 @@ mod tests {
         let _b = subscribe(Topic::Server("b"), "b");
         let _events = subscribe(Topic::Events, "events");
         notifier.notify(&Touched::of_servers(&["a"]));
-        assert_eq!(*runs.lock().unwrap(), ["a", "events"]);
+        assert_eq!(*runs.lock().unwrap(), ["events", "a"]);
         assert_eq!(notifier.registrations(), 1);
         assert_eq!(notifier.woken(), 2);
         notifier.notify(&Touched::everything());
-        assert_eq!(*runs.lock().unwrap(), ["a", "events", "b"]);
+        assert_eq!(*runs.lock().unwrap(), ["events", "a", "b"]);
         assert_eq!(notifier.registrations(), 0);
     }
 }
