@@ -4,7 +4,8 @@
 //! keep-alive connections: a request costs it a few microseconds).
 //!
 //! Each agent owns a server `fleet-<i>` and either waits on its claim
-//! (`{"wait_seconds": 60}`, again as soon as it answers) or polls it once a
+//! (`{"wait_seconds": 60}`, again as soon as it answers; the first wait
+//! shorter, so the fleet's renewals spread over the minute) or polls it once a
 //! second (`{}`, today's behaviour, the comparison row). Per row:
 //! - **idle**: with nothing to claim, the server's CPU (% of one core, from
 //!   `/proc/<pid>/stat`), requests/s, RSS and its growth since before the
@@ -119,10 +120,25 @@ fn json_field<'a>(body: &'a serde_json::Value, name: &str) -> Option<&'a serde_j
     body.get(name)
 }
 
-async fn agent(port: u16, index: usize, waiting: bool, shared: Arc<Shared>, start_delay: Duration) {
+/// One agent: claims (waiting, or polling after `start_delay`), reports
+/// each claim done. A waiting agent's first wait lasts `first_wait` (the
+/// fleet's renewals spread over the minute, as agents started at different
+/// times renew), every later one 60 s.
+async fn agent(
+    port: u16,
+    index: usize,
+    waiting: bool,
+    shared: Arc<Shared>,
+    start_delay: Duration,
+    first_wait: Duration,
+) {
     tokio::time::sleep(start_delay).await;
     let path = format!("/servers/fleet-{index}/actions/claim");
     let mut conn: Option<Http> = None;
+    let mut first = Some(format!(
+        r#"{{"wait_seconds":{:.3}}}"#,
+        first_wait.as_secs_f64()
+    ));
     loop {
         if conn.is_none() {
             match Http::connect(port).await {
@@ -135,9 +151,12 @@ async fn agent(port: u16, index: usize, waiting: bool, shared: Arc<Shared>, star
             }
         }
         let http = conn.as_mut().expect("connected above");
-        let answer = http
-            .call("POST", &path, if waiting { WAIT_BODY } else { "{}" })
-            .await;
+        let body = match (waiting, first.take()) {
+            (false, _) => "{}".to_owned(),
+            (true, Some(body)) => body,
+            (true, None) => WAIT_BODY.to_owned(),
+        };
+        let answer = http.call("POST", &path, &body).await;
         shared.requests.fetch_add(1, Ordering::Relaxed);
         match answer {
             Ok((200, body)) => {
@@ -411,7 +430,16 @@ async fn run_row(
         } else {
             Duration::from_micros((i as u64 * 1_000_000) / agents as u64)
         };
-        handles.push(tokio::spawn(agent(port, i, waiting, shared.clone(), delay)));
+        // Renewals spread evenly over the minute (steady state of a fleet).
+        let first_wait = Duration::from_secs_f64(60.0 * (i + 1) as f64 / agents as f64);
+        handles.push(tokio::spawn(agent(
+            port,
+            i,
+            waiting,
+            shared.clone(),
+            delay,
+            first_wait,
+        )));
     }
     // Settle: every waiting agent's wait is open (readiness), or a polling
     // fleet has gone round twice.
@@ -529,8 +557,8 @@ pub(super) fn bench(
     let agents = cfg.n(2000);
     raise_fd_limit(4 * agents as u64 + 1024);
     let polling_idle = Duration::from_secs_f64(15.0 * cfg.scale.clamp(0.3, 1.0));
-    // Waiting agents renew their 60-second waits once a minute, all at about
-    // the same time: the window spans one renewal of each.
+    // Waiting agents renew their 60-second waits once a minute, spread over
+    // the minute: the window spans one renewal of each.
     let waiting_idle = Duration::from_secs_f64(61.0 * cfg.scale.clamp(0.1, 1.0)).max(polling_idle);
     let idle = |mode: &str| {
         if mode == "waiting" {

@@ -720,13 +720,19 @@ impl PyActionQueue {
     }
 
     /// Calls `callback()` once, on the thread that commits (or the store's
-    /// watch thread), at the queue's next change, unless the returned
-    /// `ChangeSubscription` is cancelled first. `AsyncActionQueue` waits with
-    /// it, holding no thread: subscribe, try, await the callback. The
-    /// callback should only hand the news on (`loop.call_soon_threadsafe`);
-    /// an exception it raises is reported as unraisable.
-    fn on_change(&self, callback: Py<PyAny>) -> PyChangeSubscription {
-        let subscription = self.queue.on_change(move || {
+    /// watch thread), at the queue's next change concerning `server_id` (any
+    /// logged event when `None`), unless the returned `ChangeSubscription` is
+    /// cancelled first. `AsyncActionQueue` waits with it, holding no thread:
+    /// subscribe, try, await the callback. The callback should only hand the
+    /// news on (`loop.call_soon_threadsafe`); an exception it raises is
+    /// reported as unraisable.
+    #[pyo3(signature = (callback, server_id = None))]
+    fn on_change(&self, callback: Py<PyAny>, server_id: Option<&str>) -> PyChangeSubscription {
+        let topic = match server_id {
+            Some(id) => actionq::store::Topic::Server(id),
+            None => actionq::store::Topic::Events,
+        };
+        let subscription = self.queue.on_change(topic, move || {
             Python::attach(|py| {
                 if let Err(e) = callback.call0(py) {
                     e.write_unraisable(py, None);

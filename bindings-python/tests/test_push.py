@@ -116,7 +116,64 @@ def test_a_change_callback_runs_once_and_a_cancelled_one_never(queue: ActionQueu
     assert queue.waiters() == 0
 
 
+def test_a_change_callback_of_a_server_runs_only_for_that_server(queue: ActionQueue) -> None:
+    queue.create_server("web-2")
+    # A shared store's watch thread wakes everyone at its first look: let it take it.
+    first_look = queue.on_change(lambda: None)
+    time.sleep(0.3)
+    first_look.cancel()
+    calls: list[str] = []
+    web_2 = queue.on_change(lambda: calls.append("web-2"), server_id="web-2")
+    events = queue.on_change(lambda: calls.append("events"))
+    queue.pause_server("web-1")
+    time.sleep(0.3)  # ... and hears this commit too
+    assert calls == ["events"]
+    assert queue.waiters() == 1, "web-2's callback still waits"
+    queue.pause_server("web-2")
+    assert calls == ["events", "web-2"]
+    web_2.cancel()
+    events.cancel()
+    assert queue.waiters() == 0
+
+
 # ------------------------------------------------------------------ async
+
+
+def test_an_async_claim_wait_is_not_retried_for_other_servers_changes(queue: ActionQueue) -> None:
+    queue.create_server("web-2")
+    tries: list[str] = []
+
+    class CountingClaims:
+        """The queue, counting the claim tries the async wait makes."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(queue, name)
+
+        def claim_next(self, server_id: str, *args: object, **kwargs: object) -> object:
+            tries.append(server_id)
+            return queue.claim_next(server_id, *args, **kwargs)  # type: ignore[arg-type]
+
+    aqueue = AsyncActionQueue.from_queue(queue)
+    aqueue._queue = CountingClaims()  # type: ignore[assignment]
+
+    async def main() -> None:
+        claiming = asyncio.create_task(aqueue.claim_next("web-2", wait_seconds=LONG))
+        while queue.waiters() < 1:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.3)  # a shared store's watch thread takes its first look
+        before = len(tries)
+        for _ in range(5):
+            await aqueue.create_action("web-1", "clear_logs")
+        queue.pause_server("web-1")
+        await asyncio.sleep(0.3)  # ... and hears these commits too
+        assert len(tries) == before, "web-1's changes made no claim try for web-2"
+        action = await aqueue.create_action("web-2", "clear_logs")
+        claim = await claiming
+        assert claim is not None and claim.id == action.id
+
+    asyncio.run(main())
+    aqueue.close()
+    assert queue.waiters() == 0
 
 
 def test_async_waits_are_woken(queue: ActionQueue) -> None:

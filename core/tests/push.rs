@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 #[cfg(feature = "sqlite")]
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use actionq::store::Topic;
 use actionq::{limits, ActionQueue, ErrorKind, NewAction};
 use common::Env;
 
@@ -219,8 +220,10 @@ fn a_dropped_subscription_is_never_called(env: Env) {
     q.create_server("web-1", None).unwrap();
     let (tx, rx) = mpsc::channel();
     let kept_tx = tx.clone();
-    let kept = q.on_change(move || kept_tx.send("kept").unwrap());
-    let dropped = q.on_change(move || tx.send("dropped").unwrap());
+    let kept = q.on_change(Topic::Server("web-1"), move || {
+        kept_tx.send("kept").unwrap()
+    });
+    let dropped = q.on_change(Topic::Events, move || tx.send("dropped").unwrap());
     assert_eq!(q.waiters(), 2);
     drop(dropped);
     q.pause_server("web-1").unwrap();
@@ -231,7 +234,41 @@ fn a_dropped_subscription_is_never_called(env: Env) {
     assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
 }
 
+/// Lets a shared store's watch thread take its first look, which wakes every
+/// waiter once (a commit may have landed before it could see it).
+fn settle() {
+    thread::sleep(Duration::from_millis(300));
+}
+
+fn a_change_of_one_server_wakes_no_waiter_of_another(env: Env) {
+    let q = env.queue.clone();
+    q.create_server("web-a", None).unwrap();
+    q.create_server("web-b", None).unwrap();
+    let agent = q.clone();
+    let waiter = thread::spawn(move || agent.claim_next("web-b", None, Some(LONG)).unwrap());
+    until_waiters(&q, 1);
+    settle();
+    let (tx, rx) = mpsc::channel();
+    let b_tx = tx.clone();
+    let _b = q.on_change(Topic::Server("web-b"), move || b_tx.send("web-b").unwrap());
+    let _events = q.on_change(Topic::Events, move || tx.send("events").unwrap());
+    let before = q.wakes();
+    for _ in 0..5 {
+        pending_action(&q, "web-a");
+    }
+    q.pause_server("web-a").unwrap();
+    settle(); // the watch thread (SQLite, PostgreSQL) hears these commits too
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["events"]);
+    assert_eq!(q.wakes() - before, 1, "only the events reader was woken");
+    assert_eq!(q.waiters(), 2, "web-b's claim and callback still wait");
+    let own = pending_action(&q, "web-b");
+    assert_eq!(waiter.join().unwrap().expect("its approval").action.id, own);
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), "web-b");
+    assert_eq!(q.waiters(), 0);
+}
+
 for_each_store!(
+    a_change_of_one_server_wakes_no_waiter_of_another,
     claim_wait_is_woken_by_an_approval_from_another_thread,
     claim_wait_ignores_other_servers_and_takes_its_own,
     events_wait_is_woken_by_the_next_event,
@@ -273,6 +310,103 @@ fn woken_across_stores(waiting: &ActionQueue, writer: &ActionQueue, server: &str
     woke.saturating_duration_since(approved)
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// `writer` (another store on the same database) changes server `web-a`
+/// many times, then approves an action of `web-b`: the claim waiter of
+/// `web-b` on `waiting` is woken once, by its own approval.
+fn only_its_own_server_wakes_across_stores(waiting: &ActionQueue, writer: &ActionQueue) {
+    writer.create_server("web-a", None).unwrap();
+    writer.create_server("web-b", None).unwrap();
+    writer.pause_server("web-b").unwrap();
+    let own = pending_action(writer, "web-b");
+    let agent = waiting.clone();
+    let waiter = thread::spawn(move || agent.claim_next("web-b", None, Some(LONG)).unwrap());
+    until_waiters(waiting, 1);
+    settle();
+    let before = waiting.wakes();
+    for _ in 0..10 {
+        pending_action(writer, "web-a");
+    }
+    settle();
+    assert_eq!(waiting.wakes(), before, "web-a's changes woke nobody here");
+    assert_eq!(waiting.waiters(), 1);
+    writer.approve_action(own).unwrap();
+    assert_eq!(waiter.join().unwrap().expect("woken").action.id, own);
+    assert_eq!(waiting.wakes() - before, 1, "one wake: its own approval");
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn another_sqlite_store_wakes_only_the_servers_it_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.sqlite3");
+    let (a, b) = (
+        ActionQueue::open(&path).unwrap(),
+        ActionQueue::open(&path).unwrap(),
+    );
+    only_its_own_server_wakes_across_stores(&a, &b);
+}
+
+#[cfg(feature = "postgres")]
+/// A queue of its own on the PostgreSQL database at `url`: another replica.
+fn pg_replica(url: &str) -> ActionQueue {
+    ActionQueue::new(
+        actionq::PostgresStore::open(url, &actionq::PostgresOptions::default()).unwrap(),
+    )
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn another_postgres_replica_wakes_only_the_servers_it_changed() {
+    let Some(url) = common::pg::fresh_schema_url() else {
+        return;
+    };
+    let open = || pg_replica(&url);
+    only_its_own_server_wakes_across_stores(&open(), &open());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn a_postgres_change_too_large_to_name_wakes_every_replica_waiter() {
+    let Some(url) = common::pg::fresh_schema_url() else {
+        return;
+    };
+    let open = || pg_replica(&url);
+    let clock = std::sync::Arc::new(actionq::ManualClock::new(common::start_time()));
+    let (writer, waiting) = (
+        open().with_clock(clock.clone()),
+        open().with_clock(clock.clone()),
+    );
+    // 100 servers with 99-character ids: their names overflow a NOTIFY
+    // payload (8000 bytes), so the commit that touches them all says "everything".
+    let ids: Vec<String> = (0..100).map(|i| format!("s{i:0>98}")).collect();
+    for id in &ids {
+        writer.create_server(id, None).unwrap();
+        pending_action(&writer, id);
+        writer
+            .claim_next(id, Some(Duration::from_secs(60)), None)
+            .unwrap()
+            .expect("claimed");
+    }
+    writer.create_server("web-z", None).unwrap();
+    let agent = waiting.clone();
+    let waiter = thread::spawn(move || agent.claim_next("web-z", None, Some(LONG)).unwrap());
+    until_waiters(&waiting, 1);
+    settle();
+    let before = waiting.wakes();
+    clock.advance_seconds(61.0).unwrap();
+    assert_eq!(writer.expire_leases().unwrap().len(), ids.len());
+    let start = Instant::now();
+    while waiting.wakes() == before {
+        assert!(start.elapsed() < LONG, "the waiter of web-z was not woken");
+        thread::sleep(Duration::from_millis(5));
+    }
+    // Woken, it found nothing and waits again; its own action ends the wait.
+    until_waiters(&waiting, 1);
+    let own = pending_action(&writer, "web-z");
+    assert_eq!(waiter.join().unwrap().expect("claimed").action.id, own);
+}
+
 #[cfg(feature = "sqlite")]
 #[test]
 fn a_second_store_on_the_same_sqlite_file_wakes_a_waiter() {
@@ -293,11 +427,7 @@ fn a_second_postgres_store_wakes_a_waiter_through_notify() {
     let Some(url) = common::pg::fresh_schema_url() else {
         return;
     };
-    let open = || {
-        ActionQueue::new(
-            actionq::PostgresStore::open(&url, &actionq::PostgresOptions::default()).unwrap(),
-        )
-    };
+    let open = || pg_replica(&url);
     let (a, b) = (open(), open());
     let mut latencies: Vec<Duration> = (0..5)
         .map(|i| woken_across_stores(&a, &b, &format!("web-{i}")))

@@ -8,6 +8,7 @@ mod common;
 
 use std::time::Duration;
 
+use actionq::store::Topic;
 use actionq::ActionQueue;
 
 /// The threads of this process, by name, from the kernel.
@@ -30,7 +31,7 @@ fn ten_thousand_waits_leave_nothing(name: &str, queue: &ActionQueue) {
     std::thread::sleep(Duration::from_millis(100));
     let before = threads();
     for _ in 0..10_000 {
-        let subscription = queue.on_change(|| {});
+        let subscription = queue.on_change(Topic::Server("web-1"), || {});
         drop(subscription);
     }
     assert_eq!(
@@ -57,7 +58,16 @@ fn ten_thousand_waits_leave_nothing(name: &str, queue: &ActionQueue) {
         thread.join().unwrap();
     }
     // Subscriptions still registered when a change runs them: gone too.
-    let held: Vec<_> = (0..1000).map(|_| queue.on_change(|| {})).collect();
+    let held: Vec<_> = (0..1000)
+        .map(|i| {
+            let topic = if i % 2 == 0 {
+                Topic::Server("web-1")
+            } else {
+                Topic::Events
+            };
+            queue.on_change(topic, || {})
+        })
+        .collect();
     assert_eq!(queue.waiters(), 1000);
     queue.pause_server("web-1").unwrap();
     assert_eq!(

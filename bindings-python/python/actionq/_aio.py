@@ -187,10 +187,13 @@ class AsyncActionQueue:
             self._executor, functools.partial(call, *args, **kwargs)
         )
 
-    async def _waiting(self, wait_seconds: float | None, call: Callable[..., T], /, *args: Any) -> T:
+    async def _waiting(
+        self, wait_seconds: float | None, server_id: str | None, call: Callable[..., T], /, *args: Any
+    ) -> T:
         """``call(*args)`` (a call that may find nothing) tried again at each
-        change of the queue until it finds something or ``wait_seconds`` (checked
-        by the core) ends. Between tries only a future is awaited: no thread."""
+        change of the queue concerning ``server_id`` (any event when ``None``)
+        until it finds something or ``wait_seconds`` (checked by the core)
+        ends. Between tries only a future is awaited: no thread."""
         loop = asyncio.get_running_loop()
         if not wait_seconds or not 0 < wait_seconds <= limits.MAX_WAIT_SECONDS:
             # No wait (None, 0) is one try; a wait out of range is refused by
@@ -199,7 +202,7 @@ class AsyncActionQueue:
         deadline = loop.time() + wait_seconds
         while True:
             woken: asyncio.Future[None] = loop.create_future()
-            subscription = self._queue.on_change(functools.partial(_wake_threadsafe, loop, woken))
+            subscription = self._queue.on_change(functools.partial(_wake_threadsafe, loop, woken), server_id)
             try:
                 found = await self._run(call, *args)
                 remaining = deadline - loop.time()
@@ -279,9 +282,10 @@ class AsyncActionQueue:
 
     # Waiting (no I/O: not coroutines) ----------------------------------------
 
-    def on_change(self, callback: Callable[[], object]) -> ChangeSubscription:
-        """``callback()`` once at the queue's next change (``ActionQueue.on_change``)."""
-        return self._queue.on_change(callback)
+    def on_change(self, callback: Callable[[], object], server_id: str | None = None) -> ChangeSubscription:
+        """``callback()`` once at the queue's next change concerning
+        ``server_id`` (``ActionQueue.on_change``)."""
+        return self._queue.on_change(callback, server_id)
 
     def waiters(self) -> int:
         """Waits registered now (``ActionQueue.waiters``)."""
@@ -375,7 +379,7 @@ class AsyncActionQueue:
         """Audit events after ``cursor``, oldest first; with ``wait_seconds``, an
         empty answer waits for the next event, holding no thread
         (``ActionQueue.events_since``)."""
-        return await self._waiting(wait_seconds, self._queue.events_since, cursor, limit)
+        return await self._waiting(wait_seconds, None, self._queue.events_since, cursor, limit)
 
     # Decisions -----------------------------------------------------------------
 
@@ -401,7 +405,7 @@ class AsyncActionQueue:
     ) -> Claim | None:
         """Claims the server's oldest approved action; with ``wait_seconds``,
         waits for one, holding no thread (``ActionQueue.claim_next``)."""
-        return await self._waiting(wait_seconds, self._queue.claim_next, server_id, lease_seconds)
+        return await self._waiting(wait_seconds, server_id, self._queue.claim_next, server_id, lease_seconds)
 
     async def heartbeat(self, id: int, lease_token: str, lease_seconds: float | None = None) -> Action:
         """Extends the lease (``ActionQueue.heartbeat``)."""

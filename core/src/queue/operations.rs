@@ -20,7 +20,7 @@ use crate::limits;
 use crate::model::{
     Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp,
 };
-use crate::store::{ActionDraft, Change, ChangeKind, ConflictGuard, PageRequest};
+use crate::store::{ActionDraft, Change, ChangeKind, ConflictGuard, PageRequest, Topic};
 use crate::whitelist::ConflictPolicy;
 
 /// Every operation an [`ActionQueue`] offers, by name, in the order of this
@@ -354,7 +354,7 @@ impl ActionQueue {
                 limits::MAX_EVENTS_LIMIT
             )));
         }
-        self.waiting(wait, || {
+        self.waiting(Topic::Events, wait, || {
             self.expire_before_read()?;
             let events = self.store.events_since(cursor, limit as u32)?;
             Ok((!events.is_empty()).then_some(events))
@@ -502,7 +502,7 @@ impl ActionQueue {
         wait: Option<Duration>,
     ) -> Result<Option<Claim>> {
         self.allow(Operation::Claim, Target::Server(server_id))?;
-        self.waiting(wait, || {
+        self.waiting(Topic::Server(server_id), wait, || {
             self.expire_before_read()?;
             let now = self.now();
             let lease_expires_at = self.lease_until(now, lease)?;

@@ -1,24 +1,27 @@
 //! Waits (`docs/contract/push.md`): an operation that would answer "nothing"
-//! waits for the store's next change and tries again, until it has an answer
-//! or its wait ends. Waiters sleep on the store's [`Notifier`]; none polls.
+//! waits for the store's next change of its [`Topic`] (a claim: its server;
+//! events: any) and tries again, until it has an answer or its wait ends.
+//! Waiters sleep on the store's [`Notifier`]; none polls.
 
 use std::time::{Duration, Instant};
 
 use super::ActionQueue;
 use crate::error::Result;
 use crate::limits;
-use crate::store::Subscription;
+use crate::store::{Subscription, Topic};
 
 #[cfg(doc)]
 use crate::store::Notifier;
 
 impl ActionQueue {
     /// `attempt` until it has an answer or `wait` (checked against
-    /// [`limits::MAX_WAIT`]) ends; `None` for a wait that ended empty. Each
-    /// try reads the notifier's generation first, so a change committed
-    /// between the try and the sleep ends the sleep at once.
+    /// [`limits::MAX_WAIT`]) ends, again after each change of `topic`; `None`
+    /// for a wait that ended empty. Each try reads the notifier's generation
+    /// first, so a change committed between the try and the sleep ends the
+    /// sleep at once.
     pub(super) fn waiting<T>(
         &self,
+        topic: Topic<'_>,
         wait: Option<Duration>,
         mut attempt: impl FnMut() -> Result<Option<T>>,
     ) -> Result<Option<T>> {
@@ -33,36 +36,43 @@ impl ActionQueue {
             if let Some(found) = attempt()? {
                 return Ok(Some(found));
             }
-            if Instant::now() >= deadline || !notifier.wait_past(seen, deadline) {
+            if Instant::now() >= deadline || !notifier.wait_past(topic, seen, deadline) {
                 return Ok(None);
             }
         }
     }
 
     /// Runs `wake` once, on the thread that signals it, at the store's next
-    /// change (a commit that logged an event, here or in another process
-    /// sharing the store), unless the returned [`Subscription`] is dropped
-    /// first. The building block of a host's wait that holds no thread
-    /// (Python's `AsyncActionQueue`): subscribe, try the call with no wait,
-    /// and if it found nothing, await the wake (or the deadline), then start
-    /// over. `wake` should only hand the news on (complete a future, write to
-    /// a pipe): it runs on a committing thread.
+    /// change of `topic` (a commit that logged an event about that server,
+    /// or any event for [`Topic::Events`], here or in another process sharing
+    /// the store), unless the returned [`Subscription`] is dropped first. The
+    /// building block of a host's wait that holds no thread (Python's
+    /// `AsyncActionQueue`): subscribe to the topic the call waits on
+    /// (`claim_next`: its server; `events_since`: events), try the call with
+    /// no wait, and if it found nothing, await the wake (or the deadline),
+    /// then start over. `wake` should only hand the news on (complete a
+    /// future, write to a pipe): it runs on a committing thread.
     ///
     /// ```
     /// use std::sync::mpsc;
+    /// use actionq::store::Topic;
     ///
     /// let queue = actionq::ActionQueue::in_memory();
     /// queue.create_server("web-1", None)?;
     /// let (tx, rx) = mpsc::channel();
-    /// let subscription = queue.on_change(move || tx.send(()).unwrap());
+    /// let subscription = queue.on_change(Topic::Server("web-1"), move || tx.send(()).unwrap());
     /// queue.pause_server("web-1")?;
     /// rx.recv().unwrap();
     /// drop(subscription);
     /// assert_eq!(queue.waiters(), 0);
     /// # Ok::<(), actionq::Error>(())
     /// ```
-    pub fn on_change(&self, wake: impl FnOnce() + Send + 'static) -> Subscription {
-        self.store.notifier().subscribe(wake)
+    pub fn on_change(
+        &self,
+        topic: Topic<'_>,
+        wake: impl FnOnce() + Send + 'static,
+    ) -> Subscription {
+        self.store.notifier().subscribe(topic, wake)
     }
 
     /// Waiters registered on this queue's store now: waits in progress plus
@@ -70,5 +80,13 @@ impl ActionQueue {
     /// every wait has ended, however it ended.
     pub fn waiters(&self) -> usize {
         self.store.notifier().registrations()
+    }
+
+    /// Test instrumentation, hidden from the docs: how many waiters the
+    /// store's changes have woken so far ([`Notifier::woken`]), so a test can
+    /// see that a change of one server woke no waiter of another.
+    #[doc(hidden)]
+    pub fn wakes(&self) -> u64 {
+        self.store.notifier().woken()
     }
 }

@@ -93,7 +93,7 @@ pub(crate) mod sqlite;
 pub(crate) mod sweep;
 pub mod wake;
 
-pub use wake::{Notifier, Subscription};
+pub use wake::{Notifier, Subscription, Topic, Touched};
 
 /// Whether `location` names a PostgreSQL database (a `postgresql://` or
 /// `postgres://` URL) rather than a SQLite file: how every host picks the store.
@@ -236,11 +236,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// The notifier that wakes this store's waiters (`docs/contract/push.md`).
     /// The store calls [`Notifier::notify`] after every commit that logged an
-    /// event (never for a write that changed nothing, or waiters that re-check
-    /// would wake each other for ever), once its own locks are released; a
-    /// store that other processes share also signals it, from one watch
-    /// thread per store, when one of them commits (SQLite within 100 ms,
-    /// PostgreSQL through `LISTEN`/`NOTIFY`).
+    /// event, with the servers its events were about ([`Touched::record`];
+    /// never for a write that logged nothing, or waiters that re-check would
+    /// wake each other for ever), once its own locks are released; a store
+    /// that other processes share also signals it, from one watch thread per
+    /// store, when one of them commits (SQLite within 100 ms, PostgreSQL
+    /// through `LISTEN`/`NOTIFY`), with the servers that commit touched when
+    /// it can tell, else [`Touched::everything`].
     fn notifier(&self) -> &std::sync::Arc<Notifier>;
 
     /// How many actions each server has in each status, from the running

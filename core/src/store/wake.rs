@@ -1,36 +1,130 @@
 //! Waking waiters when the store changes (`docs/contract/push.md`).
 //!
 //! Every store owns one [`Notifier`]. The store signals it after each commit
-//! that logged something ([`Notifier::notify`]); a store shared with other
+//! that logged something, with what the commit [`Touched`] (the servers of
+//! the events it logged, [`Notifier::notify`]); a store shared with other
 //! processes also has one watch thread (`Watcher`) that signals it when
 //! another process commits (SQLite: `PRAGMA data_version` on a connection of
-//! its own; PostgreSQL: `LISTEN`). Waiters never poll the database: a
-//! blocking waiter sleeps on the notifier's condition variable, an async host
+//! its own, then one read of the events logged since; PostgreSQL: `LISTEN`,
+//! the servers in the payload). Waiters never poll the database: a blocking
+//! waiter sleeps on its [`Topic`]'s condition variable, an async host
 //! registers a one-shot callback ([`Notifier::subscribe`]), and both re-check
 //! after a wake.
 //!
+//! A waiter names its [`Topic`]: a claim waits for its server (only a change
+//! touching that server wakes it, so one approval wakes one agent, not the
+//! fleet), an events reader for any event. A change that cannot be attributed
+//! ([`Touched::everything`]) wakes every waiter.
+//!
 //! No wake is lost between a waiter's check and its sleep: a blocking waiter
 //! reads the [`Notifier::generation`] *before* it checks and sleeps only while
-//! the generation is still that one; a subscriber registers *before* it checks,
-//! so a change after the check has already run (or will run) its callback.
+//! no change of its topic came after that generation (each topic remembers the
+//! generation of the last change that touched it); a subscriber registers
+//! *before* it checks, so a change after the check has already run (or will
+//! run) its callback.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use std::{thread::Thread, time::Duration};
+
+use crate::model::EventKind;
+use crate::store::EventDraft;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// How long an idle watch thread sleeps before it looks whether its store is
 /// gone (and, for a listener, between reads of the connection).
 const WATCH_IDLE: Duration = Duration::from_millis(250);
 
+/// What a waiter waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic<'a> {
+    /// Any logged event (an events reader).
+    Events,
+    /// A change of this server's actions or of the server itself (a claim).
+    Server(&'a str),
+}
+
+/// What a commit changed, as waiters see it: whether it logged anything, and
+/// the servers its events were about (an action's or a server's event; a
+/// credential's is about none), or that it cannot say (wake everyone).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    logged: bool,
+    everything: bool,
+    servers: BTreeSet<String>,
+}
+
+impl Touched {
+    /// A change that may have touched anything: wakes every waiter.
+    pub fn everything() -> Self {
+        Touched {
+            logged: true,
+            everything: true,
+            servers: BTreeSet::new(),
+        }
+    }
+
+    /// Adds a logged event about `kind` and `subject` (as stored).
+    pub fn record(&mut self, kind: EventKind, subject: &str) {
+        self.logged = true;
+        if matches!(kind, EventKind::Action | EventKind::Server)
+            && !self.everything
+            && !self.servers.contains(subject)
+        {
+            self.servers.insert(subject.to_owned());
+        }
+    }
+
+    #[cfg(test)]
+    /// Action events about each of `ids`.
+    pub(crate) fn of_servers(ids: &[&str]) -> Self {
+        let mut touched = Touched::default();
+        for id in ids {
+            touched.record(EventKind::Action, id);
+        }
+        touched
+    }
+
+    /// Adds `event`.
+    pub fn record_event(&mut self, event: &EventDraft) {
+        self.record(event.kind, &event.subject);
+    }
+
+    /// Adds everything `other` touched.
+    pub fn merge(&mut self, other: Touched) {
+        self.logged |= other.logged;
+        self.everything |= other.everything;
+        if self.everything {
+            self.servers.clear();
+        } else {
+            self.servers.extend(other.servers);
+        }
+    }
+
+    /// Whether nothing was logged (nobody is woken).
+    pub fn is_empty(&self) -> bool {
+        !self.logged
+    }
+
+    /// Whether every waiter is woken.
+    pub fn is_everything(&self) -> bool {
+        self.everything
+    }
+
+    /// The servers touched (empty when [`Touched::is_everything`]).
+    pub fn servers(&self) -> impl Iterator<Item = &str> {
+        self.servers.iter().map(String::as_str)
+    }
+}
+
 /// The change signal of one store, shared by the store, its watch thread and
 /// every waiter. Counts what is registered so that tests (and hosts) can see
-/// that a waiter that gave up left nothing behind ([`Notifier::registrations`]).
+/// that a waiter that gave up left nothing behind ([`Notifier::registrations`]),
+/// and how many waiters each change woke ([`Notifier::woken`]).
 pub struct Notifier {
     state: Mutex<State>,
-    changed: Condvar,
     /// Runs whenever a waiter registers: makes sure the watch thread of a
     /// store shared with other processes is running.
     on_register: Option<Box<dyn Fn() + Send + Sync>>,
@@ -38,13 +132,73 @@ pub struct Notifier {
 
 type Wake = Box<dyn FnOnce() + Send>;
 
+/// The waiters of one topic, and the last change that touched it.
+#[derive(Default)]
+struct Waiters {
+    /// The generation of the last change of this topic.
+    changed_at: u64,
+    /// Blocking waiters asleep in [`Notifier::wait_past`], on `condvar`.
+    sleepers: usize,
+    condvar: Arc<Condvar>,
+    callbacks: HashMap<u64, Wake>,
+}
+
+impl Waiters {
+    /// Marks the topic changed at `generation`; its callbacks go to `wakes`
+    /// and its sleepers are woken (after the lock is released) through `condvars`.
+    /// How many waiters that wakes.
+    fn touch(
+        &mut self,
+        generation: u64,
+        wakes: &mut Vec<Wake>,
+        condvars: &mut Vec<Arc<Condvar>>,
+    ) -> usize {
+        self.changed_at = generation;
+        let callbacks = self.callbacks.len();
+        wakes.extend(self.callbacks.drain().map(|(_, wake)| wake));
+        if self.sleepers > 0 {
+            condvars.push(self.condvar.clone());
+        }
+        callbacks + self.sleepers
+    }
+}
+
 #[derive(Default)]
 struct State {
     generation: u64,
-    /// Blocking waiters asleep in [`Notifier::wait_past`].
-    sleepers: usize,
+    /// The generation of the last change that touched everything.
+    everything_at: u64,
+    events: Waiters,
+    /// Per server id; kept once made (one small entry per server that
+    /// changed or was waited on), so a change with nobody waiting is still
+    /// remembered for a waiter between its check and its sleep.
+    servers: HashMap<String, Waiters>,
     next_id: u64,
-    callbacks: HashMap<u64, Wake>,
+    registered: usize,
+    woken: u64,
+}
+
+impl State {
+    fn topic(&mut self, topic: Topic<'_>) -> &mut Waiters {
+        match topic {
+            Topic::Events => &mut self.events,
+            Topic::Server(id) => {
+                if !self.servers.contains_key(id) {
+                    self.servers.insert(id.to_owned(), Waiters::default());
+                }
+                self.servers.get_mut(id).expect("inserted")
+            }
+        }
+    }
+
+    /// The generation of the last change `topic`'s waiters care about.
+    fn changed_at(&self, topic: Topic<'_>) -> u64 {
+        let own = match topic {
+            Topic::Events => self.events.changed_at,
+            Topic::Server(id) => self.servers.get(id).map_or(0, |w| w.changed_at),
+        };
+        own.max(self.everything_at)
+    }
 }
 
 impl std::fmt::Debug for Notifier {
@@ -52,8 +206,8 @@ impl std::fmt::Debug for Notifier {
         let state = self.lock();
         f.debug_struct("Notifier")
             .field("generation", &state.generation)
-            .field("sleepers", &state.sleepers)
-            .field("callbacks", &state.callbacks.len())
+            .field("registered", &state.registered)
+            .field("woken", &state.woken)
             .finish()
     }
 }
@@ -69,7 +223,6 @@ impl Notifier {
     pub fn new() -> Self {
         Notifier {
             state: Mutex::default(),
-            changed: Condvar::new(),
             on_register: None,
         }
     }
@@ -89,18 +242,44 @@ impl Notifier {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Something changed: wakes every sleeping waiter and runs (then forgets)
-    /// every callback, on this thread, after the lock is released. Call it
-    /// after the commit, outside the store's own locks (a callback may take
-    /// a host's lock, such as Python's GIL).
-    pub fn notify(&self) {
-        let callbacks = {
+    /// A commit logged what `touched` says: wakes the sleeping waiters of
+    /// the touched servers and of [`Topic::Events`] (of every topic for
+    /// [`Touched::everything`]) and runs (then forgets) their callbacks, on
+    /// this thread, after the lock is released. Nothing for an empty
+    /// `touched`. Call it after the commit, outside the store's own locks (a
+    /// callback may take a host's lock, such as Python's GIL).
+    pub fn notify(&self, touched: &Touched) {
+        if touched.is_empty() {
+            return;
+        }
+        let mut wakes = Vec::new();
+        let mut condvars = Vec::new();
+        {
             let mut state = self.lock();
             state.generation = state.generation.wrapping_add(1);
-            std::mem::take(&mut state.callbacks)
-        };
-        self.changed.notify_all();
-        for wake in callbacks.into_values() {
+            let generation = state.generation;
+            let state = &mut *state;
+            let mut woken = state.events.touch(generation, &mut wakes, &mut condvars);
+            if touched.is_everything() {
+                state.everything_at = generation;
+                for waiters in state.servers.values_mut() {
+                    woken += waiters.touch(generation, &mut wakes, &mut condvars);
+                }
+            } else {
+                for id in touched.servers() {
+                    woken +=
+                        state
+                            .topic(Topic::Server(id))
+                            .touch(generation, &mut wakes, &mut condvars);
+                }
+            }
+            state.registered -= wakes.len();
+            state.woken += woken as u64;
+        }
+        for condvar in condvars {
+            condvar.notify_all();
+        }
+        for wake in wakes {
             wake();
         }
     }
@@ -111,45 +290,60 @@ impl Notifier {
         self.lock().generation
     }
 
-    /// Sleeps until a change after generation `seen` is signalled (true) or
-    /// `deadline` passes (false). Returns at once when one already was.
-    pub fn wait_past(&self, seen: u64, deadline: Instant) -> bool {
+    /// Sleeps until a change of `topic` after generation `seen` is signalled
+    /// (true) or `deadline` passes (false). Returns at once when one already was.
+    pub fn wait_past(&self, topic: Topic<'_>, seen: u64, deadline: Instant) -> bool {
         if let Some(register) = &self.on_register {
             register();
         }
         let mut state = self.lock();
-        state.sleepers += 1;
+        let condvar = {
+            let waiters = state.topic(topic);
+            waiters.sleepers += 1;
+            waiters.condvar.clone()
+        };
+        state.registered += 1;
         let changed = loop {
-            if state.generation != seen {
+            if state.changed_at(topic) > seen {
                 break true;
             }
             let now = Instant::now();
             if now >= deadline {
                 break false;
             }
-            state = self
-                .changed
+            state = condvar
                 .wait_timeout(state, deadline - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         };
-        state.sleepers -= 1;
+        state.topic(topic).sleepers -= 1;
+        state.registered -= 1;
         changed
     }
 
-    /// Runs `wake` once, at the next change (on the thread that signals it),
-    /// unless the returned [`Subscription`] is dropped first. Register before
-    /// checking, then check, then await the wake: no change is missed.
-    pub fn subscribe(self: &Arc<Self>, wake: impl FnOnce() + Send + 'static) -> Subscription {
+    /// Runs `wake` once, at the next change of `topic` (on the thread that
+    /// signals it), unless the returned [`Subscription`] is dropped first.
+    /// Register before checking, then check, then await the wake: no change
+    /// is missed.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        topic: Topic<'_>,
+        wake: impl FnOnce() + Send + 'static,
+    ) -> Subscription {
         if let Some(register) = &self.on_register {
             register();
         }
         let mut state = self.lock();
         let id = state.next_id;
         state.next_id += 1;
-        state.callbacks.insert(id, Box::new(wake));
+        state.registered += 1;
+        state.topic(topic).callbacks.insert(id, Box::new(wake));
         Subscription {
             notifier: Arc::downgrade(self),
+            server: match topic {
+                Topic::Events => None,
+                Topic::Server(server) => Some(server.into()),
+            },
             id,
         }
     }
@@ -157,8 +351,13 @@ impl Notifier {
     /// Waiters registered now: blocking waiters asleep plus callbacks not yet
     /// run. Zero once every waiter has been answered, timed out or given up.
     pub fn registrations(&self) -> usize {
-        let state = self.lock();
-        state.sleepers + state.callbacks.len()
+        self.lock().registered
+    }
+
+    /// How many waiters changes have woken so far (callbacks run plus
+    /// sleepers signalled): what changes cost, for tests and metrics.
+    pub fn woken(&self) -> u64 {
+        self.lock().woken
     }
 }
 
@@ -167,6 +366,8 @@ impl Notifier {
 #[derive(Debug)]
 pub struct Subscription {
     notifier: Weak<Notifier>,
+    /// The topic: a server, or `None` for [`Topic::Events`].
+    server: Option<Box<str>>,
     id: u64,
 }
 
@@ -178,9 +379,20 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(notifier) = self.notifier.upgrade() {
+            let topic = match &self.server {
+                None => Topic::Events,
+                Some(server) => Topic::Server(server),
+            };
             // Dropped outside the lock: a host's callback may hold host
             // objects whose release takes the host's own lock.
-            let wake = notifier.lock().callbacks.remove(&self.id);
+            let wake = {
+                let mut state = notifier.lock();
+                let wake = state.topic(topic).callbacks.remove(&self.id);
+                if wake.is_some() {
+                    state.registered -= 1;
+                }
+                wake
+            };
             drop(wake);
         }
     }
@@ -189,10 +401,11 @@ impl Drop for Subscription {
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// How a store learns of other processes' commits, on its watch thread.
 pub(crate) trait Watch: Send + 'static {
-    /// Waits up to about `at_most` for a commit by another connection.
-    /// True when there was one, or may have been one unseen (the first call,
-    /// after a reconnect): every waiter then checks again.
-    fn changed(&mut self, at_most: Duration) -> bool;
+    /// Waits up to about `at_most` for a commit by another connection, and
+    /// says what it touched (empty when there was none):
+    /// [`Touched::everything`] when it cannot say, or when a commit may have
+    /// gone unseen (the first call, after a reconnect).
+    fn changed(&mut self, at_most: Duration) -> Touched;
 
     /// Whether the thread must keep reading while nobody waits (a listening
     /// connection must be drained, or the server queues notifications for it).
@@ -268,9 +481,10 @@ fn watch(notifier: Weak<Notifier>, mut source: Box<dyn Watch>) {
             std::thread::park_timeout(WATCH_IDLE);
             continue;
         }
-        if source.changed(WATCH_IDLE) {
+        let touched = source.changed(WATCH_IDLE);
+        if !touched.is_empty() {
             match notifier.upgrade() {
-                Some(strong) => strong.notify(),
+                Some(strong) => strong.notify(&touched),
                 None => return,
             }
         }
@@ -287,11 +501,28 @@ mod tests {
     fn a_change_before_the_sleep_is_not_missed() {
         let notifier = Notifier::new();
         let seen = notifier.generation();
-        notifier.notify();
+        notifier.notify(&Touched::of_servers(&["a"]));
         let start = Instant::now();
-        assert!(notifier.wait_past(seen, Instant::now() + Duration::from_secs(30)));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        assert!(notifier.wait_past(Topic::Server("a"), seen, deadline));
+        assert!(notifier.wait_past(Topic::Events, seen, deadline));
         assert!(start.elapsed() < Duration::from_secs(30));
         assert_eq!(notifier.registrations(), 0);
+    }
+
+    #[test]
+    fn a_change_of_another_server_does_not_end_a_sleep() {
+        let notifier = Notifier::new();
+        let seen = notifier.generation();
+        notifier.notify(&Touched::of_servers(&["a"]));
+        let mut credential = Touched::default();
+        credential.record(EventKind::Credential, "ops");
+        notifier.notify(&credential);
+        notifier.notify(&Touched::default());
+        let soon = Instant::now() + Duration::from_millis(50);
+        assert!(!notifier.wait_past(Topic::Server("b"), seen, soon));
+        notifier.notify(&Touched::everything());
+        assert!(notifier.wait_past(Topic::Server("b"), seen, Instant::now()));
     }
 
     #[test]
@@ -299,19 +530,39 @@ mod tests {
         let notifier = Arc::new(Notifier::new());
         let runs = Arc::new(AtomicUsize::new(0));
         let counted = runs.clone();
-        let kept = notifier.subscribe(move || {
+        let kept = notifier.subscribe(Topic::Events, move || {
             counted.fetch_add(1, Ordering::SeqCst);
         });
         let counted = runs.clone();
-        let dropped = notifier.subscribe(move || {
+        let dropped = notifier.subscribe(Topic::Events, move || {
             counted.fetch_add(100, Ordering::SeqCst);
         });
         assert_eq!(notifier.registrations(), 2);
         drop(dropped);
-        notifier.notify();
-        notifier.notify();
+        notifier.notify(&Touched::everything());
+        notifier.notify(&Touched::everything());
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         drop(kept);
+        assert_eq!(notifier.registrations(), 0);
+    }
+
+    #[test]
+    fn callbacks_run_for_their_topic_only() {
+        let notifier = Arc::new(Notifier::new());
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let subscribe = |topic: Topic<'_>, name: &'static str| {
+            let runs = runs.clone();
+            notifier.subscribe(topic, move || runs.lock().unwrap().push(name))
+        };
+        let _a = subscribe(Topic::Server("a"), "a");
+        let _b = subscribe(Topic::Server("b"), "b");
+        let _events = subscribe(Topic::Events, "events");
+        notifier.notify(&Touched::of_servers(&["a"]));
+        assert_eq!(*runs.lock().unwrap(), ["events", "a"]);
+        assert_eq!(notifier.registrations(), 1);
+        assert_eq!(notifier.woken(), 2);
+        notifier.notify(&Touched::everything());
+        assert_eq!(*runs.lock().unwrap(), ["events", "a", "b"]);
         assert_eq!(notifier.registrations(), 0);
     }
 }

@@ -30,6 +30,7 @@ use crate::error::Result;
 use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Event, Server, Timestamp};
 use crate::store::sweep::{sweep, Due, Sweep};
+use crate::store::wake::Touched;
 use crate::store::{
     ActionDraft, AuditReport, Change, ConflictGuard, Delivery, DeliveryUpdate, JobLease, Notifier,
     PageRequest, Store,
@@ -43,7 +44,7 @@ pub struct MemoryStore {
 }
 
 /// The write lock; when it is released after a write that logged events,
-/// the store's waiters are woken.
+/// the waiters of the servers they are about are woken.
 struct Writing<'a> {
     guard: Option<RwLockWriteGuard<'a, Inner>>,
     events_before: usize,
@@ -65,13 +66,13 @@ impl DerefMut for Writing<'_> {
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
-        let logged = self
-            .guard
-            .take()
-            .is_some_and(|inner| inner.events.len() != self.events_before);
-        if logged {
-            self.notifier.notify();
+        let mut touched = Touched::default();
+        if let Some(inner) = self.guard.take() {
+            for event in &inner.events[self.events_before.min(inner.events.len())..] {
+                touched.record(event.kind, inner.strings.get(event.subject));
+            }
         }
+        self.notifier.notify(&touched);
     }
 }
 

@@ -212,6 +212,7 @@ pub(super) fn insert(conn: &mut Conn, draft: ActionDraft, guard: &ConflictGuard)
         &params,
     )
     .db("create action")?;
+    conn.logged.record_event(&event);
     Ok(action)
 }
 

@@ -6,11 +6,16 @@ use std::collections::HashMap;
 use postgres::{Client, NoTls, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::store::wake::Touched;
+
 /// A pooled connection and its prepared statements.
 pub(super) struct Conn {
     pub(super) client: Client,
     statements: HashMap<String, Statement>,
     pub(super) broken: bool,
+    /// What the open transaction logged (its `NOTIFY` payload, see `wake`):
+    /// every statement that inserts events notes them here.
+    pub(super) logged: Touched,
 }
 
 impl Conn {
@@ -66,6 +71,7 @@ impl Manager {
             client,
             statements: HashMap::new(),
             broken: false,
+            logged: Touched::default(),
         })
     }
 }

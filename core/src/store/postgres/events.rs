@@ -131,6 +131,9 @@ pub(super) fn log(conn: &mut Conn, events: &[EventDraft]) -> Out<()> {
         ],
     )
     .db("log event")?;
+    for event in events {
+        conn.logged.record_event(event);
+    }
     Ok(())
 }
 

@@ -65,7 +65,7 @@ use crate::error::{Error, Result};
 use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
 use crate::store::sweep::{sweep, Due, Sweep};
-use crate::store::wake::Watcher;
+use crate::store::wake::{Touched, Watcher};
 use crate::store::{
     ActionDraft, AuditReport, Change, ConflictGuard, Delivery, DeliveryUpdate, JobLease, Notifier,
     PageRequest, Store,
@@ -159,10 +159,9 @@ fn connection_lost(e: &postgres::Error) -> bool {
 enum Mode {
     /// One statement, its own commit.
     Single,
-    /// A transaction whose commit wakes the waiters (`wake::commit`).
+    /// A transaction whose commit wakes the waiters of what it logged
+    /// (`wake::commit`; a write that logged no event wakes nobody).
     Write,
-    /// A transaction that wakes nobody.
-    Quiet,
 }
 
 /// A [`Store`] in a PostgreSQL database. Any number of stores, in any number of
@@ -245,6 +244,7 @@ impl PostgresStore {
             attempts += 1;
             let tx = mode != Mode::Single;
             let mut conn = self.conn(what)?;
+            conn.logged = Touched::default();
             let first = if tx {
                 conn.client.batch_execute("BEGIN")
             } else {
@@ -258,23 +258,16 @@ impl PostgresStore {
                 return Err(storage(what, e));
             }
             let result = f(&mut conn).and_then(|out| {
-                let notified = match mode {
-                    Mode::Single => false,
-                    Mode::Write => wake::commit(&mut conn.client).db(what)?,
-                    Mode::Quiet => conn
-                        .client
-                        .batch_execute("COMMIT")
-                        .db(what)
-                        .map(|()| false)?,
-                };
-                Ok((out, notified))
+                let logged = std::mem::take(&mut conn.logged);
+                if tx {
+                    wake::commit(&mut conn.client, &logged).db(what)?;
+                }
+                Ok((out, logged))
             });
             match result {
-                Ok((out, notified)) => {
+                Ok((out, logged)) => {
                     drop(conn);
-                    if notified {
-                        self.notifier.notify();
-                    }
+                    self.notifier.notify(&logged);
                     return Ok(out);
                 }
                 Err(failure) => {
@@ -312,17 +305,6 @@ impl PostgresStore {
         f: impl FnMut(&mut Conn) -> std::result::Result<T, Failure>,
     ) -> Result<T> {
         self.run(what, Mode::Write, f)
-    }
-
-    /// A transaction that wakes nobody: for writes that log no event (job
-    /// leases, delivery cursors), which waiters on the log must not take
-    /// for news.
-    fn write_quiet<T>(
-        &self,
-        what: &str,
-        f: impl FnMut(&mut Conn) -> std::result::Result<T, Failure>,
-    ) -> Result<T> {
-        self.run(what, Mode::Quiet, f)
     }
 
     /// A single statement (its own snapshot, its own commit).
@@ -451,7 +433,7 @@ impl Store for PostgresStore {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> Result<Result<JobLease, JobLease>> {
-        self.write_quiet("take lease", |conn| {
+        self.write("take lease", |conn| {
             jobs::take_lease(conn, name, holder, now, expires_at)
         })
     }
@@ -463,7 +445,7 @@ impl Store for PostgresStore {
     }
 
     fn register_delivery(&self, name: &str, kind: &str) -> Result<Delivery> {
-        self.write_quiet("register delivery", |conn| jobs::register(conn, name, kind))
+        self.write("register delivery", |conn| jobs::register(conn, name, kind))
     }
 
     fn record_delivery(
@@ -473,7 +455,7 @@ impl Store for PostgresStore {
         now: Timestamp,
         update: &DeliveryUpdate,
     ) -> Result<Delivery> {
-        self.write_quiet("record delivery", |conn| {
+        self.write("record delivery", |conn| {
             jobs::record(conn, name, holder, now, update)
         })
     }

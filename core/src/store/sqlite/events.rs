@@ -118,6 +118,7 @@ impl Marks {
             ])
         })
         .context("log event")?;
+        super::wake::logged(event);
         self.last_event_id = id;
         self.head = Some(AuditHead {
             last_event_id: id,

@@ -212,38 +212,18 @@ impl SqliteStore {
     }
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer, committing
-    /// only if it succeeds; then, if it changed any row, wakes the waiters.
+    /// only if it succeeds; then wakes the waiters of what its events were
+    /// about (none when it logged nothing).
     fn write<T>(&self, what: &str, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = lock(&self.writer);
-        let before = conn.total_changes();
+        wake::take_logged();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context(what)?;
         let out = f(&tx)?;
         tx.commit().context(what)?;
-        let changed = conn.total_changes() != before;
         drop(conn);
-        if changed {
-            self.notifier.notify();
-        }
-        Ok(out)
-    }
-
-    /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer, committing
-    /// only if it succeeds, and wakes nobody: for writes that log no event
-    /// (job leases, delivery cursors), which waiters on the log must not
-    /// take for news. (Other processes' watch threads see any commit.)
-    fn write_quiet<T>(
-        &self,
-        what: &str,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let mut conn = lock(&self.writer);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .context(what)?;
-        let out = f(&tx)?;
-        tx.commit().context(what)?;
+        self.notifier.notify(&wake::take_logged());
         Ok(out)
     }
 
@@ -273,10 +253,12 @@ impl SqliteStore {
                     tickets: group.iter().map(|c| c.ticket).collect(),
                     results: Vec::new(),
                 };
+                wake::take_logged();
                 writing.results = self.write_group(group);
                 // Signalled before anyone of the group is answered.
+                let logged = wake::take_logged();
                 if writing.results.iter().any(|(_, r)| r.is_ok()) {
-                    self.notifier.notify();
+                    self.notifier.notify(&logged);
                 }
                 drop(writing);
                 state = groups.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -484,17 +466,17 @@ impl Store for SqliteStore {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> Result<Result<JobLease, JobLease>> {
-        self.write_quiet("take lease", |tx| {
+        self.write("take lease", |tx| {
             jobs::take_lease(tx, name, holder, now, expires_at)
         })
     }
 
     fn release_lease(&self, name: &str, holder: &str) -> Result<bool> {
-        self.write_quiet("release lease", |tx| jobs::release_lease(tx, name, holder))
+        self.write("release lease", |tx| jobs::release_lease(tx, name, holder))
     }
 
     fn register_delivery(&self, name: &str, kind: &str) -> Result<Delivery> {
-        self.write_quiet("register delivery", |tx| jobs::register(tx, name, kind))
+        self.write("register delivery", |tx| jobs::register(tx, name, kind))
     }
 
     fn record_delivery(
@@ -504,7 +486,7 @@ impl Store for SqliteStore {
         now: Timestamp,
         update: &DeliveryUpdate,
     ) -> Result<Delivery> {
-        self.write_quiet("record delivery", |tx| {
+        self.write("record delivery", |tx| {
             jobs::record(tx, name, holder, now, update)
         })
     }

@@ -14,6 +14,7 @@ use super::actions::{
 use super::credentials::FIND_SQL;
 use super::events::{HEAD_SQL, MARKS_SQL, SINCE_SQL};
 use super::servers::SELECT_SERVER_SQL;
+use super::wake::{LAST_EVENT_SQL, LOGGED_SINCE_SQL};
 use super::{lock, SqliteOptions, SqliteStore};
 use crate::model::{ActionFilter, ActionStatus};
 use crate::store::PageRequest;
@@ -138,6 +139,11 @@ fn expectations() -> Vec<(String, String, Vec<&'static str>)> {
             "actions_by_server_status",
         ),
         ("events since", SINCE_SQL, "INTEGER PRIMARY KEY"),
+        (
+            "watch: logged since",
+            LOGGED_SINCE_SQL,
+            "INTEGER PRIMARY KEY",
+        ),
         ("audit head", HEAD_SQL, "PRIMARY KEY"),
         ("authenticate", FIND_SQL, "sqlite_autoindex_credentials_1"),
     ]
@@ -149,6 +155,11 @@ fn expectations() -> Vec<(String, String, Vec<&'static str>)> {
         "id marks".to_owned(),
         MARKS_SQL.to_owned(),
         vec!["PRIMARY KEY", "MAX"],
+    ));
+    cases.push((
+        "watch: last event".to_owned(),
+        LAST_EVENT_SQL.to_owned(),
+        vec!["MAX"],
     ));
     // Listing pages, per combination of filters; without a status filter,
     // every arm of the merge per status.
