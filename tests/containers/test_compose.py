@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,11 +24,9 @@ import httpx
 import pytest
 
 import actionq
+from compose_support import POSTGRES_UID, ROOT, SERVER_UID, free_port, write
 
-ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "actionq-test"
-SERVER_UID = 10001  # the image's `actionq` user
-POSTGRES_UID = 999  # tests/containers/postgres/Dockerfile
 API_KEY = "compose-test-bootstrap-key-0123456789"
 DB_PASSWORD = "compose-test-db-password-5e1f"
 
@@ -37,13 +34,6 @@ DB_PASSWORD = "compose-test-db-password-5e1f"
 # would need a whole system in the agent's container.
 WHITELIST = json.loads(actionq.DEFAULT_WHITELIST_JSON)
 WHITELIST["actions"]["disk_usage"] = {"command": "df -P /"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -87,12 +77,6 @@ class Deployment:
                 logs = self.compose("logs", "--no-color", "--tail", "60", check=False)
                 pytest.fail(f"not ready after {timeout} s:\n{logs.stdout}")
             time.sleep(0.25)
-
-
-def write(path: Path, text: str, mode: int, uid: int = 0) -> None:
-    path.write_text(text, encoding="utf-8")
-    os.chown(path, uid, uid)
-    path.chmod(mode)
 
 
 @pytest.fixture(scope="module")
