@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", ROOT / "docs" / "README.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]
@@ -117,25 +117,27 @@ def run_python(code: str, folder: Path) -> subprocess.CompletedProcess[str]:
 
 def run_shell(script: str, folder: Path) -> subprocess.CompletedProcess[str]:
     """``bash -e`` on ``script`` in ``folder``, in a session of its own that is
-    killed after (a server it left in the background included)."""
-    shell = subprocess.Popen(
-        ["bash", "-e", "-c", script.replace("8080", str(free_port()))],
-        cwd=folder,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=clean_env(),
-        start_new_session=True,
-    )
-    try:
-        out, _ = shell.communicate(timeout=RUN_TIMEOUT)
-    finally:
+    killed after (a server it left in the background included). The output
+    goes to a file: a pipe would stay open as long as that server."""
+    output = folder / "shell-output.txt"
+    with output.open("w") as out:
+        shell = subprocess.Popen(
+            ["bash", "-e", "-c", script.replace("8080", str(free_port()))],
+            cwd=folder,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=clean_env(),
+            start_new_session=True,
+        )
         try:
-            os.killpg(shell.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        shell.wait()
-    return subprocess.CompletedProcess(shell.args, shell.returncode, out, "")
+            shell.wait(timeout=RUN_TIMEOUT)
+        finally:
+            try:
+                os.killpg(shell.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            shell.wait()
+    return subprocess.CompletedProcess(shell.args, shell.returncode, output.read_text(), "")
 
 
 def clean_env() -> dict[str, str]:

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import pytest
 import trustme
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 import actionq
 from compose_support import POSTGRES_UID, ROOT, SERVER_UID, free_port, write
@@ -129,6 +129,7 @@ class Fleet:
 
     def wait(self, action_id: int, statuses: tuple[str, ...], timeout: float = 90, replica: str = "server-2") -> dict[str, Any]:
         deadline = time.monotonic() + timeout
+        action: dict[str, Any]
         with self.api(replica) as api:
             while (action := api.get(f"/actions/{action_id}").json())["status"] not in statuses:
                 assert time.monotonic() < deadline, f"{action}\n{self.logs(*AGENTS)}"
@@ -301,11 +302,13 @@ def test_an_agent_cut_off_mid_action_loses_its_lease_and_never_runs_it_again(fle
 def test_a_replica_killed_agents_carry_on_through_the_other(fleet: Fleet) -> None:
     replica = fleet.container("server")
     subprocess.run(["docker", "kill", replica], check=True, capture_output=True)
-    assert fleet.readyz("server") is None
+    assert _inspect(replica, "{{.State.Running}}") == "false"
     ids = [fleet.create(server_id, seconds=1) for server_id in AGENTS.values()]
     outcomes = [fleet.wait(action_id, ("completed", "failed"))["status"] for action_id in ids]
     print(f"\nreplica `server` killed -> {len(ids)} actions through `server-2`: {outcomes}")
     assert outcomes == ["completed"] * len(ids)
+    # Down all along (a restart policy did not bring it back in between).
+    assert (_inspect(replica, "{{.State.Running}}"), fleet.readyz("server")) == ("false", None)
     fleet.assert_each_ran_once()
     fleet.compose("up", "-d", "--no-build", "server")
     fleet.wait_ready("server")
