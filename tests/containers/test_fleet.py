@@ -34,7 +34,7 @@ import trustme
 import yaml  # type: ignore[import-untyped]
 
 import actionq
-from compose_support import POSTGRES_UID, ROOT, SERVER_UID, free_port, write
+from compose_support import ROOT, SERVER_UID, compose, free_port, write, write_secrets
 
 PROJECT = "actionq-fleet"
 NETWORK = f"{PROJECT}_default"
@@ -70,20 +70,8 @@ class Fleet:
     created: dict[int, tuple[str, int]] = field(default_factory=dict)
     cut_off: set[int] = field(default_factory=set)
 
-    def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "ACTIONQ_PUBLISH_PORT": str(self.ports["server"])}
-        files = ["-f", str(ROOT / "compose.yaml"), "-f", str(self.folder / "override.yaml")]
-        done = subprocess.run(
-            ["docker-compose", "-p", PROJECT, *files, "--profile", "agents", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check:
-            assert done.returncode == 0, f"docker-compose {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-        return done
+    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return compose(PROJECT, self.folder, self.ports["server"], "--profile", "agents", *args, check=check)
 
     def url(self, replica: str) -> str:
         return f"https://127.0.0.1:{self.ports[replica]}"
@@ -167,12 +155,7 @@ def fleet() -> Iterator[Fleet]:
     certificate = ca.issue_cert(*REPLICAS, "localhost", "127.0.0.1")
     signing = actionq.ClaimSigningKey.generate()
 
-    secrets = folder / "secrets"
-    secrets.mkdir(mode=0o755)
-    write(secrets / "api_key", API_KEY + "\n", 0o400, SERVER_UID)
-    write(secrets / "db_password", DB_PASSWORD + "\n", 0o400, POSTGRES_UID)
-    write(secrets / "database_url", f"postgresql://actionq:{DB_PASSWORD}@postgres:5432/actionq\n", 0o400, SERVER_UID)
-    write(secrets / "claim_signing_key", signing.to_pem(), 0o600, SERVER_UID)
+    secrets = write_secrets(folder, API_KEY, DB_PASSWORD, signing.to_pem())
     config = folder / "config"
     config.mkdir(mode=0o755)
     write(config / "whitelist.json", json.dumps(WHITELIST), 0o644)
@@ -233,7 +216,7 @@ def fleet() -> Iterator[Fleet]:
             "server-2": second,
             **agents,
         },
-        "secrets": {name: {"file": str(secrets / name)} for name in ("api_key", "db_password", "database_url", "claim_signing_key")},
+        "secrets": secrets,
     }
     (folder / "override.yaml").write_text(json.dumps(override, indent=2), encoding="utf-8")
     fleet = Fleet(folder, ports, ca)
