@@ -4,7 +4,9 @@
 # Configuration by environment (docs/contract/deployment.md): ACTIONQ_API_KEY or
 # ACTIONQ_API_KEY_FILE, ACTIONQ_DATABASE or ACTIONQ_DATABASE_FILE (default: a
 # SQLite file in the /data volume), ACTIONQ_ALLOWED_HOSTS, ACTIONQ_WHITELIST,
-# ACTIONQ_SIGNING_KEY_FILE, ACTIONQ_LOG_FORMAT (json by default here).
+# ACTIONQ_SIGNING_KEY_FILE, ACTIONQ_LOG_FORMAT (json by default here),
+# ACTIONQ_TLS_CERT and ACTIONQ_TLS_KEY (https; the health check follows, on
+# loopback, where the certificate's name is not checked).
 
 # --- build: the Python wheel (server included) and the agent, release mode ---
 FROM rust:1.95-slim-bookworm AS build
@@ -45,7 +47,7 @@ USER actionq
 VOLUME /data
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["python3", "-c", "import os, sys, urllib.request; sys.exit(urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('ACTIONQ_PORT', '8080')}/healthz\", timeout=2).status != 200)"]
+  CMD ["python3", "-c", "import os, ssl, sys, urllib.request; tls = bool(os.environ.get('ACTIONQ_TLS_CERT')); sys.exit(urllib.request.urlopen(f\"{'https' if tls else 'http'}://127.0.0.1:{os.environ.get('ACTIONQ_PORT', '8080')}/healthz\", timeout=2, context=ssl._create_unverified_context() if tls else None).status != 200)"]
 ENTRYPOINT ["actionq-server"]
 LABEL io.actionq.image=server
 

@@ -26,7 +26,7 @@ include mk/*.mk
 test:
 	$(WITH_POSTGRES) $(MAKE) --no-print-directory test-suites
 
-test-suites: lint test-rust test-bench-build test-python test-agent test-c test-hosts test-fault $(CONTAINER_SUITES)
+test-suites: lint test-rust test-bench-build test-python test-agent test-c test-hosts test-fault docs $(CONTAINER_SUITES)
 	@echo "make test: all suites passed"
 
 lint:

@@ -1,4 +1,4 @@
-# Benchmarks. See "Benchmarks" in README.md.
+# Benchmarks. See docs/guide/benchmarks.md.
 #   make bench             everything: Rust, Python binding, status quo, HTTP, GIL, agent;
 #                          prints a table, writes target/bench/summary.json
 #   make bench-rust        the Rust-only parts (no venv needed)

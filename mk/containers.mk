@@ -1,7 +1,9 @@
 # The image and compose file on real containers (docs/contract/deployment.md).
 #   make test-containers   base images (tests/containers/base-images.sh, once per
 #                          machine), the server, agent and PostgreSQL images, then
-#                          tests/containers against `docker-compose up`
+#                          tests/containers against `docker-compose up`: the compose
+#                          file as it is (test_compose.py), and two https replicas,
+#                          PostgreSQL and three agents through faults (test_fleet.py)
 # `make test` runs it when `docker info` answers (an engine to talk to).
 .PHONY: test-containers container-images
 

@@ -1,8 +1,8 @@
 ## Mutation testing, one cargo-mutants run per area: each area mutates its
 ## files and tests every mutant with the suites that guard them (not every
 ## suite: a mutant costs one rebuild plus one run of its area's suites, and
-## the machine has 2 cores). Not part of `make test`; see README "Mutation
-## testing" for the areas' figures.
+## the machine has 2 cores). Not part of `make test`; see docs/guide/testing.md#mutation-testing-make-mutants
+## for the areas' figures.
 ##
 ## - rules: the queue, the status machine and create rules (rules, store), the
 ##   whitelist and both stores, with the behavioural suites plus the quick

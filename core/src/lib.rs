@@ -67,3 +67,9 @@ pub use store::{is_postgres_url, Store};
 pub use whitelist::{
     ApprovalPolicy, AutoApproveBudget, ConflictPolicy, ParamKind, Whitelist, DEFAULT_WHITELIST_JSON,
 };
+
+/// The book's Rust chapter (docs/guide/rust.md): its examples are doctests, so
+/// they compile and run as the book shows them (`cargo test --doc BookGuide`).
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide/rust.md")]
+pub struct BookGuideRust;

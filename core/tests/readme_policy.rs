@@ -1,9 +1,10 @@
-//! The README's "Approval policy and tamper-evident audit" example: its
-//! whitelist config read from the README itself, and its Rust walk-through
-//! run as written (on a SQLite file and a manual clock, so the ttl step's "an
-//! hour later" is checked too). `readme_walk_through_is_the_one_tested`
-//! compares the README's Rust block with the body of `walk_through` below, so
-//! an edit to either fails until both agree.
+//! The book's "Approval policy and tamper-evident audit" chapter
+//! (docs/guide/policy-and-audit.md): its whitelist config read from the page
+//! itself, and its Rust walk-through run as written (on a SQLite file and a
+//! manual clock, so the ttl step's "an hour later" is checked too).
+//! `readme_walk_through_is_the_one_tested` compares the page's Rust block (marked
+//! `ignore` for rustdoc: it is run here) with the body of `walk_through` below,
+//! so an edit to either fails until both agree.
 #![cfg(feature = "sqlite")]
 
 use std::sync::Arc;
@@ -12,26 +13,18 @@ use actionq::{
     ActionQueue, ActionStatus, ErrorKind, ManualClock, NewAction, Principal, Role, Whitelist,
 };
 
-const README: &str = include_str!("../../README.md");
+const README: &str = include_str!("../../docs/guide/policy-and-audit.md");
 const THIS_FILE: &str = include_str!("readme_policy.rs");
 
-fn readme_section() -> &'static str {
-    README
-        .split("## Approval policy and tamper-evident audit")
-        .nth(1)
-        .expect("the README has the section")
-        .split("\n## ")
-        .next()
-        .unwrap()
-}
-
-/// The text of the section's first fenced block of `language`.
+/// The text of the page's first fenced block of `language` (info string
+/// `language` or `language <flags>`).
 fn readme_block(language: &str) -> &'static str {
-    let fence = format!("```{language}\n");
-    let block = readme_section()
+    let fence = format!("```{language}");
+    let block = README
         .split(fence.as_str())
         .nth(1)
         .unwrap_or_else(|| panic!("the section has a {language} block"));
+    let block = block.split_once('\n').expect("a fence line ends").1;
     block.split("```").next().unwrap()
 }
 
@@ -128,7 +121,7 @@ fn readme_walk_through_is_the_one_tested() {
         assert_eq!(
             readme.matches(&from).count(),
             1,
-            "README.md's Rust walk-through no longer has, once: {from}"
+            "docs/guide/policy-and-audit.md's Rust walk-through no longer has, once: {from}"
         );
         readme = readme.replacen(&from, &squeeze(to), 1);
     }
@@ -139,7 +132,7 @@ fn readme_walk_through_is_the_one_tested() {
         .expect("the markers around walk_through's body");
     assert!(
         readme == squeeze(tested),
-        "README.md's Rust walk-through (section \"Approval policy and tamper-evident audit\") \
+        "docs/guide/policy-and-audit.md's Rust walk-through \
          and walk_through() in core/tests/readme_policy.rs differ (whitespace aside, after \
          ADAPTATIONS); edit both.\nREADME, adapted:\n{readme}\ntested:\n{}",
         squeeze(tested)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,11 +24,9 @@ import httpx
 import pytest
 
 import actionq
+from compose_support import SERVER_UID, compose, free_port, write, write_secrets
 
-ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "actionq-test"
-SERVER_UID = 10001  # the image's `actionq` user
-POSTGRES_UID = 999  # tests/containers/postgres/Dockerfile
 API_KEY = "compose-test-bootstrap-key-0123456789"
 DB_PASSWORD = "compose-test-db-password-5e1f"
 
@@ -37,13 +34,6 @@ DB_PASSWORD = "compose-test-db-password-5e1f"
 # would need a whole system in the agent's container.
 WHITELIST = json.loads(actionq.DEFAULT_WHITELIST_JSON)
 WHITELIST["actions"]["disk_usage"] = {"command": "df -P /"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -57,19 +47,8 @@ class Deployment:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "ACTIONQ_PUBLISH_PORT": str(self.port)}
-        done = subprocess.run(
-            ["docker-compose", "-p", PROJECT, "-f", str(ROOT / "compose.yaml"), "-f", str(self.folder / "override.yaml"), *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check:
-            assert done.returncode == 0, f"docker-compose {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-        return done
+    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return compose(PROJECT, self.folder, self.port, *args, check=check)
 
     def api(self, key: str = API_KEY) -> httpx.Client:
         return httpx.Client(base_url=self.url + "/api/v1", headers={"X-API-Key": key}, timeout=30)
@@ -89,24 +68,13 @@ class Deployment:
             time.sleep(0.25)
 
 
-def write(path: Path, text: str, mode: int, uid: int = 0) -> None:
-    path.write_text(text, encoding="utf-8")
-    os.chown(path, uid, uid)
-    path.chmod(mode)
-
-
 @pytest.fixture(scope="module")
 def deployment() -> Iterator[Deployment]:
     folder = Path(tempfile.mkdtemp(prefix="actionq-compose-"))
     folder.chmod(0o755)
-    secrets = folder / "secrets"
-    secrets.mkdir(mode=0o755)
     port = free_port()
     signing = actionq.ClaimSigningKey.generate()
-    write(secrets / "api_key", API_KEY + "\n", 0o400, SERVER_UID)
-    write(secrets / "db_password", DB_PASSWORD + "\n", 0o400, POSTGRES_UID)
-    write(secrets / "database_url", f"postgresql://actionq:{DB_PASSWORD}@postgres:5432/actionq\n", 0o400, SERVER_UID)
-    write(secrets / "claim_signing_key", signing.to_pem(), 0o600, SERVER_UID)
+    secrets = write_secrets(folder, API_KEY, DB_PASSWORD, signing.to_pem())
     config = folder / "config"
     config.mkdir(mode=0o755)
     write(config / "whitelist.json", json.dumps(WHITELIST), 0o644)
@@ -146,7 +114,7 @@ def deployment() -> Iterator[Deployment]:
                 "profiles": ["agent"],
             },
         },
-        "secrets": {name: {"file": str(secrets / name)} for name in ("api_key", "db_password", "database_url", "claim_signing_key")},
+        "secrets": secrets,
     }
     (folder / "override.yaml").write_text(json.dumps(override, indent=2), encoding="utf-8")
     deployment = Deployment(folder, port)

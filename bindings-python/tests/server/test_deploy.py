@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trustme
 from fastapi.testclient import TestClient
 
 from actionq.server import create_app
@@ -42,20 +44,23 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def running(tmp: Path, args: list[str], env: dict[str, str], name: str = "server") -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
-    """``actionq-server`` on a free port until the block ends (SIGINT, then kill)."""
+def running(
+    tmp: Path, args: list[str], env: dict[str, str], name: str = "server", tls: ssl.SSLContext | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    """``actionq-server`` on a free port until the block ends (SIGINT, then
+    kill); over https, trusting ``tls``, when given."""
     port = free_port()
     log_path = tmp / f"{name}.log"
     with log_path.open("wb") as log:
         server = subprocess.Popen(
             [str(BIN / "actionq-server"), "--port", str(port), *args], stdout=log, stderr=subprocess.STDOUT, env=env
         )
-        url = f"http://127.0.0.1:{port}"
+        url = f"{'http' if tls is None else 'https'}://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
             while True:
                 try:
-                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    if httpx.get(url + "/healthz", timeout=1, verify=tls or True).status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
@@ -306,3 +311,46 @@ def test_a_bad_option_from_the_environment_is_a_usage_error(name: str, value: st
     env = clean_env(ACTIONQ_API_KEY=KEY, **{name: value})
     done = subprocess.run([str(BIN / "actionq-server")], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and message in done.stderr, (done.stdout, done.stderr)
+
+
+# TLS ---------------------------------------------------------------------------------
+
+
+def test_tls_cert_and_key_serve_https_only(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    key.chmod(0o600)
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    # From the environment, as in a container.
+    env = clean_env(ACTIONQ_API_KEY=KEY, ACTIONQ_TLS_CERT=str(cert), ACTIONQ_TLS_KEY=str(key))
+    with running(tmp_path, [], env, tls=trusting) as (_, url, log):
+        assert url.startswith("https://")
+        api = httpx.get(url + "/api/v1/servers/x", headers={"X-API-Key": KEY}, verify=trusting)
+        assert api.status_code == 404, api.text
+        # A client that does not trust the CA is refused; plain http gets nothing.
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(url + "/healthz")
+        with pytest.raises(httpx.TransportError):
+            httpx.get(url.replace("https://", "http://") + "/healthz", timeout=5)
+    assert "actionq API on https://127.0.0.1:" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--tls-cert", "{cert}"], "--tls-cert and --tls-key go together: give both or neither"),
+        (["--tls-key", "{cert}"], "--tls-cert and --tls-key go together: give both or neither"),
+        (["--tls-cert", "{cert}", "--tls-key", "{missing}"], "--tls-key: cannot read {missing}: No such file or directory"),
+    ],
+)
+def test_tls_options_that_cannot_be_used_stop_the_start(tmp_path: Path, options: list[str], message: str) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not read before the start is refused\n")
+    names = {"cert": str(cert), "missing": str(tmp_path / "missing.pem")}
+    argv = [str(BIN / "actionq-server"), "--port", str(free_port()), *(o.format(**names) for o in options)]
+    done = subprocess.run(argv, env=clean_env(ACTIONQ_API_KEY=KEY), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message.format(**names) in done.stderr, (done.stdout, done.stderr)

@@ -2,6 +2,7 @@
 
     actionq-server [--host 127.0.0.1] [--port 8080] [--database FILE|URL] [--whitelist FILE]
                    [--signing-key FILE] [--allowed-hosts HOST ...]
+                   [--tls-cert FILE --tls-key FILE]
 
 Uses ``ACTIONQ_API_KEY`` if set; otherwise generates a key, writes it to a
 file only its owner can read (mode 0600) and prints that file's path, never
@@ -18,7 +19,9 @@ secrets from files: ``ACTIONQ_API_KEY_FILE`` and ``ACTIONQ_DATABASE_FILE``
 (one trailing newline ignored; a variable and its ``_FILE`` both set is an
 error). ``--log-format json`` writes one JSON line per request and per
 background job (actionq.server.logs). SIGTERM stops the server within
-:data:`SHUTDOWN_GRACE_SECONDS`, long-polls included.
+:data:`SHUTDOWN_GRACE_SECONDS`, long-polls included. ``--tls-cert`` and
+``--tls-key`` (``ACTIONQ_TLS_CERT``, ``ACTIONQ_TLS_KEY``: PEM files) serve
+https instead of http, for agents on other hosts; both or neither.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ DATABASE_ENV = "ACTIONQ_DATABASE"
 API_KEY_FILE_NAME = "api-key"
 """The file a generated API key is written to, beside a SQLite database."""
 
+
+TLS_CERT_ENV = "ACTIONQ_TLS_CERT"
+"""Environment variable giving ``--tls-cert``."""
+
+TLS_KEY_ENV = "ACTIONQ_TLS_KEY"
+"""Environment variable giving ``--tls-key``."""
 
 LOG_FORMAT_ENV = "ACTIONQ_LOG_FORMAT"
 """Environment variable giving ``--log-format``."""
@@ -148,7 +157,38 @@ def parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help=f"notification sinks, a TOML file (default ${NOTIFY_ENV}; else none): docs/contract/notifications.md",
     )
+    p.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=env.get(TLS_CERT_ENV) or None,
+        metavar="FILE",
+        help=f"serve https: the certificate chain, PEM (default ${TLS_CERT_ENV}); needs --tls-key",
+    )
+    p.add_argument(
+        "--tls-key",
+        type=Path,
+        default=env.get(TLS_KEY_ENV) or None,
+        metavar="FILE",
+        help=f"the certificate's private key, PEM (default ${TLS_KEY_ENV}); needs --tls-cert",
+    )
     return p
+
+
+def tls_files(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
+    """The certificate and key to serve https with, None for plain http.
+    One without the other, or a file that cannot be read: ConfigError (the
+    path only, never the key's contents)."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as e:
+            raise ConfigError(f"{option}: cannot read {path}: {e.strerror or e}") from None
+    return cert, key
 
 
 def write_api_key(key: str, folder: Path | None) -> Path:
@@ -179,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         database: str | None = args.database or secret_from_env(DATABASE_ENV)
         key, generated = api_key_from_env()
+        tls = tls_files(args.tls_cert, args.tls_key)
     except ConfigError as e:
         cli.error(str(e))
     data_folder: Path | None = None
@@ -219,8 +260,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         # Outermost, so a request refused by any other layer is logged too.
         app.add_middleware(RequestLog)
     say(f"Host headers served: {', '.join(allowed_hosts)} (--allowed-hosts)")
-    say(f"actionq API on http://{args.host}:{args.port}/api/v1 (Swagger UI: /docs), {where}")
-    say(f"approvers' page: http://{args.host}:{args.port}/ (sign in with the API key); metrics: /metrics")
+    scheme = "http" if tls is None else "https"
+    say(f"actionq API on {scheme}://{args.host}:{args.port}/api/v1 (Swagger UI: /docs), {where}")
+    say(f"approvers' page: {scheme}://{args.host}:{args.port}/ (sign in with the API key); metrics: /metrics")
     state: ServerState = app.state.actionq
 
     class Server(uvicorn.Server):
@@ -241,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             # JSON mode logs each request itself, with the route and the caller.
             access_log=args.log_format == "text",
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+            ssl_certfile=None if tls is None else tls[0],
+            ssl_keyfile=None if tls is None else tls[1],
         )
     )
     try:
