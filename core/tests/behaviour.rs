@@ -502,10 +502,6 @@ fn illegal_transitions_name_the_current_status(env: Env) {
         "Cannot reject action with status 'approved' (must be pending)"
     );
     let claim = q.claim_next("web-1", None, None).unwrap().unwrap();
-    assert_eq!(
-        message(q.cancel_action(a.id)),
-        "Cannot cancel action with status 'executing' (must be pending or approved)"
-    );
     q.report_result(a.id, &claim.lease_token, 0, None, None)
         .unwrap();
     for r in [
@@ -533,7 +529,7 @@ fn cancel_from_approved(env: Env) {
     );
     assert_eq!(
         message(q.cancel_action(a.id)),
-        "Cannot cancel action with status 'cancelled' (must be pending or approved)"
+        "Cannot cancel action with status 'cancelled' (must be pending or approved or executing)"
     );
 }
 

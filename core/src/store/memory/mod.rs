@@ -15,6 +15,7 @@
 mod actions;
 mod credentials;
 mod events;
+mod output;
 mod rows;
 mod servers;
 
@@ -100,6 +101,8 @@ struct Inner {
     credentials: Vec<Credential>,
     /// Credential index by the SHA-256 of its secret.
     credential_by_digest: HashMap<[u8; 32], usize>,
+    /// Live output chunks per action id, by seq.
+    output: HashMap<i64, Vec<crate::model::OutputChunk>>,
 }
 
 impl MemoryStore {
@@ -227,6 +230,19 @@ impl Store for MemoryStore {
 
     fn list_servers(&self) -> Result<Vec<Server>> {
         Ok(self.read().list_servers())
+    }
+
+    fn append_output(&self, id: i64, draft: &crate::store::OutputDraft) -> Result<bool> {
+        let stored = self.write().append_output(id, draft)?;
+        if stored {
+            // No event is logged, so the write guard does not wake anyone.
+            self.notifier.notify();
+        }
+        Ok(stored)
+    }
+
+    fn output_since(&self, id: i64, after: i64) -> Result<Vec<crate::model::OutputChunk>> {
+        Ok(self.read().output_since(id, after))
     }
 
     fn count_actions(&self) -> Result<Vec<ActionCount>> {

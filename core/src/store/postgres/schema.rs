@@ -106,6 +106,23 @@ const MIGRATIONS: &[Migration] = &[
     sql(V3_HARDENING),
     // v4: the audit chain covers digests, servers and credentials.
     sql(V4_EVENT_KINDS),
+    // v5: cancel requests on executing actions; their live output, by seq
+    // (bytea like `stdout`, since text cannot hold NUL; the character counts
+    // kept beside it so the cap needs no decoding).
+    sql(r#"
+    ALTER TABLE actions ADD COLUMN cancel_requested_at bigint;
+    ALTER TABLE actions ADD COLUMN cancel_requested_by text;
+    CREATE TABLE action_output (
+        action_id     bigint NOT NULL REFERENCES actions(id),
+        seq           bigint NOT NULL,
+        stdout        bytea NOT NULL,
+        stderr        bytea NOT NULL,
+        stdout_chars  bigint NOT NULL,
+        stderr_chars  bigint NOT NULL,
+        at            bigint NOT NULL,
+        PRIMARY KEY (action_id, seq)
+    );
+    "#),
 ];
 
 /// v3: each action's `params` (JSON object as text, like `env`). Actions

@@ -132,6 +132,19 @@ const MIGRATIONS: &[Migration] = &[
     sql(V7_EVENT_KINDS),
     // v8: ids and the audit head in a reserved row of `action_counts`.
     sql(V8_NO_SEQUENCE_PAGE),
+    // v9: cancel requests on executing actions; their live output, by seq.
+    sql(r#"
+    ALTER TABLE actions ADD COLUMN cancel_requested_at INTEGER;
+    ALTER TABLE actions ADD COLUMN cancel_requested_by TEXT;
+    CREATE TABLE action_output (
+        action_id  INTEGER NOT NULL REFERENCES actions(id),
+        seq        INTEGER NOT NULL,
+        stdout     TEXT NOT NULL,
+        stderr     TEXT NOT NULL,
+        at         INTEGER NOT NULL,
+        PRIMARY KEY (action_id, seq)
+    ) WITHOUT ROWID;
+    "#),
 ];
 
 /// v5's Rust part: lease tokens are kept as their SHA-256 only; the tokens
