@@ -712,7 +712,9 @@ impl PyActionQueue {
         stdout: Option<&str>,
         stderr: Option<&str>,
     ) -> PyResult<bool> {
-        self.run(py, |q| q.append_output(id, lease_token, seq, stdout, stderr))
+        self.run(py, |q| {
+            q.append_output(id, lease_token, seq, stdout, stderr)
+        })
     }
 
     /// The live output chunks of action `id` after `after`, by seq. With
