@@ -53,6 +53,9 @@ ROUTES = [
     ("POST", "/servers/web-1/actions/claim", {}),
     ("POST", "/actions/1/heartbeat", {"lease_token": "t"}),
     ("POST", "/actions/1/result", {"lease_token": "t", "exit_code": 0}),
+    ("POST", "/actions/1/output", {"lease_token": "t", "seq": 1}),
+    ("GET", "/actions/1/output", None),
+    ("GET", "/actions/1/output/stream", None),
     ("GET", "/events", None),
     ("POST", "/credentials", {"name": "n", "role": "viewer"}),
     ("GET", "/credentials", None),
@@ -66,6 +69,7 @@ OPERATIONS = {
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
     "create_credential", "list_credentials", "revoke_credential", "get_me",
     "verify_audit", "stream_events", "healthz", "readyz",
+    "append_action_output", "list_action_output", "stream_action_output",
 }  # fmt: skip
 
 
