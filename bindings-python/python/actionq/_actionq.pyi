@@ -33,6 +33,7 @@ __all__ = [
     "InvalidInputError",
     "NotFoundError",
     "NotWhitelistedError",
+    "OutputChunk",
     "ConflictError",
     "StorageError",
     "UnauthenticatedError",

@@ -35,6 +35,7 @@ ACTION_FIELDS = {
     "lease_expires_at", "completed_at", "exit_code", "stdout", "stderr",
     "approvals", "digest", "whitelist_version",  # docs/contract/approval-policy.md
     "params",  # README "Security": what the command was built from
+    "cancel_requested_at", "cancel_requested_by",  # docs/contract/cancel-and-output.md
 }  # fmt: skip
 
 ROUTES = [
