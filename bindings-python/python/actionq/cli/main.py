@@ -400,8 +400,9 @@ def output(action_id: int, follow: bool, interval: float) -> None:
     if follow:
         try:
             try:
-                for _, _, chunk in api.stream(f"/actions/{action_id}/output/stream"):
-                    if isinstance(chunk, dict):
+                # Chunks come as `output` messages; `end` carries the finished action.
+                for _, event, chunk in api.stream(f"/actions/{action_id}/output/stream"):
+                    if event == "output" and isinstance(chunk, dict):
                         _print_chunk(chunk)
                 return
             except StreamMissing:
