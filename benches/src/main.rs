@@ -203,6 +203,10 @@ fn run(args: &[String]) -> BenchResult<()> {
         println!("== 8. executor agent: claim-run-report cycle of `true` over HTTP, idle CPU");
         bench_agent(&cfg, &py, args, &mut s, &mut notes);
     }
+    if want("live") {
+        println!("== 8b. live output: line-to-reader latency, cost on a chatty command, agent peak RSS");
+        bench_live_output(&cfg, &py, args, &mut s, &mut notes);
+    }
     if want("gil") {
         println!("== 7. GIL: get_action with and without a busy Python thread");
         bench_gil(&cfg, &py, &mut s, &mut notes);
@@ -1015,6 +1019,43 @@ fn bench_agent(
     }
 }
 
+/// Live output (docs/contract/cancel-and-output.md#live-output): the agent
+/// and `actionq-agent` as for [`bench_agent`]; see
+/// benches/python/bench_live_output.py.
+fn bench_live_output(
+    cfg: &Config,
+    py: &Python,
+    args: &[String],
+    s: &mut Summary,
+    notes: &mut Vec<String>,
+) {
+    let agent = flag(args, "--agent").map_or_else(
+        || cfg.repo.join("target/release/actionq-agent"),
+        PathBuf::from,
+    );
+    if !py.binding || !agent.exists() {
+        notes.push(format!(
+            "live output bench skipped (needs the binding's actionq-server and {}: `make agent`)",
+            agent.display()
+        ));
+        return;
+    }
+    let bench_args = [
+        arg("--dir"),
+        arg(cfg.db.display()),
+        arg("--agent"),
+        arg(agent.display()),
+        arg("--lines"),
+        arg(cfg.n(200)),
+        arg("--runs"),
+        arg(5),
+    ];
+    match python_json(cfg, py, "bench_live_output.py", &bench_args) {
+        Ok(json) => s.merge_json(&json),
+        Err(e) => notes.push(format!("live output bench failed: {e}")),
+    }
+}
+
 fn bench_gil(cfg: &Config, py: &Python, s: &mut Summary, notes: &mut Vec<String>) {
     if !py.binding {
         notes.push("GIL bench skipped (no binding)".into());
@@ -1221,6 +1262,20 @@ const TARGETS: &[Target] = &[
         lhs: "agent_cycle_ms",
         rhs: None,
         factor: 5.0,
+        at_most: true,
+    },
+    Target {
+        name: "live_output_chatty_ratio <= 1.1 (live output on vs off)",
+        lhs: "live_output_chatty_ratio",
+        rhs: None,
+        factor: 1.1,
+        at_most: true,
+    },
+    Target {
+        name: "live_output_agent_peak_rss_kib <= 24 MiB",
+        lhs: "live_output_agent_peak_rss_kib",
+        rhs: None,
+        factor: 24576.0,
         at_most: true,
     },
     Target {
