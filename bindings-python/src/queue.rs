@@ -680,6 +680,15 @@ impl PyActionQueue {
             .map(PyAction::from)
     }
 
+    /// One look, without writing, at whether a cancel was requested for
+    /// executing action `id` (the action) or it no longer executes (the
+    /// action), else None: what `AsyncActionQueue.await_cancel` looks at on
+    /// each change after renewing once.
+    fn _cancel_request(&self, py: Python<'_>, id: i64) -> PyResult<Option<PyAction>> {
+        self.run_read(py, |q| q.cancel_request(id))
+            .map(|action| action.map(PyAction::from))
+    }
+
     /// Finishes the action held with `lease_token` whose command the agent
     /// stopped on a cancel request: it ends `cancelled`, `cancelled_by` who
     /// asked. `ConflictError` when no cancel was requested.

@@ -557,6 +557,7 @@ class ActionQueue:
         stdout: str | None = None,
         stderr: str | None = None,
     ) -> Action: ...
+    def _cancel_request(self, id: int) -> Action | None: ...
     def report_cancelled(
         self,
         id: int,

@@ -413,11 +413,17 @@ class AsyncActionQueue:
         lease_seconds: float | None = None,
         wait_seconds: float | None = None,
     ) -> Action:
-        """Extends the lease, then waits for a cancel request
-        (``ActionQueue.await_cancel``). Unlike the other waits, this one holds
-        a worker thread while it waits (one per executing action)."""
-        call = functools.partial(self._queue.await_cancel, id, lease_token, lease_seconds, wait_seconds)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        """Extends the lease, then waits for a cancel request, holding no
+        thread (``ActionQueue.await_cancel``): one renewal, then a look that
+        writes nothing at each change of the queue."""
+        if wait_seconds and not 0 < wait_seconds <= limits.MAX_WAIT_SECONDS:
+            # Refused by the core (InvalidInputError) before anything is done.
+            return await self._run(self._queue.await_cancel, id, lease_token, lease_seconds, wait_seconds)
+        renewed = await self._run(self._queue.await_cancel, id, lease_token, lease_seconds)
+        if not wait_seconds or renewed.cancel_requested_at is not None:
+            return renewed
+        asked = await self._waiting(wait_seconds, self._queue._cancel_request, id)
+        return renewed if asked is None else asked
 
     async def report_result(
         self,

@@ -364,7 +364,7 @@ impl ActionQueue {
 
     /// The action `id` after the role check for `op`, then the scope check
     /// on it (an agent's server, a requester's own pending actions).
-    fn target_action(&self, op: Operation, id: i64) -> Result<Action> {
+    pub(super) fn target_action(&self, op: Operation, id: i64) -> Result<Action> {
         if let Actor::Principal(principal) = &self.actor {
             authorize_role(principal, op)?;
         }
@@ -590,16 +590,9 @@ impl ActionQueue {
         if renewed.cancel_requested_at.is_some() {
             return Ok(renewed);
         }
-        let asked = self.waiting(wait, || {
-            let action = self.find_action(id)?;
-            let settled =
-                action.cancel_requested_at.is_some() || action.status != ActionStatus::Executing;
-            Ok(settled.then_some(action))
-        })?;
-        match asked {
-            Some(action) => Ok(action),
-            None => self.find_action(id),
-        }
+        Ok(self
+            .waiting(wait, || self.cancel_request(id))?
+            .unwrap_or(renewed))
     }
 
     /// Finishes the action held with `lease_token`: exit code 0 completes it,
@@ -725,6 +718,7 @@ impl ActionQueue {
             if !chunks.is_empty() {
                 return Ok(Some(chunks));
             }
+            self.expire_before_read()?;
             let status = self.find_action(id)?.status;
             let ended = !matches!(
                 status,
