@@ -204,7 +204,9 @@ fn run(args: &[String]) -> BenchResult<()> {
         bench_agent(&cfg, &py, args, &mut s, &mut notes);
     }
     if want("live") {
-        println!("== 8b. live output: line-to-reader latency, cost on a chatty command, agent peak RSS");
+        println!(
+            "== 8b. live output: line-to-reader latency, cost on a chatty command, agent peak RSS"
+        );
         bench_live_output(&cfg, &py, args, &mut s, &mut notes);
     }
     if want("gil") {

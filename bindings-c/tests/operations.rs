@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each operation of the core and the C function that offers it.
-const C_FUNCTIONS: [(&str, &str); 25] = [
+const C_FUNCTIONS: [(&str, &str); 29] = [
     ("create_server", "aq_server_create"),
     ("get_server", "aq_server_get"),
     ("list_servers", "aq_server_list"),

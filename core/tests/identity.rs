@@ -926,4 +926,6 @@ forward! {
     revoke_credential(id: i64, at: actionq::Timestamp, by: &str) -> Option<actionq::Credential>;
     list_servers() -> Vec<actionq::Server>;
     count_actions() -> Vec<actionq::ActionCount>;
+    append_output(id: i64, draft: &actionq::store::OutputDraft) -> bool;
+    output_since(id: i64, after: i64) -> Vec<actionq::OutputChunk>;
 }

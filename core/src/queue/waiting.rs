@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use super::ActionQueue;
 use crate::error::Result;
 use crate::identity::Operation;
-use crate::model::{Action, ActionStatus};
 use crate::limits;
+use crate::model::{Action, ActionStatus};
 use crate::store::Subscription;
 
 #[cfg(doc)]
