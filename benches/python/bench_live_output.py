@@ -23,23 +23,17 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 
 import httpx
 
+from bench_agent import start_server
+
 KEY = "bench-live-key"
 SERVER_ID = "bench-live"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -68,27 +62,9 @@ def main() -> None:
             "tick": {"command": f"sh -c 'i=0; while [ $i -lt {args.lines} ]; do date +%s.%N; sleep 0.05; i=$((i+1)); done'"},
             "chatty": {"command": "sh -c 'yes 0123456789abcdef | head -c 52428800'"},
         }}, f)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    script = os.path.join(os.path.dirname(sys.executable), "actionq-server")
-    server = subprocess.Popen(
-        [script, "--host", "127.0.0.1", "--port", str(port), "--database", db, "--whitelist", whitelist],
-        env={**os.environ, "ACTIONQ_API_KEY": KEY},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server, base = start_server(db, whitelist, KEY)
     agents: list[subprocess.Popen[bytes]] = []
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/docs", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.time() > deadline:
-                raise RuntimeError("actionq-server did not start")
-            time.sleep(0.1)
         api = httpx.Client(base_url=f"{base}/api/v1", headers={"X-API-Key": KEY}, timeout=60)
         assert api.post("/servers", json={"id": SERVER_ID}).status_code == 201
         r = api.post("/credentials", json={"name": "bench-live", "role": "agent", "server_id": SERVER_ID})

@@ -994,36 +994,18 @@ fn bench_agent(
     s: &mut Summary,
     notes: &mut Vec<String>,
 ) {
-    let agent = flag(args, "--agent").map_or_else(
-        || cfg.repo.join("target/release/actionq-agent"),
-        PathBuf::from,
-    );
-    if !py.binding || !agent.exists() {
-        notes.push(format!(
-            "agent bench skipped (needs the binding's actionq-server and {}: `make agent`)",
-            agent.display()
-        ));
-        return;
-    }
-    let bench_args = [
-        arg("--dir"),
-        arg(cfg.db.display()),
-        arg("--agent"),
-        arg(agent.display()),
+    let idle = 30.0 * cfg.scale.clamp(0.2, 1.0);
+    let extra = [
         arg("--n"),
         arg(cfg.n(500)),
         arg("--idle-seconds"),
-        arg(30.0 * cfg.scale.clamp(0.2, 1.0)),
+        arg(idle),
     ];
-    match python_json(cfg, py, "bench_agent.py", &bench_args) {
-        Ok(json) => s.merge_json(&json),
-        Err(e) => notes.push(format!("agent bench failed: {e}")),
-    }
+    agent_script(cfg, py, args, s, notes, ("agent", "bench_agent.py"), &extra);
 }
 
-/// Live output (docs/contract/cancel-and-output.md#live-output): the agent
-/// and `actionq-agent` as for [`bench_agent`]; see
-/// benches/python/bench_live_output.py.
+/// Live output (docs/contract/cancel-and-output.md#live-output), with the
+/// agent of [`bench_agent`]: see benches/python/bench_live_output.py.
 fn bench_live_output(
     cfg: &Config,
     py: &Python,
@@ -1031,30 +1013,50 @@ fn bench_live_output(
     s: &mut Summary,
     notes: &mut Vec<String>,
 ) {
+    let extra = [arg("--lines"), arg(cfg.n(200)), arg("--runs"), arg(5)];
+    agent_script(
+        cfg,
+        py,
+        args,
+        s,
+        notes,
+        ("live output", "bench_live_output.py"),
+        &extra,
+    );
+}
+
+/// Runs `script` (named `what` in notes) with the release agent and the
+/// database directory, then `extra`, and merges what it prints.
+fn agent_script(
+    cfg: &Config,
+    py: &Python,
+    args: &[String],
+    s: &mut Summary,
+    notes: &mut Vec<String>,
+    (what, script): (&str, &str),
+    extra: &[String],
+) {
     let agent = flag(args, "--agent").map_or_else(
         || cfg.repo.join("target/release/actionq-agent"),
         PathBuf::from,
     );
     if !py.binding || !agent.exists() {
         notes.push(format!(
-            "live output bench skipped (needs the binding's actionq-server and {}: `make agent`)",
+            "{what} bench skipped (needs the binding's actionq-server and {}: `make agent`)",
             agent.display()
         ));
         return;
     }
-    let bench_args = [
+    let mut bench_args = vec![
         arg("--dir"),
         arg(cfg.db.display()),
         arg("--agent"),
         arg(agent.display()),
-        arg("--lines"),
-        arg(cfg.n(200)),
-        arg("--runs"),
-        arg(5),
     ];
-    match python_json(cfg, py, "bench_live_output.py", &bench_args) {
+    bench_args.extend_from_slice(extra);
+    match python_json(cfg, py, script, &bench_args) {
         Ok(json) => s.merge_json(&json),
-        Err(e) => notes.push(format!("live output bench failed: {e}")),
+        Err(e) => notes.push(format!("{what} bench failed: {e}")),
     }
 }
 
