@@ -11,8 +11,10 @@ use serde_json::json;
 use crate::backoff::Backoff;
 use crate::client::{ApiError, Claim, Client};
 use crate::config::{Config, Trust};
-use crate::exec::{self, fmt_secs, Outcome, Running, Spec, Wake};
+use crate::exec::{self, fmt_secs, LiveOutput, Outcome, Running, Spec, Wake};
+use crate::live::{CancelWatch, OutputSender};
 use crate::log::log;
+use actionq::limits;
 
 /// Exit code reported for an action the agent refused to run (a claim for
 /// another server, unsigned or wrongly signed, past its lease, built under
@@ -48,6 +50,8 @@ pub struct Agent {
     claimer: Option<Claimer>,
     stop: UnixStream,
     stopping: bool,
+    /// The heartbeat of the action just run, ended once it is reported.
+    heartbeat: Option<CancelWatch>,
 }
 
 /// The thread that sends claims, so that the agent's own thread can watch
@@ -100,6 +104,7 @@ impl Agent {
             claimer: None,
             stop,
             stopping: false,
+            heartbeat: None,
         }
     }
 
@@ -412,7 +417,7 @@ impl Agent {
         let claimed = Instant::now();
         let mut lease_end = claim_sent + self.config.lease();
         let refused = self.refusal(&claim);
-        let (outcome, lease_lost) = match &refused {
+        let (outcome, cancelled, lease_lost) = match &refused {
             Some(reason) => (
                 Outcome {
                     exit_code: REFUSED_EXIT_CODE,
@@ -422,6 +427,7 @@ impl Agent {
                     killed: None,
                     duration: Duration::ZERO,
                 },
+                false,
                 None,
             ),
             None => self.execute(&claim, &mut lease_end),
@@ -429,8 +435,11 @@ impl Agent {
         let ran = Instant::now();
         let reported = match lease_lost {
             Some(why) => Err(why),
-            None => self.report(&claim, &outcome, lease_end),
+            None => self.report(&claim, &outcome, cancelled, lease_end),
         };
+        if let Some(heartbeat) = self.heartbeat.take() {
+            heartbeat.finish();
+        }
         let done = Done {
             outcome,
             refused,
@@ -447,9 +456,16 @@ impl Agent {
         );
     }
 
-    /// Runs the claimed command; heartbeats meanwhile. Gives the outcome and,
-    /// when the lease was lost on the way, why (then there is nothing to report).
-    fn execute(&mut self, claim: &Claim, lease_end: &mut Instant) -> (Outcome, Option<String>) {
+    /// Runs the claimed command; meanwhile heartbeats (each held by the
+    /// server until a cancel request, [`CancelWatch`]) and sends its output
+    /// as it comes ([`OutputSender`]). Gives the outcome, whether it was
+    /// stopped on a cancel request (so reported as cancelled) and, when the
+    /// lease was lost on the way, why (then there is nothing to report).
+    fn execute(
+        &mut self,
+        claim: &Claim,
+        lease_end: &mut Instant,
+    ) -> (Outcome, bool, Option<String>) {
         let spec = Spec {
             argv: &claim.argv,
             env: &claim.env,
@@ -461,75 +477,101 @@ impl Agent {
         let argv0 = claim.argv.first().map_or("", String::as_str);
         let mut running = match Running::start(&spec) {
             Ok(r) => r,
-            Err(e) => return (exec::spawn_failure(argv0, &e), None),
+            Err(e) => return (exec::spawn_failure(argv0, &e), false, None),
         };
-        let beat_every = self.config.lease() / 3;
-        let mut next_beat = Instant::now() + beat_every;
+        let beat_every =
+            (self.config.lease() / 3).min(Duration::from_secs(limits::MAX_WAIT_SECONDS));
+        let watch = CancelWatch::spawn(
+            self.client.clone(),
+            claim.id,
+            claim.lease_token.clone(),
+            self.config.lease_seconds,
+            beat_every,
+        );
+        let watch = match watch {
+            Ok(w) => w,
+            Err(e) => {
+                running.terminate(format!("actionq-agent: cannot start the heartbeat: {e}"));
+                let outcome = running
+                    .finish()
+                    .unwrap_or_else(|e| exec::spawn_failure(argv0, &e));
+                return (outcome, false, None);
+            }
+        };
+        let sender = if self.config.live_output {
+            match OutputSender::spawn(self.client.clone(), claim.id, claim.lease_token.clone()) {
+                Ok((sender, pieces)) => {
+                    let limit = self.config.output_cap_chars.saturating_mul(4);
+                    running.stream_to(LiveOutput::new(pieces, limit));
+                    Some(sender)
+                }
+                // Live output is a convenience: the result carries the output anyway.
+                Err(e) => {
+                    log(
+                        "warn",
+                        "output_not_streamed",
+                        json!({ "id": claim.id, "error": e.to_string() }),
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         // Asked to stop while the claim was on its way: the drain grace runs already.
         let mut drain_deadline = self
             .stopping
             .then(|| Instant::now() + self.config.drain_grace);
         let mut lease_lost: Option<String> = None;
         loop {
-            let until = drain_deadline.map_or(next_beat, |d| d.min(next_beat));
             let stop_fd = (!self.stopping).then(|| self.stop.as_raw_fd());
-            match running.wait(Some(until), stop_fd) {
+            match running.wait(drain_deadline, stop_fd, Some(watch.news.as_raw_fd())) {
                 Ok(Wake::Exited) => break,
                 Ok(Wake::Stop) => {
                     self.stop_requested();
                     drain_deadline = Some(Instant::now() + self.config.drain_grace);
                 }
-                Ok(Wake::Deadline) => {
-                    let now = Instant::now();
-                    if drain_deadline.is_some_and(|d| now >= d) {
-                        drain_deadline = None;
-                        running.terminate(format!(
-                            "actionq-agent: the agent was asked to stop and the action did not finish \
-                             within the drain grace of {}s; process group killed",
-                            fmt_secs(self.config.drain_grace)
+                Ok(Wake::News) => {
+                    let heard = watch.heard();
+                    if let Some(why) = &heard.lost {
+                        running.terminate(format!("actionq-agent: {why}; process group killed"));
+                        lease_lost = Some(why.clone());
+                    } else if let Some(by) = &heard.cancel_by {
+                        running.stop(format!(
+                            "actionq-agent: cancel requested by {by}; SIGTERM sent to the command's \
+                             process group (SIGKILL after {}s)",
+                            fmt_secs(self.config.kill_grace)
                         ));
                     }
-                    if now >= next_beat {
-                        next_beat = match self.client.heartbeat(
-                            claim.id,
-                            &claim.lease_token,
-                            self.config.lease_seconds,
-                        ) {
-                            Ok(()) => {
-                                *lease_end = now + self.config.lease();
-                                now + beat_every
-                            }
-                            Err(e) if e.is_retryable() => {
-                                log(
-                                    "warn",
-                                    "heartbeat_failed",
-                                    json!({ "id": claim.id, "error": e.to_string() }),
-                                );
-                                // Try again sooner: the lease is running out.
-                                now + (beat_every / 4).max(Duration::from_millis(100))
-                            }
-                            Err(e) => {
-                                // The server no longer holds this lease for us (expired, or
-                                // the action was finished otherwise): we may not run on.
-                                let why = format!("lease lost: heartbeat refused: {e}");
-                                running.terminate(format!(
-                                    "actionq-agent: {why}; process group killed"
-                                ));
-                                lease_lost = Some(why);
-                                Instant::now() + Duration::from_secs(3600)
-                            }
-                        };
-                    }
+                }
+                Ok(Wake::Deadline) => {
+                    drain_deadline = None;
+                    running.terminate(format!(
+                        "actionq-agent: the agent was asked to stop and the action did not finish \
+                         within the drain grace of {}s; process group killed",
+                        fmt_secs(self.config.drain_grace)
+                    ));
                 }
                 Err(e) => {
                     running.terminate(format!("actionq-agent: lost track of the command: {e}"));
                 }
             }
         }
+        let cancelled = running.was_stopped();
+        running.end_stream();
         let outcome = running
             .finish()
             .unwrap_or_else(|e| exec::spawn_failure(argv0, &e));
-        (outcome, lease_lost)
+        if let Some(sender) = sender {
+            sender.finish();
+        }
+        if let Some(renewed) = watch.heard().renewed {
+            *lease_end = (*lease_end).max(renewed + self.config.lease());
+        }
+        // The heartbeat thread ends with the action: after the report, its
+        // held request is answered at once.
+        self.heartbeat = Some(watch);
+        (outcome, cancelled, lease_lost)
     }
 
     /// Reports `outcome`, retrying with backoff while the lease lasts.
@@ -538,6 +580,7 @@ impl Agent {
         &mut self,
         claim: &Claim,
         outcome: &Outcome,
+        cancelled: bool,
         lease_end: Instant,
     ) -> Result<String, String> {
         let mut backoff = Backoff::new(REPORT_BACKOFF_START, REPORT_BACKOFF_MAX);
@@ -550,6 +593,7 @@ impl Agent {
                 outcome.exit_code,
                 &outcome.stdout,
                 &outcome.stderr,
+                cancelled,
             ) {
                 Ok(reported) => return Ok(reported.status),
                 Err(e) => e,

@@ -362,7 +362,63 @@ impl Client {
         .map(|_| ())
     }
 
-    /// Reports the result of action `id`.
+    /// Extends the lease of action `id`, then lets the server hold the
+    /// answer up to `wait` for a cancel request
+    /// (`docs/contract/cancel-and-output.md#cancel-request`). Who asked to
+    /// cancel, if anyone has: all the agent reads of the answer.
+    pub fn await_cancel(
+        &self,
+        id: i64,
+        lease_token: &str,
+        lease_seconds: u64,
+        wait: Duration,
+    ) -> Result<Option<String>, ApiError> {
+        let (status, text) = self.post(
+            &format!("/actions/{id}/heartbeat"),
+            &json!({
+                "lease_token": lease_token,
+                "lease_seconds": lease_seconds,
+                "wait_seconds": wait.as_secs_f64(),
+            }),
+            self.timeout + wait,
+        )?;
+        #[derive(Deserialize)]
+        struct Heard {
+            #[serde(default)]
+            cancel_requested_by: Option<String>,
+            #[serde(default)]
+            cancel_requested_at: Option<String>,
+        }
+        let heard: Heard = serde_json::from_str(&text).map_err(|e| ApiError::Status {
+            status,
+            code: None,
+            message: format!("unreadable heartbeat response: {e}"),
+        })?;
+        Ok(heard
+            .cancel_requested_at
+            .map(|_| heard.cancel_requested_by.unwrap_or_default()))
+    }
+
+    /// Sends chunk `seq` of action `id`'s live output. The answer's body is
+    /// not read: only whether the server took it.
+    pub fn append_output(
+        &self,
+        id: i64,
+        lease_token: &str,
+        seq: i64,
+        stdout: &str,
+        stderr: &str,
+    ) -> Result<(), ApiError> {
+        self.post(
+            &format!("/actions/{id}/output"),
+            &json!({ "lease_token": lease_token, "seq": seq, "stdout": stdout, "stderr": stderr }),
+            self.timeout,
+        )
+        .map(|_| ())
+    }
+
+    /// Reports the result of action `id`; `cancelled` when the agent stopped
+    /// the command on a cancel request.
     pub fn report(
         &self,
         id: i64,
@@ -370,17 +426,18 @@ impl Client {
         exit_code: i32,
         stdout: &str,
         stderr: &str,
+        cancelled: bool,
     ) -> Result<Reported, ApiError> {
-        let (status, text) = self.post(
-            &format!("/actions/{id}/result"),
-            &json!({
-                "lease_token": lease_token,
-                "exit_code": exit_code,
-                "stdout": stdout,
-                "stderr": stderr,
-            }),
-            self.timeout,
-        )?;
+        let mut body = json!({
+            "lease_token": lease_token,
+            "exit_code": exit_code,
+            "stdout": stdout,
+            "stderr": stderr,
+        });
+        if cancelled {
+            body["cancelled"] = json!(true);
+        }
+        let (status, text) = self.post(&format!("/actions/{id}/result"), &body, self.timeout)?;
         serde_json::from_str(&text).map_err(|e| ApiError::Status {
             status,
             code: None,

@@ -23,6 +23,7 @@
 //! kill_grace_seconds = 5        # SIGTERM to the process group, then SIGKILL
 //! drain_grace_seconds = 60      # on SIGTERM: time the running action gets
 //! http_timeout_seconds = 10    # per request; a claim gets its wait on top
+//! live_output = true            # send output to the server while the command runs
 //! working_directory = "/"
 //! auth_header = "X-Agent-Token" # "X-API-Key" only for a server that predates agent tokens
 //!
@@ -94,6 +95,7 @@ struct ConfigFile {
     kill_grace_seconds: Option<f64>,
     drain_grace_seconds: Option<f64>,
     http_timeout_seconds: Option<f64>,
+    live_output: Option<bool>,
     require_digest: Option<bool>,
     working_directory: Option<PathBuf>,
     auth_header: Option<String>,
@@ -145,6 +147,9 @@ pub struct Config {
     pub drain_grace: Duration,
     /// Timeout of one HTTP request.
     pub http_timeout: Duration,
+    /// Whether output is sent to the server while the command runs
+    /// (`docs/contract/cancel-and-output.md#live-output`), up to the cap.
+    pub live_output: bool,
     /// Working directory of the commands.
     pub working_directory: PathBuf,
     /// The header that carries the token: `X-Agent-Token` (agent
@@ -326,6 +331,7 @@ impl Config {
                 file.http_timeout_seconds,
                 DEFAULT_HTTP_TIMEOUT,
             )?,
+            live_output: file.live_output.unwrap_or(true),
             working_directory,
         })
     }

@@ -135,6 +135,47 @@ pub enum Wake {
     Deadline,
     /// The stop fd became readable (what was there was read).
     Stop,
+    /// The news fd became readable (what was there was read).
+    News,
+}
+
+/// Which stream a piece of live output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Where a command's output goes as it is read, besides its capture: the
+/// first `limit` bytes of each stream, as read, one message per read.
+#[derive(Debug)]
+pub struct LiveOutput {
+    sender: std::sync::mpsc::Sender<(Stream, Vec<u8>)>,
+    left: [usize; 2],
+}
+
+impl LiveOutput {
+    /// Sends at most `limit` bytes of each stream through `sender`: what the
+    /// queue keeps of it at most (its cap in characters, four bytes each),
+    /// so a chatty command costs no more than that.
+    pub fn new(sender: std::sync::mpsc::Sender<(Stream, Vec<u8>)>, limit: usize) -> LiveOutput {
+        LiveOutput {
+            sender,
+            left: [limit, limit],
+        }
+    }
+
+    fn forward(&mut self, stream: Stream, data: &[u8]) {
+        let left = &mut self.left[stream as usize];
+        let n = (*left).min(data.len());
+        if n > 0 {
+            *left -= n;
+            // The reader may be gone (lease lost): output is still captured.
+            let _ = self.sender.send((stream, data[..n].to_vec()));
+        }
+    }
 }
 
 /// The result of a command.
@@ -171,7 +212,11 @@ pub struct Running {
     kill_grace: Duration,
     sigkill_at: Option<Instant>,
     killed: Option<String>,
+    /// Why the agent asked the group to stop, when not to kill it for good
+    /// (a cancel request): the exit code stays the command's.
+    stopped: Option<String>,
     cap_chars: usize,
+    live: Option<LiveOutput>,
 }
 
 /// A command that could not be started: the outcome to report instead.
@@ -274,11 +319,19 @@ fn pollfd(fd: RawFd) -> libc::pollfd {
 }
 
 /// Reads once from a readable pipe into `capture`; false at end of file.
-fn read_into(pipe: &mut impl Read, capture: &mut Capture, buf: &mut [u8]) -> io::Result<bool> {
+fn read_into(
+    pipe: &mut impl Read,
+    capture: &mut Capture,
+    buf: &mut [u8],
+    live: Option<(&mut LiveOutput, Stream)>,
+) -> io::Result<bool> {
     match pipe.read(buf) {
         Ok(0) => Ok(false),
         Ok(n) => {
             capture.push(&buf[..n]);
+            if let Some((live, stream)) = live {
+                live.forward(stream, &buf[..n]);
+            }
             Ok(true)
         }
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
@@ -338,8 +391,40 @@ impl Running {
             kill_grace: spec.kill_grace,
             sigkill_at: None,
             killed: None,
+            stopped: None,
             cap_chars: spec.cap_chars,
+            live: None,
         })
+    }
+
+    /// Sends the output to `live` as well, as it is read, from now on.
+    pub fn stream_to(&mut self, live: LiveOutput) {
+        self.live = Some(live);
+    }
+
+    /// Stops sending output to the [`LiveOutput`], which then sees its
+    /// channel close once nothing else holds it.
+    pub fn end_stream(&mut self) {
+        self.live = None;
+    }
+
+    /// Asks the command to stop on a cancel request: SIGTERM to its process
+    /// group (only ever its own: the group the agent started it in), SIGKILL
+    /// `kill_grace` later if it has not exited. Unlike
+    /// [`Running::terminate`] the exit code reported stays the command's;
+    /// `why` goes to its stderr. Nothing once it is being stopped or killed.
+    pub fn stop(&mut self, why: String) {
+        if self.killed.is_some() || self.stopped.is_some() {
+            return;
+        }
+        killpg(self.pgid, libc::SIGTERM);
+        self.sigkill_at = Some(Instant::now() + self.kill_grace);
+        self.stopped = Some(why);
+    }
+
+    /// Whether [`Running::stop`] was called.
+    pub fn was_stopped(&self) -> bool {
+        self.stopped.is_some()
     }
 
     /// The command's process id (also its process group id).
@@ -355,13 +440,21 @@ impl Running {
             return;
         }
         killpg(self.pgid, libc::SIGTERM);
-        self.sigkill_at = Some(Instant::now() + self.kill_grace);
+        if self.sigkill_at.is_none() {
+            self.sigkill_at = Some(Instant::now() + self.kill_grace);
+        }
         self.killed = Some(why);
     }
 
-    /// Reads output until the command exits, `until` comes, or `stop_fd` (a
-    /// non-blocking fd) becomes readable, enforcing the timeout meanwhile.
-    pub fn wait(&mut self, until: Option<Instant>, stop_fd: Option<RawFd>) -> io::Result<Wake> {
+    /// Reads output until the command exits, `until` comes, or `stop_fd` or
+    /// `news_fd` (non-blocking fds) becomes readable, enforcing the timeout
+    /// meanwhile.
+    pub fn wait(
+        &mut self,
+        until: Option<Instant>,
+        stop_fd: Option<RawFd>,
+        news_fd: Option<RawFd>,
+    ) -> io::Result<Wake> {
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
             let now = Instant::now();
@@ -400,12 +493,18 @@ impl Running {
                 fds.push(pollfd(fd));
                 fds.len() - 1
             });
+            let news_at = news_fd.map(|fd| {
+                fds.push(pollfd(fd));
+                fds.len() - 1
+            });
             poll(&mut fds, poll_timeout(timer))?;
             self.read_ready(&fds, out_at, err_at, &mut buf)?;
-            if let Some(i) = stop_at {
-                if fds[i].revents & READABLE != 0 {
-                    drain_fd(fds[i].fd);
-                    return Ok(Wake::Stop);
+            for (at, wake) in [(stop_at, Wake::Stop), (news_at, Wake::News)] {
+                if let Some(i) = at {
+                    if fds[i].revents & READABLE != 0 {
+                        drain_fd(fds[i].fd);
+                        return Ok(wake);
+                    }
                 }
             }
             if fds[0].revents & READABLE != 0 {
@@ -422,12 +521,14 @@ impl Running {
         buf: &mut [u8],
     ) -> io::Result<()> {
         if let (Some(i), Some(pipe)) = (out_at, self.stdout_pipe.as_mut()) {
-            if fds[i].revents & READABLE != 0 && !read_into(pipe, &mut self.stdout, buf)? {
+            let live = self.live.as_mut().map(|l| (l, Stream::Stdout));
+            if fds[i].revents & READABLE != 0 && !read_into(pipe, &mut self.stdout, buf, live)? {
                 self.stdout_pipe = None;
             }
         }
         if let (Some(i), Some(pipe)) = (err_at, self.stderr_pipe.as_mut()) {
-            if fds[i].revents & READABLE != 0 && !read_into(pipe, &mut self.stderr, buf)? {
+            let live = self.live.as_mut().map(|l| (l, Stream::Stderr));
+            if fds[i].revents & READABLE != 0 && !read_into(pipe, &mut self.stderr, buf, live)? {
                 self.stderr_pipe = None;
             }
         }
@@ -461,7 +562,7 @@ impl Running {
             poll(&mut fds, poll_timeout(Some(drain_until)))?;
             self.read_ready(&fds, out_at, err_at, &mut buf)?;
         }
-        let mut notes = Vec::new();
+        let mut notes: Vec<String> = self.stopped.iter().cloned().collect();
         if self.stdout_pipe.is_some() || self.stderr_pipe.is_some() {
             notes.push(
                 "actionq-agent: a process that left the command's group still holds its output open; \
@@ -523,7 +624,7 @@ pub fn run(spec: &Spec<'_>) -> Outcome {
         Err(e) => return spawn_failure(spec.argv.first().map_or("", String::as_str), &e),
     };
     loop {
-        match running.wait(None, None) {
+        match running.wait(None, None, None) {
             Ok(Wake::Exited) => break,
             Ok(_) => continue,
             Err(e) => {

@@ -29,4 +29,5 @@ pub mod backoff;
 pub mod client;
 pub mod config;
 pub mod exec;
+pub mod live;
 pub mod log;

@@ -628,3 +628,197 @@ fn a_database_row_edited_after_approval_is_refused_by_the_agent() {
     assert!(!pwned.exists(), "the edited command ran");
     assert!(lines(&dir.path().join("ran-1")).is_empty());
 }
+
+/// The stdout of every chunk, joined.
+fn streamed(server: &Server, id: i64) -> String {
+    server.output(id).into_iter().map(|c| c.1).collect()
+}
+
+#[test]
+fn output_is_seen_while_the_command_runs() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let id = server.create_action("web-1", "print_wait_print", &[]);
+    let mut agent = Agent::start(&agent(&server, dir.path(), "agent", ""));
+    wait_for(
+        "the first line, live",
+        || agent.logs(),
+        || (streamed(&server, id) == "first\n").then_some(()),
+    );
+    assert_eq!(server.action(id)["status"], "executing");
+    std::fs::write(dir.path().join("go-print"), "").unwrap();
+    let a = server.wait_finished(id, || agent.logs());
+    assert_eq!(
+        (a["status"].as_str(), a["stdout"].as_str()),
+        (Some("completed"), Some("first\nsecond\n"))
+    );
+    let chunks = server.output(id);
+    assert_eq!(streamed(&server, id), "first\nsecond\n", "{chunks:?}");
+    let seqs: Vec<i64> = chunks.iter().map(|c| c.0).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit().success());
+}
+
+#[test]
+fn a_cancel_stops_the_command_and_ends_the_action_cancelled() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let polite = server.create_action("web-1", "term_exits", &[]);
+    let stubborn = server.create_action("web-1", "ignore_term", &[]);
+    let extra = "kill_grace_seconds = 1\n";
+    let mut agent = Agent::start(&agent(&server, dir.path(), "agent", extra));
+    let ctx = || agent.logs();
+    let started = dir.path().join("started-term");
+    wait_for("the command to start", ctx, || {
+        started.exists().then_some(())
+    });
+    let asked = std::time::Instant::now();
+    let (status, body) = server.call("POST", &format!("/actions/{polite}/cancel"), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "executing");
+    let by = body["cancel_requested_by"].as_str().unwrap().to_owned();
+    let a = server.wait_finished(polite, ctx);
+    let latency = asked.elapsed();
+    eprintln!("cancel to cancelled: {latency:?}");
+    assert!(latency < std::time::Duration::from_secs(2), "{latency:?}");
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("cancelled"), Some(7)),
+        "{a}"
+    );
+    assert_eq!(a["cancelled_by"].as_str(), Some(by.as_str()));
+    assert_eq!(a["stdout"], "got TERM\n");
+    assert!(
+        a["stderr"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("cancel requested by {by}")),
+        "{a}"
+    );
+    let details: Vec<Value> = server
+        .events_of(polite)
+        .iter()
+        .map(|e| e["detail"].clone())
+        .collect();
+    assert!(
+        details.contains(&Value::from("cancel requested")),
+        "{details:?}"
+    );
+    assert_eq!(details.last().unwrap(), "cancelled, exit_code=7");
+
+    // A command that ignores SIGTERM is killed after the grace.
+    wait_for("the stubborn one to run", ctx, || {
+        (server.action(stubborn)["status"] == "executing").then_some(())
+    });
+    let asked = std::time::Instant::now();
+    server.call("POST", &format!("/actions/{stubborn}/cancel"), None);
+    let a = server.wait_finished(stubborn, ctx);
+    assert!(asked.elapsed() >= std::time::Duration::from_secs(1));
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("cancelled"), Some(137)),
+        "{a}"
+    );
+    // Finished: another cancel is a Conflict.
+    let (status, _) = server.call("POST", &format!("/actions/{stubborn}/cancel"), None);
+    assert_eq!(status, 409);
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit().success());
+}
+
+#[test]
+fn a_cancel_racing_the_commands_exit_has_one_outcome() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let mut agent = Agent::start(&agent(&server, dir.path(), "agent", ""));
+    let mut outcomes = std::collections::BTreeMap::new();
+    for n in 1..=8 {
+        let id = server.create_action("web-1", "race_exit", &[("n", &n.to_string())]);
+        wait_for(
+            "the command to run",
+            || agent.logs(),
+            || (streamed(&server, id) == "waiting\n").then_some(()),
+        );
+        let go = dir.path().join(format!("go-race-{n}"));
+        // The exit and the cancel, as close together as two threads make them.
+        let racer = std::thread::spawn(move || std::fs::write(go, "").unwrap());
+        let (status, _) = server.call("POST", &format!("/actions/{id}/cancel"), None);
+        racer.join().unwrap();
+        let a = server.wait_finished(id, || agent.logs());
+        let outcome = a["status"].as_str().unwrap().to_owned();
+        // A cancel either landed while executing (200) or after the end (409).
+        assert!(status == 200 || status == 409, "{status}");
+        match outcome.as_str() {
+            "completed" => assert_eq!(a["exit_code"], 0, "{a}"),
+            "cancelled" => assert_eq!(status, 200, "{a}"),
+            other => panic!("action {id} ended {other}: {a}"),
+        }
+        let ends: Vec<Value> = server
+            .events_of(id)
+            .into_iter()
+            .filter(|e| e["to_status"] != "executing" && e["to_status"] != "approved")
+            .collect();
+        assert_eq!(ends.len(), 1, "exactly one end: {ends:?}");
+        assert_eq!(ends[0]["to_status"], outcome.as_str());
+        *outcomes.entry(outcome).or_insert(0) += 1;
+    }
+    eprintln!("cancel racing exit, 8 runs: {outcomes:?}");
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit().success());
+}
+
+#[test]
+fn an_agent_killed_mid_stream_leaves_the_action_to_lease_expiry() {
+    let dir = support::test_dir();
+    let server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let id = server.create_action("web-1", "print_wait_print", &[]);
+    let mut first = Agent::start(&agent(&server, dir.path(), "first", "lease_seconds = 3\n"));
+    wait_for(
+        "the first line",
+        || first.logs(),
+        || (streamed(&server, id) == "first\n").then_some(()),
+    );
+    first.signal(libc::SIGKILL);
+    first.wait_exit();
+    let mut second = Agent::start(&agent(&server, dir.path(), "second", "lease_seconds = 3\n"));
+    let a = server.wait_finished(id, || second.logs());
+    assert_eq!(
+        (a["status"].as_str(), a["exit_code"].as_i64()),
+        (Some("failed"), Some(-1)),
+        "{a}"
+    );
+    assert_eq!(streamed(&server, id), "first\n", "never run again");
+    second.signal(libc::SIGTERM);
+    assert!(second.wait_exit().success());
+}
+
+#[test]
+fn output_sent_while_the_server_restarts_is_retried_and_never_doubled() {
+    let dir = support::test_dir();
+    let mut server = Server::start(dir.path(), &support::whitelist(dir.path()));
+    server.create_server("web-1");
+    let id = server.create_action("web-1", "print_wait_print", &[]);
+    let mut agent = Agent::start(&agent(&server, dir.path(), "agent", ""));
+    wait_for(
+        "the first line",
+        || agent.logs(),
+        || (streamed(&server, id) == "first\n").then_some(()),
+    );
+    server.stop();
+    std::fs::write(dir.path().join("go-print"), "").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    server.restart();
+    let a = server.wait_finished(id, || agent.logs());
+    assert_eq!(a["status"], "completed", "{a}");
+    let chunks = server.output(id);
+    assert_eq!(streamed(&server, id), "first\nsecond\n", "{chunks:?}");
+    let seqs: Vec<i64> = chunks.iter().map(|c| c.0).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit().success());
+}

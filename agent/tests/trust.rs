@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -34,6 +35,10 @@ struct Fake {
     claims: Mutex<VecDeque<Value>>,
     requests: Mutex<Vec<Request>>,
     redirect_to: Option<String>,
+    /// The answer to a heartbeat once an output chunk came (else `{}`).
+    heartbeat_after_output: Option<Value>,
+    /// The answer to an output chunk (else `{}`).
+    output_reply: Option<Value>,
 }
 
 impl Fake {
@@ -120,6 +125,22 @@ fn connection<S: Read + Write>(stream: S, fake: &Fake) -> std::io::Result<()> {
                 Some(claim) => ("200 OK", Some(claim)),
                 None => ("204 No Content", None),
             }
+        } else if path.ends_with("/heartbeat") {
+            let output_came = fake
+                .requests
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|r| r.path.ends_with("/output"));
+            match (&fake.heartbeat_after_output, output_came) {
+                (Some(reply), true) => ("200 OK", Some(reply.clone())),
+                _ => ("200 OK", Some(json!({}))),
+            }
+        } else if path.ends_with("/output") {
+            (
+                "200 OK",
+                Some(fake.output_reply.clone().unwrap_or(json!({}))),
+            )
         } else if path.ends_with("/result") {
             let status = if body["exit_code"] == 0 {
                 "completed"
@@ -613,4 +634,101 @@ fn https_trusts_the_ca_file_and_nothing_self_signed() {
         "{logs}"
     );
     assert!(fake2.requests.lock().unwrap().is_empty());
+}
+
+/// A server that answers an output chunk with another (validly signed)
+/// claim and a heartbeat with a cancel request naming someone else's
+/// process: the agent runs nothing new and stops only its own command's
+/// process group.
+#[test]
+fn a_forged_answer_runs_nothing_and_a_cancel_stops_only_the_agents_own_group() {
+    let dir = support::test_dir();
+    let d = dir.path();
+    let key = ClaimSigningKey::generate().unwrap();
+    // Someone else's process, in a group of its own: what a hostile server
+    // would like the agent to kill.
+    let mut victim = std::process::Command::new("sleep")
+        .arg("60")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let victim_pid = victim.id();
+    let template = format!(
+        "sh -c 'touch \"$0\"; echo hello; exec sleep 30' {}/mark-{{n}}",
+        d.display()
+    );
+    let wl_text = json!({"actions": {"mark": {
+        "command": template,
+        "params": {"n": {"kind": "integer", "min": 1, "max": 50}},
+    }}})
+    .to_string();
+    let local = Whitelist::from_json(&wl_text).unwrap();
+    let in_an_hour = chrono::Utc::now() + chrono::Duration::hours(1);
+    let claim_for = |id: i64, n: u32| {
+        let built = local
+            .build("mark", &BTreeMap::from([("n".to_owned(), n.to_string())]))
+            .unwrap();
+        let s = ClaimSpec {
+            id,
+            server_id: "web-1",
+            n: n.to_string(),
+            argv: built.argv,
+            env: built.env,
+            whitelist_version: local.version().to_owned(),
+            lease_expires_at: in_an_hour,
+        };
+        signed(&s, &self_consistent(&s), Some(&key))
+    };
+    let fake = Arc::new(Fake {
+        heartbeat_after_output: Some(json!({
+            "id": 1,
+            "status": "executing",
+            "cancel_requested_at": "2026-01-01T00:00:00Z",
+            "cancel_requested_by": "mallory",
+            "pid": victim_pid,
+            "pgid": victim_pid,
+            "argv": ["kill", "-9", victim_pid.to_string()],
+        })),
+        // Another action, validly signed: an answer to a chunk is no claim.
+        output_reply: Some(claim_for(2, 2)),
+        ..Fake::default()
+    });
+    fake.claims.lock().unwrap().push_back(claim_for(1, 1));
+    let port = serve(Arc::clone(&fake), None);
+    let config = agent_files(
+        d,
+        &format!("http://127.0.0.1:{port}"),
+        &key,
+        "kill_grace_seconds = 1\n",
+    );
+    private_file(&d.join("whitelist.json"), &wl_text, 0o644);
+    let mut agent = Agent::start_with_config(&config, &d.join("agent.log"));
+    let result = wait_for(
+        "the result",
+        || agent.logs(),
+        || fake.results().into_iter().next(),
+    );
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit().success(), "{}", agent.logs());
+    assert_eq!(result.body["cancelled"], true, "{}", result.body);
+    assert_eq!(result.body["exit_code"], 143, "{}", result.body);
+    assert_eq!(result.body["stdout"], "hello\n");
+    assert!(
+        result.body["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("cancel requested by mallory"),
+        "{}",
+        result.body
+    );
+    assert!(d.join("mark-1").exists());
+    assert!(!d.join("mark-2").exists(), "the forged answer ran");
+    assert_eq!(fake.results().len(), 1, "one action, reported once");
+    assert_eq!(
+        victim.try_wait().unwrap(),
+        None,
+        "the agent signalled a process outside its command's group"
+    );
+    victim.kill().unwrap();
+    victim.wait().unwrap();
 }

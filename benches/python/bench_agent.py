@@ -51,6 +51,31 @@ def cpu_seconds(pid: int) -> float:
     return total_ns / 1e9
 
 
+def start_server(db: str, whitelist: str, key: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`actionq-server` (this venv's) on a free loopback port, once it
+    answers: the process and its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    script = os.path.join(os.path.dirname(sys.executable), "actionq-server")
+    server = subprocess.Popen(
+        [script, "--host", "127.0.0.1", "--port", str(port), "--database", db, "--whitelist", whitelist],
+        env={**os.environ, "ACTIONQ_API_KEY": key},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/docs", timeout=1).status_code == 200:
+                return server, base
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None or time.time() > deadline:
+            server.kill()
+            raise RuntimeError("actionq-server did not start")
+        time.sleep(0.1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--dir", required=True)
@@ -66,27 +91,9 @@ def main() -> None:
     whitelist = os.path.join(args.dir, "agent-whitelist.json")
     with open(whitelist, "w") as f:
         json.dump({"actions": {"run_true": {"command": "true"}}}, f)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    script = os.path.join(os.path.dirname(sys.executable), "actionq-server")
-    server = subprocess.Popen(
-        [script, "--host", "127.0.0.1", "--port", str(port), "--database", db, "--whitelist", whitelist],
-        env={**os.environ, "ACTIONQ_API_KEY": KEY},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server, base = start_server(db, whitelist, KEY)
     agent = None
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/docs", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.time() > deadline:
-                raise RuntimeError("actionq-server did not start")
-            time.sleep(0.1)
         api = httpx.Client(base_url=f"{base}/api/v1", headers={"X-API-Key": KEY}, timeout=30)
         assert api.post("/servers", json={"id": SERVER_ID, "hostname": None}).status_code == 201
         # An agent credential when the server issues them; else (a server that

@@ -107,7 +107,8 @@ pub struct Raw {
 const RAW_ACTION_COLUMNS: &str = "id, server_id, action_type, status, service_name, command, \
     argv, env, alert_id, created_at, created_by, approved_at, approved_by, rejected_at, \
     rejected_by, rejection_reason, cancelled_at, cancelled_by, executed_at, lease_expires_at, \
-    completed_at, exit_code, stdout, stderr, approvals, digest, whitelist_version, params";
+    completed_at, exit_code, stdout, stderr, approvals, digest, whitelist_version, params, \
+    cancel_requested_at, cancel_requested_by";
 
 fn ts(v: Option<i64>) -> rusqlite::Result<Option<actionq::Timestamp>> {
     v.map(|v| {
@@ -154,6 +155,8 @@ fn raw_action(r: &Row<'_>) -> rusqlite::Result<Action> {
         digest: r.get(25)?,
         whitelist_version: r.get(26)?,
         params: serde_json::from_str(&r.get::<_, String>(27)?).map_err(bad)?,
+        cancel_requested_at: ts(r.get(28)?)?,
+        cancel_requested_by: r.get(29)?,
     })
 }
 

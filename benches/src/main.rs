@@ -207,6 +207,12 @@ fn run(args: &[String]) -> BenchResult<()> {
         println!("== 8. executor agent: claim-run-report cycle of `true` over HTTP, idle CPU");
         bench_agent(&cfg, &py, args, &mut s, &mut notes);
     }
+    if want("live") {
+        println!(
+            "== 8b. live output: line-to-reader latency, cost on a chatty command, agent peak RSS"
+        );
+        bench_live_output(&cfg, &py, args, &mut s, &mut notes);
+    }
     if want("gil") {
         println!("== 7. GIL: get_action with and without a busy Python thread");
         bench_gil(&cfg, &py, &mut s, &mut notes);
@@ -1012,30 +1018,69 @@ fn bench_agent(
     s: &mut Summary,
     notes: &mut Vec<String>,
 ) {
+    let idle = 30.0 * cfg.scale.clamp(0.2, 1.0);
+    let extra = [
+        arg("--n"),
+        arg(cfg.n(500)),
+        arg("--idle-seconds"),
+        arg(idle),
+    ];
+    agent_script(cfg, py, args, s, notes, ("agent", "bench_agent.py"), &extra);
+}
+
+/// Live output (docs/contract/cancel-and-output.md#live-output), with the
+/// agent of [`bench_agent`]: see benches/python/bench_live_output.py.
+fn bench_live_output(
+    cfg: &Config,
+    py: &Python,
+    args: &[String],
+    s: &mut Summary,
+    notes: &mut Vec<String>,
+) {
+    let extra = [arg("--lines"), arg(cfg.n(200)), arg("--runs"), arg(5)];
+    agent_script(
+        cfg,
+        py,
+        args,
+        s,
+        notes,
+        ("live output", "bench_live_output.py"),
+        &extra,
+    );
+}
+
+/// Runs `script` (named `what` in notes) with the release agent and the
+/// database directory, then `extra`, and merges what it prints.
+fn agent_script(
+    cfg: &Config,
+    py: &Python,
+    args: &[String],
+    s: &mut Summary,
+    notes: &mut Vec<String>,
+    (what, script): (&str, &str),
+    extra: &[String],
+) {
     let agent = flag(args, "--agent").map_or_else(
         || cfg.repo.join("target/release/actionq-agent"),
         PathBuf::from,
     );
     if !py.binding || !agent.exists() {
         notes.push(format!(
-            "agent bench skipped (needs the binding's actionq-server and {}: `make agent`)",
+            "{what} bench skipped (needs the binding's actionq-server and {}: `make agent`)",
             agent.display()
         ));
         return;
     }
-    let bench_args = [
+    let mut bench_args = vec![
         arg("--dir"),
         arg(cfg.db.display()),
         arg("--agent"),
         arg(agent.display()),
-        arg("--n"),
-        arg(cfg.n(500)),
-        arg("--idle-seconds"),
-        arg(30.0 * cfg.scale.clamp(0.2, 1.0)),
     ];
-    match python_json(cfg, py, "bench_agent.py", &bench_args) {
+    bench_args.extend_from_slice(extra);
+    match python_json(cfg, py, script, &bench_args) {
         Ok(json) => s.merge_json(&json),
-        Err(e) => notes.push(format!("agent bench failed: {e}")),
+        Err(e) => notes.push(format!("{what} bench failed: {e}")),
     }
 }
 
@@ -1245,6 +1290,20 @@ const TARGETS: &[Target] = &[
         lhs: "agent_cycle_ms",
         rhs: None,
         factor: 5.0,
+        at_most: true,
+    },
+    Target {
+        name: "live_output_chatty_ratio <= 1.1 (live output on vs off)",
+        lhs: "live_output_chatty_ratio",
+        rhs: None,
+        factor: 1.1,
+        at_most: true,
+    },
+    Target {
+        name: "live_output_agent_peak_rss_kib <= 24 MiB",
+        lhs: "live_output_agent_peak_rss_kib",
+        rhs: None,
+        factor: 24576.0,
         at_most: true,
     },
     Target {

@@ -1238,6 +1238,99 @@ aq_status aq_action_report_result(const struct aq_queue *queue,
                                   char **action_json_out);
 
 /**
+ * A heartbeat that waits (`docs/contract/cancel-and-output.md#cancel-request`):
+ * extends the lease like `aq_action_heartbeat`, then waits up to
+ * `wait_seconds` (0..=`AQ_MAX_WAIT_SECONDS`; 0 answers at once) for a cancel
+ * request on the action. On `AQ_STATUS_OK`, `*action_json_out` receives the
+ * action as JSON (`cancel_requested_at` set when someone asked to stop it),
+ * which the caller frees with `aq_string_free`. A wrong or expired token is
+ * `AQ_STATUS_CONFLICT`.
+ *
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * the agent of the action's server or an admin.
+ *
+ * # Safety
+ *
+ * As for `aq_action_heartbeat`.
+ */
+aq_status aq_action_await_cancel(const struct aq_queue *queue,
+                                 const struct aq_actor *actor,
+                                 int64_t id,
+                                 const char *lease_token,
+                                 const double *lease_seconds,
+                                 double wait_seconds,
+                                 char **action_json_out);
+
+/**
+ * Finishes the action held with `lease_token` whose command the agent
+ * stopped on a cancel request: it ends `cancelled`, `cancelled_by` who
+ * asked, with `exit_code` and the output (kept up to the output cap). No
+ * cancel requested, or a wrong or expired token, is `AQ_STATUS_CONFLICT`.
+ * On `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON, which
+ * the caller frees with `aq_string_free`.
+ *
+ * `actor`: as for `aq_action_report_result`.
+ *
+ * # Safety
+ *
+ * As for `aq_action_report_result`.
+ */
+aq_status aq_action_report_cancelled(const struct aq_queue *queue,
+                                     const struct aq_actor *actor,
+                                     int64_t id,
+                                     const char *lease_token,
+                                     int32_t exit_code,
+                                     const char *stdout_text,
+                                     const char *stderr_text,
+                                     char **action_json_out);
+
+/**
+ * Adds chunk `seq` (from 1) of the live output of the executing action held
+ * with `lease_token` (`docs/contract/cancel-and-output.md#live-output`);
+ * `stdout_text` / `stderr_text` may be NULL. `*stored_out` receives 1 when
+ * the chunk was stored, 0 for a repeated seq or nothing left under the
+ * output cap. `seq` < 1 is `AQ_STATUS_INVALID_INPUT`; a wrong or expired
+ * token, or an action no longer executing, `AQ_STATUS_CONFLICT`.
+ *
+ * `actor`: as for `aq_action_report_result`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; the strings NULL or NUL-terminated; `stored_out` NULL or a
+ * writable `int`.
+ */
+aq_status aq_action_append_output(const struct aq_queue *queue,
+                                  const struct aq_actor *actor,
+                                  int64_t id,
+                                  const char *lease_token,
+                                  int64_t seq,
+                                  const char *stdout_text,
+                                  const char *stderr_text,
+                                  int *stored_out);
+
+/**
+ * The live output chunks of action `id` with `seq` > `after`, by seq. With
+ * `wait_seconds` > 0 (at most `AQ_MAX_WAIT_SECONDS`) an empty answer waits
+ * for a chunk or for the action to finish. On `AQ_STATUS_OK`,
+ * `*chunks_json_out` receives a JSON array of `{seq, stdout, stderr, at}`,
+ * which the caller frees with `aq_string_free`.
+ *
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); every role but agent.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `chunks_json_out` NULL or a writable `char *`.
+ */
+aq_status aq_action_output_since(const struct aq_queue *queue,
+                                 const struct aq_actor *actor,
+                                 int64_t id,
+                                 int64_t after,
+                                 double wait_seconds,
+                                 char **chunks_json_out);
+
+/**
  * Fails every executing action whose lease has run out (`exit_code` -1,
  * `stderr` says why; never retried). On `AQ_STATUS_OK`, `*actions_json_out`
  * receives a JSON array of the actions it failed (possibly `[]`), which the

@@ -2,7 +2,7 @@
 //! its arguments, calls the core once as the actor `acting` picks, and
 //! returns its result as JSON.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_int};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::str::FromStr;
 use std::time::Duration;
@@ -727,6 +727,150 @@ pub unsafe extern "C" fn aq_action_report_result(
         let action = queue
             .report_result(id, token, exit_code, stdout_text, stderr_text)?;
         out.write_json(&action);
+        Ok(())
+    }
+}
+
+/// A heartbeat that waits (`docs/contract/cancel-and-output.md#cancel-request`):
+/// extends the lease like `aq_action_heartbeat`, then waits up to
+/// `wait_seconds` (0..=`AQ_MAX_WAIT_SECONDS`; 0 answers at once) for a cancel
+/// request on the action. On `AQ_STATUS_OK`, `*action_json_out` receives the
+/// action as JSON (`cancel_requested_at` set when someone asked to stop it),
+/// which the caller frees with `aq_string_free`. A wrong or expired token is
+/// `AQ_STATUS_CONFLICT`.
+///
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+/// the agent of the action's server or an admin.
+///
+/// # Safety
+///
+/// As for `aq_action_heartbeat`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_await_cancel(
+    queue: *const aq_queue,
+    actor: *const aq_actor,
+    id: i64,
+    lease_token: *const c_char,
+    lease_seconds: *const f64,
+    wait_seconds: f64,
+    action_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { acting(queue, actor) }?;
+        let token = unsafe { str_arg(lease_token, "lease_token") }?;
+        let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
+        let lease = unsafe { lease(lease_seconds) };
+        let wait = limits::wait_seconds(wait_seconds)?;
+        let action = queue.await_cancel(id, token, lease, Some(wait))?;
+        out.write_json(&action);
+        Ok(())
+    }
+}
+
+/// Finishes the action held with `lease_token` whose command the agent
+/// stopped on a cancel request: it ends `cancelled`, `cancelled_by` who
+/// asked, with `exit_code` and the output (kept up to the output cap). No
+/// cancel requested, or a wrong or expired token, is `AQ_STATUS_CONFLICT`.
+/// On `AQ_STATUS_OK`, `*action_json_out` receives the action as JSON, which
+/// the caller frees with `aq_string_free`.
+///
+/// `actor`: as for `aq_action_report_result`.
+///
+/// # Safety
+///
+/// As for `aq_action_report_result`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_report_cancelled(
+    queue: *const aq_queue,
+    actor: *const aq_actor,
+    id: i64,
+    lease_token: *const c_char,
+    exit_code: i32,
+    stdout_text: *const c_char,
+    stderr_text: *const c_char,
+    action_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { acting(queue, actor) }?;
+        let token = unsafe { str_arg(lease_token, "lease_token") }?;
+        let stdout_text = unsafe { opt_str_arg(stdout_text, "stdout_text") }?;
+        let stderr_text = unsafe { opt_str_arg(stderr_text, "stderr_text") }?;
+        let out = unsafe { Out::new(action_json_out, "action_json_out") }?;
+        let action = queue
+            .report_cancelled(id, token, exit_code, stdout_text, stderr_text)?;
+        out.write_json(&action);
+        Ok(())
+    }
+}
+
+/// Adds chunk `seq` (from 1) of the live output of the executing action held
+/// with `lease_token` (`docs/contract/cancel-and-output.md#live-output`);
+/// `stdout_text` / `stderr_text` may be NULL. `*stored_out` receives 1 when
+/// the chunk was stored, 0 for a repeated seq or nothing left under the
+/// output cap. `seq` < 1 is `AQ_STATUS_INVALID_INPUT`; a wrong or expired
+/// token, or an action no longer executing, `AQ_STATUS_CONFLICT`.
+///
+/// `actor`: as for `aq_action_report_result`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; the strings NULL or NUL-terminated; `stored_out` NULL or a
+/// writable `int`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_append_output(
+    queue: *const aq_queue,
+    actor: *const aq_actor,
+    id: i64,
+    lease_token: *const c_char,
+    seq: i64,
+    stdout_text: *const c_char,
+    stderr_text: *const c_char,
+    stored_out: *mut c_int,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { acting(queue, actor) }?;
+        let token = unsafe { str_arg(lease_token, "lease_token") }?;
+        let stdout_text = unsafe { opt_str_arg(stdout_text, "stdout_text") }?;
+        let stderr_text = unsafe { opt_str_arg(stderr_text, "stderr_text") }?;
+        let out = unsafe { Out::new(stored_out, "stored_out") }?;
+        let stored = queue.append_output(id, token, seq, stdout_text, stderr_text)?;
+        out.write(c_int::from(stored));
+        Ok(())
+    }
+}
+
+/// The live output chunks of action `id` with `seq` > `after`, by seq. With
+/// `wait_seconds` > 0 (at most `AQ_MAX_WAIT_SECONDS`) an empty answer waits
+/// for a chunk or for the action to finish. On `AQ_STATUS_OK`,
+/// `*chunks_json_out` receives a JSON array of `{seq, stdout, stderr, at}`,
+/// which the caller frees with `aq_string_free`.
+///
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); every role but agent.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `chunks_json_out` NULL or a writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_action_output_since(
+    queue: *const aq_queue,
+    actor: *const aq_actor,
+    id: i64,
+    after: i64,
+    wait_seconds: f64,
+    chunks_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { acting(queue, actor) }?;
+        let out = unsafe { Out::new(chunks_json_out, "chunks_json_out") }?;
+        let wait = limits::wait_seconds(wait_seconds)?;
+        let chunks = queue.output_since(id, after, Some(wait))?;
+        out.write_json(&chunks);
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each operation of the core and the C function that offers it.
-const C_FUNCTIONS: [(&str, &str); 30] = [
+const C_FUNCTIONS: [(&str, &str); 34] = [
     ("create_server", "aq_server_create"),
     ("get_server", "aq_server_get"),
     ("list_servers", "aq_server_list"),
@@ -24,6 +24,10 @@ const C_FUNCTIONS: [(&str, &str); 30] = [
     ("cancel_action", "aq_action_cancel"),
     ("claim_next", "aq_action_claim_next"),
     ("heartbeat", "aq_action_heartbeat"),
+    ("await_cancel", "aq_action_await_cancel"),
+    ("report_cancelled", "aq_action_report_cancelled"),
+    ("append_output", "aq_action_append_output"),
+    ("output_since", "aq_action_output_since"),
     ("report_result", "aq_action_report_result"),
     ("expire_leases", "aq_action_expire_leases"),
     ("expire_approvals", "aq_action_expire_approvals"),

@@ -36,7 +36,8 @@ mod _actionq {
     use crate::signing::{PyClaimSigningKey, PyClaimVerifyingKey};
     #[pymodule_export]
     use crate::types::{
-        action_digest, PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyServer,
+        action_digest, PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyOutputChunk,
+        PyServer,
     };
 
     #[pymodule_init]

@@ -26,7 +26,9 @@ use crate::clock::PyManualClock;
 use crate::error::to_py_err;
 use crate::identity::{self, PyCredential, PyIssuedCredential, PyPrincipal};
 use crate::jobs::{PyDelivery, PyJobLease};
-use crate::types::{PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyServer};
+use crate::types::{
+    PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyOutputChunk, PyServer,
+};
 
 /// The remediation action queue, on a SQLite file, a PostgreSQL database or
 /// in memory, acting as the trusted host or, for the views `as_principal` and
@@ -612,7 +614,9 @@ impl PyActionQueue {
             .map(PyAction::from)
     }
 
-    /// pending | approved → cancelled; `by` as for `approve_action`.
+    /// pending | approved → cancelled; on an executing action a cancel
+    /// request (`cancel_requested_at`/`_by` set, still executing) that the
+    /// agent answers with `report_cancelled`. `by` as for `approve_action`.
     #[pyo3(signature = (id, by = None))]
     fn cancel_action(&self, py: Python<'_>, id: i64, by: Option<&str>) -> PyResult<PyAction> {
         self.run(py, |q| acting_for(q, by)?.cancel_action(id))
@@ -656,6 +660,89 @@ impl PyActionQueue {
         let lease = lease(lease_seconds);
         self.run(py, |q| q.heartbeat(id, lease_token, lease))
             .map(PyAction::from)
+    }
+
+    /// A heartbeat that waits: extends the lease like `heartbeat`, then waits
+    /// (GIL released) up to `wait_seconds` (0..=`MAX_WAIT_SECONDS`) for a
+    /// cancel request on the action, and returns it as it is then
+    /// (`cancel_requested_at` set when someone asked to stop it).
+    #[pyo3(signature = (id, lease_token, lease_seconds = None, wait_seconds = None))]
+    fn await_cancel(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        lease_token: &str,
+        lease_seconds: Option<f64>,
+        wait_seconds: Option<f64>,
+    ) -> PyResult<PyAction> {
+        let lease = lease(lease_seconds);
+        let wait = wait(py, wait_seconds)?;
+        self.run_waiting(py, wait, |q| q.await_cancel(id, lease_token, lease, wait))
+            .map(PyAction::from)
+    }
+
+    /// One look, without writing, at whether a cancel was requested for
+    /// executing action `id` (the action) or it no longer executes (the
+    /// action), else None: what `AsyncActionQueue.await_cancel` looks at on
+    /// each change after renewing once.
+    fn _cancel_request(&self, py: Python<'_>, id: i64) -> PyResult<Option<PyAction>> {
+        self.run_read(py, |q| q.cancel_request(id))
+            .map(|action| action.map(PyAction::from))
+    }
+
+    /// Finishes the action held with `lease_token` whose command the agent
+    /// stopped on a cancel request: it ends `cancelled`, `cancelled_by` who
+    /// asked. `ConflictError` when no cancel was requested.
+    #[pyo3(signature = (id, lease_token, exit_code, stdout = None, stderr = None))]
+    fn report_cancelled(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        lease_token: &str,
+        exit_code: i32,
+        stdout: Option<&str>,
+        stderr: Option<&str>,
+    ) -> PyResult<PyAction> {
+        self.run(py, |q| {
+            q.report_cancelled(id, lease_token, exit_code, stdout, stderr)
+        })
+        .map(PyAction::from)
+    }
+
+    /// Adds a chunk of live output to the executing action held with
+    /// `lease_token`: `seq` from 1, a repeated one ignored (returns False);
+    /// what is kept stays within `output_cap_chars` per stream.
+    #[pyo3(signature = (id, lease_token, seq, stdout = None, stderr = None))]
+    fn append_output(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        lease_token: &str,
+        seq: i64,
+        stdout: Option<&str>,
+        stderr: Option<&str>,
+    ) -> PyResult<bool> {
+        self.run(py, |q| {
+            q.append_output(id, lease_token, seq, stdout, stderr)
+        })
+    }
+
+    /// The live output chunks of action `id` after `after`, by seq. With
+    /// `wait_seconds`, an empty answer waits (GIL released) for a chunk or
+    /// for the action to finish.
+    #[pyo3(signature = (id, after = 0, wait_seconds = None))]
+    fn output_since(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        after: i64,
+        wait_seconds: Option<f64>,
+    ) -> PyResult<Vec<PyOutputChunk>> {
+        let chunks = match wait(py, wait_seconds)? {
+            None => self.run_read(py, |q| q.output_since(id, after, None))?,
+            wait => self.run_waiting(py, wait, |q| q.output_since(id, after, wait))?,
+        };
+        Ok(chunks.into_iter().map(PyOutputChunk::from).collect())
     }
 
     /// Finishes the action held with `lease_token`: exit code 0 → `completed`,

@@ -7,7 +7,9 @@
 //! `pydantic.BaseModel.model_validate(obj, from_attributes=True)` read them
 //! directly; `to_dict()` gives the same fields as plain Python values.
 
-use actionq::{Action, ActionPage, Approval, AuditReport, Claim, Event, Server, Timestamp};
+use actionq::{
+    Action, ActionPage, Approval, AuditReport, Claim, Event, OutputChunk, Server, Timestamp,
+};
 use chrono::{Datelike, Timelike};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -193,6 +195,11 @@ fn action_into_dict(d: &Bound<'_, PyDict>, a: &Action) -> PyResult<()> {
     d.set_item(intern!(py, "digest"), &a.digest)?;
     d.set_item(intern!(py, "whitelist_version"), &a.whitelist_version)?;
     d.set_item(intern!(py, "params"), &a.params)?;
+    d.set_item(
+        intern!(py, "cancel_requested_at"),
+        opt_datetime(py, a.cancel_requested_at)?,
+    )?;
+    d.set_item(intern!(py, "cancel_requested_by"), &a.cancel_requested_by)?;
     Ok(())
 }
 
@@ -399,6 +406,19 @@ macro_rules! action_class_methods {
             #[getter]
             fn params(&self) -> std::collections::BTreeMap<String, String> {
                 self.core_action().params.clone()
+            }
+
+            /// When someone asked to stop the command while it executed (UTC);
+            /// `None` otherwise.
+            #[getter]
+            fn cancel_requested_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                opt_datetime(py, self.core_action().cancel_requested_at)
+            }
+
+            /// Who asked to stop it; `cancelled_by` once the agent stopped it.
+            #[getter]
+            fn cancel_requested_by(&self) -> Option<&str> {
+                self.core_action().cancel_requested_by.as_deref()
             }
 
             /// Whether what would run is what was approved: the digest
@@ -760,6 +780,73 @@ impl PyEvent {
             opt_repr(py, e.to_status.map(|s| s.as_str()))?,
             str_repr(py, &e.by)?,
         ))
+    }
+}
+
+/// A piece of an executing action's live output (frozen): `seq` (the
+/// agent's number, from 1), `stdout`, `stderr` and `at` (when the queue
+/// stored it, UTC).
+#[pyclass(module = "actionq", name = "OutputChunk", frozen, eq)]
+#[derive(Debug, PartialEq)]
+pub struct PyOutputChunk {
+    inner: OutputChunk,
+}
+
+impl From<OutputChunk> for PyOutputChunk {
+    fn from(inner: OutputChunk) -> Self {
+        PyOutputChunk { inner }
+    }
+}
+
+#[pymethods]
+impl PyOutputChunk {
+    /// The agent's sequence number, from 1.
+    #[getter]
+    fn seq(&self) -> i64 {
+        self.inner.seq
+    }
+
+    /// Standard output of this piece.
+    #[getter]
+    fn stdout(&self) -> &str {
+        &self.inner.stdout
+    }
+
+    /// Standard error of this piece.
+    #[getter]
+    fn stderr(&self) -> &str {
+        &self.inner.stderr
+    }
+
+    /// When the queue stored it (UTC).
+    #[getter]
+    fn at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        utc_datetime(py, self.inner.at)
+    }
+
+    /// The fields as a dict of plain Python values.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = &self.inner;
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "seq"), c.seq)?;
+        d.set_item(intern!(py, "stdout"), &c.stdout)?;
+        d.set_item(intern!(py, "stderr"), &c.stderr)?;
+        d.set_item(intern!(py, "at"), utc_datetime(py, c.at)?)?;
+        Ok(d)
+    }
+
+    /// The record as compact JSON text, as the HTTP server gives it.
+    fn to_json(&self) -> String {
+        record_json(&self.inner)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "OutputChunk(seq={}, stdout={} chars, stderr={} chars)",
+            self.inner.seq,
+            self.inner.stdout.chars().count(),
+            self.inner.stderr.chars().count()
+        )
     }
 }
 

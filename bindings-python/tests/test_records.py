@@ -18,6 +18,7 @@ ACTION_FIELDS = [
     # The approval policy's fields (docs/contract/domain.md#action-fields): after the seed's fields
     "approvals", "digest", "whitelist_version",
     "params",  # README "Security": what the command was built from
+    "cancel_requested_at", "cancel_requested_by",  # docs/contract/cancel-and-output.md
 ]  # fmt: skip
 
 
@@ -66,6 +67,8 @@ class ActionModel(pydantic.BaseModel):
     digest: str
     whitelist_version: str
     params: dict[str, str]
+    cancel_requested_at: Optional[datetime]
+    cancel_requested_by: Optional[str]
 
 
 class LiteralStatusModel(pydantic.BaseModel):

@@ -53,10 +53,13 @@ pub use jobs::{Delivery, DeliveryOutcome, JobLease};
 pub use limits::DEFAULT_EVENTS_LIMIT;
 pub use model::{
     Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Approval, Claim, Event, EventKind,
-    Server, Timestamp,
+    OutputChunk, Server, Timestamp,
 };
 pub use queue::{ActionQuery, ActionQueue, NewAction, QueueOptions, OPERATIONS};
-pub use rules::{AUTO_APPROVED, LEASE_EXPIRED_STDERR, STALE_WHITELIST};
+pub use rules::{
+    AUTO_APPROVED, CANCEL_REQUESTED, LEASE_EXPIRED_STDERR, LEASE_EXPIRED_WITH_CANCEL_STDERR,
+    STALE_WHITELIST,
+};
 pub use signing::{ClaimFields, ClaimSigningKey, ClaimVerifyingKey, CLAIM_SIGNATURE_TAG};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "postgres")]

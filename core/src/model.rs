@@ -238,6 +238,14 @@ pub struct Action {
     /// parameters, except `service_name` where the action has one.
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    /// When someone asked to stop the command while it was executing
+    /// (`docs/contract/cancel-and-output.md`); `None` otherwise.
+    #[serde(default, serialize_with = "wire_time::serialize_opt")]
+    pub cancel_requested_at: Option<Timestamp>,
+    /// Who asked to stop it; becomes `cancelled_by` when the agent reports
+    /// the command stopped.
+    #[serde(default)]
+    pub cancel_requested_by: Option<String>,
 }
 
 impl Action {
@@ -294,6 +302,22 @@ pub struct Claim {
     pub action: Action,
     /// Secret lease token (a UUID); required by `heartbeat` and `report_result`.
     pub lease_token: String,
+}
+
+/// A piece of an executing action's output, as its agent sent it while the
+/// command ran (`docs/contract/cancel-and-output.md#live-output`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputChunk {
+    /// The agent's sequence number: from 1, increasing per action.
+    pub seq: i64,
+    /// Standard output of this piece (empty when there was none, or the
+    /// output cap was reached).
+    pub stdout: String,
+    /// Standard error of this piece, likewise.
+    pub stderr: String,
+    /// When the queue stored it.
+    #[serde(serialize_with = "wire_time::serialize")]
+    pub at: Timestamp,
 }
 
 /// One page of a listing, newest first.

@@ -242,6 +242,12 @@ impl Store for MarkedStore {
     fn list_deliveries(&self) -> actionq::Result<Vec<actionq::Delivery>> {
         self.inner.list_deliveries()
     }
+    fn append_output(&self, id: i64, draft: &actionq::store::OutputDraft) -> actionq::Result<bool> {
+        self.inner.append_output(id, draft)
+    }
+    fn output_since(&self, id: i64, after: i64) -> actionq::Result<Vec<actionq::OutputChunk>> {
+        self.inner.output_since(id, after)
+    }
 }
 
 /// The child's log, for the migration hook (a plain `fn`).

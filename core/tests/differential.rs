@@ -666,6 +666,7 @@ impl Model {
         let mut out = Vec::new();
         for id in due {
             self.tokens.remove(&id);
+            let pending_cancel = self.action(id)?.cancel_requested_at.is_some();
             let Out::Action(a) = self.transition(
                 id,
                 &[Executing],
@@ -673,11 +674,19 @@ impl Model {
                     a.status = Failed;
                     a.exit_code = Some(-1);
                     a.completed_at = Some(now);
-                    a.stderr = Some(LEASE_EXPIRED_STDERR.into());
+                    a.stderr = Some(if a.cancel_requested_at.is_some() {
+                        actionq::LEASE_EXPIRED_WITH_CANCEL_STDERR.into()
+                    } else {
+                        LEASE_EXPIRED_STDERR.into()
+                    });
                 },
                 "system",
                 now,
-                Some("lease expired".into()),
+                Some(if pending_cancel {
+                    "lease expired (a cancel was pending)".into()
+                } else {
+                    "lease expired".into()
+                }),
             )?
             else {
                 unreachable!()
@@ -868,6 +877,8 @@ impl Model {
                         .iter()
                         .map(|(k, v)| (k.to_string(), v.clone()))
                         .collect(),
+                    cancel_requested_at: None,
+                    cancel_requested_by: None,
                 };
                 let action = Action {
                     digest: action.computed_digest(),
@@ -916,18 +927,39 @@ impl Model {
                     detail,
                 )
             }
-            Op::Cancel(a) => self.transition(
-                pick(*a),
-                &[Pending, Approved],
-                |a| {
-                    a.status = Cancelled;
-                    a.cancelled_at = Some(now);
-                    a.cancelled_by = Some("dashboard".into());
-                },
-                "dashboard",
-                now,
-                None,
-            ),
+            Op::Cancel(a) => {
+                let id = pick(*a);
+                // docs/contract/cancel-and-output.md#cancel-request: on an
+                // executing action, a request (once); the status stays.
+                if self.action(id)?.status == Executing {
+                    if self.action(id)?.cancel_requested_at.is_some() {
+                        return Ok(Out::Action(self.action(id)?.clone()));
+                    }
+                    return self.transition(
+                        id,
+                        &[Executing],
+                        |a| {
+                            a.cancel_requested_at = Some(now);
+                            a.cancel_requested_by = Some("dashboard".into());
+                        },
+                        "dashboard",
+                        now,
+                        Some(actionq::CANCEL_REQUESTED.into()),
+                    );
+                }
+                self.transition(
+                    id,
+                    &[Pending, Approved],
+                    |a| {
+                        a.status = Cancelled;
+                        a.cancelled_at = Some(now);
+                        a.cancelled_by = Some("dashboard".into());
+                    },
+                    "dashboard",
+                    now,
+                    None,
+                )
+            }
             Op::Get(a) => self.action(pick(*a)).map(|a| Out::Action(a.clone())),
             Op::Claim(s, l) => {
                 let lease = Self::lease(*l)?;

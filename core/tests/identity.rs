@@ -932,4 +932,6 @@ forward! {
     register_delivery(name: &str, kind: &str) -> actionq::Delivery;
     record_delivery(name: &str, holder: &str, now: actionq::Timestamp, update: &actionq::store::DeliveryUpdate) -> actionq::Delivery;
     list_deliveries() -> Vec<actionq::Delivery>;
+    append_output(id: i64, draft: &actionq::store::OutputDraft) -> bool;
+    output_since(id: i64, after: i64) -> Vec<actionq::OutputChunk>;
 }

@@ -386,6 +386,24 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step, const aq_act
     }
   } else if (strcmp(name, "heartbeat") == 0) {
     s = aq_action_heartbeat(q, as, (int64_t)num(step, "id"), token_arg(step), lease_arg, &out);
+  } else if (strcmp(name, "await_cancel") == 0) {
+    cJSON *wait = cJSON_GetObjectItemCaseSensitive(step, "wait_seconds");
+    s = aq_action_await_cancel(q, as, (int64_t)num(step, "id"), token_arg(step), lease_arg,
+                               cJSON_IsNumber(wait) ? wait->valuedouble : 0.0, &out);
+  } else if (strcmp(name, "report_cancelled") == 0) {
+    s = aq_action_report_cancelled(q, as, (int64_t)num(step, "id"), token_arg(step), (int32_t)num(step, "exit_code"),
+                                   opt_str(step, "stdout"), opt_str(step, "stderr"), &out);
+  } else if (strcmp(name, "append_output") == 0) {
+    int stored = 0;
+    s = aq_action_append_output(q, as, (int64_t)num(step, "id"), token_arg(step), (int64_t)num(step, "seq"),
+                                opt_str(step, "stdout"), opt_str(step, "stderr"), &stored);
+    if (s == AQ_STATUS_OK) {
+      cJSON *result = cJSON_CreateObject();
+      cJSON_AddItemToObject(result, "ok", cJSON_CreateBool(stored));
+      return result;
+    }
+  } else if (strcmp(name, "output_since") == 0) {
+    s = aq_action_output_since(q, as, (int64_t)num(step, "id"), (int64_t)num(step, "after"), 0.0, &out);
   } else if (strcmp(name, "report_result") == 0) {
     s = aq_action_report_result(q, as, (int64_t)num(step, "id"), token_arg(step), (int32_t)num(step, "exit_code"),
                                 opt_str(step, "stdout"), opt_str(step, "stderr"), &out);

@@ -125,13 +125,23 @@ class Host(ScenarioHost):
             # Who a secret is: the caller of /me with that secret as its key.
             "authenticate": ("GET", "/api/v1/me", {}, None),
         }
-        if name in ("heartbeat", "report_result"):
-            fields = ("lease_seconds",) if name == "heartbeat" else ("exit_code", "stdout", "stderr")
-            path = f"{a}/heartbeat" if name == "heartbeat" else f"{a}/result"
+        agent_calls = {
+            "heartbeat": ("heartbeat", ("lease_seconds",)),
+            "await_cancel": ("heartbeat", ("lease_seconds", "wait_seconds")),
+            "report_result": ("result", ("exit_code", "stdout", "stderr")),
+            "report_cancelled": ("result", ("exit_code", "stdout", "stderr")),
+            "append_output": ("output", ("seq", "stdout", "stderr")),
+        }
+        if name in agent_calls:
+            route, fields = agent_calls[name]
             payload = body(step, "lease_token", *fields)
             if "lease_token" in payload:
                 payload["lease_token"] = self.token(payload["lease_token"])
-            return ("POST", path, {}, payload)
+            if name == "report_cancelled":
+                payload["cancelled"] = True
+            return ("POST", f"{a}/{route}", {}, payload)
+        if name == "output_since":
+            return ("GET", f"{a}/output", {"after": step.get("after")}, None)
         if name not in routes:
             raise BadScenario(f"unknown call {name!r}")
         return routes[name]
@@ -179,6 +189,8 @@ class Host(ScenarioHost):
             content["lease_token"] = "<token>"
         if name == "issue_credential" and "save_secret" in step:
             self.secrets[step["save_secret"]] = content["secret"]
+        if name == "append_output":  # {"stored": bool}: the library hosts' bool
+            return {"ok": content["stored"]}
         return {"ok": content}
 
 

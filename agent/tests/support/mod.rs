@@ -94,6 +94,19 @@ pub fn whitelist(dir: &Path) -> Value {
         "wait_go": {"command": format!(
             "sh -c 'echo started >> \"$0\"; while [ ! -e \"$1\" ]; do sleep 0.02; done; echo done' {d}/started {d}/go"
         )},
+        // Prints, waits for its go file, prints again: output seen before exit.
+        "print_wait_print": {"command": format!(
+            "sh -c 'echo first; while [ ! -e \"$0\" ]; do sleep 0.02; done; echo second' {d}/go-print"
+        )},
+        // Says it started; on SIGTERM prints and exits 7.
+        "term_exits": {"command": format!(
+            "sh -c 'trap \"echo got TERM; exit 7\" TERM; echo started >> \"$0\"; while :; do sleep 0.05; done' {d}/started-term"
+        )},
+        // Waits for its own go file, then exits 0: raced by a cancel.
+        "race_exit": {
+            "command": format!("sh -c 'echo waiting; while [ ! -e \"$0\" ]; do sleep 0.005; done' {d}/go-race-{{n}}"),
+            "params": {"n": {"kind": "integer", "min": 1, "max": 100000}},
+        },
         // Appends a line per run to its own file: a second run shows.
         "mark": {
             "command": format!("sh -c 'echo ran >> \"$0\"' {d}/ran-{{n}}"),
@@ -259,16 +272,37 @@ impl Server {
         body
     }
 
-    /// Waits until action `id` is completed or failed; its record.
+    /// Waits until action `id` is completed, failed or cancelled; its record.
     pub fn wait_finished(&self, id: i64, context: impl Fn() -> String) -> Value {
         wait_for(
             &format!("action {id} to finish"),
             || format!("{}\n{}", context(), self.logs()),
             || {
                 let a = self.action(id);
-                matches!(a["status"].as_str(), Some("completed" | "failed")).then_some(a)
+                matches!(
+                    a["status"].as_str(),
+                    Some("completed" | "failed" | "cancelled")
+                )
+                .then_some(a)
             },
         )
+    }
+
+    /// The live output of action `id` so far: (seq, stdout, stderr) per chunk.
+    pub fn output(&self, id: i64) -> Vec<(i64, String, String)> {
+        let (status, body) = self.call("GET", &format!("/actions/{id}/output?after=0"), None);
+        assert_eq!(status, 200, "{body}");
+        body.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["seq"].as_i64().unwrap(),
+                    c["stdout"].as_str().unwrap().to_owned(),
+                    c["stderr"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
     }
 
     /// Every event of action `id`.

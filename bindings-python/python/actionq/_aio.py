@@ -47,6 +47,7 @@ from actionq._actionq import (
     Credential,
     Delivery,
     Event,
+    OutputChunk,
     IssuedCredential,
     JobLease,
     ManualClock,
@@ -411,6 +412,25 @@ class AsyncActionQueue:
         """Extends the lease (``ActionQueue.heartbeat``)."""
         return await self._run(self._queue.heartbeat, id, lease_token, lease_seconds)
 
+    async def await_cancel(
+        self,
+        id: int,
+        lease_token: str,
+        lease_seconds: float | None = None,
+        wait_seconds: float | None = None,
+    ) -> Action:
+        """Extends the lease, then waits for a cancel request, holding no
+        thread (``ActionQueue.await_cancel``): one renewal, then a look that
+        writes nothing at each change of the queue."""
+        if wait_seconds and not 0 < wait_seconds <= limits.MAX_WAIT_SECONDS:
+            # Refused by the core (InvalidInputError) before anything is done.
+            return await self._run(self._queue.await_cancel, id, lease_token, lease_seconds, wait_seconds)
+        renewed = await self._run(self._queue.await_cancel, id, lease_token, lease_seconds)
+        if not wait_seconds or renewed.cancel_requested_at is not None:
+            return renewed
+        asked = await self._waiting(wait_seconds, self._queue._cancel_request, id)
+        return renewed if asked is None else asked
+
     async def report_result(
         self,
         id: int,
@@ -421,6 +441,34 @@ class AsyncActionQueue:
     ) -> Action:
         """Finishes the claimed action (``ActionQueue.report_result``)."""
         return await self._run(self._queue.report_result, id, lease_token, exit_code, stdout, stderr)
+
+    async def report_cancelled(
+        self,
+        id: int,
+        lease_token: str,
+        exit_code: int,
+        stdout: str | None = None,
+        stderr: str | None = None,
+    ) -> Action:
+        """Finishes the claimed action stopped on a cancel request
+        (``ActionQueue.report_cancelled``)."""
+        return await self._run(self._queue.report_cancelled, id, lease_token, exit_code, stdout, stderr)
+
+    async def append_output(
+        self,
+        id: int,
+        lease_token: str,
+        seq: int,
+        stdout: str | None = None,
+        stderr: str | None = None,
+    ) -> bool:
+        """Adds a chunk of live output (``ActionQueue.append_output``)."""
+        return await self._run(self._queue.append_output, id, lease_token, seq, stdout, stderr)
+
+    async def output_since(self, id: int, after: int = 0, wait_seconds: float | None = None) -> list[OutputChunk]:
+        """Live output after chunk ``after``; with ``wait_seconds``, waits for
+        a chunk or the action's end, holding no thread (``ActionQueue.output_since``)."""
+        return await self._waiting(wait_seconds, self._queue.output_since, id, after)
 
     # Expiry and audit ----------------------------------------------------------
 

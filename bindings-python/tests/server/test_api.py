@@ -35,6 +35,7 @@ ACTION_FIELDS = {
     "lease_expires_at", "completed_at", "exit_code", "stdout", "stderr",
     "approvals", "digest", "whitelist_version",  # docs/contract/approval-policy.md
     "params",  # README "Security": what the command was built from
+    "cancel_requested_at", "cancel_requested_by",  # docs/contract/cancel-and-output.md
 }  # fmt: skip
 
 ROUTES = [
@@ -53,6 +54,9 @@ ROUTES = [
     ("POST", "/servers/web-1/actions/claim", {}),
     ("POST", "/actions/1/heartbeat", {"lease_token": "t"}),
     ("POST", "/actions/1/result", {"lease_token": "t", "exit_code": 0}),
+    ("POST", "/actions/1/output", {"lease_token": "t", "seq": 1}),
+    ("GET", "/actions/1/output", None),
+    ("GET", "/actions/1/output/stream", None),
     ("GET", "/events", None),
     ("POST", "/credentials", {"name": "n", "role": "viewer"}),
     ("GET", "/credentials", None),
@@ -67,6 +71,7 @@ OPERATIONS = {
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
     "create_credential", "list_credentials", "revoke_credential", "get_me",
     "verify_audit", "stream_events", "healthz", "readyz", "list_notifications",
+    "append_action_output", "list_action_output", "stream_action_output",
 }  # fmt: skip
 
 

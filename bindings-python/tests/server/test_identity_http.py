@@ -280,6 +280,14 @@ def request(route: str, c: Cell) -> tuple[str, str, Any, int]:
             {"lease_token": c.token, "exit_code": 0},
             200,
         ),
+        "append_action_output": (
+            "POST",
+            f"/actions/{c.executing}/output",
+            {"lease_token": c.token, "seq": 1, "stdout": "x"},
+            200,
+        ),
+        "list_action_output": ("GET", f"/actions/{c.executing}/output", None, 200),
+        "stream_action_output": ("GET", f"/actions/{c.executing}/output/stream", None, 200),
         "list_events": ("GET", "/events", None, 200),
         "stream_events": ("GET", "/events/stream", None, 200),
         "create_credential": ("POST", "/credentials", {"name": "new-one", "role": "viewer"}, 201),
@@ -295,11 +303,11 @@ ROUTES = [
     "create_server", "get_server", "list_servers", "pause_server", "unpause_server", "list_server_actions",
     "list_actions", "get_action", "create_action", "approve_action", "reject_action",
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
-    "stream_events",
+    "stream_events", "append_action_output", "list_action_output", "stream_action_output",
     "create_credential", "list_credentials", "revoke_credential", "get_me", "verify_audit",
     "list_notifications",
 ]  # fmt: skip
-AGENT_ROUTES = {"claim_action", "heartbeat_action", "report_action_result", "get_me"}
+AGENT_ROUTES = {"claim_action", "heartbeat_action", "report_action_result", "append_action_output", "get_me"}
 
 # The core operation behind each route an agent's token cannot reach over HTTP
 # (the route reads X-API-Key only, so HTTP answers 401): the matrix also runs it
@@ -319,6 +327,8 @@ CORE_OPERATION: dict[str, Callable[[actionq.ActionQueue, Cell], object]] = {
     "cancel_action": lambda q, c: q.cancel_action(c.pending),
     "list_events": lambda q, c: q.events_since(),
     "stream_events": lambda q, c: q.events_since(),
+    "list_action_output": lambda q, c: q.output_since(c.executing),
+    "stream_action_output": lambda q, c: q.output_since(c.executing),
     "create_credential": lambda q, c: q.issue_credential("new-one", "viewer"),
     "list_credentials": lambda q, c: q.list_credentials(),
     "revoke_credential": lambda q, c: q.revoke_credential(c.spare_credential),
@@ -338,7 +348,7 @@ def test_matrix_rows_are_the_apps_operations() -> None:
     assert set(CORE_OPERATION) == set(ROUTES) - AGENT_ROUTES
 READS = {
     "get_server", "list_servers", "list_server_actions", "list_actions", "get_action", "list_events",
-    "stream_events", "get_me",
+    "stream_events", "get_me", "list_action_output", "stream_action_output",
 }  # fmt: skip
 
 
@@ -351,7 +361,7 @@ def expected(role: str, route: str, own: bool) -> int:
         return 200 if route == "get_me" or own else 403
     allowed = {
         "admin": True,
-        "operator": route not in {"claim_action", "heartbeat_action", "report_action_result"}
+        "operator": route not in {"claim_action", "heartbeat_action", "report_action_result", "append_action_output"}
         and "credential" not in route
         and route not in ("verify_audit", "list_notifications"),
         "requester": route in READS or route == "create_action" or (route == "cancel_action" and own),
@@ -377,7 +387,7 @@ def test_role_route_scope_matrix() -> None:
                 header = "X-Agent-Token" if role == "agent" and route in AGENT_ROUTES else "X-API-Key"
                 method, path, body, success = request(route, cell)
                 before = snapshot(queue)
-                if route == "stream_events":
+                if route in ("stream_events", "stream_action_output"):
                     # A shut-down server ends a stream after what it has: the
                     # cell gets a whole response (the stream's own tests
                     # follow it live).
@@ -411,7 +421,7 @@ def test_role_route_scope_matrix() -> None:
                         assert response.json()[field] == name, ctx
                     continue
                 assert snapshot(queue) == before, f"{ctx}: a refusal changed something"
-    assert counts == {"cells": 230, "allowed": 116, "403": 76, "401": 38, "agent refused by the core": 38}
+    assert counts == {"cells": 250, "allowed": 133, "403": 77, "401": 40, "agent refused by the core": 40}
 
 
 # Request bodies over 1 MiB --------------------------------------------------

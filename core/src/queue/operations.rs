@@ -18,16 +18,19 @@ use crate::identity::{
 };
 use crate::limits;
 use crate::model::{
-    Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Claim, Event, Server, Timestamp,
+    Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Claim, Event, OutputChunk, Server,
+    Timestamp,
 };
-use crate::store::{ActionDraft, Change, ChangeKind, ConflictGuard, PageRequest, Topic};
+use crate::store::{
+    ActionDraft, Change, ChangeKind, ConflictGuard, OutputDraft, PageRequest, Topic,
+};
 use crate::whitelist::ConflictPolicy;
 
 /// Every operation an [`ActionQueue`] offers, by name, in the order of this
 /// module and then of `jobs.rs`. Every host offers each under the same name (C:
 /// `aq_<noun>_<verb>`), and each host's tests compare its own list with this
 /// one, so an operation added here and forgotten in a host fails the build.
-pub const OPERATIONS: [&str; 30] = [
+pub const OPERATIONS: [&str; 34] = [
     "create_server",
     "get_server",
     "list_servers",
@@ -44,7 +47,11 @@ pub const OPERATIONS: [&str; 30] = [
     "cancel_action",
     "claim_next",
     "heartbeat",
+    "await_cancel",
     "report_result",
+    "report_cancelled",
+    "append_output",
+    "output_since",
     "expire_leases",
     "expire_approvals",
     "lease_expiries",
@@ -364,7 +371,7 @@ impl ActionQueue {
 
     /// The action `id` after the role check for `op`, then the scope check
     /// on it (an agent's server, a requester's own pending actions).
-    fn target_action(&self, op: Operation, id: i64) -> Result<Action> {
+    pub(super) fn target_action(&self, op: Operation, id: i64) -> Result<Action> {
         if let Actor::Principal(principal) = &self.actor {
             authorize_role(principal, op)?;
         }
@@ -437,10 +444,17 @@ impl ActionQueue {
         self.change(id, ChangeKind::Reject { reason }, DASHBOARD)
     }
 
-    /// pending | approved → cancelled by the actor. The host, admins and
-    /// operators cancel any pending or approved action; a requester only its
-    /// own pending ones (checked again atomically with the change, so an
-    /// approval that lands in between makes it a Conflict, not a cancel).
+    /// pending | approved → cancelled by the actor. On an executing action
+    /// it is a cancel request: `cancel_requested_at`/`_by` are recorded with
+    /// an event (detail `"cancel requested"`), the status stays `executing`
+    /// and the agent, which learns of it through
+    /// [`ActionQueue::await_cancel`], stops the command and reports with
+    /// [`ActionQueue::report_cancelled`]; a second request changes nothing
+    /// (`docs/contract/cancel-and-output.md`). A finished action is a
+    /// Conflict. The host, admins and operators cancel any pending, approved
+    /// or executing action; a requester only its own pending ones (checked
+    /// again atomically with the change, so an approval that lands in
+    /// between makes it a Conflict, not a cancel).
     pub fn cancel_action(&self, id: i64) -> Result<Action> {
         let kind = match &self.actor {
             Actor::Principal(principal) => {
@@ -543,6 +557,53 @@ impl ActionQueue {
         self.change_at(id, kind, AGENT, now)
     }
 
+    /// A heartbeat that waits: extends the lease like
+    /// [`ActionQueue::heartbeat`], then waits up to `wait` (at most
+    /// [`limits::MAX_WAIT`]) for a cancel request on the action, and returns
+    /// the action as it is then: `cancel_requested_at` set when someone asked
+    /// to stop it. How an agent learns of a cancel at once while holding no
+    /// polling loop (`docs/contract/cancel-and-output.md#cancel-request`).
+    /// Conflict for a wrong or expired token. For the host, admins, and the
+    /// agent of the action's server.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let queue = actionq::ActionQueue::in_memory();
+    /// queue.create_server("web-1", None)?;
+    /// queue.create_action(&actionq::NewAction::new("web-1", "clear_logs"))?;
+    /// let claim = queue.claim_next("web-1", None, None)?.expect("approved");
+    /// let (id, token) = (claim.action.id, claim.lease_token.clone());
+    /// let agent = queue.clone();
+    /// let heard = std::thread::spawn(move || agent.await_cancel(id, &token, None, Some(Duration::from_secs(30))));
+    /// queue.by("alice")?.cancel_action(id)?; // a cancel request: still executing
+    /// let action = heard.join().unwrap()?;
+    /// assert_eq!(action.cancel_requested_by.as_deref(), Some("alice"));
+    /// let done = queue.report_cancelled(id, &claim.lease_token, 143, None, None)?;
+    /// assert_eq!((done.status, done.cancelled_by.as_deref()), (actionq::ActionStatus::Cancelled, Some("alice")));
+    /// # Ok::<(), actionq::Error>(())
+    /// ```
+    pub fn await_cancel(
+        &self,
+        id: i64,
+        lease_token: &str,
+        lease: Option<Duration>,
+        wait: Option<Duration>,
+    ) -> Result<Action> {
+        if let Some(wait) = wait.filter(|w| *w > limits::MAX_WAIT) {
+            return Err(limits::wait_out_of_range(wait.as_secs_f64()));
+        }
+        let renewed = self.heartbeat(id, lease_token, lease)?;
+        if renewed.cancel_requested_at.is_some() {
+            return Ok(renewed);
+        }
+        Ok(self
+            .waiting(Topic::Server(&renewed.server_id), wait, || {
+                self.cancel_request(id)
+            })?
+            .unwrap_or(renewed))
+    }
+
     /// Finishes the action held with `lease_token`: exit code 0 completes it,
     /// anything else fails it. Output is capped at
     /// [`QueueOptions::output_cap_chars`](super::QueueOptions::output_cap_chars).
@@ -556,6 +617,36 @@ impl ActionQueue {
         stdout: Option<&str>,
         stderr: Option<&str>,
     ) -> Result<Action> {
+        self.report(id, lease_token, exit_code, stdout, stderr, false)
+    }
+
+    /// Finishes the action held with `lease_token` whose command the agent
+    /// stopped on a cancel request: it ends `cancelled`, `cancelled_by` the
+    /// one who asked, with the exit code and output it had (capped as by
+    /// [`ActionQueue::report_result`]). Conflict when no cancel was requested
+    /// or for a wrong or expired token. The HTTP form is the result with
+    /// `"cancelled": true`. For the host, admins, and the agent of the
+    /// action's server.
+    pub fn report_cancelled(
+        &self,
+        id: i64,
+        lease_token: &str,
+        exit_code: i32,
+        stdout: Option<&str>,
+        stderr: Option<&str>,
+    ) -> Result<Action> {
+        self.report(id, lease_token, exit_code, stdout, stderr, true)
+    }
+
+    fn report(
+        &self,
+        id: i64,
+        lease_token: &str,
+        exit_code: i32,
+        stdout: Option<&str>,
+        stderr: Option<&str>,
+        cancelled: bool,
+    ) -> Result<Action> {
         if self.actor.principal().is_some() {
             self.target_action(Operation::ReportResult, id)?;
         }
@@ -564,8 +655,87 @@ impl ActionQueue {
             exit_code,
             stdout: cap(stdout, self.options.output_cap_chars),
             stderr: cap(stderr, self.options.output_cap_chars),
+            cancelled,
         };
         self.change(id, kind, AGENT)
+    }
+
+    /// Adds a chunk of the output of the executing action held with
+    /// `lease_token`, while its command runs: `seq` numbers the agent's
+    /// chunks from 1; a repeated (or older) `seq` is ignored, so a retried
+    /// chunk is never stored twice. What is kept stays within
+    /// [`QueueOptions::output_cap_chars`](super::QueueOptions::output_cap_chars)
+    /// per stream. Whether the chunk was stored. InvalidInput for a `seq`
+    /// below 1; Conflict for a wrong or expired token or an action no longer
+    /// executing. For the host, admins, and the agent of the action's server.
+    pub fn append_output(
+        &self,
+        id: i64,
+        lease_token: &str,
+        seq: i64,
+        stdout: Option<&str>,
+        stderr: Option<&str>,
+    ) -> Result<bool> {
+        if self.actor.principal().is_some() {
+            self.target_action(Operation::ReportResult, id)?;
+        }
+        if seq < 1 {
+            return Err(Error::InvalidInput(format!(
+                "seq must be at least 1 (got {seq})"
+            )));
+        }
+        let draft = OutputDraft {
+            lease_token: lease_token_digest(lease_token),
+            seq,
+            stdout: stdout.unwrap_or_default().to_owned(),
+            stderr: stderr.unwrap_or_default().to_owned(),
+            at: self.now(),
+            cap_chars: self.options.output_cap_chars,
+        };
+        self.store.append_output(id, &draft)
+    }
+
+    /// The live output of action `id` stored after chunk `after` (0: from
+    /// the start), by `seq`. Empty at once without a `wait`; with one (at
+    /// most [`limits::MAX_WAIT`]) it returns as soon as a chunk arrives or
+    /// the action has finished, else empty when the wait ends. NotFound
+    /// for an unknown action. For every role but agent.
+    ///
+    /// ```
+    /// let queue = actionq::ActionQueue::in_memory();
+    /// queue.create_server("web-1", None)?;
+    /// queue.create_action(&actionq::NewAction::new("web-1", "clear_logs"))?;
+    /// let claim = queue.claim_next("web-1", None, None)?.expect("approved");
+    /// let id = claim.action.id;
+    /// assert!(queue.append_output(id, &claim.lease_token, 1, Some("Vacuuming...\n"), None)?);
+    /// assert!(!queue.append_output(id, &claim.lease_token, 1, Some("Vacuuming...\n"), None)?); // a retry
+    /// let chunks = queue.output_since(id, 0, None)?;
+    /// assert_eq!((chunks.len(), chunks[0].stdout.as_str()), (1, "Vacuuming...\n"));
+    /// assert!(queue.output_since(id, 1, None)?.is_empty());
+    /// # Ok::<(), actionq::Error>(())
+    /// ```
+    pub fn output_since(
+        &self,
+        id: i64,
+        after: i64,
+        wait: Option<Duration>,
+    ) -> Result<Vec<OutputChunk>> {
+        self.allow(Operation::Read, Target::None)?;
+        let server_id = self.find_action(id)?.server_id;
+        let found = self.waiting(Topic::Server(&server_id), wait, || {
+            let chunks = self.store.output_since(id, after)?;
+            if !chunks.is_empty() {
+                return Ok(Some(chunks));
+            }
+            self.expire_before_read()?;
+            let status = self.find_action(id)?.status;
+            let ended = !matches!(
+                status,
+                ActionStatus::Pending | ActionStatus::Approved | ActionStatus::Executing
+            );
+            Ok(ended.then(Vec::new))
+        })?;
+        Ok(found.unwrap_or_default())
     }
 
     /// Fails every executing action whose lease has run out (exit code -1;

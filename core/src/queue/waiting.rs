@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::ActionQueue;
 use crate::error::Result;
+use crate::identity::Operation;
 use crate::limits;
+use crate::model::{Action, ActionStatus};
 use crate::store::{Subscription, Topic};
 
 #[cfg(doc)]
@@ -73,6 +75,20 @@ impl ActionQueue {
         wake: impl FnOnce() + Send + 'static,
     ) -> Subscription {
         self.store.notifier().subscribe(topic, wake)
+    }
+
+    /// One look, without writing, at whether the executor of action `id`
+    /// should stop: the action when a cancel was requested or it is no
+    /// longer executing, else `None`. What [`ActionQueue::await_cancel`]
+    /// waits for; a host whose wait holds no thread (Python's
+    /// `AsyncActionQueue`) renews once with `await_cancel` and then looks
+    /// again with this at each change, since a renewal (a write) would wake
+    /// it again. For the host, admins, and the agent of the action's server.
+    pub fn cancel_request(&self, id: i64) -> Result<Option<Action>> {
+        let action = self.target_action(Operation::Heartbeat, id)?;
+        let settled =
+            action.cancel_requested_at.is_some() || action.status != ActionStatus::Executing;
+        Ok(settled.then_some(action))
     }
 
     /// Waiters registered on this queue's store now: waits in progress plus

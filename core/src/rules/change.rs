@@ -2,7 +2,10 @@
 //! machine that applies it (which statuses it may leave, which fields it
 //! sets, which event it logs).
 
-use super::{approval_deadline, is_stale, stale_whitelist, EventDraft, LEASE_EXPIRED_STDERR};
+use super::{
+    approval_deadline, is_stale, stale_whitelist, EventDraft, CANCEL_REQUESTED,
+    LEASE_EXPIRED_STDERR, LEASE_EXPIRED_WITH_CANCEL_STDERR,
+};
 use crate::actor::SYSTEM;
 use crate::error::{Error, Result};
 use crate::model::{Action, ActionStatus, Approval, EventKind, Timestamp};
@@ -26,7 +29,9 @@ pub enum ChangeKind {
         /// Why (1–1000 characters, checked by the queue).
         reason: String,
     },
-    /// pending | approved → cancelled.
+    /// pending | approved → cancelled; executing → executing with a cancel
+    /// request recorded (`cancel_requested_at`/`_by`), which the agent
+    /// answers with a cancelled report.
     Cancel,
     /// pending → cancelled only: a requester withdrawing its own request,
     /// which must not stop an action someone else already approved.
@@ -49,7 +54,8 @@ pub enum ChangeKind {
         /// The new expiry.
         lease_expires_at: Timestamp,
     },
-    /// executing → completed | failed, by the token's holder.
+    /// executing → completed | failed, by the token's holder; → cancelled
+    /// when `cancelled` (the agent stopped the command on a cancel request).
     Report {
         /// The SHA-256 (hex) of the holder's token.
         lease_token: String,
@@ -59,6 +65,8 @@ pub enum ChangeKind {
         stdout: Option<String>,
         /// Captured errors, already capped.
         stderr: Option<String>,
+        /// The agent stopped the command because a cancel was requested.
+        cancelled: bool,
     },
     /// executing (lease ran out) → failed with exit code -1.
     Expire,
@@ -101,7 +109,7 @@ impl Change {
             | ChangeKind::Reject { .. }
             | ChangeKind::CancelPending
             | ChangeKind::ExpireApproval { .. } => &[Pending],
-            ChangeKind::Cancel => &[Pending, Approved],
+            ChangeKind::Cancel => &[Pending, Approved, Executing],
             ChangeKind::Claim { .. } => &[Approved],
             ChangeKind::Heartbeat { .. } | ChangeKind::Report { .. } | ChangeKind::Expire => {
                 &[Executing]
@@ -139,15 +147,15 @@ impl Change {
             lease_token: given, ..
         } = &self.kind
         {
-            if lease_token.as_deref() != Some(given.as_str()) {
+            check_lease(action, lease_token.as_deref(), given, self.at)?;
+        }
+        if let ChangeKind::Report {
+            cancelled: true, ..
+        } = &self.kind
+        {
+            if action.cancel_requested_at.is_none() {
                 return Err(Error::conflict(format!(
-                    "Lease token does not match the current lease of action {}",
-                    action.id
-                )));
-            }
-            if action.lease_expires_at.is_none_or(|until| until <= self.at) {
-                return Err(Error::conflict(format!(
-                    "Lease of action {} has expired",
+                    "No cancel was requested for action {}",
                     action.id
                 )));
             }
@@ -205,6 +213,16 @@ impl Change {
                 detail = Some(reason.clone());
                 ActionStatus::Rejected
             }
+            ChangeKind::Cancel if from == ActionStatus::Executing => {
+                if action.cancel_requested_at.is_some() {
+                    // Asked once: the first request stands.
+                    return Ok(None);
+                }
+                action.cancel_requested_at = Some(self.at);
+                action.cancel_requested_by = Some(self.by.clone());
+                detail = Some(CANCEL_REQUESTED.to_owned());
+                ActionStatus::Executing
+            }
             ChangeKind::Cancel | ChangeKind::CancelPending => {
                 action.cancelled_at = Some(self.at);
                 action.cancelled_by = Some(self.by.clone());
@@ -241,6 +259,7 @@ impl Change {
                 exit_code,
                 stdout,
                 stderr,
+                cancelled,
                 ..
             } => {
                 action.completed_at = Some(self.at);
@@ -249,7 +268,12 @@ impl Change {
                 action.stderr = stderr.clone();
                 *lease_token = None;
                 detail = Some(format!("exit_code={exit_code}"));
-                if *exit_code == 0 {
+                if *cancelled {
+                    action.cancelled_at = Some(self.at);
+                    action.cancelled_by = action.cancel_requested_by.clone();
+                    detail = Some(format!("cancelled, exit_code={exit_code}"));
+                    ActionStatus::Cancelled
+                } else if *exit_code == 0 {
                     ActionStatus::Completed
                 } else {
                     ActionStatus::Failed
@@ -258,9 +282,14 @@ impl Change {
             ChangeKind::Expire => {
                 action.completed_at = Some(self.at);
                 action.exit_code = Some(-1);
-                action.stderr = Some(LEASE_EXPIRED_STDERR.to_owned());
                 *lease_token = None;
-                detail = Some("lease expired".to_owned());
+                if action.cancel_requested_at.is_some() {
+                    action.stderr = Some(LEASE_EXPIRED_WITH_CANCEL_STDERR.to_owned());
+                    detail = Some("lease expired (a cancel was pending)".to_owned());
+                } else {
+                    action.stderr = Some(LEASE_EXPIRED_STDERR.to_owned());
+                    detail = Some("lease expired".to_owned());
+                }
                 ActionStatus::Failed
             }
             ChangeKind::ExpireApproval { ttl_seconds } => {
@@ -287,4 +316,34 @@ impl Change {
             digest,
         }))
     }
+}
+
+/// Conflict unless `given` (a token's SHA-256) is the current lease of the
+/// executing `action` (whose stored token is `stored`) and it runs past `at`:
+/// what fences every call of an agent.
+pub(crate) fn check_lease(
+    action: &Action,
+    stored: Option<&str>,
+    given: &str,
+    at: Timestamp,
+) -> Result<()> {
+    if action.status != ActionStatus::Executing {
+        return Err(Error::conflict(format!(
+            "Action {} is not executing (status '{}')",
+            action.id, action.status
+        )));
+    }
+    if stored != Some(given) {
+        return Err(Error::conflict(format!(
+            "Lease token does not match the current lease of action {}",
+            action.id
+        )));
+    }
+    if action.lease_expires_at.is_none_or(|until| until <= at) {
+        return Err(Error::conflict(format!(
+            "Lease of action {} has expired",
+            action.id
+        )));
+    }
+    Ok(())
 }

@@ -180,6 +180,8 @@ impl ActionDraft {
             digest: self.digest,
             whitelist_version: self.whitelist_version,
             params: self.params,
+            cancel_requested_at: None,
+            cancel_requested_by: None,
         };
         (action, event)
     }

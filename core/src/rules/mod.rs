@@ -16,6 +16,7 @@
 mod change;
 mod draft;
 mod event;
+mod output;
 
 use chrono::TimeDelta;
 
@@ -24,6 +25,7 @@ use crate::model::{Action, ActionStatus, Timestamp};
 pub use change::{Change, ChangeKind};
 pub use draft::{ActionDraft, ConflictGuard};
 pub use event::EventDraft;
+pub use output::{OutputDraft, OutputSoFar};
 
 pub(crate) use crate::actor::AUTO;
 
@@ -33,6 +35,13 @@ pub const AUTO_APPROVED: &str = "auto-approved";
 /// Why an expired lease failed its action (the action's `stderr`).
 pub const LEASE_EXPIRED_STDERR: &str =
     "actionq: lease expired before the agent reported a result; the action was not retried";
+
+/// Why an expired lease failed an action someone had asked to cancel.
+pub const LEASE_EXPIRED_WITH_CANCEL_STDERR: &str =
+    "actionq: lease expired while a cancel was pending; the agent never reported the command stopped";
+
+/// Detail of the event of a cancel request on an executing action.
+pub const CANCEL_REQUESTED: &str = "cancel requested";
 
 /// Start of the Conflict (and of the claim's cancel detail) for an action
 /// built under another whitelist version: `"{STALE_WHITELIST} {id} was created"`.

@@ -80,8 +80,10 @@ use crate::error::Result;
 use crate::identity::Credential;
 pub use crate::identity::CredentialDraft;
 pub use crate::jobs::{Delivery, DeliveryUpdate, JobLease};
-use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
-pub use crate::rules::{ActionDraft, Change, ChangeKind, ConflictGuard, EventDraft};
+use crate::model::{Action, ActionCount, ActionFilter, Event, OutputChunk, Server, Timestamp};
+pub use crate::rules::{
+    ActionDraft, Change, ChangeKind, ConflictGuard, EventDraft, OutputDraft, OutputSoFar,
+};
 
 pub(crate) mod memory;
 #[cfg(feature = "sqlite")]
@@ -233,6 +235,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every registered server, ordered by id.
     fn list_servers(&self) -> Result<Vec<Server>>;
+
+    /// In one atomic step (against the action's own updates): NotFound for
+    /// an unknown action; reads the action with its stored token and the
+    /// [`OutputSoFar`] of its stored chunks, asks [`OutputDraft::to_store`]
+    /// (its Conflict changes nothing) and stores the chunk it returns.
+    /// Whether a chunk was stored; a store that stored one wakes waiters as
+    /// after any commit.
+    fn append_output(&self, id: i64, draft: &OutputDraft) -> Result<bool>;
+
+    /// The stored chunks of action `id` with `seq > after`, by `seq` (all of
+    /// them: the output cap bounds how many there are).
+    fn output_since(&self, id: i64, after: i64) -> Result<Vec<OutputChunk>>;
 
     /// The notifier that wakes this store's waiters (`docs/contract/push.md`).
     /// The store calls [`Notifier::notify`] after every commit that logged an

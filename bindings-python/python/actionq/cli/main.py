@@ -400,9 +400,26 @@ def output(action_id: int, follow: bool, interval: float) -> None:
     if follow:
         try:
             try:
-                for _, _, chunk in api.stream(f"/actions/{action_id}/output/stream"):
-                    if isinstance(chunk, dict):
-                        _print_chunk(chunk)
+                # Chunks come as `output` messages; `end` carries the finished
+                # action, whose reported output may hold more than the chunks
+                # (an agent that sends none): that rest is printed then.
+                shown = {"stdout": "", "stderr": ""}
+                for _, event, data in api.stream(f"/actions/{action_id}/output/stream"):
+                    if not isinstance(data, dict):
+                        continue
+                    if event == "output":
+                        _print_chunk(data)
+                        for name in shown:
+                            shown[name] += data.get(name) or ""
+                    elif event == "end":
+                        rest = {
+                            name: (data.get(name) or "")[len(text):]
+                            if (data.get(name) or "").startswith(text)
+                            else ""
+                            for name, text in shown.items()
+                        }
+                        if any(rest.values()):
+                            _print_chunk(rest)
                 return
             except StreamMissing:
                 pass

@@ -210,6 +210,13 @@ class ClaimRequest(BaseModel):
 class HeartbeatRequest(BaseModel):
     lease_token: str
     lease_seconds: LeaseSeconds | None = Field(None, description=f"new lease length in seconds from now {_LEASE}")
+    wait_seconds: WaitSeconds = Field(
+        0,
+        description=(
+            f"after renewing, seconds to wait for a cancel request (0-{limits.MAX_WAIT_SECONDS}); "
+            "the answer comes as soon as someone asks to cancel (cancel_requested_at set)"
+        ),
+    )
 
 
 class ResultRequest(BaseModel):
@@ -217,6 +224,20 @@ class ResultRequest(BaseModel):
     exit_code: I32
     stdout: str | None = None
     stderr: str | None = None
+    cancelled: bool = Field(False, description="the agent stopped the command on a cancel request")
+
+
+class OutputRequest(BaseModel):
+    lease_token: str
+    seq: Cursor = Field(description="the agent's chunk number, from 1; a repeated one is ignored")
+    stdout: str | None = None
+    stderr: str | None = None
+
+
+class OutputQuery(BaseModel):
+    """The chunks of ``GET /actions/{id}/output``: those after a seq."""
+
+    after: Cursor = Field(0, description="seq of the last chunk seen (0: from the start)")
 
 
 # Responses ------------------------------------------------------------------
@@ -224,6 +245,17 @@ class ResultRequest(BaseModel):
 
 class Record(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+class OutputChunkOut(Record):
+    seq: int
+    stdout: str
+    stderr: str
+    at: datetime
+
+
+class OutputAppendedOut(BaseModel):
+    stored: bool = Field(description="false for a repeated seq or nothing left under the output cap")
 
 
 class ServerOut(Record):
@@ -271,6 +303,10 @@ class ActionOut(Record):
     params: dict[str, str] = Field(
         description="the parameter values the command was built from, normalised (nginx -> nginx.service)"
     )
+    cancel_requested_at: datetime | None = Field(
+        description="when someone asked to stop the command while it executed"
+    )
+    cancel_requested_by: str | None = Field(description="who asked; cancelled_by once the agent stopped it")
 
 
 class ClaimOut(ActionOut):

@@ -158,9 +158,10 @@ class EventStream(Response):
     client resumes with ``Last-Event-ID``)."""
 
     media_type = "text/event-stream"
+    _what = "events"
 
     def __init__(
-        self, caller: actionq.AsyncActionQueue, cursor: int, first: list[actionq.Event], closing: Closing
+        self, caller: actionq.AsyncActionQueue, cursor: int, first: list[Any], closing: Closing
     ) -> None:
         # Not Response.__init__: a body would give the stream a Content-Length.
         self.status_code = 200
@@ -171,37 +172,87 @@ class EventStream(Response):
         self.first = first
         self.closing = closing
 
-    async def _batches(self) -> AsyncGenerator[list[actionq.Event], None]:
+    async def _batches(self) -> AsyncGenerator[list[Any], None]:
         while True:
             yield await self.caller.events_since(
                 self.cursor, limits.MAX_EVENTS_LIMIT, wait_seconds=STREAM_KEEPALIVE_SECONDS
             )
 
+    def _opening(self) -> bytes:
+        return b": events after %d\n\n" % self.cursor
+
+    def _encode(self, items: list[Any]) -> bytes:
+        self.cursor = items[-1].id
+        return b"".join(_message(e) for e in items)
+
+    async def _ended(self) -> bytes | None:
+        """The last message when the stream is over (never, for events)."""
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         # At once: a first line (the client knows the stream is open) and
         # what the route read.
-        opening = b": events after %d\n\n" % self.cursor + b"".join(_message(e) for e in self.first)
-        if self.first:
-            self.cursor = self.first[-1].id
+        opening = self._opening() + (self._encode(self.first) if self.first else b"")
         await send({"type": "http.response.body", "body": opening, "more_body": True})
         watch = _Watch(receive, self.closing)
         batches = self._batches()
         try:
             while not self.closing.closed:
-                going, events = await watch.run(batches.__anext__())
-                if not going or events is None:
+                going, items = await watch.run(batches.__anext__())
+                if not going or items is None:
                     break
-                if events:
-                    self.cursor = events[-1].id
-                    body = b"".join(_message(e) for e in events)
+                if items:
+                    body = self._encode(items)
                 else:
+                    last = await self._ended()
+                    if last is not None:
+                        await send({"type": "http.response.body", "body": last, "more_body": True})
+                        break
                     body = b": keep-alive\n\n"
                 await send({"type": "http.response.body", "body": body, "more_body": True})
         except (actionq.ActionQueueError, OSError) as error:
-            _log.warning("events stream ended after event %d: %s", self.cursor, error)
+            _log.warning("%s stream ended after %d: %s", self._what, self.cursor, error)
         finally:
             watch.cancel()
             await batches.aclose()
         with contextlib.suppress(OSError):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class OutputStream(EventStream):
+    """``text/event-stream`` of an action's live output after a chunk: one
+    message per chunk (``id:`` its seq, ``event: output``, ``data:`` the chunk
+    JSON), a comment line after :data:`STREAM_KEEPALIVE_SECONDS` of quiet,
+    and, once the action has finished, one ``event: end`` message whose data
+    is the action JSON; then it ends."""
+
+    _what = "output"
+
+    def __init__(
+        self,
+        caller: actionq.AsyncActionQueue,
+        action_id: int,
+        cursor: int,
+        first: list[Any],
+        closing: Closing,
+    ) -> None:
+        super().__init__(caller, cursor, first, closing)
+        self.action_id = action_id
+
+    async def _batches(self) -> AsyncGenerator[list[Any], None]:
+        while True:
+            yield await self.caller.output_since(self.action_id, self.cursor, wait_seconds=STREAM_KEEPALIVE_SECONDS)
+
+    def _opening(self) -> bytes:
+        return b": output of action %d after %d\n\n" % (self.action_id, self.cursor)
+
+    def _encode(self, items: list[Any]) -> bytes:
+        self.cursor = items[-1].seq
+        return b"".join(f"id: {c.seq}\nevent: output\ndata: {c.to_json()}\n\n".encode() for c in items)
+
+    async def _ended(self) -> bytes | None:
+        action = await self.caller.get_action(self.action_id)
+        if action.status in (actionq.ActionStatus.PENDING, actionq.ActionStatus.APPROVED, actionq.ActionStatus.EXECUTING):
+            return None
+        return f"event: end\ndata: {action.to_json()}\n\n".encode()

@@ -53,6 +53,10 @@ from actionq.server.models import (
     ErrorOut,
     EventOut,
     EventQuery,
+    OutputAppendedOut,
+    OutputChunkOut,
+    OutputQuery,
+    OutputRequest,
     HeartbeatRequest,
     IssuedCredentialOut,
     MeOut,
@@ -64,7 +68,7 @@ from actionq.server.models import (
     ServerCreate,
     ServerOut,
 )
-from actionq.server.push import Closing, EventStream, claim_waiting
+from actionq.server.push import Closing, EventStream, OutputStream, claim_waiting
 
 __all__ = [
     "Caller",
@@ -336,14 +340,27 @@ async def claim_action(
 
 @router.post("/actions/{action_id}/heartbeat", operation_id="heartbeat_action", response_model=ActionOut)
 async def heartbeat_action(action_id: ActionId, body: HeartbeatRequest, caller: AgentOrPerson) -> Response:
+    if body.wait_seconds:
+        return _json(await caller.await_cancel(action_id, body.lease_token, body.lease_seconds, body.wait_seconds))
     return _json(await caller.heartbeat(action_id, body.lease_token, body.lease_seconds))
 
 
 @router.post("/actions/{action_id}/result", operation_id="report_action_result", response_model=ActionOut)
 async def report_action_result(action_id: ActionId, body: ResultRequest, caller: AgentOrPerson) -> Response:
-    return _json(
-        await caller.report_result(action_id, body.lease_token, body.exit_code, body.stdout, body.stderr)
-    )
+    report = caller.report_cancelled if body.cancelled else caller.report_result
+    return _json(await report(action_id, body.lease_token, body.exit_code, body.stdout, body.stderr))
+
+
+@router.post("/actions/{action_id}/output", operation_id="append_action_output", response_model=OutputAppendedOut)
+async def append_action_output(action_id: ActionId, body: OutputRequest, caller: AgentOrPerson) -> Response:
+    stored = await caller.append_output(action_id, body.lease_token, body.seq, body.stdout, body.stderr)
+    return Response(json.dumps({"stored": stored}), media_type=_JSON)
+
+
+@router.get("/actions/{action_id}/output", operation_id="list_action_output", response_model=list[OutputChunkOut])
+async def list_action_output(action_id: ActionId, caller: Person, q: Annotated[OutputQuery, Query()]) -> Response:
+    chunks = await caller.output_since(action_id, q.after)
+    return Response("[" + ",".join(c.to_json() for c in chunks) + "]", media_type=_JSON)
 
 
 # Audit trail ----------------------------------------------------------------
@@ -397,6 +414,44 @@ async def stream_events(
     # can still be an ordinary response.
     first = await caller.events_since(cursor, limits.MAX_EVENTS_LIMIT)
     return EventStream(caller, cursor, first, _state(request).closing)
+
+
+@router.get(
+    "/actions/{action_id}/output/stream",
+    operation_id="stream_action_output",
+    status_code=200,
+    response_class=OutputStream,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": (
+                "One message per output chunk after `after` as it arrives: `id:` its seq, "
+                "`event: output`, `data:` the chunk JSON as /output gives it; a comment line at "
+                "least every 15 s; once the action has finished, `event: end` with the action JSON"
+            ),
+        },
+        **{
+            status: {
+                "description": HTTPStatus(int(status)).phrase,
+                "content": {_JSON: {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+            }
+            for status in _ERRORS
+        },
+    },
+)
+async def stream_action_output(
+    action_id: ActionId,
+    caller: Person,
+    request: Request,
+    after: Annotated[Cursor, Query(description="seq of the last chunk seen (0: from the start)")] = 0,
+    last_event_id: Annotated[
+        Cursor | None, Header(alias="Last-Event-ID", description="resume after this seq (wins over `after`)")
+    ] = None,
+) -> Response:
+    """An action's live output as a server-sent event stream."""
+    cursor = after if last_event_id is None else last_event_id
+    first = await caller.output_since(action_id, cursor)
+    return OutputStream(caller, action_id, cursor, first, _state(request).closing)
 
 
 # Identity -------------------------------------------------------------------

@@ -16,6 +16,7 @@ mod actions;
 mod credentials;
 mod events;
 mod jobs;
+mod output;
 mod rows;
 mod servers;
 
@@ -109,6 +110,8 @@ struct Inner {
     leases: HashMap<String, JobLease>,
     /// Delivery cursors by sink name.
     deliveries: BTreeMap<String, jobs::StoredDelivery>,
+    /// Live output chunks per action id, by seq.
+    output: HashMap<i64, Vec<crate::model::OutputChunk>>,
 }
 
 impl MemoryStore {
@@ -236,6 +239,22 @@ impl Store for MemoryStore {
 
     fn list_servers(&self) -> Result<Vec<Server>> {
         Ok(self.read().list_servers())
+    }
+
+    fn append_output(&self, id: i64, draft: &crate::store::OutputDraft) -> Result<bool> {
+        let stored = self.write().append_output(id, draft)?;
+        if let Some(server_id) = &stored {
+            // No event is logged, so the write guard wakes nobody: output
+            // readers wait on the action's server.
+            let mut touched = Touched::default();
+            touched.record(crate::model::EventKind::Action, server_id);
+            self.notifier.notify(&touched);
+        }
+        Ok(stored.is_some())
+    }
+
+    fn output_since(&self, id: i64, after: i64) -> Result<Vec<crate::model::OutputChunk>> {
+        Ok(self.read().output_since(id, after))
     }
 
     fn count_actions(&self) -> Result<Vec<ActionCount>> {

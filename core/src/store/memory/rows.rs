@@ -54,6 +54,8 @@ pub(super) struct Later {
     pub(super) stderr: Option<String>,
     pub(super) lease_token: Option<String>,
     pub(super) approvals: Vec<Approval>,
+    pub(super) cancel_requested_at: Option<Timestamp>,
+    pub(super) cancel_requested_by: Option<String>,
 }
 
 impl Later {
@@ -154,6 +156,8 @@ impl Inner {
             digest: s.digest.to_string(),
             whitelist_version: name(s.whitelist_version),
             params: unbox_map(&s.params),
+            cancel_requested_at: later.cancel_requested_at,
+            cancel_requested_by: later.cancel_requested_by,
         };
         (action, later.lease_token)
     }
@@ -174,6 +178,8 @@ impl Inner {
             stderr: a.stderr.clone(),
             lease_token: token,
             approvals: a.approvals.clone(),
+            cancel_requested_at: a.cancel_requested_at,
+            cancel_requested_by: a.cancel_requested_by.clone(),
         };
         Stored {
             created_at: a.created_at,
@@ -266,6 +272,8 @@ mod tests {
             digest: "ab".repeat(32),
             whitelist_version: "v".into(),
             params: BTreeMap::from([("unit".to_owned(), "x.service".to_owned())]),
+            cancel_requested_at: Some(at),
+            cancel_requested_by: Some("q".into()),
         };
         let stored = inner.compact(&action, Some("tok".into()));
         assert_eq!(inner.action(1, &stored), (action, Some("tok".to_owned())));

@@ -272,7 +272,7 @@ impl Pending {
             .db("update action")?;
             return Ok(action);
         };
-        let params: [&(dyn ToSql + Sync); 17] = [
+        let params: [&(dyn ToSql + Sync); 19] = [
             &action.id,
             &action.status.as_str(),
             &action.approved_at.map(ts),
@@ -290,12 +290,15 @@ impl Pending {
             &output_bytes(&action.stdout),
             &output_bytes(&action.stderr),
             &json(&action.approvals),
+            &action.cancel_requested_at.map(ts),
+            &action.cancel_requested_by,
         ];
         conn.execute(
             "UPDATE actions SET status = $2, approved_at = $3, approved_by = $4, rejected_at = $5, \
              rejected_by = $6, rejection_reason = $7, cancelled_at = $8, cancelled_by = $9, \
              executed_at = $10, lease_expires_at = $11, lease_token = $12, completed_at = $13, \
-             exit_code = $14, stdout = $15, stderr = $16, approvals = $17 WHERE id = $1",
+             exit_code = $14, stdout = $15, stderr = $16, approvals = $17, \
+             cancel_requested_at = $18, cancel_requested_by = $19 WHERE id = $1",
             &params,
         )
         .db("update action")?;

@@ -47,6 +47,7 @@ mod credentials;
 mod events;
 mod jobs;
 mod options;
+mod output;
 #[cfg(test)]
 mod plans;
 mod rows;
@@ -420,6 +421,14 @@ impl Store for PostgresStore {
 
     fn list_servers(&self) -> Result<Vec<Server>> {
         self.single("list servers", servers::list)
+    }
+
+    fn append_output(&self, id: i64, draft: &crate::store::OutputDraft) -> Result<bool> {
+        self.write("store output", |conn| output::append(conn, id, draft))
+    }
+
+    fn output_since(&self, id: i64, after: i64) -> Result<Vec<crate::model::OutputChunk>> {
+        self.single("read output", |conn| output::since(conn, id, after))
     }
 
     fn count_actions(&self) -> Result<Vec<ActionCount>> {

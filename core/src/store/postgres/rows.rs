@@ -14,7 +14,7 @@ pub(super) fn ts(t: Timestamp) -> i64 {
     t.timestamp_micros()
 }
 
-fn bad(what: &str, detail: impl std::fmt::Display) -> Error {
+pub(super) fn bad(what: &str, detail: impl std::fmt::Display) -> Error {
     Error::Storage(format!("corrupt {what} in the database: {detail}"))
 }
 
@@ -62,7 +62,8 @@ macro_rules! action_columns {
         "id, server_id, action_type, status, service_name, command, argv, env, \
         alert_id, created_at, created_by, approved_at, approved_by, rejected_at, rejected_by, \
         rejection_reason, cancelled_at, cancelled_by, executed_at, lease_expires_at, completed_at, \
-        exit_code, stdout, stderr, lease_token, approvals, digest, whitelist_version, params"
+        exit_code, stdout, stderr, lease_token, approvals, digest, whitelist_version, params, \
+        cancel_requested_at, cancel_requested_by"
     };
 }
 pub(super) use action_columns;
@@ -104,6 +105,8 @@ pub(super) fn action_from_row(r: &Row, at: usize) -> Result<Action> {
         digest: get(r, at + 26)?,
         whitelist_version: get(r, at + 27)?,
         params: serde_json::from_str(&get::<String>(r, at + 28)?).map_err(|e| bad("params", e))?,
+        cancel_requested_at: from_micros(get(r, at + 29)?)?,
+        cancel_requested_by: get(r, at + 30)?,
     })
 }
 

@@ -122,6 +122,21 @@ const MIGRATIONS: &[Migration] = &[
         dead             bigint NOT NULL DEFAULT 0,
         last_error       text,
         last_success_at  bigint
+    // v6: cancel requests on executing actions; their live output, by seq
+    // (bytea like `stdout`, since text cannot hold NUL; the character counts
+    // kept beside it so the cap needs no decoding).
+    sql(r#"
+    ALTER TABLE actions ADD COLUMN cancel_requested_at bigint;
+    ALTER TABLE actions ADD COLUMN cancel_requested_by text;
+    CREATE TABLE action_output (
+        action_id     bigint NOT NULL REFERENCES actions(id),
+        seq           bigint NOT NULL,
+        stdout        bytea NOT NULL,
+        stderr        bytea NOT NULL,
+        stdout_chars  bigint NOT NULL,
+        stderr_chars  bigint NOT NULL,
+        at            bigint NOT NULL,
+        PRIMARY KEY (action_id, seq)
     );
     "#),
 ];

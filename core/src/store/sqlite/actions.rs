@@ -78,7 +78,7 @@ pub(super) static AUTO_APPROVED_SQL: LazyLock<String> = LazyLock::new(|| {
 pub(super) const COUNT_PER_SERVER_STATUS_SQL: &str = "SELECT server_id, status, SUM(n) \
      FROM action_counts GROUP BY server_id, status HAVING SUM(n) > 0";
 
-fn load(tx: &Connection, id: i64) -> Result<Option<(Action, Option<String>)>> {
+pub(super) fn load(tx: &Connection, id: i64) -> Result<Option<(Action, Option<String>)>> {
     tx.prepare_cached(SELECT_ACTION_SQL)
         .and_then(|mut select| {
             select
@@ -123,7 +123,8 @@ fn apply_change(tx: &Connection, id: i64, change: &Change) -> Result<Action> {
         "UPDATE actions SET status = ?2, approved_at = ?3, approved_by = ?4, rejected_at = ?5, \
          rejected_by = ?6, rejection_reason = ?7, cancelled_at = ?8, cancelled_by = ?9, \
          executed_at = ?10, lease_expires_at = ?11, lease_token = ?12, completed_at = ?13, \
-         exit_code = ?14, stdout = ?15, stderr = ?16, approvals = ?17 WHERE id = ?1",
+         exit_code = ?14, stdout = ?15, stderr = ?16, approvals = ?17, \
+         cancel_requested_at = ?18, cancel_requested_by = ?19 WHERE id = ?1",
     )
     .and_then(|mut update| {
         update.execute(params![
@@ -144,6 +145,8 @@ fn apply_change(tx: &Connection, id: i64, change: &Change) -> Result<Action> {
             action.stdout,
             action.stderr,
             json(&action.approvals),
+            action.cancel_requested_at.map(ts),
+            action.cancel_requested_by,
         ])
     })
     .context("update action")?;

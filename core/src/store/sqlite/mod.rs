@@ -20,6 +20,7 @@ mod credentials;
 mod events;
 mod jobs;
 mod options;
+mod output;
 #[cfg(test)]
 mod plans;
 mod rows;
@@ -453,6 +454,14 @@ impl Store for SqliteStore {
 
     fn list_servers(&self) -> Result<Vec<Server>> {
         self.read(servers::list)
+    }
+
+    fn append_output(&self, id: i64, draft: &crate::store::OutputDraft) -> Result<bool> {
+        self.write("store output", |tx| output::append(tx, id, draft))
+    }
+
+    fn output_since(&self, id: i64, after: i64) -> Result<Vec<crate::model::OutputChunk>> {
+        self.read(|conn| output::since(conn, id, after))
     }
 
     fn count_actions(&self) -> Result<Vec<ActionCount>> {

@@ -61,7 +61,8 @@ macro_rules! action_columns {
         "id, server_id, action_type, status, service_name, command, argv, env, \
         alert_id, created_at, created_by, approved_at, approved_by, rejected_at, rejected_by, \
         rejection_reason, cancelled_at, cancelled_by, executed_at, lease_expires_at, completed_at, \
-        exit_code, stdout, stderr, lease_token, approvals, digest, whitelist_version, params"
+        exit_code, stdout, stderr, lease_token, approvals, digest, whitelist_version, params, \
+        cancel_requested_at, cancel_requested_by"
     };
 }
 pub(super) use action_columns;
@@ -102,6 +103,8 @@ pub(super) fn action_from_row(r: &Row<'_>) -> rusqlite::Result<Action> {
         digest: r.get(26)?,
         whitelist_version: r.get(27)?,
         params: serde_json::from_str(&r.get::<_, String>(28)?).map_err(conversion)?,
+        cancel_requested_at: from_micros(r.get(29)?)?,
+        cancel_requested_by: r.get(30)?,
     })
 }
 

@@ -148,6 +148,17 @@ const MIGRATIONS: &[Migration] = &[
         dead             INTEGER NOT NULL DEFAULT 0,
         last_error       TEXT,
         last_success_at  INTEGER
+    // v10: cancel requests on executing actions; their live output, by seq.
+    sql(r#"
+    ALTER TABLE actions ADD COLUMN cancel_requested_at INTEGER;
+    ALTER TABLE actions ADD COLUMN cancel_requested_by TEXT;
+    CREATE TABLE action_output (
+        action_id  INTEGER NOT NULL REFERENCES actions(id),
+        seq        INTEGER NOT NULL,
+        stdout     TEXT NOT NULL,
+        stderr     TEXT NOT NULL,
+        at         INTEGER NOT NULL,
+        PRIMARY KEY (action_id, seq)
     ) WITHOUT ROWID;
     "#),
 ];

@@ -49,6 +49,12 @@ pub(super) fn logged(event: &EventDraft) {
     LOGGED.with(|logged| logged.borrow_mut().record_event(event));
 }
 
+/// Notes a change of `server_id`'s actions that logged no event (a chunk of
+/// live output), so that waiters on that server in this process wake.
+pub(super) fn touched_server(server_id: &str) {
+    LOGGED.with(|logged| logged.borrow_mut().record(EventKind::Action, server_id));
+}
+
 /// What this thread logged since the last call (call it before a write to
 /// forget what a failed one noted, and after its commit to wake its waiters).
 pub(super) fn take_logged() -> Touched {

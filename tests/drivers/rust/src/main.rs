@@ -399,6 +399,38 @@ impl Host {
             "heartbeat" => q
                 .heartbeat(step.int("id")?, &self.token(step)?, step.lease()?)
                 .and_then(value),
+            "await_cancel" => q
+                .await_cancel(
+                    step.int("id")?,
+                    &self.token(step)?,
+                    step.lease()?,
+                    step.opt_int("wait_seconds")?
+                        .map(|s| Duration::from_secs(s.unsigned_abs())),
+                )
+                .and_then(value),
+            "report_cancelled" => q
+                .report_cancelled(
+                    step.int("id")?,
+                    &self.token(step)?,
+                    step.int("exit_code")?
+                        .try_into()
+                        .map_err(|_| BadScenario("exit_code: out of range".into()))?,
+                    step.opt_str("stdout")?,
+                    step.opt_str("stderr")?,
+                )
+                .and_then(value),
+            "append_output" => q
+                .append_output(
+                    step.int("id")?,
+                    &self.token(step)?,
+                    step.int("seq")?,
+                    step.opt_str("stdout")?,
+                    step.opt_str("stderr")?,
+                )
+                .and_then(value),
+            "output_since" => q
+                .output_since(step.int("id")?, step.int("after")?, None)
+                .and_then(value),
             "report_result" => q
                 .report_result(
                     step.int("id")?,

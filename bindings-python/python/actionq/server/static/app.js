@@ -33,6 +33,7 @@
     refreshing: null,
     queued: null,
     firstRender: true,
+    live: new Map(), // executing action id -> {text, seq, controller}: its output so far
   };
 
   const $ = (id) => document.getElementById(id);
@@ -225,6 +226,7 @@
     state.eventCursor = 0;
     state.waitReasons.clear();
     state.progress.clear();
+    stopFollowingOutput(new Set());
     sessionStorage.removeItem(KEY_STORAGE);
     for (const id of ["pending-list", "server-list", "history-list"]) $(id).replaceChildren();
     delete document.body.dataset.role;
@@ -381,13 +383,13 @@
     }
   }
 
-  /** Follows GET /events/stream from the page's cursor until it ends;
-   *  true if it delivered anything (the connection worked). */
-  async function readStream(signal) {
+  /** Opens the server-sent event stream at `path` (its errors are JSON, as
+   *  every route's). */
+  async function openStream(path, headers, signal) {
     let response;
     try {
-      response = await fetch(`${API}/events/stream`, {
-        headers: { "X-API-Key": state.key, "Last-Event-ID": String(state.eventCursor) },
+      response = await fetch(`${API}${path}`, {
+        headers: { "X-API-Key": state.key, ...headers },
         cache: "no-store",
         credentials: "omit",
         signal,
@@ -404,6 +406,13 @@
       }
       throw apiError(response.status, data);
     }
+    return response;
+  }
+
+  /** Reads the messages of an open stream until it ends, handing each read's
+   *  messages (`{event, data}`, data parsed) to `onMessages`; true if it
+   *  delivered anything (the connection worked). */
+  async function readMessages(response, onMessages) {
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
     let heard = false;
@@ -412,26 +421,97 @@
       try {
         chunk = await reader.read();
       } catch (err) {
-        return heard; // dropped (or aborted at sign-out)
+        return heard; // dropped (or aborted)
       }
       if (chunk.done) return heard;
       heard = true;
       buffer += chunk.value;
       let end;
-      let changed = false;
+      const messages = [];
       while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const message = buffer.slice(0, end);
+        const lines = buffer.slice(0, end).split("\n");
         buffer = buffer.slice(end + 2);
-        const data = message
-          .split("\n")
-          .filter((line) => line.startsWith("data:"))
-          .map((line) => line.slice(5).trimStart())
-          .join("\n");
+        const field = (name) => lines.filter((l) => l.startsWith(`${name}:`)).map((l) => l.slice(name.length + 1).trimStart());
+        const data = field("data").join("\n");
         if (!data) continue; // a comment: the stream is alive
-        applyEvent(JSON.parse(data));
-        changed = true;
+        messages.push({ event: field("event")[0] || "message", data: JSON.parse(data) });
       }
-      if (changed) refresh();
+      if (messages.length) onMessages(messages);
+    }
+  }
+
+  /** Follows GET /events/stream from the page's cursor until it ends;
+   *  true if it delivered anything (the connection worked). */
+  async function readStream(signal) {
+    const response = await openStream("/events/stream", { "Last-Event-ID": String(state.eventCursor) }, signal);
+    return readMessages(response, (messages) => {
+      messages.forEach((m) => applyEvent(m.data));
+      refresh();
+    });
+  }
+
+  // ------------------------------------------------------------------ live output
+
+  /** Follows an executing action's output stream (docs/contract/cancel-and-output.md#live-output)
+   *  into state.live until the action ends or the page stops showing it. */
+  function followOutput(id) {
+    if (state.live.has(id)) return;
+    const live = { text: "", seq: 0, controller: new AbortController() };
+    state.live.set(id, live);
+    (async () => {
+      while (state.live.get(id) === live) {
+        let ended = false;
+        try {
+          const response = await openStream(
+            `/actions/${id}/output/stream`,
+            { "Last-Event-ID": String(live.seq) },
+            live.controller.signal,
+          );
+          await readMessages(response, (messages) => {
+            for (const m of messages) {
+              if (m.event === "end") {
+                ended = true;
+              } else if (m.event === "output") {
+                live.seq = m.data.seq;
+                live.text += m.data.stdout + m.data.stderr;
+              }
+            }
+            showOutput(id);
+          });
+        } catch (err) {
+          if (live.controller.signal.aborted) return;
+        }
+        if (ended || live.controller.signal.aborted) return;
+        await new Promise((resolve) => setTimeout(resolve, RECONNECT_FIRST_MS));
+      }
+    })();
+  }
+
+  /** Stops following the output of every action not in `keep`. */
+  function stopFollowingOutput(keep) {
+    for (const [id, live] of state.live) {
+      if (keep.has(id)) continue;
+      live.controller.abort();
+      state.live.delete(id);
+    }
+  }
+
+  function showOutput(id) {
+    const pre = document.querySelector(`article[data-id="${id}"] pre.live-output`);
+    const live = state.live.get(id);
+    if (pre && live) pre.textContent = live.text;
+  }
+
+  async function cancelRunning(action, button) {
+    button.disabled = true;
+    try {
+      await api("POST", `/actions/${action.id}/cancel`);
+      clearError();
+    } catch (err) {
+      showError(describe(err, `cancel #${action.id}`));
+      button.disabled = false;
+    } finally {
+      await refresh();
     }
   }
 
@@ -659,7 +739,9 @@
       case "failed":
         return `${action.status}, exit code ${action.exit_code}`;
       case "executing":
-        return `running since ${when(action.executed_at)}`;
+        return action.cancel_requested_by
+          ? `running since ${when(action.executed_at)}; cancel requested by ${action.cancel_requested_by}`
+          : `running since ${when(action.executed_at)}`;
       default:
         return `approved by ${action.approved_by}, waiting for its agent`;
     }
@@ -689,7 +771,27 @@
         action.exit_code === null ? null : field("Exit code", String(action.exit_code), "exit-code"),
       ),
       output.length ? el("details", { class: "output" }, el("summary", { text: "Output" }), output) : null,
+      action.status === "executing" ? runningParts(action) : null,
     );
+  }
+
+  /** An executing action's output as it comes, and its Cancel button for
+   *  those who may decide. */
+  function runningParts(action) {
+    const live = state.live.get(action.id);
+    const parts = [el("h4", { text: "Output so far" }), el("pre", { class: "live-output", text: live ? live.text : "" })];
+    if (canDecide()) {
+      const asked = Boolean(action.cancel_requested_by);
+      const button = el("button", {
+        type: "button",
+        class: "cancel",
+        text: asked ? "Cancel requested" : "Cancel",
+        disabled: asked,
+      });
+      button.addEventListener("click", () => cancelRunning(action, button));
+      parts.push(el("div", { class: "actions" }, button));
+    }
+    return el("div", { class: "running" }, ...parts);
   }
 
   function renderHistory(actions) {
@@ -697,6 +799,9 @@
       .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : b.id - a.id))
       .slice(0, HISTORY_SIZE);
     $("history-empty").hidden = newest.length > 0;
+    const executing = new Set(newest.filter((a) => a.status === "executing").map((a) => a.id));
+    stopFollowingOutput(executing);
+    executing.forEach(followOutput);
     keyedCards($("history-list"), newest, (a) => String(a.id), (a) => JSON.stringify(a), historyCard, (card, a) => {
       card.querySelector(".age").textContent = ago(a.completed_at || a.created_at);
     });
