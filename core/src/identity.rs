@@ -95,7 +95,7 @@ impl Role {
             Role::Admin => true,
             Role::Operator => !matches!(
                 op,
-                Claim | Heartbeat | ReportResult | ManageCredentials | VerifyAudit
+                Claim | Heartbeat | ReportResult | ManageCredentials | VerifyAudit | Retention
             ),
             Role::Requester => matches!(op, Read | CreateAction | CancelAction),
             Role::Viewer => matches!(op, Read),
@@ -158,11 +158,13 @@ pub enum Operation {
     ManageCredentials,
     /// Walk the tamper-evident audit chain.
     VerifyAudit,
+    /// Prune and export finished history (`docs/contract/retention.md`).
+    Retention,
 }
 
 impl Operation {
     /// Every operation, in the order of the permission table.
-    pub const ALL: [Operation; 13] = [
+    pub const ALL: [Operation; 14] = [
         Operation::Read,
         Operation::CreateServer,
         Operation::PauseServer,
@@ -176,6 +178,7 @@ impl Operation {
         Operation::ExpireLeases,
         Operation::ManageCredentials,
         Operation::VerifyAudit,
+        Operation::Retention,
     ];
 
     /// What the operation does, for messages: "approve actions".
@@ -194,6 +197,7 @@ impl Operation {
             Operation::ExpireLeases => "expire leases",
             Operation::ManageCredentials => "manage credentials",
             Operation::VerifyAudit => "verify the audit log",
+            Operation::Retention => "prune or export history",
         }
     }
 }

@@ -51,9 +51,11 @@ pub use identity::{
 pub use limits::DEFAULT_EVENTS_LIMIT;
 pub use model::{
     Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Approval, Claim, Event, EventKind,
-    Server, Timestamp,
+    ExportedAction, Server, Timestamp,
 };
-pub use queue::{ActionQuery, ActionQueue, NewAction, QueueOptions, OPERATIONS};
+pub use queue::{
+    ActionQuery, ActionQueue, Export, NewAction, PruneReport, QueueOptions, OPERATIONS,
+};
 pub use rules::{AUTO_APPROVED, LEASE_EXPIRED_STDERR, STALE_WHITELIST};
 pub use signing::{ClaimFields, ClaimSigningKey, ClaimVerifyingKey, CLAIM_SIGNATURE_TAG};
 pub use store::memory::MemoryStore;

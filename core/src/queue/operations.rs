@@ -27,7 +27,7 @@ use crate::whitelist::ConflictPolicy;
 /// module. Every host offers each under the same name (C:
 /// `aq_<noun>_<verb>`), and each host's tests compare its own list with this
 /// one, so an operation added here and forgotten in a host fails the build.
-pub const OPERATIONS: [&str; 25] = [
+pub const OPERATIONS: [&str; 27] = [
     "create_server",
     "get_server",
     "list_servers",
@@ -49,6 +49,8 @@ pub const OPERATIONS: [&str; 25] = [
     "expire_approvals",
     "lease_expiries",
     "verify_audit",
+    "prune",
+    "export",
     "issue_credential",
     "list_credentials",
     "revoke_credential",
@@ -252,12 +254,22 @@ impl ActionQueue {
             server_id: query.server_id.clone(),
             action_type: query.action_type.clone(),
         };
+        if let Some(before_id) = query.before_id.filter(|&id| id < 1) {
+            return Err(Error::InvalidInput(format!(
+                "before_id must be at least 1 (got {before_id})"
+            )));
+        }
+        // One match more than the page, to tell whether a next page exists.
         let page = PageRequest {
-            limit: query.limit as u32,
+            limit: query.limit as u32 + 1,
             offset: query.offset as u64,
+            before_id: query.before_id,
         };
-        let (actions, total) = self.store.list_actions(&filter, page)?;
+        let (mut actions, total) = self.store.list_actions(&filter, page)?;
+        let more = actions.len() > query.limit as usize;
+        actions.truncate(query.limit as usize);
         Ok(ActionPage {
+            next_before_id: more.then(|| actions.last().map(|a| a.id)).flatten(),
             actions,
             total,
             limit: query.limit,
@@ -273,6 +285,7 @@ impl ActionQueue {
         status: Option<ActionStatus>,
         limit: i64,
         offset: i64,
+        before_id: Option<i64>,
     ) -> Result<ActionPage> {
         self.allow(Operation::Read, Target::Server(server_id))?;
         self.expire_before_read()?;
@@ -283,6 +296,7 @@ impl ActionQueue {
             action_type: None,
             limit,
             offset,
+            before_id,
         })
     }
 

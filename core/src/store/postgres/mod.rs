@@ -48,6 +48,7 @@ mod events;
 mod options;
 #[cfg(test)]
 mod plans;
+mod retention;
 mod rows;
 mod schema;
 mod servers;
@@ -65,7 +66,9 @@ use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
 use crate::store::sweep::{sweep, Due, Sweep};
 use crate::store::wake::Watcher;
-use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, Notifier, PageRequest, Store};
+use crate::store::{
+    ActionDraft, AuditReport, Change, ConflictGuard, Notifier, PageRequest, PruneCheckpoint, Store,
+};
 
 pub use options::PostgresOptions;
 pub use schema::PG_SCHEMA_VERSION;
@@ -411,5 +414,22 @@ impl Store for PostgresStore {
 
     fn notifier(&self) -> &Arc<Notifier> {
         &self.notifier
+    }
+
+    fn prune_checkpoint(&self) -> Result<PruneCheckpoint> {
+        self.single("read prune checkpoint", |conn| {
+            retention::checkpoint(conn, false)
+        })
+    }
+
+    fn prune_prefix(
+        &self,
+        from: &PruneCheckpoint,
+        last_event_id: i64,
+        last_action_id: i64,
+    ) -> Result<Option<u64>> {
+        self.write("prune", |conn| {
+            retention::prune_prefix(conn, from, last_event_id, last_action_id)
+        })
     }
 }

@@ -106,6 +106,19 @@ const MIGRATIONS: &[Migration] = &[
     sql(V3_HARDENING),
     // v4: the audit chain covers digests, servers and credentials.
     sql(V4_EVENT_KINDS),
+    // v5: the prune checkpoint (`docs/contract/retention.md`): the last
+    // pruned event's id and hash and the last pruned action id, in one row
+    // that every prune batch locks first (two pruners take turns).
+    sql(r#"
+    CREATE TABLE actionq_prune_checkpoint (
+        singleton       boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        last_event_id   bigint NOT NULL,
+        hash            bytea NOT NULL,
+        last_action_id  bigint NOT NULL
+    );
+    INSERT INTO actionq_prune_checkpoint (last_event_id, hash, last_action_id)
+        VALUES (0, decode(repeat('00', 32), 'hex'), 0);
+    "#),
 ];
 
 /// v3: each action's `params` (JSON object as text, like `env`). Actions

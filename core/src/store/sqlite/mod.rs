@@ -21,6 +21,7 @@ mod events;
 mod options;
 #[cfg(test)]
 mod plans;
+mod retention;
 mod rows;
 mod schema;
 mod servers;
@@ -38,7 +39,9 @@ use crate::identity::{Credential, CredentialDraft};
 use crate::model::{Action, ActionCount, ActionFilter, Event, Server, Timestamp};
 use crate::store::sweep::{sweep, Due, Sweep};
 use crate::store::wake::Watcher;
-use crate::store::{ActionDraft, AuditReport, Change, ConflictGuard, Notifier, PageRequest, Store};
+use crate::store::{
+    ActionDraft, AuditReport, Change, ConflictGuard, Notifier, PageRequest, PruneCheckpoint, Store,
+};
 
 pub use options::{Durability, SqliteOptions};
 pub use schema::SCHEMA_VERSION;
@@ -210,19 +213,45 @@ impl SqliteStore {
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer, committing
     /// only if it succeeds; then, if it changed any row, wakes the waiters.
     fn write<T>(&self, what: &str, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.write_checking(what, true, f)
+    }
+
+    /// [`SqliteStore::write`], with SQLite's foreign key checks on or off
+    /// for this transaction (the pragma only changes outside one).
+    fn write_checking<T>(
+        &self,
+        what: &str,
+        foreign_keys: bool,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         let mut conn = lock(&self.writer);
+        if !foreign_keys {
+            conn.execute_batch("PRAGMA foreign_keys = OFF").context(what)?;
+        }
+        let out = Self::write_locked(&mut conn, what, f);
+        if !foreign_keys {
+            conn.execute_batch("PRAGMA foreign_keys = ON").context(what)?;
+        }
+        let (out, changed) = out?;
+        drop(conn);
+        if changed {
+            self.notifier.notify();
+        }
+        Ok(out)
+    }
+
+    fn write_locked<T>(
+        conn: &mut Connection,
+        what: &str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<(T, bool)> {
         let before = conn.total_changes();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context(what)?;
         let out = f(&tx)?;
         tx.commit().context(what)?;
-        let changed = conn.total_changes() != before;
-        drop(conn);
-        if changed {
-            self.notifier.notify();
-        }
-        Ok(out)
+        Ok((out, conn.total_changes() != before))
     }
 
     /// Queues the create and waits for its result: written by this caller
@@ -458,6 +487,24 @@ impl Store for SqliteStore {
     fn notifier(&self) -> &Arc<Notifier> {
         &self.notifier
     }
+
+    fn prune_checkpoint(&self) -> Result<PruneCheckpoint> {
+        self.read_point(retention::checkpoint)
+    }
+
+    fn prune_prefix(
+        &self,
+        from: &PruneCheckpoint,
+        last_event_id: i64,
+        last_action_id: i64,
+    ) -> Result<Option<u64>> {
+        // The batch deletes the events of the actions it deletes itself;
+        // SQLite's check per deleted action would scan `action_events`
+        // (no index by action: each would cost every write a page, schema v6).
+        self.write_checking("prune", false, |tx| {
+            retention::prune_prefix(tx, from, last_event_id, last_action_id)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -532,6 +579,7 @@ mod tests {
         let page = PageRequest {
             limit: 10,
             offset: 0,
+            before_id: None,
         };
         let (stored, total) = store.list_actions(&filter, page).unwrap();
         assert_eq!(total, 2);

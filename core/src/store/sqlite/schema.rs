@@ -132,6 +132,17 @@ const MIGRATIONS: &[Migration] = &[
     sql(V7_EVENT_KINDS),
     // v8: ids and the audit head in a reserved row of `action_counts`.
     sql(V8_NO_SEQUENCE_PAGE),
+    // v9: the prune checkpoint (`docs/contract/retention.md`): the last
+    // pruned event's id and hash, and the last pruned action id. No row
+    // until the first prune.
+    sql(r#"
+    CREATE TABLE prune_checkpoint (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        last_event_id   INTEGER NOT NULL,
+        hash            BLOB NOT NULL,
+        last_action_id  INTEGER NOT NULL
+    );
+    "#),
 ];
 
 /// v5's Rust part: lease tokens are kept as their SHA-256 only; the tokens
