@@ -342,7 +342,7 @@ pub unsafe extern "C" fn aq_server_list_actions(
         let status = unsafe { opt_str_arg(status, "status") }?;
         let out = unsafe { Out::new(page_json_out, "page_json_out") }?;
         let page = queue
-            .list_server_actions(server_id, parse_status(status)?, limit, offset)?;
+            .list_server_actions(server_id, parse_status(status)?, limit, offset, None)?;
         out.write_json(&page);
         Ok(())
     }

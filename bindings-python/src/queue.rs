@@ -584,7 +584,7 @@ impl PyActionQueue {
         offset: i64,
     ) -> PyResult<PyActionPage> {
         let page = self.run_read(py, |q| {
-            q.list_server_actions(server_id, status_filter(status)?, limit, offset)
+            q.list_server_actions(server_id, status_filter(status)?, limit, offset, None)
         })?;
         PyActionPage::new(py, page)
     }

@@ -640,7 +640,7 @@ fn run(q: &ActionQueue, principal: &Principal, op: Op, f: &Fixture) -> Result<()
             assert!(!p.unpause_server(f.server)?.is_paused);
         }
         Op::ListServerActions => {
-            assert_eq!(p.list_server_actions(f.server, None, 10, 0)?.total, 3);
+            assert_eq!(p.list_server_actions(f.server, None, 10, 0, None)?.total, 3);
         }
         Op::CreateAction => {
             let a = p.create_action(&NewAction::new(f.server, "clear_logs"))?;
@@ -814,6 +814,7 @@ fn role_table_and_agent_message(_env: Env) {
         (Operation::ExpireLeases, "expire leases"),
         (Operation::ManageCredentials, "manage credentials"),
         (Operation::VerifyAudit, "verify the audit log"),
+        (Operation::Retention, "prune or export history"),
     ];
     assert_eq!(described.map(|(op, _)| op), Operation::ALL);
     for (op, text) in described {
@@ -926,4 +927,6 @@ forward! {
     revoke_credential(id: i64, at: actionq::Timestamp, by: &str) -> Option<actionq::Credential>;
     list_servers() -> Vec<actionq::Server>;
     count_actions() -> Vec<actionq::ActionCount>;
+    prune_checkpoint() -> actionq::store::PruneCheckpoint;
+    prune_prefix(from: &actionq::store::PruneCheckpoint, last_event_id: i64, last_action_id: i64) -> Option<u64>;
 }

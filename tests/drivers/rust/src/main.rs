@@ -354,7 +354,7 @@ impl Host {
                 let limit = step.opt_int("limit")?.unwrap_or(defaults.limit);
                 let offset = step.opt_int("offset")?.unwrap_or(defaults.offset);
                 status(step.opt_str("status")?)
-                    .and_then(|s| q.list_server_actions(server, s, limit, offset))
+                    .and_then(|s| q.list_server_actions(server, s, limit, offset, None))
                     .and_then(value)
             }
             "approve_action" => q.approve_action(step.int("id")?).and_then(value),
