@@ -28,12 +28,13 @@ mod _actionq {
     #[pymodule_export]
     use crate::identity::{PyCredential, PyIssuedCredential, PyPrincipal};
     #[pymodule_export]
-    use crate::queue::{PyActionQueue, PyChangeSubscription};
+    use crate::queue::{PyActionQueue, PyChangeSubscription, PyExport};
     #[pymodule_export]
     use crate::signing::{PyClaimSigningKey, PyClaimVerifyingKey};
     #[pymodule_export]
     use crate::types::{
-        action_digest, PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyServer,
+        action_digest, PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyPruneReport,
+        PyServer,
     };
 
     #[pymodule_init]

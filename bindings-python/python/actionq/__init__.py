@@ -55,6 +55,7 @@ from actionq._actionq import (
     Credential,
     ChangeSubscription,
     Event,
+    Export,
     InvalidInputError,
     IssuedCredential,
     ManualClock,
@@ -62,13 +63,14 @@ from actionq._actionq import (
     NotWhitelistedError,
     PermissionDeniedError,
     Principal,
+    PruneReport,
     Server,
     StorageError,
     UnauthenticatedError,
     __version__,
     action_digest,
 )
-from actionq._aio import AsyncActionQueue
+from actionq._aio import AsyncActionQueue, AsyncExport
 
 
 __all__ = [
@@ -80,6 +82,7 @@ __all__ = [
     "ActionQueueError",
     "ActionStatus",
     "AsyncActionQueue",
+    "AsyncExport",
     "AuditReport",
     "Claim",
     "ClaimSigningKey",
@@ -88,6 +91,7 @@ __all__ = [
     "ConflictError",
     "Credential",
     "Event",
+    "Export",
     "InvalidInputError",
     "IssuedCredential",
     "ManualClock",
@@ -95,6 +99,7 @@ __all__ = [
     "NotWhitelistedError",
     "PermissionDeniedError",
     "Principal",
+    "PruneReport",
     "Server",
     "StorageError",
     "UnauthenticatedError",
