@@ -755,7 +755,8 @@ impl PyActionQueue {
     /// Lines (one `{"action": ..., "events": [...]}` per action, no newline),
     /// read from the store page by page as it is consumed. Admins only.
     fn export(&self, py: Python<'_>, before: &Bound<'_, PyAny>) -> PyResult<PyExport> {
-        let before = crate::clock::timestamp(before)?;
+        let before = crate::clock::timestamp(before)
+            .map_err(|e| to_py_err(py, actionq::Error::InvalidInput(format!("before: {e}"))))?;
         let export = self
             .queue
             .export(before)

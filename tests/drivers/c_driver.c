@@ -305,11 +305,11 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step, const aq_act
   } else if (strcmp(name, "list_actions") == 0) {
     s = aq_action_list(q, as, opt_str(step, "status"), opt_str(step, "server_id"),
                        opt_str(step, "action_type"), int_or(step, "limit", AQ_DEFAULT_PAGE_LIMIT),
-                       int_or(step, "offset", 0), &out);
+                       int_or(step, "offset", 0), NULL, &out);
   } else if (strcmp(name, "list_server_actions") == 0) {
     s = aq_server_list_actions(q, as, req_str(step, "server_id"), opt_str(step, "status"),
                                int_or(step, "limit", AQ_DEFAULT_PAGE_LIMIT),
-                               int_or(step, "offset", 0), &out);
+                               int_or(step, "offset", 0), NULL, &out);
   } else if (strcmp(name, "approve_action") == 0) {
     s = aq_action_approve(q, as, (int64_t)num(step, "id"), &out);
   } else if (strcmp(name, "digest_matches") == 0) {
