@@ -224,18 +224,24 @@ fn seed_sqlite(path: &std::path::Path, n: i64) -> BenchResult<()> {
              SELECT server_id, action_type, status, COUNT(*) FROM actions
              GROUP BY server_id, action_type, status
              ON CONFLICT (server_id, action_type, status) DO UPDATE SET n = excluded.n;
-         UPDATE action_counts SET actions_seq = {n}, events_seq = 2 * {n},
-             audit_head = (SELECT X'{id_hex}' || hash FROM action_events WHERE id = 2 * {n})
-             WHERE server_id = '' AND action_type = '' AND status = '';
-         COMMIT; PRAGMA wal_checkpoint(TRUNCATE);",
-        id_hex = hex_i64(2 * n),
+         COMMIT;"
     ))
     .map_err(err)?;
+    // The head: the last event's id (8 bytes, big-endian), then its hash.
+    let hash: Vec<u8> = conn
+        .query_row("SELECT hash FROM action_events WHERE id = ?1", [2 * n], |r| r.get(0))
+        .map_err(err)?;
+    let mut head = (2 * n).to_be_bytes().to_vec();
+    head.extend(hash);
+    conn.execute(
+        "UPDATE action_counts SET actions_seq = ?1, events_seq = ?2, audit_head = ?3 \
+         WHERE server_id = '' AND action_type = '' AND status = ''",
+        rusqlite::params![n, 2 * n, head],
+    )
+    .map_err(err)?;
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .map_err(err)?;
     Ok(())
-}
-
-fn hex_i64(v: i64) -> String {
-    v.to_be_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn pg_schema(admin: &str) -> BenchResult<String> {
