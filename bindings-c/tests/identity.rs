@@ -168,8 +168,19 @@ fn state(q: &Queue) -> String {
         }
     }
     let mut out = null_mut();
-    let status =
-        unsafe { aq_action_list(q.ptr(), host(), null(), null(), null(), 100, 0, std::ptr::null(), &mut out) };
+    let status = unsafe {
+        aq_action_list(
+            q.ptr(),
+            host(),
+            null(),
+            null(),
+            null(),
+            100,
+            0,
+            std::ptr::null(),
+            &mut out,
+        )
+    };
     assert_eq!(status, aq_status::Ok);
     parts.push(take_json(out));
     let mut out = null_mut();

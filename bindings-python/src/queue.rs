@@ -101,12 +101,7 @@ impl PyExport {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        let next = py.detach(|| {
-            self.inner
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .next()
-        });
+        let next = py.detach(|| self.inner.lock().unwrap_or_else(|e| e.into_inner()).next());
         match next {
             None => Ok(None),
             Some(Ok(line)) => Ok(Some(
@@ -757,10 +752,7 @@ impl PyActionQueue {
     fn export(&self, py: Python<'_>, before: &Bound<'_, PyAny>) -> PyResult<PyExport> {
         let before = crate::clock::timestamp(before)
             .map_err(|e| to_py_err(py, actionq::Error::InvalidInput(format!("before: {e}"))))?;
-        let export = self
-            .queue
-            .export(before)
-            .map_err(|e| to_py_err(py, e))?;
+        let export = self.queue.export(before).map_err(|e| to_py_err(py, e))?;
         Ok(PyExport {
             inner: std::sync::Mutex::new(export),
         })

@@ -1600,7 +1600,9 @@ fn list_default_limit_is_50_and_pages_cover_everything(env: Env) {
     assert_eq!(seen, (1..=120).rev().collect::<Vec<i64>>());
     let server = q.list_server_actions("web-1", None, 50, 0, None).unwrap();
     assert_eq!((server.actions.len(), server.total), (50, 120));
-    let tail = q.list_server_actions("web-1", None, 100, 100, None).unwrap();
+    let tail = q
+        .list_server_actions("web-1", None, 100, 100, None)
+        .unwrap();
     assert_eq!(
         tail.actions.iter().map(|a| a.id).collect::<Vec<_>>(),
         (1..=20).rev().collect::<Vec<i64>>()

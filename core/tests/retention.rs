@@ -29,7 +29,7 @@ fn one_of_each(env: &Env, first: usize, run: usize) -> BTreeMap<ActionStatus, i6
     let q = &env.queue;
     let (run, hold) = (format!("web-{run}"), format!("web-{}", run + 1));
     let mut ids = BTreeMap::new();
-    let mut finish = |n: usize, exit_code| {
+    let finish = |n: usize, exit_code| {
         let a = create(env, &run, n);
         let claim = q.claim_next(&run, None, None).unwrap().unwrap();
         assert_eq!(claim.action.id, a.id);
@@ -105,7 +105,10 @@ fn prune_never_deletes_live_actions_and_keeps_counts_and_chain(env: Env) {
     }
     for (status, id) in &old {
         if !status.is_terminal() {
-            assert!(q.get_action(*id).is_ok(), "live action {id} ({status}) kept");
+            assert!(
+                q.get_action(*id).is_ok(),
+                "live action {id} ({status}) kept"
+            );
         }
     }
     counts_agree(&env);
@@ -120,7 +123,11 @@ fn prune_never_deletes_live_actions_and_keeps_counts_and_chain(env: Env) {
     q.cancel_action(old[&ActionStatus::Pending]).unwrap();
     q.cancel_action(old[&ActionStatus::Approved]).unwrap();
     q.expire_leases().unwrap();
-    assert!(q.get_action(old[&ActionStatus::Executing]).unwrap().status.is_terminal());
+    assert!(q
+        .get_action(old[&ActionStatus::Executing])
+        .unwrap()
+        .status
+        .is_terminal());
     let young = one_of_each(&env, 100, 3);
     let kept = q.prune(5 * DAY).unwrap();
     assert_eq!(kept.pruned_actions, 0);
@@ -130,7 +137,11 @@ fn prune_never_deletes_live_actions_and_keeps_counts_and_chain(env: Env) {
     // The three old ones, then the young finished ones up to the young pending.
     assert_eq!(again.pruned_actions, 3 + 4);
     for (status, id) in &young {
-        assert_eq!(q.get_action(*id).is_ok(), !status.is_terminal(), "{status} {id}");
+        assert_eq!(
+            q.get_action(*id).is_ok(),
+            !status.is_terminal(),
+            "{status} {id}"
+        );
     }
     counts_agree(&env);
     let audit = q.verify_audit().unwrap();
@@ -317,9 +328,7 @@ fn keyset_pages_walk_the_listing_and_survive_a_prune(env: Env) {
     // A cursor past the newest action lists from the top.
     assert_eq!(ids(&page(Some(1000)).actions), [7, 6, 5]);
     // Server listings take it too.
-    let server_page = q
-        .list_server_actions("web-1", None, 1, 0, Some(7))
-        .unwrap();
+    let server_page = q.list_server_actions("web-1", None, 1, 0, Some(7)).unwrap();
     assert_eq!(
         (ids(&server_page.actions), server_page.next_before_id),
         (vec![6], Some(6))

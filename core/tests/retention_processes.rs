@@ -34,7 +34,13 @@ fn micros() -> i64 {
 
 fn spawn(role: &str, location: &str, out: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["child_entry", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "child_entry",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ROLE, role)
         .env(LOCATION, location)
         .env(OUT, out)
@@ -156,7 +162,9 @@ fn child_entry() {
 fn seed_finished(q: &ActionQueue, server: &str, n: usize) {
     for i in 0..n {
         let a = q
-            .create_action(&NewAction::new(server, "restart_service").service_name(format!("seed-{i}")))
+            .create_action(
+                &NewAction::new(server, "restart_service").service_name(format!("seed-{i}")),
+            )
             .unwrap();
         q.cancel_action(a.id).unwrap();
     }
@@ -232,7 +240,11 @@ fn prune_races_workers(location: &str, dir: &Path) {
         "windows (µs after the first start): {:?}",
         records
             .iter()
-            .map(|(n, r)| (n, r.start - records[0].1.start.min(latest_start), r.end - r.start))
+            .map(|(n, r)| (
+                n,
+                r.start - records[0].1.start.min(latest_start),
+                r.end - r.start
+            ))
             .collect::<Vec<_>>()
     );
     assert!(latest_start < earliest_end, "the processes did not overlap");
@@ -248,9 +260,17 @@ fn prune_races_workers(location: &str, dir: &Path) {
     let mut gone = 300u64; // the seeded ones: all finished before any worker began
     for (_, r) in &records {
         for (id, status) in &r.live {
-            assert_eq!(q.get_action(*id).unwrap().status, *status, "live action {id}");
+            assert_eq!(
+                q.get_action(*id).unwrap().status,
+                *status,
+                "live action {id}"
+            );
         }
-        gone += r.finished.iter().filter(|id| q.get_action(**id).is_err()).count() as u64;
+        gone += r
+            .finished
+            .iter()
+            .filter(|id| q.get_action(**id).is_err())
+            .count() as u64;
     }
     assert_eq!(gone, pruned);
     counts_agree(&q);
@@ -275,7 +295,10 @@ fn killed_prune_leaves_whole_batches(location: &str, dir: &Path, checkpoint: imp
             child.kill().unwrap();
             break moved;
         }
-        assert!(Instant::now() < deadline, "the prune never moved the checkpoint");
+        assert!(
+            Instant::now() < deadline,
+            "the prune never moved the checkpoint"
+        );
         std::thread::sleep(Duration::from_micros(200));
     };
     let status = child.wait().unwrap();
@@ -283,7 +306,10 @@ fn killed_prune_leaves_whole_batches(location: &str, dir: &Path, checkpoint: imp
     // checkpoint it left is short of the end.
     assert!(!status.success(), "the pruner finished before the kill");
     let after_kill = checkpoint();
-    assert!(after_kill >= at_kill && after_kill < events_total, "{after_kill}");
+    assert!(
+        after_kill >= at_kill && after_kill < events_total,
+        "{after_kill}"
+    );
     let audit = q.verify_audit().unwrap();
     assert_eq!(
         (audit.first_bad_event_id, audit.pruned_through),

@@ -78,12 +78,17 @@ fn cases(
         ),
         (
             "event after the checkpoint edited",
-            format!("UPDATE action_events SET actor = 'mallory' WHERE id = {}", first + 2),
+            format!(
+                "UPDATE action_events SET actor = 'mallory' WHERE id = {}",
+                first + 2
+            ),
             report(2, Some(first + 2)),
         ),
         (
             "pruned event put back before the checkpoint",
-            put_back.replace("{p}", &p.to_string()).replace("{first}", &first.to_string()),
+            put_back
+                .replace("{p}", &p.to_string())
+                .replace("{first}", &first.to_string()),
             report(0, Some(p)),
         ),
     ]
@@ -129,7 +134,13 @@ fn postgres_checkpoint_tampering_before_and_after_is_found() {
              CREATE TABLE pristine_checkpoint AS SELECT * FROM actionq_prune_checkpoint;"
         ))
         .unwrap();
-    for (what, statements, want) in cases(p, last, "actionq_prune_checkpoint", "sha256(hash)", put_back) {
+    for (what, statements, want) in cases(
+        p,
+        last,
+        "actionq_prune_checkpoint",
+        "sha256(hash)",
+        put_back,
+    ) {
         admin
             .batch_execute(&format!(
                 "BEGIN; \

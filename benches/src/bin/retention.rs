@@ -41,7 +41,9 @@ fn run() -> BenchResult<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let out = std::env::args().nth(1).unwrap_or_else(|| "target/bench".into());
+    let out = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "target/bench".into());
     std::fs::create_dir_all(&out).map_err(err)?;
     let mut rows = serde_json::Map::new();
     let dir = tempdir(&out)?;
@@ -70,9 +72,8 @@ fn run() -> BenchResult<()> {
 
     if let Ok(admin) = std::env::var("ACTIONQ_TEST_PG_URL") {
         let url = pg_schema(&admin)?;
-        let queue = ActionQueue::new(
-            PostgresStore::open(&url, &PostgresOptions::default()).map_err(err)?,
-        );
+        let queue =
+            ActionQueue::new(PostgresStore::open(&url, &PostgresOptions::default()).map_err(err)?);
         seed_pg(&url, n)?;
         paging(&queue, n, "pg", &mut rows)?;
         prune_under_load(&queue, n, "pg", &mut rows)?;
@@ -108,7 +109,10 @@ fn paging(
         let page = queue.list_actions(&query).map_err(err)?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
         if page.actions.first().map(|a| a.id) != Some(n - depth) {
-            return Err(format!("{store}: page at depth {depth} starts at {:?}", page.actions.first().map(|a| a.id)));
+            return Err(format!(
+                "{store}: page at depth {depth} starts at {:?}",
+                page.actions.first().map(|a| a.id)
+            ));
         }
         Ok(ms)
     };
@@ -128,8 +132,14 @@ fn paging(
             })
         })
         .collect::<BenchResult<_>>()?;
-    rows.insert(format!("{store}_keyset_page_depth90_p99_ms"), percentile(&keyset, 99.0).into());
-    rows.insert(format!("{store}_offset_page_depth90_p99_ms"), percentile(&offset, 99.0).into());
+    rows.insert(
+        format!("{store}_keyset_page_depth90_p99_ms"),
+        percentile(&keyset, 99.0).into(),
+    );
+    rows.insert(
+        format!("{store}_offset_page_depth90_p99_ms"),
+        percentile(&offset, 99.0).into(),
+    );
     Ok(())
 }
 
@@ -175,20 +185,35 @@ fn prune_under_load(
         if report.pruned_actions != n as u64 {
             return Err(format!("{store}: pruned {} of {n}", report.pruned_actions));
         }
-        rows.insert(format!("{store}_prune_actions_per_s"), (n as f64 / secs).into());
+        rows.insert(
+            format!("{store}_prune_actions_per_s"),
+            (n as f64 / secs).into(),
+        );
         rows.insert(format!("{store}_prune_seconds"), secs.into());
         t.join().map_err(|_| "writer panicked")?
     };
     let (p_alone, p_during) = (percentile(&alone, 99.0), percentile(&during, 99.0));
-    rows.insert(format!("{store}_writer_create_p99_ms_alone"), p_alone.into());
-    rows.insert(format!("{store}_writer_create_p99_ms_during_prune"), p_during.into());
-    rows.insert(format!("{store}_writer_creates_during_prune"), during.len().into());
+    rows.insert(
+        format!("{store}_writer_create_p99_ms_alone"),
+        p_alone.into(),
+    );
+    rows.insert(
+        format!("{store}_writer_create_p99_ms_during_prune"),
+        p_during.into(),
+    );
+    rows.insert(
+        format!("{store}_writer_creates_during_prune"),
+        during.len().into(),
+    );
     rows.insert(
         format!("ratio_{store}_writer_p99_during_prune__alone"),
         (p_during / p_alone.max(1e-9)).into(),
     );
     let audit = queue.verify_audit().map_err(err)?;
-    rows.insert(format!("{store}_pruned_through"), audit.pruned_through.into());
+    rows.insert(
+        format!("{store}_pruned_through"),
+        audit.pruned_through.into(),
+    );
     Ok(())
 }
 
@@ -229,7 +254,11 @@ fn seed_sqlite(path: &std::path::Path, n: i64) -> BenchResult<()> {
     .map_err(err)?;
     // The head: the last event's id (8 bytes, big-endian), then its hash.
     let hash: Vec<u8> = conn
-        .query_row("SELECT hash FROM action_events WHERE id = ?1", [2 * n], |r| r.get(0))
+        .query_row(
+            "SELECT hash FROM action_events WHERE id = ?1",
+            [2 * n],
+            |r| r.get(0),
+        )
         .map_err(err)?;
     let mut head = (2 * n).to_be_bytes().to_vec();
     head.extend(hash);

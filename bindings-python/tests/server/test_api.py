@@ -59,13 +59,15 @@ ROUTES = [
     ("DELETE", "/credentials/1", None),
     ("GET", "/me", None),
     ("GET", "/audit/verify", None),
+    ("POST", "/prune", {"older_than_seconds": 0}),
+    ("GET", "/export?before=2100-01-01T00:00:00Z", None),
 ]
 OPERATIONS = {
     "create_server", "list_servers", "get_server", "pause_server", "unpause_server", "list_server_actions",
     "list_actions", "get_action", "create_action", "approve_action", "reject_action",
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
     "create_credential", "list_credentials", "revoke_credential", "get_me",
-    "verify_audit", "stream_events", "healthz", "readyz",
+    "verify_audit", "stream_events", "healthz", "readyz", "prune", "export",
 }  # fmt: skip
 
 
@@ -691,7 +693,7 @@ def test_approve_shows_approvals_and_stays_pending_until_enough(tmp_path: Path) 
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM action_events WHERE id = 3")  # the newest: the approval
     with TestClient(create_app(db_path=str(db), api_key=API_KEY), headers={"X-API-Key": API_KEY}) as c:
-        assert c.get(f"{V1}/audit/verify").json() == {"checked": 2, "first_bad_event_id": 3}
+        assert c.get(f"{V1}/audit/verify").json() == {"checked": 2, "first_bad_event_id": 3, "pruned_through": None}
         assert c.get(f"{V1}/audit/verify", headers={"X-API-Key": "wrong"}).status_code == 401
 
 

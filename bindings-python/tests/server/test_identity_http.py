@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timezone
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -287,6 +288,8 @@ def request(route: str, c: Cell) -> tuple[str, str, Any, int]:
         "revoke_credential": ("DELETE", f"/credentials/{c.spare_credential}", None, 204),
         "get_me": ("GET", "/me", None, 200),
         "verify_audit": ("GET", "/audit/verify", None, 200),
+        "prune": ("POST", "/prune", {"older_than_seconds": 0}, 200),
+        "export": ("GET", "/export?before=2100-01-01T00:00:00Z", None, 200),
     }[route]
 
 
@@ -296,6 +299,7 @@ ROUTES = [
     "cancel_action", "claim_action", "heartbeat_action", "report_action_result", "list_events",
     "stream_events",
     "create_credential", "list_credentials", "revoke_credential", "get_me", "verify_audit",
+    "prune", "export",
 ]  # fmt: skip
 AGENT_ROUTES = {"claim_action", "heartbeat_action", "report_action_result", "get_me"}
 
@@ -321,6 +325,8 @@ CORE_OPERATION: dict[str, Callable[[actionq.ActionQueue, Cell], object]] = {
     "list_credentials": lambda q, c: q.list_credentials(),
     "revoke_credential": lambda q, c: q.revoke_credential(c.spare_credential),
     "verify_audit": lambda q, c: q.verify_audit(),
+    "prune": lambda q, c: q.prune(0),
+    "export": lambda q, c: list(q.export(datetime.now(timezone.utc))),
 }
 
 
@@ -350,7 +356,7 @@ def expected(role: str, route: str, own: bool) -> int:
         "admin": True,
         "operator": route not in {"claim_action", "heartbeat_action", "report_action_result"}
         and "credential" not in route
-        and route != "verify_audit",
+        and route not in {"verify_audit", "prune", "export"},
         "requester": route in READS or route == "create_action" or (route == "cancel_action" and own),
         "viewer": route in READS,
     }[role]
@@ -408,7 +414,7 @@ def test_role_route_scope_matrix() -> None:
                         assert response.json()[field] == name, ctx
                     continue
                 assert snapshot(queue) == before, f"{ctx}: a refusal changed something"
-    assert counts == {"cells": 220, "allowed": 114, "403": 70, "401": 36, "agent refused by the core": 36}
+    assert counts == {"cells": 240, "allowed": 118, "403": 82, "401": 40, "agent refused by the core": 40}
 
 
 # Request bodies over 1 MiB --------------------------------------------------

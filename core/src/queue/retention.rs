@@ -31,7 +31,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use crate::error::{Error, Result};
 use crate::identity::{Operation, Target};
 use crate::limits;
-use crate::model::{ExportedAction, Event, Timestamp};
+use crate::model::{Event, ExportedAction, Timestamp};
 use crate::store::PruneCheckpoint;
 
 use super::ActionQueue;

@@ -267,7 +267,13 @@ impl Inner {
         let Some(last) = events.checked_sub(1).map(|i| self.events[i].hash) else {
             return Ok(None);
         };
-        for (i, stored) in self.actions.drain(..actions).collect::<Vec<_>>().iter().enumerate() {
+        for (i, stored) in self
+            .actions
+            .drain(..actions)
+            .collect::<Vec<_>>()
+            .iter()
+            .enumerate()
+        {
             let id = from.last_action_id + 1 + i as i64;
             self.index_status(id, stored, false);
             self.count(stored, stored.status, -1);

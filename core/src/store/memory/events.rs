@@ -3,9 +3,7 @@
 
 use super::rows::{boxed, StoredEvent};
 use super::Inner;
-use crate::audit::{
-    event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent, HASH_VERSION,
-};
+use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent, HASH_VERSION};
 use crate::model::Event;
 use crate::store::EventDraft;
 
@@ -13,7 +11,10 @@ impl Inner {
     pub(super) fn log(&mut self, event: EventDraft) {
         let by = self.strings.intern(&event.by);
         let subject = self.strings.intern(&event.subject);
-        let prev = self.events.back().map_or(self.pruned.audit.hash, |e| e.hash);
+        let prev = self
+            .events
+            .back()
+            .map_or(self.pruned.audit.hash, |e| e.hash);
         let hash = event_hash(&prev, &event);
         self.events.push_back(StoredEvent {
             action_id: event.action_id,
@@ -67,7 +68,10 @@ impl Inner {
         });
         let head = AuditHead {
             last_event_id: self.last_event_id(),
-            hash: self.events.back().map_or(self.pruned.audit.hash, |e| e.hash),
+            hash: self
+                .events
+                .back()
+                .map_or(self.pruned.audit.hash, |e| e.hash),
         };
         let Ok(report) = AuditVerifier::walk(&self.pruned.audit, chain, Some(&head));
         report

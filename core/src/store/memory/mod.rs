@@ -265,6 +265,7 @@ impl Store for MemoryStore {
         last_event_id: i64,
         last_action_id: i64,
     ) -> Result<Option<u64>> {
-        self.write().prune_prefix(from, last_event_id, last_action_id)
+        self.write()
+            .prune_prefix(from, last_event_id, last_action_id)
     }
 }

@@ -93,7 +93,10 @@ pub(super) fn get(conn: &mut Conn, id: i64) -> Out<Option<Action>> {
 
 /// Keeps `action_counts` in step with the given changes of (server, type,
 /// status) totals, in one statement that locks the rows in key order.
-pub(super) fn count(conn: &mut Conn, deltas: BTreeMap<(String, String, &'static str), i64>) -> Out<()> {
+pub(super) fn count(
+    conn: &mut Conn,
+    deltas: BTreeMap<(String, String, &'static str), i64>,
+) -> Out<()> {
     let deltas: Vec<_> = deltas.into_iter().filter(|(_, n)| *n != 0).collect();
     if deltas.is_empty() {
         return Ok(());

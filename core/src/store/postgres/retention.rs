@@ -38,7 +38,10 @@ pub(super) fn checkpoint(conn: &mut Conn, lock: bool) -> Out<PruneCheckpoint> {
     Ok(PruneCheckpoint {
         audit: AuditHead {
             last_event_id: row.try_get(0).db("read prune checkpoint")?,
-            hash: hash_from(row.try_get::<_, Option<&[u8]>>(1).db("read prune checkpoint")?),
+            hash: hash_from(
+                row.try_get::<_, Option<&[u8]>>(1)
+                    .db("read prune checkpoint")?,
+            ),
         },
         last_action_id: row.try_get(2).db("read prune checkpoint")?,
     })

@@ -549,10 +549,7 @@ mod tests {
                     Some(anchor),
                 )
             };
-            assert_eq!(
-                keyset(7, (1, 7)).1,
-                keyset(900_000, (123_456, 900_000)).1
-            );
+            assert_eq!(keyset(7, (1, 7)).1, keyset(900_000, (123_456, 900_000)).1);
             assert_eq!((&first.0, &first.1), (&later.0, &later.1));
             assert_eq!(first.2.len(), later.2.len());
             assert!(

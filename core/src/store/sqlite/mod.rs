@@ -226,11 +226,13 @@ impl SqliteStore {
     ) -> Result<T> {
         let mut conn = lock(&self.writer);
         if !foreign_keys {
-            conn.execute_batch("PRAGMA foreign_keys = OFF").context(what)?;
+            conn.execute_batch("PRAGMA foreign_keys = OFF")
+                .context(what)?;
         }
         let out = Self::write_locked(&mut conn, what, f);
         if !foreign_keys {
-            conn.execute_batch("PRAGMA foreign_keys = ON").context(what)?;
+            conn.execute_batch("PRAGMA foreign_keys = ON")
+                .context(what)?;
         }
         let (out, changed) = out?;
         drop(conn);

@@ -7,13 +7,13 @@
 use rusqlite::Connection;
 
 use super::actions::{
-    listing, ACTIVE_OF_TYPE_SQL, ANCHOR_SQL, ANY_APPROVAL_DUE_SQL, ANY_LEASE_DUE_SQL, APPROVALS_DUE_SQL,
-    AUTO_APPROVED_SQL, LEASES_DUE_SQL, NEXT_APPROVED_SQL, PENDING_DUPLICATES_SQL,
-    SELECT_ACTION_SQL,
+    listing, ACTIVE_OF_TYPE_SQL, ANCHOR_SQL, ANY_APPROVAL_DUE_SQL, ANY_LEASE_DUE_SQL,
+    APPROVALS_DUE_SQL, AUTO_APPROVED_SQL, LEASES_DUE_SQL, NEXT_APPROVED_SQL,
+    PENDING_DUPLICATES_SQL, SELECT_ACTION_SQL,
 };
 use super::credentials::FIND_SQL;
-use super::retention::CHECKPOINT_SQL;
 use super::events::{HEAD_SQL, MARKS_SQL, SINCE_SQL};
+use super::retention::CHECKPOINT_SQL;
 use super::servers::SELECT_SERVER_SQL;
 use super::{lock, SqliteOptions, SqliteStore};
 use crate::model::{ActionFilter, ActionStatus};
