@@ -482,7 +482,7 @@ class AsyncExport:
         return self
 
     async def __anext__(self) -> str:
-        line = await self._queue._run(next, self._lines, None)
+        line: str | None = await self._queue._run(next, self._lines, None)
         if line is None:
             raise StopAsyncIteration
         return line
