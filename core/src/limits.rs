@@ -33,7 +33,7 @@ pub const MAX_EVENTS_LIMIT: i64 = 1000;
 /// transaction: the longest any writer waits behind a prune
 /// (`docs/contract/retention.md`). A batch may go past it only to take
 /// the rest of an action whose events it already holds.
-pub const PRUNE_BATCH_EVENTS: u32 = 1000;
+pub const PRUNE_BATCH_EVENTS: u32 = 256;
 /// Most events a prune batch reads past [`PRUNE_BATCH_EVENTS`] looking for
 /// the end of an action whose events interleave with others'; a batch that
 /// finds none stops the prune there (the next run tries again).

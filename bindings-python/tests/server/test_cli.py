@@ -456,7 +456,7 @@ def test_output_follow_reads_the_output_stream() -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, "hello\n", "warn\n")
 
 
-def test_export_writes_one_json_line_per_finished_action(served: Served, tmp_path: Path) -> None:
+def test_export_writes_one_json_line_per_finished_action(served: Served, paused: None, tmp_path: Path) -> None:
     done = request_pending(served, service_name="exported-one")
     ok(run(served, "cancel", str(done["id"])))
     target = tmp_path / "archive.jsonl"
