@@ -344,6 +344,7 @@ impl Host {
                             action_type,
                             limit,
                             offset,
+                            before_id: None,
                         })
                     })
                     .and_then(value)
