@@ -152,7 +152,7 @@ def test_verify_audit_and_tampering(tmp_path: Path) -> None:
     assert q.verify_audit() == q.verify_audit()
     bad = q.verify_audit()
     assert (bad.checked, bad.first_bad_event_id) == (2, 3)
-    assert repr(bad) == "AuditReport(checked=2, first_bad_event_id=3)"
+    assert repr(bad) == "AuditReport(checked=2, first_bad_event_id=3, pruned_through=None)"
 
 
 def test_async_queue_offers_the_same(store: str | None) -> None:
