@@ -328,6 +328,27 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step, const aq_act
     s = aq_action_count(q, as, &out);
   } else if (strcmp(name, "verify_audit") == 0) {
     s = aq_audit_verify(q, as, &out);
+  } else if (strcmp(name, "prune") == 0) {
+    s = aq_queue_prune(q, as, int_or(step, "older_than_seconds", 0), &out);
+  } else if (strcmp(name, "export") == 0) {
+    aq_export *export = NULL;
+    s = aq_queue_export(q, as, req_str(step, "before"), &export);
+    if (s == AQ_STATUS_OK) {
+      /* Every line, parsed: the list the other hosts give. */
+      cJSON *lines = cJSON_CreateArray();
+      char *line = NULL;
+      while ((s = aq_export_next(export, &line)) == AQ_STATUS_OK && line) {
+        cJSON_AddItemToArray(lines, cJSON_Parse(line));
+        aq_string_free(line);
+      }
+      aq_export_free(export);
+      if (s == AQ_STATUS_OK) {
+        cJSON *result = cJSON_CreateObject();
+        cJSON_AddItemToObject(result, "ok", lines);
+        return result;
+      }
+      cJSON_Delete(lines);
+    }
   } else if (strcmp(name, "issue_credential") == 0) {
     s = aq_credential_issue(q, as, req_str(step, "name"), req_str(step, "role"), opt_str(step, "server_id"), &out);
     const char *save = opt_str(step, "save_secret");
