@@ -8,7 +8,9 @@
 #   make test-bench-build  compiles every bench target (part of `make test`)
 #   make bench-baseline    builds create_rate (benches/baseline) against the library
 #                          at BENCH_BASELINE_REV, for the "create vs baseline" figure
-.PHONY: bench bench-rust bench-criterion bench-fleet bench-venv test-bench-build bench-baseline
+# make bench-retention  prune 1M finished actions under a writer, keyset vs offset paging
+#                        at depth 900k, file size after prune (ACTIONQ_BENCH_RETENTION_N to scale)
+.PHONY: bench-retention bench bench-rust bench-criterion bench-fleet bench-venv test-bench-build bench-baseline
 
 BENCH_OUT := $(CURDIR)/target/bench
 BENCH_ARGS ?=
@@ -38,6 +40,10 @@ bench-baseline:
 ## The PostgreSQL part runs beside a throwaway server (mk/postgres.mk).
 bench: bench-venv python-develop agent bench-baseline
 	$(WITH_POSTGRES) $(CARGO) run --release --quiet -p actionq-bench -- run --repo $(CURDIR) --out $(BENCH_OUT) --python $(VPY) --baseline $(BENCH_BASELINE_BIN) $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-retention
+
+bench-retention:
+	$(WITH_POSTGRES) $(CARGO) run --release --quiet -p actionq-bench --bin retention -- $(BENCH_OUT)
 
 bench-rust: bench-baseline
 	$(WITH_POSTGRES) $(CARGO) run --release --quiet -p actionq-bench -- run --repo $(CURDIR) --out $(BENCH_OUT) --skip-python --baseline $(BENCH_BASELINE_BIN) $(BENCH_ARGS)

@@ -258,6 +258,13 @@ typedef struct aq_actor aq_actor;
 typedef struct aq_clock aq_clock;
 
 /**
+ * An export in progress (`aq_queue_export`): read it line by line with
+ * `aq_export_next`, free it with `aq_export_free`. Owned by the caller;
+ * used by one thread at a time.
+ */
+typedef struct aq_export aq_export;
+
+/**
  * Settings for `aq_queue_open` / `aq_queue_open_in_memory`: whitelist,
  * durability, output cap, leases, busy timeout, expiry before reads. Unset
  * settings keep the library defaults (the `AQ_DEFAULT_*` macros).
@@ -962,11 +969,14 @@ aq_status aq_server_list(const struct aq_queue *queue,
  * Lists one server's actions, newest first: `AQ_STATUS_NOT_FOUND` for an
  * unknown server. `status` may be NULL (any) or a status name (`"pending"`,
  * ...); `limit` 1–`AQ_MAX_PAGE_LIMIT` (Python's and HTTP's default is
- * `AQ_DEFAULT_PAGE_LIMIT`), `offset` ≥ 0. Lost leases are expired first.
+ * `AQ_DEFAULT_PAGE_LIMIT`), `offset` ≥ 0; `before_id` NULL, or points at
+ * an earlier page's `next_before_id` (keyset paging, ≥ 1: the same cost at
+ * any depth). Lost leases are expired first.
  *
  * On `AQ_STATUS_OK`, `*page_json_out` receives
- * `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
- * match), which the caller frees with `aq_string_free`.
+ * `{"actions":[...],"total":N,"limit":L,"offset":O,"next_before_id":ID|null}`
+ * (`total` counts every match; `next_before_id` is null on the last page),
+ * which the caller frees with `aq_string_free`.
  *
  * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
  * be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
@@ -975,7 +985,8 @@ aq_status aq_server_list(const struct aq_queue *queue,
  *
  * `queue` must be NULL or a live handle; `actor` NULL or a live
  * `aq_actor`; `server_id`, `status` NULL or NUL-terminated strings;
- * `page_json_out` NULL or a writable `char *`.
+ * `before_id` NULL or a readable `int64_t`; `page_json_out` NULL or a
+ * writable `char *`.
  */
 aq_status aq_server_list_actions(const struct aq_queue *queue,
                                  const struct aq_actor *actor,
@@ -983,6 +994,7 @@ aq_status aq_server_list_actions(const struct aq_queue *queue,
                                  const char *status,
                                  int64_t limit,
                                  int64_t offset,
+                                 const int64_t *before_id,
                                  char **page_json_out);
 
 /**
@@ -1044,12 +1056,14 @@ aq_status aq_action_get(const struct aq_queue *queue,
  * Lists actions, newest first. Each filter may be NULL (no filter):
  * `status` a status name, `server_id`, `action_type`. `limit`
  * 1–`AQ_MAX_PAGE_LIMIT` (Python's and HTTP's default is
- * `AQ_DEFAULT_PAGE_LIMIT`), `offset` ≥ 0; otherwise `AQ_STATUS_INVALID_INPUT`.
- * Lost leases are expired first.
+ * `AQ_DEFAULT_PAGE_LIMIT`), `offset` ≥ 0, `before_id` NULL or pointing at
+ * an earlier page's `next_before_id` (keyset paging, ≥ 1); otherwise
+ * `AQ_STATUS_INVALID_INPUT`. Lost leases are expired first.
  *
  * On `AQ_STATUS_OK`, `*page_json_out` receives
- * `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
- * match), which the caller frees with `aq_string_free`.
+ * `{"actions":[...],"total":N,"limit":L,"offset":O,"next_before_id":ID|null}`
+ * (`total` counts every match; `next_before_id` is null on the last page),
+ * which the caller frees with `aq_string_free`.
  *
  * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
  * be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
@@ -1057,8 +1071,8 @@ aq_status aq_action_get(const struct aq_queue *queue,
  * # Safety
  *
  * `queue` must be NULL or a live handle; `actor` NULL or a live
- * `aq_actor`; the filters NULL or NUL-terminated strings; `page_json_out`
- * NULL or a writable `char *`.
+ * `aq_actor`; the filters NULL or NUL-terminated strings; `before_id` NULL
+ * or a readable `int64_t`; `page_json_out` NULL or a writable `char *`.
  */
 aq_status aq_action_list(const struct aq_queue *queue,
                          const struct aq_actor *actor,
@@ -1067,6 +1081,7 @@ aq_status aq_action_list(const struct aq_queue *queue,
                          const char *action_type,
                          int64_t limit,
                          int64_t offset,
+                         const int64_t *before_id,
                          char **page_json_out);
 
 /**
@@ -1458,7 +1473,9 @@ aq_status aq_queue_lease_expiries(const struct aq_queue *queue,
  * Walks the tamper-evident audit chain and the head kept apart from it. On
  * `AQ_STATUS_OK`, `*report_json_out` receives
  * `{"checked": <events verified before the first bad one>,
- * "first_bad_event_id": <id or null>}`, which the caller frees with
+ * "first_bad_event_id": <id or null>, "pruned_through": <id or null>}`
+ * (`pruned_through`: the last pruned event, the chain verified from its
+ * checkpoint on), which the caller frees with
  * `aq_string_free`.
  *
  * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
@@ -1472,6 +1489,75 @@ aq_status aq_queue_lease_expiries(const struct aq_queue *queue,
 aq_status aq_audit_verify(const struct aq_queue *queue,
                           const struct aq_actor *actor,
                           char **report_json_out);
+
+/**
+ * Deletes the finished actions (completed, failed, rejected, cancelled)
+ * whose last change is more than `older_than_seconds` old, with their
+ * events, in batches, behind an audit checkpoint
+ * (`docs/contract/retention.md#prune`). A negative age is
+ * `AQ_STATUS_INVALID_INPUT`.
+ *
+ * On `AQ_STATUS_OK`, `*report_json_out` receives `{"pruned_actions": N,
+ * "pruned_through": <event id or null>}`, which the caller frees with
+ * `aq_string_free`.
+ *
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * an admin (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `report_json_out` NULL or a writable `char *`.
+ */
+aq_status aq_queue_prune(const struct aq_queue *queue,
+                         const struct aq_actor *actor,
+                         int64_t older_than_seconds,
+                         char **report_json_out);
+
+/**
+ * Starts an export of the finished actions whose last change is before
+ * `before` (RFC 3339, e.g. `"2026-01-01T00:00:00Z"`), oldest first
+ * (`docs/contract/retention.md#export`). A malformed time is
+ * `AQ_STATUS_INVALID_INPUT`.
+ *
+ * On `AQ_STATUS_OK`, `*export_out` receives a new `aq_export`, which the
+ * caller reads with `aq_export_next` and frees with `aq_export_free`.
+ *
+ * `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+ * an admin (else `AQ_STATUS_PERMISSION_DENIED`).
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `actor` NULL or a live
+ * `aq_actor`; `before` NULL or a NUL-terminated string; `export_out` NULL
+ * or a writable `aq_export *`.
+ */
+aq_status aq_queue_export(const struct aq_queue *queue,
+                          const struct aq_actor *actor,
+                          const char *before,
+                          struct aq_export **export_out);
+
+/**
+ * The next line of an export: on `AQ_STATUS_OK`, `*line_out` receives one
+ * action with its events as JSON (`{"action": {...}, "events": [...]}`),
+ * which the caller frees with `aq_string_free`, or NULL once every line was
+ * read. Reads the store a page at a time.
+ *
+ * # Safety
+ *
+ * `export` must be NULL or a live `aq_export`; `line_out` NULL or a
+ * writable `char *`.
+ */
+aq_status aq_export_next(const struct aq_export *export_, char **line_out);
+
+/**
+ * Frees an export from `aq_queue_export`. NULL is ignored.
+ *
+ * # Safety
+ *
+ * `export` must be NULL or an `aq_export` not yet freed.
+ */
+void aq_export_free(struct aq_export *export_);
 
 /**
  * For an agent, before it runs a claimed action: whether the claim is the

@@ -311,11 +311,14 @@ pub(crate) fn parse_status(status: Option<&str>) -> Result<Option<ActionStatus>,
 /// Lists one server's actions, newest first: `AQ_STATUS_NOT_FOUND` for an
 /// unknown server. `status` may be NULL (any) or a status name (`"pending"`,
 /// ...); `limit` 1–`AQ_MAX_PAGE_LIMIT` (Python's and HTTP's default is
-/// `AQ_DEFAULT_PAGE_LIMIT`), `offset` ≥ 0. Lost leases are expired first.
+/// `AQ_DEFAULT_PAGE_LIMIT`), `offset` ≥ 0; `before_id` NULL, or points at
+/// an earlier page's `next_before_id` (keyset paging, ≥ 1: the same cost at
+/// any depth). Lost leases are expired first.
 ///
 /// On `AQ_STATUS_OK`, `*page_json_out` receives
-/// `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
-/// match), which the caller frees with `aq_string_free`.
+/// `{"actions":[...],"total":N,"limit":L,"offset":O,"next_before_id":ID|null}`
+/// (`total` counts every match; `next_before_id` is null on the last page),
+/// which the caller frees with `aq_string_free`.
 ///
 /// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
 /// be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
@@ -324,8 +327,10 @@ pub(crate) fn parse_status(status: Option<&str>) -> Result<Option<ActionStatus>,
 ///
 /// `queue` must be NULL or a live handle; `actor` NULL or a live
 /// `aq_actor`; `server_id`, `status` NULL or NUL-terminated strings;
-/// `page_json_out` NULL or a writable `char *`.
+/// `before_id` NULL or a readable `int64_t`; `page_json_out` NULL or a
+/// writable `char *`.
 #[no_mangle]
+#[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn aq_server_list_actions(
     queue: *const aq_queue,
     actor: *const aq_actor,
@@ -333,6 +338,7 @@ pub unsafe extern "C" fn aq_server_list_actions(
     status: *const c_char,
     limit: i64,
     offset: i64,
+    before_id: *const i64,
     page_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
@@ -340,9 +346,10 @@ pub unsafe extern "C" fn aq_server_list_actions(
         let queue = unsafe { acting(queue, actor) }?;
         let server_id = unsafe { str_arg(server_id, "server_id") }?;
         let status = unsafe { opt_str_arg(status, "status") }?;
+        let before_id = unsafe { before_id.as_ref() }.copied();
         let out = unsafe { Out::new(page_json_out, "page_json_out") }?;
         let page = queue
-            .list_server_actions(server_id, parse_status(status)?, limit, offset)?;
+            .list_server_actions(server_id, parse_status(status)?, limit, offset, before_id)?;
         out.write_json(&page);
         Ok(())
     }
@@ -430,12 +437,14 @@ pub unsafe extern "C" fn aq_action_get(
 /// Lists actions, newest first. Each filter may be NULL (no filter):
 /// `status` a status name, `server_id`, `action_type`. `limit`
 /// 1–`AQ_MAX_PAGE_LIMIT` (Python's and HTTP's default is
-/// `AQ_DEFAULT_PAGE_LIMIT`), `offset` ≥ 0; otherwise `AQ_STATUS_INVALID_INPUT`.
-/// Lost leases are expired first.
+/// `AQ_DEFAULT_PAGE_LIMIT`), `offset` ≥ 0, `before_id` NULL or pointing at
+/// an earlier page's `next_before_id` (keyset paging, ≥ 1); otherwise
+/// `AQ_STATUS_INVALID_INPUT`. Lost leases are expired first.
 ///
 /// On `AQ_STATUS_OK`, `*page_json_out` receives
-/// `{"actions":[...],"total":N,"limit":L,"offset":O}` (`total` counts every
-/// match), which the caller frees with `aq_string_free`.
+/// `{"actions":[...],"total":N,"limit":L,"offset":O,"next_before_id":ID|null}`
+/// (`total` counts every match; `next_before_id` is null on the last page),
+/// which the caller frees with `aq_string_free`.
 ///
 /// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must not
 /// be an agent (else `AQ_STATUS_PERMISSION_DENIED`).
@@ -443,9 +452,10 @@ pub unsafe extern "C" fn aq_action_get(
 /// # Safety
 ///
 /// `queue` must be NULL or a live handle; `actor` NULL or a live
-/// `aq_actor`; the filters NULL or NUL-terminated strings; `page_json_out`
-/// NULL or a writable `char *`.
+/// `aq_actor`; the filters NULL or NUL-terminated strings; `before_id` NULL
+/// or a readable `int64_t`; `page_json_out` NULL or a writable `char *`.
 #[no_mangle]
+#[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn aq_action_list(
     queue: *const aq_queue,
     actor: *const aq_actor,
@@ -454,6 +464,7 @@ pub unsafe extern "C" fn aq_action_list(
     action_type: *const c_char,
     limit: i64,
     offset: i64,
+    before_id: *const i64,
     page_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {
@@ -469,6 +480,7 @@ pub unsafe extern "C" fn aq_action_list(
             action_type: action_type.map(str::to_owned),
             limit,
             offset,
+            before_id: unsafe { before_id.as_ref() }.copied(),
         };
         let page = queue.list_actions(&query)?;
         out.write_json(&page);
@@ -1061,7 +1073,9 @@ pub unsafe extern "C" fn aq_queue_lease_expiries(
 /// Walks the tamper-evident audit chain and the head kept apart from it. On
 /// `AQ_STATUS_OK`, `*report_json_out` receives
 /// `{"checked": <events verified before the first bad one>,
-/// "first_bad_event_id": <id or null>}`, which the caller frees with
+/// "first_bad_event_id": <id or null>, "pruned_through": <id or null>}`
+/// (`pruned_through`: the last pruned event, the chain verified from its
+/// checkpoint on), which the caller frees with
 /// `aq_string_free`.
 ///
 /// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
@@ -1084,6 +1098,126 @@ pub unsafe extern "C" fn aq_audit_verify(
         let report = queue.verify_audit()?;
         out.write_json(&report);
         Ok(())
+    }
+}
+
+/// Deletes the finished actions (completed, failed, rejected, cancelled)
+/// whose last change is more than `older_than_seconds` old, with their
+/// events, in batches, behind an audit checkpoint
+/// (`docs/contract/retention.md#prune`). A negative age is
+/// `AQ_STATUS_INVALID_INPUT`.
+///
+/// On `AQ_STATUS_OK`, `*report_json_out` receives `{"pruned_actions": N,
+/// "pruned_through": <event id or null>}`, which the caller frees with
+/// `aq_string_free`.
+///
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+/// an admin (else `AQ_STATUS_PERMISSION_DENIED`, changing nothing).
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `report_json_out` NULL or a writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_queue_prune(
+    queue: *const aq_queue,
+    actor: *const aq_actor,
+    older_than_seconds: i64,
+    report_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { acting(queue, actor) }?;
+        let out = unsafe { Out::new(report_json_out, "report_json_out") }?;
+        out.write_json(&queue.prune(older_than_seconds)?);
+        Ok(())
+    }
+}
+
+/// An export in progress (`aq_queue_export`): read it line by line with
+/// `aq_export_next`, free it with `aq_export_free`. Owned by the caller;
+/// used by one thread at a time.
+#[allow(non_camel_case_types)]
+pub struct aq_export {
+    lines: std::sync::Mutex<actionq::Export>,
+}
+
+/// Starts an export of the finished actions whose last change is before
+/// `before` (RFC 3339, e.g. `"2026-01-01T00:00:00Z"`), oldest first
+/// (`docs/contract/retention.md#export`). A malformed time is
+/// `AQ_STATUS_INVALID_INPUT`.
+///
+/// On `AQ_STATUS_OK`, `*export_out` receives a new `aq_export`, which the
+/// caller reads with `aq_export_next` and frees with `aq_export_free`.
+///
+/// `actor`: who acts (NULL is `AQ_STATUS_NULL_ARGUMENT`); a principal must be
+/// an admin (else `AQ_STATUS_PERMISSION_DENIED`).
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `actor` NULL or a live
+/// `aq_actor`; `before` NULL or a NUL-terminated string; `export_out` NULL
+/// or a writable `aq_export *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_queue_export(
+    queue: *const aq_queue,
+    actor: *const aq_actor,
+    before: *const c_char,
+    export_out: *mut *mut aq_export,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { acting(queue, actor) }?;
+        let before = unsafe { str_arg(before, "before") }?;
+        let before = chrono::DateTime::parse_from_rfc3339(before)
+            .map_err(|e| Error::InvalidInput(format!("before is not an RFC 3339 time: {e}")))?
+            .to_utc();
+        let out = unsafe { Out::new(export_out, "export_out") }?;
+        let lines = queue.export(before)?;
+        out.write(Box::into_raw(Box::new(aq_export {
+            lines: std::sync::Mutex::new(lines),
+        })));
+        Ok(())
+    }
+}
+
+/// The next line of an export: on `AQ_STATUS_OK`, `*line_out` receives one
+/// action with its events as JSON (`{"action": {...}, "events": [...]}`),
+/// which the caller frees with `aq_string_free`, or NULL once every line was
+/// read. Reads the store a page at a time.
+///
+/// # Safety
+///
+/// `export` must be NULL or a live `aq_export`; `line_out` NULL or a
+/// writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_export_next(
+    export: *const aq_export,
+    line_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let export = unsafe { ref_arg(export, "export") }?;
+        let out = unsafe { Out::new(line_out, "line_out") }?;
+        let next = export.lines.lock().unwrap_or_else(|e| e.into_inner()).next();
+        match next {
+            None => out.write(std::ptr::null_mut()),
+            Some(line) => out.write_json(&line?),
+        }
+        Ok(())
+    }
+}
+
+/// Frees an export from `aq_queue_export`. NULL is ignored.
+///
+/// # Safety
+///
+/// `export` must be NULL or an `aq_export` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn aq_export_free(export: *mut aq_export) {
+    if !export.is_null() {
+        // SAFETY: per the caller's contract, it came from `aq_queue_export`.
+        drop(unsafe { Box::from_raw(export) });
     }
 }
 

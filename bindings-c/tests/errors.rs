@@ -173,7 +173,16 @@ fn null_arguments_are_refused_without_effect() {
         "queue"
     );
     refused!(
-        aq_server_list_actions(q.0, host(), null(), null(), 50, 0, &mut out),
+        aq_server_list_actions(
+            q.0,
+            host(),
+            null(),
+            null(),
+            50,
+            0,
+            std::ptr::null(),
+            &mut out
+        ),
         "server_id"
     );
     refused!(
@@ -182,7 +191,17 @@ fn null_arguments_are_refused_without_effect() {
     );
     refused!(aq_action_get(null(), host(), 1, &mut out), "queue");
     refused!(
-        aq_action_list(q.0, host(), null(), null(), null(), 50, 0, null_mut()),
+        aq_action_list(
+            q.0,
+            host(),
+            null(),
+            null(),
+            null(),
+            50,
+            0,
+            std::ptr::null(),
+            null_mut()
+        ),
         "page_json_out"
     );
     refused!(
@@ -290,7 +309,17 @@ fn invalid_utf8_is_refused() {
         "request_json"
     );
     refused!(
-        aq_action_list(q.0, host(), bad.as_ptr(), null(), null(), 5, 0, &mut out),
+        aq_action_list(
+            q.0,
+            host(),
+            bad.as_ptr(),
+            null(),
+            null(),
+            5,
+            0,
+            std::ptr::null(),
+            &mut out
+        ),
         "status"
     );
     refused!(

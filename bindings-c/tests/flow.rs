@@ -105,6 +105,7 @@ fn whole_flow_returns_wire_json() {
                 null(),
                 10,
                 0,
+                null(),
                 &mut out,
             )
         },
@@ -117,7 +118,16 @@ fn whole_flow_returns_wire_json() {
 
     assert_eq!(
         unsafe {
-            aq_server_list_actions(q.0, host(), c("web-1").as_ptr(), null(), 50, 0, &mut out)
+            aq_server_list_actions(
+                q.0,
+                host(),
+                c("web-1").as_ptr(),
+                null(),
+                50,
+                0,
+                std::ptr::null(),
+                &mut out,
+            )
         },
         aq_status::Ok
     );

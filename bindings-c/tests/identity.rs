@@ -168,8 +168,19 @@ fn state(q: &Queue) -> String {
         }
     }
     let mut out = null_mut();
-    let status =
-        unsafe { aq_action_list(q.ptr(), host(), null(), null(), null(), 100, 0, &mut out) };
+    let status = unsafe {
+        aq_action_list(
+            q.ptr(),
+            host(),
+            null(),
+            null(),
+            null(),
+            100,
+            0,
+            std::ptr::null(),
+            &mut out,
+        )
+    };
     assert_eq!(status, aq_status::Ok);
     parts.push(take_json(out));
     let mut out = null_mut();
@@ -211,13 +222,13 @@ fn cases() -> Vec<Case> {
         Case { name: "server_unpause", allowed: "admin", refused: "requester", records: None,
             call: |f, p, o| unsafe { aq_server_unpause(f.q.ptr(), p, c("web-1").as_ptr(), o) } },
         Case { name: "server_list_actions", allowed: "requester", refused: "agent", records: None,
-            call: |f, p, o| unsafe { aq_server_list_actions(f.q.ptr(), p, c("web-1").as_ptr(), null(), 10, 0, o) } },
+            call: |f, p, o| unsafe { aq_server_list_actions(f.q.ptr(), p, c("web-1").as_ptr(), null(), 10, 0, std::ptr::null(), o) } },
         Case { name: "action_create", allowed: "requester", refused: "viewer", records: Some("created_by"),
             call: |f, p, o| unsafe { aq_action_create(f.q.ptr(), p, c(r#"{"server_id":"web-1","action_type":"clear_logs","created_by":"mallory"}"#).as_ptr(), o) } },
         Case { name: "action_get", allowed: "viewer", refused: "agent", records: None,
             call: |f, p, o| unsafe { aq_action_get(f.q.ptr(), p, f.pending[0], o) } },
         Case { name: "action_list", allowed: "viewer", refused: "agent", records: None,
-            call: |f, p, o| unsafe { aq_action_list(f.q.ptr(), p, null(), null(), null(), 10, 0, o) } },
+            call: |f, p, o| unsafe { aq_action_list(f.q.ptr(), p, null(), null(), null(), 10, 0, std::ptr::null(), o) } },
         Case { name: "action_approve", allowed: "operator", refused: "requester", records: Some("approved_by"),
             call: |f, p, o| unsafe { aq_action_approve(f.q.ptr(), p, f.pending[0], o) } },
         Case { name: "action_reject", allowed: "admin", refused: "viewer", records: Some("rejected_by"),

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each operation of the core and the C function that offers it.
-const C_FUNCTIONS: [(&str, &str); 34] = [
+const C_FUNCTIONS: [(&str, &str); 36] = [
     ("create_server", "aq_server_create"),
     ("get_server", "aq_server_get"),
     ("list_servers", "aq_server_list"),
@@ -42,6 +42,8 @@ const C_FUNCTIONS: [(&str, &str); 34] = [
     ("register_delivery", "aq_delivery_register"),
     ("record_delivery", "aq_delivery_record"),
     ("list_deliveries", "aq_delivery_list"),
+    ("prune", "aq_queue_prune"),
+    ("export", "aq_queue_export"),
 ];
 
 /// The operations that can wait (`docs/contract/push.md`) and the C
@@ -55,7 +57,7 @@ const WAITING_FORMS: [(&str, &str); 2] = [
 const WITHOUT_ACTOR: [&str; 1] = ["aq_queue_authenticate"];
 
 /// The header's functions that are not operations of a queue, and why.
-const NOT_OPERATIONS: [(&str, &[&str]); 7] = [
+const NOT_OPERATIONS: [(&str, &[&str]); 8] = [
     (
         "the library itself: its version, the status names, freeing what it returned",
         &["aq_version", "aq_status_code", "aq_string_free"],
@@ -87,6 +89,10 @@ const NOT_OPERATIONS: [(&str, &[&str]); 7] = [
             "aq_options_set_output_cap",
             "aq_options_set_whitelist",
         ],
+    ),
+    (
+        "reading and freeing what aq_queue_export started",
+        &["aq_export_next", "aq_export_free"],
     ),
     (
         "the manual clock a host passes in the options",

@@ -184,7 +184,19 @@ fn syncs_during_writes(mode: &str, dir: &std::path::Path) -> usize {
     let q = open_file_queue(&db, aq_durability::Normal, 10.0);
     let mut out = null_mut();
     assert_eq!(
-        unsafe { aq_action_list(q.0, host(), null(), null(), null(), 1, 0, &mut out) },
+        unsafe {
+            aq_action_list(
+                q.0,
+                host(),
+                null(),
+                null(),
+                null(),
+                1,
+                0,
+                std::ptr::null(),
+                &mut out,
+            )
+        },
         aq_status::Ok
     );
     assert_eq!(

@@ -220,10 +220,10 @@ static void test_null_arguments(void) {
   REFUSED(aq_server_get(q, host, NULL, &out), "id");
   REFUSED(aq_server_pause(q, host, "web-1", NULL), "server_json_out");
   REFUSED(aq_server_unpause(NULL, host, "web-1", &out), "queue");
-  REFUSED(aq_server_list_actions(q, host, NULL, NULL, 50, 0, &out), "server_id");
+  REFUSED(aq_server_list_actions(q, host, NULL, NULL, 50, 0, NULL, &out), "server_id");
   REFUSED(aq_action_create(q, host, NULL, &out), "request_json");
   REFUSED(aq_action_get(NULL, host, 1, &out), "queue");
-  REFUSED(aq_action_list(q, host, NULL, NULL, NULL, 50, 0, NULL), "page_json_out");
+  REFUSED(aq_action_list(q, host, NULL, NULL, NULL, 50, 0, NULL, NULL), "page_json_out");
   REFUSED(aq_action_approve(q, host, 1, NULL), "action_json_out");
   REFUSED(aq_action_reject(q, host, 1, NULL, &out), "reason");
   REFUSED(aq_action_cancel(NULL, host, 1, &out), "queue");
@@ -298,10 +298,10 @@ static void test_invalid_utf8(void) {
   REFUSED(aq_server_get(q, host, bad, &out), "id");
   REFUSED(aq_server_pause(q, host, bad, &out), "id");
   REFUSED(aq_server_unpause(q, host, bad, &out), "id");
-  REFUSED(aq_server_list_actions(q, host, "web-1", bad, 50, 0, &out), "status");
+  REFUSED(aq_server_list_actions(q, host, "web-1", bad, 50, 0, NULL, &out), "status");
   REFUSED(aq_action_create(q, host, bad, &out), "request_json");
-  REFUSED(aq_action_list(q, host, NULL, bad, NULL, 50, 0, &out), "server_id");
-  REFUSED(aq_action_list(q, host, NULL, NULL, bad, 50, 0, &out), "action_type");
+  REFUSED(aq_action_list(q, host, NULL, bad, NULL, 50, 0, NULL, &out), "server_id");
+  REFUSED(aq_action_list(q, host, NULL, NULL, bad, 50, 0, NULL, &out), "action_type");
   REFUSED(aq_action_reject(q, host, 1, bad, &out), "reason");
   aq_actor *aout = (aq_actor *)SENTINEL;
   REFUSED(aq_actor_trusted(bad, &aout), "name");
@@ -340,10 +340,10 @@ static void test_core_statuses(const char *dir) {
   CHECK_STATUS(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\",\"alert_id\":0}",
                                 &out),
                AQ_STATUS_INVALID_INPUT);
-  CHECK_STATUS(aq_action_list(q, host, NULL, NULL, NULL, 0, 0, &out), AQ_STATUS_INVALID_INPUT);
-  CHECK_STATUS(aq_action_list(q, host, NULL, NULL, NULL, 101, 0, &out), AQ_STATUS_INVALID_INPUT);
-  CHECK_STATUS(aq_action_list(q, host, NULL, NULL, NULL, 10, -1, &out), AQ_STATUS_INVALID_INPUT);
-  CHECK_STATUS(aq_action_list(q, host, "sleeping", NULL, NULL, 10, 0, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_list(q, host, NULL, NULL, NULL, 0, 0, NULL, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_list(q, host, NULL, NULL, NULL, 101, 0, NULL, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_list(q, host, NULL, NULL, NULL, 10, -1, NULL, &out), AQ_STATUS_INVALID_INPUT);
+  CHECK_STATUS(aq_action_list(q, host, "sleeping", NULL, NULL, 10, 0, NULL, &out), AQ_STATUS_INVALID_INPUT);
   CHECK_STATUS(aq_event_list(q, host, -1, 10, &out), AQ_STATUS_INVALID_INPUT);
   CHECK_STATUS(aq_event_list(q, host, 0, 0, &out), AQ_STATUS_INVALID_INPUT);
 
@@ -355,7 +355,7 @@ static void test_core_statuses(const char *dir) {
   CHECK(last_error_is("Server 'ghost' not found"));
   CHECK_STATUS(aq_server_pause(q, host, "ghost", &out), AQ_STATUS_NOT_FOUND);
   CHECK_STATUS(aq_server_unpause(q, host, "ghost", &out), AQ_STATUS_NOT_FOUND);
-  CHECK_STATUS(aq_server_list_actions(q, host, "ghost", NULL, 50, 0, &out), AQ_STATUS_NOT_FOUND);
+  CHECK_STATUS(aq_server_list_actions(q, host, "ghost", NULL, 50, 0, NULL, &out), AQ_STATUS_NOT_FOUND);
   CHECK_STATUS(aq_action_claim_next(q, host, "ghost", NULL, &out), AQ_STATUS_NOT_FOUND);
 
   /* NOT_WHITELISTED */
@@ -765,7 +765,7 @@ static void test_conventions(void) {
   CHECK(json_has(read, "\"status\":\"failed\"") && json_has(read, "\"exit_code\":-1"));
   aq_string_free(read);
   claim_and_lose_lease(q, restart_b);
-  CHECK_OK(aq_action_list(q, host, "executing", NULL, NULL, AQ_MAX_PAGE_LIMIT, 0, &read));
+  CHECK_OK(aq_action_list(q, host, "executing", NULL, NULL, AQ_MAX_PAGE_LIMIT, 0, NULL, &read));
   CHECK(json_has(read, "\"total\":0"));
   aq_string_free(read);
   claim_and_lose_lease(q, restart_c);
@@ -818,7 +818,7 @@ static void test_conventions(void) {
   CHECK(last_error_is("service_name given both on its own and in params"));
 
   /* Limits are the macros. */
-  CHECK_STATUS(aq_action_list(q, host, NULL, NULL, NULL, AQ_MAX_PAGE_LIMIT + 1, 0, &out),
+  CHECK_STATUS(aq_action_list(q, host, NULL, NULL, NULL, AQ_MAX_PAGE_LIMIT + 1, 0, NULL, &out),
                AQ_STATUS_INVALID_INPUT);
   CHECK_STATUS(aq_event_list(q, host, 0, AQ_MAX_EVENTS_LIMIT + 1, &out), AQ_STATUS_INVALID_INPUT);
   CHECK(out == SENTINEL);
@@ -932,20 +932,20 @@ static void test_flow(const char *dir) {
   q = NULL;
   CHECK_OK(aq_queue_open(path, NULL, &q));
   char *page = NULL;
-  CHECK_OK(aq_action_list(q, host, NULL, NULL, NULL, 2, 0, &page));
+  CHECK_OK(aq_action_list(q, host, NULL, NULL, NULL, 2, 0, NULL, &page));
   int64_t total = 0, limit = 0;
   CHECK(json_int(page, "total", &total) && total == 3);
   CHECK(json_int(page, "limit", &limit) && limit == 2);
   CHECK(count(page, "\"action_type\":") == 2);
   CHECK(json_has(page, "\"actions\":[{\"id\":3,")); /* newest first */
   aq_string_free(page);
-  CHECK_OK(aq_action_list(q, host, NULL, NULL, NULL, 2, 2, &page));
+  CHECK_OK(aq_action_list(q, host, NULL, NULL, NULL, 2, 2, NULL, &page));
   CHECK(count(page, "\"action_type\":") == 1 && json_has(page, "\"offset\":2"));
   aq_string_free(page);
-  CHECK_OK(aq_action_list(q, host, "completed", "web-1", "restart_service", 50, 0, &page));
+  CHECK_OK(aq_action_list(q, host, "completed", "web-1", "restart_service", 50, 0, NULL, &page));
   CHECK(json_int(page, "total", &total) && total == 1);
   aq_string_free(page);
-  CHECK_OK(aq_server_list_actions(q, host, "web-1", "pending", 50, 0, &page));
+  CHECK_OK(aq_server_list_actions(q, host, "web-1", "pending", 50, 0, NULL, &page));
   CHECK(json_int(page, "total", &total) && total == 1);
   CHECK(json_has(page, "\"action_type\":\"apt_update\""));
   aq_string_free(page);
@@ -1051,7 +1051,7 @@ static void test_threads(const char *dir) {
 
   char *page = NULL;
   int64_t total = 0;
-  CHECK_OK(aq_action_list(q, host, "approved", "shared", NULL, 1, 0, &page));
+  CHECK_OK(aq_action_list(q, host, "approved", "shared", NULL, 1, 0, NULL, &page));
   CHECK(json_int(page, "total", &total) && total == TOTAL);
   aq_string_free(page);
 
@@ -1078,7 +1078,7 @@ static void test_threads(const char *dir) {
   CHECK(claimed == TOTAL);
   CHECK(duplicates == 0);
   CHECK(out_of_range == 0);
-  CHECK_OK(aq_action_list(q, host, "completed", NULL, NULL, 1, 0, &page));
+  CHECK_OK(aq_action_list(q, host, "completed", NULL, NULL, 1, 0, NULL, &page));
   CHECK(json_int(page, "total", &total) && total == TOTAL);
   aq_string_free(page);
   aq_queue_free(q);

@@ -15,7 +15,8 @@ pub struct PyManualClock {
     pub(crate) inner: Arc<actionq::ManualClock>,
 }
 
-fn timestamp(value: &Bound<'_, PyAny>) -> PyResult<actionq::Timestamp> {
+/// A timezone-aware `datetime` as a core timestamp.
+pub(crate) fn timestamp(value: &Bound<'_, PyAny>) -> PyResult<actionq::Timestamp> {
     let datetime = value.py().import("datetime")?.getattr("datetime")?;
     if !value.is_instance(&datetime)? {
         return Err(PyTypeError::new_err(format!(

@@ -31,12 +31,12 @@ mod _actionq {
     #[pymodule_export]
     use crate::jobs::{PyDelivery, PyJobLease};
     #[pymodule_export]
-    use crate::queue::{PyActionQueue, PyChangeSubscription};
+    use crate::queue::{PyActionQueue, PyChangeSubscription, PyExport};
     #[pymodule_export]
     use crate::signing::{PyClaimSigningKey, PyClaimVerifyingKey};
     #[pymodule_export]
     use crate::types::{
-        action_digest, PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyOutputChunk,
+        action_digest, PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyOutputChunk, PyPruneReport,
         PyServer,
     };
 

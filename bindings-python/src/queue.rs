@@ -27,7 +27,7 @@ use crate::error::to_py_err;
 use crate::identity::{self, PyCredential, PyIssuedCredential, PyPrincipal};
 use crate::jobs::{PyDelivery, PyJobLease};
 use crate::types::{
-    PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyOutputChunk, PyServer,
+    PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyOutputChunk, PyPruneReport, PyServer,
 };
 
 /// The remediation action queue, on a SQLite file, a PostgreSQL database or
@@ -84,6 +84,31 @@ fn wait(py: Python<'_>, seconds: Option<f64>) -> PyResult<Option<Duration>> {
         Some(seconds) => {
             let wait = limits::wait_seconds(seconds).map_err(|e| to_py_err(py, e))?;
             Ok((!wait.is_zero()).then_some(wait))
+        }
+    }
+}
+
+/// The iterator `ActionQueue.export()` returns: one JSON line (`str`) per
+/// finished action. Each step reads the store with the GIL released.
+#[pyclass(module = "actionq", name = "Export")]
+pub struct PyExport {
+    inner: std::sync::Mutex<actionq::Export>,
+}
+
+#[pymethods]
+impl PyExport {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let next = py.detach(|| self.inner.lock().unwrap_or_else(|e| e.into_inner()).next());
+        match next {
+            None => Ok(None),
+            Some(Ok(line)) => Ok(Some(
+                serde_json::to_string(&line).expect("actionq records serialize to JSON"),
+            )),
+            Some(Err(e)) => Err(to_py_err(py, e)),
         }
     }
 }
@@ -547,14 +572,17 @@ impl PyActionQueue {
 
     /// A page of actions, newest first, with the total number of matches.
     /// `limit` must be 1..=`actionq.limits.MAX_PAGE_LIMIT` (default
-    /// `DEFAULT_PAGE_LIMIT`) and `offset` >= 0.
+    /// `DEFAULT_PAGE_LIMIT`) and `offset` >= 0; `before_id` (an earlier
+    /// page's `next_before_id`) pages by keyset, at the same cost at any depth.
     #[pyo3(signature = (
         status = None,
         server_id = None,
         action_type = None,
         limit = ActionQuery::default().limit,
         offset = 0,
+        before_id = None,
     ))]
+    #[allow(clippy::too_many_arguments)]
     fn list_actions(
         &self,
         py: Python<'_>,
@@ -563,6 +591,7 @@ impl PyActionQueue {
         action_type: Option<&str>,
         limit: i64,
         offset: i64,
+        before_id: Option<i64>,
     ) -> PyResult<PyActionPage> {
         let page = self.run_read(py, |q| {
             q.list_actions(&ActionQuery {
@@ -571,13 +600,20 @@ impl PyActionQueue {
                 action_type: action_type.map(str::to_owned),
                 limit,
                 offset,
+                before_id,
             })
         })?;
         PyActionPage::new(py, page)
     }
 
     /// A page of one server's actions; `NotFoundError` for an unknown server.
-    #[pyo3(signature = (server_id, status = None, limit = ActionQuery::default().limit, offset = 0))]
+    #[pyo3(signature = (
+        server_id,
+        status = None,
+        limit = ActionQuery::default().limit,
+        offset = 0,
+        before_id = None,
+    ))]
     fn list_server_actions(
         &self,
         py: Python<'_>,
@@ -585,9 +621,10 @@ impl PyActionQueue {
         status: Option<&str>,
         limit: i64,
         offset: i64,
+        before_id: Option<i64>,
     ) -> PyResult<PyActionPage> {
         let page = self.run_read(py, |q| {
-            q.list_server_actions(server_id, status_filter(status)?, limit, offset)
+            q.list_server_actions(server_id, status_filter(status)?, limit, offset, before_id)
         })?;
         PyActionPage::new(py, page)
     }
@@ -784,6 +821,27 @@ impl PyActionQueue {
     fn verify_audit(&self, py: Python<'_>) -> PyResult<PyAuditReport> {
         self.run_read(py, |q| q.verify_audit())
             .map(PyAuditReport::from)
+    }
+
+    /// Deletes the finished actions whose last change is more than
+    /// `older_than_seconds` old, with their events, in batches, behind an
+    /// audit checkpoint (`docs/contract/retention.md`). Admins only.
+    fn prune(&self, py: Python<'_>, older_than_seconds: i64) -> PyResult<PyPruneReport> {
+        self.run(py, |q| q.prune(older_than_seconds))
+            .map(PyPruneReport::from)
+    }
+
+    /// The finished actions whose last change is before `before` (a
+    /// timezone-aware `datetime`), oldest first, as an iterator of JSON
+    /// Lines (one `{"action": ..., "events": [...]}` per action, no newline),
+    /// read from the store page by page as it is consumed. Admins only.
+    fn export(&self, py: Python<'_>, before: &Bound<'_, PyAny>) -> PyResult<PyExport> {
+        let before = crate::clock::timestamp(before)
+            .map_err(|e| to_py_err(py, actionq::Error::InvalidInput(format!("before: {e}"))))?;
+        let export = self.queue.export(before).map_err(|e| to_py_err(py, e))?;
+        Ok(PyExport {
+            inner: std::sync::Mutex::new(export),
+        })
     }
 
     /// Up to `limit` (1..=`actionq.limits.MAX_EVENTS_LIMIT`, default

@@ -548,6 +548,7 @@ pub struct PyActionPage {
     total: u64,
     limit: i64,
     offset: i64,
+    next_before_id: Option<i64>,
 }
 
 impl PyActionPage {
@@ -563,6 +564,7 @@ impl PyActionPage {
             total: page.total,
             limit: page.limit,
             offset: page.offset,
+            next_before_id: page.next_before_id,
         })
     }
 }
@@ -593,7 +595,13 @@ impl PyActionPage {
         self.offset
     }
 
-    /// `{"actions": [dict, ...], "total", "limit", "offset"}` of plain Python values.
+    /// The `before_id` of the next page, or `None` on the last page.
+    #[getter]
+    fn next_before_id(&self) -> Option<i64> {
+        self.next_before_id
+    }
+
+    /// `{"actions": [dict, ...], "total", "limit", "offset", "next_before_id"}` of plain Python values.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let actions = PyList::empty(py);
         for a in &self.actions {
@@ -606,6 +614,7 @@ impl PyActionPage {
         d.set_item(intern!(py, "total"), self.total)?;
         d.set_item(intern!(py, "limit"), self.limit)?;
         d.set_item(intern!(py, "offset"), self.offset)?;
+        d.set_item(intern!(py, "next_before_id"), self.next_before_id)?;
         Ok(d)
     }
 
@@ -620,12 +629,14 @@ impl PyActionPage {
             total: u64,
             limit: i64,
             offset: i64,
+            next_before_id: Option<i64>,
         }
         record_json(&Page {
             actions: self.actions.iter().map(|a| a.get().core_action()).collect(),
             total: self.total,
             limit: self.limit,
             offset: self.offset,
+            next_before_id: self.next_before_id,
         })
     }
 
@@ -641,6 +652,7 @@ impl PyActionPage {
         self.total == other.total
             && self.limit == other.limit
             && self.offset == other.offset
+            && self.next_before_id == other.next_before_id
             && self.actions.len() == other.actions.len()
             && self
                 .actions
@@ -879,7 +891,14 @@ impl PyAuditReport {
         self.inner.first_bad_event_id
     }
 
-    /// `{"checked": ..., "first_bad_event_id": ...}`.
+    /// The last pruned event's id (the chain was verified from the
+    /// checkpoint on), or `None` when nothing was pruned.
+    #[getter]
+    fn pruned_through(&self) -> Option<i64> {
+        self.inner.pruned_through
+    }
+
+    /// `{"checked": ..., "first_bad_event_id": ..., "pruned_through": ...}`.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item(intern!(py, "checked"), self.inner.checked)?;
@@ -887,6 +906,7 @@ impl PyAuditReport {
             intern!(py, "first_bad_event_id"),
             self.inner.first_bad_event_id,
         )?;
+        d.set_item(intern!(py, "pruned_through"), self.inner.pruned_through)?;
         Ok(d)
     }
 
@@ -896,11 +916,63 @@ impl PyAuditReport {
     }
 
     fn __repr__(&self) -> String {
+        let opt = |id: Option<i64>| id.map_or("None".to_owned(), |id| id.to_string());
         format!(
-            "AuditReport(checked={}, first_bad_event_id={})",
+            "AuditReport(checked={}, first_bad_event_id={}, pruned_through={})",
             self.inner.checked,
+            opt(self.inner.first_bad_event_id),
+            opt(self.inner.pruned_through),
+        )
+    }
+}
+
+/// What `prune()` did (frozen): `pruned_actions` deleted by this call, and
+/// `pruned_through`, the last pruned event's id (`None` if none ever was).
+#[pyclass(module = "actionq", name = "PruneReport", frozen, eq)]
+#[derive(Debug, PartialEq)]
+pub struct PyPruneReport {
+    inner: actionq::PruneReport,
+}
+
+impl From<actionq::PruneReport> for PyPruneReport {
+    fn from(inner: actionq::PruneReport) -> Self {
+        PyPruneReport { inner }
+    }
+}
+
+#[pymethods]
+impl PyPruneReport {
+    /// Actions deleted by this call.
+    #[getter]
+    fn pruned_actions(&self) -> u64 {
+        self.inner.pruned_actions
+    }
+
+    /// The last pruned event's id, by this call or an earlier one.
+    #[getter]
+    fn pruned_through(&self) -> Option<i64> {
+        self.inner.pruned_through
+    }
+
+    /// `{"pruned_actions": ..., "pruned_through": ...}`.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "pruned_actions"), self.inner.pruned_actions)?;
+        d.set_item(intern!(py, "pruned_through"), self.inner.pruned_through)?;
+        Ok(d)
+    }
+
+    /// The report as compact JSON text (the HTTP body of `/prune`).
+    fn to_json(&self) -> String {
+        record_json(&self.inner)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "PruneReport(pruned_actions={}, pruned_through={})",
+            self.inner.pruned_actions,
             self.inner
-                .first_bad_event_id
+                .pruned_through
                 .map_or("None".to_owned(), |id| id.to_string())
         )
     }

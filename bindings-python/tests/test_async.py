@@ -93,6 +93,8 @@ def test_async_types_mirror_the_stubs() -> None:
         assert dump(aio_args.kwonlyargs) == dump(sync_args.kwonlyargs), name
         assert len(aio_args.defaults) == len(sync_args.defaults), name
         returns = "AsyncActionQueue" if name in VIEWS else ast.unparse(node.returns)  # type: ignore[arg-type]
+        # An iterator the core reads as it is consumed has its async form.
+        returns = {"Export": "AsyncExport"}.get(returns, returns)
         assert ast.unparse(other.returns) == returns, name  # type: ignore[arg-type]
 
 

@@ -145,14 +145,14 @@ def test_verify_audit_and_tampering(tmp_path: Path) -> None:
         q.create_action("web-1", "clear_logs")
     report = q.verify_audit()
     assert (report.checked, report.first_bad_event_id) == (5, None)
-    assert report.to_dict() == {"checked": 5, "first_bad_event_id": None}
-    assert report.to_json() == '{"checked":5,"first_bad_event_id":null}'
+    assert report.to_dict() == {"checked": 5, "first_bad_event_id": None, "pruned_through": None}
+    assert report.to_json() == '{"checked":5,"first_bad_event_id":null,"pruned_through":null}'
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE action_events SET actor = 'mallory' WHERE id = 3")
     assert q.verify_audit() == q.verify_audit()
     bad = q.verify_audit()
     assert (bad.checked, bad.first_bad_event_id) == (2, 3)
-    assert repr(bad) == "AuditReport(checked=2, first_bad_event_id=3)"
+    assert repr(bad) == "AuditReport(checked=2, first_bad_event_id=3, pruned_through=None)"
 
 
 def test_async_queue_offers_the_same(store: str | None) -> None:

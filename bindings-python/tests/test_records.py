@@ -168,8 +168,11 @@ def test_page(queue: actionq.ActionQueue) -> None:
         "total": 3,
         "limit": 2,
         "offset": 0,
+        "next_before_id": created[1].id,
     }
     assert repr(page) == "ActionPage(actions=<2 actions>, total=3, limit=2, offset=0)"
+    last = queue.list_actions(limit=2, before_id=page.next_before_id)
+    assert last.actions == created[:1] and last.next_before_id is None
 
 
 def test_reprs(queue: actionq.ActionQueue) -> None:

@@ -115,6 +115,10 @@ pub struct AuditReport {
     /// after a removed or moved one, or — when the newest events were removed
     /// — the id after the last intact event. `None` when the chain is intact.
     pub first_bad_event_id: Option<i64>,
+    /// The id of the last event pruned (`docs/contract/retention.md`): the
+    /// chain was verified from its stored hash on. `None` when nothing was
+    /// ever pruned.
+    pub pruned_through: Option<i64>,
 }
 
 fn put_str(h: &mut Vec<u8>, s: &str) {
@@ -276,6 +280,7 @@ pub struct AuditVerifier {
     last_id: i64,
     checked: u64,
     first_bad: Option<i64>,
+    pruned_through: Option<i64>,
 }
 
 impl Default for AuditVerifier {
@@ -292,6 +297,27 @@ impl AuditVerifier {
             last_id: 0,
             checked: 0,
             first_bad: None,
+            pruned_through: None,
+        }
+    }
+
+    /// A verifier that starts after a prune's checkpoint (the last pruned
+    /// event's id and hash; the empty log's head when nothing was pruned).
+    ///
+    /// Prune removes only a prefix of the log (every event up to the
+    /// checkpoint, never one after it: `docs/contract/retention.md`), so the
+    /// events left still form one unbroken chain whose first link's
+    /// `prev_hash` must be the checkpoint's hash. An edited checkpoint hash
+    /// breaks that first link; a checkpoint id at or past the first event
+    /// left fails the id order; an event left behind at or before the
+    /// checkpoint is out of order too. With no event after it, the head must
+    /// be the checkpoint itself.
+    pub fn resume(checkpoint: &AuditHead) -> Self {
+        AuditVerifier {
+            prev: checkpoint.hash,
+            last_id: checkpoint.last_event_id,
+            pruned_through: (checkpoint.last_event_id > 0).then_some(checkpoint.last_event_id),
+            ..AuditVerifier::new()
         }
     }
 
@@ -328,10 +354,11 @@ impl AuditVerifier {
     /// not even decode (an edited status), which is bad too. Reading stops at
     /// the first bad event; a read error is handed back as it is.
     pub(crate) fn walk<E>(
+        checkpoint: &AuditHead,
         events: impl IntoIterator<Item = Result<Result<ChainedEvent, i64>, E>>,
         head: Option<&AuditHead>,
     ) -> Result<AuditReport, E> {
-        let mut verifier = AuditVerifier::new();
+        let mut verifier = AuditVerifier::resume(checkpoint);
         for event in events {
             match event? {
                 Ok(chained) => {
@@ -341,8 +368,8 @@ impl AuditVerifier {
                 }
                 Err(id) => {
                     return Ok(AuditReport {
-                        checked: verifier.finish(None).checked,
                         first_bad_event_id: Some(id),
+                        ..verifier.finish(None)
                     })
                 }
             }
@@ -356,6 +383,7 @@ impl AuditVerifier {
         let mut report = AuditReport {
             checked: self.checked,
             first_bad_event_id: self.first_bad,
+            pruned_through: self.pruned_through,
         };
         // A missing head reads as the empty log's, so stored events then
         // fail this comparison too.
@@ -431,7 +459,8 @@ mod tests {
             verify(&rows, Some(&head)),
             AuditReport {
                 checked: 5,
-                first_bad_event_id: None
+                first_bad_event_id: None,
+                pruned_through: None,
             }
         );
         let mut edited = rows.clone();

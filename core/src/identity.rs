@@ -95,7 +95,13 @@ impl Role {
             Role::Admin => true,
             Role::Operator => !matches!(
                 op,
-                Claim | Heartbeat | ReportResult | ManageCredentials | VerifyAudit | RunJobs
+                Claim
+                    | Heartbeat
+                    | ReportResult
+                    | ManageCredentials
+                    | VerifyAudit
+                    | RunJobs
+                    | Retention
             ),
             Role::Requester => matches!(op, Read | CreateAction | CancelAction),
             Role::Viewer => matches!(op, Read),
@@ -160,11 +166,13 @@ pub enum Operation {
     VerifyAudit,
     /// Run background jobs: job leases and notification delivery cursors.
     RunJobs,
+    /// Prune and export finished history (`docs/contract/retention.md`).
+    Retention,
 }
 
 impl Operation {
     /// Every operation, in the order of the permission table.
-    pub const ALL: [Operation; 14] = [
+    pub const ALL: [Operation; 15] = [
         Operation::Read,
         Operation::CreateServer,
         Operation::PauseServer,
@@ -179,6 +187,7 @@ impl Operation {
         Operation::ManageCredentials,
         Operation::VerifyAudit,
         Operation::RunJobs,
+        Operation::Retention,
     ];
 
     /// What the operation does, for messages: "approve actions".
@@ -198,6 +207,7 @@ impl Operation {
             Operation::ManageCredentials => "manage credentials",
             Operation::VerifyAudit => "verify the audit log",
             Operation::RunJobs => "run background jobs",
+            Operation::Retention => "prune or export history",
         }
     }
 }

@@ -53,9 +53,11 @@ pub use jobs::{Delivery, DeliveryOutcome, JobLease};
 pub use limits::DEFAULT_EVENTS_LIMIT;
 pub use model::{
     Action, ActionCount, ActionFilter, ActionPage, ActionStatus, Approval, Claim, Event, EventKind,
-    OutputChunk, Server, Timestamp,
+    ExportedAction, OutputChunk, Server, Timestamp,
 };
-pub use queue::{ActionQuery, ActionQueue, NewAction, QueueOptions, OPERATIONS};
+pub use queue::{
+    ActionQuery, ActionQueue, Export, NewAction, PruneReport, QueueOptions, OPERATIONS,
+};
 pub use rules::{
     AUTO_APPROVED, CANCEL_REQUESTED, LEASE_EXPIRED_STDERR, LEASE_EXPIRED_WITH_CANCEL_STDERR,
     STALE_WHITELIST,

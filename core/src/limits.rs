@@ -29,6 +29,18 @@ pub const MAX_PAGE_LIMIT: i64 = 100;
 pub const DEFAULT_EVENTS_LIMIT: i64 = 100;
 /// Largest `events_since` limit.
 pub const MAX_EVENTS_LIMIT: i64 = 1000;
+/// Most events one prune batch deletes (with their actions) in one write
+/// transaction: the longest any writer waits behind a prune
+/// (`docs/contract/retention.md`). A batch may go past it only to take
+/// the rest of an action whose events it already holds.
+pub const PRUNE_BATCH_EVENTS: u32 = 256;
+/// Most events a prune batch reads past [`PRUNE_BATCH_EVENTS`] looking for
+/// the end of an action whose events interleave with others'; a batch that
+/// finds none stops the prune there (the next run tries again).
+pub const PRUNE_SCAN_EVENTS: u32 = 100_000;
+/// Largest `older_than_seconds` a prune accepts (about 1000 years): larger
+/// values would overflow the clock and prune nothing anyway.
+pub const MAX_PRUNE_AGE_SECONDS: i64 = 1000 * 366 * 86_400;
 /// Longest server id, in characters (bytes: ids are ASCII).
 pub const MAX_SERVER_ID_CHARS: usize = 100;
 /// Longest hostname, in characters.

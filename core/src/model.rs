@@ -119,6 +119,15 @@ impl ActionStatus {
         ActionStatus::Failed,
     ];
 
+    /// Whether nothing can change the action any more (completed, failed,
+    /// rejected, cancelled): what prune may delete.
+    pub fn is_terminal(self) -> bool {
+        !matches!(
+            self,
+            ActionStatus::Pending | ActionStatus::Approved | ActionStatus::Executing
+        )
+    }
+
     /// The wire name, e.g. `"pending"`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -331,6 +340,20 @@ pub struct ActionPage {
     pub limit: i64,
     /// How many matches were skipped.
     pub offset: i64,
+    /// Ask for the next page with `before_id` set to this: the id of this
+    /// page's last action, or `None` on the last page
+    /// (`docs/contract/retention.md#keyset-paging`).
+    pub next_before_id: Option<i64>,
+}
+
+/// One line of an export (`docs/contract/retention.md#export`): a finished
+/// action as stored, and every event of it, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportedAction {
+    /// The action.
+    pub action: Action,
+    /// Its events, by id.
+    pub events: Vec<Event>,
 }
 
 /// What an audit event is about.

@@ -46,6 +46,7 @@ fn report(checked: u64, first_bad: Option<i64>) -> AuditReport {
     AuditReport {
         checked,
         first_bad_event_id: first_bad,
+        pruned_through: None,
     }
 }
 

@@ -432,6 +432,7 @@ fn listings(queue: &ActionQueue) -> Vec<(Vec<i64>, u64)> {
                             action_type: action_type.map(str::to_owned),
                             limit: 5,
                             offset,
+                            before_id: None,
                         })
                         .unwrap();
                     all.push((page.actions.iter().map(|a| a.id).collect(), page.total));

@@ -78,7 +78,7 @@ fn unknown_server_is_not_found(env: Env) {
     assert_eq!(kind(q.pause_server("nope")), ErrorKind::NotFound);
     assert_eq!(kind(q.unpause_server("nope")), ErrorKind::NotFound);
     assert_eq!(
-        kind(q.list_server_actions("nope", None, 50, 0)),
+        kind(q.list_server_actions("nope", None, 50, 0, None)),
         ErrorKind::NotFound
     );
     assert_eq!(kind(q.claim_next("nope", None, None)), ErrorKind::NotFound);
@@ -650,7 +650,7 @@ fn list_is_newest_first_with_filters_and_total(env: Env) {
     );
 
     let server = q
-        .list_server_actions("web-1", Some(ActionStatus::Approved), 2, 1)
+        .list_server_actions("web-1", Some(ActionStatus::Approved), 2, 1, None)
         .unwrap();
     assert_eq!(
         server.actions.iter().map(|a| a.id).collect::<Vec<_>>(),
@@ -1601,22 +1601,24 @@ fn list_default_limit_is_50_and_pages_cover_everything(env: Env) {
         offset += 7;
     }
     assert_eq!(seen, (1..=120).rev().collect::<Vec<i64>>());
-    let server = q.list_server_actions("web-1", None, 50, 0).unwrap();
+    let server = q.list_server_actions("web-1", None, 50, 0, None).unwrap();
     assert_eq!((server.actions.len(), server.total), (50, 120));
-    let tail = q.list_server_actions("web-1", None, 100, 100).unwrap();
+    let tail = q
+        .list_server_actions("web-1", None, 100, 100, None)
+        .unwrap();
     assert_eq!(
         tail.actions.iter().map(|a| a.id).collect::<Vec<_>>(),
         (1..=20).rev().collect::<Vec<i64>>()
     );
     for (limit, offset) in [(0, 0), (101, 0), (-1, 0), (50, -1)] {
         assert_eq!(
-            kind(q.list_server_actions("web-1", None, limit, offset)),
+            kind(q.list_server_actions("web-1", None, limit, offset, None)),
             ErrorKind::InvalidInput,
             "{limit} {offset}"
         );
     }
     assert_eq!(
-        message(q.list_server_actions("nope", None, 50, 0)),
+        message(q.list_server_actions("nope", None, 50, 0, None)),
         "Server 'nope' not found"
     );
 }
@@ -1862,7 +1864,7 @@ fn lease_token_is_never_returned_by_get_or_list(env: Env) {
     let got = serde_json::to_string(&q.get_action(claim.action.id).unwrap()).unwrap();
     let listed = serde_json::to_string(&q.list_actions(&ActionQuery::default()).unwrap()).unwrap();
     let server =
-        serde_json::to_string(&q.list_server_actions("web-1", None, 50, 0).unwrap()).unwrap();
+        serde_json::to_string(&q.list_server_actions("web-1", None, 50, 0, None).unwrap()).unwrap();
     let events = serde_json::to_string(&q.events_since(0, 100, None).unwrap()).unwrap();
     let beat = serde_json::to_string(&q.heartbeat(claim.action.id, &token, None).unwrap()).unwrap();
     for (what, text) in [

@@ -192,6 +192,17 @@ impl Store for MarkedStore {
     fn verify_audit(&self) -> actionq::Result<actionq::AuditReport> {
         self.inner.verify_audit()
     }
+    fn prune_checkpoint(&self) -> actionq::Result<actionq::store::PruneCheckpoint> {
+        self.inner.prune_checkpoint()
+    }
+    fn prune_prefix(
+        &self,
+        from: &actionq::store::PruneCheckpoint,
+        last_event_id: i64,
+        last_action_id: i64,
+    ) -> actionq::Result<Option<u64>> {
+        self.inner.prune_prefix(from, last_event_id, last_action_id)
+    }
     fn insert_credential(&self, draft: CredentialDraft) -> actionq::Result<Credential> {
         self.inner.insert_credential(draft)
     }

@@ -357,6 +357,7 @@ fn query(
         action_type: kind.map(|k| TYPES[k].to_owned()),
         limit,
         offset,
+        before_id: None,
     }
 }
 
@@ -433,7 +434,13 @@ impl Real {
                 .list_actions(&query(*status, *server, *kind, *limit, *offset))
                 .map(Out::Page),
             Op::ListServer(s, st, l, o) => q
-                .list_server_actions(SERVER_IDS[*s], st.map(|i| ActionStatus::ALL[i]), *l, *o)
+                .list_server_actions(
+                    SERVER_IDS[*s],
+                    st.map(|i| ActionStatus::ALL[i]),
+                    *l,
+                    *o,
+                    None,
+                )
                 .map(Out::Page),
             Op::Events(c, l) => q.events_since(*c, *l, None).map(Out::Events),
         };
@@ -640,7 +647,9 @@ impl Model {
             })
             .collect();
         matching.sort_by_key(|a| std::cmp::Reverse((a.created_at, a.id)));
+        let more = (q.offset + q.limit) < matching.len() as i64;
         Ok(Out::Page(ActionPage {
+            next_before_id: more.then(|| matching[(q.offset + q.limit - 1) as usize].id),
             total: matching.len() as u64,
             actions: matching
                 .iter()

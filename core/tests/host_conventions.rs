@@ -41,7 +41,10 @@ fn lost_leases_are_expired_before_every_read(env: Env) {
             q.list_actions(&ActionQuery::default()).unwrap().actions[0].status
         }),
         ("list_server_actions", |q, _| {
-            q.list_server_actions("web-1", None, 1, 0).unwrap().actions[0].status
+            q.list_server_actions("web-1", None, 1, 0, None)
+                .unwrap()
+                .actions[0]
+                .status
         }),
         ("events_since", |q, _| {
             q.events_since(0, limits::MAX_EVENTS_LIMIT, None)

@@ -640,7 +640,7 @@ fn run(q: &ActionQueue, principal: &Principal, op: Op, f: &Fixture) -> Result<()
             assert!(!p.unpause_server(f.server)?.is_paused);
         }
         Op::ListServerActions => {
-            assert_eq!(p.list_server_actions(f.server, None, 10, 0)?.total, 3);
+            assert_eq!(p.list_server_actions(f.server, None, 10, 0, None)?.total, 3);
         }
         Op::CreateAction => {
             let a = p.create_action(&NewAction::new(f.server, "clear_logs"))?;
@@ -815,6 +815,7 @@ fn role_table_and_agent_message(_env: Env) {
         (Operation::ManageCredentials, "manage credentials"),
         (Operation::VerifyAudit, "verify the audit log"),
         (Operation::RunJobs, "run background jobs"),
+        (Operation::Retention, "prune or export history"),
     ];
     assert_eq!(described.map(|(op, _)| op), Operation::ALL);
     for (op, text) in described {
@@ -934,4 +935,6 @@ forward! {
     list_deliveries() -> Vec<actionq::Delivery>;
     append_output(id: i64, draft: &actionq::store::OutputDraft) -> bool;
     output_since(id: i64, after: i64) -> Vec<actionq::OutputChunk>;
+    prune_checkpoint() -> actionq::store::PruneCheckpoint;
+    prune_prefix(from: &actionq::store::PruneCheckpoint, last_event_id: i64, last_action_id: i64) -> Option<u64>;
 }

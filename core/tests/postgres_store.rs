@@ -880,7 +880,8 @@ fn four_processes_four_threads_race_on_one_database() {
         queue.verify_audit().unwrap(),
         AuditReport {
             checked: ids.len() as u64,
-            first_bad_event_id: None
+            first_bad_event_id: None,
+            pruned_through: None,
         }
     );
 }
@@ -912,6 +913,7 @@ fn every_edit_delete_and_reorder_names_the_first_bad_event() {
     let report = |checked, first_bad_event_id| AuditReport {
         checked,
         first_bad_event_id,
+        pruned_through: None,
     };
     let cases: &[(&str, &str, AuditReport)] = &[
         ("untouched", "", report(30, None)),
@@ -1033,7 +1035,8 @@ fn an_edit_with_its_hash_recomputed_is_found_by_the_next_link() {
         queue.verify_audit().unwrap(),
         AuditReport {
             checked: 15,
-            first_bad_event_id: Some(16)
+            first_bad_event_id: Some(16),
+            pruned_through: None,
         }
     );
 }
@@ -1095,7 +1098,8 @@ fn a_version_1_database_is_migrated_and_chained() {
         queue.verify_audit().unwrap(),
         AuditReport {
             checked: 6,
-            first_bad_event_id: None
+            first_bad_event_id: None,
+            pruned_through: None,
         }
     );
     for id in 1..=3 {
@@ -1154,7 +1158,8 @@ fn a_version_1_database_is_migrated_and_chained() {
         queue.verify_audit().unwrap(),
         AuditReport {
             checked: 9,
-            first_bad_event_id: None
+            first_bad_event_id: None,
+            pruned_through: None,
         }
     );
 }

@@ -118,7 +118,7 @@ int main(int argc, char **argv) {
   printf("result:   %s\n", json);
   aq_string_free(json);
 
-  check(aq_action_list(queue, host, NULL, "web-1", NULL, 50, 0, &json), "aq_action_list");
+  check(aq_action_list(queue, host, NULL, "web-1", NULL, 50, 0, NULL, &json), "aq_action_list");
   printf("list:     %s\n", json);
   aq_string_free(json);
 

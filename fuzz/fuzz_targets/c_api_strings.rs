@@ -296,7 +296,7 @@ fuzz_target!(|data: &[u8]| {
             ptr_of(&a5),
             10,
             0,
-            &mut list,
+            &mut list, std::ptr::null(),
         ));
         take_json(list);
         let mut list = ptr::null_mut();
@@ -308,7 +308,7 @@ fuzz_target!(|data: &[u8]| {
             ptr_of(&a3),
             10,
             0,
-            &mut list,
+            &mut list, std::ptr::null(),
         ));
         take_json(list);
         let mut open_q = ptr::null_mut();

@@ -305,11 +305,11 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step, const aq_act
   } else if (strcmp(name, "list_actions") == 0) {
     s = aq_action_list(q, as, opt_str(step, "status"), opt_str(step, "server_id"),
                        opt_str(step, "action_type"), int_or(step, "limit", AQ_DEFAULT_PAGE_LIMIT),
-                       int_or(step, "offset", 0), &out);
+                       int_or(step, "offset", 0), NULL, &out);
   } else if (strcmp(name, "list_server_actions") == 0) {
     s = aq_server_list_actions(q, as, req_str(step, "server_id"), opt_str(step, "status"),
                                int_or(step, "limit", AQ_DEFAULT_PAGE_LIMIT),
-                               int_or(step, "offset", 0), &out);
+                               int_or(step, "offset", 0), NULL, &out);
   } else if (strcmp(name, "approve_action") == 0) {
     s = aq_action_approve(q, as, (int64_t)num(step, "id"), &out);
   } else if (strcmp(name, "digest_matches") == 0) {
@@ -328,6 +328,27 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step, const aq_act
     s = aq_action_count(q, as, &out);
   } else if (strcmp(name, "verify_audit") == 0) {
     s = aq_audit_verify(q, as, &out);
+  } else if (strcmp(name, "prune") == 0) {
+    s = aq_queue_prune(q, as, int_or(step, "older_than_seconds", 0), &out);
+  } else if (strcmp(name, "export") == 0) {
+    aq_export *export = NULL;
+    s = aq_queue_export(q, as, req_str(step, "before"), &export);
+    if (s == AQ_STATUS_OK) {
+      /* Every line, parsed: the list the other hosts give. */
+      cJSON *lines = cJSON_CreateArray();
+      char *line = NULL;
+      while ((s = aq_export_next(export, &line)) == AQ_STATUS_OK && line) {
+        cJSON_AddItemToArray(lines, cJSON_Parse(line));
+        aq_string_free(line);
+      }
+      aq_export_free(export);
+      if (s == AQ_STATUS_OK) {
+        cJSON *result = cJSON_CreateObject();
+        cJSON_AddItemToObject(result, "ok", lines);
+        return result;
+      }
+      cJSON_Delete(lines);
+    }
   } else if (strcmp(name, "issue_credential") == 0) {
     s = aq_credential_issue(q, as, req_str(step, "name"), req_str(step, "role"), opt_str(step, "server_id"), &out);
     const char *save = opt_str(step, "save_secret");

@@ -119,6 +119,7 @@ class Host(ScenarioHost):
             "events_since": ("GET", "/api/v1/events", {"after": step.get("cursor"), **query(step, "limit")}, None),
             "list_servers": ("GET", "/api/v1/servers", {}, None),
             "verify_audit": ("GET", "/api/v1/audit/verify", {}, None),
+            "prune": ("POST", "/api/v1/prune", {}, body(step, "older_than_seconds")),
             "issue_credential": ("POST", "/api/v1/credentials", {}, body(step, "name", "role", "server_id")),
             "list_credentials": ("GET", "/api/v1/credentials", {}, None),
             "revoke_credential": ("DELETE", f"/api/v1/credentials/{segment(step.get('id'))}", {}, None),

@@ -16,6 +16,8 @@ SQLite file path). A malformed scenario exits with status 2.
 
 from __future__ import annotations
 
+import json
+
 import sys
 from datetime import datetime
 from typing import Any
@@ -87,6 +89,9 @@ class Host(ScenarioHost):
             args["secret"] = self.secret(args["secret"])
         if name == "digest_matches":
             return q.get_action(**args).digest_matches()
+        if name == "export":  # JSON lines: the records they hold
+            before = datetime.fromisoformat(args["before"].replace("Z", "+00:00"))
+            return [json.loads(line) for line in self.actor_queue(step, None).export(before)]
         if name not in actionq.OPERATIONS:
             raise BadScenario(f"unknown call {name!r}")
         by = args.pop("by", None)

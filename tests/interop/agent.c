@@ -99,7 +99,7 @@ static aq_actor *host;
 /* How many actions match `status` (NULL: any). */
 static double count(const aq_queue *q, const char *status) {
   char *out = NULL;
-  aq_status s = aq_action_list(q, host, status, NULL, NULL, 1, 0, &out);
+  aq_status s = aq_action_list(q, host, status, NULL, NULL, 1, 0, NULL, &out);
   if (s != AQ_STATUS_OK) die("aq_action_list", s);
   cJSON *page = cJSON_Parse(out);
   aq_string_free(out);

@@ -56,6 +56,7 @@ from actionq._actionq import (
     ChangeSubscription,
     Delivery,
     Event,
+    Export,
     InvalidInputError,
     IssuedCredential,
     JobLease,
@@ -65,13 +66,14 @@ from actionq._actionq import (
     OutputChunk,
     PermissionDeniedError,
     Principal,
+    PruneReport,
     Server,
     StorageError,
     UnauthenticatedError,
     __version__,
     action_digest,
 )
-from actionq._aio import AsyncActionQueue
+from actionq._aio import AsyncActionQueue, AsyncExport
 
 
 __all__ = [
@@ -83,6 +85,7 @@ __all__ = [
     "ActionQueueError",
     "ActionStatus",
     "AsyncActionQueue",
+    "AsyncExport",
     "AuditReport",
     "Claim",
     "ClaimSigningKey",
@@ -92,6 +95,7 @@ __all__ = [
     "Credential",
     "Delivery",
     "Event",
+    "Export",
     "InvalidInputError",
     "IssuedCredential",
     "JobLease",
@@ -101,6 +105,7 @@ __all__ = [
     "OutputChunk",
     "PermissionDeniedError",
     "Principal",
+    "PruneReport",
     "Server",
     "StorageError",
     "UnauthenticatedError",

@@ -29,6 +29,7 @@ blocking call handed to a thread.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -48,15 +49,17 @@ from actionq._actionq import (
     Delivery,
     Event,
     OutputChunk,
+    Export,
     IssuedCredential,
     JobLease,
     ManualClock,
     Principal,
+    PruneReport,
     Server,
     _calls_may_wait,
 )
 
-__all__ = ["DEFAULT_MAX_WORKERS", "AsyncActionQueue"]
+__all__ = ["DEFAULT_MAX_WORKERS", "AsyncActionQueue", "AsyncExport"]
 
 DEFAULT_MAX_WORKERS = 8
 """Threads per SQLite or PostgreSQL queue: calls that may run at once. One
@@ -353,9 +356,10 @@ class AsyncActionQueue:
         action_type: str | None = None,
         limit: int = limits.DEFAULT_PAGE_LIMIT,
         offset: int = 0,
+        before_id: int | None = None,
     ) -> ActionPage:
         """A page of actions, newest first (``ActionQueue.list_actions``)."""
-        return await self._run(self._queue.list_actions, status, server_id, action_type, limit, offset)
+        return await self._run(self._queue.list_actions, status, server_id, action_type, limit, offset, before_id)
 
     async def list_server_actions(
         self,
@@ -363,9 +367,10 @@ class AsyncActionQueue:
         status: ActionStatus | str | None = None,
         limit: int = limits.DEFAULT_PAGE_LIMIT,
         offset: int = 0,
+        before_id: int | None = None,
     ) -> ActionPage:
         """A page of one server's actions (``ActionQueue.list_server_actions``)."""
-        return await self._run(self._queue.list_server_actions, server_id, status, limit, offset)
+        return await self._run(self._queue.list_server_actions, server_id, status, limit, offset, before_id)
 
     async def count_actions(self) -> list[tuple[str, ActionStatus, int]]:
         """``(server_id, status, count)`` per pair (``ActionQueue.count_actions``)."""
@@ -491,6 +496,15 @@ class AsyncActionQueue:
         """Walks the audit chain (``ActionQueue.verify_audit``)."""
         return await self._run(self._queue.verify_audit)
 
+    async def prune(self, older_than_seconds: int) -> PruneReport:
+        """Deletes old finished history behind a checkpoint (``ActionQueue.prune``)."""
+        return await self._run(self._queue.prune, older_than_seconds)
+
+    async def export(self, before: datetime) -> AsyncExport:
+        """Old finished actions as JSON Lines (``ActionQueue.export``), an async
+        iterator: ``async for line in await queue.export(before)``."""
+        return AsyncExport(self, await self._run(self._queue.export, before))
+
     # Credentials ---------------------------------------------------------------
 
     async def issue_credential(self, name: str, role: str, server_id: str | None = None) -> IssuedCredential:
@@ -536,3 +550,20 @@ class AsyncActionQueue:
         """Every sink's delivery cursor (``ActionQueue.list_deliveries``)."""
         return await self._run(self._queue.list_deliveries)
 
+
+class AsyncExport:
+    """``AsyncActionQueue.export()``'s async iterator: each step is one step of
+    ``Export`` (a page read now and then) on the queue's thread pool."""
+
+    def __init__(self, queue: AsyncActionQueue, lines: Export) -> None:
+        self._queue = queue
+        self._lines = lines
+
+    def __aiter__(self) -> AsyncExport:
+        return self
+
+    async def __anext__(self) -> str:
+        line: str | None = await self._queue._run(next, self._lines, None)
+        if line is None:
+            raise StopAsyncIteration
+        return line

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,8 @@ ROUTES = [
     ("GET", "/me", None),
     ("GET", "/audit/verify", None),
     ("GET", "/notifications", None),
+    ("POST", "/prune", {"older_than_seconds": 0}),
+    ("GET", "/export?before=2100-01-01T00:00:00Z", None),
 ]
 OPERATIONS = {
     "create_server", "list_servers", "get_server", "pause_server", "unpause_server", "list_server_actions",
@@ -72,6 +74,7 @@ OPERATIONS = {
     "create_credential", "list_credentials", "revoke_credential", "get_me",
     "verify_audit", "stream_events", "healthz", "readyz", "list_notifications",
     "append_action_output", "list_action_output", "stream_action_output",
+    "prune", "export",
 }  # fmt: skip
 
 
@@ -689,7 +692,7 @@ def test_approve_shows_approvals_and_stays_pending_until_enough(tmp_path: Path) 
         assert again.status_code == 200 and again.json() == body
         verify = c.get(f"{V1}/audit/verify")
         assert verify.status_code == 200
-        assert verify.json() == {"checked": 3, "first_bad_event_id": None}  # pause, creation, first approval
+        assert verify.json() == {"checked": 3, "first_bad_event_id": None, "pruned_through": None}  # pause, creation, first approval
     # a changed whitelist: the older action can no longer be approved
     with TestClient(create_app(db_path=str(db), api_key=API_KEY), headers={"X-API-Key": API_KEY}) as c:
         detail = error(c.post(f"{V1}/actions/{action['id']}/approve"), 409, "CONFLICT")
@@ -697,7 +700,7 @@ def test_approve_shows_approvals_and_stays_pending_until_enough(tmp_path: Path) 
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM action_events WHERE id = 3")  # the newest: the approval
     with TestClient(create_app(db_path=str(db), api_key=API_KEY), headers={"X-API-Key": API_KEY}) as c:
-        assert c.get(f"{V1}/audit/verify").json() == {"checked": 2, "first_bad_event_id": 3}
+        assert c.get(f"{V1}/audit/verify").json() == {"checked": 2, "first_bad_event_id": 3, "pruned_through": None}
         assert c.get(f"{V1}/audit/verify", headers={"X-API-Key": "wrong"}).status_code == 401
 
 
@@ -753,3 +756,37 @@ def test_drawn_credential_names_are_taken(name: str) -> None:
     """The names schemathesis draws for the credential-name format are names
     the core takes."""
     actionq.ActionQueue().issue_credential(name, "viewer")
+
+
+def test_prune_and_export_over_http() -> None:
+    """docs/contract/retention.md: export archives what prune then deletes;
+    counts, keyset pages and the audit checkpoint follow."""
+    clock = actionq.ManualClock(datetime(2026, 3, 1, tzinfo=timezone.utc))
+    app = create_app(api_key=API_KEY, clock=clock)
+    with TestClient(app, headers={"X-API-Key": API_KEY}) as c:
+        c.post(f"{V1}/servers", json={"id": "web-1"})
+        ids = []
+        for n in range(3):
+            a = c.post(f"{V1}/actions", json={"server_id": "web-1", "action_type": "restart_service",
+                                              "service_name": f"s{n}"}).json()  # fmt: skip
+            c.post(f"{V1}/actions/{a['id']}/cancel")
+            ids.append(a["id"])
+        live = c.post(f"{V1}/actions", json={"server_id": "web-1", "action_type": "clear_logs"}).json()
+        clock.advance(7200)
+        page = c.get(f"{V1}/actions", params={"limit": 2}).json()
+        assert [a["id"] for a in page["actions"]] == [live["id"], ids[2]]
+        rest = c.get(f"{V1}/actions", params={"limit": 2, "before_id": page["next_before_id"]}).json()
+        assert [a["id"] for a in rest["actions"]] == [ids[1], ids[0]] and rest["next_before_id"] is None
+        error(c.get(f"{V1}/actions", params={"before_id": 0}), 422, "VALIDATION_ERROR")
+        with c.stream("GET", f"{V1}/export", params={"before": "2026-03-01T01:00:00Z"}) as r:
+            assert r.status_code == 200 and r.headers["content-type"].startswith("application/jsonl")
+            lines = [json.loads(line) for line in r.iter_lines() if line]
+        assert [line["action"]["id"] for line in lines] == ids
+        assert all(len(line["events"]) == 2 for line in lines)
+        error(c.post(f"{V1}/prune", json={"older_than_seconds": -1}), 422, "VALIDATION_ERROR")
+        report = c.post(f"{V1}/prune", json={"older_than_seconds": 3600}).json()
+        assert report == {"pruned_actions": 3, "pruned_through": 6}  # create + cancel each
+        assert c.get(f"{V1}/actions").json()["total"] == 1
+        assert c.get(f"{V1}/audit/verify").json() == {"checked": 1, "first_bad_event_id": None, "pruned_through": 6}
+        error(c.get(f"{V1}/actions/{ids[0]}"), 404, "NOT_FOUND")
+        error(c.get(f"{V1}/export", params={"before": "2026-03-01T01:00:00"}), 422, "VALIDATION_ERROR")

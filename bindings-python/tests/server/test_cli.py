@@ -210,7 +210,13 @@ def test_list_filters_and_pages(served: Served, paused: None) -> None:
     assert page["limit"] == 2 and len(page["actions"]) == 2 and page["total"] >= 3
     out = ok(run(served, "list", "--server", "web-1", "--status", "pending", "--limit", "2"))
     fits(out)
-    assert out.splitlines()[-1] == f"1-2 of {page['total']} (--offset for more)"
+    assert out.splitlines()[-1] == f"2 of {page['total']} (--before-id {page['next_before_id']} for more)"
+    after = json.loads(
+        ok(run(served, "list", "--server", "web-1", "--status", "pending", "--limit", "2", "--json",
+               "--before-id", str(page["next_before_id"])))
+    )  # fmt: skip
+    assert after["actions"][0]["id"] < page["actions"][-1]["id"]
+    assert after["total"] == page["total"]
     refused(run(served, "list", "--limit", "0"), 1, "VALIDATION_ERROR")
     assert "no actions" in ok(run(served, "list", "--server", "db-1", "--status", "executing"))
 
@@ -448,3 +454,16 @@ def test_output_follow_reads_the_output_stream() -> None:
             [str(ACTIONQ), "--url", url, "output", "7", "--follow"], capture_output=True, text=True, env=env, timeout=60
         )
     assert (result.returncode, result.stdout, result.stderr) == (0, "hello\n", "warn\n")
+
+
+def test_export_writes_one_json_line_per_finished_action(served: Served, paused: None, tmp_path: Path) -> None:
+    done = request_pending(served, service_name="exported-one")
+    ok(run(served, "cancel", str(done["id"])))
+    target = tmp_path / "archive.jsonl"
+    ok(run(served, "export", "--before", "2100-01-01T00:00:00Z", "-o", str(target)))
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert lines and all(set(line) == {"action", "events"} for line in lines)
+    mine = [line for line in lines if line["action"]["id"] == done["id"]]
+    assert len(mine) == 1 and mine[0]["action"]["status"] == "cancelled"
+    assert [e["to_status"] for e in mine[0]["events"]][-1] == "cancelled"
+    refused(run(served, "export", "--before", "yesterday"), 1, "VALIDATION_ERROR")

@@ -6,6 +6,7 @@
 //! - `operations.rs`: every operation, once, for every kind of [`Actor`];
 //! - `requests.rs`: what hosts pass in ([`NewAction`], [`ActionQuery`],
 //!   [`QueueOptions`]);
+//! - `retention.rs`: prune and export (`docs/contract/retention.md`);
 //! - `validation.rs`: the argument checks shared by the operations;
 //! - `jobs.rs`: the operations of background jobs (job leases, delivery cursors);
 //! - `waiting.rs`: how an operation waits for a change (`docs/contract/push.md`).
@@ -13,6 +14,7 @@
 mod jobs;
 mod operations;
 mod requests;
+mod retention;
 mod validation;
 mod waiting;
 
@@ -34,6 +36,7 @@ use crate::whitelist::Whitelist;
 
 pub use operations::OPERATIONS;
 pub use requests::{ActionQuery, NewAction, QueueOptions};
+pub use retention::{Export, PruneReport};
 pub(crate) use validation::check_len;
 #[cfg(feature = "sqlite")]
 pub(crate) use validation::lease_token_digest;

@@ -27,10 +27,10 @@ use crate::store::{
 use crate::whitelist::ConflictPolicy;
 
 /// Every operation an [`ActionQueue`] offers, by name, in the order of this
-/// module and then of `jobs.rs`. Every host offers each under the same name (C:
+/// module, then of `jobs.rs`, then of `retention.rs`. Every host offers each under the same name (C:
 /// `aq_<noun>_<verb>`), and each host's tests compare its own list with this
 /// one, so an operation added here and forgotten in a host fails the build.
-pub const OPERATIONS: [&str; 34] = [
+pub const OPERATIONS: [&str; 36] = [
     "create_server",
     "get_server",
     "list_servers",
@@ -65,6 +65,8 @@ pub const OPERATIONS: [&str; 34] = [
     "register_delivery",
     "record_delivery",
     "list_deliveries",
+    "prune",
+    "export",
 ];
 
 impl ActionQueue {
@@ -264,12 +266,22 @@ impl ActionQueue {
             server_id: query.server_id.clone(),
             action_type: query.action_type.clone(),
         };
+        if let Some(before_id) = query.before_id.filter(|&id| id < 1) {
+            return Err(Error::InvalidInput(format!(
+                "before_id must be at least 1 (got {before_id})"
+            )));
+        }
+        // One match more than the page, to tell whether a next page exists.
         let page = PageRequest {
-            limit: query.limit as u32,
+            limit: query.limit as u32 + 1,
             offset: query.offset as u64,
+            before_id: query.before_id,
         };
-        let (actions, total) = self.store.list_actions(&filter, page)?;
+        let (mut actions, total) = self.store.list_actions(&filter, page)?;
+        let more = actions.len() > query.limit as usize;
+        actions.truncate(query.limit as usize);
         Ok(ActionPage {
+            next_before_id: more.then(|| actions.last().map(|a| a.id)).flatten(),
             actions,
             total,
             limit: query.limit,
@@ -285,6 +297,7 @@ impl ActionQueue {
         status: Option<ActionStatus>,
         limit: i64,
         offset: i64,
+        before_id: Option<i64>,
     ) -> Result<ActionPage> {
         self.allow(Operation::Read, Target::Server(server_id))?;
         self.expire_before_read()?;
@@ -295,6 +308,7 @@ impl ActionQueue {
             action_type: None,
             limit,
             offset,
+            before_id,
         })
     }
 
@@ -929,12 +943,12 @@ impl ActionQueue {
 mod tests {
     use super::OPERATIONS;
 
-    /// The list is this file's public functions, then `jobs.rs`'s, in order: adding an
+    /// The list is this file's public functions, then `jobs.rs`'s, then `retention.rs`'s, in order: adding an
     /// operation without listing it (and so without every host's tests
     /// noticing) fails here.
     #[test]
     fn operations_list_is_this_files_public_functions() {
-        let source = concat!(include_str!("operations.rs"), include_str!("jobs.rs"));
+        let source = [include_str!("operations.rs"), include_str!("jobs.rs"), include_str!("retention.rs")].concat();
         let defined: Vec<&str> = source
             .lines()
             .filter_map(|line| line.trim_start().strip_prefix("pub fn "))

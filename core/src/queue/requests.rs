@@ -148,7 +148,7 @@ impl NewAction {
 }
 
 /// Filters and page of a listing. Defaults: no filter, `limit`
-/// [`limits::DEFAULT_PAGE_LIMIT`], `offset` 0.
+/// [`limits::DEFAULT_PAGE_LIMIT`], `offset` 0, no `before_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionQuery {
     /// Only this status.
@@ -161,6 +161,10 @@ pub struct ActionQuery {
     pub limit: i64,
     /// Matches to skip, ≥ 0.
     pub offset: i64,
+    /// Keyset paging: only matches listed after the action with this id
+    /// (an earlier page's `next_before_id`), ≥ 1; see
+    /// `docs/contract/retention.md#keyset-paging`.
+    pub before_id: Option<i64>,
 }
 
 impl Default for ActionQuery {
@@ -171,6 +175,7 @@ impl Default for ActionQuery {
             action_type: None,
             limit: limits::DEFAULT_PAGE_LIMIT,
             offset: 0,
+            before_id: None,
         }
     }
 }

@@ -113,8 +113,25 @@ pub fn is_postgres_url(location: &str) -> bool {
 pub struct PageRequest {
     /// Page size, 1..=100.
     pub limit: u32,
-    /// Matches to skip.
+    /// Matches to skip (after `before_id`'s place, when it is set).
     pub offset: u64,
+    /// Keyset paging: only the matches listed after the action with this id,
+    /// or after where it would be when it no longer exists — the newest
+    /// stored action with a lower id gives the place
+    /// (`docs/contract/retention.md#keyset-paging`). A seek in the listing's
+    /// index, whatever the depth.
+    pub before_id: Option<i64>,
+}
+
+/// Where the log was last pruned: the last pruned event's id and hash, and
+/// the highest action id pruned (`docs/contract/retention.md`). All zero
+/// (and [`crate::audit::GENESIS_HASH`]) when nothing was ever pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PruneCheckpoint {
+    /// The last pruned event (the chain resumes after it).
+    pub audit: AuditHead,
+    /// Every action with an id up to this one is pruned.
+    pub last_action_id: i64,
 }
 
 /// Persistent (or not) home of servers, actions and events.
@@ -208,6 +225,9 @@ pub trait Store: Send + Sync + 'static {
     /// reserved row of `action_counts`, whose page such a write usually
     /// rewrites anyway) to the event's id and hash. The head of an
     /// empty log is id 0 and [`crate::audit::GENESIS_HASH`].
+    /// Events before the [`PruneCheckpoint`] are gone; the walk starts
+    /// from it ([`AuditVerifier::resume`]), reading the checkpoint in the
+    /// same snapshot.
     fn verify_audit(&self) -> Result<AuditReport>;
 
     /// Stores a new credential with the next id (from 1, never reused) and
@@ -305,4 +325,26 @@ pub trait Store: Send + Sync + 'static {
     /// Every delivery cursor, by name, each with the events logged after it
     /// (`lag_events`, counted from the event index, and `oldest_pending_at`).
     fn list_deliveries(&self) -> Result<Vec<Delivery>>;
+    /// The stored [`PruneCheckpoint`], read without the write lock.
+    fn prune_checkpoint(&self) -> Result<PruneCheckpoint>;
+
+    /// One prune batch, in one atomic step: when the stored checkpoint is
+    /// still `from` (else `None`: another pruner moved it; nothing changes),
+    /// deletes every event with an id in `(from.audit.last_event_id,
+    /// last_event_id]`, every action with an id in `(from.last_action_id,
+    /// last_action_id]` and its per-action rows, takes those actions off the
+    /// running totals, and stores the new checkpoint: `last_event_id` with
+    /// that event's stored hash, and `last_action_id`. Returns how many
+    /// actions it deleted (`None` too when there is no such event).
+    ///
+    /// The queue plans the range ([`crate::ActionQueue::prune`]): a prefix
+    /// of the log made only of finished actions' events. The store still
+    /// refuses (Conflict, nothing changed) when an action in the range is
+    /// not in a terminal status, so no plan can delete a live action.
+    fn prune_prefix(
+        &self,
+        from: &PruneCheckpoint,
+        last_event_id: i64,
+        last_action_id: i64,
+    ) -> Result<Option<u64>>;
 }

@@ -67,6 +67,7 @@ fn case(what: &'static str, sql: &str, checked: u64, first_bad: Option<i64>) -> 
         want: AuditReport {
             checked,
             first_bad_event_id: first_bad,
+            pruned_through: None,
         },
     }
 }
@@ -129,6 +130,7 @@ pub fn cases(action: &actionq::Action) -> Vec<Case> {
             want: AuditReport {
                 checked: 2,
                 first_bad_event_id: Some(3),
+                pruned_through: None,
             },
         },
         case(

@@ -147,6 +147,20 @@ class Api:
             yield from parse_sse(r.iter_lines())
 
 
+    def lines(self, path: str, **params: Any) -> Iterator[str]:
+        """The lines of a streamed answer (``/export``'s JSON Lines), as they
+        arrive; :class:`ApiError` for an error answer."""
+        query = {k: v for k, v in params.items() if v is not None}
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None)
+        with self._http.stream("GET", path, params=query, timeout=timeout) as r:
+            if r.status_code >= 400:
+                r.read()
+                raise _error(r)
+            for line in r.iter_lines():
+                if line:
+                    yield line
+
+
 def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, str, Any]]:
     """The messages of a ``text/event-stream`` (the WHATWG rules this server
     uses: ``id``, ``event``, ``data`` lines, a blank line ends a message,

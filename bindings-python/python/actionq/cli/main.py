@@ -211,12 +211,13 @@ def unpause(server_id: str) -> None:
 
 
 def _all_pages(api: Api, **query: Any) -> Iterator[dict[str, Any]]:
-    offset = 0
+    # Keyset pages: each costs the same however deep (docs/contract/retention.md#keyset-paging).
+    before_id = None
     while True:
-        page = api.get("/actions", limit=limits.MAX_PAGE_LIMIT, offset=offset, **query)
+        page = api.get("/actions", limit=limits.MAX_PAGE_LIMIT, before_id=before_id, **query)
         yield from page["actions"]
-        offset += len(page["actions"])
-        if not page["actions"] or offset >= page["total"]:
+        before_id = page["next_before_id"]
+        if before_id is None:
             return
 
 
@@ -237,21 +238,32 @@ def pending() -> None:
 @click.option("--type", "action_type", metavar="TYPE", help="Only this action type.")
 @click.option("--limit", type=int, help=f"Page size, 1-{limits.MAX_PAGE_LIMIT} (default {limits.DEFAULT_PAGE_LIMIT}).")
 @click.option("--offset", type=int, help="Skip this many (default 0).")
+@click.option("--before-id", type=int, metavar="ID", help="The page after this action (a page's next_before_id).")
 @_json_option
 def list_(
-    status: str | None, server_id: str | None, action_type: str | None, limit: int | None, offset: int | None
+    status: str | None,
+    server_id: str | None,
+    action_type: str | None,
+    limit: int | None,
+    offset: int | None,
+    before_id: int | None,
 ) -> None:
     """Actions, newest first, one page."""
     page = _settings().api().get(
-        "/actions", status=status, server_id=server_id, action_type=action_type, limit=limit, offset=offset
+        "/actions",
+        status=status,
+        server_id=server_id,
+        action_type=action_type,
+        limit=limit,
+        offset=offset,
+        before_id=before_id,
     )
     if _settings().as_json:
         _print_json(page)
         return
     _print_actions(page["actions"])
-    shown = len(page["actions"])
-    if shown < page["total"]:
-        click.echo(f"{page['offset'] + 1}-{page['offset'] + shown} of {page['total']} (--offset for more)")
+    if page["next_before_id"] is not None:
+        click.echo(f"{len(page['actions'])} of {page['total']} (--before-id {page['next_before_id']} for more)")
 
 
 @cli.command()
@@ -447,9 +459,37 @@ def verify() -> None:
     if _settings().as_json:
         _print_json(report)
     elif bad is None:
-        click.echo(f"audit intact: {report['checked']} events verified")
+        pruned = report.get("pruned_through")
+        since = "" if pruned is None else f" after the prune checkpoint (event {pruned})"
+        click.echo(f"audit intact: {report['checked']} events verified{since}")
     if bad is not None:
         _fail(REFUSED, f"AUDIT_BROKEN: event {bad} does not verify ({report['checked']} verified before it)")
+
+
+@cli.command()
+@click.option(
+    "--before",
+    required=True,
+    metavar="TIME",
+    help="RFC 3339 time (e.g. 2026-01-01T00:00:00Z): finished actions whose last change is before it.",
+)
+@click.option("--output", "-o", type=click.File("w"), default="-", help="File to write (default stdout).")
+def export(before: str, output: Any) -> None:
+    """Archive finished actions as JSON Lines, one action with its events per line (admin)."""
+    for line in _settings().api().lines("/export", before=before):
+        output.write(line + "\n")
+
+
+@cli.command()
+@click.option("--older-than-days", type=click.IntRange(min=0), required=True, help="Age of the last change, in days.")
+@_json_option
+def prune(older_than_days: int) -> None:
+    """Delete finished actions older than that, with their events, keeping the audit checkpoint (admin)."""
+    report = _settings().api().call("POST", "/prune", json={"older_than_seconds": older_than_days * 86_400})
+    if _settings().as_json:
+        _print_json(report)
+    else:
+        click.echo(f"pruned {report['pruned_actions']} actions; audit checkpoint at event {report['pruned_through']}")
 
 
 @cli.command()

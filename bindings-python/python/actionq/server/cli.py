@@ -14,7 +14,8 @@ address and localhost) are the ``Host`` header values served.
 
 For containers (docs/contract/deployment.md): every option also comes from
 the environment (``ACTIONQ_HOST``, ``ACTIONQ_PORT``, ``ACTIONQ_WHITELIST``,
-``ACTIONQ_ALLOWED_HOSTS`` space-separated, ``ACTIONQ_LOG_FORMAT``), and the two
+``ACTIONQ_ALLOWED_HOSTS`` space-separated, ``ACTIONQ_LOG_FORMAT``,
+``ACTIONQ_RETENTION_DAYS``), and the two
 secrets from files: ``ACTIONQ_API_KEY_FILE`` and ``ACTIONQ_DATABASE_FILE``
 (one trailing newline ignored; a variable and its ``_FILE`` both set is an
 error). ``--log-format json`` writes one JSON line per request and per
@@ -37,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+from actionq.server import retention
 from actionq.server.routes import ServerState
 from actionq.server.notify import NOTIFY_ENV, NotifyConfigError, load_config
 from actionq.server.app import API_KEY_ENV, POSTGRES_SCHEMES, SIGNING_KEY_ENV, create_app, resolve_signing_key
@@ -56,6 +58,15 @@ TLS_KEY_ENV = "ACTIONQ_TLS_KEY"
 """Environment variable giving ``--tls-key``."""
 
 LOG_FORMAT_ENV = "ACTIONQ_LOG_FORMAT"
+RETENTION_ENV = "ACTIONQ_RETENTION_DAYS"
+
+
+def retention_days(text: str) -> int:
+    """``--retention-days``: a whole number of days, at least 1."""
+    days = int(text)
+    if days < 1:
+        raise ValueError(text)
+    return days
 """Environment variable giving ``--log-format``."""
 
 SHUTDOWN_GRACE_SECONDS = 5
@@ -102,6 +113,14 @@ def parser() -> argparse.ArgumentParser:
     """The command line of ``actionq-server``."""
     p = argparse.ArgumentParser(prog="actionq-server", description=(__doc__ or "").splitlines()[0])
     env = os.environ
+    p.add_argument(
+        "--retention-days",
+        # argparse converts a str default with `type`: a bad value is a usage error.
+        type=retention_days,
+        default=env.get(RETENTION_ENV) or None,
+        help=f"prune finished actions whose last change is older than N days, hourly (default ${RETENTION_ENV}, "
+        "else keep everything; docs/contract/retention.md)",
+    )
     p.add_argument(
         "--host", default=env.get("ACTIONQ_HOST") or "127.0.0.1", help="address to listen on (default $ACTIONQ_HOST, else 127.0.0.1)"
     )
@@ -256,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         allowed_hosts=allowed_hosts,
         notify_config=notify_config,
     )
+    if args.retention_days is not None:
+        retention.install(app, args.retention_days)
+        say(f"finished actions older than {args.retention_days} days are pruned hourly (--retention-days)")
     if args.log_format == "json":
         # Outermost, so a request refused by any other layer is logged too.
         app.add_middleware(RequestLog)

@@ -92,6 +92,8 @@ EventsLimit = Annotated[int, _I64_RANGE, core_range(1, limits.MAX_EVENTS_LIMIT)]
 """How many events one read returns at most (the core's 1..=MAX_EVENTS_LIMIT)."""
 Cursor = Annotated[int, _I64_RANGE, core_range(0)]
 """An event id to read after (0: from the start)."""
+BeforeId = Annotated[int, _I64_RANGE, core_range(1)]
+"""Keyset paging: list only what comes after the action with this id (a page's ``next_before_id``)."""
 Id = Annotated[int, _I64_RANGE, core_range(1), JsonNumber]
 """The id of an action or an alert in a JSON body (a JSON integer, >= 1)."""
 LeaseSeconds = Annotated[
@@ -170,6 +172,9 @@ class ActionRef(BaseModel):
     action_id: Id
 
 
+_BEFORE_ID = "keyset paging: the `next_before_id` of the page before (same cost at any depth)"
+
+
 class ActionQuery(BaseModel):
     """The filters and page of ``GET /actions``, newest first."""
 
@@ -180,6 +185,7 @@ class ActionQuery(BaseModel):
     action_type: ActionTypeName | None = None
     limit: PageLimit = Field(limits.DEFAULT_PAGE_LIMIT, description=f"1-{limits.MAX_PAGE_LIMIT}")
     offset: Offset = Field(0, description=">= 0")
+    before_id: BeforeId | None = Field(None, description=_BEFORE_ID)
 
 
 class EventQuery(BaseModel):
@@ -322,6 +328,7 @@ class ActionListOut(Record):
     total: int
     limit: int
     offset: int
+    next_before_id: int | None = Field(description="`before_id` of the next page; null on the last page")
 
 
 class EventOut(Record):
@@ -386,6 +393,20 @@ class MeOut(Record):
 class AuditReportOut(Record):
     checked: int = Field(description="events verified before the first bad one (all when none is)")
     first_bad_event_id: int | None = Field(description="the first event that does not verify; null when intact")
+    pruned_through: int | None = Field(
+        description="the last pruned event (verified from its checkpoint on); null when nothing was pruned"
+    )
+
+
+class PruneRequest(BaseModel):
+    older_than_seconds: Annotated[int, _I64_RANGE, core_range(0), JsonNumber] = Field(
+        description="prune finished actions whose last change is older than this"
+    )
+
+
+class PruneOut(Record):
+    pruned_actions: int = Field(description="actions deleted (with their events) by this call")
+    pruned_through: int | None = Field(description="the last pruned event so far; null when nothing ever was")
 
 
 class NotificationSinkOut(Record):

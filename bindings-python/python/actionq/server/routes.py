@@ -29,11 +29,13 @@ annotations at definition time.
 
 import json
 import secrets
+from datetime import datetime
 from http import HTTPStatus
 from dataclasses import dataclass, field
 from typing import Annotated, Any, NoReturn
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 
@@ -45,6 +47,7 @@ from actionq.server.models import (
     ActionOut,
     ActionQuery,
     AuditReportOut,
+    BeforeId,
     ClaimOut,
     ClaimRequest,
     CredentialCreate,
@@ -63,6 +66,8 @@ from actionq.server.models import (
     NotificationSinkOut,
     Offset,
     PageLimit,
+    PruneOut,
+    PruneRequest,
     RejectRequest,
     ResultRequest,
     ServerCreate,
@@ -260,8 +265,9 @@ async def list_server_actions(
     status: ActionStatus | None = None,
     limit: Annotated[PageLimit, Query(description=_PAGE)] = limits.DEFAULT_PAGE_LIMIT,
     offset: Annotated[Offset, Query(description=">= 0")] = 0,
+    before_id: Annotated[BeforeId | None, Query(description="keyset paging: a page's `next_before_id`")] = None,
 ) -> Response:
-    return _json(await caller.list_server_actions(server_id, status, limit, offset))
+    return _json(await caller.list_server_actions(server_id, status, limit, offset, before_id))
 
 
 # Actions --------------------------------------------------------------------
@@ -275,7 +281,7 @@ async def list_actions(
 ) -> Response:
     if q.action_type is not None and q.action_type not in queue.action_types:
         _not_whitelisted("query", q.action_type, queue)
-    return _json(await caller.list_actions(q.status, q.server_id, q.action_type, q.limit, q.offset))
+    return _json(await caller.list_actions(q.status, q.server_id, q.action_type, q.limit, q.offset, q.before_id))
 
 
 @router.get("/actions/{action_id}", operation_id="get_action", response_model=ActionOut)
@@ -519,3 +525,35 @@ async def list_notifications(caller: Person, request: Request) -> Response:
             record = json.loads(delivery.to_json())
             sinks.append({key: record[key] for key in fields})
     return Response(json.dumps(sinks), media_type=_JSON)
+# Retention ------------------------------------------------------------------
+
+
+@router.post("/prune", operation_id="prune", response_model=PruneOut)
+async def prune(body: PruneRequest, caller: Person) -> Response:
+    """Deletes finished actions whose last change is older than
+    ``older_than_seconds``, with their events, in batches behind an audit
+    checkpoint (docs/contract/retention.md#prune; admin)."""
+    report = await caller.prune(body.older_than_seconds)
+    return Response(report.to_json(), media_type=_JSON)
+
+
+@router.get(
+    "/export",
+    operation_id="export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/jsonl": {}}, "description": "one action per line"}},
+)
+async def export(
+    caller: Person,
+    before: Annotated[datetime, Query(description="RFC 3339: finished actions whose last change is before this")],
+) -> StreamingResponse:
+    """The finished actions whose last change is before ``before``, one JSON
+    object per line (``{"action", "events"}``), streamed as the store is read
+    (docs/contract/retention.md#export; admin)."""
+    lines = await caller.export(before)
+
+    async def body() -> Any:
+        async for line in lines:
+            yield line + "\n"
+
+    return StreamingResponse(body(), media_type="application/jsonl")

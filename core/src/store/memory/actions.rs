@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 
 use super::rows::{Stored, Sym};
-use super::{index, Inner};
+use super::Inner;
 use crate::error::{Error, Result};
 use crate::model::{Action, ActionCount, ActionFilter, ActionStatus, Timestamp};
 use crate::rules::ACTIVE_STATUSES;
 use crate::store::sweep::Due;
-use crate::store::{ActionDraft, Change, ConflictGuard, PageRequest};
+use crate::store::{ActionDraft, Change, ConflictGuard, PageRequest, PruneCheckpoint};
 
 /// An action's place in creation order.
 pub(super) type OrderKey = (Timestamp, i64);
@@ -75,6 +75,16 @@ impl Ordered {
 
     fn iter(&self) -> std::slice::Iter<'_, OrderKey> {
         self.0.iter()
+    }
+
+    /// The keys below `key`, largest first.
+    fn below(&self, key: OrderKey) -> impl Iterator<Item = &OrderKey> {
+        self.0[..self.0.partition_point(|k| *k < key)].iter().rev()
+    }
+
+    /// Drops every key of an action with id up to `last_id`.
+    fn forget_through(&mut self, last_id: i64) {
+        self.0.retain(|&(_, id)| id > last_id);
     }
 }
 
@@ -200,20 +210,88 @@ impl Inner {
         let Some(event) = change.apply(&mut action, &mut token)? else {
             // Nothing recorded (a heartbeat, a repeated approval): only the
             // lease may have moved.
-            let index = index(id).expect("exists");
+            let index = self.index(id).expect("exists");
             let later = self.actions[index].later.get_or_insert_with(Box::default);
             later.lease_expires_at = action.lease_expires_at;
             return Ok(action);
         };
-        let old = self.actions[index(id).expect("exists")].clone();
+        let old = self.actions[self.index(id).expect("exists")].clone();
         let new = self.compact(&action, token);
         self.index_status(id, &old, false);
         self.index_status(id, &new, true);
         self.count(&old, old.status, -1);
         self.count(&new, new.status, 1);
-        self.actions[index(id).expect("exists")] = new;
+        let index = self.index(id).expect("exists");
+        self.actions[index] = new;
         self.log(event);
         Ok(action)
+    }
+
+    /// The creation time of action `before`, or of the newest stored
+    /// action below it; `None` when there is none (nothing is below).
+    fn anchor(&self, before: i64) -> Option<Timestamp> {
+        let last = self.pruned.last_action_id + self.actions.len() as i64;
+        let id = before.min(last);
+        (id > self.pruned.last_action_id).then(|| self.stored(id).expect("dense").created_at)
+    }
+
+    /// [`Store::prune_prefix`](crate::store::Store::prune_prefix).
+    pub(super) fn prune_prefix(
+        &mut self,
+        from: &PruneCheckpoint,
+        last_event_id: i64,
+        last_action_id: i64,
+    ) -> Result<Option<u64>> {
+        if self.pruned != *from {
+            return Ok(None);
+        }
+        let actions = usize::try_from(last_action_id - from.last_action_id)
+            .unwrap_or(0)
+            .min(self.actions.len());
+        let events = usize::try_from(last_event_id - from.audit.last_event_id)
+            .unwrap_or(0)
+            .min(self.events.len());
+        if let Some((i, live)) = self
+            .actions
+            .iter()
+            .take(actions)
+            .enumerate()
+            .find(|(_, s)| !s.status.is_terminal())
+        {
+            return Err(Error::conflict(format!(
+                "prune refused: action {} is {}",
+                from.last_action_id + 1 + i as i64,
+                live.status
+            )));
+        }
+        let Some(last) = events.checked_sub(1).map(|i| self.events[i].hash) else {
+            return Ok(None);
+        };
+        for (i, stored) in self
+            .actions
+            .drain(..actions)
+            .collect::<Vec<_>>()
+            .iter()
+            .enumerate()
+        {
+            let id = from.last_action_id + 1 + i as i64;
+            self.output.remove(&id);
+            self.index_status(id, stored, false);
+            self.count(stored, stored.status, -1);
+            if let Some(keys) = self.by_server.get_mut(&stored.server_id) {
+                keys.forget_through(id);
+            }
+        }
+        self.by_created.forget_through(last_action_id);
+        self.events.drain(..events);
+        self.pruned = PruneCheckpoint {
+            audit: crate::audit::AuditHead {
+                last_event_id: from.audit.last_event_id + events as i64,
+                hash: last,
+            },
+            last_action_id: from.last_action_id + actions as i64,
+        };
+        Ok(Some(actions as u64))
     }
 
     /// Resolves `filter`'s names; `None` when a name was never stored (no match).
@@ -237,7 +315,7 @@ impl Inner {
         if let Some(existing) = self.collision(&draft, guard) {
             return Err(guard.error(existing));
         }
-        let id = self.actions.len() as i64 + 1;
+        let id = self.pruned.last_action_id + self.actions.len() as i64 + 1;
         let spent = self.auto_approved_in_window(&draft);
         let (action, event) = draft.into_action(id, server, spent);
         let stored = self.compact(&action, None);
@@ -248,7 +326,7 @@ impl Inner {
             .insert((action.created_at, id));
         self.index_status(id, &stored, true);
         self.count(&stored, stored.status, 1);
-        self.actions.push(stored);
+        self.actions.push_back(stored);
         self.log(event);
         Ok(action)
     }
@@ -269,20 +347,30 @@ impl Inner {
         if page.offset >= total {
             return (Vec::new(), total);
         }
+        // Keyset paging starts below the place of `before_id` (module docs
+        // of `PageRequest`): the key of that action, or of the newest one
+        // stored below it.
+        let below = match page.before_id {
+            None => (Timestamp::MAX_UTC, i64::MAX),
+            Some(before) => match self.anchor(before) {
+                Some(created_at) => (created_at, before),
+                None => return (Vec::new(), total),
+            },
+        };
         // Walk the narrowest order index the filter allows, newest first.
         let newest_first: Box<dyn Iterator<Item = &OrderKey>> = match (server, filter.status) {
             (Some(server), _) => match self.by_server.get(&server) {
-                Some(keys) => Box::new(keys.iter().rev()),
+                Some(keys) => Box::new(keys.below(below)),
                 None => return (Vec::new(), 0),
             },
             (None, Some(status)) => match self.by_status.get(&status) {
-                Some(keys) => Box::new(keys.iter().rev()),
+                Some(keys) => Box::new(keys.range(..below).rev()),
                 None => return (Vec::new(), 0),
             },
-            (None, None) => Box::new(self.by_created.iter().rev()),
+            (None, None) => Box::new(self.by_created.below(below)),
         };
         let actions = newest_first
-            .map(|&(_, id)| (id, &self.actions[id as usize - 1]))
+            .map(|&(_, id)| (id, self.stored(id).expect("indexed ids exist")))
             .filter(|(_, s)| {
                 filter.status.is_none_or(|f| f == s.status)
                     && server.is_none_or(|f| f == s.server_id)

@@ -1,6 +1,6 @@
 //! Credentials: issued with their event, found by the digest of their secret.
 
-use super::{index, Inner};
+use super::{position, Inner};
 use crate::error::{Error, Result};
 use crate::identity::{Credential, CredentialDraft};
 use crate::model::Timestamp;
@@ -30,7 +30,7 @@ impl Inner {
         at: Timestamp,
         by: &str,
     ) -> Option<Credential> {
-        let credential = self.credentials.get_mut(index(id)?)?;
+        let credential = self.credentials.get_mut(position(id, 1)?)?;
         if credential.revoked_at.is_some() {
             return Some(credential.clone());
         }

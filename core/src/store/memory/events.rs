@@ -3,9 +3,7 @@
 
 use super::rows::{boxed, StoredEvent};
 use super::Inner;
-use crate::audit::{
-    event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent, GENESIS_HASH, HASH_VERSION,
-};
+use crate::audit::{event_hash, AuditHead, AuditReport, AuditVerifier, ChainedEvent, HASH_VERSION};
 use crate::model::Event;
 use crate::store::EventDraft;
 
@@ -13,9 +11,12 @@ impl Inner {
     pub(super) fn log(&mut self, event: EventDraft) {
         let by = self.strings.intern(&event.by);
         let subject = self.strings.intern(&event.subject);
-        let prev = self.events.last().map_or(GENESIS_HASH, |e| e.hash);
+        let prev = self
+            .events
+            .back()
+            .map_or(self.pruned.audit.hash, |e| e.hash);
         let hash = event_hash(&prev, &event);
-        self.events.push(StoredEvent {
+        self.events.push_back(StoredEvent {
             action_id: event.action_id,
             at: event.at,
             by,
@@ -31,19 +32,23 @@ impl Inner {
 
     /// Up to `limit` events after `cursor`, oldest first.
     pub(super) fn events_since(&self, cursor: i64, limit: u32) -> Vec<Event> {
-        let start = usize::try_from(cursor).unwrap_or(0).min(self.events.len());
-        self.events[start..]
-            .iter()
+        let first = self.pruned.audit.last_event_id + 1;
+        let start = super::position(cursor.max(first - 1) + 1, first)
+            .unwrap_or(0)
+            .min(self.events.len());
+        self.events
+            .range(start..)
             .take(limit as usize)
-            .zip(start as i64 + 1..)
+            .zip(first + start as i64..)
             .map(|(e, id)| self.event(id, e))
             .collect()
     }
 
     /// Walks the chain and the head (kept implicitly: the last event).
     pub(super) fn verify_audit(&self) -> AuditReport {
-        let mut prev = GENESIS_HASH;
-        let chain = self.events.iter().zip(1..).map(|(e, id)| {
+        let mut prev = self.pruned.audit.hash;
+        let first = self.pruned.audit.last_event_id + 1;
+        let chain = self.events.iter().zip(first..).map(|(e, id)| {
             // What the event vouches for is checked against the action as it is now.
             let action = match (&e.digest, e.action_id) {
                 (Some(_), Some(action_id)) => {
@@ -62,10 +67,13 @@ impl Inner {
             Ok::<_, std::convert::Infallible>(Ok(chained))
         });
         let head = AuditHead {
-            last_event_id: self.events.len() as i64,
-            hash: self.events.last().map_or(GENESIS_HASH, |e| e.hash),
+            last_event_id: self.last_event_id(),
+            hash: self
+                .events
+                .back()
+                .map_or(self.pruned.audit.hash, |e| e.hash),
         };
-        let Ok(report) = AuditVerifier::walk(chain, Some(&head));
+        let Ok(report) = AuditVerifier::walk(&self.pruned.audit, chain, Some(&head));
         report
     }
 }

@@ -20,7 +20,7 @@ mod output;
 mod rows;
 mod servers;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -34,7 +34,7 @@ use crate::store::sweep::{sweep, Due, Sweep};
 use crate::store::wake::Touched;
 use crate::store::{
     ActionDraft, AuditReport, Change, ConflictGuard, Delivery, DeliveryUpdate, JobLease, Notifier,
-    PageRequest, Store,
+    PageRequest, PruneCheckpoint, Store,
 };
 
 /// An in-memory [`Store`]: fast, shared by threads of one process, gone on exit.
@@ -48,7 +48,7 @@ pub struct MemoryStore {
 /// the waiters of the servers they are about are woken.
 struct Writing<'a> {
     guard: Option<RwLockWriteGuard<'a, Inner>>,
-    events_before: usize,
+    events_before: i64,
     notifier: &'a Notifier,
 }
 
@@ -69,7 +69,9 @@ impl Drop for Writing<'_> {
     fn drop(&mut self) {
         let mut touched = Touched::default();
         if let Some(inner) = self.guard.take() {
-            for event in &inner.events[self.events_before.min(inner.events.len())..] {
+            // Events are appended at the back; a prune only takes from the front.
+            let added = usize::try_from(inner.last_event_id() - self.events_before).unwrap_or(0);
+            for event in inner.events.iter().skip(inner.events.len().saturating_sub(added)) {
                 touched.record(event.kind, inner.strings.get(event.subject));
             }
         }
@@ -85,9 +87,13 @@ struct Inner {
     /// The whitelist version interned last ([`Inner::intern_version`]).
     last_version: Option<Sym>,
     servers: HashMap<String, Server>,
-    /// Action with id `n` at index `n - 1`: ids are dense.
-    actions: Vec<Stored>,
-    events: Vec<StoredEvent>,
+    /// Action with id `n` at index `n - 1 - pruned.last_action_id`: ids
+    /// are dense, and prune removes a prefix of them.
+    actions: VecDeque<Stored>,
+    /// Event with id `n` at index `n - 1 - pruned.audit.last_event_id`.
+    events: VecDeque<StoredEvent>,
+    /// Where the log was last pruned.
+    pruned: PruneCheckpoint,
     /// Totals per (server, type, status), so listings never count by scanning.
     counts: StatusCounts,
     /// Listing order, all actions and per server.
@@ -129,16 +135,28 @@ impl MemoryStore {
     fn write(&self) -> Writing<'_> {
         let guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
         Writing {
-            events_before: guard.events.len(),
+            events_before: guard.last_event_id(),
             guard: Some(guard),
             notifier: &self.notifier,
         }
     }
 }
 
-/// The position of record `id` in its vector: ids are dense and start at 1.
-fn index(id: i64) -> Option<usize> {
-    usize::try_from(id.checked_sub(1)?).ok()
+/// The position of record `id` in a vector of dense ids from `first`.
+fn position(id: i64, first: i64) -> Option<usize> {
+    usize::try_from(id.checked_sub(first)?).ok()
+}
+
+impl Inner {
+    /// The position of action `id` in `actions`.
+    fn index(&self, id: i64) -> Option<usize> {
+        position(id, self.pruned.last_action_id + 1)
+    }
+
+    /// The id of the newest event (pruned or not), 0 for none.
+    fn last_event_id(&self) -> i64 {
+        self.pruned.audit.last_event_id + self.events.len() as i64
+    }
 }
 
 impl Sweep for MemoryStore {
@@ -295,5 +313,19 @@ impl Store for MemoryStore {
 
     fn notifier(&self) -> &Arc<Notifier> {
         &self.notifier
+    }
+
+    fn prune_checkpoint(&self) -> Result<PruneCheckpoint> {
+        Ok(self.read().pruned)
+    }
+
+    fn prune_prefix(
+        &self,
+        from: &PruneCheckpoint,
+        last_event_id: i64,
+        last_action_id: i64,
+    ) -> Result<Option<u64>> {
+        self.write()
+            .prune_prefix(from, last_event_id, last_action_id)
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::{index, Inner};
+use super::Inner;
 use crate::model::{Action, ActionStatus, Approval, Event, EventKind, Timestamp};
 
 /// An interned string: index into [`Interner::strings`].
@@ -120,7 +120,7 @@ pub(super) fn unbox_map(pairs: &[(Box<str>, Box<str>)]) -> BTreeMap<String, Stri
 
 impl Inner {
     pub(super) fn stored(&self, id: i64) -> Option<&Stored> {
-        self.actions.get(index(id)?)
+        self.actions.get(self.index(id)?)
     }
 
     /// The public form of a stored action, and its lease token.

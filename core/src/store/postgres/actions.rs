@@ -93,7 +93,10 @@ pub(super) fn get(conn: &mut Conn, id: i64) -> Out<Option<Action>> {
 
 /// Keeps `action_counts` in step with the given changes of (server, type,
 /// status) totals, in one statement that locks the rows in key order.
-fn count(conn: &mut Conn, deltas: BTreeMap<(String, String, &'static str), i64>) -> Out<()> {
+pub(super) fn count(
+    conn: &mut Conn,
+    deltas: BTreeMap<(String, String, &'static str), i64>,
+) -> Out<()> {
     let deltas: Vec<_> = deltas.into_iter().filter(|(_, n)| *n != 0).collect();
     if deltas.is_empty() {
         return Ok(());
@@ -414,9 +417,14 @@ pub(super) fn expire_due(conn: &mut Conn, due: Due<'_>, change: &Change) -> Out<
 
 /// The statement of a listing under `filter`: page and total in one, binding
 /// the set filters (server, type, status, in that order), then `LIMIT` and
-/// `OFFSET`. The text depends only on which filters are set, so each
-/// combination is prepared once per connection.
-pub(super) fn listing_sql(filter: &ActionFilter) -> String {
+/// `OFFSET`, then with `keyset` the `before_id`. The text depends only on
+/// which filters are set and on `keyset`, so each combination is prepared
+/// once per connection.
+///
+/// Keyset paging is a range on the index's trailing (`created_at`, id)
+/// below the place of `before_id`: its own key, or the `created_at` of the
+/// newest action stored below it (`PageRequest::before_id`), one seek by id.
+pub(super) fn listing_sql(filter: &ActionFilter, keyset: bool) -> String {
     let mut clauses = Vec::new();
     for (column, set) in [
         ("server_id", filter.server_id.is_some()),
@@ -427,19 +435,30 @@ pub(super) fn listing_sql(filter: &ActionFilter) -> String {
             clauses.push(format!("{column} = ${}", clauses.len() + 1));
         }
     }
-    let where_clause = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
+    let where_of = |clauses: &[String]| {
+        if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        }
     };
+    let total_where = where_of(&clauses);
     let n = clauses.len();
+    if keyset {
+        clauses.push(format!(
+            "(created_at, id) < ((SELECT created_at FROM actions WHERE id <= ${k} \
+             ORDER BY id DESC LIMIT 1), ${k})",
+            k = n + 3
+        ));
+    }
     format!(
         "WITH page AS (SELECT {columns} FROM actions {where_clause} \
                        ORDER BY created_at DESC, id DESC LIMIT ${l} OFFSET ${o}) \
          SELECT t.total, page.* FROM \
-           (SELECT COALESCE(SUM(n), 0)::bigint AS total FROM action_counts {where_clause}) t \
+           (SELECT COALESCE(SUM(n), 0)::bigint AS total FROM action_counts {total_where}) t \
          LEFT JOIN page ON true ORDER BY page.created_at DESC, page.id DESC",
         columns = action_columns!(),
+        where_clause = where_of(&clauses),
         l = n + 1,
         o = n + 2,
     )
@@ -467,7 +486,12 @@ pub(super) fn list(
     let offset = i64::try_from(page.offset).unwrap_or(i64::MAX);
     args.push(&limit);
     args.push(&offset);
-    let rows = conn.query(&listing_sql(filter), &args).db("list actions")?;
+    if let Some(before_id) = &page.before_id {
+        args.push(before_id);
+    }
+    let rows = conn
+        .query(&listing_sql(filter, page.before_id.is_some()), &args)
+        .db("list actions")?;
     let mut total = 0i64;
     let mut actions = Vec::new();
     for row in &rows {

@@ -164,6 +164,7 @@ pub(super) fn verify(conn: &mut Conn) -> Out<AuditReport> {
             })
         })
         .transpose()?;
+    let checkpoint = super::retention::checkpoint(conn, false)?;
     let statement = conn
         .prepared(concat!(
             "SELECT ",
@@ -220,5 +221,5 @@ pub(super) fn verify(conn: &mut Conn) -> Out<AuditReport> {
             chained
         }))
     });
-    AuditVerifier::walk(chain, head.as_ref())
+    AuditVerifier::walk(&checkpoint.audit, chain, head.as_ref())
 }

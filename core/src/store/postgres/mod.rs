@@ -50,6 +50,7 @@ mod options;
 mod output;
 #[cfg(test)]
 mod plans;
+mod retention;
 mod rows;
 mod schema;
 mod servers;
@@ -69,7 +70,7 @@ use crate::store::sweep::{sweep, Due, Sweep};
 use crate::store::wake::{Touched, Watcher};
 use crate::store::{
     ActionDraft, AuditReport, Change, ConflictGuard, Delivery, DeliveryUpdate, JobLease, Notifier,
-    PageRequest, Store,
+    PageRequest, PruneCheckpoint, Store,
 };
 
 pub use options::PostgresOptions;
@@ -475,5 +476,22 @@ impl Store for PostgresStore {
 
     fn notifier(&self) -> &Arc<Notifier> {
         &self.notifier
+    }
+
+    fn prune_checkpoint(&self) -> Result<PruneCheckpoint> {
+        self.single("read prune checkpoint", |conn| {
+            retention::checkpoint(conn, false)
+        })
+    }
+
+    fn prune_prefix(
+        &self,
+        from: &PruneCheckpoint,
+        last_event_id: i64,
+        last_action_id: i64,
+    ) -> Result<Option<u64>> {
+        self.write("prune", |conn| {
+            retention::prune_prefix(conn, from, last_event_id, last_action_id)
+        })
     }
 }

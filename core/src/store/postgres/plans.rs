@@ -230,7 +230,15 @@ fn expectations() -> Vec<(String, String, String, Vec<&'static str>)> {
         };
         cases.push((
             format!("list {filter:?}"),
-            listing_sql(&filter),
+            listing_sql(&filter, false),
+            args.join(", "),
+            indexes.clone(),
+        ));
+        // Keyset paging deep in the listing: the same index, from a seek.
+        args.push("27000");
+        cases.push((
+            format!("list keyset {filter:?}"),
+            listing_sql(&filter, true),
             args.join(", "),
             indexes,
         ));

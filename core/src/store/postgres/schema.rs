@@ -138,6 +138,18 @@ const MIGRATIONS: &[Migration] = &[
         at            bigint NOT NULL,
         PRIMARY KEY (action_id, seq)
     );
+    // v7: the prune checkpoint (`docs/contract/retention.md`): the last
+    // pruned event's id and hash and the last pruned action id, in one row
+    // that every prune batch locks first (two pruners take turns).
+    sql(r#"
+    CREATE TABLE actionq_prune_checkpoint (
+        singleton       boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        last_event_id   bigint NOT NULL,
+        hash            bytea NOT NULL,
+        last_action_id  bigint NOT NULL
+    );
+    INSERT INTO actionq_prune_checkpoint (last_event_id, hash, last_action_id)
+        VALUES (0, decode(repeat('00', 32), 'hex'), 0);
     "#),
 ];
 

@@ -273,14 +273,17 @@ pub(super) fn get(conn: &Connection, id: i64) -> Result<Option<Action>> {
 }
 
 /// The two statements of a listing under `filter` and the values they bind:
-/// the total (filter values only) and the page (filter values, then `LIMIT`
-/// and `OFFSET`). The texts depend only on which filters are set, never on
-/// their values or the page, so each of the few combinations is prepared once
-/// and reused from the statement cache.
+/// the total (the first `n` values: the filter's) and the page (filter
+/// values, then for keyset paging the anchor's `created_at` and id, then
+/// `LIMIT` and `OFFSET`). The texts depend only on which filters are set and
+/// whether the page has a `before_id`, never on values, so each of the few
+/// combinations is prepared once and reused from the statement cache.
+/// `anchor` is the place keyset paging starts below ([`anchor`]).
 pub(super) fn listing<'a>(
     filter: &'a ActionFilter,
     page: PageRequest,
-) -> (String, String, Vec<ToSqlOutput<'a>>) {
+    anchor: Option<(i64, i64)>,
+) -> (String, String, Vec<ToSqlOutput<'a>>, usize) {
     let mut clauses = Vec::new();
     let mut args: Vec<ToSqlOutput<'a>> = Vec::new();
     let status = filter.status.map(ActionStatus::as_str);
@@ -294,13 +297,26 @@ pub(super) fn listing<'a>(
             clauses.push(format!("{column} = ?{}", args.len()));
         }
     }
+    let n = args.len();
+    let total_where = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let total_sql = format!("SELECT COALESCE(SUM(n), 0) FROM action_counts {total_where}");
+    // Keyset paging: a range on the index's (created_at, id) after the
+    // equality columns, so the page is a seek at any depth.
+    if page.before_id.is_some() {
+        let (created_at, id) = anchor.unwrap_or((i64::MIN, i64::MIN));
+        args.push(ToSqlOutput::from(created_at));
+        args.push(ToSqlOutput::from(id));
+        clauses.push(format!("(created_at, id) < (?{}, ?{})", n + 1, n + 2));
+    }
     let where_clause = if clauses.is_empty() {
         String::new()
     } else {
         format!("WHERE {}", clauses.join(" AND "))
     };
-    let total_sql = format!("SELECT COALESCE(SUM(n), 0) FROM action_counts {where_clause}");
-    let n = args.len();
     // Without a status filter, one arm per status, each read newest first from
     // `actions_by_status` / `actions_by_server_status` and merged (SQLite's
     // MERGE of a compound ORDER BY stops after the page): no index by age
@@ -324,16 +340,30 @@ pub(super) fn listing<'a>(
             .collect::<Vec<_>>()
             .join(" UNION ALL ")
     };
+    let m = args.len();
     let page_sql = format!(
         "{from} ORDER BY created_at DESC, id DESC LIMIT ?{} OFFSET ?{}",
-        n + 1,
-        n + 2
+        m + 1,
+        m + 2
     );
     args.push(ToSqlOutput::from(i64::from(page.limit)));
     args.push(ToSqlOutput::from(
         i64::try_from(page.offset).unwrap_or(i64::MAX),
     ));
-    (total_sql, page_sql, args)
+    (total_sql, page_sql, args, n)
+}
+
+/// Where keyset paging below `before_id` starts: that action's
+/// (`created_at`, id), or the `created_at` of the newest action stored
+/// below it with `before_id` (one seek by id).
+pub(super) const ANCHOR_SQL: &str =
+    "SELECT created_at FROM actions WHERE id <= ?1 ORDER BY id DESC LIMIT 1";
+
+fn anchor(conn: &Connection, before_id: i64) -> rusqlite::Result<Option<(i64, i64)>> {
+    conn.prepare_cached(ANCHOR_SQL)?
+        .query_row([before_id], |r| r.get(0))
+        .optional()
+        .map(|created_at| created_at.map(|c| (c, before_id)))
 }
 
 /// The requested page of actions under `filter`, newest first, and the total.
@@ -342,18 +372,25 @@ pub(super) fn list(
     filter: &ActionFilter,
     page: PageRequest,
 ) -> Result<(Vec<Action>, u64)> {
-    let (total_sql, page_sql, args) = listing(filter, page);
-    let filter_args = &args[..args.len() - 2];
-    // One read transaction, so the page and the total agree.
+    // One read transaction, so the page, its anchor and the total agree.
     conn.execute_batch("BEGIN").context("list actions")?;
     let result = (|| {
+        let anchor = match page.before_id {
+            Some(before_id) => anchor(conn, before_id)?,
+            None => None,
+        };
+        let (total_sql, page_sql, args, n) = listing(filter, page, anchor);
         let total: i64 = conn
             .prepare_cached(&total_sql)?
-            .query_row(params_from_iter(filter_args), |r| r.get(0))?;
-        let actions = conn
-            .prepare_cached(&page_sql)?
-            .query_map(params_from_iter(&args), action_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .query_row(params_from_iter(&args[..n]), |r| r.get(0))?;
+        // Nothing is stored at or below `before_id`: nothing is listed after it.
+        let actions = if page.before_id.is_some() && anchor.is_none() {
+            Vec::new()
+        } else {
+            conn.prepare_cached(&page_sql)?
+                .query_map(params_from_iter(&args), action_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        };
         Ok((actions, total.max(0) as u64))
     })();
     conn.execute_batch("COMMIT").context("list actions")?;
@@ -491,15 +528,31 @@ mod tests {
                 PageRequest {
                     limit: 1,
                     offset: 0,
+                    before_id: None,
                 },
+                None,
             );
             let later = listing(
                 filter,
                 PageRequest {
                     limit: 100,
                     offset: 12_345,
+                    before_id: None,
                 },
+                None,
             );
+            let keyset = |before_id, anchor| {
+                listing(
+                    filter,
+                    PageRequest {
+                        limit: 100,
+                        offset: 0,
+                        before_id: Some(before_id),
+                    },
+                    Some(anchor),
+                )
+            };
+            assert_eq!(keyset(7, (1, 7)).1, keyset(900_000, (123_456, 900_000)).1);
             assert_eq!((&first.0, &first.1), (&later.0, &later.1));
             assert_eq!(first.2.len(), later.2.len());
             assert!(

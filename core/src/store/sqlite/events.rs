@@ -217,6 +217,7 @@ pub(super) fn verify(conn: &Connection) -> Result<AuditReport> {
     conn.execute_batch("BEGIN").context("verify audit")?;
     let result = (|| {
         let head = head(conn)?;
+        let checkpoint = super::retention::checkpoint(conn)?;
         let mut select = conn
             .prepare_cached(concat!(
                 "SELECT ",
@@ -230,7 +231,7 @@ pub(super) fn verify(conn: &Connection) -> Result<AuditReport> {
             Ok(None) => None,
             Err(e) => Some(Err(e)),
         });
-        AuditVerifier::walk(chain, head.as_ref())
+        AuditVerifier::walk(&checkpoint.audit, chain, head.as_ref())
     })();
     conn.execute_batch("COMMIT").context("verify audit")?;
     result

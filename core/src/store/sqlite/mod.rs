@@ -23,6 +23,7 @@ mod options;
 mod output;
 #[cfg(test)]
 mod plans;
+mod retention;
 mod rows;
 mod schema;
 mod servers;
@@ -42,7 +43,7 @@ use crate::store::sweep::{sweep, Due, Sweep};
 use crate::store::wake::Watcher;
 use crate::store::{
     ActionDraft, AuditReport, Change, ConflictGuard, Delivery, DeliveryUpdate, JobLease, Notifier,
-    PageRequest, Store,
+    PageRequest, PruneCheckpoint, Store,
 };
 
 pub use options::{Durability, SqliteOptions};
@@ -216,15 +217,44 @@ impl SqliteStore {
     /// only if it succeeds; then wakes the waiters of what its events were
     /// about (none when it logged nothing).
     fn write<T>(&self, what: &str, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.write_checking(what, true, f)
+    }
+
+    /// [`SqliteStore::write`], with SQLite's foreign key checks on or off
+    /// for this transaction (the pragma only changes outside one).
+    fn write_checking<T>(
+        &self,
+        what: &str,
+        foreign_keys: bool,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         let mut conn = lock(&self.writer);
         wake::take_logged();
+        if !foreign_keys {
+            conn.execute_batch("PRAGMA foreign_keys = OFF")
+                .context(what)?;
+        }
+        let out = Self::write_locked(&mut conn, what, f);
+        if !foreign_keys {
+            conn.execute_batch("PRAGMA foreign_keys = ON")
+                .context(what)?;
+        }
+        let out = out?;
+        drop(conn);
+        self.notifier.notify(&wake::take_logged());
+        Ok(out)
+    }
+
+    fn write_locked<T>(
+        conn: &mut Connection,
+        what: &str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context(what)?;
         let out = f(&tx)?;
         tx.commit().context(what)?;
-        drop(conn);
-        self.notifier.notify(&wake::take_logged());
         Ok(out)
     }
 
@@ -507,6 +537,24 @@ impl Store for SqliteStore {
     fn notifier(&self) -> &Arc<Notifier> {
         &self.notifier
     }
+
+    fn prune_checkpoint(&self) -> Result<PruneCheckpoint> {
+        self.read_point(retention::checkpoint)
+    }
+
+    fn prune_prefix(
+        &self,
+        from: &PruneCheckpoint,
+        last_event_id: i64,
+        last_action_id: i64,
+    ) -> Result<Option<u64>> {
+        // The batch deletes the events of the actions it deletes itself;
+        // SQLite's check per deleted action would scan `action_events`
+        // (no index by action: each would cost every write a page, schema v6).
+        self.write_checking("prune", false, |tx| {
+            retention::prune_prefix(tx, from, last_event_id, last_action_id)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -581,6 +629,7 @@ mod tests {
         let page = PageRequest {
             limit: 10,
             offset: 0,
+            before_id: None,
         };
         let (stored, total) = store.list_actions(&filter, page).unwrap();
         assert_eq!(total, 2);

@@ -7,12 +7,13 @@
 use rusqlite::Connection;
 
 use super::actions::{
-    listing, ACTIVE_OF_TYPE_SQL, ANY_APPROVAL_DUE_SQL, ANY_LEASE_DUE_SQL, APPROVALS_DUE_SQL,
-    AUTO_APPROVED_SQL, LEASES_DUE_SQL, NEXT_APPROVED_SQL, PENDING_DUPLICATES_SQL,
-    SELECT_ACTION_SQL,
+    listing, ACTIVE_OF_TYPE_SQL, ANCHOR_SQL, ANY_APPROVAL_DUE_SQL, ANY_LEASE_DUE_SQL,
+    APPROVALS_DUE_SQL, AUTO_APPROVED_SQL, LEASES_DUE_SQL, NEXT_APPROVED_SQL,
+    PENDING_DUPLICATES_SQL, SELECT_ACTION_SQL,
 };
 use super::credentials::FIND_SQL;
 use super::events::{HEAD_SQL, MARKS_SQL, SINCE_SQL};
+use super::retention::CHECKPOINT_SQL;
 use super::servers::SELECT_SERVER_SQL;
 use super::wake::{LAST_EVENT_SQL, LOGGED_SINCE_SQL};
 use super::{lock, SqliteOptions, SqliteStore};
@@ -144,6 +145,8 @@ fn expectations() -> Vec<(String, String, Vec<&'static str>)> {
             LOGGED_SINCE_SQL,
             "INTEGER PRIMARY KEY",
         ),
+        ("keyset anchor", ANCHOR_SQL, "INTEGER PRIMARY KEY"),
+        ("prune checkpoint", CHECKPOINT_SQL, "INTEGER PRIMARY KEY"),
         ("audit head", HEAD_SQL, "PRIMARY KEY"),
         ("authenticate", FIND_SQL, "sqlite_autoindex_credentials_1"),
     ]
@@ -176,14 +179,22 @@ fn expectations() -> Vec<(String, String, Vec<&'static str>)> {
             (false, true) => vec!["actions_by_status", "actions_pending_by_type"],
             (false, false) => vec!["actions_by_status"],
         };
-        let (_, page_sql, _) = listing(
-            &filter,
-            PageRequest {
-                limit: 50,
-                offset: 0,
-            },
-        );
-        cases.push((format!("list page {filter:?}"), page_sql, indexes));
+        for before_id in [None, Some(27_000)] {
+            let (_, page_sql, _, _) = listing(
+                &filter,
+                PageRequest {
+                    limit: 50,
+                    offset: 0,
+                    before_id,
+                },
+                before_id.map(|id| (1_000_000 + id * 1000, id)),
+            );
+            let what = match before_id {
+                None => format!("list page {filter:?}"),
+                Some(_) => format!("list keyset page {filter:?}"),
+            };
+            cases.push((what, page_sql, indexes.clone()));
+        }
     }
     cases
 }

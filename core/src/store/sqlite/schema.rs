@@ -160,6 +160,16 @@ const MIGRATIONS: &[Migration] = &[
         at         INTEGER NOT NULL,
         PRIMARY KEY (action_id, seq)
     ) WITHOUT ROWID;
+    // v11: the prune checkpoint (`docs/contract/retention.md`): the last
+    // pruned event's id and hash, and the last pruned action id. No row
+    // until the first prune.
+    sql(r#"
+    CREATE TABLE prune_checkpoint (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        last_event_id   INTEGER NOT NULL,
+        hash            BLOB NOT NULL,
+        last_action_id  INTEGER NOT NULL
+    );
     "#),
 ];
 

@@ -344,6 +344,7 @@ impl Host {
                             action_type,
                             limit,
                             offset,
+                            before_id: None,
                         })
                     })
                     .and_then(value)
@@ -354,7 +355,7 @@ impl Host {
                 let limit = step.opt_int("limit")?.unwrap_or(defaults.limit);
                 let offset = step.opt_int("offset")?.unwrap_or(defaults.offset);
                 status(step.opt_str("status")?)
-                    .and_then(|s| q.list_server_actions(server, s, limit, offset))
+                    .and_then(|s| q.list_server_actions(server, s, limit, offset, None))
                     .and_then(value)
             }
             "approve_action" => q.approve_action(step.int("id")?).and_then(value),
@@ -364,6 +365,14 @@ impl Host {
             "list_servers" => q.list_servers().and_then(value),
             "count_actions" => q.count_actions().and_then(value),
             "verify_audit" => q.verify_audit().and_then(value),
+            "prune" => q.prune(step.int("older_than_seconds")?).and_then(value),
+            "export" => match step.str("before")?.parse::<actionq::Timestamp>() {
+                Ok(before) => q
+                    .export(before)
+                    .and_then(|lines| lines.collect::<actionq::Result<Vec<_>>>())
+                    .and_then(value),
+                Err(e) => Err(actionq::Error::InvalidInput(e.to_string())),
+            },
             "issue_credential" => match step.str("role")?.parse::<Role>() {
                 Ok(role) => q
                     .issue_credential(step.str("name")?, role, step.opt_str("server_id")?)
