@@ -433,7 +433,7 @@ class AsyncActionQueue:
         renewed = await self._run(self._queue.await_cancel, id, lease_token, lease_seconds)
         if not wait_seconds or renewed.cancel_requested_at is not None:
             return renewed
-        asked = await self._waiting(wait_seconds, self._queue._cancel_request, id)
+        asked = await self._waiting(wait_seconds, renewed.server_id, self._queue._cancel_request, id)
         return renewed if asked is None else asked
 
     async def report_result(
@@ -473,7 +473,10 @@ class AsyncActionQueue:
     async def output_since(self, id: int, after: int = 0, wait_seconds: float | None = None) -> list[OutputChunk]:
         """Live output after chunk ``after``; with ``wait_seconds``, waits for
         a chunk or the action's end, holding no thread (``ActionQueue.output_since``)."""
-        return await self._waiting(wait_seconds, self._queue.output_since, id, after)
+        # Chunks wake the waiters of the action's server (one read to learn it;
+        # NotFound for an unknown action, as the core's own answer).
+        server_id = (await self._run(self._queue.get_action, id)).server_id if wait_seconds else None
+        return await self._waiting(wait_seconds, server_id, self._queue.output_since, id, after)
 
     # Expiry and audit ----------------------------------------------------------
 
