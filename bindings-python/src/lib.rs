@@ -36,8 +36,8 @@ mod _actionq {
     use crate::signing::{PyClaimSigningKey, PyClaimVerifyingKey};
     #[pymodule_export]
     use crate::types::{
-        action_digest, PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyOutputChunk, PyPruneReport,
-        PyServer,
+        action_digest, PyAction, PyActionPage, PyAuditReport, PyClaim, PyEvent, PyOutputChunk,
+        PyPruneReport, PyServer,
     };
 
     #[pymodule_init]

@@ -948,7 +948,12 @@ mod tests {
     /// noticing) fails here.
     #[test]
     fn operations_list_is_this_files_public_functions() {
-        let source = [include_str!("operations.rs"), include_str!("jobs.rs"), include_str!("retention.rs")].concat();
+        let source = [
+            include_str!("operations.rs"),
+            include_str!("jobs.rs"),
+            include_str!("retention.rs"),
+        ]
+        .concat();
         let defined: Vec<&str> = source
             .lines()
             .filter_map(|line| line.trim_start().strip_prefix("pub fn "))

@@ -71,7 +71,11 @@ impl Drop for Writing<'_> {
         if let Some(inner) = self.guard.take() {
             // Events are appended at the back; a prune only takes from the front.
             let added = usize::try_from(inner.last_event_id() - self.events_before).unwrap_or(0);
-            for event in inner.events.iter().skip(inner.events.len().saturating_sub(added)) {
+            for event in inner
+                .events
+                .iter()
+                .skip(inner.events.len().saturating_sub(added))
+            {
                 touched.record(event.kind, inner.strings.get(event.subject));
             }
         }
