@@ -122,6 +122,8 @@ const MIGRATIONS: &[Migration] = &[
         dead             bigint NOT NULL DEFAULT 0,
         last_error       text,
         last_success_at  bigint
+    );
+    "#),
     // v6: cancel requests on executing actions; their live output, by seq
     // (bytea like `stdout`, since text cannot hold NUL; the character counts
     // kept beside it so the cap needs no decoding).
@@ -138,6 +140,7 @@ const MIGRATIONS: &[Migration] = &[
         at            bigint NOT NULL,
         PRIMARY KEY (action_id, seq)
     );
+    "#),
     // v7: the prune checkpoint (`docs/contract/retention.md`): the last
     // pruned event's id and hash and the last pruned action id, in one row
     // that every prune batch locks first (two pruners take turns).

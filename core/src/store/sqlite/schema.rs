@@ -148,6 +148,8 @@ const MIGRATIONS: &[Migration] = &[
         dead             INTEGER NOT NULL DEFAULT 0,
         last_error       TEXT,
         last_success_at  INTEGER
+    ) WITHOUT ROWID;
+    "#),
     // v10: cancel requests on executing actions; their live output, by seq.
     sql(r#"
     ALTER TABLE actions ADD COLUMN cancel_requested_at INTEGER;
@@ -160,6 +162,7 @@ const MIGRATIONS: &[Migration] = &[
         at         INTEGER NOT NULL,
         PRIMARY KEY (action_id, seq)
     ) WITHOUT ROWID;
+    "#),
     // v11: the prune checkpoint (`docs/contract/retention.md`): the last
     // pruned event's id and hash, and the last pruned action id. No row
     // until the first prune.
