@@ -214,6 +214,14 @@ impl Change {
                 ActionStatus::Rejected
             }
             ChangeKind::Cancel if from == ActionStatus::Executing => {
+                if action.lease_expires_at.is_none_or(|until| until <= self.at) {
+                    // Its agent is gone: the lease sweep fails it; nobody is
+                    // left to hear a request.
+                    return Err(Error::conflict(format!(
+                        "Lease of action {} has expired: it fails, it is not cancelled",
+                        action.id
+                    )));
+                }
                 if action.cancel_requested_at.is_some() {
                     // Asked once: the first request stands.
                     return Ok(None);
