@@ -232,5 +232,11 @@ def test_cancel(paused: actionq.ActionQueue) -> None:
     executing = paused.create_action("web-1", "clear_logs")
     claim = paused.claim_next("web-1")
     assert claim is not None and claim.id == executing.id
-    with pytest.raises(actionq.ConflictError, match="Cannot cancel action with status 'executing'"):
+    # A running action: a request its agent answers (docs/contract/cancel-and-output.md#cancel-request).
+    asked = paused.cancel_action(executing.id, by="carol")
+    assert (asked.status, asked.cancel_requested_by) == ("executing", "carol")
+    assert asked.cancel_requested_at is not None
+    assert paused.cancel_action(executing.id).cancel_requested_by == "carol"  # the first request stands
+    paused.report_result(executing.id, claim.lease_token, 0, "done", None)
+    with pytest.raises(actionq.ConflictError, match="Cannot cancel action with status 'completed'"):
         paused.cancel_action(executing.id)
