@@ -180,9 +180,11 @@ class Queue {
     return detail::json([&](char **out) { return aq_server_unpause(get(), actor_.get(), id.c_str(), out); });
   }
   std::string list_server_actions(const std::string &server_id, const std::optional<std::string> &status = {},
-                                  int64_t limit = 50, int64_t offset = 0) const {
+                                  int64_t limit = 50, int64_t offset = 0,
+                                  const std::optional<int64_t> &before_id = {}) const {
     return detail::json([&](char **out) {
-      return aq_server_list_actions(get(), actor_.get(), server_id.c_str(), detail::opt(status), limit, offset, out);
+      return aq_server_list_actions(get(), actor_.get(), server_id.c_str(), detail::opt(status), limit, offset,
+                                    before_id ? &*before_id : nullptr, out);
     });
   }
 
@@ -196,10 +198,10 @@ class Queue {
   std::string list_actions(const std::optional<std::string> &status = {},
                            const std::optional<std::string> &server_id = {},
                            const std::optional<std::string> &action_type = {}, int64_t limit = 50,
-                           int64_t offset = 0) const {
+                           int64_t offset = 0, const std::optional<int64_t> &before_id = {}) const {
     return detail::json([&](char **out) {
       return aq_action_list(get(), actor_.get(), detail::opt(status), detail::opt(server_id), detail::opt(action_type),
-                            limit, offset, out);
+                            limit, offset, before_id ? &*before_id : nullptr, out);
     });
   }
   std::string approve(int64_t id) const {

@@ -296,7 +296,8 @@ fuzz_target!(|data: &[u8]| {
             ptr_of(&a5),
             10,
             0,
-            &mut list, std::ptr::null(),
+            ptr::null(),
+            &mut list,
         ));
         take_json(list);
         let mut list = ptr::null_mut();
@@ -308,7 +309,8 @@ fuzz_target!(|data: &[u8]| {
             ptr_of(&a3),
             10,
             0,
-            &mut list, std::ptr::null(),
+            ptr::null(),
+            &mut list,
         ));
         take_json(list);
         let mut open_q = ptr::null_mut();
