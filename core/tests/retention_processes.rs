@@ -12,6 +12,9 @@
 //!   action up to the checkpoint gone, every later one there), verifies, and
 //!   the next prune finishes the work.
 
+// The workers open the queue by location with SQLite options.
+#![cfg(feature = "sqlite")]
+
 mod common;
 
 use std::path::{Path, PathBuf};

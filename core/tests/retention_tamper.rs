@@ -5,6 +5,7 @@
 //! first bad event each time; untouched, it verifies everything after the
 //! checkpoint and reports `pruned_through`. SQLite and PostgreSQL (the
 //! memory store has no one to edit it).
+#![cfg(feature = "sqlite")] // both open their stores by location (a SQLite-feature call)
 
 mod common;
 
