@@ -105,7 +105,7 @@ fn two_approvals_a_checked_claim_and_an_intact_chain() {
     assert_eq!(
         take_json(report),
         // the pause, the creation, two approvals, the claim
-        serde_json::json!({"checked": 5, "first_bad_event_id": null})
+        serde_json::json!({"checked": 5, "first_bad_event_id": null, "pruned_through": null})
     );
     let mut expired = null_mut();
     assert_eq!(

@@ -1268,12 +1268,12 @@ static void test_audit_verify(const char *dir) {
   }
   char *report = NULL;
   CHECK_OK(aq_audit_verify(q, host, &report));
-  CHECK(report != NULL && strcmp(report, "{\"checked\":3,\"first_bad_event_id\":null}") == 0);
+  CHECK(report != NULL && strcmp(report, "{\"checked\":3,\"first_bad_event_id\":null,\"pruned_through\":null}") == 0);
   aq_string_free(report);
   aq_actor *admin = principal("ada", "admin", NULL);
   aq_actor *operator_ = principal("olga", "operator", NULL);
   CHECK_OK(aq_audit_verify(q, admin, &report));
-  CHECK(report != NULL && strcmp(report, "{\"checked\":3,\"first_bad_event_id\":null}") == 0);
+  CHECK(report != NULL && strcmp(report, "{\"checked\":3,\"first_bad_event_id\":null,\"pruned_through\":null}") == 0);
   aq_string_free(report);
   report = SENTINEL;
   CHECK_STATUS(aq_audit_verify(q, operator_, &report), AQ_STATUS_PERMISSION_DENIED);
