@@ -99,6 +99,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_REQUEST_BODY_BYTES", limits::MAX_REQUEST_BODY_BYTES)?;
     m.add("MAX_LEASE_NAME_CHARS", limits::MAX_LEASE_NAME_CHARS)?;
     m.add("MAX_JOB_LEASE_SECONDS", limits::MAX_JOB_LEASE_SECONDS)?;
+    m.add("MAX_PRUNE_AGE_SECONDS", limits::MAX_PRUNE_AGE_SECONDS)?;
     m.add("MAX_SINK_NAME_CHARS", limits::MAX_SINK_NAME_CHARS)?;
     m.add("MAX_DELIVERY_ERROR_CHARS", limits::MAX_DELIVERY_ERROR_CHARS)?;
     m.add(

@@ -735,6 +735,11 @@ impl ActionQueue {
         wait: Option<Duration>,
     ) -> Result<Vec<OutputChunk>> {
         self.allow(Operation::Read, Target::None)?;
+        if after < 0 {
+            return Err(Error::InvalidInput(format!(
+                "after must be at least 0 (got {after})"
+            )));
+        }
         let server_id = self.find_action(id)?.server_id;
         let found = self.waiting(Topic::Server(&server_id), wait, || {
             let chunks = self.store.output_since(id, after)?;

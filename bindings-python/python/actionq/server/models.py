@@ -122,6 +122,17 @@ def _action_type_name(value: Any) -> str:
     return value
 
 
+def _rfc3339(value: Any) -> Any:
+    # Pydantic's lax datetime takes a bare number as a Unix time; the
+    # document promises RFC 3339 text only.
+    if not isinstance(value, str) or not value[:4].isdigit() or "T" not in value.upper():
+        raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 date-time")
+    return value
+
+
+Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
+"""A date-time given as RFC 3339 text (``2026-01-31T12:00:00Z``)."""
+
 ActionTypeName = Annotated[str, PlainValidator(_action_type_name, json_schema_input_type=ActionType)]
 """An action type name: a ``str`` here, checked against the serving app's
 whitelist by the routes (a 422 shaped like pydantic's enum error), and
@@ -235,7 +246,9 @@ class ResultRequest(BaseModel):
 
 class OutputRequest(BaseModel):
     lease_token: str
-    seq: Cursor = Field(description="the agent's chunk number, from 1; a repeated one is ignored")
+    seq: Annotated[int, _I64_RANGE, core_range(1), JsonNumber] = Field(
+        description="the agent's chunk number, from 1; a repeated one is ignored"
+    )
     stdout: str | None = None
     stderr: str | None = None
 
@@ -399,7 +412,7 @@ class AuditReportOut(Record):
 
 
 class PruneRequest(BaseModel):
-    older_than_seconds: Annotated[int, _I64_RANGE, core_range(0), JsonNumber] = Field(
+    older_than_seconds: Annotated[int, _I64_RANGE, core_range(0, limits.MAX_PRUNE_AGE_SECONDS), JsonNumber] = Field(
         description="prune finished actions whose last change is older than this"
     )
 

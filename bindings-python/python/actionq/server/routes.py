@@ -38,11 +38,13 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
+from pydantic import WithJsonSchema
 
 import actionq
 from actionq import ActionStatus, limits
 from actionq.server.models import (
     ActionCreate,
+    Rfc3339,
     ActionListOut,
     ActionOut,
     ActionQuery,
@@ -197,6 +199,16 @@ router = APIRouter(prefix="/api/v1", responses=_ERRORS)
 
 
 _JSON = "application/json"
+# One server-sent event as a stream client reads it: `data:` holds JSON.
+_SSE_MESSAGE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "event": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["data"],
+}
 
 
 def _json(
@@ -388,7 +400,7 @@ async def list_events(
     response_class=EventStream,
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _SSE_MESSAGE}},
             "description": (
                 "One message per event after the cursor, as it is logged: `id:` the event id, "
                 "`event: action`, `data:` the event JSON as /events gives it; a comment line "
@@ -411,7 +423,10 @@ async def stream_events(
     request: Request,
     after: Annotated[Cursor, Query(description="cursor: id of the last event seen (0: from the start)")] = 0,
     last_event_id: Annotated[
-        Cursor | None, Header(alias="Last-Event-ID", description="resume after this event id (wins over `after`)")
+        Cursor | None,
+        # Sent or not, never null: documented as the integer it is.
+        WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 2**63 - 1}),
+        Header(alias="Last-Event-ID", description="resume after this event id (wins over `after`)"),
     ] = None,
 ) -> Response:
     """The audit events after the cursor as a server-sent event stream, live."""
@@ -429,7 +444,7 @@ async def stream_events(
     response_class=OutputStream,
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _SSE_MESSAGE}},
             "description": (
                 "One message per output chunk after `after` as it arrives: `id:` its seq, "
                 "`event: output`, `data:` the chunk JSON as /output gives it; a comment line at "
@@ -451,10 +466,16 @@ async def stream_action_output(
     request: Request,
     after: Annotated[Cursor, Query(description="seq of the last chunk seen (0: from the start)")] = 0,
     last_event_id: Annotated[
-        Cursor | None, Header(alias="Last-Event-ID", description="resume after this seq (wins over `after`)")
+        Cursor | None,
+        # Sent or not, never null: documented as the integer it is.
+        WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 2**63 - 1}),
+        Header(alias="Last-Event-ID", description="resume after this seq (wins over `after`)"),
     ] = None,
 ) -> Response:
     """An action's live output as a server-sent event stream."""
+    if last_event_id is not None and after != last_event_id:
+        # `after` is checked by the core even when Last-Event-ID wins.
+        await caller.output_since(action_id, after)
     cursor = after if last_event_id is None else last_event_id
     first = await caller.output_since(action_id, cursor)
     return OutputStream(caller, action_id, cursor, first, _state(request).closing)
@@ -545,7 +566,7 @@ async def prune(body: PruneRequest, caller: Person) -> Response:
 )
 async def export(
     caller: Person,
-    before: Annotated[datetime, Query(description="RFC 3339: finished actions whose last change is before this")],
+    before: Annotated[Rfc3339, Query(description="RFC 3339: finished actions whose last change is before this")],
 ) -> StreamingResponse:
     """The finished actions whose last change is before ``before``, one JSON
     object per line (``{"action", "events"}``), streamed as the store is read
