@@ -257,7 +257,12 @@ fn prune_races_workers(location: &str, dir: &Path) {
     // action they left live goes too.
     let last = q.prune(0).unwrap();
     let pruned: u64 = records.iter().map(|(_, r)| r.pruned).sum::<u64>() + last.pruned_actions;
-    assert!(pruned > 300, "pruned {pruned}");
+    // The seeded 300 always go. Workers' finished actions go only up to the
+    // first event of an action still open (a prefix of the log,
+    // docs/contract/retention.md#chain-checkpoint), and the workers leave
+    // their last actions open, so how many more go depends on how the
+    // processes interleaved; what must hold whatever the timing is below.
+    assert!(pruned >= 300, "pruned {pruned}");
     // Nothing live was lost; every finished action is there or was pruned
     // exactly once (the pruned count matches what is gone).
     let mut gone = 300u64; // the seeded ones: all finished before any worker began
