@@ -640,8 +640,8 @@ fn a_down_url_fails_over_to_the_next_and_the_report_follows_the_server_that_answ
                 .then_some(())
         },
     );
-    // Logged at most once per streak interval: the streak may have begun in
-    // the moment above when both were down, before `failed_before` was read.
+    // Failures are logged once per streak interval, and the streak may have
+    // begun just above, in the moment both were down.
     assert!(
         !events(&agent, "claim_failed").is_empty(),
         "{}",
