@@ -941,6 +941,10 @@ impl Model {
                 // docs/contract/cancel-and-output.md#cancel-request: on an
                 // executing action, a request (once); the status stays.
                 if self.action(id)?.status == Executing {
+                    // Its lease ran out: nobody is left to hear a request.
+                    if self.action(id)?.lease_expires_at.is_none_or(|t| t <= now) {
+                        return Err(model_fail(ErrorKind::Conflict));
+                    }
                     if self.action(id)?.cancel_requested_at.is_some() {
                         return Ok(Out::Action(self.action(id)?.clone()));
                     }
