@@ -36,13 +36,19 @@ fn lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The agent's `action` log line for `id`.
+/// The agent's `action` log line for `id`. The agent writes it after the
+/// server took the result, so a test that saw the result waits for it.
 fn action_line(agent: &Agent, id: i64) -> Value {
-    agent
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "action" && e["id"] == id)
-        .unwrap_or_else(|| panic!("no action line for {id}\n{}", agent.logs()))
+    wait_for(
+        &format!("the action line of {id}"),
+        || agent.logs(),
+        || {
+            agent
+                .events()
+                .into_iter()
+                .find(|e| e["event"] == "action" && e["id"] == id)
+        },
+    )
 }
 
 #[test]
@@ -403,6 +409,12 @@ fn two_agents_run_each_action_exactly_once() {
             "action {i}"
         );
     }
+    // An agent logs an action's line after the server took its result: stop
+    // both (a drain finishes the log) before reading who ran what.
+    for agent in &mut agents {
+        agent.signal(libc::SIGTERM);
+        assert!(agent.wait_exit().success(), "{}", agent.logs());
+    }
     let ran_by = |agent: &Agent| -> Vec<i64> {
         agent
             .events()
@@ -425,10 +437,6 @@ fn two_agents_run_each_action_exactly_once() {
     let mut all: Vec<i64> = a.iter().chain(&b).copied().collect();
     all.sort_unstable();
     assert_eq!(all, ids, "each action once, by one agent");
-    for agent in &mut agents {
-        agent.signal(libc::SIGTERM);
-        assert!(agent.wait_exit().success());
-    }
 }
 
 #[test]

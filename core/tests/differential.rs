@@ -709,7 +709,19 @@ impl Model {
         use ActionStatus::*;
         let n_ids = self.actions.len() as i64;
         // QueueOptions::expire_leases_on_read (on by default): reads and claims
-        // first fail what ran out.
+        // first fail what ran out, once their input is in bounds (a refused
+        // read changes nothing).
+        let page_bad = |limit: i64, offset: i64| !(1..=100).contains(&limit) || offset < 0;
+        let input_bad = match op {
+            Op::Claim(_, l) => Self::lease(*l).is_err(),
+            Op::List { limit, offset, .. } => page_bad(*limit, *offset),
+            Op::ListServer(_, _, l, o) => page_bad(*l, *o),
+            Op::Events(c, l) => *c < 0 || !(1..=1000).contains(l),
+            _ => false,
+        };
+        if input_bad {
+            return Err(model_fail(ErrorKind::InvalidInput));
+        }
         if matches!(
             op,
             Op::Get(_) | Op::Claim(..) | Op::List { .. } | Op::ListServer(..) | Op::Events(..)

@@ -242,35 +242,18 @@ impl ActionQueue {
     /// count. For every role but agent.
     pub fn list_actions(&self, query: &ActionQuery) -> Result<ActionPage> {
         self.allow(Operation::Read, Target::None)?;
+        check_page(query)?;
         self.expire_before_read()?;
-        self.list_unswept(query)
+        self.list_checked(query)
     }
 
-    /// [`ActionQueue::list_actions`] without the sweep before it.
-    fn list_unswept(&self, query: &ActionQuery) -> Result<ActionPage> {
-        if !(1..=limits::MAX_PAGE_LIMIT).contains(&query.limit) {
-            return Err(Error::InvalidInput(format!(
-                "limit must be between 1 and {} (got {})",
-                limits::MAX_PAGE_LIMIT,
-                query.limit
-            )));
-        }
-        if query.offset < 0 {
-            return Err(Error::InvalidInput(format!(
-                "offset must be at least 0 (got {})",
-                query.offset
-            )));
-        }
+    /// A page of `query`, whose bounds [`check_page`] accepted.
+    fn list_checked(&self, query: &ActionQuery) -> Result<ActionPage> {
         let filter = ActionFilter {
             status: query.status,
             server_id: query.server_id.clone(),
             action_type: query.action_type.clone(),
         };
-        if let Some(before_id) = query.before_id.filter(|&id| id < 1) {
-            return Err(Error::InvalidInput(format!(
-                "before_id must be at least 1 (got {before_id})"
-            )));
-        }
         // One match more than the page, to tell whether a next page exists.
         let page = PageRequest {
             limit: query.limit as u32 + 1,
@@ -300,16 +283,18 @@ impl ActionQueue {
         before_id: Option<i64>,
     ) -> Result<ActionPage> {
         self.allow(Operation::Read, Target::Server(server_id))?;
-        self.expire_before_read()?;
-        self.find_server(server_id)?;
-        self.list_unswept(&ActionQuery {
+        let query = ActionQuery {
             status,
             server_id: Some(server_id.to_owned()),
             action_type: None,
             limit,
             offset,
             before_id,
-        })
+        };
+        check_page(&query)?;
+        self.expire_before_read()?;
+        self.find_server(server_id)?;
+        self.list_checked(&query)
     }
 
     /// How many actions each server has in each status: one row per (server,
@@ -484,9 +469,9 @@ impl ActionQueue {
         self.change(id, kind, DASHBOARD)
     }
 
-    /// When a lease of `lease` (default: the options') taken at `now` runs out.
-    /// A zero lease is InvalidInput: "the default" is `None`, never 0.
-    fn lease_until(&self, now: Timestamp, lease: Option<Duration>) -> Result<Timestamp> {
+    /// The length of a lease of `lease` (default: the options'). A zero lease
+    /// is InvalidInput: "the default" is `None`, never 0.
+    fn checked_lease(&self, lease: Option<Duration>) -> Result<TimeDelta> {
         let lease = lease.unwrap_or(self.options.default_lease);
         if lease.is_zero() || lease > self.options.max_lease {
             return Err(Error::InvalidInput(format!(
@@ -494,8 +479,7 @@ impl ActionQueue {
                 self.options.max_lease.as_secs()
             )));
         }
-        let delta = TimeDelta::from_std(lease).expect("bounded by max_lease");
-        Ok(now + delta)
+        Ok(TimeDelta::from_std(lease).expect("bounded by max_lease"))
     }
 
     /// Claims the oldest approved action of `server_id` for its agent: the
@@ -530,10 +514,11 @@ impl ActionQueue {
         wait: Option<Duration>,
     ) -> Result<Option<Claim>> {
         self.allow(Operation::Claim, Target::Server(server_id))?;
+        let lease = self.checked_lease(lease)?;
         self.waiting(Topic::Server(server_id), wait, || {
             self.expire_before_read()?;
             let now = self.now();
-            let lease_expires_at = self.lease_until(now, lease)?;
+            let lease_expires_at = now + lease;
             self.find_server(server_id)?;
             let lease_token = uuid::Uuid::new_v4().to_string();
             let change = Change {
@@ -563,7 +548,7 @@ impl ActionQueue {
             self.target_action(Operation::Heartbeat, id)?;
         }
         let now = self.now();
-        let lease_expires_at = self.lease_until(now, lease)?;
+        let lease_expires_at = now + self.checked_lease(lease)?;
         let kind = ChangeKind::Heartbeat {
             lease_token: lease_token_digest(lease_token),
             lease_expires_at,
@@ -942,6 +927,30 @@ impl ActionQueue {
             _ => Err(identity::unauthenticated()),
         }
     }
+}
+
+/// Refuses a page query out of bounds, before any sweep: a refused read
+/// changes nothing.
+fn check_page(query: &ActionQuery) -> Result<()> {
+    if !(1..=limits::MAX_PAGE_LIMIT).contains(&query.limit) {
+        return Err(Error::InvalidInput(format!(
+            "limit must be between 1 and {} (got {})",
+            limits::MAX_PAGE_LIMIT,
+            query.limit
+        )));
+    }
+    if query.offset < 0 {
+        return Err(Error::InvalidInput(format!(
+            "offset must be at least 0 (got {})",
+            query.offset
+        )));
+    }
+    if let Some(before_id) = query.before_id.filter(|&id| id < 1) {
+        return Err(Error::InvalidInput(format!(
+            "before_id must be at least 1 (got {before_id})"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
