@@ -929,6 +929,51 @@ fn heartbeat_extends_the_lease(env: Env) {
     );
 }
 
+/// A read refused for its input fails nothing: the lease sweep that comes
+/// before every read runs only once the input is in bounds.
+fn a_read_refused_for_its_input_sweeps_no_lease(env: Env) {
+    let env = env_with_server(env, false);
+    let q = &env.queue;
+    q.create_action(&restart("web-1", "a")).unwrap();
+    let claim = q
+        .claim_next("web-1", Some(Duration::from_secs(10)), None)
+        .unwrap()
+        .unwrap();
+    env.advance_secs(10);
+    let bad_page = ActionQuery {
+        limit: 0,
+        ..ActionQuery::default()
+    };
+    let refused = [
+        kind(q.events_since(0, 0, None)),
+        kind(q.events_since(-1, 10, None)),
+        kind(q.list_actions(&bad_page)),
+        kind(q.list_server_actions("web-1", None, 10, -1, None)),
+        kind(q.list_server_actions("ghost", None, 10, 0, Some(0))),
+        kind(q.claim_next("web-1", Some(Duration::ZERO), None)),
+    ];
+    assert_eq!(refused, [ErrorKind::InvalidInput; 6]);
+    // A create does not sweep: had a refused read swept, the failure would be
+    // logged before this create.
+    let b = q.create_action(&restart("web-1", "b")).unwrap();
+    let logged: Vec<_> = q
+        .events_since(0, 1000, None)
+        .unwrap()
+        .iter()
+        .map(|e| (e.action_id.unwrap(), e.to_status.unwrap()))
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            (claim.action.id, ActionStatus::Approved),
+            (claim.action.id, ActionStatus::Executing),
+            (b.id, ActionStatus::Approved),
+            (claim.action.id, ActionStatus::Failed),
+        ],
+        "the first accepted read sweeps"
+    );
+}
+
 fn expired_lease_fails_and_is_never_requeued(env: Env) {
     let env = env_with_server(env, false);
     let q = &env.queue;
@@ -1945,6 +1990,7 @@ for_each_store!(
     wrong_or_stale_token_is_conflict_and_changes_nothing,
     heartbeat_extends_the_lease,
     expired_lease_fails_and_is_never_requeued,
+    a_read_refused_for_its_input_sweeps_no_lease,
     output_is_capped,
     output_with_nul_and_control_characters_reads_back,
     default_output_cap_is_10000_chars,
