@@ -199,6 +199,39 @@ def test_only_admins_see_the_sinks(tmp_path: Path) -> None:
         assert list(sinks(c)) == ["ops"]
 
 
+def test_a_sink_secret_never_shows_in_a_response_a_log_line_or_a_metric(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Receivers that refuse the connection, so every try fails and its
+    error is kept, logged and counted: the signing secret and the tokens in
+    the sinks' URLs (an Apprise URL carries its service's credentials) appear
+    nowhere a person or a scraper reads."""
+    closed = free_port()
+    token = "tok-SEKRIT-4711"
+    text = webhook_sink(f"http://127.0.0.1:{closed}/hook?token={token}") + (
+        f'[[sink]]\nname = "phone"\nkind = "apprise"\nurl = "json://user:{token}@127.0.0.1:{closed}/in"\n'
+    )
+    caplog.set_level("DEBUG")
+    with app(tmp_path, text) as c:
+        assert c.post("/api/v1/servers", json={"id": "web-1"}).status_code == 201
+        assert c.post("/api/v1/actions", json={"server_id": "web-1", "action_type": "clear_logs"}).status_code == 201
+        deadline = time.monotonic() + 30
+        while not all(s["last_error"] for s in sinks(c).values()):
+            assert time.monotonic() < deadline, sinks(c)
+            time.sleep(0.05)
+        seen = {
+            "notifications": c.get("/api/v1/notifications").text,
+            "metrics": c.get("/metrics").text,
+            "page": c.get("/").text,
+            "log": "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records),
+        }
+    assert 'actionq_notifications_failed_total{sink="phone"}' in seen["metrics"]
+    assert "notification try failed" in seen["log"]
+    for secret in (SECRET, SECRET.removeprefix("whsec_"), token):
+        for where, what in seen.items():
+            assert secret not in what, f"{secret!r} in the {where}"
+
+
 def test_apprise_json_and_mailto_sinks(tmp_path: Path) -> None:
     from aiosmtpd.controller import Controller
     from aiosmtpd.handlers import Message
