@@ -866,16 +866,28 @@ impl PyActionQueue {
 
     /// Calls `callback()` once, on the thread that commits (or the store's
     /// watch thread), at the queue's next change concerning `server_id` (any
-    /// logged event when `None`), unless the returned `ChangeSubscription` is
+    /// logged event when `None`; with `output`, new live output of that
+    /// server's actions), unless the returned `ChangeSubscription` is
     /// cancelled first. `AsyncActionQueue` waits with it, holding no thread:
     /// subscribe, try, await the callback. The callback should only hand the
     /// news on (`loop.call_soon_threadsafe`); an exception it raises is
     /// reported as unraisable.
-    #[pyo3(signature = (callback, server_id = None))]
-    fn on_change(&self, callback: Py<PyAny>, server_id: Option<&str>) -> PyChangeSubscription {
-        let topic = match server_id {
-            Some(id) => actionq::store::Topic::Server(id),
-            None => actionq::store::Topic::Events,
+    #[pyo3(signature = (callback, server_id = None, *, output = false))]
+    fn on_change(
+        &self,
+        py: Python<'_>,
+        callback: Py<PyAny>,
+        server_id: Option<&str>,
+        output: bool,
+    ) -> PyResult<PyChangeSubscription> {
+        let topic = match (server_id, output) {
+            (Some(id), false) => actionq::store::Topic::Server(id),
+            (Some(id), true) => actionq::store::Topic::Output(id),
+            (None, false) => actionq::store::Topic::Events,
+            (None, true) => {
+                let why = "output: the live output of which server? (server_id)";
+                return Err(to_py_err(py, actionq::Error::InvalidInput(why.into())));
+            }
         };
         let subscription = self.queue.on_change(topic, move || {
             Python::attach(|py| {
@@ -884,9 +896,9 @@ impl PyActionQueue {
                 }
             })
         });
-        PyChangeSubscription {
+        Ok(PyChangeSubscription {
             subscription: std::sync::Mutex::new(Some(subscription)),
-        }
+        })
     }
 
     /// Waits registered on this queue now (blocking waits in progress plus

@@ -284,3 +284,48 @@ def test_another_postgres_queue_wakes_a_waiter() -> None:
     claim = found[0]
     assert isinstance(claim, actionq.Claim) and claim.id == action.id
     assert waiting.waiters() == 0
+
+
+OUTPUT_WRITER = """
+import sys, time
+from pathlib import Path
+import actionq
+queue = actionq.ActionQueue(sys.argv[1])
+go = Path(sys.argv[1] + ".go")
+while not go.exists():
+    time.sleep(0.001)
+queue.append_output(int(sys.argv[2]), sys.argv[3], 1, "first\\n")
+"""
+
+
+def test_another_process_on_the_sqlite_file_wakes_an_async_output_reader(tmp_path: Path) -> None:
+    """A chunk logs no event: the reader learns of it from the file's change alone."""
+    db = tmp_path / "q.sqlite3"
+    queue = ActionQueue(db)
+    queue.create_server("web-1")
+    action = queue.create_action("web-1", "clear_logs")
+    claim = queue.claim_next("web-1")
+    assert claim is not None and claim.id == action.id
+    child = subprocess.Popen([sys.executable, "-c", OUTPUT_WRITER, str(db), str(action.id), claim.lease_token])
+    aqueue = AsyncActionQueue.from_queue(queue)
+
+    async def main() -> list[actionq.OutputChunk]:
+        reading = asyncio.create_task(aqueue.output_since(action.id, 0, wait_seconds=LONG))
+        while queue.waiters() < 1:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.3)  # the watch thread's first look
+        Path(str(db) + ".go").write_text("")
+        return await reading
+
+    start = time.monotonic()
+    chunks = asyncio.run(main())
+    assert child.wait(timeout=LONG) == 0
+    assert [c.stdout for c in chunks] == ["first\n"]
+    assert time.monotonic() - start < LONG / 2, "woken by the chunk, not the wait's end"
+    aqueue.close()
+    assert queue.waiters() == 0
+
+
+def test_output_without_a_server_is_refused() -> None:
+    with pytest.raises(actionq.InvalidInputError, match="server_id"):
+        ActionQueue().on_change(lambda: None, output=True)

@@ -335,6 +335,76 @@ fn only_its_own_server_wakes_across_stores(waiting: &ActionQueue, writer: &Actio
     assert_eq!(waiting.wakes() - before, 1, "one wake: its own approval");
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// A reader of `waiting` waits for the live output of an action while a claim
+/// waiter of another server waits too; `writer` (another store on the same
+/// database) runs the action and stores a chunk, which logs no event: the
+/// reader gets it long before its wait ends, and the claim waiter sleeps on.
+fn output_reader_woken_across_stores(waiting: &ActionQueue, writer: &ActionQueue) {
+    writer.create_server("web-out", None).unwrap();
+    writer.create_server("web-idle", None).unwrap();
+    let id = pending_action(writer, "web-out");
+    let claim = writer
+        .claim_next("web-out", None, None)
+        .unwrap()
+        .expect("approved on an unpaused server");
+    assert_eq!(claim.action.id, id);
+    let reader = waiting.clone();
+    let read = thread::spawn(move || {
+        let start = Instant::now();
+        (
+            reader.output_since(id, 0, Some(LONG)).unwrap(),
+            start.elapsed(),
+        )
+    });
+    let agent = waiting.clone();
+    let idle = thread::spawn(move || agent.claim_next("web-idle", None, Some(LONG)).unwrap());
+    until_waiters(waiting, 2);
+    // Let the watch thread start and take its first look.
+    thread::sleep(Duration::from_millis(300));
+    assert!(writer
+        .append_output(id, &claim.lease_token, 1, Some("first\n"), None)
+        .unwrap());
+    let (chunks, waited) = read.join().unwrap();
+    assert_eq!(
+        chunks.iter().map(|c| c.stdout.as_str()).collect::<Vec<_>>(),
+        ["first\n"]
+    );
+    assert!(
+        waited < LONG / 2,
+        "woken by the chunk, not the deadline: {waited:?}"
+    );
+    assert_eq!(
+        waiting.waiters(),
+        1,
+        "the claim waiter of web-idle sleeps on"
+    );
+    let own = pending_action(writer, "web-idle");
+    assert_eq!(idle.join().unwrap().expect("claimed").action.id, own);
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn another_sqlite_store_wakes_an_output_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.sqlite3");
+    let (a, b) = (
+        ActionQueue::open(&path).unwrap(),
+        ActionQueue::open(&path).unwrap(),
+    );
+    output_reader_woken_across_stores(&a, &b);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn another_postgres_replica_wakes_an_output_reader() {
+    let Some(url) = common::pg::fresh_schema_url() else {
+        return;
+    };
+    let open = || pg_replica(&url);
+    output_reader_woken_across_stores(&open(), &open());
+}
+
 #[cfg(feature = "sqlite")]
 #[test]
 fn another_sqlite_store_wakes_only_the_servers_it_changed() {

@@ -680,10 +680,13 @@ class ActionQueue:
         """The finished actions whose last change is before ``before``, as JSON
         Lines read page by page (admins only)."""
     def events_since(self, cursor: int = 0, limit: int = ..., wait_seconds: float | None = None) -> list[Event]: ...
-    def on_change(self, callback: Callable[[], object], server_id: str | None = None) -> ChangeSubscription:
+    def on_change(
+        self, callback: Callable[[], object], server_id: str | None = None, *, output: bool = False
+    ) -> ChangeSubscription:
         """Calls ``callback()`` once, from the committing thread, at the queue's
-        next change concerning ``server_id`` (any event when ``None``), unless
-        the subscription is cancelled first."""
+        next change concerning ``server_id`` (any event when ``None``; with
+        ``output``, new live output of that server's actions), unless the
+        subscription is cancelled first."""
     def waiters(self) -> int:
         """Waits and ``on_change`` callbacks registered now (0 once all ended)."""
     def list_servers(self) -> list[Server]: ...

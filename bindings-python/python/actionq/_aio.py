@@ -192,12 +192,19 @@ class AsyncActionQueue:
         )
 
     async def _waiting(
-        self, wait_seconds: float | None, server_id: str | None, call: Callable[..., T], /, *args: Any
+        self,
+        wait_seconds: float | None,
+        server_id: str | None,
+        call: Callable[..., T],
+        /,
+        *args: Any,
+        output: bool = False,
     ) -> T:
         """``call(*args)`` (a call that may find nothing) tried again at each
-        change of the queue concerning ``server_id`` (any event when ``None``)
-        until it finds something or ``wait_seconds`` (checked by the core)
-        ends. Between tries only a future is awaited: no thread."""
+        change of the queue concerning ``server_id`` (any event when ``None``;
+        its live output with ``output``) until it finds something or
+        ``wait_seconds`` (checked by the core) ends. Between tries only a
+        future is awaited: no thread."""
         loop = asyncio.get_running_loop()
         if not wait_seconds or not 0 < wait_seconds <= limits.MAX_WAIT_SECONDS:
             # No wait (None, 0) is one try; a wait out of range is refused by
@@ -206,7 +213,9 @@ class AsyncActionQueue:
         deadline = loop.time() + wait_seconds
         while True:
             woken: asyncio.Future[None] = loop.create_future()
-            subscription = self._queue.on_change(functools.partial(_wake_threadsafe, loop, woken), server_id)
+            subscription = self._queue.on_change(
+                functools.partial(_wake_threadsafe, loop, woken), server_id, output=output
+            )
             try:
                 found = await self._run(call, *args)
                 remaining = deadline - loop.time()
@@ -286,10 +295,12 @@ class AsyncActionQueue:
 
     # Waiting (no I/O: not coroutines) ----------------------------------------
 
-    def on_change(self, callback: Callable[[], object], server_id: str | None = None) -> ChangeSubscription:
+    def on_change(
+        self, callback: Callable[[], object], server_id: str | None = None, *, output: bool = False
+    ) -> ChangeSubscription:
         """``callback()`` once at the queue's next change concerning
         ``server_id`` (``ActionQueue.on_change``)."""
-        return self._queue.on_change(callback, server_id)
+        return self._queue.on_change(callback, server_id, output=output)
 
     def waiters(self) -> int:
         """Waits registered now (``ActionQueue.waiters``)."""
@@ -473,10 +484,12 @@ class AsyncActionQueue:
     async def output_since(self, id: int, after: int = 0, wait_seconds: float | None = None) -> list[OutputChunk]:
         """Live output after chunk ``after``; with ``wait_seconds``, waits for
         a chunk or the action's end, holding no thread (``ActionQueue.output_since``)."""
-        # Chunks wake the waiters of the action's server (one read to learn it;
-        # NotFound for an unknown action, as the core's own answer).
+        # Chunks wake the output readers of the action's server (one read to
+        # learn it; NotFound for an unknown action, as the core's own answer).
         server_id = (await self._run(self._queue.get_action, id)).server_id if wait_seconds else None
-        return await self._waiting(wait_seconds, server_id, self._queue.output_since, id, after)
+        return await self._waiting(
+            wait_seconds, server_id, self._queue.output_since, id, after, output=server_id is not None
+        )
 
     # Expiry and audit ----------------------------------------------------------
 

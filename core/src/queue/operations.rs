@@ -726,7 +726,7 @@ impl ActionQueue {
             )));
         }
         let server_id = self.find_action(id)?.server_id;
-        let found = self.waiting(Topic::Server(&server_id), wait, || {
+        let found = self.waiting(Topic::Output(&server_id), wait, || {
             let chunks = self.store.output_since(id, after)?;
             if !chunks.is_empty() {
                 return Ok(Some(chunks));

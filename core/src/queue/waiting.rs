@@ -47,10 +47,11 @@ impl ActionQueue {
     /// Runs `wake` once, on the thread that signals it, at the store's next
     /// change of `topic` (a commit that logged an event about that server,
     /// or any event for [`Topic::Events`], here or in another process sharing
-    /// the store), unless the returned [`Subscription`] is dropped first. The
-    /// building block of a host's wait that holds no thread (Python's
-    /// `AsyncActionQueue`): subscribe to the topic the call waits on
-    /// (`claim_next`: its server; `events_since`: events), try the call with
+    /// the store; see [`Topic`]), unless the returned [`Subscription`] is
+    /// dropped first. The building block of a host's wait that holds no
+    /// thread (Python's `AsyncActionQueue`): subscribe to the topic the call
+    /// waits on (`claim_next` and `await_cancel`: the server; `events_since`:
+    /// events; `output_since`: the output of the server), try the call with
     /// no wait, and if it found nothing, await the wake (or the deadline),
     /// then start over. `wake` should only hand the news on (complete a
     /// future, write to a pipe): it runs on a committing thread.

@@ -13,7 +13,10 @@
 //!
 //! A waiter names its [`Topic`]: a claim waits for its server (only a change
 //! touching that server wakes it, so one approval wakes one agent, not the
-//! fleet), an events reader for any event. A change that cannot be attributed
+//! fleet), an events reader for any event, an output reader for its action's
+//! server and for writes of other processes that logged nothing (a chunk of
+//! output logs no event, so a SQLite watcher cannot tell whose it was:
+//! [`Touched::unlogged`]). A change that cannot be attributed
 //! ([`Touched::everything`]) wakes every waiter.
 //!
 //! No wake is lost between a waiter's check and its sleep: a blocking waiter
@@ -44,6 +47,36 @@ pub enum Topic<'a> {
     Events,
     /// A change of this server's actions or of the server itself (a claim).
     Server(&'a str),
+    /// New live output of this server's actions, or their end (an output
+    /// reader): what wakes [`Topic::Server`], and any write of another
+    /// process that logged nothing ([`Touched::unlogged`]).
+    Output(&'a str),
+}
+
+/// A [`Topic`] kept by a [`Subscription`].
+#[derive(Debug)]
+enum OwnedTopic {
+    Events,
+    Server(Box<str>),
+    Output(Box<str>),
+}
+
+impl OwnedTopic {
+    fn of(topic: Topic<'_>) -> Self {
+        match topic {
+            Topic::Events => OwnedTopic::Events,
+            Topic::Server(id) => OwnedTopic::Server(id.into()),
+            Topic::Output(id) => OwnedTopic::Output(id.into()),
+        }
+    }
+
+    fn topic(&self) -> Topic<'_> {
+        match self {
+            OwnedTopic::Events => Topic::Events,
+            OwnedTopic::Server(id) => Topic::Server(id),
+            OwnedTopic::Output(id) => Topic::Output(id),
+        }
+    }
 }
 
 /// What a commit changed, as waiters see it: whether it logged anything, and
@@ -53,6 +86,8 @@ pub enum Topic<'a> {
 pub struct Touched {
     logged: bool,
     everything: bool,
+    /// Another process wrote something that logged no event.
+    unlogged: bool,
     servers: BTreeSet<String>,
 }
 
@@ -62,7 +97,18 @@ impl Touched {
         Touched {
             logged: true,
             everything: true,
+            unlogged: false,
             servers: BTreeSet::new(),
+        }
+    }
+
+    /// Another process committed a write that logged no event (a chunk of
+    /// live output, a lease, a delivery cursor): it wakes only the output
+    /// readers, who cannot otherwise learn of a chunk written elsewhere.
+    pub fn unlogged() -> Self {
+        Touched {
+            unlogged: true,
+            ..Touched::default()
         }
     }
 
@@ -96,6 +142,7 @@ impl Touched {
     pub fn merge(&mut self, other: Touched) {
         self.logged |= other.logged;
         self.everything |= other.everything;
+        self.unlogged |= other.unlogged;
         if self.everything {
             self.servers.clear();
         } else {
@@ -103,9 +150,9 @@ impl Touched {
         }
     }
 
-    /// Whether nothing was logged (nobody is woken).
+    /// Whether nothing was logged or written (nobody is woken).
     pub fn is_empty(&self) -> bool {
-        !self.logged
+        !self.logged && !self.unlogged
     }
 
     /// Whether every waiter is woken.
@@ -173,6 +220,11 @@ struct State {
     /// changed or was waited on), so a change with nobody waiting is still
     /// remembered for a waiter between its check and its sleep.
     servers: HashMap<String, Waiters>,
+    /// The output readers, per server id (kept once made, like `servers`;
+    /// a change of the server counts for them through `servers`).
+    outputs: HashMap<String, Waiters>,
+    /// The generation of the last [`Touched::unlogged`] change.
+    unlogged_at: u64,
     next_id: u64,
     registered: usize,
     woken: u64,
@@ -180,22 +232,26 @@ struct State {
 
 impl State {
     fn topic(&mut self, topic: Topic<'_>) -> &mut Waiters {
-        match topic {
-            Topic::Events => &mut self.events,
-            Topic::Server(id) => {
-                if !self.servers.contains_key(id) {
-                    self.servers.insert(id.to_owned(), Waiters::default());
-                }
-                self.servers.get_mut(id).expect("inserted")
-            }
+        let (map, id) = match topic {
+            Topic::Events => return &mut self.events,
+            Topic::Server(id) => (&mut self.servers, id),
+            Topic::Output(id) => (&mut self.outputs, id),
+        };
+        if !map.contains_key(id) {
+            map.insert(id.to_owned(), Waiters::default());
         }
+        map.get_mut(id).expect("inserted")
     }
 
     /// The generation of the last change `topic`'s waiters care about.
     fn changed_at(&self, topic: Topic<'_>) -> u64 {
+        let of = |map: &HashMap<String, Waiters>, id: &str| map.get(id).map_or(0, |w| w.changed_at);
         let own = match topic {
             Topic::Events => self.events.changed_at,
-            Topic::Server(id) => self.servers.get(id).map_or(0, |w| w.changed_at),
+            Topic::Server(id) => of(&self.servers, id),
+            Topic::Output(id) => of(&self.outputs, id)
+                .max(of(&self.servers, id))
+                .max(self.unlogged_at),
         };
         own.max(self.everything_at)
     }
@@ -244,7 +300,8 @@ impl Notifier {
 
     /// A commit logged what `touched` says: wakes the sleeping waiters of
     /// the touched servers and of [`Topic::Events`] (of every topic for
-    /// [`Touched::everything`]) and runs (then forgets) their callbacks, on
+    /// [`Touched::everything`]; every [`Topic::Output`] for
+    /// [`Touched::unlogged`]) and runs (then forgets) their callbacks, on
     /// this thread, after the lock is released. Nothing for an empty
     /// `touched`. Call it after the commit, outside the store's own locks (a
     /// callback may take a host's lock, such as Python's GIL).
@@ -259,7 +316,18 @@ impl Notifier {
             state.generation = state.generation.wrapping_add(1);
             let generation = state.generation;
             let state = &mut *state;
-            let mut woken = state.events.touch(generation, &mut wakes, &mut condvars);
+            let mut woken = 0;
+            if touched.logged {
+                woken += state.events.touch(generation, &mut wakes, &mut condvars);
+            }
+            if touched.is_everything() || touched.unlogged {
+                for waiters in state.outputs.values_mut() {
+                    woken += waiters.touch(generation, &mut wakes, &mut condvars);
+                }
+            }
+            if touched.unlogged {
+                state.unlogged_at = generation;
+            }
             if touched.is_everything() {
                 state.everything_at = generation;
                 for waiters in state.servers.values_mut() {
@@ -271,6 +339,11 @@ impl Notifier {
                         state
                             .topic(Topic::Server(id))
                             .touch(generation, &mut wakes, &mut condvars);
+                    if !touched.unlogged {
+                        if let Some(waiters) = state.outputs.get_mut(id) {
+                            woken += waiters.touch(generation, &mut wakes, &mut condvars);
+                        }
+                    }
                 }
             }
             state.registered -= wakes.len();
@@ -340,10 +413,7 @@ impl Notifier {
         state.topic(topic).callbacks.insert(id, Box::new(wake));
         Subscription {
             notifier: Arc::downgrade(self),
-            server: match topic {
-                Topic::Events => None,
-                Topic::Server(server) => Some(server.into()),
-            },
+            topic: OwnedTopic::of(topic),
             id,
         }
     }
@@ -366,8 +436,7 @@ impl Notifier {
 #[derive(Debug)]
 pub struct Subscription {
     notifier: Weak<Notifier>,
-    /// The topic: a server, or `None` for [`Topic::Events`].
-    server: Option<Box<str>>,
+    topic: OwnedTopic,
     id: u64,
 }
 
@@ -379,10 +448,7 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(notifier) = self.notifier.upgrade() {
-            let topic = match &self.server {
-                None => Topic::Events,
-                Some(server) => Topic::Server(server),
-            };
+            let topic = self.topic.topic();
             // Dropped outside the lock: a host's callback may hold host
             // objects whose release takes the host's own lock.
             let wake = {
@@ -507,6 +573,22 @@ mod tests {
         assert!(notifier.wait_past(Topic::Server("a"), seen, deadline));
         assert!(notifier.wait_past(Topic::Events, seen, deadline));
         assert!(start.elapsed() < Duration::from_secs(30));
+        assert_eq!(notifier.registrations(), 0);
+    }
+
+    #[test]
+    fn output_readers_wake_on_their_server_and_on_unlogged_writes_alone() {
+        let notifier = Notifier::new();
+        let later = || Instant::now() + Duration::from_secs(30);
+        let seen = notifier.generation();
+        notifier.notify(&Touched::unlogged());
+        assert!(notifier.wait_past(Topic::Output("a"), seen, later()));
+        assert!(!notifier.wait_past(Topic::Server("a"), seen, Instant::now()));
+        assert!(!notifier.wait_past(Topic::Events, seen, Instant::now()));
+        let seen = notifier.generation();
+        notifier.notify(&Touched::of_servers(&["a"]));
+        assert!(notifier.wait_past(Topic::Output("a"), seen, later()));
+        assert!(!notifier.wait_past(Topic::Output("b"), seen, Instant::now()));
         assert_eq!(notifier.registrations(), 0);
     }
 

@@ -11,7 +11,8 @@
 //! the last event it saw ([`LOGGED_SINCE_SQL`], by the events' key) and wakes
 //! those servers' waiters: one query per change per process, however many
 //! wait. What it cannot attribute (a failed read, too many events at once)
-//! wakes everyone.
+//! wakes everyone. Every change also wakes the output readers, as a chunk of
+//! output logs no event to attribute it by.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -154,7 +155,11 @@ impl Watch for DataVersion {
             Some(version) if version == self.version => Touched::default(),
             Some(version) => {
                 self.version = version;
-                self.logged_since(&conn)
+                // Whatever it logged, the change may also hold output
+                // chunks, which log nothing: output readers look.
+                let mut touched = self.logged_since(&conn);
+                touched.merge(Touched::unlogged());
+                touched
             }
             // Lost the file: look again from scratch next time.
             None => return Touched::default(),
