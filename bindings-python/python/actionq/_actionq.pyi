@@ -22,6 +22,7 @@ __all__ = [
     "PruneReport",
     "Export",
     "action_digest",
+    "delivery_lease_name",
     "ManualClock",
     "Action",
     "ActionPage",
@@ -85,6 +86,10 @@ def action_digest(
     server_id: str, action_type: str, argv: list[str], env: Mapping[str, str], whitelist_version: str
 ) -> str:
     """The hex SHA-256 payload digest of an action (what ``Action.digest`` holds)."""
+
+def delivery_lease_name(sink: str) -> str:
+    """The name of the job lease that guards sink ``sink``'s delivery cursor
+    (``take_lease`` it before ``record_delivery``)."""
 
 # The core's names, lists, limits and defaults (re-exported by ``actionq.limits``).
 ACTION_STATUSES: tuple[str, ...]
