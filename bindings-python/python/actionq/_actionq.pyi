@@ -710,6 +710,10 @@ class ActionQueue:
         outcome: Literal["skipped", "sent", "failed", "dead"],
         error: str | None = None,
     ) -> Delivery: ...
+    def record_sent(self, name: str, holder: str, through_event_id: int, sent: int) -> Delivery:
+        """Records a batch in one write: every event after sink ``name``'s
+        cursor through ``through_event_id`` was delivered or skipped, ``sent``
+        of them delivered. Same checks as ``record_delivery``."""
     def list_deliveries(self) -> list[Delivery]: ...
     @property
     def principal(self) -> Principal | None:

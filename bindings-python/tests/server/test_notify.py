@@ -134,6 +134,18 @@ def test_webhooks_are_signed_filtered_and_link_to_the_action(tmp_path: Path) -> 
                 Webhook(SECRET).verify(tampered.body.replace(b"pending", b"rejected"), tampered.headers)
 
 
+def test_a_sink_runs_under_the_lease_the_core_names(tmp_path: Path) -> None:
+    with receiver() as rx, app(tmp_path, webhook_sink(rx.url)) as c:
+        assert c.post("/api/v1/servers", json={"id": "web-1"}).status_code == 201
+        assert c.post("/api/v1/actions", json={"server_id": "web-1", "action_type": "clear_logs"}).status_code == 201
+        rx.wait_for(lambda: len(rx.delivered()) == 1)
+        lease = actionq.delivery_lease_name("ops")
+        assert lease == "delivery:ops"
+        # The sink's delivery holds it: nobody else takes it meanwhile.
+        with pytest.raises(actionq.ConflictError, match="is held by"):
+            actionq.ActionQueue(tmp_path / "q.sqlite3").take_lease(lease, "someone-else", 30)
+
+
 def test_a_failing_receiver_is_retried_with_the_same_id_and_never_slows_a_create(tmp_path: Path) -> None:
     release = threading.Event()
     with receiver() as rx:

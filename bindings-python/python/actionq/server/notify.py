@@ -4,11 +4,13 @@ order per sink, at least once, across restarts and replicas.
 
 - :func:`load_config` reads the ``--notify`` TOML file; a bad file is refused
   at start with :class:`NotifyConfigError`, naming the file and what is wrong.
-- One :class:`SinkRunner` task per sink, for the app's lifespan. It holds the
-  sink's job lease (``take_lease("delivery:<sink>")``, renewed while it works)
+- One :class:`SinkRunner` task per sink, for the app's lifespan: in a process
+  of its own on a SQLite file (:func:`install`). It holds the sink's job
+  lease (``take_lease(delivery_lease_name(sink))``, renewed while it works)
   so one replica sends per sink, reads the log with the waiting
-  ``events_since`` (woken by the commit, no polling), and records each
-  event's outcome with ``record_delivery``, which moves the cursor kept in
+  ``events_since`` (woken by the commit, no polling), and records what it
+  delivered or skipped once per batch with ``record_sent`` (a failed try or
+  a dead letter with ``record_delivery``), which moves the cursor kept in
   the queue only for the lease's holder. A restart resumes at that cursor.
 - A failed try is retried with exponential backoff and jitter
   (``limits.NOTIFY_RETRY_FIRST_SECONDS`` doubling up to
@@ -85,6 +87,10 @@ costs one timeout, never the lease (renewed before every try)."""
 
 _BATCH = 100
 """Events read per ``events_since``."""
+
+_RECORD_SECONDS = 1.0
+"""The longest a delivered message waits for its record when a batch is slow
+to send (else it is recorded with its batch): what a crash may send again."""
 
 COALESCE_SECONDS = 0.05
 """After a wake, how long a sink lets more events gather before it reads
@@ -411,6 +417,9 @@ class SinkRunner:
         self.lease_seconds = lease_seconds
         self.send_timeout = send_timeout
         self.lease = actionq.delivery_lease_name(sink.name)
+        # The last event passed (delivered, skipped) and not yet recorded, and
+        # how many messages were delivered through it.
+        self._passed: tuple[int, int] | None = None
         self._apprise: Any = None
 
     async def run(self) -> None:
@@ -427,8 +436,11 @@ class SinkRunner:
                 await asyncio.sleep(1.0)
 
     async def release(self) -> None:
-        """Gives the lease up (at shutdown), so another replica goes on at
-        once, and closes the webhook's connection."""
+        """Records what was delivered and not yet recorded, gives the lease up
+        (at shutdown), so another replica goes on at once, and closes the
+        webhook's connection."""
+        with contextlib.suppress(actionq.ActionQueueError):
+            await self._flush()
         with contextlib.suppress(actionq.ActionQueueError):
             await self.queue.release_lease(self.lease, self.holder)
         if self.webhook is not None:
@@ -440,6 +452,7 @@ class SinkRunner:
         return time.monotonic() + self.lease_seconds / 3
 
     async def _hold_and_deliver(self) -> None:
+        self._passed = None  # what an earlier turn passed and did not record is sent again
         renew_at = await self._renew()
         cursor = (await self.queue.register_delivery(self.sink.name, self.sink.kind)).cursor
         while True:
@@ -447,24 +460,23 @@ class SinkRunner:
             events = await self.queue.events_since(cursor, _BATCH, wait_seconds=wait)
             if 0 < len(events) < _BATCH:
                 # Woken by a commit: let a burst gather, so it costs one read and
-                # one skip record per batch, not per event, beside the creates.
+                # one record per batch, not per event, beside the creates.
                 await asyncio.sleep(COALESCE_SECONDS)
                 events += await self.queue.events_since(events[-1].id, _BATCH - len(events))
             if time.monotonic() >= renew_at:
                 renew_at = await self._renew()
             wanted = {e.action_id for e in events if self.sink.wants(e)}
             actions = await asyncio.to_thread(self._actions, wanted) if wanted else {}
-            skipped: actionq.Event | None = None
+            record_at = time.monotonic() + _RECORD_SECONDS
             for event in events:
-                if not self.sink.wants(event):
-                    skipped = event
-                    continue
-                if skipped is not None:
-                    await self._record(skipped.id, "skipped")
-                    skipped = None
-                renew_at = await self._deliver(event, actions[event.action_id], renew_at)
-            if skipped is not None:
-                await self._record(skipped.id, "skipped")
+                if self.sink.wants(event):
+                    renew_at = await self._deliver(event, actions[event.action_id], renew_at)
+                else:
+                    self._pass(event.id, 0)
+                if time.monotonic() >= record_at:
+                    await self._flush()
+                    record_at = time.monotonic() + _RECORD_SECONDS
+            await self._flush()
             if events:
                 cursor = events[-1].id
 
@@ -473,7 +485,22 @@ class SinkRunner:
         (not one call, and one trip to a thread, per message)."""
         return {i: self.queue.queue.get_action(i) for i in ids if i is not None}
 
-    async def _record(self, event_id: int, outcome: str, error: str | None = None) -> actionq.Delivery:
+    def _pass(self, event_id: int, sent: int) -> None:
+        """Notes that the cursor may pass `event_id`, `sent` (0 or 1) messages more."""
+        self._passed = (event_id, sent + (self._passed[1] if self._passed else 0))
+
+    async def _flush(self) -> None:
+        """Records what was passed since the last record, in one write
+        (``record_sent``): the cursor moves only after the messages before it
+        were delivered, so a crash before this sends them again, never loses one."""
+        if self._passed is not None:
+            through, sent = self._passed
+            await self.queue.record_sent(self.sink.name, self.holder, through, sent)
+            self._passed = None
+
+    async def _record(self, event_id: int, outcome: str, error: str) -> actionq.Delivery:
+        """Records a failed try or a dead letter, after what was passed before it."""
+        await self._flush()
         return await self.queue.record_delivery(self.sink.name, self.holder, event_id, outcome, error)  # type: ignore[arg-type]
 
     async def _deliver(self, event: actionq.Event, action: actionq.Action, renew_at: float) -> float:
@@ -505,7 +532,7 @@ class SinkRunner:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, float(limits.NOTIFY_RETRY_MAX_SECONDS))
                 continue
-            await self._record(event.id, "sent")
+            self._pass(event.id, 1)
             return renew_at
 
     async def _send(self, event: actionq.Event, action: actionq.Action, message_id: str) -> None:
