@@ -362,7 +362,7 @@ class _Webhook:
             target=self.target,
             headers=[*self.headers, ("content-length", str(len(body))), *headers.items()],
         )
-        writer.write(http.send(request) + http.send(h11.Data(data=body)) + http.send(h11.EndOfMessage()))  # type: ignore[operator]
+        writer.write(http.send(request) + http.send(h11.Data(data=body)) + http.send(h11.EndOfMessage()))
         await writer.drain()
         status = 0
         while True:
