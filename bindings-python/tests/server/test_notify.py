@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import subprocess
 import threading
 import time
@@ -144,6 +145,24 @@ def test_a_sink_runs_under_the_lease_the_core_names(tmp_path: Path) -> None:
         # The sink's delivery holds it: nobody else takes it meanwhile.
         with pytest.raises(actionq.ConflictError, match="is held by"):
             actionq.ActionQueue(tmp_path / "q.sqlite3").take_lease(lease, "someone-else", 30)
+
+
+def test_a_delivery_process_that_dies_is_started_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notify, "WATCH_SECONDS", 0.2)
+
+    def delivering() -> list[multiprocessing.Process]:
+        return [p for p in multiprocessing.active_children() if p.name == "actionq-notify"]
+
+    with receiver() as rx, app(tmp_path, webhook_sink(rx.url)) as c:
+        # On a SQLite file the sinks are delivered by a process of the server's.
+        (first,) = delivering()
+        first.kill()
+        first.join()
+        assert c.post("/api/v1/servers", json={"id": "web-1"}).status_code == 201
+        assert c.post("/api/v1/actions", json={"server_id": "web-1", "action_type": "clear_logs"}).status_code == 201
+        rx.wait_for(lambda: len(rx.delivered()) == 1)
+        (second,) = delivering()
+        assert second.pid != first.pid
 
 
 def test_a_failing_receiver_is_retried_with_the_same_id_and_never_slows_a_create(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ __all__ = [
     "LEASE_SECONDS",
     "NOTIFY_ENV",
     "SEND_TIMEOUT_SECONDS",
+    "WATCH_SECONDS",
     "NotifyConfig",
     "NotifyConfigError",
     "Sink",
@@ -605,11 +606,16 @@ def install(app: FastAPI, queue: actionq.AsyncActionQueue, config: NotifyConfig)
             async with _delivering(queue, config, holder, *timing), previous(a) as state:
                 yield state
             return
-        apart = await asyncio.to_thread(_Apart, str(path), queue.queue.whitelist_json, config, holder, *timing)
+        apart = _Apart(str(path), queue.queue.whitelist_json, config, holder, *timing)
+        await asyncio.to_thread(apart.start)
+        keeper = asyncio.ensure_future(_keep(apart))
         try:
             async with previous(a) as state:
                 yield state
         finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
             await asyncio.to_thread(apart.stop)
 
     app.router.lifespan_context = lifespan
@@ -638,6 +644,23 @@ async def _delivering(
 _STOP_SECONDS = 10.0
 """How long the server waits for the delivery process to give its leases up."""
 
+WATCH_SECONDS = 5.0
+"""How often the server checks that its delivery process runs."""
+
+
+async def _keep(apart: _Apart) -> None:
+    """Starts the delivery process again when it ended on its own (killed,
+    crashed): delivery never stops in silence. The new one holds the leases
+    under the same holder name, so it goes on at the cursors at once."""
+    while True:
+        await asyncio.sleep(WATCH_SECONDS)
+        if not apart.process.is_alive():
+            log.error(
+                "notify: the delivery process ended; starting another",
+                extra={"exit_code": apart.process.exitcode},
+            )
+            await asyncio.to_thread(apart.start)
+
 
 class _Apart:
     """The delivery process of a SQLite queue: spawned (a fresh interpreter,
@@ -648,14 +671,22 @@ class _Apart:
     def __init__(
         self, path: str, whitelist: str, config: NotifyConfig, holder: str, lease_seconds: float, send_timeout: float
     ) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.records: Any = context.Queue()
+        self.context = multiprocessing.get_context("spawn")
+        self.records: Any = self.context.Queue()
         self.listener = logging.handlers.QueueListener(self.records, _Relay())
         self.listener.start()
-        self.stop_here, stop_there = context.Pipe()
-        self.process = context.Process(
+        self.args = (path, whitelist, config, holder, lease_seconds, send_timeout)
+        self.stop_here: multiprocessing.connection.Connection | None = None
+        self.process: Any = None
+
+    def start(self) -> None:
+        """Starts the process (again, when the last one ended)."""
+        if self.stop_here is not None:
+            self.stop_here.close()
+        self.stop_here, stop_there = self.context.Pipe()
+        self.process = self.context.Process(
             target=_deliver_apart,
-            args=(path, whitelist, config, holder, lease_seconds, send_timeout, stop_there, self.records),
+            args=(*self.args, stop_there, self.records),
             name="actionq-notify",
             daemon=True,
         )
@@ -664,6 +695,7 @@ class _Apart:
 
     def stop(self) -> None:
         """Tells it to stop and waits for it (it releases its leases first)."""
+        assert self.stop_here is not None
         with contextlib.suppress(OSError):
             self.stop_here.send("stop")
         self.process.join(_STOP_SECONDS)
