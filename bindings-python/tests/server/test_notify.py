@@ -165,6 +165,20 @@ def test_a_delivery_process_that_dies_is_started_again(tmp_path: Path, monkeypat
         assert second.pid != first.pid
 
 
+def test_a_webhook_the_environment_proxies_goes_through_the_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with receiver() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        # A host nobody resolves: only the proxy can take it there.
+        with app(tmp_path, webhook_sink("http://hooks.invalid/hook")) as c:
+            assert c.post("/api/v1/servers", json={"id": "web-1"}).status_code == 201
+            assert c.post("/api/v1/actions", json={"server_id": "web-1", "action_type": "clear_logs"}).status_code == 201
+            proxy.wait_for(lambda: len(proxy.delivered()) == 1)
+            assert proxy.delivered()[0].path == "http://hooks.invalid/hook"
+            verified(proxy)
+
+
 def test_a_failing_receiver_is_retried_with_the_same_id_and_never_slows_a_create(tmp_path: Path) -> None:
     release = threading.Event()
     with receiver() as rx:
