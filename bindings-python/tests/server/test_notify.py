@@ -150,7 +150,7 @@ def test_a_sink_runs_under_the_lease_the_core_names(tmp_path: Path) -> None:
 def test_a_delivery_process_that_dies_is_started_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(notify, "WATCH_SECONDS", 0.2)
 
-    def delivering() -> list[multiprocessing.Process]:
+    def delivering() -> list[multiprocessing.process.BaseProcess]:
         return [p for p in multiprocessing.active_children() if p.name == "actionq-notify"]
 
     with receiver() as rx, app(tmp_path, webhook_sink(rx.url)) as c:
