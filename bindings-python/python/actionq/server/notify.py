@@ -644,6 +644,11 @@ async def _delivering(
 _STOP_SECONDS = 10.0
 """How long the server waits for the delivery process to give its leases up."""
 
+_NICENESS = 10
+"""Added to the delivery process's niceness: when the cores are short, the
+requests go first (a create never waits for a sink); delivery has the
+second (its goal: under a second from commit to receiver)."""
+
 WATCH_SECONDS = 5.0
 """How often the server checks that its delivery process runs."""
 
@@ -730,6 +735,8 @@ def _deliver_apart(
     # A Ctrl-C reaches the whole process group: the server, not this, decides
     # when delivery stops (after its requests), then tells it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "nice"):
+        os.nice(_NICENESS)
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(records)]
     root.setLevel(logging.INFO)
