@@ -321,7 +321,7 @@ class _Webhook:
     on asyncio streams, about a sixth of the CPU a message that httpx's
     client takes (every event costs it once per sink, beside the requests).
     A URL the environment sends through a proxy (``HTTP(S)_PROXY``,
-    ``NO_PROXY``) goes through httpx, which speaks to proxies."""
+    ``ALL_PROXY``, ``NO_PROXY``) goes through httpx, which speaks to proxies."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -333,7 +333,8 @@ class _Webhook:
         if parts.username is not None:
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
             self.headers.append(("authorization", "Basic " + base64.b64encode(pair).decode()))
-        proxied = parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(self.host)
+        proxies = urllib.request.getproxies()
+        proxied = bool({parts.scheme, "all"} & set(proxies)) and not urllib.request.proxy_bypass(self.host)
         self.proxied = httpx.AsyncClient(follow_redirects=False) if proxied else None
         self.url = url
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
@@ -374,6 +375,8 @@ class _Webhook:
                 status = event.status_code
             elif isinstance(event, h11.EndOfMessage):
                 break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionError("the receiver closed the connection before its answer ended")
         if http.our_state is h11.DONE and http.their_state is h11.DONE:
             http.start_next_cycle()
         else:
