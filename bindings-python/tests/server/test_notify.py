@@ -148,6 +148,14 @@ def test_a_sink_runs_under_the_lease_the_core_names(tmp_path: Path) -> None:
             actionq.ActionQueue(tmp_path / "q.sqlite3").take_lease(lease, "someone-else", 30)
 
 
+def test_a_new_sink_starts_at_the_end_of_the_log_as_of_the_servers_start(tmp_path: Path) -> None:
+    with receiver() as rx, app(tmp_path, webhook_sink(rx.url)) as c:
+        # At once, while the delivery process may still be starting.
+        assert c.post("/api/v1/servers", json={"id": "web-1"}).status_code == 201
+        assert c.post("/api/v1/actions", json={"server_id": "web-1", "action_type": "clear_logs"}).status_code == 201
+        rx.wait_for(lambda: len(rx.delivered()) == 1)
+
+
 def test_a_delivery_process_that_dies_is_started_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(notify, "WATCH_SECONDS", 0.2)
 
