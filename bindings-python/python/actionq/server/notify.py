@@ -591,7 +591,9 @@ def install(app: FastAPI, queue: actionq.AsyncActionQueue, config: NotifyConfig)
     of their own (:class:`_Apart`): their HTTP, JSON and signing then never
     hold this process's interpreter while it serves requests. In memory (one
     process only) and on PostgreSQL (whose URL the queue does not give back)
-    they run as tasks on this event loop."""
+    they run as tasks on this event loop. That process is spawned, so a
+    program that builds the app in its main script keeps what it runs under
+    ``if __name__ == "__main__":``, as :mod:`multiprocessing` asks."""
     app.state.actionq_notify = config
     previous = app.router.lifespan_context
     holder = replica_id()
