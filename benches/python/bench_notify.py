@@ -7,13 +7,17 @@
 - create throughput with the two sinks configured against none: two
   servers (each on its own SQLite file), driven in interleaved rounds by the
   same client (http.client, one keep-alive connection), measured in the same
-  run. The ratio is with / without.
+  run. The ratio is with / without. After each round with sinks the bench
+  waits until every message arrived, so no round pays for another's
+  deliveries; that wait counted in, the round's creates per second are the
+  end-to-end rate (creates whose messages all arrived, per second).
 
     python bench_notify.py --dir DIR --n N
 
 Prints one JSON line: notify_latency_p50_ms, notify_latency_p99_ms,
 notify_create_with_sinks_per_s, notify_create_without_per_s,
-notify_create_ratio.
+notify_create_ratio, notify_create_end_to_end_per_s,
+notify_end_to_end_ratio (end-to-end with sinks / without).
 """
 
 from __future__ import annotations
@@ -197,12 +201,23 @@ def main() -> None:
         p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))] if samples else 0.0
         # Throughput: interleaved rounds.
         rounds, per_round = 5, max(args.n // 5, 50)
-        rates: dict[str, list[float]] = {"with": [], "without": []}
+        rates: dict[str, list[float]] = {"with": [], "without": [], "end_to_end": []}
+        expected = ask(parent, "count")
         for r in range(rounds):
             order = [("with", a), ("without", b)] if r % 2 == 0 else [("without", b), ("with", a)]
             for name, client in order:
+                started = time.perf_counter()
                 rates[name].append(creates(client, 10_000 + r * per_round, per_round))
+                if name == "with":
+                    expected += 2 * per_round
+                    deadline = time.time() + 120
+                    while ask(parent, "count") < expected:
+                        if time.time() > deadline:
+                            raise SystemExit("the round's notifications did not arrive within 120 s")
+                        time.sleep(0.002)
+                    rates["end_to_end"].append(per_round / (time.perf_counter() - started))
         with_rate, without_rate = statistics.median(rates["with"]), statistics.median(rates["without"])
+        end_to_end = statistics.median(rates["end_to_end"])
         print(json.dumps({
             "notify_latency_p50_ms": round(statistics.median(samples), 2) if samples else 0.0,
             "notify_latency_p99_ms": round(p99, 2),
@@ -210,6 +225,8 @@ def main() -> None:
             "notify_create_with_sinks_per_s": round(with_rate, 1),
             "notify_create_without_per_s": round(without_rate, 1),
             "notify_create_ratio": round(with_rate / without_rate, 3),
+            "notify_create_end_to_end_per_s": round(end_to_end, 1),
+            "notify_end_to_end_ratio": round(end_to_end / without_rate, 3),
             "notify_cut_requests": ask(parent, "cut"),
         }))
     finally:

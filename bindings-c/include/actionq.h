@@ -679,6 +679,31 @@ aq_status aq_delivery_record(const struct aq_queue *queue,
                              char **delivery_json_out);
 
 /**
+ * Records a batch in one write: every event after sink `name`'s cursor
+ * through `through_event_id` was delivered or skipped, `sent` of them
+ * delivered. The cursor moves to `through_event_id`; with `sent` above 0,
+ * `sent` counts them and `last_error` clears, as one `"sent"` event of
+ * `aq_delivery_record` does, else it is a skip. Same checks and statuses as
+ * `aq_delivery_record`; on `AQ_STATUS_OK`, `*delivery_json_out` receives
+ * the cursor after (freed with `aq_string_free`).
+ *
+ * `actor`: as `aq_lease_take`.
+ *
+ * # Safety
+ *
+ * `queue` must be NULL or a live handle; `actor` NULL or a live `aq_actor`;
+ * `name` and `holder` NULL or NUL-terminated; `delivery_json_out` NULL or a
+ * writable `char *`.
+ */
+aq_status aq_delivery_record_sent(const struct aq_queue *queue,
+                                  const struct aq_actor *actor,
+                                  const char *name,
+                                  const char *holder,
+                                  int64_t through_event_id,
+                                  uint64_t sent,
+                                  char **delivery_json_out);
+
+/**
  * Every sink's delivery cursor, by name, as a JSON array of what
  * `aq_delivery_register` gives. The caller frees `*deliveries_json_out`
  * with `aq_string_free`.

@@ -148,6 +148,42 @@ pub unsafe extern "C" fn aq_delivery_record(
     }
 }
 
+/// Records a batch in one write: every event after sink `name`'s cursor
+/// through `through_event_id` was delivered or skipped, `sent` of them
+/// delivered. The cursor moves to `through_event_id`; with `sent` above 0,
+/// `sent` counts them and `last_error` clears, as one `"sent"` event of
+/// `aq_delivery_record` does, else it is a skip. Same checks and statuses as
+/// `aq_delivery_record`; on `AQ_STATUS_OK`, `*delivery_json_out` receives
+/// the cursor after (freed with `aq_string_free`).
+///
+/// `actor`: as `aq_lease_take`.
+///
+/// # Safety
+///
+/// `queue` must be NULL or a live handle; `actor` NULL or a live `aq_actor`;
+/// `name` and `holder` NULL or NUL-terminated; `delivery_json_out` NULL or a
+/// writable `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn aq_delivery_record_sent(
+    queue: *const aq_queue,
+    actor: *const aq_actor,
+    name: *const c_char,
+    holder: *const c_char,
+    through_event_id: i64,
+    sent: u64,
+    delivery_json_out: *mut *mut c_char,
+) -> aq_status {
+    ffi_boundary! {
+        // SAFETY (all): per the caller's contract.
+        let queue = unsafe { acting(queue, actor) }?;
+        let name = unsafe { str_arg(name, "name") }?;
+        let holder = unsafe { str_arg(holder, "holder") }?;
+        let out = unsafe { Out::new(delivery_json_out, "delivery_json_out") }?;
+        out.write_json(&queue.record_sent(name, holder, through_event_id, sent)?);
+        Ok(())
+    }
+}
+
 /// Every sink's delivery cursor, by name, as a JSON array of what
 /// `aq_delivery_register` gives. The caller frees `*deliveries_json_out`
 /// with `aq_string_free`.

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Each operation of the core and the C function that offers it.
-const C_FUNCTIONS: [(&str, &str); 36] = [
+const C_FUNCTIONS: [(&str, &str); 37] = [
     ("create_server", "aq_server_create"),
     ("get_server", "aq_server_get"),
     ("list_servers", "aq_server_list"),
@@ -41,6 +41,7 @@ const C_FUNCTIONS: [(&str, &str); 36] = [
     ("release_lease", "aq_lease_release"),
     ("register_delivery", "aq_delivery_register"),
     ("record_delivery", "aq_delivery_record"),
+    ("record_sent", "aq_delivery_record_sent"),
     ("list_deliveries", "aq_delivery_list"),
     ("prune", "aq_queue_prune"),
     ("export", "aq_queue_export"),

@@ -1441,6 +1441,16 @@ static void test_deliveries(const char *dir) {
   CHECK_OK(aq_delivery_record(q, host, "ops", "r1", 2, "sent", NULL, &json));
   CHECK(json_has(json, "\"cursor\":2") && json_has(json, "\"sent\":1") && json_has(json, "\"last_error\":null"));
   aq_string_free(json);
+  for (int i = 0; i < 2; i++) {
+    CHECK_OK(aq_action_create(q, host, "{\"server_id\":\"web-1\",\"action_type\":\"clear_logs\"}", &s));
+    aq_string_free(s);
+  }
+  CHECK_STATUS(aq_delivery_record_sent(q, host, "ops", "r1", 4, 5, &json), AQ_STATUS_INVALID_INPUT);
+  CHECK_OK(aq_delivery_record_sent(q, host, "ops", "r1", 4, 2, &json));
+  CHECK(json_has(json, "\"cursor\":4") && json_has(json, "\"sent\":3") && json_has(json, "\"lag_events\":0"));
+  aq_string_free(json);
+  CHECK_STATUS(aq_delivery_record_sent(q, host, "ops", "r1", 4, 0, &json), AQ_STATUS_CONFLICT);
+  CHECK(last_error_is("Delivery 'ops' is already past event 4 (cursor 4)"));
   aq_actor *operator_ = principal("olga", "operator", NULL);
   json = SENTINEL;
   CHECK_STATUS(aq_delivery_list(q, operator_, &json), AQ_STATUS_PERMISSION_DENIED);

@@ -7,6 +7,13 @@ use pyo3::types::PyDict;
 
 use crate::types::{record_json, utc_datetime};
 
+/// The name of the job lease that guards sink `sink`'s delivery cursor
+/// (`take_lease` it before `record_delivery`).
+#[pyfunction]
+pub fn delivery_lease_name(sink: &str) -> String {
+    actionq::jobs::delivery_lease_name(sink)
+}
+
 /// A named lease on a background job (frozen): `name`, `holder`, `expires_at`.
 #[pyclass(module = "actionq", name = "JobLease", frozen, eq)]
 #[derive(Debug, PartialEq)]

@@ -29,7 +29,7 @@ mod _actionq {
     #[pymodule_export]
     use crate::identity::{PyCredential, PyIssuedCredential, PyPrincipal};
     #[pymodule_export]
-    use crate::jobs::{PyDelivery, PyJobLease};
+    use crate::jobs::{delivery_lease_name, PyDelivery, PyJobLease};
     #[pymodule_export]
     use crate::queue::{PyActionQueue, PyChangeSubscription, PyExport};
     #[pymodule_export]

@@ -1026,6 +1026,22 @@ impl PyActionQueue {
         .map(PyDelivery::from)
     }
 
+    /// Records a batch in one write: every event after sink `name`'s cursor
+    /// through `through_event_id` was delivered or skipped, `sent` of them
+    /// delivered (the cursor moves there; with `sent` > 0 as one `"sent"`
+    /// does, else as a skip). Same checks as `record_delivery`.
+    fn record_sent(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        holder: &str,
+        through_event_id: i64,
+        sent: u64,
+    ) -> PyResult<PyDelivery> {
+        self.run(py, |q| q.record_sent(name, holder, through_event_id, sent))
+            .map(PyDelivery::from)
+    }
+
     /// Every sink's `Delivery` cursor, by name, with its lag.
     fn list_deliveries(&self, py: Python<'_>) -> PyResult<Vec<PyDelivery>> {
         self.run_read(py, |q| q.list_deliveries())

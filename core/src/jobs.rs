@@ -137,6 +137,10 @@ pub struct DeliveryUpdate {
     pub event_id: i64,
     /// The outcome.
     pub outcome: DeliveryOutcome,
+    /// Messages delivered: 1 for a `Sent` outcome of one event, a batch's
+    /// count for [`ActionQueue::record_sent`](crate::ActionQueue::record_sent),
+    /// else 0.
+    pub sent: u64,
     /// Why it failed (a failure only), cut to [`limits::MAX_DELIVERY_ERROR_CHARS`].
     pub error: Option<String>,
     /// When it was recorded.
@@ -157,7 +161,7 @@ impl DeliveryUpdate {
     pub fn counts(&self) -> (u64, u64, u64) {
         match self.outcome {
             DeliveryOutcome::Skipped => (0, 0, 0),
-            DeliveryOutcome::Sent => (1, 0, 0),
+            DeliveryOutcome::Sent => (self.sent, 0, 0),
             DeliveryOutcome::Failed => (0, 1, 0),
             DeliveryOutcome::Dead => (0, 1, 1),
         }

@@ -154,6 +154,55 @@ fn outcomes_move_the_cursor_and_count(env: Env) {
     assert_eq!(listed, [end]);
 }
 
+fn a_batch_moves_the_cursor_once_and_counts_what_it_sent(env: Env) {
+    let q = &env.queue;
+    q.register_delivery("ops", "webhook").unwrap();
+    let ids = log_events(q, 5);
+    let lease = delivery_lease_name("ops");
+    q.take_lease(&lease, "r1", TTL).unwrap();
+    let not_held = q.record_sent("ops", "r2", ids[1], 1).unwrap_err();
+    assert_eq!(not_held.kind(), ErrorKind::Conflict, "{not_held}");
+    q.record_delivery(
+        "ops",
+        "r1",
+        ids[0],
+        DeliveryOutcome::Failed,
+        Some("HTTP 500"),
+    )
+    .unwrap();
+    env.advance_secs(1);
+    let batch = q.record_sent("ops", "r1", ids[2], 2).unwrap();
+    assert_eq!(
+        (batch.cursor, batch.lag_events, batch.sent, batch.failed),
+        (ids[2], 2, 2, 1)
+    );
+    assert_eq!(
+        (batch.last_error, batch.last_success_at),
+        (None, Some(env.clock_now()))
+    );
+    let past = q.record_sent("ops", "r1", ids[2], 1).unwrap_err();
+    assert_eq!(past.kind(), ErrorKind::Conflict, "{past}");
+    assert!(past.to_string().contains("is already past event"), "{past}");
+    // None sent: a skip, which says nothing of the sink.
+    q.record_delivery(
+        "ops",
+        "r1",
+        ids[3],
+        DeliveryOutcome::Failed,
+        Some("timed out"),
+    )
+    .unwrap();
+    env.advance_secs(1);
+    let skipped = q.record_sent("ops", "r1", ids[4], 0).unwrap();
+    assert_eq!(
+        (skipped.cursor, skipped.lag_events, skipped.sent),
+        (ids[4], 0, 2)
+    );
+    assert_eq!(skipped.last_error.as_deref(), Some("timed out"));
+    assert_eq!(skipped.last_success_at, batch.last_success_at);
+    assert_eq!(q.list_deliveries().unwrap(), [skipped]);
+}
+
 fn only_the_lease_holder_moves_a_cursor(env: Env) {
     let q = &env.queue;
     q.register_delivery("ops", "webhook").unwrap();
@@ -207,6 +256,10 @@ fn bad_input_is_refused_before_anything(env: Env) {
     invalid(q.record_delivery("ops", "r1", 1, DeliveryOutcome::Dead, Some("")));
     invalid(q.record_delivery("ops", "r1", 1, DeliveryOutcome::Sent, Some("why")));
     invalid(q.record_delivery("ops", "", 1, DeliveryOutcome::Sent, None));
+    invalid(q.record_sent("Ops", "r1", 1, 1));
+    invalid(q.record_sent("ops", "", 1, 1));
+    invalid(q.record_sent("ops", "r1", 0, 0));
+    invalid(q.record_sent("ops", "r1", 2, 3));
     let missing = q
         .record_delivery("nope", "r1", 1, DeliveryOutcome::Sent, None)
         .unwrap_err();
@@ -244,6 +297,7 @@ fn only_admins_run_jobs(env: Env) {
             p.register_delivery("ops", "webhook").map(|_| ()),
             p.record_delivery("ops", "r1", 1, DeliveryOutcome::Sent, None)
                 .map(|_| ()),
+            p.record_sent("ops", "r1", 1, 1).map(|_| ()),
             p.list_deliveries().map(|_| ()),
         ];
         for e in denied {
@@ -283,6 +337,7 @@ for_each_store!(
     a_lease_is_exclusive_until_it_lapses_or_is_released,
     a_new_sink_starts_at_the_end_of_the_log,
     outcomes_move_the_cursor_and_count,
+    a_batch_moves_the_cursor_once_and_counts_what_it_sent,
     only_the_lease_holder_moves_a_cursor,
     bad_input_is_refused_before_anything,
     only_admins_run_jobs,

@@ -72,6 +72,7 @@ from actionq._actionq import (
     UnauthenticatedError,
     __version__,
     action_digest,
+    delivery_lease_name,
 )
 from actionq._aio import AsyncActionQueue, AsyncExport
 
@@ -111,5 +112,6 @@ __all__ = [
     "UnauthenticatedError",
     "__version__",
     "action_digest",
+    "delivery_lease_name",
     "limits",
 ]

@@ -22,6 +22,7 @@ __all__ = [
     "PruneReport",
     "Export",
     "action_digest",
+    "delivery_lease_name",
     "ManualClock",
     "Action",
     "ActionPage",
@@ -85,6 +86,10 @@ def action_digest(
     server_id: str, action_type: str, argv: list[str], env: Mapping[str, str], whitelist_version: str
 ) -> str:
     """The hex SHA-256 payload digest of an action (what ``Action.digest`` holds)."""
+
+def delivery_lease_name(sink: str) -> str:
+    """The name of the job lease that guards sink ``sink``'s delivery cursor
+    (``take_lease`` it before ``record_delivery``)."""
 
 # The core's names, lists, limits and defaults (re-exported by ``actionq.limits``).
 ACTION_STATUSES: tuple[str, ...]
@@ -708,6 +713,10 @@ class ActionQueue:
         outcome: Literal["skipped", "sent", "failed", "dead"],
         error: str | None = None,
     ) -> Delivery: ...
+    def record_sent(self, name: str, holder: str, through_event_id: int, sent: int) -> Delivery:
+        """Records a batch in one write: every event after sink ``name``'s
+        cursor through ``through_event_id`` was delivered or skipped, ``sent``
+        of them delivered. Same checks as ``record_delivery``."""
     def list_deliveries(self) -> list[Delivery]: ...
     @property
     def principal(self) -> Principal | None:

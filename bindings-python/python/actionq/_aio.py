@@ -562,6 +562,10 @@ class AsyncActionQueue:
         """Records an event's delivery outcome (``ActionQueue.record_delivery``)."""
         return await self._run(self._queue.record_delivery, name, holder, event_id, outcome, error)
 
+    async def record_sent(self, name: str, holder: str, through_event_id: int, sent: int) -> Delivery:
+        """Records a batch of sent or skipped events (``ActionQueue.record_sent``)."""
+        return await self._run(self._queue.record_sent, name, holder, through_event_id, sent)
+
     async def list_deliveries(self) -> list[Delivery]:
         """Every sink's delivery cursor (``ActionQueue.list_deliveries``)."""
         return await self._run(self._queue.list_deliveries)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
+import os
 import subprocess
 import threading
 import time
@@ -132,6 +134,61 @@ def test_webhooks_are_signed_filtered_and_link_to_the_action(tmp_path: Path) -> 
             tampered = rx.delivered()[0]
             with pytest.raises(Exception):
                 Webhook(SECRET).verify(tampered.body.replace(b"pending", b"rejected"), tampered.headers)
+
+
+def test_a_sink_runs_under_the_lease_the_core_names(tmp_path: Path) -> None:
+    with receiver() as rx, app(tmp_path, webhook_sink(rx.url)) as c:
+        assert c.post("/api/v1/servers", json={"id": "web-1"}).status_code == 201
+        assert c.post("/api/v1/actions", json={"server_id": "web-1", "action_type": "clear_logs"}).status_code == 201
+        rx.wait_for(lambda: len(rx.delivered()) == 1)
+        lease = actionq.delivery_lease_name("ops")
+        assert lease == "delivery:ops"
+        # The sink's delivery holds it: nobody else takes it meanwhile.
+        with pytest.raises(actionq.ConflictError, match="is held by"):
+            actionq.ActionQueue(tmp_path / "q.sqlite3").take_lease(lease, "someone-else", 30)
+
+
+def test_a_new_sink_starts_at_the_end_of_the_log_as_of_the_servers_start(tmp_path: Path) -> None:
+    with receiver() as rx, app(tmp_path, webhook_sink(rx.url)) as c:
+        # At once, while the delivery process may still be starting.
+        assert c.post("/api/v1/servers", json={"id": "web-1"}).status_code == 201
+        assert c.post("/api/v1/actions", json={"server_id": "web-1", "action_type": "clear_logs"}).status_code == 201
+        rx.wait_for(lambda: len(rx.delivered()) == 1)
+
+
+def test_a_delivery_process_that_dies_is_started_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notify, "WATCH_SECONDS", 0.2)
+
+    def delivering() -> list[multiprocessing.process.BaseProcess]:
+        return [p for p in multiprocessing.active_children() if p.name == "actionq-notify"]
+
+    with receiver() as rx, app(tmp_path, webhook_sink(rx.url)) as c:
+        # On a SQLite file the sinks are delivered by a process of the server's.
+        (first,) = delivering()
+        first.kill()
+        first.join()
+        assert c.post("/api/v1/servers", json={"id": "web-1"}).status_code == 201
+        assert c.post("/api/v1/actions", json={"server_id": "web-1", "action_type": "clear_logs"}).status_code == 201
+        rx.wait_for(lambda: len(rx.delivered()) == 1)
+        (second,) = delivering()
+        assert second.pid != first.pid
+        # When the cores are short, the requests go first.
+        assert second.pid is not None
+        assert os.getpriority(os.PRIO_PROCESS, second.pid) > os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def test_a_webhook_the_environment_proxies_goes_through_the_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with receiver() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        # A host nobody resolves: only the proxy can take it there.
+        with app(tmp_path, webhook_sink("http://hooks.invalid/hook")) as c:
+            assert c.post("/api/v1/servers", json={"id": "web-1"}).status_code == 201
+            assert c.post("/api/v1/actions", json={"server_id": "web-1", "action_type": "clear_logs"}).status_code == 201
+            proxy.wait_for(lambda: len(proxy.delivered()) == 1)
+            assert proxy.delivered()[0].path == "http://hooks.invalid/hook"
+            verified(proxy)
 
 
 def test_a_failing_receiver_is_retried_with_the_same_id_and_never_slows_a_create(tmp_path: Path) -> None:

@@ -140,7 +140,66 @@ impl ActionQueue {
         let update = DeliveryUpdate {
             event_id,
             outcome,
+            sent: u64::from(outcome == DeliveryOutcome::Sent),
             error: cap(error, limits::MAX_DELIVERY_ERROR_CHARS),
+            at: now,
+        };
+        self.store.record_delivery(name, holder, now, &update)
+    }
+
+    /// Records a batch in one write: every event after sink `name`'s cursor
+    /// through `through_event_id` was delivered or skipped, `sent` of them
+    /// delivered. The cursor moves to `through_event_id` and `sent` counts
+    /// them; when `sent` is above 0, `last_error` clears and
+    /// `last_success_at` is now, as [`ActionQueue::record_delivery`] does for
+    /// one `sent` event (with `sent` 0 it is a skip). Same checks and
+    /// errors as [`ActionQueue::record_delivery`]; InvalidInput when `sent`
+    /// is more than `through_event_id` (more events than can be).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use actionq::{jobs::delivery_lease_name, NewAction};
+    /// let queue = actionq::ActionQueue::in_memory();
+    /// queue.register_delivery("ops", "webhook")?;
+    /// queue.create_server("web-1", None)?;
+    /// for _ in 0..3 {
+    ///     queue.create_action(&NewAction::new("web-1", "clear_logs"))?;
+    /// }
+    /// queue.take_lease(&delivery_lease_name("ops"), "replica-a", Duration::from_secs(30))?;
+    /// let batch = queue.record_sent("ops", "replica-a", 3, 2)?;
+    /// assert_eq!((batch.cursor, batch.lag_events, batch.sent), (3, 0, 2));
+    /// # Ok::<(), actionq::Error>(())
+    /// ```
+    pub fn record_sent(
+        &self,
+        name: &str,
+        holder: &str,
+        through_event_id: i64,
+        sent: u64,
+    ) -> Result<Delivery> {
+        self.allow(Operation::RunJobs, Target::None)?;
+        check_sink_name(name)?;
+        check_len("lease holder", holder, limits::MAX_NAME_CHARS)?;
+        if through_event_id < 1 {
+            return Err(Error::InvalidInput(format!(
+                "through_event_id must be at least 1 (got {through_event_id})"
+            )));
+        }
+        if sent > through_event_id as u64 {
+            return Err(Error::InvalidInput(format!(
+                "sent ({sent}) is more than the events through {through_event_id}"
+            )));
+        }
+        let now = self.now();
+        let update = DeliveryUpdate {
+            event_id: through_event_id,
+            outcome: if sent > 0 {
+                DeliveryOutcome::Sent
+            } else {
+                DeliveryOutcome::Skipped
+            },
+            sent,
+            error: None,
             at: now,
         };
         self.store.record_delivery(name, holder, now, &update)

@@ -30,7 +30,7 @@ use crate::whitelist::ConflictPolicy;
 /// module, then of `jobs.rs`, then of `retention.rs`. Every host offers each under the same name (C:
 /// `aq_<noun>_<verb>`), and each host's tests compare its own list with this
 /// one, so an operation added here and forgotten in a host fails the build.
-pub const OPERATIONS: [&str; 36] = [
+pub const OPERATIONS: [&str; 37] = [
     "create_server",
     "get_server",
     "list_servers",
@@ -64,6 +64,7 @@ pub const OPERATIONS: [&str; 36] = [
     "release_lease",
     "register_delivery",
     "record_delivery",
+    "record_sent",
     "list_deliveries",
     "prune",
     "export",

@@ -4,11 +4,13 @@ order per sink, at least once, across restarts and replicas.
 
 - :func:`load_config` reads the ``--notify`` TOML file; a bad file is refused
   at start with :class:`NotifyConfigError`, naming the file and what is wrong.
-- One :class:`SinkRunner` task per sink, for the app's lifespan. It holds the
-  sink's job lease (``take_lease("delivery:<sink>")``, renewed while it works)
+- One :class:`SinkRunner` task per sink, for the app's lifespan: in a process
+  of its own on a SQLite file (:func:`install`). It holds the sink's job
+  lease (``take_lease(delivery_lease_name(sink))``, renewed while it works)
   so one replica sends per sink, reads the log with the waiting
-  ``events_since`` (woken by the commit, no polling), and records each
-  event's outcome with ``record_delivery``, which moves the cursor kept in
+  ``events_since`` (woken by the commit, no polling), and records what it
+  delivered or skipped once per batch with ``record_sent`` (a failed try or
+  a dead letter with ``record_delivery``), which moves the cursor kept in
   the queue only for the lease's holder. A restart resumes at that cursor.
 - A failed try is retried with exponential backoff and jitter
   (``limits.NOTIFY_RETRY_FIRST_SECONDS`` doubling up to
@@ -30,19 +32,26 @@ import hashlib
 import hmac
 import json
 import logging
+import logging.handlers
+import multiprocessing
+import multiprocessing.connection
 import os
 import random
 import re
+import signal
 import socket
 import time
 import tomllib
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
+import h11
 import httpx
 from fastapi import FastAPI
 
@@ -54,6 +63,7 @@ __all__ = [
     "LEASE_SECONDS",
     "NOTIFY_ENV",
     "SEND_TIMEOUT_SECONDS",
+    "WATCH_SECONDS",
     "NotifyConfig",
     "NotifyConfigError",
     "Sink",
@@ -78,6 +88,10 @@ costs one timeout, never the lease (renewed before every try)."""
 
 _BATCH = 100
 """Events read per ``events_since``."""
+
+_RECORD_SECONDS = 1.0
+"""The longest a delivered message waits for its record when a batch is slow
+to send (else it is recorded with its batch): what a crash may send again."""
 
 COALESCE_SECONDS = 0.05
 """After a wake, how long a sink lets more events gather before it reads
@@ -253,16 +267,15 @@ def _link(page_url: str, action_id: int) -> str:
 def webhook_message(event: actionq.Event, action: actionq.Action, page_url: str) -> bytes:
     """The webhook body of `event` (docs/contract/notifications.md#webhook)."""
     assert event.action_id is not None and event.to_status is not None
-    body = {
-        "type": f"action.{event.to_status}",
-        "timestamp": json.loads(event.to_json())["at"],
-        "data": {
-            "event": json.loads(event.to_json()),
-            "action": json.loads(action.to_json()),
-            "url": _link(page_url, event.action_id),
-        },
-    }
-    return json.dumps(body, separators=(",", ":")).encode()
+    # Put together from the records' own compact JSON: parsing and printing
+    # them again would cost every message as much as its signature.
+    event_json = event.to_json()
+    at = json.dumps(json.loads(event_json)["at"])
+    url = json.dumps(_link(page_url, event.action_id))
+    return (
+        f'{{"type":"action.{event.to_status}","timestamp":{at},'
+        f'"data":{{"event":{event_json},"action":{action.to_json()},"url":{url}}}}}'
+    ).encode()
 
 
 _STDERR_TAIL = 300
@@ -303,6 +316,86 @@ class _SendFailed(Exception):
     """One try failed; the message says why (never a secret)."""
 
 
+class _Webhook:
+    """POSTs to one webhook URL over one kept-alive HTTP/1.1 connection: h11
+    on asyncio streams, about a sixth of the CPU a message that httpx's
+    client takes (every event costs it once per sink, beside the requests).
+    A URL the environment sends through a proxy (``HTTP(S)_PROXY``,
+    ``ALL_PROXY``, ``NO_PROXY``) goes through httpx, which speaks to proxies."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host = parts.hostname or ""
+        self.tls = httpx.create_ssl_context() if parts.scheme == "https" else None
+        self.port = parts.port or (443 if self.tls else 80)
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.headers = [("host", parts.netloc.rpartition("@")[2])]
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            self.headers.append(("authorization", "Basic " + base64.b64encode(pair).decode()))
+        proxies = urllib.request.getproxies()
+        proxied = bool({parts.scheme, "all"} & set(proxies)) and not urllib.request.proxy_bypass(self.host)
+        self.proxied = httpx.AsyncClient(follow_redirects=False) if proxied else None
+        self.url = url
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._http = h11.Connection(h11.CLIENT)
+
+    async def post(self, body: bytes, headers: dict[str, str], timeout: float) -> int:
+        """Sends `body`; the answer's status. An OSError or h11.ProtocolError
+        when the exchange broke off (the connection is then dropped)."""
+        if self.proxied is not None:
+            return (await self.proxied.post(self.url, content=body, headers=headers, timeout=timeout)).status_code
+        try:
+            return await asyncio.wait_for(self._exchange(body, headers), timeout)
+        except BaseException:
+            # Timed out, refused, cut: never reuse a connection in an unknown state.
+            self._drop()
+            raise
+
+    async def _exchange(self, body: bytes, headers: dict[str, str]) -> int:
+        if self._streams is None or self._streams[0].at_eof():
+            # None yet, or the receiver closed the idle one.
+            self._drop()
+            self._streams = await asyncio.open_connection(self.host, self.port, ssl=self.tls)
+        reader, writer = self._streams
+        http = self._http
+        request = h11.Request(
+            method="POST",
+            target=self.target,
+            headers=[*self.headers, ("content-length", str(len(body))), *headers.items()],
+        )
+        writer.write(http.send(request) + http.send(h11.Data(data=body)) + http.send(h11.EndOfMessage()))
+        await writer.drain()
+        status = 0
+        while True:
+            event = http.next_event()
+            if event is h11.NEED_DATA:
+                http.receive_data(await reader.read(65536))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionError("the receiver closed the connection before its answer ended")
+        if http.our_state is h11.DONE and http.their_state is h11.DONE:
+            http.start_next_cycle()
+        else:
+            self._drop()  # the receiver closes it (or asked to)
+        return status
+
+    def _drop(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+        self._streams = None
+        self._http = h11.Connection(h11.CLIENT)
+
+    async def aclose(self) -> None:
+        """Closes the connection."""
+        self._drop()
+        if self.proxied is not None:
+            await self.proxied.aclose()
+
+
 def replica_id() -> str:
     """This process's holder name for leases: host, pid and a random part."""
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -317,7 +410,6 @@ class SinkRunner:
         sink: Sink,
         page_url: str,
         holder: str,
-        client: httpx.AsyncClient,
         lease_seconds: float = LEASE_SECONDS,
         send_timeout: float = SEND_TIMEOUT_SECONDS,
     ) -> None:
@@ -325,11 +417,13 @@ class SinkRunner:
         self.sink = sink
         self.page_url = page_url
         self.holder = holder
-        self.client = client
+        self.webhook = _Webhook(sink.url) if sink.kind == "webhook" else None
         self.lease_seconds = lease_seconds
         self.send_timeout = send_timeout
-        # The core's `jobs::delivery_lease_name`: the lease that guards the cursor.
-        self.lease = f"delivery:{sink.name}"
+        self.lease = actionq.delivery_lease_name(sink.name)
+        # The last event passed (delivered, skipped) and not yet recorded, and
+        # how many messages were delivered through it.
+        self._passed: tuple[int, int] | None = None
         self._apprise: Any = None
 
     async def run(self) -> None:
@@ -346,9 +440,15 @@ class SinkRunner:
                 await asyncio.sleep(1.0)
 
     async def release(self) -> None:
-        """Gives the lease up (at shutdown), so another replica goes on at once."""
+        """Records what was delivered and not yet recorded, gives the lease up
+        (at shutdown), so another replica goes on at once, and closes the
+        webhook's connection."""
+        with contextlib.suppress(actionq.ActionQueueError):
+            await self._flush()
         with contextlib.suppress(actionq.ActionQueueError):
             await self.queue.release_lease(self.lease, self.holder)
+        if self.webhook is not None:
+            await self.webhook.aclose()
 
     async def _renew(self) -> float:
         """Takes or renews the lease; the monotonic time by which to renew again."""
@@ -356,6 +456,7 @@ class SinkRunner:
         return time.monotonic() + self.lease_seconds / 3
 
     async def _hold_and_deliver(self) -> None:
+        self._passed = None  # what an earlier turn passed and did not record is sent again
         renew_at = await self._renew()
         cursor = (await self.queue.register_delivery(self.sink.name, self.sink.kind)).cursor
         while True:
@@ -363,32 +464,51 @@ class SinkRunner:
             events = await self.queue.events_since(cursor, _BATCH, wait_seconds=wait)
             if 0 < len(events) < _BATCH:
                 # Woken by a commit: let a burst gather, so it costs one read and
-                # one skip record per batch, not per event, beside the creates.
+                # one record per batch, not per event, beside the creates.
                 await asyncio.sleep(COALESCE_SECONDS)
                 events += await self.queue.events_since(events[-1].id, _BATCH - len(events))
             if time.monotonic() >= renew_at:
                 renew_at = await self._renew()
-            skipped: actionq.Event | None = None
+            wanted = {e.action_id for e in events if self.sink.wants(e)}
+            actions = await asyncio.to_thread(self._actions, wanted) if wanted else {}
+            record_at = time.monotonic() + _RECORD_SECONDS
             for event in events:
-                if not self.sink.wants(event):
-                    skipped = event
-                    continue
-                if skipped is not None:
-                    await self._record(skipped.id, "skipped")
-                    skipped = None
-                renew_at = await self._deliver(event, renew_at)
-            if skipped is not None:
-                await self._record(skipped.id, "skipped")
+                if self.sink.wants(event):
+                    renew_at = await self._deliver(event, actions[event.action_id], renew_at)
+                else:
+                    self._pass(event.id, 0)
+                if time.monotonic() >= record_at:
+                    await self._flush()
+                    record_at = time.monotonic() + _RECORD_SECONDS
+            await self._flush()
             if events:
                 cursor = events[-1].id
 
-    async def _record(self, event_id: int, outcome: str, error: str | None = None) -> actionq.Delivery:
+    def _actions(self, ids: set[int | None]) -> dict[int | None, actionq.Action]:
+        """The actions of a batch's messages, read in one call off the loop
+        (not one call, and one trip to a thread, per message)."""
+        return {i: self.queue.queue.get_action(i) for i in ids if i is not None}
+
+    def _pass(self, event_id: int, sent: int) -> None:
+        """Notes that the cursor may pass `event_id`, `sent` (0 or 1) messages more."""
+        self._passed = (event_id, sent + (self._passed[1] if self._passed else 0))
+
+    async def _flush(self) -> None:
+        """Records what was passed since the last record, in one write
+        (``record_sent``): the cursor moves only after the messages before it
+        were delivered, so a crash before this sends them again, never loses one."""
+        if self._passed is not None:
+            through, sent = self._passed
+            await self.queue.record_sent(self.sink.name, self.holder, through, sent)
+            self._passed = None
+
+    async def _record(self, event_id: int, outcome: str, error: str) -> actionq.Delivery:
+        """Records a failed try or a dead letter, after what was passed before it."""
+        await self._flush()
         return await self.queue.record_delivery(self.sink.name, self.holder, event_id, outcome, error)  # type: ignore[arg-type]
 
-    async def _deliver(self, event: actionq.Event, renew_at: float) -> float:
+    async def _deliver(self, event: actionq.Event, action: actionq.Action, renew_at: float) -> float:
         """Sends `event` until it is delivered or too old; records the outcome."""
-        assert event.action_id is not None
-        action = await self.queue.get_action(event.action_id)
         delay = float(limits.NOTIFY_RETRY_FIRST_SECONDS)
         message_id = f"aq-{event.id}"
         while True:
@@ -416,7 +536,7 @@ class SinkRunner:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, float(limits.NOTIFY_RETRY_MAX_SECONDS))
                 continue
-            await self._record(event.id, "sent")
+            self._pass(event.id, 1)
             return renew_at
 
     async def _send(self, event: actionq.Event, action: actionq.Action, message_id: str) -> None:
@@ -426,7 +546,7 @@ class SinkRunner:
             await self._send_apprise(event, action)
 
     async def _send_webhook(self, event: actionq.Event, action: actionq.Action, message_id: str) -> None:
-        assert self.sink.secret is not None
+        assert self.sink.secret is not None and self.webhook is not None
         body = webhook_message(event, action, self.page_url)
         timestamp = int(time.time())
         headers = {
@@ -436,13 +556,13 @@ class SinkRunner:
             "webhook-signature": sign(self.sink.secret, message_id, timestamp, body),
         }
         try:
-            response = await self.client.post(self.sink.url, content=body, headers=headers, timeout=self.send_timeout)
-        except httpx.TimeoutException:
+            status = await self.webhook.post(body, headers, self.send_timeout)
+        except (asyncio.TimeoutError, httpx.TimeoutException):
             raise _SendFailed(f"timed out after {self.send_timeout:g} s") from None
-        except httpx.HTTPError as e:
+        except (OSError, h11.ProtocolError, httpx.HTTPError) as e:
             raise _SendFailed(f"{type(e).__name__}: {e}") from None
-        if not 200 <= response.status_code < 300:
-            raise _SendFailed(f"HTTP {response.status_code}")
+        if not 200 <= status < 300:
+            raise _SendFailed(f"HTTP {status}")
 
     async def _send_apprise(self, event: actionq.Event, action: actionq.Action) -> None:
         import apprise
@@ -466,30 +586,172 @@ class SinkRunner:
 
 
 def install(app: FastAPI, queue: actionq.AsyncActionQueue, config: NotifyConfig) -> None:
-    """Runs one delivery task per sink for the app's lifespan, and keeps the
-    config for ``GET /api/v1/notifications``."""
+    """Runs the sinks' deliveries for the app's lifespan, and keeps the config
+    for ``GET /api/v1/notifications``. On a SQLite file they run in a process
+    of their own (:class:`_Apart`): their HTTP, JSON and signing then never
+    hold this process's interpreter while it serves requests. In memory (one
+    process only) and on PostgreSQL (whose URL the queue does not give back)
+    they run as tasks on this event loop. That process is spawned, so a
+    program that builds the app in its main script keeps what it runs under
+    ``if __name__ == "__main__":``, as :mod:`multiprocessing` asks."""
     app.state.actionq_notify = config
     previous = app.router.lifespan_context
     holder = replica_id()
 
     @contextlib.asynccontextmanager
     async def lifespan(a: Any) -> AsyncIterator[Any]:
-        async with httpx.AsyncClient(follow_redirects=False) as client:
-            runners = [
-                SinkRunner(queue, sink, config.page_url, holder, client, LEASE_SECONDS, SEND_TIMEOUT_SECONDS)
-                for sink in config.sinks
-            ]
-            tasks = [asyncio.ensure_future(r.run()) for r in runners]
-            try:
-                async with previous(a) as state:
-                    yield state
-            finally:
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-                for runner in runners:
-                    await runner.release()
+        # Read at start, so a test may set them first.
+        timing = (LEASE_SECONDS, SEND_TIMEOUT_SECONDS)
+        # Before serving: a new sink starts at the end of the log as of now,
+        # not as of whenever its delivery gets going.
+        for sink in config.sinks:
+            await queue.register_delivery(sink.name, sink.kind)
+        path = queue.queue.path
+        if path is None:
+            async with _delivering(queue, config, holder, *timing), previous(a) as state:
+                yield state
+            return
+        apart = _Apart(str(path), queue.queue.whitelist_json, config, holder, *timing)
+        await asyncio.to_thread(apart.start)
+        keeper = asyncio.ensure_future(_keep(apart))
+        try:
+            async with previous(a) as state:
+                yield state
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            await asyncio.to_thread(apart.stop)
 
     app.router.lifespan_context = lifespan
+
+
+@contextlib.asynccontextmanager
+async def _delivering(
+    queue: actionq.AsyncActionQueue, config: NotifyConfig, holder: str, lease_seconds: float, send_timeout: float
+) -> AsyncIterator[None]:
+    """One :class:`SinkRunner` task per sink while inside; on the way out they
+    stop and give their leases up."""
+    runners = [SinkRunner(queue, sink, config.page_url, holder, lease_seconds, send_timeout) for sink in config.sinks]
+    tasks = [asyncio.ensure_future(r.run()) for r in runners]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for runner in runners:
+            await runner.release()
+
+
+_STOP_SECONDS = 10.0
+"""How long the server waits for the delivery process to give its leases up."""
+
+_NICENESS = 10
+"""Added to the delivery process's niceness: when the cores are short, the
+requests go first (a create never waits for a sink); delivery has the
+second (its goal: under a second from commit to receiver)."""
+
+WATCH_SECONDS = 5.0
+"""How often the server checks that its delivery process runs."""
+
+
+async def _keep(apart: _Apart) -> None:
+    """Starts the delivery process again when it ended on its own (killed,
+    crashed): delivery never stops in silence. The new one holds the leases
+    under the same holder name, so it goes on at the cursors at once."""
+    while True:
+        await asyncio.sleep(WATCH_SECONDS)
+        if not apart.process.is_alive():
+            log.error(
+                "notify: the delivery process ended; starting another",
+                extra={"exit_code": apart.process.exitcode},
+            )
+            await asyncio.to_thread(apart.start)
+
+
+class _Apart:
+    """The delivery process of a SQLite queue: spawned (a fresh interpreter,
+    never a fork of this threaded one), it opens the same file and runs
+    :func:`_delivering` until told to stop or until this process is gone (its
+    pipe closes). Its log records come back here, to this process's handlers."""
+
+    def __init__(
+        self, path: str, whitelist: str, config: NotifyConfig, holder: str, lease_seconds: float, send_timeout: float
+    ) -> None:
+        self.context = multiprocessing.get_context("spawn")
+        self.records: Any = self.context.Queue()
+        self.listener = logging.handlers.QueueListener(self.records, _Relay())
+        self.listener.start()
+        self.args = (path, whitelist, config, holder, lease_seconds, send_timeout)
+        self.stop_here: multiprocessing.connection.Connection | None = None
+        self.process: Any = None
+
+    def start(self) -> None:
+        """Starts the process (again, when the last one ended)."""
+        if self.stop_here is not None:
+            self.stop_here.close()
+        self.stop_here, stop_there = self.context.Pipe()
+        self.process = self.context.Process(
+            target=_deliver_apart,
+            args=(*self.args, stop_there, self.records),
+            name="actionq-notify",
+            daemon=True,
+        )
+        self.process.start()
+        stop_there.close()
+
+    def stop(self) -> None:
+        """Tells it to stop and waits for it (it releases its leases first)."""
+        assert self.stop_here is not None
+        with contextlib.suppress(OSError):
+            self.stop_here.send("stop")
+        self.process.join(_STOP_SECONDS)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.stop_here.close()
+        self.listener.stop()
+        self.records.close()
+
+
+class _Relay(logging.Handler):
+    """Hands a record of the delivery process to this process's logger of the same name."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
+
+
+def _deliver_apart(
+    path: str,
+    whitelist: str,
+    config: NotifyConfig,
+    holder: str,
+    lease_seconds: float,
+    send_timeout: float,
+    stop: multiprocessing.connection.Connection,
+    records: Any,
+) -> None:
+    """The delivery process's body (see :class:`_Apart`)."""
+    # A Ctrl-C reaches the whole process group: the server, not this, decides
+    # when delivery stops (after its requests), then tells it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "nice"):
+        os.nice(_NICENESS)
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(records)]
+    root.setLevel(logging.INFO)
+
+    async def main() -> None:
+        queue = actionq.AsyncActionQueue(path, whitelist=whitelist)
+        stopped = asyncio.Event()
+        asyncio.get_running_loop().add_reader(stop.fileno(), stopped.set)
+        async with _delivering(queue, config, holder, lease_seconds, send_timeout):
+            await stopped.wait()
+        queue.close()
+
+    asyncio.run(main())

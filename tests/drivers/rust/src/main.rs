@@ -482,6 +482,15 @@ impl Host {
                     .and_then(value),
                 Err(e) => Err(e),
             },
+            "record_sent" => q
+                .record_sent(
+                    step.str("name")?,
+                    step.str("holder")?,
+                    step.int("through_event_id")?,
+                    u64::try_from(step.int("sent")?)
+                        .map_err(|_| BadScenario("sent: negative".into()))?,
+                )
+                .and_then(value),
             "list_deliveries" => q.list_deliveries().and_then(value),
             "events_since" => {
                 let limit = step
