@@ -5,15 +5,22 @@
 //! store, on a connection of its own, checkpoints each 1,000 new pages
 //! (PASSIVE: it never waits for readers or writers, nor makes them wait).
 //! The WAL starts over from its beginning only when a write finds it wholly
-//! copied, which commits landing during every checkpoint can prevent: past
-//! four times that size the checkpoint is a RESTART, which makes writers wait
-//! (in their busy handler) for the rest of the copy. Should the thread fall
-//! behind all the same (not scheduled while writers commit), a commit that
-//! finds the WAL past [`WAIT_PAGES`] waits, after its commit and outside the
-//! write lock, until the thread has taken up the due checkpoint: the writer
-//! never copies the WAL itself, and the WAL stays bounded however the two are
-//! scheduled. It waits for the start, not the end: a checkpoint held back by
-//! a long reader must not stall every commit.
+//! copied, which commits landing during every checkpoint can prevent (a
+//! prune commits a batch every few milliseconds): past four times that size,
+//! the PASSIVE copy is followed by a RESTART, which holds the write lock while
+//! it copies what landed meanwhile and then waits for readers to leave the
+//! WAL. It waits at most [`RESTART_PATIENCE`] for the write lock and for the
+//! readers, then gives up until the next round (with more patience, up to
+//! [`RESTART_PATIENCE_MAX`]): writers wait for a short tail, never for a long
+//! reader nor for the whole copy (a RESTART that copied 1,000 pages itself
+//! held writers for tens of milliseconds, and one that waited for readers up
+//! to the busy timeout held them as long).
+//! Should the thread fall behind all the same (not scheduled while writers
+//! commit), a commit that finds the WAL past [`WAIT_PAGES`] and a checkpoint
+//! due waits, after its commit and outside the write lock, until the thread
+//! has taken it up: the writer never copies the WAL itself, and the WAL stays
+//! bounded however the two are scheduled. It waits for the start, not the
+//! end: a checkpoint held back by a long reader must not stall every commit.
 //! The thread starts with the first checkpoint due, so a store that writes
 //! little never has one (nor a process that forks after opening a small one);
 //! should it fail to start, that commit checkpoints itself, as SQLite would.
@@ -22,6 +29,7 @@ use std::os::raw::c_int;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -33,13 +41,24 @@ use crate::error::Result;
 /// New WAL pages after which a checkpoint runs: SQLite's own default.
 const CHECKPOINT_PAGES: c_int = 1000;
 
-/// WAL size past which a checkpoint makes writers wait until the WAL can
-/// start over.
+/// WAL size past which a checkpoint tries to make the WAL start over.
 const RESTART_PAGES: c_int = 4 * CHECKPOINT_PAGES;
 
-/// WAL size past which a committing writer waits for the checkpoint thread
-/// to take up the due checkpoint before it returns.
+/// WAL size past which a committing writer that finds a checkpoint due waits
+/// for the checkpoint thread to take it up before it returns.
 const WAIT_PAGES: c_int = RESTART_PAGES + CHECKPOINT_PAGES;
+
+/// The longest a RESTART first waits for the write lock, then for readers to
+/// leave the WAL (the checkpoint connection's busy timeout): a few creates,
+/// or a short read. Writers wait for the second wait, which a long reader
+/// would otherwise stretch to the busy timeout.
+const RESTART_PATIENCE: Duration = Duration::from_millis(4);
+
+/// Each RESTART that could not start the WAL over doubles the next one's
+/// patience, up to this: beside a writer that is never idle for long the WAL
+/// still starts over within a few rounds, and a reader that keeps it in use
+/// for minutes (an export) holds writers up this long at most per round.
+const RESTART_PATIENCE_MAX: Duration = Duration::from_millis(64);
 
 #[derive(Debug, Default)]
 struct Signal {
@@ -91,7 +110,8 @@ impl Checkpointer {
                     signal.checkpointed_at = 0;
                 }
                 signal.pages = pages;
-                let behind = pages >= WAIT_PAGES;
+                let behind =
+                    pages >= WAIT_PAGES && pages - signal.checkpointed_at >= CHECKPOINT_PAGES;
                 let due = pages - signal.checkpointed_at >= CHECKPOINT_PAGES && !signal.due;
                 if !due && !behind {
                     return Ok(());
@@ -124,6 +144,7 @@ impl Checkpointer {
 fn spawn(shared: Arc<Shared>, path: PathBuf, options: SqliteOptions) -> Option<JoinHandle<()>> {
     let conn = connection::connect(&path, &options).ok()?;
     connection::configure(&conn, &options).ok()?;
+    let mut patience = RESTART_PATIENCE;
     std::thread::Builder::new()
         .name("actionq-checkpoint".into())
         .spawn(move || loop {
@@ -138,22 +159,28 @@ fn spawn(shared: Arc<Shared>, path: PathBuf, options: SqliteOptions) -> Option<J
             signal.started += 1;
             shared.started.notify_all();
             signal.checkpointed_at = signal.pages;
-            let mode = if signal.pages >= RESTART_PAGES {
-                "RESTART"
-            } else {
-                "PASSIVE"
-            };
+            let restart = signal.pages >= RESTART_PAGES;
             drop(signal);
-            // A failure (busy past the timeout, I/O error) leaves the WAL to
+            // A failure (busy past the patience, I/O error) leaves the WAL to
             // the next checkpoint; the writes themselves are committed.
-            let _ = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
+            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            if restart {
+                // Its first column is 1 when the WAL did not start over.
+                let busy = conn.busy_timeout(patience).and_then(|()| {
+                    conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0))
+                });
+                patience = match busy {
+                    Ok(0) => RESTART_PATIENCE,
+                    _ => (patience * 2).min(RESTART_PATIENCE_MAX),
+                };
+            }
         })
         .ok()
 }
 
 /// Waits until the thread took up a checkpoint after `started` ones, the
 /// store stopped, or `limit` passed.
-fn wait_for_checkpoint(shared: &Shared, started: u64, limit: std::time::Duration) {
+fn wait_for_checkpoint(shared: &Shared, started: u64, limit: Duration) {
     let signal = lock(&shared.signal);
     let _ = shared
         .started
@@ -172,7 +199,7 @@ impl Drop for Checkpointer {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     use super::*;
 

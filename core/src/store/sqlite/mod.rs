@@ -58,6 +58,11 @@ pub struct SqliteStore {
     _checkpointer: checkpoint::Checkpointer,
     path: PathBuf,
     writer: Mutex<Connection>,
+    /// Writes waiting for `writer`. While any is, point reads go to a reader:
+    /// `Mutex` is not fair, and a thread that takes the writer for one point
+    /// read after another (a prune planning its next batch: one per action)
+    /// would otherwise keep a waiting create from it for many batches.
+    writers_waiting: AtomicUsize,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     creates: CreateGroups,
@@ -193,6 +198,7 @@ impl SqliteStore {
             _checkpointer: checkpointer,
             path,
             writer: Mutex::new(writer),
+            writers_waiting: AtomicUsize::new(0),
             readers,
             next_reader: AtomicUsize::new(0),
             creates: CreateGroups::default(),
@@ -213,6 +219,15 @@ impl SqliteStore {
         &self.path
     }
 
+    /// The writer connection, for a write: counted in `writers_waiting`
+    /// while it waits.
+    fn lock_writer(&self) -> MutexGuard<'_, Connection> {
+        self.writers_waiting.fetch_add(1, Ordering::SeqCst);
+        let conn = lock(&self.writer);
+        self.writers_waiting.fetch_sub(1, Ordering::SeqCst);
+        conn
+    }
+
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction on the writer, committing
     /// only if it succeeds; then wakes the waiters of what its events were
     /// about (none when it logged nothing).
@@ -228,7 +243,7 @@ impl SqliteStore {
         foreign_keys: bool,
         f: impl FnOnce(&Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        let mut conn = lock(&self.writer);
+        let mut conn = self.lock_writer();
         wake::take_logged();
         if !foreign_keys {
             conn.execute_batch("PRAGMA foreign_keys = OFF")
@@ -307,7 +322,7 @@ impl SqliteStore {
     /// commits; the results by ticket. A failed commit fails every create.
     fn write_group(&self, group: Vec<QueuedCreate>) -> Vec<(u64, Result<Action>)> {
         let what = "create action";
-        let mut conn = lock(&self.writer);
+        let mut conn = self.lock_writer();
         let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {
@@ -372,9 +387,13 @@ impl SqliteStore {
     /// running, else on a reader. Any write to the file empties a reader's page
     /// cache, while the writer's stays warm with the pages it wrote itself, so a
     /// lookup that follows writes (the server check before every create) reads
-    /// from memory. Never waits for the writer; kept to point lookups so a long
-    /// listing can never hold up writes.
+    /// from memory. Never waits for the writer, nor takes it while a write
+    /// waits for it; kept to point lookups so a long listing can never hold up
+    /// writes.
     fn read_point<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.writers_waiting.load(Ordering::SeqCst) > 0 {
+            return self.read(f);
+        }
         match self.writer.try_lock() {
             Ok(conn) => f(&conn),
             Err(std::sync::TryLockError::Poisoned(e)) => f(&e.into_inner()),
@@ -583,6 +602,47 @@ mod tests {
             params: BTreeMap::new(),
             needs_people: None,
         }
+    }
+
+    /// A point read takes the writer connection only while no write waits
+    /// for it (`Mutex` is not fair: a prune planning its batches, one point
+    /// read per action on the writer, kept creates waiting for many batches),
+    /// and a write counts itself waiting while it does.
+    #[test]
+    fn point_reads_leave_the_writer_to_a_waiting_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(dir.path().join("q.sqlite3"), &SqliteOptions::default()).unwrap();
+        let on_reader = |store: &SqliteStore| {
+            store
+                .read_point(|conn| {
+                    conn.query_row("PRAGMA query_only", [], |r| r.get::<_, bool>(0))
+                        .context("test")
+                })
+                .unwrap()
+        };
+        assert!(!on_reader(&store), "nothing waits: the writer serves");
+
+        let held = lock(&store.writer);
+        std::thread::scope(|scope| {
+            let write = scope.spawn(|| {
+                store.write("test", |tx| {
+                    tx.execute_batch("CREATE TABLE t (x)").context("test")
+                })
+            });
+            while store.writers_waiting.load(Ordering::SeqCst) == 0 {
+                std::thread::yield_now();
+            }
+            drop(held);
+            write.join().unwrap().unwrap();
+        });
+        // The moment just after the writer is released, its waiter not yet
+        // running: the count is all that tells a point read to keep off.
+        store.writers_waiting.fetch_add(1, Ordering::SeqCst);
+        assert!(on_reader(&store), "a write waits: a reader serves");
+        store.writers_waiting.fetch_sub(1, Ordering::SeqCst);
+        assert_eq!(store.writers_waiting.load(Ordering::SeqCst), 0);
+        assert!(!on_reader(&store));
     }
 
     /// In one group, the second of two pending duplicates fails (it collides
