@@ -142,6 +142,15 @@ fn a_long_reader_holds_up_no_writer() {
             .unwrap();
         slowest = slowest.max(started.elapsed());
     }
+    // The reader kept every page in the WAL: a restart was due while it read.
+    let wal = std::fs::metadata(format!("{}-wal", db.display()))
+        .unwrap()
+        .len();
+    eprintln!("WAL under the reader: {wal} bytes");
+    assert!(
+        wal > 4000 * 4096,
+        "the WAL ({wal} bytes) never reached the size at which a checkpoint restarts it"
+    );
     reader.execute_batch("COMMIT").unwrap();
     assert!(
         slowest < busy_timeout / 2,
