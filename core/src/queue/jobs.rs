@@ -115,14 +115,7 @@ impl ActionQueue {
         outcome: DeliveryOutcome,
         error: Option<&str>,
     ) -> Result<Delivery> {
-        self.allow(Operation::RunJobs, Target::None)?;
-        check_sink_name(name)?;
-        check_len("lease holder", holder, limits::MAX_NAME_CHARS)?;
-        if event_id < 1 {
-            return Err(Error::InvalidInput(format!(
-                "event_id must be at least 1 (got {event_id})"
-            )));
-        }
+        self.check_record(name, holder, "event_id", event_id)?;
         match (outcome.is_failure(), error) {
             (true, None) | (true, Some("")) => {
                 return Err(Error::InvalidInput(format!(
@@ -177,14 +170,7 @@ impl ActionQueue {
         through_event_id: i64,
         sent: u64,
     ) -> Result<Delivery> {
-        self.allow(Operation::RunJobs, Target::None)?;
-        check_sink_name(name)?;
-        check_len("lease holder", holder, limits::MAX_NAME_CHARS)?;
-        if through_event_id < 1 {
-            return Err(Error::InvalidInput(format!(
-                "through_event_id must be at least 1 (got {through_event_id})"
-            )));
-        }
+        self.check_record(name, holder, "through_event_id", through_event_id)?;
         if sent > through_event_id as u64 {
             return Err(Error::InvalidInput(format!(
                 "sent ({sent}) is more than the events through {through_event_id}"
@@ -203,6 +189,20 @@ impl ActionQueue {
             at: now,
         };
         self.store.record_delivery(name, holder, now, &update)
+    }
+
+    /// The checks a record of sink `name`'s deliveries starts with: the
+    /// role, the names, and the event id (`field`) at least 1.
+    fn check_record(&self, name: &str, holder: &str, field: &str, event_id: i64) -> Result<()> {
+        self.allow(Operation::RunJobs, Target::None)?;
+        check_sink_name(name)?;
+        check_len("lease holder", holder, limits::MAX_NAME_CHARS)?;
+        if event_id < 1 {
+            return Err(Error::InvalidInput(format!(
+                "{field} must be at least 1 (got {event_id})"
+            )));
+        }
+        Ok(())
     }
 
     /// Every sink's delivery cursor, by name, with how far it lags the log.
