@@ -700,7 +700,7 @@ aq_status aq_delivery_record_sent(const struct aq_queue *queue,
                                   const char *name,
                                   const char *holder,
                                   int64_t through_event_id,
-                                  uint64_t sent,
+                                  int64_t sent,
                                   char **delivery_json_out);
 
 /**

@@ -170,7 +170,7 @@ pub unsafe extern "C" fn aq_delivery_record_sent(
     name: *const c_char,
     holder: *const c_char,
     through_event_id: i64,
-    sent: u64,
+    sent: i64,
     delivery_json_out: *mut *mut c_char,
 ) -> aq_status {
     ffi_boundary! {

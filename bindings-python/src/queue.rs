@@ -1036,7 +1036,7 @@ impl PyActionQueue {
         name: &str,
         holder: &str,
         through_event_id: i64,
-        sent: u64,
+        sent: i64,
     ) -> PyResult<PyDelivery> {
         self.run(py, |q| q.record_sent(name, holder, through_event_id, sent))
             .map(PyDelivery::from)

@@ -160,6 +160,14 @@ fn a_batch_moves_the_cursor_once_and_counts_what_it_sent(env: Env) {
     let ids = log_events(q, 5);
     let lease = delivery_lease_name("ops");
     q.take_lease(&lease, "r1", TTL).unwrap();
+    for bad in [-1, ids[1] + 1] {
+        let refused = q.record_sent("ops", "r1", ids[1], bad).unwrap_err();
+        assert_eq!(
+            refused.kind(),
+            ErrorKind::InvalidInput,
+            "sent {bad}: {refused}"
+        );
+    }
     let not_held = q.record_sent("ops", "r2", ids[1], 1).unwrap_err();
     assert_eq!(not_held.kind(), ErrorKind::Conflict, "{not_held}");
     q.record_delivery(

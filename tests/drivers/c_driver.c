@@ -457,7 +457,7 @@ static cJSON *call(aq_queue *q, aq_clock *clock, const cJSON *step, const aq_act
                            req_str(step, "outcome"), opt_str(step, "error"), &out);
   } else if (strcmp(name, "record_sent") == 0) {
     s = aq_delivery_record_sent(q, as, req_str(step, "name"), req_str(step, "holder"),
-                                (int64_t)num(step, "through_event_id"), (uint64_t)num(step, "sent"), &out);
+                                (int64_t)num(step, "through_event_id"), (int64_t)num(step, "sent"), &out);
   } else if (strcmp(name, "list_deliveries") == 0) {
     s = aq_delivery_list(q, as, &out);
   } else if (strcmp(name, "events_since") == 0) {

@@ -168,10 +168,15 @@ impl ActionQueue {
         name: &str,
         holder: &str,
         through_event_id: i64,
-        sent: u64,
+        sent: i64,
     ) -> Result<Delivery> {
         self.check_record(name, holder, "through_event_id", through_event_id)?;
-        if sent > through_event_id as u64 {
+        if sent < 0 {
+            return Err(Error::InvalidInput(format!(
+                "sent must be at least 0 (got {sent})"
+            )));
+        }
+        if sent > through_event_id {
             return Err(Error::InvalidInput(format!(
                 "sent ({sent}) is more than the events through {through_event_id}"
             )));
@@ -184,7 +189,7 @@ impl ActionQueue {
             } else {
                 DeliveryOutcome::Skipped
             },
-            sent,
+            sent: sent as u64,
             error: None,
             at: now,
         };
