@@ -69,17 +69,18 @@ the spare threads let reads proceed while writes queue for a lock."""
 T = TypeVar("T")
 
 
-def _wake_threadsafe(loop: asyncio.AbstractEventLoop, woken: asyncio.Future[None]) -> None:
-    """The change callback: completes ``woken`` on its loop (from any thread)."""
+def _wake_threadsafe(loop: asyncio.AbstractEventLoop, woken: asyncio.Future[bool]) -> None:
+    """The change callback: completes ``woken`` with ``True`` on its loop (from any thread)."""
     try:
-        loop.call_soon_threadsafe(_wake, woken)
+        loop.call_soon_threadsafe(_settle, woken, True)
     except RuntimeError:
         pass  # the loop is closed: nobody awaits any more
 
 
-def _wake(woken: asyncio.Future[None]) -> None:
+def _settle(woken: asyncio.Future[bool], changed: bool) -> None:
+    """Completes ``woken`` with ``changed`` unless the change or the timer came first."""
     if not woken.done():
-        woken.set_result(None)
+        woken.set_result(changed)
 
 
 class AsyncActionQueue:
@@ -212,21 +213,26 @@ class AsyncActionQueue:
             return await self._run(call, *args, wait_seconds=wait_seconds)
         deadline = loop.time() + wait_seconds
         while True:
-            woken: asyncio.Future[None] = loop.create_future()
+            # True on a change, False when the timer ends the wait: a future
+            # and a timer, no task (an idle fleet's renewals are most requests).
+            woken: asyncio.Future[bool] = loop.create_future()
             subscription = self._queue.on_change(
                 functools.partial(_wake_threadsafe, loop, woken), server_id, output=output
             )
+            timer: asyncio.TimerHandle | None = None
             try:
                 found = await self._run(call, *args)
                 remaining = deadline - loop.time()
                 if found or remaining <= 0:
                     return found
-                await asyncio.wait((woken,), timeout=remaining)
-                if not woken.done():
+                timer = loop.call_later(remaining, _settle, woken, False)
+                if not await woken:
                     return found
             finally:
                 subscription.cancel()
                 woken.cancel()
+                if timer is not None:
+                    timer.cancel()
 
     @property
     def queue(self) -> ActionQueue:

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from starlette.responses import Response
@@ -49,7 +50,7 @@ class Closing:
 
     def __init__(self) -> None:
         self._closed = False
-        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = set()
 
     @property
     def closed(self) -> bool:
@@ -64,23 +65,17 @@ class Closing:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits there
                 loop.call_soon_threadsafe(_finish, future)
 
-    async def wait(self) -> None:
-        """Returns once the server shuts down."""
-        if self._closed:
-            return
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        entry = (loop, future)
+    def watch(self, stop: asyncio.Future[Any]) -> Callable[[], None]:
+        """Completes ``stop`` (on its loop) when the server shuts down, at once
+        if it has; returns the function that unregisters it."""
+        entry = (stop.get_loop(), stop)
         self._waiters.add(entry)
-        try:
-            if self._closed:  # closed between the check and the registration
-                return
-            await future
-        finally:
-            self._waiters.discard(entry)
+        if self._closed:  # closed before, or between the check and the registration
+            _finish(stop)
+        return functools.partial(self._waiters.discard, entry)
 
 
-def _finish(future: asyncio.Future[None]) -> None:
+def _finish(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_result(None)
 
@@ -94,37 +89,45 @@ async def _disconnected(receive: Receive) -> None:
 async def until_stopped(work: Awaitable[T], stop: asyncio.Future[Any]) -> tuple[bool, T | None]:
     """``(True, result of work)``, or ``(False, None)`` if ``stop`` is done
     first, in which case ``work`` is cancelled (and its queue wait with it).
-    An error of ``work`` is raised; ``stop`` is left as it is."""
+    An error of ``work`` is raised; ``stop`` is left as it is. Callbacks, not
+    ``asyncio.wait``: one task (``work``'s) per call."""
     task = asyncio.ensure_future(work)
+
+    def stopped(_: asyncio.Future[Any]) -> None:
+        task.cancel()
+
+    stop.add_done_callback(stopped)
     try:
-        await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+        return True, await task
+    except asyncio.CancelledError:
+        # `work` cancelled by `stop`, not this task by its caller.
+        current = asyncio.current_task()
+        if stop.done() and task.cancelled() and (current is None or not current.cancelling()):
+            return False, None
+        raise
     finally:
-        if not task.done():
-            task.cancel()
-    if task.done() and not task.cancelled():
-        return True, task.result()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return False, None
+        stop.remove_done_callback(stopped)
+        task.cancel()
 
 
 class _Watch:
-    """The disconnect and shutdown watchers of one request, cancelled together."""
+    """The disconnect and shutdown watchers of one request, cancelled together:
+    ``stopped`` completes when the client leaves or the server shuts down."""
 
     def __init__(self, receive: Receive, closing: Closing) -> None:
+        self.stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.gone = asyncio.ensure_future(_disconnected(receive))
-        self.closing = asyncio.ensure_future(closing.wait())
-        self.stopped = asyncio.ensure_future(
-            asyncio.wait((self.gone, self.closing), return_when=asyncio.FIRST_COMPLETED)
-        )
+        self.gone.add_done_callback(lambda _: _finish(self.stopped))
+        self.unwatch = closing.watch(self.stopped)
 
     async def run(self, work: Awaitable[T]) -> tuple[bool, T | None]:
         """``work`` unless the client leaves or the server shuts down first."""
         return await until_stopped(work, self.stopped)
 
     def cancel(self) -> None:
-        for future in (self.stopped, self.gone, self.closing):
-            future.cancel()
+        self.unwatch()
+        self.gone.cancel()
+        self.stopped.cancel()
 
 
 async def claim_waiting(
