@@ -434,3 +434,47 @@ def test_a_stream_shows_an_approval_from_another_process(tmp_path: Path) -> None
             message = next(m for m in got if "comment" not in m)
             event = json.loads(message["data"])
             assert (event["action_id"], event["to_status"]) == (action, "approved")
+
+
+# The stop machinery of a wait (push.until_stopped, push.Closing) ------------
+
+
+def test_until_stopped_tells_a_stop_from_the_callers_cancel() -> None:
+    """A stop ends the work and answers (False, None) once the work's
+    cleanup ran; the work's result wins when it comes first; the caller's
+    own cancel is raised, not taken for a stop, and cancels the work too."""
+    import asyncio
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        cleaned: list[str] = []
+
+        async def work(name: str, seconds: float) -> str:
+            try:
+                await asyncio.sleep(seconds)
+                return name
+            finally:
+                cleaned.append(name)
+
+        stop = loop.create_future()
+        loop.call_later(0.05, stop.set_result, None)
+        assert await push.until_stopped(work("stopped", 30), stop) == (False, None)
+        assert cleaned == ["stopped"], "answered before the work's cleanup"
+
+        assert await push.until_stopped(work("first", 0), loop.create_future()) == (True, "first")
+
+        caller = asyncio.ensure_future(push.until_stopped(work("caller", 30), loop.create_future()))
+        await asyncio.sleep(0.05)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        await asyncio.sleep(0)
+        assert "caller" in cleaned, "the work outlived its caller"
+
+        closing = push.Closing()
+        closing.close()
+        late = loop.create_future()
+        closing.watch(late)
+        assert late.done(), "a wait registered after the shutdown did not end at once"
+
+    asyncio.run(scenario())
