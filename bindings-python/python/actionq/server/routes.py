@@ -582,7 +582,7 @@ async def export(
 
 # The agents' routes first: FastAPI tries the routes in order (twice per
 # request for an included router), and a fleet's claims, heartbeats and
-# results are most of the requests (docs/contract/push.md#fleet). The order of
+# results are most of the requests (docs/contract/push.md#the-fleet-benchmark). The order of
 # the OpenAPI document's paths follows; nothing else depends on it (no two
 # routes match the same method and path).
 _AGENT_ROUTES = ("claim_action", "heartbeat_action", "report_action_result", "append_action_output")
