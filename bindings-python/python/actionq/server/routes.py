@@ -580,10 +580,15 @@ async def export(
     return StreamingResponse(body(), media_type="application/jsonl")
 
 
-# The agents' routes first: FastAPI tries the routes in order (twice per
-# request for an included router), and a fleet's claims, heartbeats and
-# results are most of the requests (docs/contract/push.md#the-fleet-benchmark). The order of
-# the OpenAPI document's paths follows; nothing else depends on it (no two
-# routes match the same method and path).
-_AGENT_ROUTES = ("claim_action", "heartbeat_action", "report_action_result", "append_action_output")
-router.routes.sort(key=lambda route: getattr(route, "operation_id", None) not in _AGENT_ROUTES)
+# The agents' routes (those that take an agent credential) first: FastAPI
+# tries the routes in order (twice per request for an included router), and
+# a fleet's claims, heartbeats and results are most of the requests
+# (docs/contract/push.md#the-fleet-benchmark). The order of the OpenAPI
+# document's paths follows; nothing else depends on it (no two routes match
+# the same method and path).
+def _for_people_only(route: Any) -> bool:
+    dependant = getattr(route, "dependant", None)
+    return not any(d.call is agent_or_person for d in getattr(dependant, "dependencies", ()))
+
+
+router.routes.sort(key=_for_people_only)
