@@ -442,7 +442,9 @@ def test_a_stream_shows_an_approval_from_another_process(tmp_path: Path) -> None
 def test_until_stopped_tells_a_stop_from_the_callers_cancel() -> None:
     """A stop ends the work and answers (False, None) once the work's
     cleanup ran; the work's result wins when it comes first; the caller's
-    own cancel is raised, not taken for a stop, and cancels the work too."""
+    own cancel is raised, not taken for a stop, and cancels the work too.
+    A shutdown ends the waits registered then, at once for one registered
+    after it, and holds none that unregistered."""
     import asyncio
 
     async def scenario() -> None:
@@ -472,7 +474,15 @@ def test_until_stopped_tells_a_stop_from_the_callers_cancel() -> None:
         assert "caller" in cleaned, "the work outlived its caller"
 
         closing = push.Closing()
+        left = loop.create_future()
+        unwatch = closing.watch(left)
+        kept = loop.create_future()
+        closing.watch(kept)
+        unwatch()
         closing.close()
+        await asyncio.sleep(0)
+        assert kept.done(), "the shutdown did not end a registered wait"
+        assert not left.done(), "a wait that unregistered was still held (and ended) by the shutdown"
         late = loop.create_future()
         closing.watch(late)
         assert late.done(), "a wait registered after the shutdown did not end at once"
