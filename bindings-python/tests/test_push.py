@@ -105,12 +105,19 @@ def test_a_wait_out_of_range_is_refused(queue: ActionQueue, bad: float) -> None:
 
 def test_a_change_callback_runs_once_and_a_cancelled_one_never(queue: ActionQueue) -> None:
     calls: list[str] = []
-    kept = queue.on_change(lambda: calls.append("kept"))
+    kept_called = threading.Event()
+
+    def on_kept() -> None:
+        calls.append("kept")
+        kept_called.set()
+
+    kept = queue.on_change(on_kept)
     cancelled = queue.on_change(lambda: calls.append("cancelled"))
     assert queue.waiters() == 2
     cancelled.cancel()
     queue.pause_server("web-1")
     queue.unpause_server("web-1")
+    assert kept_called.wait(5), "a shared store's watch thread may be the one running it"
     assert calls == ["kept"]
     kept.cancel()
     assert queue.waiters() == 0
@@ -123,13 +130,23 @@ def test_a_change_callback_of_a_server_runs_only_for_that_server(queue: ActionQu
     time.sleep(0.3)
     first_look.cancel()
     calls: list[str] = []
-    web_2 = queue.on_change(lambda: calls.append("web-2"), server_id="web-2")
+    web_2_called = threading.Event()
+
+    def on_web_2() -> None:
+        calls.append("web-2")
+        web_2_called.set()
+
+    web_2 = queue.on_change(on_web_2, server_id="web-2")
     events = queue.on_change(lambda: calls.append("events"))
     queue.pause_server("web-1")
     time.sleep(0.3)  # ... and hears this commit too
     assert calls == ["events"]
     assert queue.waiters() == 1, "web-2's callback still waits"
     queue.pause_server("web-2")
+    # The committing thread or a shared store's watch thread (which hears the
+    # same commit) runs it, whichever takes it first: the latter may still be
+    # waiting for the GIL when `pause_server` returns.
+    assert web_2_called.wait(5)
     assert calls == ["events", "web-2"]
     web_2.cancel()
     events.cancel()
