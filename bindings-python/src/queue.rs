@@ -684,6 +684,23 @@ impl PyActionQueue {
             .map(|claim| claim.map(PyClaim::from))
     }
 
+    /// Whether `claim_next` with a wait would start asleep, reading nothing:
+    /// nothing about the server changed since a claim there found nothing.
+    /// Raises what that claim would raise first. Reads no store (GIL held):
+    /// what `AsyncActionQueue.claim_next` asks before it takes a thread for
+    /// its first look.
+    #[pyo3(signature = (server_id, lease_seconds = None))]
+    fn _claim_would_wait(
+        &self,
+        py: Python<'_>,
+        server_id: &str,
+        lease_seconds: Option<f64>,
+    ) -> PyResult<bool> {
+        self.queue
+            .claim_would_wait(server_id, lease(lease_seconds))
+            .map_err(|e| to_py_err(py, e))
+    }
+
     /// Extends the lease held with `lease_token`; `ConflictError` for a wrong or
     /// expired token.
     #[pyo3(signature = (id, lease_token, lease_seconds = None))]

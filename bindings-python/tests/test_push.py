@@ -193,6 +193,51 @@ def test_an_async_claim_wait_is_not_retried_for_other_servers_changes(queue: Act
     assert queue.waiters() == 0
 
 
+def test_an_async_claim_after_one_found_nothing_begins_its_wait_without_a_try(queue: ActionQueue) -> None:
+    """An idle agent's renewed wait (most of a fleet's requests) takes no
+    thread for a first look when nothing about its server changed since its
+    last look found nothing; a change still wakes it, and a caller who may
+    not claim there is refused as before."""
+    tries: list[str] = []
+
+    class CountingClaims:
+        """The queue, counting the claim tries the async wait makes."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(queue, name)
+
+        def claim_next(self, server_id: str, *args: object, **kwargs: object) -> object:
+            tries.append(server_id)
+            return queue.claim_next(server_id, *args, **kwargs)  # type: ignore[arg-type]
+
+    aqueue = AsyncActionQueue.from_queue(queue)
+    aqueue._queue = CountingClaims()  # type: ignore[assignment]
+    assert not queue._claim_would_wait("web-1"), "no look yet"
+
+    async def main() -> None:
+        assert await aqueue.claim_next("web-1", wait_seconds=0.2) is None
+        assert queue._claim_would_wait("web-1")
+        before = len(tries)
+        claiming = asyncio.create_task(aqueue.claim_next("web-1", wait_seconds=LONG))
+        while queue.waiters() < 1:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.05)
+        assert len(tries) == before, "the wait began asleep"
+        action = await aqueue.create_action("web-1", "clear_logs")
+        claim = await claiming
+        assert claim is not None and claim.id == action.id
+        assert len(tries) == before + 1
+
+    asyncio.run(main())
+    stranger = aqueue.as_principal(actionq.Principal("agent-2", "agent", server_id="web-2"))
+    with pytest.raises(actionq.PermissionDeniedError):
+        asyncio.run(stranger.claim_next("web-1", wait_seconds=LONG))
+    with pytest.raises(actionq.InvalidInputError):
+        queue._claim_would_wait("web-1", lease_seconds=0)
+    aqueue.close()
+    assert queue.waiters() == 0
+
+
 def test_async_waits_are_woken(queue: ActionQueue) -> None:
     aqueue = AsyncActionQueue.from_queue(queue)
 

@@ -215,6 +215,46 @@ fn concurrent_waiters_each_claim_one_action_once(env: Env) {
     assert_eq!(claimed, ids);
 }
 
+/// After a claim found nothing, a wait on that server begins asleep until
+/// something about it changes; any change of the server ends that, and a
+/// caller who may not claim there is refused all the same.
+fn a_claim_after_one_found_nothing_waits_without_looking(env: Env) {
+    let q = &env.queue;
+    q.create_server("web-1", None).unwrap();
+    q.create_server("web-2", None).unwrap();
+    assert!(!q.claim_would_wait("web-1", None).unwrap(), "no look yet");
+    assert!(q.claim_next("web-1", None, None).unwrap().is_none());
+    assert!(q.claim_would_wait("web-1", None).unwrap());
+    pending_action(q, "web-2");
+    assert!(
+        q.claim_would_wait("web-1", None).unwrap(),
+        "another server changed"
+    );
+    let stranger = actionq::Principal::agent("agent-2", "web-2");
+    let e = q
+        .as_principal(&stranger)
+        .claim_would_wait("web-1", None)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    let e = q
+        .claim_would_wait("web-1", Some(Duration::ZERO))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    q.pause_server("web-1").unwrap();
+    assert!(
+        !q.claim_would_wait("web-1", None).unwrap(),
+        "its server changed"
+    );
+    q.unpause_server("web-1").unwrap();
+    assert!(q.claim_next("web-1", None, None).unwrap().is_none());
+    assert!(q.claim_would_wait("web-1", None).unwrap());
+    let agent = q.clone();
+    let waiter = thread::spawn(move || agent.claim_next("web-1", None, Some(LONG)).unwrap());
+    until_waiters(q, 1);
+    let id = pending_action(q, "web-1");
+    assert_eq!(waiter.join().unwrap().expect("woken").action.id, id);
+}
+
 fn a_dropped_subscription_is_never_called(env: Env) {
     let q = &env.queue;
     q.create_server("web-1", None).unwrap();
@@ -278,6 +318,7 @@ for_each_store!(
     a_wait_still_checks_its_arguments_and_its_actor,
     concurrent_waiters_each_claim_one_action_once,
     a_dropped_subscription_is_never_called,
+    a_claim_after_one_found_nothing_waits_without_looking,
 );
 
 // ------------------------------------------------- another store, same data
@@ -308,6 +349,62 @@ fn woken_across_stores(waiting: &ActionQueue, writer: &ActionQueue, server: &str
     assert_eq!(claim.expect("woken by the other store").action.id, id);
     assert_eq!(waiting.waiters(), 0);
     woke.saturating_duration_since(approved)
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// `waiting` looks at a server and finds nothing; `writer` (another store on
+/// the same database) approves an action there, and `waiting` waits again at
+/// once, before its watch thread read that commit. Whether that wait began
+/// asleep (`claim_would_wait`: nothing it had heard of changed since its
+/// look); either way the watch thread's wake brings it the action.
+fn a_wait_begun_asleep_still_takes_what_another_store_approved(
+    waiting: &ActionQueue,
+    writer: &ActionQueue,
+) -> bool {
+    writer.create_server("web-q", None).unwrap();
+    writer.pause_server("web-q").unwrap();
+    let id = pending_action(writer, "web-q");
+    // A short wait: the watch thread starts and hears everything so far.
+    let short = Some(Duration::from_millis(300));
+    assert!(waiting.claim_next("web-q", None, short).unwrap().is_none());
+    assert!(waiting.claim_would_wait("web-q", None).unwrap());
+    writer.approve_action(id).unwrap();
+    let asleep = waiting.claim_would_wait("web-q", None).unwrap();
+    let claim = waiting.claim_next("web-q", None, Some(LONG)).unwrap();
+    assert_eq!(claim.expect("woken by the watch thread").action.id, id);
+    assert!(
+        !waiting.claim_would_wait("web-q", None).unwrap(),
+        "its claim changed the server"
+    );
+    assert_eq!(waiting.waiters(), 0);
+    asleep
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_wait_begun_asleep_takes_what_another_sqlite_store_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.sqlite3");
+    let (a, b) = (
+        ActionQueue::open(&path).unwrap(),
+        ActionQueue::open(&path).unwrap(),
+    );
+    // Nobody waited on `a` meanwhile: its watch thread slept, had not read
+    // the approval, and the wait began without a look.
+    assert!(a_wait_begun_asleep_still_takes_what_another_store_approved(
+        &a, &b
+    ));
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn a_wait_begun_asleep_takes_what_another_postgres_replica_approved() {
+    let Some(url) = common::pg::fresh_schema_url() else {
+        return;
+    };
+    let open = || pg_replica(&url);
+    // The listener reads on while nobody waits: it may have heard already.
+    a_wait_begun_asleep_still_takes_what_another_store_approved(&open(), &open());
 }
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

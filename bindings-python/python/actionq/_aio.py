@@ -34,7 +34,7 @@ import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, TypeVar
+from typing import Any, Callable, Literal, Mapping, TypeVar, cast
 
 from actionq import limits
 from actionq._actionq import (
@@ -200,18 +200,21 @@ class AsyncActionQueue:
         /,
         *args: Any,
         output: bool = False,
+        asleep_first: Callable[[], bool] | None = None,
     ) -> T:
         """``call(*args)`` (a call that may find nothing) tried again at each
         change of the queue concerning ``server_id`` (any event when ``None``;
         its live output with ``output``) until it finds something or
         ``wait_seconds`` (checked by the core) ends. Between tries only a
-        future is awaited: no thread."""
+        future is awaited: no thread. When ``asleep_first()`` (a check that
+        reads no store) says the first try would find nothing, it is skipped."""
         loop = asyncio.get_running_loop()
         if not wait_seconds or not 0 < wait_seconds <= limits.MAX_WAIT_SECONDS:
             # No wait (None, 0) is one try; a wait out of range is refused by
             # the core (InvalidInputError) before anything is tried.
             return await self._run(call, *args, wait_seconds=wait_seconds)
         deadline = loop.time() + wait_seconds
+        first = True
         while True:
             # True on a change, False when the timer ends the wait: a future
             # and a timer, no task (an idle fleet's renewals are most requests).
@@ -221,7 +224,12 @@ class AsyncActionQueue:
             )
             timer: asyncio.TimerHandle | None = None
             try:
-                found = await self._run(call, *args)
+                if first and asleep_first is not None and asleep_first():
+                    # What the try would find: nothing (a claim's None).
+                    found = cast(T, None)
+                else:
+                    found = await self._run(call, *args)
+                first = False
                 remaining = deadline - loop.time()
                 if found or remaining <= 0:
                     return found
@@ -428,7 +436,14 @@ class AsyncActionQueue:
     ) -> Claim | None:
         """Claims the server's oldest approved action; with ``wait_seconds``,
         waits for one, holding no thread (``ActionQueue.claim_next``)."""
-        return await self._waiting(wait_seconds, server_id, self._queue.claim_next, server_id, lease_seconds)
+        return await self._waiting(
+            wait_seconds,
+            server_id,
+            self._queue.claim_next,
+            server_id,
+            lease_seconds,
+            asleep_first=functools.partial(self._queue._claim_would_wait, server_id, lease_seconds),
+        )
 
     async def heartbeat(self, id: int, lease_token: str, lease_seconds: float | None = None) -> Action:
         """Extends the lease (``ActionQueue.heartbeat``)."""

@@ -514,9 +514,17 @@ impl ActionQueue {
         lease: Option<Duration>,
         wait: Option<Duration>,
     ) -> Result<Option<Claim>> {
-        self.allow(Operation::Claim, Target::Server(server_id))?;
-        let lease = self.checked_lease(lease)?;
-        self.waiting(Topic::Server(server_id), wait, || {
+        let lease = self.claim_allowed(server_id, lease)?;
+        let topic = Topic::Server(server_id);
+        let notifier = self.store.notifier();
+        // An idle agent's renewed wait (most of a fleet's requests) starts
+        // asleep when nothing changed since its last look found nothing.
+        let mut may_skip = wait.is_some_and(|w| !w.is_zero());
+        self.waiting(topic, wait, || {
+            if std::mem::take(&mut may_skip) && notifier.unchanged_since_nothing(topic) {
+                return Ok(None);
+            }
+            let seen = notifier.generation();
             self.expire_before_read()?;
             let now = self.now();
             let lease_expires_at = now + lease;
@@ -531,14 +539,35 @@ impl ActionQueue {
                 by: self.recorded_name(AGENT).to_owned(),
                 at: now,
             };
-            Ok(self
-                .store
-                .claim_next(server_id, &change)?
-                .map(|action| Claim {
-                    action,
-                    lease_token,
-                }))
+            let claimed = self.store.claim_next(server_id, &change)?;
+            if claimed.is_none() {
+                notifier.found_nothing(topic, seen);
+            }
+            Ok(claimed.map(|action| Claim {
+                action,
+                lease_token,
+            }))
         })
+    }
+
+    /// Whether a [`ActionQueue::claim_next`] with a wait on `server_id`
+    /// would start asleep, reading nothing: nothing about the server changed
+    /// since a claim on it found nothing. Its errors are those the claim
+    /// would raise first (the caller's right to claim there, the lease).
+    /// Reads no store: for a host that waits without a thread (Python's
+    /// `AsyncActionQueue`), to skip the hop to one for that first look.
+    pub fn claim_would_wait(&self, server_id: &str, lease: Option<Duration>) -> Result<bool> {
+        self.claim_allowed(server_id, lease)?;
+        Ok(self
+            .store
+            .notifier()
+            .unchanged_since_nothing(Topic::Server(server_id)))
+    }
+
+    /// The checks of a claim before any read: the right, then the lease.
+    fn claim_allowed(&self, server_id: &str, lease: Option<Duration>) -> Result<chrono::TimeDelta> {
+        self.allow(Operation::Claim, Target::Server(server_id))?;
+        self.checked_lease(lease)
     }
 
     /// Extends the lease of the executor holding `lease_token`. Conflict for a

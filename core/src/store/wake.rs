@@ -188,6 +188,9 @@ struct Waiters {
     sleepers: usize,
     condvar: Arc<Condvar>,
     callbacks: HashMap<u64, Wake>,
+    /// The latest generation at which a look at this topic began that then
+    /// found nothing ([`Notifier::found_nothing`]).
+    found_nothing_at: Option<u64>,
 }
 
 impl Waiters {
@@ -355,6 +358,29 @@ impl Notifier {
         for wake in wakes {
             wake();
         }
+    }
+
+    /// Notes that a look at `topic` (a claim's read of its server's actions)
+    /// that began at generation `seen` found nothing. The look saw every
+    /// change signalled by then, as each is signalled after its commit.
+    pub fn found_nothing(&self, topic: Topic<'_>, seen: u64) {
+        let mut state = self.lock();
+        let waiters = state.topic(topic);
+        waiters.found_nothing_at = waiters.found_nothing_at.max(Some(seen));
+    }
+
+    /// Whether a look at `topic` now would find nothing, as the last one did:
+    /// no change of `topic` was signalled since a look that found nothing
+    /// began. A change not yet signalled (another process's commit before
+    /// the watch thread reads it) will be, and wakes whoever waits then.
+    pub fn unchanged_since_nothing(&self, topic: Topic<'_>) -> bool {
+        let state = self.lock();
+        let found_nothing_at = match topic {
+            Topic::Events => state.events.found_nothing_at,
+            Topic::Server(id) => state.servers.get(id).and_then(|w| w.found_nothing_at),
+            Topic::Output(id) => state.outputs.get(id).and_then(|w| w.found_nothing_at),
+        };
+        found_nothing_at.is_some_and(|at| at >= state.changed_at(topic))
     }
 
     /// How many changes were signalled so far: read it before checking, then
@@ -562,6 +588,36 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
+
+    #[test]
+    fn a_look_that_found_nothing_holds_until_its_topic_changes() {
+        let notifier = Notifier::new();
+        let web_1 = Topic::Server("web-1");
+        assert!(!notifier.unchanged_since_nothing(web_1), "no look yet");
+        notifier.found_nothing(web_1, notifier.generation());
+        assert!(notifier.unchanged_since_nothing(web_1));
+        notifier.notify(&Touched::of_servers(&["web-2"]));
+        let mut credential = Touched::default();
+        credential.record(EventKind::Credential, "ops");
+        notifier.notify(&credential);
+        notifier.notify(&Touched::unlogged());
+        assert!(
+            notifier.unchanged_since_nothing(web_1),
+            "another server, a credential and output make nothing claimable here"
+        );
+        notifier.notify(&Touched::of_servers(&["web-1"]));
+        assert!(!notifier.unchanged_since_nothing(web_1));
+        // A look that began before a change may have missed it: it proves nothing.
+        let before = notifier.generation();
+        notifier.notify(&Touched::of_servers(&["web-1"]));
+        notifier.found_nothing(web_1, before);
+        assert!(!notifier.unchanged_since_nothing(web_1));
+        notifier.found_nothing(web_1, notifier.generation());
+        assert!(notifier.unchanged_since_nothing(web_1));
+        notifier.notify(&Touched::everything());
+        assert!(!notifier.unchanged_since_nothing(web_1));
+        assert!(!notifier.unchanged_since_nothing(Topic::Server("web-2")));
+    }
 
     #[test]
     fn a_change_before_the_sleep_is_not_missed() {
