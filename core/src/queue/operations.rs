@@ -550,22 +550,12 @@ impl ActionQueue {
         })
     }
 
-    /// Whether a [`ActionQueue::claim_next`] with a wait on `server_id`
-    /// would start asleep, reading nothing: nothing about the server changed
-    /// since a claim on it found nothing. Its errors are those the claim
-    /// would raise first (the caller's right to claim there, the lease).
-    /// Reads no store: for a host that waits without a thread (Python's
-    /// `AsyncActionQueue`), to skip the hop to one for that first look.
-    pub fn claim_would_wait(&self, server_id: &str, lease: Option<Duration>) -> Result<bool> {
-        self.claim_allowed(server_id, lease)?;
-        Ok(self
-            .store
-            .notifier()
-            .unchanged_since_nothing(Topic::Server(server_id)))
-    }
-
     /// The checks of a claim before any read: the right, then the lease.
-    fn claim_allowed(&self, server_id: &str, lease: Option<Duration>) -> Result<chrono::TimeDelta> {
+    pub(super) fn claim_allowed(
+        &self,
+        server_id: &str,
+        lease: Option<Duration>,
+    ) -> Result<chrono::TimeDelta> {
         self.allow(Operation::Claim, Target::Server(server_id))?;
         self.checked_lease(lease)
     }

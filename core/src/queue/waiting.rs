@@ -78,6 +78,20 @@ impl ActionQueue {
         self.store.notifier().subscribe(topic, wake)
     }
 
+    /// Whether a [`ActionQueue::claim_next`] with a wait on `server_id`
+    /// would start asleep, reading nothing: nothing about the server changed
+    /// since a claim on it found nothing. Its errors are those the claim
+    /// would raise first (the caller's right to claim there, the lease).
+    /// Reads no store: for a host that waits without a thread (Python's
+    /// `AsyncActionQueue`), to skip the hop to one for that first look.
+    pub fn claim_would_wait(&self, server_id: &str, lease: Option<Duration>) -> Result<bool> {
+        self.claim_allowed(server_id, lease)?;
+        Ok(self
+            .store
+            .notifier()
+            .unchanged_since_nothing(Topic::Server(server_id)))
+    }
+
     /// One look, without writing, at whether the executor of action `id`
     /// should stop: the action when a cancel was requested or it is no
     /// longer executing, else `None`. What [`ActionQueue::await_cancel`]
