@@ -254,6 +254,9 @@ pub(super) fn parse(url: &str, defaults: &PostgresOptions) -> Result<Target> {
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    // ring, on purpose: no aws-lc or system OpenSSL to build. rustls 0.23.48
+    // deprecates its provider for lacking post-quantum key exchange.
+    #[allow(deprecated)]
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
