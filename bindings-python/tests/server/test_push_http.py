@@ -226,7 +226,13 @@ def _rss_kib(pid: int) -> int:
 
 
 def _sockets(pid: int) -> int:
-    return sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir() if fd.readlink().name.startswith("socket:"))
+    open_sockets = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            open_sockets += fd.readlink().name.startswith("socket:")
+        except FileNotFoundError:  # closed between the listing and the look
+            continue
+    return open_sockets
 
 
 def test_ten_thousand_dropped_waits_leave_memory_connections_and_actions_as_they_were(tmp_path: Path) -> None:
