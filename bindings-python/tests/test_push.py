@@ -156,13 +156,12 @@ def test_a_change_callback_of_a_server_runs_only_for_that_server(queue: ActionQu
 # ------------------------------------------------------------------ async
 
 
-def test_an_async_claim_wait_is_not_retried_for_other_servers_changes(queue: ActionQueue) -> None:
-    queue.create_server("web-2")
+def _counting_claims(queue: ActionQueue) -> tuple[AsyncActionQueue, list[str]]:
+    """An async queue over `queue` that lists the server of each claim try
+    its waits make."""
     tries: list[str] = []
 
     class CountingClaims:
-        """The queue, counting the claim tries the async wait makes."""
-
         def __getattr__(self, name: str) -> object:
             return getattr(queue, name)
 
@@ -172,6 +171,12 @@ def test_an_async_claim_wait_is_not_retried_for_other_servers_changes(queue: Act
 
     aqueue = AsyncActionQueue.from_queue(queue)
     aqueue._queue = CountingClaims()  # type: ignore[assignment]
+    return aqueue, tries
+
+
+def test_an_async_claim_wait_is_not_retried_for_other_servers_changes(queue: ActionQueue) -> None:
+    queue.create_server("web-2")
+    aqueue, tries = _counting_claims(queue)
 
     async def main() -> None:
         claiming = asyncio.create_task(aqueue.claim_next("web-2", wait_seconds=LONG))
@@ -198,20 +203,7 @@ def test_an_async_claim_after_one_found_nothing_begins_its_wait_without_a_try(qu
     thread for a first look when nothing about its server changed since its
     last look found nothing; a change still wakes it, and a caller who may
     not claim there is refused as before."""
-    tries: list[str] = []
-
-    class CountingClaims:
-        """The queue, counting the claim tries the async wait makes."""
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(queue, name)
-
-        def claim_next(self, server_id: str, *args: object, **kwargs: object) -> object:
-            tries.append(server_id)
-            return queue.claim_next(server_id, *args, **kwargs)  # type: ignore[arg-type]
-
-    aqueue = AsyncActionQueue.from_queue(queue)
-    aqueue._queue = CountingClaims()  # type: ignore[assignment]
+    aqueue, tries = _counting_claims(queue)
     assert not queue._claim_would_wait("web-1"), "no look yet"
 
     async def main() -> None:
