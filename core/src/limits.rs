@@ -38,6 +38,14 @@ pub const PRUNE_BATCH_EVENTS: u32 = 256;
 /// the end of an action whose events interleave with others'; a batch that
 /// finds none stops the prune there (the next run tries again).
 pub const PRUNE_SCAN_EVENTS: u32 = 100_000;
+/// How many times a batch's own time a prune pauses after it when other
+/// writers wrote since the batch before: a prune then takes about 1 % of a
+/// busy store (a writer's p99 during a prune stays near its p99 without
+/// one) and runs at full speed on an idle one (`docs/contract/retention.md`).
+pub const PRUNE_YIELD_FACTOR: u32 = 99;
+/// The longest pause between two prune batches (a batch slowed by a stall
+/// must not hold the prune back for minutes).
+pub const PRUNE_MAX_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Largest `older_than_seconds` a prune accepts (about 1000 years): larger
 /// values would overflow the clock and prune nothing anyway.
 pub const MAX_PRUNE_AGE_SECONDS: i64 = 1000 * 366 * 86_400;

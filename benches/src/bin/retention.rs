@@ -5,8 +5,10 @@
 //!   first prepares the listing's statements), beside the same page by
 //!   `offset` (the comparison row);
 //! - prune: N finished actions (2 events each), pruned while a writer thread
-//!   creates actions on another server: the writer's create p99 during the
-//!   prune against its p99 just before it (same run), and the prune's rate;
+//!   creates actions on another server for the prune's first
+//!   [`WRITER_SECONDS`]: the writer's create p99 then against its p99 over as
+//!   long just before the prune (same run), and the prune's rate while the
+//!   writer writes (it yields to it) and after (alone, at full speed);
 //! - SQLite file size after the prune and the checkpoint, then after `VACUUM`
 //!   (the library does not vacuum: a user runs it, or sets
 //!   `auto_vacuum = incremental` on a new file).
@@ -26,6 +28,9 @@ use actionq_bench::{err, percentile, BenchResult};
 /// Seeded actions are this old (well past the prune's cutoff).
 const AGE_MICROS: i64 = 40 * 86_400 * 1_000_000;
 const CUTOFF_SECONDS: i64 = 30 * 86_400;
+
+/// How long the writer writes, alone and then beside the prune.
+const WRITER_SECONDS: u64 = 20;
 
 fn now_micros() -> i64 {
     actionq_bench::now_micros()
@@ -168,11 +173,13 @@ fn paging(
     Ok(())
 }
 
-/// The writer's create latencies (ms) until `stop`.
+/// The writer's create latencies (ms), one create each 2 ms or so, for
+/// [`WRITER_SECONDS`] or until `stop`.
 fn writer(queue: ActionQueue, stop: Arc<AtomicBool>, tag: &'static str) -> Vec<f64> {
     let mut latencies = Vec::new();
     let mut i = 0u64;
-    while !stop.load(Ordering::Relaxed) {
+    let started = Instant::now();
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(WRITER_SECONDS) {
         i += 1;
         let request = NewAction::new("live", "restart_service").service_name(format!("{tag}-{i}"));
         let t = Instant::now();
@@ -183,6 +190,17 @@ fn writer(queue: ActionQueue, stop: Arc<AtomicBool>, tag: &'static str) -> Vec<f
     latencies
 }
 
+/// Finished actions left to prune (the counts are kept per status).
+fn finished(queue: &ActionQueue) -> BenchResult<u64> {
+    Ok(queue
+        .count_actions()
+        .map_err(err)?
+        .iter()
+        .filter(|c| c.status.is_terminal())
+        .map(|c| c.count)
+        .sum())
+}
+
 fn prune_under_load(
     queue: &ActionQueue,
     n: i64,
@@ -190,33 +208,36 @@ fn prune_under_load(
     rows: &mut serde_json::Map<String, serde_json::Value>,
 ) -> BenchResult<()> {
     queue.create_server("live", None).map_err(err)?;
-    // The writer alone, for as long as the prune will take roughly (5 s).
     let stop = Arc::new(AtomicBool::new(false));
-    let alone = {
+    let alone = writer(queue.clone(), stop.clone(), "alone");
+    let before = finished(queue)?;
+    let started = Instant::now();
+    // The writer, then how many the prune had deleted when it stopped.
+    let beside = {
         let (q, s) = (queue.clone(), stop.clone());
-        let t = std::thread::spawn(move || writer(q, s, "alone"));
-        std::thread::sleep(Duration::from_secs(5));
-        stop.store(true, Ordering::Relaxed);
-        t.join().map_err(|_| "writer panicked")?
+        std::thread::spawn(move || {
+            let latencies = writer(q.clone(), s, "during");
+            (latencies, started.elapsed(), finished(&q))
+        })
     };
-    stop.store(false, Ordering::Relaxed);
-    let during = {
-        let (q, s) = (queue.clone(), stop.clone());
-        let t = std::thread::spawn(move || writer(q, s, "during"));
-        let started = Instant::now();
-        let report = queue.prune(CUTOFF_SECONDS).map_err(err)?;
-        let secs = started.elapsed().as_secs_f64();
-        stop.store(true, Ordering::Relaxed);
-        if report.pruned_actions != n as u64 {
-            return Err(format!("{store}: pruned {} of {n}", report.pruned_actions));
-        }
-        rows.insert(
-            format!("{store}_prune_actions_per_s"),
-            (n as f64 / secs).into(),
-        );
-        rows.insert(format!("{store}_prune_seconds"), secs.into());
-        t.join().map_err(|_| "writer panicked")?
-    };
+    let report = queue.prune(CUTOFF_SECONDS).map_err(err)?;
+    let secs = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let (during, loaded, left) = beside.join().map_err(|_| "writer panicked")?;
+    if report.pruned_actions != n as u64 {
+        return Err(format!("{store}: pruned {} of {n}", report.pruned_actions));
+    }
+    let pruned_loaded = before - left?;
+    let loaded = loaded.as_secs_f64();
+    rows.insert(format!("{store}_prune_seconds"), secs.into());
+    rows.insert(
+        format!("{store}_prune_actions_per_s_beside_writer"),
+        (pruned_loaded as f64 / loaded).into(),
+    );
+    rows.insert(
+        format!("{store}_prune_actions_per_s_alone"),
+        ((n as u64 - pruned_loaded) as f64 / (secs - loaded).max(1e-9)).into(),
+    );
     let (p_alone, p_during) = (percentile(&alone, 99.0), percentile(&during, 99.0));
     rows.insert(
         format!("{store}_writer_create_p99_ms_alone"),

@@ -27,11 +27,13 @@
 //! twice or step past each other) and refuses a range holding a live action.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::identity::{Operation, Target};
 use crate::limits;
 use crate::model::{Event, ExportedAction, Timestamp};
+use crate::store::wake::Topic;
 use crate::store::PruneCheckpoint;
 
 use super::ActionQueue;
@@ -80,10 +82,36 @@ impl ActionQueue {
     /// # Ok::<(), actionq::Error>(())
     /// ```
     pub fn prune(&self, older_than_seconds: i64) -> Result<PruneReport> {
+        self.prune_pacing(older_than_seconds, |pause| {
+            if let Some(pause) = pause {
+                std::thread::sleep(pause);
+            }
+        })
+    }
+
+    /// [`ActionQueue::prune`], calling `between_batches` after each batch
+    /// with the pause it owes the store's other writers: `None` when none
+    /// wrote since the batch before (an idle store is pruned at full speed),
+    /// else [`limits::PRUNE_YIELD_FACTOR`] times the batch's time, at most
+    /// [`limits::PRUNE_MAX_PAUSE`], so that a prune takes about 1 % of a busy
+    /// store's time. A write of another process counts once the store's watch
+    /// has signalled it.
+    pub(crate) fn prune_pacing(
+        &self,
+        older_than_seconds: i64,
+        mut between_batches: impl FnMut(Option<Duration>),
+    ) -> Result<PruneReport> {
         self.allow(Operation::Retention, Target::None)?;
         let cutoff = self.cutoff(older_than_seconds)?;
+        let notifier = self.store.notifier();
         let mut pruned_actions = 0;
+        // The writes of others log events; a batch logs none.
+        let mut seen = notifier.logged_at();
         loop {
+            // Registered while the batch runs, so that the store's watch of
+            // other processes looks (it sleeps while nobody waits).
+            let _watching = notifier.subscribe(Topic::Events, || {});
+            let started = Instant::now();
             let from = self.store.prune_checkpoint()?;
             let Some(end) = self.plan_batch(&from, cutoff)? else {
                 return Ok(PruneReport {
@@ -99,6 +127,11 @@ impl ActionQueue {
             {
                 pruned_actions += n;
             }
+            let now = notifier.logged_at();
+            between_batches((now != seen).then(|| {
+                (started.elapsed() * limits::PRUNE_YIELD_FACTOR).min(limits::PRUNE_MAX_PAUSE)
+            }));
+            seen = now;
         }
     }
 
@@ -128,7 +161,7 @@ impl ActionQueue {
         loop {
             let events = self
                 .store
-                .events_since(cursor, limits::MAX_EVENTS_LIMIT as u32)?;
+                .events_since(cursor, limits::PRUNE_BATCH_EVENTS)?;
             let Some(last) = events.last() else {
                 return Ok(end);
             };
@@ -259,5 +292,115 @@ impl Iterator for Export {
             }
         }
         self.ready.pop_front().map(Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::store::wake::Topic;
+    use crate::{limits, ActionQueue, Clock, ManualClock, NewAction};
+
+    /// Finished actions, an hour old, for four batches.
+    fn history(queue: &ActionQueue, clock: &ManualClock) {
+        queue.create_server("old", None).unwrap();
+        queue.create_server("busy", None).unwrap();
+        for _ in 0..2 * limits::PRUNE_BATCH_EVENTS {
+            let action = queue
+                .create_action(&NewAction::new("old", "clear_logs"))
+                .unwrap();
+            queue.cancel_action(action.id).unwrap();
+        }
+        clock.advance(chrono::TimeDelta::hours(1));
+    }
+
+    /// The pauses `prune` took between batches, with `meanwhile` run after
+    /// each batch (given its number from 0).
+    fn pauses(queue: &ActionQueue, mut meanwhile: impl FnMut(usize)) -> Vec<Option<Duration>> {
+        let mut pauses = Vec::new();
+        let report = queue
+            .prune_pacing(60, |pause| {
+                meanwhile(pauses.len());
+                pauses.push(pause);
+            })
+            .unwrap();
+        assert_eq!(report.pruned_actions, 2 * limits::PRUNE_BATCH_EVENTS as u64);
+        assert!(pauses.len() >= 4, "{} batches", pauses.len());
+        pauses
+    }
+
+    /// Runs `each` on a queue with [`history`] and a writer: in memory, the
+    /// queue itself; on a SQLite file, another store on the file, whose
+    /// writes reach the queue only through its store's watch.
+    fn stores(each: impl Fn(ActionQueue, ActionQueue)) {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let as_clock = || -> Arc<dyn Clock> { clock.clone() };
+        let memory = ActionQueue::in_memory().with_clock(as_clock());
+        history(&memory, &clock);
+        each(memory.clone(), memory);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let sqlite = ActionQueue::open(&path).unwrap().with_clock(as_clock());
+        history(&sqlite, &clock);
+        // The watch's first look signals a change of anything (it cannot
+        // tell what landed before it), and a prune's batch that sees it
+        // pauses once: let it happen first.
+        wait_for_logged_change(&sqlite, || {});
+        let other = ActionQueue::open(&path).unwrap().with_clock(as_clock());
+        each(sqlite, other);
+    }
+
+    /// Runs `change`, then waits until `queue`'s notifier signalled a
+    /// logged change after it began, keeping the store's watch looking.
+    fn wait_for_logged_change(queue: &ActionQueue, change: impl FnOnce()) {
+        let _watching = queue.store.notifier().subscribe(Topic::Events, || {});
+        wait_for_signal(queue, change);
+    }
+
+    /// [`wait_for_logged_change`], counting on someone else to keep the
+    /// watch looking.
+    fn wait_for_signal(queue: &ActionQueue, change: impl FnOnce()) {
+        let notifier = queue.store.notifier();
+        let before = notifier.logged_at();
+        change();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while notifier.logged_at() == before {
+            assert!(Instant::now() < deadline, "the change was never signalled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Nobody else writes: no batch pauses. Between batches the SQLite
+    /// store's watch has time to see the prune's own commits (as changes
+    /// that logged nothing): they do not count.
+    #[test]
+    fn a_prune_of_an_idle_store_never_pauses() {
+        stores(|queue, _| {
+            let pauses = pauses(&queue, |_| std::thread::sleep(Duration::from_millis(100)));
+            assert!(pauses.iter().all(Option::is_none), "{pauses:?}");
+        });
+    }
+
+    /// A write between two batches, in this process or (SQLite) another
+    /// store on the file: the next batch pauses, in proportion to its time
+    /// and within the cap; the batches after it, with nobody writing, do not.
+    /// The prune itself keeps the store's watch looking.
+    #[test]
+    fn a_prune_pauses_after_a_batch_when_another_writer_wrote() {
+        stores(|queue, writer| {
+            let pauses = pauses(&queue, |batch| {
+                if batch == 0 {
+                    wait_for_signal(&queue, || {
+                        writer.pause_server("busy").unwrap();
+                    });
+                }
+            });
+            assert_eq!(pauses[0], None, "{pauses:?}");
+            let pause = pauses[1].expect("the batch after the write pauses");
+            assert!(pause > Duration::ZERO && pause <= limits::PRUNE_MAX_PAUSE);
+            assert!(pauses[2..].iter().all(Option::is_none), "{pauses:?}");
+        });
     }
 }

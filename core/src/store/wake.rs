@@ -389,6 +389,14 @@ impl Notifier {
         self.lock().generation
     }
 
+    /// The generation of the last signalled change that logged an event
+    /// (0: none yet). A write that logs nothing (a prune batch, a lease, a
+    /// chunk of output) leaves it, so a prune compares it across a batch to
+    /// learn whether others write.
+    pub fn logged_at(&self) -> u64 {
+        self.lock().events.changed_at
+    }
+
     /// Sleeps until a change of `topic` after generation `seen` is signalled
     /// (true) or `deadline` passes (false). Returns at once when one already was.
     pub fn wait_past(&self, topic: Topic<'_>, seen: u64, deadline: Instant) -> bool {
