@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime
 
 from fastapi.testclient import TestClient
@@ -124,3 +126,31 @@ def test_auth_failures_tell_unauthenticated_from_permission_denied() -> None:
     assert m[("actionq_auth_failures_total", (("reason", "permission_denied"),))] == 2
     assert m[("actionq_auth_failures_total", (("reason", "unauthenticated"),))] == 1
     assert m[("actionq_actions_approved_total", ())] == 0
+
+
+def test_requests_make_no_opentelemetry_span_even_with_a_provider_configured() -> None:
+    """FastAPI's own OpenTelemetry is off (docs/contract/deployment.md#logs):
+    with a tracer provider set for the process, requests ask it for nothing.
+    In a process of its own: a global provider can be set only once."""
+    code = """
+import opentelemetry.trace as trace
+from fastapi.testclient import TestClient
+from actionq.server import create_app
+
+asked = []
+
+class Provider(trace.TracerProvider):
+    def get_tracer(self, *args, **kwargs):
+        asked.append(args)
+        return trace.NoOpTracer()
+
+trace.set_tracer_provider(Provider())
+key = "k" * 20
+with TestClient(create_app(api_key=key), headers={"X-API-Key": key}) as client:
+    assert client.post("/api/v1/servers", json={"id": "web-1"}).status_code == 201
+    assert client.get("/api/v1/servers").status_code == 200
+print(len(asked))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"

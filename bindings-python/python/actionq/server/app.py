@@ -257,6 +257,11 @@ def create_app(
         title="actionq Action Queue API",
         version=actionq.__version__,
         description="Whitelisted remediation actions: request, approve, execute, audit.",
+        # FastAPI's own OpenTelemetry asks the global providers on every
+        # request whether it is on (about 5 % of an idle agent's renewal);
+        # the server reports through /metrics and its logs instead
+        # (docs/contract/deployment.md). FastAPI before 0.165 ignores it.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     signer, _ = resolve_signing_key(signing_key, db_path)
     app.state.actionq = ServerState(queue=queue, api_key=key.encode(), signing_key=signer)
