@@ -33,7 +33,6 @@ use crate::error::{Error, Result};
 use crate::identity::{Operation, Target};
 use crate::limits;
 use crate::model::{Event, ExportedAction, Timestamp};
-use crate::store::wake::Topic;
 use crate::store::PruneCheckpoint;
 
 use super::ActionQueue;
@@ -95,7 +94,8 @@ impl ActionQueue {
     /// else [`limits::PRUNE_YIELD_FACTOR`] times the batch's time, at most
     /// [`limits::PRUNE_MAX_PAUSE`], so that a prune takes about 1 % of a busy
     /// store's time. A write of another process counts once the store's watch
-    /// has signalled it.
+    /// has signalled it, which it does while anyone in this process waits (a
+    /// prune does not start it: its connection would outlive a dropped store).
     pub(crate) fn prune_pacing(
         &self,
         older_than_seconds: i64,
@@ -108,9 +108,6 @@ impl ActionQueue {
         // The writes of others log events; a batch logs none.
         let mut seen = notifier.logged_at();
         loop {
-            // Registered while the batch runs, so that the store's watch of
-            // other processes looks (it sleeps while nobody waits).
-            let _watching = notifier.subscribe(Topic::Events, || {});
             let started = Instant::now();
             let from = self.store.prune_checkpoint()?;
             let Some(end) = self.plan_batch(&from, cutoff)? else {
@@ -356,17 +353,9 @@ mod tests {
 
     /// Runs `change`, then waits until `queue`'s notifier signalled a
     /// logged change after it began, keeping the store's watch looking.
-    #[cfg(feature = "sqlite")]
     fn wait_for_logged_change(queue: &ActionQueue, change: impl FnOnce()) {
         let notifier = queue.store.notifier();
         let _watching = notifier.subscribe(crate::store::wake::Topic::Events, || {});
-        wait_for_signal(queue, change);
-    }
-
-    /// [`wait_for_logged_change`], counting on someone else to keep the
-    /// watch looking.
-    fn wait_for_signal(queue: &ActionQueue, change: impl FnOnce()) {
-        let notifier = queue.store.notifier();
         let before = notifier.logged_at();
         change();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -388,15 +377,15 @@ mod tests {
     }
 
     /// A write between two batches, in this process or (SQLite) another
-    /// store on the file: the next batch pauses, in proportion to its time
-    /// and within the cap; the batches after it, with nobody writing, do not.
-    /// The prune itself keeps the store's watch looking.
+    /// store on the file, seen through the watch while someone waits: the
+    /// next batch pauses, in proportion to its time and within the cap; the
+    /// batches after it, with nobody writing, do not.
     #[test]
     fn a_prune_pauses_after_a_batch_when_another_writer_wrote() {
         stores(|queue, writer| {
             let pauses = pauses(&queue, |batch| {
                 if batch == 0 {
-                    wait_for_signal(&queue, || {
+                    wait_for_logged_change(&queue, || {
                         writer.pause_server("busy").unwrap();
                     });
                 }
