@@ -327,15 +327,16 @@ mod tests {
         pauses
     }
 
-    /// Runs `each` on a queue with [`history`] and a writer: in memory, the
-    /// queue itself; on a SQLite file, another store on the file, whose
-    /// writes reach the queue only through its store's watch.
-    fn stores(each: impl Fn(ActionQueue, ActionQueue)) {
+    /// Runs `each` on a queue with [`history`], a writer and whether the
+    /// store has a watch: in memory, the queue itself (no watch); on a SQLite
+    /// file, another store on the file, whose writes reach the queue only
+    /// through its store's watch.
+    fn stores(each: impl Fn(ActionQueue, ActionQueue, bool)) {
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let as_clock = || -> Arc<dyn Clock> { clock.clone() };
         let memory = ActionQueue::in_memory().with_clock(as_clock());
         history(&memory, &clock);
-        each(memory.clone(), memory);
+        each(memory.clone(), memory, false);
         #[cfg(feature = "sqlite")]
         {
             let dir = tempfile::tempdir().unwrap();
@@ -347,7 +348,7 @@ mod tests {
             // pauses once: let it happen first.
             wait_for_logged_change(&sqlite, || {});
             let other = ActionQueue::open(&path).unwrap().with_clock(as_clock());
-            each(sqlite, other);
+            each(sqlite, other, true);
         }
     }
 
@@ -365,14 +366,25 @@ mod tests {
         }
     }
 
-    /// Nobody else writes: no batch pauses. Between batches the SQLite
-    /// store's watch has time to see the prune's own commits (as changes
-    /// that logged nothing): they do not count.
+    /// Nobody else writes: no batch pauses. A waiter keeps the SQLite
+    /// store's watch looking, and between batches it has time to see the
+    /// prune's own commits (as changes that logged nothing): they do not
+    /// count.
     #[test]
     fn a_prune_of_an_idle_store_never_pauses() {
-        stores(|queue, _| {
+        stores(|queue, _, has_watch| {
+            let notifier = queue.store.notifier();
+            let _waiting = notifier.subscribe(crate::store::wake::Topic::Events, || {});
+            let watched = notifier.generation();
             let pauses = pauses(&queue, |_| std::thread::sleep(Duration::from_millis(100)));
             assert!(pauses.iter().all(Option::is_none), "{pauses:?}");
+            if has_watch {
+                assert_ne!(
+                    notifier.generation(),
+                    watched,
+                    "the watch saw no commit of the prune"
+                );
+            }
         });
     }
 
@@ -382,7 +394,7 @@ mod tests {
     /// batches after it, with nobody writing, do not.
     #[test]
     fn a_prune_pauses_after_a_batch_when_another_writer_wrote() {
-        stores(|queue, writer| {
+        stores(|queue, writer, _| {
             let pauses = pauses(&queue, |batch| {
                 if batch == 0 {
                     wait_for_logged_change(&queue, || {
