@@ -15,6 +15,7 @@ use super::servers;
 use super::{Conn, Db, Out};
 use crate::audit::HASH_VERSION;
 use crate::error::Error;
+use crate::limits;
 use crate::model::{Action, ActionCount, ActionFilter, ActionStatus};
 use crate::store::sweep::Due;
 use crate::store::{ActionDraft, Change, ConflictGuard, EventDraft, PageRequest};
@@ -424,7 +425,14 @@ pub(super) fn expire_due(conn: &mut Conn, due: Due<'_>, change: &Change) -> Out<
 /// Keyset paging is a range on the index's trailing (`created_at`, id)
 /// below the place of `before_id`: its own key, or the `created_at` of the
 /// newest action stored below it (`PageRequest::before_id`), one seek by id.
-pub(super) fn listing_sql(filter: &ActionFilter, keyset: bool) -> String {
+///
+/// With `capped` (see [`capped`]) the page is cut from the first
+/// [`LISTING_CAP`] matches, a literal: the planner then prices the generic
+/// plan like the custom ones and keeps it after its fifth run, instead of
+/// planning the statement again at every page (about half of a deep page's
+/// time). A `LIMIT` or `OFFSET` that is only a parameter is priced as a
+/// tenth of the table, so those statements get a custom plan every time.
+pub(super) fn listing_sql(filter: &ActionFilter, keyset: bool, capped: bool) -> String {
     let mut clauses = Vec::new();
     for (column, set) in [
         ("server_id", filter.server_id.is_some()),
@@ -451,17 +459,43 @@ pub(super) fn listing_sql(filter: &ActionFilter, keyset: bool) -> String {
             k = n + 3
         ));
     }
+    let matches = format!(
+        "SELECT {columns} FROM actions {where_clause} ORDER BY created_at DESC, id DESC",
+        columns = action_columns!(),
+        where_clause = where_of(&clauses),
+    );
+    let page = if capped {
+        format!("SELECT * FROM ({matches} LIMIT {LISTING_CAP}) capped")
+    } else {
+        matches
+    };
     format!(
-        "WITH page AS (SELECT {columns} FROM actions {where_clause} \
-                       ORDER BY created_at DESC, id DESC LIMIT ${l} OFFSET ${o}) \
+        "WITH page AS ({page} LIMIT ${l} OFFSET ${o}) \
          SELECT t.total, page.* FROM \
            (SELECT COALESCE(SUM(n), 0)::bigint AS total FROM action_counts {total_where}) t \
          LEFT JOIN page ON true ORDER BY page.created_at DESC, page.id DESC",
-        columns = action_columns!(),
-        where_clause = where_of(&clauses),
         l = n + 1,
         o = n + 2,
     )
+}
+
+/// The most rows a listing reads: the longest page and the one past it that
+/// tells whether a next page exists.
+const LISTING_CAP: i64 = limits::MAX_PAGE_LIMIT + 1;
+
+/// Whether a listing may take [`listing_sql`]'s capped shape, whose plan the
+/// planner keeps: when the page lies within the first [`LISTING_CAP`]
+/// matches (every keyset page, and offset pages near the start), and when
+/// one plan suits every value of the filters. A filter by status or action
+/// type does not: a rare status is best found through its own index, a
+/// common one by walking `actions_by_created`, and only a plan made for
+/// the value knows which (a generic plan walking the whole table for a
+/// status it lacks would be the slowest read there is).
+fn capped(filter: &ActionFilter, page: PageRequest) -> bool {
+    filter.status.is_none()
+        && filter.action_type.is_none()
+        && i64::from(page.limit).saturating_add(i64::try_from(page.offset).unwrap_or(i64::MAX))
+            <= LISTING_CAP
 }
 
 /// The requested page of actions under `filter`, newest first, and the total,
@@ -490,7 +524,10 @@ pub(super) fn list(
         args.push(before_id);
     }
     let rows = conn
-        .query(&listing_sql(filter, page.before_id.is_some()), &args)
+        .query(
+            &listing_sql(filter, page.before_id.is_some(), capped(filter, page)),
+            &args,
+        )
         .db("list actions")?;
     let mut total = 0i64;
     let mut actions = Vec::new();

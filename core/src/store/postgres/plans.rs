@@ -19,6 +19,7 @@ use super::output;
 use super::servers::{LOCK_SERVER_SQL, SELECT_SERVER_SQL};
 use super::{PostgresOptions, PostgresStore};
 use crate::model::{ActionFilter, ActionStatus};
+use crate::store::{PageRequest, Store};
 
 /// Actions in the populated database: statuses cycle as in the bench's
 /// 1M-row file (a third completed, a ninth executing, a ninth pending), over
@@ -250,20 +251,29 @@ fn expectations() -> Vec<(String, String, String, Vec<&'static str>)> {
             (false, false, true) => vec!["actions_by_type", "actions_by_created"],
             (false, false, false) => vec!["actions_by_created"],
         };
-        cases.push((
-            format!("list {filter:?}"),
-            listing_sql(&filter, false),
-            args.join(", "),
-            indexes.clone(),
-        ));
-        // Keyset paging deep in the listing: the same index, from a seek.
-        args.push("27000");
-        cases.push((
-            format!("list keyset {filter:?}"),
-            listing_sql(&filter, true),
-            args.join(", "),
-            indexes,
-        ));
+        // Each shape the store may run for these filters (see `capped`).
+        let shapes: &[bool] = if filter.status.is_none() && filter.action_type.is_none() {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &capped in shapes {
+            cases.push((
+                format!("list {filter:?} capped: {capped}"),
+                listing_sql(&filter, false, capped),
+                args.join(", "),
+                indexes.clone(),
+            ));
+            // Keyset paging deep in the listing: the same index, from a seek.
+            let mut keyset_args = args.clone();
+            keyset_args.push("27000");
+            cases.push((
+                format!("list keyset {filter:?} capped: {capped}"),
+                listing_sql(&filter, true, capped),
+                keyset_args.join(", "),
+                indexes.clone(),
+            ));
+        }
     }
     cases
 }
@@ -308,8 +318,80 @@ fn sweeps_and_hot_statements_use_their_indexes() {
             }
         }
     }
+    let plans = plans_kept(&store_url);
     client
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .unwrap();
     assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    for (what, generic, custom) in plans {
+        if what.contains("status") {
+            // Planned for each status asked for: a generic plan cannot know
+            // whether the status is rare (`capped`).
+            assert_eq!((generic, custom), (0, RUNS), "{what}");
+        } else {
+            // Planned five times, then the generic plan kept.
+            assert!(
+                generic >= RUNS - 5,
+                "{what}: {generic} generic plans, {custom} custom"
+            );
+        }
+    }
+}
+
+/// Pages each listing [`plans_kept`] runs.
+const RUNS: i64 = 12;
+
+/// Through the store (one pooled connection), [`RUNS`] keyset pages deep in
+/// the listing and as many first pages by status; then how often the
+/// server used a generic plan and planned anew for each statement
+/// (`pg_prepared_statements`, PostgreSQL 14 and later).
+fn plans_kept(store_url: &str) -> Vec<(String, i64, i64)> {
+    let options = PostgresOptions {
+        pool_size: 1,
+        ..PostgresOptions::default()
+    };
+    let store = PostgresStore::open(store_url, &options).unwrap();
+    let keyset = PageRequest {
+        limit: 51,
+        offset: 0,
+        before_id: Some(27_000),
+    };
+    let first = PageRequest {
+        before_id: None,
+        ..keyset
+    };
+    let unfiltered = ActionFilter::default();
+    let by_status = ActionFilter {
+        status: Some(ActionStatus::Pending),
+        ..ActionFilter::default()
+    };
+    for _ in 0..RUNS {
+        let (page, _) = store.list_actions(&unfiltered, keyset).unwrap();
+        assert_eq!(page.len(), 51);
+        store.list_actions(&unfiltered, first).unwrap();
+        store.list_actions(&by_status, first).unwrap();
+    }
+    let mut conn = store.conn("plans").unwrap();
+    let rows = conn
+        .client
+        .query(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements \
+             WHERE statement LIKE 'WITH page AS%'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 3, "one statement per listing shape");
+    rows.iter()
+        .map(|r| {
+            let sql: String = r.get(0);
+            let what = if sql.contains("status =") {
+                "listing by status"
+            } else if sql.contains("id <=") {
+                "keyset listing"
+            } else {
+                "first page"
+            };
+            (what.to_owned(), r.get(1), r.get(2))
+        })
+        .collect()
 }
