@@ -1,7 +1,7 @@
 //! Retention benchmarks (`docs/contract/retention.md`), `make bench-retention`:
 //!
 //! - keyset paging: a page of 50 at depth 0.9·N of N actions by `before_id`,
-//!   p99 over 200 calls once every pooled connection has served one (its
+//!   p50 and p99 over 1,000 calls once every pooled connection has served one (its
 //!   first prepares the listing's statements), beside the same page by
 //!   `offset` (the comparison row);
 //! - prune: N finished actions (2 events each), pruned while a writer thread
@@ -9,6 +9,9 @@
 //!   [`WRITER_SECONDS`]: the writer's create p99 then against its p99 over as
 //!   long just before the prune (same run), and the prune's rate while the
 //!   writer writes (it yields to it) and after (alone, at full speed);
+//! - PostgreSQL's keyset page beside a baseline run alternately with it:
+//!   the same page planned anew at every call, as before the listing's
+//!   capped shape let PostgreSQL keep its plan;
 //! - SQLite file size after the prune and the checkpoint, then after `VACUUM`
 //!   (the library does not vacuum: a user runs it, or sets
 //!   `auto_vacuum = incremental` on a new file).
@@ -95,6 +98,16 @@ fn run() -> BenchResult<()> {
             actionq::limits::DEFAULT_PG_POOL_SIZE as usize,
             &mut rows,
         )?;
+        // The baseline beside it: the same pages with a plan made at every
+        // page, as PostgreSQL did before the listing's capped shape.
+        let replanned = ActionQueue::new(
+            PostgresStore::open(
+                &format!("{url}%20-cplan_cache_mode%3Dforce_custom_plan"),
+                &PostgresOptions::default(),
+            )
+            .map_err(err)?,
+        );
+        keyset_beside(&queue, &replanned, n, &mut rows)?;
         prune_under_load(&queue, n, "pg", &mut rows)?;
     } else {
         eprintln!("ACTIONQ_TEST_PG_URL not set: PostgreSQL part skipped");
@@ -112,7 +125,7 @@ fn tempdir(out: &str) -> BenchResult<std::path::PathBuf> {
     Ok(dir)
 }
 
-/// Keyset page at depth 0.9·N (p99 of 200, after one unmeasured page per
+/// Keyset page at depth 0.9·N (p50 and p99 of 1,000, after one unmeasured page per
 /// pooled connection: `connections`) and the offset page at the same depth
 /// (p99 of 5: each reads 0.9·N index entries).
 fn paging(
@@ -147,7 +160,7 @@ fn paging(
     let cold: Vec<f64> = (0..connections)
         .map(|_| page(keyset()))
         .collect::<BenchResult<_>>()?;
-    let keyset: Vec<f64> = (0..200)
+    let keyset: Vec<f64> = (0..1000)
         .map(|_| page(keyset()))
         .collect::<BenchResult<_>>()?;
     let offset: Vec<f64> = (0..5)
@@ -158,6 +171,10 @@ fn paging(
             })
         })
         .collect::<BenchResult<_>>()?;
+    rows.insert(
+        format!("{store}_keyset_page_depth90_p50_ms"),
+        percentile(&keyset, 50.0).into(),
+    );
     rows.insert(
         format!("{store}_keyset_page_depth90_p99_ms"),
         percentile(&keyset, 99.0).into(),
@@ -170,6 +187,51 @@ fn paging(
         format!("{store}_offset_page_depth90_p99_ms"),
         percentile(&offset, 99.0).into(),
     );
+    Ok(())
+}
+
+/// PostgreSQL's keyset page as the store runs it against the same page
+/// planned anew at every call (`plan_cache_mode = force_custom_plan` on
+/// `replanned`'s connections), in alternating blocks of 100 so that both
+/// meet the same moments of a noisy machine: p50 and p99 of 1,000 each.
+fn keyset_beside(
+    queue: &ActionQueue,
+    replanned: &ActionQueue,
+    n: i64,
+    rows: &mut serde_json::Map<String, serde_json::Value>,
+) -> BenchResult<()> {
+    let query = ActionQuery {
+        before_id: Some(n / 10 + 1),
+        ..ActionQuery::default()
+    };
+    let mut kept = Vec::new();
+    let mut planned = Vec::new();
+    for _ in 0..actionq::limits::DEFAULT_PG_POOL_SIZE {
+        replanned.list_actions(&query).map_err(err)?;
+    }
+    for _ in 0..10 {
+        for (q, into) in [(queue, &mut kept), (replanned, &mut planned)] {
+            for _ in 0..100 {
+                let t = Instant::now();
+                q.list_actions(&query).map_err(err)?;
+                into.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    for (name, v) in [("plan_kept", &kept), ("planned_each_page", &planned)] {
+        for p in [50.0, 99.0] {
+            rows.insert(
+                format!("pg_keyset_page_depth90_{name}_p{p}_ms"),
+                percentile(v, p).into(),
+            );
+        }
+    }
+    for p in [50.0, 99.0] {
+        rows.insert(
+            format!("ratio_pg_keyset_p{p}_planned_each_page__plan_kept"),
+            (percentile(&planned, p) / percentile(&kept, p)).into(),
+        );
+    }
     Ok(())
 }
 

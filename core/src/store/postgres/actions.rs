@@ -465,7 +465,12 @@ pub(super) fn listing_sql(filter: &ActionFilter, keyset: bool, capped: bool) -> 
         where_clause = where_of(&clauses),
     );
     let page = if capped {
-        format!("SELECT * FROM ({matches} LIMIT {LISTING_CAP}) capped")
+        // Ordered again, so the page's rows are the right ones by the
+        // letter of SQL; the planner knows the rows come in that order.
+        format!(
+            "SELECT * FROM ({matches} LIMIT {LISTING_CAP}) capped \
+             ORDER BY created_at DESC, id DESC"
+        )
     } else {
         matches
     };
