@@ -381,7 +381,8 @@ fn plans_kept(store_url: &str) -> Vec<(String, i64, i64)> {
         )
         .unwrap();
     assert_eq!(rows.len(), 3, "one statement per listing shape");
-    rows.iter()
+    let kept = rows
+        .iter()
         .map(|r| {
             let sql: String = r.get(0);
             let what = if sql.contains("status =") {
@@ -393,5 +394,15 @@ fn plans_kept(store_url: &str) -> Vec<(String, i64, i64)> {
             };
             (what.to_owned(), r.get(1), r.get(2))
         })
-        .collect()
+        .collect();
+    drop(conn);
+    // Both sides of the cap: the last page inside the first 101 matches
+    // (capped) and one past them (not), each starting where offset says.
+    for offset in [50, 100] {
+        let page = PageRequest { offset, ..first };
+        let (page, _) = store.list_actions(&unfiltered, page).unwrap();
+        assert_eq!(page.len(), 51, "offset {offset}");
+        assert_eq!(page[0].id, ACTIONS - offset as i64, "offset {offset}");
+    }
+    kept
 }
